@@ -1,0 +1,137 @@
+//! The worktree index (`.mediagit/index`): what is staged, plus a stat cache.
+//!
+//! Layout: magic `MGINDEX\0`, version (u32 LE), the postcard encoding of
+//! [`IndexFile`], then the SHA-256 of all preceding bytes.
+use serde::{Deserialize, Serialize};
+
+use crate::object::Timestamp;
+use crate::{FormatError, ObjectId};
+
+pub const INDEX_MAGIC: &[u8; 8] = b"MGINDEX\0";
+pub const INDEX_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexKind {
+    File,
+    Executable,
+    Symlink,
+}
+
+/// What `stat` said about the file when its content id was computed. If a
+/// later `stat` gives the same values, the content is assumed unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatInfo {
+    pub size: u64,
+    pub mtime: Timestamp,
+    pub ctime: Timestamp,
+    pub ino: u64,
+    pub dev: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// Path relative to the worktree root, `/`-separated.
+    pub path: String,
+    pub kind: IndexKind,
+    pub stat: StatInfo,
+    /// SHA-256 of the content (for a symlink: of its target).
+    pub content: ObjectId,
+    /// The file's manifest (zero for symlinks).
+    pub manifest: ObjectId,
+    /// Symlink target.
+    pub target: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexFile {
+    /// When the index was written; entries whose mtime is not older than
+    /// this are "racily clean" and get re-hashed.
+    pub written_at: Timestamp,
+    /// Sorted by path bytes, unique.
+    pub entries: Vec<IndexEntry>,
+}
+
+impl IndexFile {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(INDEX_MAGIC);
+        b.extend_from_slice(&INDEX_VERSION.to_le_bytes());
+        let body = postcard::to_stdvec(self).expect("postcard encoding of plain data");
+        b.extend_from_slice(&body);
+        let sum = ObjectId::hash(&b);
+        b.extend_from_slice(&sum.0);
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<IndexFile, FormatError> {
+        const W: &str = "index";
+        if b.len() < 12 + 32 {
+            return Err(FormatError::Truncated {
+                what: W,
+                len: b.len(),
+                need: 44,
+            });
+        }
+        if &b[..8] != INDEX_MAGIC {
+            return Err(FormatError::BadMagic { what: W });
+        }
+        let v = u32::from_le_bytes(b[8..12].try_into().expect("4"));
+        if v != INDEX_VERSION {
+            return Err(FormatError::UnknownVersion {
+                what: W,
+                found: v,
+                supported: INDEX_VERSION,
+            });
+        }
+        let (body, sum) = b.split_at(b.len() - 32);
+        if ObjectId::hash(body).0 != sum {
+            return Err(FormatError::Checksum { what: W });
+        }
+        let (idx, rest): (IndexFile, _) =
+            postcard::take_from_bytes(&body[12..]).map_err(|e| FormatError::Decode {
+                what: W,
+                reason: e.to_string(),
+            })?;
+        if !rest.is_empty() {
+            return Err(FormatError::Decode {
+                what: W,
+                reason: "trailing bytes".into(),
+            });
+        }
+        if idx
+            .entries
+            .windows(2)
+            .any(|w| w[0].path.as_bytes() >= w[1].path.as_bytes())
+        {
+            return Err(FormatError::Decode {
+                what: W,
+                reason: "entries not sorted".into(),
+            });
+        }
+        Ok(idx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_checksum() {
+        let idx = IndexFile {
+            written_at: Timestamp { secs: 5, nanos: 1 },
+            entries: vec![IndexEntry {
+                path: "a/b.jpg".into(),
+                kind: IndexKind::File,
+                stat: StatInfo::default(),
+                content: ObjectId::hash(b"c"),
+                manifest: ObjectId::hash(b"m"),
+                target: None,
+            }],
+        };
+        let mut b = idx.encode();
+        assert_eq!(IndexFile::decode(&b).unwrap(), idx);
+        b[14] ^= 0xff;
+        assert!(IndexFile::decode(&b).is_err());
+    }
+}

@@ -1,0 +1,364 @@
+//! Objects of the version history and their canonical encodings.
+//!
+//! Every object is encoded as one version byte ([`OBJECT_VERSION`]) followed
+//! by the `postcard` encoding of the struct. The encoding is canonical: the
+//! same value always gives the same bytes, so an object's id (the SHA-256 of
+//! those bytes) is stable. Decoders refuse unknown versions, trailing bytes,
+//! unsorted or duplicate tree entries and tree entry names that could escape
+//! the working tree (`..`, `/`, NUL, empty).
+use serde::{Deserialize, Serialize};
+
+use crate::{FormatError, ObjectId};
+
+/// Version byte that prefixes every encoded manifest, tree, commit and tag.
+pub const OBJECT_VERSION: u8 = 1;
+
+/// What a pack entry holds. The numeric values are part of the format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum ObjectKind {
+    /// A piece of file content, as cut by the chunker. Id: SHA-256 of the bytes.
+    Chunk = 1,
+    /// The ordered list of chunks of one file.
+    Manifest = 2,
+    Tree = 3,
+    Commit = 4,
+    /// An annotated tag.
+    Tag = 5,
+}
+
+impl ObjectKind {
+    pub fn from_u8(v: u8) -> Option<ObjectKind> {
+        Some(match v {
+            1 => ObjectKind::Chunk,
+            2 => ObjectKind::Manifest,
+            3 => ObjectKind::Tree,
+            4 => ObjectKind::Commit,
+            5 => ObjectKind::Tag,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Chunk => "chunk",
+            ObjectKind::Manifest => "manifest",
+            ObjectKind::Tree => "tree",
+            ObjectKind::Commit => "commit",
+            ObjectKind::Tag => "tag",
+        }
+    }
+}
+
+/// One chunk of a file: its id and its length in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestChunk {
+    pub id: ObjectId,
+    pub len: u32,
+}
+
+/// The chunks of one file, in order. The file's own id (SHA-256 of the whole
+/// content) is stored too, so a reader can verify the reassembled file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub content: ObjectId,
+    pub size: u64,
+    pub chunks: Vec<ManifestChunk>,
+}
+
+/// A point in time: seconds and nanoseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A subdirectory.
+    Dir { tree: ObjectId },
+    /// A regular file.
+    File {
+        executable: bool,
+        size: u64,
+        mtime: Timestamp,
+        /// SHA-256 of the whole content: what `sha256sum` prints.
+        content: ObjectId,
+        /// Id of the [`Manifest`] listing the content's chunks.
+        manifest: ObjectId,
+    },
+    /// A symbolic link, stored as its target (never followed).
+    Symlink { target: String, mtime: Timestamp },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeEntry {
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+/// A directory: entries sorted by the bytes of their names, names unique.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Tree {
+    pub entries: Vec<TreeEntry>,
+}
+
+/// Who and when: name, email, time, and the UTC offset in minutes at that time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub name: String,
+    pub email: String,
+    pub time: i64,
+    pub tz_offset_minutes: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub tree: ObjectId,
+    pub parents: Vec<ObjectId>,
+    pub author: Signature,
+    pub committer: Signature,
+    pub message: String,
+}
+
+/// An annotated tag: a name and message attached to a commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub target: ObjectId,
+    pub name: String,
+    pub tagger: Signature,
+    pub message: String,
+}
+
+/// Checks that a tree entry name is a single, safe path component.
+pub fn validate_name(name: &str) -> Result<(), FormatError> {
+    let bad = |reason| {
+        Err(FormatError::BadName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty name");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not file names");
+    }
+    if name.contains('/') || name.contains('\\') {
+        return bad("contains a path separator");
+    }
+    if name.contains('\0') {
+        return bad("contains a NUL byte");
+    }
+    if name == ".mediagit" {
+        return bad("'.mediagit' is reserved for the repository itself");
+    }
+    Ok(())
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![OBJECT_VERSION];
+    // postcard cannot fail serializing these plain structs into a Vec.
+    let body = postcard::to_stdvec(value).expect("postcard encoding of plain data");
+    out.extend_from_slice(&body);
+    out
+}
+
+fn decode<'a, T: Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) -> Result<T, FormatError> {
+    let (&version, body) = bytes.split_first().ok_or(FormatError::Truncated {
+        what,
+        len: 0,
+        need: 1,
+    })?;
+    if version != OBJECT_VERSION {
+        return Err(FormatError::UnknownVersion {
+            what,
+            found: version as u32,
+            supported: OBJECT_VERSION as u32,
+        });
+    }
+    let (value, rest) = postcard::take_from_bytes(body).map_err(|e| FormatError::Decode {
+        what,
+        reason: e.to_string(),
+    })?;
+    if !rest.is_empty() {
+        return Err(FormatError::Decode {
+            what,
+            reason: format!("{} trailing bytes", rest.len()),
+        });
+    }
+    Ok(value)
+}
+
+impl Manifest {
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+    pub fn decode(bytes: &[u8]) -> Result<Manifest, FormatError> {
+        let m: Manifest = decode("manifest", bytes)?;
+        let total: u64 = m.chunks.iter().map(|c| c.len as u64).sum();
+        if total != m.size {
+            return Err(FormatError::Decode {
+                what: "manifest",
+                reason: format!("chunk lengths add up to {total}, manifest says {}", m.size),
+            });
+        }
+        Ok(m)
+    }
+}
+
+impl Tree {
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+    pub fn decode(bytes: &[u8]) -> Result<Tree, FormatError> {
+        let t: Tree = decode("tree", bytes)?;
+        t.validate()?;
+        Ok(t)
+    }
+    /// Names valid, strictly sorted by bytes (so unique).
+    pub fn validate(&self) -> Result<(), FormatError> {
+        for e in &self.entries {
+            validate_name(&e.name)?;
+        }
+        for w in self.entries.windows(2) {
+            if w[0].name.as_bytes() >= w[1].name.as_bytes() {
+                return Err(FormatError::Decode {
+                    what: "tree",
+                    reason: format!(
+                        "entries not strictly sorted ({:?} before {:?})",
+                        w[0].name, w[1].name
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+    pub fn get(&self, name: &str) -> Option<&TreeEntry> {
+        self.entries
+            .binary_search_by(|e| e.name.as_bytes().cmp(name.as_bytes()))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+}
+
+impl Commit {
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+    pub fn decode(bytes: &[u8]) -> Result<Commit, FormatError> {
+        decode("commit", bytes)
+    }
+    /// First line of the message.
+    pub fn summary(&self) -> &str {
+        self.message.lines().next().unwrap_or("")
+    }
+}
+
+impl Tag {
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+    pub fn decode(bytes: &[u8]) -> Result<Tag, FormatError> {
+        decode("tag", bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sig() -> Signature {
+        Signature {
+            name: "A".into(),
+            email: "a@example.com".into(),
+            time: 1_700_000_000,
+            tz_offset_minutes: 60,
+        }
+    }
+
+    #[test]
+    fn unknown_version_is_refused() {
+        let mut b = Commit {
+            tree: ObjectId::ZERO,
+            parents: vec![],
+            author: sig(),
+            committer: sig(),
+            message: "m".into(),
+        }
+        .encode();
+        b[0] = 9;
+        let err = Commit::decode(&b).unwrap_err();
+        assert!(err.to_string().contains("unknown format version 9"), "{err}");
+    }
+
+    #[test]
+    fn hostile_tree_names_are_refused() {
+        for name in ["..", ".", "a/b", "", "x\0y", ".mediagit"] {
+            let t = Tree {
+                entries: vec![TreeEntry {
+                    name: name.into(),
+                    kind: EntryKind::Dir {
+                        tree: ObjectId::ZERO,
+                    },
+                }],
+            };
+            assert!(Tree::decode(&t.encode()).is_err(), "{name:?} accepted");
+        }
+    }
+
+    #[test]
+    fn unsorted_tree_refused_and_trailing_bytes_refused() {
+        let e = |n: &str| TreeEntry {
+            name: n.into(),
+            kind: EntryKind::Symlink {
+                target: "t".into(),
+                mtime: Timestamp::default(),
+            },
+        };
+        let t = Tree {
+            entries: vec![e("b"), e("a")],
+        };
+        assert!(Tree::decode(&t.encode()).is_err());
+        let mut ok = Tree {
+            entries: vec![e("a"), e("b")],
+        }
+        .encode();
+        assert!(Tree::decode(&ok).is_ok());
+        ok.push(0);
+        assert!(Tree::decode(&ok).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn manifest_round_trip(lens in proptest::collection::vec(1u32..1<<24, 0..50), seed in any::<u8>()) {
+            let chunks: Vec<ManifestChunk> = lens.iter().enumerate().map(|(i, &len)| ManifestChunk { id: ObjectId::hash(&[seed, i as u8]), len }).collect();
+            let m = Manifest { content: ObjectId::hash(&[seed]), size: lens.iter().map(|&l| l as u64).sum(), chunks };
+            prop_assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+        }
+
+        #[test]
+        fn commit_round_trip(msg in ".*", name in "[a-zA-Z ]{0,20}", time in any::<i64>(), tz in -900i32..900, np in 0usize..3) {
+            let s = Signature { name, email: "e@x".into(), time, tz_offset_minutes: tz };
+            let c = Commit { tree: ObjectId::hash(b"t"), parents: (0..np).map(|i| ObjectId::hash(&[i as u8])).collect(), author: s.clone(), committer: s, message: msg };
+            prop_assert_eq!(Commit::decode(&c.encode()).unwrap(), c);
+        }
+
+        #[test]
+        fn tree_round_trip(names in proptest::collection::btree_set("[a-zA-Z0-9._ -]{1,12}", 0..20), size in any::<u64>()) {
+            let entries: Vec<TreeEntry> = names.into_iter().filter(|n| validate_name(n).is_ok()).map(|name| TreeEntry { name, kind: EntryKind::File { executable: size % 2 == 0, size, mtime: Timestamp { secs: size as i64, nanos: 5 }, content: ObjectId::hash(b"c"), manifest: ObjectId::hash(b"m") } }).collect();
+            let mut entries = entries;
+            entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+            let t = Tree { entries };
+            prop_assert_eq!(Tree::decode(&t.encode()).unwrap(), t);
+        }
+
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Tree::decode(&bytes);
+            let _ = Commit::decode(&bytes);
+            let _ = Manifest::decode(&bytes);
+            let _ = Tag::decode(&bytes);
+        }
+    }
+}

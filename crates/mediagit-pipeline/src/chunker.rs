@@ -1,0 +1,166 @@
+//! A streaming FastCDC chunker with a reused buffer.
+use std::io::{self, Read};
+
+use fastcdc::v2020::{cut, Normalization, MASKS};
+use mediagit_format::config::ChunkingConfig;
+
+/// Cuts a stream into content-defined chunks. Memory: one buffer of
+/// `4 * max_size` bytes, reused for the whole stream.
+pub struct Chunker<R> {
+    source: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    min: usize,
+    avg: usize,
+    max: usize,
+    masks: (u64, u64, u64, u64),
+}
+
+impl<R: Read> Chunker<R> {
+    pub fn new(source: R, cfg: ChunkingConfig) -> Chunker<R> {
+        let bits = fastcdc::v2020::logarithm2(cfg.avg_size);
+        let norm = Normalization::Level1.bits();
+        let mask_s = MASKS[(bits + norm) as usize];
+        let mask_l = MASKS[(bits - norm) as usize];
+        Chunker {
+            source,
+            buf: vec![0; 4 * cfg.max_size as usize],
+            start: 0,
+            end: 0,
+            eof: false,
+            min: cfg.min_size as usize,
+            avg: cfg.avg_size as usize,
+            max: cfg.max_size as usize,
+            masks: (mask_s, mask_l, mask_s << 1, mask_l << 1),
+        }
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        if self.start > 0 && self.end - self.start < self.max {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        while !self.eof && self.end < self.buf.len() && self.end - self.start < self.max {
+            match self.source.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next chunk, or `None` at the end of the stream.
+    pub fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
+        if self.end - self.start < self.max && !self.eof {
+            self.fill()?;
+        }
+        let avail = self.end - self.start;
+        if avail == 0 {
+            return Ok(None);
+        }
+        let (ms, ml, msl, mll) = self.masks;
+        let (_, len) = cut(
+            &self.buf[self.start..self.end],
+            self.min,
+            self.avg,
+            self.max,
+            ms,
+            ml,
+            msl,
+            mll,
+        );
+        let len = if len == 0 { avail } else { len };
+        let s = self.start;
+        self.start += len;
+        Ok(Some(&self.buf[s..s + len]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn small() -> ChunkingConfig {
+        ChunkingConfig {
+            min_size: 64,
+            avg_size: 256,
+            max_size: 1024,
+        }
+    }
+
+    fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn chunks(data: &[u8], cfg: ChunkingConfig) -> Vec<Vec<u8>> {
+        let mut c = Chunker::new(data, cfg);
+        let mut out = vec![];
+        while let Some(ch) = c.next_chunk().unwrap() {
+            out.push(ch.to_vec());
+        }
+        out
+    }
+
+    /// A reader that returns at most `step` bytes per call.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn chunks_reassemble_and_respect_bounds(len in 0usize..20_000, seed in any::<u64>(), step in 1usize..5000) {
+            let data = pseudo_random(len, seed);
+            let mut c = Chunker::new(Trickle(&data, step), small());
+            let mut out = Vec::new();
+            let mut sizes = Vec::new();
+            while let Some(ch) = c.next_chunk().unwrap() {
+                out.extend_from_slice(ch);
+                sizes.push(ch.len());
+            }
+            prop_assert_eq!(&out, &data);
+            for (i, s) in sizes.iter().enumerate() {
+                prop_assert!(*s <= 1024);
+                if i + 1 < sizes.len() { prop_assert!(*s >= 64); }
+            }
+            // Cut points do not depend on how the reader delivers bytes.
+            prop_assert_eq!(chunks(&data, small()).iter().map(|c| c.len()).collect::<Vec<_>>(), sizes);
+        }
+    }
+
+    #[test]
+    fn an_insert_only_changes_nearby_chunks() {
+        let data = pseudo_random(200_000, 7);
+        let mut edited = data[..1000].to_vec();
+        edited.extend_from_slice(b"inserted bytes");
+        edited.extend_from_slice(&data[1000..]);
+        let a = chunks(&data, small());
+        let b = chunks(&edited, small());
+        let shared = b.iter().filter(|c| a.contains(c)).count();
+        assert!(shared + 4 >= a.len(), "only {shared} of {} chunks shared", a.len());
+    }
+
+    #[test]
+    fn empty_stream_has_no_chunks() {
+        assert!(chunks(&[], small()).is_empty());
+    }
+}

@@ -1,0 +1,93 @@
+//! The storage trait.
+use std::path::Path;
+
+/// Errors of the storage layer. Each names the backend and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{backend}: object {key:?} not found")]
+    NotFound { backend: String, key: String },
+    #[error("{backend}: {op} {key:?} failed: {source}")]
+    Io {
+        backend: String,
+        op: &'static str,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{backend}: read of {key:?} at {offset}+{len} is past the end ({size} bytes)")]
+    ShortRead {
+        backend: String,
+        key: String,
+        offset: u64,
+        len: usize,
+        size: u64,
+    },
+    #[error("invalid storage key {key:?}: {reason}")]
+    BadKey { key: String, reason: &'static str },
+}
+
+impl StorageError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound { .. })
+    }
+}
+
+/// Result of [`Storage::compare_and_swap`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    Swapped,
+    /// The key did not hold the expected value; this is what it holds.
+    Conflict { actual: Option<Vec<u8>> },
+}
+
+/// Moves opaque bytes by key. Keys are relative, `/`-separated names such as
+/// `packs/<hex>.pack` or `refs/heads/main`.
+pub trait Storage: Send + Sync {
+    /// Human-readable location, used in error messages ("local filesystem at ...").
+    fn describe(&self) -> String;
+    /// Stores `data` under `key`. Readers see the whole object or nothing.
+    fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError>;
+    /// Stores the content of a local file under `key`, consuming the file
+    /// (a local backend may rename it into place).
+    fn put_file(&self, key: &str, file: &Path) -> Result<(), StorageError>;
+    fn get(&self, key: &str) -> Result<Vec<u8>, StorageError>;
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError>;
+    /// Size of the object, or `None` if absent.
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError>;
+    /// All keys starting with `prefix`, sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// Deletes `key`; deleting an absent key is not an error.
+    fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// Atomically replaces the value of `key` if it currently equals
+    /// `expected` (`None` = absent). `new = None` deletes the key.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<CasOutcome, StorageError>;
+}
+
+/// Keys are relative, `/`-separated, without empty, `.` or `..` components.
+pub fn validate_key(key: &str) -> Result<(), StorageError> {
+    let bad = |reason| {
+        Err(StorageError::BadKey {
+            key: key.to_string(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return bad("empty");
+    }
+    if key.starts_with('/') || key.contains('\\') || key.contains('\0') {
+        return bad("must be a relative /-separated name");
+    }
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return bad("empty, '.' or '..' component");
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The conformance suite every backend must pass.
+//!
+//! Call [`run_all`] with an empty store. It panics with a message naming the
+//! failed property.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::{CasOutcome, Storage};
+
+pub fn run_all(s: &dyn Storage) {
+    put_get_size(s);
+    ranged_reads(s);
+    listing(s);
+    delete_is_idempotent(s);
+    put_file_consumes(s);
+    bad_keys_rejected(s);
+    cas_semantics(s);
+    cas_races(s);
+}
+
+fn put_get_size(s: &dyn Storage) {
+    s.put("a/one", b"hello").unwrap();
+    assert_eq!(s.get("a/one").unwrap(), b"hello");
+    assert_eq!(s.size("a/one").unwrap(), Some(5));
+    assert_eq!(s.size("a/none").unwrap(), None);
+    let err = s.get("a/none").unwrap_err();
+    assert!(err.is_not_found(), "missing key must be NotFound: {err}");
+    assert!(err.to_string().contains("a/none"), "error names the key: {err}");
+    s.put("a/empty", b"").unwrap();
+    assert_eq!(s.get("a/empty").unwrap(), b"");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7) as u8).collect();
+    s.put("a/big", &big).unwrap();
+    assert_eq!(s.get("a/big").unwrap(), big);
+}
+
+fn ranged_reads(s: &dyn Storage) {
+    s.put("r/x", b"0123456789").unwrap();
+    let mut b = [0u8; 4];
+    s.read_at("r/x", 3, &mut b).unwrap();
+    assert_eq!(&b, b"3456");
+    assert!(s.read_at("r/x", 8, &mut b).is_err(), "read past end must fail");
+    assert!(s.read_at("r/missing", 0, &mut b).unwrap_err().is_not_found());
+}
+
+fn listing(s: &dyn Storage) {
+    for k in ["l/p/1", "l/p/2", "l/q/3", "l/pz"] {
+        s.put(k, k.as_bytes()).unwrap();
+    }
+    assert_eq!(s.list("l/p/").unwrap(), vec!["l/p/1", "l/p/2"]);
+    assert_eq!(s.list("l/p").unwrap(), vec!["l/p/1", "l/p/2", "l/pz"]);
+    assert_eq!(s.list("l/").unwrap().len(), 4);
+    assert!(s.list("nothing/").unwrap().is_empty());
+}
+
+fn delete_is_idempotent(s: &dyn Storage) {
+    s.put("d/x", b"1").unwrap();
+    s.delete("d/x").unwrap();
+    assert_eq!(s.size("d/x").unwrap(), None);
+    s.delete("d/x").unwrap();
+}
+
+fn put_file_consumes(s: &dyn Storage) {
+    let dir = std::env::temp_dir().join(format!("mg-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join(format!("f-{:p}", s));
+    std::fs::write(&f, b"file body").unwrap();
+    s.put_file("f/body", &f).unwrap();
+    assert_eq!(s.get("f/body").unwrap(), b"file body");
+    assert!(!f.exists(), "put_file consumes the local file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn bad_keys_rejected(s: &dyn Storage) {
+    for k in ["", "/abs", "a/../b", "a//b", "./a"] {
+        assert!(s.put(k, b"x").is_err(), "key {k:?} accepted");
+    }
+}
+
+fn cas_semantics(s: &dyn Storage) {
+    assert_eq!(s.compare_and_swap("c/r", None, Some(b"1")).unwrap(), CasOutcome::Swapped);
+    assert_eq!(
+        s.compare_and_swap("c/r", None, Some(b"2")).unwrap(),
+        CasOutcome::Conflict { actual: Some(b"1".to_vec()) }
+    );
+    assert_eq!(
+        s.compare_and_swap("c/r", Some(b"1"), Some(b"2")).unwrap(),
+        CasOutcome::Swapped
+    );
+    assert_eq!(s.get("c/r").unwrap(), b"2");
+    assert_eq!(s.compare_and_swap("c/r", Some(b"2"), None).unwrap(), CasOutcome::Swapped);
+    assert_eq!(s.size("c/r").unwrap(), None);
+}
+
+/// Two clients increment a counter by compare-and-swap; no update is lost.
+fn cas_races(s: &dyn Storage) {
+    s.put("c/counter", b"0").unwrap();
+    let conflicts = AtomicUsize::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..2 {
+            sc.spawn(|| {
+                for _ in 0..50 {
+                    loop {
+                        let cur = s.get("c/counter").unwrap();
+                        let n: u64 = std::str::from_utf8(&cur).unwrap().parse().unwrap();
+                        let next = (n + 1).to_string();
+                        match s.compare_and_swap("c/counter", Some(&cur), Some(next.as_bytes())).unwrap() {
+                            CasOutcome::Swapped => break,
+                            CasOutcome::Conflict { .. } => {
+                                conflicts.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(s.get("c/counter").unwrap(), b"100", "lost updates");
+}

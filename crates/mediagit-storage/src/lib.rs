@@ -1,0 +1,20 @@
+//! # mediagit-storage
+//!
+//! Storage as dumb bytes-by-key. The repository above decides what the bytes
+//! mean; a backend only moves them. Almost everything a repository stores is
+//! immutable and content-addressed (packs, pack indexes), so a backend needs
+//! put/get/ranged get/list/delete, plus one compare-and-swap for the few
+//! mutable keys (refs). Keeping the trait this small is what lets the same
+//! repository live on a local disk, in memory for tests, or (later) in an
+//! object store where compare-and-swap is a conditional write.
+//!
+//! Every backend must pass [`conformance::run_all`].
+
+pub mod backend;
+pub mod conformance;
+pub mod local_backend;
+pub mod memory_backend;
+
+pub use backend::{validate_key, CasOutcome, Storage, StorageError};
+pub use local_backend::LocalBackend;
+pub use memory_backend::MemoryBackend;

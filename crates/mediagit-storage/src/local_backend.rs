@@ -1,0 +1,253 @@
+//! Local filesystem backend: each key is a file under a root directory.
+//!
+//! Writes go to a temporary file in `<root>/tmp/`, are fsynced, renamed into
+//! place, and the directory is fsynced: a crash leaves either the old state or
+//! the new one, never a torn object.
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::backend::{validate_key, CasOutcome, Storage, StorageError};
+
+const MAX_OPEN: usize = 128;
+
+pub struct LocalBackend {
+    root: PathBuf,
+    open: Mutex<HashMap<String, Arc<File>>>,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
+        LocalBackend {
+            root: root.into(),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn io(&self, op: &'static str, key: &str, source: io::Error) -> StorageError {
+        if source.kind() == io::ErrorKind::NotFound && matches!(op, "read" | "open") {
+            return StorageError::NotFound {
+                backend: self.describe(),
+                key: key.into(),
+            };
+        }
+        StorageError::Io {
+            backend: self.describe(),
+            op,
+            key: key.into(),
+            source,
+        }
+    }
+
+    fn tmp_file(&self) -> io::Result<tempfile::NamedTempFile> {
+        let dir = self.root.join("tmp");
+        fs::create_dir_all(&dir)?;
+        tempfile::Builder::new().prefix("put-").tempfile_in(dir)
+    }
+
+    fn install(&self, key: &str, tmp: &Path) -> Result<(), StorageError> {
+        let dst = self.path(key)?;
+        let parent = dst.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|e| self.io("create directory for", key, e))?;
+        fs::rename(tmp, &dst).map_err(|e| self.io("rename into place", key, e))?;
+        sync_dir(&parent).map_err(|e| self.io("fsync directory of", key, e))?;
+        self.forget(key);
+        Ok(())
+    }
+
+    fn forget(&self, key: &str) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    fn open_cached(&self, key: &str) -> Result<Arc<File>, StorageError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = open.get(key) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(File::open(self.path(key)?).map_err(|e| self.io("open", key, e))?);
+        if open.len() >= MAX_OPEN {
+            open.clear();
+        }
+        open.insert(key.to_string(), f.clone());
+        Ok(f)
+    }
+
+    fn read_opt(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match fs::read(self.path(key)?) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("read", key, e)),
+        }
+    }
+}
+
+/// fsync a directory so a rename or create in it is durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Storage for LocalBackend {
+    fn describe(&self) -> String {
+        format!("local filesystem at {}", self.root.display())
+    }
+
+    fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
+        validate_key(key)?;
+        let mut tmp = self.tmp_file().map_err(|e| self.io("create temp file for", key, e))?;
+        tmp.write_all(data)
+            .and_then(|_| tmp.as_file().sync_all())
+            .map_err(|e| self.io("write", key, e))?;
+        let (_, path) = tmp.keep().map_err(|e| self.io("keep temp file for", key, e.error))?;
+        self.install(key, &path).inspect_err(|_| {
+            let _ = fs::remove_file(&path);
+        })
+    }
+
+    fn put_file(&self, key: &str, file: &Path) -> Result<(), StorageError> {
+        validate_key(key)?;
+        OpenOptions::new()
+            .write(true)
+            .open(file)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| self.io("fsync", key, e))?;
+        match self.install(key, file) {
+            Ok(()) => Ok(()),
+            Err(StorageError::Io { source, .. }) if source.raw_os_error() == Some(18) => {
+                // EXDEV: the file is on another filesystem; copy instead.
+                let data = fs::read(file).map_err(|e| self.io("read local file for", key, e))?;
+                self.put(key, &data)?;
+                let _ = fs::remove_file(file);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        fs::read(self.path(key)?).map_err(|e| self.io("read", key, e))
+    }
+
+    fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        let f = self.open_cached(key)?;
+        match f.read_exact_at(buf, offset) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(StorageError::ShortRead {
+                backend: self.describe(),
+                key: key.into(),
+                offset,
+                len: buf.len(),
+                size: f.metadata().map(|m| m.len()).unwrap_or(0),
+            }),
+            Err(e) => Err(self.io("read", key, e)),
+        }
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        match fs::metadata(self.path(key)?) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("stat", key, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let dir_part = match prefix.rfind('/') {
+            Some(i) => &prefix[..i],
+            None => "",
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![(self.root.join(dir_part), dir_part.to_string())];
+        while let Some((dir, rel)) = stack.pop() {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io("list", prefix, e)),
+            };
+            for ent in rd {
+                let ent = ent.map_err(|e| self.io("list", prefix, e))?;
+                let Some(name) = ent.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let key = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                if rel.is_empty() && name == "tmp" {
+                    continue;
+                }
+                let ft = ent.file_type().map_err(|e| self.io("list", prefix, e))?;
+                if ft.is_dir() {
+                    if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
+                        stack.push((ent.path(), key));
+                    }
+                } else if key.starts_with(prefix) {
+                    out.push(key);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.forget(key);
+        match fs::remove_file(self.path(key)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io("delete", key, e)),
+        }
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<CasOutcome, StorageError> {
+        validate_key(key)?;
+        // One lock file serializes every compare-and-swap of this store, across
+        // threads and processes (flock; released if the process dies).
+        fs::create_dir_all(&self.root).map_err(|e| self.io("create", key, e))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("cas.lock"))
+            .map_err(|e| self.io("open lock for", key, e))?;
+        lock.lock().map_err(|e| self.io("lock for", key, e))?;
+        let actual = self.read_opt(key)?;
+        if actual.as_deref() != expected {
+            return Ok(CasOutcome::Conflict { actual });
+        }
+        match new {
+            Some(data) => self.put(key, data)?,
+            None => self.delete(key)?,
+        }
+        Ok(CasOutcome::Swapped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::conformance::run_all(&super::LocalBackend::new(dir.path().join("store")));
+    }
+}
