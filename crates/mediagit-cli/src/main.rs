@@ -1,1 +1,257 @@
-fn main(){}
+//! `mediagit`: version control and backup for large media files.
+//!
+//! This binary parses arguments, reads the environment (identity), draws
+//! progress and prints results; all repository work happens in
+//! `mediagit-repo`.
+mod command_error;
+mod commands;
+mod output;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use command_error::CommandError;
+
+#[derive(Parser)]
+#[command(name = "mediagit", version, about = "Version control and backup for large media files")]
+pub struct Cli {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create an empty repository.
+    Init {
+        /// Where to create it (default: the current directory).
+        dir: Option<PathBuf>,
+        /// A repository without a working tree.
+        #[arg(long)]
+        bare: bool,
+        /// Name of the first branch.
+        #[arg(short = 'b', long, value_name = "NAME")]
+        initial_branch: Option<String>,
+    },
+    /// Stage files (new, modified or deleted) for the next commit.
+    Add {
+        paths: Vec<PathBuf>,
+        /// Stage every change in the working tree.
+        #[arg(short = 'A', long)]
+        all: bool,
+        /// Show what would be staged, stage nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
+    /// Remove files from the index and the working tree.
+    Rm {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only unstage; keep the files in the working tree.
+        #[arg(long)]
+        cached: bool,
+        /// Remove directories recursively.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Remove even with uncommitted changes.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Move or rename a tracked file or directory.
+    Mv { src: PathBuf, dst: PathBuf },
+    /// Show staged, unstaged and untracked changes.
+    Status {
+        /// Stable machine-readable output (see docs/CLI.md).
+        #[arg(long)]
+        porcelain: bool,
+        /// Short format (same as --porcelain plus a branch line).
+        #[arg(short, long)]
+        short: bool,
+    },
+    /// Record the staged changes as a new commit.
+    Commit {
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Stage changes to tracked files first.
+        #[arg(short, long)]
+        all: bool,
+        #[arg(long)]
+        allow_empty: bool,
+        /// Override the author: "Name <email>".
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Show commit history.
+    Log(LogArgs),
+    /// Show a commit (or tag) and the files it changed.
+    Show { rev: Option<String> },
+    /// Show which files differ, with sizes.
+    Diff {
+        /// Compare HEAD with the index instead of the index with the working tree.
+        #[arg(long, alias = "staged")]
+        cached: bool,
+        /// Summary per file and totals.
+        #[arg(long)]
+        stat: bool,
+        /// Zero, one or two revisions, then optionally `-- PATH...`.
+        args: Vec<String>,
+    },
+    /// List, create, delete or rename branches.
+    Branch {
+        #[command(subcommand)]
+        action: Option<BranchAction>,
+    },
+    /// Switch to a branch.
+    Switch {
+        name: Option<String>,
+        /// Create the branch (at START or HEAD) and switch to it.
+        #[arg(short = 'c', long, value_name = "NAME", conflicts_with = "name")]
+        create: Option<String>,
+        /// Where the new branch starts (with -c).
+        #[arg(requires = "create")]
+        start: Option<String>,
+        /// Discard local changes that would be overwritten.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Check out a branch or revision, or restore paths from one.
+    Checkout {
+        /// BRANCH, REV, or `REV -- PATH...` / `-- PATH...`.
+        args: Vec<String>,
+        /// Discard local changes that would be overwritten.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Create, list or delete tags.
+    Tag(TagArgs),
+    /// Show where HEAD or a branch has been.
+    Reflog {
+        /// HEAD (default) or a branch name.
+        #[arg(value_name = "REF")]
+        reference: Option<String>,
+    },
+    /// List staged files (with -l: mode, size, mtime, SHA-256, path).
+    LsFiles {
+        #[arg(short, long)]
+        long: bool,
+    },
+    /// List the files of a revision.
+    LsTree {
+        rev: String,
+        #[arg(short, long)]
+        recursive: bool,
+        #[arg(short, long)]
+        long: bool,
+    },
+    /// Write one file's content at a revision to stdout: REV:PATH.
+    Cat {
+        #[arg(value_name = "REV:PATH")]
+        spec: String,
+    },
+}
+
+#[derive(Args)]
+pub struct LogArgs {
+    #[arg(long)]
+    pub oneline: bool,
+    /// Show at most N commits (also -N).
+    #[arg(short = 'n', long = "max-count", value_name = "N")]
+    pub max: Option<usize>,
+    /// Files changed by each commit, with sizes.
+    #[arg(long)]
+    pub stat: bool,
+    /// Revision to start from (default HEAD), then `-- PATH...`.
+    pub args: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum BranchAction {
+    /// List branches (the default).
+    List,
+    /// Create a branch at START (default HEAD).
+    Create { name: String, start: Option<String> },
+    /// Delete a branch.
+    Delete {
+        name: String,
+        /// Delete even if not merged into HEAD.
+        #[arg(short = 'D', long)]
+        force: bool,
+    },
+    /// Rename a branch.
+    Rename { old: String, new: String },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TagArgs {
+    #[command(subcommand)]
+    pub action: Option<TagAction>,
+    /// Tag name (with no name: list tags).
+    pub name: Option<String>,
+    /// Commit to tag (default HEAD).
+    pub rev: Option<String>,
+    /// Make an annotated tag with this message.
+    #[arg(short, long)]
+    pub message: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum TagAction {
+    List,
+    Delete { name: String },
+}
+
+/// Turns `log -5` into `log -n 5`, as Git users type it.
+fn expand_numeric_flags(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut in_log = false;
+    for a in args {
+        if a == "--" {
+            in_log = false;
+        }
+        if in_log && a.len() > 1 && a.starts_with('-') && a[1..].chars().all(|c| c.is_ascii_digit()) {
+            out.push("-n".to_string());
+            out.push(a[1..].to_string());
+            continue;
+        }
+        if a == "log" {
+            in_log = true;
+        }
+        out.push(a);
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let args = expand_numeric_flags(std::env::args().collect());
+    let cli = Cli::parse_from(args);
+    if let Some(dir) = &cli.dir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            eprintln!("error: cannot change to directory {}: {e}", dir.display());
+            return ExitCode::from(1);
+        }
+    }
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if e.message.contains("Broken pipe") {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {}", e.message);
+            if let Some(h) = e.hint {
+                eprintln!("hint: {h}");
+            }
+            ExitCode::from(e.code as u8)
+        }
+    }
+}
+
+pub type CmdResult = Result<(), CommandError>;

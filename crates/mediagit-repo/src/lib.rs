@@ -1,1 +1,35 @@
-//! placeholder
+//! # mediagit-repo
+//!
+//! The MediaGit library: a repository of versioned media, stored as
+//! content-defined chunks in packs.
+//!
+//! Why a library separate from the CLI: every command (add, commit, checkout,
+//! log, ...) is a function here taking an options struct and returning data,
+//! so it can be driven by the CLI, the server, or tests alike. The library
+//! never prints and never reads `$HOME` or the environment; progress goes
+//! through the [`progress::Progress`] trait and identity is passed in.
+//!
+//! Layout of the crate: [`repo`] opens, creates and locks repositories;
+//! [`odb`] reads and writes packed objects with hash verification;
+//! [`refs`] holds branches, tags, HEAD and the reflog; [`worktree`] the
+//! index and the ignore-aware walk; [`ingest`] streams files into chunks;
+//! the rest are commands.
+
+pub mod add;
+pub mod branch;
+pub mod checkout;
+pub mod commit;
+pub mod error;
+pub mod history;
+pub mod ingest;
+pub mod odb;
+pub mod progress;
+pub mod refs;
+pub mod repo;
+pub mod revision;
+pub mod status;
+pub mod tree;
+pub mod worktree;
+
+pub use error::{RepoError, Result};
+pub use repo::{InitOptions, Repository};

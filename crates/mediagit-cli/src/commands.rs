@@ -1,0 +1,696 @@
+//! One function per command: parse what the user gave, call the library,
+//! print the result.
+use std::collections::HashMap;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use mediagit_format::{ObjectId, Signature};
+use mediagit_repo::add::AddOptions;
+use mediagit_repo::checkout::CheckoutTarget;
+use mediagit_repo::commit::{parse_identity, CommitOptions};
+use mediagit_repo::history::{diff_trees, DiffKind, DiffSide, FileDiff, LogOptions};
+use mediagit_repo::refs::{branch_ref, Head};
+use mediagit_repo::status::ChangeKind;
+use mediagit_repo::tree::{FlatEntry, FlatTree};
+use mediagit_repo::{InitOptions, RepoError, Repository};
+
+use crate::command_error::CommandError;
+use crate::output::{human_size, mode_str, mtime_str, now_signature, sig_date, sig_date_iso};
+use crate::progress::TermProgress;
+use crate::{BranchAction, Cli, CmdResult, Command, LogArgs, TagAction, TagArgs};
+
+struct Ctx {
+    cwd: PathBuf,
+    quiet: bool,
+}
+
+impl Ctx {
+    fn repo(&self) -> Result<Repository, CommandError> {
+        Ok(Repository::discover(&self.cwd)?)
+    }
+    fn progress(&self) -> TermProgress {
+        TermProgress::new(self.quiet)
+    }
+    fn repo_paths(&self, repo: &Repository, paths: &[PathBuf]) -> Result<Vec<String>, CommandError> {
+        paths
+            .iter()
+            .map(|p| repo.repo_path(&self.cwd, p).map_err(CommandError::from))
+            .collect()
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The committer identity: environment, then config.
+fn identity(repo: &Repository) -> Result<Signature, CommandError> {
+    let (name, email) = repo.identity(env_var("MEDIAGIT_AUTHOR_NAME"), env_var("MEDIAGIT_AUTHOR_EMAIL"))?;
+    Ok(now_signature(name, email))
+}
+
+/// Who is recorded in the reflog: the identity if there is one.
+fn reflog_who(repo: &Repository) -> Signature {
+    identity(repo).unwrap_or_else(|_| now_signature("unknown".into(), "unknown".into()))
+}
+
+fn stdout() -> BufWriter<io::StdoutLock<'static>> {
+    BufWriter::new(io::stdout().lock())
+}
+
+pub fn run(cli: Cli) -> CmdResult {
+    let cwd = std::env::current_dir().map_err(|e| CommandError::user(format!("cannot read the current directory: {e}")))?;
+    let ctx = Ctx { cwd, quiet: cli.quiet };
+    match cli.command {
+        Command::Init { dir, bare, initial_branch } => init(&ctx, dir, bare, initial_branch),
+        Command::Add { paths, all, dry_run } => add(&ctx, paths, all, dry_run),
+        Command::Rm { paths, cached, recursive, force } => {
+            let repo = ctx.repo()?;
+            let paths = ctx.repo_paths(&repo, &paths)?;
+            let removed = repo.rm(&paths, cached, recursive, force)?;
+            let mut out = stdout();
+            for p in removed {
+                writeln!(out, "rm '{p}'")?;
+            }
+            Ok(out.flush()?)
+        }
+        Command::Mv { src, dst } => {
+            let repo = ctx.repo()?;
+            let src = repo.repo_path(&ctx.cwd, &src)?;
+            let dst = repo.repo_path(&ctx.cwd, &dst)?;
+            let (s, d) = repo.mv(&src, &dst)?;
+            println!("renamed {s} -> {d}");
+            Ok(())
+        }
+        Command::Status { porcelain, short } => status(&ctx, porcelain, short),
+        Command::Commit { message, all, allow_empty, author } => commit(&ctx, message, all, allow_empty, author),
+        Command::Log(args) => log(&ctx, args),
+        Command::Show { rev } => show(&ctx, rev),
+        Command::Diff { cached, stat, args } => diff(&ctx, cached, stat, args),
+        Command::Branch { action } => branch(&ctx, action),
+        Command::Switch { name, create, start, force } => switch(&ctx, name, create, start, force),
+        Command::Checkout { args, force } => checkout(&ctx, args, force),
+        Command::Tag(args) => tag(&ctx, args),
+        Command::Reflog { reference } => reflog(&ctx, reference),
+        Command::LsFiles { long } => ls_files(&ctx, long),
+        Command::LsTree { rev, recursive, long } => ls_tree(&ctx, &rev, recursive, long),
+        Command::Cat { spec } => cat(&ctx, &spec),
+    }
+}
+
+fn init(ctx: &Ctx, dir: Option<PathBuf>, bare: bool, initial_branch: Option<String>) -> CmdResult {
+    let target = match dir {
+        Some(d) if d.is_absolute() => d,
+        Some(d) => ctx.cwd.join(d),
+        None => ctx.cwd.clone(),
+    };
+    let repo = Repository::init(&target, &InitOptions { bare, initial_branch })?;
+    println!(
+        "Initialized empty {}MediaGit repository in {}",
+        if bare { "bare " } else { "" },
+        repo.dir().display()
+    );
+    Ok(())
+}
+
+fn add(ctx: &Ctx, paths: Vec<PathBuf>, all: bool, dry_run: bool) -> CmdResult {
+    let repo = ctx.repo()?;
+    if paths.is_empty() && !all {
+        return Err(CommandError::user("nothing specified, nothing added").with_hint("use `mediagit add PATH...`, or `mediagit add -A` for everything"));
+    }
+    let mut repo_paths = ctx.repo_paths(&repo, &paths)?;
+    if all && !paths.is_empty() {
+        // `add -A PATH` limits -A to PATH.
+        repo_paths.sort();
+    }
+    let opts = AddOptions {
+        all: all && paths.is_empty(),
+        paths: repo_paths,
+        dry_run,
+        ..Default::default()
+    };
+    let progress = ctx.progress();
+    let outcome = repo.add(&opts, &progress)?;
+    for p in &outcome.problems {
+        eprintln!("warning: {}: {}", p.path.display(), p.message);
+    }
+    let mut out = stdout();
+    if dry_run {
+        for (p, c) in &outcome.changes {
+            let verb = if *c == ChangeKind::Deleted { "remove" } else { "add" };
+            writeln!(out, "{verb} '{p}'")?;
+        }
+    }
+    Ok(out.flush()?)
+}
+
+fn status(ctx: &Ctx, porcelain: bool, short: bool) -> CmdResult {
+    let repo = ctx.repo()?;
+    let st = repo.status()?;
+    let mut out = stdout();
+    for p in &st.problems {
+        eprintln!("warning: {}: {}", p.path.display(), p.message);
+    }
+    if porcelain || short {
+        if short {
+            match &st.head {
+                Head::Branch(b) => writeln!(out, "## {b}")?,
+                Head::Detached(_) => writeln!(out, "## HEAD (no branch)")?,
+            }
+        }
+        let mut rows: std::collections::BTreeMap<&str, (char, char)> = Default::default();
+        for (p, c) in &st.staged {
+            rows.entry(p).or_insert((' ', ' ')).0 = c.letter();
+        }
+        for (p, c) in &st.unstaged {
+            rows.entry(p).or_insert((' ', ' ')).1 = c.letter();
+        }
+        for (p, (x, y)) in rows {
+            writeln!(out, "{x}{y} {p}")?;
+        }
+        for p in &st.untracked {
+            writeln!(out, "?? {p}")?;
+        }
+        return Ok(out.flush()?);
+    }
+    match &st.head {
+        Head::Branch(b) => writeln!(out, "On branch {b}")?,
+        Head::Detached(id) => writeln!(out, "HEAD detached at {}", id.short(12))?,
+    }
+    if st.head_commit.is_none() {
+        writeln!(out, "\nNo commits yet")?;
+    }
+    let label = |c: &ChangeKind| match c {
+        ChangeKind::Added => "new file:",
+        ChangeKind::Modified => "modified:",
+        ChangeKind::Deleted => "deleted:",
+        ChangeKind::TypeChanged => "typechange:",
+    };
+    if !st.staged.is_empty() {
+        writeln!(out, "\nChanges to be committed:")?;
+        for (p, c) in &st.staged {
+            writeln!(out, "\t{:<12}{p}", label(c))?;
+        }
+    }
+    if !st.unstaged.is_empty() {
+        writeln!(out, "\nChanges not staged for commit:")?;
+        for (p, c) in &st.unstaged {
+            writeln!(out, "\t{:<12}{p}", label(c))?;
+        }
+    }
+    if !st.untracked.is_empty() {
+        writeln!(out, "\nUntracked files:")?;
+        for p in &st.untracked {
+            writeln!(out, "\t{p}")?;
+        }
+    }
+    if st.is_clean() {
+        writeln!(out, "\nnothing to commit, working tree clean")?;
+    } else if st.staged.is_empty() {
+        writeln!(out, "\nno changes added to commit (use \"mediagit add\")")?;
+    }
+    Ok(out.flush()?)
+}
+
+fn commit(ctx: &Ctx, message: Option<String>, all: bool, allow_empty: bool, author: Option<String>) -> CmdResult {
+    let repo = ctx.repo()?;
+    let message = message.ok_or_else(|| CommandError::user("no commit message").with_hint("pass one with -m MESSAGE"))?;
+    let committer = identity(&repo);
+    let author = match author {
+        Some(a) => {
+            let (n, e) = parse_identity(&a)?;
+            now_signature(n, e)
+        }
+        None => match &committer {
+            Ok(s) => s.clone(),
+            Err(_) => return Err(RepoError::MissingIdentity.into()),
+        },
+    };
+    let committer = committer.unwrap_or_else(|_| author.clone());
+    let progress = ctx.progress();
+    let id = repo.commit(
+        &CommitOptions {
+            message: message.clone(),
+            all,
+            allow_empty,
+            author,
+            committer,
+        },
+        &progress,
+    )?;
+    let branch = match repo.head()? {
+        Head::Branch(b) => b,
+        Head::Detached(_) => "detached HEAD".into(),
+    };
+    let summary = message.lines().next().unwrap_or("");
+    println!("[{branch} {}] {summary}", id.short(12));
+    Ok(())
+}
+
+/// Splits `[REV...] [-- PATH...]`.
+fn split_dashdash(args: &[String]) -> (Vec<String>, Vec<String>) {
+    match args.iter().position(|a| a == "--") {
+        Some(i) => (args[..i].to_vec(), args[i + 1..].to_vec()),
+        None => (args.to_vec(), Vec::new()),
+    }
+}
+
+fn decorations(repo: &Repository) -> Result<HashMap<ObjectId, Vec<String>>, CommandError> {
+    let mut m: HashMap<ObjectId, Vec<String>> = HashMap::new();
+    let head = repo.head()?;
+    if let Head::Detached(id) = &head {
+        m.entry(*id).or_default().push("HEAD".into());
+    }
+    for b in repo.branches()? {
+        let label = if b.current { format!("HEAD -> {}", b.name) } else { b.name.clone() };
+        m.entry(b.commit).or_default().push(label);
+    }
+    for t in repo.tags()? {
+        m.entry(t.commit).or_default().push(format!("tag: {}", t.name));
+    }
+    for v in m.values_mut() {
+        v.sort_by_key(|s| !s.starts_with("HEAD"));
+    }
+    Ok(m)
+}
+
+fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
+    let repo = ctx.repo()?;
+    let (revs, paths) = split_dashdash(&args.args);
+    if revs.len() > 1 {
+        return Err(CommandError::user("log takes at most one revision"));
+    }
+    let start = repo.resolve(revs.first().map(String::as_str).unwrap_or("HEAD"))?;
+    let paths = paths
+        .iter()
+        .map(|p| repo.repo_path(&ctx.cwd, Path::new(p)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let commits = repo.log(start, &LogOptions { max: args.max, paths })?;
+    let deco = decorations(&repo)?;
+    let mut out = stdout();
+    for (id, c) in commits {
+        let d = deco.get(&id).map(|v| format!(" ({})", v.join(", "))).unwrap_or_default();
+        if args.oneline {
+            writeln!(out, "{}{d} {}", id.short(12), c.summary())?;
+        } else {
+            write_commit_header(&mut out, &id, &c, &d)?;
+        }
+        if args.stat {
+            let parent = c.parents.first().copied();
+            let before = match parent {
+                Some(p) => repo.commit_tree(&p)?,
+                None => FlatTree::new(),
+            };
+            let after = repo.commit_tree(&id)?;
+            write_stat(&mut out, &diff_trees(&before, &after))?;
+            writeln!(out)?;
+        }
+    }
+    Ok(out.flush()?)
+}
+
+fn write_commit_header(out: &mut impl Write, id: &ObjectId, c: &mediagit_format::Commit, deco: &str) -> io::Result<()> {
+    writeln!(out, "commit {id}{deco}")?;
+    if c.parents.len() > 1 {
+        let ps: Vec<String> = c.parents.iter().map(|p| p.short(12)).collect();
+        writeln!(out, "Merge: {}", ps.join(" "))?;
+    }
+    writeln!(out, "Author: {} <{}>", c.author.name, c.author.email)?;
+    writeln!(out, "Date:   {}", sig_date(&c.author))?;
+    writeln!(out)?;
+    for line in c.message.lines() {
+        writeln!(out, "    {line}")?;
+    }
+    writeln!(out)
+}
+
+fn size_of(e: &Option<FlatEntry>) -> u64 {
+    e.as_ref().map(|e| e.size).unwrap_or(0)
+}
+
+fn write_diff(out: &mut impl Write, diffs: &[FileDiff]) -> io::Result<()> {
+    for d in diffs {
+        match &d.kind {
+            DiffKind::Added => writeln!(out, "added:    {} ({})", d.path, human_size(size_of(&d.new)))?,
+            DiffKind::Deleted => writeln!(out, "deleted:  {} ({})", d.path, human_size(size_of(&d.old)))?,
+            DiffKind::Modified => writeln!(
+                out,
+                "modified: {} ({} -> {})",
+                d.path,
+                human_size(size_of(&d.old)),
+                human_size(size_of(&d.new))
+            )?,
+            DiffKind::Renamed { from } => writeln!(out, "renamed:  {from} -> {} ({})", d.path, human_size(size_of(&d.new)))?,
+            DiffKind::ModeChanged => writeln!(
+                out,
+                "mode:     {} ({} -> {})",
+                d.path,
+                d.old.as_ref().map(|e| mode_str(e.kind)).unwrap_or("-"),
+                d.new.as_ref().map(|e| mode_str(e.kind)).unwrap_or("-")
+            )?,
+        }
+    }
+    Ok(())
+}
+
+fn write_stat(out: &mut impl Write, diffs: &[FileDiff]) -> io::Result<()> {
+    let width = diffs
+        .iter()
+        .map(|d| match &d.kind {
+            DiffKind::Renamed { from } => from.len() + 4 + d.path.len(),
+            _ => d.path.len(),
+        })
+        .max()
+        .unwrap_or(0);
+    let (mut a, mut m, mut del, mut r) = (0, 0, 0, 0);
+    for d in diffs {
+        let name = match &d.kind {
+            DiffKind::Renamed { from } => format!("{from} => {}", d.path),
+            _ => d.path.clone(),
+        };
+        let sizes = match &d.kind {
+            DiffKind::Added => {
+                a += 1;
+                format!("added {}", human_size(size_of(&d.new)))
+            }
+            DiffKind::Deleted => {
+                del += 1;
+                format!("deleted {}", human_size(size_of(&d.old)))
+            }
+            DiffKind::Renamed { .. } => {
+                r += 1;
+                format!("renamed {}", human_size(size_of(&d.new)))
+            }
+            _ => {
+                m += 1;
+                format!("{} -> {}", human_size(size_of(&d.old)), human_size(size_of(&d.new)))
+            }
+        };
+        writeln!(out, " {name:<width$} | {sizes}")?;
+    }
+    writeln!(
+        out,
+        " {} file{} changed: {a} added, {m} modified, {del} deleted, {r} renamed",
+        diffs.len(),
+        if diffs.len() == 1 { "" } else { "s" }
+    )
+}
+
+fn show(ctx: &Ctx, rev: Option<String>) -> CmdResult {
+    let repo = ctx.repo()?;
+    let rev = rev.unwrap_or_else(|| "HEAD".into());
+    let mut out = stdout();
+    if let Some(t) = repo.tags()?.into_iter().find(|t| t.name == rev) {
+        if let Some((_, tag)) = &t.annotation {
+            writeln!(out, "tag {}", tag.name)?;
+            writeln!(out, "Tagger: {} <{}>", tag.tagger.name, tag.tagger.email)?;
+            writeln!(out, "Date:   {}\n", sig_date(&tag.tagger))?;
+            for l in tag.message.lines() {
+                writeln!(out, "{l}")?;
+            }
+            writeln!(out)?;
+        }
+    }
+    let id = repo.resolve(&rev)?;
+    let c = repo.odb()?.read_commit(&id)?;
+    let deco = decorations(&repo)?;
+    let d = deco.get(&id).map(|v| format!(" ({})", v.join(", "))).unwrap_or_default();
+    write_commit_header(&mut out, &id, &c, &d)?;
+    let before = match c.parents.first() {
+        Some(p) => repo.commit_tree(p)?,
+        None => FlatTree::new(),
+    };
+    let after = repo.commit_tree(&id)?;
+    write_diff(&mut out, &diff_trees(&before, &after))?;
+    Ok(out.flush()?)
+}
+
+fn diff(ctx: &Ctx, cached: bool, stat: bool, args: Vec<String>) -> CmdResult {
+    let repo = ctx.repo()?;
+    let (revs, paths) = split_dashdash(&args);
+    let (a, b) = match (revs.as_slice(), cached) {
+        ([], false) => (DiffSide::Index, DiffSide::Worktree),
+        ([], true) => (DiffSide::Commit(repo.resolve("HEAD")?), DiffSide::Index),
+        ([r], false) => (DiffSide::Commit(repo.resolve(r)?), DiffSide::Worktree),
+        ([r], true) => (DiffSide::Commit(repo.resolve(r)?), DiffSide::Index),
+        ([r1, r2], false) => (DiffSide::Commit(repo.resolve(r1)?), DiffSide::Commit(repo.resolve(r2)?)),
+        _ => return Err(CommandError::user("diff takes at most two revisions (and --cached with at most one)")),
+    };
+    let paths = paths
+        .iter()
+        .map(|p| repo.repo_path(&ctx.cwd, Path::new(p)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filter = |t: FlatTree| -> FlatTree {
+        if paths.is_empty() {
+            t
+        } else {
+            t.into_iter().filter(|(p, _)| mediagit_repo::checkout::matches_any(p, &paths)).collect()
+        }
+    };
+    let ta = filter(repo.side_tree(&a).or_else(|e| unborn_empty(e))?);
+    let tb = filter(repo.side_tree(&b)?);
+    let diffs = diff_trees(&ta, &tb);
+    let mut out = stdout();
+    if stat {
+        if !diffs.is_empty() {
+            write_stat(&mut out, &diffs)?;
+        }
+    } else {
+        write_diff(&mut out, &diffs)?;
+    }
+    Ok(out.flush()?)
+}
+
+fn unborn_empty(e: RepoError) -> Result<FlatTree, RepoError> {
+    match e {
+        RepoError::UnbornBranch(_) => Ok(FlatTree::new()),
+        other => Err(other),
+    }
+}
+
+fn branch(ctx: &Ctx, action: Option<BranchAction>) -> CmdResult {
+    let repo = ctx.repo()?;
+    let who = reflog_who(&repo);
+    match action.unwrap_or(BranchAction::List) {
+        BranchAction::List => {
+            let mut out = stdout();
+            let branches = repo.branches()?;
+            if let Head::Branch(b) = repo.head()? {
+                if !branches.iter().any(|x| x.name == b) {
+                    writeln!(out, "* {b} (no commits yet)")?;
+                }
+            }
+            if let Head::Detached(id) = repo.head()? {
+                writeln!(out, "* (HEAD detached at {})", id.short(12))?;
+            }
+            for b in branches {
+                writeln!(out, "{} {:<20} {}", if b.current { '*' } else { ' ' }, b.name, b.commit.short(12))?;
+            }
+            Ok(out.flush()?)
+        }
+        BranchAction::Create { name, start } => {
+            let start_rev = start.unwrap_or_else(|| "HEAD".into());
+            let id = repo.resolve(&start_rev)?;
+            repo.create_branch(&name, id, &who, &format!("branch: created from {start_rev}"))?;
+            println!("Created branch {name} at {}", id.short(12));
+            Ok(())
+        }
+        BranchAction::Delete { name, force } => {
+            let tip = repo.delete_branch(&name, force, &who)?;
+            println!("Deleted branch {name} (was {})", tip.short(12));
+            Ok(())
+        }
+        BranchAction::Rename { old, new } => {
+            repo.rename_branch(&old, &new, &who)?;
+            println!("Renamed branch {old} to {new}");
+            Ok(())
+        }
+    }
+}
+
+fn report_checkout(out: &mediagit_repo::checkout::CheckoutOutcome, what: &str) {
+    eprintln!(
+        "{what} ({} file{} written, {}, {} removed)",
+        out.written,
+        if out.written == 1 { "" } else { "s" },
+        human_size(out.bytes),
+        out.removed
+    );
+}
+
+fn switch(ctx: &Ctx, name: Option<String>, create: Option<String>, start: Option<String>, force: bool) -> CmdResult {
+    let repo = ctx.repo()?;
+    let who = reflog_who(&repo);
+    let progress = ctx.progress();
+    if let Some(new) = create {
+        let start_rev = start.unwrap_or_else(|| "HEAD".into());
+        match repo.resolve(&start_rev) {
+            Ok(id) => {
+                repo.create_branch(&new, id, &who, &format!("branch: created from {start_rev}"))?;
+                let out = repo.checkout(&CheckoutTarget::Branch(new.clone()), force, &who, &progress)?;
+                report_checkout(&out, &format!("Switched to a new branch '{new}'"));
+            }
+            Err(RepoError::UnbornBranch(_)) => {
+                // No commits yet: just point HEAD at the new (unborn) branch.
+                mediagit_repo::refs::validate_ref_name("branch", &new)?;
+                let _lock = repo.lock()?;
+                repo.set_head(&Head::Branch(new.clone()))?;
+                eprintln!("Switched to a new branch '{new}'");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(());
+    }
+    let name = name.ok_or_else(|| CommandError::user("which branch? give a branch name, or -c NAME to create one"))?;
+    if repo.read_ref(&branch_ref(&name))?.is_none() {
+        return Err(CommandError::from(RepoError::BranchNotFound(name.clone()))
+            .with_hint(format!("create it with `mediagit switch -c {name}`; to look at a commit use `mediagit checkout REV`")));
+    }
+    let out = repo.checkout(&CheckoutTarget::Branch(name.clone()), force, &who, &progress)?;
+    report_checkout(&out, &format!("Switched to branch '{name}'"));
+    Ok(())
+}
+
+fn checkout(ctx: &Ctx, args: Vec<String>, force: bool) -> CmdResult {
+    let repo = ctx.repo()?;
+    let who = reflog_who(&repo);
+    let progress = ctx.progress();
+    let (revs, paths) = split_dashdash(&args);
+    if args.iter().any(|a| a == "--") {
+        if revs.len() > 1 {
+            return Err(CommandError::user("checkout takes one revision before `--`"));
+        }
+        if paths.is_empty() {
+            return Err(CommandError::user("no paths given after `--`"));
+        }
+        let rev = match revs.first() {
+            Some(r) => Some(repo.resolve(r)?),
+            None => None,
+        };
+        let paths = paths
+            .iter()
+            .map(|p| repo.repo_path(&ctx.cwd, Path::new(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = repo.checkout_paths(rev, &paths, &progress)?;
+        report_checkout(&out, "Restored paths");
+        return Ok(());
+    }
+    let [target] = revs.as_slice() else {
+        return Err(CommandError::user("checkout takes one branch or revision (or `REV -- PATH...`)"));
+    };
+    let t = if repo.read_ref(&branch_ref(target))?.is_some() {
+        CheckoutTarget::Branch(target.clone())
+    } else {
+        CheckoutTarget::Detached(repo.resolve(target)?)
+    };
+    let out = repo.checkout(&t, force, &who, &progress)?;
+    match t {
+        CheckoutTarget::Branch(b) => report_checkout(&out, &format!("Switched to branch '{b}'")),
+        CheckoutTarget::Detached(id) => report_checkout(&out, &format!("HEAD is now at {} (detached)", id.short(12))),
+    }
+    Ok(())
+}
+
+fn tag(ctx: &Ctx, args: TagArgs) -> CmdResult {
+    let repo = ctx.repo()?;
+    match (args.action, args.name) {
+        (Some(TagAction::Delete { name }), _) => {
+            let id = repo.delete_tag(&name)?;
+            println!("Deleted tag {name} (was {})", id.short(12));
+            Ok(())
+        }
+        (Some(TagAction::List), _) | (None, None) => {
+            let mut out = stdout();
+            for t in repo.tags()? {
+                match &t.annotation {
+                    Some((_, tag)) => writeln!(out, "{:<20} {} {}", t.name, t.commit.short(12), tag.message.lines().next().unwrap_or(""))?,
+                    None => writeln!(out, "{:<20} {}", t.name, t.commit.short(12))?,
+                }
+            }
+            Ok(out.flush()?)
+        }
+        (None, Some(name)) => {
+            let target = repo.resolve(args.rev.as_deref().unwrap_or("HEAD"))?;
+            let tagger = match &args.message {
+                Some(_) => identity(&repo)?,
+                None => reflog_who(&repo),
+            };
+            repo.create_tag(&name, target, args.message.as_deref(), &tagger)?;
+            println!("Tagged {} as {name}", target.short(12));
+            Ok(())
+        }
+    }
+}
+
+fn reflog(ctx: &Ctx, reference: Option<String>) -> CmdResult {
+    let repo = ctx.repo()?;
+    let (label, full) = match reference.as_deref() {
+        None | Some("HEAD") => ("HEAD".to_string(), "HEAD".to_string()),
+        Some(r) if r.starts_with("refs/") => (r.to_string(), r.to_string()),
+        Some(r) => (r.to_string(), branch_ref(r)),
+    };
+    let entries = repo.reflog(&full)?;
+    if entries.is_empty() && full != "HEAD" && repo.read_ref(&full)?.is_none() {
+        return Err(RepoError::UnknownRevision { rev: label }.into());
+    }
+    let mut out = stdout();
+    for (i, e) in entries.iter().enumerate() {
+        let id = if e.new.is_zero() { e.old } else { e.new };
+        writeln!(out, "{} {label}@{{{i}}}: {} {}", id.short(12), sig_date_iso(&e.who), e.message)?;
+    }
+    Ok(out.flush()?)
+}
+
+fn write_long(out: &mut impl Write, path: &str, e: &FlatEntry) -> io::Result<()> {
+    writeln!(out, "{}\t{}\t{}\t{}\t{path}", mode_str(e.kind), e.size, mtime_str(&e.mtime), e.content)
+}
+
+fn ls_files(ctx: &Ctx, long: bool) -> CmdResult {
+    let repo = ctx.repo()?;
+    let tree = repo.index_tree()?;
+    let mut out = stdout();
+    for (p, e) in &tree {
+        if long {
+            write_long(&mut out, p, e)?;
+        } else {
+            writeln!(out, "{p}")?;
+        }
+    }
+    Ok(out.flush()?)
+}
+
+fn ls_tree(ctx: &Ctx, rev: &str, recursive: bool, long: bool) -> CmdResult {
+    let repo = ctx.repo()?;
+    let id = repo.resolve(rev)?;
+    let tree = repo.commit_tree(&id)?;
+    let mut out = stdout();
+    let mut dirs_done = std::collections::BTreeSet::new();
+    for (p, e) in &tree {
+        if !recursive {
+            if let Some((dir, _)) = p.split_once('/') {
+                if dirs_done.insert(dir.to_string()) {
+                    writeln!(out, "040000\t-\t-\t-\t{dir}/")?;
+                }
+                continue;
+            }
+        }
+        if long {
+            write_long(&mut out, p, e)?;
+        } else {
+            writeln!(out, "{}\t{}\t{p}", mode_str(e.kind), e.content)?;
+        }
+    }
+    Ok(out.flush()?)
+}
+
+fn cat(ctx: &Ctx, spec: &str) -> CmdResult {
+    let repo = ctx.repo()?;
+    let (rev, path) = spec
+        .split_once(':')
+        .ok_or_else(|| CommandError::user(format!("expected REV:PATH, got {spec:?}")))?;
+    let id = repo.resolve(if rev.is_empty() { "HEAD" } else { rev })?;
+    let path = path.trim_start_matches("./").trim_end_matches('/');
+    let mut out = stdout();
+    repo.cat(id, path, &mut out)?;
+    Ok(out.flush()?)
+}

@@ -1,0 +1,325 @@
+//! `add`, `rm` and `mv`: changing what is staged.
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use mediagit_format::index::IndexKind;
+
+use crate::error::{RepoError, Result};
+use crate::ingest::{ingest_path, parallel_map};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::status::ChangeKind;
+use crate::worktree::{index_kind, make_entry, path_is_under, stat_info, walk, WalkProblem};
+
+#[derive(Debug, Clone, Default)]
+pub struct AddOptions {
+    /// Repository paths (`""` = the whole tree).
+    pub paths: Vec<String>,
+    /// Stage every change in the whole tree.
+    pub all: bool,
+    /// Only changes to files already tracked (`commit -a`).
+    pub tracked_only: bool,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct AddOutcome {
+    /// Paths staged, with what happened to them.
+    pub changes: Vec<(String, ChangeKind)>,
+    pub bytes_read: u64,
+    pub problems: Vec<WalkProblem>,
+}
+
+struct Job {
+    path: String,
+    abs: PathBuf,
+    size: u64,
+    existed: bool,
+}
+
+impl Repository {
+    pub fn add(&self, opts: &AddOptions, progress: &dyn Progress) -> Result<AddOutcome> {
+        let _lock = self.lock()?;
+        self.add_locked(opts, progress)
+    }
+
+    pub(crate) fn add_locked(&self, opts: &AddOptions, progress: &dyn Progress) -> Result<AddOutcome> {
+        let root = self.worktree()?.to_path_buf();
+        let mut idx = self.load_index()?;
+        let scopes: Vec<String> = if opts.all || opts.tracked_only {
+            vec![String::new()]
+        } else {
+            opts.paths.clone()
+        };
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut deletions: BTreeSet<String> = BTreeSet::new();
+        let mut queued: BTreeSet<String> = BTreeSet::new();
+        let mut problems = Vec::new();
+        for scope in &scopes {
+            let abs = self.abs_path(scope)?;
+            let meta = std::fs::symlink_metadata(&abs).ok();
+            let mut candidates: Vec<(String, std::fs::Metadata, IndexKind)> = Vec::new();
+            match &meta {
+                Some(m) if m.is_dir() => {
+                    if !opts.tracked_only {
+                        let (files, probs) = walk(&root, scope);
+                        problems.extend(probs);
+                        for f in files {
+                            candidates.push((f.path, f.meta, f.kind));
+                        }
+                    }
+                    // Tracked files not found by the walk: deleted, or ignored but tracked.
+                    let walked: BTreeSet<String> = candidates.iter().map(|c| c.0.clone()).collect();
+                    for (p, _) in idx.under(scope) {
+                        if walked.contains(p) {
+                            continue;
+                        }
+                        match std::fs::symlink_metadata(root.join(p)) {
+                            Ok(m) => match index_kind(&m) {
+                                Some(k) => candidates.push((p.clone(), m, k)),
+                                None => {
+                                    deletions.insert(p.clone());
+                                }
+                            },
+                            Err(_) => {
+                                deletions.insert(p.clone());
+                            }
+                        }
+                    }
+                }
+                Some(m) => {
+                    let kind = index_kind(m).ok_or_else(|| {
+                        RepoError::Invalid(format!(
+                            "{} is not a regular file, directory or symlink",
+                            abs.display()
+                        ))
+                    })?;
+                    candidates.push((scope.clone(), m.clone(), kind));
+                }
+                None => {
+                    let tracked: Vec<String> = idx.under(scope).map(|(p, _)| p.clone()).collect();
+                    if tracked.is_empty() {
+                        return Err(RepoError::PathspecNoMatch {
+                            path: scope.clone(),
+                            what: "files",
+                        });
+                    }
+                    deletions.extend(tracked);
+                }
+            }
+            for (path, m, kind) in candidates {
+                let existing = idx.entries.get(&path);
+                if opts.tracked_only && existing.is_none() {
+                    continue;
+                }
+                if let Some(e) = existing {
+                    if idx.stat_clean(e, &stat_info(&m), kind) {
+                        continue;
+                    }
+                }
+                if queued.insert(path.clone()) {
+                    jobs.push(Job {
+                        abs: root.join(&path),
+                        size: if kind == IndexKind::Symlink { 0 } else { m.len() },
+                        existed: existing.is_some(),
+                        path,
+                    });
+                }
+            }
+        }
+        let mut out = AddOutcome {
+            problems,
+            ..Default::default()
+        };
+        for d in &deletions {
+            out.changes.push((d.clone(), ChangeKind::Deleted));
+        }
+        if opts.dry_run {
+            for j in &jobs {
+                out.changes.push((
+                    j.path.clone(),
+                    if j.existed { ChangeKind::Modified } else { ChangeKind::Added },
+                ));
+            }
+            out.changes.sort();
+            return Ok(out);
+        }
+        let total: u64 = jobs.iter().map(|j| j.size).sum();
+        progress.start("adding", total, jobs.len() as u64);
+        let odb = self.odb()?;
+        let session = Mutex::new(odb.session());
+        let chunking = self.config().chunking;
+        let level = self.config().compression.level;
+        let results = parallel_map(&jobs, |j| {
+            let r = ingest_path(&session, &j.abs, chunking, level, progress);
+            progress.file_done();
+            r
+        });
+        progress.finish();
+        let results = results?;
+        session
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish()?;
+        for d in deletions {
+            idx.entries.remove(&d);
+        }
+        for (j, r) in jobs.iter().zip(results) {
+            let prev = idx.entries.get(&j.path).map(|e| (e.content, e.kind));
+            let change = match prev {
+                None => Some(ChangeKind::Added),
+                Some((c, k)) if c != r.content || k != r.kind => Some(ChangeKind::Modified),
+                _ => None,
+            };
+            if let Some(c) = change {
+                out.changes.push((j.path.clone(), c));
+            }
+            out.bytes_read += j.size;
+            // A file replacing a directory (or the reverse) drops the old entries.
+            let prefix = format!("{}/", j.path);
+            idx.entries.retain(|p, _| !p.starts_with(&prefix));
+            let mut parent = j.path.as_str();
+            while let Some(i) = parent.rfind('/') {
+                parent = &parent[..i];
+                idx.entries.remove(parent);
+            }
+            idx.entries.insert(
+                j.path.clone(),
+                make_entry(&j.path, r.kind, r.stat, r.content, r.manifest, r.target),
+            );
+        }
+        out.changes.sort();
+        self.save_index(&mut idx)?;
+        Ok(out)
+    }
+
+    /// `rm`: unstage paths and (unless `cached`) delete them from the working tree.
+    pub fn rm(&self, paths: &[String], cached: bool, recursive: bool, force: bool) -> Result<Vec<String>> {
+        let _lock = self.lock()?;
+        let root = self.worktree()?.to_path_buf();
+        let mut idx = self.load_index()?;
+        let head = self.head_tree()?;
+        let mut targets: BTreeSet<String> = BTreeSet::new();
+        for p in paths {
+            let matched: Vec<String> = idx.under(p).map(|(k, _)| k.clone()).collect();
+            if matched.is_empty() {
+                return Err(RepoError::PathspecNoMatch {
+                    path: p.clone(),
+                    what: "tracked files",
+                });
+            }
+            if !recursive && !(matched.len() == 1 && &matched[0] == p) {
+                return Err(RepoError::RmNeedsRecursive(p.clone()));
+            }
+            targets.extend(matched);
+        }
+        if !force && !cached {
+            let mut dirty = Vec::new();
+            for t in &targets {
+                let e = &idx.entries[t];
+                let staged = head.get(t).map(|h| h.content != e.content || h.kind != e.kind).unwrap_or(true);
+                let abs = root.join(t);
+                let modified = match std::fs::symlink_metadata(&abs) {
+                    Ok(m) => {
+                        let kind = index_kind(&m);
+                        kind != Some(e.kind)
+                            || (!idx.stat_clean(e, &stat_info(&m), e.kind)
+                                && crate::ingest::hash_path(&abs, e.kind)? != e.content)
+                    }
+                    Err(_) => false,
+                };
+                if staged || modified {
+                    dirty.push(t.clone());
+                }
+            }
+            if !dirty.is_empty() {
+                return Err(RepoError::RmLocalChanges { paths: dirty });
+            }
+        }
+        for t in &targets {
+            idx.entries.remove(t);
+        }
+        self.save_index(&mut idx)?;
+        if !cached {
+            for t in &targets {
+                let abs = root.join(t);
+                match std::fs::remove_file(&abs) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(RepoError::io("remove", abs, e)),
+                }
+                remove_empty_parents(&root, t);
+            }
+        }
+        Ok(targets.into_iter().collect())
+    }
+
+    /// `mv`: renames a tracked file or directory in the working tree and the index.
+    pub fn mv(&self, src: &str, dst: &str) -> Result<(String, String)> {
+        let _lock = self.lock()?;
+        let root = self.worktree()?.to_path_buf();
+        let mut idx = self.load_index()?;
+        let bad = |reason: &str| RepoError::BadMove {
+            src: src.into(),
+            dst: dst.into(),
+            reason: reason.into(),
+        };
+        if src.is_empty() {
+            return Err(bad("cannot move the root of the working tree"));
+        }
+        let moved: Vec<String> = idx.under(src).map(|(p, _)| p.clone()).collect();
+        if moved.is_empty() {
+            return Err(bad("source is not tracked"));
+        }
+        let src_abs = root.join(src);
+        if std::fs::symlink_metadata(&src_abs).is_err() {
+            return Err(bad("source does not exist in the working tree"));
+        }
+        let mut dst = dst.to_string();
+        let dst_abs = self.abs_path(&dst)?;
+        if dst_abs.is_dir() {
+            let name = src.rsplit('/').next().unwrap_or(src);
+            dst = if dst.is_empty() { name.to_string() } else { format!("{dst}/{name}") };
+        }
+        if path_is_under(&dst, src) {
+            return Err(bad("cannot move a directory into itself"));
+        }
+        let dst_abs = root.join(&dst);
+        if std::fs::symlink_metadata(&dst_abs).is_ok() {
+            return Err(bad("destination exists"));
+        }
+        if let Some(parent) = dst_abs.parent() {
+            if !parent.is_dir() {
+                return Err(bad("destination directory does not exist"));
+            }
+        }
+        std::fs::rename(&src_abs, &dst_abs).map_err(|e| RepoError::io("rename", &src_abs, e))?;
+        for p in moved {
+            let Some(mut e) = idx.entries.remove(&p) else { continue };
+            let new_path = format!("{dst}{}", &p[src.len()..]);
+            if let Ok(m) = std::fs::symlink_metadata(root.join(&new_path)) {
+                // Only the ctime moves on rename; keep the cache valid.
+                if stat_info(&m).mtime == e.stat.mtime && m.len() == e.stat.size {
+                    e.stat = stat_info(&m);
+                }
+            }
+            e.path = new_path.clone();
+            idx.entries.insert(new_path, e);
+        }
+        self.save_index(&mut idx)?;
+        remove_empty_parents(&root, src);
+        Ok((src.to_string(), dst))
+    }
+}
+
+/// Removes now-empty directories above a removed repository path.
+pub fn remove_empty_parents(root: &std::path::Path, path: &str) {
+    let mut p = path;
+    while let Some(i) = p.rfind('/') {
+        p = &p[..i];
+        if std::fs::remove_dir(root.join(p)).is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Branches and tags.
+use std::collections::{HashSet, VecDeque};
+
+use mediagit_format::{ObjectId, ObjectKind, Signature, Tag};
+
+use crate::error::{RepoError, Result};
+use crate::refs::{branch_ref, tag_ref, validate_ref_name, Head, ReflogEntry};
+use crate::repo::Repository;
+
+#[derive(Debug, Clone)]
+pub struct BranchInfo {
+    pub name: String,
+    pub commit: ObjectId,
+    pub current: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TagInfo {
+    pub name: String,
+    /// The commit the tag names (peeled).
+    pub commit: ObjectId,
+    /// The annotated tag object, if any.
+    pub annotation: Option<(ObjectId, Tag)>,
+}
+
+impl Repository {
+    pub fn branches(&self) -> Result<Vec<BranchInfo>> {
+        let cur = self.current_branch()?;
+        Ok(self
+            .list_refs("refs/heads/")?
+            .into_iter()
+            .map(|(name, commit)| BranchInfo {
+                current: cur.as_deref() == Some(name.as_str()),
+                name,
+                commit,
+            })
+            .collect())
+    }
+
+    pub fn create_branch(&self, name: &str, start: ObjectId, who: &Signature, reason: &str) -> Result<()> {
+        validate_ref_name("branch", name)?;
+        let _lock = self.lock()?;
+        let r = branch_ref(name);
+        if self.read_ref(&r)?.is_some() {
+            return Err(RepoError::BranchExists(name.into()));
+        }
+        self.cas_ref(&r, None, Some(start))?;
+        self.append_reflog(
+            &r,
+            &ReflogEntry {
+                old: ObjectId::ZERO,
+                new: start,
+                who: who.clone(),
+                message: reason.into(),
+            },
+        )
+    }
+
+    /// Deletes a branch. Refuses the checked-out branch, and a branch whose
+    /// commits are not reachable from HEAD unless `force`. The branch's reflog
+    /// is kept (with a final "deleted" record) so it can be recovered.
+    pub fn delete_branch(&self, name: &str, force: bool, who: &Signature) -> Result<ObjectId> {
+        let _lock = self.lock()?;
+        let r = branch_ref(name);
+        let tip = self.read_ref(&r)?.ok_or_else(|| RepoError::BranchNotFound(name.into()))?;
+        if self.current_branch()?.as_deref() == Some(name) {
+            return Err(RepoError::DeleteCurrentBranch(name.into()));
+        }
+        if !force {
+            let head = self.head_commit()?;
+            let merged = match head {
+                Some(h) => self.is_ancestor(tip, h)?,
+                None => false,
+            };
+            if !merged {
+                return Err(RepoError::BranchNotMerged {
+                    branch: name.into(),
+                    into: "HEAD".into(),
+                });
+            }
+        }
+        self.cas_ref(&r, Some(tip), None)?;
+        self.append_reflog(
+            &r,
+            &ReflogEntry {
+                old: tip,
+                new: ObjectId::ZERO,
+                who: who.clone(),
+                message: format!("branch: deleted {name} at {}", tip.short(12)),
+            },
+        )?;
+        Ok(tip)
+    }
+
+    pub fn rename_branch(&self, old: &str, new: &str, who: &Signature) -> Result<()> {
+        validate_ref_name("branch", new)?;
+        let _lock = self.lock()?;
+        let (ro, rn) = (branch_ref(old), branch_ref(new));
+        let tip = self.read_ref(&ro)?.ok_or_else(|| RepoError::BranchNotFound(old.into()))?;
+        if self.read_ref(&rn)?.is_some() {
+            return Err(RepoError::BranchExists(new.into()));
+        }
+        self.cas_ref(&rn, None, Some(tip))?;
+        self.cas_ref(&ro, Some(tip), None)?;
+        let entry = |old_id, new_id, message: String| ReflogEntry {
+            old: old_id,
+            new: new_id,
+            who: who.clone(),
+            message,
+        };
+        self.append_reflog(&rn, &entry(ObjectId::ZERO, tip, format!("branch: renamed {old} to {new}")))?;
+        self.append_reflog(&ro, &entry(tip, ObjectId::ZERO, format!("branch: renamed {old} to {new}")))?;
+        if self.current_branch()?.as_deref() == Some(old) {
+            self.set_head(&Head::Branch(new.into()))?;
+        }
+        Ok(())
+    }
+
+    /// Whether `a` is `b` or an ancestor of `b`.
+    pub fn is_ancestor(&self, a: ObjectId, b: ObjectId) -> Result<bool> {
+        let odb = self.odb()?;
+        let mut seen = HashSet::new();
+        let mut queue = VecDeque::from([b]);
+        while let Some(c) = queue.pop_front() {
+            if c == a {
+                return Ok(true);
+            }
+            if !seen.insert(c) {
+                continue;
+            }
+            queue.extend(odb.read_commit(&c)?.parents);
+        }
+        Ok(false)
+    }
+
+    pub fn tags(&self) -> Result<Vec<TagInfo>> {
+        let mut out = Vec::new();
+        for (name, id) in self.list_refs("refs/tags/")? {
+            let annotation = match self.odb()?.locate(&id) {
+                Some((_, l)) if l.kind == ObjectKind::Tag => Some((id, self.odb()?.read_tag(&id)?)),
+                _ => None,
+            };
+            out.push(TagInfo {
+                commit: self.peel(id)?,
+                name,
+                annotation,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a tag; annotated (a tag object) when `message` is given.
+    pub fn create_tag(&self, name: &str, target: ObjectId, message: Option<&str>, tagger: &Signature) -> Result<ObjectId> {
+        validate_ref_name("tag", name)?;
+        let _lock = self.lock()?;
+        let r = tag_ref(name);
+        if self.read_ref(&r)?.is_some() {
+            return Err(RepoError::TagExists(name.into()));
+        }
+        let id = match message {
+            Some(m) => {
+                let tag = Tag {
+                    target,
+                    name: name.into(),
+                    tagger: tagger.clone(),
+                    message: format!("{}\n", m.trim_end()),
+                };
+                let mut s = self.odb()?.session();
+                let id = s.put_object(ObjectKind::Tag, &tag.encode())?;
+                s.finish()?;
+                id
+            }
+            None => target,
+        };
+        self.cas_ref(&r, None, Some(id))?;
+        Ok(id)
+    }
+
+    pub fn delete_tag(&self, name: &str) -> Result<ObjectId> {
+        let _lock = self.lock()?;
+        let r = tag_ref(name);
+        let id = self.read_ref(&r)?.ok_or_else(|| RepoError::TagNotFound(name.into()))?;
+        self.cas_ref(&r, Some(id), None)?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,328 @@
+//! `checkout` / `switch`: make the working tree and index match a commit,
+//! and `checkout REV -- PATH`: restore some paths.
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use mediagit_format::index::{IndexEntry, IndexKind};
+use mediagit_format::{ObjectId, Signature};
+
+use crate::add::remove_empty_parents;
+use crate::error::{RepoError, Result};
+use crate::ingest::parallel_map;
+use crate::odb::Odb;
+use crate::progress::Progress;
+use crate::refs::{Head, ReflogEntry};
+use crate::repo::Repository;
+use crate::status::diff_flat;
+use crate::tree::{flatten, lookup, FlatEntry, FlatTree, Lookup};
+use crate::worktree::{make_entry, path_is_under, stat_info};
+
+#[derive(Debug, Clone)]
+pub enum CheckoutTarget {
+    Branch(String),
+    Detached(ObjectId),
+}
+
+#[derive(Debug, Default)]
+pub struct CheckoutOutcome {
+    pub written: usize,
+    pub removed: usize,
+    pub bytes: u64,
+}
+
+impl Repository {
+    pub fn checkout(
+        &self,
+        target: &CheckoutTarget,
+        force: bool,
+        who: &Signature,
+        progress: &dyn Progress,
+    ) -> Result<CheckoutOutcome> {
+        let _lock = self.lock()?;
+        let root = self.worktree()?.to_path_buf();
+        let odb = self.odb()?;
+        let new_commit = match target {
+            CheckoutTarget::Branch(b) => self
+                .read_ref(&crate::refs::branch_ref(b))?
+                .ok_or_else(|| RepoError::BranchNotFound(b.clone()))?,
+            CheckoutTarget::Detached(id) => *id,
+        };
+        let new_tree = flatten(odb, &odb.read_commit(&new_commit)?.tree)?;
+        let old_tree = self.head_tree()?;
+        let mut idx = self.load_index()?;
+        let index_tree: FlatTree = idx
+            .entries
+            .iter()
+            .map(|(p, e)| (p.clone(), FlatEntry::from_index(e)))
+            .collect();
+        let scan = self.scan_worktree(&idx, "")?;
+        let mut dirty: BTreeSet<String> = scan.changed.iter().map(|(p, _)| p.clone()).collect();
+        dirty.extend(diff_flat(&old_tree, &index_tree).into_iter().map(|(p, _)| p));
+
+        let mut to_write: Vec<(String, FlatEntry)> = Vec::new();
+        let mut to_remove: Vec<String> = Vec::new();
+        let mut conflicts = Vec::new();
+        let all: BTreeSet<&String> = old_tree.keys().chain(new_tree.keys()).chain(idx.entries.keys()).collect();
+        for p in all {
+            let (o, n, i) = (old_tree.get(p), new_tree.get(p), index_tree.get(p));
+            let differs = match (o, n) {
+                (Some(a), Some(b)) => !a.same_content(b),
+                (None, None) => false,
+                _ => true,
+            };
+            let is_dirty = dirty.contains(p);
+            if force {
+                match n {
+                    Some(ne) => {
+                        let idx_same = i.map(|ie| ie.same_content(ne)).unwrap_or(false);
+                        if !idx_same || is_dirty {
+                            to_write.push((p.clone(), ne.clone()));
+                        }
+                    }
+                    None => {
+                        if o.is_some() || i.is_some() {
+                            to_remove.push(p.clone());
+                        }
+                    }
+                }
+                continue;
+            }
+            if !differs {
+                continue;
+            }
+            if is_dirty {
+                // A change that already equals the target is not in the way.
+                let already = match (i, n) {
+                    (Some(ie), Some(ne)) => ie.same_content(ne) && !scan.changed.iter().any(|(c, _)| c == p),
+                    _ => false,
+                };
+                if !already {
+                    conflicts.push(p.clone());
+                }
+                continue;
+            }
+            match n {
+                Some(ne) => to_write.push((p.clone(), ne.clone())),
+                None => to_remove.push(p.clone()),
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(RepoError::WouldOverwriteChanges { paths: conflicts });
+        }
+        // Untracked files in the way of files (or directories) the target creates.
+        let untracked: BTreeSet<&String> = scan.untracked.iter().collect();
+        let mut in_the_way = Vec::new();
+        for (p, _) in &to_write {
+            if untracked.contains(p) {
+                in_the_way.push(p.clone());
+            }
+            let mut parent = p.as_str();
+            while let Some(i) = parent.rfind('/') {
+                parent = &parent[..i];
+                if untracked.contains(&parent.to_string()) {
+                    in_the_way.push(parent.to_string());
+                }
+            }
+        }
+        if !in_the_way.is_empty() && !force {
+            in_the_way.sort();
+            in_the_way.dedup();
+            return Err(RepoError::WouldOverwriteUntracked { paths: in_the_way });
+        }
+        let out = self.apply(odb, &root, &mut idx, &to_write, &to_remove, force, progress)?;
+        self.save_index(&mut idx)?;
+
+        let old_commit = self.head_commit()?;
+        let from = match self.head()? {
+            Head::Branch(b) => b,
+            Head::Detached(id) => id.short(12),
+        };
+        let (new_head, to) = match target {
+            CheckoutTarget::Branch(b) => (Head::Branch(b.clone()), b.clone()),
+            CheckoutTarget::Detached(id) => (Head::Detached(*id), id.short(12)),
+        };
+        self.set_head(&new_head)?;
+        self.append_reflog(
+            "HEAD",
+            &ReflogEntry {
+                old: old_commit.unwrap_or(ObjectId::ZERO),
+                new: new_commit,
+                who: who.clone(),
+                message: format!("checkout: moving from {from} to {to}"),
+            },
+        )?;
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        odb: &Odb,
+        root: &Path,
+        idx: &mut crate::worktree::WorktreeIndex,
+        to_write: &[(String, FlatEntry)],
+        to_remove: &[String],
+        force: bool,
+        progress: &dyn Progress,
+    ) -> Result<CheckoutOutcome> {
+        let mut out = CheckoutOutcome::default();
+        for p in to_remove {
+            let abs = root.join(p);
+            match fs::remove_file(&abs) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RepoError::io("remove", &abs, e)),
+            }
+            remove_empty_parents(root, p);
+            idx.entries.remove(p);
+            out.removed += 1;
+        }
+        let total: u64 = to_write.iter().map(|(_, e)| e.size).sum();
+        progress.start("checking out", total, to_write.len() as u64);
+        let written = parallel_map(to_write, |(p, e)| {
+            let r = write_entry(odb, root, p, e, force, progress);
+            progress.file_done();
+            r
+        });
+        progress.finish();
+        for e in written? {
+            out.bytes += e.stat.size;
+            out.written += 1;
+            idx.entries.insert(e.path.clone(), e);
+        }
+        Ok(out)
+    }
+
+    /// Restores `paths` from `rev` (or, with `None`, from the index) into the
+    /// working tree; with a revision the index is updated too.
+    pub fn checkout_paths(&self, rev: Option<ObjectId>, paths: &[String], progress: &dyn Progress) -> Result<CheckoutOutcome> {
+        let _lock = self.lock()?;
+        let root = self.worktree()?.to_path_buf();
+        let odb = self.odb()?;
+        let mut idx = self.load_index()?;
+        let mut to_write: BTreeMap<String, FlatEntry> = BTreeMap::new();
+        for p in paths {
+            match rev {
+                Some(c) => {
+                    let tree = odb.read_commit(&c)?.tree;
+                    match lookup(odb, &tree, p)? {
+                        Some(Lookup::File(e)) => {
+                            to_write.insert(p.clone(), e);
+                        }
+                        Some(Lookup::Dir(t)) => {
+                            for (sub, e) in flatten(odb, &t)? {
+                                let full = if p.is_empty() { sub } else { format!("{p}/{sub}") };
+                                to_write.insert(full, e);
+                            }
+                        }
+                        None => {
+                            return Err(RepoError::PathNotInRevision {
+                                path: p.clone(),
+                                rev: c.short(12),
+                            })
+                        }
+                    }
+                }
+                None => {
+                    let matched: Vec<_> = idx.under(p).map(|(k, e)| (k.clone(), FlatEntry::from_index(e))).collect();
+                    if matched.is_empty() {
+                        return Err(RepoError::PathspecNoMatch {
+                            path: p.clone(),
+                            what: "tracked files",
+                        });
+                    }
+                    to_write.extend(matched);
+                }
+            }
+        }
+        let list: Vec<(String, FlatEntry)> = to_write.into_iter().collect();
+        let out = self.apply(odb, &root, &mut idx, &list, &[], true, progress)?;
+        self.save_index(&mut idx)?;
+        Ok(out)
+    }
+}
+
+/// Writes one file (or symlink) into the working tree atomically and returns
+/// its fresh index entry. Every chunk's hash is verified on the way.
+fn write_entry(odb: &Odb, root: &Path, path: &str, e: &FlatEntry, force: bool, progress: &dyn Progress) -> Result<IndexEntry> {
+    let abs = root.join(path);
+    let parent = abs.parent().unwrap_or(root).to_path_buf();
+    ensure_dir(root, &parent, force)?;
+    if let Ok(m) = fs::symlink_metadata(&abs) {
+        if m.is_dir() {
+            // Only empty directories, or any directory under --force, give way.
+            let r = if force { fs::remove_dir_all(&abs) } else { fs::remove_dir(&abs) };
+            r.map_err(|err| RepoError::io("replace directory", &abs, err))?;
+        }
+    }
+    let name = abs.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = parent.join(format!(".{name}.mediagit-tmp-{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        match e.kind {
+            IndexKind::Symlink => {
+                let _ = fs::remove_file(&tmp);
+                std::os::unix::fs::symlink(e.target.as_deref().unwrap_or(""), &tmp)
+                    .map_err(|err| RepoError::io("create symlink", &abs, err))?;
+            }
+            kind => {
+                let f = File::create(&tmp).map_err(|err| RepoError::io("create", &abs, err))?;
+                let mut w = BufWriter::with_capacity(1 << 20, f);
+                odb.write_file_to(&e.manifest, &mut w, &|n| progress.bytes(n))
+                    .map_err(|err| match err {
+                        RepoError::Io { source, .. } => RepoError::io("write", &abs, source),
+                        other => other,
+                    })?;
+                let f = w
+                    .into_inner()
+                    .map_err(|err| RepoError::io("write", &abs, err.into_error()))?;
+                let mode = if kind == IndexKind::Executable { 0o755 } else { 0o644 };
+                f.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(|err| RepoError::io("set permissions of", &abs, err))?;
+                let mtime = UNIX_EPOCH + Duration::new(e.mtime.secs.max(0) as u64, e.mtime.nanos);
+                f.set_modified(mtime)
+                    .map_err(|err| RepoError::io("set modification time of", &abs, err))?;
+            }
+        }
+        fs::rename(&tmp, &abs).map_err(|err| RepoError::io("rename into place", &abs, err))
+    })();
+    if let Err(err) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(err);
+    }
+    let m = fs::symlink_metadata(&abs).map_err(|err| RepoError::io("stat", &abs, err))?;
+    Ok(make_entry(path, e.kind, stat_info(&m), e.content, e.manifest, e.target.clone()))
+}
+
+/// Creates `dir` and its parents; a file standing where a directory must go
+/// is removed only under `force` (tracked files were removed before).
+fn ensure_dir(root: &Path, dir: &Path, force: bool) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Ok(rel) = dir.strip_prefix(root) {
+        let mut cur = root.to_path_buf();
+        for c in rel.components() {
+            cur.push(c);
+            if let Ok(m) = fs::symlink_metadata(&cur) {
+                if !m.is_dir() {
+                    if !force {
+                        return Err(RepoError::WouldOverwriteUntracked {
+                            paths: vec![cur.display().to_string()],
+                        });
+                    }
+                    fs::remove_file(&cur).map_err(|e| RepoError::io("remove", &cur, e))?;
+                }
+            }
+        }
+    }
+    fs::create_dir_all(dir).map_err(|e| RepoError::io("create directory", dir, e))
+}
+
+/// Whether `p` is one of `paths` or below one of them.
+pub fn matches_any(p: &str, paths: &[String]) -> bool {
+    paths.iter().any(|q| path_is_under(p, q))
+}

@@ -1,0 +1,139 @@
+//! Errors of the repository layer: one variant per thing a user can get
+//! wrong or a disk can do, each naming the file, revision or object.
+use std::path::PathBuf;
+
+use mediagit_format::{FormatError, ObjectId};
+use mediagit_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("not a mediagit repository (or any parent up to /): {}", path.display())]
+    NotARepository { path: PathBuf },
+    #[error("a mediagit repository already exists at {}", path.display())]
+    AlreadyExists { path: PathBuf },
+    #[error("the repository is locked by another mediagit process ({holder}); lock file {}", path.display())]
+    Locked { path: PathBuf, holder: String },
+    #[error("unknown revision {rev:?}")]
+    UnknownRevision { rev: String },
+    #[error("ambiguous revision {rev:?}: matches {}", candidates.join(", "))]
+    AmbiguousRevision {
+        rev: String,
+        candidates: Vec<String>,
+    },
+    #[error("{rev:?} has no parent {n}")]
+    NoSuchParent { rev: String, n: usize },
+    #[error("path {} is outside the repository at {}", path.display(), root.display())]
+    PathOutsideRepo { path: PathBuf, root: PathBuf },
+    #[error("pathspec {path:?} did not match any {what}")]
+    PathspecNoMatch { path: String, what: &'static str },
+    #[error("path {path:?} does not exist in {rev}")]
+    PathNotInRevision { path: String, rev: String },
+    #[error("{path:?} is a directory, not a file, in {rev}")]
+    NotAFile { path: String, rev: String },
+    #[error("{} changed while it was being read (size or modification time moved); nothing was staged, try again", path.display())]
+    FileChanged { path: PathBuf },
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("file name {} is not valid UTF-8; mediagit stores UTF-8 paths only", path.display())]
+    NonUtf8Path { path: PathBuf },
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("{what}: {source}")]
+    Format {
+        what: String,
+        #[source]
+        source: FormatError,
+    },
+    #[error("corrupt {kind} object {id} ({location}): {reason}")]
+    CorruptObject {
+        id: ObjectId,
+        kind: &'static str,
+        location: String,
+        reason: String,
+    },
+    #[error("missing {kind} object {id}{}", context.as_deref().map(|c| format!(" (needed by {c})")).unwrap_or_default())]
+    MissingObject {
+        id: ObjectId,
+        kind: &'static str,
+        context: Option<String>,
+    },
+    #[error("object {id} is a {actual}, not a {expected}")]
+    WrongKind {
+        id: ObjectId,
+        expected: &'static str,
+        actual: &'static str,
+    },
+    #[error("nothing to commit (use `mediagit add` to stage changes, or --allow-empty)")]
+    NothingToCommit,
+    #[error("no author identity: set [author] name and email in .mediagit/config.toml, or MEDIAGIT_AUTHOR_NAME and MEDIAGIT_AUTHOR_EMAIL, or pass --author \"Name <email>\"")]
+    MissingIdentity,
+    #[error("invalid author {0:?}: expected \"Name <email>\"")]
+    BadAuthor(String),
+    #[error("invalid {what} name {name:?}: {reason}")]
+    InvalidRefName {
+        what: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+    #[error("a branch named {0:?} already exists")]
+    BranchExists(String),
+    #[error("branch {0:?} not found")]
+    BranchNotFound(String),
+    #[error("branch {branch:?} is not fully merged into {into}; use --force (-D) to delete it anyway")]
+    BranchNotMerged { branch: String, into: String },
+    #[error("cannot delete branch {0:?}: it is checked out")]
+    DeleteCurrentBranch(String),
+    #[error("a tag named {0:?} already exists")]
+    TagExists(String),
+    #[error("tag {0:?} not found")]
+    TagNotFound(String),
+    #[error("your current branch {0:?} does not have any commits yet")]
+    UnbornBranch(String),
+    #[error("ref {name} was changed by another process (expected {expected}, found {found}); nothing was updated, try again")]
+    RefRace {
+        name: String,
+        expected: String,
+        found: String,
+    },
+    #[error("your local changes to these files would be overwritten: {}; commit them, or use --force to discard them", paths.join(", "))]
+    WouldOverwriteChanges { paths: Vec<String> },
+    #[error("untracked files would be overwritten: {}; move or remove them, or use --force", paths.join(", "))]
+    WouldOverwriteUntracked { paths: Vec<String> },
+    #[error("local modifications in {}; use --force to remove them anyway or --cached to keep the file", paths.join(", "))]
+    RmLocalChanges { paths: Vec<String> },
+    #[error("not removing {0:?} recursively without -r")]
+    RmNeedsRecursive(String),
+    #[error("cannot move {src:?} to {dst:?}: {reason}")]
+    BadMove {
+        src: String,
+        dst: String,
+        reason: String,
+    },
+    #[error("this operation needs a working tree, but the repository is bare")]
+    Bare,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl RepoError {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> RepoError {
+        RepoError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+    pub fn format(what: impl Into<String>, source: FormatError) -> RepoError {
+        RepoError::Format {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = RepoError> = std::result::Result<T, E>;

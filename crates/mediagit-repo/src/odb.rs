@@ -1,0 +1,382 @@
+//! The object database: packs and pack indexes in storage, an in-memory map
+//! from object id to location, verified reads and a pack writer.
+//!
+//! Packs are written to a local temporary file, then stored (`packs/<id>.pack`),
+//! then their index (`packs/<id>.idx`). An object exists for readers only once
+//! its index is stored, so a crash in between leaves unreferenced garbage and
+//! nothing else.
+use std::collections::{HashMap, HashSet};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use mediagit_format::config::RepoConfig;
+use mediagit_format::id::Hasher;
+use mediagit_format::pack::{self, Codec, EntryHeader, IdxEntry, PackIndex};
+use mediagit_format::{Commit, Manifest, ObjectId, ObjectKind, Tag, Tree};
+use mediagit_pipeline::{compress_chunk, decompress, CompressionHint};
+use mediagit_storage::Storage;
+
+use crate::error::{RepoError, Result};
+
+/// Packs are closed and a new one started past this size.
+pub const PACK_TARGET_SIZE: u64 = 1 << 30;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Location {
+    pub pack: u32,
+    pub offset: u64,
+    pub kind: ObjectKind,
+    pub codec: Codec,
+    pub raw_len: u32,
+    pub stored_len: u32,
+}
+
+#[derive(Default)]
+struct State {
+    packs: Vec<ObjectId>,
+    map: HashMap<ObjectId, Location>,
+}
+
+pub struct Odb {
+    storage: Arc<dyn Storage>,
+    tmp_dir: PathBuf,
+    compression_level: i32,
+    state: RwLock<State>,
+}
+
+pub fn pack_key(id: &ObjectId) -> String {
+    format!("packs/{id}.pack")
+}
+pub fn idx_key(id: &ObjectId) -> String {
+    format!("packs/{id}.idx")
+}
+
+impl Odb {
+    pub fn load(storage: Arc<dyn Storage>, tmp_dir: PathBuf, cfg: &RepoConfig) -> Result<Odb> {
+        let odb = Odb {
+            storage,
+            tmp_dir,
+            compression_level: cfg.compression.level,
+            state: RwLock::new(State::default()),
+        };
+        for key in odb.storage.list("packs/")? {
+            let Some(hex) = key.strip_prefix("packs/").and_then(|k| k.strip_suffix(".idx")) else {
+                continue;
+            };
+            let Ok(pack_id) = hex.parse::<ObjectId>() else {
+                continue;
+            };
+            let bytes = odb.storage.get(&key)?;
+            let idx = PackIndex::decode(&bytes)
+                .map_err(|e| RepoError::format(format!("pack index {key}"), e))?;
+            if idx.pack != pack_id {
+                return Err(RepoError::CorruptObject {
+                    id: pack_id,
+                    kind: "pack index",
+                    location: key,
+                    reason: format!("index names pack {}", idx.pack),
+                });
+            }
+            odb.register(&idx);
+        }
+        Ok(odb)
+    }
+
+    fn register(&self, idx: &PackIndex) {
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let n = st.packs.len() as u32;
+        st.packs.push(idx.pack);
+        st.map.reserve(idx.entries.len());
+        for e in &idx.entries {
+            st.map.entry(e.id).or_insert(Location {
+                pack: n,
+                offset: e.offset,
+                kind: e.kind,
+                codec: e.codec,
+                raw_len: e.raw_len,
+                stored_len: e.stored_len,
+            });
+        }
+    }
+
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .contains_key(id)
+    }
+
+    pub fn locate(&self, id: &ObjectId) -> Option<(ObjectId, Location)> {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        st.map.get(id).map(|l| (st.packs[l.pack as usize], *l))
+    }
+
+    /// Ids of objects of `kinds` whose hex form starts with `prefix`.
+    pub fn find_prefix(&self, prefix: &str, kinds: &[ObjectKind]) -> Vec<(ObjectId, ObjectKind)> {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = st
+            .map
+            .iter()
+            .filter(|(id, l)| kinds.contains(&l.kind) && id.has_hex_prefix(prefix))
+            .map(|(id, l)| (*id, l.kind))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
+
+    pub fn pack_count(&self) -> usize {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).packs.len()
+    }
+
+    /// Reads an object, checks its kind, decodes its payload and verifies that
+    /// it hashes to `id`. Never returns bytes that fail that check.
+    pub fn read_raw(&self, id: &ObjectId, kind: ObjectKind) -> Result<Vec<u8>> {
+        let (pack_id, loc) = self.locate(id).ok_or(RepoError::MissingObject {
+            id: *id,
+            kind: kind.name(),
+            context: None,
+        })?;
+        if loc.kind != kind {
+            return Err(RepoError::WrongKind {
+                id: *id,
+                expected: kind.name(),
+                actual: loc.kind.name(),
+            });
+        }
+        let key = pack_key(&pack_id);
+        let location = format!("{} at offset {} in {}", key, loc.offset, self.storage.describe());
+        let corrupt = |reason: String| RepoError::CorruptObject {
+            id: *id,
+            kind: kind.name(),
+            location: location.clone(),
+            reason,
+        };
+        let mut buf = vec![0u8; EntryHeader::LEN + loc.stored_len as usize];
+        self.storage
+            .read_at(&key, loc.offset, &mut buf)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let h = EntryHeader::decode(&buf).map_err(|e| corrupt(e.to_string()))?;
+        if h.id != *id || h.kind != kind || h.stored_len != loc.stored_len || h.codec != loc.codec {
+            return Err(corrupt("entry header does not match the pack index".into()));
+        }
+        let data = decompress(h.codec, &buf[EntryHeader::LEN..], h.raw_len as usize)
+            .map_err(|e| corrupt(format!("{} payload does not decode: {e}", h.codec.name())))?;
+        let actual = ObjectId::hash(&data);
+        if actual != *id {
+            return Err(corrupt(format!("content hashes to {actual}")));
+        }
+        Ok(data)
+    }
+
+    pub fn read_manifest(&self, id: &ObjectId) -> Result<Manifest> {
+        let b = self.read_raw(id, ObjectKind::Manifest)?;
+        Manifest::decode(&b).map_err(|e| RepoError::format(format!("manifest {id}"), e))
+    }
+    pub fn read_tree(&self, id: &ObjectId) -> Result<Tree> {
+        let b = self.read_raw(id, ObjectKind::Tree)?;
+        Tree::decode(&b).map_err(|e| RepoError::format(format!("tree {id}"), e))
+    }
+    pub fn read_commit(&self, id: &ObjectId) -> Result<Commit> {
+        let b = self.read_raw(id, ObjectKind::Commit)?;
+        Commit::decode(&b).map_err(|e| RepoError::format(format!("commit {id}"), e))
+    }
+    pub fn read_tag(&self, id: &ObjectId) -> Result<Tag> {
+        let b = self.read_raw(id, ObjectKind::Tag)?;
+        Tag::decode(&b).map_err(|e| RepoError::format(format!("tag {id}"), e))
+    }
+
+    /// Streams a file's content (by manifest id) into `out`, verifying every chunk.
+    pub fn write_file_to(
+        &self,
+        manifest: &ObjectId,
+        out: &mut dyn Write,
+        on_bytes: &dyn Fn(u64),
+    ) -> Result<Manifest> {
+        let m = self.read_manifest(manifest)?;
+        for c in &m.chunks {
+            let data = self.read_raw(&c.id, ObjectKind::Chunk)?;
+            if data.len() != c.len as usize {
+                return Err(RepoError::CorruptObject {
+                    id: *manifest,
+                    kind: "manifest",
+                    location: format!("chunk {}", c.id),
+                    reason: format!("chunk is {} bytes, manifest says {}", data.len(), c.len),
+                });
+            }
+            out.write_all(&data)
+                .map_err(|e| RepoError::io("write", "output", e))?;
+            on_bytes(data.len() as u64);
+        }
+        Ok(m)
+    }
+
+    /// Starts writing new objects. Nothing is visible until [`PackSession::finish`].
+    pub fn session(&self) -> PackSession<'_> {
+        PackSession {
+            odb: self,
+            current: None,
+            finished: Vec::new(),
+            pending: HashSet::new(),
+        }
+    }
+
+    pub fn compression_level(&self) -> i32 {
+        self.compression_level
+    }
+}
+
+struct OpenPack {
+    file: BufWriter<tempfile::NamedTempFile>,
+    hasher: Hasher,
+    offset: u64,
+    entries: Vec<IdxEntry>,
+}
+
+/// Writes objects into new packs. Dropping a session without `finish`
+/// discards everything it wrote.
+pub struct PackSession<'a> {
+    odb: &'a Odb,
+    current: Option<OpenPack>,
+    finished: Vec<(tempfile::TempPath, PackIndex)>,
+    pending: HashSet<ObjectId>,
+}
+
+impl PackSession<'_> {
+    /// Whether the object exists already or was written in this session.
+    pub fn has(&self, id: &ObjectId) -> bool {
+        self.pending.contains(id) || self.odb.contains(id)
+    }
+
+    /// Stores an encoded object (manifest, tree, commit, tag), compressing it
+    /// if that pays. Returns its id. Objects already present are not written again.
+    pub fn put_object(&mut self, kind: ObjectKind, bytes: &[u8]) -> Result<ObjectId> {
+        let id = ObjectId::hash(bytes);
+        if self.has(&id) {
+            return Ok(id);
+        }
+        let mut out = Vec::new();
+        let codec = compress_chunk(bytes, CompressionHint::Try, self.odb.compression_level, &mut out)
+            .map_err(|e| RepoError::io("compress object", "memory", e))?;
+        let payload: &[u8] = if codec == Codec::Raw { bytes } else { &out };
+        self.put_encoded(kind, id, codec, bytes.len(), payload)?;
+        Ok(id)
+    }
+
+    /// Appends an already encoded payload. The caller guarantees `id` is the
+    /// SHA-256 of the decoded bytes.
+    pub fn put_encoded(
+        &mut self,
+        kind: ObjectKind,
+        id: ObjectId,
+        codec: Codec,
+        raw_len: usize,
+        payload: &[u8],
+    ) -> Result<()> {
+        if self.has(&id) {
+            return Ok(());
+        }
+        let too_big = |n: usize| {
+            RepoError::Invalid(format!("object {id} is {n} bytes; objects are limited to 4 GiB"))
+        };
+        let raw_len = u32::try_from(raw_len).map_err(|_| too_big(raw_len))?;
+        let stored_len = u32::try_from(payload.len()).map_err(|_| too_big(payload.len()))?;
+        if self.current.as_ref().map(|p| p.offset >= PACK_TARGET_SIZE).unwrap_or(false) {
+            self.close_current()?;
+        }
+        if self.current.is_none() {
+            self.current = Some(self.open_pack()?);
+        }
+        let p = self.current.as_mut().expect("opened above");
+        let header = EntryHeader {
+            kind,
+            codec,
+            raw_len,
+            stored_len,
+            id,
+        }
+        .encode();
+        let tmp_path = p.file.get_ref().path().to_path_buf();
+        p.file
+            .write_all(&header)
+            .and_then(|_| p.file.write_all(payload))
+            .map_err(|e| RepoError::io("write pack", tmp_path, e))?;
+        p.hasher.update(&header);
+        p.hasher.update(payload);
+        p.entries.push(IdxEntry {
+            id,
+            offset: p.offset,
+            kind,
+            codec,
+            raw_len,
+            stored_len,
+        });
+        p.offset += (header.len() + payload.len()) as u64;
+        self.pending.insert(id);
+        Ok(())
+    }
+
+    fn open_pack(&self) -> Result<OpenPack> {
+        std::fs::create_dir_all(&self.odb.tmp_dir)
+            .map_err(|e| RepoError::io("create directory", &self.odb.tmp_dir, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix("pack-")
+            .tempfile_in(&self.odb.tmp_dir)
+            .map_err(|e| RepoError::io("create temp pack in", &self.odb.tmp_dir, e))?;
+        let mut file = BufWriter::with_capacity(1 << 20, tmp);
+        let header = pack::encode_pack_header();
+        file.write_all(&header)
+            .map_err(|e| RepoError::io("write pack", &self.odb.tmp_dir, e))?;
+        let mut hasher = Hasher::new();
+        hasher.update(&header);
+        Ok(OpenPack {
+            file,
+            hasher,
+            offset: header.len() as u64,
+            entries: Vec::new(),
+        })
+    }
+
+    fn close_current(&mut self) -> Result<()> {
+        let Some(p) = self.current.take() else {
+            return Ok(());
+        };
+        let tmp = p
+            .file
+            .into_inner()
+            .map_err(|e| RepoError::io("write pack", "temp pack", e.into_error()))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| RepoError::io("fsync", tmp.path(), e))?;
+        let pack = p.hasher.finish();
+        let idx = PackIndex {
+            pack,
+            entries: p.entries,
+        };
+        self.finished.push((tmp.into_temp_path(), idx));
+        Ok(())
+    }
+
+    /// Number of objects written so far in this session.
+    pub fn written(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Stores every pack, then every index, and makes the objects visible.
+    pub fn finish(mut self) -> Result<()> {
+        self.close_current()?;
+        let finished = std::mem::take(&mut self.finished);
+        for (path, idx) in &finished {
+            self.odb.storage.put_file(&pack_key(&idx.pack), path)?;
+        }
+        for (path, idx) in finished {
+            self.odb.storage.put(&idx_key(&idx.pack), &idx.encode())?;
+            // put_file consumed the file; don't let TempPath delete a path that
+            // may now be reused.
+            let _ = path.keep();
+            self.odb.register(&idx);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,288 @@
+//! Branches, tags, HEAD and the reflog.
+//!
+//! Refs live in storage (`refs/heads/<name>`, `refs/tags/<name>`), each holding
+//! a hex id and a newline, and change only by compare-and-swap. HEAD is local
+//! (`.mediagit/HEAD`): `ref: refs/heads/<name>` or a detached commit id.
+//! Every movement of HEAD or a branch is appended to the reflog under
+//! `.mediagit/logs/`, and a deleted branch keeps its log so it can be recovered.
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+
+use mediagit_format::{ObjectId, Signature};
+use mediagit_storage::CasOutcome;
+
+use crate::error::{RepoError, Result};
+use crate::repo::{write_atomic, Repository};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// On a branch (which may have no commits yet).
+    Branch(String),
+    Detached(ObjectId),
+}
+
+pub fn validate_ref_name(what: &'static str, name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(RepoError::InvalidRefName {
+            what,
+            name: name.into(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.starts_with('-') {
+        return bad("starts with '-'");
+    }
+    if name == "HEAD" || name == "@" {
+        return bad("reserved name");
+    }
+    if name.contains("..") || name.contains("@{") || name.contains("//") {
+        return bad("contains '..', '@{' or '//'");
+    }
+    if name.starts_with('/') || name.ends_with('/') || name.ends_with('.') || name.ends_with(".lock") {
+        return bad("starts or ends with '/', ends with '.' or '.lock'");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c))
+    {
+        return bad("contains a space, control character or one of ~ ^ : ? * [ \\");
+    }
+    if name.split('/').any(|c| c.starts_with('.')) {
+        return bad("a component starts with '.'");
+    }
+    Ok(())
+}
+
+/// One reflog record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReflogEntry {
+    pub old: ObjectId,
+    pub new: ObjectId,
+    pub who: Signature,
+    pub message: String,
+}
+
+impl ReflogEntry {
+    fn to_line(&self) -> String {
+        let tz = self.who.tz_offset_minutes;
+        let sign = if tz < 0 { '-' } else { '+' };
+        format!(
+            "{} {} {} {}{:02}{:02} {} <{}>\t{}\n",
+            self.old,
+            self.new,
+            self.who.time,
+            sign,
+            tz.abs() / 60,
+            tz.abs() % 60,
+            self.who.name.replace(['\n', '<', '>'], " "),
+            self.who.email.replace(['\n', '<', '>'], " "),
+            self.message.replace(['\n', '\t'], " ")
+        )
+    }
+
+    fn parse(line: &str) -> Option<ReflogEntry> {
+        let (head, message) = line.split_once('\t')?;
+        let mut it = head.splitn(5, ' ');
+        let old = it.next()?.parse().ok()?;
+        let new = it.next()?.parse().ok()?;
+        let time = it.next()?.parse().ok()?;
+        let tz = it.next()?;
+        let rest = it.next()?;
+        let sign = if tz.starts_with('-') { -1 } else { 1 };
+        let digits = tz.get(1..5)?;
+        let tz_offset_minutes =
+            sign * (digits[..2].parse::<i32>().ok()? * 60 + digits[2..].parse::<i32>().ok()?);
+        let (name, email) = rest.rsplit_once(" <")?;
+        Some(ReflogEntry {
+            old,
+            new,
+            who: Signature {
+                name: name.to_string(),
+                email: email.trim_end_matches('>').to_string(),
+                time,
+                tz_offset_minutes,
+            },
+            message: message.to_string(),
+        })
+    }
+}
+
+impl Repository {
+    pub fn head(&self) -> Result<Head> {
+        let path = self.dir().join("HEAD");
+        let s = fs::read_to_string(&path).map_err(|e| RepoError::io("read", &path, e))?;
+        let s = s.trim();
+        if let Some(r) = s.strip_prefix("ref: refs/heads/") {
+            return Ok(Head::Branch(r.to_string()));
+        }
+        s.parse::<ObjectId>()
+            .map(Head::Detached)
+            .map_err(|e| RepoError::format(path.display().to_string(), e))
+    }
+
+    /// The commit HEAD points to, or `None` on an unborn branch.
+    pub fn head_commit(&self) -> Result<Option<ObjectId>> {
+        match self.head()? {
+            Head::Branch(b) => self.read_ref(&branch_ref(&b)),
+            Head::Detached(id) => Ok(Some(id)),
+        }
+    }
+
+    pub fn set_head(&self, head: &Head) -> Result<()> {
+        let s = match head {
+            Head::Branch(b) => format!("ref: refs/heads/{b}\n"),
+            Head::Detached(id) => format!("{id}\n"),
+        };
+        write_atomic(&self.dir().join("HEAD"), s.as_bytes())
+    }
+
+    /// Reads a full ref name such as `refs/heads/main`.
+    pub fn read_ref(&self, name: &str) -> Result<Option<ObjectId>> {
+        match self.storage().get(name) {
+            Ok(b) => {
+                let s = String::from_utf8_lossy(&b);
+                s.trim()
+                    .parse::<ObjectId>()
+                    .map(Some)
+                    .map_err(|e| RepoError::format(format!("ref {name}"), e))
+            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Moves a ref from `expected` to `new` (`None` = absent) atomically.
+    pub fn cas_ref(
+        &self,
+        name: &str,
+        expected: Option<ObjectId>,
+        new: Option<ObjectId>,
+    ) -> Result<()> {
+        let enc = |id: Option<ObjectId>| id.map(|i| format!("{i}\n").into_bytes());
+        let (e, n) = (enc(expected), enc(new));
+        match self
+            .storage()
+            .compare_and_swap(name, e.as_deref(), n.as_deref())?
+        {
+            CasOutcome::Swapped => Ok(()),
+            CasOutcome::Conflict { actual } => Err(RepoError::RefRace {
+                name: name.into(),
+                expected: expected.map(|i| i.to_string()).unwrap_or("nothing".into()),
+                found: actual
+                    .map(|a| String::from_utf8_lossy(&a).trim().to_string())
+                    .unwrap_or("nothing".into()),
+            }),
+        }
+    }
+
+    /// Names (without prefix) of the refs under `prefix` (`refs/heads/`...).
+    pub fn list_refs(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
+        let mut out = Vec::new();
+        for key in self.storage().list(prefix)? {
+            if let Some(id) = self.read_ref(&key)? {
+                out.push((key[prefix.len()..].to_string(), id));
+            }
+        }
+        Ok(out)
+    }
+
+    fn reflog_path(&self, name: &str) -> PathBuf {
+        self.dir().join("logs").join(name)
+    }
+
+    pub fn append_reflog(&self, name: &str, entry: &ReflogEntry) -> Result<()> {
+        let path = self.reflog_path(name);
+        if let Some(p) = path.parent() {
+            fs::create_dir_all(p).map_err(|e| RepoError::io("create directory", p, e))?;
+        }
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| RepoError::io("open reflog", &path, e))?;
+        f.write_all(entry.to_line().as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(|e| RepoError::io("append to reflog", &path, e))
+    }
+
+    /// Reflog of `name` (`HEAD` or a full ref name), newest first.
+    pub fn reflog(&self, name: &str) -> Result<Vec<ReflogEntry>> {
+        let path = self.reflog_path(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(RepoError::io("read reflog", &path, e)),
+        };
+        let mut v: Vec<ReflogEntry> = text.lines().filter_map(ReflogEntry::parse).collect();
+        v.reverse();
+        Ok(v)
+    }
+
+    /// Moves a branch (or detached HEAD) and records it in the reflogs.
+    /// `branch = None` means detached HEAD.
+    pub fn update_head_target(
+        &self,
+        old: Option<ObjectId>,
+        new: ObjectId,
+        who: &Signature,
+        message: &str,
+    ) -> Result<()> {
+        let entry = ReflogEntry {
+            old: old.unwrap_or(ObjectId::ZERO),
+            new,
+            who: who.clone(),
+            message: message.into(),
+        };
+        match self.head()? {
+            Head::Branch(b) => {
+                let name = branch_ref(&b);
+                self.cas_ref(&name, old, Some(new))?;
+                self.append_reflog(&name, &entry)?;
+            }
+            Head::Detached(_) => self.set_head(&Head::Detached(new))?,
+        }
+        self.append_reflog("HEAD", &entry)
+    }
+}
+
+pub fn branch_ref(name: &str) -> String {
+    format!("refs/heads/{name}")
+}
+pub fn tag_ref(name: &str) -> String {
+    format!("refs/tags/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflog_line_round_trip() {
+        let e = ReflogEntry {
+            old: ObjectId::ZERO,
+            new: ObjectId::hash(b"x"),
+            who: Signature {
+                name: "Ann Lee".into(),
+                email: "ann@example.com".into(),
+                time: 1_700_000_000,
+                tz_offset_minutes: -330,
+            },
+            message: "commit: first".into(),
+        };
+        assert_eq!(ReflogEntry::parse(e.to_line().trim_end()).unwrap(), e);
+    }
+
+    #[test]
+    fn ref_names() {
+        for ok in ["main", "feature/x", "v1.0", "milestone-3"] {
+            validate_ref_name("branch", ok).unwrap();
+        }
+        for bad in ["", "-x", "a..b", "a b", "x.lock", "a/", "HEAD", "a~1", "a:b", ".hidden"] {
+            assert!(validate_ref_name("branch", bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `status`: what is staged (HEAD vs index), what is changed but not staged
+//! (index vs working tree), and what is untracked.
+use std::collections::BTreeMap;
+use std::fs::Metadata;
+
+use mediagit_format::index::{IndexEntry, IndexKind};
+use mediagit_format::ObjectId;
+
+use crate::error::{RepoError, Result};
+use crate::ingest::{hash_path, parallel_map};
+use crate::refs::Head;
+use crate::repo::Repository;
+use crate::tree::{flatten, FlatEntry, FlatTree};
+use crate::worktree::{index_kind, stat_info, walk, WalkProblem, WorktreeIndex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+    /// Same path, different kind (file ↔ symlink) or executable bit.
+    TypeChanged,
+}
+
+impl ChangeKind {
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Added => 'A',
+            ChangeKind::Modified => 'M',
+            ChangeKind::Deleted => 'D',
+            ChangeKind::TypeChanged => 'T',
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Status {
+    pub head: Head,
+    pub head_commit: Option<ObjectId>,
+    /// HEAD → index.
+    pub staged: Vec<(String, ChangeKind)>,
+    /// Index → working tree.
+    pub unstaged: Vec<(String, ChangeKind)>,
+    pub untracked: Vec<String>,
+    /// Paths that could not be read; reported, not fatal.
+    pub problems: Vec<WalkProblem>,
+}
+
+impl Status {
+    pub fn is_clean(&self) -> bool {
+        self.staged.is_empty() && self.unstaged.is_empty() && self.untracked.is_empty()
+    }
+}
+
+pub fn compare(from: Option<&FlatEntry>, to: Option<&FlatEntry>) -> Option<ChangeKind> {
+    match (from, to) {
+        (None, None) => None,
+        (None, Some(_)) => Some(ChangeKind::Added),
+        (Some(_), None) => Some(ChangeKind::Deleted),
+        (Some(a), Some(b)) if a.kind != b.kind => Some(ChangeKind::TypeChanged),
+        (Some(a), Some(b)) if a.content != b.content => Some(ChangeKind::Modified),
+        _ => None,
+    }
+}
+
+/// Differences between two flat trees, by path.
+pub fn diff_flat(a: &FlatTree, b: &FlatTree) -> Vec<(String, ChangeKind)> {
+    let mut out = Vec::new();
+    let mut ia = a.iter().peekable();
+    let mut ib = b.iter().peekable();
+    loop {
+        match (ia.peek(), ib.peek()) {
+            (None, None) => break,
+            (Some((pa, ea)), Some((pb, eb))) if pa == pb => {
+                if let Some(c) = compare(Some(ea), Some(eb)) {
+                    out.push(((*pa).clone(), c));
+                }
+                ia.next();
+                ib.next();
+            }
+            (Some((pa, _)), Some((pb, _))) if pa < pb => {
+                out.push(((*pa).clone(), ChangeKind::Deleted));
+                ia.next();
+            }
+            (Some((pa, _)), None) => {
+                out.push(((*pa).clone(), ChangeKind::Deleted));
+                ia.next();
+            }
+            (_, Some((pb, _))) => {
+                out.push(((*pb).clone(), ChangeKind::Added));
+                ib.next();
+            }
+        }
+    }
+    out
+}
+
+/// The state of the working tree relative to the index, for a set of entries.
+pub struct WorktreeScan {
+    /// Index entries whose file differs from the index, with the new kind
+    /// (None = deleted).
+    pub changed: Vec<(String, Option<IndexKind>)>,
+    /// Entries proven unchanged by content, with fresh stat data for the cache.
+    pub refreshed: Vec<IndexEntry>,
+    pub untracked: Vec<String>,
+    pub problems: Vec<WalkProblem>,
+}
+
+impl Repository {
+    pub fn head_tree(&self) -> Result<FlatTree> {
+        match self.head_commit()? {
+            Some(c) => {
+                let commit = self.odb()?.read_commit(&c)?;
+                flatten(self.odb()?, &commit.tree)
+            }
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
+    /// Compares the working tree below `under` with the index, re-hashing only
+    /// files whose stat data moved (or that are racily clean).
+    pub fn scan_worktree(&self, idx: &WorktreeIndex, under: &str) -> Result<WorktreeScan> {
+        let root = self.worktree()?.to_path_buf();
+        let (files, problems) = walk(&root, under);
+        let mut seen: BTreeMap<&str, (&Metadata, IndexKind)> = BTreeMap::new();
+        for f in &files {
+            seen.insert(f.path.as_str(), (&f.meta, f.kind));
+        }
+        let mut changed = Vec::new();
+        let mut to_hash: Vec<(&IndexEntry, IndexKind, Metadata)> = Vec::new();
+        for (path, e) in idx.under(under) {
+            let (meta, kind) = match seen.get(path.as_str()) {
+                Some((m, k)) => ((*m).clone(), *k),
+                // Not walked: deleted, or tracked but ignored. Look directly.
+                None => match std::fs::symlink_metadata(root.join(path)) {
+                    Ok(m) => match index_kind(&m) {
+                        Some(k) => (m, k),
+                        None => {
+                            changed.push((path.clone(), None));
+                            continue;
+                        }
+                    },
+                    Err(_) => {
+                        changed.push((path.clone(), None));
+                        continue;
+                    }
+                },
+            };
+            let st = stat_info(&meta);
+            if idx.stat_clean(e, &st, kind) {
+                continue;
+            }
+            if kind != e.kind || (kind != IndexKind::Symlink && st.size != e.stat.size) {
+                changed.push((path.clone(), Some(kind)));
+                continue;
+            }
+            to_hash.push((e, kind, meta));
+        }
+        let hashed = parallel_map(&to_hash, |(e, kind, _)| {
+            let abs = root.join(&e.path);
+            match hash_path(&abs, *kind) {
+                Ok(id) => Ok(Some(id)),
+                Err(RepoError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(err) => Err(err),
+            }
+        })?;
+        let mut refreshed = Vec::new();
+        for ((e, kind, meta), id) in to_hash.iter().zip(hashed) {
+            match id {
+                Some(id) if id == e.content => {
+                    let mut fresh = (*e).clone();
+                    fresh.stat = stat_info(meta);
+                    refreshed.push(fresh);
+                }
+                Some(_) => changed.push((e.path.clone(), Some(*kind))),
+                None => changed.push((e.path.clone(), None)),
+            }
+        }
+        changed.sort_by(|a, b| a.0.cmp(&b.0));
+        let untracked = files
+            .iter()
+            .filter(|f| !idx.entries.contains_key(&f.path))
+            .map(|f| f.path.clone())
+            .collect();
+        Ok(WorktreeScan {
+            changed,
+            refreshed,
+            untracked,
+            problems,
+        })
+    }
+
+    /// Full status. Refreshes the index's stat cache when the lock is free.
+    pub fn status(&self) -> Result<Status> {
+        self.worktree()?;
+        let lock = self.lock().ok();
+        let mut idx = self.load_index()?;
+        let head_tree = self.head_tree()?;
+        let index_tree: FlatTree = idx
+            .entries
+            .iter()
+            .map(|(p, e)| (p.clone(), FlatEntry::from_index(e)))
+            .collect();
+        let staged = diff_flat(&head_tree, &index_tree);
+        let scan = self.scan_worktree(&idx, "")?;
+        let unstaged = scan
+            .changed
+            .iter()
+            .map(|(p, k)| {
+                let e = &idx.entries[p];
+                let c = match k {
+                    None => ChangeKind::Deleted,
+                    Some(k) if *k != e.kind => ChangeKind::TypeChanged,
+                    Some(_) => ChangeKind::Modified,
+                };
+                (p.clone(), c)
+            })
+            .collect();
+        if lock.is_some() {
+            let racy_left = idx.entries.values().any(|e| !idx.stat_clean(e, &e.stat, e.kind));
+            if !scan.refreshed.is_empty() || racy_left {
+                for e in scan.refreshed {
+                    idx.entries.insert(e.path.clone(), e);
+                }
+                // Best effort: a status that cannot save its cache still reports correctly.
+                let _ = self.save_index(&mut idx);
+            }
+        }
+        Ok(Status {
+            head: self.head()?,
+            head_commit: self.head_commit()?,
+            staged,
+            unstaged,
+            untracked: scan.untracked,
+            problems: scan.problems,
+        })
+    }
+}
