@@ -31,7 +31,11 @@ impl Ctx {
     fn progress(&self) -> TermProgress {
         TermProgress::new(self.quiet)
     }
-    fn repo_paths(&self, repo: &Repository, paths: &[PathBuf]) -> Result<Vec<String>, CommandError> {
+    fn repo_paths(
+        &self,
+        repo: &Repository,
+        paths: &[PathBuf],
+    ) -> Result<Vec<String>, CommandError> {
         paths
             .iter()
             .map(|p| repo.repo_path(&self.cwd, p).map_err(CommandError::from))
@@ -45,7 +49,10 @@ fn env_var(name: &str) -> Option<String> {
 
 /// The committer identity: environment, then config.
 fn identity(repo: &Repository) -> Result<Signature, CommandError> {
-    let (name, email) = repo.identity(env_var("MEDIAGIT_AUTHOR_NAME"), env_var("MEDIAGIT_AUTHOR_EMAIL"))?;
+    let (name, email) = repo.identity(
+        env_var("MEDIAGIT_AUTHOR_NAME"),
+        env_var("MEDIAGIT_AUTHOR_EMAIL"),
+    )?;
     Ok(now_signature(name, email))
 }
 
@@ -59,12 +66,29 @@ fn stdout() -> BufWriter<io::StdoutLock<'static>> {
 }
 
 pub fn run(cli: Cli) -> CmdResult {
-    let cwd = std::env::current_dir().map_err(|e| CommandError::user(format!("cannot read the current directory: {e}")))?;
-    let ctx = Ctx { cwd, quiet: cli.quiet };
+    let cwd = std::env::current_dir()
+        .map_err(|e| CommandError::user(format!("cannot read the current directory: {e}")))?;
+    let ctx = Ctx {
+        cwd,
+        quiet: cli.quiet,
+    };
     match cli.command {
-        Command::Init { dir, bare, initial_branch } => init(&ctx, dir, bare, initial_branch),
-        Command::Add { paths, all, dry_run } => add(&ctx, paths, all, dry_run),
-        Command::Rm { paths, cached, recursive, force } => {
+        Command::Init {
+            dir,
+            bare,
+            initial_branch,
+        } => init(&ctx, dir, bare, initial_branch),
+        Command::Add {
+            paths,
+            all,
+            dry_run,
+        } => add(&ctx, paths, all, dry_run),
+        Command::Rm {
+            paths,
+            cached,
+            recursive,
+            force,
+        } => {
             let repo = ctx.repo()?;
             let paths = ctx.repo_paths(&repo, &paths)?;
             let removed = repo.rm(&paths, cached, recursive, force)?;
@@ -83,17 +107,31 @@ pub fn run(cli: Cli) -> CmdResult {
             Ok(())
         }
         Command::Status { porcelain, short } => status(&ctx, porcelain, short),
-        Command::Commit { message, all, allow_empty, author } => commit(&ctx, message, all, allow_empty, author),
+        Command::Commit {
+            message,
+            all,
+            allow_empty,
+            author,
+        } => commit(&ctx, message, all, allow_empty, author),
         Command::Log(args) => log(&ctx, args),
         Command::Show { rev } => show(&ctx, rev),
         Command::Diff { cached, stat, args } => diff(&ctx, cached, stat, args),
         Command::Branch { action } => branch(&ctx, action),
-        Command::Switch { name, create, start, force } => switch(&ctx, name, create, start, force),
+        Command::Switch {
+            name,
+            create,
+            start,
+            force,
+        } => switch(&ctx, name, create, start, force),
         Command::Checkout { args, force } => checkout(&ctx, args, force),
         Command::Tag(args) => tag(&ctx, args),
         Command::Reflog { reference } => reflog(&ctx, reference),
         Command::LsFiles { long } => ls_files(&ctx, long),
-        Command::LsTree { rev, recursive, long } => ls_tree(&ctx, &rev, recursive, long),
+        Command::LsTree {
+            rev,
+            recursive,
+            long,
+        } => ls_tree(&ctx, &rev, recursive, long),
         Command::Cat { spec } => cat(&ctx, &spec),
     }
 }
@@ -104,7 +142,13 @@ fn init(ctx: &Ctx, dir: Option<PathBuf>, bare: bool, initial_branch: Option<Stri
         Some(d) => ctx.cwd.join(d),
         None => ctx.cwd.clone(),
     };
-    let repo = Repository::init(&target, &InitOptions { bare, initial_branch })?;
+    let repo = Repository::init(
+        &target,
+        &InitOptions {
+            bare,
+            initial_branch,
+        },
+    )?;
     println!(
         "Initialized empty {}MediaGit repository in {}",
         if bare { "bare " } else { "" },
@@ -116,7 +160,8 @@ fn init(ctx: &Ctx, dir: Option<PathBuf>, bare: bool, initial_branch: Option<Stri
 fn add(ctx: &Ctx, paths: Vec<PathBuf>, all: bool, dry_run: bool) -> CmdResult {
     let repo = ctx.repo()?;
     if paths.is_empty() && !all {
-        return Err(CommandError::user("nothing specified, nothing added").with_hint("use `mediagit add PATH...`, or `mediagit add -A` for everything"));
+        return Err(CommandError::user("nothing specified, nothing added")
+            .with_hint("use `mediagit add PATH...`, or `mediagit add -A` for everything"));
     }
     let mut repo_paths = ctx.repo_paths(&repo, &paths)?;
     if all && !paths.is_empty() {
@@ -137,7 +182,11 @@ fn add(ctx: &Ctx, paths: Vec<PathBuf>, all: bool, dry_run: bool) -> CmdResult {
     let mut out = stdout();
     if dry_run {
         for (p, c) in &outcome.changes {
-            let verb = if *c == ChangeKind::Deleted { "remove" } else { "add" };
+            let verb = if *c == ChangeKind::Deleted {
+                "remove"
+            } else {
+                "add"
+            };
             writeln!(out, "{verb} '{p}'")?;
         }
     }
@@ -212,9 +261,17 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool) -> CmdResult {
     Ok(out.flush()?)
 }
 
-fn commit(ctx: &Ctx, message: Option<String>, all: bool, allow_empty: bool, author: Option<String>) -> CmdResult {
+fn commit(
+    ctx: &Ctx,
+    message: Option<String>,
+    all: bool,
+    allow_empty: bool,
+    author: Option<String>,
+) -> CmdResult {
     let repo = ctx.repo()?;
-    let message = message.ok_or_else(|| CommandError::user("no commit message").with_hint("pass one with -m MESSAGE"))?;
+    let message = message.ok_or_else(|| {
+        CommandError::user("no commit message").with_hint("pass one with -m MESSAGE")
+    })?;
     let committer = identity(&repo);
     let author = match author {
         Some(a) => {
@@ -262,11 +319,17 @@ fn decorations(repo: &Repository) -> Result<HashMap<ObjectId, Vec<String>>, Comm
         m.entry(*id).or_default().push("HEAD".into());
     }
     for b in repo.branches()? {
-        let label = if b.current { format!("HEAD -> {}", b.name) } else { b.name.clone() };
+        let label = if b.current {
+            format!("HEAD -> {}", b.name)
+        } else {
+            b.name.clone()
+        };
         m.entry(b.commit).or_default().push(label);
     }
     for t in repo.tags()? {
-        m.entry(t.commit).or_default().push(format!("tag: {}", t.name));
+        m.entry(t.commit)
+            .or_default()
+            .push(format!("tag: {}", t.name));
     }
     for v in m.values_mut() {
         v.sort_by_key(|s| !s.starts_with("HEAD"));
@@ -285,11 +348,20 @@ fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
         .iter()
         .map(|p| repo.repo_path(&ctx.cwd, Path::new(p)))
         .collect::<Result<Vec<_>, _>>()?;
-    let commits = repo.log(start, &LogOptions { max: args.max, paths })?;
+    let commits = repo.log(
+        start,
+        &LogOptions {
+            max: args.max,
+            paths,
+        },
+    )?;
     let deco = decorations(&repo)?;
     let mut out = stdout();
     for (id, c) in commits {
-        let d = deco.get(&id).map(|v| format!(" ({})", v.join(", "))).unwrap_or_default();
+        let d = deco
+            .get(&id)
+            .map(|v| format!(" ({})", v.join(", ")))
+            .unwrap_or_default();
         if args.oneline {
             writeln!(out, "{}{d} {}", id.short(12), c.summary())?;
         } else {
@@ -309,7 +381,12 @@ fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
     Ok(out.flush()?)
 }
 
-fn write_commit_header(out: &mut impl Write, id: &ObjectId, c: &mediagit_format::Commit, deco: &str) -> io::Result<()> {
+fn write_commit_header(
+    out: &mut impl Write,
+    id: &ObjectId,
+    c: &mediagit_format::Commit,
+    deco: &str,
+) -> io::Result<()> {
     writeln!(out, "commit {id}{deco}")?;
     if c.parents.len() > 1 {
         let ps: Vec<String> = c.parents.iter().map(|p| p.short(12)).collect();
@@ -331,8 +408,18 @@ fn size_of(e: &Option<FlatEntry>) -> u64 {
 fn write_diff(out: &mut impl Write, diffs: &[FileDiff]) -> io::Result<()> {
     for d in diffs {
         match &d.kind {
-            DiffKind::Added => writeln!(out, "added:    {} ({})", d.path, human_size(size_of(&d.new)))?,
-            DiffKind::Deleted => writeln!(out, "deleted:  {} ({})", d.path, human_size(size_of(&d.old)))?,
+            DiffKind::Added => writeln!(
+                out,
+                "added:    {} ({})",
+                d.path,
+                human_size(size_of(&d.new))
+            )?,
+            DiffKind::Deleted => writeln!(
+                out,
+                "deleted:  {} ({})",
+                d.path,
+                human_size(size_of(&d.old))
+            )?,
             DiffKind::Modified => writeln!(
                 out,
                 "modified: {} ({} -> {})",
@@ -340,7 +427,12 @@ fn write_diff(out: &mut impl Write, diffs: &[FileDiff]) -> io::Result<()> {
                 human_size(size_of(&d.old)),
                 human_size(size_of(&d.new))
             )?,
-            DiffKind::Renamed { from } => writeln!(out, "renamed:  {from} -> {} ({})", d.path, human_size(size_of(&d.new)))?,
+            DiffKind::Renamed { from } => writeln!(
+                out,
+                "renamed:  {from} -> {} ({})",
+                d.path,
+                human_size(size_of(&d.new))
+            )?,
             DiffKind::ModeChanged => writeln!(
                 out,
                 "mode:     {} ({} -> {})",
@@ -383,7 +475,11 @@ fn write_stat(out: &mut impl Write, diffs: &[FileDiff]) -> io::Result<()> {
             }
             _ => {
                 m += 1;
-                format!("{} -> {}", human_size(size_of(&d.old)), human_size(size_of(&d.new)))
+                format!(
+                    "{} -> {}",
+                    human_size(size_of(&d.old)),
+                    human_size(size_of(&d.new))
+                )
             }
         };
         writeln!(out, " {name:<width$} | {sizes}")?;
@@ -414,7 +510,10 @@ fn show(ctx: &Ctx, rev: Option<String>) -> CmdResult {
     let id = repo.resolve(&rev)?;
     let c = repo.odb()?.read_commit(&id)?;
     let deco = decorations(&repo)?;
-    let d = deco.get(&id).map(|v| format!(" ({})", v.join(", "))).unwrap_or_default();
+    let d = deco
+        .get(&id)
+        .map(|v| format!(" ({})", v.join(", ")))
+        .unwrap_or_default();
     write_commit_header(&mut out, &id, &c, &d)?;
     let before = match c.parents.first() {
         Some(p) => repo.commit_tree(p)?,
@@ -433,8 +532,15 @@ fn diff(ctx: &Ctx, cached: bool, stat: bool, args: Vec<String>) -> CmdResult {
         ([], true) => (DiffSide::Commit(repo.resolve("HEAD")?), DiffSide::Index),
         ([r], false) => (DiffSide::Commit(repo.resolve(r)?), DiffSide::Worktree),
         ([r], true) => (DiffSide::Commit(repo.resolve(r)?), DiffSide::Index),
-        ([r1, r2], false) => (DiffSide::Commit(repo.resolve(r1)?), DiffSide::Commit(repo.resolve(r2)?)),
-        _ => return Err(CommandError::user("diff takes at most two revisions (and --cached with at most one)")),
+        ([r1, r2], false) => (
+            DiffSide::Commit(repo.resolve(r1)?),
+            DiffSide::Commit(repo.resolve(r2)?),
+        ),
+        _ => {
+            return Err(CommandError::user(
+                "diff takes at most two revisions (and --cached with at most one)",
+            ))
+        }
     };
     let paths = paths
         .iter()
@@ -444,7 +550,9 @@ fn diff(ctx: &Ctx, cached: bool, stat: bool, args: Vec<String>) -> CmdResult {
         if paths.is_empty() {
             t
         } else {
-            t.into_iter().filter(|(p, _)| mediagit_repo::checkout::matches_any(p, &paths)).collect()
+            t.into_iter()
+                .filter(|(p, _)| mediagit_repo::checkout::matches_any(p, &paths))
+                .collect()
         }
     };
     let ta = filter(repo.side_tree(&a).or_else(|e| unborn_empty(e))?);
@@ -484,14 +592,25 @@ fn branch(ctx: &Ctx, action: Option<BranchAction>) -> CmdResult {
                 writeln!(out, "* (HEAD detached at {})", id.short(12))?;
             }
             for b in branches {
-                writeln!(out, "{} {:<20} {}", if b.current { '*' } else { ' ' }, b.name, b.commit.short(12))?;
+                writeln!(
+                    out,
+                    "{} {:<20} {}",
+                    if b.current { '*' } else { ' ' },
+                    b.name,
+                    b.commit.short(12)
+                )?;
             }
             Ok(out.flush()?)
         }
         BranchAction::Create { name, start } => {
             let start_rev = start.unwrap_or_else(|| "HEAD".into());
             let id = repo.resolve(&start_rev)?;
-            repo.create_branch(&name, id, &who, &format!("branch: created from {start_rev}"))?;
+            repo.create_branch(
+                &name,
+                id,
+                &who,
+                &format!("branch: created from {start_rev}"),
+            )?;
             println!("Created branch {name} at {}", id.short(12));
             Ok(())
         }
@@ -518,7 +637,13 @@ fn report_checkout(out: &mediagit_repo::checkout::CheckoutOutcome, what: &str) {
     );
 }
 
-fn switch(ctx: &Ctx, name: Option<String>, create: Option<String>, start: Option<String>, force: bool) -> CmdResult {
+fn switch(
+    ctx: &Ctx,
+    name: Option<String>,
+    create: Option<String>,
+    start: Option<String>,
+    force: bool,
+) -> CmdResult {
     let repo = ctx.repo()?;
     let who = reflog_who(&repo);
     let progress = ctx.progress();
@@ -527,7 +652,8 @@ fn switch(ctx: &Ctx, name: Option<String>, create: Option<String>, start: Option
         match repo.resolve(&start_rev) {
             Ok(id) => {
                 repo.create_branch(&new, id, &who, &format!("branch: created from {start_rev}"))?;
-                let out = repo.checkout(&CheckoutTarget::Branch(new.clone()), force, &who, &progress)?;
+                let out =
+                    repo.checkout(&CheckoutTarget::Branch(new.clone()), force, &who, &progress)?;
                 report_checkout(&out, &format!("Switched to a new branch '{new}'"));
             }
             Err(RepoError::UnbornBranch(_)) => {
@@ -541,12 +667,19 @@ fn switch(ctx: &Ctx, name: Option<String>, create: Option<String>, start: Option
         }
         return Ok(());
     }
-    let name = name.ok_or_else(|| CommandError::user("which branch? give a branch name, or -c NAME to create one"))?;
+    let name = name.ok_or_else(|| {
+        CommandError::user("which branch? give a branch name, or -c NAME to create one")
+    })?;
     if repo.read_ref(&branch_ref(&name))?.is_none() {
         return Err(CommandError::from(RepoError::BranchNotFound(name.clone()))
             .with_hint(format!("create it with `mediagit switch -c {name}`; to look at a commit use `mediagit checkout REV`")));
     }
-    let out = repo.checkout(&CheckoutTarget::Branch(name.clone()), force, &who, &progress)?;
+    let out = repo.checkout(
+        &CheckoutTarget::Branch(name.clone()),
+        force,
+        &who,
+        &progress,
+    )?;
     report_checkout(&out, &format!("Switched to branch '{name}'"));
     Ok(())
 }
@@ -558,7 +691,9 @@ fn checkout(ctx: &Ctx, args: Vec<String>, force: bool) -> CmdResult {
     let (revs, paths) = split_dashdash(&args);
     if args.iter().any(|a| a == "--") {
         if revs.len() > 1 {
-            return Err(CommandError::user("checkout takes one revision before `--`"));
+            return Err(CommandError::user(
+                "checkout takes one revision before `--`",
+            ));
         }
         if paths.is_empty() {
             return Err(CommandError::user("no paths given after `--`"));
@@ -576,7 +711,9 @@ fn checkout(ctx: &Ctx, args: Vec<String>, force: bool) -> CmdResult {
         return Ok(());
     }
     let [target] = revs.as_slice() else {
-        return Err(CommandError::user("checkout takes one branch or revision (or `REV -- PATH...`)"));
+        return Err(CommandError::user(
+            "checkout takes one branch or revision (or `REV -- PATH...`)",
+        ));
     };
     let t = if repo.read_ref(&branch_ref(target))?.is_some() {
         CheckoutTarget::Branch(target.clone())
@@ -586,7 +723,9 @@ fn checkout(ctx: &Ctx, args: Vec<String>, force: bool) -> CmdResult {
     let out = repo.checkout(&t, force, &who, &progress)?;
     match t {
         CheckoutTarget::Branch(b) => report_checkout(&out, &format!("Switched to branch '{b}'")),
-        CheckoutTarget::Detached(id) => report_checkout(&out, &format!("HEAD is now at {} (detached)", id.short(12))),
+        CheckoutTarget::Detached(id) => {
+            report_checkout(&out, &format!("HEAD is now at {} (detached)", id.short(12)))
+        }
     }
     Ok(())
 }
@@ -603,7 +742,13 @@ fn tag(ctx: &Ctx, args: TagArgs) -> CmdResult {
             let mut out = stdout();
             for t in repo.tags()? {
                 match &t.annotation {
-                    Some((_, tag)) => writeln!(out, "{:<20} {} {}", t.name, t.commit.short(12), tag.message.lines().next().unwrap_or(""))?,
+                    Some((_, tag)) => writeln!(
+                        out,
+                        "{:<20} {} {}",
+                        t.name,
+                        t.commit.short(12),
+                        tag.message.lines().next().unwrap_or("")
+                    )?,
                     None => writeln!(out, "{:<20} {}", t.name, t.commit.short(12))?,
                 }
             }
@@ -636,13 +781,26 @@ fn reflog(ctx: &Ctx, reference: Option<String>) -> CmdResult {
     let mut out = stdout();
     for (i, e) in entries.iter().enumerate() {
         let id = if e.new.is_zero() { e.old } else { e.new };
-        writeln!(out, "{} {label}@{{{i}}}: {} {}", id.short(12), sig_date_iso(&e.who), e.message)?;
+        writeln!(
+            out,
+            "{} {label}@{{{i}}}: {} {}",
+            id.short(12),
+            sig_date_iso(&e.who),
+            e.message
+        )?;
     }
     Ok(out.flush()?)
 }
 
 fn write_long(out: &mut impl Write, path: &str, e: &FlatEntry) -> io::Result<()> {
-    writeln!(out, "{}\t{}\t{}\t{}\t{path}", mode_str(e.kind), e.size, mtime_str(&e.mtime), e.content)
+    writeln!(
+        out,
+        "{}\t{}\t{}\t{}\t{path}",
+        mode_str(e.kind),
+        e.size,
+        mtime_str(&e.mtime),
+        e.content
+    )
 }
 
 fn ls_files(ctx: &Ctx, long: bool) -> CmdResult {

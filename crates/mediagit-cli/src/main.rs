@@ -16,11 +16,15 @@ use clap::{Args, Parser, Subcommand};
 use command_error::CommandError;
 
 #[derive(Parser)]
-#[command(name = "mediagit", version, about = "Version control and backup for large media files")]
+#[command(
+    name = "mediagit",
+    version,
+    about = "Version control and backup for large media files"
+)]
 pub struct Cli {
     /// Run as if started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub chdir: Option<PathBuf>,
     /// No progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -217,7 +221,8 @@ fn expand_numeric_flags(args: Vec<String>) -> Vec<String> {
         if a == "--" {
             in_log = false;
         }
-        if in_log && a.len() > 1 && a.starts_with('-') && a[1..].chars().all(|c| c.is_ascii_digit()) {
+        if in_log && a.len() > 1 && a.starts_with('-') && a[1..].chars().all(|c| c.is_ascii_digit())
+        {
             out.push("-n".to_string());
             out.push(a[1..].to_string());
             continue;
@@ -233,7 +238,7 @@ fn expand_numeric_flags(args: Vec<String>) -> Vec<String> {
 fn main() -> ExitCode {
     let args = expand_numeric_flags(std::env::args().collect());
     let cli = Cli::parse_from(args);
-    if let Some(dir) = &cli.dir {
+    if let Some(dir) = &cli.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             eprintln!("error: cannot change to directory {}: {e}", dir.display());
             return ExitCode::from(1);

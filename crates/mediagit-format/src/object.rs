@@ -289,7 +289,10 @@ mod tests {
         .encode();
         b[0] = 9;
         let err = Commit::decode(&b).unwrap_err();
-        assert!(err.to_string().contains("unknown format version 9"), "{err}");
+        assert!(
+            err.to_string().contains("unknown format version 9"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -156,7 +156,11 @@ mod tests {
         let a = chunks(&data, small());
         let b = chunks(&edited, small());
         let shared = b.iter().filter(|c| a.contains(c)).count();
-        assert!(shared + 4 >= a.len(), "only {shared} of {} chunks shared", a.len());
+        assert!(
+            shared + 4 >= a.len(),
+            "only {shared} of {} chunks shared",
+            a.len()
+        );
     }
 
     #[test]

@@ -128,17 +128,34 @@ mod tests {
     fn text_compresses_noise_does_not() {
         let text = b"the quick brown fox jumps over the lazy dog ".repeat(5000);
         let mut out = Vec::new();
-        assert_eq!(compress_chunk(&text, CompressionHint::Try, 3, &mut out).unwrap(), Codec::Zstd);
+        assert_eq!(
+            compress_chunk(&text, CompressionHint::Try, 3, &mut out).unwrap(),
+            Codec::Zstd
+        );
         assert_eq!(decompress(Codec::Zstd, &out, text.len()).unwrap(), text);
         let mut x = 1u64;
-        let noise: Vec<u8> = (0..300_000).map(|_| { x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (x >> 33) as u8 }).collect();
-        assert_eq!(compress_chunk(&noise, CompressionHint::Try, 3, &mut out).unwrap(), Codec::Raw);
-        assert_eq!(compress_chunk(&text, CompressionHint::Compressed, 3, &mut out).unwrap(), Codec::Raw);
+        let noise: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 33) as u8
+            })
+            .collect();
+        assert_eq!(
+            compress_chunk(&noise, CompressionHint::Try, 3, &mut out).unwrap(),
+            Codec::Raw
+        );
+        assert_eq!(
+            compress_chunk(&text, CompressionHint::Compressed, 3, &mut out).unwrap(),
+            Codec::Raw
+        );
     }
 
     #[test]
     fn corrupt_zstd_is_an_error() {
-        let text = b"abcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabc".repeat(100);
+        let text =
+            b"abcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabcabc".repeat(100);
         let mut out = Vec::new();
         compress_chunk(&text, CompressionHint::Try, 3, &mut out).unwrap();
         out[5] ^= 0x55;
@@ -159,7 +176,13 @@ mod tests {
 
     #[test]
     fn detects_compressed_formats() {
-        assert_eq!(CompressionHint::from_head(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F']), CompressionHint::Compressed);
-        assert_eq!(CompressionHint::from_head(b"RIFF\0\0\0\0WAVEfmt "), CompressionHint::Try);
+        assert_eq!(
+            CompressionHint::from_head(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F']),
+            CompressionHint::Compressed
+        );
+        assert_eq!(
+            CompressionHint::from_head(b"RIFF\0\0\0\0WAVEfmt "),
+            CompressionHint::Try
+        );
     }
 }

@@ -44,7 +44,11 @@ impl Repository {
         self.add_locked(opts, progress)
     }
 
-    pub(crate) fn add_locked(&self, opts: &AddOptions, progress: &dyn Progress) -> Result<AddOutcome> {
+    pub(crate) fn add_locked(
+        &self,
+        opts: &AddOptions,
+        progress: &dyn Progress,
+    ) -> Result<AddOutcome> {
         let root = self.worktree()?.to_path_buf();
         let mut idx = self.load_index()?;
         let scopes: Vec<String> = if opts.all || opts.tracked_only {
@@ -121,7 +125,11 @@ impl Repository {
                 if queued.insert(path.clone()) {
                     jobs.push(Job {
                         abs: root.join(&path),
-                        size: if kind == IndexKind::Symlink { 0 } else { m.len() },
+                        size: if kind == IndexKind::Symlink {
+                            0
+                        } else {
+                            m.len()
+                        },
                         existed: existing.is_some(),
                         path,
                     });
@@ -139,7 +147,11 @@ impl Repository {
             for j in &jobs {
                 out.changes.push((
                     j.path.clone(),
-                    if j.existed { ChangeKind::Modified } else { ChangeKind::Added },
+                    if j.existed {
+                        ChangeKind::Modified
+                    } else {
+                        ChangeKind::Added
+                    },
                 ));
             }
             out.changes.sort();
@@ -195,7 +207,13 @@ impl Repository {
     }
 
     /// `rm`: unstage paths and (unless `cached`) delete them from the working tree.
-    pub fn rm(&self, paths: &[String], cached: bool, recursive: bool, force: bool) -> Result<Vec<String>> {
+    pub fn rm(
+        &self,
+        paths: &[String],
+        cached: bool,
+        recursive: bool,
+        force: bool,
+    ) -> Result<Vec<String>> {
         let _lock = self.lock()?;
         let root = self.worktree()?.to_path_buf();
         let mut idx = self.load_index()?;
@@ -218,7 +236,10 @@ impl Repository {
             let mut dirty = Vec::new();
             for t in &targets {
                 let e = &idx.entries[t];
-                let staged = head.get(t).map(|h| h.content != e.content || h.kind != e.kind).unwrap_or(true);
+                let staged = head
+                    .get(t)
+                    .map(|h| h.content != e.content || h.kind != e.kind)
+                    .unwrap_or(true);
                 let abs = root.join(t);
                 let modified = match std::fs::symlink_metadata(&abs) {
                     Ok(m) => {
@@ -280,7 +301,11 @@ impl Repository {
         let dst_abs = self.abs_path(&dst)?;
         if dst_abs.is_dir() {
             let name = src.rsplit('/').next().unwrap_or(src);
-            dst = if dst.is_empty() { name.to_string() } else { format!("{dst}/{name}") };
+            dst = if dst.is_empty() {
+                name.to_string()
+            } else {
+                format!("{dst}/{name}")
+            };
         }
         if path_is_under(&dst, src) {
             return Err(bad("cannot move a directory into itself"));
@@ -296,7 +321,9 @@ impl Repository {
         }
         std::fs::rename(&src_abs, &dst_abs).map_err(|e| RepoError::io("rename", &src_abs, e))?;
         for p in moved {
-            let Some(mut e) = idx.entries.remove(&p) else { continue };
+            let Some(mut e) = idx.entries.remove(&p) else {
+                continue;
+            };
             let new_path = format!("{dst}{}", &p[src.len()..]);
             if let Ok(m) = std::fs::symlink_metadata(root.join(&new_path)) {
                 // Only the ctime moves on rename; keep the cache valid.

@@ -37,7 +37,13 @@ impl Repository {
             .collect())
     }
 
-    pub fn create_branch(&self, name: &str, start: ObjectId, who: &Signature, reason: &str) -> Result<()> {
+    pub fn create_branch(
+        &self,
+        name: &str,
+        start: ObjectId,
+        who: &Signature,
+        reason: &str,
+    ) -> Result<()> {
         validate_ref_name("branch", name)?;
         let _lock = self.lock()?;
         let r = branch_ref(name);
@@ -62,7 +68,9 @@ impl Repository {
     pub fn delete_branch(&self, name: &str, force: bool, who: &Signature) -> Result<ObjectId> {
         let _lock = self.lock()?;
         let r = branch_ref(name);
-        let tip = self.read_ref(&r)?.ok_or_else(|| RepoError::BranchNotFound(name.into()))?;
+        let tip = self
+            .read_ref(&r)?
+            .ok_or_else(|| RepoError::BranchNotFound(name.into()))?;
         if self.current_branch()?.as_deref() == Some(name) {
             return Err(RepoError::DeleteCurrentBranch(name.into()));
         }
@@ -96,7 +104,9 @@ impl Repository {
         validate_ref_name("branch", new)?;
         let _lock = self.lock()?;
         let (ro, rn) = (branch_ref(old), branch_ref(new));
-        let tip = self.read_ref(&ro)?.ok_or_else(|| RepoError::BranchNotFound(old.into()))?;
+        let tip = self
+            .read_ref(&ro)?
+            .ok_or_else(|| RepoError::BranchNotFound(old.into()))?;
         if self.read_ref(&rn)?.is_some() {
             return Err(RepoError::BranchExists(new.into()));
         }
@@ -108,8 +118,22 @@ impl Repository {
             who: who.clone(),
             message,
         };
-        self.append_reflog(&rn, &entry(ObjectId::ZERO, tip, format!("branch: renamed {old} to {new}")))?;
-        self.append_reflog(&ro, &entry(tip, ObjectId::ZERO, format!("branch: renamed {old} to {new}")))?;
+        self.append_reflog(
+            &rn,
+            &entry(
+                ObjectId::ZERO,
+                tip,
+                format!("branch: renamed {old} to {new}"),
+            ),
+        )?;
+        self.append_reflog(
+            &ro,
+            &entry(
+                tip,
+                ObjectId::ZERO,
+                format!("branch: renamed {old} to {new}"),
+            ),
+        )?;
         if self.current_branch()?.as_deref() == Some(old) {
             self.set_head(&Head::Branch(new.into()))?;
         }
@@ -150,7 +174,13 @@ impl Repository {
     }
 
     /// Creates a tag; annotated (a tag object) when `message` is given.
-    pub fn create_tag(&self, name: &str, target: ObjectId, message: Option<&str>, tagger: &Signature) -> Result<ObjectId> {
+    pub fn create_tag(
+        &self,
+        name: &str,
+        target: ObjectId,
+        message: Option<&str>,
+        tagger: &Signature,
+    ) -> Result<ObjectId> {
         validate_ref_name("tag", name)?;
         let _lock = self.lock()?;
         let r = tag_ref(name);
@@ -179,7 +209,9 @@ impl Repository {
     pub fn delete_tag(&self, name: &str) -> Result<ObjectId> {
         let _lock = self.lock()?;
         let r = tag_ref(name);
-        let id = self.read_ref(&r)?.ok_or_else(|| RepoError::TagNotFound(name.into()))?;
+        let id = self
+            .read_ref(&r)?
+            .ok_or_else(|| RepoError::TagNotFound(name.into()))?;
         self.cas_ref(&r, Some(id), None)?;
         Ok(id)
     }

@@ -61,12 +61,20 @@ impl Repository {
             .collect();
         let scan = self.scan_worktree(&idx, "")?;
         let mut dirty: BTreeSet<String> = scan.changed.iter().map(|(p, _)| p.clone()).collect();
-        dirty.extend(diff_flat(&old_tree, &index_tree).into_iter().map(|(p, _)| p));
+        dirty.extend(
+            diff_flat(&old_tree, &index_tree)
+                .into_iter()
+                .map(|(p, _)| p),
+        );
 
         let mut to_write: Vec<(String, FlatEntry)> = Vec::new();
         let mut to_remove: Vec<String> = Vec::new();
         let mut conflicts = Vec::new();
-        let all: BTreeSet<&String> = old_tree.keys().chain(new_tree.keys()).chain(idx.entries.keys()).collect();
+        let all: BTreeSet<&String> = old_tree
+            .keys()
+            .chain(new_tree.keys())
+            .chain(idx.entries.keys())
+            .collect();
         for p in all {
             let (o, n, i) = (old_tree.get(p), new_tree.get(p), index_tree.get(p));
             let differs = match (o, n) {
@@ -97,7 +105,9 @@ impl Repository {
             if is_dirty {
                 // A change that already equals the target is not in the way.
                 let already = match (i, n) {
-                    (Some(ie), Some(ne)) => ie.same_content(ne) && !scan.changed.iter().any(|(c, _)| c == p),
+                    (Some(ie), Some(ne)) => {
+                        ie.same_content(ne) && !scan.changed.iter().any(|(c, _)| c == p)
+                    }
                     _ => false,
                 };
                 if !already {
@@ -199,7 +209,12 @@ impl Repository {
 
     /// Restores `paths` from `rev` (or, with `None`, from the index) into the
     /// working tree; with a revision the index is updated too.
-    pub fn checkout_paths(&self, rev: Option<ObjectId>, paths: &[String], progress: &dyn Progress) -> Result<CheckoutOutcome> {
+    pub fn checkout_paths(
+        &self,
+        rev: Option<ObjectId>,
+        paths: &[String],
+        progress: &dyn Progress,
+    ) -> Result<CheckoutOutcome> {
         let _lock = self.lock()?;
         let root = self.worktree()?.to_path_buf();
         let odb = self.odb()?;
@@ -215,7 +230,11 @@ impl Repository {
                         }
                         Some(Lookup::Dir(t)) => {
                             for (sub, e) in flatten(odb, &t)? {
-                                let full = if p.is_empty() { sub } else { format!("{p}/{sub}") };
+                                let full = if p.is_empty() {
+                                    sub
+                                } else {
+                                    format!("{p}/{sub}")
+                                };
                                 to_write.insert(full, e);
                             }
                         }
@@ -228,7 +247,10 @@ impl Repository {
                     }
                 }
                 None => {
-                    let matched: Vec<_> = idx.under(p).map(|(k, e)| (k.clone(), FlatEntry::from_index(e))).collect();
+                    let matched: Vec<_> = idx
+                        .under(p)
+                        .map(|(k, e)| (k.clone(), FlatEntry::from_index(e)))
+                        .collect();
                     if matched.is_empty() {
                         return Err(RepoError::PathspecNoMatch {
                             path: p.clone(),
@@ -248,14 +270,25 @@ impl Repository {
 
 /// Writes one file (or symlink) into the working tree atomically and returns
 /// its fresh index entry. Every chunk's hash is verified on the way.
-fn write_entry(odb: &Odb, root: &Path, path: &str, e: &FlatEntry, force: bool, progress: &dyn Progress) -> Result<IndexEntry> {
+fn write_entry(
+    odb: &Odb,
+    root: &Path,
+    path: &str,
+    e: &FlatEntry,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<IndexEntry> {
     let abs = root.join(path);
     let parent = abs.parent().unwrap_or(root).to_path_buf();
     ensure_dir(root, &parent, force)?;
     if let Ok(m) = fs::symlink_metadata(&abs) {
         if m.is_dir() {
             // Only empty directories, or any directory under --force, give way.
-            let r = if force { fs::remove_dir_all(&abs) } else { fs::remove_dir(&abs) };
+            let r = if force {
+                fs::remove_dir_all(&abs)
+            } else {
+                fs::remove_dir(&abs)
+            };
             r.map_err(|err| RepoError::io("replace directory", &abs, err))?;
         }
     }
@@ -279,7 +312,11 @@ fn write_entry(odb: &Odb, root: &Path, path: &str, e: &FlatEntry, force: bool, p
                 let f = w
                     .into_inner()
                     .map_err(|err| RepoError::io("write", &abs, err.into_error()))?;
-                let mode = if kind == IndexKind::Executable { 0o755 } else { 0o644 };
+                let mode = if kind == IndexKind::Executable {
+                    0o755
+                } else {
+                    0o644
+                };
                 f.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(|err| RepoError::io("set permissions of", &abs, err))?;
                 let mtime = UNIX_EPOCH + Duration::new(e.mtime.secs.max(0) as u64, e.mtime.nanos);
@@ -294,7 +331,14 @@ fn write_entry(odb: &Odb, root: &Path, path: &str, e: &FlatEntry, force: bool, p
         return Err(err);
     }
     let m = fs::symlink_metadata(&abs).map_err(|err| RepoError::io("stat", &abs, err))?;
-    Ok(make_entry(path, e.kind, stat_info(&m), e.content, e.manifest, e.target.clone()))
+    Ok(make_entry(
+        path,
+        e.kind,
+        stat_info(&m),
+        e.content,
+        e.manifest,
+        e.target.clone(),
+    ))
 }
 
 /// Creates `dir` and its parents; a file standing where a directory must go

@@ -21,8 +21,12 @@ pub struct CommitOptions {
 /// Parses `Name <email>`.
 pub fn parse_identity(s: &str) -> Result<(String, String)> {
     let s = s.trim();
-    let (name, rest) = s.split_once('<').ok_or_else(|| RepoError::BadAuthor(s.into()))?;
-    let email = rest.strip_suffix('>').ok_or_else(|| RepoError::BadAuthor(s.into()))?;
+    let (name, rest) = s
+        .split_once('<')
+        .ok_or_else(|| RepoError::BadAuthor(s.into()))?;
+    let email = rest
+        .strip_suffix('>')
+        .ok_or_else(|| RepoError::BadAuthor(s.into()))?;
     let name = name.trim();
     if name.is_empty() || email.contains(['<', '>']) {
         return Err(RepoError::BadAuthor(s.into()));
@@ -33,7 +37,11 @@ pub fn parse_identity(s: &str) -> Result<(String, String)> {
 impl Repository {
     /// The identity from config, overridden by the values the caller read from
     /// the environment (`MEDIAGIT_AUTHOR_NAME`/`_EMAIL`).
-    pub fn identity(&self, env_name: Option<String>, env_email: Option<String>) -> Result<(String, String)> {
+    pub fn identity(
+        &self,
+        env_name: Option<String>,
+        env_email: Option<String>,
+    ) -> Result<(String, String)> {
         let name = env_name.or_else(|| self.config().author.name.clone());
         let email = env_email.or_else(|| self.config().author.email.clone());
         match (name, email) {
@@ -83,7 +91,11 @@ impl Repository {
         };
         let id = session.put_object(ObjectKind::Commit, &commit.encode())?;
         session.finish()?;
-        let what = if parent.is_none() { "commit (initial)" } else { "commit" };
+        let what = if parent.is_none() {
+            "commit (initial)"
+        } else {
+            "commit"
+        };
         self.update_head_target(
             parent,
             id,

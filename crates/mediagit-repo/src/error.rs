@@ -84,7 +84,9 @@ pub enum RepoError {
     BranchExists(String),
     #[error("branch {0:?} not found")]
     BranchNotFound(String),
-    #[error("branch {branch:?} is not fully merged into {into}; use --force (-D) to delete it anyway")]
+    #[error(
+        "branch {branch:?} is not fully merged into {into}; use --force (-D) to delete it anyway"
+    )]
     BranchNotMerged { branch: String, into: String },
     #[error("cannot delete branch {0:?}: it is checked out")]
     DeleteCurrentBranch(String),

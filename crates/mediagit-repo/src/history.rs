@@ -23,7 +23,9 @@ pub enum DiffKind {
     Deleted,
     Modified,
     /// Same content at a new path.
-    Renamed { from: String },
+    Renamed {
+        from: String,
+    },
     /// File ↔ symlink, or the executable bit.
     ModeChanged,
 }
@@ -136,9 +138,12 @@ impl Repository {
                 }
                 Some(kind) => {
                     let abs = root.join(&p);
-                    let m = std::fs::symlink_metadata(&abs).map_err(|e| RepoError::io("stat", &abs, e))?;
+                    let m = std::fs::symlink_metadata(&abs)
+                        .map_err(|e| RepoError::io("stat", &abs, e))?;
                     let target = if kind == mediagit_format::index::IndexKind::Symlink {
-                        std::fs::read_link(&abs).ok().map(|t| t.to_string_lossy().into_owned())
+                        std::fs::read_link(&abs)
+                            .ok()
+                            .map(|t| t.to_string_lossy().into_owned())
                     } else {
                         None
                     };
@@ -231,7 +236,13 @@ pub fn diff_trees(a: &FlatTree, b: &FlatTree) -> Vec<FileDiff> {
     let mut renamed_from: HashSet<&String> = HashSet::new();
     for (p, e) in &added {
         let src = if e.size > 0 {
-            by_content.get_mut(&e.content).and_then(|v| if v.is_empty() { None } else { Some(v.remove(0)) })
+            by_content.get_mut(&e.content).and_then(|v| {
+                if v.is_empty() {
+                    None
+                } else {
+                    Some(v.remove(0))
+                }
+            })
         } else {
             None
         };

@@ -61,7 +61,10 @@ impl Odb {
             state: RwLock::new(State::default()),
         };
         for key in odb.storage.list("packs/")? {
-            let Some(hex) = key.strip_prefix("packs/").and_then(|k| k.strip_suffix(".idx")) else {
+            let Some(hex) = key
+                .strip_prefix("packs/")
+                .and_then(|k| k.strip_suffix(".idx"))
+            else {
                 continue;
             };
             let Ok(pack_id) = hex.parse::<ObjectId>() else {
@@ -127,7 +130,11 @@ impl Odb {
     }
 
     pub fn pack_count(&self) -> usize {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).packs.len()
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .packs
+            .len()
     }
 
     /// Reads an object, checks its kind, decodes its payload and verifies that
@@ -146,7 +153,12 @@ impl Odb {
             });
         }
         let key = pack_key(&pack_id);
-        let location = format!("{} at offset {} in {}", key, loc.offset, self.storage.describe());
+        let location = format!(
+            "{} at offset {} in {}",
+            key,
+            loc.offset,
+            self.storage.describe()
+        );
         let corrupt = |reason: String| RepoError::CorruptObject {
             id: *id,
             kind: kind.name(),
@@ -257,8 +269,13 @@ impl PackSession<'_> {
             return Ok(id);
         }
         let mut out = Vec::new();
-        let codec = compress_chunk(bytes, CompressionHint::Try, self.odb.compression_level, &mut out)
-            .map_err(|e| RepoError::io("compress object", "memory", e))?;
+        let codec = compress_chunk(
+            bytes,
+            CompressionHint::Try,
+            self.odb.compression_level,
+            &mut out,
+        )
+        .map_err(|e| RepoError::io("compress object", "memory", e))?;
         let payload: &[u8] = if codec == Codec::Raw { bytes } else { &out };
         self.put_encoded(kind, id, codec, bytes.len(), payload)?;
         Ok(id)
@@ -278,11 +295,18 @@ impl PackSession<'_> {
             return Ok(());
         }
         let too_big = |n: usize| {
-            RepoError::Invalid(format!("object {id} is {n} bytes; objects are limited to 4 GiB"))
+            RepoError::Invalid(format!(
+                "object {id} is {n} bytes; objects are limited to 4 GiB"
+            ))
         };
         let raw_len = u32::try_from(raw_len).map_err(|_| too_big(raw_len))?;
         let stored_len = u32::try_from(payload.len()).map_err(|_| too_big(payload.len()))?;
-        if self.current.as_ref().map(|p| p.offset >= PACK_TARGET_SIZE).unwrap_or(false) {
+        if self
+            .current
+            .as_ref()
+            .map(|p| p.offset >= PACK_TARGET_SIZE)
+            .unwrap_or(false)
+        {
             self.close_current()?;
         }
         if self.current.is_none() {

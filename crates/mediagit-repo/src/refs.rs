@@ -42,7 +42,11 @@ pub fn validate_ref_name(what: &'static str, name: &str) -> Result<()> {
     if name.contains("..") || name.contains("@{") || name.contains("//") {
         return bad("contains '..', '@{' or '//'");
     }
-    if name.starts_with('/') || name.ends_with('/') || name.ends_with('.') || name.ends_with(".lock") {
+    if name.starts_with('/')
+        || name.ends_with('/')
+        || name.ends_with('.')
+        || name.ends_with(".lock")
+    {
         return bad("starts or ends with '/', ends with '.' or '.lock'");
     }
     if name
@@ -281,7 +285,9 @@ mod tests {
         for ok in ["main", "feature/x", "v1.0", "milestone-3"] {
             validate_ref_name("branch", ok).unwrap();
         }
-        for bad in ["", "-x", "a..b", "a b", "x.lock", "a/", "HEAD", "a~1", "a:b", ".hidden"] {
+        for bad in [
+            "", "-x", "a..b", "a b", "x.lock", "a/", "HEAD", "a~1", "a:b", ".hidden",
+        ] {
             assert!(validate_ref_name("branch", bad).is_err(), "{bad}");
         }
     }

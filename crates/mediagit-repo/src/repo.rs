@@ -51,7 +51,10 @@ impl Repository {
                 .map_err(|e| RepoError::io("create directory", dir.join(sub), e))?;
         }
         let config = RepoConfig::new(opts.bare);
-        write_atomic(&dir.join("HEAD"), format!("ref: refs/heads/{branch}\n").as_bytes())?;
+        write_atomic(
+            &dir.join("HEAD"),
+            format!("ref: refs/heads/{branch}\n").as_bytes(),
+        )?;
         // The config is written last: its presence is what makes a repository.
         write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
         Repository::open_dir(&dir, if opts.bare { None } else { Some(path) })
@@ -68,7 +71,10 @@ impl Repository {
             if dot.join("config.toml").is_file() {
                 return Repository::open_dir(&dot, Some(dir.to_path_buf()));
             }
-            if dir.join("config.toml").is_file() && dir.join("HEAD").is_file() && dir.join("refs").is_dir() {
+            if dir.join("config.toml").is_file()
+                && dir.join("HEAD").is_file()
+                && dir.join("refs").is_dir()
+            {
                 return Repository::open_dir(dir, None);
             }
             cur = dir.parent();
@@ -78,7 +84,8 @@ impl Repository {
 
     fn open_dir(dir: &Path, worktree: Option<PathBuf>) -> Result<Repository> {
         let cfg_path = dir.join("config.toml");
-        let text = fs::read_to_string(&cfg_path).map_err(|e| RepoError::io("read", &cfg_path, e))?;
+        let text =
+            fs::read_to_string(&cfg_path).map_err(|e| RepoError::io("read", &cfg_path, e))?;
         let config = RepoConfig::from_toml(&text)
             .map_err(|e| RepoError::format(cfg_path.display().to_string(), e))?;
         let worktree = if config.core.bare { None } else { worktree };
@@ -145,15 +152,20 @@ impl Repository {
             },
             _ => norm.clone(),
         };
-        let rel = norm.strip_prefix(root).map_err(|_| RepoError::PathOutsideRepo {
-            path: user.to_path_buf(),
-            root: root.to_path_buf(),
-        })?;
+        let rel = norm
+            .strip_prefix(root)
+            .map_err(|_| RepoError::PathOutsideRepo {
+                path: user.to_path_buf(),
+                root: root.to_path_buf(),
+            })?;
         let mut parts = Vec::new();
         for c in rel.components() {
-            let s = c.as_os_str().to_str().ok_or_else(|| RepoError::NonUtf8Path {
-                path: user.to_path_buf(),
-            })?;
+            let s = c
+                .as_os_str()
+                .to_str()
+                .ok_or_else(|| RepoError::NonUtf8Path {
+                    path: user.to_path_buf(),
+                })?;
             parts.push(s.to_string());
         }
         if parts.first().map(|s| s == DOT_DIR).unwrap_or(false) {

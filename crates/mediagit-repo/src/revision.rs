@@ -16,7 +16,9 @@ impl Repository {
         while !suffix.is_empty() {
             let op = suffix.as_bytes()[0];
             suffix = &suffix[1..];
-            let digits_end = suffix.find(|c: char| !c.is_ascii_digit()).unwrap_or(suffix.len());
+            let digits_end = suffix
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(suffix.len());
             let (digits, rest) = suffix.split_at(digits_end);
             suffix = rest;
             let n: usize = if digits.is_empty() {
@@ -34,10 +36,10 @@ impl Repository {
                 }
             } else if n > 0 {
                 let c = self.odb()?.read_commit(&id)?;
-                id = *c.parents.get(n - 1).ok_or(RepoError::NoSuchParent {
-                    rev: rev.into(),
-                    n,
-                })?;
+                id = *c
+                    .parents
+                    .get(n - 1)
+                    .ok_or(RepoError::NoSuchParent { rev: rev.into(), n })?;
             }
         }
         Ok(id)
@@ -80,7 +82,10 @@ impl Repository {
                 [(id, _)] => self.peel(*id),
                 many => Err(RepoError::AmbiguousRevision {
                     rev: rev.into(),
-                    candidates: many.iter().map(|(id, k)| format!("{} ({})", id.short(12), k.name())).collect(),
+                    candidates: many
+                        .iter()
+                        .map(|(id, k)| format!("{} ({})", id.short(12), k.name()))
+                        .collect(),
                 }),
             };
         }

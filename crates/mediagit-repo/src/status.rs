@@ -160,7 +160,11 @@ impl Repository {
             let abs = root.join(&e.path);
             match hash_path(&abs, *kind) {
                 Ok(id) => Ok(Some(id)),
-                Err(RepoError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(RepoError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Ok(None)
+                }
                 Err(err) => Err(err),
             }
         })?;
@@ -217,7 +221,10 @@ impl Repository {
             })
             .collect();
         if lock.is_some() {
-            let racy_left = idx.entries.values().any(|e| !idx.stat_clean(e, &e.stat, e.kind));
+            let racy_left = idx
+                .entries
+                .values()
+                .any(|e| !idx.stat_clean(e, &e.stat, e.kind));
             if !scan.refreshed.is_empty() || racy_left {
                 for e in scan.refreshed {
                     idx.entries.insert(e.path.clone(), e);

@@ -37,7 +37,10 @@ impl WorktreeIndex {
     }
 
     /// Entries at `path` or below it (`""` = everything).
-    pub fn under<'a>(&'a self, path: &'a str) -> impl Iterator<Item = (&'a String, &'a IndexEntry)> + 'a {
+    pub fn under<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a IndexEntry)> + 'a {
         self.entries
             .iter()
             .filter(move |(p, _)| path_is_under(p, path))
@@ -105,10 +108,13 @@ impl Repository {
         let path = self.index_path();
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(WorktreeIndex::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(WorktreeIndex::default())
+            }
             Err(e) => return Err(RepoError::io("read", &path, e)),
         };
-        let f = IndexFile::decode(&bytes).map_err(|e| RepoError::format(path.display().to_string(), e))?;
+        let f = IndexFile::decode(&bytes)
+            .map_err(|e| RepoError::format(path.display().to_string(), e))?;
         Ok(WorktreeIndex {
             written_at: f.written_at,
             entries: f.entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
@@ -243,7 +249,9 @@ pub fn walk(root: &Path, under: &str) -> (Vec<WalkedFile>, Vec<WalkProblem>) {
 fn err_path(e: &ignore::Error) -> Option<PathBuf> {
     match e {
         ignore::Error::WithPath { path, .. } => Some(path.clone()),
-        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => err_path(err),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            err_path(err)
+        }
         _ => None,
     }
 }

@@ -37,7 +37,9 @@ impl StorageError {
 pub enum CasOutcome {
     Swapped,
     /// The key did not hold the expected value; this is what it holds.
-    Conflict { actual: Option<Vec<u8>> },
+    Conflict {
+        actual: Option<Vec<u8>>,
+    },
 }
 
 /// Moves opaque bytes by key. Keys are relative, `/`-separated names such as

@@ -24,7 +24,10 @@ fn put_get_size(s: &dyn Storage) {
     assert_eq!(s.size("a/none").unwrap(), None);
     let err = s.get("a/none").unwrap_err();
     assert!(err.is_not_found(), "missing key must be NotFound: {err}");
-    assert!(err.to_string().contains("a/none"), "error names the key: {err}");
+    assert!(
+        err.to_string().contains("a/none"),
+        "error names the key: {err}"
+    );
     s.put("a/empty", b"").unwrap();
     assert_eq!(s.get("a/empty").unwrap(), b"");
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7) as u8).collect();
@@ -37,8 +40,14 @@ fn ranged_reads(s: &dyn Storage) {
     let mut b = [0u8; 4];
     s.read_at("r/x", 3, &mut b).unwrap();
     assert_eq!(&b, b"3456");
-    assert!(s.read_at("r/x", 8, &mut b).is_err(), "read past end must fail");
-    assert!(s.read_at("r/missing", 0, &mut b).unwrap_err().is_not_found());
+    assert!(
+        s.read_at("r/x", 8, &mut b).is_err(),
+        "read past end must fail"
+    );
+    assert!(s
+        .read_at("r/missing", 0, &mut b)
+        .unwrap_err()
+        .is_not_found());
 }
 
 fn listing(s: &dyn Storage) {
@@ -76,17 +85,25 @@ fn bad_keys_rejected(s: &dyn Storage) {
 }
 
 fn cas_semantics(s: &dyn Storage) {
-    assert_eq!(s.compare_and_swap("c/r", None, Some(b"1")).unwrap(), CasOutcome::Swapped);
+    assert_eq!(
+        s.compare_and_swap("c/r", None, Some(b"1")).unwrap(),
+        CasOutcome::Swapped
+    );
     assert_eq!(
         s.compare_and_swap("c/r", None, Some(b"2")).unwrap(),
-        CasOutcome::Conflict { actual: Some(b"1".to_vec()) }
+        CasOutcome::Conflict {
+            actual: Some(b"1".to_vec())
+        }
     );
     assert_eq!(
         s.compare_and_swap("c/r", Some(b"1"), Some(b"2")).unwrap(),
         CasOutcome::Swapped
     );
     assert_eq!(s.get("c/r").unwrap(), b"2");
-    assert_eq!(s.compare_and_swap("c/r", Some(b"2"), None).unwrap(), CasOutcome::Swapped);
+    assert_eq!(
+        s.compare_and_swap("c/r", Some(b"2"), None).unwrap(),
+        CasOutcome::Swapped
+    );
     assert_eq!(s.size("c/r").unwrap(), None);
 }
 
@@ -102,7 +119,10 @@ fn cas_races(s: &dyn Storage) {
                         let cur = s.get("c/counter").unwrap();
                         let n: u64 = std::str::from_utf8(&cur).unwrap().parse().unwrap();
                         let next = (n + 1).to_string();
-                        match s.compare_and_swap("c/counter", Some(&cur), Some(next.as_bytes())).unwrap() {
+                        match s
+                            .compare_and_swap("c/counter", Some(&cur), Some(next.as_bytes()))
+                            .unwrap()
+                        {
                             CasOutcome::Swapped => break,
                             CasOutcome::Conflict { .. } => {
                                 conflicts.fetch_add(1, Ordering::Relaxed);

@@ -108,11 +108,15 @@ impl Storage for LocalBackend {
 
     fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
         validate_key(key)?;
-        let mut tmp = self.tmp_file().map_err(|e| self.io("create temp file for", key, e))?;
+        let mut tmp = self
+            .tmp_file()
+            .map_err(|e| self.io("create temp file for", key, e))?;
         tmp.write_all(data)
             .and_then(|_| tmp.as_file().sync_all())
             .map_err(|e| self.io("write", key, e))?;
-        let (_, path) = tmp.keep().map_err(|e| self.io("keep temp file for", key, e.error))?;
+        let (_, path) = tmp
+            .keep()
+            .map_err(|e| self.io("keep temp file for", key, e.error))?;
         self.install(key, &path).inspect_err(|_| {
             let _ = fs::remove_file(&path);
         })

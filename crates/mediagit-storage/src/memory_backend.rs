@@ -47,7 +47,10 @@ impl Storage for MemoryBackend {
     }
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         validate_key(key)?;
-        self.lock().get(key).cloned().ok_or_else(|| self.not_found(key))
+        self.lock()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| self.not_found(key))
     }
     fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
         validate_key(key)?;

@@ -1,0 +1,105 @@
+//! Shared harness for CLI tests: a temp directory, the real `mediagit` binary.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+pub use mediagit_testutils::{copy_media, media_dir, sha256_file, tree_hashes, write_random};
+
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Env {
+    /// A temp dir with an initialized repository in `repo/`.
+    pub fn new() -> Env {
+        let env = Env::empty();
+        env.ok(&["init", "repo"]);
+        env
+    }
+
+    /// A temp dir, nothing in it.
+    pub fn empty() -> Env {
+        Env {
+            tmp: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// The working tree of `repo/`.
+    pub fn repo(&self) -> PathBuf {
+        self.tmp.path().join("repo")
+    }
+
+    pub fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// `mediagit` run in `repo/` (or in the temp root if `repo/` does not exist).
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let dir = if self.repo().exists() {
+            self.repo()
+        } else {
+            self.root().to_path_buf()
+        };
+        self.cmd_in(&dir, args)
+    }
+
+    pub fn cmd_in(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("mediagit").expect("binary");
+        c.current_dir(dir)
+            .env("MEDIAGIT_AUTHOR_NAME", "Test User")
+            .env("MEDIAGIT_AUTHOR_EMAIL", "test@example.com")
+            .args(args);
+        c
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().expect("run mediagit");
+        assert!(
+            out.status.success(),
+            "mediagit {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and asserts failure with exit code 1; returns stderr.
+    pub fn fail(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().expect("run mediagit");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "mediagit {args:?} should fail with exit 1:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn write(&self, rel: &str, data: &[u8]) {
+        let p = self.repo().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.repo().join(rel)).unwrap()
+    }
+
+    /// The full id of a revision.
+    pub fn rev(&self, rev: &str) -> String {
+        let out = self.ok(&["log", "-n", "1", "--oneline", rev]);
+        let short = out.split_whitespace().next().expect("a commit").to_string();
+        short
+    }
+
+    /// Snapshot of `.mediagit` (every file's hash), to prove a failed command changed nothing.
+    pub fn repo_state(&self) -> std::collections::BTreeMap<String, String> {
+        let mut m = tree_hashes(&self.repo().join(".mediagit"));
+        m.remove("lock");
+        m
+    }
+}
