@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages MediaGit's tests and demo use to make real media
+# files: ffmpeg (H.264 video), ImageMagick (JPEG/PNG/PSD/TIFF), sox (WAV/FLAC),
+# exiftool (EXIF), git (nested repositories in tests), util-linux (setpriv).
+set -euo pipefail
+missing=()
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+command -v sox >/dev/null || missing+=(sox)
+command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
+[ -x /usr/bin/convert ] || missing+=(imagemagick)
+command -v git >/dev/null || missing+=(git)
+command -v setpriv >/dev/null || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
