@@ -41,7 +41,10 @@ impl From<RepoError> for CommandError {
             RepoError::CorruptObject { .. } | RepoError::MissingObject { .. } => {
                 Some("the repository is damaged; nothing was changed by this command".into())
             }
-            RepoError::Io { source, .. } if source.raw_os_error() == Some(28) => {
+            RepoError::Io { source, .. }
+            | RepoError::Storage(mediagit_storage::StorageError::Io { source, .. })
+                if is_disk_full(source) =>
+            {
                 Some("the disk is full; free some space and run the command again (nothing was changed)".into())
             }
             _ => None,
@@ -58,4 +61,8 @@ impl From<std::io::Error> for CommandError {
     fn from(e: std::io::Error) -> CommandError {
         CommandError::user(format!("cannot write output: {e}"))
     }
+}
+
+fn is_disk_full(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull
 }

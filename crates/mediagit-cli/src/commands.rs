@@ -115,7 +115,12 @@ pub fn run(cli: Cli) -> CmdResult {
         } => commit(&ctx, message, all, allow_empty, author),
         Command::Log(args) => log(&ctx, args),
         Command::Show { rev } => show(&ctx, rev),
-        Command::Diff { cached, stat, args } => diff(&ctx, cached, stat, args),
+        Command::Diff {
+            cached,
+            stat,
+            revs,
+            paths,
+        } => diff(&ctx, cached, stat, revs, paths),
         Command::Branch { action } => branch(&ctx, action),
         Command::Switch {
             name,
@@ -123,7 +128,11 @@ pub fn run(cli: Cli) -> CmdResult {
             start,
             force,
         } => switch(&ctx, name, create, start, force),
-        Command::Checkout { args, force } => checkout(&ctx, args, force),
+        Command::Checkout {
+            target,
+            paths,
+            force,
+        } => checkout(&ctx, target, paths, force),
         Command::Tag(args) => tag(&ctx, args),
         Command::Reflog { reference } => reflog(&ctx, reference),
         Command::LsFiles { long } => ls_files(&ctx, long),
@@ -304,14 +313,6 @@ fn commit(
     Ok(())
 }
 
-/// Splits `[REV...] [-- PATH...]`.
-fn split_dashdash(args: &[String]) -> (Vec<String>, Vec<String>) {
-    match args.iter().position(|a| a == "--") {
-        Some(i) => (args[..i].to_vec(), args[i + 1..].to_vec()),
-        None => (args.to_vec(), Vec::new()),
-    }
-}
-
 fn decorations(repo: &Repository) -> Result<HashMap<ObjectId, Vec<String>>, CommandError> {
     let mut m: HashMap<ObjectId, Vec<String>> = HashMap::new();
     let head = repo.head()?;
@@ -339,12 +340,9 @@ fn decorations(repo: &Repository) -> Result<HashMap<ObjectId, Vec<String>>, Comm
 
 fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
     let repo = ctx.repo()?;
-    let (revs, paths) = split_dashdash(&args.args);
-    if revs.len() > 1 {
-        return Err(CommandError::user("log takes at most one revision"));
-    }
-    let start = repo.resolve(revs.first().map(String::as_str).unwrap_or("HEAD"))?;
-    let paths = paths
+    let start = repo.resolve(args.rev.as_deref().unwrap_or("HEAD"))?;
+    let paths = args
+        .paths
         .iter()
         .map(|p| repo.repo_path(&ctx.cwd, Path::new(p)))
         .collect::<Result<Vec<_>, _>>()?;
@@ -524,9 +522,8 @@ fn show(ctx: &Ctx, rev: Option<String>) -> CmdResult {
     Ok(out.flush()?)
 }
 
-fn diff(ctx: &Ctx, cached: bool, stat: bool, args: Vec<String>) -> CmdResult {
+fn diff(ctx: &Ctx, cached: bool, stat: bool, revs: Vec<String>, paths: Vec<String>) -> CmdResult {
     let repo = ctx.repo()?;
-    let (revs, paths) = split_dashdash(&args);
     let (a, b) = match (revs.as_slice(), cached) {
         ([], false) => (DiffSide::Index, DiffSide::Worktree),
         ([], true) => (DiffSide::Commit(repo.resolve("HEAD")?), DiffSide::Index),
@@ -684,21 +681,12 @@ fn switch(
     Ok(())
 }
 
-fn checkout(ctx: &Ctx, args: Vec<String>, force: bool) -> CmdResult {
+fn checkout(ctx: &Ctx, target: Option<String>, paths: Vec<String>, force: bool) -> CmdResult {
     let repo = ctx.repo()?;
     let who = reflog_who(&repo);
     let progress = ctx.progress();
-    let (revs, paths) = split_dashdash(&args);
-    if args.iter().any(|a| a == "--") {
-        if revs.len() > 1 {
-            return Err(CommandError::user(
-                "checkout takes one revision before `--`",
-            ));
-        }
-        if paths.is_empty() {
-            return Err(CommandError::user("no paths given after `--`"));
-        }
-        let rev = match revs.first() {
+    if !paths.is_empty() {
+        let rev = match &target {
             Some(r) => Some(repo.resolve(r)?),
             None => None,
         };
@@ -710,15 +698,15 @@ fn checkout(ctx: &Ctx, args: Vec<String>, force: bool) -> CmdResult {
         report_checkout(&out, "Restored paths");
         return Ok(());
     }
-    let [target] = revs.as_slice() else {
+    let Some(target) = target else {
         return Err(CommandError::user(
-            "checkout takes one branch or revision (or `REV -- PATH...`)",
+            "checkout needs a branch or revision (or `[REV] -- PATH...`)",
         ));
     };
-    let t = if repo.read_ref(&branch_ref(target))?.is_some() {
+    let t = if repo.read_ref(&branch_ref(&target))?.is_some() {
         CheckoutTarget::Branch(target.clone())
     } else {
-        CheckoutTarget::Detached(repo.resolve(target)?)
+        CheckoutTarget::Detached(repo.resolve(&target)?)
     };
     let out = repo.checkout(&t, force, &who, &progress)?;
     match t {

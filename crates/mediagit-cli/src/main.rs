@@ -105,8 +105,11 @@ pub enum Command {
         /// Summary per file and totals.
         #[arg(long)]
         stat: bool,
-        /// Zero, one or two revisions, then optionally `-- PATH...`.
-        args: Vec<String>,
+        /// Zero, one or two revisions.
+        revs: Vec<String>,
+        /// Only these paths (after `--`).
+        #[arg(last = true)]
+        paths: Vec<String>,
     },
     /// List, create, delete or rename branches.
     Branch {
@@ -128,8 +131,11 @@ pub enum Command {
     },
     /// Check out a branch or revision, or restore paths from one.
     Checkout {
-        /// BRANCH, REV, or `REV -- PATH...` / `-- PATH...`.
-        args: Vec<String>,
+        /// BRANCH or REV (with `-- PATH...`: where to restore the paths from).
+        target: Option<String>,
+        /// Restore only these paths (after `--`), from REV or from the index.
+        #[arg(last = true)]
+        paths: Vec<String>,
         /// Discard local changes that would be overwritten.
         #[arg(short, long)]
         force: bool,
@@ -172,8 +178,11 @@ pub struct LogArgs {
     /// Files changed by each commit, with sizes.
     #[arg(long)]
     pub stat: bool,
-    /// Revision to start from (default HEAD), then `-- PATH...`.
-    pub args: Vec<String>,
+    /// Revision to start from (default HEAD).
+    pub rev: Option<String>,
+    /// Only commits that change these paths (after `--`).
+    #[arg(last = true)]
+    pub paths: Vec<String>,
 }
 
 #[derive(Subcommand)]

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use mediagit_format::index::IndexKind;
 
 use crate::error::{RepoError, Result};
-use crate::ingest::{ingest_path, parallel_map};
+use crate::ingest::{hash_path, ingest_path, parallel_map};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::status::ChangeKind;
@@ -35,7 +35,7 @@ struct Job {
     path: String,
     abs: PathBuf,
     size: u64,
-    existed: bool,
+    kind: IndexKind,
 }
 
 impl Repository {
@@ -130,7 +130,7 @@ impl Repository {
                         } else {
                             m.len()
                         },
-                        existed: existing.is_some(),
+                        kind,
                         path,
                     });
                 }
@@ -145,14 +145,16 @@ impl Repository {
         }
         if opts.dry_run {
             for j in &jobs {
-                out.changes.push((
-                    j.path.clone(),
-                    if j.existed {
-                        ChangeKind::Modified
-                    } else {
-                        ChangeKind::Added
-                    },
-                ));
+                let change = match idx.entries.get(&j.path) {
+                    None => Some(ChangeKind::Added),
+                    // Stat data moved (or the entry is racily clean): only a
+                    // content or mode change is a change.
+                    Some(e) if e.kind == j.kind && hash_path(&j.abs, j.kind)? == e.content => None,
+                    Some(_) => Some(ChangeKind::Modified),
+                };
+                if let Some(c) = change {
+                    out.changes.push((j.path.clone(), c));
+                }
             }
             out.changes.sort();
             return Ok(out);

@@ -240,7 +240,8 @@ impl Odb {
 }
 
 struct OpenPack {
-    file: BufWriter<tempfile::NamedTempFile>,
+    file: BufWriter<std::fs::File>,
+    path: tempfile::TempPath,
     hasher: Hasher,
     offset: u64,
     entries: Vec<IdxEntry>,
@@ -321,11 +322,10 @@ impl PackSession<'_> {
             id,
         }
         .encode();
-        let tmp_path = p.file.get_ref().path().to_path_buf();
         p.file
             .write_all(&header)
             .and_then(|_| p.file.write_all(payload))
-            .map_err(|e| RepoError::io("write pack", tmp_path, e))?;
+            .map_err(|e| RepoError::io("write pack", &*p.path, e))?;
         p.hasher.update(&header);
         p.hasher.update(payload);
         p.entries.push(IdxEntry {
@@ -348,14 +348,16 @@ impl PackSession<'_> {
             .prefix("pack-")
             .tempfile_in(&self.odb.tmp_dir)
             .map_err(|e| RepoError::io("create temp pack in", &self.odb.tmp_dir, e))?;
-        let mut file = BufWriter::with_capacity(1 << 20, tmp);
+        let (file, path) = tmp.into_parts();
+        let mut file = BufWriter::with_capacity(1 << 20, file);
         let header = pack::encode_pack_header();
         file.write_all(&header)
-            .map_err(|e| RepoError::io("write pack", &self.odb.tmp_dir, e))?;
+            .map_err(|e| RepoError::io("write pack", &*path, e))?;
         let mut hasher = Hasher::new();
         hasher.update(&header);
         Ok(OpenPack {
             file,
+            path,
             hasher,
             offset: header.len() as u64,
             entries: Vec::new(),
@@ -366,19 +368,20 @@ impl PackSession<'_> {
         let Some(p) = self.current.take() else {
             return Ok(());
         };
-        let tmp = p
+        let path = p.path;
+        let file = p
             .file
             .into_inner()
-            .map_err(|e| RepoError::io("write pack", "temp pack", e.into_error()))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| RepoError::io("fsync", tmp.path(), e))?;
+            .map_err(|e| RepoError::io("write pack", &*path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| RepoError::io("fsync", &*path, e))?;
+        drop(file);
         let pack = p.hasher.finish();
         let idx = PackIndex {
             pack,
             entries: p.entries,
         };
-        self.finished.push((tmp.into_temp_path(), idx));
+        self.finished.push((path, idx));
         Ok(())
     }
 
