@@ -123,11 +123,13 @@ pub fn run(cli: Cli) -> CmdResult {
         } => diff(&ctx, cached, stat, revs, paths),
         Command::Branch { action } => branch(&ctx, action),
         Command::Switch {
-            name,
+            target,
             create,
-            start,
             force,
-        } => switch(&ctx, name, create, start, force),
+        } => match create {
+            Some(new) => switch(&ctx, None, Some(new), target, force),
+            None => switch(&ctx, target, None, None, force),
+        },
         Command::Checkout {
             target,
             paths,
@@ -526,7 +528,10 @@ fn diff(ctx: &Ctx, cached: bool, stat: bool, revs: Vec<String>, paths: Vec<Strin
     let repo = ctx.repo()?;
     let (a, b) = match (revs.as_slice(), cached) {
         ([], false) => (DiffSide::Index, DiffSide::Worktree),
-        ([], true) => (DiffSide::Commit(repo.resolve("HEAD")?), DiffSide::Index),
+        ([], true) => match repo.head_commit()? {
+            Some(h) => (DiffSide::Commit(h), DiffSide::Index),
+            None => (DiffSide::Empty, DiffSide::Index),
+        },
         ([r], false) => (DiffSide::Commit(repo.resolve(r)?), DiffSide::Worktree),
         ([r], true) => (DiffSide::Commit(repo.resolve(r)?), DiffSide::Index),
         ([r1, r2], false) => (

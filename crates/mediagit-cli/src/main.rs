@@ -118,13 +118,12 @@ pub enum Command {
     },
     /// Switch to a branch.
     Switch {
-        name: Option<String>,
-        /// Create the branch (at START or HEAD) and switch to it.
-        #[arg(short = 'c', long, value_name = "NAME", conflicts_with = "name")]
+        /// The branch to switch to; with -c, where the new branch starts (default HEAD).
+        #[arg(value_name = "BRANCH|START")]
+        target: Option<String>,
+        /// Create the branch NAME (at START or HEAD) and switch to it.
+        #[arg(short = 'c', long, value_name = "NAME")]
         create: Option<String>,
-        /// Where the new branch starts (with -c).
-        #[arg(requires = "create")]
-        start: Option<String>,
         /// Discard local changes that would be overwritten.
         #[arg(short, long)]
         force: bool,

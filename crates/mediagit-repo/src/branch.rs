@@ -50,6 +50,7 @@ impl Repository {
         if self.read_ref(&r)?.is_some() {
             return Err(RepoError::BranchExists(name.into()));
         }
+        self.check_ref_clash("branch", "refs/heads/", name)?;
         self.cas_ref(&r, None, Some(start))?;
         self.append_reflog(
             &r,
@@ -110,6 +111,9 @@ impl Repository {
         if self.read_ref(&rn)?.is_some() {
             return Err(RepoError::BranchExists(new.into()));
         }
+        if !new.starts_with(&format!("{old}/")) && !old.starts_with(&format!("{new}/")) {
+            self.check_ref_clash("branch", "refs/heads/", new)?;
+        }
         self.cas_ref(&rn, None, Some(tip))?;
         self.cas_ref(&ro, Some(tip), None)?;
         let entry = |old_id, new_id, message: String| ReflogEntry {
@@ -136,6 +140,20 @@ impl Repository {
         )?;
         if self.current_branch()?.as_deref() == Some(old) {
             self.set_head(&Head::Branch(new.into()))?;
+        }
+        Ok(())
+    }
+
+    /// `a/b` and `a` cannot both exist (one would be a directory of the other).
+    fn check_ref_clash(&self, what: &'static str, prefix: &str, name: &str) -> Result<()> {
+        for (other, _) in self.list_refs(prefix)? {
+            if other.starts_with(&format!("{name}/")) || name.starts_with(&format!("{other}/")) {
+                return Err(RepoError::RefClash {
+                    what,
+                    name: name.into(),
+                    other,
+                });
+            }
         }
         Ok(())
     }
@@ -187,6 +205,7 @@ impl Repository {
         if self.read_ref(&r)?.is_some() {
             return Err(RepoError::TagExists(name.into()));
         }
+        self.check_ref_clash("tag", "refs/tags/", name)?;
         let id = match message {
             Some(m) => {
                 let tag = Tag {

@@ -188,6 +188,7 @@ impl Repository {
                 Err(e) => return Err(RepoError::io("remove", &abs, e)),
             }
             remove_empty_parents(root, p);
+            crate::failpoint::hit("write:checkout-remove");
             idx.entries.remove(p);
             out.removed += 1;
         }
@@ -330,6 +331,7 @@ fn write_entry(
         let _ = fs::remove_file(&tmp);
         return Err(err);
     }
+    crate::failpoint::hit("write:checkout-file");
     let m = fs::symlink_metadata(&abs).map_err(|err| RepoError::io("stat", &abs, err))?;
     Ok(make_entry(
         path,

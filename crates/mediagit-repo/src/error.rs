@@ -80,6 +80,12 @@ pub enum RepoError {
         name: String,
         reason: &'static str,
     },
+    #[error("cannot create {what} {name:?}: it clashes with the existing {what} {other:?} (a name cannot be both a {what} and a folder of {what}es)")]
+    RefClash {
+        what: &'static str,
+        name: String,
+        other: String,
+    },
     #[error("a branch named {0:?} already exists")]
     BranchExists(String),
     #[error("branch {0:?} not found")]

@@ -41,6 +41,8 @@ pub struct FileDiff {
 /// What to compare in `diff`.
 #[derive(Debug, Clone)]
 pub enum DiffSide {
+    /// Nothing (the parent of a first commit).
+    Empty,
     Commit(ObjectId),
     Index,
     Worktree,
@@ -164,6 +166,7 @@ impl Repository {
 
     pub fn side_tree(&self, side: &DiffSide) -> Result<FlatTree> {
         match side {
+            DiffSide::Empty => Ok(FlatTree::new()),
             DiffSide::Commit(c) => self.commit_tree(c),
             DiffSide::Index => self.index_tree(),
             DiffSide::Worktree => self.worktree_tree(),

@@ -53,13 +53,29 @@ pub fn idx_key(id: &ObjectId) -> String {
 }
 
 impl Odb {
+    /// Loads every pack index; fails on the first damaged one.
     pub fn load(storage: Arc<dyn Storage>, tmp_dir: PathBuf, cfg: &RepoConfig) -> Result<Odb> {
+        let (odb, mut problems) = Odb::load_lenient(storage, tmp_dir, cfg)?;
+        match problems.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(odb),
+        }
+    }
+
+    /// Loads every pack index that can be read; returns the others as
+    /// problems (key, error) instead of failing. Used by `fsck`.
+    pub fn load_lenient(
+        storage: Arc<dyn Storage>,
+        tmp_dir: PathBuf,
+        cfg: &RepoConfig,
+    ) -> Result<(Odb, Vec<(String, RepoError)>)> {
         let odb = Odb {
             storage,
             tmp_dir,
             compression_level: cfg.compression.level,
             state: RwLock::new(State::default()),
         };
+        let mut problems = Vec::new();
         for key in odb.storage.list("packs/")? {
             let Some(hex) = key
                 .strip_prefix("packs/")
@@ -70,20 +86,53 @@ impl Odb {
             let Ok(pack_id) = hex.parse::<ObjectId>() else {
                 continue;
             };
-            let bytes = odb.storage.get(&key)?;
-            let idx = PackIndex::decode(&bytes)
-                .map_err(|e| RepoError::format(format!("pack index {key}"), e))?;
-            if idx.pack != pack_id {
-                return Err(RepoError::CorruptObject {
-                    id: pack_id,
-                    kind: "pack index",
-                    location: key,
-                    reason: format!("index names pack {}", idx.pack),
-                });
+            match odb.read_index(&key, pack_id) {
+                Ok(idx) => odb.register(&idx),
+                Err(e) => problems.push((key, e)),
             }
-            odb.register(&idx);
         }
-        Ok(odb)
+        Ok((odb, problems))
+    }
+
+    fn read_index(&self, key: &str, pack_id: ObjectId) -> Result<PackIndex> {
+        let bytes = self.storage.get(key)?;
+        let idx = PackIndex::decode(&bytes).map_err(|e| {
+            RepoError::format(
+                format!("pack index {key} (run `mediagit fsck --repair` to rebuild it)"),
+                e,
+            )
+        })?;
+        if idx.pack != pack_id {
+            return Err(RepoError::CorruptObject {
+                id: pack_id,
+                kind: "pack index",
+                location: key.to_string(),
+                reason: format!("index names pack {}", idx.pack),
+            });
+        }
+        Ok(idx)
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Ids of all packs that have an index.
+    pub fn packs(&self) -> Vec<ObjectId> {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .packs
+            .clone()
+    }
+
+    /// Every object id known, with its location.
+    pub fn all_objects(&self) -> Vec<(ObjectId, ObjectId, Location)> {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        st.map
+            .iter()
+            .map(|(id, l)| (*id, st.packs[l.pack as usize], *l))
+            .collect()
     }
 
     fn register(&self, idx: &PackIndex) {
@@ -226,11 +275,18 @@ impl Odb {
 
     /// Starts writing new objects. Nothing is visible until [`PackSession::finish`].
     pub fn session(&self) -> PackSession<'_> {
+        self.session_ignoring(&[])
+    }
+
+    /// A session that treats objects stored in `packs` as absent, so they are
+    /// written again (used to rewrite a damaged pack's sound objects).
+    pub fn session_ignoring(&self, packs: &[ObjectId]) -> PackSession<'_> {
         PackSession {
             odb: self,
             current: None,
             finished: Vec::new(),
             pending: HashSet::new(),
+            ignore_packs: packs.iter().copied().collect(),
         }
     }
 
@@ -254,12 +310,19 @@ pub struct PackSession<'a> {
     current: Option<OpenPack>,
     finished: Vec<(tempfile::TempPath, PackIndex)>,
     pending: HashSet<ObjectId>,
+    ignore_packs: HashSet<ObjectId>,
 }
 
 impl PackSession<'_> {
     /// Whether the object exists already or was written in this session.
     pub fn has(&self, id: &ObjectId) -> bool {
-        self.pending.contains(id) || self.odb.contains(id)
+        if self.pending.contains(id) {
+            return true;
+        }
+        if self.ignore_packs.is_empty() {
+            return self.odb.contains(id);
+        }
+        matches!(self.odb.locate(id), Some((pack, _)) if !self.ignore_packs.contains(&pack))
     }
 
     /// Stores an encoded object (manifest, tree, commit, tag), compressing it
@@ -338,6 +401,7 @@ impl PackSession<'_> {
         });
         p.offset += (header.len() + payload.len()) as u64;
         self.pending.insert(id);
+        crate::failpoint::hit("write:pack-append");
         Ok(())
     }
 
@@ -376,6 +440,7 @@ impl PackSession<'_> {
         file.sync_all()
             .map_err(|e| RepoError::io("fsync", &*path, e))?;
         drop(file);
+        crate::failpoint::hit("write:pack-fsynced");
         let pack = p.hasher.finish();
         let idx = PackIndex {
             pack,
@@ -396,9 +461,11 @@ impl PackSession<'_> {
         let finished = std::mem::take(&mut self.finished);
         for (path, idx) in &finished {
             self.odb.storage.put_file(&pack_key(&idx.pack), path)?;
+            crate::failpoint::hit("write:pack-stored");
         }
         for (path, idx) in finished {
             self.odb.storage.put(&idx_key(&idx.pack), &idx.encode())?;
+            crate::failpoint::hit("write:idx-stored");
             // put_file consumed the file; don't let TempPath delete a path that
             // may now be reused.
             let _ = path.keep();
@@ -406,4 +473,116 @@ impl PackSession<'_> {
         }
         Ok(())
     }
+}
+
+/// One entry found by scanning a pack.
+#[derive(Debug, Clone)]
+pub struct ScannedEntry {
+    pub offset: u64,
+    pub header: EntryHeader,
+    /// Why the entry is bad (payload does not decode or hash), if it is.
+    pub damage: Option<String>,
+}
+
+/// Result of reading a whole pack from start to end.
+#[derive(Debug, Default)]
+pub struct PackScan {
+    pub entries: Vec<ScannedEntry>,
+    /// Structural damage that stopped the scan (bad header, truncation).
+    pub fatal: Option<String>,
+    /// Whether the pack's bytes hash to its name.
+    pub checksum_ok: bool,
+    pub size: u64,
+}
+
+/// Reads a pack sequentially, verifying every entry (decode + SHA-256) and
+/// the pack's own checksum. Memory: one entry at a time.
+pub fn scan_pack(storage: &dyn Storage, pack_id: &ObjectId) -> Result<PackScan> {
+    let key = pack_key(pack_id);
+    let size = storage
+        .size(&key)?
+        .ok_or_else(|| mediagit_storage::StorageError::NotFound {
+            backend: storage.describe(),
+            key: key.clone(),
+        })?;
+    let mut scan = PackScan {
+        size,
+        ..Default::default()
+    };
+    let mut hasher = Hasher::new();
+    let mut head = [0u8; pack::PACK_HEADER_LEN];
+    if size < head.len() as u64 {
+        scan.fatal = Some(format!("pack is {size} bytes, shorter than its header"));
+        return Ok(scan);
+    }
+    storage.read_at(&key, 0, &mut head)?;
+    if let Err(e) = pack::decode_pack_header(&head) {
+        scan.fatal = Some(e.to_string());
+        return Ok(scan);
+    }
+    hasher.update(&head);
+    let mut offset = head.len() as u64;
+    let mut hb = [0u8; EntryHeader::LEN];
+    while offset < size {
+        if size - offset < EntryHeader::LEN as u64 {
+            scan.fatal = Some(format!("truncated entry header at offset {offset}"));
+            break;
+        }
+        storage.read_at(&key, offset, &mut hb)?;
+        let header = match EntryHeader::decode(&hb) {
+            Ok(h) => h,
+            Err(e) => {
+                scan.fatal = Some(format!("bad entry header at offset {offset}: {e}"));
+                break;
+            }
+        };
+        let end = offset + EntryHeader::LEN as u64 + header.stored_len as u64;
+        if end > size {
+            scan.fatal = Some(format!(
+                "entry {} at offset {offset} runs past the end of the pack ({} bytes missing)",
+                header.id,
+                end - size
+            ));
+            break;
+        }
+        let mut payload = vec![0u8; header.stored_len as usize];
+        storage.read_at(&key, offset + EntryHeader::LEN as u64, &mut payload)?;
+        hasher.update(&hb);
+        hasher.update(&payload);
+        let damage = match decompress(header.codec, &payload, header.raw_len as usize) {
+            Err(e) => Some(format!(
+                "{} payload does not decode: {e}",
+                header.codec.name()
+            )),
+            Ok(data) => {
+                let actual = ObjectId::hash(&data);
+                (actual != header.id).then(|| format!("content hashes to {actual}"))
+            }
+        };
+        scan.entries.push(ScannedEntry {
+            offset,
+            header,
+            damage,
+        });
+        offset = end;
+    }
+    scan.checksum_ok = scan.fatal.is_none() && hasher.finish() == *pack_id;
+    Ok(scan)
+}
+
+/// Reads the stored (still encoded) payload of an entry, for copying it into
+/// another pack without decoding.
+pub fn read_stored(
+    storage: &dyn Storage,
+    pack_id: &ObjectId,
+    offset: u64,
+    stored_len: u32,
+) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; stored_len as usize];
+    storage.read_at(
+        &pack_key(pack_id),
+        offset + EntryHeader::LEN as u64,
+        &mut buf,
+    )?;
+    Ok(buf)
 }

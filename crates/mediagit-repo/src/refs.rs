@@ -168,11 +168,15 @@ impl Repository {
     ) -> Result<()> {
         let enc = |id: Option<ObjectId>| id.map(|i| format!("{i}\n").into_bytes());
         let (e, n) = (enc(expected), enc(new));
+        crate::failpoint::hit("write:ref-cas-before");
         match self
             .storage()
             .compare_and_swap(name, e.as_deref(), n.as_deref())?
         {
-            CasOutcome::Swapped => Ok(()),
+            CasOutcome::Swapped => {
+                crate::failpoint::hit("write:ref-cas-done");
+                Ok(())
+            }
             CasOutcome::Conflict { actual } => Err(RepoError::RefRace {
                 name: name.into(),
                 expected: expected.map(|i| i.to_string()).unwrap_or("nothing".into()),
@@ -194,8 +198,12 @@ impl Repository {
         Ok(out)
     }
 
-    fn reflog_path(&self, name: &str) -> PathBuf {
-        self.dir().join("logs").join(name)
+    /// Reflogs are flat files named by the escaped ref name, so a deleted
+    /// branch `a/b` keeping its log never blocks a new branch `a`.
+    pub(crate) fn reflog_path(&self, name: &str) -> PathBuf {
+        self.dir()
+            .join("logs")
+            .join(name.replace('%', "%25").replace('/', "%2F"))
     }
 
     pub fn append_reflog(&self, name: &str, entry: &ReflogEntry) -> Result<()> {
@@ -210,7 +218,9 @@ impl Repository {
             .map_err(|e| RepoError::io("open reflog", &path, e))?;
         f.write_all(entry.to_line().as_bytes())
             .and_then(|_| f.sync_data())
-            .map_err(|e| RepoError::io("append to reflog", &path, e))
+            .map_err(|e| RepoError::io("append to reflog", &path, e))?;
+        crate::failpoint::hit("write:reflog-appended");
+        Ok(())
     }
 
     /// Reflog of `name` (`HEAD` or a full ref name), newest first.

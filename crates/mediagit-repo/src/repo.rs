@@ -203,9 +203,11 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     tmp.write_all(data)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| RepoError::io("write", path, e))?;
+    crate::failpoint::hit("write:atomic-before-rename");
     tmp.persist(path)
         .map_err(|e| RepoError::io("rename into place", path, e.error))?;
     mediagit_storage::local_backend::sync_dir(dir).map_err(|e| RepoError::io("fsync", dir, e))?;
+    crate::failpoint::hit("write:atomic-done");
     Ok(())
 }
 

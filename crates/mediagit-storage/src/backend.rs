@@ -57,6 +57,8 @@ pub trait Storage: Send + Sync {
     fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError>;
     /// Size of the object, or `None` if absent.
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError>;
+    /// When the object was stored, or `None` if absent. Used for grace periods.
+    fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError>;
     /// All keys starting with `prefix`, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
     /// Deletes `key`; deleting an absent key is not an error.

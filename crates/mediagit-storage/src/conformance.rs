@@ -22,6 +22,15 @@ fn put_get_size(s: &dyn Storage) {
     assert_eq!(s.get("a/one").unwrap(), b"hello");
     assert_eq!(s.size("a/one").unwrap(), Some(5));
     assert_eq!(s.size("a/none").unwrap(), None);
+    let m = s
+        .modified("a/one")
+        .unwrap()
+        .expect("modified time of a stored object");
+    let age = std::time::SystemTime::now()
+        .duration_since(m)
+        .unwrap_or_default();
+    assert!(age.as_secs() < 600, "modified time is recent");
+    assert_eq!(s.modified("a/none").unwrap(), None);
     let err = s.get("a/none").unwrap_err();
     assert!(err.is_not_found(), "missing key must be NotFound: {err}");
     assert!(

@@ -169,6 +169,14 @@ impl Storage for LocalBackend {
         }
     }
 
+    fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError> {
+        match fs::metadata(self.path(key)?) {
+            Ok(m) => Ok(Some(m.modified().map_err(|e| self.io("stat", key, e))?)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("stat", key, e)),
+        }
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let dir_part = match prefix.rfind('/') {
             Some(i) => &prefix[..i],
@@ -211,8 +219,20 @@ impl Storage for LocalBackend {
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.forget(key);
-        match fs::remove_file(self.path(key)?) {
-            Ok(()) => Ok(()),
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                // Drop directories the key's removal left empty (refs/heads/a/
+                // after deleting a/b), so key a can be created again.
+                let mut dir = path.parent();
+                while let Some(d) = dir {
+                    if d == self.root || fs::remove_dir(d).is_err() {
+                        break;
+                    }
+                    dir = d.parent();
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io("delete", key, e)),
         }

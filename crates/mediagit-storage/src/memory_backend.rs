@@ -8,6 +8,7 @@ use crate::backend::{validate_key, CasOutcome, Storage, StorageError};
 #[derive(Default)]
 pub struct MemoryBackend {
     map: Mutex<BTreeMap<String, Vec<u8>>>,
+    times: Mutex<BTreeMap<String, std::time::SystemTime>>,
 }
 
 impl MemoryBackend {
@@ -32,6 +33,10 @@ impl Storage for MemoryBackend {
     fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
         validate_key(key)?;
         self.lock().insert(key.into(), data.to_vec());
+        self.times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.into(), std::time::SystemTime::now());
         Ok(())
     }
     fn put_file(&self, key: &str, file: &Path) -> Result<(), StorageError> {
@@ -75,6 +80,19 @@ impl Storage for MemoryBackend {
         validate_key(key)?;
         Ok(self.lock().get(key).map(|v| v.len() as u64))
     }
+    fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError> {
+        validate_key(key)?;
+        if !self.lock().contains_key(key) {
+            return Ok(None);
+        }
+        Ok(self
+            .times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied())
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         Ok(self
             .lock()
@@ -106,6 +124,10 @@ impl Storage for MemoryBackend {
             Some(n) => map.insert(key.into(), n.to_vec()),
             None => map.remove(key),
         };
+        self.times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.into(), std::time::SystemTime::now());
         Ok(CasOutcome::Swapped)
     }
 }

@@ -1,0 +1,50 @@
+//! Failpoints for crash testing: named places where a test can ask the
+//! process to die by SIGKILL, to prove that a crash at that point leaves a
+//! valid repository.
+//!
+//! The library never reads the environment: the CLI passes the
+//! `MEDIAGIT_FAILPOINTS` value to [`configure`]. A spec is a comma-separated
+//! list of `PREFIX@N`: the N-th time a failpoint whose name starts with
+//! PREFIX is hit, the process kills itself. With no spec, [`hit`] is one
+//! atomic load.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+struct Point {
+    prefix: String,
+    at: u64,
+    count: AtomicU64,
+}
+
+static POINTS: OnceLock<Vec<Point>> = OnceLock::new();
+
+/// Parses and installs a spec (first call wins). Malformed items are ignored.
+pub fn configure(spec: &str) {
+    let points = spec
+        .split(',')
+        .filter_map(|item| {
+            let (prefix, at) = item.trim().split_once('@')?;
+            Some(Point {
+                prefix: prefix.to_string(),
+                at: at.parse().ok()?,
+                count: AtomicU64::new(0),
+            })
+        })
+        .collect();
+    let _ = POINTS.set(points);
+}
+
+/// Marks a failpoint. Kills the process if the configured count is reached.
+pub fn hit(name: &str) {
+    let Some(points) = POINTS.get() else { return };
+    for p in points {
+        if name.starts_with(&p.prefix) && p.count.fetch_add(1, Ordering::SeqCst) + 1 == p.at {
+            // SAFETY: getpid and kill are async-signal-safe libc calls with
+            // plain integer arguments; sending SIGKILL to ourselves ends the
+            // process at once, which is exactly the crash being simulated.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! `fsck`: check every pack, index, object and ref; list dangling objects;
+//! save them to lost-found; repair what can be rebuilt locally.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use mediagit_format::pack::PackIndex;
+use mediagit_format::{ObjectId, ObjectKind};
+
+use crate::error::{RepoError, Result};
+use crate::ingest::ingest_path;
+use crate::odb::{idx_key, pack_key, read_stored, scan_pack, Odb, PackScan};
+use crate::progress::Progress;
+use crate::reach::{walk, Root};
+use crate::repo::{write_atomic, Repository};
+use crate::tree::flatten;
+use crate::worktree::{make_entry, WorktreeIndex};
+
+#[derive(Debug, Clone, Default)]
+pub struct FsckOptions {
+    pub dangling: bool,
+    pub lost_found: bool,
+    pub repair: bool,
+}
+
+/// One thing wrong, with where it is and what it affects.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// The object (or pack) concerned, if there is one.
+    pub id: Option<ObjectId>,
+    /// "chunk", "manifest", "tree", "commit", "tag", "pack", "pack index", "ref", "index".
+    pub kind: String,
+    /// Where it lives (pack key and offset, ref name, file).
+    pub location: String,
+    pub message: String,
+    /// Commits, paths or refs that need it.
+    pub affects: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct FsckReport {
+    pub packs: usize,
+    pub objects: usize,
+    pub problems: Vec<Problem>,
+    /// Unreachable objects: (id, kind, description).
+    pub dangling: Vec<(ObjectId, ObjectKind, String)>,
+    /// Files written by `--lost-found`.
+    pub lost_found: Vec<std::path::PathBuf>,
+    /// What `--repair` did.
+    pub repaired: Vec<String>,
+}
+
+const MAX_AFFECTS: usize = 20;
+
+struct Checked {
+    odb: Odb,
+    scans: BTreeMap<ObjectId, PackScan>,
+    good: HashSet<ObjectId>,
+    problems: Vec<Problem>,
+    /// Packs that need rewriting (damaged, or index missing / wrong).
+    rebuild: Vec<ObjectId>,
+}
+
+impl Repository {
+    pub fn fsck(&self, opts: &FsckOptions, progress: &dyn Progress) -> Result<FsckReport> {
+        let _lock = self.lock()?;
+        let mut repaired = Vec::new();
+        if opts.repair {
+            let c = self.check_packs(progress)?;
+            repaired.extend(self.repair(c, progress)?);
+        }
+        let c = self.check_packs(progress)?;
+        let mut report = self.check_reachability(c, opts)?;
+        report.repaired = repaired;
+        Ok(report)
+    }
+
+    fn check_packs(&self, progress: &dyn Progress) -> Result<Checked> {
+        let storage = self.storage().clone();
+        let (odb, idx_problems) =
+            Odb::load_lenient(storage.clone(), self.dir().join("tmp"), self.config())?;
+        let mut problems = Vec::new();
+        let mut rebuild = Vec::new();
+        let keys = storage.list("packs/")?;
+        let mut pack_ids = Vec::new();
+        let mut idx_ids = HashSet::new();
+        for k in &keys {
+            let name = k.trim_start_matches("packs/");
+            if let Some(h) = name
+                .strip_suffix(".pack")
+                .and_then(|h| h.parse::<ObjectId>().ok())
+            {
+                pack_ids.push(h);
+            } else if let Some(h) = name
+                .strip_suffix(".idx")
+                .and_then(|h| h.parse::<ObjectId>().ok())
+            {
+                idx_ids.insert(h);
+            }
+        }
+        for (key, e) in &idx_problems {
+            problems.push(Problem {
+                id: None,
+                kind: "pack index".into(),
+                location: key.clone(),
+                message: e.to_string(),
+                affects: vec![],
+            });
+        }
+        let total: u64 = pack_ids
+            .iter()
+            .filter_map(|p| storage.size(&pack_key(p)).ok().flatten())
+            .sum();
+        progress.start("checking packs", total, pack_ids.len() as u64);
+        let mut scans = BTreeMap::new();
+        let mut good = HashSet::new();
+        let loaded: HashMap<ObjectId, Vec<(ObjectId, crate::odb::Location)>> = {
+            let mut m: HashMap<ObjectId, Vec<_>> = HashMap::new();
+            for (id, pack, loc) in odb.all_objects() {
+                m.entry(pack).or_default().push((id, loc));
+            }
+            m
+        };
+        for pack in &pack_ids {
+            let key = pack_key(pack);
+            let scan = scan_pack(storage.as_ref(), pack)?;
+            progress.bytes(scan.size);
+            progress.file_done();
+            let mut needs_rebuild = false;
+            if let Some(f) = &scan.fatal {
+                needs_rebuild = true;
+                problems.push(Problem {
+                    id: Some(*pack),
+                    kind: "pack".into(),
+                    location: format!("{key} in {}", storage.describe()),
+                    message: format!("damaged pack: {f}"),
+                    affects: vec![],
+                });
+            } else if !scan.checksum_ok {
+                needs_rebuild = true;
+                problems.push(Problem {
+                    id: Some(*pack),
+                    kind: "pack".into(),
+                    location: format!("{key} in {}", storage.describe()),
+                    message: "pack content does not hash to its name".into(),
+                    affects: vec![],
+                });
+            }
+            for e in &scan.entries {
+                match &e.damage {
+                    None => {
+                        good.insert(e.header.id);
+                    }
+                    Some(d) => {
+                        needs_rebuild = true;
+                        problems.push(Problem {
+                            id: Some(e.header.id),
+                            kind: e.header.kind.name().into(),
+                            location: format!(
+                                "{key} at offset {} in {}",
+                                e.offset,
+                                storage.describe()
+                            ),
+                            message: format!("corrupt object: {d}"),
+                            affects: vec![],
+                        });
+                    }
+                }
+            }
+            if !idx_ids.contains(pack) {
+                needs_rebuild = true;
+                problems.push(Problem {
+                    id: Some(*pack),
+                    kind: "pack index".into(),
+                    location: idx_key(pack),
+                    message: "pack has no index: its objects are invisible".into(),
+                    affects: vec![],
+                });
+            } else if let Some(entries) = loaded.get(pack) {
+                let by_offset: HashMap<u64, &crate::odb::ScannedEntry> =
+                    scan.entries.iter().map(|e| (e.offset, e)).collect();
+                let mismatched = entries.iter().filter(|(id, loc)| {
+                    by_offset
+                        .get(&loc.offset)
+                        .map(|e| {
+                            e.header.id != *id
+                                || e.header.kind != loc.kind
+                                || e.header.stored_len != loc.stored_len
+                        })
+                        .unwrap_or(true)
+                });
+                let n = mismatched.count();
+                if n > 0 {
+                    needs_rebuild = true;
+                    problems.push(Problem {
+                        id: Some(*pack),
+                        kind: "pack index".into(),
+                        location: idx_key(pack),
+                        message: format!("{n} index entries do not match the pack"),
+                        affects: vec![],
+                    });
+                }
+            } else {
+                needs_rebuild = true;
+            }
+            if needs_rebuild {
+                rebuild.push(*pack);
+            }
+            scans.insert(*pack, scan);
+        }
+        progress.finish();
+        for id in &idx_ids {
+            if !pack_ids.contains(id) {
+                problems.push(Problem {
+                    id: Some(*id),
+                    kind: "pack".into(),
+                    location: pack_key(id),
+                    message: "pack index without its pack: the objects it lists are missing".into(),
+                    affects: vec![],
+                });
+            }
+        }
+        Ok(Checked {
+            odb,
+            scans,
+            good,
+            problems,
+            rebuild,
+        })
+    }
+
+    fn check_reachability(&self, c: Checked, opts: &FsckOptions) -> Result<FsckReport> {
+        let Checked {
+            odb,
+            scans,
+            good,
+            mut problems,
+            ..
+        } = c;
+        let (roots, bad_refs) = self.roots(&odb)?;
+        for (name, err) in bad_refs {
+            problems.push(Problem {
+                id: None,
+                kind: if name == "index" {
+                    "index".into()
+                } else {
+                    "ref".into()
+                },
+                location: if name == "index" || name == "HEAD" {
+                    self.dir().join(&name).display().to_string()
+                } else {
+                    name.clone()
+                },
+                message: err,
+                affects: vec![],
+            });
+        }
+        let chunk_ok = |id: &ObjectId| good.contains(id);
+        let reach = walk(&odb, &roots, &chunk_ok);
+        // Group unreadable objects: one problem per object, listing what needs it.
+        let mut grouped: BTreeMap<ObjectId, (ObjectKind, String, Vec<String>)> = BTreeMap::new();
+        for u in reach.unreadable {
+            let g = grouped.entry(u.id).or_insert((u.kind, u.error, vec![]));
+            if g.2.len() < MAX_AFFECTS {
+                g.2.push(u.needed_by);
+            }
+        }
+        for (id, (kind, error, affects)) in grouped {
+            let location = match odb.locate(&id) {
+                Some((pack, loc)) => format!("{} at offset {}", pack_key(&pack), loc.offset),
+                None => "not in any pack".into(),
+            };
+            problems.push(Problem {
+                id: Some(id),
+                kind: kind.name().into(),
+                location,
+                message: format!("reachable {} cannot be read: {error}", kind.name()),
+                affects,
+            });
+        }
+        let objects: usize = scans.values().map(|s| s.entries.len()).sum();
+        let mut report = FsckReport {
+            packs: scans.len(),
+            objects,
+            problems,
+            ..Default::default()
+        };
+        if opts.dangling || opts.lost_found {
+            let mut kinds: BTreeMap<ObjectId, ObjectKind> = BTreeMap::new();
+            for s in scans.values() {
+                for e in &s.entries {
+                    if e.damage.is_none() && !reach.objects.contains(&e.header.id) {
+                        kinds.insert(e.header.id, e.header.kind);
+                    }
+                }
+            }
+            for (id, kind) in kinds {
+                let desc = match kind {
+                    ObjectKind::Commit => odb
+                        .read_commit(&id)
+                        .map(|c| c.summary().to_string())
+                        .unwrap_or_default(),
+                    ObjectKind::Manifest => odb
+                        .read_manifest(&id)
+                        .map(|m| format!("file content {} ({} bytes)", m.content, m.size))
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                report.dangling.push((id, kind, desc));
+            }
+        }
+        if opts.lost_found {
+            report.lost_found = self.write_lost_found(&odb, &report.dangling)?;
+        }
+        Ok(report)
+    }
+
+    fn write_lost_found(
+        &self,
+        odb: &Odb,
+        dangling: &[(ObjectId, ObjectKind, String)],
+    ) -> Result<Vec<std::path::PathBuf>> {
+        let base = self.dir().join("lost-found");
+        let mut out = Vec::new();
+        // Manifests reachable from a dangling commit are saved as that commit, not as loose files.
+        let dangling_commits: Vec<Root> = dangling
+            .iter()
+            .filter(|(_, k, _)| *k == ObjectKind::Commit)
+            .map(|(id, _, _)| Root {
+                id: *id,
+                kind: ObjectKind::Commit,
+                why: String::new(),
+            })
+            .collect();
+        let under_commits = walk(odb, &dangling_commits, &|_| true).objects;
+        for (id, kind, desc) in dangling {
+            match kind {
+                ObjectKind::Commit => {
+                    let dir = base.join("commit");
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| RepoError::io("create directory", &dir, e))?;
+                    let p = dir.join(id.to_hex());
+                    let text = format!(
+                        "commit {id}\n{desc}\n\nRecover it with: mediagit branch create <name> {id}\n"
+                    );
+                    write_atomic(&p, text.as_bytes())?;
+                    out.push(p);
+                }
+                ObjectKind::Manifest if !under_commits.contains(id) => {
+                    let m = odb.read_manifest(id)?;
+                    let dir = base.join("other");
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| RepoError::io("create directory", &dir, e))?;
+                    let p = dir.join(m.content.to_hex());
+                    let mut f =
+                        std::fs::File::create(&p).map_err(|e| RepoError::io("create", &p, e))?;
+                    odb.write_file_to(id, &mut f, &|_| {})?;
+                    out.push(p);
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds damaged packs and missing indexes, heals missing chunks from
+    /// the working tree, rebuilds an unreadable worktree index and restores
+    /// unreadable branch refs from their reflog. Returns what it did.
+    fn repair(&self, c: Checked, progress: &dyn Progress) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        let storage = self.storage().clone();
+        // 1. Rewrite every damaged or unindexed pack with its sound entries.
+        for pack in &c.rebuild {
+            let scan = &c.scans[pack];
+            let sound: Vec<_> = scan.entries.iter().filter(|e| e.damage.is_none()).collect();
+            let odb = Odb::load_lenient(storage.clone(), self.dir().join("tmp"), self.config())?.0;
+            if scan.checksum_ok && sound.len() == scan.entries.len() {
+                // The pack is sound; only its index is missing or wrong.
+                let idx = PackIndex {
+                    pack: *pack,
+                    entries: sound
+                        .iter()
+                        .map(|e| mediagit_format::pack::IdxEntry {
+                            id: e.header.id,
+                            offset: e.offset,
+                            kind: e.header.kind,
+                            codec: e.header.codec,
+                            raw_len: e.header.raw_len,
+                            stored_len: e.header.stored_len,
+                        })
+                        .collect(),
+                };
+                storage.put(&idx_key(pack), &idx.encode())?;
+                done.push(format!(
+                    "rebuilt pack index {} from its pack ({} objects)",
+                    idx_key(pack),
+                    idx.entries.len()
+                ));
+                continue;
+            }
+            let mut session = odb.session_ignoring(&[*pack]);
+            for e in &sound {
+                let payload = read_stored(storage.as_ref(), pack, e.offset, e.header.stored_len)?;
+                session.put_encoded(
+                    e.header.kind,
+                    e.header.id,
+                    e.header.codec,
+                    e.header.raw_len as usize,
+                    &payload,
+                )?;
+            }
+            session.finish()?;
+            // Keep the damaged pack for forensics, out of the object store.
+            let damaged = self.dir().join("damaged");
+            std::fs::create_dir_all(&damaged)
+                .map_err(|e| RepoError::io("create directory", &damaged, e))?;
+            let bytes = storage.get(&pack_key(pack))?;
+            write_atomic(&damaged.join(format!("{pack}.pack")), &bytes)?;
+            storage.delete(&idx_key(pack))?;
+            storage.delete(&pack_key(pack))?;
+            done.push(format!(
+                "rewrote damaged pack {} keeping {} sound objects of {}; the damaged file was moved to {}",
+                pack_key(pack),
+                sound.len(),
+                scan.entries.len(),
+                damaged.join(format!("{pack}.pack")).display()
+            ));
+        }
+        // 2. Heal missing chunks from working-tree files with the same content.
+        if let (Ok(root), Ok(idx)) = (self.worktree(), self.load_index()) {
+            let c2 = self.check_packs(progress)?;
+            let (roots, _) = self.roots(&c2.odb)?;
+            let good = &c2.good;
+            let reach = walk(&c2.odb, &roots, &|id| good.contains(id));
+            let missing: HashSet<ObjectId> = reach
+                .unreadable
+                .iter()
+                .filter(|u| u.kind == ObjectKind::Chunk)
+                .map(|u| u.id)
+                .collect();
+            if !missing.is_empty() {
+                let odb = Arc::new(c2.odb);
+                let session = Mutex::new(odb.session());
+                let mut healed = Vec::new();
+                for e in idx.entries.values() {
+                    let Ok(m) = odb.read_manifest(&e.manifest) else {
+                        continue;
+                    };
+                    if !m.chunks.iter().any(|ch| missing.contains(&ch.id)) {
+                        continue;
+                    }
+                    let abs = root.join(&e.path);
+                    let got = ingest_path(
+                        &session,
+                        &abs,
+                        self.config().chunking,
+                        self.config().compression.level,
+                        progress,
+                    );
+                    if let Ok(g) = got {
+                        if g.content == m.content {
+                            healed.push(e.path.clone());
+                        }
+                    }
+                }
+                session
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .finish()?;
+                for p in healed {
+                    done.push(format!(
+                        "restored missing chunks of {p} from the working tree"
+                    ));
+                }
+            }
+        }
+        // 3. An unreadable worktree index is rebuilt from HEAD (stat data
+        //    zeroed, so every file is re-hashed by the next status).
+        if !self.is_bare() {
+            if let Err(e) = self.load_index() {
+                let odb =
+                    Odb::load_lenient(storage.clone(), self.dir().join("tmp"), self.config())?.0;
+                let mut idx = WorktreeIndex::default();
+                if let Some(head) = self.head_commit().ok().flatten() {
+                    if let Ok(c) = odb.read_commit(&head) {
+                        for (p, f) in flatten(&odb, &c.tree)? {
+                            idx.entries.insert(
+                                p.clone(),
+                                make_entry(
+                                    &p,
+                                    f.kind,
+                                    Default::default(),
+                                    f.content,
+                                    f.manifest,
+                                    f.target,
+                                ),
+                            );
+                        }
+                    }
+                }
+                self.save_index(&mut idx)?;
+                done.push(format!(
+                    "rebuilt the worktree index from HEAD ({} files; it was unreadable: {e})",
+                    idx.entries.len()
+                ));
+            }
+        }
+        // 4. Branch refs that cannot be parsed get their last reflog value back.
+        for key in storage.list("refs/heads/")? {
+            if self.read_ref(&key).is_err() {
+                if let Some(last) = self.reflog(&key)?.into_iter().find(|e| !e.new.is_zero()) {
+                    storage.put(&key, format!("{}\n", last.new).as_bytes())?;
+                    done.push(format!(
+                        "restored {key} to {} from its reflog",
+                        last.new.short(12)
+                    ));
+                }
+            }
+        }
+        Ok(done)
+    }
+}

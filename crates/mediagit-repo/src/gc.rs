@@ -1,0 +1,210 @@
+//! `gc`: repack, dropping what nothing can reach any more.
+//!
+//! Roots (see `reach.rs`): every ref (branches, tags, remote-tracking refs,
+//! the stash), a detached HEAD, every id in every reflog, and the worktree
+//! index. On top of that, every object in a pack newer than the grace
+//! period is kept, so a concurrent `add` (whose pack has no commit yet) or a
+//! recent mistake is never lost. Write order: new pack, its index, then the
+//! old index, then the old pack; a crash leaves duplicates, never a loss.
+use std::collections::{BTreeMap, HashSet};
+use std::time::SystemTime;
+
+use mediagit_format::{ObjectId, ObjectKind};
+
+use crate::error::{RepoError, Result};
+use crate::failpoint;
+use crate::odb::{idx_key, pack_key, read_stored, Odb};
+use crate::progress::Progress;
+use crate::reach::walk;
+use crate::repo::Repository;
+
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    pub dry_run: bool,
+    /// Objects in packs written after this time are kept even if
+    /// unreachable. `None` = never prune unreachable objects.
+    pub prune_before: Option<SystemTime>,
+}
+
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub packs_before: usize,
+    pub packs_after: usize,
+    /// Unreachable objects removed (or, with dry_run, that would be).
+    pub removed: Vec<(ObjectId, ObjectKind, u64)>,
+    pub bytes_freed: u64,
+    /// Unreachable objects kept because their pack is within the grace period.
+    pub kept_recent: usize,
+    /// Packs without an index older than the grace period, deleted.
+    pub orphan_packs: Vec<String>,
+}
+
+impl Repository {
+    pub fn gc(&self, opts: &GcOptions, progress: &dyn Progress) -> Result<GcReport> {
+        let _lock = self.lock()?;
+        let storage = self.storage().clone();
+        let odb = Odb::load(storage.clone(), self.dir().join("tmp"), self.config())?;
+        let (roots, bad) = self.roots(&odb)?;
+        if let Some((name, err)) = bad.first() {
+            return Err(RepoError::Invalid(format!(
+                "gc will not run while {name} is unreadable ({err}); run `mediagit fsck --repair` first"
+            )));
+        }
+        let reach = walk(&odb, &roots, &|id| odb.contains(id));
+        if let Some(u) = reach.unreadable.first() {
+            return Err(RepoError::Invalid(format!(
+                "gc will not run while reachable {} {} is unreadable ({}; needed by {}); run `mediagit fsck` first",
+                u.kind.name(),
+                u.id,
+                u.error,
+                u.needed_by
+            )));
+        }
+        let packs = odb.packs();
+        let mut report = GcReport {
+            packs_before: packs.len(),
+            ..Default::default()
+        };
+        let is_old = |key: &str| -> Result<bool> {
+            Ok(match (opts.prune_before, storage.modified(key)?) {
+                (Some(cut), Some(t)) => t < cut,
+                _ => false,
+            })
+        };
+        let mut old: HashSet<ObjectId> = HashSet::new();
+        for p in &packs {
+            if is_old(&pack_key(p))? {
+                old.insert(*p);
+            }
+        }
+        // Objects per pack, in pack order.
+        let mut by_pack: BTreeMap<ObjectId, Vec<(u64, ObjectId, crate::odb::Location)>> =
+            BTreeMap::new();
+        for (id, pack, loc) in odb.all_objects() {
+            by_pack.entry(pack).or_default().push((loc.offset, id, loc));
+        }
+        let mut keep_from_old = Vec::new();
+        for (pack, objs) in by_pack.iter_mut() {
+            objs.sort_by_key(|o| o.0);
+            for (_, id, loc) in objs.iter() {
+                let reachable = reach.objects.contains(id);
+                if old.contains(pack) {
+                    if reachable {
+                        keep_from_old.push((*pack, *id, *loc));
+                    } else {
+                        let bytes = (mediagit_format::pack::EntryHeader::LEN as u64)
+                            + loc.stored_len as u64;
+                        report.removed.push((*id, loc.kind, bytes));
+                        report.bytes_freed += bytes;
+                    }
+                } else if !reachable {
+                    report.kept_recent += 1;
+                }
+            }
+        }
+        // Orphan packs (no index) past the grace period are garbage of a crash.
+        let indexed: HashSet<ObjectId> = packs.iter().copied().collect();
+        for key in storage.list("packs/")? {
+            if let Some(id) = key
+                .strip_prefix("packs/")
+                .and_then(|k| k.strip_suffix(".pack"))
+                .and_then(|h| h.parse::<ObjectId>().ok())
+            {
+                if !indexed.contains(&id) && is_old(&key)? {
+                    report.bytes_freed += storage.size(&key)?.unwrap_or(0);
+                    report.orphan_packs.push(key);
+                }
+            }
+        }
+        let rewrite = !report.removed.is_empty() || old.len() > 1;
+        if opts.dry_run {
+            report.packs_after = if rewrite {
+                packs.len() - old.len() + usize::from(!keep_from_old.is_empty())
+            } else {
+                packs.len()
+            };
+            return Ok(report);
+        }
+        if rewrite {
+            let old_list: Vec<ObjectId> = old.iter().copied().collect();
+            let total: u64 = keep_from_old
+                .iter()
+                .map(|(_, _, l)| l.stored_len as u64)
+                .sum();
+            progress.start("repacking", total, keep_from_old.len() as u64);
+            let mut session = odb.session_ignoring(&old_list);
+            for (pack, id, loc) in &keep_from_old {
+                let payload = read_stored(storage.as_ref(), pack, loc.offset, loc.stored_len)?;
+                session.put_encoded(loc.kind, *id, loc.codec, loc.raw_len as usize, &payload)?;
+                progress.bytes(loc.stored_len as u64);
+            }
+            session.finish()?;
+            progress.finish();
+            failpoint::hit("write:gc-new-pack-stored");
+            for p in &old_list {
+                storage.delete(&idx_key(p))?;
+                failpoint::hit("write:gc-old-idx-deleted");
+                storage.delete(&pack_key(p))?;
+                failpoint::hit("write:gc-old-pack-deleted");
+            }
+        }
+        for key in &report.orphan_packs {
+            storage.delete(key)?;
+        }
+        let after = Odb::load(storage.clone(), self.dir().join("tmp"), self.config())?;
+        report.packs_after = after.packs().len();
+        Ok(report)
+    }
+
+    /// Drops reflog records older than `before` from `name` (a full ref name
+    /// or `HEAD`), or from every reflog when `name` is `None`. Returns how many
+    /// records were dropped.
+    pub fn reflog_expire(&self, name: Option<&str>, before: i64) -> Result<usize> {
+        let _lock = self.lock()?;
+        let logs = self.dir().join("logs");
+        let mut files = Vec::new();
+        match name {
+            Some(n) => files.push(self.reflog_path(n)),
+            None => {
+                let mut stack = vec![logs.clone()];
+                while let Some(d) = stack.pop() {
+                    let Ok(rd) = std::fs::read_dir(&d) else {
+                        continue;
+                    };
+                    for e in rd.flatten() {
+                        if e.path().is_dir() {
+                            stack.push(e.path());
+                        } else {
+                            files.push(e.path());
+                        }
+                    }
+                }
+            }
+        }
+        let mut dropped = 0;
+        for f in files {
+            let text = match std::fs::read_to_string(&f) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(RepoError::io("read reflog", &f, e)),
+            };
+            let mut kept = String::new();
+            for line in text.lines() {
+                let time = line
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|t| t.parse::<i64>().ok());
+                if time.is_some_and(|t| t < before) {
+                    dropped += 1;
+                } else {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
+            if kept.len() != text.len() {
+                crate::repo::write_atomic(&f, kept.as_bytes())?;
+            }
+        }
+        Ok(dropped)
+    }
+}

@@ -1,0 +1,212 @@
+//! Reachability: the roots that keep objects alive, and the walk from them.
+//!
+//! Roots are every ref under `refs/` (branches, tags, and later remote-tracking
+//! refs and the stash), a detached HEAD, every id in every reflog, and every
+//! file staged in the worktree index. `gc` keeps what is reachable from them;
+//! `fsck` reports reachable objects that are missing or damaged.
+use std::collections::{HashSet, VecDeque};
+use std::path::Path;
+
+use mediagit_format::{EntryKind, ObjectId, ObjectKind};
+
+use crate::error::{RepoError, Result};
+use crate::odb::Odb;
+use crate::refs::Head;
+use crate::repo::Repository;
+
+/// A root: an object and why it is kept.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub id: ObjectId,
+    pub kind: ObjectKind,
+    pub why: String,
+}
+
+/// A reachable object that could not be read.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub id: ObjectId,
+    pub kind: ObjectKind,
+    /// Which commit/path/ref needs it.
+    pub needed_by: String,
+    pub error: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Reach {
+    pub objects: HashSet<ObjectId>,
+    pub unreadable: Vec<Unreadable>,
+    /// Root refs whose value cannot be parsed.
+    pub bad_refs: Vec<(String, String)>,
+}
+
+fn collect_reflog_ids(dir: &Path, rel: &str, out: &mut Vec<Root>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let p = e.path();
+        if p.is_dir() {
+            collect_reflog_ids(&p, &rel, out);
+        } else if let Ok(text) = std::fs::read_to_string(&p) {
+            for line in text.lines() {
+                for tok in line.split_whitespace().take(2) {
+                    if let Ok(id) = tok.parse::<ObjectId>() {
+                        if !id.is_zero() {
+                            out.push(Root {
+                                id,
+                                kind: ObjectKind::Commit,
+                                why: format!("reflog {rel}"),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Repository {
+    /// Every root, with the reason it is one. Unparseable refs are returned
+    /// separately rather than failing.
+    pub fn roots(&self, odb: &Odb) -> Result<(Vec<Root>, Vec<(String, String)>)> {
+        let mut roots = Vec::new();
+        let mut bad = Vec::new();
+        for key in self.storage().list("refs/")? {
+            match self.read_ref(&key) {
+                Ok(Some(id)) => {
+                    let kind = odb
+                        .locate(&id)
+                        .map(|(_, l)| l.kind)
+                        .unwrap_or(ObjectKind::Commit);
+                    roots.push(Root { id, kind, why: key });
+                }
+                Ok(None) => {}
+                Err(e) => bad.push((key, e.to_string())),
+            }
+        }
+        match self.head() {
+            Ok(Head::Detached(id)) => roots.push(Root {
+                id,
+                kind: ObjectKind::Commit,
+                why: "HEAD".into(),
+            }),
+            Ok(Head::Branch(_)) => {}
+            Err(e) => bad.push(("HEAD".into(), e.to_string())),
+        }
+        collect_reflog_ids(&self.dir().join("logs"), "", &mut roots);
+        if !self.is_bare() {
+            match self.load_index() {
+                Ok(idx) => {
+                    for e in idx.entries.values() {
+                        if !e.manifest.is_zero() {
+                            roots.push(Root {
+                                id: e.manifest,
+                                kind: ObjectKind::Manifest,
+                                why: format!("index: {}", e.path),
+                            });
+                        }
+                    }
+                }
+                Err(e) => bad.push(("index".into(), e.to_string())),
+            }
+        }
+        Ok((roots, bad))
+    }
+}
+
+/// Walks everything reachable from `roots`. `chunk_ok` says whether a chunk
+/// is present and sound (chunks are not read here).
+pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> Reach {
+    let mut reach = Reach::default();
+    let mut queue: VecDeque<(ObjectId, ObjectKind, String)> = roots
+        .iter()
+        .map(|r| (r.id, r.kind, r.why.clone()))
+        .collect();
+    let fail = |reach: &mut Reach, id: ObjectId, kind: ObjectKind, ctx: &str, e: RepoError| {
+        reach.unreadable.push(Unreadable {
+            id,
+            kind,
+            needed_by: ctx.to_string(),
+            error: e.to_string(),
+        })
+    };
+    while let Some((id, kind, ctx)) = queue.pop_front() {
+        if !reach.objects.insert(id) {
+            continue;
+        }
+        match kind {
+            ObjectKind::Tag => match odb.read_tag(&id) {
+                Ok(t) => queue.push_back((t.target, ObjectKind::Commit, format!("tag {}", t.name))),
+                Err(e) => fail(&mut reach, id, kind, &ctx, e),
+            },
+            ObjectKind::Commit => match odb.read_commit(&id) {
+                Ok(c) => {
+                    let here = format!("commit {}", id.short(12));
+                    queue.push_back((c.tree, ObjectKind::Tree, format!("{here} (root tree)")));
+                    for p in c.parents {
+                        queue.push_back((p, ObjectKind::Commit, format!("parent of {here}")));
+                    }
+                }
+                Err(e) => fail(&mut reach, id, kind, &ctx, e),
+            },
+            ObjectKind::Tree => match odb.read_tree(&id) {
+                Ok(t) => {
+                    let base = ctx.trim_end_matches(" (root tree)").to_string();
+                    for e in t.entries {
+                        match e.kind {
+                            EntryKind::Dir { tree } => queue.push_back((
+                                tree,
+                                ObjectKind::Tree,
+                                format!("{base}/{}", e.name),
+                            )),
+                            EntryKind::File { manifest, .. } => queue.push_back((
+                                manifest,
+                                ObjectKind::Manifest,
+                                format!("{base}/{}", e.name).replacen("/", ": ", 1),
+                            )),
+                            EntryKind::Symlink { .. } => {}
+                        }
+                    }
+                }
+                Err(e) => fail(&mut reach, id, kind, &ctx, e),
+            },
+            ObjectKind::Manifest => match odb.read_manifest(&id) {
+                Ok(m) => {
+                    for c in m.chunks {
+                        if reach.objects.insert(c.id) && !chunk_ok(&c.id) {
+                            reach.unreadable.push(Unreadable {
+                                id: c.id,
+                                kind: ObjectKind::Chunk,
+                                needed_by: ctx.clone(),
+                                error: if odb.contains(&c.id) {
+                                    "chunk is damaged".into()
+                                } else {
+                                    "chunk is missing".into()
+                                },
+                            });
+                        }
+                    }
+                }
+                Err(e) => fail(&mut reach, id, kind, &ctx, e),
+            },
+            ObjectKind::Chunk => {
+                if !chunk_ok(&id) {
+                    reach.unreadable.push(Unreadable {
+                        id,
+                        kind,
+                        needed_by: ctx,
+                        error: "chunk is missing or damaged".into(),
+                    });
+                }
+            }
+        }
+    }
+    reach
+}
