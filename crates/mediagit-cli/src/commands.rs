@@ -17,7 +17,9 @@ use mediagit_repo::{InitOptions, RepoError, Repository};
 use crate::command_error::CommandError;
 use crate::output::{human_size, mode_str, mtime_str, now_signature, sig_date, sig_date_iso};
 use crate::progress::TermProgress;
-use crate::{BranchAction, Cli, CmdResult, Command, LogArgs, TagAction, TagArgs};
+use crate::{
+    BranchAction, Cli, CmdResult, Command, LogArgs, ReflogAction, ReflogArgs, TagAction, TagArgs,
+};
 
 struct Ctx {
     cwd: PathBuf,
@@ -136,7 +138,25 @@ pub fn run(cli: Cli) -> CmdResult {
             force,
         } => checkout(&ctx, target, paths, force),
         Command::Tag(args) => tag(&ctx, args),
-        Command::Reflog { reference } => reflog(&ctx, reference),
+        Command::Reflog(ReflogArgs {
+            action: Some(ReflogAction::Expire { expire, reference }),
+            ..
+        }) => crate::maintenance::reflog_expire(&ctx.repo()?, &expire, reference),
+        Command::Reflog(ReflogArgs { reference, .. }) => reflog(&ctx, reference),
+        Command::Fsck {
+            dangling,
+            lost_found,
+            repair,
+        } => crate::maintenance::fsck(&ctx.repo()?, dangling, lost_found, repair, &ctx.progress()),
+        Command::Verify { rev, paths } => {
+            let repo = ctx.repo()?;
+            let paths = ctx.repo_paths(&repo, &paths)?;
+            crate::maintenance::verify(&repo, rev, paths, &ctx.progress())
+        }
+        Command::Gc { dry_run, prune } => {
+            crate::maintenance::gc(&ctx.repo()?, dry_run, &prune, &ctx.progress())
+        }
+        Command::Stats { json, top } => crate::maintenance::stats(&ctx.repo()?, json, top),
         Command::LsFiles { long } => ls_files(&ctx, long),
         Command::LsTree {
             rev,

@@ -5,6 +5,7 @@
 //! `mediagit-repo`.
 mod command_error;
 mod commands;
+mod maintenance;
 mod output;
 mod progress;
 
@@ -141,11 +142,46 @@ pub enum Command {
     },
     /// Create, list or delete tags.
     Tag(TagArgs),
-    /// Show where HEAD or a branch has been.
-    Reflog {
-        /// HEAD (default) or a branch name.
-        #[arg(value_name = "REF")]
-        reference: Option<String>,
+    /// Show where HEAD or a branch has been (or `reflog expire`).
+    Reflog(ReflogArgs),
+    /// Check every pack, index, object and ref; report and optionally repair damage.
+    Fsck {
+        /// List unreachable objects.
+        #[arg(long)]
+        dangling: bool,
+        /// Save unreachable commits and files into .mediagit/lost-found/.
+        #[arg(long)]
+        lost_found: bool,
+        /// Rebuild what can be rebuilt locally (pack indexes, damaged packs'
+        /// sound objects, missing chunks from the working tree, the index, refs).
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Re-read and re-hash a revision's files; report any that would not restore exactly.
+    Verify {
+        /// Revision (default HEAD).
+        rev: Option<String>,
+        /// Only these paths (repeatable).
+        #[arg(long = "path", value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Repack and delete unreachable data older than the grace period.
+    Gc {
+        /// List what would be removed and the bytes freed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove unreachable objects older than WHEN: "2.weeks.ago" (default),
+        /// "3 days ago", "now", "never", or a date (2026-01-31, RFC 3339).
+        #[arg(long, value_name = "WHEN", default_value = "2.weeks.ago")]
+        prune: String,
+    },
+    /// Object counts, sizes, deduplication and compression ratios.
+    Stats {
+        #[arg(long)]
+        json: bool,
+        /// How many of the largest files to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
     },
     /// List staged files (with -l: mode, size, mtime, SHA-256, path).
     LsFiles {
@@ -215,6 +251,29 @@ pub struct TagArgs {
     pub message: Option<String>,
 }
 
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReflogArgs {
+    #[command(subcommand)]
+    pub action: Option<ReflogAction>,
+    /// HEAD (default) or a branch name.
+    #[arg(value_name = "REF")]
+    pub reference: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum ReflogAction {
+    /// Drop reflog records older than WHEN.
+    Expire {
+        /// "90.days.ago" (default), "now", "never", a date...
+        #[arg(long, value_name = "WHEN", default_value = "90.days.ago")]
+        expire: String,
+        /// HEAD or a branch (default: every reflog).
+        #[arg(value_name = "REF")]
+        reference: Option<String>,
+    },
+}
+
 #[derive(Subcommand)]
 pub enum TagAction {
     List,
@@ -246,6 +305,10 @@ fn expand_numeric_flags(args: Vec<String>) -> Vec<String> {
 fn main() -> ExitCode {
     let args = expand_numeric_flags(std::env::args().collect());
     let cli = Cli::parse_from(args);
+    // Crash testing only: die by SIGKILL at a named write point (docs/FORMAT.md §9).
+    if let Ok(spec) = std::env::var("MEDIAGIT_FAILPOINTS") {
+        mediagit_repo::failpoint::configure(&spec);
+    }
     if let Some(dir) = &cli.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             eprintln!("error: cannot change to directory {}: {e}", dir.display());

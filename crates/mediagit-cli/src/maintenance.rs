@@ -1,0 +1,315 @@
+//! fsck, verify, gc, stats and reflog expiry: output for the integrity commands.
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, NaiveDate};
+use mediagit_repo::fsck::FsckOptions;
+use mediagit_repo::gc::GcOptions;
+use mediagit_repo::progress::Progress;
+use mediagit_repo::Repository;
+use serde_json::json;
+
+use crate::command_error::CommandError;
+use crate::output::human_size;
+use crate::CmdResult;
+
+/// Parses a point in time: `now`, `never`, `N.unit.ago`, `N unit ago`,
+/// `YYYY-MM-DD` or RFC 3339. `Ok(None)` means never.
+pub fn parse_when(s: &str, option: &str) -> Result<Option<SystemTime>, CommandError> {
+    let t = s.trim().to_ascii_lowercase();
+    let bad = || {
+        CommandError::user(format!("{option}: cannot understand the time {s:?}"))
+            .with_hint("use e.g. \"2.weeks.ago\", \"3 days ago\", \"now\", \"never\", \"2026-01-31\" or an RFC 3339 time")
+    };
+    match t.as_str() {
+        "now" | "all" => return Ok(Some(SystemTime::now())),
+        "never" | "false" => return Ok(None),
+        _ => {}
+    }
+    if let Ok(d) = DateTime::parse_from_rfc3339(s.trim()) {
+        let secs = d.timestamp();
+        return Ok(Some(UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
+        let secs = d
+            .and_hms_opt(0, 0, 0)
+            .map(|x| x.and_utc().timestamp())
+            .unwrap_or(0);
+        return Ok(Some(UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)));
+    }
+    let words: Vec<&str> = t.split(['.', ' ']).filter(|w| !w.is_empty()).collect();
+    let (n, unit) = match words.as_slice() {
+        [n, unit, "ago"] | [n, unit] => (*n, *unit),
+        _ => return Err(bad()),
+    };
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit_secs = match unit.trim_end_matches('s') {
+        "second" | "sec" => 1,
+        "minute" | "min" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        "week" => 7 * 86_400,
+        "month" => 30 * 86_400,
+        "year" => 365 * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(Some(
+        SystemTime::now() - Duration::from_secs(n.saturating_mul(unit_secs)),
+    ))
+}
+
+pub fn fsck(
+    repo: &Repository,
+    dangling: bool,
+    lost_found: bool,
+    repair: bool,
+    progress: &dyn Progress,
+) -> CmdResult {
+    let report = repo.fsck(
+        &FsckOptions {
+            dangling,
+            lost_found,
+            repair,
+        },
+        progress,
+    )?;
+    let mut out = std::io::stdout().lock();
+    for r in &report.repaired {
+        writeln!(out, "repaired: {r}")?;
+    }
+    for p in &report.problems {
+        let id = p.id.map(|i| format!(" {i}")).unwrap_or_default();
+        writeln!(
+            out,
+            "problem: {}{id} ({}): {}",
+            p.kind, p.location, p.message
+        )?;
+        for a in &p.affects {
+            writeln!(out, "    affects {a}")?;
+        }
+    }
+    if dangling {
+        for (id, kind, desc) in &report.dangling {
+            let kind = if kind.name() == "manifest" {
+                "file"
+            } else {
+                kind.name()
+            };
+            if desc.is_empty() {
+                writeln!(out, "dangling {kind} {id}")?;
+            } else {
+                writeln!(out, "dangling {kind} {id} {desc}")?;
+            }
+        }
+    }
+    for p in &report.lost_found {
+        writeln!(out, "lost-found: {}", p.display())?;
+    }
+    writeln!(
+        out,
+        "checked {} pack{}, {} objects: {} problem{}",
+        report.packs,
+        if report.packs == 1 { "" } else { "s" },
+        report.objects,
+        report.problems.len(),
+        if report.problems.len() == 1 { "" } else { "s" }
+    )?;
+    out.flush()?;
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        let hint = if repair {
+            "what is listed could not be repaired locally; content that is lost here can only come from another copy"
+        } else {
+            "run `mediagit fsck --repair` to rebuild what can be rebuilt"
+        };
+        Err(CommandError::user(format!(
+            "fsck found {} problem(s) in {}",
+            report.problems.len(),
+            repo.dir().display()
+        ))
+        .with_hint(hint))
+    }
+}
+
+pub fn verify(
+    repo: &Repository,
+    rev: Option<String>,
+    paths: Vec<String>,
+    progress: &dyn Progress,
+) -> CmdResult {
+    let rev_name = rev.unwrap_or_else(|| "HEAD".into());
+    let id = repo.resolve(&rev_name)?;
+    let report = repo.verify(id, &paths, progress)?;
+    let mut out = std::io::stdout().lock();
+    for (p, why) in &report.bad {
+        writeln!(out, "FAILED {p}: {why}")?;
+    }
+    writeln!(
+        out,
+        "verified {} file{} ({}) of {} ({}): {} would not restore exactly",
+        report.files,
+        if report.files == 1 { "" } else { "s" },
+        human_size(report.bytes),
+        rev_name,
+        id.short(12),
+        report.bad.len()
+    )?;
+    out.flush()?;
+    if report.bad.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::user(format!("{} file(s) of {rev_name} would not restore byte-exactly", report.bad.len()))
+            .with_hint("run `mediagit fsck` for details, `mediagit fsck --repair` to heal what the working tree still has"))
+    }
+}
+
+pub fn gc(repo: &Repository, dry_run: bool, prune: &str, progress: &dyn Progress) -> CmdResult {
+    let prune_before = parse_when(prune, "--prune")?;
+    let report = repo.gc(
+        &GcOptions {
+            dry_run,
+            prune_before,
+        },
+        progress,
+    )?;
+    let mut out = std::io::stdout().lock();
+    let verb = if dry_run { "would remove" } else { "removed" };
+    if dry_run {
+        for (id, kind, bytes) in &report.removed {
+            writeln!(
+                out,
+                "would remove {} {id} ({})",
+                kind.name(),
+                human_size(*bytes)
+            )?;
+        }
+        for k in &report.orphan_packs {
+            writeln!(out, "would remove orphan pack {k}")?;
+        }
+    }
+    writeln!(
+        out,
+        "{verb} {} unreachable object{} and {} orphan pack{}, freeing {}; packs {} -> {}; {} unreachable object{} kept (newer than the grace period)",
+        report.removed.len(),
+        if report.removed.len() == 1 { "" } else { "s" },
+        report.orphan_packs.len(),
+        if report.orphan_packs.len() == 1 { "" } else { "s" },
+        human_size(report.bytes_freed),
+        report.packs_before,
+        report.packs_after,
+        report.kept_recent,
+        if report.kept_recent == 1 { "" } else { "s" },
+    )?;
+    Ok(out.flush()?)
+}
+
+pub fn stats(repo: &Repository, as_json: bool, top: usize) -> CmdResult {
+    let s = repo.stats(top)?;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let objects: serde_json::Map<String, serde_json::Value> = s
+            .objects
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!({"count": v.count, "raw_bytes": v.raw_bytes, "stored_bytes": v.stored_bytes})))
+            .collect();
+        let v = json!({
+            "packs": s.packs,
+            "pack_bytes": s.pack_bytes,
+            "objects": objects,
+            "commits": s.commits_reachable,
+            "logical_bytes": s.logical_bytes,
+            "head_files": s.head_files,
+            "head_bytes": s.head_bytes,
+            "dedup_ratio": s.dedup_ratio,
+            "compression_ratio": s.compression_ratio,
+            "by_type": s.by_type.iter().map(|t| json!({
+                "ext": t.ext, "files": t.files, "bytes": t.bytes,
+                "chunk_raw_bytes": t.chunk_raw_bytes, "chunk_stored_bytes": t.chunk_stored_bytes,
+                "compression_ratio": if t.chunk_stored_bytes > 0 { t.chunk_raw_bytes as f64 / t.chunk_stored_bytes as f64 } else { 0.0 },
+            })).collect::<Vec<_>>(),
+            "largest": s.largest.iter().map(|(p, n)| json!({"path": p, "size": n})).collect::<Vec<_>>(),
+        });
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| CommandError::user(e.to_string()))?
+        )?;
+        return Ok(out.flush()?);
+    }
+    writeln!(
+        out,
+        "packs:             {} ({})",
+        s.packs,
+        human_size(s.pack_bytes)
+    )?;
+    for (k, v) in &s.objects {
+        writeln!(
+            out,
+            "{:<18} {} ({} decoded, {} stored)",
+            format!("{k} objects:"),
+            v.count,
+            human_size(v.raw_bytes),
+            human_size(v.stored_bytes)
+        )?;
+    }
+    writeln!(out, "commits:           {}", s.commits_reachable)?;
+    writeln!(
+        out,
+        "HEAD:              {} files, {}",
+        s.head_files,
+        human_size(s.head_bytes)
+    )?;
+    writeln!(
+        out,
+        "all versions:      {} (logical)",
+        human_size(s.logical_bytes)
+    )?;
+    writeln!(out, "dedup ratio:       {:.2}", s.dedup_ratio)?;
+    writeln!(out, "compression ratio: {:.2}", s.compression_ratio)?;
+    writeln!(out, "\nby type (HEAD)     files        size   ratio")?;
+    for t in &s.by_type {
+        let ratio = if t.chunk_stored_bytes > 0 {
+            t.chunk_raw_bytes as f64 / t.chunk_stored_bytes as f64
+        } else {
+            0.0
+        };
+        let ext = if t.ext.is_empty() {
+            "(none)".to_string()
+        } else {
+            format!(".{}", t.ext)
+        };
+        writeln!(
+            out,
+            "  {ext:<14} {:>8} {:>11} {ratio:>7.2}",
+            t.files,
+            human_size(t.bytes)
+        )?;
+    }
+    writeln!(out, "\nlargest files (HEAD)")?;
+    for (p, n) in &s.largest {
+        writeln!(out, "  {:>11}  {p}", human_size(*n))?;
+    }
+    Ok(out.flush()?)
+}
+
+pub fn reflog_expire(repo: &Repository, expire: &str, reference: Option<String>) -> CmdResult {
+    let before = match parse_when(expire, "--expire")? {
+        Some(t) => t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+        None => {
+            println!("nothing expired (--expire=never)");
+            return Ok(());
+        }
+    };
+    let name = reference.map(|r| match r.as_str() {
+        "HEAD" => r,
+        r if r.starts_with("refs/") => r.to_string(),
+        r => format!("refs/heads/{r}"),
+    });
+    let n = repo.reflog_expire(name.as_deref(), before)?;
+    println!("expired {n} reflog record{}", if n == 1 { "" } else { "s" });
+    Ok(())
+}
