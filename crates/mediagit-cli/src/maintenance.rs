@@ -77,6 +77,9 @@ pub fn fsck(
     for r in &report.repaired {
         writeln!(out, "repaired: {r}")?;
     }
+    for n in &report.notes {
+        writeln!(out, "note: {n}")?;
+    }
     for p in &report.problems {
         let id = p.id.map(|i| format!(" {i}")).unwrap_or_default();
         writeln!(

@@ -47,6 +47,9 @@ pub struct FsckReport {
     pub lost_found: Vec<std::path::PathBuf>,
     /// What `--repair` did.
     pub repaired: Vec<String>,
+    /// Things that are not damage (e.g. a pack without an index, left by an
+    /// interrupted write) but worth knowing.
+    pub notes: Vec<String>,
 }
 
 const MAX_AFFECTS: usize = 20;
@@ -56,6 +59,7 @@ struct Checked {
     scans: BTreeMap<ObjectId, PackScan>,
     good: HashSet<ObjectId>,
     problems: Vec<Problem>,
+    notes: Vec<String>,
     /// Packs that need rewriting (damaged, or index missing / wrong).
     rebuild: Vec<ObjectId>,
 }
@@ -79,6 +83,7 @@ impl Repository {
         let (odb, idx_problems) =
             Odb::load_lenient(storage.clone(), self.dir().join("tmp"), self.config())?;
         let mut problems = Vec::new();
+        let mut notes = Vec::new();
         let mut rebuild = Vec::new();
         let keys = storage.list("packs/")?;
         let mut pack_ids = Vec::new();
@@ -167,14 +172,14 @@ impl Repository {
                 }
             }
             if !idx_ids.contains(pack) {
+                // By the write order (pack, then index) this is what an
+                // interrupted write leaves: garbage, unless the index was lost,
+                // in which case the reachability check reports the missing objects.
                 needs_rebuild = true;
-                problems.push(Problem {
-                    id: Some(*pack),
-                    kind: "pack index".into(),
-                    location: idx_key(pack),
-                    message: "pack has no index: its objects are invisible".into(),
-                    affects: vec![],
-                });
+                notes.push(format!(
+                    "{key} has no index ({} objects): left by an interrupted write, or its index was lost; `mediagit fsck --repair` indexes it, `mediagit gc` removes it once it is older than the grace period",
+                    scan.entries.len()
+                ));
             } else if let Some(entries) = loaded.get(pack) {
                 let by_offset: HashMap<u64, &crate::odb::ScannedEntry> =
                     scan.entries.iter().map(|e| (e.offset, e)).collect();
@@ -224,6 +229,7 @@ impl Repository {
             scans,
             good,
             problems,
+            notes,
             rebuild,
         })
     }
@@ -234,6 +240,7 @@ impl Repository {
             scans,
             good,
             mut problems,
+            notes,
             ..
         } = c;
         let (roots, bad_refs) = self.roots(&odb)?;
@@ -267,7 +274,7 @@ impl Repository {
         for (id, (kind, error, affects)) in grouped {
             let location = match odb.locate(&id) {
                 Some((pack, loc)) => format!("{} at offset {}", pack_key(&pack), loc.offset),
-                None => "not in any pack".into(),
+                None => "not in any indexed pack".into(),
             };
             problems.push(Problem {
                 id: Some(id),
@@ -282,6 +289,7 @@ impl Repository {
             packs: scans.len(),
             objects,
             problems,
+            notes,
             ..Default::default()
         };
         if opts.dangling || opts.lost_found {
