@@ -12,7 +12,7 @@ sets=("$@"); [ ${#sets[@]} -gt 0 ] || sets=(65536/262144/1048576 131072/524288/2
 work=${WORK:-/tmp/mediagit-chunk-sizes}
 export MEDIAGIT_AUTHOR_NAME=bench MEDIAGIT_AUTHOR_EMAIL=bench@example.com
 du_b() { du -sb "$1" | cut -f1; }
-printf "%-26s %8s %10s %8s %10s %8s\n" "min/avg/max" "v1 s" "v1 MiB" "v2 s" "+MiB" "chunks"
+printf "%-26s %8s %10s %8s %10s %8s\n" "min/avg/max" "v1 s" "v1 MiB" "v2 s" "+MiB" "objects"
 for s in "${sets[@]}"; do
   IFS=/ read -r mn av mx <<<"$s"
   rm -rf "$work"; mkdir -p "$work"; cp -a "$corpus" "$work/tree"

@@ -43,9 +43,9 @@ pub struct ChunkingConfig {
 impl Default for ChunkingConfig {
     fn default() -> Self {
         ChunkingConfig {
-            min_size: 256 * 1024,
-            avg_size: 1024 * 1024,
-            max_size: 4 * 1024 * 1024,
+            min_size: 128 * 1024,
+            avg_size: 512 * 1024,
+            max_size: 2 * 1024 * 1024,
         }
     }
 }
@@ -157,7 +157,7 @@ mod tests {
         let newer = c.to_toml().replace("version = 1", "version = 2");
         let err = RepoConfig::from_toml(&newer).unwrap_err().to_string();
         assert!(err.contains("unknown format version 2"), "{err}");
-        let bad = c.to_toml().replace("min_size = 262144", "min_size = 1");
+        let bad = c.to_toml().replace("min_size = 131072", "min_size = 1");
         assert!(RepoConfig::from_toml(&bad).is_err());
     }
 }

@@ -19,10 +19,21 @@ fn sig() -> Signature {
 fn small_chunks(repo_dir: &std::path::Path) {
     let cfg = repo_dir.join(".mediagit/config.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    let text = text
-        .replace("min_size = 262144", "min_size = 256")
-        .replace("avg_size = 1048576", "avg_size = 1024")
-        .replace("max_size = 4194304", "max_size = 4096");
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = if line.starts_with("min_size") {
+            "min_size = 256"
+        } else if line.starts_with("avg_size") {
+            "avg_size = 1024"
+        } else if line.starts_with("max_size") {
+            "max_size = 4096"
+        } else {
+            line
+        };
+        out.push_str(line);
+        out.push('\n');
+    }
+    let text = out;
     std::fs::write(cfg, text).unwrap();
 }
 
