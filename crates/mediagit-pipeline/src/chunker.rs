@@ -20,13 +20,20 @@ pub struct Chunker<R> {
 
 impl<R: Read> Chunker<R> {
     pub fn new(source: R, cfg: ChunkingConfig) -> Chunker<R> {
+        Chunker::with_buffer(source, cfg, Vec::new())
+    }
+
+    /// Like [`Chunker::new`], reusing `buf`'s allocation (get it back with
+    /// [`Chunker::into_buffer`]): no allocation or zeroing per file.
+    pub fn with_buffer(source: R, cfg: ChunkingConfig, mut buf: Vec<u8>) -> Chunker<R> {
+        buf.resize(4 * cfg.max_size as usize, 0);
         let bits = fastcdc::v2020::logarithm2(cfg.avg_size);
         let norm = Normalization::Level1.bits();
         let mask_s = MASKS[(bits + norm) as usize];
         let mask_l = MASKS[(bits - norm) as usize];
         Chunker {
             source,
-            buf: vec![0; 4 * cfg.max_size as usize],
+            buf,
             start: 0,
             end: 0,
             eof: false,
@@ -52,6 +59,11 @@ impl<R: Read> Chunker<R> {
             }
         }
         Ok(())
+    }
+
+    /// Gives the buffer back for reuse.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     /// The next chunk, or `None` at the end of the stream.

@@ -1,12 +1,11 @@
 //! `add`, `rm` and `mv`: changing what is staged.
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use mediagit_format::index::IndexKind;
 
 use crate::error::{RepoError, Result};
-use crate::ingest::{hash_path, ingest_path, parallel_map};
+use crate::ingest::{hash_path, parallel_map, with_ingester};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::status::ChangeKind;
@@ -162,20 +161,21 @@ impl Repository {
         let total: u64 = jobs.iter().map(|j| j.size).sum();
         progress.start("adding", total, jobs.len() as u64);
         let odb = self.odb()?;
-        let session = Mutex::new(odb.session());
-        let chunking = self.config().chunking;
-        let level = self.config().compression.level;
-        let results = parallel_map(&jobs, |j| {
-            let r = ingest_path(&session, &j.abs, chunking, level, progress);
-            progress.file_done();
-            r
-        });
-        progress.finish();
-        let results = results?;
-        session
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .finish()?;
+        let results = with_ingester(
+            odb,
+            self.config().chunking,
+            self.config().compression.level,
+            &[],
+            |ing| {
+                let r = parallel_map(&jobs, |j| {
+                    let r = ing.ingest_path(&j.abs, progress);
+                    progress.file_done();
+                    r
+                });
+                progress.finish();
+                r
+            },
+        )?;
         for d in deletions {
             idx.entries.remove(&d);
         }

@@ -1,13 +1,12 @@
 //! `fsck`: check every pack, index, object and ref; list dangling objects;
 //! save them to lost-found; repair what can be rebuilt locally.
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 
 use mediagit_format::pack::PackIndex;
 use mediagit_format::{ObjectId, ObjectKind};
 
 use crate::error::{RepoError, Result};
-use crate::ingest::ingest_path;
+use crate::ingest::with_ingester;
 use crate::odb::{idx_key, pack_key, read_stored, scan_pack, Odb, PackScan};
 use crate::progress::Progress;
 use crate::reach::{walk, Root};
@@ -446,34 +445,30 @@ impl Repository {
                 .map(|u| u.id)
                 .collect();
             if !missing.is_empty() {
-                let odb = Arc::new(c2.odb);
-                let session = Mutex::new(odb.session());
-                let mut healed = Vec::new();
-                for e in idx.entries.values() {
-                    let Ok(m) = odb.read_manifest(&e.manifest) else {
-                        continue;
-                    };
-                    if !m.chunks.iter().any(|ch| missing.contains(&ch.id)) {
-                        continue;
-                    }
-                    let abs = root.join(&e.path);
-                    let got = ingest_path(
-                        &session,
-                        &abs,
-                        self.config().chunking,
-                        self.config().compression.level,
-                        progress,
-                    );
-                    if let Ok(g) = got {
-                        if g.content == m.content {
-                            healed.push(e.path.clone());
+                let odb = c2.odb;
+                let healed = with_ingester(
+                    &odb,
+                    self.config().chunking,
+                    self.config().compression.level,
+                    &[],
+                    |ing| {
+                        let mut healed = Vec::new();
+                        for e in idx.entries.values() {
+                            let Ok(m) = odb.read_manifest(&e.manifest) else {
+                                continue;
+                            };
+                            if !m.chunks.iter().any(|ch| missing.contains(&ch.id)) {
+                                continue;
+                            }
+                            if let Ok(g) = ing.ingest_path(&root.join(&e.path), progress) {
+                                if g.content == m.content {
+                                    healed.push(e.path.clone());
+                                }
+                            }
                         }
-                    }
-                }
-                session
-                    .into_inner()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .finish()?;
+                        Ok(healed)
+                    },
+                )?;
                 for p in healed {
                     done.push(format!(
                         "restored missing chunks of {p} from the working tree"

@@ -5,21 +5,24 @@
 //! whole file, and appends chunks the repository does not have yet to the
 //! shared pack session. The file is `fstat`ed before and after reading: if it
 //! changed in between, the whole operation fails and nothing is staged.
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 
 use mediagit_format::config::ChunkingConfig;
 use mediagit_format::id::Hasher;
 use mediagit_format::index::{IndexKind, StatInfo};
+use mediagit_format::pack::Codec;
 use mediagit_format::{Manifest, ManifestChunk, ObjectId, ObjectKind};
 use mediagit_pipeline::{compress_chunk, Chunker, CompressionHint};
 
 use crate::error::{RepoError, Result};
-use crate::odb::PackSession;
+use crate::odb::{Odb, PackSession};
 use crate::progress::Progress;
 use crate::worktree::{index_kind, stat_info};
 
@@ -33,92 +36,261 @@ pub struct Ingested {
     pub target: Option<String>,
 }
 
-/// Stores one file (or symlink) found at `abs`.
-pub fn ingest_path(
-    session: &Mutex<PackSession<'_>>,
-    abs: &Path,
+/// An object on its way to the pack writer.
+struct Encoded {
+    kind: ObjectKind,
+    id: ObjectId,
+    codec: Codec,
+    raw_len: usize,
+    payload: Vec<u8>,
+}
+
+/// Stores files: workers chunk, hash and compress; one writer thread owns
+/// the pack session and appends, so no worker ever waits on pack I/O for
+/// longer than a bounded queue takes to drain.
+pub struct Ingester<'a> {
+    odb: &'a Odb,
+    /// Objects some worker has taken on to write in this run.
+    claimed: Mutex<HashSet<ObjectId>>,
+    tx: SyncSender<Encoded>,
+    /// Payload buffers handed back by the writer, so chunks are not each a
+    /// fresh multi-megabyte allocation (an mmap, page faults, an munmap).
+    pool: &'a Mutex<Vec<Vec<u8>>>,
     chunking: ChunkingConfig,
     level: i32,
-    progress: &dyn Progress,
-) -> Result<Ingested> {
-    let meta = std::fs::symlink_metadata(abs).map_err(|e| RepoError::io("read", abs, e))?;
-    let kind = index_kind(&meta).ok_or_else(|| {
-        RepoError::Invalid(format!(
-            "{} is not a regular file or symlink",
-            abs.display()
-        ))
-    })?;
-    if kind == IndexKind::Symlink {
-        let target = std::fs::read_link(abs).map_err(|e| RepoError::io("read link", abs, e))?;
-        let target = target
-            .to_str()
-            .ok_or_else(|| RepoError::NonUtf8Path { path: abs.into() })?
-            .to_string();
-        return Ok(Ingested {
-            kind,
-            stat: stat_info(&meta),
-            content: ObjectId::hash(target.as_bytes()),
-            manifest: ObjectId::ZERO,
-            target: Some(target),
+}
+
+const POOL_MAX: usize = 24;
+
+thread_local! {
+    /// The chunker's buffer, reused across the files one worker reads.
+    static CHUNK_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with an [`Ingester`] whose objects go into one new pack session
+/// (a session that treats objects in `ignore_packs` as absent). Everything
+/// is stored (packs, then indexes) only if `f` succeeds.
+pub fn with_ingester<T>(
+    odb: &Odb,
+    chunking: ChunkingConfig,
+    level: i32,
+    ignore_packs: &[ObjectId],
+    f: impl FnOnce(&Ingester<'_>) -> Result<T>,
+) -> Result<T> {
+    let (tx, rx) = sync_channel::<Encoded>(16);
+    let pool = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let pool_ref = &pool;
+        let writer = s.spawn(move || -> Result<PackSession<'_>> {
+            let mut session = odb.session_ignoring(ignore_packs);
+            for e in rx {
+                session.put_encoded(e.kind, e.id, e.codec, e.raw_len, &e.payload)?;
+                let mut p = pool_ref.lock().unwrap_or_else(|p| p.into_inner());
+                if p.len() < POOL_MAX {
+                    p.push(e.payload);
+                }
+            }
+            Ok(session)
         });
-    }
-    let mut file = File::open(abs).map_err(|e| RepoError::io("open", abs, e))?;
-    let before = file.metadata().map_err(|e| RepoError::io("stat", abs, e))?;
-    let mut head = [0u8; 64];
-    let n = read_head(&mut file, &mut head).map_err(|e| RepoError::io("read", abs, e))?;
-    let hint = CompressionHint::from_head(&head[..n]);
-    let reader = (&head[..n]).chain(&mut file);
-    let mut chunker = Chunker::new(reader, chunking);
-    let mut whole = Hasher::new();
-    let mut chunks = Vec::new();
-    let mut total = 0u64;
-    let mut scratch = Vec::new();
-    loop {
-        let chunk = match chunker.next_chunk() {
-            Ok(Some(c)) => c,
-            Ok(None) => break,
-            Err(e) => return Err(RepoError::io("read", abs, e)),
+        let ing = Ingester {
+            odb,
+            claimed: Mutex::new(HashSet::new()),
+            tx,
+            pool: &pool,
+            chunking,
+            level,
         };
-        whole.update(chunk);
-        let id = ObjectId::hash(chunk);
-        let known = lock(session).has(&id);
-        if !known {
-            let codec = compress_chunk(chunk, hint, level, &mut scratch)
-                .map_err(|e| RepoError::io("compress", abs, e))?;
-            let payload: &[u8] = if scratch.is_empty() { chunk } else { &scratch };
-            lock(session).put_encoded(ObjectKind::Chunk, id, codec, chunk.len(), payload)?;
-        }
-        chunks.push(ManifestChunk {
-            id,
-            len: chunk.len() as u32,
-        });
-        total += chunk.len() as u64;
-        progress.bytes(chunk.len() as u64);
-    }
-    let after = file.metadata().map_err(|e| RepoError::io("stat", abs, e))?;
-    let changed = total != before.len()
-        || after.len() != before.len()
-        || after.mtime() != before.mtime()
-        || after.mtime_nsec() != before.mtime_nsec();
-    if changed {
-        return Err(RepoError::FileChanged { path: abs.into() });
-    }
-    let content = whole.finish();
-    let manifest = Manifest {
-        content,
-        size: total,
-        chunks,
-    };
-    let manifest_id = lock(session).put_object(ObjectKind::Manifest, &manifest.encode())?;
-    // Record the stat of the path itself (lstat), as the index compares with that.
-    let meta = std::fs::symlink_metadata(abs).map_err(|e| RepoError::io("stat", abs, e))?;
-    Ok(Ingested {
-        kind: index_kind(&meta).unwrap_or(kind),
-        stat: stat_info(&meta),
-        content,
-        manifest: manifest_id,
-        target: None,
+        let result = f(&ing);
+        drop(ing);
+        let session = writer
+            .join()
+            .map_err(|_| RepoError::Invalid("the pack writer thread panicked".into()))?;
+        // The writer's own error (disk full...) explains a worker's "writer gone".
+        let session = session?;
+        let value = result?;
+        session.finish()?;
+        Ok(value)
     })
+}
+
+impl Ingester<'_> {
+    /// True if this caller must write `id` (nobody has it or claimed it).
+    fn claim(&self, id: &ObjectId, ignore_existing: bool) -> bool {
+        if !ignore_existing && self.odb.contains(id) {
+            return false;
+        }
+        self.claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(*id)
+    }
+
+    fn send(&self, e: Encoded) -> Result<()> {
+        self.tx
+            .send(e)
+            .map_err(|_| RepoError::Invalid("the pack writer stopped".into()))
+    }
+
+    /// Stores an encoded object (a manifest), compressing it if that pays.
+    fn put_object(
+        &self,
+        kind: ObjectKind,
+        bytes: Vec<u8>,
+        ignore_existing: bool,
+    ) -> Result<ObjectId> {
+        let id = ObjectId::hash(&bytes);
+        if self.claim(&id, ignore_existing) {
+            let mut out = Vec::new();
+            let codec = compress_chunk(&bytes, CompressionHint::Try, self.level, &mut out)
+                .map_err(|e| RepoError::io("compress object", "memory", e))?;
+            let raw_len = bytes.len();
+            let payload = if codec == Codec::Raw { bytes } else { out };
+            self.send(Encoded {
+                kind,
+                id,
+                codec,
+                raw_len,
+                payload,
+            })?;
+        }
+        Ok(id)
+    }
+
+    /// Stores one file (or symlink) found at `abs`.
+    pub fn ingest_path(&self, abs: &Path, progress: &dyn Progress) -> Result<Ingested> {
+        let ignore_existing = false;
+        let meta = std::fs::symlink_metadata(abs).map_err(|e| RepoError::io("read", abs, e))?;
+        let kind = index_kind(&meta).ok_or_else(|| {
+            RepoError::Invalid(format!(
+                "{} is not a regular file or symlink",
+                abs.display()
+            ))
+        })?;
+        if kind == IndexKind::Symlink {
+            let target = std::fs::read_link(abs).map_err(|e| RepoError::io("read link", abs, e))?;
+            let target = target
+                .to_str()
+                .ok_or_else(|| RepoError::NonUtf8Path { path: abs.into() })?
+                .to_string();
+            return Ok(Ingested {
+                kind,
+                stat: stat_info(&meta),
+                content: ObjectId::hash(target.as_bytes()),
+                manifest: ObjectId::ZERO,
+                target: Some(target),
+            });
+        }
+        let mut file = File::open(abs).map_err(|e| RepoError::io("open", abs, e))?;
+        let before = file.metadata().map_err(|e| RepoError::io("stat", abs, e))?;
+        let mut head = [0u8; 64];
+        let n = read_head(&mut file, &mut head).map_err(|e| RepoError::io("read", abs, e))?;
+        let hint = CompressionHint::from_head(&head[..n]);
+        let reader = (&head[..n]).chain(&mut file);
+        let buf = CHUNK_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let mut chunker = Chunker::with_buffer(reader, self.chunking, buf);
+        let result = self.chunk_file(
+            &mut chunker,
+            abs,
+            before.len(),
+            hint,
+            progress,
+            ignore_existing,
+        );
+        CHUNK_BUF.with(|b| *b.borrow_mut() = chunker.into_buffer());
+        let (content, chunks, total) = result?;
+        let after = file.metadata().map_err(|e| RepoError::io("stat", abs, e))?;
+        let changed = total != before.len()
+            || after.len() != before.len()
+            || after.mtime() != before.mtime()
+            || after.mtime_nsec() != before.mtime_nsec();
+        if changed {
+            return Err(RepoError::FileChanged { path: abs.into() });
+        }
+        let manifest = Manifest {
+            content,
+            size: total,
+            chunks,
+        };
+        let manifest_id =
+            self.put_object(ObjectKind::Manifest, manifest.encode(), ignore_existing)?;
+        // Record the stat of the path itself (lstat), as the index compares with that.
+        let meta = std::fs::symlink_metadata(abs).map_err(|e| RepoError::io("stat", abs, e))?;
+        Ok(Ingested {
+            kind: index_kind(&meta).unwrap_or(kind),
+            stat: stat_info(&meta),
+            content,
+            manifest: manifest_id,
+            target: None,
+        })
+    }
+
+    fn chunk_file<R: Read>(
+        &self,
+        chunker: &mut Chunker<R>,
+        abs: &Path,
+        size: u64,
+        hint: CompressionHint,
+        progress: &dyn Progress,
+        ignore_existing: bool,
+    ) -> Result<(ObjectId, Vec<ManifestChunk>, u64)> {
+        let mut whole = Hasher::new();
+        let mut chunks = Vec::new();
+        let mut total = 0u64;
+        let mut single = None;
+        loop {
+            let chunk = match chunker.next_chunk() {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => return Err(RepoError::io("read", abs, e)),
+            };
+            let id = ObjectId::hash(chunk);
+            // A file that is one chunk has the chunk's id as its content id:
+            // no second SHA-256 pass over it.
+            if total == 0 && chunk.len() as u64 == size {
+                single = Some(id);
+            } else {
+                whole.update(chunk);
+            }
+            if self.claim(&id, ignore_existing) {
+                let mut out = Vec::new();
+                let codec = compress_chunk(chunk, hint, self.level, &mut out)
+                    .map_err(|e| RepoError::io("compress", abs, e))?;
+                let payload = if codec == Codec::Raw {
+                    let mut b = self
+                        .pool
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .pop()
+                        .unwrap_or_default();
+                    b.clear();
+                    b.extend_from_slice(chunk);
+                    b
+                } else {
+                    out
+                };
+                self.send(Encoded {
+                    kind: ObjectKind::Chunk,
+                    id,
+                    codec,
+                    raw_len: chunk.len(),
+                    payload,
+                })?;
+            }
+            chunks.push(ManifestChunk {
+                id,
+                len: chunk.len() as u32,
+            });
+            total += chunk.len() as u64;
+            progress.bytes(chunk.len() as u64);
+        }
+        let content = match single {
+            Some(id) if chunks.len() == 1 => id,
+            // More than one chunk although the first was the whole file: the
+            // file grew while being read; the change check rejects it.
+            _ => whole.finish(),
+        };
+        Ok((content, chunks, total))
+    }
 }
 
 fn read_head(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -132,10 +304,6 @@ fn read_head(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-fn lock<'a, 'b>(m: &'a Mutex<PackSession<'b>>) -> std::sync::MutexGuard<'a, PackSession<'b>> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Streams a file through SHA-256 only (no storing): its content id.
