@@ -75,6 +75,30 @@ pub fn run(cli: Cli) -> CmdResult {
         quiet: cli.quiet,
     };
     match cli.command {
+        Command::Clone { src, dest } => {
+            let abs = |p: PathBuf| if p.is_absolute() { p } else { ctx.cwd.join(p) };
+            let (src, dest) = (abs(src), abs(dest));
+            let who = now_signature(
+                env_var("MEDIAGIT_AUTHOR_NAME").unwrap_or_else(|| "unknown".into()),
+                env_var("MEDIAGIT_AUTHOR_EMAIL").unwrap_or_else(|| "unknown".into()),
+            );
+            let progress = ctx.progress();
+            let (repo, out) = Repository::clone_local(&src, &dest, &who, &progress)?;
+            eprintln!(
+                "Cloned into {}: {} pack{} ({} hard-linked), {} refs, {} files ({}) checked out{}",
+                repo.worktree()?.display(),
+                out.packs,
+                if out.packs == 1 { "" } else { "s" },
+                out.linked,
+                out.refs,
+                out.files,
+                human_size(out.bytes),
+                out.branch
+                    .map(|b| format!(" on branch {b}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
         Command::Init {
             dir,
             bare,

@@ -46,6 +46,13 @@ pub enum Command {
         #[arg(short = 'b', long, value_name = "NAME")]
         initial_branch: Option<String>,
     },
+    /// Copy a repository from a local path and check out its current branch.
+    Clone {
+        /// Path of the repository (its working tree or .mediagit directory).
+        src: PathBuf,
+        /// New directory to create (must not exist, or be empty).
+        dest: PathBuf,
+    },
     /// Stage files (new, modified or deleted) for the next commit.
     Add {
         paths: Vec<PathBuf>,

@@ -101,3 +101,70 @@ fn cat_streams_exact_bytes() {
     let err = env.fail(&["cat", "HEAD:nope.mp4"]);
     assert!(err.contains("nope.mp4"), "{err}");
 }
+
+#[test]
+fn clone_from_a_local_path_restores_every_byte() {
+    let env = Env::new();
+    copy_media(&env.repo().join("media"));
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "v1"]);
+    env.ok(&["switch", "-c", "grade"]);
+    write_random(&env.repo().join("media/graded.bin"), 700_000, 5);
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "graded"]);
+    env.ok(&["tag", "v1", "HEAD~1"]);
+    let want = tree_hashes(&env.repo());
+
+    let out = env
+        .cmd_in(env.root(), &["clone", "repo", "copy"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copy = env.root().join("copy");
+    assert_eq!(
+        tree_hashes(&copy),
+        want,
+        "the clone's working tree is the source's HEAD"
+    );
+    let run = |args: &[&str]| {
+        let o = env.cmd_in(&copy, args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(run(&["status"]).contains("On branch grade"));
+    assert!(run(&["branch"]).contains("main"));
+    assert!(run(&["tag"]).contains("v1"));
+    assert!(run(&["fsck"]).contains("0 problems"));
+    // The clone is independent: a commit there does not move the source.
+    std::fs::write(copy.join("only-in-copy.txt"), b"x").unwrap();
+    run(&["add", "-A"]);
+    run(&["commit", "-m", "copy"]);
+    assert!(!env.ok(&["log", "--oneline"]).contains("copy"));
+
+    // Errors: destination not empty, source not a repository.
+    let o = env
+        .cmd_in(env.root(), &["clone", "repo", "copy"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+    std::fs::create_dir(env.root().join("plain")).unwrap();
+    let o = env
+        .cmd_in(env.root(), &["clone", "plain", "copy2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a mediagit repository"));
+    assert!(
+        !env.root().join("copy2").exists(),
+        "nothing created on failure"
+    );
+}

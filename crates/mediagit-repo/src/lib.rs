@@ -18,6 +18,7 @@
 pub mod add;
 pub mod branch;
 pub mod checkout;
+pub mod clone;
 pub mod commit;
 pub mod error;
 pub mod failpoint;

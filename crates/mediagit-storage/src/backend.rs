@@ -61,6 +61,11 @@ pub trait Storage: Send + Sync {
     fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError>;
     /// All keys starting with `prefix`, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// The local file holding `key`, for backends that have one (lets a local
+    /// clone hard-link immutable packs instead of copying them).
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Deletes `key`; deleting an absent key is not an error.
     fn delete(&self, key: &str) -> Result<(), StorageError>;
     /// Atomically replaces the value of `key` if it currently equals

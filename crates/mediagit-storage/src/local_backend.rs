@@ -217,6 +217,10 @@ impl Storage for LocalBackend {
         Ok(out)
     }
 
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path(key).ok()
+    }
+
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.forget(key);
         let path = self.path(key)?;
