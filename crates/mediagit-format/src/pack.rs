@@ -4,7 +4,9 @@
 //! its payload. Every entry is self-describing (kind, codec, lengths, id), so
 //! one entry can be read by a ranged read given its offset, and a lost index
 //! can be rebuilt by scanning the pack. A pack is named by the SHA-256 of its
-//! whole content; its index carries the same name and ends with a checksum.
+//! header and entry headers (each entry header carries its object's id, the
+//! hash of the payload's decoded bytes); its index carries the same name and
+//! ends with a checksum.
 use crate::{FormatError, ObjectId, ObjectKind};
 
 pub const PACK_MAGIC: &[u8; 8] = b"MGPACK\0\0";

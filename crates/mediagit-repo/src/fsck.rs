@@ -145,7 +145,7 @@ impl Repository {
                     id: Some(*pack),
                     kind: "pack".into(),
                     location: format!("{key} in {}", storage.describe()),
-                    message: "pack content does not hash to its name".into(),
+                    message: "pack header and entry headers do not hash to the pack's name".into(),
                     affects: vec![],
                 });
             }

@@ -389,8 +389,9 @@ impl PackSession<'_> {
             .write_all(&header)
             .and_then(|_| p.file.write_all(payload))
             .map_err(|e| RepoError::io("write pack", &*p.path, e))?;
+        // The pack's name covers the header and every entry header (which
+        // carries each object's id): payloads are covered through those ids.
         p.hasher.update(&header);
-        p.hasher.update(payload);
         p.entries.push(IdxEntry {
             id,
             offset: p.offset,
@@ -490,7 +491,7 @@ pub struct PackScan {
     pub entries: Vec<ScannedEntry>,
     /// Structural damage that stopped the scan (bad header, truncation).
     pub fatal: Option<String>,
-    /// Whether the pack's bytes hash to its name.
+    /// Whether the pack's header and entry headers hash to its name.
     pub checksum_ok: bool,
     pub size: u64,
 }
@@ -548,7 +549,6 @@ pub fn scan_pack(storage: &dyn Storage, pack_id: &ObjectId) -> Result<PackScan> 
         let mut payload = vec![0u8; header.stored_len as usize];
         storage.read_at(&key, offset + EntryHeader::LEN as u64, &mut payload)?;
         hasher.update(&hb);
-        hasher.update(&payload);
         let damage = match decompress(header.codec, &payload, header.raw_len as usize) {
             Err(e) => Some(format!(
                 "{} payload does not decode: {e}",
