@@ -444,7 +444,13 @@ impl Repository {
                 .filter(|u| u.kind == ObjectKind::Chunk)
                 .map(|u| u.id)
                 .collect();
-            if !missing.is_empty() {
+            let lost_manifests: HashSet<ObjectId> = reach
+                .unreadable
+                .iter()
+                .filter(|u| u.kind == ObjectKind::Manifest)
+                .map(|u| u.id)
+                .collect();
+            if !missing.is_empty() || !lost_manifests.is_empty() {
                 let odb = c2.odb;
                 let healed = with_ingester(
                     &odb,
@@ -454,14 +460,21 @@ impl Repository {
                     |ing| {
                         let mut healed = Vec::new();
                         for e in idx.entries.values() {
-                            let Ok(m) = odb.read_manifest(&e.manifest) else {
-                                continue;
+                            let needed = if lost_manifests.contains(&e.manifest) {
+                                true
+                            } else {
+                                match odb.read_manifest(&e.manifest) {
+                                    Ok(m) => m.chunks.iter().any(|ch| missing.contains(&ch.id)),
+                                    Err(_) => false,
+                                }
                             };
-                            if !m.chunks.iter().any(|ch| missing.contains(&ch.id)) {
+                            if !needed {
                                 continue;
                             }
+                            // Re-chunking the same content with the same
+                            // parameters gives the same chunks and manifest.
                             if let Ok(g) = ing.ingest_path(&root.join(&e.path), progress) {
-                                if g.content == m.content {
+                                if g.content == e.content && g.manifest == e.manifest {
                                     healed.push(e.path.clone());
                                 }
                             }
@@ -491,7 +504,12 @@ impl Repository {
                                 make_entry(
                                     &p,
                                     f.kind,
-                                    Default::default(),
+                                    // Size kept, times zeroed: never stat-clean,
+                                    // so the next status re-hashes the file.
+                                    mediagit_format::index::StatInfo {
+                                        size: f.size,
+                                        ..Default::default()
+                                    },
                                     f.content,
                                     f.manifest,
                                     f.target,

@@ -4,7 +4,7 @@
 //! refs and the stash), a detached HEAD, every id in every reflog, and every
 //! file staged in the worktree index. `gc` keeps what is reachable from them;
 //! `fsck` reports reachable objects that are missing or damaged.
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use mediagit_format::{EntryKind, ObjectId, ObjectKind};
@@ -137,8 +137,21 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
             error: e.to_string(),
         })
     };
+    // Bad chunks per manifest, so a manifest reached again from another
+    // path or commit names that user of the damage too.
+    let mut bad_in: HashMap<ObjectId, Vec<(ObjectId, String)>> = HashMap::new();
     while let Some((id, kind, ctx)) = queue.pop_front() {
         if !reach.objects.insert(id) {
+            if let Some(bad) = bad_in.get(&id) {
+                for (chunk, error) in bad {
+                    reach.unreadable.push(Unreadable {
+                        id: *chunk,
+                        kind: ObjectKind::Chunk,
+                        needed_by: ctx.clone(),
+                        error: error.clone(),
+                    });
+                }
+            }
             continue;
         }
         match kind {
@@ -180,17 +193,23 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
             ObjectKind::Manifest => match odb.read_manifest(&id) {
                 Ok(m) => {
                     for c in m.chunks {
-                        if reach.objects.insert(c.id) && !chunk_ok(&c.id) {
-                            reach.unreadable.push(Unreadable {
-                                id: c.id,
-                                kind: ObjectKind::Chunk,
-                                needed_by: ctx.clone(),
-                                error: if odb.contains(&c.id) {
-                                    "chunk is damaged".into()
-                                } else {
-                                    "chunk is missing".into()
-                                },
-                            });
+                        reach.objects.insert(c.id);
+                        if !chunk_ok(&c.id) {
+                            let error = if odb.contains(&c.id) {
+                                "chunk is damaged"
+                            } else {
+                                "chunk is missing"
+                            };
+                            let bad = bad_in.entry(id).or_default();
+                            if !bad.iter().any(|(b, _)| *b == c.id) {
+                                bad.push((c.id, error.into()));
+                                reach.unreadable.push(Unreadable {
+                                    id: c.id,
+                                    kind: ObjectKind::Chunk,
+                                    needed_by: ctx.clone(),
+                                    error: error.into(),
+                                });
+                            }
                         }
                     }
                 }

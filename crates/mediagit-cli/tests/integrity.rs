@@ -1,0 +1,1430 @@
+//! Integrity: `fsck` (check, --dangling, --lost-found, --repair), `verify`,
+//! `gc` and `stats`, on repositories holding real media. Damage is made by
+//! editing the on-disk format (docs/FORMAT.md §5-§8) directly: flipped bytes
+//! in a chunk payload, a truncated pack, a lost or damaged pack index, a
+//! garbage branch ref, a damaged worktree index. Every case asserts what the
+//! user reads, the exit code, and that what is restored is byte-exact.
+mod common;
+use common::*;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sha2::Digest;
+
+// ---------------------------------------------------------------- helpers
+
+struct Out {
+    code: Option<i32>,
+    out: String,
+    err: String,
+    stdout: Vec<u8>,
+}
+
+fn mg(env: &Env, args: &[&str]) -> Out {
+    let o = env.cmd(args).output().expect("run mediagit");
+    Out {
+        code: o.status.code(),
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+        stdout: o.stdout,
+    }
+}
+
+/// Runs, asserts exit 1, returns stdout and stderr.
+fn mg_fail(env: &Env, args: &[&str]) -> Out {
+    let o = mg(env, args);
+    assert_eq!(
+        o.code,
+        Some(1),
+        "mediagit {args:?} should exit 1:\nstdout: {}\nstderr: {}",
+        o.out,
+        o.err
+    );
+    o
+}
+
+fn sha256(b: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().last().unwrap_or("")
+}
+
+/// What the CLI prints for a byte count.
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn packs(env: &Env) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(env.repo().join(".mediagit/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().map(|e| e == "pack").unwrap_or(false))
+        .collect();
+    v.sort();
+    v
+}
+
+fn pack_id(pack: &Path) -> String {
+    pack.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+fn pack_key(pack: &Path) -> String {
+    format!("packs/{}.pack", pack_id(pack))
+}
+
+fn idx_path(pack: &Path) -> PathBuf {
+    pack.with_extension("idx")
+}
+
+fn idx_key(pack: &Path) -> String {
+    format!("packs/{}.idx", pack_id(pack))
+}
+
+/// One entry of a pack file (FORMAT.md §5).
+#[derive(Debug, Clone)]
+struct PackEntry {
+    offset: usize,
+    kind: u8,
+    stored: usize,
+    id: String,
+}
+
+const PACK_HEADER: usize = 16;
+const ENTRY_HEADER: usize = 44;
+const CHUNK: u8 = 1;
+const COMMIT: u8 = 4;
+
+fn kind_name(k: u8) -> &'static str {
+    match k {
+        1 => "chunk",
+        2 => "manifest",
+        3 => "tree",
+        4 => "commit",
+        5 => "tag",
+        _ => panic!("unknown kind {k}"),
+    }
+}
+
+fn pack_entries(pack: &Path) -> Vec<PackEntry> {
+    let data = fs::read(pack).unwrap();
+    assert_eq!(&data[..8], b"MGPACK\0\0", "{}", pack.display());
+    let mut off = PACK_HEADER;
+    let mut v = Vec::new();
+    while off < data.len() {
+        assert!(
+            off + ENTRY_HEADER <= data.len(),
+            "entry header past the end"
+        );
+        let stored = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
+        v.push(PackEntry {
+            offset: off,
+            kind: data[off],
+            stored,
+            id: hex::encode(&data[off + 12..off + 44]),
+        });
+        off += ENTRY_HEADER + stored;
+    }
+    assert_eq!(off, data.len(), "entries end at the end of the pack");
+    v
+}
+
+/// Every object id in every pack of the repository.
+fn all_ids(env: &Env) -> BTreeSet<String> {
+    packs(env)
+        .iter()
+        .flat_map(|p| pack_entries(p).into_iter().map(|e| e.id))
+        .collect()
+}
+
+fn object_count(env: &Env) -> usize {
+    packs(env).iter().map(|p| pack_entries(p).len()).sum()
+}
+
+/// fsck's summary line for a healthy repository.
+fn clean_summary(env: &Env) -> String {
+    format!(
+        "checked {}, {} objects: 0 problems",
+        plural(packs(env).len(), "pack", "packs"),
+        object_count(env)
+    )
+}
+
+/// Flips 16 bytes in the middle of the payload of the largest chunk of
+/// `pack`; returns the chunk's id.
+fn corrupt_chunk(pack: &Path) -> String {
+    let e = pack_entries(pack)
+        .into_iter()
+        .filter(|e| e.kind == CHUNK)
+        .max_by_key(|e| e.stored)
+        .expect("a chunk in the pack");
+    assert!(e.stored >= 1024, "payload big enough to damage");
+    let mut data = fs::read(pack).unwrap();
+    let pos = e.offset + ENTRY_HEADER + e.stored / 2;
+    for b in &mut data[pos..pos + 16] {
+        *b ^= 0xa5;
+    }
+    fs::write(pack, &data).unwrap();
+    e.id
+}
+
+fn flip_bytes(path: &Path, at: usize, n: usize) {
+    let mut data = fs::read(path).unwrap();
+    for b in &mut data[at..at + n] {
+        *b ^= 0xff;
+    }
+    fs::write(path, &data).unwrap();
+}
+
+/// The full id a branch points at.
+fn branch_tip(env: &Env, name: &str) -> String {
+    let s = fs::read_to_string(env.repo().join(".mediagit/refs/heads").join(name)).unwrap();
+    let id = s.trim().to_string();
+    assert_eq!(id.len(), 64, "{s:?}");
+    id
+}
+
+/// Removes everything in the working tree but `.mediagit`.
+fn clear_worktree(env: &Env) {
+    for e in fs::read_dir(env.repo()).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() == ".mediagit" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            fs::remove_dir_all(e.path()).unwrap();
+        } else {
+            fs::remove_file(e.path()).unwrap();
+        }
+    }
+}
+
+fn media_size() -> u64 {
+    fs::read_dir(media_dir())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+fn commit_all(env: &Env, msg: &str) {
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", msg]);
+}
+
+const BIG: u64 = 3 * 1024 * 1024;
+
+/// A repository with real media committed, then a 3 MB random file
+/// committed on its own (so it sits in a pack of its own).
+struct Setup {
+    env: Env,
+    /// The pack `add big.bin` wrote: big.bin's chunks and manifest.
+    big_pack: PathBuf,
+    big: Vec<u8>,
+    /// What `main` restores to.
+    tree: BTreeMap<String, String>,
+    head: String,
+}
+
+fn setup() -> Setup {
+    let env = Env::new();
+    copy_media(&env.repo().join("media"));
+    commit_all(&env, "media");
+    let before: BTreeSet<PathBuf> = packs(&env).into_iter().collect();
+    write_random(&env.repo().join("big.bin"), BIG, 7);
+    env.ok(&["add", "big.bin"]);
+    let new: Vec<PathBuf> = packs(&env)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(new.len(), 1, "add wrote one pack: {new:?}");
+    env.ok(&["commit", "-m", "big"]);
+    let out = mg(&env, &["fsck"]);
+    assert_eq!(out.code, Some(0), "{}{}", out.out, out.err);
+    Setup {
+        big_pack: new[0].clone(),
+        big: env.read("big.bin"),
+        tree: tree_hashes(&env.repo()),
+        head: branch_tip(&env, "main"),
+        env,
+    }
+}
+
+fn assert_fsck_clean(env: &Env, what: &str) {
+    let o = mg(env, &["fsck"]);
+    assert_eq!(o.code, Some(0), "{what}: fsck:\n{}{}", o.out, o.err);
+    assert_eq!(o.out, format!("{}\n", clean_summary(env)), "{what}");
+}
+
+fn assert_verify_clean(env: &Env, what: &str) {
+    let o = mg(env, &["verify"]);
+    assert_eq!(o.code, Some(0), "{what}: verify:\n{}{}", o.out, o.err);
+    assert!(!o.out.contains("FAILED"), "{what}: {}", o.out);
+    assert!(
+        last_line(&o.out).ends_with(": 0 would not restore exactly"),
+        "{what}: {}",
+        o.out
+    );
+}
+
+fn problem_lines(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.starts_with("problem: ")).collect()
+}
+
+/// The `affects` lines that follow the problem line starting with `prefix`.
+fn affects_of<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
+    let mut v = Vec::new();
+    let mut inside = false;
+    for l in out.lines() {
+        if l.starts_with("problem: ") {
+            inside = l.starts_with(prefix);
+        } else if inside {
+            if let Some(a) = l.strip_prefix("    affects ") {
+                v.push(a);
+            }
+        }
+    }
+    v
+}
+
+fn assert_summary_counts_problems(out: &str) {
+    let n = problem_lines(out).len();
+    assert!(n > 0, "{out}");
+    let last = last_line(out);
+    assert!(
+        last.starts_with("checked ")
+            && last.ends_with(&format!(": {}", plural(n, "problem", "problems"))),
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------- healthy
+
+#[test]
+fn fsck_healthy_repository_with_media() {
+    let env = Env::new();
+    copy_media(&env.repo().join("media"));
+    env.write("notes/readme.txt", b"shot list\n");
+    commit_all(&env, "media");
+    write_random(&env.repo().join("media/raw.bin"), 1_500_000, 3);
+    fs::copy(
+        media_dir().join("photo.jpg"),
+        env.repo().join("notes/photo-copy.jpg"),
+    )
+    .unwrap();
+    commit_all(&env, "more");
+    env.ok(&["tag", "v1", "-m", "first cut"]);
+
+    let n_packs = packs(&env).len();
+    assert!(n_packs >= 4, "add and commit each wrote a pack");
+    let objects = object_count(&env);
+    let out = env.ok(&["fsck"]);
+    assert_eq!(
+        last_line(&out),
+        format!("checked {n_packs} packs, {objects} objects: 0 problems")
+    );
+    assert_eq!(out.lines().count(), 1, "nothing else to say: {out}");
+    // Nothing dangling: every object is reachable.
+    let out = env.ok(&["fsck", "--dangling"]);
+    assert_eq!(out, format!("{}\n", clean_summary(&env)));
+    // --repair on a healthy repository changes nothing.
+    let before = env.repo_state();
+    let out = env.ok(&["fsck", "--repair"]);
+    assert_eq!(out, format!("{}\n", clean_summary(&env)));
+    assert_eq!(env.repo_state(), before);
+}
+
+// ---------------------------------------------------------------- corruption
+
+#[test]
+fn corrupt_chunk_is_reported_and_healed_from_the_working_tree() {
+    let s = setup();
+    let env = &s.env;
+    let key = pack_key(&s.big_pack);
+    let id = corrupt_chunk(&s.big_pack);
+    let damaged_bytes = fs::read(&s.big_pack).unwrap();
+
+    // fsck: names the chunk, the damage, the pack and the file it breaks.
+    let o = mg_fail(env, &["fsck"]);
+    let chunk_lines: Vec<&str> = problem_lines(&o.out)
+        .into_iter()
+        .filter(|l| l.starts_with(&format!("problem: chunk {id} (")))
+        .collect();
+    assert!(!chunk_lines.is_empty(), "{}", o.out);
+    assert!(
+        chunk_lines
+            .iter()
+            .any(|l| l.contains("corrupt") && l.contains(&key)),
+        "{}",
+        o.out
+    );
+    let affects = affects_of(&o.out, &format!("problem: chunk {id} "));
+    assert!(
+        affects.iter().any(|a| a.ends_with("big.bin")),
+        "names the affected file: {}",
+        o.out
+    );
+    assert!(!o.out.contains("media/"), "the media are fine: {}", o.out);
+    assert_summary_counts_problems(&o.out);
+    assert!(o.err.contains("fsck --repair"), "{}", o.err);
+
+    // verify: that one file fails.
+    let o = mg_fail(env, &["verify"]);
+    let failed: Vec<&str> = o.out.lines().filter(|l| l.starts_with("FAILED")).collect();
+    assert_eq!(failed.len(), 1, "{}", o.out);
+    assert!(failed[0].starts_with("FAILED big.bin: "), "{}", o.out);
+    assert!(failed[0].contains(&id), "{}", o.out);
+    assert!(
+        last_line(&o.out).ends_with(": 1 would not restore exactly"),
+        "{}",
+        o.out
+    );
+    assert!(
+        o.err.contains("would not restore byte-exactly"),
+        "{}",
+        o.err
+    );
+
+    // cat fails and never prints bytes that are not the file's.
+    let before = env.repo_state();
+    let o = mg_fail(env, &["cat", "HEAD:big.bin"]);
+    assert!(
+        o.err.contains("corrupt") && o.err.contains(&id),
+        "{}",
+        o.err
+    );
+    assert!(
+        o.stdout.len() < s.big.len() && s.big.starts_with(&o.stdout),
+        "cat wrote {} bytes that are not a prefix of big.bin",
+        o.stdout.len()
+    );
+    assert_eq!(env.repo_state(), before, "cat changed nothing");
+
+    // --repair heals from the intact working-tree file.
+    let o = mg(env, &["fsck", "--repair"]);
+    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
+    let repaired: Vec<&str> = o
+        .out
+        .lines()
+        .filter(|l| l.starts_with("repaired: "))
+        .collect();
+    assert!(
+        repaired
+            .iter()
+            .any(|l| l.starts_with(&format!("repaired: rewrote damaged pack {key} "))),
+        "{}",
+        o.out
+    );
+    assert!(
+        repaired.contains(&"repaired: restored missing chunks of big.bin from the working tree"),
+        "{}",
+        o.out
+    );
+    assert_eq!(last_line(&o.out), clean_summary(env));
+    // The damaged pack is kept aside, out of the object store.
+    let moved = env
+        .repo()
+        .join(".mediagit/damaged")
+        .join(format!("{}.pack", pack_id(&s.big_pack)));
+    assert_eq!(fs::read(&moved).unwrap(), damaged_bytes);
+    assert!(!s.big_pack.exists() && !idx_path(&s.big_pack).exists());
+
+    assert_fsck_clean(env, "after repair");
+    assert_verify_clean(env, "after repair");
+    let o = mg(env, &["cat", "HEAD:big.bin"]);
+    assert_eq!(o.code, Some(0), "{}", o.err);
+    assert_eq!(sha256(&o.stdout), sha256(&s.big));
+    // And a checkout into an empty tree restores every file exactly.
+    clear_worktree(env);
+    env.ok(&["checkout", "--force", "main"]);
+    assert_eq!(tree_hashes(&env.repo()), s.tree);
+}
+
+#[test]
+fn corrupt_chunk_without_a_working_copy_stays_reported_after_repair() {
+    let s = setup();
+    let env = &s.env;
+    let key = pack_key(&s.big_pack);
+    let entries = pack_entries(&s.big_pack);
+    let ids_before = all_ids(env);
+    fs::remove_file(env.repo().join("big.bin")).unwrap();
+    let id = corrupt_chunk(&s.big_pack);
+
+    let o = mg_fail(env, &["fsck", "--repair"]);
+    assert!(
+        o.out.contains(&format!(
+            "repaired: rewrote damaged pack {key} keeping {} sound objects of {}",
+            entries.len() - 1,
+            entries.len()
+        )),
+        "{}",
+        o.out
+    );
+    assert!(!o.out.contains("restored missing chunks"), "{}", o.out);
+    assert!(
+        problem_lines(&o.out)
+            .iter()
+            .any(|l| l.starts_with(&format!("problem: chunk {id} ("))),
+        "the lost chunk is still reported: {}",
+        o.out
+    );
+    let affects = affects_of(&o.out, &format!("problem: chunk {id} "));
+    assert!(affects.iter().any(|a| a.ends_with("big.bin")), "{}", o.out);
+    assert_summary_counts_problems(&o.out);
+    assert!(o.err.contains("could not be repaired"), "{}", o.err);
+    let moved = env
+        .repo()
+        .join(".mediagit/damaged")
+        .join(format!("{}.pack", pack_id(&s.big_pack)));
+    assert!(moved.is_file());
+    assert!(!s.big_pack.exists());
+
+    // Every sound object survived the rewrite; only the damaged one is gone.
+    let mut expected = ids_before.clone();
+    expected.remove(&id);
+    assert_eq!(all_ids(env), expected);
+
+    // It stays reported: nothing reachable was silently dropped.
+    let o = mg_fail(env, &["fsck"]);
+    assert!(
+        o.out.contains(&format!("problem: chunk {id} (")),
+        "{}",
+        o.out
+    );
+    assert!(
+        affects_of(&o.out, &format!("problem: chunk {id} "))
+            .iter()
+            .any(|a| a.ends_with("big.bin")),
+        "{}",
+        o.out
+    );
+    let o = mg_fail(env, &["verify"]);
+    assert!(
+        o.out.lines().any(|l| l.starts_with("FAILED big.bin: ")),
+        "{}",
+        o.out
+    );
+    // The rest restores exactly.
+    let o = mg(env, &["verify", "--path", "media"]);
+    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
+    clear_worktree(env);
+    let o = mg_fail(env, &["checkout", "--force", "main"]);
+    assert!(o.err.contains(&id), "{}", o.err);
+    env.ok(&["checkout", "--force", "main", "--", "media"]);
+    let mut media_only = s.tree.clone();
+    media_only.remove("big.bin");
+    assert_eq!(tree_hashes(&env.repo()), media_only);
+}
+
+#[test]
+fn damaged_chunk_names_every_file_that_needs_it() {
+    // The same content under two names: damage to it breaks both files, and
+    // fsck must say so for each of them.
+    let env = Env::new();
+    copy_media(&env.repo().join("media"));
+    commit_all(&env, "media");
+    let before: BTreeSet<PathBuf> = packs(&env).into_iter().collect();
+    write_random(&env.repo().join("a.bin"), BIG, 9);
+    env.ok(&["add", "a.bin"]);
+    let pack = packs(&env)
+        .into_iter()
+        .find(|p| !before.contains(p))
+        .unwrap();
+    env.ok(&["commit", "-m", "a"]);
+    fs::copy(env.repo().join("a.bin"), env.repo().join("b.bin")).unwrap();
+    commit_all(&env, "b");
+    let id = corrupt_chunk(&pack);
+
+    let o = mg_fail(&env, &["verify"]);
+    let failed: BTreeSet<&str> = o
+        .out
+        .lines()
+        .filter_map(|l| l.strip_prefix("FAILED "))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert_eq!(failed, BTreeSet::from(["a.bin", "b.bin"]), "{}", o.out);
+
+    let o = mg_fail(&env, &["fsck"]);
+    let affects = affects_of(&o.out, &format!("problem: chunk {id} "));
+    for name in ["a.bin", "b.bin"] {
+        assert!(
+            affects.iter().any(|a| a.ends_with(name)),
+            "fsck must list {name} among what chunk {id} affects:\n{}",
+            o.out
+        );
+    }
+}
+
+#[test]
+fn truncated_pack_is_named() {
+    let s = setup();
+    let env = &s.env;
+    let key = pack_key(&s.big_pack);
+    let entries = pack_entries(&s.big_pack);
+    let len = fs::metadata(&s.big_pack).unwrap().len() as usize;
+    let cut = len - 1000;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&s.big_pack)
+        .unwrap();
+    f.set_len(cut as u64).unwrap();
+    drop(f);
+    // The first entry the cut damages.
+    let hit = entries
+        .iter()
+        .find(|e| e.offset + ENTRY_HEADER + e.stored > cut)
+        .unwrap();
+    let expected = if hit.offset + ENTRY_HEADER <= cut {
+        format!(
+            "entry {} at offset {} runs past the end of the pack ({} bytes missing)",
+            hit.id,
+            hit.offset,
+            hit.offset + ENTRY_HEADER + hit.stored - cut
+        )
+    } else {
+        format!("truncated entry header at offset {}", hit.offset)
+    };
+
+    let o = mg_fail(env, &["fsck"]);
+    let line = problem_lines(&o.out)
+        .into_iter()
+        .find(|l| l.starts_with(&format!("problem: pack {} (", pack_id(&s.big_pack))))
+        .unwrap_or_else(|| panic!("names the pack: {}", o.out));
+    assert!(line.contains(&key), "{line}");
+    assert!(line.contains("damaged pack"), "{line}");
+    assert!(line.contains(&expected), "expected {expected:?} in {line}");
+    assert_summary_counts_problems(&o.out);
+
+    // --repair keeps what is whole and sets the damaged file aside; whatever
+    // it cannot restore is still reported, and fsck and verify agree.
+    let o = mg(env, &["fsck", "--repair"]);
+    assert!(
+        o.out
+            .contains(&format!("repaired: rewrote damaged pack {key} ")),
+        "{}",
+        o.out
+    );
+    assert!(env
+        .repo()
+        .join(".mediagit/damaged")
+        .join(format!("{}.pack", pack_id(&s.big_pack)))
+        .is_file());
+    let whole: BTreeSet<String> = entries
+        .iter()
+        .filter(|e| e.offset + ENTRY_HEADER + e.stored <= cut)
+        .map(|e| e.id.clone())
+        .collect();
+    let now = all_ids(env);
+    assert!(whole.is_subset(&now), "whole entries kept");
+    let fsck = mg(env, &["fsck"]);
+    let verify = mg(env, &["verify"]);
+    assert_eq!(
+        fsck.code, verify.code,
+        "fsck and verify agree:\n{}{}\n{}{}",
+        fsck.out, fsck.err, verify.out, verify.err
+    );
+    if verify.code != Some(0) {
+        assert!(
+            verify
+                .out
+                .lines()
+                .any(|l| l.starts_with("FAILED big.bin: ")),
+            "{}",
+            verify.out
+        );
+        assert!(fsck.out.contains("affects "), "{}", fsck.out);
+    }
+    let o = mg(env, &["verify", "--path", "media"]);
+    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
+}
+
+/// The pack holding the commit object `id`.
+fn pack_with_commit(env: &Env, id: &str) -> PathBuf {
+    packs(env)
+        .into_iter()
+        .find(|p| {
+            pack_entries(p)
+                .iter()
+                .any(|e| e.kind == COMMIT && e.id == id)
+        })
+        .expect("the commit's pack")
+}
+
+#[test]
+fn deleted_pack_index_is_rebuilt() {
+    let s = setup();
+    let env = &s.env;
+    let pack = pack_with_commit(env, &s.head);
+    let idx = idx_path(&pack);
+    let idx_bytes = fs::read(&idx).unwrap();
+    let n = pack_entries(&pack).len();
+    fs::remove_file(&idx).unwrap();
+
+    for args in [&["log"][..], &["status"]] {
+        let o = mg_fail(env, args);
+        assert!(
+            o.err.contains(&format!("missing commit object {}", s.head)),
+            "{args:?}: {}",
+            o.err
+        );
+        assert!(o.err.contains("fsck"), "{args:?}: {}", o.err);
+    }
+
+    // fsck: the pack has no index (a note: by the write order that is also
+    // what an interrupted write leaves), and what that makes unreadable.
+    let o = mg_fail(env, &["fsck"]);
+    assert!(
+        o.out
+            .lines()
+            .any(|l| l.contains(&pack_key(&pack)) && l.contains("pack has no index")),
+        "names the pack without an index:\n{}",
+        o.out
+    );
+    assert!(
+        problem_lines(&o.out)
+            .iter()
+            .any(|l| l.starts_with(&format!("problem: commit {} (", s.head))),
+        "{}",
+        o.out
+    );
+    assert!(
+        affects_of(&o.out, &format!("problem: commit {} ", s.head)).contains(&"refs/heads/main"),
+        "{}",
+        o.out
+    );
+    assert_summary_counts_problems(&o.out);
+
+    let o = mg(env, &["fsck", "--repair"]);
+    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
+    assert!(
+        o.out.lines().any(|l| l
+            == format!(
+                "repaired: rebuilt pack index {} from its pack ({n} objects)",
+                idx_key(&pack)
+            )),
+        "{}",
+        o.out
+    );
+    assert_eq!(fs::read(&idx).unwrap(), idx_bytes, "the same index again");
+    assert_eq!(last_line(&o.out), clean_summary(env));
+
+    assert!(env.ok(&["log", "--oneline"]).starts_with(&s.head[..12]));
+    assert_eq!(env.ok(&["status", "--porcelain"]), "");
+    assert_fsck_clean(env, "after rebuilding the index");
+    assert_verify_clean(env, "after rebuilding the index");
+    clear_worktree(env);
+    env.ok(&["checkout", "--force", "main"]);
+    assert_eq!(tree_hashes(&env.repo()), s.tree);
+}
+
+#[test]
+fn corrupt_pack_index_is_rebuilt() {
+    let s = setup();
+    let env = &s.env;
+    let idx = idx_path(&s.big_pack);
+    let idx_bytes = fs::read(&idx).unwrap();
+    // Inside the first entry (after the 48-byte header).
+    flip_bytes(&idx, 48 + 40, 1);
+
+    let o = mg_fail(env, &["log"]);
+    assert!(o.err.contains(&idx_key(&s.big_pack)), "{}", o.err);
+    assert!(o.err.contains("fsck --repair"), "{}", o.err);
+
+    let o = mg_fail(env, &["fsck"]);
+    assert!(
+        problem_lines(&o.out)
+            .iter()
+            .any(|l| l.starts_with("problem: pack index")
+                && l.contains(&idx_key(&s.big_pack))
+                && l.contains("damaged")),
+        "{}",
+        o.out
+    );
+    assert_summary_counts_problems(&o.out);
+
+    let o = mg(env, &["fsck", "--repair"]);
+    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
+    assert!(
+        o.out.lines().any(|l| l.starts_with(&format!(
+            "repaired: rebuilt pack index {} from its pack",
+            idx_key(&s.big_pack)
+        ))),
+        "{}",
+        o.out
+    );
+    assert_eq!(fs::read(&idx).unwrap(), idx_bytes);
+    assert_fsck_clean(env, "after rebuilding the index");
+    assert_verify_clean(env, "after rebuilding the index");
+    let o = mg(env, &["cat", "HEAD:big.bin"]);
+    assert_eq!(o.code, Some(0), "{}", o.err);
+    assert_eq!(sha256(&o.stdout), sha256(&s.big));
+}
+
+#[test]
+fn garbage_branch_ref_is_restored_from_the_reflog() {
+    let s = setup();
+    let env = &s.env;
+    let ref_file = env.repo().join(".mediagit/refs/heads/main");
+    let good = fs::read(&ref_file).unwrap();
+    assert_eq!(good, format!("{}\n", s.head).as_bytes());
+    fs::write(&ref_file, b"this is not a commit id\n").unwrap();
+
+    let o = mg_fail(env, &["log"]);
+    assert!(o.err.contains("refs/heads/main"), "{}", o.err);
+    let o = mg_fail(env, &["fsck"]);
+    assert!(
+        problem_lines(&o.out)
+            .iter()
+            .any(|l| l.starts_with("problem: ref (refs/heads/main): ")),
+        "{}",
+        o.out
+    );
+
+    let o = mg(env, &["fsck", "--repair"]);
+    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
+    assert!(
+        o.out.lines().any(|l| l
+            == format!(
+                "repaired: restored refs/heads/main to {} from its reflog",
+                &s.head[..12]
+            )),
+        "{}",
+        o.out
+    );
+    assert_eq!(fs::read(&ref_file).unwrap(), good, "the latest value");
+    let log = env.ok(&["log", "--oneline"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines[0].starts_with(&s.head[..12]) && lines[0].ends_with(" big"));
+    assert!(lines[1].ends_with(" media"));
+    assert_fsck_clean(env, "after restoring the ref");
+}
+
+#[test]
+fn damaged_worktree_index_is_rebuilt() {
+    let s = setup();
+    let env = &s.env;
+    let files = env.ok(&["ls-files"]);
+    let n = files.lines().count();
+    let index = env.repo().join(".mediagit/index");
+    let len = fs::metadata(&index).unwrap().len() as usize;
+    flip_bytes(&index, len / 2, 2);
+
+    let o = mg_fail(env, &["status"]);
+    assert!(o.err.contains(".mediagit/index"), "{}", o.err);
+    let o = mg_fail(env, &["fsck"]);
+    assert!(
+        problem_lines(&o.out)
+            .iter()
+            .any(|l| l.starts_with("problem: index (") && l.contains(".mediagit/index")),
+        "{}",
+        o.out
+    );
+
+    let o = mg(env, &["fsck", "--repair"]);
+    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
+    assert!(
+        o.out.lines().any(|l| l.starts_with(&format!(
+            "repaired: rebuilt the worktree index from HEAD ({n} files"
+        ))),
+        "{}",
+        o.out
+    );
+    assert_eq!(env.ok(&["ls-files"]), files);
+    assert_fsck_clean(env, "after rebuilding the index");
+    // Nothing was changed in the working tree, so nothing is reported.
+    assert_eq!(tree_hashes(&env.repo()), s.tree);
+    assert_eq!(
+        env.ok(&["status", "--porcelain"]),
+        "",
+        "an unchanged working tree must show no changes after the index is rebuilt"
+    );
+}
+
+// ---------------------------------------------------------------- dangling, lost-found
+
+#[test]
+fn dangling_and_lost_found() {
+    let env = Env::new();
+    copy_media(&env.repo().join("media"));
+    let flac = fs::read(env.repo().join("media/tone.flac")).unwrap();
+    fs::remove_file(env.repo().join("media/tone.flac")).unwrap();
+    commit_all(&env, "media");
+    env.ok(&["switch", "-c", "feature"]);
+    write_random(&env.repo().join("feature.bin"), 600_000, 41);
+    let feature_bin = env.read("feature.bin");
+    commit_all(&env, "feature work");
+    let tip = branch_tip(&env, "feature");
+    env.ok(&["switch", "main"]);
+    env.ok(&["branch", "delete", "-D", "feature"]);
+
+    // The reflogs still keep it.
+    let out = env.ok(&["fsck", "--dangling"]);
+    assert!(
+        !out.lines().any(|l| l.starts_with("dangling")),
+        "nothing dangling while the reflog holds it: {out}"
+    );
+    assert_eq!(last_line(&out), clean_summary(&env));
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = env.ok(&["reflog", "expire", "--expire=now"]);
+    assert!(out.starts_with("expired "), "{out}");
+    let out = env.ok(&["fsck", "--dangling"]);
+    assert!(
+        out.lines()
+            .any(|l| l == format!("dangling commit {tip} feature work")),
+        "{out}"
+    );
+    assert_eq!(last_line(&out), clean_summary(&env));
+    assert!(!env.repo().join(".mediagit/lost-found").exists());
+
+    // --lost-found saves the commit.
+    let out = env.ok(&["fsck", "--lost-found"]);
+    let saved = env.repo().join(".mediagit/lost-found/commit").join(&tip);
+    assert!(
+        out.lines()
+            .any(|l| l == format!("lost-found: {}", saved.display())),
+        "{out}"
+    );
+    let text = fs::read_to_string(&saved).unwrap();
+    assert!(
+        text.starts_with(&format!("commit {tip}\nfeature work\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("mediagit branch create <name> {tip}")),
+        "{text}"
+    );
+    assert!(
+        !env.repo().join(".mediagit/lost-found/other").exists(),
+        "files of a saved commit are not saved loose"
+    );
+
+    // A file staged, unstaged and deleted: its content is saved by its SHA-256.
+    env.write("draft/tone.flac", &flac);
+    env.ok(&["add", "draft/tone.flac"]);
+    env.ok(&["rm", "--cached", "draft/tone.flac"]);
+    fs::remove_file(env.repo().join("draft/tone.flac")).unwrap();
+    let content = sha256(&flac);
+    let out = env.ok(&["fsck", "--dangling", "--lost-found"]);
+    assert!(
+        out.lines().any(|l| l.starts_with("dangling file ")
+            && l.ends_with(&format!("file content {content} ({} bytes)", flac.len()))),
+        "{out}"
+    );
+    let other = env.repo().join(".mediagit/lost-found/other");
+    let names: Vec<String> = fs::read_dir(&other)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [content.clone()]);
+    assert_eq!(fs::read(other.join(&content)).unwrap(), flac);
+    assert!(
+        out.lines()
+            .any(|l| l == format!("lost-found: {}", other.join(&content).display())),
+        "{out}"
+    );
+
+    // The saved commit can be brought back, byte-exactly.
+    env.ok(&["branch", "create", "rescued", &tip]);
+    env.ok(&["switch", "rescued"]);
+    assert_eq!(
+        sha256_file(&env.repo().join("feature.bin")),
+        sha256(&feature_bin)
+    );
+    let out = env.ok(&["verify"]);
+    assert!(last_line(&out).ends_with(": 0 would not restore exactly"));
+}
+
+// ---------------------------------------------------------------- verify
+
+fn tree_size(env: &Env) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![env.repo()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_name() == ".mediagit" {
+                continue;
+            }
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn verify_revisions_and_paths() {
+    let env = Env::new();
+    copy_media(&env.repo().join("media"));
+    commit_all(&env, "media");
+    let before: BTreeSet<PathBuf> = packs(&env).into_iter().collect();
+    write_random(&env.repo().join("big.bin"), BIG, 51);
+    env.ok(&["add", "big.bin"]);
+    let v1_pack = packs(&env)
+        .into_iter()
+        .find(|p| !before.contains(p))
+        .unwrap();
+    env.ok(&["commit", "-m", "v1"]);
+    let v1_files = 8;
+    let v1_bytes = tree_size(&env);
+    let v1 = env.rev("HEAD");
+    write_random(&env.repo().join("big.bin"), BIG + 4096, 52);
+    env.write("notes.txt", b"v2 notes\n");
+    commit_all(&env, "v2");
+    let v2 = env.rev("HEAD");
+    let v2_bytes = tree_size(&env);
+
+    assert_eq!(
+        env.ok(&["verify"]),
+        format!(
+            "verified 9 files ({}) of HEAD ({v2}): 0 would not restore exactly\n",
+            human_size(v2_bytes)
+        )
+    );
+    assert_eq!(
+        env.ok(&["verify", "HEAD~1"]),
+        format!(
+            "verified {v1_files} files ({}) of HEAD~1 ({v1}): 0 would not restore exactly\n",
+            human_size(v1_bytes)
+        )
+    );
+    let photo = fs::metadata(env.repo().join("media/photo.jpg"))
+        .unwrap()
+        .len();
+    assert_eq!(
+        env.ok(&["verify", "--path", "media/photo.jpg"]),
+        format!(
+            "verified 1 file ({}) of HEAD ({v2}): 0 would not restore exactly\n",
+            human_size(photo)
+        )
+    );
+    assert_eq!(
+        env.ok(&["verify", "main", "--path", "media"]),
+        format!(
+            "verified 7 files ({}) of main ({v2}): 0 would not restore exactly\n",
+            human_size(media_size())
+        )
+    );
+    let out = env.ok(&["verify", "--path", "media/clip.mp4", "--path", "notes.txt"]);
+    assert!(out.starts_with("verified 2 files ("), "{out}");
+
+    let before = env.repo_state();
+    let err = env.fail(&["verify", "--path", "nope.bin"]);
+    assert!(
+        err.contains("nope.bin") && err.contains("did not match"),
+        "{err}"
+    );
+    let err = env.fail(&["verify", "HEAD~1", "--path", "notes.txt"]);
+    assert!(err.contains("notes.txt"), "{err}");
+    let err = env.fail(&["verify", "nosuchrev"]);
+    assert!(err.contains("unknown revision \"nosuchrev\""), "{err}");
+    assert_eq!(env.repo_state(), before);
+
+    // Damage only v1's big.bin: HEAD still verifies, HEAD~1 does not.
+    let id = corrupt_chunk(&v1_pack);
+    env.ok(&["verify"]);
+    let o = mg_fail(&env, &["verify", "HEAD~1"]);
+    let failed: Vec<&str> = o.out.lines().filter(|l| l.starts_with("FAILED")).collect();
+    assert_eq!(failed.len(), 1, "{}", o.out);
+    assert!(
+        failed[0].starts_with("FAILED big.bin: ") && failed[0].contains(&id),
+        "{}",
+        o.out
+    );
+    assert_eq!(
+        last_line(&o.out),
+        format!(
+            "verified {v1_files} files ({}) of HEAD~1 ({v1}): 1 would not restore exactly",
+            human_size(v1_bytes)
+        )
+    );
+    env.ok(&["verify", "HEAD~1", "--path", "media"]);
+}
+
+// ---------------------------------------------------------------- gc
+
+#[test]
+fn gc_prunes_only_what_nothing_reaches() {
+    let env = Env::new();
+    let mut versions: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    copy_media(&env.repo().join("media"));
+    commit_all(&env, "media");
+    versions.push((branch_tip(&env, "main"), tree_hashes(&env.repo())));
+    write_random(&env.repo().join("big.bin"), BIG, 61);
+    commit_all(&env, "big");
+    versions.push((branch_tip(&env, "main"), tree_hashes(&env.repo())));
+
+    // A side branch with content of its own.
+    env.ok(&["switch", "-c", "side"]);
+    let before: BTreeSet<PathBuf> = packs(&env).into_iter().collect();
+    write_random(&env.repo().join("side.bin"), 2_000_000, 62);
+    commit_all(&env, "side work");
+    let side_tip = branch_tip(&env, "side");
+    let side_entries: BTreeSet<(String, String)> = packs(&env)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .flat_map(|p| {
+            pack_entries(&p)
+                .into_iter()
+                .map(|e| (kind_name(e.kind).to_string(), e.id))
+        })
+        .collect();
+    let side_only: BTreeSet<String> = side_entries.iter().map(|(_, id)| id.clone()).collect();
+    assert!(side_only.contains(&side_tip));
+    env.ok(&["switch", "main"]);
+
+    env.write("notes.txt", b"main goes on\n");
+    commit_all(&env, "notes");
+    versions.push((branch_tip(&env, "main"), tree_hashes(&env.repo())));
+    env.ok(&["branch", "delete", "-D", "side"]);
+    let n_packs = packs(&env).len();
+
+    // Default grace period: nothing young is removed; the reflog still reaches all.
+    let state = env.repo_state();
+    assert_eq!(
+        env.ok(&["gc"]),
+        format!("removed 0 unreachable objects and 0 orphan packs, freeing 0 B; packs {n_packs} -> {n_packs}; 0 unreachable objects kept (newer than the grace period)\n")
+    );
+    assert_eq!(env.repo_state(), state);
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.ok(&["reflog", "expire", "--expire=now"]);
+    let k = side_only.len();
+    let state = env.repo_state();
+    assert_eq!(
+        env.ok(&["gc"]),
+        format!(
+            "removed 0 unreachable objects and 0 orphan packs, freeing 0 B; packs {n_packs} -> {n_packs}; {} kept (newer than the grace period)\n",
+            plural(k, "unreachable object", "unreachable objects")
+        )
+    );
+    assert_eq!(env.repo_state(), state, "default gc removed nothing");
+
+    // Dry run: lists exactly the side branch's objects, changes nothing.
+    let out = env.ok(&["gc", "--dry-run", "--prune=now"]);
+    assert_eq!(env.repo_state(), state, "--dry-run changed nothing");
+    let mut listed = BTreeSet::new();
+    let mut kinds = BTreeSet::new();
+    for l in out.lines().filter(|l| l.starts_with("would remove ")) {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w[2] == "orphan" || w[3] == "unreachable" {
+            continue;
+        }
+        kinds.insert(w[2].to_string());
+        listed.insert((w[2].to_string(), w[3].to_string()));
+    }
+    assert_eq!(listed, side_entries, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("would remove commit {side_tip} ("))),
+        "{out}"
+    );
+    for kind in ["commit", "tree", "manifest", "chunk"] {
+        assert!(kinds.contains(kind), "{kind}: {out}");
+    }
+    let summary = last_line(&out);
+    assert!(
+        summary.starts_with(&format!(
+            "would remove {k} unreachable objects and 0 orphan packs, freeing "
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with(&format!(
+            "; packs {n_packs} -> 1; 0 unreachable objects kept (newer than the grace period)"
+        )),
+        "{summary}"
+    );
+
+    // For real.
+    let objects_before = object_count(&env);
+    let out = env.ok(&["gc", "--prune=now"]);
+    let summary = last_line(&out);
+    assert!(
+        summary.starts_with(&format!(
+            "removed {k} unreachable objects and 0 orphan packs, freeing "
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("; packs {n_packs} -> 1; ")),
+        "{summary}"
+    );
+    assert_eq!(packs(&env).len(), 1);
+    let ids = all_ids(&env);
+    assert!(ids.is_disjoint(&side_only), "side objects gone");
+    assert_eq!(object_count(&env), objects_before - k);
+    assert_fsck_clean(&env, "after gc");
+    assert_verify_clean(&env, "after gc");
+    let err = env.fail(&["log", &side_tip]);
+    assert!(
+        err.contains(&side_tip[..12]) || err.contains(&side_tip),
+        "{err}"
+    );
+
+    // Every version on main restores byte-exactly.
+    for (id, tree) in &versions {
+        clear_worktree(&env);
+        env.ok(&["checkout", "--force", id]);
+        assert_eq!(&tree_hashes(&env.repo()), tree, "commit {id}");
+    }
+    env.ok(&["checkout", "--force", "main"]);
+    assert_eq!(&tree_hashes(&env.repo()), &versions[2].1);
+    // A second gc has nothing left to do.
+    let out = env.ok(&["gc", "--prune=now"]);
+    assert!(out.starts_with("removed 0 unreachable objects"), "{out}");
+    assert_eq!(packs(&env).len(), 1);
+
+    // A bad --prune value is refused, naming the option.
+    let state = env.repo_state();
+    for bad in ["bogus", "3 fortnights ago", "yesterday-ish"] {
+        let err = env.fail(&["gc", &format!("--prune={bad}")]);
+        assert!(err.contains("--prune"), "{err}");
+        assert!(err.contains(bad), "{err}");
+    }
+    assert_eq!(env.repo_state(), state);
+}
+
+#[test]
+fn gc_keeps_what_reflogs_tags_and_the_index_reach() {
+    let env = Env::new();
+    copy_media(&env.repo().join("media"));
+    commit_all(&env, "media");
+
+    // Kept by tags only (the branch is deleted, the reflogs expired).
+    env.ok(&["switch", "-c", "tagged"]);
+    write_random(&env.repo().join("t1.bin"), 700_000, 71);
+    let t1 = env.read("t1.bin");
+    commit_all(&env, "t1");
+    write_random(&env.repo().join("t2.bin"), 700_000, 72);
+    let t2 = env.read("t2.bin");
+    commit_all(&env, "t2");
+    env.ok(&["tag", "light", "HEAD~1"]);
+    env.ok(&["tag", "annotated", "-m", "release"]);
+    env.ok(&["switch", "main"]);
+    env.ok(&["branch", "delete", "-D", "tagged"]);
+    // Garbage: nothing keeps it once the reflogs are expired.
+    env.ok(&["switch", "-c", "gone"]);
+    write_random(&env.repo().join("gone.bin"), 700_000, 73);
+    commit_all(&env, "gone");
+    let gone = branch_tip(&env, "gone");
+    env.ok(&["switch", "main"]);
+    env.ok(&["branch", "delete", "-D", "gone"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.ok(&["reflog", "expire", "--expire=now"]);
+
+    // Kept by the reflog only: a branch deleted after the expiry.
+    env.ok(&["switch", "-c", "ephemeral"]);
+    write_random(&env.repo().join("eph.bin"), 700_000, 74);
+    let eph = env.read("eph.bin");
+    commit_all(&env, "ephemeral");
+    let eph_tip = branch_tip(&env, "ephemeral");
+    env.ok(&["switch", "main"]);
+    env.ok(&["branch", "delete", "-D", "ephemeral"]);
+
+    // Kept by the index only: staged, never committed.
+    write_random(&env.repo().join("staged.bin"), BIG, 75);
+    let staged = env.read("staged.bin");
+    env.ok(&["add", "staged.bin"]);
+
+    let out = env.ok(&["gc", "--prune=now"]);
+    let summary = last_line(&out);
+    assert!(summary.starts_with("removed "), "{summary}");
+    assert!(
+        !summary.starts_with("removed 0 "),
+        "the gone branch is pruned: {summary}"
+    );
+    assert!(summary.contains(" -> 1; "), "{summary}");
+    assert_eq!(packs(&env).len(), 1);
+    assert_fsck_clean(&env, "after gc");
+    let err = env.fail(&["log", &gone]);
+    assert!(!err.is_empty());
+
+    // The staged file: commit it now, and it restores exactly.
+    env.ok(&["commit", "-m", "staged at last"]);
+    fs::remove_file(env.repo().join("staged.bin")).unwrap();
+    env.ok(&["checkout", "--force", "main"]);
+    assert_eq!(sha256(&env.read("staged.bin")), sha256(&staged));
+    assert_verify_clean(&env, "staged file");
+
+    // The tags.
+    env.ok(&["checkout", "--force", "light"]);
+    assert_eq!(sha256(&env.read("t1.bin")), sha256(&t1));
+    assert!(!env.repo().join("t2.bin").exists());
+    env.ok(&["checkout", "--force", "annotated"]);
+    assert_eq!(sha256(&env.read("t2.bin")), sha256(&t2));
+    assert_eq!(sha256(&env.read("t1.bin")), sha256(&t1));
+    env.ok(&["verify", "annotated"]);
+    env.ok(&["verify", "light"]);
+
+    // The reflog.
+    env.ok(&["verify", &eph_tip]);
+    env.ok(&["branch", "create", "back", &eph_tip]);
+    env.ok(&["checkout", "--force", "back"]);
+    assert_eq!(sha256(&env.read("eph.bin")), sha256(&eph));
+    assert_fsck_clean(&env, "at the end");
+}
+
+// ---------------------------------------------------------------- stats
+
+fn json_u64(v: &serde_json::Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is a number: {v}"))
+}
+
+#[test]
+fn stats_human_and_json() {
+    let env = Env::new();
+    copy_media(&env.repo().join("media"));
+    commit_all(&env, "media");
+    write_random(&env.repo().join("a.bin"), BIG, 81);
+    commit_all(&env, "a");
+    fs::copy(env.repo().join("a.bin"), env.repo().join("b.bin")).unwrap();
+    commit_all(&env, "b, the same bytes");
+    let m = media_size();
+    let logical = m + (m + BIG) + (m + 2 * BIG);
+    let pack_bytes: u64 = packs(&env)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+
+    let out = env.ok(&["stats"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "packs:             {} ({})",
+            packs(&env).len(),
+            human_size(pack_bytes)
+        )
+    );
+    assert!(lines.contains(&"commits:           3"), "{out}");
+    assert!(
+        lines
+            .contains(&format!("HEAD:              9 files, {}", human_size(m + 2 * BIG)).as_str()),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&format!("all versions:      {} (logical)", human_size(logical)).as_str()),
+        "{out}"
+    );
+    let dedup: f64 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("dedup ratio:"))
+        .expect("dedup ratio line")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(dedup > 1.9, "{out}");
+    assert!(
+        lines.contains(&"by type (HEAD)     files        size   ratio"),
+        "{out}"
+    );
+    let by_type = |ext: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("  .{ext} ")))
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .next()
+            .unwrap_or_else(|| panic!(".{ext} listed: {out}"))
+    };
+    for ext in ["mp4", "jpg", "png", "wav", "flac", "psd", "tiff"] {
+        let w = by_type(ext);
+        assert_eq!(w[1], "1", "{ext}: {out}");
+        let size = fs::metadata(media_dir().join(match ext {
+            "mp4" => "clip.mp4",
+            "jpg" => "photo.jpg",
+            "png" => "image.png",
+            "wav" => "tone.wav",
+            "flac" => "tone.flac",
+            "psd" => "layers.psd",
+            _ => "scan.tiff",
+        }))
+        .unwrap()
+        .len();
+        assert_eq!(
+            format!("{} {}", w[2], w[3]),
+            human_size(size),
+            "{ext}: {out}"
+        );
+    }
+    let bin = by_type("bin");
+    assert_eq!(bin[1], "2", "{out}");
+    assert_eq!(format!("{} {}", bin[2], bin[3]), human_size(2 * BIG));
+    let at = lines
+        .iter()
+        .position(|l| *l == "largest files (HEAD)")
+        .expect("largest files");
+    assert_eq!(lines[at + 1], format!("  {:>11}  a.bin", human_size(BIG)));
+    assert_eq!(lines[at + 2], format!("  {:>11}  b.bin", human_size(BIG)));
+    assert_eq!(lines.len(), at + 1 + 9, "all 9 files listed: {out}");
+    let out = env.ok(&["stats", "--top", "1"]);
+    assert!(
+        out.ends_with(&format!(
+            "largest files (HEAD)\n  {:>11}  a.bin\n",
+            human_size(BIG)
+        )),
+        "{out}"
+    );
+
+    // JSON.
+    let out = env.ok(&["stats", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    assert_eq!(json_u64(&v, "packs"), packs(&env).len() as u64);
+    assert_eq!(json_u64(&v, "pack_bytes"), pack_bytes);
+    assert_eq!(json_u64(&v, "commits"), 3);
+    assert_eq!(json_u64(&v, "logical_bytes"), logical);
+    assert_eq!(json_u64(&v, "head_files"), 9);
+    assert_eq!(json_u64(&v, "head_bytes"), m + 2 * BIG);
+    let ratio = v["dedup_ratio"].as_f64().unwrap();
+    assert!(ratio > 1.9, "dedup_ratio {ratio}");
+    let chunk_raw = json_u64(&v["objects"]["chunk"], "raw_bytes");
+    assert!(
+        (ratio - logical as f64 / chunk_raw as f64).abs() < 1e-9,
+        "{ratio} = logical / chunk bytes"
+    );
+    // a.bin and b.bin are stored once.
+    assert!(chunk_raw < m + BIG + BIG / 10, "{chunk_raw}");
+    assert!(v["compression_ratio"].as_f64().unwrap() >= 1.0);
+    let types = v["by_type"].as_array().unwrap();
+    let bin = types.iter().find(|t| t["ext"] == "bin").expect("bin");
+    assert_eq!(json_u64(bin, "files"), 2);
+    assert_eq!(json_u64(bin, "bytes"), 2 * BIG);
+    let bin_chunks = json_u64(bin, "chunk_raw_bytes");
+    assert_eq!(bin_chunks, BIG, "distinct chunks of the two .bin files");
+    for ext in ["mp4", "jpg", "png", "wav", "flac", "psd", "tiff"] {
+        let t = types
+            .iter()
+            .find(|t| t["ext"] == ext)
+            .unwrap_or_else(|| panic!("{ext}"));
+        assert_eq!(json_u64(t, "files"), 1, "{ext}");
+    }
+    let largest = v["largest"].as_array().unwrap();
+    assert_eq!(largest.len(), 9);
+    assert_eq!(largest[0]["path"], "a.bin");
+    assert_eq!(json_u64(&largest[0], "size"), BIG);
+    assert_eq!(largest[1]["path"], "b.bin");
+}
