@@ -73,6 +73,34 @@ impl FromStr for ObjectId {
     }
 }
 
+/// A `Hasher` for maps keyed by [`ObjectId`]: the id is already a uniform
+/// SHA-256, so its first 8 bytes are used as they are (SipHash over 32 bytes
+/// showed up in profiles of `status` on 100,000 files).
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        if bytes.len() >= 8 {
+            self.0 ^= u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        } else {
+            for &b in bytes {
+                self.0 = self.0.rotate_left(8) ^ b as u64;
+            }
+        }
+    }
+    fn write_usize(&mut self, _: usize) {}
+}
+
+pub type IdBuildHasher = std::hash::BuildHasherDefault<IdHasher>;
+/// A `HashMap` keyed by object id.
+pub type IdMap<V> = std::collections::HashMap<ObjectId, V, IdBuildHasher>;
+/// A `HashSet` of object ids.
+pub type IdSet = std::collections::HashSet<ObjectId, IdBuildHasher>;
+
 /// An incremental SHA-256, for hashing a file while it streams by.
 #[derive(Default, Clone)]
 pub struct Hasher(Sha256);

@@ -60,6 +60,28 @@ impl CompressionHint {
 
 const SAMPLE: usize = 64 * 1024;
 
+thread_local! {
+    /// zstd contexts, reused: creating one per chunk costs more than
+    /// compressing a small file.
+    static TRIAL: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn with_compressor<T>(
+    level: i32,
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> io::Result<T>,
+) -> io::Result<T> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().map(|(l, _)| *l != level).unwrap_or(true) {
+            *c = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, comp) = c.as_mut().expect("set above");
+        f(comp)
+    })
+}
+
 /// Chooses a codec for one chunk and encodes it into `out` (cleared first).
 /// Returns the codec used; for `Raw`, `out` is left empty and the caller
 /// stores `data` itself.
@@ -78,12 +100,18 @@ pub fn compress_chunk(
     if data.len() > SAMPLE {
         let mid = (data.len() - SAMPLE) / 2;
         let sample = &data[mid..mid + SAMPLE];
-        let trial = zstd::bulk::compress(sample, 1)?;
-        if trial.len() > SAMPLE - SAMPLE / 8 {
+        let trial_len = TRIAL.with(|t| -> io::Result<usize> {
+            let mut t = t.borrow_mut();
+            if t.is_none() {
+                *t = Some(zstd::bulk::Compressor::new(1)?);
+            }
+            Ok(t.as_mut().expect("set above").compress(sample)?.len())
+        })?;
+        if trial_len > SAMPLE - SAMPLE / 8 {
             return Ok(Codec::Raw);
         }
     }
-    *out = zstd::bulk::compress(data, level)?;
+    *out = with_compressor(level, |c| c.compress(data))?;
     let n = out.len();
     if n + n / 16 >= data.len() {
         out.clear();
@@ -106,7 +134,13 @@ pub fn decompress(codec: Codec, payload: &[u8], raw_len: usize) -> io::Result<Ve
             Ok(payload.to_vec())
         }
         Codec::Zstd => {
-            let out = zstd::bulk::decompress(payload, raw_len)?;
+            let out = DECOMPRESSOR.with(|d| -> io::Result<Vec<u8>> {
+                let mut d = d.borrow_mut();
+                if d.is_none() {
+                    *d = Some(zstd::bulk::Decompressor::new()?);
+                }
+                d.as_mut().expect("set above").decompress(payload, raw_len)
+            })?;
             let n = out.len();
             if n != raw_len {
                 return Err(io::Error::new(

@@ -158,6 +158,9 @@ impl Repository {
             out.changes.sort();
             return Ok(out);
         }
+        // Largest files first: the workers then finish together instead of
+        // one of them reading the last big video alone.
+        jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
         let total: u64 = jobs.iter().map(|j| j.size).sum();
         progress.start("adding", total, jobs.len() as u64);
         let odb = self.odb()?;

@@ -194,7 +194,10 @@ impl Repository {
         }
         let total: u64 = to_write.iter().map(|(_, e)| e.size).sum();
         progress.start("checking out", total, to_write.len() as u64);
-        let written = parallel_map(to_write, |(p, e)| {
+        // Largest files first, so the workers finish together.
+        let mut order: Vec<&(String, FlatEntry)> = to_write.iter().collect();
+        order.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
+        let written = parallel_map(&order, |(p, e)| {
             let r = write_entry(odb, root, p, e, force, progress);
             progress.file_done();
             r
@@ -304,7 +307,8 @@ fn write_entry(
             }
             kind => {
                 let f = File::create(&tmp).map_err(|err| RepoError::io("create", &abs, err))?;
-                let mut w = BufWriter::with_capacity(1 << 20, f);
+                // Chunks are large: small buffer, so big writes go straight through.
+                let mut w = BufWriter::with_capacity(64 << 10, f);
                 odb.write_file_to(&e.manifest, &mut w, &|n| progress.bytes(n))
                     .map_err(|err| match err {
                         RepoError::Io { source, .. } => RepoError::io("write", &abs, source),

@@ -5,7 +5,6 @@
 //! whole file, and appends chunks the repository does not have yet to the
 //! shared pack session. The file is `fstat`ed before and after reading: if it
 //! changed in between, the whole operation fails and nothing is staged.
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -15,7 +14,7 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 
 use mediagit_format::config::ChunkingConfig;
-use mediagit_format::id::Hasher;
+use mediagit_format::id::{Hasher, IdSet};
 use mediagit_format::index::{IndexKind, StatInfo};
 use mediagit_format::pack::Codec;
 use mediagit_format::{Manifest, ManifestChunk, ObjectId, ObjectKind};
@@ -51,7 +50,7 @@ struct Encoded {
 pub struct Ingester<'a> {
     odb: &'a Odb,
     /// Objects some worker has taken on to write in this run.
-    claimed: Mutex<HashSet<ObjectId>>,
+    claimed: Mutex<IdSet>,
     tx: SyncSender<Encoded>,
     /// Payload buffers handed back by the writer, so chunks are not each a
     /// fresh multi-megabyte allocation (an mmap, page faults, an munmap).
@@ -94,7 +93,7 @@ pub fn with_ingester<T>(
         });
         let ing = Ingester {
             odb,
-            claimed: Mutex::new(HashSet::new()),
+            claimed: Mutex::new(IdSet::default()),
             tx,
             pool: &pool,
             chunking,

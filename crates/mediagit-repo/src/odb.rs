@@ -5,13 +5,13 @@
 //! then their index (`packs/<id>.idx`). An object exists for readers only once
 //! its index is stored, so a crash in between leaves unreferenced garbage and
 //! nothing else.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use mediagit_format::config::RepoConfig;
-use mediagit_format::id::Hasher;
+use mediagit_format::id::{Hasher, IdMap, IdSet};
 use mediagit_format::pack::{self, Codec, EntryHeader, IdxEntry, PackIndex};
 use mediagit_format::{Commit, Manifest, ObjectId, ObjectKind, Tag, Tree};
 use mediagit_pipeline::{compress_chunk, decompress, CompressionHint};
@@ -35,7 +35,7 @@ pub struct Location {
 #[derive(Default)]
 struct State {
     packs: Vec<ObjectId>,
-    map: HashMap<ObjectId, Location>,
+    map: IdMap<Location>,
 }
 
 pub struct Odb {
@@ -189,6 +189,16 @@ impl Odb {
     /// Reads an object, checks its kind, decodes its payload and verifies that
     /// it hashes to `id`. Never returns bytes that fail that check.
     pub fn read_raw(&self, id: &ObjectId, kind: ObjectKind) -> Result<Vec<u8>> {
+        let (mut buf, start) = self.read_object(id, kind)?;
+        if start > 0 {
+            buf.drain(..start);
+        }
+        Ok(buf)
+    }
+
+    /// Reads and verifies an object; its bytes are `buf[start..]` (raw
+    /// payloads are returned in the read buffer, without another copy).
+    fn read_object(&self, id: &ObjectId, kind: ObjectKind) -> Result<(Vec<u8>, usize)> {
         let (pack_id, loc) = self.locate(id).ok_or(RepoError::MissingObject {
             id: *id,
             kind: kind.name(),
@@ -202,16 +212,15 @@ impl Odb {
             });
         }
         let key = pack_key(&pack_id);
-        let location = format!(
-            "{} at offset {} in {}",
-            key,
-            loc.offset,
-            self.storage.describe()
-        );
         let corrupt = |reason: String| RepoError::CorruptObject {
             id: *id,
             kind: kind.name(),
-            location: location.clone(),
+            location: format!(
+                "{} at offset {} in {}",
+                key,
+                loc.offset,
+                self.storage.describe()
+            ),
             reason,
         };
         let mut buf = vec![0u8; EntryHeader::LEN + loc.stored_len as usize];
@@ -222,13 +231,28 @@ impl Odb {
         if h.id != *id || h.kind != kind || h.stored_len != loc.stored_len || h.codec != loc.codec {
             return Err(corrupt("entry header does not match the pack index".into()));
         }
-        let data = decompress(h.codec, &buf[EntryHeader::LEN..], h.raw_len as usize)
-            .map_err(|e| corrupt(format!("{} payload does not decode: {e}", h.codec.name())))?;
-        let actual = ObjectId::hash(&data);
+        let (data, start) = match h.codec {
+            Codec::Raw => {
+                if h.raw_len != h.stored_len {
+                    return Err(corrupt(format!(
+                        "raw payload is {} bytes, header says {}",
+                        h.stored_len, h.raw_len
+                    )));
+                }
+                (buf, EntryHeader::LEN)
+            }
+            codec => (
+                decompress(codec, &buf[EntryHeader::LEN..], h.raw_len as usize).map_err(|e| {
+                    corrupt(format!("{} payload does not decode: {e}", codec.name()))
+                })?,
+                0,
+            ),
+        };
+        let actual = ObjectId::hash(&data[start..]);
         if actual != *id {
             return Err(corrupt(format!("content hashes to {actual}")));
         }
-        Ok(data)
+        Ok((data, start))
     }
 
     pub fn read_manifest(&self, id: &ObjectId) -> Result<Manifest> {
@@ -257,7 +281,8 @@ impl Odb {
     ) -> Result<Manifest> {
         let m = self.read_manifest(manifest)?;
         for c in &m.chunks {
-            let data = self.read_raw(&c.id, ObjectKind::Chunk)?;
+            let (buf, start) = self.read_object(&c.id, ObjectKind::Chunk)?;
+            let data = &buf[start..];
             if data.len() != c.len as usize {
                 return Err(RepoError::CorruptObject {
                     id: *manifest,
@@ -266,7 +291,7 @@ impl Odb {
                     reason: format!("chunk is {} bytes, manifest says {}", data.len(), c.len),
                 });
             }
-            out.write_all(&data)
+            out.write_all(data)
                 .map_err(|e| RepoError::io("write", "output", e))?;
             on_bytes(data.len() as u64);
         }
@@ -285,7 +310,7 @@ impl Odb {
             odb: self,
             current: None,
             finished: Vec::new(),
-            pending: HashSet::new(),
+            pending: IdSet::default(),
             ignore_packs: packs.iter().copied().collect(),
         }
     }
@@ -309,7 +334,7 @@ pub struct PackSession<'a> {
     odb: &'a Odb,
     current: Option<OpenPack>,
     finished: Vec<(tempfile::TempPath, PackIndex)>,
-    pending: HashSet<ObjectId>,
+    pending: IdSet,
     ignore_packs: HashSet<ObjectId>,
 }
 

@@ -4,7 +4,7 @@
 //! refs and the stash), a detached HEAD, every id in every reflog, and every
 //! file staged in the worktree index. `gc` keeps what is reachable from them;
 //! `fsck` reports reachable objects that are missing or damaged.
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use mediagit_format::{EntryKind, ObjectId, ObjectKind};
@@ -34,7 +34,7 @@ pub struct Unreadable {
 
 #[derive(Debug, Default)]
 pub struct Reach {
-    pub objects: HashSet<ObjectId>,
+    pub objects: mediagit_format::id::IdSet,
     pub unreadable: Vec<Unreadable>,
     /// Root refs whose value cannot be parsed.
     pub bad_refs: Vec<(String, String)>,

@@ -199,13 +199,28 @@ impl Repository {
         self.worktree()?;
         let lock = self.lock().ok();
         let mut idx = self.load_index()?;
-        let head_tree = self.head_tree()?;
-        let index_tree: FlatTree = idx
-            .entries
-            .iter()
-            .map(|(p, e)| (p.clone(), FlatEntry::from_index(e)))
-            .collect();
-        let staged = diff_flat(&head_tree, &index_tree);
+        let head_commit = self.head_commit()?;
+        // Fast path: when the index, written as trees, gives HEAD's tree,
+        // nothing is staged and HEAD need not be flattened.
+        let head_tree_id = match head_commit {
+            Some(c) => Some(self.odb()?.read_commit(&c)?.tree),
+            None => None,
+        };
+        let unchanged = match head_tree_id {
+            Some(t) => crate::tree::tree_id_of(idx.entries.values())? == t,
+            None => idx.entries.is_empty(),
+        };
+        let staged = if unchanged {
+            Vec::new()
+        } else {
+            let head_tree = self.head_tree()?;
+            let index_tree: FlatTree = idx
+                .entries
+                .iter()
+                .map(|(p, e)| (p.clone(), FlatEntry::from_index(e)))
+                .collect();
+            diff_flat(&head_tree, &index_tree)
+        };
         let scan = self.scan_worktree(&idx, "")?;
         let unstaged = scan
             .changed
@@ -235,7 +250,7 @@ impl Repository {
         }
         Ok(Status {
             head: self.head()?,
-            head_commit: self.head_commit()?,
+            head_commit,
             staged,
             unstaged,
             untracked: scan.untracked,

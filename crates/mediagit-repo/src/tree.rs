@@ -50,6 +50,22 @@ pub fn write_tree<'a>(
     session: &mut PackSession<'_>,
     entries: impl Iterator<Item = &'a IndexEntry>,
 ) -> Result<ObjectId> {
+    build_tree(entries, &mut |bytes| {
+        session.put_object(ObjectKind::Tree, bytes)
+    })
+}
+
+/// The root tree id the index entries would get, without storing anything.
+pub fn tree_id_of<'a>(entries: impl Iterator<Item = &'a IndexEntry>) -> Result<ObjectId> {
+    build_tree(entries, &mut |bytes| Ok(ObjectId::hash(bytes)))
+}
+
+type TreeSink<'s> = dyn FnMut(&[u8]) -> Result<ObjectId> + 's;
+
+fn build_tree<'a>(
+    entries: impl Iterator<Item = &'a IndexEntry>,
+    sink: &mut TreeSink<'_>,
+) -> Result<ObjectId> {
     let mut root: BTreeMap<String, Node> = BTreeMap::new();
     for e in entries {
         let mut parts: Vec<&str> = e.path.split('/').collect();
@@ -84,16 +100,16 @@ pub fn write_tree<'a>(
         };
         dir.insert(name.to_string(), Node::Leaf(kind));
     }
-    write_dir(session, root)
+    write_dir(sink, root)
 }
 
-fn write_dir(session: &mut PackSession<'_>, dir: BTreeMap<String, Node>) -> Result<ObjectId> {
+fn write_dir(sink: &mut TreeSink<'_>, dir: BTreeMap<String, Node>) -> Result<ObjectId> {
     let mut entries = Vec::with_capacity(dir.len());
     for (name, node) in dir {
         let kind = match node {
             Node::Leaf(k) => k,
             Node::Dir(d) => EntryKind::Dir {
-                tree: write_dir(session, d)?,
+                tree: write_dir(sink, d)?,
             },
         };
         entries.push(TreeEntry { name, kind });
@@ -101,7 +117,7 @@ fn write_dir(session: &mut PackSession<'_>, dir: BTreeMap<String, Node>) -> Resu
     let tree = Tree { entries };
     tree.validate()
         .map_err(|e| RepoError::format("tree being written", e))?;
-    session.put_object(ObjectKind::Tree, &tree.encode())
+    sink(&tree.encode())
 }
 
 /// All files of a tree, by path.

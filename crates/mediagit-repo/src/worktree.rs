@@ -158,101 +158,188 @@ pub struct WalkProblem {
 }
 
 /// Walks the working tree below `under` (a repository path), honouring
-/// `.mediagitignore` files and nothing else. Never follows symlinks; skips
-/// every `.mediagit` directory.
+/// `.mediagitignore` files (gitignore syntax) and nothing else. Never follows
+/// symlinks; skips every `.mediagit` directory. Files are `lstat`ed relative
+/// to their directory's descriptor (no path resolution from the root per
+/// file), which is what makes `status` on 100,000 files cheap.
 pub fn walk(root: &Path, under: &str) -> (Vec<WalkedFile>, Vec<WalkProblem>) {
+    let mut w = Walker {
+        files: Vec::new(),
+        problems: Vec::new(),
+        stack: Vec::new(),
+    };
+    // Rules from .mediagitignore files in the directories above `under`.
+    let parts: Vec<&str> = if under.is_empty() {
+        vec![]
+    } else {
+        under.split('/').collect()
+    };
+    let mut dir = root.to_path_buf();
+    if !parts.is_empty() {
+        w.push_rules(&dir);
+        for part in &parts[..parts.len() - 1] {
+            dir.push(part);
+            w.push_rules(&dir);
+        }
+    }
     let start = if under.is_empty() {
         root.to_path_buf()
     } else {
         root.join(under)
     };
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    let mut builder = ignore::WalkBuilder::new(&start);
-    builder
-        .standard_filters(false)
-        .hidden(false)
-        .parents(false)
-        .ignore(false)
-        .git_ignore(false)
-        .git_global(false)
-        .git_exclude(false)
-        .follow_links(false)
-        .add_custom_ignore_filename(IGNORE_FILE)
-        .filter_entry(|e| e.file_name() != DOT_DIR);
-    // .mediagitignore files in the directories above `start` apply too.
-    if !under.is_empty() {
-        let mut dir = start.parent();
-        while let Some(d) = dir {
-            if !d.starts_with(root) {
-                break;
+    match fs::symlink_metadata(&start) {
+        Ok(m) if m.is_dir() => {
+            if under.is_empty() || !w.ignored(&start, true) {
+                w.walk_dir(&start, under);
             }
-            let f = d.join(IGNORE_FILE);
-            if f.is_file() {
-                builder.add_ignore(f);
-            }
-            dir = d.parent();
         }
-    }
-    for entry in builder.build() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(err) => {
-                problems.push(WalkProblem {
-                    path: err_path(&err).unwrap_or_else(|| start.clone()),
-                    message: err.to_string(),
+        Ok(m) => {
+            if let Some(kind) = index_kind(&m) {
+                w.files.push(WalkedFile {
+                    path: under.to_string(),
+                    meta: m,
+                    kind,
                 });
-                continue;
             }
-        };
-        let p = entry.path();
-        let meta = match fs::symlink_metadata(p) {
-            Ok(m) => m,
-            Err(e) => {
-                problems.push(WalkProblem {
-                    path: p.to_path_buf(),
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
-        if meta.is_dir() {
-            continue;
         }
-        let Some(kind) = index_kind(&meta) else {
-            problems.push(WalkProblem {
-                path: p.to_path_buf(),
-                message: "not a regular file or symlink (socket, fifo or device); skipped".into(),
-            });
-            continue;
-        };
-        let rel = match p.strip_prefix(root).ok().and_then(|r| r.to_str()) {
-            Some(r) => r.to_string(),
-            None => {
-                problems.push(WalkProblem {
-                    path: p.to_path_buf(),
-                    message: "file name is not valid UTF-8; skipped".into(),
-                });
-                continue;
-            }
-        };
-        files.push(WalkedFile {
-            path: rel,
-            meta,
-            kind,
-        });
+        Err(e) => w.problems.push(WalkProblem {
+            path: start,
+            message: e.to_string(),
+        }),
     }
+    let Walker {
+        mut files,
+        problems,
+        ..
+    } = w;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     (files, problems)
 }
 
-fn err_path(e: &ignore::Error) -> Option<PathBuf> {
-    match e {
-        ignore::Error::WithPath { path, .. } => Some(path.clone()),
-        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
-            err_path(err)
+struct Walker {
+    files: Vec<WalkedFile>,
+    problems: Vec<WalkProblem>,
+    /// Ignore rules of the directories from the root down to the current one;
+    /// `None` for directories without a `.mediagitignore`.
+    stack: Vec<Option<ignore::gitignore::Gitignore>>,
+}
+
+impl Walker {
+    fn push_rules(&mut self, dir: &Path) {
+        let file = dir.join(IGNORE_FILE);
+        if !file.is_file() {
+            self.stack.push(None);
+            return;
         }
-        _ => None,
+        let mut b = ignore::gitignore::GitignoreBuilder::new(dir);
+        if let Some(e) = b.add(&file) {
+            self.problems.push(WalkProblem {
+                path: file.clone(),
+                message: format!("bad ignore rule: {e}"),
+            });
+        }
+        match b.build() {
+            Ok(g) => self.stack.push(Some(g)),
+            Err(e) => {
+                self.problems.push(WalkProblem {
+                    path: file,
+                    message: format!("ignore rules not used: {e}"),
+                });
+                self.stack.push(None);
+            }
+        }
+    }
+
+    /// The deepest rule that matches decides (a `!` rule re-includes).
+    fn ignored(&self, path: &Path, is_dir: bool) -> bool {
+        for g in self.stack.iter().rev().flatten() {
+            match g.matched(path, is_dir) {
+                ignore::Match::Ignore(_) => return true,
+                ignore::Match::Whitelist(_) => return false,
+                ignore::Match::None => {}
+            }
+        }
+        false
+    }
+
+    fn walk_dir(&mut self, abs: &Path, rel: &str) {
+        let rd = match fs::read_dir(abs) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.problems.push(WalkProblem {
+                    path: abs.to_path_buf(),
+                    message: e.to_string(),
+                });
+                return;
+            }
+        };
+        self.push_rules(abs);
+        let mut dirs = Vec::new();
+        for entry in rd {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    self.problems.push(WalkProblem {
+                        path: abs.to_path_buf(),
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let name = entry.file_name();
+            if name == DOT_DIR {
+                continue;
+            }
+            let Some(name) = name.to_str().map(str::to_string) else {
+                self.problems.push(WalkProblem {
+                    path: entry.path(),
+                    message: "file name is not valid UTF-8; skipped".into(),
+                });
+                continue;
+            };
+            let path = entry.path();
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if self.ignored(&path, is_dir) {
+                continue;
+            }
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if is_dir {
+                dirs.push((path, child));
+                continue;
+            }
+            // lstat relative to the directory's descriptor.
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    self.problems.push(WalkProblem {
+                        path,
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            match index_kind(&meta) {
+                Some(kind) => self.files.push(WalkedFile {
+                    path: child,
+                    meta,
+                    kind,
+                }),
+                None if meta.is_dir() => dirs.push((path, child)),
+                None => self.problems.push(WalkProblem {
+                    path,
+                    message: "not a regular file or symlink (socket, fifo or device); skipped"
+                        .into(),
+                }),
+            }
+        }
+        for (path, child) in dirs {
+            self.walk_dir(&path, &child);
+        }
+        self.stack.pop();
     }
 }
 
