@@ -601,7 +601,7 @@ fn diff(ctx: &Ctx, cached: bool, stat: bool, revs: Vec<String>, paths: Vec<Strin
                 .collect()
         }
     };
-    let ta = filter(repo.side_tree(&a).or_else(|e| unborn_empty(e))?);
+    let ta = filter(repo.side_tree(&a).or_else(unborn_empty)?);
     let tb = filter(repo.side_tree(&b)?);
     let diffs = diff_trees(&ta, &tb);
     let mut out = stdout();

@@ -264,7 +264,7 @@ fn kill_at_every_write_point() {
         check_after_crash(
             &dir,
             &tpl.versions,
-            &[old_main.clone()],
+            std::slice::from_ref(&old_main),
             &format!("fsck --repair killed at write@{n}"),
         );
         if !killed {

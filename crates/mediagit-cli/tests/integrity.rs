@@ -933,7 +933,7 @@ fn dangling_and_lost_found() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, [content.clone()]);
+    assert_eq!(names, std::slice::from_ref(&content));
     assert_eq!(fs::read(other.join(&content)).unwrap(), flac);
     assert!(
         out.lines()

@@ -126,11 +126,12 @@ impl RepoConfig {
             )));
         }
         let c = cfg.chunking;
-        if !(64..=1 << 20).contains(&c.min_size)
-            || !(256..=4 << 20).contains(&c.avg_size)
-            || !(1024..=16 << 20).contains(&c.max_size)
-            || !(c.min_size <= c.avg_size && c.avg_size <= c.max_size)
-        {
+        let sizes_ok = (64..=1 << 20).contains(&c.min_size)
+            && (256..=4 << 20).contains(&c.avg_size)
+            && (1024..=16 << 20).contains(&c.max_size)
+            && c.min_size <= c.avg_size
+            && c.avg_size <= c.max_size;
+        if !sizes_ok {
             return Err(FormatError::Config(format!(
                 "[chunking] sizes out of range: need 64 <= min_size <= 1 MiB, 256 <= avg_size <= 4 MiB, 1 KiB <= max_size <= 16 MiB and min <= avg <= max (got {}/{}/{})",
                 c.min_size, c.avg_size, c.max_size

@@ -232,7 +232,8 @@ impl Repository {
                     what: "tracked files",
                 });
             }
-            if !recursive && !(matched.len() == 1 && &matched[0] == p) {
+            let just_the_file = matched.len() == 1 && &matched[0] == p;
+            if !recursive && !just_the_file {
                 return Err(RepoError::RmNeedsRecursive(p.clone()));
             }
             targets.extend(matched);

@@ -359,12 +359,8 @@ pub fn parallel_map<J: Sync, R: Send>(
     for r in results {
         match r.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some(Ok(v)) => out.push(v),
-            Some(Err(e)) => {
-                if first_err.is_none() {
-                    first_err = Some(e);
-                }
-            }
-            None => {}
+            Some(Err(e)) if first_err.is_none() => first_err = Some(e),
+            Some(Err(_)) | None => {}
         }
     }
     match first_err {

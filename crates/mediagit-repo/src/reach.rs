@@ -22,6 +22,9 @@ pub struct Root {
     pub why: String,
 }
 
+/// A root that could not be read: (ref or file name, error).
+pub type BadRoot = (String, String);
+
 /// A reachable object that could not be read.
 #[derive(Debug, Clone)]
 pub struct Unreadable {
@@ -75,7 +78,7 @@ fn collect_reflog_ids(dir: &Path, rel: &str, out: &mut Vec<Root>) {
 impl Repository {
     /// Every root, with the reason it is one. Unparseable refs are returned
     /// separately rather than failing.
-    pub fn roots(&self, odb: &Odb) -> Result<(Vec<Root>, Vec<(String, String)>)> {
+    pub fn roots(&self, odb: &Odb) -> Result<(Vec<Root>, Vec<BadRoot>)> {
         let mut roots = Vec::new();
         let mut bad = Vec::new();
         for key in self.storage().list("refs/")? {

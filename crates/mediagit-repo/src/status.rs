@@ -122,7 +122,8 @@ impl Repository {
     pub fn scan_worktree(&self, idx: &WorktreeIndex, under: &str) -> Result<WorktreeScan> {
         let root = self.worktree()?.to_path_buf();
         let (files, problems) = walk(&root, under);
-        let mut seen: BTreeMap<&str, (&Metadata, IndexKind)> = BTreeMap::new();
+        let mut seen: std::collections::HashMap<&str, (&Metadata, IndexKind)> =
+            std::collections::HashMap::with_capacity(files.len());
         for f in &files {
             seen.insert(f.path.as_str(), (&f.meta, f.kind));
         }
@@ -181,11 +182,12 @@ impl Repository {
             }
         }
         changed.sort_by(|a, b| a.0.cmp(&b.0));
-        let untracked = files
+        let mut untracked: Vec<String> = files
             .iter()
             .filter(|f| !idx.entries.contains_key(&f.path))
             .map(|f| f.path.clone())
             .collect();
+        untracked.sort();
         Ok(WorktreeScan {
             changed,
             refreshed,

@@ -157,7 +157,8 @@ pub struct WalkProblem {
     pub message: String,
 }
 
-/// Walks the working tree below `under` (a repository path), honouring
+/// Walks the working tree below `under` (a repository path), in no
+/// particular order, honouring
 /// `.mediagitignore` files (gitignore syntax) and nothing else. Never follows
 /// symlinks; skips every `.mediagit` directory. Files are `lstat`ed relative
 /// to their directory's descriptor (no path resolution from the root per
@@ -190,7 +191,25 @@ pub fn walk(root: &Path, under: &str) -> (Vec<WalkedFile>, Vec<WalkProblem>) {
     match fs::symlink_metadata(&start) {
         Ok(m) if m.is_dir() => {
             if under.is_empty() || !w.ignored(&start, true) {
-                w.walk_dir(&start, under);
+                // The first level here; its subdirectories on one thread per
+                // core (the lstat calls dominate, as in `git status`, which
+                // also spreads them over threads).
+                let subdirs = w.walk_one(&start, under);
+                let stack = w.stack.clone();
+                let parts = crate::ingest::parallel_map(&subdirs, |(abs, rel)| {
+                    let mut sub = Walker {
+                        files: Vec::new(),
+                        problems: Vec::new(),
+                        stack: stack.clone(),
+                    };
+                    sub.walk_dir(abs, rel);
+                    Ok((sub.files, sub.problems))
+                });
+                w.stack.pop();
+                for (files, problems) in parts.unwrap_or_default() {
+                    w.files.extend(files);
+                    w.problems.extend(problems);
+                }
             }
         }
         Ok(m) => {
@@ -208,11 +227,8 @@ pub fn walk(root: &Path, under: &str) -> (Vec<WalkedFile>, Vec<WalkProblem>) {
         }),
     }
     let Walker {
-        mut files,
-        problems,
-        ..
+        files, problems, ..
     } = w;
-    files.sort_by(|a, b| a.path.cmp(&b.path));
     (files, problems)
 }
 
@@ -263,6 +279,16 @@ impl Walker {
     }
 
     fn walk_dir(&mut self, abs: &Path, rel: &str) {
+        let depth = self.stack.len();
+        for (path, child) in self.walk_one(abs, rel) {
+            self.walk_dir(&path, &child);
+        }
+        self.stack.truncate(depth);
+    }
+
+    /// Reads one directory: records its files, pushes its ignore rules (the
+    /// caller pops them) and returns its subdirectories.
+    fn walk_one(&mut self, abs: &Path, rel: &str) -> Vec<(PathBuf, String)> {
         let rd = match fs::read_dir(abs) {
             Ok(rd) => rd,
             Err(e) => {
@@ -270,7 +296,8 @@ impl Walker {
                     path: abs.to_path_buf(),
                     message: e.to_string(),
                 });
-                return;
+                self.stack.push(None);
+                return Vec::new();
             }
         };
         self.push_rules(abs);
@@ -336,10 +363,7 @@ impl Walker {
                 }),
             }
         }
-        for (path, child) in dirs {
-            self.walk_dir(&path, &child);
-        }
-        self.stack.pop();
+        dirs
     }
 }
 

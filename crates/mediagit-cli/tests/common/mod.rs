@@ -1,5 +1,5 @@
 //! Shared harness for CLI tests: a temp directory, the real `mediagit` binary.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
