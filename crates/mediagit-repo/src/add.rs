@@ -1,6 +1,5 @@
 //! `add`, `rm` and `mv`: changing what is staged.
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use mediagit_format::index::IndexKind;
 
@@ -32,7 +31,6 @@ pub struct AddOutcome {
 
 struct Job {
     path: String,
-    abs: PathBuf,
     size: u64,
     kind: IndexKind,
 }
@@ -73,20 +71,25 @@ impl Repository {
                         }
                     }
                     // Tracked files not found by the walk: deleted, or ignored but tracked.
-                    let walked: BTreeSet<String> = candidates.iter().map(|c| c.0.clone()).collect();
+                    let walked: std::collections::HashSet<&str> =
+                        candidates.iter().map(|c| c.0.as_str()).collect();
+                    let mut unseen = Vec::new();
                     for (p, _) in idx.under(scope) {
-                        if walked.contains(p) {
-                            continue;
+                        if !walked.contains(p.as_str()) {
+                            unseen.push(p.clone());
                         }
-                        match std::fs::symlink_metadata(root.join(p)) {
+                    }
+                    drop(walked);
+                    for p in unseen {
+                        match std::fs::symlink_metadata(root.join(&p)) {
                             Ok(m) => match index_kind(&m) {
-                                Some(k) => candidates.push((p.clone(), m, k)),
+                                Some(k) => candidates.push((p, m, k)),
                                 None => {
-                                    deletions.insert(p.clone());
+                                    deletions.insert(p);
                                 }
                             },
                             Err(_) => {
-                                deletions.insert(p.clone());
+                                deletions.insert(p);
                             }
                         }
                     }
@@ -121,9 +124,9 @@ impl Repository {
                         continue;
                     }
                 }
-                if queued.insert(path.clone()) {
+                // Dedup only matters when several scopes overlap.
+                if scopes.len() == 1 || queued.insert(path.clone()) {
                     jobs.push(Job {
-                        abs: root.join(&path),
                         size: if kind == IndexKind::Symlink {
                             0
                         } else {
@@ -148,7 +151,12 @@ impl Repository {
                     None => Some(ChangeKind::Added),
                     // Stat data moved (or the entry is racily clean): only a
                     // content or mode change is a change.
-                    Some(e) if e.kind == j.kind && hash_path(&j.abs, j.kind)? == e.content => None,
+                    Some(e)
+                        if e.kind == j.kind
+                            && hash_path(&root.join(&j.path), j.kind)? == e.content =>
+                    {
+                        None
+                    }
                     Some(_) => Some(ChangeKind::Modified),
                 };
                 if let Some(c) = change {
@@ -171,7 +179,7 @@ impl Repository {
             &[],
             |ing| {
                 let r = parallel_map(&jobs, |j| {
-                    let r = ing.ingest_path(&j.abs, progress);
+                    let r = ing.ingest_path(&root.join(&j.path), progress);
                     progress.file_done();
                     r
                 });
@@ -194,8 +202,17 @@ impl Repository {
             }
             out.bytes_read += j.size;
             // A file replacing a directory (or the reverse) drops the old entries.
+            // Entries below it are one contiguous range of the sorted map.
             let prefix = format!("{}/", j.path);
-            idx.entries.retain(|p, _| !p.starts_with(&prefix));
+            let below: Vec<String> = idx
+                .entries
+                .range(prefix.clone()..)
+                .take_while(|(p, _)| p.starts_with(&prefix))
+                .map(|(p, _)| p.clone())
+                .collect();
+            for p in below {
+                idx.entries.remove(&p);
+            }
             let mut parent = j.path.as_str();
             while let Some(i) = parent.rfind('/') {
                 parent = &parent[..i];
