@@ -490,6 +490,37 @@ fn full_disk_fails_cleanly() {
     assert_eq!(ls_files(&env), ["small.txt"]);
     // The CLI's hint for a full disk (ENOSPC) is shown.
     assert!(err.contains("hint: the disk is full"), "{err}");
+
+    // commit on a full disk: stage something that fits, then fill the disk.
+    let medium = vec![b'm'; 100_000];
+    env.write("medium.txt", &medium);
+    env.ok(&["add", "medium.txt"]);
+    let head = env.ok(&["log", "-n", "1", "--oneline"]);
+    fill_disk(&dot.join("filler"));
+    let err = fail_unchanged(&env, &["commit", "-m", "no room"]);
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(
+        env.ok(&["log", "-n", "1", "--oneline"]),
+        head,
+        "HEAD did not move"
+    );
+    fs::remove_file(dot.join("filler")).unwrap();
+    env.ok(&["commit", "-m", "room again"]);
+    assert_eq!(
+        run(&mut env.cmd(&["cat", "HEAD:medium.txt"])).stdout,
+        medium
+    );
+    assert!(env.ok(&["fsck"]).contains("0 problems"));
+}
+
+/// Writes to `path` until the filesystem has no space left.
+fn fill_disk(path: &Path) {
+    use std::io::Write;
+    let mut f = fs::File::create(path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    while f.write_all(&[0u8]).is_ok() {}
+    let _ = f.sync_all();
 }
 
 // ---------------------------------------------------------------- lock
