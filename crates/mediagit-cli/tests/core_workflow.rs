@@ -168,3 +168,45 @@ fn clone_from_a_local_path_restores_every_byte() {
         "nothing created on failure"
     );
 }
+
+/// On a terminal, long operations draw a progress bar (bytes, throughput,
+/// files); `-q` turns it off. `script` gives the command a real pty.
+#[test]
+fn progress_bar_on_a_terminal_only() {
+    let env = Env::new();
+    write_random(&env.repo().join("big.bin"), 64 << 20, 11);
+    let bin = assert_cmd::cargo::cargo_bin("mediagit");
+    let on_tty = |args: &str| {
+        let cmd = format!("{} -C {} {args}", bin.display(), env.repo().display());
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("MEDIAGIT_AUTHOR_NAME", "T")
+            .env("MEDIAGIT_AUTHOR_EMAIL", "t@example.com")
+            .output()
+            .expect("script(1) from util-linux");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let quiet = on_tty("-q add -A");
+    assert!(!quiet.contains("adding"), "no bar with -q: {quiet:?}");
+    env.ok(&["rm", "--cached", "big.bin"]);
+    let shown = on_tty("add -A");
+    assert!(shown.contains("adding"), "a bar on a terminal: {shown:?}");
+    assert!(
+        shown.contains("MiB") && shown.contains("files"),
+        "bytes and files: {shown:?}"
+    );
+    // Not a terminal: nothing on stderr.
+    env.ok(&["rm", "--cached", "big.bin"]);
+    let out = env.cmd(&["add", "-A"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
