@@ -289,6 +289,7 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool) -> CmdResult {
         ChangeKind::Modified => "modified:",
         ChangeKind::Deleted => "deleted:",
         ChangeKind::TypeChanged => "typechange:",
+        ChangeKind::Renamed => "renamed:",
     };
     if !st.staged.is_empty() {
         writeln!(out, "\nChanges to be committed:")?;

@@ -422,7 +422,7 @@ fn mv_files_and_directories() {
     );
     assert!(!env.repo().join("a.txt").exists());
     assert_eq!(env.read("b.txt"), b"alpha\n");
-    assert_eq!(env.ok(&["status", "--porcelain"]), "D  a.txt\nA  b.txt\n");
+    assert_eq!(env.ok(&["status", "--porcelain"]), "R  a.txt -> b.txt\n");
 
     // Into an existing directory keeps the name.
     assert_eq!(
@@ -457,7 +457,7 @@ fn mv_files_and_directories() {
     // Nothing unstaged: the stat cache followed the rename.
     assert_eq!(
         env.ok(&["status", "--porcelain"]),
-        "D  a.txt\nA  b.txt\nD  clip.bin\nA  dest/clip.bin\nA  dest/moved/sub/y.txt\nA  dest/moved/x.txt\nD  dir/sub/y.txt\nD  dir/x.txt\n"
+        "R  a.txt -> b.txt\nR  clip.bin -> dest/clip.bin\nR  dir/sub/y.txt -> dest/moved/sub/y.txt\nR  dir/x.txt -> dest/moved/x.txt\n"
     );
 
     // Refusals change nothing.

@@ -20,6 +20,8 @@ pub enum ChangeKind {
     Deleted,
     /// Same path, different kind (file ↔ symlink) or executable bit.
     TypeChanged,
+    /// Staged only: same content moved; the path reads `OLD -> NEW`.
+    Renamed,
 }
 
 impl ChangeKind {
@@ -29,6 +31,7 @@ impl ChangeKind {
             ChangeKind::Modified => 'M',
             ChangeKind::Deleted => 'D',
             ChangeKind::TypeChanged => 'T',
+            ChangeKind::Renamed => 'R',
         }
     }
 }
@@ -221,7 +224,19 @@ impl Repository {
                 .iter()
                 .map(|(p, e)| (p.clone(), FlatEntry::from_index(e)))
                 .collect();
-            diff_flat(&head_tree, &index_tree)
+            // With rename detection by content id, as `diff --cached` shows.
+            crate::history::diff_trees(&head_tree, &index_tree)
+                .into_iter()
+                .map(|d| match d.kind {
+                    crate::history::DiffKind::Added => (d.path, ChangeKind::Added),
+                    crate::history::DiffKind::Deleted => (d.path, ChangeKind::Deleted),
+                    crate::history::DiffKind::Modified => (d.path, ChangeKind::Modified),
+                    crate::history::DiffKind::ModeChanged => (d.path, ChangeKind::TypeChanged),
+                    crate::history::DiffKind::Renamed { from } => {
+                        (format!("{from} -> {}", d.path), ChangeKind::Renamed)
+                    }
+                })
+                .collect()
         };
         let scan = self.scan_worktree(&idx, "")?;
         let unstaged = scan
