@@ -39,7 +39,7 @@ impl From<RepoError> for CommandError {
             RepoError::PathOutsideRepo { .. } => Some("paths must lie inside the working tree".into()),
             RepoError::BranchNotMerged { .. } => Some("its commits stay recoverable from `mediagit reflog` after a forced delete".into()),
             RepoError::CorruptObject { .. } | RepoError::MissingObject { .. } => {
-                Some("the repository is damaged (nothing was changed by this command); `mediagit fsck` shows the damage, `mediagit fsck --repair` rebuilds what can be rebuilt".into())
+                Some("the repository is damaged; `mediagit fsck` shows the damage, `mediagit fsck --repair` rebuilds what can be rebuilt".into())
             }
             RepoError::Io { source, .. }
             | RepoError::Storage(mediagit_storage::StorageError::Io { source, .. })

@@ -699,9 +699,14 @@ fn switch(
         match repo.resolve(&start_rev) {
             Ok(id) => {
                 repo.create_branch(&new, id, &who, &format!("branch: created from {start_rev}"))?;
-                let out =
-                    repo.checkout(&CheckoutTarget::Branch(new.clone()), force, &who, &progress)?;
-                report_checkout(&out, &format!("Switched to a new branch '{new}'"));
+                match repo.checkout(&CheckoutTarget::Branch(new.clone()), force, &who, &progress) {
+                    Ok(out) => report_checkout(&out, &format!("Switched to a new branch '{new}'")),
+                    Err(e) => {
+                        // The switch was refused: take back the branch it created.
+                        let _ = repo.delete_branch(&new, true, &who);
+                        return Err(e.into());
+                    }
+                }
             }
             Err(RepoError::UnbornBranch(_)) => {
                 // No commits yet: just point HEAD at the new (unborn) branch.

@@ -53,8 +53,9 @@ pub fn parse_when(s: &str, option: &str) -> Result<Option<SystemTime>, CommandEr
         "year" => 365 * 86_400,
         _ => return Err(bad()),
     };
+    let ago = Duration::from_secs(n.saturating_mul(unit_secs));
     Ok(Some(
-        SystemTime::now() - Duration::from_secs(n.saturating_mul(unit_secs)),
+        SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH),
     ))
 }
 

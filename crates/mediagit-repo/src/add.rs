@@ -88,9 +88,13 @@ impl Repository {
                                     deletions.insert(p);
                                 }
                             },
-                            Err(_) => {
+                            // Only "no such file" is a deletion; a directory we
+                            // cannot read (permissions, a failing disk) is an error,
+                            // never a reason to record files as deleted.
+                            Err(e) if crate::worktree::is_gone(&e) => {
                                 deletions.insert(p);
                             }
+                            Err(e) => return Err(RepoError::io("read", root.join(&p), e)),
                         }
                     }
                 }
@@ -348,12 +352,9 @@ impl Repository {
                 continue;
             };
             let new_path = format!("{dst}{}", &p[src.len()..]);
-            if let Ok(m) = std::fs::symlink_metadata(root.join(&new_path)) {
-                // Only the ctime moves on rename; keep the cache valid.
-                if stat_info(&m).mtime == e.stat.mtime && m.len() == e.stat.size {
-                    e.stat = stat_info(&m);
-                }
-            }
+            // The stat data is kept as it was: the rename changed the ctime,
+            // so the next status re-hashes the file instead of trusting a
+            // stat that could hide an edit made just before the move.
             e.path = new_path.clone();
             idx.entries.insert(new_path, e);
         }

@@ -1,7 +1,7 @@
 //! `checkout` / `switch`: make the working tree and index match a commit,
 //! and `checkout REV -- PATH`: restore some paths.
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
+use std::fs;
 use std::io::BufWriter;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -123,18 +123,33 @@ impl Repository {
         if !conflicts.is_empty() {
             return Err(RepoError::WouldOverwriteChanges { paths: conflicts });
         }
-        // Untracked files in the way of files (or directories) the target creates.
-        let untracked: BTreeSet<&String> = scan.untracked.iter().collect();
+        // Files the index does not track (untracked or ignored) in the way of
+        // what the target creates: at the path, below it, or at a parent.
         let mut in_the_way = Vec::new();
-        for (p, _) in &to_write {
-            if untracked.contains(p) {
-                in_the_way.push(p.clone());
-            }
-            let mut parent = p.as_str();
-            while let Some(i) = parent.rfind('/') {
-                parent = &parent[..i];
-                if untracked.contains(&parent.to_string()) {
-                    in_the_way.push(parent.to_string());
+        if !force {
+            let tracked = |p: &str| idx.entries.contains_key(p);
+            for (p, _) in &to_write {
+                if !tracked(p) {
+                    match fs::symlink_metadata(root.join(p)) {
+                        Ok(m) if m.is_dir() => {
+                            for f in files_below(&root, p) {
+                                if !tracked(&f) {
+                                    in_the_way.push(f);
+                                }
+                            }
+                        }
+                        Ok(_) => in_the_way.push(p.clone()),
+                        Err(_) => {}
+                    }
+                }
+                let mut parent = p.as_str();
+                while let Some(i) = parent.rfind('/') {
+                    parent = &parent[..i];
+                    if let Ok(m) = fs::symlink_metadata(root.join(parent)) {
+                        if !m.is_dir() && !tracked(parent) {
+                            in_the_way.push(parent.to_string());
+                        }
+                    }
                 }
             }
         }
@@ -181,6 +196,8 @@ impl Repository {
     ) -> Result<CheckoutOutcome> {
         let mut out = CheckoutOutcome::default();
         for p in to_remove {
+            // Never remove through a symlinked directory (it points elsewhere).
+            refuse_symlinked_parent(root, p)?;
             let abs = root.join(p);
             match fs::remove_file(&abs) {
                 Ok(()) => {}
@@ -266,7 +283,9 @@ impl Repository {
             }
         }
         let list: Vec<(String, FlatEntry)> = to_write.into_iter().collect();
-        let out = self.apply(odb, &root, &mut idx, &list, &[], true, progress)?;
+        // Not forced: a directory of untracked files where a file comes back,
+        // or an untracked file where a directory must go, stops the command.
+        let out = self.apply(odb, &root, &mut idx, &list, &[], false, progress)?;
         self.save_index(&mut idx)?;
         Ok(out)
     }
@@ -284,6 +303,7 @@ fn write_entry(
 ) -> Result<IndexEntry> {
     let abs = root.join(path);
     let parent = abs.parent().unwrap_or(root).to_path_buf();
+    refuse_symlinked_parent(root, path)?;
     ensure_dir(root, &parent, force)?;
     if let Ok(m) = fs::symlink_metadata(&abs) {
         if m.is_dir() {
@@ -297,44 +317,51 @@ fn write_entry(
         }
     }
     let name = abs.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = parent.join(format!(".{name}.mediagit-tmp-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        match e.kind {
-            IndexKind::Symlink => {
-                let _ = fs::remove_file(&tmp);
-                std::os::unix::fs::symlink(e.target.as_deref().unwrap_or(""), &tmp)
-                    .map_err(|err| RepoError::io("create symlink", &abs, err))?;
-            }
-            kind => {
-                let f = File::create(&tmp).map_err(|err| RepoError::io("create", &abs, err))?;
-                // Chunks are large: small buffer, so big writes go straight through.
-                let mut w = BufWriter::with_capacity(64 << 10, f);
-                odb.write_file_to(&e.manifest, &mut w, &|n| progress.bytes(n))
-                    .map_err(|err| match err {
-                        RepoError::Io { source, .. } => RepoError::io("write", &abs, source),
-                        other => other,
-                    })?;
-                let f = w
-                    .into_inner()
-                    .map_err(|err| RepoError::io("write", &abs, err.into_error()))?;
-                let mode = if kind == IndexKind::Executable {
-                    0o755
-                } else {
-                    0o644
-                };
-                f.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(|err| RepoError::io("set permissions of", &abs, err))?;
-                let mtime = UNIX_EPOCH + Duration::new(e.mtime.secs.max(0) as u64, e.mtime.nanos);
-                f.set_modified(mtime)
-                    .map_err(|err| RepoError::io("set modification time of", &abs, err))?;
-            }
+    let prefix = format!(".{name}.mediagit-tmp-");
+    // Temporary names are random and created exclusively (O_EXCL, which also
+    // refuses to follow a planted symlink), never guessed.
+    let in_file = |err: RepoError| match err {
+        RepoError::Io { source, .. } => RepoError::io("write", &abs, source),
+        other => RepoError::Invalid(format!("cannot restore {path}: {other}")),
+    };
+    let tmp: tempfile::TempPath = match e.kind {
+        IndexKind::Symlink => {
+            let target = e.target.as_deref().unwrap_or("");
+            tempfile::Builder::new()
+                .prefix(&prefix)
+                .make_in(&parent, |p| std::os::unix::fs::symlink(target, p))
+                .map_err(|err| RepoError::io("create symlink", &abs, err))?
+                .into_temp_path()
         }
-        fs::rename(&tmp, &abs).map_err(|err| RepoError::io("rename into place", &abs, err))
-    })();
-    if let Err(err) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(err);
-    }
+        kind => {
+            let tmp = tempfile::Builder::new()
+                .prefix(&prefix)
+                .tempfile_in(&parent)
+                .map_err(|err| RepoError::io("create", &abs, err))?;
+            let (f, tmp) = tmp.into_parts();
+            // Chunks are large: small buffer, so big writes go straight through.
+            let mut w = BufWriter::with_capacity(64 << 10, f);
+            odb.write_file_to(&e.manifest, &mut w, &|n| progress.bytes(n))
+                .map_err(in_file)?;
+            let f = w
+                .into_inner()
+                .map_err(|err| RepoError::io("write", &abs, err.into_error()))?;
+            let mode = if kind == IndexKind::Executable {
+                0o755
+            } else {
+                0o644
+            };
+            f.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(|err| RepoError::io("set permissions of", &abs, err))?;
+            let mtime = UNIX_EPOCH + Duration::new(e.mtime.secs.max(0) as u64, e.mtime.nanos);
+            f.set_modified(mtime)
+                .map_err(|err| RepoError::io("set modification time of", &abs, err))?;
+            tmp
+        }
+    };
+    // On error the TempPath removes the temporary file.
+    tmp.persist(&abs)
+        .map_err(|err| RepoError::io("rename into place", &abs, err.error))?;
     crate::failpoint::hit("write:checkout-file");
     let m = fs::symlink_metadata(&abs).map_err(|err| RepoError::io("stat", &abs, err))?;
     Ok(make_entry(
@@ -370,6 +397,49 @@ fn ensure_dir(root: &Path, dir: &Path, force: bool) -> Result<()> {
         }
     }
     fs::create_dir_all(dir).map_err(|e| RepoError::io("create directory", dir, e))
+}
+
+/// Repository paths of every file (and symlink) below directory `dir`.
+fn files_below(root: &Path, dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_string()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(root.join(&d)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = format!("{d}/{name}");
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(rel);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    out
+}
+
+/// Refuses a path one of whose leading directories is a symbolic link:
+/// writing or removing through it would touch files outside the working
+/// tree (the symlink is content; what it points to is not).
+pub fn refuse_symlinked_parent(root: &Path, path: &str) -> Result<()> {
+    let mut cur = root.to_path_buf();
+    let parts: Vec<&str> = path.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        cur.push(part);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(RepoError::Invalid(format!(
+                    "refusing to touch {path}: {} is a symbolic link, and following it would leave the working tree",
+                    cur.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
 }
 
 /// Whether `p` is one of `paths` or below one of them.

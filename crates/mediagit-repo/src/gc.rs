@@ -134,6 +134,9 @@ impl Repository {
             progress.start("repacking", total, keep_from_old.len() as u64);
             let mut session = odb.session_ignoring(&old_list);
             for (pack, id, loc) in &keep_from_old {
+                // Verify (decode + SHA-256) before copying: gc must never carry
+                // damage into a fresh pack and then delete the original.
+                odb.read_raw(id, loc.kind)?;
                 let payload = read_stored(storage.as_ref(), pack, loc.offset, loc.stored_len)?;
                 session.put_encoded(loc.kind, *id, loc.codec, loc.raw_len as usize, &payload)?;
                 progress.bytes(loc.stored_len as u64);

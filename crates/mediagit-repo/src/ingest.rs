@@ -212,11 +212,21 @@ impl Ingester<'_> {
         };
         let manifest_id =
             self.put_object(ObjectKind::Manifest, manifest.encode(), ignore_existing)?;
-        // Record the stat of the path itself (lstat), as the index compares with that.
+        // The path must still name the file that was read (an application
+        // that saves by writing a new file and renaming it over this one
+        // would otherwise leave the new file's stat with the old content id).
         let meta = std::fs::symlink_metadata(abs).map_err(|e| RepoError::io("stat", abs, e))?;
+        let (read, now) = (stat_info(&after), stat_info(&meta));
+        if read.ino != now.ino
+            || read.dev != now.dev
+            || read.size != now.size
+            || read.mtime != now.mtime
+        {
+            return Err(RepoError::FileChanged { path: abs.into() });
+        }
         Ok(Ingested {
             kind: index_kind(&meta).unwrap_or(kind),
-            stat: stat_info(&meta),
+            stat: now,
             content,
             manifest: manifest_id,
             target: None,

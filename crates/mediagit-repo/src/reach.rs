@@ -43,9 +43,14 @@ pub struct Reach {
     pub bad_refs: Vec<(String, String)>,
 }
 
-fn collect_reflog_ids(dir: &Path, rel: &str, out: &mut Vec<Root>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
+fn collect_reflog_ids(dir: &Path, rel: &str, out: &mut Vec<Root>, bad: &mut Vec<BadRoot>) {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            bad.push((format!("reflog directory {}", dir.display()), e.to_string()));
+            return;
+        }
     };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -56,19 +61,31 @@ fn collect_reflog_ids(dir: &Path, rel: &str, out: &mut Vec<Root>) {
         };
         let p = e.path();
         if p.is_dir() {
-            collect_reflog_ids(&p, &rel, out);
-        } else if let Ok(text) = std::fs::read_to_string(&p) {
-            for line in text.lines() {
-                for tok in line.split_whitespace().take(2) {
-                    if let Ok(id) = tok.parse::<ObjectId>() {
-                        if !id.is_zero() {
-                            out.push(Root {
-                                id,
-                                kind: ObjectKind::Commit,
-                                why: format!("reflog {rel}"),
-                            });
-                        }
-                    }
+            collect_reflog_ids(&p, &rel, out, bad);
+            continue;
+        }
+        // A reflog that cannot be read keeps gc from running rather than
+        // letting it delete what the reflog protects.
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) => {
+                bad.push((format!("reflog {rel}"), e.to_string()));
+                continue;
+            }
+        };
+        for line in text.lines() {
+            for tok in line.split_whitespace().take(2) {
+                match tok.parse::<ObjectId>() {
+                    Ok(id) if id.is_zero() => {}
+                    Ok(id) => out.push(Root {
+                        id,
+                        kind: ObjectKind::Commit,
+                        why: format!("reflog {rel}"),
+                    }),
+                    Err(_) => bad.push((
+                        format!("reflog {rel}"),
+                        format!("unreadable record {line:?}"),
+                    )),
                 }
             }
         }
@@ -103,7 +120,7 @@ impl Repository {
             Ok(Head::Branch(_)) => {}
             Err(e) => bad.push(("HEAD".into(), e.to_string())),
         }
-        collect_reflog_ids(&self.dir().join("logs"), "", &mut roots);
+        collect_reflog_ids(&self.dir().join("logs"), "", &mut roots, &mut bad);
         if !self.is_bare() {
             match self.load_index() {
                 Ok(idx) => {

@@ -131,6 +131,7 @@ impl Repository {
             seen.insert(f.path.as_str(), (&f.meta, f.kind));
         }
         let mut changed = Vec::new();
+        let mut unreadable = Vec::new();
         let mut to_hash: Vec<(&IndexEntry, IndexKind, Metadata)> = Vec::new();
         for (path, e) in idx.under(under) {
             let (meta, kind) = match seen.get(path.as_str()) {
@@ -144,8 +145,16 @@ impl Repository {
                             continue;
                         }
                     },
-                    Err(_) => {
+                    Err(e) if crate::worktree::is_gone(&e) => {
                         changed.push((path.clone(), None));
+                        continue;
+                    }
+                    // Unreadable is not deleted: report it, change nothing.
+                    Err(e) => {
+                        unreadable.push(WalkProblem {
+                            path: root.join(path),
+                            message: e.to_string(),
+                        });
                         continue;
                     }
                 },
@@ -191,6 +200,8 @@ impl Repository {
             .map(|f| f.path.clone())
             .collect();
         untracked.sort();
+        let mut problems = problems;
+        problems.extend(unreadable);
         Ok(WorktreeScan {
             changed,
             refreshed,

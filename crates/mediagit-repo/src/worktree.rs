@@ -56,6 +56,15 @@ pub fn path_is_under(p: &str, dir: &str) -> bool {
     dir.is_empty() || p == dir || (p.starts_with(dir) && p.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 
+/// Whether an `lstat` error means the path is not there (a deletion), as
+/// opposed to being unreadable.
+pub fn is_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
 pub fn now_timestamp() -> Timestamp {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -124,6 +133,16 @@ impl Repository {
     /// Writes the index atomically. Call only while holding the repository lock.
     pub fn save_index(&self, idx: &mut WorktreeIndex) -> Result<()> {
         idx.written_at = now_timestamp();
+        // Entries still racily clean at this write are "smudged" (ctime
+        // zeroed), so no later write of the index can make their stale stat
+        // look trustworthy: they are re-hashed until a status finds them
+        // safely old. (The ctime is not part of any tree.)
+        let written = idx.written_at;
+        for e in idx.entries.values_mut() {
+            if nanos(&e.stat.mtime) + RACY_MARGIN_NANOS >= nanos(&written) {
+                e.stat.ctime = Timestamp::default();
+            }
+        }
         let f = IndexFile {
             written_at: idx.written_at,
             entries: idx.entries.values().cloned().collect(),
