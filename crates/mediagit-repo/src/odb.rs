@@ -439,7 +439,9 @@ impl PackSession<'_> {
             .tempfile_in(&self.odb.tmp_dir)
             .map_err(|e| RepoError::io("create temp pack in", &self.odb.tmp_dir, e))?;
         let (file, path) = tmp.into_parts();
-        let mut file = BufWriter::with_capacity(1 << 20, file);
+        // Small: chunk payloads (hundreds of KiB) bypass the buffer and go
+        // straight to the kernel, one copy fewer than through a large buffer.
+        let mut file = BufWriter::with_capacity(64 << 10, file);
         let header = pack::encode_pack_header();
         file.write_all(&header)
             .map_err(|e| RepoError::io("write pack", &*path, e))?;
