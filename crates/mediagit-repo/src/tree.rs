@@ -135,50 +135,52 @@ fn flatten_into(odb: &Odb, tree: &ObjectId, prefix: &str, out: &mut FlatTree) ->
         } else {
             format!("{prefix}/{}", e.name)
         };
-        match e.kind {
-            EntryKind::Dir { tree } => flatten_into(odb, &tree, &path, out)?,
-            EntryKind::File {
-                executable,
-                size,
-                mtime,
-                content,
-                manifest,
-            } => {
-                out.insert(
-                    path,
-                    FlatEntry {
-                        kind: if executable {
-                            IndexKind::Executable
-                        } else {
-                            IndexKind::File
-                        },
-                        size,
-                        mtime,
-                        content,
-                        manifest,
-                        target: None,
-                    },
-                );
-            }
-            EntryKind::Symlink { target, mtime } => {
-                out.insert(
-                    path,
-                    FlatEntry {
-                        kind: IndexKind::Symlink,
-                        size: target.len() as u64,
-                        mtime,
-                        content: ObjectId::hash(target.as_bytes()),
-                        manifest: ObjectId::ZERO,
-                        target: Some(target),
-                    },
-                );
+        match &e.kind {
+            EntryKind::Dir { tree } => flatten_into(odb, tree, &path, out)?,
+            file => {
+                if let Some(f) = flat_entry(file) {
+                    out.insert(path, f);
+                }
             }
         }
     }
     Ok(())
 }
 
-/// Finds one path in a tree: a file entry, or `Some(None)`-like `Dir` for a directory.
+/// The file (or symlink) a tree entry describes; `None` for a directory.
+fn flat_entry(kind: &EntryKind) -> Option<FlatEntry> {
+    match kind {
+        EntryKind::Dir { .. } => None,
+        EntryKind::File {
+            executable,
+            size,
+            mtime,
+            content,
+            manifest,
+        } => Some(FlatEntry {
+            kind: if *executable {
+                IndexKind::Executable
+            } else {
+                IndexKind::File
+            },
+            size: *size,
+            mtime: *mtime,
+            content: *content,
+            manifest: *manifest,
+            target: None,
+        }),
+        EntryKind::Symlink { target, mtime } => Some(FlatEntry {
+            kind: IndexKind::Symlink,
+            size: target.len() as u64,
+            mtime: *mtime,
+            content: ObjectId::hash(target.as_bytes()),
+            manifest: ObjectId::ZERO,
+            target: Some(target.clone()),
+        }),
+    }
+}
+
+/// What a path names in a tree: a file (or symlink), or a directory.
 pub enum Lookup {
     File(FlatEntry),
     Dir(ObjectId),
@@ -204,36 +206,7 @@ pub fn lookup(odb: &Odb, root: &ObjectId, path: &str) -> Result<Option<Lookup>> 
                 tree = *sub;
             }
             _ if !last => return Ok(None),
-            EntryKind::File {
-                executable,
-                size,
-                mtime,
-                content,
-                manifest,
-            } => {
-                return Ok(Some(Lookup::File(FlatEntry {
-                    kind: if *executable {
-                        IndexKind::Executable
-                    } else {
-                        IndexKind::File
-                    },
-                    size: *size,
-                    mtime: *mtime,
-                    content: *content,
-                    manifest: *manifest,
-                    target: None,
-                })))
-            }
-            EntryKind::Symlink { target, mtime } => {
-                return Ok(Some(Lookup::File(FlatEntry {
-                    kind: IndexKind::Symlink,
-                    size: target.len() as u64,
-                    mtime: *mtime,
-                    content: ObjectId::hash(target.as_bytes()),
-                    manifest: ObjectId::ZERO,
-                    target: Some(target.clone()),
-                })))
-            }
+            file => return Ok(flat_entry(file).map(Lookup::File)),
         }
     }
     Ok(None)
