@@ -242,7 +242,68 @@ impl Ingester<'_> {
         progress: &dyn Progress,
         ignore_existing: bool,
     ) -> Result<(ObjectId, Vec<ManifestChunk>, u64)> {
-        let mut whole = Hasher::new();
+        if size < LARGE_FILE {
+            return self.chunk_file_with(
+                chunker,
+                abs,
+                size,
+                hint,
+                progress,
+                ignore_existing,
+                &mut WholeHash::Inline(Hasher::new()),
+            );
+        }
+        // A large file hashes its whole content on a second thread, fed chunk
+        // copies through a small bounded queue: when the other worker has
+        // nothing left to do (three large videos on two cores), its core
+        // takes the second SHA-256 pass instead of idling.
+        let (tx, rx) = sync_channel::<Vec<u8>>(4);
+        let (back_tx, back_rx) = sync_channel::<Vec<u8>>(8);
+        std::thread::scope(|s| {
+            let hasher = s.spawn(move || {
+                let mut h = Hasher::new();
+                for b in rx {
+                    h.update(&b);
+                    let _ = back_tx.try_send(b);
+                }
+                h.finish()
+            });
+            let mut whole = WholeHash::Thread { tx, back: back_rx };
+            let r = self.chunk_file_with(
+                chunker,
+                abs,
+                size,
+                hint,
+                progress,
+                ignore_existing,
+                &mut whole,
+            );
+            drop(whole);
+            let content = hasher
+                .join()
+                .map_err(|_| RepoError::Invalid("the hashing thread panicked".into()))?;
+            r.map(|(single, chunks, total)| {
+                let id = if chunks.len() == 1 && single != ObjectId::ZERO {
+                    single
+                } else {
+                    content
+                };
+                (id, chunks, total)
+            })
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_file_with<R: Read>(
+        &self,
+        chunker: &mut Chunker<R>,
+        abs: &Path,
+        size: u64,
+        hint: CompressionHint,
+        progress: &dyn Progress,
+        ignore_existing: bool,
+        whole: &mut WholeHash,
+    ) -> Result<(ObjectId, Vec<ManifestChunk>, u64)> {
         let mut chunks = Vec::new();
         let mut total = 0u64;
         let mut single = None;
@@ -299,6 +360,43 @@ impl Ingester<'_> {
             _ => whole.finish(),
         };
         Ok((content, chunks, total))
+    }
+}
+
+/// Files at least this large hash their whole content on a second thread.
+const LARGE_FILE: u64 = 64 << 20;
+
+/// The whole-file SHA-256: inline, or on a helper thread fed chunk copies.
+enum WholeHash {
+    Inline(Hasher),
+    Thread {
+        tx: SyncSender<Vec<u8>>,
+        back: std::sync::mpsc::Receiver<Vec<u8>>,
+    },
+}
+
+impl WholeHash {
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            WholeHash::Inline(h) => h.update(data),
+            WholeHash::Thread { tx, back } => {
+                let mut b = back.try_recv().unwrap_or_default();
+                b.clear();
+                b.extend_from_slice(data);
+                // The receiver only goes away if its thread panicked, which
+                // the join reports.
+                let _ = tx.send(b);
+            }
+        }
+    }
+
+    /// The inline hash; for the threaded variant the id comes from the join
+    /// (ZERO here marks "not known yet").
+    fn finish(&mut self) -> ObjectId {
+        match std::mem::replace(self, WholeHash::Inline(Hasher::new())) {
+            WholeHash::Inline(h) => h.finish(),
+            WholeHash::Thread { .. } => ObjectId::ZERO,
+        }
     }
 }
 
