@@ -301,16 +301,6 @@ fn file_changing_while_added_is_refused() {
 
 // ---------------------------------------------------------------- corruption
 
-fn packs(env: &Env) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(env.repo().join(".mediagit/packs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().map(|e| e == "pack").unwrap_or(false))
-        .collect();
-    v.sort();
-    v
-}
-
 /// Flips bytes inside the payload of the entry in the middle of `pack`;
 /// returns the id (hex) of the damaged object.
 fn corrupt_middle(pack: &Path) -> String {

@@ -61,21 +61,6 @@ fn is_hex(s: &str, len: usize) -> bool {
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
 
-/// The size format of `diff`/`show`: bytes below 1 KiB, else one decimal.
-fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
-}
-
 fn size(env: &Env, rel: &str) -> u64 {
     fs::metadata(env.repo().join(rel)).unwrap().len()
 }
@@ -465,10 +450,10 @@ fn show_head_revision_and_annotated_tag() {
          deleted:  media/tone.wav ({})\n\
          added:    notes.txt (13 B)\n\
          renamed:  media/photo.jpg -> pics/photo.jpg ({})\n",
-        human(clip1),
-        human(clip1 + 4096),
-        human(wav),
-        human(jpg)
+        human_size(clip1),
+        human_size(clip1 + 4096),
+        human_size(wav),
+        human_size(jpg)
     );
     let show = env.ok(&["show"]);
     let lines: Vec<&str> = show.lines().collect();
@@ -496,10 +481,10 @@ fn show_head_revision_and_annotated_tag() {
              added:    media/photo.jpg ({})\n\
              added:    media/tone.flac ({})\n\
              added:    media/tone.wav ({})\n",
-            human(clip1),
-            human(jpg),
-            human(flac),
-            human(wav)
+            human_size(clip1),
+            human_size(jpg),
+            human_size(flac),
+            human_size(wav)
         )),
         "{show1}"
     );
@@ -726,10 +711,10 @@ fn rename_detected_by_content_id() {
          added:    edit/image.png ({})\n\
          deleted:  raw/empty.dat (0 B)\n\
          deleted:  raw/image.png ({})\n",
-        human(flac),
-        human(clip),
-        human(png.len() as u64),
-        human(png.len() as u64 - 1)
+        human_size(flac),
+        human_size(clip),
+        human_size(png.len() as u64),
+        human_size(png.len() as u64 - 1)
     );
     // Before staging, the new paths are untracked: only the deletions show.
     assert_eq!(
@@ -739,9 +724,9 @@ fn rename_detected_by_content_id() {
              deleted:  raw/empty.dat (0 B)\n\
              deleted:  raw/image.png ({})\n\
              deleted:  raw/tone.flac ({})\n",
-            human(clip),
-            human(png.len() as u64 - 1),
-            human(flac)
+            human_size(clip),
+            human_size(png.len() as u64 - 1),
+            human_size(flac)
         )
     );
     env.ok(&["add", "-A"]);
@@ -766,14 +751,14 @@ fn rename_detected_by_content_id() {
         format!(
             " raw/clip.mp4 => edit/final/clip.mp4 | renamed {}\n \
              1 file changed: 0 added, 0 modified, 0 deleted, 1 renamed\n",
-            human(clip)
+            human_size(clip)
         )
     );
     let log = env.ok(&["log", "--oneline", "--stat", "-1"]);
     assert!(
         log.contains(&format!(
             " raw/clip.mp4 => edit/final/clip.mp4 | renamed {}\n",
-            human(clip)
+            human_size(clip)
         )),
         "{log}"
     );

@@ -53,33 +53,8 @@ fn last_line(s: &str) -> &str {
     s.lines().last().unwrap_or("")
 }
 
-/// What the CLI prints for a byte count.
-fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
-}
-
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
-}
-
-fn packs(env: &Env) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(env.repo().join(".mediagit/packs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().map(|e| e == "pack").unwrap_or(false))
-        .collect();
-    v.sort();
-    v
 }
 
 fn pack_id(pack: &Path) -> String {

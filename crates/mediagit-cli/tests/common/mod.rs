@@ -103,3 +103,31 @@ impl Env {
         m
     }
 }
+
+/// The size format the CLI prints (`diff`, `show`, `stats`): bytes below
+/// 1 KiB, else one decimal and a binary unit. Written out independently of
+/// the CLI's own code, so a change there shows up as a failing test.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// The pack files of the repository in `env`, sorted.
+pub fn packs(env: &Env) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(env.repo().join(".mediagit/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().map(|e| e == "pack").unwrap_or(false))
+        .collect();
+    v.sort();
+    v
+}
