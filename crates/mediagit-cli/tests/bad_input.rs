@@ -503,6 +503,95 @@ fn full_disk_fails_cleanly() {
     assert!(env.ok(&["fsck"]).contains("0 problems"));
 }
 
+#[test]
+fn checkout_that_cannot_fit_is_refused_before_touching_anything() {
+    let env = Env::empty();
+    let repo = env.root().join("repo");
+    fs::create_dir_all(&repo).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&repo)
+        .output()
+        .expect("run mount");
+    if !mounted.status.success() {
+        println!("cannot mount a tmpfs here; not testing checkout space checks");
+        return;
+    }
+    let _mount = Mount(repo.clone());
+    env.ok(&["init"]);
+    env.write("small.txt", b"small\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "small"]);
+    env.ok(&["switch", "-c", "big"]);
+    write_random(&env.repo().join("big.bin"), 12 << 20, 3);
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "big"]);
+    env.ok(&["switch", "main"]);
+    assert!(!env.repo().join("big.bin").exists());
+    // Leave less room than the big file needs.
+    let filler = env.repo().join(".mediagit/filler");
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 1 << 20];
+        let free_mib = 64 - 12 - 2;
+        for _ in 0..free_mib {
+            if f.write_all(&block).is_err() {
+                break;
+            }
+        }
+    }
+    let before = snapshot(&env);
+    let err = env.fail(&["switch", "big"]);
+    assert!(err.contains("not enough space"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_unchanged(&env, &before, "refused checkout");
+    assert!(env.ok(&["status"]).contains("On branch main"));
+    fs::remove_file(&filler).unwrap();
+    env.ok(&["switch", "big"]);
+    assert_eq!(
+        fs::metadata(env.repo().join("big.bin")).unwrap().len(),
+        12 << 20
+    );
+}
+
+#[test]
+fn a_clone_that_fails_leaves_nothing_behind() {
+    let env = Env::new();
+    write_random(&env.repo().join("big.bin"), 20 << 20, 8);
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "big"]);
+    let small = env.root().join("small");
+    fs::create_dir_all(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&small)
+        .output()
+        .expect("run mount");
+    if !mounted.status.success() {
+        println!("cannot mount a tmpfs here; not testing a failed clone");
+        return;
+    }
+    let _mount = Mount(small.clone());
+    let out = run(&mut env.cmd_in(env.root(), &["clone", "repo", "small/copy"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("No space left") || err.contains("not enough space"),
+        "{err}"
+    );
+    assert!(
+        !small.join("copy").exists(),
+        "the half-made clone was removed"
+    );
+    // An empty directory given as the destination is emptied again, not removed.
+    fs::create_dir(small.join("given")).unwrap();
+    let out = run(&mut env.cmd_in(env.root(), &["clone", "repo", "small/given"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(small.join("given").is_dir());
+    assert_eq!(fs::read_dir(small.join("given")).unwrap().count(), 0);
+}
+
 /// Writes to `path` until the filesystem has no space left.
 fn fill_disk(path: &Path) {
     use std::io::Write;

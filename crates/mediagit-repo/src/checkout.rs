@@ -195,6 +195,33 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<CheckoutOutcome> {
         let mut out = CheckoutOutcome::default();
+        // Refuse up front, before touching anything, when the files cannot
+        // fit: a checkout that runs out of space half way leaves a mixed tree.
+        // Net need: new bytes minus the files they replace or that are
+        // removed, plus the largest file (its old copy stays until the new
+        // one is complete).
+        let existing = |p: &str| {
+            fs::symlink_metadata(root.join(p))
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let new: u64 = to_write.iter().map(|(_, e)| e.size).sum();
+        let freed: u64 = to_write.iter().map(|(p, _)| existing(p)).sum::<u64>()
+            + to_remove.iter().map(|p| existing(p)).sum::<u64>();
+        let largest = to_write.iter().map(|(_, e)| e.size).max().unwrap_or(0);
+        let need = new.saturating_sub(freed) + largest;
+        if let Some(avail) = available_space(root) {
+            let margin = 16 << 20;
+            if need + margin > avail {
+                return Err(RepoError::NoSpace {
+                    path: root.to_path_buf(),
+                    need,
+                    available: avail,
+                });
+            }
+        }
         for p in to_remove {
             // Never remove through a symlinked directory (it points elsewhere).
             refuse_symlinked_parent(root, p)?;
@@ -397,6 +424,25 @@ fn ensure_dir(root: &Path, dir: &Path, force: bool) -> Result<()> {
         }
     }
     fs::create_dir_all(dir).map_err(|e| RepoError::io("create directory", dir, e))
+}
+
+/// Bytes available to this user on the filesystem holding `path`.
+// The statvfs fields are u64 on 64-bit Linux but narrower elsewhere.
+#[allow(clippy::unnecessary_cast)]
+fn available_space(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call, and
+    // `st` points to writable memory of the right size; statvfs fully
+    // initializes it when it returns 0, and we read it only in that case.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: rc == 0, so statvfs initialized `st`.
+    let st = unsafe { st.assume_init() };
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 /// Repository paths of every file (and symlink) below directory `dir`.

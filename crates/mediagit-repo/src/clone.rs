@@ -63,7 +63,42 @@ fn copy_object(src: &dyn Storage, dst: &dyn Storage, key: &str, tmp_dir: &Path) 
 
 impl Repository {
     /// Clones the repository at `src` into a new working tree at `dest`.
+    /// On failure nothing is left behind: a directory it created is removed.
     pub fn clone_local(
+        src: &Path,
+        dest: &Path,
+        who: &Signature,
+        progress: &dyn Progress,
+    ) -> Result<(Repository, CloneOutcome)> {
+        // Decided before anything is written: only a directory this clone
+        // creates, or one that was empty, is cleaned up after a failure.
+        let existed = dest.exists();
+        let was_empty = existed
+            && std::fs::read_dir(dest)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+        let r = Repository::clone_into(src, dest, who, progress);
+        if r.is_err() {
+            if !existed {
+                let _ = std::fs::remove_dir_all(dest);
+            } else if was_empty {
+                if let Ok(rd) = std::fs::read_dir(dest) {
+                    for e in rd.flatten() {
+                        let p = e.path();
+                        let _ = if p.is_dir() && !p.is_symlink() {
+                            std::fs::remove_dir_all(&p)
+                        } else {
+                            std::fs::remove_file(&p)
+                        };
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// Clones the repository at `src` into a new working tree at `dest`.
+    fn clone_into(
         src: &Path,
         dest: &Path,
         who: &Signature,

@@ -112,6 +112,12 @@ pub enum RepoError {
     WouldOverwriteChanges { paths: Vec<String> },
     #[error("untracked files would be overwritten: {}; move or remove them, or use --force", paths.join(", "))]
     WouldOverwriteUntracked { paths: Vec<String> },
+    #[error("not enough space on the disk holding {}: the files to write need {need} bytes, {available} are free; nothing was changed", path.display())]
+    NoSpace {
+        path: PathBuf,
+        need: u64,
+        available: u64,
+    },
     #[error("local modifications in {}; use --force to remove them anyway or --cached to keep the file", paths.join(", "))]
     RmLocalChanges { paths: Vec<String> },
     #[error("not removing {0:?} recursively without -r")]
