@@ -1,7 +1,7 @@
 //! `add`, `rm` and `mv`: changing what is staged.
 use std::collections::BTreeSet;
 
-use mediagit_format::index::IndexKind;
+use mediagit_format::index::{IndexKind, StatInfo};
 
 use crate::error::{RepoError, Result};
 use crate::ingest::{hash_path, parallel_map, with_ingester};
@@ -60,14 +60,14 @@ impl Repository {
         for scope in &scopes {
             let abs = self.abs_path(scope)?;
             let meta = std::fs::symlink_metadata(&abs).ok();
-            let mut candidates: Vec<(String, std::fs::Metadata, IndexKind)> = Vec::new();
+            let mut candidates: Vec<(String, StatInfo, IndexKind)> = Vec::new();
             match &meta {
                 Some(m) if m.is_dir() => {
                     if !opts.tracked_only {
                         let (files, probs) = walk(&root, scope);
                         problems.extend(probs);
                         for f in files {
-                            candidates.push((f.path, f.meta, f.kind));
+                            candidates.push((f.path, f.stat, f.kind));
                         }
                     }
                     // Tracked files not found by the walk: deleted, or ignored but tracked.
@@ -83,7 +83,7 @@ impl Repository {
                     for p in unseen {
                         match std::fs::symlink_metadata(root.join(&p)) {
                             Ok(m) => match index_kind(&m) {
-                                Some(k) => candidates.push((p, m, k)),
+                                Some(k) => candidates.push((p, stat_info(&m), k)),
                                 None => {
                                     deletions.insert(p);
                                 }
@@ -105,7 +105,7 @@ impl Repository {
                             abs.display()
                         ))
                     })?;
-                    candidates.push((scope.clone(), m.clone(), kind));
+                    candidates.push((scope.clone(), stat_info(m), kind));
                 }
                 None => {
                     let tracked: Vec<String> = idx.under(scope).map(|(p, _)| p.clone()).collect();
@@ -118,13 +118,13 @@ impl Repository {
                     deletions.extend(tracked);
                 }
             }
-            for (path, m, kind) in candidates {
+            for (path, st, kind) in candidates {
                 let existing = idx.entries.get(&path);
                 if opts.tracked_only && existing.is_none() {
                     continue;
                 }
                 if let Some(e) = existing {
-                    if idx.stat_clean(e, &stat_info(&m), kind) {
+                    if idx.stat_clean(e, &st, kind) {
                         continue;
                     }
                 }
@@ -134,7 +134,7 @@ impl Repository {
                         size: if kind == IndexKind::Symlink {
                             0
                         } else {
-                            m.len()
+                            st.size
                         },
                         kind,
                         path,

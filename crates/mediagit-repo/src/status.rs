@@ -1,9 +1,8 @@
 //! `status`: what is staged (HEAD vs index), what is changed but not staged
 //! (index vs working tree), and what is untracked.
 use std::collections::BTreeMap;
-use std::fs::Metadata;
 
-use mediagit_format::index::{IndexEntry, IndexKind};
+use mediagit_format::index::{IndexEntry, IndexKind, StatInfo};
 use mediagit_format::ObjectId;
 
 use crate::error::{RepoError, Result};
@@ -125,21 +124,21 @@ impl Repository {
     pub fn scan_worktree(&self, idx: &WorktreeIndex, under: &str) -> Result<WorktreeScan> {
         let root = self.worktree()?.to_path_buf();
         let (files, problems) = walk(&root, under);
-        let mut seen: std::collections::HashMap<&str, (&Metadata, IndexKind)> =
+        let mut seen: std::collections::HashMap<&str, (StatInfo, IndexKind)> =
             std::collections::HashMap::with_capacity(files.len());
         for f in &files {
-            seen.insert(f.path.as_str(), (&f.meta, f.kind));
+            seen.insert(f.path.as_str(), (f.stat, f.kind));
         }
         let mut changed = Vec::new();
         let mut unreadable = Vec::new();
-        let mut to_hash: Vec<(&IndexEntry, IndexKind, Metadata)> = Vec::new();
+        let mut to_hash: Vec<(&IndexEntry, IndexKind, StatInfo)> = Vec::new();
         for (path, e) in idx.under(under) {
-            let (meta, kind) = match seen.get(path.as_str()) {
-                Some((m, k)) => ((*m).clone(), *k),
+            let (st, kind) = match seen.get(path.as_str()) {
+                Some((st, k)) => (*st, *k),
                 // Not walked: deleted, or tracked but ignored. Look directly.
                 None => match std::fs::symlink_metadata(root.join(path)) {
                     Ok(m) => match index_kind(&m) {
-                        Some(k) => (m, k),
+                        Some(k) => (stat_info(&m), k),
                         None => {
                             changed.push((path.clone(), None));
                             continue;
@@ -159,7 +158,6 @@ impl Repository {
                     }
                 },
             };
-            let st = stat_info(&meta);
             if idx.stat_clean(e, &st, kind) {
                 continue;
             }
@@ -167,7 +165,7 @@ impl Repository {
                 changed.push((path.clone(), Some(kind)));
                 continue;
             }
-            to_hash.push((e, kind, meta));
+            to_hash.push((e, kind, st));
         }
         let hashed = parallel_map(&to_hash, |(e, kind, _)| {
             let abs = root.join(&e.path);
@@ -182,11 +180,11 @@ impl Repository {
             }
         })?;
         let mut refreshed = Vec::new();
-        for ((e, kind, meta), id) in to_hash.iter().zip(hashed) {
+        for ((e, kind, st), id) in to_hash.iter().zip(hashed) {
             match id {
                 Some(id) if id == e.content => {
                     let mut fresh = (*e).clone();
-                    fresh.stat = stat_info(meta);
+                    fresh.stat = *st;
                     refreshed.push(fresh);
                 }
                 Some(_) => changed.push((e.path.clone(), Some(*kind))),

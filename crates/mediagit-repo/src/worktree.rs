@@ -165,7 +165,8 @@ impl Repository {
 #[derive(Debug)]
 pub struct WalkedFile {
     pub path: String,
-    pub meta: Metadata,
+    /// What `lstat` said (compact: the walk of 100,000 files moves these around).
+    pub stat: StatInfo,
     pub kind: IndexKind,
 }
 
@@ -235,7 +236,7 @@ pub fn walk(root: &Path, under: &str) -> (Vec<WalkedFile>, Vec<WalkProblem>) {
             if let Some(kind) = index_kind(&m) {
                 w.files.push(WalkedFile {
                     path: under.to_string(),
-                    meta: m,
+                    stat: stat_info(&m),
                     kind,
                 });
             }
@@ -371,7 +372,7 @@ impl Walker {
             match index_kind(&meta) {
                 Some(kind) => self.files.push(WalkedFile {
                     path: child,
-                    meta,
+                    stat: stat_info(&meta),
                     kind,
                 }),
                 None if meta.is_dir() => dirs.push((path, child)),
