@@ -163,7 +163,27 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-fn decode<'a, T: Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) -> Result<T, FormatError> {
+fn decode<'a, T: Deserialize<'a> + Serialize>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, FormatError> {
+    let value: T = decode_lenient(what, bytes)?;
+    // One value, one byte string: a varint with redundant continuation bytes
+    // (found by the fuzzer) decodes fine but would give the same value a
+    // second id. Only the canonical encoding is accepted.
+    if encode(&value) != bytes {
+        return Err(FormatError::Decode {
+            what,
+            reason: "not the canonical encoding".into(),
+        });
+    }
+    Ok(value)
+}
+
+fn decode_lenient<'a, T: Deserialize<'a>>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, FormatError> {
     let (&version, body) = bytes.split_first().ok_or(FormatError::Truncated {
         what,
         len: 0,
@@ -275,6 +295,27 @@ mod tests {
             time: 1_700_000_000,
             tz_offset_minutes: 60,
         }
+    }
+
+    #[test]
+    fn non_canonical_encodings_are_refused() {
+        // The fuzzer's find: 127 written as a two-byte varint (0xff 0x00).
+        let m = Manifest {
+            content: ObjectId::ZERO,
+            size: 127,
+            chunks: vec![ManifestChunk {
+                id: ObjectId::ZERO,
+                len: 127,
+            }],
+        };
+        let good = m.encode();
+        assert_eq!(Manifest::decode(&good).unwrap(), m);
+        let pos = good.iter().position(|&b| b == 127).unwrap();
+        let mut bad = good[..pos].to_vec();
+        bad.extend_from_slice(&[0xff, 0x00]);
+        bad.extend_from_slice(&good[pos + 1..]);
+        let err = Manifest::decode(&bad).unwrap_err().to_string();
+        assert!(err.contains("canonical"), "{err}");
     }
 
     #[test]
