@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
@@ -114,8 +114,8 @@ pub fn with_ingester<T>(
 
 impl Ingester<'_> {
     /// True if this caller must write `id` (nobody has it or claimed it).
-    fn claim(&self, id: &ObjectId, ignore_existing: bool) -> bool {
-        if !ignore_existing && self.odb.contains(id) {
+    fn claim(&self, id: &ObjectId) -> bool {
+        if self.odb.contains(id) {
             return false;
         }
         self.claimed
@@ -131,14 +131,9 @@ impl Ingester<'_> {
     }
 
     /// Stores an encoded object (a manifest), compressing it if that pays.
-    fn put_object(
-        &self,
-        kind: ObjectKind,
-        bytes: Vec<u8>,
-        ignore_existing: bool,
-    ) -> Result<ObjectId> {
+    fn put_object(&self, kind: ObjectKind, bytes: Vec<u8>) -> Result<ObjectId> {
         let id = ObjectId::hash(&bytes);
-        if self.claim(&id, ignore_existing) {
+        if self.claim(&id) {
             let mut out = Vec::new();
             let codec = compress_chunk(&bytes, CompressionHint::Try, self.level, &mut out)
                 .map_err(|e| RepoError::io("compress object", "memory", e))?;
@@ -157,7 +152,6 @@ impl Ingester<'_> {
 
     /// Stores one file (or symlink) found at `abs`.
     pub fn ingest_path(&self, abs: &Path, progress: &dyn Progress) -> Result<Ingested> {
-        let ignore_existing = false;
         let meta = std::fs::symlink_metadata(abs).map_err(|e| RepoError::io("read", abs, e))?;
         let kind = index_kind(&meta).ok_or_else(|| {
             RepoError::Invalid(format!(
@@ -187,14 +181,7 @@ impl Ingester<'_> {
         let reader = (&head[..n]).chain(&mut file);
         let buf = CHUNK_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
         let mut chunker = Chunker::with_buffer(reader, self.chunking, buf);
-        let result = self.chunk_file(
-            &mut chunker,
-            abs,
-            before.len(),
-            hint,
-            progress,
-            ignore_existing,
-        );
+        let result = self.chunk_file(&mut chunker, abs, before.len(), hint, progress);
         CHUNK_BUF.with(|b| *b.borrow_mut() = chunker.into_buffer());
         let (content, chunks, total) = result?;
         let after = file.metadata().map_err(|e| RepoError::io("stat", abs, e))?;
@@ -210,8 +197,7 @@ impl Ingester<'_> {
             size: total,
             chunks,
         };
-        let manifest_id =
-            self.put_object(ObjectKind::Manifest, manifest.encode(), ignore_existing)?;
+        let manifest_id = self.put_object(ObjectKind::Manifest, manifest.encode())?;
         // The path must still name the file that was read (an application
         // that saves by writing a new file and renaming it over this one
         // would otherwise leave the new file's stat with the old content id).
@@ -240,7 +226,6 @@ impl Ingester<'_> {
         size: u64,
         hint: CompressionHint,
         progress: &dyn Progress,
-        ignore_existing: bool,
     ) -> Result<(ObjectId, Vec<ManifestChunk>, u64)> {
         if size < LARGE_FILE {
             return self.chunk_file_with(
@@ -249,7 +234,6 @@ impl Ingester<'_> {
                 size,
                 hint,
                 progress,
-                ignore_existing,
                 &mut WholeHash::Inline(Hasher::new()),
             );
         }
@@ -269,15 +253,7 @@ impl Ingester<'_> {
                 h.finish()
             });
             let mut whole = WholeHash::Thread { tx, back: back_rx };
-            let r = self.chunk_file_with(
-                chunker,
-                abs,
-                size,
-                hint,
-                progress,
-                ignore_existing,
-                &mut whole,
-            );
+            let r = self.chunk_file_with(chunker, abs, size, hint, progress, &mut whole);
             drop(whole);
             let content = hasher
                 .join()
@@ -293,7 +269,6 @@ impl Ingester<'_> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn chunk_file_with<R: Read>(
         &self,
         chunker: &mut Chunker<R>,
@@ -301,7 +276,6 @@ impl Ingester<'_> {
         size: u64,
         hint: CompressionHint,
         progress: &dyn Progress,
-        ignore_existing: bool,
         whole: &mut WholeHash,
     ) -> Result<(ObjectId, Vec<ManifestChunk>, u64)> {
         let mut chunks = Vec::new();
@@ -321,7 +295,7 @@ impl Ingester<'_> {
             } else {
                 whole.update(chunk);
             }
-            if self.claim(&id, ignore_existing) {
+            if self.claim(&id) {
                 let mut out = Vec::new();
                 let codec = compress_chunk(chunk, hint, self.level, &mut out)
                     .map_err(|e| RepoError::io("compress", abs, e))?;
@@ -476,6 +450,3 @@ pub fn parallel_map<J: Sync, R: Send>(
         None => Ok(out),
     }
 }
-
-/// Convenience for callers that carry absolute paths with repository paths.
-pub type PathJob = (String, PathBuf, u64);
