@@ -17,6 +17,190 @@ pub struct RepoConfig {
     pub core: CoreConfig,
     #[serde(default, skip_serializing_if = "AuthorConfig::is_empty")]
     pub author: AuthorConfig,
+    /// Where objects, packs and refs live. Absent: inside `.mediagit/`.
+    /// Never holds credentials: those come from each cloud's environment
+    /// variables and credential files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageConfig>,
+}
+
+/// The kinds of store a repository's objects can live in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Filesystem,
+    S3,
+    Azure,
+    Gcs,
+    B2,
+}
+
+impl StorageKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageKind::Filesystem => "filesystem",
+            StorageKind::S3 => "s3",
+            StorageKind::Azure => "azure",
+            StorageKind::Gcs => "gcs",
+            StorageKind::B2 => "b2",
+        }
+    }
+}
+
+/// The `[storage]` section of `.mediagit/config.toml`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageConfig {
+    pub backend: StorageKind,
+    /// Bucket (S3, GCS, B2) or container (Azure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket: one bucket can hold many repositories.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    /// Service endpoint (MinIO, Ceph, Spaces, Azurite, a GCS emulator...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Directory of a `filesystem` store (a NAS mount, another disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Azure storage account (else `AZURE_STORAGE_ACCOUNT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Native B2 API: the bucket's id (B2 needs both name and id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_id: Option<String>,
+    /// Whether the store enforces conditional writes, as probed by `init` or
+    /// `clone`. `false`: two clients moving the same ref at the same moment
+    /// can lose one update (native B2, some S3 clones and emulators).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub conditional_writes: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl StorageConfig {
+    /// Parses `s3://BUCKET/PREFIX`, `az://CONTAINER/PREFIX`, `gs://BUCKET/PREFIX`,
+    /// `b2://BUCKET/PREFIX`, `file:///DIR` or a plain directory path.
+    pub fn from_url(url: &str) -> Result<StorageConfig, FormatError> {
+        let bad = |why: &str| FormatError::Config(format!("storage URL {url:?}: {why}"));
+        let cloud = [
+            ("s3://", StorageKind::S3),
+            ("az://", StorageKind::Azure),
+            ("gs://", StorageKind::Gcs),
+            ("b2://", StorageKind::B2),
+        ];
+        let mut cfg = StorageConfig {
+            backend: StorageKind::Filesystem,
+            bucket: None,
+            prefix: String::new(),
+            endpoint: None,
+            region: None,
+            path: None,
+            account: None,
+            bucket_id: None,
+            conditional_writes: true,
+        };
+        for (scheme, kind) in cloud {
+            if let Some(rest) = url.strip_prefix(scheme) {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(bad("the bucket name is missing"));
+                }
+                if !bucket
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                {
+                    return Err(bad(
+                        "bucket names use only letters, digits, '-', '_' and '.'",
+                    ));
+                }
+                cfg.backend = kind;
+                cfg.bucket = Some(bucket.to_string());
+                cfg.prefix = normalize_prefix(prefix).map_err(bad)?;
+                return Ok(cfg);
+            }
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            if scheme != "file" {
+                return Err(bad(
+                    "unknown scheme (use s3://, az://, gs://, b2://, file:// or a directory path)",
+                ));
+            }
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        if path.is_empty() {
+            return Err(bad("the directory is missing"));
+        }
+        cfg.path = Some(path.to_string());
+        Ok(cfg)
+    }
+
+    /// The URL form, as users type it (`s3://media/projects/film`).
+    pub fn url(&self) -> String {
+        let scheme = match self.backend {
+            StorageKind::Filesystem => {
+                return self.path.clone().unwrap_or_default();
+            }
+            StorageKind::S3 => "s3",
+            StorageKind::Azure => "az",
+            StorageKind::Gcs => "gs",
+            StorageKind::B2 => "b2",
+        };
+        let bucket = self.bucket.as_deref().unwrap_or("");
+        if self.prefix.is_empty() {
+            format!("{scheme}://{bucket}")
+        } else {
+            format!("{scheme}://{bucket}/{}", self.prefix)
+        }
+    }
+
+    fn validate(&self) -> Result<(), FormatError> {
+        let bad = |why: String| Err(FormatError::Config(format!("[storage] {why}")));
+        match self.backend {
+            StorageKind::Filesystem => {
+                if self.path.as_deref().unwrap_or("").is_empty() {
+                    return bad("backend = \"filesystem\" needs path = \"DIR\"".into());
+                }
+            }
+            kind => {
+                if self.bucket.as_deref().unwrap_or("").is_empty() {
+                    return bad(format!(
+                        "backend = {:?} needs bucket = \"NAME\"",
+                        kind.name()
+                    ));
+                }
+                if let Err(why) = normalize_prefix(&self.prefix) {
+                    return bad(format!("prefix = {:?}: {why}", self.prefix));
+                }
+                if kind == StorageKind::B2 && self.bucket_id.is_none() {
+                    return bad(
+                        "backend = \"b2\" needs bucket_id = \"...\" (the native B2 API addresses buckets by id; B2's S3 endpoint works with backend = \"s3\")".into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `a/b/` and `/a/b` become `a/b`; empty, `.` and `..` components are refused.
+fn normalize_prefix(p: &str) -> Result<String, &'static str> {
+    let p = p.trim_matches('/');
+    if p.is_empty() {
+        return Ok(String::new());
+    }
+    if p.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err("empty, '.' or '..' component in the prefix");
+    }
+    Ok(p.to_string())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +278,7 @@ impl RepoConfig {
             compression: CompressionConfig::default(),
             core: CoreConfig { bare },
             author: AuthorConfig::default(),
+            storage: None,
         }
     }
 
@@ -143,6 +328,9 @@ impl RepoConfig {
                 cfg.compression.level
             )));
         }
+        if let Some(st) = &cfg.storage {
+            st.validate()?;
+        }
         Ok(cfg)
     }
 }
@@ -160,5 +348,31 @@ mod tests {
         assert!(err.contains("unknown format version 2"), "{err}");
         let bad = c.to_toml().replace("min_size = 131072", "min_size = 1");
         assert!(RepoConfig::from_toml(&bad).is_err());
+    }
+
+    #[test]
+    fn storage_urls() {
+        let s = StorageConfig::from_url("s3://media/projects/film/").unwrap();
+        assert_eq!(s.backend, StorageKind::S3);
+        assert_eq!(s.bucket.as_deref(), Some("media"));
+        assert_eq!(s.prefix, "projects/film");
+        assert_eq!(s.url(), "s3://media/projects/film");
+        assert_eq!(StorageConfig::from_url("gs://b").unwrap().prefix, "");
+        assert_eq!(
+            StorageConfig::from_url("az://c/p").unwrap().backend,
+            StorageKind::Azure
+        );
+        let f = StorageConfig::from_url("file:///mnt/nas/repo").unwrap();
+        assert_eq!(f.path.as_deref(), Some("/mnt/nas/repo"));
+        for bad in ["s3://", "s3:///x", "ftp://x/y", "s3://a/../b", "s3://a b/c"] {
+            assert!(StorageConfig::from_url(bad).is_err(), "{bad}");
+        }
+        let mut c = RepoConfig::new(false);
+        c.storage = Some(StorageConfig::from_url("s3://media/film").unwrap());
+        assert_eq!(RepoConfig::from_toml(&c.to_toml()).unwrap(), c);
+        assert!(c.to_toml().contains("backend = \"s3\""));
+        c.storage = Some(StorageConfig::from_url("b2://media/film").unwrap());
+        let err = RepoConfig::from_toml(&c.to_toml()).unwrap_err().to_string();
+        assert!(err.contains("bucket_id"), "{err}");
     }
 }

@@ -22,6 +22,15 @@ pub enum StorageError {
         len: usize,
         size: u64,
     },
+    /// An object store refused or failed a request (after retries).
+    #[error("{backend}: {op}{} failed: {message}", if key.is_empty() { String::new() } else { format!(" {key:?}") })]
+    Remote {
+        backend: String,
+        op: &'static str,
+        key: String,
+        kind: RemoteErrorKind,
+        message: String,
+    },
     #[error("invalid storage key {key:?}: {reason}")]
     BadKey { key: String, reason: &'static str },
 }
@@ -30,6 +39,22 @@ impl StorageError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, StorageError::NotFound { .. })
     }
+}
+
+/// Why an object store request failed; the CLI picks its hint from this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteErrorKind {
+    /// Credentials missing, wrong or without permission.
+    PermissionDenied,
+    /// The bucket or container does not exist.
+    NoSuchBucket,
+    /// Unreachable endpoint, timeouts, 5xx: still failing after retries.
+    Unavailable,
+    Throttled,
+    /// The configuration cannot work (missing region, account, key...).
+    Config,
+    Unsupported,
+    Other,
 }
 
 /// Result of [`Storage::compare_and_swap`].
@@ -64,6 +89,11 @@ pub trait Storage: Send + Sync {
     /// The local file holding `key`, for backends that have one (lets a local
     /// clone hard-link immutable packs instead of copying them).
     fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+    /// For stores whose conditional writes may not be enforced (object
+    /// stores): tests whether they are. `None`: always atomic (local, memory).
+    fn conditional_writes_probe(&self) -> Option<Result<bool, StorageError>> {
         None
     }
     /// Deletes `key`; deleting an absent key is not an error.

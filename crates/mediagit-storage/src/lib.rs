@@ -5,8 +5,9 @@
 //! immutable and content-addressed (packs, pack indexes), so a backend needs
 //! put/get/ranged get/list/delete, plus one compare-and-swap for the few
 //! mutable keys (refs). Keeping the trait this small is what lets the same
-//! repository live on a local disk, in memory for tests, or (later) in an
-//! object store where compare-and-swap is a conditional write.
+//! repository live on a local disk, in memory for tests, or in an object
+//! store (S3 and S3-compatible, Azure Blob, GCS, B2, through OpenDAL) where
+//! compare-and-swap is a conditional write.
 //!
 //! Every backend must pass [`conformance::run_all`].
 
@@ -14,7 +15,9 @@ pub mod backend;
 pub mod conformance;
 pub mod local_backend;
 pub mod memory_backend;
+pub mod object_store_backend;
 
-pub use backend::{validate_key, CasOutcome, Storage, StorageError};
+pub use backend::{validate_key, CasOutcome, RemoteErrorKind, Storage, StorageError};
 pub use local_backend::LocalBackend;
 pub use memory_backend::MemoryBackend;
+pub use object_store_backend::{Cloud, CloudEnv, ObjectStoreBackend, ObjectStoreSpec};

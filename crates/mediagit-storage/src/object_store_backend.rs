@@ -1,0 +1,777 @@
+//! Object stores (S3 and S3-compatible, Azure Blob, Google Cloud Storage,
+//! Backblaze B2) through OpenDAL.
+//!
+//! The [`Storage`] trait is synchronous; this backend owns a small Tokio
+//! runtime and blocks on OpenDAL's futures, so the repository code above stays
+//! the same for every store. OpenDAL's retry layer retries transient errors
+//! (timeouts, 5xx, throttling) with a short exponential backoff, so a dead
+//! endpoint fails within seconds instead of hanging.
+//!
+//! Compare-and-swap is a conditional write: `If-None-Match: *` to create,
+//! `If-Match: <etag>` (S3, Azure) or `ifGenerationMatch` (GCS) to replace or
+//! delete. Stores that ignore those conditions (native B2, some emulators and
+//! older S3 clones) are detected by [`ObjectStoreBackend::probe_conditional_writes`];
+//! on them compare-and-swap is a plain read-compare-write and two clients
+//! racing on one ref can lose an update. The repository records the probe's
+//! answer and warns.
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::{ErrorKind, Operator};
+
+use crate::backend::{validate_key, CasOutcome, RemoteErrorKind, Storage, StorageError};
+
+/// Which cloud API to speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cloud {
+    S3,
+    Azure,
+    Gcs,
+    B2,
+}
+
+impl Cloud {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::S3 => "s3",
+            Cloud::Azure => "azure",
+            Cloud::Gcs => "gcs",
+            Cloud::B2 => "b2",
+        }
+    }
+}
+
+/// Where a repository lives in an object store. Holds no credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectStoreSpec {
+    pub cloud: Cloud,
+    /// Bucket, or container for Azure.
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing `/`.
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub account: Option<String>,
+    pub bucket_id: Option<String>,
+}
+
+/// The environment variables that carry credentials and endpoints, collected
+/// by the caller (the library never reads the environment itself; OpenDAL's
+/// own credential chains may still read the standard files, such as
+/// `~/.aws/credentials`).
+pub type CloudEnv = BTreeMap<String, String>;
+
+/// Names of the variables [`CloudEnv`] may carry.
+pub const CLOUD_ENV_VARS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_PROFILE",
+    "AZURE_STORAGE_ACCOUNT",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "STORAGE_EMULATOR_HOST",
+    "B2_APPLICATION_KEY_ID",
+    "B2_APPLICATION_KEY",
+];
+
+/// Every object is opaque bytes (and some servers answer a missing content
+/// type with a JSON null that clients choke on).
+const CONTENT_TYPE: &str = "application/octet-stream";
+
+/// Uploads larger than this go up in parts of this size.
+const PART_SIZE: usize = 8 << 20;
+/// Parts in flight at once per upload.
+const PART_CONCURRENCY: usize = 4;
+
+pub struct ObjectStoreBackend {
+    op: Operator,
+    rt: tokio::runtime::Runtime,
+    spec: ObjectStoreSpec,
+    /// Whether the store enforces conditional writes (see the module docs).
+    conditional: bool,
+    /// Set once the server answered a multipart upload with "not
+    /// implemented" (some emulators): later uploads go up in one request.
+    no_multipart: std::sync::atomic::AtomicBool,
+}
+
+impl ObjectStoreBackend {
+    /// Builds the client and checks, with one listing request, that the
+    /// bucket exists and the credentials are accepted.
+    pub fn connect(spec: &ObjectStoreSpec, env: &CloudEnv) -> Result<Self, StorageError> {
+        let describe = describe(spec);
+        let config_err = |message: String| StorageError::Remote {
+            backend: describe.clone(),
+            op: "configure",
+            key: String::new(),
+            kind: RemoteErrorKind::Config,
+            message,
+        };
+        let root = format!("/{}", spec.prefix);
+        let var = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(String::as_str);
+        let op = match spec.cloud {
+            Cloud::S3 => {
+                let mut b = opendal::services::S3::default()
+                    .bucket(&spec.bucket)
+                    .root(&root)
+                    .disable_ec2_metadata();
+                let region = spec
+                    .region
+                    .as_deref()
+                    .or(var("AWS_REGION"))
+                    .or(var("AWS_DEFAULT_REGION"))
+                    .unwrap_or("us-east-1");
+                b = b.region(region);
+                if let Some(e) = spec.endpoint.as_deref().or(var("AWS_ENDPOINT_URL")) {
+                    b = b.endpoint(e.trim_end_matches('/'));
+                }
+                if let (Some(k), Some(s)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+                {
+                    b = b.access_key_id(k).secret_access_key(s);
+                    if let Some(t) = var("AWS_SESSION_TOKEN") {
+                        b = b.session_token(t);
+                    }
+                }
+                if let Some(p) = var("AWS_PROFILE") {
+                    b = b.profile(p);
+                }
+                Operator::new(b)
+            }
+            Cloud::Azure => {
+                let mut b = match var("AZURE_STORAGE_CONNECTION_STRING") {
+                    Some(cs) => opendal::services::Azblob::from_connection_string(cs)
+                        .map_err(|e| config_err(format!("AZURE_STORAGE_CONNECTION_STRING: {e}")))?,
+                    None => opendal::services::Azblob::default(),
+                };
+                b = b.container(&spec.bucket).root(&root);
+                let account = spec
+                    .account
+                    .as_deref()
+                    .or(var("AZURE_STORAGE_ACCOUNT"));
+                if let Some(a) = account {
+                    b = b.account_name(a);
+                }
+                if let Some(k) = var("AZURE_STORAGE_KEY") {
+                    b = b.account_key(k);
+                }
+                if let Some(t) = var("AZURE_STORAGE_SAS_TOKEN") {
+                    b = b.sas_token(t);
+                }
+                match (spec.endpoint.as_deref(), account) {
+                    (Some(e), _) => b = b.endpoint(e.trim_end_matches('/')),
+                    (None, Some(a)) if var("AZURE_STORAGE_CONNECTION_STRING").is_none() => {
+                        b = b.endpoint(&format!("https://{a}.blob.core.windows.net"))
+                    }
+                    (None, None) if var("AZURE_STORAGE_CONNECTION_STRING").is_none() => {
+                        return Err(config_err(
+                            "no storage account: set AZURE_STORAGE_ACCOUNT (and AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN), AZURE_STORAGE_CONNECTION_STRING, or account = \"...\" in [storage]".into(),
+                        ))
+                    }
+                    _ => {}
+                }
+                Operator::new(b)
+            }
+            Cloud::Gcs => {
+                let mut b = opendal::services::Gcs::default()
+                    .bucket(&spec.bucket)
+                    .root(&root)
+                    .disable_vm_metadata();
+                let endpoint = spec.endpoint.as_deref().or(var("STORAGE_EMULATOR_HOST"));
+                if let Some(e) = endpoint {
+                    let e = e.trim_end_matches('/');
+                    if e.starts_with("http://") || e.starts_with("https://") {
+                        b = b.endpoint(e);
+                    } else {
+                        b = b.endpoint(&format!("http://{e}"));
+                    }
+                }
+                match var("GOOGLE_APPLICATION_CREDENTIALS") {
+                    Some(p) => b = b.credential_path(p),
+                    // An emulator takes no credentials.
+                    None if endpoint.is_some() => b = b.skip_signature(),
+                    None => {}
+                }
+                Operator::new(b)
+            }
+            Cloud::B2 => {
+                let (Some(id), Some(key)) = (var("B2_APPLICATION_KEY_ID"), var("B2_APPLICATION_KEY"))
+                else {
+                    return Err(config_err(
+                        "set B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY".into(),
+                    ));
+                };
+                let Some(bucket_id) = spec.bucket_id.as_deref() else {
+                    return Err(config_err("[storage] bucket_id is missing".into()));
+                };
+                let b = opendal::services::B2::default()
+                    .bucket(&spec.bucket)
+                    .bucket_id(bucket_id)
+                    .application_key_id(id)
+                    .application_key(key)
+                    .root(&root);
+                Operator::new(b)
+            }
+        }
+        .map_err(|e| config_err(short_message(&e)))?;
+        let op = op
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(Duration::from_secs(60))
+                    .with_io_timeout(Duration::from_secs(20)),
+            )
+            .layer(
+                RetryLayer::new()
+                    .with_max_times(4)
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(2))
+                    .with_jitter(),
+            );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mediagit-io")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Io {
+                backend: describe.clone(),
+                op: "start I/O runtime",
+                key: String::new(),
+                source: e,
+            })?;
+        let backend = ObjectStoreBackend {
+            op,
+            rt,
+            spec: spec.clone(),
+            conditional: true,
+            no_multipart: Default::default(),
+        };
+        backend.check_reachable()?;
+        Ok(backend)
+    }
+
+    /// Tells the backend whether the store enforces conditional writes (the
+    /// answer of [`Self::probe_conditional_writes`], usually recorded at init).
+    pub fn with_conditional_writes(mut self, enforced: bool) -> Self {
+        self.conditional = enforced;
+        self
+    }
+
+    /// Blocks on one OpenDAL request.
+    fn run<F: std::future::IntoFuture>(&self, f: F) -> F::Output {
+        self.rt.block_on(f.into_future())
+    }
+
+    pub fn spec(&self) -> &ObjectStoreSpec {
+        &self.spec
+    }
+
+    /// One listing request: fails clearly on a missing bucket, refused
+    /// credentials or an unreachable endpoint.
+    fn check_reachable(&self) -> Result<(), StorageError> {
+        let r = self.run(async {
+            self.op.list("/").await?;
+            Ok::<(), opendal::Error>(())
+        });
+        r.map_err(|e| {
+            let text = e.to_string();
+            let missing = e.kind() == ErrorKind::NotFound
+                || ["NoSuchBucket", "ContainerNotFound", "status: 404"]
+                    .iter()
+                    .any(|m| text.contains(m));
+            let mut err = self.err("list", "", e);
+            if missing {
+                err = StorageError::Remote {
+                    backend: self.describe(),
+                    op: "list",
+                    key: String::new(),
+                    kind: RemoteErrorKind::NoSuchBucket,
+                    message: format!(
+                        "{} {:?} does not exist",
+                        bucket_word(self.spec.cloud),
+                        self.spec.bucket
+                    ),
+                };
+            }
+            err
+        })
+    }
+
+    /// Finds out whether the store really enforces conditional writes: a
+    /// second create-if-absent of the same key must be refused, and so must a
+    /// replace that names a wrong version.
+    pub fn probe_conditional_writes(&self) -> Result<bool, StorageError> {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let key = format!("locks/probe-{}-{nanos}", std::process::id());
+        let first = self.run(
+            self.op
+                .write_with(&key, b"1".to_vec())
+                .content_type(CONTENT_TYPE)
+                .if_not_exists(true),
+        );
+        match first {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Unsupported => return Ok(false),
+            Err(e) => return Err(self.err("write", &key, e)),
+        }
+        let second = self.run(
+            self.op
+                .write_with(&key, b"2".to_vec())
+                .content_type(CONTENT_TYPE)
+                .if_not_exists(true),
+        );
+        let enforced = match second {
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => true,
+            Err(e) if e.kind() == ErrorKind::Unsupported => false,
+            Err(e) => {
+                let _ = self.delete(&key);
+                return Err(self.err("write", &key, e));
+            }
+            Ok(_) => false,
+        };
+        let enforced = enforced && {
+            // A replace naming a version that is not the current one.
+            let stale = Token::Etag("\"00000000000000000000000000000000\"".into());
+            let stale = match self.spec.cloud {
+                Cloud::Gcs => Token::Version("1".into()),
+                _ => stale,
+            };
+            matches!(self.write_if(&key, b"3", Some(&stale)), Ok(false))
+        };
+        self.delete(&key)?;
+        Ok(enforced)
+    }
+
+    fn err(&self, op: &'static str, key: &str, e: opendal::Error) -> StorageError {
+        let kind = match e.kind() {
+            ErrorKind::NotFound => {
+                return StorageError::NotFound {
+                    backend: self.describe(),
+                    key: key.to_string(),
+                }
+            }
+            ErrorKind::PermissionDenied => RemoteErrorKind::PermissionDenied,
+            ErrorKind::RateLimited => RemoteErrorKind::Throttled,
+            ErrorKind::ConfigInvalid => RemoteErrorKind::Config,
+            ErrorKind::Unsupported => RemoteErrorKind::Unsupported,
+            _ if e.is_temporary() => RemoteErrorKind::Unavailable,
+            // The retry layer marks what it gave up on as persistent;
+            // a request that never got an answer is still "unreachable".
+            ErrorKind::Unexpected if e.to_string().contains("send http request") => {
+                RemoteErrorKind::Unavailable
+            }
+            _ => RemoteErrorKind::Other,
+        };
+        StorageError::Remote {
+            backend: self.describe(),
+            op,
+            key: key.to_string(),
+            kind,
+            message: short_message(&e),
+        }
+    }
+
+    /// The current value of `key` and the token that names this version.
+    fn read_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Token)>, StorageError> {
+        for _ in 0..20 {
+            let meta = match self.run(self.op.stat(key)) {
+                Ok(m) => m,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(self.err("stat", key, e)),
+            };
+            let token = match (self.spec.cloud, meta.version(), meta.etag()) {
+                (Cloud::Gcs, Some(v), _) => Token::Version(v.to_string()),
+                (_, _, Some(etag)) => Token::Etag(etag.to_string()),
+                _ => Token::None,
+            };
+            let read = match &token {
+                Token::Etag(t) if self.conditional => self.run(self.op.read_with(key).if_match(t)),
+                Token::Version(v) if self.conditional => {
+                    self.run(self.op.read_with(key).if_version_match(v))
+                }
+                _ => self.run(self.op.read(key)),
+            };
+            match read {
+                Ok(buf) => return Ok(Some((buf.to_vec(), token))),
+                // Changed between stat and read, or deleted: look again.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::ConditionNotMatch | ErrorKind::NotFound) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(self.err("read", key, e)),
+            }
+        }
+        Err(StorageError::Remote {
+            backend: self.describe(),
+            op: "read",
+            key: key.to_string(),
+            kind: RemoteErrorKind::Unavailable,
+            message: "the object kept changing while being read".into(),
+        })
+    }
+
+    /// Writes `data` if the key is still at version `token` (`None` = absent).
+    /// `Ok(false)`: the condition failed.
+    fn write_if(
+        &self,
+        key: &str,
+        data: &[u8],
+        token: Option<&Token>,
+    ) -> Result<bool, StorageError> {
+        let w = self
+            .op
+            .write_with(key, data.to_vec())
+            .content_type(CONTENT_TYPE);
+        let w = match (token, self.conditional) {
+            (None, true) => w.if_not_exists(true),
+            (Some(Token::Etag(t)), true) => w.if_match(t),
+            (Some(Token::Version(v)), true) => w.if_version_match(v),
+            _ => w,
+        };
+        match self.run(w) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+            // Azure answers a lost create race with 409 Conflict.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.err("write", key, e)),
+        }
+    }
+
+    fn delete_if(&self, key: &str, token: &Token) -> Result<bool, StorageError> {
+        let d = self.op.delete_with(key);
+        let d = match (token, self.conditional) {
+            (Token::Etag(t), true) => d.if_match(t),
+            (Token::Version(v), true) => d.if_version_match(v),
+            _ => d,
+        };
+        match self.run(d) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+            Err(e) => Err(self.err("delete", key, e)),
+        }
+    }
+
+    /// One request. Holds the file in memory: used for files up to one part,
+    /// and on servers without multipart uploads.
+    fn upload_whole(&self, key: &str, file: &Path) -> Result<(), StorageError> {
+        let data = std::fs::read(file).map_err(|e| StorageError::Io {
+            backend: self.describe(),
+            op: "read local file for",
+            key: key.to_string(),
+            source: e,
+        })?;
+        self.put(key, &data)
+    }
+
+    /// A multipart upload, `PART_CONCURRENCY` parts in flight; memory stays
+    /// at about that many parts whatever the file size. Parts are invisible
+    /// until the upload completes, and an abort removes them.
+    fn upload_parts(&self, key: &str, file: &Path) -> Result<(), StorageError> {
+        let io_err = |op, e| StorageError::Io {
+            backend: self.describe(),
+            op,
+            key: key.to_string(),
+            source: e,
+        };
+        let mut f = std::fs::File::open(file).map_err(|e| io_err("open local file for", e))?;
+        self.run(async {
+            let mut w = self
+                .op
+                .writer_with(key)
+                .content_type(CONTENT_TYPE)
+                .chunk(PART_SIZE)
+                .concurrent(PART_CONCURRENCY)
+                .await
+                .map_err(|e| self.err("write", key, e))?;
+            loop {
+                let mut buf = vec![0u8; PART_SIZE];
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match f.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = w.abort().await;
+                            return Err(io_err("read local file for", e));
+                        }
+                    }
+                }
+                if filled == 0 {
+                    break;
+                }
+                buf.truncate(filled);
+                if let Err(e) = w.write(buf).await {
+                    let _ = w.abort().await;
+                    return Err(self.err("write", key, e));
+                }
+            }
+            if let Err(e) = w.close().await {
+                let _ = w.abort().await;
+                return Err(self.err("write", key, e));
+            }
+            Ok(())
+        })
+    }
+
+    fn conflict(&self, key: &str) -> Result<CasOutcome, StorageError> {
+        Ok(CasOutcome::Conflict {
+            actual: self.read_versioned(key)?.map(|(v, _)| v),
+        })
+    }
+}
+
+/// What names one version of an object for a conditional request.
+#[derive(Clone, Debug)]
+enum Token {
+    Etag(String),
+    /// GCS generation number.
+    Version(String),
+    None,
+}
+
+fn bucket_word(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Azure => "container",
+        _ => "bucket",
+    }
+}
+
+fn describe(spec: &ObjectStoreSpec) -> String {
+    let mut s = format!(
+        "{} {} {:?}",
+        spec.cloud.name(),
+        bucket_word(spec.cloud),
+        spec.bucket
+    );
+    if !spec.prefix.is_empty() {
+        s.push_str(&format!(" prefix {:?}", spec.prefix));
+    }
+    if let Some(e) = &spec.endpoint {
+        s.push_str(&format!(" at {e}"));
+    }
+    s
+}
+
+/// A server without multipart uploads answers 501 Not Implemented.
+fn is_not_implemented(e: &opendal::Error) -> bool {
+    e.kind() == ErrorKind::Unsupported || e.to_string().contains("status: 501")
+}
+
+/// OpenDAL's errors carry the whole request context; keep the useful head.
+fn short_message(e: &opendal::Error) -> String {
+    let mut m = e.to_string().replace('\n', " ");
+    if m.len() > 400 {
+        let mut cut = 400;
+        while !m.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        m.truncate(cut);
+        m.push_str("...");
+    }
+    m
+}
+
+impl Storage for ObjectStoreBackend {
+    fn describe(&self) -> String {
+        describe(&self.spec)
+    }
+
+    fn conditional_writes_probe(&self) -> Option<Result<bool, StorageError>> {
+        Some(self.probe_conditional_writes())
+    }
+
+    fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering;
+        validate_key(key)?;
+        let single = |this: &Self| {
+            this.run(
+                this.op
+                    .write_with(key, data.to_vec())
+                    .content_type(CONTENT_TYPE),
+            )
+            .map(|_| ())
+            .map_err(|e| this.err("write", key, e))
+        };
+        if data.len() <= PART_SIZE || self.no_multipart.load(Ordering::Relaxed) {
+            return single(self);
+        }
+        let w = self
+            .op
+            .write_with(key, data.to_vec())
+            .content_type(CONTENT_TYPE)
+            .chunk(PART_SIZE)
+            .concurrent(PART_CONCURRENCY);
+        match self.run(w) {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_implemented(&e) => {
+                self.no_multipart.store(true, Ordering::Relaxed);
+                single(self)
+            }
+            Err(e) => Err(self.err("write", key, e)),
+        }
+    }
+
+    fn put_file(&self, key: &str, file: &Path) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering;
+        validate_key(key)?;
+        let io_err = |op, e| StorageError::Io {
+            backend: self.describe(),
+            op,
+            key: key.to_string(),
+            source: e,
+        };
+        let len = std::fs::metadata(file)
+            .map_err(|e| io_err("stat local file for", e))?
+            .len();
+        let single = len <= PART_SIZE as u64 || self.no_multipart.load(Ordering::Relaxed);
+        let r = if single {
+            self.upload_whole(key, file)
+        } else {
+            match self.upload_parts(key, file) {
+                Err(StorageError::Remote {
+                    ref message, kind, ..
+                }) if message.contains("status: 501") || kind == RemoteErrorKind::Unsupported => {
+                    self.no_multipart.store(true, Ordering::Relaxed);
+                    self.upload_whole(key, file)
+                }
+                r => r,
+            }
+        };
+        r?;
+        std::fs::remove_file(file).map_err(|e| io_err("remove uploaded local file for", e))
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        validate_key(key)?;
+        self.run(self.op.read(key))
+            .map(|b| b.to_vec())
+            .map_err(|e| self.err("read", key, e))
+    }
+
+    fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        validate_key(key)?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let end = offset + buf.len() as u64;
+        let short = |size| StorageError::ShortRead {
+            backend: self.describe(),
+            key: key.to_string(),
+            offset,
+            len: buf.len(),
+            size,
+        };
+        match self.run(self.op.read_with(key).range(offset..end)) {
+            Ok(data) if data.len() == buf.len() => {
+                let mut at = 0;
+                for part in data {
+                    buf[at..at + part.len()].copy_from_slice(&part);
+                    at += part.len();
+                }
+                Ok(())
+            }
+            Ok(data) => Err(short(offset + data.len() as u64)),
+            Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
+                Err(short(self.size(key)?.unwrap_or(0)))
+            }
+            Err(e) => Err(self.err("read", key, e)),
+        }
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        validate_key(key)?;
+        match self.run(self.op.stat(key)) {
+            Ok(m) => Ok(Some(m.content_length())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err("stat", key, e)),
+        }
+    }
+
+    fn modified(&self, key: &str) -> Result<Option<SystemTime>, StorageError> {
+        validate_key(key)?;
+        match self.run(self.op.stat(key)) {
+            Ok(m) => Ok(Some(
+                m.last_modified()
+                    .map(SystemTime::from)
+                    .unwrap_or_else(SystemTime::now),
+            )),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err("stat", key, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        // List the directory that holds the prefix, then filter: object
+        // stores list by key prefix, but OpenDAL lists by directory.
+        let dir = match prefix.rfind('/') {
+            Some(i) => &prefix[..=i],
+            None => "",
+        };
+        let entries = self.run(
+            self.op
+                .list_with(if dir.is_empty() { "/" } else { dir })
+                .recursive(true),
+        );
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(self.err("list", prefix, e)),
+        };
+        let mut keys: Vec<String> = entries
+            .into_iter()
+            .filter(|e| !e.path().ends_with('/'))
+            .map(|e| e.path().trim_start_matches('/').to_string())
+            .filter(|k| k.starts_with(prefix))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        match self.run(self.op.delete(key)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err("delete", key, e)),
+        }
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<CasOutcome, StorageError> {
+        validate_key(key)?;
+        let current = self.read_versioned(key)?;
+        let actual = current.as_ref().map(|(v, _)| v.as_slice());
+        if actual != expected {
+            return Ok(CasOutcome::Conflict {
+                actual: actual.map(<[u8]>::to_vec),
+            });
+        }
+        let token = current.map(|(_, t)| t);
+        let done = match (new, &token) {
+            (Some(data), t) => self.write_if(key, data, t.as_ref())?,
+            (None, Some(t)) => self.delete_if(key, t)?,
+            (None, None) => true,
+        };
+        if done {
+            Ok(CasOutcome::Swapped)
+        } else {
+            self.conflict(key)
+        }
+    }
+}
