@@ -1,5 +1,24 @@
 //! Turning library errors into what a user reads: a message, a hint, an exit code.
 use mediagit_repo::RepoError;
+use mediagit_storage::{RemoteErrorKind, StorageError};
+
+fn remote_hint(kind: RemoteErrorKind) -> &'static str {
+    match kind {
+        RemoteErrorKind::PermissionDenied => {
+            "the store refused the credentials: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (S3), AZURE_STORAGE_ACCOUNT/AZURE_STORAGE_KEY or AZURE_STORAGE_CONNECTION_STRING (Azure), GOOGLE_APPLICATION_CREDENTIALS (GCS), B2_APPLICATION_KEY_ID/B2_APPLICATION_KEY (B2)"
+        }
+        RemoteErrorKind::NoSuchBucket => {
+            "create the bucket (or container) first, or fix the name in the URL or in [storage] of .mediagit/config.toml"
+        }
+        RemoteErrorKind::Unavailable => {
+            "the store did not answer (retried with backoff): check the endpoint, the network, and that the service is up; nothing was changed"
+        }
+        RemoteErrorKind::Throttled => "the store is throttling requests; wait a moment and run the command again",
+        RemoteErrorKind::Config => "fix [storage] in .mediagit/config.toml or the environment variables named above",
+        RemoteErrorKind::Unsupported => "this store lacks an operation MediaGit needs; see docs/BACKENDS.md",
+        RemoteErrorKind::Other => "see docs/BACKENDS.md for what each store needs",
+    }
+}
 
 pub struct CommandError {
     pub message: String,
@@ -47,6 +66,20 @@ impl From<RepoError> for CommandError {
             {
                 Some("the disk is full; free some space and run the command again (nothing was changed)".into())
             }
+            RepoError::RefRace { name, .. } if name.starts_with("refs/heads/") => Some(format!(
+                "another working tree (or machine sharing the store) moved {name}; run `mediagit switch {}` to bring this working tree up to it (your changes are kept where they do not collide), then commit again",
+                name.trim_start_matches("refs/heads/")
+            )),
+            RepoError::NotAStore { .. } => Some(
+                "check the bucket and prefix; `mediagit init --storage URL` creates a repository in an empty prefix".into(),
+            ),
+            RepoError::StoreHasRepository { .. } => Some(
+                "to work with it, run `mediagit clone URL DIR` with the same URL".into(),
+            ),
+            RepoError::StoreNotEmpty { .. } => {
+                Some("pick an empty prefix (s3://BUCKET/NEW-PREFIX) for the repository".into())
+            }
+            RepoError::Storage(StorageError::Remote { kind, .. }) => Some(remote_hint(*kind).into()),
             _ => None,
         };
         CommandError {

@@ -4,15 +4,18 @@ use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use mediagit_format::config::{StorageConfig, StorageKind};
 use mediagit_format::{ObjectId, Signature};
 use mediagit_repo::add::AddOptions;
 use mediagit_repo::checkout::CheckoutTarget;
+use mediagit_repo::clone::CloneOptions;
 use mediagit_repo::commit::{parse_identity, CommitOptions};
 use mediagit_repo::history::{diff_trees, DiffKind, DiffSide, FileDiff, LogOptions};
 use mediagit_repo::refs::{branch_ref, Head};
 use mediagit_repo::status::ChangeKind;
 use mediagit_repo::tree::{FlatEntry, FlatTree};
 use mediagit_repo::{InitOptions, RepoError, Repository};
+use mediagit_storage::CloudEnv;
 
 use crate::command_error::CommandError;
 use crate::output::{human_size, mode_str, mtime_str, now_signature, sig_date, sig_date_iso};
@@ -28,7 +31,7 @@ struct Ctx {
 
 impl Ctx {
     fn repo(&self) -> Result<Repository, CommandError> {
-        Ok(Repository::discover(&self.cwd)?)
+        Ok(Repository::discover_with_env(&self.cwd, &cloud_env())?)
     }
     fn progress(&self) -> TermProgress {
         TermProgress::new(self.quiet)
@@ -47,6 +50,48 @@ impl Ctx {
 
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The cloud credentials and endpoints of the environment (never stored).
+fn cloud_env() -> CloudEnv {
+    mediagit_storage::object_store_backend::CLOUD_ENV_VARS
+        .iter()
+        .filter_map(|k| env_var(k).map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+/// Parses a store URL; a relative directory is taken from the current one.
+fn storage_arg(
+    ctx: &Ctx,
+    url: &str,
+    endpoint: Option<String>,
+    region: Option<String>,
+) -> Result<StorageConfig, CommandError> {
+    let mut sc = StorageConfig::from_url(url).map_err(|e| {
+        CommandError::user(e.to_string())
+            .with_hint("use s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX, b2://BUCKET/PREFIX or a directory")
+    })?;
+    if let Some(p) = &sc.path {
+        let p = Path::new(p);
+        if !p.is_absolute() {
+            sc.path = Some(ctx.cwd.join(p).display().to_string());
+        }
+    }
+    if sc.backend != StorageKind::Filesystem {
+        sc.endpoint = endpoint;
+        sc.region = region;
+    } else if endpoint.is_some() || region.is_some() {
+        return Err(CommandError::user(
+            "--endpoint and --region apply to object stores, not to a directory",
+        ));
+    }
+    Ok(sc)
+}
+
+fn is_store_url(s: &str) -> bool {
+    ["s3://", "az://", "gs://", "b2://", "file://"]
+        .iter()
+        .any(|p| s.starts_with(p))
 }
 
 /// The committer identity: environment, then config.
@@ -75,27 +120,62 @@ pub fn run(cli: Cli) -> CmdResult {
         quiet: cli.quiet,
     };
     match cli.command {
-        Command::Clone { src, dest } => {
+        Command::Clone {
+            src,
+            dest,
+            storage,
+            endpoint,
+            region,
+        } => {
             let abs = |p: PathBuf| if p.is_absolute() { p } else { ctx.cwd.join(p) };
-            let (src, dest) = (abs(src), abs(dest));
+            let dest = abs(dest);
             let who = now_signature(
                 env_var("MEDIAGIT_AUTHOR_NAME").unwrap_or_else(|| "unknown".into()),
                 env_var("MEDIAGIT_AUTHOR_EMAIL").unwrap_or_else(|| "unknown".into()),
             );
             let progress = ctx.progress();
-            let (repo, out) = Repository::clone_local(&src, &dest, &who, &progress)?;
+            if is_store_url(&src) {
+                if storage.is_some() {
+                    return Err(CommandError::user(
+                        "--storage applies to cloning from a path; a clone of a store URL shares that store",
+                    ));
+                }
+                let sc = storage_arg(&ctx, &src, endpoint, region)?;
+                let (repo, out) =
+                    Repository::clone_store(&sc, &dest, &cloud_env(), &who, &progress)?;
+                eprintln!(
+                    "Joined the repository in {} at {}: {} pack{}, {}",
+                    sc.url(),
+                    repo.worktree()?.display(),
+                    out.packs,
+                    if out.packs == 1 { "" } else { "s" },
+                    clone_tail(&out)
+                );
+                warn_unconditional(&repo);
+                return Ok(());
+            }
+            let opts = CloneOptions {
+                storage: match storage {
+                    Some(u) => Some(storage_arg(&ctx, &u, endpoint, region)?),
+                    None if endpoint.is_some() || region.is_some() => {
+                        return Err(CommandError::user(
+                            "--endpoint and --region need a store URL (SRC or --storage)",
+                        ))
+                    }
+                    None => None,
+                },
+                env: cloud_env(),
+            };
+            let src = abs(PathBuf::from(src));
+            let (repo, out) = Repository::clone_local(&src, &dest, &opts, &who, &progress)?;
+            warn_unconditional(&repo);
             eprintln!(
-                "Cloned into {}: {} pack{} ({} hard-linked), {} refs, {} files ({}) checked out{}",
+                "Cloned into {}: {} pack{} ({} hard-linked), {}",
                 repo.worktree()?.display(),
                 out.packs,
                 if out.packs == 1 { "" } else { "s" },
                 out.linked,
-                out.refs,
-                out.files,
-                human_size(out.bytes),
-                out.branch
-                    .map(|b| format!(" on branch {b}"))
-                    .unwrap_or_default()
+                clone_tail(&out)
             );
             Ok(())
         }
@@ -103,7 +183,16 @@ pub fn run(cli: Cli) -> CmdResult {
             dir,
             bare,
             initial_branch,
-        } => init(&ctx, dir, bare, initial_branch),
+            storage,
+            endpoint,
+            region,
+        } => {
+            let storage = match storage {
+                Some(u) => Some(storage_arg(&ctx, &u, endpoint, region)?),
+                None => None,
+            };
+            init(&ctx, dir, bare, initial_branch, storage)
+        }
         Command::Add {
             paths,
             all,
@@ -191,7 +280,39 @@ pub fn run(cli: Cli) -> CmdResult {
     }
 }
 
-fn init(ctx: &Ctx, dir: Option<PathBuf>, bare: bool, initial_branch: Option<String>) -> CmdResult {
+/// "N refs, N files (SIZE) checked out on branch B" of a clone's summary.
+fn clone_tail(out: &mediagit_repo::clone::CloneOutcome) -> String {
+    format!(
+        "{} refs, {} files ({}) checked out{}",
+        out.refs,
+        out.files,
+        human_size(out.bytes),
+        out.branch
+            .as_ref()
+            .map(|b| format!(" on branch {b}"))
+            .unwrap_or_default()
+    )
+}
+
+/// Says so when the store does not enforce conditional writes.
+fn warn_unconditional(repo: &Repository) {
+    if let Some(sc) = &repo.config().storage {
+        if !sc.conditional_writes {
+            eprintln!(
+                "warning: {} does not enforce conditional writes; if two clients move the same branch at the same moment, one update can be lost (see docs/BACKENDS.md)",
+                repo.storage().describe()
+            );
+        }
+    }
+}
+
+fn init(
+    ctx: &Ctx,
+    dir: Option<PathBuf>,
+    bare: bool,
+    initial_branch: Option<String>,
+    storage: Option<StorageConfig>,
+) -> CmdResult {
     let target = match dir {
         Some(d) if d.is_absolute() => d,
         Some(d) => ctx.cwd.join(d),
@@ -202,13 +323,25 @@ fn init(ctx: &Ctx, dir: Option<PathBuf>, bare: bool, initial_branch: Option<Stri
         &InitOptions {
             bare,
             initial_branch,
+            storage,
+            template: None,
+            env: cloud_env(),
         },
     )?;
-    println!(
-        "Initialized empty {}MediaGit repository in {}",
-        if bare { "bare " } else { "" },
-        repo.dir().display()
-    );
+    match &repo.config().storage {
+        None => println!(
+            "Initialized empty {}MediaGit repository in {}",
+            if bare { "bare " } else { "" },
+            repo.dir().display()
+        ),
+        Some(sc) => println!(
+            "Initialized empty {}MediaGit repository in {} with objects and refs in {}",
+            if bare { "bare " } else { "" },
+            repo.dir().display(),
+            sc.url()
+        ),
+    }
+    warn_unconditional(&repo);
     Ok(())
 }
 
@@ -278,7 +411,16 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool) -> CmdResult {
         return Ok(out.flush()?);
     }
     match &st.head {
-        Head::Branch(b) => writeln!(out, "On branch {b}")?,
+        Head::Branch(b) => {
+            writeln!(out, "On branch {b}")?;
+            if let Some((_, tip)) = repo.branch_moved()? {
+                writeln!(
+                    out,
+                    "The store's {b} is now at {} (committed from another working tree);\n  use \"mediagit switch {b}\" to bring this working tree up to it",
+                    tip.map(|t| t.short(12)).unwrap_or_else(|| "nothing (deleted)".into())
+                )?;
+            }
+        }
         Head::Detached(id) => writeln!(out, "HEAD detached at {}", id.short(12))?,
     }
     if st.head_commit.is_none() {

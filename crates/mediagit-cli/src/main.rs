@@ -45,13 +45,36 @@ pub enum Command {
         /// Name of the first branch.
         #[arg(short = 'b', long, value_name = "NAME")]
         initial_branch: Option<String>,
+        /// Keep objects and refs in this store: s3://BUCKET/PREFIX,
+        /// az://CONTAINER/PREFIX, gs://BUCKET/PREFIX, b2://BUCKET/PREFIX or a
+        /// directory. It must be empty. Credentials come from the environment.
+        #[arg(long, value_name = "URL")]
+        storage: Option<String>,
+        /// Object store endpoint (MinIO, Ceph, Spaces, Azurite, an emulator...).
+        #[arg(long, value_name = "URL", requires = "storage")]
+        endpoint: Option<String>,
+        /// Object store region (S3).
+        #[arg(long, value_name = "REGION", requires = "storage")]
+        region: Option<String>,
     },
-    /// Copy a repository from a local path and check out its current branch.
+    /// Copy a repository from a local path, or join one in a store
+    /// (s3://, az://, gs://, b2://, file://), and check out its current branch.
     Clone {
-        /// Path of the repository (its working tree or .mediagit directory).
-        src: PathBuf,
+        /// Path of a repository (copied), or the URL of a store (shared: the
+        /// new working tree uses the store's objects and refs directly).
+        src: String,
         /// New directory to create (must not exist, or be empty).
         dest: PathBuf,
+        /// Copy into this store instead of the new .mediagit directory
+        /// (cloning from a path only).
+        #[arg(long, value_name = "URL")]
+        storage: Option<String>,
+        /// Object store endpoint, for a store URL in SRC or --storage.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// Object store region (S3).
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
     },
     /// Stage files (new, modified or deleted) for the next commit.
     Add {

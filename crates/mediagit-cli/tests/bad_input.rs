@@ -331,6 +331,10 @@ fn corrupt_middle(pack: &Path) -> String {
 #[test]
 fn corrupted_pack_is_detected_and_nothing_wrong_is_written() {
     let env = Env::new();
+    if env.remote() {
+        // Damages a pack file on local disk; the local run covers it.
+        return;
+    }
     let big = env.repo().join("big.bin");
     write_random(&big, 8_000_000, 21);
     let v1 = fs::read(&big).unwrap();

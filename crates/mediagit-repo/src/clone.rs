@@ -1,14 +1,21 @@
-//! `clone` from a repository on a local path.
+//! `clone`: from a repository on a local path, or from a store.
 //!
-//! Packs and pack indexes are immutable, so they are hard-linked when source
-//! and destination share a filesystem (as `git clone` does locally) and
-//! streamed otherwise; refs are copied by compare-and-swap; then HEAD's branch
-//! is checked out. Remotes (fetch/push) come with the server; until then a
-//! clone copies every branch and tag as local refs.
+//! From a path: packs and pack indexes are immutable, so they are hard-linked
+//! when source and destination share a filesystem (as `git clone` does
+//! locally) and streamed otherwise (uploaded, when the new repository's
+//! objects live in an object store); refs are copied by compare-and-swap; then
+//! HEAD's branch is checked out. Remotes (fetch/push) come with the server;
+//! until then a clone copies every branch and tag as local refs.
+//!
+//! From a store URL (`s3://bucket/prefix`...): nothing is copied. The new
+//! working tree is one more client of the repository in the store, sharing
+//! its objects and refs with every other client (that is how a team shares
+//! one bucket); its HEAD, index and reflogs are its own.
 use std::path::Path;
 
+use mediagit_format::config::StorageConfig;
 use mediagit_format::{ObjectId, Signature};
-use mediagit_storage::Storage;
+use mediagit_storage::{CloudEnv, Storage};
 
 use crate::checkout::CheckoutTarget;
 use crate::error::{RepoError, Result};
@@ -24,6 +31,51 @@ pub struct CloneOutcome {
     pub branch: Option<String>,
     pub files: usize,
     pub bytes: u64,
+}
+
+/// Where the clone's objects go, and the environment's credentials.
+#[derive(Debug, Clone, Default)]
+pub struct CloneOptions {
+    /// `None`: inside the new `.mediagit/`.
+    pub storage: Option<StorageConfig>,
+    pub env: CloudEnv,
+}
+
+/// Removes what a failed clone created: the directory if it made it, or the
+/// contents of a directory that was empty.
+fn clean_failed_clone<T>(dest: &Path, r: Result<T>, existed: bool, was_empty: bool) -> Result<T> {
+    if r.is_err() {
+        if !existed {
+            let _ = std::fs::remove_dir_all(dest);
+        } else if was_empty {
+            if let Ok(rd) = std::fs::read_dir(dest) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    let _ = if p.is_dir() && !p.is_symlink() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                }
+            }
+        }
+    }
+    r
+}
+
+fn dest_state(dest: &Path) -> Result<(bool, bool)> {
+    let existed = dest.exists();
+    let was_empty = existed
+        && std::fs::read_dir(dest)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+    if existed && !was_empty {
+        return Err(RepoError::Invalid(format!(
+            "destination {} already exists and is not an empty directory",
+            dest.display()
+        )));
+    }
+    Ok((existed, was_empty))
 }
 
 /// Copies one immutable object between stores: a hard link or a streamed copy.
@@ -67,54 +119,112 @@ impl Repository {
     pub fn clone_local(
         src: &Path,
         dest: &Path,
+        opts: &CloneOptions,
         who: &Signature,
         progress: &dyn Progress,
     ) -> Result<(Repository, CloneOutcome)> {
         // Decided before anything is written: only a directory this clone
         // creates, or one that was empty, is cleaned up after a failure.
-        let existed = dest.exists();
-        let was_empty = existed
-            && std::fs::read_dir(dest)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false);
-        let r = Repository::clone_into(src, dest, who, progress);
-        if r.is_err() {
-            if !existed {
-                let _ = std::fs::remove_dir_all(dest);
-            } else if was_empty {
-                if let Ok(rd) = std::fs::read_dir(dest) {
-                    for e in rd.flatten() {
-                        let p = e.path();
-                        let _ = if p.is_dir() && !p.is_symlink() {
-                            std::fs::remove_dir_all(&p)
-                        } else {
-                            std::fs::remove_file(&p)
-                        };
-                    }
-                }
+        let (existed, was_empty) = dest_state(dest)?;
+        let mut store: Option<std::sync::Arc<dyn Storage>> = None;
+        let r = Repository::clone_into(src, dest, opts, who, progress, &mut store);
+        if let (Err(_), Some(store)) = (&r, store) {
+            // The store was empty before (init checks); take back what this
+            // clone put there, the marker first so it stops being a repository.
+            let _ = store.delete("config.toml");
+            for key in store.list("").unwrap_or_default() {
+                let _ = store.delete(&key);
             }
         }
-        r
+        clean_failed_clone(dest, r, existed, was_empty)
+    }
+
+    /// A new working tree at `dest` for the repository in the store `sc`
+    /// names (see the module docs: nothing is copied).
+    pub fn clone_store(
+        sc: &StorageConfig,
+        dest: &Path,
+        env: &CloudEnv,
+        who: &Signature,
+        progress: &dyn Progress,
+    ) -> Result<(Repository, CloneOutcome)> {
+        let (existed, was_empty) = dest_state(dest)?;
+        let r = Repository::attach_store(sc, dest, env, who, progress);
+        clean_failed_clone(dest, r, existed, was_empty)
+    }
+
+    fn attach_store(
+        sc: &StorageConfig,
+        dest: &Path,
+        env: &CloudEnv,
+        who: &Signature,
+        progress: &dyn Progress,
+    ) -> Result<(Repository, CloneOutcome)> {
+        let mut sc = sc.clone();
+        let storage = crate::repo::open_storage(dest, Some(&sc), env)?;
+        let store_cfg = crate::repo::read_store_config(storage.as_ref())?;
+        if let Some(p) = storage.conditional_writes_probe() {
+            sc.conditional_writes = p?;
+        }
+        let branch =
+            crate::repo::read_store_head(storage.as_ref())?.unwrap_or_else(|| "main".into());
+        crate::refs::validate_ref_name("branch", &branch)?;
+        std::fs::create_dir_all(dest).map_err(|e| RepoError::io("create directory", dest, e))?;
+        let root = dest
+            .canonicalize()
+            .map_err(|e| RepoError::io("resolve", dest, e))?;
+        let dir = root.join(crate::repo::DOT_DIR);
+        for sub in ["logs", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .map_err(|e| RepoError::io("create directory", dir.join(sub), e))?;
+        }
+        let mut cfg = store_cfg;
+        cfg.core.bare = false;
+        cfg.storage = Some(sc.clone());
+        write_atomic(
+            &dir.join("HEAD"),
+            format!("ref: refs/heads/{branch}\n").as_bytes(),
+        )?;
+        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        let repo = Repository::discover_with_env(&root, env)?;
+        let mut out = CloneOutcome {
+            refs: storage.list("refs/")?.len(),
+            packs: storage
+                .list("packs/")?
+                .iter()
+                .filter(|k| k.ends_with(".pack"))
+                .count(),
+            ..Default::default()
+        };
+        let bref = crate::refs::branch_ref(&branch);
+        if let Some(id) = repo.read_ref(&bref)? {
+            repo.append_reflog(
+                &bref,
+                &ReflogEntry {
+                    old: ObjectId::ZERO,
+                    new: id,
+                    who: who.clone(),
+                    message: format!("clone: from {}", sc.url()),
+                },
+            )?;
+            let c = repo.checkout(&CheckoutTarget::Branch(branch.clone()), true, who, progress)?;
+            out.files = c.written;
+            out.bytes = c.bytes;
+            out.branch = Some(branch);
+        }
+        Ok((repo, out))
     }
 
     /// Clones the repository at `src` into a new working tree at `dest`.
     fn clone_into(
         src: &Path,
         dest: &Path,
+        opts: &CloneOptions,
         who: &Signature,
         progress: &dyn Progress,
+        created_store: &mut Option<std::sync::Arc<dyn Storage>>,
     ) -> Result<(Repository, CloneOutcome)> {
-        let source = Repository::discover(src)?;
-        if dest.exists()
-            && std::fs::read_dir(dest)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(true)
-        {
-            return Err(RepoError::Invalid(format!(
-                "destination {} already exists and is not an empty directory",
-                dest.display()
-            )));
-        }
+        let source = Repository::discover_with_env(src, &opts.env)?;
         let head = source.head()?;
         let branch = match &head {
             Head::Branch(b) => b.clone(),
@@ -125,14 +235,16 @@ impl Repository {
             &InitOptions {
                 bare: false,
                 initial_branch: Some(branch.clone()),
+                storage: opts.storage.clone(),
+                // Same chunking and compression settings, so new content
+                // deduplicates against the cloned content.
+                template: Some(source.config().clone()),
+                env: opts.env.clone(),
             },
         )?;
-        // Same chunking and compression settings, so new content deduplicates
-        // against the cloned content. (The config holds no paths.)
-        let mut cfg = source.config().clone();
-        cfg.core.bare = false;
-        write_atomic(&repo.dir().join("config.toml"), cfg.to_toml().as_bytes())?;
-        let repo = Repository::discover(dest)?;
+        if opts.storage.is_some() {
+            *created_store = Some(repo.storage().clone());
+        }
         let _lock = repo.lock()?;
         let mut out = CloneOutcome::default();
         let (s, d) = (source.storage().clone(), repo.storage().clone());

@@ -11,6 +11,12 @@ pub enum RepoError {
     NotARepository { path: PathBuf },
     #[error("a mediagit repository already exists at {}", path.display())]
     AlreadyExists { path: PathBuf },
+    #[error("{store} holds no MediaGit repository (no config.toml there){}", if found.is_empty() { String::new() } else { format!("; it holds other objects, e.g. {found:?}") })]
+    NotAStore { store: String, found: String },
+    #[error("{store} already holds a MediaGit repository")]
+    StoreHasRepository { store: String },
+    #[error("{store} is not empty (it holds {found:?}, which is not a MediaGit repository); refusing to mix a repository into it")]
+    StoreNotEmpty { store: String, found: String },
     #[error("the repository is locked by another mediagit process ({holder}); lock file {}", path.display())]
     Locked { path: PathBuf, holder: String },
     #[error("unknown revision {rev:?}")]

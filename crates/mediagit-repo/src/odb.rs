@@ -19,6 +19,31 @@ use mediagit_storage::Storage;
 
 use crate::error::{RepoError, Result};
 
+/// Largest single read of consecutive chunks when restoring a file.
+pub const READ_BATCH: u64 = 16 << 20;
+
+/// Checks a chunk's length against its manifest entry and writes it out.
+fn emit_chunk(
+    manifest: &ObjectId,
+    c: &mediagit_format::object::ManifestChunk,
+    data: &[u8],
+    out: &mut dyn Write,
+    on_bytes: &dyn Fn(u64),
+) -> Result<()> {
+    if data.len() != c.len as usize {
+        return Err(RepoError::CorruptObject {
+            id: *manifest,
+            kind: "manifest",
+            location: format!("chunk {}", c.id),
+            reason: format!("chunk is {} bytes, manifest says {}", data.len(), c.len),
+        });
+    }
+    out.write_all(data)
+        .map_err(|e| RepoError::io("write", "output", e))?;
+    on_bytes(data.len() as u64);
+    Ok(())
+}
+
 /// Packs are closed and a new one started past this size.
 pub const PACK_TARGET_SIZE: u64 = 1 << 30;
 
@@ -212,7 +237,26 @@ impl Odb {
             });
         }
         let key = pack_key(&pack_id);
-        let corrupt = |reason: String| RepoError::CorruptObject {
+        let mut buf = vec![0u8; EntryHeader::LEN + loc.stored_len as usize];
+        self.storage
+            .read_at(&key, loc.offset, &mut buf)
+            .map_err(|e| self.corrupt(id, kind, &key, &loc, e.to_string()))?;
+        let (data, start) = self.verify_entry(id, kind, &key, &loc, &buf)?;
+        match data {
+            Some(decoded) => Ok((decoded, 0)),
+            None => Ok((buf, start)),
+        }
+    }
+
+    fn corrupt(
+        &self,
+        id: &ObjectId,
+        kind: ObjectKind,
+        key: &str,
+        loc: &Location,
+        reason: String,
+    ) -> RepoError {
+        RepoError::CorruptObject {
             id: *id,
             kind: kind.name(),
             location: format!(
@@ -222,16 +266,27 @@ impl Odb {
                 self.storage.describe()
             ),
             reason,
-        };
-        let mut buf = vec![0u8; EntryHeader::LEN + loc.stored_len as usize];
-        self.storage
-            .read_at(&key, loc.offset, &mut buf)
-            .map_err(|e| corrupt(e.to_string()))?;
-        let h = EntryHeader::decode(&buf).map_err(|e| corrupt(e.to_string()))?;
+        }
+    }
+
+    /// Checks one stored entry (`entry` = header + stored payload) against
+    /// the index and its id. Returns the decoded bytes for compressed
+    /// entries, or `None` and the offset of the raw payload in `entry`.
+    fn verify_entry(
+        &self,
+        id: &ObjectId,
+        kind: ObjectKind,
+        key: &str,
+        loc: &Location,
+        entry: &[u8],
+    ) -> Result<(Option<Vec<u8>>, usize)> {
+        let corrupt = |reason: String| self.corrupt(id, kind, key, loc, reason);
+        let h = EntryHeader::decode(entry).map_err(|e| corrupt(e.to_string()))?;
         if h.id != *id || h.kind != kind || h.stored_len != loc.stored_len || h.codec != loc.codec {
             return Err(corrupt("entry header does not match the pack index".into()));
         }
-        let (data, start) = match h.codec {
+        let payload = &entry[EntryHeader::LEN..];
+        let (decoded, start) = match h.codec {
             Codec::Raw => {
                 if h.raw_len != h.stored_len {
                     return Err(corrupt(format!(
@@ -239,20 +294,24 @@ impl Odb {
                         h.stored_len, h.raw_len
                     )));
                 }
-                (buf, EntryHeader::LEN)
+                (None, EntryHeader::LEN)
             }
             codec => (
-                decompress(codec, &buf[EntryHeader::LEN..], h.raw_len as usize).map_err(|e| {
+                Some(decompress(codec, payload, h.raw_len as usize).map_err(|e| {
                     corrupt(format!("{} payload does not decode: {e}", codec.name()))
-                })?,
+                })?),
                 0,
             ),
         };
-        let actual = ObjectId::hash(&data[start..]);
+        let bytes = match &decoded {
+            Some(d) => &d[..],
+            None => &entry[start..],
+        };
+        let actual = ObjectId::hash(bytes);
         if actual != *id {
             return Err(corrupt(format!("content hashes to {actual}")));
         }
-        Ok((data, start))
+        Ok((decoded, start))
     }
 
     pub fn read_manifest(&self, id: &ObjectId) -> Result<Manifest> {
@@ -273,6 +332,11 @@ impl Odb {
     }
 
     /// Streams a file's content (by manifest id) into `out`, verifying every chunk.
+    ///
+    /// Chunks stored back to back in one pack (the usual case: `add` writes
+    /// a file's new chunks in order) are fetched with one read of up to
+    /// [`READ_BATCH`] bytes: one ranged GET instead of one per chunk on an
+    /// object store, one `pread` on disk.
     pub fn write_file_to(
         &self,
         manifest: &ObjectId,
@@ -280,20 +344,61 @@ impl Odb {
         on_bytes: &dyn Fn(u64),
     ) -> Result<Manifest> {
         let m = self.read_manifest(manifest)?;
-        for c in &m.chunks {
-            let (buf, start) = self.read_object(&c.id, ObjectKind::Chunk)?;
-            let data = &buf[start..];
-            if data.len() != c.len as usize {
-                return Err(RepoError::CorruptObject {
-                    id: *manifest,
-                    kind: "manifest",
-                    location: format!("chunk {}", c.id),
-                    reason: format!("chunk is {} bytes, manifest says {}", data.len(), c.len),
-                });
+        let mut i = 0;
+        let mut buf = Vec::new();
+        while i < m.chunks.len() {
+            // The run of chunks that follow each other in one pack.
+            let first = &m.chunks[i];
+            let (pack, loc0) = self.locate(&first.id).ok_or(RepoError::MissingObject {
+                id: first.id,
+                kind: "chunk",
+                context: Some(format!("manifest {manifest}")),
+            })?;
+            let mut locs = vec![loc0];
+            let mut end = loc0.offset + EntryHeader::LEN as u64 + loc0.stored_len as u64;
+            while i + locs.len() < m.chunks.len() {
+                let next = &m.chunks[i + locs.len()];
+                match self.locate(&next.id) {
+                    Some((p, l))
+                        if p == pack
+                            && l.offset == end
+                            && l.kind == ObjectKind::Chunk
+                            && end + EntryHeader::LEN as u64 + l.stored_len as u64
+                                - loc0.offset
+                                <= READ_BATCH =>
+                    {
+                        end = l.offset + EntryHeader::LEN as u64 + l.stored_len as u64;
+                        locs.push(l);
+                    }
+                    _ => break,
+                }
             }
-            out.write_all(data)
-                .map_err(|e| RepoError::io("write", "output", e))?;
-            on_bytes(data.len() as u64);
+            if locs.len() == 1 || loc0.kind != ObjectKind::Chunk {
+                let (b, start) = self.read_object(&first.id, ObjectKind::Chunk)?;
+                emit_chunk(manifest, first, &b[start..], out, on_bytes)?;
+                i += 1;
+                continue;
+            }
+            let key = pack_key(&pack);
+            buf.resize((end - loc0.offset) as usize, 0);
+            self.storage
+                .read_at(&key, loc0.offset, &mut buf)
+                .map_err(|e| {
+                    self.corrupt(&first.id, ObjectKind::Chunk, &key, &loc0, e.to_string())
+                })?;
+            for (k, loc) in locs.iter().enumerate() {
+                let c = &m.chunks[i + k];
+                let at = (loc.offset - loc0.offset) as usize;
+                let entry = &buf[at..at + EntryHeader::LEN + loc.stored_len as usize];
+                let (decoded, start) =
+                    self.verify_entry(&c.id, ObjectKind::Chunk, &key, loc, entry)?;
+                let data = match &decoded {
+                    Some(d) => &d[..],
+                    None => &entry[start..],
+                };
+                emit_chunk(manifest, c, data, out, on_bytes)?;
+            }
+            i += locs.len();
         }
         Ok(m)
     }

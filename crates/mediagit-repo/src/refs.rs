@@ -129,11 +129,81 @@ impl Repository {
     }
 
     /// The commit HEAD points to, or `None` on an unborn branch.
+    ///
+    /// In a working tree of a shared store, the branch ref can move under
+    /// it (another machine commits); what this working tree and its index
+    /// are based on is then `.mediagit/BASE`, not the ref. Using BASE here
+    /// makes `commit` fail by compare-and-swap instead of silently undoing
+    /// the other machine's changes, and makes `switch BRANCH` bring the
+    /// working tree up to the ref (a fast-forward that keeps local edits
+    /// where they do not collide).
     pub fn head_commit(&self) -> Result<Option<ObjectId>> {
         match self.head()? {
-            Head::Branch(b) => self.read_ref(&branch_ref(&b)),
+            Head::Branch(b) => {
+                if self.tracks_base() {
+                    if let Some(base) = self.read_base()? {
+                        return Ok(Some(base));
+                    }
+                }
+                self.read_ref(&branch_ref(&b))
+            }
             Head::Detached(id) => Ok(Some(id)),
         }
+    }
+
+    /// Whether this working tree keeps a BASE (its refs live in a store
+    /// other working trees may share).
+    pub(crate) fn tracks_base(&self) -> bool {
+        self.config().storage.is_some() && !self.is_bare()
+    }
+
+    fn read_base(&self) -> Result<Option<ObjectId>> {
+        let path = self.dir().join("BASE");
+        match fs::read_to_string(&path) {
+            Ok(s) => s
+                .trim()
+                .parse::<ObjectId>()
+                .map(Some)
+                .map_err(|e| RepoError::format(path.display().to_string(), e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RepoError::io("read", &path, e)),
+        }
+    }
+
+    /// Records the commit this working tree's branch is at (see
+    /// [`Repository::head_commit`]); `None` forgets it.
+    pub(crate) fn write_base(&self, id: Option<ObjectId>) -> Result<()> {
+        if !self.tracks_base() {
+            return Ok(());
+        }
+        let path = self.dir().join("BASE");
+        match id {
+            Some(id) => write_atomic(&path, format!("{id}\n").as_bytes()),
+            None => match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(RepoError::io("remove", &path, e))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// The branch ref's value in the store, when it moved away from what
+    /// this working tree is based on: `(base, tip)`.
+    pub fn branch_moved(&self) -> Result<Option<(Option<ObjectId>, Option<ObjectId>)>> {
+        let Head::Branch(b) = self.head()? else {
+            return Ok(None);
+        };
+        if !self.tracks_base() {
+            return Ok(None);
+        }
+        let base = self.read_base()?;
+        let tip = self.read_ref(&branch_ref(&b))?;
+        Ok(if base.is_some() && base != tip {
+            Some((base, tip))
+        } else {
+            None
+        })
     }
 
     pub fn set_head(&self, head: &Head) -> Result<()> {
@@ -255,6 +325,7 @@ impl Repository {
             Head::Branch(b) => {
                 let name = branch_ref(&b);
                 self.cas_ref(&name, old, Some(new))?;
+                self.write_base(Some(new))?;
                 self.append_reflog(&name, &entry)?;
             }
             Head::Detached(_) => self.set_head(&Head::Detached(new))?,

@@ -4,8 +4,11 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use mediagit_format::config::{StorageConfig, StorageKind};
 use mediagit_format::RepoConfig;
-use mediagit_storage::{LocalBackend, Storage};
+use mediagit_storage::{
+    Cloud, CloudEnv, LocalBackend, ObjectStoreBackend, ObjectStoreSpec, Storage,
+};
 
 use crate::error::{RepoError, Result};
 use crate::odb::Odb;
@@ -27,13 +30,152 @@ pub struct InitOptions {
     pub bare: bool,
     /// Name of the first branch; `main` if `None`.
     pub initial_branch: Option<String>,
+    /// Where objects and refs live; `None`: inside `.mediagit/`.
+    pub storage: Option<StorageConfig>,
+    /// Format, chunking and compression settings to use instead of the
+    /// defaults (a clone keeps its source's, so content deduplicates).
+    pub template: Option<RepoConfig>,
+    /// Credentials and endpoints from the environment (collected by the caller).
+    pub env: CloudEnv,
+}
+
+/// The store's own copy of the repository settings: `config.toml` at the root
+/// of the store, without the local `[core]`, `[author]` and `[storage]`.
+fn store_config(cfg: &RepoConfig) -> RepoConfig {
+    let mut c = cfg.clone();
+    c.core.bare = true;
+    c.author = Default::default();
+    c.storage = None;
+    c
+}
+
+/// Opens the store a `[storage]` section names (the local `.mediagit/` when
+/// there is none).
+pub fn open_storage(
+    dir: &Path,
+    storage: Option<&StorageConfig>,
+    env: &CloudEnv,
+) -> Result<Arc<dyn Storage>> {
+    let Some(sc) = storage else {
+        return Ok(Arc::new(LocalBackend::new(dir)));
+    };
+    let cloud = match sc.backend {
+        StorageKind::Filesystem => {
+            let path = Path::new(sc.path.as_deref().unwrap_or_default());
+            if !path.is_dir() {
+                return Err(RepoError::Invalid(format!(
+                    "[storage] path {} is not a directory (is the volume mounted?)",
+                    path.display()
+                )));
+            }
+            return Ok(Arc::new(LocalBackend::new(path)));
+        }
+        StorageKind::S3 => Cloud::S3,
+        StorageKind::Azure => Cloud::Azure,
+        StorageKind::Gcs => Cloud::Gcs,
+        StorageKind::B2 => Cloud::B2,
+    };
+    let spec = ObjectStoreSpec {
+        cloud,
+        bucket: sc.bucket.clone().unwrap_or_default(),
+        prefix: sc.prefix.clone(),
+        endpoint: sc.endpoint.clone(),
+        region: sc.region.clone(),
+        account: sc.account.clone(),
+        bucket_id: sc.bucket_id.clone(),
+    };
+    let b = ObjectStoreBackend::connect(&spec, env)?.with_conditional_writes(sc.conditional_writes);
+    Ok(Arc::new(b))
+}
+
+/// Reads and checks the repository settings a store holds.
+pub fn read_store_config(storage: &dyn Storage) -> Result<RepoConfig> {
+    match storage.get("config.toml") {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            RepoConfig::from_toml(&text)
+                .map_err(|e| RepoError::format(format!("{}: config.toml", storage.describe()), e))
+        }
+        Err(e) if e.is_not_found() => Err(RepoError::NotAStore {
+            store: storage.describe(),
+            found: storage
+                .list("")
+                .ok()
+                .and_then(|k| k.into_iter().next())
+                .unwrap_or_default(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The branch a store's `HEAD` names (what a clone checks out).
+pub fn read_store_head(storage: &dyn Storage) -> Result<Option<String>> {
+    match storage.get("HEAD") {
+        Ok(b) => Ok(String::from_utf8_lossy(&b)
+            .trim()
+            .strip_prefix("ref: refs/heads/")
+            .map(str::to_string)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl Repository {
     /// Creates a repository at `path` (`path/.mediagit`, or `path` itself if bare).
+    /// With `opts.storage`, objects and refs go to that store, which must be
+    /// empty; it is checked before anything is written.
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Repository> {
         let branch = opts.initial_branch.clone().unwrap_or_else(|| "main".into());
         crate::refs::validate_ref_name("branch", &branch)?;
+        let mut config = match &opts.template {
+            Some(t) => {
+                let mut c = t.clone();
+                c.core.bare = opts.bare;
+                c.storage = None;
+                c
+            }
+            None => RepoConfig::new(opts.bare),
+        };
+        let head = format!("ref: refs/heads/{branch}\n");
+        // The store first: a refused store leaves nothing behind locally.
+        let store = match &opts.storage {
+            None => None,
+            Some(sc) => {
+                let mut sc = sc.clone();
+                if sc.backend == StorageKind::Filesystem {
+                    let p = PathBuf::from(sc.path.clone().unwrap_or_default());
+                    fs::create_dir_all(&p).map_err(|e| RepoError::io("create directory", &p, e))?;
+                    let p = p
+                        .canonicalize()
+                        .map_err(|e| RepoError::io("resolve", &p, e))?;
+                    sc.path = Some(p.display().to_string());
+                }
+                let storage = open_storage(path, Some(&sc), &opts.env)?;
+                match storage.get("config.toml") {
+                    Ok(_) => {
+                        return Err(RepoError::StoreHasRepository {
+                            store: storage.describe(),
+                        })
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+                if let Some(found) = storage.list("")?.into_iter().next() {
+                    return Err(RepoError::StoreNotEmpty {
+                        store: storage.describe(),
+                        found,
+                    });
+                }
+                if sc.backend != StorageKind::Filesystem {
+                    let conditional = match storage.as_ref().conditional_writes_probe() {
+                        Some(p) => p?,
+                        None => true,
+                    };
+                    sc.conditional_writes = conditional;
+                }
+                Some((sc, storage))
+            }
+        };
         fs::create_dir_all(path).map_err(|e| RepoError::io("create directory", path, e))?;
         let path = path
             .canonicalize()
@@ -46,22 +188,36 @@ impl Repository {
         if dir.join("config.toml").exists() {
             return Err(RepoError::AlreadyExists { path: dir });
         }
-        for sub in ["refs/heads", "refs/tags", "packs", "logs", "tmp"] {
-            fs::create_dir_all(dir.join(sub))
-                .map_err(|e| RepoError::io("create directory", dir.join(sub), e))?;
+        if let Some((sc, storage)) = store {
+            // The store's config.toml is written last: its presence is what
+            // makes a repository there.
+            storage.put("HEAD", head.as_bytes())?;
+            storage.put("config.toml", store_config(&config).to_toml().as_bytes())?;
+            config.storage = Some(sc);
+            for sub in ["logs", "tmp"] {
+                fs::create_dir_all(dir.join(sub))
+                    .map_err(|e| RepoError::io("create directory", dir.join(sub), e))?;
+            }
+        } else {
+            for sub in ["refs/heads", "refs/tags", "packs", "logs", "tmp"] {
+                fs::create_dir_all(dir.join(sub))
+                    .map_err(|e| RepoError::io("create directory", dir.join(sub), e))?;
+            }
         }
-        let config = RepoConfig::new(opts.bare);
-        write_atomic(
-            &dir.join("HEAD"),
-            format!("ref: refs/heads/{branch}\n").as_bytes(),
-        )?;
+        write_atomic(&dir.join("HEAD"), head.as_bytes())?;
         // The config is written last: its presence is what makes a repository.
         write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
-        Repository::open_dir(&dir, if opts.bare { None } else { Some(path) })
+        Repository::open_dir(&dir, if opts.bare { None } else { Some(path) }, &opts.env)
     }
 
     /// Finds the repository containing `start` (or a parent of it).
     pub fn discover(start: &Path) -> Result<Repository> {
+        Repository::discover_with_env(start, &CloudEnv::new())
+    }
+
+    /// [`Repository::discover`], with the credentials and endpoints of the
+    /// environment for repositories whose objects live in an object store.
+    pub fn discover_with_env(start: &Path, env: &CloudEnv) -> Result<Repository> {
         let start = start
             .canonicalize()
             .map_err(|e| RepoError::io("resolve", start, e))?;
@@ -69,27 +225,35 @@ impl Repository {
         while let Some(dir) = cur {
             let dot = dir.join(DOT_DIR);
             if dot.join("config.toml").is_file() {
-                return Repository::open_dir(&dot, Some(dir.to_path_buf()));
+                return Repository::open_dir(&dot, Some(dir.to_path_buf()), env);
             }
             if dir.join("config.toml").is_file()
                 && dir.join("HEAD").is_file()
                 && dir.join("refs").is_dir()
             {
-                return Repository::open_dir(dir, None);
+                return Repository::open_dir(dir, None, env);
             }
             cur = dir.parent();
         }
         Err(RepoError::NotARepository { path: start })
     }
 
-    fn open_dir(dir: &Path, worktree: Option<PathBuf>) -> Result<Repository> {
+    fn open_dir(dir: &Path, worktree: Option<PathBuf>, env: &CloudEnv) -> Result<Repository> {
         let cfg_path = dir.join("config.toml");
         let text =
             fs::read_to_string(&cfg_path).map_err(|e| RepoError::io("read", &cfg_path, e))?;
-        let config = RepoConfig::from_toml(&text)
+        let mut config = RepoConfig::from_toml(&text)
             .map_err(|e| RepoError::format(cfg_path.display().to_string(), e))?;
         let worktree = if config.core.bare { None } else { worktree };
-        let storage: Arc<dyn Storage> = Arc::new(LocalBackend::new(dir));
+        let storage = open_storage(dir, config.storage.as_ref(), env)?;
+        if config.storage.is_some() {
+            // The store's settings win: every client of a shared store must
+            // chunk and name content the same way.
+            let store = read_store_config(storage.as_ref())?;
+            config.format = store.format;
+            config.chunking = store.chunking;
+            config.compression = store.compression;
+        }
         Ok(Repository {
             worktree,
             dir: dir.to_path_buf(),

@@ -10,12 +10,47 @@ pub struct Env {
     pub tmp: tempfile::TempDir,
 }
 
+/// `MEDIAGIT_TEST_STORAGE=s3://BUCKET` (or az://, gs://) re-runs the CLI
+/// tests with every repository's objects and refs in that store, each under
+/// its own prefix; `scripts/test.sh` does so against its S3 server.
+pub fn test_store() -> Option<String> {
+    std::env::var("MEDIAGIT_TEST_STORAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A fresh store URL under the test store, or `None` when tests run locally.
+pub fn fresh_store_url() -> Option<String> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    test_store().map(|base| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!(
+            "{}/cli-{}-{nanos}-{n}",
+            base.trim_end_matches('/'),
+            std::process::id()
+        )
+    })
+}
+
 impl Env {
-    /// A temp dir with an initialized repository in `repo/`.
+    /// A temp dir with an initialized repository in `repo/` (its objects in
+    /// the test store when `MEDIAGIT_TEST_STORAGE` is set).
     pub fn new() -> Env {
         let env = Env::empty();
-        env.ok(&["init", "repo"]);
+        match fresh_store_url() {
+            Some(url) => env.ok(&["init", "repo", "--storage", &url]),
+            None => env.ok(&["init", "repo"]),
+        };
         env
+    }
+
+    /// Whether this run keeps objects in an object store (see [`test_store`]).
+    pub fn remote(&self) -> bool {
+        test_store().is_some()
     }
 
     /// A temp dir, nothing in it.
@@ -67,6 +102,19 @@ impl Env {
     }
 
     /// Runs and asserts failure with exit code 1; returns stderr.
+    /// Runs in `dir` and asserts success; returns stdout.
+    pub fn ok_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.cmd_in(dir, args).output().expect("run mediagit");
+        assert!(
+            out.status.success(),
+            "mediagit {args:?} in {} failed:\nstdout: {}\nstderr: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn fail(&self, args: &[&str]) -> String {
         let out = self.cmd(args).output().expect("run mediagit");
         assert_eq!(

@@ -1,0 +1,358 @@
+//! The real binary against real object-store servers: moto (S3), Azurite
+//! (Azure Blob) and gcp-storage-emulator (GCS), started by
+//! `scripts/test-servers.sh` (see `crates/mediagit-storage/tests/object_stores.rs`
+//! for the variables). Round trips of real media: init --storage, add,
+//! commit, log, checkout, clone from the bucket, fsck, verify, gc; then the
+//! bad input a user can give: refused credentials, a missing bucket, a dead
+//! endpoint, a prefix holding something else.
+mod common;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Server {
+    scheme: &'static str,
+    endpoint: String,
+}
+
+fn server(var: &str, scheme: &'static str) -> Option<Server> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(Server {
+            scheme,
+            endpoint: v,
+        }),
+        _ => {
+            assert!(
+                std::env::var("MEDIAGIT_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "{var} is not set but MEDIAGIT_REQUIRE_SERVERS=1"
+            );
+            eprintln!("{var} not set: skipping (run through scripts/test.sh)");
+            None
+        }
+    }
+}
+
+fn unique(tag: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}-{}-{n}", std::process::id())
+}
+
+impl Server {
+    fn url(&self, prefix: &str) -> String {
+        format!("{}://mediagit-test/{prefix}", self.scheme)
+    }
+}
+
+/// Init, add real media, commit twice, log, check out both versions, clone
+/// from the bucket into a second working tree, then fsck, verify, gc, stats.
+fn round_trip(s: &Server) {
+    let env = Env::empty();
+    let url = s.url(&unique("roundtrip"));
+    let out = env.ok(&["init", "repo", "--storage", &url, "--endpoint", &s.endpoint]);
+    assert!(out.contains(&url), "{out}");
+    let cfg = fs::read_to_string(env.repo().join(".mediagit/config.toml")).unwrap();
+    assert!(cfg.contains("[storage]"), "{cfg}");
+    for secret in ["AWS_SECRET", "AccountKey", "Eby8vdM02"] {
+        assert!(!cfg.contains(secret), "credentials in config.toml: {cfg}");
+    }
+    // Objects and refs are not on local disk.
+    assert!(!env.repo().join(".mediagit/packs").exists());
+
+    copy_media(&env.repo());
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "v1"]);
+    let v1 = tree_hashes(&env.repo());
+    let photo = v1
+        .keys()
+        .find(|k| k.ends_with(".jpg"))
+        .expect("a JPEG in the fixtures")
+        .clone();
+    write_random(&env.repo().join(&photo), 3_000_000, 7);
+    fs::create_dir_all(env.repo().join("new")).unwrap();
+    write_random(&env.repo().join("new/big.bin"), 20_000_000, 8);
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "v2"]);
+    let v2 = tree_hashes(&env.repo());
+    assert_ne!(v1, v2);
+
+    let log = env.ok(&["log", "--oneline"]);
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(log.contains("v1") && log.contains("v2"), "{log}");
+
+    env.ok(&["checkout", "HEAD~1"]);
+    assert_eq!(tree_hashes(&env.repo()), v1, "v1 restored from {url}");
+    env.ok(&["switch", "main"]);
+    assert_eq!(tree_hashes(&env.repo()), v2);
+
+    // A second working tree of the same repository, from the bucket alone.
+    env.ok_in(
+        env.root(),
+        &["clone", &url, "copy", "--endpoint", &s.endpoint],
+    );
+    let copy = env.root().join("copy");
+    assert_eq!(tree_hashes(&copy), v2, "clone from {url} is byte-identical");
+    assert_eq!(env.ok_in(&copy, &["log", "--oneline"]), log);
+
+    env.ok_in(&copy, &["fsck"]);
+    env.ok_in(&copy, &["verify", "HEAD~1"]);
+    let gc = env.ok(&["gc", "--prune=now"]);
+    assert!(!gc.is_empty());
+    env.ok(&["checkout", "HEAD~1"]);
+    assert_eq!(tree_hashes(&env.repo()), v1, "gc kept v1");
+    let stats = env.ok(&["stats"]);
+    assert!(stats.contains("commits"), "{stats}");
+}
+
+#[test]
+fn s3_round_trip() {
+    if let Some(s) = server("MEDIAGIT_TEST_S3", "s3") {
+        round_trip(&s);
+    }
+}
+
+#[test]
+fn azure_round_trip() {
+    if let Some(s) = server("MEDIAGIT_TEST_AZURE", "az") {
+        round_trip(&s);
+    }
+}
+
+#[test]
+fn gcs_round_trip() {
+    if let Some(s) = server("MEDIAGIT_TEST_GCS", "gs") {
+        round_trip(&s);
+    }
+}
+
+/// Two working trees of one bucket: a branch committed in one appears in the
+/// other, with its content.
+#[test]
+fn two_clients_share_one_bucket() {
+    let Some(s) = server("MEDIAGIT_TEST_S3", "s3") else {
+        return;
+    };
+    let env = Env::empty();
+    let url = s.url(&unique("shared"));
+    env.ok(&["init", "repo", "--storage", &url, "--endpoint", &s.endpoint]);
+    env.write("a.txt", b"first\n");
+    env.ok(&["add", "a.txt"]);
+    env.ok(&["commit", "-m", "first"]);
+    let b = env.root().join("b");
+    env.ok_in(env.root(), &["clone", &url, "b", "--endpoint", &s.endpoint]);
+    let run_b = |args: &[&str]| env.ok_in(&b, args);
+    run_b(&["switch", "-c", "feature"]);
+    write_random(&b.join("clip.bin"), 5_000_000, 3);
+    let clip = sha256_file(&b.join("clip.bin"));
+    run_b(&["add", "clip.bin"]);
+    run_b(&["commit", "-m", "from b"]);
+    let branches = env.ok(&["branch"]);
+    assert!(branches.contains("feature"), "{branches}");
+    env.ok(&["switch", "feature"]);
+    assert_eq!(sha256_file(&env.repo().join("clip.bin")), clip);
+
+    // Both on main: b commits; a's working tree is now behind the store.
+    env.ok(&["switch", "main"]);
+    run_b(&["switch", "main"]);
+    fs::write(b.join("a.txt"), b"edited in b\n").unwrap();
+    run_b(&["commit", "-a", "-m", "b edits a.txt"]);
+    let st = env.ok(&["status"]);
+    assert!(st.contains("is now at"), "{st}");
+    // a edits another file; its commit must not undo b's edit.
+    env.write("other.txt", b"from a\n");
+    env.ok(&["add", "other.txt"]);
+    let err = env.fail(&["commit", "-m", "a adds other.txt"]);
+    assert!(err.contains("refs/heads/main"), "{err}");
+    assert!(err.contains("mediagit switch main"), "{err}");
+    env.ok(&["switch", "main"]);
+    assert_eq!(env.read("a.txt"), b"edited in b\n", "b's edit arrived");
+    assert_eq!(env.read("other.txt"), b"from a\n", "a's staged file kept");
+    env.ok(&["commit", "-m", "a adds other.txt"]);
+    run_b(&["switch", "main"]);
+    assert_eq!(fs::read(b.join("other.txt")).unwrap(), b"from a\n");
+    assert_eq!(fs::read(b.join("a.txt")).unwrap(), b"edited in b\n");
+    let log = run_b(&["log", "--oneline"]);
+    assert!(
+        log.contains("b edits a.txt") && log.contains("a adds other.txt"),
+        "{log}"
+    );
+}
+
+/// `clone PATH DEST --storage URL` moves a local repository into a bucket.
+#[test]
+fn clone_local_repository_into_a_bucket() {
+    let Some(s) = server("MEDIAGIT_TEST_S3", "s3") else {
+        return;
+    };
+    let env = Env::empty();
+    env.ok(&["init", "repo"]);
+    copy_media(&env.repo());
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "local"]);
+    let want = tree_hashes(&env.repo());
+    let url = s.url(&unique("moved"));
+    env.ok_in(
+        env.root(),
+        &[
+            "clone",
+            "repo",
+            "up",
+            "--storage",
+            &url,
+            "--endpoint",
+            &s.endpoint,
+        ],
+    );
+    assert!(
+        !env.root().join("up/.mediagit/packs").exists(),
+        "packs went to the bucket"
+    );
+    env.ok_in(
+        env.root(),
+        &["clone", &url, "down", "--endpoint", &s.endpoint],
+    );
+    assert_eq!(tree_hashes(&env.root().join("down")), want);
+}
+
+fn expect_failure(env: &Env, args: &[&str], must_contain: &[&str]) -> String {
+    let t = Instant::now();
+    let out = env.cmd_in(env.root(), args).output().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "{args:?} took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{args:?} must fail with exit 1");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    for m in must_contain {
+        assert!(err.contains(m), "{args:?}: {m:?} not in {err}");
+    }
+    assert!(err.contains("hint:"), "{err}");
+    err
+}
+
+#[test]
+fn bad_stores_are_named_and_nothing_is_left() {
+    let Some(s) = server("MEDIAGIT_TEST_S3", "s3") else {
+        return;
+    };
+    let env = Env::empty();
+    // A bucket that does not exist.
+    expect_failure(
+        &env,
+        &[
+            "init",
+            "w",
+            "--storage",
+            "s3://no-such-bucket/p",
+            "--endpoint",
+            &s.endpoint,
+        ],
+        &["no-such-bucket", "does not exist", "create the bucket"],
+    );
+    assert!(!env.root().join("w").exists(), "nothing created locally");
+    // An endpoint nothing answers on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    expect_failure(
+        &env,
+        &[
+            "init",
+            "w",
+            "--storage",
+            "s3://media/p",
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+        ],
+        &["s3 bucket \"media\"", "did not answer"],
+    );
+    assert!(!env.root().join("w").exists());
+    expect_failure(
+        &env,
+        &[
+            "clone",
+            "s3://media/p",
+            "w",
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+        ],
+        &["s3 bucket \"media\""],
+    );
+    assert!(
+        !env.root().join("w").exists(),
+        "a failed clone leaves nothing"
+    );
+
+    // A prefix that holds something other than a repository.
+    let url = s.url(&unique("foreign"));
+    env.ok(&["init", "repo", "--storage", &url, "--endpoint", &s.endpoint]);
+    env.write("x.txt", b"x\n");
+    env.ok(&["add", "x.txt"]);
+    env.ok(&["commit", "-m", "x"]);
+    let packs_url = format!("{url}/packs");
+    expect_failure(
+        &env,
+        &["clone", &packs_url, "w", "--endpoint", &s.endpoint],
+        &["holds no MediaGit repository", "prefix"],
+    );
+    assert!(!env.root().join("w").exists());
+    expect_failure(
+        &env,
+        &[
+            "init",
+            "w",
+            "--storage",
+            &packs_url,
+            "--endpoint",
+            &s.endpoint,
+        ],
+        &["is not empty"],
+    );
+    expect_failure(
+        &env,
+        &["init", "w", "--storage", &url, "--endpoint", &s.endpoint],
+        &["already holds a MediaGit repository", "mediagit clone"],
+    );
+    assert!(!env.root().join("w").exists());
+    // A bad URL names the option.
+    expect_failure(
+        &env,
+        &["init", "w", "--storage", "ftp://x/y"],
+        &["ftp://x/y", "unknown scheme"],
+    );
+}
+
+#[test]
+fn refused_credentials_are_named() {
+    let Some(s) = server("MEDIAGIT_TEST_AZURE", "az") else {
+        return;
+    };
+    let env = Env::empty();
+    let mut c = env.cmd_in(
+        env.root(),
+        &[
+            "init",
+            "w",
+            "--storage",
+            &s.url("creds"),
+            "--endpoint",
+            &s.endpoint,
+        ],
+    );
+    c.env(
+        "AZURE_STORAGE_KEY",
+        "Zm9vYmFyYmF6Zm9vYmFyYmF6Zm9vYmFyYmF6Zm9vYmFyYmF6Zm9vYmFyYmF6Zm9vYmFyYmF6Zm9vYmFyYmF6Zm9vYmFy",
+    );
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("azure container \"mediagit-test\""), "{err}");
+    assert!(err.contains("refused the credentials"), "{err}");
+    assert!(!env.root().join("w").exists());
+}
