@@ -182,6 +182,38 @@ fn two_clients_share_one_bucket() {
     );
 }
 
+/// Two working trees of a store that has no commit yet: the second first
+/// commit must not replace the first one's (both start "unborn").
+#[test]
+fn first_commits_from_two_clients_do_not_overwrite() {
+    let Some(s) = server("MEDIAGIT_TEST_S3", "s3") else {
+        return;
+    };
+    let env = Env::empty();
+    let url = s.url(&unique("unborn"));
+    env.ok(&["init", "repo", "--storage", &url, "--endpoint", &s.endpoint]);
+    env.ok_in(env.root(), &["clone", &url, "b", "--endpoint", &s.endpoint]);
+    let b = env.root().join("b");
+    env.write("from-a.txt", b"a\n");
+    env.ok(&["add", "from-a.txt"]);
+    env.ok(&["commit", "-m", "a first"]);
+    fs::write(b.join("from-b.txt"), b"b\n").unwrap();
+    env.ok_in(&b, &["add", "from-b.txt"]);
+    let out = env
+        .cmd_in(&b, &["commit", "-m", "b first"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "b's commit must be refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mediagit switch main"), "{err}");
+    env.ok_in(&b, &["switch", "main"]);
+    assert_eq!(fs::read(b.join("from-a.txt")).unwrap(), b"a\n");
+    env.ok_in(&b, &["commit", "-m", "b first"]);
+    env.ok(&["switch", "main"]);
+    assert_eq!(env.read("from-b.txt"), b"b\n");
+    assert_eq!(env.read("from-a.txt"), b"a\n");
+}
+
 /// `clone PATH DEST --storage URL` moves a local repository into a bucket.
 #[test]
 fn clone_local_repository_into_a_bucket() {

@@ -171,10 +171,10 @@ impl Repository {
             CheckoutTarget::Detached(id) => (Head::Detached(*id), id.short(12)),
         };
         self.set_head(&new_head)?;
-        self.write_base(match target {
-            CheckoutTarget::Branch(_) => Some(new_commit),
-            CheckoutTarget::Detached(_) => None,
-        })?;
+        match target {
+            CheckoutTarget::Branch(_) => self.write_base(Some(new_commit))?,
+            CheckoutTarget::Detached(_) => self.clear_base()?,
+        }
         self.append_reflog(
             "HEAD",
             &ReflogEntry {

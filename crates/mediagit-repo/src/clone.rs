@@ -196,6 +196,9 @@ impl Repository {
                 .count(),
             ..Default::default()
         };
+        // Nothing checked out yet: based on an unborn branch until the
+        // checkout below records the tip.
+        repo.write_base(None)?;
         let bref = crate::refs::branch_ref(&branch);
         if let Some(id) = repo.read_ref(&bref)? {
             repo.append_reflog(

@@ -78,7 +78,10 @@ impl Repository {
     }
 
     fn check_packs(&self, progress: &dyn Progress) -> Result<Checked> {
-        let storage = self.storage().clone();
+        // What the store really holds, not the local cache of pack indexes;
+        // and the cache starts afresh, in case it is what was damaged.
+        let storage = self.uncached_storage().clone();
+        let _ = std::fs::remove_dir_all(self.dir().join("cache"));
         let (odb, idx_problems) =
             Odb::load_lenient(storage.clone(), self.dir().join("tmp"), self.config())?;
         let mut problems = Vec::new();
@@ -374,7 +377,7 @@ impl Repository {
     /// unreadable branch refs from their reflog. Returns what it did.
     fn repair(&self, c: Checked, progress: &dyn Progress) -> Result<Vec<String>> {
         let mut done = Vec::new();
-        let storage = self.storage().clone();
+        let storage = self.uncached_storage().clone();
         // 1. Rewrite every damaged or unindexed pack with its sound entries.
         for pack in &c.rebuild {
             let scan = &c.scans[pack];

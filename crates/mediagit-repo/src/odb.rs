@@ -355,19 +355,23 @@ impl Odb {
                 context: Some(format!("manifest {manifest}")),
             })?;
             let mut locs = vec![loc0];
-            let mut end = loc0.offset + EntryHeader::LEN as u64 + loc0.stored_len as u64;
-            while i + locs.len() < m.chunks.len() {
+            // Offsets come from a checksummed index, but a hostile one must
+            // not overflow: saturate, and a saturated run is never batched.
+            let entry_end = |l: &Location| {
+                l.offset
+                    .saturating_add(EntryHeader::LEN as u64 + l.stored_len as u64)
+            };
+            let mut end = entry_end(&loc0);
+            while i + locs.len() < m.chunks.len() && end < u64::MAX {
                 let next = &m.chunks[i + locs.len()];
                 match self.locate(&next.id) {
                     Some((p, l))
                         if p == pack
                             && l.offset == end
                             && l.kind == ObjectKind::Chunk
-                            && end + EntryHeader::LEN as u64 + l.stored_len as u64
-                                - loc0.offset
-                                <= READ_BATCH =>
+                            && entry_end(&l) - loc0.offset <= READ_BATCH =>
                     {
-                        end = l.offset + EntryHeader::LEN as u64 + l.stored_len as u64;
+                        end = entry_end(&l);
                         locs.push(l);
                     }
                     _ => break,

@@ -142,7 +142,7 @@ impl Repository {
             Head::Branch(b) => {
                 if self.tracks_base() {
                     if let Some(base) = self.read_base()? {
-                        return Ok(Some(base));
+                        return Ok(base);
                     }
                 }
                 self.read_ref(&branch_ref(&b))
@@ -157,13 +157,15 @@ impl Repository {
         self.config().storage.is_some() && !self.is_bare()
     }
 
-    fn read_base(&self) -> Result<Option<ObjectId>> {
+    /// `None`: no BASE file; `Some(None)`: based on an unborn branch (the
+    /// zero id); `Some(Some(id))`: based on commit `id`.
+    fn read_base(&self) -> Result<Option<Option<ObjectId>>> {
         let path = self.dir().join("BASE");
         match fs::read_to_string(&path) {
             Ok(s) => s
                 .trim()
                 .parse::<ObjectId>()
-                .map(Some)
+                .map(|id| Some((id != ObjectId::ZERO).then_some(id)))
                 .map_err(|e| RepoError::format(path.display().to_string(), e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(RepoError::io("read", &path, e)),
@@ -171,20 +173,23 @@ impl Repository {
     }
 
     /// Records the commit this working tree's branch is at (see
-    /// [`Repository::head_commit`]); `None` forgets it.
+    /// [`Repository::head_commit`]); `None` records an unborn branch.
     pub(crate) fn write_base(&self, id: Option<ObjectId>) -> Result<()> {
         if !self.tracks_base() {
             return Ok(());
         }
+        let id = id.unwrap_or(ObjectId::ZERO);
+        write_atomic(&self.dir().join("BASE"), format!("{id}\n").as_bytes())
+    }
+
+    /// Forgets BASE (a detached HEAD names its commit itself).
+    pub(crate) fn clear_base(&self) -> Result<()> {
         let path = self.dir().join("BASE");
-        match id {
-            Some(id) => write_atomic(&path, format!("{id}\n").as_bytes()),
-            None => match fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(RepoError::io("remove", &path, e))
-                }
-                _ => Ok(()),
-            },
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(RepoError::io("remove", &path, e))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -197,13 +202,11 @@ impl Repository {
         if !self.tracks_base() {
             return Ok(None);
         }
-        let base = self.read_base()?;
+        let Some(base) = self.read_base()? else {
+            return Ok(None);
+        };
         let tip = self.read_ref(&branch_ref(&b))?;
-        Ok(if base.is_some() && base != tip {
-            Some((base, tip))
-        } else {
-            None
-        })
+        Ok((base != tip).then_some((base, tip)))
     }
 
     pub fn set_head(&self, head: &Head) -> Result<()> {
@@ -244,6 +247,14 @@ impl Repository {
             .compare_and_swap(name, e.as_deref(), n.as_deref())?
         {
             CasOutcome::Swapped => {
+                crate::failpoint::hit("write:ref-cas-done");
+                Ok(())
+            }
+            // The ref already holds exactly the wanted value: on an object
+            // store, a retried conditional write whose first attempt landed
+            // (its answer lost) is refused by its own effect. A ref value
+            // names a commit, so the wanted state is reached either way.
+            CasOutcome::Conflict { actual } if actual == n => {
                 crate::failpoint::hit("write:ref-cas-done");
                 Ok(())
             }

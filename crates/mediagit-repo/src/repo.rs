@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use mediagit_format::config::{StorageConfig, StorageKind};
 use mediagit_format::RepoConfig;
 use mediagit_storage::{
-    Cloud, CloudEnv, LocalBackend, ObjectStoreBackend, ObjectStoreSpec, Storage,
+    CacheBackend, Cloud, CloudEnv, LocalBackend, ObjectStoreBackend, ObjectStoreSpec, Storage,
 };
 
 use crate::error::{RepoError, Result};
@@ -21,7 +21,10 @@ pub struct Repository {
     worktree: Option<PathBuf>,
     dir: PathBuf,
     config: RepoConfig,
+    /// The store, behind a local cache of pack indexes when it is remote.
     storage: Arc<dyn Storage>,
+    /// The store itself, for checks that must see what it really holds.
+    uncached: Arc<dyn Storage>,
     odb: OnceLock<Odb>,
 }
 
@@ -98,11 +101,7 @@ pub fn read_store_config(storage: &dyn Storage) -> Result<RepoConfig> {
         }
         Err(e) if e.is_not_found() => Err(RepoError::NotAStore {
             store: storage.describe(),
-            found: storage
-                .list("")
-                .ok()
-                .and_then(|k| k.into_iter().next())
-                .unwrap_or_default(),
+            found: storage.first_key("").ok().flatten().unwrap_or_default(),
         }),
         Err(e) => Err(e.into()),
     }
@@ -137,45 +136,105 @@ impl Repository {
             None => RepoConfig::new(opts.bare),
         };
         let head = format!("ref: refs/heads/{branch}\n");
-        // The store first: a refused store leaves nothing behind locally.
+        // The store is checked first: a refused store leaves nothing behind.
+        let mut created_fs_dir = None;
         let store = match &opts.storage {
             None => None,
             Some(sc) => {
                 let mut sc = sc.clone();
                 if sc.backend == StorageKind::Filesystem {
                     let p = PathBuf::from(sc.path.clone().unwrap_or_default());
+                    if !p.exists() {
+                        created_fs_dir = Some(p.clone());
+                    }
                     fs::create_dir_all(&p).map_err(|e| RepoError::io("create directory", &p, e))?;
                     let p = p
                         .canonicalize()
                         .map_err(|e| RepoError::io("resolve", &p, e))?;
                     sc.path = Some(p.display().to_string());
                 }
-                let storage = open_storage(path, Some(&sc), &opts.env)?;
-                match storage.get("config.toml") {
-                    Ok(_) => {
-                        return Err(RepoError::StoreHasRepository {
-                            store: storage.describe(),
-                        })
+                let checked = Repository::check_empty_store(path, &mut sc, &opts.env);
+                match checked {
+                    Ok(storage) => Some((sc, storage)),
+                    Err(e) => {
+                        if let Some(d) = created_fs_dir {
+                            let _ = fs::remove_dir_all(d);
+                        }
+                        return Err(e);
                     }
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e.into()),
                 }
-                if let Some(found) = storage.list("")?.into_iter().next() {
-                    return Err(RepoError::StoreNotEmpty {
-                        store: storage.describe(),
-                        found,
-                    });
-                }
-                if sc.backend != StorageKind::Filesystem {
-                    let conditional = match storage.as_ref().conditional_writes_probe() {
-                        Some(p) => p?,
-                        None => true,
-                    };
-                    sc.conditional_writes = conditional;
-                }
-                Some((sc, storage))
             }
         };
+        let existed = path.exists();
+        let r = Repository::init_files(path, opts, &head, &mut config, store.as_ref());
+        if r.is_err() {
+            // Take back what this init wrote, here and in the store (which
+            // was empty: check_empty_store made sure).
+            if let Some((_, storage)) = &store {
+                let _ = storage.delete("config.toml");
+                for key in storage.list("").unwrap_or_default() {
+                    let _ = storage.delete(&key);
+                }
+            }
+            if let Some(d) = created_fs_dir {
+                let _ = fs::remove_dir_all(d);
+            }
+            if !existed {
+                let _ = fs::remove_dir_all(path);
+            } else if !opts.bare {
+                if let Ok(p) = path.canonicalize() {
+                    if !p.join(DOT_DIR).join("config.toml").exists() {
+                        let _ = fs::remove_dir_all(p.join(DOT_DIR));
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// Connects to the store `sc` names and checks that it holds nothing (a
+    /// leftover probe key aside); probes its conditional writes.
+    fn check_empty_store(
+        path: &Path,
+        sc: &mut StorageConfig,
+        env: &CloudEnv,
+    ) -> Result<Arc<dyn Storage>> {
+        let storage = open_storage(path, Some(sc), env)?;
+        match storage.get("config.toml") {
+            Ok(_) => {
+                return Err(RepoError::StoreHasRepository {
+                    store: storage.describe(),
+                })
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut found = storage.first_key("")?;
+        if let Some(k) = found.as_deref().filter(|k| k.starts_with("locks/probe-")) {
+            // Left by a probe that could not clean up: nothing of value.
+            storage.delete(k)?;
+            found = storage.first_key("")?;
+        }
+        if let Some(found) = found {
+            return Err(RepoError::StoreNotEmpty {
+                store: storage.describe(),
+                found,
+            });
+        }
+        if let Some(p) = storage.conditional_writes_probe() {
+            sc.conditional_writes = p?;
+        }
+        Ok(storage)
+    }
+
+    /// The files of a new repository: the store's (if any), then the local ones.
+    fn init_files(
+        path: &Path,
+        opts: &InitOptions,
+        head: &str,
+        config: &mut RepoConfig,
+        store: Option<&(StorageConfig, Arc<dyn Storage>)>,
+    ) -> Result<Repository> {
         fs::create_dir_all(path).map_err(|e| RepoError::io("create directory", path, e))?;
         let path = path
             .canonicalize()
@@ -188,26 +247,28 @@ impl Repository {
         if dir.join("config.toml").exists() {
             return Err(RepoError::AlreadyExists { path: dir });
         }
-        if let Some((sc, storage)) = store {
-            // The store's config.toml is written last: its presence is what
-            // makes a repository there.
-            storage.put("HEAD", head.as_bytes())?;
-            storage.put("config.toml", store_config(&config).to_toml().as_bytes())?;
-            config.storage = Some(sc);
-            for sub in ["logs", "tmp"] {
-                fs::create_dir_all(dir.join(sub))
-                    .map_err(|e| RepoError::io("create directory", dir.join(sub), e))?;
-            }
-        } else {
-            for sub in ["refs/heads", "refs/tags", "packs", "logs", "tmp"] {
-                fs::create_dir_all(dir.join(sub))
-                    .map_err(|e| RepoError::io("create directory", dir.join(sub), e))?;
-            }
+        let subdirs: &[&str] = match store {
+            Some(_) => &["logs", "tmp"],
+            None => &["refs/heads", "refs/tags", "packs", "logs", "tmp"],
+        };
+        for sub in subdirs {
+            fs::create_dir_all(dir.join(sub))
+                .map_err(|e| RepoError::io("create directory", dir.join(sub), e))?;
         }
         write_atomic(&dir.join("HEAD"), head.as_bytes())?;
+        if let Some((sc, storage)) = store {
+            // The store's config.toml is written last there: its presence
+            // is what makes a repository in the store.
+            storage.put("HEAD", head.as_bytes())?;
+            storage.put("config.toml", store_config(config).to_toml().as_bytes())?;
+            config.storage = Some(sc.clone());
+        }
         // The config is written last: its presence is what makes a repository.
         write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
-        Repository::open_dir(&dir, if opts.bare { None } else { Some(path) }, &opts.env)
+        let repo =
+            Repository::open_dir(&dir, if opts.bare { None } else { Some(path) }, &opts.env)?;
+        repo.write_base(None)?;
+        Ok(repo)
     }
 
     /// Finds the repository containing `start` (or a parent of it).
@@ -245,20 +306,30 @@ impl Repository {
         let mut config = RepoConfig::from_toml(&text)
             .map_err(|e| RepoError::format(cfg_path.display().to_string(), e))?;
         let worktree = if config.core.bare { None } else { worktree };
-        let storage = open_storage(dir, config.storage.as_ref(), env)?;
-        if config.storage.is_some() {
+        let uncached = open_storage(dir, config.storage.as_ref(), env)?;
+        let mut storage = uncached.clone();
+        if let Some(sc) = &config.storage {
             // The store's settings win: every client of a shared store must
             // chunk and name content the same way.
-            let store = read_store_config(storage.as_ref())?;
+            let store = read_store_config(uncached.as_ref())?;
             config.format = store.format;
             config.chunking = store.chunking;
             config.compression = store.compression;
+            if sc.backend != StorageKind::Filesystem {
+                // Every command reads every pack index; they never change.
+                storage = Arc::new(CacheBackend::new(
+                    uncached.clone(),
+                    dir.join("cache"),
+                    |k| k.starts_with("packs/") && k.ends_with(".idx"),
+                ));
+            }
         }
         Ok(Repository {
             worktree,
             dir: dir.to_path_buf(),
             config,
             storage,
+            uncached,
             odb: OnceLock::new(),
         })
     }
@@ -283,6 +354,11 @@ impl Repository {
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
+    }
+
+    /// The store without the local cache: what `fsck` checks.
+    pub fn uncached_storage(&self) -> &Arc<dyn Storage> {
+        &self.uncached
     }
 
     pub fn odb(&self) -> Result<&Odb> {

@@ -91,6 +91,11 @@ pub trait Storage: Send + Sync {
     fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
         None
     }
+    /// Some key starting with `prefix`, if there is one (an object store
+    /// answers this with one short listing request, whatever the count).
+    fn first_key(&self, prefix: &str) -> Result<Option<String>, StorageError> {
+        Ok(self.list(prefix)?.into_iter().next())
+    }
     /// For stores whose conditional writes may not be enforced (object
     /// stores): tests whether they are. `None`: always atomic (local, memory).
     fn conditional_writes_probe(&self) -> Option<Result<bool, StorageError>> {

@@ -12,12 +12,14 @@
 //! Every backend must pass [`conformance::run_all`].
 
 pub mod backend;
+pub mod cache_backend;
 pub mod conformance;
 pub mod local_backend;
 pub mod memory_backend;
 pub mod object_store_backend;
 
 pub use backend::{validate_key, CasOutcome, RemoteErrorKind, Storage, StorageError};
+pub use cache_backend::CacheBackend;
 pub use local_backend::LocalBackend;
 pub use memory_backend::MemoryBackend;
 pub use object_store_backend::{Cloud, CloudEnv, ObjectStoreBackend, ObjectStoreSpec};

@@ -223,9 +223,12 @@ impl ObjectStoreBackend {
         .map_err(|e| config_err(short_message(&e)))?;
         let op = op
             .layer(
+                // Per request (stat, list, delete) and per read or write
+                // call; a write call can carry a whole 8 MiB part or, on
+                // stores without multipart uploads, a whole pack.
                 TimeoutLayer::new()
                     .with_timeout(Duration::from_secs(60))
-                    .with_io_timeout(Duration::from_secs(20)),
+                    .with_io_timeout(Duration::from_secs(300)),
             )
             .layer(
                 RetryLayer::new()
@@ -345,7 +348,25 @@ impl ObjectStoreBackend {
                 Cloud::Gcs => Token::Version("1".into()),
                 _ => stale,
             };
-            matches!(self.write_if(&key, b"3", Some(&stale)), Ok(false))
+            // Only a refusal or a clear "unsupported" answers the question;
+            // any other error (throttling, a timeout) must not be recorded
+            // as "this store ignores conditions".
+            match self.write_if(&key, b"3", Some(&stale)) {
+                Ok(refused) => !refused,
+                Err(StorageError::Remote {
+                    kind: RemoteErrorKind::Unsupported,
+                    ..
+                }) => false,
+                Err(StorageError::Remote { ref message, .. })
+                    if message.contains("status: 501") =>
+                {
+                    false
+                }
+                Err(e) => {
+                    let _ = self.delete(&key);
+                    return Err(e);
+                }
+            }
         };
         self.delete(&key)?;
         Ok(enforced)
@@ -440,9 +461,9 @@ impl ObjectStoreBackend {
         };
         match self.run(w) {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
-            // Azure answers a lost create race with 409 Conflict.
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            // Refused: another client changed the key (409 on some stores;
+            // a key deleted meanwhile may answer 404).
+            Err(e) if is_refusal(&e) => Ok(false),
             Err(e) => Err(self.err("write", key, e)),
         }
     }
@@ -456,7 +477,7 @@ impl ObjectStoreBackend {
         };
         match self.run(d) {
             Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+            Err(e) if is_refusal(&e) => Ok(false),
             Err(e) => Err(self.err("delete", key, e)),
         }
     }
@@ -470,7 +491,9 @@ impl ObjectStoreBackend {
             key: key.to_string(),
             source: e,
         })?;
-        self.put(key, &data)
+        self.run(self.op.write_with(key, data).content_type(CONTENT_TYPE))
+            .map(|_| ())
+            .map_err(|e| self.err("write", key, e))
     }
 
     /// A multipart upload, `PART_CONCURRENCY` parts in flight; memory stays
@@ -563,6 +586,17 @@ fn describe(spec: &ObjectStoreSpec) -> String {
     s
 }
 
+/// A conditional request the store refused because the key changed.
+fn is_refusal(e: &opendal::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConditionNotMatch
+            | ErrorKind::AlreadyExists
+            | ErrorKind::Conflict
+            | ErrorKind::NotFound
+    )
+}
+
 /// A server without multipart uploads answers 501 Not Implemented.
 fn is_not_implemented(e: &opendal::Error) -> bool {
     e.kind() == ErrorKind::Unsupported || e.to_string().contains("status: 501")
@@ -589,6 +623,29 @@ impl Storage for ObjectStoreBackend {
 
     fn conditional_writes_probe(&self) -> Option<Result<bool, StorageError>> {
         Some(self.probe_conditional_writes())
+    }
+
+    fn first_key(&self, prefix: &str) -> Result<Option<String>, StorageError> {
+        use futures::TryStreamExt;
+        let dir = match prefix.rfind('/') {
+            Some(i) => &prefix[..=i],
+            None => "/",
+        };
+        let r = self.run(async {
+            let mut lister = self.op.lister_with(dir).recursive(true).limit(100).await?;
+            while let Some(e) = lister.try_next().await? {
+                let k = e.path().trim_start_matches('/');
+                if !e.path().ends_with('/') && k.starts_with(prefix) {
+                    return Ok(Some(k.to_string()));
+                }
+            }
+            Ok::<_, opendal::Error>(None)
+        });
+        match r {
+            Ok(k) => Ok(k),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err("list", prefix, e)),
+        }
     }
 
     fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
@@ -664,7 +721,15 @@ impl Storage for ObjectStoreBackend {
         if buf.is_empty() {
             return Ok(());
         }
-        let end = offset + buf.len() as u64;
+        let Some(end) = offset.checked_add(buf.len() as u64) else {
+            return Err(StorageError::ShortRead {
+                backend: self.describe(),
+                key: key.to_string(),
+                offset,
+                len: buf.len(),
+                size: u64::MAX,
+            });
+        };
         let short = |size| StorageError::ShortRead {
             backend: self.describe(),
             key: key.to_string(),
@@ -681,6 +746,17 @@ impl Storage for ObjectStoreBackend {
                 }
                 Ok(())
             }
+            Ok(data) if data.len() > buf.len() => Err(StorageError::Remote {
+                backend: self.describe(),
+                op: "ranged read",
+                key: key.to_string(),
+                kind: RemoteErrorKind::Unsupported,
+                message: format!(
+                    "asked for {} bytes at {offset}, got {}: the server ignores Range requests",
+                    buf.len(),
+                    data.len()
+                ),
+            }),
             Ok(data) => Err(short(offset + data.len() as u64)),
             Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
                 Err(short(self.size(key)?.unwrap_or(0)))
@@ -763,11 +839,25 @@ impl Storage for ObjectStoreBackend {
             });
         }
         let token = current.map(|(_, t)| t);
+        if self.conditional && matches!(token, Some(Token::None)) {
+            return Err(StorageError::Remote {
+                backend: self.describe(),
+                op: "compare-and-swap",
+                key: key.to_string(),
+                kind: RemoteErrorKind::Unsupported,
+                message: "the store returned no ETag or generation for the key, so it cannot be replaced atomically".into(),
+            });
+        }
         let done = match (new, &token) {
             (Some(data), t) => self.write_if(key, data, t.as_ref())?,
             (None, Some(t)) => self.delete_if(key, t)?,
             (None, None) => true,
         };
+        // Refused. (A retried request whose first attempt landed is refused
+        // by its own effect; the caller sees the value it wanted as the
+        // conflicting one. Deciding that this was "our" write is the
+        // caller's business: here it could also be another client's equal
+        // value, and a counter would lose an increment.)
         if done {
             Ok(CasOutcome::Swapped)
         } else {
