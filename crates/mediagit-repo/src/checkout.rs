@@ -12,7 +12,7 @@ use mediagit_format::{ObjectId, Signature};
 
 use crate::add::remove_empty_parents;
 use crate::error::{RepoError, Result};
-use crate::ingest::parallel_map;
+use crate::ingest::parallel_map_n;
 use crate::odb::Odb;
 use crate::progress::Progress;
 use crate::refs::{Head, ReflogEntry};
@@ -245,7 +245,7 @@ impl Repository {
         // Largest files first, so the workers finish together.
         let mut order: Vec<&(String, FlatEntry)> = to_write.iter().collect();
         order.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
-        let written = parallel_map(&order, |(p, e)| {
+        let written = parallel_map_n(&order, self.read_workers(), |(p, e)| {
             let r = write_entry(odb, root, p, e, force, progress);
             progress.file_done();
             r

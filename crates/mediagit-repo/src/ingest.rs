@@ -413,10 +413,23 @@ pub fn parallel_map<J: Sync, R: Send>(
     jobs: &[J],
     f: impl Fn(&J) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    let threads = std::thread::available_parallelism()
+    parallel_map_n(jobs, cores(), f)
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
-        .min(jobs.len().max(1));
+}
+
+/// [`parallel_map`] on `threads` threads (more than the cores when the work
+/// waits on a remote store rather than on the CPU).
+pub fn parallel_map_n<J: Sync, R: Send>(
+    jobs: &[J],
+    threads: usize,
+    f: impl Fn(&J) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let threads = threads.max(1).min(jobs.len().max(1));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Vec<Mutex<Option<Result<R>>>> = jobs.iter().map(|_| Mutex::new(None)).collect();

@@ -20,7 +20,7 @@ use mediagit_storage::Storage;
 use crate::error::{RepoError, Result};
 
 /// Largest single read of consecutive chunks when restoring a file.
-pub const READ_BATCH: u64 = 16 << 20;
+pub const READ_BATCH: u64 = 8 << 20;
 
 /// Checks a chunk's length against its manifest entry and writes it out.
 fn emit_chunk(
@@ -44,8 +44,12 @@ fn emit_chunk(
     Ok(())
 }
 
-/// Packs are closed and a new one started past this size.
+/// Packs are closed and a new one started past this size (local disk).
 pub const PACK_TARGET_SIZE: u64 = 1 << 30;
+/// The same for object stores: smaller packs upload and retry in smaller
+/// units, let `gc` repack less at a time, and keep every object far below
+/// the size limits of S3-compatible servers and emulators.
+pub const REMOTE_PACK_TARGET_SIZE: u64 = 128 << 20;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Location {
@@ -67,6 +71,7 @@ pub struct Odb {
     storage: Arc<dyn Storage>,
     tmp_dir: PathBuf,
     compression_level: i32,
+    pack_target: u64,
     state: RwLock<State>,
 }
 
@@ -98,6 +103,12 @@ impl Odb {
             storage,
             tmp_dir,
             compression_level: cfg.compression.level,
+            pack_target: match &cfg.storage {
+                Some(sc) if sc.backend != mediagit_format::config::StorageKind::Filesystem => {
+                    REMOTE_PACK_TARGET_SIZE
+                }
+                _ => PACK_TARGET_SIZE,
+            },
             state: RwLock::new(State::default()),
         };
         let mut problems = Vec::new();
@@ -502,7 +513,7 @@ impl PackSession<'_> {
         if self
             .current
             .as_ref()
-            .map(|p| p.offset >= PACK_TARGET_SIZE)
+            .map(|p| p.offset >= self.odb.pack_target)
             .unwrap_or(false)
         {
             self.close_current()?;

@@ -356,6 +356,15 @@ impl Repository {
         &self.storage
     }
 
+    /// Threads that restore or verify files: one per core on local disk;
+    /// on an object store, where each one mostly waits for a GET, more.
+    pub fn read_workers(&self) -> usize {
+        match &self.config.storage {
+            Some(sc) if sc.backend != StorageKind::Filesystem => crate::ingest::cores().max(8),
+            _ => crate::ingest::cores(),
+        }
+    }
+
     /// The store without the local cache: what `fsck` checks.
     pub fn uncached_storage(&self) -> &Arc<dyn Storage> {
         &self.uncached

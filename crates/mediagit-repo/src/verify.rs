@@ -5,7 +5,7 @@ use mediagit_format::index::IndexKind;
 use mediagit_format::ObjectId;
 
 use crate::error::Result;
-use crate::ingest::parallel_map;
+use crate::ingest::parallel_map_n;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::worktree::path_is_under;
@@ -39,7 +39,7 @@ impl Repository {
         }
         let total: u64 = files.iter().map(|(_, e)| e.size).sum();
         progress.start("verifying", total, files.len() as u64);
-        let results = parallel_map(&files, |(_, e)| {
+        let results = parallel_map_n(&files, self.read_workers(), |(_, e)| {
             let r = if e.kind == IndexKind::Symlink {
                 let t = e.target.clone().unwrap_or_default();
                 (ObjectId::hash(t.as_bytes()) != e.content)
