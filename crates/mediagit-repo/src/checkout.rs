@@ -7,8 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
+use mediagit_format::id::IdMap;
 use mediagit_format::index::{IndexEntry, IndexKind};
-use mediagit_format::{ObjectId, Signature};
+use mediagit_format::{Manifest, ObjectId, ObjectKind, Signature};
 
 use crate::add::remove_empty_parents;
 use crate::error::{RepoError, Result};
@@ -245,13 +246,28 @@ impl Repository {
         // Largest files first, so the workers finish together.
         let mut order: Vec<&(String, FlatEntry)> = to_write.iter().collect();
         order.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
-        let written = parallel_map_n(&order, self.read_workers(), |(p, e)| {
-            let r = write_entry(odb, root, p, e, force, progress);
-            progress.file_done();
-            r
-        });
+        // Manifests first, a group of files at a time, with as few reads as
+        // possible (on an object store: one GET for many, not one per file).
+        let mut written = Vec::with_capacity(order.len());
+        for group in order.chunks(4096) {
+            let ids: Vec<ObjectId> = group
+                .iter()
+                .filter(|(_, e)| e.kind != IndexKind::Symlink)
+                .map(|(_, e)| e.manifest)
+                .collect();
+            let manifests: IdMap<Manifest> = odb
+                .read_many(&ids, ObjectKind::Manifest)
+                .into_iter()
+                .filter_map(|(id, b)| Manifest::decode(&b).ok().map(|m| (id, m)))
+                .collect();
+            written.extend(parallel_map_n(group, self.read_workers(), |(p, e)| {
+                let r = write_entry(odb, root, p, e, force, progress, manifests.get(&e.manifest));
+                progress.file_done();
+                r
+            })?);
+        }
         progress.finish();
-        for e in written? {
+        for e in written {
             out.bytes += e.stat.size;
             out.written += 1;
             idx.entries.insert(e.path.clone(), e);
@@ -331,6 +347,7 @@ fn write_entry(
     e: &FlatEntry,
     force: bool,
     progress: &dyn Progress,
+    manifest: Option<&Manifest>,
 ) -> Result<IndexEntry> {
     let abs = root.join(path);
     let parent = abs.parent().unwrap_or(root).to_path_buf();
@@ -372,8 +389,13 @@ fn write_entry(
             let (f, tmp) = tmp.into_parts();
             // Chunks are large: small buffer, so big writes go straight through.
             let mut w = BufWriter::with_capacity(64 << 10, f);
-            odb.write_file_to(&e.manifest, &mut w, &|n| progress.bytes(n))
-                .map_err(in_file)?;
+            match manifest {
+                Some(m) => odb.write_chunks_to(&e.manifest, m, &mut w, &|n| progress.bytes(n)),
+                None => odb
+                    .write_file_to(&e.manifest, &mut w, &|n| progress.bytes(n))
+                    .map(|_| ()),
+            }
+            .map_err(in_file)?;
             let f = w
                 .into_inner()
                 .map_err(|err| RepoError::io("write", &abs, err.into_error()))?;
