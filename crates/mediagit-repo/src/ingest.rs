@@ -51,7 +51,7 @@ pub struct Ingester<'a> {
     odb: &'a Odb,
     /// Objects some worker has taken on to write in this run.
     claimed: Mutex<IdSet>,
-    tx: SyncSender<Encoded>,
+    tx: SyncSender<Vec<Encoded>>,
     /// Payload buffers handed back by the writer, so chunks are not each a
     /// fresh multi-megabyte allocation (an mmap, page faults, an munmap).
     pool: &'a Mutex<Vec<Vec<u8>>>,
@@ -60,6 +60,10 @@ pub struct Ingester<'a> {
 }
 
 const POOL_MAX: usize = 24;
+
+/// A worker hands its file's new chunks to the pack writer in runs of about
+/// this many bytes (see `with_ingester`).
+const RUN_BYTES: usize = 4 << 20;
 
 thread_local! {
     /// The chunker's buffer, reused across the files one worker reads.
@@ -76,17 +80,22 @@ pub fn with_ingester<T>(
     ignore_packs: &[ObjectId],
     f: impl FnOnce(&Ingester<'_>) -> Result<T>,
 ) -> Result<T> {
-    let (tx, rx) = sync_channel::<Encoded>(16);
+    // Each message is a run of one file's objects (up to RUN_BYTES), so a
+    // file's chunks lie back to back in the pack even with several workers,
+    // and a restore reads them with one request per run.
+    let (tx, rx) = sync_channel::<Vec<Encoded>>(6);
     let pool = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         let pool_ref = &pool;
         let writer = s.spawn(move || -> Result<PackSession<'_>> {
             let mut session = odb.session_ignoring(ignore_packs);
-            for e in rx {
-                session.put_encoded(e.kind, e.id, e.codec, e.raw_len, &e.payload)?;
-                let mut p = pool_ref.lock().unwrap_or_else(|p| p.into_inner());
-                if p.len() < POOL_MAX {
-                    p.push(e.payload);
+            for run in rx {
+                for e in run {
+                    session.put_encoded(e.kind, e.id, e.codec, e.raw_len, &e.payload)?;
+                    let mut p = pool_ref.lock().unwrap_or_else(|p| p.into_inner());
+                    if p.len() < POOL_MAX {
+                        p.push(e.payload);
+                    }
                 }
             }
             Ok(session)
@@ -124,9 +133,9 @@ impl Ingester<'_> {
             .insert(*id)
     }
 
-    fn send(&self, e: Encoded) -> Result<()> {
+    fn send(&self, run: Vec<Encoded>) -> Result<()> {
         self.tx
-            .send(e)
+            .send(run)
             .map_err(|_| RepoError::Invalid("the pack writer stopped".into()))
     }
 
@@ -139,13 +148,13 @@ impl Ingester<'_> {
                 .map_err(|e| RepoError::io("compress object", "memory", e))?;
             let raw_len = bytes.len();
             let payload = if codec == Codec::Raw { bytes } else { out };
-            self.send(Encoded {
+            self.send(vec![Encoded {
                 kind,
                 id,
                 codec,
                 raw_len,
                 payload,
-            })?;
+            }])?;
         }
         Ok(id)
     }
@@ -281,6 +290,8 @@ impl Ingester<'_> {
         let mut chunks = Vec::new();
         let mut total = 0u64;
         let mut single = None;
+        let mut run: Vec<Encoded> = Vec::new();
+        let mut run_bytes = 0usize;
         loop {
             let chunk = match chunker.next_chunk() {
                 Ok(Some(c)) => c,
@@ -312,13 +323,18 @@ impl Ingester<'_> {
                 } else {
                     out
                 };
-                self.send(Encoded {
+                run_bytes += payload.len();
+                run.push(Encoded {
                     kind: ObjectKind::Chunk,
                     id,
                     codec,
                     raw_len: chunk.len(),
                     payload,
-                })?;
+                });
+                if run_bytes >= RUN_BYTES {
+                    self.send(std::mem::take(&mut run))?;
+                    run_bytes = 0;
+                }
             }
             chunks.push(ManifestChunk {
                 id,
@@ -326,6 +342,9 @@ impl Ingester<'_> {
             });
             total += chunk.len() as u64;
             progress.bytes(chunk.len() as u64);
+        }
+        if !run.is_empty() {
+            self.send(run)?;
         }
         let content = match single {
             Some(id) if chunks.len() == 1 => id,
