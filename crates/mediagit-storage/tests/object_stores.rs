@@ -194,3 +194,72 @@ fn b2_configuration_errors_are_named() {
         .expect("no bucket id refused");
     assert!(err.to_string().contains("bucket_id"), "{err}");
 }
+
+/// A proxy in front of the S3 server that answers every other new
+/// connection's first request with 503 and closes it, and pipes the others
+/// through: transient server errors must be retried, not reported.
+fn flaky_proxy(upstream: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let target = upstream.trim_start_matches("http://").to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let refused = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = refused.clone();
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut client) = conn else { continue };
+            if i % 2 == 0 {
+                // Read the request head, answer 503, close.
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && client.read(&mut b).unwrap_or(0) == 1 {
+                    head.push(b[0]);
+                }
+                let _ = client.write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                count.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c1, mut s1) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut s1);
+                let _ = s1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, refused)
+}
+
+#[test]
+fn transient_errors_are_retried() {
+    let Some(endpoint) = server("MEDIAGIT_TEST_S3") else {
+        return;
+    };
+    let (proxy, refused) = flaky_proxy(&endpoint);
+    let s = spec(Cloud::S3, &proxy, "mediagit-test", unique("flaky"));
+    let b = ObjectStoreBackend::connect(&s, &env()).expect("connect through the flaky proxy");
+    let big: Vec<u8> = (0..(20u32 << 20)).map(|i| ((i * 31) >> 7) as u8).collect();
+    for i in 0..5 {
+        let k = format!("x/{i}");
+        b.put(&k, &big[..(i + 1) << 20]).unwrap();
+        assert_eq!(b.get(&k).unwrap(), &big[..(i + 1) << 20]);
+    }
+    b.put("x/big", &big).unwrap();
+    assert!(b.get("x/big").unwrap() == big);
+    assert_eq!(b.list("x/").unwrap().len(), 6);
+    assert!(
+        refused.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the proxy refused nothing: the test tested nothing"
+    );
+}
