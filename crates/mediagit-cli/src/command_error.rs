@@ -7,6 +7,9 @@ fn remote_hint(kind: RemoteErrorKind) -> &'static str {
         RemoteErrorKind::PermissionDenied => {
             "the store refused the credentials: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (S3), AZURE_STORAGE_ACCOUNT/AZURE_STORAGE_KEY or AZURE_STORAGE_CONNECTION_STRING (Azure), GOOGLE_APPLICATION_CREDENTIALS (GCS), B2_APPLICATION_KEY_ID/B2_APPLICATION_KEY (B2)"
         }
+        RemoteErrorKind::NoCredentials => {
+            "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, ~/.aws/credentials) for S3, AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY (or AZURE_STORAGE_CONNECTION_STRING) for Azure, GOOGLE_APPLICATION_CREDENTIALS for GCS; they are never stored in .mediagit/config.toml"
+        }
         RemoteErrorKind::NoSuchBucket => {
             "create the bucket (or container) first, or fix the name in the URL or in [storage] of .mediagit/config.toml"
         }

@@ -361,6 +361,26 @@ fn bad_stores_are_named_and_nothing_is_left() {
 }
 
 #[test]
+fn missing_credentials_are_named() {
+    let Some(s) = server("MEDIAGIT_TEST_S3", "s3") else {
+        return;
+    };
+    let env = Env::empty();
+    let url = s.url(&unique("nocreds"));
+    env.ok(&["init", "repo", "--storage", &url, "--endpoint", &s.endpoint]);
+    let mut c = env.cmd(&["status"]);
+    c.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", env.root());
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("s3 bucket \"mediagit-test\""), "{err}");
+    assert!(err.contains("no credentials found"), "{err}");
+    assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
+}
+
+#[test]
 fn refused_credentials_are_named() {
     let Some(s) = server("MEDIAGIT_TEST_AZURE", "az") else {
         return;

@@ -44,8 +44,10 @@ impl StorageError {
 /// Why an object store request failed; the CLI picks its hint from this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemoteErrorKind {
-    /// Credentials missing, wrong or without permission.
+    /// Credentials wrong or without permission.
     PermissionDenied,
+    /// No credentials found in the environment or the credential files.
+    NoCredentials,
     /// The bucket or container does not exist.
     NoSuchBucket,
     /// Unreachable endpoint, timeouts, 5xx: still failing after retries.

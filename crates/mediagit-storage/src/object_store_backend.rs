@@ -380,6 +380,9 @@ impl ObjectStoreBackend {
                     key: key.to_string(),
                 }
             }
+            _ if e.to_string().contains("failed to load signing credential") => {
+                RemoteErrorKind::NoCredentials
+            }
             ErrorKind::PermissionDenied => RemoteErrorKind::PermissionDenied,
             ErrorKind::RateLimited => RemoteErrorKind::Throttled,
             ErrorKind::ConfigInvalid => RemoteErrorKind::Config,
