@@ -124,6 +124,19 @@ impl Repository {
     pub fn scan_worktree(&self, idx: &WorktreeIndex, under: &str) -> Result<WorktreeScan> {
         let root = self.worktree()?.to_path_buf();
         let (files, problems) = walk(&root, under);
+        self.scan_walked(idx, under, files, problems)
+    }
+
+    /// [`Repository::scan_worktree`] on the result of a walk done already
+    /// (`status` walks while it loads the index and HEAD).
+    fn scan_walked(
+        &self,
+        idx: &WorktreeIndex,
+        under: &str,
+        files: Vec<crate::worktree::WalkedFile>,
+        problems: Vec<WalkProblem>,
+    ) -> Result<WorktreeScan> {
+        let root = self.worktree()?.to_path_buf();
         let mut seen: std::collections::HashMap<&str, (StatInfo, IndexKind)> =
             std::collections::HashMap::with_capacity(files.len());
         for f in &files {
@@ -210,8 +223,25 @@ impl Repository {
 
     /// Full status. Refreshes the index's stat cache when the lock is free.
     pub fn status(&self) -> Result<Status> {
-        self.worktree()?;
+        let root = self.worktree()?.to_path_buf();
         let lock = self.lock().ok();
+        // The walk (mostly lstat, on every core) needs nothing from the
+        // index: start it first and load the index and HEAD meanwhile.
+        std::thread::scope(|s| {
+            let walker = s.spawn(|| walk(&root, ""));
+            self.status_with(lock.is_some(), || {
+                walker
+                    .join()
+                    .map_err(|_| RepoError::Invalid("the worktree walk panicked".into()))
+            })
+        })
+    }
+
+    fn status_with(
+        &self,
+        locked: bool,
+        walked: impl FnOnce() -> Result<(Vec<crate::worktree::WalkedFile>, Vec<WalkProblem>)>,
+    ) -> Result<Status> {
         let mut idx = self.load_index()?;
         let head_commit = self.head_commit()?;
         // Fast path: when the index, written as trees, gives HEAD's tree,
@@ -247,7 +277,8 @@ impl Repository {
                 })
                 .collect()
         };
-        let scan = self.scan_worktree(&idx, "")?;
+        let (files, problems) = walked()?;
+        let scan = self.scan_walked(&idx, "", files, problems)?;
         let unstaged = scan
             .changed
             .iter()
@@ -261,7 +292,7 @@ impl Repository {
                 (p.clone(), c)
             })
             .collect();
-        if lock.is_some() {
+        if locked {
             let racy_left = idx
                 .entries
                 .values()
