@@ -56,6 +56,27 @@ impl CacheBackend {
         }
     }
 
+    /// Drops cached copies of keys under `prefix` that the store no longer
+    /// lists (another machine's `gc` deleted them), so the cache does not grow
+    /// without bound. Only whole `/`-ended prefixes are pruned.
+    fn prune(&self, prefix: &str, listed: &[String]) {
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            return;
+        }
+        let dir = self.dir.join(prefix.trim_end_matches('/'));
+        let Ok(rd) = fs::read_dir(&dir) else { return };
+        let listed: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
+        for e in rd.flatten() {
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            let key = format!("{prefix}{name}");
+            if (self.cacheable)(&key) && !listed.contains(key.as_str()) && e.path().is_file() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
     fn forget(&self, key: &str) {
         if let Some(p) = self.cache_path(key) {
             let _ = fs::remove_file(p);
@@ -116,7 +137,9 @@ impl Storage for CacheBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        self.inner.list(prefix)
+        let keys = self.inner.list(prefix)?;
+        self.prune(prefix, &keys);
+        Ok(keys)
     }
 
     fn first_key(&self, prefix: &str) -> Result<Option<String>, StorageError> {
@@ -164,6 +187,12 @@ mod tests {
         // ...and a delete through the cache forgets it.
         c.delete("packs/a.idx").unwrap();
         assert!(c.get("packs/a.idx").unwrap_err().is_not_found());
+        // A copy whose key the store no longer lists is dropped on listing.
+        c.put("packs/b.idx", b"index b").unwrap();
+        inner.delete("packs/b.idx").unwrap();
+        assert!(dir.path().join("c/packs/b.idx").exists());
+        assert!(c.list("packs/").unwrap().is_empty());
+        assert!(!dir.path().join("c/packs/b.idx").exists(), "pruned");
         // Other keys always come from the store.
         c.put("refs/heads/main", b"1").unwrap();
         inner.put("refs/heads/main", b"2").unwrap();
