@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use mediagit_format::config::{StorageConfig, StorageKind};
+use mediagit_format::config::StorageConfig;
 use mediagit_format::{ObjectId, Signature};
 use mediagit_repo::add::AddOptions;
 use mediagit_repo::checkout::CheckoutTarget;
@@ -77,7 +77,7 @@ fn storage_arg(
             sc.path = Some(ctx.cwd.join(p).display().to_string());
         }
     }
-    if sc.backend != StorageKind::Filesystem {
+    if sc.is_object_store() {
         sc.endpoint = endpoint;
         sc.region = region;
     } else if endpoint.is_some() || region.is_some() {

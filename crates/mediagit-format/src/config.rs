@@ -143,6 +143,11 @@ impl StorageConfig {
         Ok(cfg)
     }
 
+    /// An object store (anything but a `filesystem` directory).
+    pub fn is_object_store(&self) -> bool {
+        self.backend != StorageKind::Filesystem
+    }
+
     /// The URL form, as users type it (`s3://media/projects/film`).
     pub fn url(&self) -> String {
         let scheme = match self.backend {

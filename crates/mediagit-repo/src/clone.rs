@@ -129,12 +129,9 @@ impl Repository {
         let mut store: Option<std::sync::Arc<dyn Storage>> = None;
         let r = Repository::clone_into(src, dest, opts, who, progress, &mut store);
         if let (Err(_), Some(store)) = (&r, store) {
-            // The store was empty before (init checks); take back what this
-            // clone put there, the marker first so it stops being a repository.
-            let _ = store.delete("config.toml");
-            for key in store.list("").unwrap_or_default() {
-                let _ = store.delete(&key);
-            }
+            // The store was empty before (init checks): take back what this
+            // clone put there.
+            crate::repo::wipe_store(store.as_ref());
         }
         clean_failed_clone(dest, r, existed, was_empty)
     }

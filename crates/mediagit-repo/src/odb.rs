@@ -61,6 +61,15 @@ pub struct Location {
     pub stored_len: u32,
 }
 
+impl Location {
+    /// Offset just past this entry (header and payload), saturating: offsets
+    /// come from a checksummed index, but a hostile one must not overflow.
+    fn end(&self) -> u64 {
+        self.offset
+            .saturating_add(EntryHeader::LEN as u64 + self.stored_len as u64)
+    }
+}
+
 #[derive(Default)]
 struct State {
     packs: Vec<ObjectId>,
@@ -103,11 +112,10 @@ impl Odb {
             storage,
             tmp_dir,
             compression_level: cfg.compression.level,
-            pack_target: match &cfg.storage {
-                Some(sc) if sc.backend != mediagit_format::config::StorageKind::Filesystem => {
-                    REMOTE_PACK_TARGET_SIZE
-                }
-                _ => PACK_TARGET_SIZE,
+            pack_target: if cfg.storage.as_ref().is_some_and(|s| s.is_object_store()) {
+                REMOTE_PACK_TARGET_SIZE
+            } else {
+                PACK_TARGET_SIZE
             },
             state: RwLock::new(State::default()),
         };
@@ -381,22 +389,18 @@ impl Odb {
         let mut buf = Vec::new();
         while i < locs.len() {
             let (_, pack, first) = locs[i];
-            let entry_end = |l: &Location| {
-                l.offset
-                    .saturating_add(EntryHeader::LEN as u64 + l.stored_len as u64)
-            };
-            let mut end = entry_end(&first);
+            let mut end = first.end();
             let mut j = i + 1;
             while j < locs.len() {
                 let (_, p, l) = &locs[j];
                 if *p != pack
                     || l.offset < end
                     || l.offset - end > GAP
-                    || entry_end(l).saturating_sub(first.offset) > READ_BATCH
+                    || l.end().saturating_sub(first.offset) > READ_BATCH
                 {
                     break;
                 }
-                end = entry_end(l);
+                end = l.end();
                 j += 1;
             }
             let key = pack_key(&pack);
@@ -434,13 +438,8 @@ impl Odb {
                 context: Some(format!("manifest {manifest}")),
             })?;
             let mut locs = vec![loc0];
-            // Offsets come from a checksummed index, but a hostile one must
-            // not overflow: saturate, and a saturated run is never batched.
-            let entry_end = |l: &Location| {
-                l.offset
-                    .saturating_add(EntryHeader::LEN as u64 + l.stored_len as u64)
-            };
-            let mut end = entry_end(&loc0);
+            // A saturated end (hostile index) is never batched.
+            let mut end = loc0.end();
             while i + locs.len() < m.chunks.len() && end < u64::MAX {
                 let next = &m.chunks[i + locs.len()];
                 match self.locate(&next.id) {
@@ -448,9 +447,9 @@ impl Odb {
                         if p == pack
                             && l.offset == end
                             && l.kind == ObjectKind::Chunk
-                            && entry_end(&l) - loc0.offset <= READ_BATCH =>
+                            && l.end() - loc0.offset <= READ_BATCH =>
                     {
-                        end = entry_end(&l);
+                        end = l.end();
                         locs.push(l);
                     }
                     _ => break,

@@ -91,6 +91,16 @@ pub fn open_storage(
     Ok(Arc::new(b))
 }
 
+/// Deletes everything in a store that a failed `init` or `clone` filled
+/// (it was empty before), the marker first so it stops being a repository.
+/// Best effort: this runs on an error path.
+pub(crate) fn wipe_store(storage: &dyn Storage) {
+    let _ = storage.delete("config.toml");
+    for key in storage.list("").unwrap_or_default() {
+        let _ = storage.delete(&key);
+    }
+}
+
 /// Reads and checks the repository settings a store holds.
 pub fn read_store_config(storage: &dyn Storage) -> Result<RepoConfig> {
     match storage.get("config.toml") {
@@ -171,10 +181,7 @@ impl Repository {
             // Take back what this init wrote, here and in the store (which
             // was empty: check_empty_store made sure).
             if let Some((_, storage)) = &store {
-                let _ = storage.delete("config.toml");
-                for key in storage.list("").unwrap_or_default() {
-                    let _ = storage.delete(&key);
-                }
+                wipe_store(storage.as_ref());
             }
             if let Some(d) = created_fs_dir {
                 let _ = fs::remove_dir_all(d);
@@ -315,7 +322,7 @@ impl Repository {
             config.format = store.format;
             config.chunking = store.chunking;
             config.compression = store.compression;
-            if sc.backend != StorageKind::Filesystem {
+            if sc.is_object_store() {
                 // Every command reads every pack index; they never change.
                 storage = Arc::new(CacheBackend::new(
                     uncached.clone(),
@@ -359,9 +366,15 @@ impl Repository {
     /// Threads that restore or verify files: one per core on local disk;
     /// on an object store, where each one mostly waits for a GET, more.
     pub fn read_workers(&self) -> usize {
-        match &self.config.storage {
-            Some(sc) if sc.backend != StorageKind::Filesystem => crate::ingest::cores().max(8),
-            _ => crate::ingest::cores(),
+        if self
+            .config
+            .storage
+            .as_ref()
+            .is_some_and(|s| s.is_object_store())
+        {
+            crate::ingest::cores().max(8)
+        } else {
+            crate::ingest::cores()
         }
     }
 

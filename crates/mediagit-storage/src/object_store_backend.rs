@@ -357,11 +357,6 @@ impl ObjectStoreBackend {
                     kind: RemoteErrorKind::Unsupported,
                     ..
                 }) => false,
-                Err(StorageError::Remote { ref message, .. })
-                    if message.contains("status: 501") =>
-                {
-                    false
-                }
                 Err(e) => {
                     let _ = self.delete(&key);
                     return Err(e);
@@ -387,6 +382,8 @@ impl ObjectStoreBackend {
             ErrorKind::RateLimited => RemoteErrorKind::Throttled,
             ErrorKind::ConfigInvalid => RemoteErrorKind::Config,
             ErrorKind::Unsupported => RemoteErrorKind::Unsupported,
+            // 501 Not Implemented: e.g. a server without multipart uploads.
+            _ if e.to_string().contains("status: 501") => RemoteErrorKind::Unsupported,
             _ if e.is_temporary() => RemoteErrorKind::Unavailable,
             // The retry layer marks what it gave up on as persistent;
             // a request that never got an answer is still "unreachable".
@@ -494,6 +491,11 @@ impl ObjectStoreBackend {
             key: key.to_string(),
             source: e,
         })?;
+        self.put_single(key, data)
+    }
+
+    /// One plain PUT of `data`.
+    fn put_single(&self, key: &str, data: Vec<u8>) -> Result<(), StorageError> {
         self.run(self.op.write_with(key, data).content_type(CONTENT_TYPE))
             .map(|_| ())
             .map_err(|e| self.err("write", key, e))
@@ -600,9 +602,13 @@ fn is_refusal(e: &opendal::Error) -> bool {
     )
 }
 
-/// A server without multipart uploads answers 501 Not Implemented.
-fn is_not_implemented(e: &opendal::Error) -> bool {
-    e.kind() == ErrorKind::Unsupported || e.to_string().contains("status: 501")
+/// The directory OpenDAL lists for a key prefix: object stores list by key
+/// prefix, OpenDAL by directory, so callers list this and filter.
+fn listing_dir(prefix: &str) -> &str {
+    match prefix.rfind('/') {
+        Some(i) => &prefix[..=i],
+        None => "/",
+    }
 }
 
 /// OpenDAL's errors carry the whole request context; keep the useful head.
@@ -630,10 +636,7 @@ impl Storage for ObjectStoreBackend {
 
     fn first_key(&self, prefix: &str) -> Result<Option<String>, StorageError> {
         use futures::TryStreamExt;
-        let dir = match prefix.rfind('/') {
-            Some(i) => &prefix[..=i],
-            None => "/",
-        };
+        let dir = listing_dir(prefix);
         let r = self.run(async {
             let mut lister = self.op.lister_with(dir).recursive(true).limit(100).await?;
             while let Some(e) = lister.try_next().await? {
@@ -654,17 +657,8 @@ impl Storage for ObjectStoreBackend {
     fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
         use std::sync::atomic::Ordering;
         validate_key(key)?;
-        let single = |this: &Self| {
-            this.run(
-                this.op
-                    .write_with(key, data.to_vec())
-                    .content_type(CONTENT_TYPE),
-            )
-            .map(|_| ())
-            .map_err(|e| this.err("write", key, e))
-        };
         if data.len() <= PART_SIZE || self.no_multipart.load(Ordering::Relaxed) {
-            return single(self);
+            return self.put_single(key, data.to_vec());
         }
         let w = self
             .op
@@ -672,13 +666,16 @@ impl Storage for ObjectStoreBackend {
             .content_type(CONTENT_TYPE)
             .chunk(PART_SIZE)
             .concurrent(PART_CONCURRENCY);
-        match self.run(w) {
+        match self.run(w).map_err(|e| self.err("write", key, e)) {
             Ok(_) => Ok(()),
-            Err(e) if is_not_implemented(&e) => {
+            Err(StorageError::Remote {
+                kind: RemoteErrorKind::Unsupported,
+                ..
+            }) => {
                 self.no_multipart.store(true, Ordering::Relaxed);
-                single(self)
+                self.put_single(key, data.to_vec())
             }
-            Err(e) => Err(self.err("write", key, e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -700,8 +697,9 @@ impl Storage for ObjectStoreBackend {
         } else {
             match self.upload_parts(key, file) {
                 Err(StorageError::Remote {
-                    ref message, kind, ..
-                }) if message.contains("status: 501") || kind == RemoteErrorKind::Unsupported => {
+                    kind: RemoteErrorKind::Unsupported,
+                    ..
+                }) => {
                     self.no_multipart.store(true, Ordering::Relaxed);
                     self.upload_whole(key, file)
                 }
@@ -791,17 +789,8 @@ impl Storage for ObjectStoreBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        // List the directory that holds the prefix, then filter: object
-        // stores list by key prefix, but OpenDAL lists by directory.
-        let dir = match prefix.rfind('/') {
-            Some(i) => &prefix[..=i],
-            None => "",
-        };
-        let entries = self.run(
-            self.op
-                .list_with(if dir.is_empty() { "/" } else { dir })
-                .recursive(true),
-        );
+        let dir = listing_dir(prefix);
+        let entries = self.run(self.op.list_with(dir).recursive(true));
         let entries = match entries {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
