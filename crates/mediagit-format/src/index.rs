@@ -1,14 +1,20 @@
 //! The worktree index (`.mediagit/index`): what is staged, plus a stat cache.
 //!
 //! Layout: magic `MGINDEX\0`, version (u32 LE), the postcard encoding of
-//! [`IndexFile`], then the SHA-256 of all preceding bytes.
+//! [`IndexFile`], then the SHA-256 of all preceding bytes. Version 2 added
+//! [`IndexFile::tree`], the root tree id of the entries (git's cache-tree,
+//! for the whole tree only), so that `status` with nothing staged needs no
+//! tree hashing, and [`IndexFile::commit_memo`]; version 1 files are still
+//! read (without them).
 use serde::{Deserialize, Serialize};
 
 use crate::object::Timestamp;
 use crate::{FormatError, ObjectId};
 
 pub const INDEX_MAGIC: &[u8; 8] = b"MGINDEX\0";
-pub const INDEX_VERSION: u32 = 1;
+pub const INDEX_VERSION: u32 = 2;
+/// The oldest version readers accept.
+pub const INDEX_MIN_VERSION: u32 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IndexKind {
@@ -49,6 +55,31 @@ pub struct IndexFile {
     pub written_at: Timestamp,
     /// Sorted by path bytes, unique.
     pub entries: Vec<IndexEntry>,
+    /// The id of the root tree that `entries` make (as `commit` would write
+    /// it), computed when the file was written; `None` when they make no
+    /// valid tree. Version 2 and later; `None` when read from version 1.
+    pub tree: Option<ObjectId>,
+    /// A commit, its root tree id and the pack that holds it, remembered
+    /// (commits never change) so that `status` on that commit reads one
+    /// small pack index and no object. Version 2 and later.
+    pub commit_memo: Option<CommitMemo>,
+}
+
+/// See [`IndexFile::commit_memo`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitMemo {
+    pub commit: ObjectId,
+    /// The commit's root tree.
+    pub tree: ObjectId,
+    /// The pack whose index lists the commit when the memo was written.
+    pub pack: ObjectId,
+}
+
+/// Version 1's body: no tree id.
+#[derive(Deserialize)]
+struct IndexFileV1 {
+    written_at: Timestamp,
+    entries: Vec<IndexEntry>,
 }
 
 impl IndexFile {
@@ -76,7 +107,7 @@ impl IndexFile {
             return Err(FormatError::BadMagic { what: W });
         }
         let v = u32::from_le_bytes(b[8..12].try_into().expect("4"));
-        if v != INDEX_VERSION {
+        if !(INDEX_MIN_VERSION..=INDEX_VERSION).contains(&v) {
             return Err(FormatError::UnknownVersion {
                 what: W,
                 found: v,
@@ -87,11 +118,23 @@ impl IndexFile {
         if ObjectId::hash(body).0 != sum {
             return Err(FormatError::Checksum { what: W });
         }
-        let (idx, rest): (IndexFile, _) =
-            postcard::take_from_bytes(&body[12..]).map_err(|e| FormatError::Decode {
-                what: W,
-                reason: e.to_string(),
-            })?;
+        let bad = |e: postcard::Error| FormatError::Decode {
+            what: W,
+            reason: e.to_string(),
+        };
+        let (idx, rest) = if v == 1 {
+            let (old, rest): (IndexFileV1, _) =
+                postcard::take_from_bytes(&body[12..]).map_err(bad)?;
+            let idx = IndexFile {
+                written_at: old.written_at,
+                entries: old.entries,
+                tree: None,
+                commit_memo: None,
+            };
+            (idx, rest)
+        } else {
+            postcard::take_from_bytes::<IndexFile>(&body[12..]).map_err(bad)?
+        };
         if !rest.is_empty() {
             return Err(FormatError::Decode {
                 what: W,
@@ -128,10 +171,56 @@ mod tests {
                 manifest: ObjectId::hash(b"m"),
                 target: None,
             }],
+            tree: Some(ObjectId::hash(b"t")),
+            commit_memo: Some(CommitMemo {
+                commit: ObjectId::hash(b"c"),
+                tree: ObjectId::hash(b"t"),
+                pack: ObjectId::hash(b"p"),
+            }),
         };
         let mut b = idx.encode();
         assert_eq!(IndexFile::decode(&b).unwrap(), idx);
         b[14] ^= 0xff;
         assert!(IndexFile::decode(&b).is_err());
+    }
+
+    #[test]
+    fn version_1_is_read_without_a_tree_and_newer_versions_are_refused() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            written_at: Timestamp,
+            entries: &'a [IndexEntry],
+        }
+        let entries = vec![IndexEntry {
+            path: "x".into(),
+            kind: IndexKind::Executable,
+            stat: StatInfo::default(),
+            content: ObjectId::hash(b"c"),
+            manifest: ObjectId::hash(b"m"),
+            target: None,
+        }];
+        let seal = |version: u32, body: Vec<u8>| {
+            let mut b = INDEX_MAGIC.to_vec();
+            b.extend_from_slice(&version.to_le_bytes());
+            b.extend_from_slice(&body);
+            let sum = ObjectId::hash(&b);
+            b.extend_from_slice(&sum.0);
+            b
+        };
+        let t = Timestamp { secs: 9, nanos: 0 };
+        let body = postcard::to_stdvec(&V1 {
+            written_at: t,
+            entries: &entries,
+        })
+        .unwrap();
+        let old = IndexFile::decode(&seal(1, body.clone())).unwrap();
+        assert_eq!(old.entries, entries);
+        assert_eq!(old.written_at, t);
+        assert_eq!(old.tree, None);
+        assert_eq!(old.commit_memo, None);
+        assert!(matches!(
+            IndexFile::decode(&seal(3, body)),
+            Err(FormatError::UnknownVersion { found: 3, .. })
+        ));
     }
 }

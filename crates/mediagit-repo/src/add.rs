@@ -194,6 +194,7 @@ impl Repository {
         for d in deletions {
             idx.entries.remove(&d);
         }
+        let mut staged = Vec::with_capacity(jobs.len());
         for (j, r) in jobs.iter().zip(results) {
             let prev = idx.entries.get(&j.path).map(|e| (e.content, e.kind));
             let change = match prev {
@@ -206,27 +207,18 @@ impl Repository {
             }
             out.bytes_read += j.size;
             // A file replacing a directory (or the reverse) drops the old entries.
-            // Entries below it are one contiguous range of the sorted map.
-            let prefix = format!("{}/", j.path);
-            let below: Vec<String> = idx
-                .entries
-                .range(prefix.clone()..)
-                .take_while(|(p, _)| p.starts_with(&prefix))
-                .map(|(p, _)| p.clone())
-                .collect();
-            for p in below {
-                idx.entries.remove(&p);
-            }
+            idx.entries.remove_below(&j.path);
             let mut parent = j.path.as_str();
             while let Some(i) = parent.rfind('/') {
                 parent = &parent[..i];
                 idx.entries.remove(parent);
             }
-            idx.entries.insert(
-                j.path.clone(),
-                make_entry(&j.path, r.kind, r.stat, r.content, r.manifest, r.target),
-            );
+            staged.push(make_entry(
+                &j.path, r.kind, r.stat, r.content, r.manifest, r.target,
+            ));
         }
+        // One merge (jobs ran largest first, not in path order).
+        idx.entries.insert_many(staged);
         out.changes.sort();
         self.save_index(&mut idx)?;
         Ok(out)
@@ -262,7 +254,7 @@ impl Repository {
         if !force && !cached {
             let mut dirty = Vec::new();
             for t in &targets {
-                let e = &idx.entries[t];
+                let e = &idx.entries[t.as_str()];
                 let staged = head
                     .get(t)
                     .map(|h| h.content != e.content || h.kind != e.kind)
@@ -355,8 +347,8 @@ impl Repository {
             // The stat data is kept as it was: the rename changed the ctime,
             // so the next status re-hashes the file instead of trusting a
             // stat that could hide an edit made just before the move.
-            e.path = new_path.clone();
-            idx.entries.insert(new_path, e);
+            e.path = new_path;
+            idx.entries.insert(e);
         }
         self.save_index(&mut idx)?;
         remove_empty_parents(&root, src);

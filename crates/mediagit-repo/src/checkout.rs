@@ -267,11 +267,11 @@ impl Repository {
             })?);
         }
         progress.finish();
-        for e in written {
+        for e in &written {
             out.bytes += e.stat.size;
             out.written += 1;
-            idx.entries.insert(e.path.clone(), e);
         }
+        idx.entries.insert_many(written);
         Ok(out)
     }
 

@@ -102,7 +102,17 @@ impl Repository {
             &opts.committer,
             &format!("{what}: {}", commit.summary()),
         )?;
-        // Refresh the index timestamp so entries stop being racily clean.
+        // Refresh the index timestamp so entries stop being racily clean,
+        // and remember the new commit's tree for `status`.
+        idx.commit_memo = self
+            .odb()
+            .ok()
+            .and_then(|odb| odb.locate(&id))
+            .map(|(pack, _)| mediagit_format::index::CommitMemo {
+                commit: id,
+                tree,
+                pack,
+            });
         let _ = self.save_index(&mut idx);
         Ok(id)
     }

@@ -502,22 +502,19 @@ impl Repository {
                 if let Some(head) = self.head_commit().ok().flatten() {
                     if let Ok(c) = odb.read_commit(&head) {
                         for (p, f) in flatten(&odb, &c.tree)? {
-                            idx.entries.insert(
-                                p.clone(),
-                                make_entry(
-                                    &p,
-                                    f.kind,
-                                    // Size kept, times zeroed: never stat-clean,
-                                    // so the next status re-hashes the file.
-                                    mediagit_format::index::StatInfo {
-                                        size: f.size,
-                                        ..Default::default()
-                                    },
-                                    f.content,
-                                    f.manifest,
-                                    f.target,
-                                ),
-                            );
+                            idx.entries.insert(make_entry(
+                                &p,
+                                f.kind,
+                                // Size kept, times zeroed: never stat-clean,
+                                // so the next status re-hashes the file.
+                                mediagit_format::index::StatInfo {
+                                    size: f.size,
+                                    ..Default::default()
+                                },
+                                f.content,
+                                f.manifest,
+                                f.target,
+                            ));
                         }
                     }
                 }

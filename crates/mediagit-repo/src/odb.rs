@@ -1,5 +1,10 @@
-//! The object database: packs and pack indexes in storage, an in-memory map
-//! from object id to location, verified reads and a pack writer.
+//! The object database: packs and pack indexes in storage, an in-memory
+//! table from object id to location, verified reads and a pack writer.
+//!
+//! The table is one vector sorted by id (binary search), not a hash map:
+//! pack indexes are already sorted, so loading one is a copy, and a command
+//! that looks up a handful of objects (`status` reads one commit) does not
+//! pay for hashing and scattering every id of the repository.
 //!
 //! Packs are written to a local temporary file, then stored (`packs/<id>.pack`),
 //! then their index (`packs/<id>.idx`). An object exists for readers only once
@@ -73,7 +78,49 @@ impl Location {
 #[derive(Default)]
 struct State {
     packs: Vec<ObjectId>,
-    map: IdMap<Location>,
+    /// Sorted by id, unique (an object in two packs: the first pack
+    /// registered wins).
+    table: Vec<(ObjectId, Location)>,
+}
+
+impl State {
+    fn get(&self, id: &ObjectId) -> Option<&Location> {
+        let i = self.table.partition_point(|(k, _)| k < id);
+        match self.table.get(i) {
+            Some((k, l)) if k == id => Some(l),
+            _ => None,
+        }
+    }
+
+    fn add(&mut self, idxs: Vec<PackIndex>) {
+        for idx in idxs {
+            let n = self.packs.len() as u32;
+            self.packs.push(idx.pack);
+            let slots = idx.entries.into_iter().map(|e| {
+                (
+                    e.id,
+                    Location {
+                        pack: n,
+                        offset: e.offset,
+                        kind: e.kind,
+                        codec: e.codec,
+                        raw_len: e.raw_len,
+                        stored_len: e.stored_len,
+                    },
+                )
+            });
+            if self.table.is_empty() {
+                // Same size as the index entries: collected in place.
+                self.table = slots.collect();
+            } else {
+                self.table.extend(slots);
+            }
+        }
+        // Stable, and each index is a sorted run: merging runs, not sorting
+        // from scratch. Keeps the first of equal ids, the earliest pack.
+        self.table.sort_by_key(|a| a.0);
+        self.table.dedup_by(|b, a| a.0 == b.0);
+    }
 }
 
 pub struct Odb {
@@ -87,6 +134,25 @@ pub struct Odb {
 pub fn pack_key(id: &ObjectId) -> String {
     format!("packs/{id}.pack")
 }
+/// Whether the index of pack `pack` lists `id` as an object of `kind`,
+/// reading (and verifying) that one index only: for `status`, which must
+/// not pay for every pack index of a large repository to confirm HEAD.
+/// `false` when that index is gone or damaged; callers then load the object
+/// database and get its precise error.
+pub fn pack_lists(storage: &dyn Storage, pack: &ObjectId, id: &ObjectId, kind: ObjectKind) -> bool {
+    let Ok(bytes) = storage.get(&idx_key(pack)) else {
+        return false;
+    };
+    let Ok(idx) = PackIndex::decode(&bytes) else {
+        return false;
+    };
+    idx.pack == *pack
+        && idx
+            .entries
+            .binary_search_by_key(id, |e| e.id)
+            .is_ok_and(|i| idx.entries[i].kind == kind)
+}
+
 pub fn idx_key(id: &ObjectId) -> String {
     format!("packs/{id}.idx")
 }
@@ -120,6 +186,7 @@ impl Odb {
             state: RwLock::new(State::default()),
         };
         let mut problems = Vec::new();
+        let mut idxs = Vec::new();
         for key in odb.storage.list("packs/")? {
             let Some(hex) = key
                 .strip_prefix("packs/")
@@ -131,10 +198,11 @@ impl Odb {
                 continue;
             };
             match odb.read_index(&key, pack_id) {
-                Ok(idx) => odb.register(&idx),
+                Ok(idx) => idxs.push(idx),
                 Err(e) => problems.push((key, e)),
             }
         }
+        odb.register(idxs);
         Ok((odb, problems))
     }
 
@@ -173,47 +241,40 @@ impl Odb {
     /// Every object id known, with its location.
     pub fn all_objects(&self) -> Vec<(ObjectId, ObjectId, Location)> {
         let st = self.state.read().unwrap_or_else(|p| p.into_inner());
-        st.map
+        st.table
             .iter()
             .map(|(id, l)| (*id, st.packs[l.pack as usize], *l))
             .collect()
     }
 
-    fn register(&self, idx: &PackIndex) {
-        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let n = st.packs.len() as u32;
-        st.packs.push(idx.pack);
-        st.map.reserve(idx.entries.len());
-        for e in &idx.entries {
-            st.map.entry(e.id).or_insert(Location {
-                pack: n,
-                offset: e.offset,
-                kind: e.kind,
-                codec: e.codec,
-                raw_len: e.raw_len,
-                stored_len: e.stored_len,
-            });
+    fn register(&self, idxs: Vec<PackIndex>) {
+        if idxs.is_empty() {
+            return;
         }
+        self.state
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(idxs);
     }
 
     pub fn contains(&self, id: &ObjectId) -> bool {
         self.state
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .map
-            .contains_key(id)
+            .get(id)
+            .is_some()
     }
 
     pub fn locate(&self, id: &ObjectId) -> Option<(ObjectId, Location)> {
         let st = self.state.read().unwrap_or_else(|p| p.into_inner());
-        st.map.get(id).map(|l| (st.packs[l.pack as usize], *l))
+        st.get(id).map(|l| (st.packs[l.pack as usize], *l))
     }
 
     /// Ids of objects of `kinds` whose hex form starts with `prefix`.
     pub fn find_prefix(&self, prefix: &str, kinds: &[ObjectKind]) -> Vec<(ObjectId, ObjectKind)> {
         let st = self.state.read().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<_> = st
-            .map
+            .table
             .iter()
             .filter(|(id, l)| kinds.contains(&l.kind) && id.has_hex_prefix(prefix))
             .map(|(id, l)| (*id, l.kind))
@@ -678,15 +739,22 @@ impl PackSession<'_> {
             self.odb.storage.put_file(&pack_key(&idx.pack), path)?;
             crate::failpoint::hit("write:pack-stored");
         }
+        let mut stored = Vec::with_capacity(finished.len());
+        let mut result = Ok(());
         for (path, idx) in finished {
-            self.odb.storage.put(&idx_key(&idx.pack), &idx.encode())?;
+            if let Err(e) = self.odb.storage.put(&idx_key(&idx.pack), &idx.encode()) {
+                result = Err(e.into());
+                break;
+            }
             crate::failpoint::hit("write:idx-stored");
             // put_file consumed the file; don't let TempPath delete a path that
             // may now be reused.
             let _ = path.keep();
-            self.odb.register(&idx);
+            stored.push(idx);
         }
-        Ok(())
+        // What was stored exists, even when a later index failed.
+        self.odb.register(stored);
+        result
     }
 }
 

@@ -2,8 +2,8 @@
 //! (index vs working tree), and what is untracked.
 use std::collections::BTreeMap;
 
-use mediagit_format::index::{IndexEntry, IndexKind, StatInfo};
-use mediagit_format::ObjectId;
+use mediagit_format::index::{CommitMemo, IndexEntry, IndexKind, StatInfo};
+use mediagit_format::{ObjectId, ObjectKind};
 
 use crate::error::{RepoError, Result};
 use crate::ingest::{hash_path, parallel_map};
@@ -133,21 +133,22 @@ impl Repository {
         &self,
         idx: &WorktreeIndex,
         under: &str,
-        files: Vec<crate::worktree::WalkedFile>,
+        files: crate::worktree::Walked,
         problems: Vec<WalkProblem>,
     ) -> Result<WorktreeScan> {
         let root = self.worktree()?.to_path_buf();
-        let mut seen: std::collections::HashMap<&str, (StatInfo, IndexKind)> =
-            std::collections::HashMap::with_capacity(files.len());
-        for f in &files {
-            seen.insert(f.path.as_str(), (f.stat, f.kind));
-        }
         let mut changed = Vec::new();
         let mut unreadable = Vec::new();
         let mut to_hash: Vec<(&IndexEntry, IndexKind, StatInfo)> = Vec::new();
+        let mut untracked = Vec::new();
+        // Both sides are sorted by path bytes: one merge, no maps.
+        let mut walked = files.into_iter().peekable();
         for (path, e) in idx.under(under) {
-            let (st, kind) = match seen.get(path.as_str()) {
-                Some((st, k)) => (*st, *k),
+            while let Some(f) = walked.next_if(|f| f.path.as_bytes() < path.as_bytes()) {
+                untracked.push(f.path);
+            }
+            let (st, kind) = match walked.next_if(|f| f.path == *path) {
+                Some(f) => (f.stat, f.kind),
                 // Not walked: deleted, or tracked but ignored. Look directly.
                 None => match std::fs::symlink_metadata(root.join(path)) {
                     Ok(m) => match index_kind(&m) {
@@ -180,6 +181,7 @@ impl Repository {
             }
             to_hash.push((e, kind, st));
         }
+        untracked.extend(walked.map(|f| f.path));
         let hashed = parallel_map(&to_hash, |(e, kind, _)| {
             let abs = root.join(&e.path);
             match hash_path(&abs, *kind) {
@@ -205,12 +207,6 @@ impl Repository {
             }
         }
         changed.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut untracked: Vec<String> = files
-            .iter()
-            .filter(|f| !idx.entries.contains_key(&f.path))
-            .map(|f| f.path.clone())
-            .collect();
-        untracked.sort();
         let mut problems = problems;
         problems.extend(unreadable);
         Ok(WorktreeScan {
@@ -240,18 +236,50 @@ impl Repository {
     fn status_with(
         &self,
         locked: bool,
-        walked: impl FnOnce() -> Result<(Vec<crate::worktree::WalkedFile>, Vec<WalkProblem>)>,
+        walked: impl FnOnce() -> Result<(crate::worktree::Walked, Vec<WalkProblem>)>,
     ) -> Result<Status> {
         let mut idx = self.load_index()?;
         let head_commit = self.head_commit()?;
         // Fast path: when the index, written as trees, gives HEAD's tree,
         // nothing is staged and HEAD need not be flattened.
+        // HEAD's tree: remembered in the index together with the pack that
+        // holds HEAD, whose (small) index is read to confirm HEAD is still
+        // there, as `git status` fails on a missing HEAD; otherwise read
+        // through the object database (whose errors name what is lost) and
+        // remembered.
+        let mut learned = None;
         let head_tree_id = match head_commit {
-            Some(c) => Some(self.odb()?.read_commit(&c)?.tree),
+            Some(c) => Some(match idx.commit_memo {
+                Some(m)
+                    if m.commit == c
+                        && crate::odb::pack_lists(
+                            self.storage().as_ref(),
+                            &m.pack,
+                            &c,
+                            ObjectKind::Commit,
+                        ) =>
+                {
+                    m.tree
+                }
+                _ => {
+                    let odb = self.odb()?;
+                    let t = odb.read_commit(&c)?.tree;
+                    learned = odb.locate(&c).map(|(pack, _)| CommitMemo {
+                        commit: c,
+                        tree: t,
+                        pack,
+                    });
+                    t
+                }
+            }),
             None => None,
         };
         let unchanged = match head_tree_id {
-            Some(t) => crate::tree::tree_id_of(idx.entries.values())? == t,
+            Some(t) => match idx.saved_tree {
+                Some(saved) => saved == t,
+                // Written by version 1, or makes no tree.
+                None => crate::tree::tree_id_of(idx.entries.values())? == t,
+            },
             None => idx.entries.is_empty(),
         };
         let staged = if unchanged {
@@ -283,7 +311,7 @@ impl Repository {
             .changed
             .iter()
             .map(|(p, k)| {
-                let e = &idx.entries[p];
+                let e = &idx.entries[p.as_str()];
                 let c = match k {
                     None => ChangeKind::Deleted,
                     Some(k) if *k != e.kind => ChangeKind::TypeChanged,
@@ -297,9 +325,10 @@ impl Repository {
                 .entries
                 .values()
                 .any(|e| !idx.stat_clean(e, &e.stat, e.kind));
-            if !scan.refreshed.is_empty() || racy_left {
-                for e in scan.refreshed {
-                    idx.entries.insert(e.path.clone(), e);
+            if !scan.refreshed.is_empty() || racy_left || learned.is_some() {
+                idx.entries.insert_many(scan.refreshed);
+                if learned.is_some() {
+                    idx.commit_memo = learned;
                 }
                 // Best effort: a status that cannot save its cache still reports correctly.
                 let _ = self.save_index(&mut idx);

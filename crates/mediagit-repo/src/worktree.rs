@@ -1,5 +1,4 @@
 //! The worktree index (staging area + stat cache), and walking the working tree.
-use std::collections::BTreeMap;
 use std::fs::{self, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -20,10 +19,161 @@ pub const IGNORE_FILE: &str = ".mediagitignore";
 /// granularity, so they are re-hashed instead of trusted.
 const RACY_MARGIN_NANOS: i128 = 1_000_000_000;
 
+/// The index's entries: one vector sorted by path bytes, as on disk (and as
+/// git keeps its index). Loading is one decode, with no map to build, and
+/// lookups are binary searches. Changes of many paths at once go through
+/// [`IndexEntries::insert_many`], a single merge.
+#[derive(Debug, Clone, Default)]
+pub struct IndexEntries(Vec<IndexEntry>);
+
+impl IndexEntries {
+    /// Entries already sorted by path and unique (what
+    /// [`IndexFile::decode`] checks); sorted here otherwise.
+    pub fn from_sorted(mut v: Vec<IndexEntry>) -> IndexEntries {
+        if !v.windows(2).all(|w| w[0].path < w[1].path) {
+            v.sort_by(|a, b| a.path.cmp(&b.path));
+            v.dedup_by(|later, earlier| later.path == earlier.path);
+        }
+        IndexEntries(v)
+    }
+
+    fn find(&self, path: &str) -> std::result::Result<usize, usize> {
+        self.0.binary_search_by(|e| e.path.as_str().cmp(path))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, path: &str) -> Option<&IndexEntry> {
+        self.find(path).ok().map(|i| &self.0[i])
+    }
+
+    pub fn contains_key(&self, path: &str) -> bool {
+        self.find(path).is_ok()
+    }
+
+    /// Adds or replaces the entry for `e.path`; returns the one replaced.
+    /// One insert costs a move of the entries after it: use
+    /// [`IndexEntries::insert_many`] for many paths.
+    pub fn insert(&mut self, e: IndexEntry) -> Option<IndexEntry> {
+        if self.0.last().is_none_or(|l| l.path < e.path) {
+            self.0.push(e);
+            return None;
+        }
+        match self.find(&e.path) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i], e)),
+            Err(i) => {
+                self.0.insert(i, e);
+                None
+            }
+        }
+    }
+
+    /// Adds or replaces many entries in one merge; for equal paths the
+    /// last entry of `batch` wins.
+    pub fn insert_many(&mut self, mut batch: Vec<IndexEntry>) {
+        if batch.is_empty() {
+            return;
+        }
+        batch.sort_by(|a, b| a.path.cmp(&b.path));
+        // Keep the last of equal paths: reverse, dedup (keeps the first), reverse.
+        batch.reverse();
+        batch.dedup_by(|later, earlier| later.path == earlier.path);
+        batch.reverse();
+        let old = std::mem::take(&mut self.0);
+        let mut out = Vec::with_capacity(old.len() + batch.len());
+        let mut old = old.into_iter().peekable();
+        for e in batch {
+            while let Some(o) = old.next_if(|o| o.path < e.path) {
+                out.push(o);
+            }
+            old.next_if(|o| o.path == e.path);
+            out.push(e);
+        }
+        out.extend(old);
+        self.0 = out;
+    }
+
+    pub fn remove(&mut self, path: &str) -> Option<IndexEntry> {
+        self.find(path).ok().map(|i| self.0.remove(i))
+    }
+
+    /// Removes every entry below directory `dir` (not `dir` itself).
+    pub fn remove_below(&mut self, dir: &str) -> usize {
+        let r = self.below_range(dir);
+        let n = r.len();
+        self.0.drain(r);
+        n
+    }
+
+    /// The entries below directory `dir` (paths starting with `dir/`): one
+    /// contiguous, sorted run.
+    pub fn below(&self, dir: &str) -> &[IndexEntry] {
+        &self.0[self.below_range(dir)]
+    }
+
+    fn below_range(&self, dir: &str) -> std::ops::Range<usize> {
+        if dir.is_empty() {
+            return 0..self.0.len();
+        }
+        let prefix = format!("{dir}/");
+        let start = self
+            .0
+            .partition_point(|e| e.path.as_str() < prefix.as_str());
+        let len = self.0[start..].partition_point(|e| e.path.starts_with(&prefix));
+        start..start + len
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &IndexEntry)> + '_ {
+        self.0.iter().map(|e| (&e.path, e))
+    }
+
+    pub fn values(&self) -> std::slice::Iter<'_, IndexEntry> {
+        self.0.iter()
+    }
+
+    /// Mutable access to the entries; changing a path is not allowed (it
+    /// would break the order).
+    pub fn values_mut(&mut self) -> std::slice::IterMut<'_, IndexEntry> {
+        self.0.iter_mut()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> + '_ {
+        self.0.iter().map(|e| &e.path)
+    }
+
+    pub fn into_vec(self) -> Vec<IndexEntry> {
+        self.0
+    }
+}
+
+impl std::ops::Index<&str> for IndexEntries {
+    type Output = IndexEntry;
+
+    fn index(&self, path: &str) -> &IndexEntry {
+        match self.get(path) {
+            Some(e) => e,
+            None => panic!("no index entry for {path:?}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct WorktreeIndex {
-    pub entries: BTreeMap<String, IndexEntry>,
+    pub entries: IndexEntries,
     pub written_at: Timestamp,
+    /// The root tree id of the entries as they were read from disk or last
+    /// saved (see [`IndexFile::tree`]). Stale as soon as `entries` change:
+    /// use it only on an index fresh from [`Repository::load_index`].
+    pub saved_tree: Option<mediagit_format::ObjectId>,
+    /// A commit, its root tree id and its pack (see [`IndexFile::commit_memo`]); kept
+    /// as is by every save.
+    pub commit_memo: Option<mediagit_format::index::CommitMemo>,
 }
 
 impl WorktreeIndex {
@@ -36,14 +186,20 @@ impl WorktreeIndex {
         nanos(&e.stat.mtime) + RACY_MARGIN_NANOS >= nanos(&self.written_at)
     }
 
-    /// Entries at `path` or below it (`""` = everything).
+    /// Entries at `path` or below it (`""` = everything), in path order.
     pub fn under<'a>(
         &'a self,
         path: &'a str,
     ) -> impl Iterator<Item = (&'a String, &'a IndexEntry)> + 'a {
-        self.entries
-            .iter()
-            .filter(move |(p, _)| path_is_under(p, path))
+        let exact = if path.is_empty() {
+            None
+        } else {
+            self.entries.get(path)
+        };
+        exact
+            .into_iter()
+            .chain(self.entries.below(path))
+            .map(|e| (&e.path, e))
     }
 }
 
@@ -126,7 +282,9 @@ impl Repository {
             .map_err(|e| RepoError::format(path.display().to_string(), e))?;
         Ok(WorktreeIndex {
             written_at: f.written_at,
-            entries: f.entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
+            saved_tree: f.tree,
+            commit_memo: f.commit_memo,
+            entries: IndexEntries::from_sorted(f.entries),
         })
     }
 
@@ -143,11 +301,19 @@ impl Repository {
                 e.stat.ctime = Timestamp::default();
             }
         }
+        // The root tree id, so that `status` can tell "nothing staged"
+        // without hashing trees (an index naming both `a` and `a/b` makes no
+        // tree: no id).
+        idx.saved_tree = crate::tree::tree_id_of(idx.entries.values()).ok();
         let f = IndexFile {
             written_at: idx.written_at,
-            entries: idx.entries.values().cloned().collect(),
+            entries: std::mem::take(&mut idx.entries).into_vec(),
+            tree: idx.saved_tree,
+            commit_memo: idx.commit_memo,
         };
-        write_atomic(&self.index_path(), &f.encode())
+        let written = write_atomic(&self.index_path(), &f.encode());
+        idx.entries = IndexEntries(f.entries);
+        written
     }
 
     /// Absolute path of a repository path.
@@ -177,13 +343,16 @@ pub struct WalkProblem {
     pub message: String,
 }
 
-/// Walks the working tree below `under` (a repository path), in no
-/// particular order, honouring
+/// Walks the working tree below `under` (a repository path), honouring
 /// `.mediagitignore` files (gitignore syntax) and nothing else. Never follows
 /// symlinks; skips every `.mediagit` directory. Files are `lstat`ed relative
 /// to their directory's descriptor (no path resolution from the root per
 /// file), which is what makes `status` on 100,000 files cheap.
-pub fn walk(root: &Path, under: &str) -> (Vec<WalkedFile>, Vec<WalkProblem>) {
+///
+/// Files come out sorted by path bytes, the index's order, so callers can
+/// merge the walk with the index instead of building a map of either.
+pub fn walk(root: &Path, under: &str) -> (Walked, Vec<WalkProblem>) {
+    let mut runs: Vec<Vec<WalkedFile>> = Vec::new();
     let mut w = Walker {
         files: Vec::new(),
         problems: Vec::new(),
@@ -214,7 +383,14 @@ pub fn walk(root: &Path, under: &str) -> (Vec<WalkedFile>, Vec<WalkProblem>) {
                 // The first level here; its subdirectories on one thread per
                 // core (the lstat calls dominate, as in `git status`, which
                 // also spreads them over threads).
-                let subdirs = w.walk_one(&start, under);
+                let items = w.walk_one(&start, under);
+                let subdirs: Vec<(PathBuf, String)> = items
+                    .iter()
+                    .filter_map(|i| match i {
+                        Item::Dir(abs, rel) => Some((abs.clone(), rel.clone())),
+                        Item::File(_) => None,
+                    })
+                    .collect();
                 let stack = w.stack.clone();
                 let parts = crate::ingest::parallel_map(&subdirs, |(abs, rel)| {
                     let mut sub = Walker {
@@ -226,9 +402,22 @@ pub fn walk(root: &Path, under: &str) -> (Vec<WalkedFile>, Vec<WalkProblem>) {
                     Ok((sub.files, sub.problems))
                 });
                 w.stack.pop();
-                for (files, problems) in parts.unwrap_or_default() {
-                    w.files.extend(files);
-                    w.problems.extend(problems);
+                // The first level's files between its directories' runs (no
+                // copying of the runs into one vector).
+                let mut parts = parts.unwrap_or_default().into_iter();
+                for item in items {
+                    match item {
+                        Item::File(f) => w.files.push(f),
+                        Item::Dir(..) => {
+                            if let Some((files, problems)) = parts.next() {
+                                if !w.files.is_empty() {
+                                    runs.push(std::mem::take(&mut w.files));
+                                }
+                                runs.push(files);
+                                w.problems.extend(problems);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -249,7 +438,81 @@ pub fn walk(root: &Path, under: &str) -> (Vec<WalkedFile>, Vec<WalkProblem>) {
     let Walker {
         files, problems, ..
     } = w;
-    (files, problems)
+    runs.push(files);
+    runs.retain(|r| !r.is_empty());
+    let mut walked = Walked { runs };
+    // The order above holds unless a directory entry changed type between
+    // `readdir` and `lstat`; then sort (the check costs one pass).
+    let mut prev: Option<&str> = None;
+    let sorted = walked.iter().all(|f| {
+        let ok = prev.is_none_or(|p| p < f.path.as_str());
+        prev = Some(&f.path);
+        ok
+    });
+    if !sorted {
+        let mut all: Vec<WalkedFile> = walked.runs.into_iter().flatten().collect();
+        all.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        walked = Walked { runs: vec![all] };
+    }
+    (walked, problems)
+}
+
+/// The files a walk found, sorted by path bytes: the walkers' own vectors,
+/// one after another, not copied into one.
+#[derive(Debug, Default)]
+pub struct Walked {
+    runs: Vec<Vec<WalkedFile>>,
+}
+
+impl Walked {
+    pub fn len(&self) -> usize {
+        self.runs.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.iter().all(Vec::is_empty)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &WalkedFile> + '_ {
+        self.runs.iter().flatten()
+    }
+}
+
+impl IntoIterator for Walked {
+    type Item = WalkedFile;
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<WalkedFile>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.runs.into_iter().flatten()
+    }
+}
+
+/// One entry of a directory, as the walk found it.
+enum Item {
+    File(WalkedFile),
+    /// Absolute and repository path of a subdirectory.
+    Dir(PathBuf, String),
+}
+
+impl Item {
+    /// The repository path's bytes, and whether a `/` follows them (a
+    /// directory): sorting on this puts a directory's files exactly where
+    /// the index, sorted by full path, has them (`a-b`, `a.b`, `a/x`, `a0`).
+    fn key(&self) -> (&[u8], bool) {
+        match self {
+            Item::File(f) => (f.path.as_bytes(), false),
+            Item::Dir(_, rel) => (rel.as_bytes(), true),
+        }
+    }
+}
+
+fn index_order(a: &Item, b: &Item) -> std::cmp::Ordering {
+    let ((a, a_dir), (b, b_dir)) = (a.key(), b.key());
+    let n = a.len().min(b.len());
+    a[..n].cmp(&b[..n]).then_with(|| {
+        let next = |s: &[u8], dir: bool| s.get(n).copied().or(dir.then_some(b'/'));
+        next(a, a_dir).cmp(&next(b, b_dir))
+    })
 }
 
 struct Walker {
@@ -300,15 +563,18 @@ impl Walker {
 
     fn walk_dir(&mut self, abs: &Path, rel: &str) {
         let depth = self.stack.len();
-        for (path, child) in self.walk_one(abs, rel) {
-            self.walk_dir(&path, &child);
+        for item in self.walk_one(abs, rel) {
+            match item {
+                Item::File(f) => self.files.push(f),
+                Item::Dir(path, child) => self.walk_dir(&path, &child),
+            }
         }
         self.stack.truncate(depth);
     }
 
-    /// Reads one directory: records its files, pushes its ignore rules (the
-    /// caller pops them) and returns its subdirectories.
-    fn walk_one(&mut self, abs: &Path, rel: &str) -> Vec<(PathBuf, String)> {
+    /// Reads one directory: pushes its ignore rules (the caller pops them)
+    /// and returns its files and subdirectories in index order.
+    fn walk_one(&mut self, abs: &Path, rel: &str) -> Vec<Item> {
         let rd = match fs::read_dir(abs) {
             Ok(rd) => rd,
             Err(e) => {
@@ -320,42 +586,54 @@ impl Walker {
                 return Vec::new();
             }
         };
-        self.push_rules(abs);
-        let mut dirs = Vec::new();
+        // All entries first: whether this directory has rules is seen in
+        // the listing (no extra `stat` per directory), and they must be
+        // known before its entries are matched against them.
+        let mut entries = Vec::new();
+        let mut has_rules_file = false;
         for entry in rd {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    self.problems.push(WalkProblem {
-                        path: abs.to_path_buf(),
-                        message: e.to_string(),
-                    });
-                    continue;
+            match entry {
+                Ok(e) => {
+                    has_rules_file |= e.file_name() == IGNORE_FILE;
+                    entries.push(e);
                 }
-            };
+                Err(e) => self.problems.push(WalkProblem {
+                    path: abs.to_path_buf(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        if has_rules_file {
+            self.push_rules(abs);
+        } else {
+            self.stack.push(None);
+        }
+        let any_rules = self.stack.iter().any(Option::is_some);
+        let mut items = Vec::with_capacity(entries.len());
+        for entry in entries {
             let name = entry.file_name();
             if name == DOT_DIR {
                 continue;
             }
-            let Some(name) = name.to_str().map(str::to_string) else {
+            let Some(name) = name.to_str() else {
                 self.problems.push(WalkProblem {
                     path: entry.path(),
                     message: "file name is not valid UTF-8; skipped".into(),
                 });
                 continue;
             };
-            let path = entry.path();
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if self.ignored(&path, is_dir) {
+            if any_rules && self.ignored(&entry.path(), is_dir) {
                 continue;
             }
-            let child = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
+            let mut child = String::with_capacity(rel.len() + 1 + name.len());
+            if !rel.is_empty() {
+                child.push_str(rel);
+                child.push('/');
+            }
+            child.push_str(name);
             if is_dir {
-                dirs.push((path, child));
+                items.push(Item::Dir(entry.path(), child));
                 continue;
             }
             // lstat relative to the directory's descriptor.
@@ -363,27 +641,28 @@ impl Walker {
                 Ok(m) => m,
                 Err(e) => {
                     self.problems.push(WalkProblem {
-                        path,
+                        path: entry.path(),
                         message: e.to_string(),
                     });
                     continue;
                 }
             };
             match index_kind(&meta) {
-                Some(kind) => self.files.push(WalkedFile {
+                Some(kind) => items.push(Item::File(WalkedFile {
                     path: child,
                     stat: stat_info(&meta),
                     kind,
-                }),
-                None if meta.is_dir() => dirs.push((path, child)),
+                })),
+                None if meta.is_dir() => items.push(Item::Dir(entry.path(), child)),
                 None => self.problems.push(WalkProblem {
-                    path,
+                    path: entry.path(),
                     message: "not a regular file or symlink (socket, fifo or device); skipped"
                         .into(),
                 }),
             }
         }
-        dirs
+        items.sort_unstable_by(index_order);
+        items
     }
 }
 

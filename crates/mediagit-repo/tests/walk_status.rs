@@ -1,0 +1,140 @@
+//! The walk emits paths in the index's order (bytes of the full path), which
+//! `status` relies on to merge the two without maps; names that sort
+//! differently as names and as paths (`a-b`, `a.b`, `a/x`, `a0`) are the
+//! cases that matter.
+use std::collections::BTreeSet;
+
+use mediagit_format::Signature;
+use mediagit_repo::add::AddOptions;
+use mediagit_repo::commit::CommitOptions;
+use mediagit_repo::progress::NoProgress;
+use mediagit_repo::status::ChangeKind;
+use mediagit_repo::worktree::walk;
+use mediagit_repo::{InitOptions, Repository};
+use proptest::prelude::*;
+
+fn sig() -> Signature {
+    Signature {
+        name: "P".into(),
+        email: "p@example.com".into(),
+        time: 1_700_000_000,
+        tz_offset_minutes: 0,
+    }
+}
+
+/// Path components from an alphabet whose bytes sit on both sides of `/`.
+fn component() -> impl Strategy<Value = String> {
+    // `Just`: a bare `&str` would be a regex, and `.` would yield any char.
+    let byte = proptest::sample::select(vec!["a", "b", "-", ".", "0", "_", "é"]);
+    proptest::collection::vec(byte, 1..4)
+        .prop_map(|v| v.concat())
+        .prop_filter("not . or ..", |s| s != "." && s != "..")
+}
+
+/// Paths where no file is also a directory of another path.
+fn tree() -> impl Strategy<Value = BTreeSet<String>> {
+    proptest::collection::vec(proptest::collection::vec(component(), 1..4), 1..25).prop_map(
+        |paths| {
+            let mut files = BTreeSet::new();
+            let mut dirs = BTreeSet::new();
+            for p in paths {
+                let path = p.join("/");
+                let prefixes: Vec<String> = (1..p.len()).map(|i| p[..i].join("/")).collect();
+                if dirs.contains(&path) || prefixes.iter().any(|d| files.contains(d)) {
+                    continue;
+                }
+                dirs.extend(prefixes);
+                files.insert(path);
+            }
+            files
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn walk_is_in_index_order_and_status_merges_it(files in tree(), tracked_mask in any::<u32>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root, &InitOptions::default()).unwrap();
+        for (i, p) in files.iter().enumerate() {
+            let abs = root.join(p);
+            std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
+            std::fs::write(&abs, format!("file {i}")).unwrap();
+        }
+        let (walked, problems) = walk(root, "");
+        prop_assert!(problems.is_empty());
+        let paths: Vec<String> = walked.iter().map(|f| f.path.clone()).collect();
+        prop_assert_eq!(walked.len(), paths.len());
+        // Exactly the files, sorted by bytes as the BTreeSet (and the index) is.
+        prop_assert_eq!(&paths, &files.iter().cloned().collect::<Vec<_>>());
+
+        // Track some of them; the others are untracked, in order.
+        let tracked: Vec<String> = files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| tracked_mask & (1 << (i % 32)) != 0)
+            .map(|(_, p)| p.clone())
+            .collect();
+        prop_assume!(!tracked.is_empty());
+        repo.add(&AddOptions { paths: tracked.clone(), ..Default::default() }, &NoProgress).unwrap();
+        repo.commit(&CommitOptions { message: "m".into(), all: false, allow_empty: false, author: sig(), committer: sig() }, &NoProgress).unwrap();
+        let st = repo.status().unwrap();
+        prop_assert!(st.staged.is_empty(), "staged: {:?}", st.staged);
+        prop_assert!(st.unstaged.is_empty(), "unstaged: {:?}", st.unstaged);
+        let untracked: Vec<String> = files.iter().filter(|p| !tracked.contains(p)).cloned().collect();
+        prop_assert_eq!(&st.untracked, &untracked);
+
+        // Change the first tracked file's size, delete the last one.
+        std::fs::write(root.join(&tracked[0]), "longer content than before").unwrap();
+        let mut expected = vec![(tracked[0].clone(), ChangeKind::Modified)];
+        if tracked.len() > 1 {
+            let last = tracked.last().unwrap();
+            std::fs::remove_file(root.join(last)).unwrap();
+            expected.push((last.clone(), ChangeKind::Deleted));
+        }
+        let st = repo.status().unwrap();
+        prop_assert_eq!(&st.unstaged, &expected);
+        prop_assert_eq!(&st.untracked, &untracked);
+    }
+}
+
+/// `status` trusts the root tree id saved in the index only while it matches
+/// the entries: staging a change must show as staged.
+#[test]
+fn staged_change_is_seen_with_the_saved_tree_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let repo = Repository::init(root, &InitOptions::default()).unwrap();
+    std::fs::write(root.join("a.txt"), "one").unwrap();
+    let all = AddOptions {
+        all: true,
+        ..Default::default()
+    };
+    repo.add(&all, &NoProgress).unwrap();
+    repo.commit(
+        &CommitOptions {
+            message: "m".into(),
+            all: false,
+            allow_empty: false,
+            author: sig(),
+            committer: sig(),
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    let idx = repo.load_index().unwrap();
+    let head = repo.head_commit().unwrap().unwrap();
+    let head_tree = repo.odb().unwrap().read_commit(&head).unwrap().tree;
+    assert_eq!(idx.saved_tree, Some(head_tree));
+    assert!(repo.status().unwrap().is_clean());
+
+    std::fs::write(root.join("a.txt"), "two!").unwrap();
+    repo.add(&all, &NoProgress).unwrap();
+    let idx = repo.load_index().unwrap();
+    assert_ne!(idx.saved_tree, Some(head_tree));
+    let st = repo.status().unwrap();
+    assert_eq!(st.staged, vec![("a.txt".to_string(), ChangeKind::Modified)]);
+    assert!(st.unstaged.is_empty());
+}
