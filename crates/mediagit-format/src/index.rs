@@ -63,6 +63,31 @@ pub struct IndexFile {
     /// (commits never change) so that `status` on that commit reads one
     /// small pack index and no object. Version 2 and later.
     pub commit_memo: Option<CommitMemo>,
+    /// Whole-file SHA-256 checkpoints of large files' manifests, sorted by
+    /// manifest id, unique, each for a manifest some entry names. Version 2
+    /// and later.
+    pub resume: Vec<ResumePoints>,
+}
+
+/// Where the whole-file hash of the content a manifest describes can be
+/// resumed (see `ResumableSha256`): a pure function of the manifest's
+/// bytes, cached here because it costs a full read to recompute.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePoints {
+    pub manifest: ObjectId,
+    /// Ascending by `chunks`.
+    pub checkpoints: Vec<HashCheckpoint>,
+}
+
+/// The SHA-256 state over the content's bytes `[0, offset)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashCheckpoint {
+    /// How many of the manifest's leading chunks cover `offset`: the
+    /// checkpoint holds for any content that starts with those chunks.
+    pub chunks: u32,
+    /// A multiple of 64, at most the length of those chunks.
+    pub offset: u64,
+    pub state: [u32; 8],
 }
 
 /// See [`IndexFile::commit_memo`].
@@ -130,6 +155,7 @@ impl IndexFile {
                 entries: old.entries,
                 tree: None,
                 commit_memo: None,
+                resume: Vec::new(),
             };
             (idx, rest)
         } else {
@@ -177,6 +203,14 @@ mod tests {
                 tree: ObjectId::hash(b"t"),
                 pack: ObjectId::hash(b"p"),
             }),
+            resume: vec![ResumePoints {
+                manifest: ObjectId::hash(b"m"),
+                checkpoints: vec![HashCheckpoint {
+                    chunks: 3,
+                    offset: 128,
+                    state: [7; 8],
+                }],
+            }],
         };
         let mut b = idx.encode();
         assert_eq!(IndexFile::decode(&b).unwrap(), idx);
@@ -218,6 +252,7 @@ mod tests {
         assert_eq!(old.written_at, t);
         assert_eq!(old.tree, None);
         assert_eq!(old.commit_memo, None);
+        assert!(old.resume.is_empty());
         assert!(matches!(
             IndexFile::decode(&seal(3, body)),
             Err(FormatError::UnknownVersion { found: 3, .. })

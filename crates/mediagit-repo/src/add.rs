@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use mediagit_format::index::{IndexKind, StatInfo};
 
 use crate::error::{RepoError, Result};
-use crate::ingest::{hash_path, parallel_map, with_ingester};
+use crate::ingest::{hash_path, parallel_map, with_ingester, Previous};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::status::ChangeKind;
@@ -183,7 +183,30 @@ impl Repository {
             &[],
             |ing| {
                 let r = parallel_map(&jobs, |j| {
-                    let r = ing.ingest_path(&root.join(&j.path), progress);
+                    // A file the index knew, with hash checkpoints kept for
+                    // its content: the previous version, so an unchanged
+                    // prefix is not hashed twice. Best effort: a manifest
+                    // that cannot be read only costs the shortcut.
+                    let known = idx
+                        .entries
+                        .get(&j.path)
+                        .filter(|e| e.kind != IndexKind::Symlink && j.kind != IndexKind::Symlink);
+                    let cps = known
+                        .and_then(|e| idx.resume.get(&e.manifest))
+                        .filter(|c| !c.is_empty());
+                    let manifest = match (known, cps) {
+                        (Some(e), Some(_)) => odb.read_manifest(&e.manifest).ok(),
+                        _ => None,
+                    };
+                    let prev = match (known, cps, &manifest) {
+                        (Some(e), Some(c), Some(m)) => Some(Previous {
+                            content: e.content,
+                            chunks: &m.chunks,
+                            checkpoints: c,
+                        }),
+                        _ => None,
+                    };
+                    let r = ing.ingest_path(&root.join(&j.path), prev.as_ref(), progress);
                     progress.file_done();
                     r
                 });
@@ -212,6 +235,9 @@ impl Repository {
             while let Some(i) = parent.rfind('/') {
                 parent = &parent[..i];
                 idx.entries.remove(parent);
+            }
+            if !r.checkpoints.is_empty() {
+                idx.resume.insert(r.manifest, r.checkpoints);
             }
             staged.push(make_entry(
                 &j.path, r.kind, r.stat, r.content, r.manifest, r.target,

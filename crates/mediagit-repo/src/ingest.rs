@@ -14,8 +14,8 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 
 use mediagit_format::config::ChunkingConfig;
-use mediagit_format::id::{Hasher, IdSet};
-use mediagit_format::index::{IndexKind, StatInfo};
+use mediagit_format::id::{Hasher, IdSet, ResumableSha256};
+use mediagit_format::index::{HashCheckpoint, IndexKind, StatInfo};
 use mediagit_format::pack::Codec;
 use mediagit_format::{Manifest, ManifestChunk, ObjectId, ObjectKind};
 use mediagit_pipeline::{compress_chunk, Chunker, CompressionHint};
@@ -33,6 +33,20 @@ pub struct Ingested {
     pub content: ObjectId,
     pub manifest: ObjectId,
     pub target: Option<String>,
+    /// Whole-file hash checkpoints of the new manifest (large files only).
+    pub checkpoints: Vec<HashCheckpoint>,
+}
+
+/// The version of a file that the index knew, for a file that changed:
+/// when the new content starts with the same chunks, the whole-file hash
+/// resumes from the last checkpoint in that prefix (and a file whose chunks
+/// are all the same, only touched, keeps its id without a second pass).
+#[derive(Debug)]
+pub struct Previous<'a> {
+    pub content: ObjectId,
+    pub chunks: &'a [ManifestChunk],
+    /// Non-empty, ascending by `chunks`.
+    pub checkpoints: &'a [HashCheckpoint],
 }
 
 /// An object on its way to the pack writer.
@@ -160,7 +174,12 @@ impl Ingester<'_> {
     }
 
     /// Stores one file (or symlink) found at `abs`.
-    pub fn ingest_path(&self, abs: &Path, progress: &dyn Progress) -> Result<Ingested> {
+    pub fn ingest_path(
+        &self,
+        abs: &Path,
+        prev: Option<&Previous<'_>>,
+        progress: &dyn Progress,
+    ) -> Result<Ingested> {
         let meta = std::fs::symlink_metadata(abs).map_err(|e| RepoError::io("read", abs, e))?;
         let kind = index_kind(&meta).ok_or_else(|| {
             RepoError::Invalid(format!(
@@ -180,19 +199,31 @@ impl Ingester<'_> {
                 content: ObjectId::hash(target.as_bytes()),
                 manifest: ObjectId::ZERO,
                 target: Some(target),
+                checkpoints: Vec::new(),
             });
         }
         let mut file = File::open(abs).map_err(|e| RepoError::io("open", abs, e))?;
         let before = file.metadata().map_err(|e| RepoError::io("stat", abs, e))?;
+        // A second descriptor for positioned reads (the resumed hash's gap).
+        let pread = file
+            .try_clone()
+            .map_err(|e| RepoError::io("open", abs, e))?;
         let mut head = [0u8; 64];
         let n = read_head(&mut file, &mut head).map_err(|e| RepoError::io("read", abs, e))?;
         let hint = CompressionHint::from_head(&head[..n]);
         let reader = (&head[..n]).chain(&mut file);
         let buf = CHUNK_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
         let mut chunker = Chunker::with_buffer(reader, self.chunking, buf);
-        let result = self.chunk_file(&mut chunker, abs, before.len(), hint, progress);
+        let src = Source {
+            abs,
+            file: &pread,
+            size: before.len(),
+            hint,
+            prev,
+        };
+        let result = self.chunk_file(&mut chunker, &src, progress);
         CHUNK_BUF.with(|b| *b.borrow_mut() = chunker.into_buffer());
-        let (content, chunks, total) = result?;
+        let (content, chunks, total, checkpoints) = result?;
         let after = file.metadata().map_err(|e| RepoError::io("stat", abs, e))?;
         let changed = total != before.len()
             || after.len() != before.len()
@@ -225,73 +256,106 @@ impl Ingester<'_> {
             content,
             manifest: manifest_id,
             target: None,
+            checkpoints,
         })
+    }
+
+    /// Bytes of whole-file hash between two checkpoints.
+    fn checkpoint_interval(&self) -> u64 {
+        16 * self.chunking.avg_size as u64
     }
 
     fn chunk_file<R: Read>(
         &self,
         chunker: &mut Chunker<R>,
-        abs: &Path,
-        size: u64,
-        hint: CompressionHint,
+        src: &Source<'_>,
         progress: &dyn Progress,
-    ) -> Result<(ObjectId, Vec<ManifestChunk>, u64)> {
-        if size < LARGE_FILE {
-            return self.chunk_file_with(
+    ) -> Result<Chunked> {
+        let interval = self.checkpoint_interval();
+        let known = |r: (
+            Option<ObjectId>,
+            Vec<ManifestChunk>,
+            u64,
+            Vec<HashCheckpoint>,
+        )| {
+            let (id, chunks, total, cps) = r;
+            let id = id.ok_or_else(|| {
+                RepoError::Invalid("the whole-file hash was never started".into())
+            })?;
+            Ok((id, chunks, total, cps))
+        };
+        if src.size < LARGE_FILE {
+            let r = self.chunk_file_with(
                 chunker,
-                abs,
-                size,
-                hint,
+                src,
                 progress,
-                &mut WholeHash::Inline(Hasher::new()),
-            );
+                &mut WholeHash::Inline(None),
+                interval,
+            )?;
+            return known(r);
         }
         // A large file hashes its whole content on a second thread, fed chunk
         // copies through a small bounded queue: when the other worker has
         // nothing left to do (three large videos on two cores), its core
         // takes the second SHA-256 pass instead of idling.
-        let (tx, rx) = sync_channel::<Vec<u8>>(4);
+        let (tx, rx) = sync_channel::<Feed>(4);
         let (back_tx, back_rx) = sync_channel::<Vec<u8>>(8);
         std::thread::scope(|s| {
             let hasher = s.spawn(move || {
-                let mut h = Hasher::new();
-                for b in rx {
-                    h.update(&b);
-                    let _ = back_tx.try_send(b);
+                let mut rec: Option<Recorder> = None;
+                for msg in rx {
+                    match msg {
+                        Feed::Start(r) => rec = Some(r),
+                        Feed::Data(b, done) => {
+                            if let Some(r) = rec.as_mut() {
+                                r.feed(&b, done);
+                            }
+                            let _ = back_tx.try_send(b);
+                        }
+                    }
                 }
-                h.finish()
+                rec.map(Recorder::finish)
             });
             let mut whole = WholeHash::Thread { tx, back: back_rx };
-            let r = self.chunk_file_with(chunker, abs, size, hint, progress, &mut whole);
+            let r = self.chunk_file_with(chunker, src, progress, &mut whole, interval);
             drop(whole);
-            let content = hasher
+            let hashed = hasher
                 .join()
                 .map_err(|_| RepoError::Invalid("the hashing thread panicked".into()))?;
-            r.map(|(single, chunks, total)| {
-                let id = if chunks.len() == 1 && single != ObjectId::ZERO {
-                    single
-                } else {
-                    content
-                };
-                (id, chunks, total)
+            r.map(|(known, chunks, total, cps)| match (known, hashed) {
+                (Some(id), _) => (Some(id), chunks, total, cps),
+                (None, Some((id, cps))) => (Some(id), chunks, total, cps),
+                (None, None) => (None, chunks, total, cps),
             })
         })
+        .and_then(known)
     }
 
+    /// Chunks, hashes and stores one file. Returns the content id when it
+    /// is known here (`None`: the hashing thread has it), the chunks, the
+    /// length read and the checkpoints (when known here).
     fn chunk_file_with<R: Read>(
         &self,
         chunker: &mut Chunker<R>,
-        abs: &Path,
-        size: u64,
-        hint: CompressionHint,
+        src: &Source<'_>,
         progress: &dyn Progress,
         whole: &mut WholeHash,
-    ) -> Result<(ObjectId, Vec<ManifestChunk>, u64)> {
+        interval: u64,
+    ) -> Result<MaybeChunked> {
+        let abs = src.abs;
         let mut chunks = Vec::new();
         let mut total = 0u64;
         let mut single = None;
         let mut run: Vec<Encoded> = Vec::new();
         let mut run_bytes = 0usize;
+        // With a previous version, the whole-file hash waits while the
+        // chunks are the same as its leading ones.
+        let mut matched = 0usize;
+        let mut started = false;
+        if src.prev.is_none() {
+            whole.start(Recorder::new(ResumableSha256::new(), Vec::new(), interval))?;
+            started = true;
+        }
         loop {
             let chunk = match chunker.next_chunk() {
                 Ok(Some(c)) => c,
@@ -301,14 +365,28 @@ impl Ingester<'_> {
             let id = ObjectId::hash(chunk);
             // A file that is one chunk has the chunk's id as its content id:
             // no second SHA-256 pass over it.
-            if total == 0 && chunk.len() as u64 == size {
+            if total == 0 && chunk.len() as u64 == src.size {
                 single = Some(id);
             } else {
-                whole.update(chunk);
+                if !started {
+                    let same = src
+                        .prev
+                        .and_then(|p| p.chunks.get(chunks.len()))
+                        .is_some_and(|c| c.id == id && c.len as usize == chunk.len());
+                    if same {
+                        matched += 1;
+                    } else {
+                        start_resumed(whole, src, matched, total, interval)?;
+                        started = true;
+                    }
+                }
+                if started {
+                    whole.update(chunk, Some(chunks.len() as u32 + 1))?;
+                }
             }
             if self.claim(&id) {
                 let mut out = Vec::new();
-                let codec = compress_chunk(chunk, hint, self.level, &mut out)
+                let codec = compress_chunk(chunk, src.hint, self.level, &mut out)
                     .map_err(|e| RepoError::io("compress", abs, e))?;
                 let payload = if codec == Codec::Raw {
                     let mut b = self
@@ -346,49 +424,182 @@ impl Ingester<'_> {
         if !run.is_empty() {
             self.send(run)?;
         }
-        let content = match single {
-            Some(id) if chunks.len() == 1 => id,
+        if let Some(id) = single {
+            if chunks.len() == 1 {
+                return Ok((Some(id), chunks, total, Vec::new()));
+            }
             // More than one chunk although the first was the whole file: the
             // file grew while being read; the change check rejects it.
-            _ => whole.finish(),
-        };
-        Ok((content, chunks, total))
+        }
+        if !started {
+            if let Some(p) = src.prev {
+                if matched == p.chunks.len() && matched == chunks.len() {
+                    // Every chunk is the same as before: the same content.
+                    return Ok((Some(p.content), chunks, total, p.checkpoints.to_vec()));
+                }
+            }
+            // The file is a prefix of the previous version.
+            start_resumed(whole, src, matched, total, interval)?;
+        }
+        Ok(match whole.finish() {
+            Some((id, cps)) => (Some(id), chunks, total, cps),
+            None => (None, chunks, total, Vec::new()),
+        })
     }
+}
+
+/// The file being ingested.
+struct Source<'a> {
+    abs: &'a Path,
+    /// For positioned reads of a prefix already streamed past.
+    file: &'a File,
+    size: u64,
+    hint: CompressionHint,
+    prev: Option<&'a Previous<'a>>,
+}
+
+/// Content id, chunks, bytes read, checkpoints.
+type Chunked = (ObjectId, Vec<ManifestChunk>, u64, Vec<HashCheckpoint>);
+/// [`Chunked`] with the content id when known on the worker's thread.
+type MaybeChunked = (
+    Option<ObjectId>,
+    Vec<ManifestChunk>,
+    u64,
+    Vec<HashCheckpoint>,
+);
+
+/// Starts the deferred whole-file hash when the stream leaves the previous
+/// version's chunks after `matched` of them (`upto` bytes): from the last
+/// checkpoint within that prefix, feeding the bytes between it and `upto`
+/// again (read back from the file, at most about one checkpoint interval),
+/// or from the start when there is none.
+fn start_resumed(
+    whole: &mut WholeHash,
+    src: &Source<'_>,
+    matched: usize,
+    upto: u64,
+    interval: u64,
+) -> Result<()> {
+    let cps = src.prev.map(|p| p.checkpoints).unwrap_or(&[]);
+    let resumed = cps
+        .iter()
+        .rev()
+        .filter(|c| c.chunks as usize <= matched && c.offset <= upto)
+        .find_map(|c| ResumableSha256::resume(c.offset, c.state).map(|s| (s, c)));
+    let (sha, from, inherited) = match resumed {
+        Some((s, c)) => (
+            s,
+            c.offset,
+            cps.iter()
+                .filter(|k| k.chunks <= c.chunks)
+                .copied()
+                .collect(),
+        ),
+        None => (ResumableSha256::new(), 0, Vec::new()),
+    };
+    whole.start(Recorder::new(sha, inherited, interval))?;
+    let mut at = from;
+    let mut buf = vec![0u8; (upto - from).min(1 << 20) as usize];
+    while at < upto {
+        let n = (upto - at).min(buf.len() as u64) as usize;
+        std::os::unix::fs::FileExt::read_exact_at(src.file, &mut buf[..n], at)
+            .map_err(|e| RepoError::io("read", src.abs, e))?;
+        at += n as u64;
+        let done = (at == upto).then_some(matched as u32);
+        whole.update(&buf[..n], done)?;
+    }
+    Ok(())
 }
 
 /// Files at least this large hash their whole content on a second thread.
 const LARGE_FILE: u64 = 64 << 20;
 
-/// The whole-file SHA-256: inline, or on a helper thread fed chunk copies.
+/// The whole-file SHA-256 and the checkpoints it leaves along the way.
+struct Recorder {
+    sha: ResumableSha256,
+    checkpoints: Vec<HashCheckpoint>,
+    interval: u64,
+}
+
+impl Recorder {
+    fn new(sha: ResumableSha256, checkpoints: Vec<HashCheckpoint>, interval: u64) -> Recorder {
+        Recorder {
+            sha,
+            checkpoints,
+            interval,
+        }
+    }
+
+    /// Feeds bytes; `done`: they complete the file's first `done` chunks.
+    fn feed(&mut self, data: &[u8], done: Option<u32>) {
+        self.sha.update(data);
+        if let Some(chunks) = done {
+            let (offset, state) = self.sha.checkpoint();
+            let last = self.checkpoints.last().map_or(0, |c| c.offset);
+            if offset >= last + self.interval {
+                self.checkpoints.push(HashCheckpoint {
+                    chunks,
+                    offset,
+                    state,
+                });
+            }
+        }
+    }
+
+    fn finish(self) -> (ObjectId, Vec<HashCheckpoint>) {
+        (self.sha.finish(), self.checkpoints)
+    }
+}
+
+enum Feed {
+    Start(Recorder),
+    Data(Vec<u8>, Option<u32>),
+}
+
+/// The whole-file hash: inline, or on a helper thread fed chunk copies.
+/// Nothing is hashed before [`WholeHash::start`].
 enum WholeHash {
-    Inline(Hasher),
+    Inline(Option<Recorder>),
     Thread {
-        tx: SyncSender<Vec<u8>>,
+        tx: SyncSender<Feed>,
         back: std::sync::mpsc::Receiver<Vec<u8>>,
     },
 }
 
 impl WholeHash {
-    fn update(&mut self, data: &[u8]) {
+    fn start(&mut self, r: Recorder) -> Result<()> {
         match self {
-            WholeHash::Inline(h) => h.update(data),
+            WholeHash::Inline(slot) => *slot = Some(r),
+            WholeHash::Thread { tx, .. } => tx
+                .send(Feed::Start(r))
+                .map_err(|_| RepoError::Invalid("the hashing thread stopped".into()))?,
+        }
+        Ok(())
+    }
+
+    fn update(&mut self, data: &[u8], done: Option<u32>) -> Result<()> {
+        match self {
+            WholeHash::Inline(r) => {
+                if let Some(r) = r.as_mut() {
+                    r.feed(data, done);
+                }
+            }
             WholeHash::Thread { tx, back } => {
                 let mut b = back.try_recv().unwrap_or_default();
                 b.clear();
                 b.extend_from_slice(data);
-                // The receiver only goes away if its thread panicked, which
-                // the join reports.
-                let _ = tx.send(b);
+                tx.send(Feed::Data(b, done))
+                    .map_err(|_| RepoError::Invalid("the hashing thread stopped".into()))?;
             }
         }
+        Ok(())
     }
 
-    /// The inline hash; for the threaded variant the id comes from the join
-    /// (ZERO here marks "not known yet").
-    fn finish(&mut self) -> ObjectId {
-        match std::mem::replace(self, WholeHash::Inline(Hasher::new())) {
-            WholeHash::Inline(h) => h.finish(),
-            WholeHash::Thread { .. } => ObjectId::ZERO,
+    /// The inline result; `None` for the threaded variant (the join has it).
+    fn finish(&mut self) -> Option<(ObjectId, Vec<HashCheckpoint>)> {
+        match std::mem::replace(self, WholeHash::Inline(None)) {
+            WholeHash::Inline(r) => r.map(Recorder::finish),
+            WholeHash::Thread { .. } => None,
         }
     }
 }

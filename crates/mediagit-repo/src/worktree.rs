@@ -174,6 +174,10 @@ pub struct WorktreeIndex {
     /// A commit, its root tree id and its pack (see [`IndexFile::commit_memo`]); kept
     /// as is by every save.
     pub commit_memo: Option<mediagit_format::index::CommitMemo>,
+    /// Whole-file hash checkpoints by manifest id (see
+    /// [`IndexFile::resume`]); a save keeps those of manifests that some
+    /// entry still names.
+    pub resume: mediagit_format::id::IdMap<Vec<mediagit_format::index::HashCheckpoint>>,
 }
 
 impl WorktreeIndex {
@@ -284,6 +288,11 @@ impl Repository {
             written_at: f.written_at,
             saved_tree: f.tree,
             commit_memo: f.commit_memo,
+            resume: f
+                .resume
+                .into_iter()
+                .map(|r| (r.manifest, r.checkpoints))
+                .collect(),
             entries: IndexEntries::from_sorted(f.entries),
         })
     }
@@ -305,7 +314,23 @@ impl Repository {
         // without hashing trees (an index naming both `a` and `a/b` makes no
         // tree: no id).
         idx.saved_tree = crate::tree::tree_id_of(idx.entries.values()).ok();
+        let mut resume = Vec::new();
+        if !idx.resume.is_empty() {
+            let named: mediagit_format::id::IdSet =
+                idx.entries.values().map(|e| e.manifest).collect();
+            idx.resume.retain(|m, _| named.contains(m));
+            resume = idx
+                .resume
+                .iter()
+                .map(|(m, c)| mediagit_format::index::ResumePoints {
+                    manifest: *m,
+                    checkpoints: c.clone(),
+                })
+                .collect();
+            resume.sort_by_key(|r| r.manifest);
+        }
         let f = IndexFile {
+            resume,
             written_at: idx.written_at,
             entries: std::mem::take(&mut idx.entries).into_vec(),
             tree: idx.saved_tree,
