@@ -42,7 +42,10 @@ cp -a "$t/tree" "$t/git"
 (cd "$t/git" && git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm files)
 sleep 1.2
 (cd "$t/tree" && "$MEDIAGIT" status >/dev/null)   # settles the racily-clean window once
-hyperfine -N --warmup 2 --runs 10 --export-markdown "$BENCH_DIR/status.md" \
+# Both repositories were just written: flush that writeback first, or it
+# lands on whichever command hyperfine times first.
+sync
+hyperfine -N --warmup 5 --runs 20 --export-markdown "$BENCH_DIR/status.md" \
   "$MEDIAGIT -C $t/tree status --porcelain" "git -C $t/git status --porcelain"
 cat "$BENCH_DIR/status.md"
 rm -rf "$t"

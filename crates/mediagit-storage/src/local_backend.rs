@@ -132,9 +132,22 @@ impl Storage for LocalBackend {
         match self.install(key, file) {
             Ok(()) => Ok(()),
             Err(StorageError::Io { source, .. }) if source.raw_os_error() == Some(18) => {
-                // EXDEV: the file is on another filesystem; copy instead.
-                let data = fs::read(file).map_err(|e| self.io("read local file for", key, e))?;
-                self.put(key, &data)?;
+                // EXDEV: the file is on another filesystem; copy it (streamed:
+                // packs are up to gigabytes) into a temporary file here.
+                let mut src =
+                    File::open(file).map_err(|e| self.io("read local file for", key, e))?;
+                let mut tmp = self
+                    .tmp_file()
+                    .map_err(|e| self.io("create temp file for", key, e))?;
+                io::copy(&mut src, &mut tmp)
+                    .and_then(|_| tmp.as_file().sync_all())
+                    .map_err(|e| self.io("write", key, e))?;
+                let (_, path) = tmp
+                    .keep()
+                    .map_err(|e| self.io("keep temp file for", key, e.error))?;
+                self.install(key, &path).inspect_err(|_| {
+                    let _ = fs::remove_file(&path);
+                })?;
                 let _ = fs::remove_file(file);
                 Ok(())
             }
@@ -277,5 +290,32 @@ mod tests {
     fn conformance() {
         let dir = tempfile::tempdir().unwrap();
         crate::conformance::run_all(&super::LocalBackend::new(dir.path().join("store")));
+    }
+
+    /// `put_file` of a file on another filesystem (rename fails with EXDEV)
+    /// copies it, streamed, and removes the source. Needs `/dev/shm` on a
+    /// filesystem other than the temporary directory's (Debian: tmpfs).
+    #[test]
+    fn put_file_across_filesystems_copies() {
+        use crate::backend::Storage;
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shm = std::path::Path::new("/dev/shm");
+        let Ok(m) = std::fs::metadata(shm) else {
+            eprintln!("skipped: no /dev/shm");
+            return;
+        };
+        if m.dev() == std::fs::metadata(dir.path()).unwrap().dev() {
+            eprintln!("skipped: /dev/shm is on the same filesystem");
+            return;
+        }
+        let b = super::LocalBackend::new(dir.path().join("store"));
+        let src = tempfile::NamedTempFile::new_in(shm).unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(src.path(), &data).unwrap();
+        let (_, path) = src.keep().unwrap();
+        b.put_file("packs/x.pack", &path).unwrap();
+        assert_eq!(b.get("packs/x.pack").unwrap(), data);
+        assert!(!path.exists(), "the source is removed after the copy");
     }
 }
