@@ -16,6 +16,10 @@ pub struct Chunker<R> {
     avg: usize,
     max: usize,
     masks: (u64, u64, u64, u64),
+    /// Bytes of the stream already returned as chunks.
+    pos: u64,
+    /// A forced boundary (stream offset), see [`Chunker::cut_at`].
+    cut: Option<u64>,
 }
 
 impl<R: Read> Chunker<R> {
@@ -41,7 +45,17 @@ impl<R: Read> Chunker<R> {
             avg: cfg.avg_size as usize,
             max: cfg.max_size as usize,
             masks: (mask_s, mask_l, mask_s << 1, mask_l << 1),
+            pos: 0,
+            cut: None,
         }
+    }
+
+    /// Makes `offset` (from the start of the stream) a chunk boundary: the
+    /// chunk that would span it ends there instead, and content-defined
+    /// cutting starts afresh after it. Used to keep a media file's metadata
+    /// apart from its payload (see [`crate::media`]).
+    pub fn cut_at(&mut self, offset: u64) {
+        self.cut = (offset > self.pos).then_some(offset);
     }
 
     fn fill(&mut self) -> io::Result<()> {
@@ -71,13 +85,17 @@ impl<R: Read> Chunker<R> {
         if self.end - self.start < self.max && !self.eof {
             self.fill()?;
         }
-        let avail = self.end - self.start;
+        let mut avail = self.end - self.start;
         if avail == 0 {
             return Ok(None);
         }
+        if let Some(cut) = self.cut {
+            // The chunk ends at the forced boundary at the latest.
+            avail = avail.min((cut - self.pos) as usize);
+        }
         let (ms, ml, msl, mll) = self.masks;
         let (_, len) = cut(
-            &self.buf[self.start..self.end],
+            &self.buf[self.start..self.start + avail],
             self.min,
             self.avg,
             self.max,
@@ -89,6 +107,10 @@ impl<R: Read> Chunker<R> {
         let len = if len == 0 { avail } else { len };
         let s = self.start;
         self.start += len;
+        self.pos += len as u64;
+        if self.cut == Some(self.pos) {
+            self.cut = None;
+        }
         Ok(Some(&self.buf[s..s + len]))
     }
 }
@@ -156,6 +178,33 @@ mod tests {
             }
             // Cut points do not depend on how the reader delivers bytes.
             prop_assert_eq!(chunks(&data, small()).iter().map(|c| c.len()).collect::<Vec<_>>(), sizes);
+        }
+    }
+
+    proptest! {
+        /// A forced boundary is a boundary, the bytes still reassemble, and
+        /// after it the cuts are those of the rest of the stream alone (so a
+        /// header edit leaves the payload's chunks as they were).
+        #[test]
+        fn forced_cut_is_a_boundary_and_the_rest_chunks_alone(
+            len in 1usize..20_000, seed in any::<u64>(), at in 1usize..20_000, step in 1usize..5000,
+        ) {
+            let data = pseudo_random(len, seed);
+            let at = at.min(len);
+            let mut c = Chunker::new(Trickle(&data, step), small());
+            c.cut_at(at as u64);
+            let mut ends = Vec::new();
+            let mut out = Vec::new();
+            while let Some(ch) = c.next_chunk().unwrap() {
+                out.extend_from_slice(ch);
+                ends.push(out.len());
+            }
+            prop_assert_eq!(&out, &data);
+            prop_assert!(ends.contains(&at), "{} not in {:?}", at, ends);
+            let after: Vec<usize> = ends.iter().filter(|e| **e > at).map(|e| e - at).collect();
+            let mut rest = 0;
+            let alone: Vec<usize> = chunks(&data[at..], small()).iter().map(|c| { rest += c.len(); rest }).collect();
+            prop_assert_eq!(after, alone);
         }
     }
 

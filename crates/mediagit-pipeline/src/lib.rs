@@ -12,6 +12,7 @@
 
 pub mod chunker;
 pub mod compress;
+pub mod media;
 
 pub use chunker::Chunker;
 pub use compress::{compress_chunk, decompress, CompressionHint};

@@ -18,7 +18,7 @@ use mediagit_format::id::{Hasher, IdSet, ResumableSha256};
 use mediagit_format::index::{HashCheckpoint, IndexKind, StatInfo};
 use mediagit_format::pack::Codec;
 use mediagit_format::{Manifest, ManifestChunk, ObjectId, ObjectKind};
-use mediagit_pipeline::{compress_chunk, Chunker, CompressionHint};
+use mediagit_pipeline::{compress_chunk, media, Chunker, CompressionHint};
 
 use crate::error::{RepoError, Result};
 use crate::odb::{Odb, PackSession};
@@ -214,6 +214,18 @@ impl Ingester<'_> {
         let reader = (&head[..n]).chain(&mut file);
         let buf = CHUNK_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
         let mut chunker = Chunker::with_buffer(reader, self.chunking, buf);
+        // A JPEG's metadata (EXIF, XMP: what re-tagging rewrites) gets
+        // chunks of its own, so the image data's chunks survive such edits.
+        if head[..n].starts_with(&[0xFF, 0xD8, 0xFF])
+            && before.len() >= 2 * u64::from(self.chunking.min_size)
+        {
+            let mut probe = vec![0u8; (before.len() as usize).min(media::JPEG_HEADER_PROBE)];
+            std::os::unix::fs::FileExt::read_exact_at(&pread, &mut probe, 0)
+                .map_err(|e| RepoError::io("read", abs, e))?;
+            if let Some(h) = media::jpeg_header_len(&probe) {
+                chunker.cut_at(h as u64);
+            }
+        }
         let src = Source {
             abs,
             file: &pread,
