@@ -104,15 +104,7 @@ impl Repository {
         )?;
         // Refresh the index timestamp so entries stop being racily clean,
         // and remember the new commit's tree for `status`.
-        idx.commit_memo = self
-            .odb()
-            .ok()
-            .and_then(|odb| odb.locate(&id))
-            .map(|(pack, _)| mediagit_format::index::CommitMemo {
-                commit: id,
-                tree,
-                pack,
-            });
+        idx.commit_memo = self.odb().ok().and_then(|odb| odb.commit_memo(id, tree));
         let _ = self.save_index(&mut idx);
         Ok(id)
     }

@@ -284,12 +284,7 @@ impl Ingester<'_> {
         progress: &dyn Progress,
     ) -> Result<Chunked> {
         let interval = self.checkpoint_interval();
-        let known = |r: (
-            Option<ObjectId>,
-            Vec<ManifestChunk>,
-            u64,
-            Vec<HashCheckpoint>,
-        )| {
+        let known = |r: MaybeChunked| {
             let (id, chunks, total, cps) = r;
             let id = id.ok_or_else(|| {
                 RepoError::Invalid("the whole-file hash was never started".into())

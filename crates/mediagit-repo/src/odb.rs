@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 
 use mediagit_format::config::RepoConfig;
 use mediagit_format::id::{Hasher, IdMap, IdSet};
+use mediagit_format::index::CommitMemo;
 use mediagit_format::pack::{self, Codec, EntryHeader, IdxEntry, PackIndex};
 use mediagit_format::{Commit, Manifest, ObjectId, ObjectKind, Tag, Tree};
 use mediagit_pipeline::{compress_chunk, decompress, CompressionHint};
@@ -140,17 +141,33 @@ pub fn pack_key(id: &ObjectId) -> String {
 /// `false` when that index is gone or damaged; callers then load the object
 /// database and get its precise error.
 pub fn pack_lists(storage: &dyn Storage, pack: &ObjectId, id: &ObjectId, kind: ObjectKind) -> bool {
-    let Ok(bytes) = storage.get(&idx_key(pack)) else {
+    let Ok(idx) = read_pack_index(storage, &idx_key(pack), *pack) else {
         return false;
     };
-    let Ok(idx) = PackIndex::decode(&bytes) else {
-        return false;
-    };
-    idx.pack == *pack
-        && idx
-            .entries
-            .binary_search_by_key(id, |e| e.id)
-            .is_ok_and(|i| idx.entries[i].kind == kind)
+    idx.entries
+        .binary_search_by_key(id, |e| e.id)
+        .is_ok_and(|i| idx.entries[i].kind == kind)
+}
+
+/// Reads, verifies and decodes the pack index at `key`, which must name
+/// `pack_id`.
+fn read_pack_index(storage: &dyn Storage, key: &str, pack_id: ObjectId) -> Result<PackIndex> {
+    let bytes = storage.get(key)?;
+    let idx = PackIndex::decode(&bytes).map_err(|e| {
+        RepoError::format(
+            format!("pack index {key} (run `mediagit fsck --repair` to rebuild it)"),
+            e,
+        )
+    })?;
+    if idx.pack != pack_id {
+        return Err(RepoError::CorruptObject {
+            id: pack_id,
+            kind: "pack index",
+            location: key.to_string(),
+            reason: format!("index names pack {}", idx.pack),
+        });
+    }
+    Ok(idx)
 }
 
 pub fn idx_key(id: &ObjectId) -> String {
@@ -197,32 +214,13 @@ impl Odb {
             let Ok(pack_id) = hex.parse::<ObjectId>() else {
                 continue;
             };
-            match odb.read_index(&key, pack_id) {
+            match read_pack_index(odb.storage.as_ref(), &key, pack_id) {
                 Ok(idx) => idxs.push(idx),
                 Err(e) => problems.push((key, e)),
             }
         }
         odb.register(idxs);
         Ok((odb, problems))
-    }
-
-    fn read_index(&self, key: &str, pack_id: ObjectId) -> Result<PackIndex> {
-        let bytes = self.storage.get(key)?;
-        let idx = PackIndex::decode(&bytes).map_err(|e| {
-            RepoError::format(
-                format!("pack index {key} (run `mediagit fsck --repair` to rebuild it)"),
-                e,
-            )
-        })?;
-        if idx.pack != pack_id {
-            return Err(RepoError::CorruptObject {
-                id: pack_id,
-                kind: "pack index",
-                location: key.to_string(),
-                reason: format!("index names pack {}", idx.pack),
-            });
-        }
-        Ok(idx)
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -263,6 +261,13 @@ impl Odb {
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .is_some()
+    }
+
+    /// The index memo of `commit` (whose root tree is `tree`): the commit
+    /// and the pack holding it, if it is stored.
+    pub fn commit_memo(&self, commit: ObjectId, tree: ObjectId) -> Option<CommitMemo> {
+        self.locate(&commit)
+            .map(|(pack, _)| CommitMemo { commit, tree, pack })
     }
 
     pub fn locate(&self, id: &ObjectId) -> Option<(ObjectId, Location)> {

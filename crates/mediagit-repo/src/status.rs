@@ -2,7 +2,7 @@
 //! (index vs working tree), and what is untracked.
 use std::collections::BTreeMap;
 
-use mediagit_format::index::{CommitMemo, IndexEntry, IndexKind, StatInfo};
+use mediagit_format::index::{IndexEntry, IndexKind, StatInfo};
 use mediagit_format::{ObjectId, ObjectKind};
 
 use crate::error::{RepoError, Result};
@@ -264,11 +264,7 @@ impl Repository {
                 _ => {
                     let odb = self.odb()?;
                     let t = odb.read_commit(&c)?.tree;
-                    learned = odb.locate(&c).map(|(pack, _)| CommitMemo {
-                        commit: c,
-                        tree: t,
-                        pack,
-                    });
+                    learned = odb.commit_memo(c, t);
                     t
                 }
             }),

@@ -67,6 +67,27 @@ impl LocalBackend {
         Ok(())
     }
 
+    /// Writes a temporary file with `write`, fsyncs it and installs it as
+    /// `key`; on error nothing is left behind.
+    fn write_new(
+        &self,
+        key: &str,
+        write: impl FnOnce(&mut tempfile::NamedTempFile) -> io::Result<()>,
+    ) -> Result<(), StorageError> {
+        let mut tmp = self
+            .tmp_file()
+            .map_err(|e| self.io("create temp file for", key, e))?;
+        write(&mut tmp)
+            .and_then(|_| tmp.as_file().sync_all())
+            .map_err(|e| self.io("write", key, e))?;
+        let (_, path) = tmp
+            .keep()
+            .map_err(|e| self.io("keep temp file for", key, e.error))?;
+        self.install(key, &path).inspect_err(|_| {
+            let _ = fs::remove_file(&path);
+        })
+    }
+
     fn forget(&self, key: &str) {
         self.open
             .lock()
@@ -108,18 +129,7 @@ impl Storage for LocalBackend {
 
     fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
         validate_key(key)?;
-        let mut tmp = self
-            .tmp_file()
-            .map_err(|e| self.io("create temp file for", key, e))?;
-        tmp.write_all(data)
-            .and_then(|_| tmp.as_file().sync_all())
-            .map_err(|e| self.io("write", key, e))?;
-        let (_, path) = tmp
-            .keep()
-            .map_err(|e| self.io("keep temp file for", key, e.error))?;
-        self.install(key, &path).inspect_err(|_| {
-            let _ = fs::remove_file(&path);
-        })
+        self.write_new(key, |f| f.write_all(data))
     }
 
     fn put_file(&self, key: &str, file: &Path) -> Result<(), StorageError> {
@@ -136,18 +146,7 @@ impl Storage for LocalBackend {
                 // packs are up to gigabytes) into a temporary file here.
                 let mut src =
                     File::open(file).map_err(|e| self.io("read local file for", key, e))?;
-                let mut tmp = self
-                    .tmp_file()
-                    .map_err(|e| self.io("create temp file for", key, e))?;
-                io::copy(&mut src, &mut tmp)
-                    .and_then(|_| tmp.as_file().sync_all())
-                    .map_err(|e| self.io("write", key, e))?;
-                let (_, path) = tmp
-                    .keep()
-                    .map_err(|e| self.io("keep temp file for", key, e.error))?;
-                self.install(key, &path).inspect_err(|_| {
-                    let _ = fs::remove_file(&path);
-                })?;
+                self.write_new(key, |f| io::copy(&mut src, f).map(|_| ()))?;
                 let _ = fs::remove_file(file);
                 Ok(())
             }
