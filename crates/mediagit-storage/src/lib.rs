@@ -17,9 +17,13 @@ pub mod conformance;
 pub mod local_backend;
 pub mod memory_backend;
 pub mod object_store_backend;
+pub mod redact;
 
 pub use backend::{validate_key, CasOutcome, RemoteErrorKind, Storage, StorageError};
 pub use cache_backend::CacheBackend;
 pub use local_backend::LocalBackend;
 pub use memory_backend::MemoryBackend;
-pub use object_store_backend::{Cloud, CloudEnv, ObjectStoreBackend, ObjectStoreSpec};
+pub use object_store_backend::{
+    Cloud, CloudEnv, ConnectOptions, ObjectStoreBackend, ObjectStoreSpec,
+};
+pub use redact::{redact, Secrets};

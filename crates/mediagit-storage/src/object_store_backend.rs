@@ -23,6 +23,7 @@ use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator};
 
 use crate::backend::{validate_key, CasOutcome, RemoteErrorKind, Storage, StorageError};
+use crate::redact::Secrets;
 
 /// Which cloud API to speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,10 +93,91 @@ const PART_SIZE: usize = 8 << 20;
 /// Parts in flight at once per upload.
 const PART_CONCURRENCY: usize = 4;
 
+/// How [`ObjectStoreBackend::connect_with`] sets up the client; the
+/// defaults are what [`ObjectStoreBackend::connect`] uses.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// Retries of a transient error (timeouts, 5xx, throttling, refused
+    /// connections), with exponential backoff from 200 ms to 2 s.
+    pub retries: usize,
+    /// Per request (stat, list, delete) and per read or write call.
+    pub request_timeout: Duration,
+    /// Per transfer call: a write call can carry a whole 8 MiB part or, on
+    /// stores without multipart uploads, a whole pack.
+    pub io_timeout: Duration,
+    /// Check with one listing request that the bucket exists and the
+    /// credentials are accepted.
+    pub check_reachable: bool,
+    /// Tests only: send every HTTP request to this `http://host:port`
+    /// (path and query kept), for services whose API address is fixed
+    /// (native B2).
+    #[doc(hidden)]
+    pub redirect_to: Option<String>,
+    /// Tests only: keep error messages whole instead of cutting them at 400
+    /// characters, so a test sees everything redaction had to clean.
+    #[doc(hidden)]
+    pub whole_messages: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            retries: 4,
+            request_timeout: Duration::from_secs(60),
+            io_timeout: Duration::from_secs(300),
+            check_reachable: true,
+            redirect_to: None,
+            whole_messages: false,
+        }
+    }
+}
+
+/// Makes every [`StorageError::Remote`] this backend returns: the one place
+/// a message enters an error, so none escapes redaction (OpenDAL's messages
+/// hold request URLs, whose query strings can carry a SAS signature, and
+/// servers' answers, which can echo the request).
+#[derive(Clone, Debug)]
+struct Reporter {
+    /// The backend's description, itself redacted (an endpoint may hold
+    /// userinfo).
+    backend: String,
+    secrets: Secrets,
+    /// Cut messages at 400 characters.
+    cut: bool,
+}
+
+impl Reporter {
+    fn new(spec: &ObjectStoreSpec, env: &CloudEnv) -> Self {
+        let secrets = Secrets::from_env(env);
+        Reporter {
+            backend: secrets.redact(&describe(spec)),
+            secrets,
+            cut: true,
+        }
+    }
+
+    fn remote(
+        &self,
+        op: &'static str,
+        key: &str,
+        kind: RemoteErrorKind,
+        message: &str,
+    ) -> StorageError {
+        StorageError::Remote {
+            backend: self.backend.clone(),
+            op,
+            key: key.to_string(),
+            kind,
+            message: shorten(&self.secrets.redact(message), self.cut),
+        }
+    }
+}
+
 pub struct ObjectStoreBackend {
     op: Operator,
     rt: tokio::runtime::Runtime,
     spec: ObjectStoreSpec,
+    reporter: Reporter,
     /// Whether the store enforces conditional writes (see the module docs).
     conditional: bool,
     /// Set once the server answered a multipart upload with "not
@@ -107,14 +189,21 @@ impl ObjectStoreBackend {
     /// Builds the client and checks, with one listing request, that the
     /// bucket exists and the credentials are accepted.
     pub fn connect(spec: &ObjectStoreSpec, env: &CloudEnv) -> Result<Self, StorageError> {
-        let describe = describe(spec);
-        let config_err = |message: String| StorageError::Remote {
-            backend: describe.clone(),
-            op: "configure",
-            key: String::new(),
-            kind: RemoteErrorKind::Config,
-            message,
+        Self::connect_with(spec, env, &ConnectOptions::default())
+    }
+
+    /// [`Self::connect`] with other retries, timeouts or checks.
+    pub fn connect_with(
+        spec: &ObjectStoreSpec,
+        env: &CloudEnv,
+        options: &ConnectOptions,
+    ) -> Result<Self, StorageError> {
+        let reporter = Reporter {
+            cut: !options.whole_messages,
+            ..Reporter::new(spec, env)
         };
+        let config_err =
+            |message: String| reporter.remote("configure", "", RemoteErrorKind::Config, &message);
         let root = format!("/{}", spec.prefix);
         let var = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(String::as_str);
         let op = match spec.cloud {
@@ -220,19 +309,25 @@ impl ObjectStoreBackend {
                 Operator::new(b)
             }
         }
-        .map_err(|e| config_err(short_message(&e)))?;
+        .map_err(|e| config_err(e.to_string()))?;
+        let op = match &options.redirect_to {
+            Some(to) => op.with_context(opendal::OperationContext::new().with_http_transport(
+                opendal::HttpTransporter::new(Redirect {
+                    to: to.trim_end_matches('/').to_string(),
+                    inner: opendal::HttpTransporter::default(),
+                }),
+            )),
+            None => op,
+        };
         let op = op
             .layer(
-                // Per request (stat, list, delete) and per read or write
-                // call; a write call can carry a whole 8 MiB part or, on
-                // stores without multipart uploads, a whole pack.
                 TimeoutLayer::new()
-                    .with_timeout(Duration::from_secs(60))
-                    .with_io_timeout(Duration::from_secs(300)),
+                    .with_timeout(options.request_timeout)
+                    .with_io_timeout(options.io_timeout),
             )
             .layer(
                 RetryLayer::new()
-                    .with_max_times(4)
+                    .with_max_times(options.retries)
                     .with_min_delay(Duration::from_millis(200))
                     .with_max_delay(Duration::from_secs(2))
                     .with_jitter(),
@@ -243,7 +338,7 @@ impl ObjectStoreBackend {
             .enable_all()
             .build()
             .map_err(|e| StorageError::Io {
-                backend: describe.clone(),
+                backend: reporter.backend.clone(),
                 op: "start I/O runtime",
                 key: String::new(),
                 source: e,
@@ -252,10 +347,13 @@ impl ObjectStoreBackend {
             op,
             rt,
             spec: spec.clone(),
+            reporter,
             conditional: true,
             no_multipart: Default::default(),
         };
-        backend.check_reachable()?;
+        if options.check_reachable {
+            backend.check_reachable()?;
+        }
         Ok(backend)
     }
 
@@ -288,21 +386,19 @@ impl ObjectStoreBackend {
                 || ["NoSuchBucket", "ContainerNotFound", "status: 404"]
                     .iter()
                     .any(|m| text.contains(m));
-            let mut err = self.err("list", "", e);
             if missing {
-                err = StorageError::Remote {
-                    backend: self.describe(),
-                    op: "list",
-                    key: String::new(),
-                    kind: RemoteErrorKind::NoSuchBucket,
-                    message: format!(
+                return self.reporter.remote(
+                    "list",
+                    "",
+                    RemoteErrorKind::NoSuchBucket,
+                    &format!(
                         "{} {:?} does not exist",
                         bucket_word(self.spec.cloud),
                         self.spec.bucket
                     ),
-                };
+                );
             }
-            err
+            self.err("list", "", e)
         })
     }
 
@@ -392,13 +488,7 @@ impl ObjectStoreBackend {
             }
             _ => RemoteErrorKind::Other,
         };
-        StorageError::Remote {
-            backend: self.describe(),
-            op,
-            key: key.to_string(),
-            kind,
-            message: short_message(&e),
-        }
+        self.reporter.remote(op, key, kind, &e.to_string())
     }
 
     /// The current value of `key` and the token that names this version.
@@ -432,13 +522,12 @@ impl ObjectStoreBackend {
                 Err(e) => return Err(self.err("read", key, e)),
             }
         }
-        Err(StorageError::Remote {
-            backend: self.describe(),
-            op: "read",
-            key: key.to_string(),
-            kind: RemoteErrorKind::Unavailable,
-            message: "the object kept changing while being read".into(),
-        })
+        Err(self.reporter.remote(
+            "read",
+            key,
+            RemoteErrorKind::Unavailable,
+            "the object kept changing while being read",
+        ))
     }
 
     /// Writes `data` if the key is still at version `token` (`None` = absent).
@@ -611,10 +700,11 @@ fn listing_dir(prefix: &str) -> &str {
     }
 }
 
-/// OpenDAL's errors carry the whole request context; keep the useful head.
-fn short_message(e: &opendal::Error) -> String {
-    let mut m = e.to_string().replace('\n', " ");
-    if m.len() > 400 {
+/// OpenDAL's errors carry the whole request context; keep the useful head,
+/// on one line. (Cut after redaction, which must see whole secrets.)
+fn shorten(message: &str, cut: bool) -> String {
+    let mut m = message.replace(['\r', '\n'], " ");
+    if cut && m.len() > 400 {
         let mut cut = 400;
         while !m.is_char_boundary(cut) {
             cut -= 1;
@@ -625,9 +715,30 @@ fn short_message(e: &opendal::Error) -> String {
     m
 }
 
+/// Sends every request to another address (see
+/// [`ConnectOptions::redirect_to`]).
+struct Redirect {
+    to: String,
+    inner: opendal::HttpTransporter,
+}
+
+impl opendal::HttpTransport for Redirect {
+    async fn fetch(
+        &self,
+        mut req: http::Request<opendal::Buffer>,
+    ) -> opendal::Result<http::Response<opendal::HttpBody>> {
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let uri: http::Uri = format!("{}{path}", self.to).parse().map_err(|e| {
+            opendal::Error::new(ErrorKind::Unexpected, "redirect address is invalid").set_source(e)
+        })?;
+        *req.uri_mut() = uri;
+        self.inner.fetch(req).await
+    }
+}
+
 impl Storage for ObjectStoreBackend {
     fn describe(&self) -> String {
-        describe(&self.spec)
+        self.reporter.backend.clone()
     }
 
     fn conditional_writes_probe(&self) -> Option<Result<bool, StorageError>> {
@@ -747,17 +858,16 @@ impl Storage for ObjectStoreBackend {
                 }
                 Ok(())
             }
-            Ok(data) if data.len() > buf.len() => Err(StorageError::Remote {
-                backend: self.describe(),
-                op: "ranged read",
-                key: key.to_string(),
-                kind: RemoteErrorKind::Unsupported,
-                message: format!(
+            Ok(data) if data.len() > buf.len() => Err(self.reporter.remote(
+                "ranged read",
+                key,
+                RemoteErrorKind::Unsupported,
+                &format!(
                     "asked for {} bytes at {offset}, got {}: the server ignores Range requests",
                     buf.len(),
                     data.len()
                 ),
-            }),
+            )),
             Ok(data) => Err(short(offset + data.len() as u64)),
             Err(e) if e.kind() == ErrorKind::RangeNotSatisfied => {
                 Err(short(self.size(key)?.unwrap_or(0)))
@@ -832,13 +942,12 @@ impl Storage for ObjectStoreBackend {
         }
         let token = current.map(|(_, t)| t);
         if self.conditional && matches!(token, Some(Token::None)) {
-            return Err(StorageError::Remote {
-                backend: self.describe(),
-                op: "compare-and-swap",
-                key: key.to_string(),
-                kind: RemoteErrorKind::Unsupported,
-                message: "the store returned no ETag or generation for the key, so it cannot be replaced atomically".into(),
-            });
+            return Err(self.reporter.remote(
+                "compare-and-swap",
+                key,
+                RemoteErrorKind::Unsupported,
+                "the store returned no ETag or generation for the key, so it cannot be replaced atomically",
+            ));
         }
         let done = match (new, &token) {
             (Some(data), t) => self.write_if(key, data, t.as_ref())?,
@@ -855,5 +964,69 @@ impl Storage for ObjectStoreBackend {
         } else {
             self.conflict(key)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every message that enters an error goes through [`super::Reporter`]:
+    /// no other code in this file builds a `Remote` error (patterns that
+    /// match one, with `..`, are fine).
+    #[test]
+    fn remote_errors_are_built_in_one_place() {
+        let src = include_str!("object_store_backend.rs");
+        let src = &src[..src.rfind("#[cfg(test)]").unwrap()];
+        let needle = ["Remote", " {"].concat();
+        let mut built = 0;
+        for (at, _) in src.match_indices(&needle) {
+            let body = &src[at..];
+            let body = &body[..body.find('}').unwrap()];
+            if !body.contains("..") {
+                built += 1;
+            }
+        }
+        assert_eq!(
+            built, 1,
+            "StorageError::Remote built outside Reporter::remote"
+        );
+        let reporter = &src[src.find("impl Reporter").unwrap()..];
+        let reporter = &reporter[..reporter.find("\n}\n").unwrap()];
+        assert!(reporter.contains(&needle));
+        assert!(reporter.contains("message: shorten(&self.secrets.redact(message), self.cut)"));
+    }
+
+    #[test]
+    fn reporter_redacts_before_cutting() {
+        use super::*;
+        let spec = ObjectStoreSpec {
+            cloud: Cloud::Azure,
+            bucket: "media".into(),
+            prefix: "film".into(),
+            endpoint: Some("http://user:hunter2hunter2@127.0.0.1:1".into()),
+            region: None,
+            account: None,
+            bucket_id: None,
+        };
+        let env: CloudEnv = [(
+            "AZURE_STORAGE_SAS_TOKEN".to_string(),
+            "sv=2022-11-02&sig=SUPERSECRETSIG".to_string(),
+        )]
+        .into();
+        let r = Reporter::new(&spec, &env);
+        // The bare secret straddles the cut at 400 characters.
+        let raw = format!(
+            "{} SUPERSECRETSIG, url: http://127.0.0.1:1/media?sv=2022-11-02&sig=SUPERSECRETSIG\nmore",
+            "x".repeat(390)
+        );
+        let e = r.remote("read", "packs/a", RemoteErrorKind::Other, &raw);
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("SUPERSEC"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("azure container \"media\""), "{shown}");
+        assert!(shown.contains("packs/a"), "{shown}");
+        let StorageError::Remote { message, .. } = e else {
+            panic!("{e}")
+        };
+        assert!(message.len() <= 403 && !message.contains('\n'), "{message}");
     }
 }
