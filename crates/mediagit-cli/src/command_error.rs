@@ -73,6 +73,17 @@ impl From<RepoError> for CommandError {
                 "another working tree (or machine sharing the store) moved {name}; run `mediagit switch {}` to bring this working tree up to it (your changes are kept where they do not collide), then commit again",
                 name.trim_start_matches("refs/heads/")
             )),
+            RepoError::UnsafeRepository { path, .. } => Some(format!(
+                "if you trust it, add it to your own settings ({}):\n  [safe]\n  directories = [{:?}]",
+                crate::user_config::describe_path(),
+                path.display().to_string()
+            )),
+            RepoError::StagedObjectsGone { .. } => Some(
+                "run `mediagit add` on those files again (their content is stored again from the working tree), then commit".into(),
+            ),
+            RepoError::BeyondSymlink { .. } => Some(
+                "MediaGit never reads, writes or removes through a symbolic link to a directory; the link itself is content (`mediagit add LINK`)".into(),
+            ),
             RepoError::NotAStore { .. } => Some(
                 "check the bucket and prefix; `mediagit init --storage URL` creates a repository in an empty prefix".into(),
             ),

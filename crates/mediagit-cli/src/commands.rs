@@ -31,7 +31,12 @@ struct Ctx {
 
 impl Ctx {
     fn repo(&self) -> Result<Repository, CommandError> {
-        Ok(Repository::discover_with_env(&self.cwd, &cloud_env())?)
+        let safe = crate::user_config::safe_directories()?;
+        let mut repo = Repository::discover_trusting(&self.cwd, &cloud_env(), &safe)?;
+        if let Some(v) = env_var("MEDIAGIT_FRESHEN_AFTER") {
+            repo.set_freshen_after(freshen_after(&v)?);
+        }
+        Ok(repo)
     }
     fn progress(&self) -> TermProgress {
         TermProgress::new(self.quiet)
@@ -46,6 +51,22 @@ impl Ctx {
             .map(|p| repo.repo_path(&self.cwd, p).map_err(CommandError::from))
             .collect()
     }
+}
+
+/// `MEDIAGIT_FRESHEN_AFTER`: "1 day" (the default), "12 hours", "0
+/// seconds", or "never".
+fn freshen_after(v: &str) -> Result<Option<std::time::Duration>, CommandError> {
+    if v.trim().eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    let when =
+        crate::maintenance::parse_when(&format!("{} ago", v.trim()), "MEDIAGIT_FRESHEN_AFTER")?
+            .unwrap_or(std::time::SystemTime::now());
+    Ok(Some(
+        std::time::SystemTime::now()
+            .duration_since(when)
+            .unwrap_or_default(),
+    ))
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -108,7 +129,14 @@ fn reflog_who(repo: &Repository) -> Signature {
     identity(repo).unwrap_or_else(|_| now_signature("unknown".into(), "unknown".into()))
 }
 
-fn stdout() -> BufWriter<io::StdoutLock<'static>> {
+/// Standard output for text: control characters in names are escaped
+/// (see [`crate::output::SafeText`]).
+fn stdout() -> BufWriter<crate::output::SafeText<io::StdoutLock<'static>>> {
+    BufWriter::new(crate::output::SafeText::new(io::stdout().lock()))
+}
+
+/// Standard output for file content (`cat`): bytes as they are.
+fn raw_stdout() -> BufWriter<io::StdoutLock<'static>> {
     BufWriter::new(io::stdout().lock())
 }
 
@@ -169,6 +197,12 @@ pub fn run(cli: Cli) -> CmdResult {
             let src = abs(PathBuf::from(src));
             let (repo, out) = Repository::clone_local(&src, &dest, &opts, &who, &progress)?;
             warn_unconditional(&repo);
+            for (key, why) in &out.skipped_refs {
+                eprintln!(
+                    "warning: {}",
+                    crate::output::safe(&format!("ref {key:?} not copied: {why}"))
+                );
+            }
             eprintln!(
                 "Cloned into {}: {} pack{} ({} hard-linked), {}",
                 repo.worktree()?.display(),
@@ -365,7 +399,10 @@ fn add(ctx: &Ctx, paths: Vec<PathBuf>, all: bool, dry_run: bool) -> CmdResult {
     let progress = ctx.progress();
     let outcome = repo.add(&opts, &progress)?;
     for p in &outcome.problems {
-        eprintln!("warning: {}: {}", p.path.display(), p.message);
+        eprintln!(
+            "warning: {}",
+            crate::output::safe(&format!("{}: {}", p.path.display(), p.message))
+        );
     }
     let mut out = stdout();
     if dry_run {
@@ -386,7 +423,10 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool) -> CmdResult {
     let st = repo.status()?;
     let mut out = stdout();
     for p in &st.problems {
-        eprintln!("warning: {}: {}", p.path.display(), p.message);
+        eprintln!(
+            "warning: {}",
+            crate::output::safe(&format!("{}: {}", p.path.display(), p.message))
+        );
     }
     if porcelain || short {
         if short {
@@ -1033,7 +1073,7 @@ fn cat(ctx: &Ctx, spec: &str) -> CmdResult {
         .ok_or_else(|| CommandError::user(format!("expected REV:PATH, got {spec:?}")))?;
     let id = repo.resolve(if rev.is_empty() { "HEAD" } else { rev })?;
     let path = path.trim_start_matches("./").trim_end_matches('/');
-    let mut out = stdout();
+    let mut out = raw_stdout();
     repo.cat(id, path, &mut out)?;
     Ok(out.flush()?)
 }

@@ -8,6 +8,7 @@ mod commands;
 mod maintenance;
 mod output;
 mod progress;
+mod user_config;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -351,9 +352,9 @@ fn main() -> ExitCode {
             if e.message.contains("Broken pipe") {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {}", e.message);
+            eprintln!("error: {}", output::safe(&e.message));
             if let Some(h) = e.hint {
-                eprintln!("hint: {h}");
+                eprintln!("hint: {}", output::safe(&h));
             }
             ExitCode::from(e.code as u8)
         }

@@ -74,7 +74,7 @@ pub fn fsck(
         },
         progress,
     )?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::SafeText::new(std::io::stdout().lock());
     for r in &report.repaired {
         writeln!(out, "repaired: {r}")?;
     }
@@ -145,7 +145,7 @@ pub fn verify(
     let rev_name = rev.unwrap_or_else(|| "HEAD".into());
     let id = repo.resolve(&rev_name)?;
     let report = repo.verify(id, &paths, progress)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::SafeText::new(std::io::stdout().lock());
     for (p, why) in &report.bad {
         writeln!(out, "FAILED {p}: {why}")?;
     }
@@ -177,7 +177,7 @@ pub fn gc(repo: &Repository, dry_run: bool, prune: &str, progress: &dyn Progress
         },
         progress,
     )?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::SafeText::new(std::io::stdout().lock());
     let verb = if dry_run { "would remove" } else { "removed" };
     if dry_run {
         for (id, kind, bytes) in &report.removed {
@@ -210,7 +210,7 @@ pub fn gc(repo: &Repository, dry_run: bool, prune: &str, progress: &dyn Progress
 
 pub fn stats(repo: &Repository, as_json: bool, top: usize) -> CmdResult {
     let s = repo.stats(top)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::SafeText::new(std::io::stdout().lock());
     if as_json {
         let objects: serde_json::Map<String, serde_json::Value> = s
             .objects

@@ -65,3 +65,114 @@ pub fn now_signature(name: String, email: String) -> Signature {
         tz_offset_minutes: now.offset().local_minus_utc() / 60,
     }
 }
+
+/// A writer for text meant for a terminal that escapes control characters
+/// (C0 but newline and tab, DEL, and the C1 range U+0080..U+009F, which
+/// some terminals also obey) as `\u001b`: file names, branch names and
+/// messages from a repository or a store may be hostile, and `ESC[2J` in a
+/// file name must not clear the user's screen. The escape is also valid
+/// inside JSON strings. Raw file content (`cat`) does not go through it.
+pub struct SafeText<W: std::io::Write> {
+    inner: W,
+    /// A 0xC2 byte ended the last write: the start of a C1 control, or not.
+    pending_c2: bool,
+}
+
+impl<W: std::io::Write> SafeText<W> {
+    pub fn new(inner: W) -> Self {
+        SafeText {
+            inner,
+            pending_c2: false,
+        }
+    }
+}
+
+fn is_c0_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f
+}
+
+impl<W: std::io::Write> std::io::Write for SafeText<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut start = 0;
+        let mut i = 0;
+        if self.pending_c2 {
+            self.pending_c2 = false;
+            match buf.first() {
+                Some(&b) if (0x80..=0x9f).contains(&b) => {
+                    write!(self.inner, "\\u{b:04x}")?;
+                    start = 1;
+                    i = 1;
+                }
+                _ => self.inner.write_all(&[0xc2])?,
+            }
+        }
+        while i < buf.len() {
+            let b = buf[i];
+            if is_c0_control(b) {
+                self.inner.write_all(&buf[start..i])?;
+                write!(self.inner, "\\u{b:04x}")?;
+                i += 1;
+                start = i;
+                continue;
+            }
+            if b == 0xc2 {
+                match buf.get(i + 1) {
+                    None => {
+                        self.inner.write_all(&buf[start..i])?;
+                        self.pending_c2 = true;
+                        return Ok(buf.len());
+                    }
+                    Some(&c) if (0x80..=0x9f).contains(&c) => {
+                        self.inner.write_all(&buf[start..i])?;
+                        write!(self.inner, "\\u{c:04x}")?;
+                        i += 2;
+                        start = i;
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+            }
+            i += 1;
+        }
+        self.inner.write_all(&buf[start..])?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.pending_c2 {
+            self.pending_c2 = false;
+            self.inner.write_all(&[0xc2])?;
+        }
+        self.inner.flush()
+    }
+}
+
+/// [`SafeText`] for one string (error messages, warnings).
+pub fn safe(s: &str) -> String {
+    let mut w = SafeText::new(Vec::with_capacity(s.len()));
+    // Writing to a Vec cannot fail.
+    let _ = std::io::Write::write_all(&mut w, s.as_bytes());
+    let _ = std::io::Write::flush(&mut w);
+    String::from_utf8(w.inner)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn control_characters_are_escaped_even_across_writes() {
+        assert_eq!(safe("a\u{1b}[2Jb\tc\n"), "a\\u001b[2Jb\tc\n");
+        assert_eq!(safe("x\u{9b}31m\u{7f}\r"), "x\\u009b31m\\u007f\\u000d");
+        assert_eq!(safe("café ünï"), "café ünï");
+        let mut w = SafeText::new(Vec::new());
+        let csi = "\u{9b}".as_bytes();
+        w.write_all(&[b'a', csi[0]]).unwrap();
+        w.write_all(&[csi[1], b'b']).unwrap();
+        w.write_all("é".as_bytes()).unwrap();
+        w.flush().unwrap();
+        assert_eq!(String::from_utf8(w.inner).unwrap(), "a\\u009bbé");
+    }
+}

@@ -190,6 +190,7 @@ fn unreadable_file_fails_add_and_stages_nothing() {
     env.write("ok.txt", b"fine\n");
     env.write("media/secret.bin", b"you cannot read me\n");
     let root_user = uid() == 0;
+    let xdg = env.trusting_settings();
     if root_user {
         // Root reads anything; run the binary as nobody in a world-writable tree.
         let st = std::process::Command::new("chmod")
@@ -213,6 +214,7 @@ fn unreadable_file_fails_add_and_stages_nothing() {
             ])
             .args(args)
             .current_dir(env.repo())
+            .env("XDG_CONFIG_HOME", &xdg)
             .env("MEDIAGIT_AUTHOR_NAME", "Test User")
             .env("MEDIAGIT_AUTHOR_EMAIL", "test@example.com");
             run(&mut c)

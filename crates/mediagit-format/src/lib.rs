@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod limits;
 pub mod object;
 pub mod pack;
 

@@ -149,10 +149,62 @@ pub fn validate_name(name: &str) -> Result<(), FormatError> {
     if name.contains('\0') {
         return bad("contains a NUL byte");
     }
-    if name == ".mediagit" {
-        return bad("'.mediagit' is reserved for the repository itself");
+    if is_reserved_name(name) {
+        return bad("'.mediagit' (in any case, with trailing dots or spaces, or as a short or stream name) is reserved for the repository itself");
     }
     Ok(())
+}
+
+/// Longest symlink target stored (Linux's `PATH_MAX` less its NUL).
+pub const MAX_SYMLINK_TARGET: usize = 4095;
+
+/// Checks a symlink target before it is stored or written out: not empty,
+/// no NUL (no filesystem can hold one, and a checkout would fail half way),
+/// at most [`MAX_SYMLINK_TARGET`] bytes. (UTF-8 is guaranteed by the type.)
+pub fn validate_symlink_target(target: &str) -> Result<(), FormatError> {
+    let bad = |reason| {
+        Err(FormatError::BadName {
+            name: target.chars().take(64).collect(),
+            reason,
+        })
+    };
+    if target.is_empty() {
+        return bad("empty symlink target");
+    }
+    if target.contains('\0') {
+        return bad("symlink target contains a NUL byte");
+    }
+    if target.len() > MAX_SYMLINK_TARGET {
+        return bad("symlink target longer than 4095 bytes");
+    }
+    Ok(())
+}
+
+/// Whether `name` would name the repository's own `.mediagit` directory on
+/// some filesystem: compared ASCII-case-insensitively (macOS, Windows),
+/// ignoring trailing dots and spaces and an NTFS stream suffix (`:...`,
+/// Windows), the characters HFS+ ignores (zero-width joiners and the like),
+/// and as an 8.3 short name (`MEDIAG~1`). The same class of names as Git's
+/// `verify_path` refuses for `.git` (CVE-2014-9390).
+pub fn is_reserved_name(name: &str) -> bool {
+    // HFS+ ignores these code points when comparing names.
+    let ignorable =
+        |c: char| matches!(c as u32, 0x200C..=0x200F | 0x202A..=0x202E | 0x206A..=0x206F | 0xFEFF);
+    let folded: String = name
+        .chars()
+        .filter(|&c| !ignorable(c))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let base = folded.split(':').next().unwrap_or("");
+    let base = base.trim_end_matches([' ', '.']);
+    if base == ".mediagit" {
+        return true;
+    }
+    // 8.3 short names: "MEDIAG~1" (and ~2...~9, as Git checks "GIT~1").
+    if let Some(n) = base.strip_prefix("mediag~") {
+        return !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    }
+    false
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -235,10 +287,29 @@ impl Tree {
         t.validate()?;
         Ok(t)
     }
-    /// Names valid, strictly sorted by bytes (so unique).
+    /// Names valid, symlink targets valid, times valid (nanoseconds below
+    /// 10^9), entries strictly sorted by bytes (so unique).
     pub fn validate(&self) -> Result<(), FormatError> {
         for e in &self.entries {
             validate_name(&e.name)?;
+            let mtime = match &e.kind {
+                EntryKind::Dir { .. } => None,
+                EntryKind::File { mtime, .. } => Some(mtime),
+                EntryKind::Symlink { target, mtime } => {
+                    validate_symlink_target(target)?;
+                    Some(mtime)
+                }
+            };
+            if mtime.is_some_and(|t| t.nanos >= 1_000_000_000) {
+                return Err(FormatError::Decode {
+                    what: "tree",
+                    reason: format!(
+                        "entry {:?} has a time with {} nanoseconds",
+                        e.name,
+                        mtime.map(|t| t.nanos).unwrap_or(0)
+                    ),
+                });
+            }
         }
         for w in self.entries.windows(2) {
             if w[0].name.as_bytes() >= w[1].name.as_bytes() {
@@ -338,7 +409,23 @@ mod tests {
 
     #[test]
     fn hostile_tree_names_are_refused() {
-        for name in ["..", ".", "a/b", "", "x\0y", ".mediagit"] {
+        for name in [
+            "..",
+            ".",
+            "a/b",
+            "",
+            "x\0y",
+            ".mediagit",
+            ".MEDIAGIT",
+            ".MediaGit",
+            ".mediagit ",
+            ".mediagit.",
+            ".MediaGit . .",
+            ".mediagit::$INDEX_ALLOCATION",
+            ".media\u{200c}git",
+            "MEDIAG~1",
+            "mediag~4",
+        ] {
             let t = Tree {
                 entries: vec![TreeEntry {
                     name: name.into(),
@@ -349,6 +436,58 @@ mod tests {
             };
             assert!(Tree::decode(&t.encode()).is_err(), "{name:?} accepted");
         }
+    }
+
+    #[test]
+    fn names_near_the_reserved_one_are_allowed() {
+        for name in [
+            ".mediagitignore",
+            ".mediagit-x",
+            "mediagit",
+            ".mediagi",
+            "mediag~x",
+            "a.mediagit",
+        ] {
+            assert!(validate_name(name).is_ok(), "{name:?} refused");
+        }
+    }
+
+    #[test]
+    fn hostile_symlink_targets_and_times_are_refused() {
+        let tree = |kind| Tree {
+            entries: vec![TreeEntry {
+                name: "l".into(),
+                kind,
+            }],
+        };
+        for target in ["", "a\0b", &"x".repeat(4096)] {
+            let t = tree(EntryKind::Symlink {
+                target: target.to_string(),
+                mtime: Timestamp::default(),
+            });
+            assert!(
+                Tree::decode(&t.encode()).is_err(),
+                "target {:?} accepted",
+                &target[..target.len().min(8)]
+            );
+        }
+        let ok = tree(EntryKind::Symlink {
+            target: "../elsewhere".into(),
+            mtime: Timestamp::default(),
+        });
+        assert!(Tree::decode(&ok.encode()).is_ok());
+        let t = tree(EntryKind::File {
+            executable: false,
+            size: 1,
+            mtime: Timestamp {
+                secs: i64::MAX,
+                nanos: 1_000_000_000,
+            },
+            content: ObjectId::ZERO,
+            manifest: ObjectId::ZERO,
+        });
+        let err = Tree::decode(&t.encode()).unwrap_err().to_string();
+        assert!(err.contains("nanoseconds"), "{err}");
     }
 
     #[test]

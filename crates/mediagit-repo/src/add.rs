@@ -8,7 +8,10 @@ use crate::ingest::{hash_path, parallel_map, with_ingester, Previous};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::status::ChangeKind;
-use crate::worktree::{index_kind, make_entry, path_is_under, stat_info, walk, WalkProblem};
+use crate::worktree::{
+    index_kind, make_entry, path_is_under, read_symlink_target, stat_info, walk, ParentGuard,
+    WalkProblem,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct AddOptions {
@@ -57,7 +60,12 @@ impl Repository {
         let mut deletions: BTreeSet<String> = BTreeSet::new();
         let mut queued: BTreeSet<String> = BTreeSet::new();
         let mut problems = Vec::new();
+        let mut out_problems = Vec::new();
+        let mut guard = ParentGuard::new(&root);
         for scope in &scopes {
+            // A path beyond a symlinked directory is refused (as Git does):
+            // reading it would read outside the working tree.
+            guard.check(scope)?;
             let abs = self.abs_path(scope)?;
             let meta = std::fs::symlink_metadata(&abs).ok();
             let mut candidates: Vec<(String, StatInfo, IndexKind)> = Vec::new();
@@ -81,6 +89,12 @@ impl Repository {
                     }
                     drop(walked);
                     for p in unseen {
+                        // A leading directory became a symlink: the file is
+                        // gone from the working tree; never read through it.
+                        if guard.beyond_symlink(&p).is_some() {
+                            deletions.insert(p);
+                            continue;
+                        }
                         match std::fs::symlink_metadata(root.join(&p)) {
                             Ok(m) => match index_kind(&m) {
                                 Some(k) => candidates.push((p, stat_info(&m), k)),
@@ -109,6 +123,7 @@ impl Repository {
                 }
                 None => {
                     let tracked: Vec<String> = idx.under(scope).map(|(p, _)| p.clone()).collect();
+                    // (`scope` exists nowhere, so nothing below it can be read.)
                     if tracked.is_empty() {
                         return Err(RepoError::PathspecNoMatch {
                             path: scope.clone(),
@@ -128,6 +143,16 @@ impl Repository {
                         continue;
                     }
                 }
+                if kind == IndexKind::Symlink {
+                    let abs = root.join(&path);
+                    if let Err(why) = read_symlink_target(&abs)? {
+                        out_problems.push(WalkProblem {
+                            path: abs,
+                            message: why,
+                        });
+                        continue;
+                    }
+                }
                 // Dedup only matters when several scopes overlap.
                 if scopes.len() == 1 || queued.insert(path.clone()) {
                     jobs.push(Job {
@@ -142,6 +167,7 @@ impl Repository {
                 }
             }
         }
+        problems.extend(out_problems);
         let mut out = AddOutcome {
             problems,
             ..Default::default()
@@ -277,6 +303,15 @@ impl Repository {
             }
             targets.extend(matched);
         }
+        if !cached {
+            // Removing through a symlinked directory would delete the files
+            // it points to, outside the working tree: refused (as Git does).
+            // `--cached` only touches the index and stays allowed.
+            let mut guard = ParentGuard::new(&root);
+            for t in &targets {
+                guard.check(t)?;
+            }
+        }
         if !force && !cached {
             let mut dirty = Vec::new();
             for t in &targets {
@@ -338,6 +373,11 @@ impl Repository {
         if moved.is_empty() {
             return Err(bad("source is not tracked"));
         }
+        let mut guard = ParentGuard::new(&root);
+        guard.check(src)?;
+        for p in &moved {
+            guard.check(p)?;
+        }
         let src_abs = root.join(src);
         if std::fs::symlink_metadata(&src_abs).is_err() {
             return Err(bad("source does not exist in the working tree"));
@@ -354,6 +394,11 @@ impl Repository {
         }
         if path_is_under(&dst, src) {
             return Err(bad("cannot move a directory into itself"));
+        }
+        // `dst_abs.is_dir()` above follows a symlink: moving into a
+        // symlinked directory (or below one) would leave the working tree.
+        if let Some(link) = guard.beyond_symlink(&dst) {
+            return Err(RepoError::BeyondSymlink { path: dst, link });
         }
         let dst_abs = root.join(&dst);
         if std::fs::symlink_metadata(&dst_abs).is_ok() {

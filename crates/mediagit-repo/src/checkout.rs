@@ -20,7 +20,7 @@ use crate::refs::{Head, ReflogEntry};
 use crate::repo::Repository;
 use crate::status::diff_flat;
 use crate::tree::{flatten, lookup, FlatEntry, FlatTree, Lookup};
-use crate::worktree::{make_entry, path_is_under, stat_info};
+use crate::worktree::{make_entry, path_is_under, refuse_symlinked_parent, stat_info, ParentGuard};
 
 #[derive(Debug, Clone)]
 pub enum CheckoutTarget {
@@ -200,11 +200,25 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<CheckoutOutcome> {
         let mut out = CheckoutOutcome::default();
+        // Paths beyond a symlinked directory are refused before anything
+        // changes (writing or removing through it would leave the tree).
+        let mut guard = ParentGuard::new(root);
+        for p in to_write
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .chain(to_remove.iter().map(String::as_str))
+        {
+            guard.check(p)?;
+        }
+        // Every manifest, checked against its tree entry, before anything is
+        // written: sizes come from the manifests (whose chunk lengths add up),
+        // never from what a tree claims.
+        let manifests = checked_manifests(odb, to_write)?;
         // Refuse up front, before touching anything, when the files cannot
         // fit: a checkout that runs out of space half way leaves a mixed tree.
         // Net need: new bytes minus the files they replace or that are
         // removed, plus the largest file (its old copy stays until the new
-        // one is complete).
+        // one is complete). Sums are checked: sizes come from the store.
         let existing = |p: &str| {
             fs::symlink_metadata(root.join(p))
                 .ok()
@@ -212,14 +226,35 @@ impl Repository {
                 .map(|m| m.len())
                 .unwrap_or(0)
         };
-        let new: u64 = to_write.iter().map(|(_, e)| e.size).sum();
-        let freed: u64 = to_write.iter().map(|(p, _)| existing(p)).sum::<u64>()
-            + to_remove.iter().map(|p| existing(p)).sum::<u64>();
-        let largest = to_write.iter().map(|(_, e)| e.size).max().unwrap_or(0);
-        let need = new.saturating_sub(freed) + largest;
+        let size_of = |e: &FlatEntry| match e.kind {
+            IndexKind::Symlink => 0,
+            _ => manifests.get(&e.manifest).map(|m| m.size).unwrap_or(0),
+        };
+        let overflow = || {
+            RepoError::Invalid(
+                "the files to check out add up to more than 2^64 bytes; the trees are damaged or forged"
+                    .into(),
+            )
+        };
+        let mut new: u64 = 0;
+        let mut largest: u64 = 0;
+        for (_, e) in to_write {
+            let n = size_of(e);
+            new = new.checked_add(n).ok_or_else(overflow)?;
+            largest = largest.max(n);
+        }
+        let freed = to_write
+            .iter()
+            .map(|(p, _)| existing(p))
+            .chain(to_remove.iter().map(|p| existing(p)))
+            .fold(0u64, u64::saturating_add);
+        let need = new
+            .saturating_sub(freed)
+            .checked_add(largest)
+            .ok_or_else(overflow)?;
         if let Some(avail) = available_space(root) {
             let margin = 16 << 20;
-            if need + margin > avail {
+            if need.saturating_add(margin) > avail {
                 return Err(RepoError::NoSpace {
                     path: root.to_path_buf(),
                     need,
@@ -241,25 +276,12 @@ impl Repository {
             idx.entries.remove(p);
             out.removed += 1;
         }
-        let total: u64 = to_write.iter().map(|(_, e)| e.size).sum();
-        progress.start("checking out", total, to_write.len() as u64);
+        progress.start("checking out", new, to_write.len() as u64);
         // Largest files first, so the workers finish together.
         let mut order: Vec<&(String, FlatEntry)> = to_write.iter().collect();
         order.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
-        // Manifests first, a group of files at a time, with as few reads as
-        // possible (on an object store: one GET for many, not one per file).
         let mut written = Vec::with_capacity(order.len());
         for group in order.chunks(4096) {
-            let ids: Vec<ObjectId> = group
-                .iter()
-                .filter(|(_, e)| e.kind != IndexKind::Symlink)
-                .map(|(_, e)| e.manifest)
-                .collect();
-            let manifests: IdMap<Manifest> = odb
-                .read_many(&ids, ObjectKind::Manifest)
-                .into_iter()
-                .filter_map(|(id, b)| Manifest::decode(&b).ok().map(|m| (id, m)))
-                .collect();
             written.extend(parallel_map_n(group, self.read_workers(), |(p, e)| {
                 let r = write_entry(odb, root, p, e, force, progress, manifests.get(&e.manifest));
                 progress.file_done();
@@ -370,7 +392,17 @@ fn write_entry(
     // refuses to follow a planted symlink), never guessed.
     let in_file = |err: RepoError| match err {
         RepoError::Io { source, .. } => RepoError::io("write", &abs, source),
-        other => RepoError::Invalid(format!("cannot restore {path}: {other}")),
+        // Structured, so the CLI still gives its hint (run fsck); the path
+        // joins the object's context.
+        RepoError::MissingObject { id, kind, context } => RepoError::MissingObject {
+            id,
+            kind,
+            context: Some(match context {
+                Some(c) => format!("{path}, {c}"),
+                None => path.to_string(),
+            }),
+        },
+        other => other,
     };
     let tmp: tempfile::TempPath = match e.kind {
         IndexKind::Symlink => {
@@ -406,9 +438,16 @@ fn write_entry(
             };
             f.set_permissions(fs::Permissions::from_mode(mode))
                 .map_err(|err| RepoError::io("set permissions of", &abs, err))?;
-            let mtime = UNIX_EPOCH + Duration::new(e.mtime.secs.max(0) as u64, e.mtime.nanos);
-            f.set_modified(mtime)
-                .map_err(|err| RepoError::io("set modification time of", &abs, err))?;
+            // Decoders refuse nanos >= 10^9; an extreme time is not set
+            // rather than overflowing.
+            let mtime = UNIX_EPOCH.checked_add(Duration::new(
+                e.mtime.secs.max(0) as u64,
+                e.mtime.nanos.min(999_999_999),
+            ));
+            if let Some(mtime) = mtime {
+                f.set_modified(mtime)
+                    .map_err(|err| RepoError::io("set modification time of", &abs, err))?;
+            }
             tmp
         }
     };
@@ -425,6 +464,58 @@ fn write_entry(
         e.manifest,
         e.target.clone(),
     ))
+}
+
+/// The manifests of the files in `to_write`, read with as few requests as
+/// possible (on an object store: one GET for many, not one per file), each
+/// checked against the tree entry that names it: same size, same content
+/// id. A forged tree (a 1-byte entry whose manifest restores 2 GiB, or an
+/// entry whose content id is another file's) is refused by path.
+fn checked_manifests(odb: &Odb, to_write: &[(String, FlatEntry)]) -> Result<IdMap<Manifest>> {
+    let mut manifests: IdMap<Manifest> = IdMap::default();
+    let files: Vec<&(String, FlatEntry)> = to_write
+        .iter()
+        .filter(|(_, e)| e.kind != IndexKind::Symlink)
+        .collect();
+    for group in files.chunks(4096) {
+        let ids: Vec<ObjectId> = group
+            .iter()
+            .map(|(_, e)| e.manifest)
+            .filter(|id| !manifests.contains_key(id))
+            .collect();
+        for (id, b) in odb.read_many(&ids, ObjectKind::Manifest) {
+            if let Ok(m) = Manifest::decode(&b) {
+                manifests.insert(id, m);
+            }
+        }
+        for (path, e) in group {
+            if let std::collections::hash_map::Entry::Vacant(slot) = manifests.entry(e.manifest) {
+                // Not read in the batch: read it alone for the precise error.
+                let m = odb.read_manifest(&e.manifest).map_err(|err| match err {
+                    RepoError::MissingObject { id, kind, .. } => RepoError::MissingObject {
+                        id,
+                        kind,
+                        context: Some(path.clone()),
+                    },
+                    other => other,
+                })?;
+                slot.insert(m);
+            }
+            let m = &manifests[&e.manifest];
+            if m.size != e.size || m.content != e.content {
+                return Err(RepoError::CorruptObject {
+                    id: e.manifest,
+                    kind: "manifest",
+                    location: format!("tree entry {path}"),
+                    reason: format!(
+                        "the tree says {} bytes with content {}, the manifest {} bytes with content {}",
+                        e.size, e.content, m.size, m.content
+                    ),
+                });
+            }
+        }
+    }
+    Ok(manifests)
 }
 
 /// Creates `dir` and its parents; a file standing where a directory must go
@@ -490,28 +581,6 @@ fn files_below(root: &Path, dir: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// Refuses a path one of whose leading directories is a symbolic link:
-/// writing or removing through it would touch files outside the working
-/// tree (the symlink is content; what it points to is not).
-pub fn refuse_symlinked_parent(root: &Path, path: &str) -> Result<()> {
-    let mut cur = root.to_path_buf();
-    let parts: Vec<&str> = path.split('/').collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        cur.push(part);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(RepoError::Invalid(format!(
-                    "refusing to touch {path}: {} is a symbolic link, and following it would leave the working tree",
-                    cur.display()
-                )))
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    Ok(())
 }
 
 /// Whether `p` is one of `paths` or below one of them.

@@ -31,6 +31,9 @@ pub struct CloneOutcome {
     pub branch: Option<String>,
     pub files: usize,
     pub bytes: u64,
+    /// Keys under `refs/` of the source that are no valid ref names (not
+    /// copied), with why.
+    pub skipped_refs: Vec<(String, String)>,
 }
 
 /// Where the clone's objects go, and the environment's credentials.
@@ -263,6 +266,12 @@ impl Repository {
             }
         }
         for key in s.list("refs/")? {
+            // A key that is no valid ref name (planted in the source's
+            // store) is not copied; the other refs are.
+            if let Err(e) = crate::refs::check_ref_key(&key) {
+                out.skipped_refs.push((key, e.to_string()));
+                continue;
+            }
             if let Some(id) = source.read_ref(&key)? {
                 repo.cas_ref(&key, None, Some(id))?;
                 out.refs += 1;

@@ -70,7 +70,8 @@ impl Repository {
         let parent = self.head_commit()?;
         let odb = self.odb()?;
         let mut session = odb.session();
-        let tree = write_tree(&mut session, idx.entries.values())?;
+        let mut trees = Vec::new();
+        let tree = write_tree(&mut session, idx.entries.values(), &mut trees)?;
         let parent_tree = match parent {
             Some(p) => Some(odb.read_commit(&p)?.tree),
             None => None,
@@ -91,6 +92,10 @@ impl Repository {
         };
         let id = session.put_object(ObjectKind::Commit, &commit.encode())?;
         session.finish()?;
+        // Never move a branch to a commit whose files the store lost: on a
+        // shared store, another working tree's gc may have removed objects
+        // this one staged (reused) after they were staged.
+        self.confirm_stored(odb, &mut idx, &trees)?;
         let what = if parent.is_none() {
             "commit (initial)"
         } else {
@@ -107,6 +112,82 @@ impl Repository {
         idx.commit_memo = self.odb().ok().and_then(|odb| odb.commit_memo(id, tree));
         let _ = self.save_index(&mut idx);
         Ok(id)
+    }
+
+    /// Checks that the store still holds every staged file's manifest and
+    /// every tree of the commit: objects located in packs the store no
+    /// longer lists are looked up again in a fresh load of its indexes (gc
+    /// copies what is reachable into new packs). Entries whose objects are
+    /// gone are marked for re-reading, so `add` stores them again from the
+    /// working tree, and the commit is refused.
+    fn confirm_stored(
+        &self,
+        odb: &crate::odb::Odb,
+        idx: &mut crate::worktree::WorktreeIndex,
+        trees: &[ObjectId],
+    ) -> Result<()> {
+        use mediagit_format::index::IndexKind;
+        let listed: std::collections::HashSet<ObjectId> = self
+            .uncached_storage()
+            .list("packs/")?
+            .iter()
+            .filter_map(|k| {
+                k.strip_prefix("packs/")
+                    .and_then(|k| k.strip_suffix(".idx"))
+                    .and_then(|h| h.parse().ok())
+            })
+            .collect();
+        let gone = |id: &ObjectId| match odb.locate(id) {
+            Some((pack, _)) => !listed.contains(&pack),
+            None => true,
+        };
+        let suspect_files: Vec<usize> = idx
+            .entries
+            .values()
+            .enumerate()
+            .filter(|(_, e)| e.kind != IndexKind::Symlink && gone(&e.manifest))
+            .map(|(i, _)| i)
+            .collect();
+        let suspect_trees: Vec<ObjectId> = trees.iter().copied().filter(|t| gone(t)).collect();
+        if suspect_files.is_empty() && suspect_trees.is_empty() {
+            return Ok(());
+        }
+        let fresh = crate::odb::Odb::load(
+            self.storage().clone(),
+            self.dir().join("tmp"),
+            self.config(),
+        )?;
+        let mut lost: Vec<String> = Vec::new();
+        let entries: Vec<_> = idx.entries.values().cloned().collect();
+        let mut smudge = Vec::new();
+        for i in suspect_files {
+            let e = &entries[i];
+            if !fresh.contains(&e.manifest) {
+                lost.push(e.path.clone());
+                smudge.push(e.path.clone());
+            }
+        }
+        if let Some(t) = suspect_trees.iter().find(|t| !fresh.contains(t)) {
+            return Err(RepoError::MissingObject {
+                id: *t,
+                kind: "tree",
+                context: Some(
+                    "the commit being made (another working tree's gc removed it; commit again)"
+                        .into(),
+                ),
+            });
+        }
+        if lost.is_empty() {
+            return Ok(());
+        }
+        // Zero stat data: never clean, so the next `add` re-reads the file.
+        for e in idx.entries.values_mut() {
+            if smudge.binary_search(&e.path).is_ok() {
+                e.stat = Default::default();
+            }
+        }
+        let _ = self.save_index(idx);
+        Err(RepoError::StagedObjectsGone { paths: lost })
     }
 
     /// Name of the current branch, if any (for messages).

@@ -134,6 +134,16 @@ pub enum RepoError {
         dst: String,
         reason: String,
     },
+    #[error("{path:?} is beyond a symbolic link: {link:?} is a symlink, and following it would leave the working tree")]
+    BeyondSymlink { path: String, link: String },
+    #[error("nothing was committed: the store no longer holds objects that {} staged file(s) need ({}); another working tree's `gc` removed them after they were staged", paths.len(), paths.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
+    StagedObjectsGone { paths: Vec<String> },
+    #[error("refusing to use the repository at {}: it is owned by {owner} (uid {uid}), not by you, and its settings would decide where your credentials are sent", path.display())]
+    UnsafeRepository {
+        path: PathBuf,
+        owner: String,
+        uid: u32,
+    },
     #[error("this operation needs a working tree, but the repository is bare")]
     Bare,
     #[error("{0}")]

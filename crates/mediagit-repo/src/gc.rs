@@ -37,6 +37,9 @@ pub struct GcReport {
     pub kept_recent: usize,
     /// Packs without an index older than the grace period, deleted.
     pub orphan_packs: Vec<String>,
+    /// Old packs kept because another working tree re-dated them while
+    /// this gc ran (their reachable objects were copied all the same).
+    pub packs_freshened_meanwhile: usize,
 }
 
 impl Repository {
@@ -65,15 +68,22 @@ impl Repository {
             packs_before: packs.len(),
             ..Default::default()
         };
-        let is_old = |key: &str| -> Result<bool> {
-            Ok(match (opts.prune_before, storage.modified(key)?) {
-                (Some(cut), Some(t)) => t < cut,
-                _ => false,
-            })
+        // A pack's age is that of its newest freshen marker if it has one:
+        // another working tree reused objects from it and may not have
+        // committed yet (odb.rs, FRESHEN_AFTER).
+        let (markers, newest) = crate::odb::list_freshen(storage.as_ref())?;
+        let is_old = |key: &str, pack: &ObjectId| -> Result<bool> {
+            let Some(cut) = opts.prune_before else {
+                return Ok(false);
+            };
+            if newest.get(pack).is_some_and(|t| *t >= cut) {
+                return Ok(false);
+            }
+            Ok(storage.modified(key)?.is_some_and(|t| t < cut))
         };
         let mut old: HashSet<ObjectId> = HashSet::new();
         for p in &packs {
-            if is_old(&pack_key(p))? {
+            if is_old(&pack_key(p), p)? {
                 old.insert(*p);
             }
         }
@@ -110,7 +120,7 @@ impl Repository {
                 .and_then(|k| k.strip_suffix(".pack"))
                 .and_then(|h| h.parse::<ObjectId>().ok())
             {
-                if !indexed.contains(&id) && is_old(&key)? {
+                if !indexed.contains(&id) && is_old(&key, &id)? {
                     report.bytes_freed += storage.size(&key)?.unwrap_or(0);
                     report.orphan_packs.push(key);
                 }
@@ -132,7 +142,7 @@ impl Repository {
                 .map(|(_, _, l)| l.stored_len as u64)
                 .sum();
             progress.start("repacking", total, keep_from_old.len() as u64);
-            let mut session = odb.session_ignoring(&old_list);
+            let mut session = odb.session_ignoring(&old_list).without_freshening();
             for (pack, id, loc) in &keep_from_old {
                 // Verify (decode + SHA-256) before copying: gc must never carry
                 // damage into a fresh pack and then delete the original.
@@ -144,7 +154,17 @@ impl Repository {
             session.finish()?;
             progress.finish();
             failpoint::hit("write:gc-new-pack-stored");
+            // Markers written while this gc ran (another machine reused
+            // objects from a pack it was about to delete): that pack stays.
+            // Its reachable objects were copied, so it only costs space
+            // until the next gc.
+            let (_, newest_now) = crate::odb::list_freshen(storage.as_ref())?;
+            let cut = opts.prune_before.unwrap_or(std::time::UNIX_EPOCH);
             for p in &old_list {
+                if newest_now.get(p).is_some_and(|t| *t >= cut) {
+                    report.packs_freshened_meanwhile += 1;
+                    continue;
+                }
                 storage.delete(&idx_key(p))?;
                 failpoint::hit("write:gc-old-idx-deleted");
                 storage.delete(&pack_key(p))?;
@@ -153,6 +173,22 @@ impl Repository {
         }
         for key in &report.orphan_packs {
             storage.delete(key)?;
+        }
+        // Markers older than the cut protect nothing any more, and markers
+        // of packs that are gone protect nothing at all; damage markers of
+        // packs that are gone name nothing.
+        let listed: HashSet<String> = storage.list("packs/")?.into_iter().collect();
+        if let Some(cut) = opts.prune_before {
+            for (key, pack, t) in &markers {
+                if t < &cut || !listed.contains(&pack_key(pack)) {
+                    storage.delete(key)?;
+                }
+            }
+        }
+        for (key, _, pack) in crate::odb::list_damaged(storage.as_ref())? {
+            if !listed.contains(&pack_key(&pack)) {
+                storage.delete(&key)?;
+            }
         }
         let after = Odb::load(storage.clone(), self.dir().join("tmp"), self.config())?;
         report.packs_after = after.packs().len();

@@ -138,7 +138,7 @@ pub fn with_ingester<T>(
 impl Ingester<'_> {
     /// True if this caller must write `id` (nobody has it or claimed it).
     fn claim(&self, id: &ObjectId) -> bool {
-        if self.odb.contains(id) {
+        if self.odb.contains_for_reuse(id) {
             return false;
         }
         self.claimed
@@ -188,11 +188,8 @@ impl Ingester<'_> {
             ))
         })?;
         if kind == IndexKind::Symlink {
-            let target = std::fs::read_link(abs).map_err(|e| RepoError::io("read link", abs, e))?;
-            let target = target
-                .to_str()
-                .ok_or_else(|| RepoError::NonUtf8Path { path: abs.into() })?
-                .to_string();
+            let target = crate::worktree::read_symlink_target(abs)?
+                .map_err(|why| RepoError::Invalid(format!("{}: {why}", abs.display())))?;
             return Ok(Ingested {
                 kind,
                 stat: stat_info(&meta),

@@ -39,4 +39,4 @@ pub mod verify;
 pub mod worktree;
 
 pub use error::{RepoError, Result};
-pub use repo::{InitOptions, Repository};
+pub use repo::{InitOptions, Repository, SafeDirectories};

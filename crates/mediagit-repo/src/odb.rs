@@ -10,14 +10,17 @@
 //! then their index (`packs/<id>.idx`). An object exists for readers only once
 //! its index is stored, so a crash in between leaves unreferenced garbage and
 //! nothing else.
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mediagit_format::config::RepoConfig;
 use mediagit_format::id::{Hasher, IdMap, IdSet};
 use mediagit_format::index::CommitMemo;
+use mediagit_format::limits;
 use mediagit_format::pack::{self, Codec, EntryHeader, IdxEntry, PackIndex};
 use mediagit_format::{Commit, Manifest, ObjectId, ObjectKind, Tag, Tree};
 use mediagit_pipeline::{compress_chunk, decompress, CompressionHint};
@@ -65,6 +68,10 @@ pub struct Location {
     pub codec: Codec,
     pub raw_len: u32,
     pub stored_len: u32,
+    /// `fsck` found this copy damaged (a `damaged-objects/` marker names it): a
+    /// sound copy elsewhere is preferred, and writers store the object
+    /// again instead of reusing it.
+    pub damaged: bool,
 }
 
 impl Location {
@@ -93,10 +100,11 @@ impl State {
         }
     }
 
-    fn add(&mut self, idxs: Vec<PackIndex>) {
+    fn add(&mut self, idxs: Vec<PackIndex>, damaged: &HashSet<(ObjectId, ObjectId)>) {
         for idx in idxs {
             let n = self.packs.len() as u32;
             self.packs.push(idx.pack);
+            let pack = idx.pack;
             let slots = idx.entries.into_iter().map(|e| {
                 (
                     e.id,
@@ -107,6 +115,7 @@ impl State {
                         codec: e.codec,
                         raw_len: e.raw_len,
                         stored_len: e.stored_len,
+                        damaged: !damaged.is_empty() && damaged.contains(&(e.id, pack)),
                     },
                 )
             });
@@ -118,18 +127,107 @@ impl State {
             }
         }
         // Stable, and each index is a sorted run: merging runs, not sorting
-        // from scratch. Keeps the first of equal ids, the earliest pack.
-        self.table.sort_by_key(|a| a.0);
+        // from scratch. Keeps the first of equal ids: a sound copy before a
+        // damaged one, then the earliest pack.
+        self.table.sort_by_key(|a| (a.0, a.1.damaged));
         self.table.dedup_by(|b, a| a.0 == b.0);
     }
 }
 
 pub struct Odb {
     storage: Arc<dyn Storage>,
+    /// Which packs a deduplication hit has re-dated (see [`FRESHEN_AFTER`]).
+    fresh: Mutex<Freshness>,
+    /// (object, pack) copies `fsck` found damaged (`damaged-objects/` markers).
+    damaged: HashSet<(ObjectId, ObjectId)>,
     tmp_dir: PathBuf,
     compression_level: i32,
+    /// The repository's largest chunk: no chunk read may claim more.
+    max_chunk: u32,
     pack_target: u64,
     state: RwLock<State>,
+}
+
+/// A pack older than this that an `add` or `commit` deduplicates against
+/// is re-dated with a freshen marker, so that `gc` on another machine
+/// (which cannot see this working tree's index) treats it as new for a
+/// whole grace period again. Git freshens the same way, by touching the
+/// file; object stores cannot touch, so MediaGit writes a marker instead
+/// (`freshen/<pack>-<secs>-<nonce>`, empty, never overwritten: FORMAT.md §11).
+/// With the default 2-week grace period this leaves a working tree 13 days
+/// between `add` and `commit`; `commit` refuses if objects went anyway.
+pub const FRESHEN_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Prefix of freshen markers in the store.
+pub const FRESHEN_PREFIX: &str = "freshen/";
+
+/// The key of a new freshen marker for `pack` (unique: time and a nonce).
+pub fn freshen_key(pack: &ObjectId, now: SystemTime) -> String {
+    let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let nonce = (d.subsec_nanos() as u64) ^ ((std::process::id() as u64) << 32);
+    format!("{FRESHEN_PREFIX}{pack}-{}-{nonce:x}", d.as_secs())
+}
+
+/// The pack and time a freshen marker key names.
+pub fn parse_freshen_key(key: &str) -> Option<(ObjectId, SystemTime)> {
+    let rest = key.strip_prefix(FRESHEN_PREFIX)?;
+    let mut it = rest.splitn(3, '-');
+    let pack = it.next()?.parse::<ObjectId>().ok()?;
+    let secs = it.next()?.parse::<u64>().ok()?;
+    Some((pack, UNIX_EPOCH.checked_add(Duration::from_secs(secs))?))
+}
+
+/// A freshen marker: its key, the pack it re-dates, and when.
+pub type FreshenMarker = (String, ObjectId, SystemTime);
+
+/// Every freshen marker, and the newest time per pack.
+pub fn list_freshen(
+    storage: &dyn Storage,
+) -> Result<(Vec<FreshenMarker>, HashMap<ObjectId, SystemTime>)> {
+    let mut all = Vec::new();
+    let mut newest: HashMap<ObjectId, SystemTime> = HashMap::new();
+    for key in storage.list(FRESHEN_PREFIX)? {
+        if let Some((pack, t)) = parse_freshen_key(&key) {
+            let e = newest.entry(pack).or_insert(t);
+            *e = (*e).max(t);
+            all.push((key, pack, t));
+        }
+    }
+    Ok((all, newest))
+}
+
+#[derive(Default)]
+struct Freshness {
+    /// `None`: never freshen.
+    after: Option<Duration>,
+    /// Newest marker per pack, listed on the first deduplication hit.
+    markers: Option<HashMap<ObjectId, SystemTime>>,
+    /// Pack slot -> decided (whether it needed a marker).
+    decided: HashMap<u32, bool>,
+    /// Packs to re-date when the session finishes.
+    to_mark: Vec<ObjectId>,
+}
+
+/// Prefix of damage markers: `damaged-objects/<object>-<pack>`, written by `fsck`
+/// for each damaged copy it finds, so that the next `add` of the same
+/// content stores a sound copy instead of reusing the damaged one.
+pub const DAMAGED_PREFIX: &str = "damaged-objects/";
+
+pub fn damaged_key(id: &ObjectId, pack: &ObjectId) -> String {
+    format!("{DAMAGED_PREFIX}{id}-{pack}")
+}
+
+/// Every damage marker: (key, object, pack).
+pub fn list_damaged(storage: &dyn Storage) -> Result<Vec<(String, ObjectId, ObjectId)>> {
+    Ok(storage
+        .list(DAMAGED_PREFIX)?
+        .into_iter()
+        .filter_map(|k| {
+            let (id, pack) = k.strip_prefix(DAMAGED_PREFIX)?.split_once('-')?;
+            let (id, pack) = (id.parse().ok()?, pack.parse().ok()?);
+            Some((k, id, pack))
+        })
+        .collect())
 }
 
 pub fn pack_key(id: &ObjectId) -> String {
@@ -191,10 +289,20 @@ impl Odb {
         tmp_dir: PathBuf,
         cfg: &RepoConfig,
     ) -> Result<(Odb, Vec<(String, RepoError)>)> {
+        let damaged = list_damaged(storage.as_ref())?
+            .into_iter()
+            .map(|(_, id, pack)| (id, pack))
+            .collect();
         let odb = Odb {
             storage,
+            damaged,
+            fresh: Mutex::new(Freshness {
+                after: Some(FRESHEN_AFTER),
+                ..Default::default()
+            }),
             tmp_dir,
             compression_level: cfg.compression.level,
+            max_chunk: cfg.chunking.max_size,
             pack_target: if cfg.storage.as_ref().is_some_and(|s| s.is_object_store()) {
                 REMOTE_PACK_TARGET_SIZE
             } else {
@@ -249,10 +357,74 @@ impl Odb {
         if idxs.is_empty() {
             return;
         }
+        let damaged = &self.damaged;
         self.state
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .add(idxs);
+            .add(idxs, damaged);
+    }
+
+    /// How old a pack must be before a deduplication hit re-dates it
+    /// (`None`: never). Default [`FRESHEN_AFTER`].
+    pub fn set_freshen_after(&self, after: Option<Duration>) {
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner()).after = after;
+    }
+
+    /// [`Odb::contains`] for a writer about to reuse the object instead of
+    /// storing it: the pack holding it is re-dated if it is old (see
+    /// [`FRESHEN_AFTER`]) when the session finishes.
+    pub fn contains_for_reuse(&self, id: &ObjectId) -> bool {
+        let slot = {
+            let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+            match st.get(id) {
+                // Only a damaged copy: store the object again.
+                Some(l) if l.damaged => return false,
+                Some(l) => (l.pack, st.packs[l.pack as usize]),
+                None => return false,
+            }
+        };
+        self.note_reuse(slot.0, slot.1);
+        true
+    }
+
+    fn note_reuse(&self, slot: u32, pack: ObjectId) {
+        let mut f = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(after) = f.after else {
+            return;
+        };
+        if f.decided.contains_key(&slot) {
+            return;
+        }
+        if f.markers.is_none() {
+            // Unreadable: as if there were none (a marker too many is harmless).
+            let newest = list_freshen(self.storage.as_ref())
+                .map(|(_, n)| n)
+                .unwrap_or_default();
+            f.markers = Some(newest);
+        }
+        let marked = f.markers.as_ref().and_then(|m| m.get(&pack)).copied();
+        let stored = self.storage.modified(&pack_key(&pack)).ok().flatten();
+        let now = SystemTime::now();
+        let stale = match stored.max(marked) {
+            Some(t) => now.duration_since(t).is_ok_and(|age| age >= after),
+            None => true,
+        };
+        f.decided.insert(slot, stale);
+        if stale {
+            f.to_mark.push(pack);
+        }
+    }
+
+    /// Writes the freshen markers of the packs deduplication hits found old.
+    pub fn write_freshen_markers(&self) -> Result<()> {
+        let packs =
+            std::mem::take(&mut self.fresh.lock().unwrap_or_else(|p| p.into_inner()).to_mark);
+        let now = SystemTime::now();
+        for pack in packs {
+            self.storage.put(&freshen_key(&pack, now), b"")?;
+            crate::failpoint::hit("write:freshen-marker");
+        }
+        Ok(())
     }
 
     pub fn contains(&self, id: &ObjectId) -> bool {
@@ -322,6 +494,7 @@ impl Odb {
             });
         }
         let key = pack_key(&pack_id);
+        self.check_bounds(id, kind, &key, &loc)?;
         let mut buf = vec![0u8; EntryHeader::LEN + loc.stored_len as usize];
         self.storage
             .read_at(&key, loc.offset, &mut buf)
@@ -331,6 +504,35 @@ impl Odb {
             Some(decoded) => Ok((decoded, 0)),
             None => Ok((buf, start)),
         }
+    }
+
+    /// Refuses, before anything is allocated for it, an object whose index
+    /// entry claims more bytes than any object of its kind can have
+    /// (`mediagit_format::limits`): a forged pack must not make a reader
+    /// allocate gigabytes.
+    fn check_bounds(
+        &self,
+        id: &ObjectId,
+        kind: ObjectKind,
+        key: &str,
+        loc: &Location,
+    ) -> Result<()> {
+        let max_raw = limits::max_object_len(kind, self.max_chunk);
+        if loc.raw_len as u64 > max_raw || loc.stored_len as u64 > limits::max_stored_len(max_raw) {
+            return Err(self.corrupt(
+                id,
+                kind,
+                key,
+                loc,
+                format!(
+                    "claims {} bytes ({} stored); a {} is at most {max_raw} bytes",
+                    loc.raw_len,
+                    loc.stored_len,
+                    kind.name()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn corrupt(
@@ -365,9 +567,16 @@ impl Odb {
         loc: &Location,
         entry: &[u8],
     ) -> Result<(Option<Vec<u8>>, usize)> {
+        // Before decoding allocates what the entry claims.
+        self.check_bounds(id, kind, key, loc)?;
         let corrupt = |reason: String| self.corrupt(id, kind, key, loc, reason);
         let h = EntryHeader::decode(entry).map_err(|e| corrupt(e.to_string()))?;
-        if h.id != *id || h.kind != kind || h.stored_len != loc.stored_len || h.codec != loc.codec {
+        if h.id != *id
+            || h.kind != kind
+            || h.stored_len != loc.stored_len
+            || h.raw_len != loc.raw_len
+            || h.codec != loc.codec
+        {
             return Err(corrupt("entry header does not match the pack index".into()));
         }
         let payload = &entry[EntryHeader::LEN..];
@@ -565,6 +774,7 @@ impl Odb {
             finished: Vec::new(),
             pending: IdSet::default(),
             ignore_packs: packs.iter().copied().collect(),
+            freshen: true,
         }
     }
 
@@ -589,6 +799,8 @@ pub struct PackSession<'a> {
     finished: Vec<(tempfile::TempPath, PackIndex)>,
     pending: IdSet,
     ignore_packs: HashSet<ObjectId>,
+    /// Re-date old packs that objects are reused from (see [`FRESHEN_AFTER`]).
+    freshen: bool,
 }
 
 impl PackSession<'_> {
@@ -597,10 +809,25 @@ impl PackSession<'_> {
         if self.pending.contains(id) {
             return true;
         }
-        if self.ignore_packs.is_empty() {
-            return self.odb.contains(id);
+        let found = if self.ignore_packs.is_empty() {
+            if self.freshen {
+                return self.odb.contains_for_reuse(id);
+            }
+            self.odb.contains(id)
+        } else {
+            matches!(self.odb.locate(id), Some((pack, l)) if !l.damaged && !self.ignore_packs.contains(&pack))
+        };
+        if found && self.freshen {
+            self.odb.contains_for_reuse(id);
         }
-        matches!(self.odb.locate(id), Some((pack, _)) if !self.ignore_packs.contains(&pack))
+        found
+    }
+
+    /// Objects found in existing packs are reused without re-dating them
+    /// (for `gc` and `fsck`, which rewrite packs themselves).
+    pub fn without_freshening(mut self) -> Self {
+        self.freshen = false;
+        self
     }
 
     /// Stores an encoded object (manifest, tree, commit, tag), compressing it
@@ -736,8 +963,12 @@ impl PackSession<'_> {
         self.pending.len()
     }
 
-    /// Stores every pack, then every index, and makes the objects visible.
+    /// Re-dates the old packs objects were reused from (freshen markers),
+    /// stores every pack, then every index, and makes the objects visible.
     pub fn finish(mut self) -> Result<()> {
+        if self.freshen {
+            self.odb.write_freshen_markers()?;
+        }
         self.close_current()?;
         let finished = std::mem::take(&mut self.finished);
         for (path, idx) in &finished {
@@ -785,7 +1016,7 @@ pub struct PackScan {
 
 /// Reads a pack sequentially, verifying every entry (decode + SHA-256) and
 /// the pack's own checksum. Memory: one entry at a time.
-pub fn scan_pack(storage: &dyn Storage, pack_id: &ObjectId) -> Result<PackScan> {
+pub fn scan_pack(storage: &dyn Storage, pack_id: &ObjectId, max_chunk: u32) -> Result<PackScan> {
     let key = pack_key(pack_id);
     let size = storage
         .size(&key)?
@@ -825,6 +1056,21 @@ pub fn scan_pack(storage: &dyn Storage, pack_id: &ObjectId) -> Result<PackScan> 
             }
         };
         let end = offset + EntryHeader::LEN as u64 + header.stored_len as u64;
+        let max_raw = limits::max_object_len(header.kind, max_chunk);
+        if header.raw_len as u64 > max_raw
+            || header.stored_len as u64 > limits::max_stored_len(max_raw)
+        {
+            // Nothing is allocated for it; the entries after it cannot be
+            // trusted to start where this one says it ends.
+            scan.fatal = Some(format!(
+                "entry {} at offset {offset} claims {} bytes ({} stored); a {} is at most {max_raw} bytes",
+                header.id,
+                header.raw_len,
+                header.stored_len,
+                header.kind.name()
+            ));
+            break;
+        }
         if end > size {
             scan.fatal = Some(format!(
                 "entry {} at offset {offset} runs past the end of the pack ({} bytes missing)",

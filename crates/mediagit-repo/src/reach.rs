@@ -98,7 +98,7 @@ impl Repository {
     pub fn roots(&self, odb: &Odb) -> Result<(Vec<Root>, Vec<BadRoot>)> {
         let mut roots = Vec::new();
         let mut bad = Vec::new();
-        for key in self.storage().list("refs/")? {
+        for key in self.ref_keys("refs/")? {
             match self.read_ref(&key) {
                 Ok(Some(id)) => {
                     let kind = odb

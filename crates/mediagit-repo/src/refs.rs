@@ -61,6 +61,37 @@ pub fn validate_ref_name(what: &'static str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a key under `refs/` as found in a store (which anyone who can
+/// write the store could have planted): `refs/heads/NAME`, `refs/tags/NAME`
+/// or `refs/<namespace>/NAME` with NAME a valid ref name. Keys that fail
+/// (`refs/heads/a/../../../evil`, a name with `ESC[31m`) are skipped by every
+/// listing, so they never block `branch`, `gc`, `fsck --repair` or `clone`
+/// for the other refs.
+pub fn check_ref_key(key: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(RepoError::InvalidRefName {
+            what: "ref",
+            name: key.into(),
+            reason,
+        })
+    };
+    let Some(rest) = key.strip_prefix("refs/") else {
+        return bad("not under refs/");
+    };
+    let Some((ns, name)) = rest.split_once('/') else {
+        return bad("no namespace (refs/heads/, refs/tags/...)");
+    };
+    if validate_ref_name("ref", ns).is_err() || ns.contains('/') {
+        return bad("bad namespace");
+    }
+    let what = match ns {
+        "heads" => "branch",
+        "tags" => "tag",
+        _ => "ref",
+    };
+    validate_ref_name(what, name)
+}
+
 /// One reflog record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReflogEntry {
@@ -269,14 +300,36 @@ impl Repository {
     }
 
     /// Names (without prefix) of the refs under `prefix` (`refs/heads/`...).
+    /// Keys that are not valid ref names are skipped ([`check_ref_key`]).
     pub fn list_refs(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
         let mut out = Vec::new();
-        for key in self.storage().list(prefix)? {
+        for key in self.ref_keys(prefix)? {
             if let Some(id) = self.read_ref(&key)? {
                 out.push((key[prefix.len()..].to_string(), id));
             }
         }
         Ok(out)
+    }
+
+    /// The keys under `prefix` (which starts with `refs/`) that are valid
+    /// ref names; the others are left alone (see [`check_ref_key`]).
+    pub fn ref_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .storage()
+            .list(prefix)?
+            .into_iter()
+            .filter(|k| check_ref_key(k).is_ok())
+            .collect())
+    }
+
+    /// The keys under `refs/` that are not valid ref names, with why.
+    pub fn invalid_ref_keys(&self) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .storage()
+            .list("refs/")?
+            .into_iter()
+            .filter_map(|k| check_ref_key(&k).err().map(|e| (k, e.to_string())))
+            .collect())
     }
 
     /// Reflogs are flat files named by the escaped ref name, so a deleted

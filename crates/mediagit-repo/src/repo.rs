@@ -26,6 +26,8 @@ pub struct Repository {
     /// The store itself, for checks that must see what it really holds.
     uncached: Arc<dyn Storage>,
     odb: OnceLock<Odb>,
+    /// How old a pack must be before reusing objects from it re-dates it.
+    freshen_after: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -141,6 +143,9 @@ impl Repository {
                 let mut c = t.clone();
                 c.core.bare = opts.bare;
                 c.storage = None;
+                // Identity belongs to the user, never to the repository a
+                // clone came from (nor to whoever can write its store).
+                c.author = Default::default();
                 c
             }
             None => RepoConfig::new(opts.bare),
@@ -285,7 +290,31 @@ impl Repository {
 
     /// [`Repository::discover`], with the credentials and endpoints of the
     /// environment for repositories whose objects live in an object store.
+    /// Repositories owned by another user are refused (see
+    /// [`Repository::discover_trusting`]).
     pub fn discover_with_env(start: &Path, env: &CloudEnv) -> Result<Repository> {
+        Repository::discover_trusting(start, env, &SafeDirectories::default())
+    }
+
+    /// [`Repository::discover_with_env`] that also opens repositories owned
+    /// by another user when `safe` lists them (the user's own setting, read
+    /// by the caller). Without this check a `.mediagit` planted in a parent
+    /// directory (`/tmp/.mediagit`, a shared drive) by someone else would
+    /// decide where this user's cloud credentials are sent.
+    pub fn discover_trusting(
+        start: &Path,
+        env: &CloudEnv,
+        safe: &SafeDirectories,
+    ) -> Result<Repository> {
+        let found = Repository::find(start)?;
+        let (dir, worktree) = &found;
+        safe.check(dir, worktree.as_deref().unwrap_or(dir))?;
+        Repository::open_dir(dir, worktree.clone(), env)
+    }
+
+    /// The repository directory containing `start` (or a parent of it), and
+    /// its working tree (`None` when bare).
+    fn find(start: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
         let start = start
             .canonicalize()
             .map_err(|e| RepoError::io("resolve", start, e))?;
@@ -293,13 +322,13 @@ impl Repository {
         while let Some(dir) = cur {
             let dot = dir.join(DOT_DIR);
             if dot.join("config.toml").is_file() {
-                return Repository::open_dir(&dot, Some(dir.to_path_buf()), env);
+                return Ok((dot, Some(dir.to_path_buf())));
             }
             if dir.join("config.toml").is_file()
                 && dir.join("HEAD").is_file()
                 && dir.join("refs").is_dir()
             {
-                return Repository::open_dir(dir, None, env);
+                return Ok((dir.to_path_buf(), None));
             }
             cur = dir.parent();
         }
@@ -338,7 +367,19 @@ impl Repository {
             storage,
             uncached,
             odb: OnceLock::new(),
+            freshen_after: Some(crate::odb::FRESHEN_AFTER),
         })
+    }
+
+    /// How old a pack must be before an `add` or `commit` that reuses
+    /// objects from it re-dates it for `gc` on other machines (default
+    /// [`crate::odb::FRESHEN_AFTER`]; `None`: never). Must be well below the
+    /// grace period every `gc` on the store uses.
+    pub fn set_freshen_after(&mut self, after: Option<std::time::Duration>) {
+        self.freshen_after = after;
+        if let Some(o) = self.odb.get() {
+            o.set_freshen_after(after);
+        }
     }
 
     pub fn config(&self) -> &RepoConfig {
@@ -388,6 +429,7 @@ impl Repository {
             return Ok(o);
         }
         let o = Odb::load(self.storage.clone(), self.dir.join("tmp"), &self.config)?;
+        o.set_freshen_after(self.freshen_after);
         Ok(self.odb.get_or_init(|| o))
     }
 
@@ -406,13 +448,21 @@ impl Repository {
             cwd.join(user)
         };
         let norm = normalize(&abs);
-        // Resolve symlinks in the parent (not the last component, which may be a link itself).
-        let norm = match (norm.parent(), norm.file_name()) {
-            (Some(p), Some(name)) => match p.canonicalize() {
-                Ok(p) => p.join(name),
-                Err(_) => norm.clone(),
-            },
-            _ => norm.clone(),
+        // Inside the working tree as written: kept as written, so that a
+        // path beyond a symlinked directory is refused by name (commands
+        // check that) rather than resolved to wherever the link points.
+        // Otherwise resolve symlinks in the parent (not the last component,
+        // which may be a link itself): the way in may go through a link.
+        let norm = if norm.starts_with(root) {
+            norm
+        } else {
+            match (norm.parent(), norm.file_name()) {
+                (Some(p), Some(name)) => match p.canonicalize() {
+                    Ok(p) => p.join(name),
+                    Err(_) => norm.clone(),
+                },
+                _ => norm.clone(),
+            }
         };
         let rel = norm
             .strip_prefix(root)
@@ -436,8 +486,67 @@ impl Repository {
                 user.display()
             )));
         }
+        if let Some(p) = parts
+            .iter()
+            .find(|p| mediagit_format::object::is_reserved_name(p))
+        {
+            return Err(RepoError::Invalid(format!(
+                "{}: {p:?} is a name reserved for the repository's own {DOT_DIR} directory (the same directory on case-insensitive filesystems)",
+                user.display()
+            )));
+        }
         Ok(parts.join("/"))
     }
+}
+
+/// Repositories owned by other users that this user trusts anyway (the
+/// user-level `[safe] directories` setting, like Git's `safe.directory`):
+/// working tree (or bare repository) paths, or `*` for all.
+#[derive(Debug, Clone, Default)]
+pub struct SafeDirectories {
+    pub directories: Vec<PathBuf>,
+}
+
+impl SafeDirectories {
+    /// Refuses `dir` (a `.mediagit` directory, or a bare repository) unless
+    /// it belongs to the user running this process, or `top` (the working
+    /// tree, or the bare repository) is listed.
+    fn check(&self, dir: &Path, top: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(dir).map_err(|e| RepoError::io("stat", dir, e))?;
+        // SAFETY: geteuid has no preconditions, cannot fail and touches no memory.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() == me {
+            return Ok(());
+        }
+        let listed = self
+            .directories
+            .iter()
+            .any(|d| d.as_os_str() == "*" || d == top || d.canonicalize().is_ok_and(|c| c == top));
+        if listed {
+            return Ok(());
+        }
+        Err(RepoError::UnsafeRepository {
+            path: top.to_path_buf(),
+            owner: user_name(meta.uid()),
+            uid: meta.uid(),
+        })
+    }
+}
+
+/// The login name of `uid` from `/etc/passwd`, or the number.
+fn user_name(uid: u32) -> String {
+    fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                let id = f.nth(1)?.parse::<u32>().ok()?;
+                (id == uid).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// Removes `.` and `..` components lexically.

@@ -50,18 +50,36 @@ pub struct Stats {
     pub largest: Vec<(String, u64)>,
 }
 
-fn tree_size(odb: &Odb, id: &ObjectId, memo: &mut HashMap<ObjectId, u64>) -> Result<u64> {
+/// Total size of the files below a tree (shared subtrees counted once per
+/// occurrence, read once). Bounded depth: trees may be hostile.
+fn tree_size(
+    odb: &Odb,
+    id: &ObjectId,
+    memo: &mut HashMap<ObjectId, u64>,
+    depth: usize,
+) -> Result<u64> {
     if let Some(s) = memo.get(id) {
         return Ok(*s);
     }
+    if depth > mediagit_format::limits::MAX_TREE_DEPTH {
+        return Err(crate::error::RepoError::CorruptObject {
+            id: *id,
+            kind: "tree",
+            location: "stats".into(),
+            reason: format!(
+                "directories nested more than {} levels deep",
+                mediagit_format::limits::MAX_TREE_DEPTH
+            ),
+        });
+    }
     let t = odb.read_tree(id)?;
-    let mut total = 0;
+    let mut total: u64 = 0;
     for e in t.entries {
-        total += match e.kind {
-            EntryKind::Dir { tree } => tree_size(odb, &tree, memo)?,
+        total = total.saturating_add(match e.kind {
+            EntryKind::Dir { tree } => tree_size(odb, &tree, memo, depth + 1)?,
             EntryKind::File { size, .. } => size,
             EntryKind::Symlink { target, .. } => target.len() as u64,
-        };
+        });
     }
     memo.insert(*id, total);
     Ok(total)
@@ -99,7 +117,9 @@ impl Repository {
             if matches!(odb.locate(id), Some((_, l)) if l.kind == ObjectKind::Commit) {
                 s.commits_reachable += 1;
                 let c = odb.read_commit(id)?;
-                s.logical_bytes += tree_size(odb, &c.tree, &mut memo)?;
+                s.logical_bytes = s
+                    .logical_bytes
+                    .saturating_add(tree_size(odb, &c.tree, &mut memo, 1)?);
             }
         }
         s.dedup_ratio = if chunks.raw_bytes > 0 {

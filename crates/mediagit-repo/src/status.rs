@@ -10,7 +10,7 @@ use crate::ingest::{hash_path, parallel_map};
 use crate::refs::Head;
 use crate::repo::Repository;
 use crate::tree::{flatten, FlatEntry, FlatTree};
-use crate::worktree::{index_kind, stat_info, walk, WalkProblem, WorktreeIndex};
+use crate::worktree::{index_kind, stat_info, walk, ParentGuard, WalkProblem, WorktreeIndex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ChangeKind {
@@ -143,13 +143,20 @@ impl Repository {
         let mut untracked = Vec::new();
         // Both sides are sorted by path bytes: one merge, no maps.
         let mut walked = files.into_iter().peekable();
+        let mut guard = ParentGuard::new(&root);
         for (path, e) in idx.under(under) {
             while let Some(f) = walked.next_if(|f| f.path.as_bytes() < path.as_bytes()) {
                 untracked.push(f.path);
             }
             let (st, kind) = match walked.next_if(|f| f.path == *path) {
                 Some(f) => (f.stat, f.kind),
-                // Not walked: deleted, or tracked but ignored. Look directly.
+                // Not walked: deleted, or tracked but ignored. Look directly,
+                // never through a symlinked directory (what it points to is
+                // not in the working tree: the file is gone from it).
+                None if guard.beyond_symlink(path).is_some() => {
+                    changed.push((path.clone(), None));
+                    continue;
+                }
                 None => match std::fs::symlink_metadata(root.join(path)) {
                     Ok(m) => match index_kind(&m) {
                         Some(k) => (stat_info(&m), k),

@@ -1,7 +1,8 @@
 //! Building trees from the index and flattening trees into path maps.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use mediagit_format::index::{IndexEntry, IndexKind};
+use mediagit_format::limits;
 use mediagit_format::object::Timestamp;
 use mediagit_format::{EntryKind, ObjectId, ObjectKind, Tree, TreeEntry};
 
@@ -45,13 +46,17 @@ enum Node {
     Dir(BTreeMap<String, Node>),
 }
 
-/// Writes the trees for the index entries and returns the root tree id.
+/// Writes the trees for the index entries and returns the root tree id;
+/// every tree's id (written or already stored) is pushed to `trees`.
 pub fn write_tree<'a>(
     session: &mut PackSession<'_>,
     entries: impl Iterator<Item = &'a IndexEntry>,
+    trees: &mut Vec<ObjectId>,
 ) -> Result<ObjectId> {
     build_tree(entries, &mut |bytes| {
-        session.put_object(ObjectKind::Tree, bytes)
+        let id = session.put_object(ObjectKind::Tree, bytes)?;
+        trees.push(id);
+        Ok(id)
     })
 }
 
@@ -121,30 +126,118 @@ fn write_dir(sink: &mut TreeSink<'_>, dir: BTreeMap<String, Node>) -> Result<Obj
 }
 
 /// All files of a tree, by path.
+///
+/// Trees come from the store and may be hostile: this never recurses (a
+/// tree nested 20,000 levels deep cannot overflow the stack), refuses trees
+/// deeper than [`limits::MAX_TREE_DEPTH`], reads each distinct subtree once,
+/// and counts the files a tree expands to before building anything, so
+/// subtrees shared thousands of times (a few kilobytes of trees naming
+/// billions of files) are refused above [`limits::MAX_TREE_FILES`] instead
+/// of exhausting memory.
 pub fn flatten(odb: &Odb, tree: &ObjectId) -> Result<FlatTree> {
+    let trees = read_bounded(odb, tree)?;
     let mut out = BTreeMap::new();
-    flatten_into(odb, tree, "", &mut out)?;
-    Ok(out)
-}
-
-fn flatten_into(odb: &Odb, tree: &ObjectId, prefix: &str, out: &mut FlatTree) -> Result<()> {
-    let t = odb.read_tree(tree)?;
-    for e in t.entries {
-        let path = if prefix.is_empty() {
-            e.name.clone()
-        } else {
-            format!("{prefix}/{}", e.name)
-        };
-        match &e.kind {
-            EntryKind::Dir { tree } => flatten_into(odb, tree, &path, out)?,
-            file => {
-                if let Some(f) = flat_entry(file) {
-                    out.insert(path, f);
+    // (tree, path prefix) still to expand; at most depth × width entries.
+    let mut stack: Vec<(ObjectId, String)> = vec![(*tree, String::new())];
+    while let Some((id, prefix)) = stack.pop() {
+        let t = &trees[&id].0;
+        for e in &t.entries {
+            let path = if prefix.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{prefix}/{}", e.name)
+            };
+            match &e.kind {
+                EntryKind::Dir { tree } => stack.push((*tree, path)),
+                file => {
+                    if let Some(f) = flat_entry(file) {
+                        out.insert(path, f);
+                    }
                 }
             }
         }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Every distinct tree below `root` (itself included), each read once,
+/// with the number of files it expands to; refuses trees too deep or too
+/// large to flatten. Iterative, post-order.
+fn read_bounded(odb: &Odb, root: &ObjectId) -> Result<HashMap<ObjectId, (Tree, u64)>> {
+    let too = |reason: String| RepoError::CorruptObject {
+        id: *root,
+        kind: "tree",
+        location: "flattening".into(),
+        reason,
+    };
+    // id -> (tree, files, height); files/height valid once `done`.
+    let mut trees: HashMap<ObjectId, (Tree, u64, usize, bool)> = HashMap::new();
+    let mut stack: Vec<(ObjectId, bool, usize)> = vec![(*root, false, 1)];
+    let deep = || {
+        too(format!(
+            "directories nested more than {} levels deep",
+            limits::MAX_TREE_DEPTH
+        ))
+    };
+    while let Some((id, expanded, depth)) = stack.pop() {
+        if !expanded {
+            match trees.get(&id) {
+                Some((.., true)) => continue,
+                // Seen but not done: it would contain itself, which content
+                // addressing makes impossible; refuse rather than loop.
+                Some(_) => return Err(too(format!("tree {id} contains itself"))),
+                None => {}
+            }
+            if depth > limits::MAX_TREE_DEPTH {
+                return Err(deep());
+            }
+            let t = odb.read_tree(&id)?;
+            stack.push((id, true, depth));
+            for e in &t.entries {
+                if let EntryKind::Dir { tree } = &e.kind {
+                    if !trees.get(tree).is_some_and(|t| t.3) {
+                        stack.push((*tree, false, depth + 1));
+                    }
+                }
+            }
+            trees.insert(id, (t, 0, 0, false));
+            continue;
+        }
+        let (files, height) = {
+            let t = &trees[&id].0;
+            let mut files: u64 = 0;
+            let mut height = 1;
+            for e in &t.entries {
+                match &e.kind {
+                    EntryKind::Dir { tree } => {
+                        let (_, f, h, _) = &trees[tree];
+                        files = files.saturating_add(*f);
+                        height = height.max(h + 1);
+                    }
+                    _ => files += 1,
+                }
+            }
+            (files, height)
+        };
+        // A tree done before at a shallower place may sit deeper here.
+        if height.saturating_add(depth - 1) > limits::MAX_TREE_DEPTH {
+            return Err(deep());
+        }
+        if files > limits::MAX_TREE_FILES {
+            return Err(too(format!(
+                "the tree expands to more than {} files",
+                limits::MAX_TREE_FILES
+            )));
+        }
+        let slot = trees.get_mut(&id).expect("inserted when expanded");
+        slot.1 = files;
+        slot.2 = height;
+        slot.3 = true;
+    }
+    Ok(trees
+        .into_iter()
+        .map(|(id, (t, files, ..))| (id, (t, files)))
+        .collect())
 }
 
 /// The file (or symlink) a tree entry describes; `None` for a directory.

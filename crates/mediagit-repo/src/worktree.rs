@@ -352,6 +352,92 @@ impl Repository {
     }
 }
 
+/// The first leading directory of repository path `path` that is a
+/// symbolic link, if any (as a repository path). Reading, writing or
+/// removing `path` would go through it, to files outside the working tree:
+/// the symlink itself is content; what it points to is not.
+pub fn symlinked_parent(root: &Path, path: &str) -> Option<String> {
+    ParentGuard::new(root).beyond_symlink(path)
+}
+
+/// Refuses a path one of whose leading directories is a symbolic link (as
+/// Git refuses a path "beyond a symbolic link").
+pub fn refuse_symlinked_parent(root: &Path, path: &str) -> Result<()> {
+    match symlinked_parent(root, path) {
+        Some(link) => Err(RepoError::BeyondSymlink {
+            path: path.to_string(),
+            link,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// [`symlinked_parent`] for many paths, remembering the directories already
+/// found to be real ones (a checkout or `commit -a` of 100,000 files does
+/// not `lstat` each parent 100,000 times).
+pub struct ParentGuard<'a> {
+    root: &'a Path,
+    real_dirs: std::collections::HashSet<String>,
+}
+
+impl<'a> ParentGuard<'a> {
+    pub fn new(root: &'a Path) -> Self {
+        ParentGuard {
+            root,
+            real_dirs: Default::default(),
+        }
+    }
+
+    /// The leading directory of `path` that is a symbolic link, if any.
+    pub fn beyond_symlink(&mut self, path: &str) -> Option<String> {
+        let mut end = 0;
+        while let Some(i) = path[end..].find('/') {
+            end += i;
+            let dir = &path[..end];
+            end += 1;
+            if self.real_dirs.contains(dir) {
+                continue;
+            }
+            match fs::symlink_metadata(self.root.join(dir)) {
+                Ok(m) if m.file_type().is_symlink() => return Some(dir.to_string()),
+                Ok(m) if m.is_dir() => {
+                    self.real_dirs.insert(dir.to_string());
+                }
+                // Missing (created later) or a file: nothing to follow.
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Refuses `path` if it is beyond a symbolic link.
+    pub fn check(&mut self, path: &str) -> Result<()> {
+        match self.beyond_symlink(path) {
+            Some(link) => Err(RepoError::BeyondSymlink {
+                path: path.to_string(),
+                link,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A symlink's target as MediaGit stores it, or why it cannot be stored
+/// (not UTF-8, empty, too long): such a link is skipped with a warning, like
+/// a socket or a fifo, never a reason to stop `add -A`.
+pub fn read_symlink_target(abs: &Path) -> Result<std::result::Result<String, String>> {
+    let t = fs::read_link(abs).map_err(|e| RepoError::io("read link", abs, e))?;
+    let Some(t) = t.to_str() else {
+        return Ok(Err(
+            "symbolic link whose target is not valid UTF-8; skipped".into(),
+        ));
+    };
+    if let Err(e) = mediagit_format::object::validate_symlink_target(t) {
+        return Ok(Err(format!("symbolic link not stored ({e}); skipped")));
+    }
+    Ok(Ok(t.to_string()))
+}
+
 /// A file (or symlink) found in the working tree.
 #[derive(Debug)]
 pub struct WalkedFile {
@@ -647,6 +733,13 @@ impl Walker {
                 });
                 continue;
             };
+            if mediagit_format::object::is_reserved_name(name) {
+                self.problems.push(WalkProblem {
+                    path: entry.path(),
+                    message: "name reserved for the repository's own .mediagit directory (on case-insensitive filesystems they are the same); skipped".into(),
+                });
+                continue;
+            }
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
             if any_rules && self.ignored(&entry.path(), is_dir) {
                 continue;

@@ -144,6 +144,20 @@ impl Env {
         short
     }
 
+    /// A user settings directory (for `XDG_CONFIG_HOME`) that trusts every
+    /// repository: for tests that run the binary as another user
+    /// (`setpriv`) on repositories root made.
+    pub fn trusting_settings(&self) -> PathBuf {
+        let xdg = self.root().join("xdg-trust-all");
+        std::fs::create_dir_all(xdg.join("mediagit")).unwrap();
+        std::fs::write(
+            xdg.join("mediagit/config.toml"),
+            "[safe]\ndirectories = [\"*\"]\n",
+        )
+        .unwrap();
+        xdg
+    }
+
     /// Snapshot of `.mediagit` (every file's hash), to prove a failed command changed nothing.
     pub fn repo_state(&self) -> std::collections::BTreeMap<String, String> {
         let mut m = tree_hashes(&self.repo().join(".mediagit"));

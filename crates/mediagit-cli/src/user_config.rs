@@ -1,0 +1,81 @@
+//! The user's own settings: `$XDG_CONFIG_HOME/mediagit/config.toml`
+//! (default `~/.config/mediagit/config.toml`). Unlike a repository's
+//! `.mediagit/config.toml`, nobody else can write it, so it is where trust
+//! decisions live: which repositories owned by other users may be opened.
+//!
+//! ```toml
+//! [safe]
+//! directories = ["/srv/projects/film", "/mnt/shared/photos"]   # or ["*"]
+//! ```
+use std::path::PathBuf;
+
+use mediagit_repo::SafeDirectories;
+
+use crate::command_error::CommandError;
+
+/// Where the user's settings are read from.
+pub fn path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        })?;
+    Some(base.join("mediagit").join("config.toml"))
+}
+
+/// [`path`] for messages.
+pub fn describe_path() -> String {
+    path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "~/.config/mediagit/config.toml".into())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct UserConfig {
+    #[serde(default)]
+    safe: Safe,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Safe {
+    #[serde(default)]
+    directories: Vec<PathBuf>,
+}
+
+/// The `[safe] directories` setting (empty when there is no file).
+pub fn safe_directories() -> Result<SafeDirectories, CommandError> {
+    let Some(p) = path() else {
+        return Ok(SafeDirectories::default());
+    };
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SafeDirectories::default()),
+        // Run as another user with this HOME (sudo, setpriv): as if there
+        // were no settings, which trusts nothing more (as Git does).
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!(
+                "warning: cannot read your settings {}: {e}; ignoring them",
+                p.display()
+            );
+            return Ok(SafeDirectories::default());
+        }
+        Err(e) => {
+            return Err(CommandError::user(format!(
+                "cannot read your settings {}: {e}",
+                p.display()
+            )))
+        }
+    };
+    let cfg: UserConfig = toml::from_str(&text).map_err(|e| {
+        CommandError::user(format!("{}: {}", p.display(), e.message()))
+            .with_hint("the file holds `[safe] directories = [\"/path/to/repo\"]`")
+    })?;
+    Ok(SafeDirectories {
+        directories: cfg.safe.directories,
+    })
+}

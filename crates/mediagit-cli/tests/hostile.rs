@@ -1,0 +1,700 @@
+//! Hostile stores and hostile working trees, each case as an outside probe
+//! found it: crafted trees (20,000 levels deep, shared subtrees that expand
+//! exponentially, forged sizes, NUL in symlink targets, reserved names),
+//! decompression bombs, control characters in names, planted refs and
+//! repositories, symlinked directories in the working tree, and `gc` on a
+//! store shared by two working trees. Every test checks what the user sees
+//! and that nothing outside the working tree was touched.
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use common::*;
+use mediagit_format::object::Timestamp;
+use mediagit_format::pack::Codec;
+use mediagit_format::{Commit, EntryKind, Manifest, ManifestChunk, ObjectId, ObjectKind};
+use mediagit_format::{Signature, Tree, TreeEntry};
+use mediagit_repo::Repository;
+
+fn sig() -> Signature {
+    Signature {
+        name: "Mallory".into(),
+        email: "m@example.com".into(),
+        time: 1_700_000_000,
+        tz_offset_minutes: 0,
+    }
+}
+
+/// Writes objects into the repository at `repo` with the library (as a
+/// hostile machine sharing the store could), then points `branch` at the
+/// commit of the root tree `build` returns.
+fn craft(
+    repo: &Path,
+    branch: &str,
+    build: impl FnOnce(&mut mediagit_repo::odb::PackSession<'_>) -> ObjectId,
+) -> ObjectId {
+    let r = Repository::discover(repo).unwrap();
+    let odb = r.odb().unwrap();
+    let mut s = odb.session();
+    let tree = build(&mut s);
+    let commit = Commit {
+        tree,
+        parents: vec![],
+        author: sig(),
+        committer: sig(),
+        message: "crafted\n".into(),
+    };
+    let id = s.put_object(ObjectKind::Commit, &commit.encode()).unwrap();
+    s.finish().unwrap();
+    r.cas_ref(&format!("refs/heads/{branch}"), None, Some(id))
+        .unwrap();
+    id
+}
+
+/// A tree from entries, sorted as the format requires. Encoded without
+/// validation, as a hostile writer would.
+fn put_tree(s: &mut mediagit_repo::odb::PackSession<'_>, mut entries: Vec<TreeEntry>) -> ObjectId {
+    entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    s.put_object(ObjectKind::Tree, &Tree { entries }.encode())
+        .unwrap()
+}
+
+fn dir(name: &str, tree: ObjectId) -> TreeEntry {
+    TreeEntry {
+        name: name.into(),
+        kind: EntryKind::Dir { tree },
+    }
+}
+
+fn file(name: &str, size: u64, content: ObjectId, manifest: ObjectId) -> TreeEntry {
+    TreeEntry {
+        name: name.into(),
+        kind: EntryKind::File {
+            executable: false,
+            size,
+            mtime: Timestamp::default(),
+            content,
+            manifest,
+        },
+    }
+}
+
+/// Stores `data` as one chunk and its manifest; returns (content, manifest).
+fn put_file(s: &mut mediagit_repo::odb::PackSession<'_>, data: &[u8]) -> (ObjectId, ObjectId) {
+    let chunk = s.put_object(ObjectKind::Chunk, data).unwrap();
+    let m = Manifest {
+        content: ObjectId::hash(data),
+        size: data.len() as u64,
+        chunks: vec![ManifestChunk {
+            id: chunk,
+            len: data.len() as u32,
+        }],
+    };
+    let mid = s.put_object(ObjectKind::Manifest, &m.encode()).unwrap();
+    (m.content, mid)
+}
+
+fn run(env: &Env, dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = env.cmd_in(dir, args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn base_commit(env: &Env) {
+    env.write("keep.txt", b"keep\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "base"]);
+}
+
+// ---- 4. trees nested 20,000 levels deep ----
+
+#[test]
+fn a_tree_nested_20000_levels_is_refused_not_a_stack_overflow() {
+    let env = Env::new();
+    base_commit(&env);
+    craft(&env.repo(), "deep", |s| {
+        let (c, m) = put_file(s, b"bottom\n");
+        let mut t = put_tree(s, vec![file("f", 7, c, m)]);
+        for _ in 0..20_000 {
+            t = put_tree(s, vec![dir("d", t)]);
+        }
+        t
+    });
+    for args in [
+        &["ls-tree", "-r", "deep"][..],
+        &["switch", "deep"][..],
+        &["diff", "main", "deep"][..],
+    ] {
+        let (code, _, err) = run(&env, &env.repo(), args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("nested more than 1024 levels"),
+            "{args:?}: {err}"
+        );
+    }
+    // The working tree and HEAD are as they were.
+    assert_eq!(env.read("keep.txt"), b"keep\n");
+    assert!(env.ok(&["status"]).contains("main"));
+    // clone of the repository (HEAD is main): fine; of the branch: refused.
+    env.ok_in(env.root(), &["clone", "repo", "copy"]);
+    let (code, _, err) = run(&env, &env.root().join("copy"), &["switch", "deep"]);
+    assert_eq!(code, Some(1), "{err}");
+}
+
+// ---- 5. shared subtrees that expand exponentially ----
+
+#[test]
+fn shared_subtrees_that_expand_to_billions_of_files_are_refused_up_front() {
+    let env = Env::new();
+    base_commit(&env);
+    craft(&env.repo(), "bomb", |s| {
+        let (c, m) = put_file(s, b"x\n");
+        let mut t = put_tree(s, vec![file("a", 2, c, m), file("b", 2, c, m)]);
+        // 40 levels of two names for the same subtree: 2^41 files.
+        for _ in 0..40 {
+            t = put_tree(s, vec![dir("l", t), dir("r", t)]);
+        }
+        t
+    });
+    let started = std::time::Instant::now();
+    let (code, _, err) = run(&env, &env.repo(), &["ls-tree", "-r", "bomb"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("expands to more than 10000000 files"), "{err}");
+    // Refused from the counts, before building anything: well under the
+    // seconds that materialising even the cap would take.
+    assert!(started.elapsed().as_secs() < 60);
+    let (code, _, err) = run(&env, &env.repo(), &["switch", "bomb"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(env.read("keep.txt"), b"keep\n");
+}
+
+// ---- 6. decompression bombs ----
+
+#[test]
+fn a_chunk_claiming_gigabytes_is_refused_before_allocation() {
+    let env = Env::new();
+    base_commit(&env);
+    // A zstd frame of 4 GiB of zeros is about 130 KB; a hostile entry need
+    // not even be valid: the claim alone must be refused.
+    let fake = ObjectId::hash(b"four gibibytes of zeros");
+    craft(&env.repo(), "zip", |s| {
+        s.put_encoded(
+            ObjectKind::Chunk,
+            fake,
+            Codec::Zstd,
+            u32::MAX as usize,
+            &[0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0],
+        )
+        .unwrap();
+        let m = Manifest {
+            content: fake,
+            size: u32::MAX as u64,
+            chunks: vec![ManifestChunk {
+                id: fake,
+                len: u32::MAX,
+            }],
+        };
+        let mid = s.put_object(ObjectKind::Manifest, &m.encode()).unwrap();
+        put_tree(s, vec![file("big.bin", u32::MAX as u64, fake, mid)])
+    });
+    let (code, out, err) = run(&env, &env.repo(), &["cat", "zip:big.bin"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("a chunk is at most 2097152 bytes") && err.contains(&fake.to_string()),
+        "{err}"
+    );
+    // fsck's own scan refuses it too, and names the pack.
+    let (code, out, err) = run(&env, &env.repo(), &["fsck"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("a chunk is at most 2097152 bytes"),
+        "{out}{err}"
+    );
+}
+
+// ---- 7. forged sizes in trees ----
+
+#[test]
+fn a_tree_entry_that_disagrees_with_its_manifest_is_refused_before_writing() {
+    let env = Env::new();
+    base_commit(&env);
+    let data = vec![7u8; 300_000];
+    craft(&env.repo(), "forged", |s| {
+        let (c, m) = put_file(s, &data);
+        // The tree says 1 byte; the manifest restores 300,000.
+        put_tree(s, vec![file("small.txt", 1, c, m), file("z.txt", 1, c, m)])
+    });
+    let (code, _, err) = run(&env, &env.repo(), &["switch", "forged"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("tree entry small.txt") && err.contains("300000 bytes"),
+        "{err}"
+    );
+    assert!(!env.repo().join("small.txt").exists(), "nothing written");
+    assert!(env.ok(&["status"]).contains("On branch main"));
+    // A content id that is not the manifest's (ls-files would show a lie).
+    craft(&env.repo(), "forged2", |s| {
+        let (_, m) = put_file(s, &data);
+        put_tree(
+            s,
+            vec![file("other.txt", 300_000, ObjectId::hash(b"else"), m)],
+        )
+    });
+    let (code, _, err) = run(
+        &env,
+        &env.repo(),
+        &["checkout", "forged2", "--", "other.txt"],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("tree entry other.txt"), "{err}");
+    assert!(!env.repo().join("other.txt").exists());
+}
+
+// ---- 8. symlink targets ----
+
+#[test]
+fn a_symlink_target_with_nul_is_refused_before_checkout_changes_anything() {
+    let env = Env::new();
+    base_commit(&env);
+    craft(&env.repo(), "nul", |s| {
+        let (c, m) = put_file(s, b"changed\n");
+        put_tree(
+            s,
+            vec![
+                file("keep.txt", 8, c, m),
+                TreeEntry {
+                    name: "link".into(),
+                    kind: EntryKind::Symlink {
+                        target: "a\0b".into(),
+                        mtime: Timestamp::default(),
+                    },
+                },
+            ],
+        )
+    });
+    let (code, _, err) = run(&env, &env.repo(), &["switch", "nul"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("NUL"), "{err}");
+    assert_eq!(env.read("keep.txt"), b"keep\n", "no file rewritten");
+    assert!(
+        env.ok(&["status"]).contains("On branch main"),
+        "HEAD unchanged"
+    );
+}
+
+#[test]
+fn a_symlink_whose_target_is_not_utf8_is_skipped_with_a_warning() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    env.write("photo.jpg", b"jpeg\n");
+    symlink(
+        std::ffi::OsStr::from_bytes(b"caf\xe9.jpg"),
+        env.repo().join("latin1-link"),
+    )
+    .unwrap();
+    let out = env.cmd(&["add", "-A"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("latin1-link") && err.contains("target is not valid UTF-8"),
+        "{err}"
+    );
+    assert!(!err.contains("file name"), "the name is fine: {err}");
+    let files = env.ok(&["ls-files"]);
+    assert!(
+        files.contains("photo.jpg") && !files.contains("latin1-link"),
+        "{files}"
+    );
+}
+
+// ---- 9. control characters on the terminal, planted ref names ----
+
+#[test]
+fn control_characters_in_names_never_reach_the_terminal() {
+    let env = Env::new();
+    env.write("evil\u{1b}[2J.txt", b"x\n");
+    env.write("c1\u{9b}31m.txt", b"y\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "names"]);
+    for args in [
+        &["ls-files"][..],
+        &["ls-tree", "-r", "HEAD"][..],
+        &["log", "--stat"][..],
+        &["show", "HEAD"][..],
+    ] {
+        let out = env.ok(args);
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{9b}'),
+            "{args:?}: {out:?}"
+        );
+        assert!(out.contains("evil\\u001b[2J.txt"), "{args:?}: {out}");
+    }
+    // `cat` writes content as it is (a file may hold anything).
+    env.write("esc.bin", b"\x1b[2J");
+    env.ok(&["add", "esc.bin"]);
+    env.ok(&["commit", "-m", "esc"]);
+    let out = env.cmd(&["cat", "HEAD:esc.bin"]).output().unwrap();
+    assert_eq!(out.stdout, b"\x1b[2J");
+}
+
+#[test]
+fn a_planted_ref_name_is_ignored_by_branch_and_not_copied_by_clone() {
+    let env = Env::new();
+    base_commit(&env);
+    let head = fs::read_to_string(env.repo().join(".mediagit/refs/heads/main")).unwrap();
+    fs::write(
+        env.repo().join(".mediagit/refs/heads/evil\u{1b}[31mRED"),
+        &head,
+    )
+    .unwrap();
+    let out = env.ok(&["branch"]);
+    assert!(out.contains("main") && !out.contains("evil"), "{out:?}");
+    env.ok(&["gc"]);
+    let (code, out, err) = run(&env, env.root(), &["clone", "repo", "copy"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("not copied"), "{err}");
+    assert!(!out.contains('\u{1b}'));
+    let copied: Vec<String> = fs::read_dir(env.root().join("copy/.mediagit/refs/heads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(copied, vec!["main".to_string()]);
+}
+
+// ---- 10. names that are the repository directory elsewhere ----
+
+#[test]
+fn names_equal_to_mediagit_on_other_filesystems_are_refused() {
+    let env = Env::new();
+    base_commit(&env);
+    // In a crafted tree: refused on decode, nothing written.
+    for (i, name) in [".MediaGit", ".mediagit ", ".MEDIAGIT.", "MEDIAG~1"]
+        .iter()
+        .enumerate()
+    {
+        let branch = format!("case{i}");
+        craft(&env.repo(), &branch, |s| {
+            let (c, m) = put_file(s, b"[core]\n");
+            let inner = put_tree(s, vec![file("config.toml", 7, c, m)]);
+            put_tree(s, vec![dir(name, inner)])
+        });
+        let (code, _, err) = run(&env, &env.repo(), &["switch", &branch]);
+        assert_eq!(code, Some(1), "{name:?}: {err}");
+        assert!(err.contains("reserved"), "{name:?}: {err}");
+        assert!(!env.repo().join(name).exists());
+    }
+    // In the working tree (a case-sensitive disk): skipped with a warning.
+    env.write(".MediaGit/config.toml", b"[storage]\n");
+    let out = env.cmd(&["add", "-A"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reserved"));
+    assert!(!env.ok(&["ls-files"]).contains("MediaGit"));
+    let err = env.fail(&["add", ".MediaGit/config.toml"]);
+    assert!(err.contains("reserved"), "{err}");
+}
+
+// ---- 11. identity is not cloned ----
+
+#[test]
+fn a_clone_does_not_take_the_source_repositorys_author() {
+    let env = Env::new();
+    base_commit(&env);
+    let cfg = env.repo().join(".mediagit/config.toml");
+    let mut text = fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[author]\nname = \"Impostor\"\nemail = \"impostor@example.com\"\n");
+    fs::write(&cfg, text).unwrap();
+    env.ok_in(env.root(), &["clone", "repo", "copy"]);
+    let copied = fs::read_to_string(env.root().join("copy/.mediagit/config.toml")).unwrap();
+    assert!(!copied.contains("Impostor"), "{copied}");
+    let out = env
+        .cmd_in(
+            &env.root().join("copy"),
+            &["commit", "--allow-empty", "-m", "x"],
+        )
+        .env_remove("MEDIAGIT_AUTHOR_NAME")
+        .env_remove("MEDIAGIT_AUTHOR_EMAIL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no author identity"));
+}
+
+// ---- 2, 3. symlinked directories in the working tree ----
+
+/// A repository with `footage/a.mov` committed, then `footage` moved to
+/// another disk (`nas/footage`) and symlinked back. Returns the NAS path.
+fn moved_to_nas(env: &Env) -> std::path::PathBuf {
+    env.write("footage/a.mov", b"original take\n");
+    env.write("notes.txt", b"notes\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "footage"]);
+    let nas = env.root().join("nas");
+    fs::create_dir(&nas).unwrap();
+    fs::rename(env.repo().join("footage"), nas.join("footage")).unwrap();
+    symlink(nas.join("footage"), env.repo().join("footage")).unwrap();
+    nas.join("footage")
+}
+
+#[test]
+fn rm_never_deletes_through_a_symlinked_directory() {
+    let env = Env::new();
+    let nas = moved_to_nas(&env);
+    for args in [
+        &["rm", "-r", "footage"][..],
+        &["rm", "-r", "-f", "footage"][..],
+        &["rm", "footage/a.mov"][..],
+    ] {
+        let err = env.fail(args);
+        assert!(err.contains("beyond a symbolic link"), "{args:?}: {err}");
+    }
+    assert_eq!(fs::read(nas.join("a.mov")).unwrap(), b"original take\n");
+    // Only the index: allowed, nothing on disk touched.
+    env.ok(&["rm", "-r", "--cached", "footage"]);
+    assert_eq!(fs::read(nas.join("a.mov")).unwrap(), b"original take\n");
+}
+
+#[test]
+fn mv_add_and_restore_refuse_paths_beyond_a_symlink() {
+    let env = Env::new();
+    let nas = moved_to_nas(&env);
+    let err = env.fail(&["mv", "notes.txt", "footage"]);
+    assert!(err.contains("beyond a symbolic link"), "{err}");
+    assert!(!nas.join("notes.txt").exists());
+    assert_eq!(env.read("notes.txt"), b"notes\n");
+    let err = env.fail(&["mv", "footage/a.mov", "b.mov"]);
+    assert!(err.contains("beyond a symbolic link"), "{err}");
+    fs::write(nas.join("a.mov"), b"edited on the NAS\n").unwrap();
+    let err = env.fail(&["add", "footage/a.mov"]);
+    assert!(err.contains("beyond a symbolic link"), "{err}");
+    let err = env.fail(&["checkout", "HEAD", "--", "footage/a.mov"]);
+    assert!(err.contains("beyond a symbolic link"), "{err}");
+    assert_eq!(fs::read(nas.join("a.mov")).unwrap(), b"edited on the NAS\n");
+}
+
+#[test]
+fn commit_a_and_add_all_never_read_through_a_symlinked_directory() {
+    let env = Env::new();
+    let nas = moved_to_nas(&env);
+    // Edited outside the working tree: must not be committed as footage/a.mov.
+    fs::write(nas.join("a.mov"), b"secret from elsewhere\n").unwrap();
+    let st = env.ok(&["status"]);
+    assert!(
+        st.contains("deleted:") && st.contains("footage/a.mov"),
+        "{st}"
+    );
+    env.ok(&["commit", "-a", "-m", "tracked only"]);
+    let files = env.ok(&["ls-files"]);
+    assert!(!files.contains("footage/a.mov"), "{files}");
+    let (code, out, _) = run(&env, &env.repo(), &["cat", "HEAD:footage/a.mov"]);
+    assert_eq!(code, Some(1), "{out}");
+    // add -A stages the symlink itself, and the index stays committable.
+    env.ok(&["add", "-A"]);
+    let files = env.ok(&["ls-files", "-l"]);
+    assert!(
+        files.contains("footage") && !files.contains("footage/"),
+        "{files}"
+    );
+    env.ok(&["commit", "-m", "the link"]);
+    assert!(env.ok(&["status"]).contains("nothing to commit"));
+}
+
+// ---- 13. repositories owned by someone else ----
+
+#[test]
+fn a_repository_owned_by_another_user_is_refused_unless_listed() {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("not root: cannot chown to another user; skipping");
+        return;
+    }
+    let env = Env::new();
+    base_commit(&env);
+    let outer = env.root().join("shared");
+    fs::create_dir(&outer).unwrap();
+    // Someone else's repository in a parent directory of the user's folder.
+    env.ok_in(env.root(), &["init", "shared"]);
+    let sub = outer.join("project");
+    fs::create_dir(&sub).unwrap();
+    let dot = outer.join(".mediagit");
+    chown_r(&dot, 4242);
+    let xdg = env.root().join("xdg");
+    let status = |extra: Option<&str>| {
+        if let Some(cfg) = extra {
+            fs::create_dir_all(xdg.join("mediagit")).unwrap();
+            fs::write(xdg.join("mediagit/config.toml"), cfg).unwrap();
+        }
+        env.cmd_in(&sub, &["status"])
+            .env("XDG_CONFIG_HOME", &xdg)
+            .output()
+            .unwrap()
+    };
+    let out = status(None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("owned by") && err.contains("4242"), "{err}");
+    assert!(err.contains("[safe]"), "{err}");
+    let listed = format!(
+        "[safe]\ndirectories = [{:?}]\n",
+        outer.canonicalize().unwrap().display().to_string()
+    );
+    let out = status(Some(&listed));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = status(Some("[safe]\ndirectories = [\"/elsewhere\"]\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let out = status(Some("[safe]\ndirectories = [\"*\"]\n"));
+    assert!(out.status.success());
+}
+
+fn chown_r(p: &Path, uid: u32) {
+    let st = std::process::Command::new("chown")
+        .args(["-R", &uid.to_string(), &p.display().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+// ---- 14. a damaged chunk heals when its file is added again ----
+
+#[test]
+fn adding_the_original_file_again_heals_a_damaged_chunk() {
+    let env = Env::new();
+    write_random(&env.repo().join("clip.mov"), 3_000_000, 11);
+    let want = sha256_file(&env.repo().join("clip.mov"));
+    let original = fs::read(env.repo().join("clip.mov")).unwrap();
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "clip"]);
+    // Flip a byte in the middle of the pack (inside a chunk's payload).
+    // The largest pack holds the clip's chunks (the commit has its own).
+    let pack = packs(&env)
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&pack, &bytes).unwrap();
+    let (code, out, _) = run(&env, &env.repo(), &["fsck"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("corrupt"), "{out}");
+    // The user restores the file from a backup and adds it again.
+    fs::remove_file(env.repo().join("clip.mov")).unwrap();
+    fs::write(env.repo().join("clip.mov"), &original).unwrap();
+    env.ok(&["rm", "--cached", "clip.mov"]);
+    env.ok(&["add", "clip.mov"]);
+    env.ok(&["commit", "--allow-empty", "-m", "re-added"]);
+    let (code, out, err) = run(&env, &env.repo(), &["fsck"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("superseded"), "{out}");
+    fs::remove_file(env.repo().join("clip.mov")).unwrap();
+    env.ok(&["checkout", "HEAD~1", "--", "clip.mov"]);
+    assert_eq!(sha256_file(&env.repo().join("clip.mov")), want);
+    env.ok(&["verify", "HEAD~1"]);
+}
+
+// ---- 1. gc on a store shared by two working trees ----
+
+/// Two working trees on one directory store: `a` (returned) and `b`.
+fn shared_store(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
+    let store = env.root().join("store");
+    env.ok_in(
+        env.root(),
+        &["init", "a", "--storage", &store.display().to_string()],
+    );
+    let a = env.root().join("a");
+    fs::write(a.join("readme.txt"), b"shared\n").unwrap();
+    env.ok_in(&a, &["add", "-A"]);
+    env.ok_in(&a, &["commit", "-m", "first"]);
+    // A file:// URL joins the store (a plain path would make a copy).
+    let url = format!("file://{}", store.display());
+    env.ok_in(env.root(), &["clone", &url, "b"]);
+    (a, env.root().join("b"))
+}
+
+/// Sets every pack (and freshen marker) of the store back `days` days.
+fn age_store(store: &Path, days: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+    for e in fs::read_dir(store.join("packs")).unwrap() {
+        let f = fs::File::options()
+            .write(true)
+            .open(e.unwrap().path())
+            .unwrap();
+        f.set_modified(t).unwrap();
+    }
+}
+
+/// B commits a clip on a branch, deletes the branch, and the packs age past
+/// the grace period; B adds the same clip again (every object deduplicated).
+fn reuse_old_objects(env: &Env, b: &Path) -> String {
+    env.ok_in(b, &["switch", "-c", "idea"]);
+    write_random(&b.join("clip.mov"), 4_000_000, 5);
+    let want = sha256_file(&b.join("clip.mov"));
+    env.ok_in(b, &["add", "clip.mov"]);
+    env.ok_in(b, &["commit", "-m", "idea"]);
+    let keep = fs::read(b.join("clip.mov")).unwrap();
+    env.ok_in(b, &["switch", "main"]);
+    env.ok_in(b, &["branch", "delete", "-D", "idea"]);
+    age_store(&env.root().join("store"), 30);
+    fs::write(b.join("clip.mov"), keep).unwrap();
+    env.ok_in(b, &["add", "clip.mov"]);
+    want
+}
+
+#[test]
+fn gc_on_another_working_tree_keeps_objects_this_one_reused() {
+    let env = Env::empty();
+    let (a, b) = shared_store(&env);
+    let want = reuse_old_objects(&env, &b);
+    // A's gc: the clip is unreachable from A's roots and its pack is old.
+    let out = env.ok_in(&a, &["gc"]);
+    assert!(out.contains("removed"), "{out}");
+    env.ok_in(&b, &["commit", "-m", "clip again"]);
+    fs::remove_file(b.join("clip.mov")).unwrap();
+    env.ok_in(&b, &["checkout", "HEAD", "--", "clip.mov"]);
+    assert_eq!(sha256_file(&b.join("clip.mov")), want);
+    // (Not `fsck` in b: b's reflog still names the deleted branch's commit,
+    // which a's gc removed; gc sees only its own working tree's reflogs.)
+    env.ok_in(&b, &["verify"]);
+    // A later gc with the default grace period still keeps it (reachable).
+    env.ok_in(&a, &["switch", "main"]);
+    env.ok_in(&a, &["gc"]);
+    env.ok_in(&b, &["verify"]);
+}
+
+#[test]
+fn commit_refuses_objects_a_gc_removed_after_they_were_staged() {
+    let env = Env::empty();
+    let (a, b) = shared_store(&env);
+    let want = reuse_old_objects(&env, &b);
+    // `--prune=now` overrides the grace period (FORMAT.md says not to on a
+    // shared store): the reused objects go despite their freshen markers.
+    env.ok_in(&a, &["gc", "--prune=now"]);
+    let out = env
+        .cmd_in(&b, &["commit", "-m", "clip again"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing was committed") && err.contains("clip.mov"),
+        "{err}"
+    );
+    assert!(err.contains("mediagit add"), "{err}");
+    // As the hint says: add again, commit, and the clip restores exactly.
+    env.ok_in(&b, &["add", "clip.mov"]);
+    env.ok_in(&b, &["commit", "-m", "clip again"]);
+    fs::remove_file(b.join("clip.mov")).unwrap();
+    env.ok_in(&b, &["checkout", "HEAD", "--", "clip.mov"]);
+    assert_eq!(sha256_file(&b.join("clip.mov")), want);
+    env.ok_in(&b, &["verify"]);
+}
