@@ -408,3 +408,52 @@ fn refused_credentials_are_named() {
     assert!(err.contains("refused the credentials"), "{err}");
     assert!(!env.root().join("w").exists());
 }
+
+/// Two working trees on one S3 prefix: b reuses objects of a pack only a
+/// deleted branch referenced; a's gc (whose cut falls between that pack
+/// and b's add) must keep them, and b's commit must restore exactly. The
+/// grace period is shortened to seconds (`--prune`, and
+/// `MEDIAGIT_FRESHEN_AFTER` for b), as moto cannot age objects.
+#[test]
+fn s3_gc_keeps_objects_another_client_reused() {
+    let Some(s) = server("MEDIAGIT_TEST_S3", "s3") else {
+        return;
+    };
+    let env = Env::empty();
+    let url = s.url(&unique("gcrace"));
+    env.ok(&["init", "a", "--storage", &url, "--endpoint", &s.endpoint]);
+    let a = env.root().join("a");
+    fs::write(a.join("readme.txt"), b"shared\n").unwrap();
+    env.ok_in(&a, &["add", "-A"]);
+    env.ok_in(&a, &["commit", "-m", "first"]);
+    env.ok_in(env.root(), &["clone", &url, "b", "--endpoint", &s.endpoint]);
+    let b = env.root().join("b");
+    env.ok_in(&b, &["switch", "-c", "idea"]);
+    write_random(&b.join("clip.mov"), 3_000_000, 21);
+    let want = sha256_file(&b.join("clip.mov"));
+    let keep = fs::read(b.join("clip.mov")).unwrap();
+    env.ok_in(&b, &["add", "clip.mov"]);
+    env.ok_in(&b, &["commit", "-m", "idea"]);
+    env.ok_in(&b, &["switch", "main"]);
+    env.ok_in(&b, &["branch", "delete", "-D", "idea"]);
+    std::thread::sleep(Duration::from_secs(4));
+    fs::write(b.join("clip.mov"), keep).unwrap();
+    let out = env
+        .cmd_in(&b, &["add", "clip.mov"])
+        .env("MEDIAGIT_FRESHEN_AFTER", "1 second")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // a's cut is 2 s ago: after the idea pack was written, before b's add.
+    let gc = env.ok_in(&a, &["gc", "--prune=2 seconds ago"]);
+    assert!(gc.contains("packs"), "{gc}");
+    env.ok_in(&b, &["commit", "-m", "clip again"]);
+    fs::remove_file(b.join("clip.mov")).unwrap();
+    env.ok_in(&b, &["checkout", "HEAD", "--", "clip.mov"]);
+    assert_eq!(sha256_file(&b.join("clip.mov")), want);
+    env.ok_in(&b, &["verify"]);
+}
