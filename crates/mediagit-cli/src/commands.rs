@@ -193,6 +193,7 @@ pub fn run(cli: Cli) -> CmdResult {
                     None => None,
                 },
                 env: cloud_env(),
+                safe: crate::user_config::safe_directories()?,
             };
             let src = abs(PathBuf::from(src));
             let (repo, out) = Repository::clone_local(&src, &dest, &opts, &who, &progress)?;

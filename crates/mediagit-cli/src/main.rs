@@ -3,6 +3,21 @@
 //! This binary parses arguments, reads the environment (identity), draws
 //! progress and prints results; all repository work happens in
 //! `mediagit-repo`.
+
+// Every line this binary prints may carry names and messages from a
+// repository or a store, which may hold control characters (`ESC[2J` in a
+// file name): `println!`/`eprintln!` are shadowed, for every module below,
+// by versions that escape them (`output::safe`). Raw content goes through
+// `commands::raw_stdout` instead.
+macro_rules! println {
+    () => { std::println!() };
+    ($($arg:tt)*) => { std::println!("{}", $crate::output::safe(&format!($($arg)*))) };
+}
+macro_rules! eprintln {
+    () => { std::eprintln!() };
+    ($($arg:tt)*) => { std::eprintln!("{}", $crate::output::safe(&format!($($arg)*))) };
+}
+
 mod command_error;
 mod commands;
 mod maintenance;
@@ -352,9 +367,9 @@ fn main() -> ExitCode {
             if e.message.contains("Broken pipe") {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {}", output::safe(&e.message));
+            eprintln!("error: {}", e.message);
             if let Some(h) = e.hint {
-                eprintln!("hint: {}", output::safe(&h));
+                eprintln!("hint: {h}");
             }
             ExitCode::from(e.code as u8)
         }

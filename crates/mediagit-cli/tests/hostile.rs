@@ -140,6 +140,10 @@ fn a_tree_nested_20000_levels_is_refused_not_a_stack_overflow() {
     // The working tree and HEAD are as they were.
     assert_eq!(env.read("keep.txt"), b"keep\n");
     assert!(env.ok(&["status"]).contains("main"));
+    // fsck names it (every other command refuses it).
+    let (code, out, err) = run(&env, &env.repo(), &["fsck"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("nested more than 1024 levels"), "{out}");
     // clone of the repository (HEAD is main): fine; of the branch: refused.
     env.ok_in(env.root(), &["clone", "repo", "copy"]);
     let (code, _, err) = run(&env, &env.root().join("copy"), &["switch", "deep"]);
@@ -554,6 +558,37 @@ fn a_repository_owned_by_another_user_is_refused_unless_listed() {
     assert_eq!(out.status.code(), Some(1));
     let out = status(Some("[safe]\ndirectories = [\"*\"]\n"));
     assert!(out.status.success());
+    // A relative entry trusts nothing (it would trust wherever one stands).
+    let out = status(Some("[safe]\ndirectories = [\".\", \"..\"]\n"));
+    assert_eq!(out.status.code(), Some(1));
+    // Someone else's config.toml in a directory the user owns (a planted
+    // bare repository in a shared folder) is refused too.
+    chown_r(&dot, 0);
+    std::process::Command::new("chown")
+        .args(["4242", &dot.join("config.toml").display().to_string()])
+        .status()
+        .unwrap();
+    let out = status(Some("[safe]\ndirectories = []\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4242"));
+    // clone honours the list too.
+    let out = env
+        .cmd_in(env.root(), &["clone", "shared", "copy"])
+        .env("XDG_CONFIG_HOME", &xdg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    status(Some("[safe]\ndirectories = [\"*\"]\n"));
+    let out = env
+        .cmd_in(env.root(), &["clone", "shared", "copy"])
+        .env("XDG_CONFIG_HOME", &xdg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn chown_r(p: &Path, uid: u32) {
@@ -697,4 +732,160 @@ fn commit_refuses_objects_a_gc_removed_after_they_were_staged() {
     env.ok_in(&b, &["checkout", "HEAD", "--", "clip.mov"]);
     assert_eq!(sha256_file(&b.join("clip.mov")), want);
     env.ok_in(&b, &["verify"]);
+}
+
+// ---- found by the hostile probe of the fixes above ----
+
+#[test]
+fn commit_refuses_a_new_file_whose_reused_chunks_a_gc_removed() {
+    // The probe's race (gc between b's reuse and its marker), made
+    // deterministic: b reuses without freshening at all.
+    let env = Env::empty();
+    let (a, b) = shared_store(&env);
+    env.ok_in(&b, &["switch", "-c", "idea"]);
+    write_random(&b.join("take.mov"), 3_000_000, 9);
+    let take = fs::read(b.join("take.mov")).unwrap();
+    env.ok_in(&b, &["add", "take.mov"]);
+    env.ok_in(&b, &["commit", "-m", "idea"]);
+    env.ok_in(&b, &["switch", "main"]);
+    env.ok_in(&b, &["branch", "delete", "-D", "idea"]);
+    age_store(&env.root().join("store"), 30);
+    // A longer take: a new manifest, most chunks reused from the old pack.
+    let mut longer = take.clone();
+    longer.extend_from_slice(&[1u8; 100_000]);
+    fs::write(b.join("take.mov"), &longer).unwrap();
+    let out = env
+        .cmd_in(&b, &["add", "take.mov"])
+        .env("MEDIAGIT_FRESHEN_AFTER", "never")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    env.ok_in(&a, &["gc"]);
+    let out = env
+        .cmd_in(&b, &["commit", "-m", "longer"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("take.mov") && err.contains("nothing was committed"),
+        "{err}"
+    );
+    env.ok_in(&b, &["add", "take.mov"]);
+    env.ok_in(&b, &["commit", "-m", "longer"]);
+    fs::remove_file(b.join("take.mov")).unwrap();
+    env.ok_in(&b, &["checkout", "HEAD", "--", "take.mov"]);
+    assert_eq!(fs::read(b.join("take.mov")).unwrap(), longer);
+}
+
+#[test]
+fn a_freshen_marker_from_the_future_does_not_pin_a_pack() {
+    let env = Env::empty();
+    let (a, b) = shared_store(&env);
+    env.ok_in(&b, &["switch", "-c", "idea"]);
+    write_random(&b.join("x.bin"), 500_000, 2);
+    env.ok_in(&b, &["add", "x.bin"]);
+    env.ok_in(&b, &["commit", "-m", "idea"]);
+    env.ok_in(&b, &["switch", "main"]);
+    env.ok_in(&b, &["branch", "delete", "-D", "idea"]);
+    let store = env.root().join("store");
+    let before: Vec<_> = fs::read_dir(store.join("packs")).unwrap().collect();
+    fs::create_dir_all(store.join("freshen")).unwrap();
+    for e in fs::read_dir(store.join("packs")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(id) = name.strip_suffix(".pack") {
+            // Year 3000.
+            fs::write(store.join(format!("freshen/{id}-32503680000-0")), b"").unwrap();
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = env.ok_in(&a, &["gc", "--prune=now"]);
+    assert!(
+        out.contains("removed") && !out.contains("removed 0 "),
+        "{out}"
+    );
+    let after: Vec<_> = fs::read_dir(store.join("packs")).unwrap().collect();
+    assert!(after.len() < before.len());
+    let markers = fs::read_dir(store.join("freshen"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(markers, 0, "markers that protect nothing are deleted");
+}
+
+#[test]
+fn switching_from_a_symlinked_directory_to_a_real_one_works() {
+    let env = Env::new();
+    env.write("d/f", b"in the directory\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "dir"]);
+    env.ok(&["switch", "-c", "ln"]);
+    let out_dir = env.root().join("out/d");
+    fs::create_dir_all(&out_dir).unwrap();
+    fs::write(out_dir.join("f"), b"outside\n").unwrap();
+    fs::remove_dir_all(env.repo().join("d")).unwrap();
+    symlink(&out_dir, env.repo().join("d")).unwrap();
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "link"]);
+    env.ok(&["switch", "main"]);
+    assert!(fs::symlink_metadata(env.repo().join("d")).unwrap().is_dir());
+    assert_eq!(env.read("d/f"), b"in the directory\n");
+    assert_eq!(
+        fs::read(out_dir.join("f")).unwrap(),
+        b"outside\n",
+        "untouched"
+    );
+    env.ok(&["switch", "ln"]);
+    assert!(fs::symlink_metadata(env.repo().join("d"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::read(out_dir.join("f")).unwrap(), b"outside\n");
+}
+
+#[test]
+fn long_names_in_shared_subtrees_are_refused_by_their_path_bytes() {
+    let env = Env::new();
+    base_commit(&env);
+    craft(&env.repo(), "names", |s| {
+        let (c, m) = put_file(s, b"x\n");
+        let mut t = put_tree(s, vec![file("f", 2, c, m)]);
+        let (l, r) = ("l".repeat(1000), "r".repeat(1000));
+        for _ in 0..22 {
+            t = put_tree(s, vec![dir(&l, t), dir(&r, t)]);
+        }
+        t
+    });
+    let (code, _, err) = run(&env, &env.repo(), &["ls-tree", "-r", "names"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("paths of its files add up to more than"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_store_clone_does_not_take_the_stores_author_and_messages_are_escaped() {
+    let env = Env::empty();
+    let (_a, _) = shared_store(&env);
+    let cfg = env.root().join("store/config.toml");
+    let mut text = fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[author]\nname = \"Mallory\"\nemail = \"m@evil\"\n");
+    fs::write(&cfg, text).unwrap();
+    let url = format!("file://{}", env.root().join("store").display());
+    env.ok_in(env.root(), &["clone", &url, "c"]);
+    let local = fs::read_to_string(env.root().join("c/.mediagit/config.toml")).unwrap();
+    assert!(!local.contains("Mallory"), "{local}");
+    let out = env
+        .cmd_in(
+            &env.root().join("c"),
+            &["commit", "--allow-empty", "-m", "m2\u{1b}]0;TITLE\u{7}"],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains('\u{1b}') && text.contains("\\u001b]0;TITLE\\u0007"),
+        "{text:?}"
+    );
 }

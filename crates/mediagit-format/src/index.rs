@@ -4,15 +4,19 @@
 //! [`IndexFile`], then the SHA-256 of all preceding bytes. Version 2 added
 //! [`IndexFile::tree`], the root tree id of the entries (git's cache-tree,
 //! for the whole tree only), so that `status` with nothing staged needs no
-//! tree hashing, and [`IndexFile::commit_memo`]; version 1 files are still
-//! read (without them).
+//! tree hashing, and [`IndexFile::commit_memo`]. Version 3 added
+//! [`IndexFile::resume`]. Builds between 15528a4 and 2a78a03 wrote the
+//! version 3 body under the number 2; readers tell the two apart by their
+//! bytes (a body with the table leaves bytes over when read without it, a
+//! body without it runs out when read with it). Versions 1 and 2 are still
+//! read (without what they lack).
 use serde::{Deserialize, Serialize};
 
 use crate::object::Timestamp;
 use crate::{FormatError, ObjectId};
 
 pub const INDEX_MAGIC: &[u8; 8] = b"MGINDEX\0";
-pub const INDEX_VERSION: u32 = 2;
+pub const INDEX_VERSION: u32 = 3;
 /// The oldest version readers accept.
 pub const INDEX_MIN_VERSION: u32 = 1;
 
@@ -100,6 +104,15 @@ pub struct CommitMemo {
     pub pack: ObjectId,
 }
 
+/// Version 2's body (as written up to 8d04f6f): no resume table.
+#[derive(Deserialize)]
+struct IndexFileV2 {
+    written_at: Timestamp,
+    entries: Vec<IndexEntry>,
+    tree: Option<ObjectId>,
+    commit_memo: Option<CommitMemo>,
+}
+
 /// Version 1's body: no tree id.
 #[derive(Deserialize)]
 struct IndexFileV1 {
@@ -158,6 +171,23 @@ impl IndexFile {
                 resume: Vec::new(),
             };
             (idx, rest)
+        } else if v == 2 {
+            // Either layout that was written as "2" (see the module docs).
+            match postcard::take_from_bytes::<IndexFile>(&body[12..]) {
+                Ok(r) => r,
+                Err(_) => {
+                    let (old, rest): (IndexFileV2, _) =
+                        postcard::take_from_bytes(&body[12..]).map_err(bad)?;
+                    let idx = IndexFile {
+                        written_at: old.written_at,
+                        entries: old.entries,
+                        tree: old.tree,
+                        commit_memo: old.commit_memo,
+                        resume: Vec::new(),
+                    };
+                    (idx, rest)
+                }
+            }
         } else {
             postcard::take_from_bytes::<IndexFile>(&body[12..]).map_err(bad)?
         };
@@ -254,8 +284,74 @@ mod tests {
         assert_eq!(old.commit_memo, None);
         assert!(old.resume.is_empty());
         assert!(matches!(
-            IndexFile::decode(&seal(3, body)),
-            Err(FormatError::UnknownVersion { found: 3, .. })
+            IndexFile::decode(&seal(4, body)),
+            Err(FormatError::UnknownVersion { found: 4, .. })
         ));
+    }
+
+    #[test]
+    fn both_layouts_written_as_version_2_are_read() {
+        #[derive(Serialize)]
+        struct V2<'a> {
+            written_at: Timestamp,
+            entries: &'a [IndexEntry],
+            tree: Option<ObjectId>,
+            commit_memo: Option<CommitMemo>,
+        }
+        let entries = vec![IndexEntry {
+            path: "clip.mov".into(),
+            kind: IndexKind::File,
+            stat: StatInfo::default(),
+            content: ObjectId::hash(b"c"),
+            manifest: ObjectId::hash(b"m"),
+            target: None,
+        }];
+        let memo = Some(CommitMemo {
+            commit: ObjectId::hash(b"k"),
+            tree: ObjectId::hash(b"t"),
+            pack: ObjectId::hash(b"p"),
+        });
+        let seal = |version: u32, body: Vec<u8>| {
+            let mut b = INDEX_MAGIC.to_vec();
+            b.extend_from_slice(&version.to_le_bytes());
+            b.extend_from_slice(&body);
+            let sum = ObjectId::hash(&b);
+            b.extend_from_slice(&sum.0);
+            b
+        };
+        // As 8d04f6f wrote it: no resume table.
+        let body = postcard::to_stdvec(&V2 {
+            written_at: Timestamp { secs: 3, nanos: 0 },
+            entries: &entries,
+            tree: Some(ObjectId::hash(b"t")),
+            commit_memo: memo,
+        })
+        .unwrap();
+        let old = IndexFile::decode(&seal(2, body)).unwrap();
+        assert_eq!(old.entries, entries);
+        assert_eq!(old.commit_memo, memo);
+        assert!(old.resume.is_empty());
+        // As 15528a4..2a78a03 wrote it: the version 3 body numbered 2.
+        let idx = IndexFile {
+            written_at: Timestamp { secs: 3, nanos: 0 },
+            entries,
+            tree: None,
+            commit_memo: memo,
+            resume: vec![ResumePoints {
+                manifest: ObjectId::hash(b"m"),
+                checkpoints: vec![HashCheckpoint {
+                    chunks: 1,
+                    offset: 64,
+                    state: [1; 8],
+                }],
+            }],
+        };
+        let mut b = idx.encode();
+        assert_eq!(&b[8..12], &3u32.to_le_bytes(), "written as version 3");
+        b[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let n = b.len() - 32;
+        let sum = ObjectId::hash(&b[..n]);
+        b[n..].copy_from_slice(&sum.0);
+        assert_eq!(IndexFile::decode(&b).unwrap(), idx);
     }
 }

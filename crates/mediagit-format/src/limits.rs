@@ -22,6 +22,10 @@ pub const MAX_TREE_DEPTH: usize = 1024;
 /// subtrees, so a few kilobytes of trees could otherwise name billions).
 pub const MAX_TREE_FILES: u64 = 10_000_000;
 
+/// Most bytes the paths of one flattened tree may add up to (the file cap
+/// alone would let shared subtrees with long names ask for terabytes).
+pub const MAX_TREE_PATH_BYTES: u64 = 1 << 30;
+
 /// Largest decoded size of an object of `kind` in a repository whose
 /// chunks are at most `max_chunk` bytes (its `[chunking] max_size`).
 pub fn max_object_len(kind: ObjectKind, max_chunk: u32) -> u64 {

@@ -129,7 +129,14 @@ impl Repository {
         let mut in_the_way = Vec::new();
         if !force {
             let tracked = |p: &str| idx.entries.contains_key(p);
+            let mut guard = ParentGuard::new(&root);
             for (p, _) in &to_write {
+                // Never look through a symlinked directory: what is behind it
+                // is not in the working tree (`apply` refuses the path, unless
+                // the link is tracked and removed first).
+                if guard.beyond_symlink(p).is_some() {
+                    continue;
+                }
                 if !tracked(p) {
                     match fs::symlink_metadata(root.join(p)) {
                         Ok(m) if m.is_dir() => {
@@ -202,18 +209,21 @@ impl Repository {
         let mut out = CheckoutOutcome::default();
         // Paths beyond a symlinked directory are refused before anything
         // changes (writing or removing through it would leave the tree).
+        // Removals come first, so a tracked symlink being removed may stand
+        // where a directory of files to write comes (the link goes, the
+        // directory is made); removals themselves never go through a link.
         let mut guard = ParentGuard::new(root);
-        for p in to_write
-            .iter()
-            .map(|(p, _)| p.as_str())
-            .chain(to_remove.iter().map(String::as_str))
-        {
+        for p in to_remove {
+            guard.check(p)?;
+        }
+        let mut guard = ParentGuard::after_removing(root, to_remove.iter().map(String::as_str));
+        for (p, _) in to_write {
             guard.check(p)?;
         }
         // Every manifest, checked against its tree entry, before anything is
         // written: sizes come from the manifests (whose chunk lengths add up),
         // never from what a tree claims.
-        let manifests = checked_manifests(odb, to_write)?;
+        let (manifests, sizes) = checked_manifests(odb, to_write)?;
         // Refuse up front, before touching anything, when the files cannot
         // fit: a checkout that runs out of space half way leaves a mixed tree.
         // Net need: new bytes minus the files they replace or that are
@@ -228,7 +238,7 @@ impl Repository {
         };
         let size_of = |e: &FlatEntry| match e.kind {
             IndexKind::Symlink => 0,
-            _ => manifests.get(&e.manifest).map(|m| m.size).unwrap_or(0),
+            _ => sizes.get(&e.manifest).map(|s| s.0).unwrap_or(0),
         };
         let overflow = || {
             RepoError::Invalid(
@@ -471,8 +481,17 @@ fn write_entry(
 /// checked against the tree entry that names it: same size, same content
 /// id. A forged tree (a 1-byte entry whose manifest restores 2 GiB, or an
 /// entry whose content id is another file's) is refused by path.
-fn checked_manifests(odb: &Odb, to_write: &[(String, FlatEntry)]) -> Result<IdMap<Manifest>> {
+///
+/// Returns the manifests (as many as fit in [`MANIFEST_BUDGET`] chunk
+/// entries; the others are read again when their file is written) and the
+/// size of every one.
+fn checked_manifests(
+    odb: &Odb,
+    to_write: &[(String, FlatEntry)],
+) -> Result<(IdMap<Manifest>, IdMap<SizeAndContent>)> {
     let mut manifests: IdMap<Manifest> = IdMap::default();
+    let mut sizes: IdMap<SizeAndContent> = IdMap::default();
+    let mut retained = 0usize;
     let files: Vec<&(String, FlatEntry)> = to_write
         .iter()
         .filter(|(_, e)| e.kind != IndexKind::Symlink)
@@ -481,41 +500,70 @@ fn checked_manifests(odb: &Odb, to_write: &[(String, FlatEntry)]) -> Result<IdMa
         let ids: Vec<ObjectId> = group
             .iter()
             .map(|(_, e)| e.manifest)
-            .filter(|id| !manifests.contains_key(id))
+            .filter(|id| !sizes.contains_key(id))
             .collect();
-        for (id, b) in odb.read_many(&ids, ObjectKind::Manifest) {
-            if let Ok(m) = Manifest::decode(&b) {
-                manifests.insert(id, m);
-            }
-        }
+        let mut batch: IdMap<Manifest> = odb
+            .read_many(&ids, ObjectKind::Manifest)
+            .into_iter()
+            .filter_map(|(id, b)| Manifest::decode(&b).ok().map(|m| (id, m)))
+            .collect();
         for (path, e) in group {
-            if let std::collections::hash_map::Entry::Vacant(slot) = manifests.entry(e.manifest) {
+            if let Some(&(size, content)) = sizes.get(&e.manifest) {
+                // Checked already (a second file with the same content).
+                if size != e.size || content != e.content {
+                    return Err(manifest_mismatch(path, e, size, Some(content)));
+                }
+                continue;
+            }
+            let m = match batch.remove(&e.manifest) {
+                Some(m) => m,
                 // Not read in the batch: read it alone for the precise error.
-                let m = odb.read_manifest(&e.manifest).map_err(|err| match err {
+                None => odb.read_manifest(&e.manifest).map_err(|err| match err {
                     RepoError::MissingObject { id, kind, .. } => RepoError::MissingObject {
                         id,
                         kind,
                         context: Some(path.clone()),
                     },
                     other => other,
-                })?;
-                slot.insert(m);
-            }
-            let m = &manifests[&e.manifest];
+                })?,
+            };
             if m.size != e.size || m.content != e.content {
-                return Err(RepoError::CorruptObject {
-                    id: e.manifest,
-                    kind: "manifest",
-                    location: format!("tree entry {path}"),
-                    reason: format!(
-                        "the tree says {} bytes with content {}, the manifest {} bytes with content {}",
-                        e.size, e.content, m.size, m.content
-                    ),
-                });
+                return Err(manifest_mismatch(path, e, m.size, Some(m.content)));
+            }
+            sizes.insert(e.manifest, (m.size, m.content));
+            if retained + m.chunks.len() <= MANIFEST_BUDGET {
+                retained += m.chunks.len();
+                manifests.insert(e.manifest, m);
             }
         }
     }
-    Ok(manifests)
+    Ok((manifests, sizes))
+}
+
+/// A checked manifest's size and content id.
+type SizeAndContent = (u64, ObjectId);
+
+/// Chunk entries of manifests a checkout keeps in memory between checking
+/// and writing (about 40 bytes each: 4 million ≈ 160 MB, a 2 TB checkout at
+/// the default chunk sizes). Forged manifests of millions of entries each
+/// must not add up to gigabytes.
+const MANIFEST_BUDGET: usize = 4 << 20;
+
+fn manifest_mismatch(path: &str, e: &FlatEntry, size: u64, content: Option<ObjectId>) -> RepoError {
+    RepoError::CorruptObject {
+        id: e.manifest,
+        kind: "manifest",
+        location: format!("tree entry {path}"),
+        reason: format!(
+            "the tree says {} bytes with content {}, the manifest {} bytes{}",
+            e.size,
+            e.content,
+            size,
+            content
+                .map(|c| format!(" with content {c}"))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 /// Creates `dir` and its parents; a file standing where a directory must go

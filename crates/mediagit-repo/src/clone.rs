@@ -42,6 +42,9 @@ pub struct CloneOptions {
     /// `None`: inside the new `.mediagit/`.
     pub storage: Option<StorageConfig>,
     pub env: CloudEnv,
+    /// Repositories of other users the caller trusts (the source is opened
+    /// with [`Repository::discover_trusting`]).
+    pub safe: crate::repo::SafeDirectories,
 }
 
 /// Removes what a failed clone created: the directory if it made it, or the
@@ -180,6 +183,8 @@ impl Repository {
         }
         let mut cfg = store_cfg;
         cfg.core.bare = false;
+        // Identity belongs to the user, never to whoever can write the store.
+        cfg.author = Default::default();
         cfg.storage = Some(sc.clone());
         write_atomic(
             &dir.join("HEAD"),
@@ -227,7 +232,7 @@ impl Repository {
         progress: &dyn Progress,
         created_store: &mut Option<std::sync::Arc<dyn Storage>>,
     ) -> Result<(Repository, CloneOutcome)> {
-        let source = Repository::discover_with_env(src, &opts.env)?;
+        let source = Repository::discover_trusting(src, &opts.env, &opts.safe)?;
         let head = source.head()?;
         let branch = match &head {
             Head::Branch(b) => b.clone(),

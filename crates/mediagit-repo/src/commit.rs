@@ -95,7 +95,7 @@ impl Repository {
         // Never move a branch to a commit whose files the store lost: on a
         // shared store, another working tree's gc may have removed objects
         // this one staged (reused) after they were staged.
-        self.confirm_stored(odb, &mut idx, &trees)?;
+        self.confirm_stored(odb, &mut idx, parent_tree, &trees)?;
         let what = if parent.is_none() {
             "commit (initial)"
         } else {
@@ -114,19 +114,39 @@ impl Repository {
         Ok(id)
     }
 
-    /// Checks that the store still holds every staged file's manifest and
-    /// every tree of the commit: objects located in packs the store no
-    /// longer lists are looked up again in a fresh load of its indexes (gc
-    /// copies what is reachable into new packs). Entries whose objects are
-    /// gone are marked for re-reading, so `add` stores them again from the
-    /// working tree, and the commit is refused.
+    /// Checks that the store holds every object the new commit needs that
+    /// no earlier commit protects: the manifests of files staged since the
+    /// parent (not in the parent's tree), all their chunks, and the trees
+    /// written or reused. Then re-lists the packs (after this commit's own
+    /// were stored): if one this command loaded is gone (another working
+    /// tree's gc ran meanwhile), the pack indexes are loaded afresh and the
+    /// check repeated against them. Files whose objects are gone get their
+    /// stat data zeroed, so the next `add` reads and stores them again, and
+    /// the commit is refused.
     fn confirm_stored(
         &self,
         odb: &crate::odb::Odb,
         idx: &mut crate::worktree::WorktreeIndex,
+        parent_tree: Option<ObjectId>,
         trees: &[ObjectId],
     ) -> Result<()> {
         use mediagit_format::index::IndexKind;
+        let protected: std::collections::HashSet<ObjectId> = match parent_tree {
+            Some(t) => crate::tree::flatten(odb, &t)?
+                .into_values()
+                .map(|e| e.manifest)
+                .collect(),
+            None => Default::default(),
+        };
+        let staged: Vec<(String, ObjectId)> = idx
+            .entries
+            .values()
+            .filter(|e| e.kind != IndexKind::Symlink && !protected.contains(&e.manifest))
+            .map(|e| (e.path.clone(), e.manifest))
+            .collect();
+        drop(protected);
+        let mut lost = lost_files(odb, &staged);
+        let mut lost_tree = trees.iter().find(|t| !odb.contains(t)).copied();
         let listed: std::collections::HashSet<ObjectId> = self
             .uncached_storage()
             .list("packs/")?
@@ -137,39 +157,18 @@ impl Repository {
                     .and_then(|h| h.parse().ok())
             })
             .collect();
-        let gone = |id: &ObjectId| match odb.locate(id) {
-            Some((pack, _)) => !listed.contains(&pack),
-            None => true,
-        };
-        let suspect_files: Vec<usize> = idx
-            .entries
-            .values()
-            .enumerate()
-            .filter(|(_, e)| e.kind != IndexKind::Symlink && gone(&e.manifest))
-            .map(|(i, _)| i)
-            .collect();
-        let suspect_trees: Vec<ObjectId> = trees.iter().copied().filter(|t| gone(t)).collect();
-        if suspect_files.is_empty() && suspect_trees.is_empty() {
-            return Ok(());
+        if odb.packs().iter().any(|p| !listed.contains(p)) {
+            let fresh = crate::odb::Odb::load(
+                self.storage().clone(),
+                self.dir().join("tmp"),
+                self.config(),
+            )?;
+            lost = lost_files(&fresh, &staged);
+            lost_tree = trees.iter().find(|t| !fresh.contains(t)).copied();
         }
-        let fresh = crate::odb::Odb::load(
-            self.storage().clone(),
-            self.dir().join("tmp"),
-            self.config(),
-        )?;
-        let mut lost: Vec<String> = Vec::new();
-        let entries: Vec<_> = idx.entries.values().cloned().collect();
-        let mut smudge = Vec::new();
-        for i in suspect_files {
-            let e = &entries[i];
-            if !fresh.contains(&e.manifest) {
-                lost.push(e.path.clone());
-                smudge.push(e.path.clone());
-            }
-        }
-        if let Some(t) = suspect_trees.iter().find(|t| !fresh.contains(t)) {
+        if let Some(t) = lost_tree {
             return Err(RepoError::MissingObject {
-                id: *t,
+                id: t,
                 kind: "tree",
                 context: Some(
                     "the commit being made (another working tree's gc removed it; commit again)"
@@ -182,7 +181,7 @@ impl Repository {
         }
         // Zero stat data: never clean, so the next `add` re-reads the file.
         for e in idx.entries.values_mut() {
-            if smudge.binary_search(&e.path).is_ok() {
+            if lost.binary_search(&e.path).is_ok() {
                 e.stat = Default::default();
             }
         }
@@ -197,6 +196,27 @@ impl Repository {
             Head::Detached(_) => None,
         })
     }
+}
+
+/// The paths (sorted, as `staged` is) whose manifest, or any chunk of it,
+/// `odb` does not hold. Manifests are read a group at a time.
+fn lost_files(odb: &crate::odb::Odb, staged: &[(String, ObjectId)]) -> Vec<String> {
+    let mut lost = Vec::new();
+    for group in staged.chunks(1024) {
+        let ids: Vec<ObjectId> = group.iter().map(|(_, m)| *m).collect();
+        let mut read = odb.read_many(&ids, ObjectKind::Manifest);
+        for (path, m) in group {
+            let manifest = match read.remove(m) {
+                Some(b) => mediagit_format::Manifest::decode(&b).ok(),
+                None => odb.read_manifest(m).ok(),
+            };
+            let whole = manifest.is_some_and(|man| man.chunks.iter().all(|c| odb.contains(&c.id)));
+            if !whole {
+                lost.push(path.clone());
+            }
+        }
+    }
+    lost
 }
 
 fn normalize_message(m: &str) -> String {

@@ -71,7 +71,7 @@ impl Repository {
         // A pack's age is that of its newest freshen marker if it has one:
         // another working tree reused objects from it and may not have
         // committed yet (odb.rs, FRESHEN_AFTER).
-        let (markers, newest) = crate::odb::list_freshen(storage.as_ref())?;
+        let (markers, newest) = crate::odb::list_freshen(storage.as_ref(), true)?;
         let is_old = |key: &str, pack: &ObjectId| -> Result<bool> {
             let Some(cut) = opts.prune_before else {
                 return Ok(false);
@@ -158,7 +158,7 @@ impl Repository {
             // objects from a pack it was about to delete): that pack stays.
             // Its reachable objects were copied, so it only costs space
             // until the next gc.
-            let (_, newest_now) = crate::odb::list_freshen(storage.as_ref())?;
+            let (_, newest_now) = crate::odb::list_freshen(storage.as_ref(), true)?;
             let cut = opts.prune_before.unwrap_or(std::time::UNIX_EPOCH);
             for p in &old_list {
                 if newest_now.get(p).is_some_and(|t| *t >= cut) {

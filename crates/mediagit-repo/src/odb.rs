@@ -28,6 +28,12 @@ use mediagit_storage::Storage;
 
 use crate::error::{RepoError, Result};
 
+/// [`Odb::read_many`] decodes objects of at most this size (larger ones
+/// are left to single reads)...
+const MANY_MAX_OBJECT: u64 = 1 << 20;
+/// ...and at most this much in one call.
+const MANY_MAX_TOTAL: u64 = 64 << 20;
+
 /// Largest single read of consecutive chunks when restoring a file.
 pub const READ_BATCH: u64 = 8 << 20;
 
@@ -181,13 +187,30 @@ pub fn parse_freshen_key(key: &str) -> Option<(ObjectId, SystemTime)> {
 pub type FreshenMarker = (String, ObjectId, SystemTime);
 
 /// Every freshen marker, and the newest time per pack.
+///
+/// With `store_times`, a marker's time is when the store says it was
+/// written (the clock packs are dated by), never later than the time in its
+/// name: a client with a slow clock cannot write markers that protect
+/// nothing, nor one with a fast clock (or a hostile writer) a marker that
+/// pins a pack forever. Without, the time in the name is taken as it is
+/// (enough for a writer deciding whether to write another marker).
 pub fn list_freshen(
     storage: &dyn Storage,
+    store_times: bool,
 ) -> Result<(Vec<FreshenMarker>, HashMap<ObjectId, SystemTime>)> {
     let mut all = Vec::new();
     let mut newest: HashMap<ObjectId, SystemTime> = HashMap::new();
     for key in storage.list(FRESHEN_PREFIX)? {
-        if let Some((pack, t)) = parse_freshen_key(&key) {
+        if let Some((pack, named)) = parse_freshen_key(&key) {
+            let t = if store_times {
+                match storage.modified(&key)? {
+                    Some(stored) => stored.min(named),
+                    // Deleted since the listing: protects nothing.
+                    None => continue,
+                }
+            } else {
+                named
+            };
             let e = newest.entry(pack).or_insert(t);
             *e = (*e).max(t);
             all.push((key, pack, t));
@@ -397,7 +420,7 @@ impl Odb {
         }
         if f.markers.is_none() {
             // Unreadable: as if there were none (a marker too many is harmless).
-            let newest = list_freshen(self.storage.as_ref())
+            let newest = list_freshen(self.storage.as_ref(), false)
                 .map(|(_, n)| n)
                 .unwrap_or_default();
             f.markers = Some(newest);
@@ -411,11 +434,20 @@ impl Odb {
         };
         f.decided.insert(slot, stale);
         if stale {
-            f.to_mark.push(pack);
+            // Written now, before the object is reused, not when the session
+            // ends: a gc running meanwhile must already see it. A marker that
+            // cannot be written is retried when the session finishes, which
+            // then fails rather than leave reused objects unprotected.
+            if self.storage.put(&freshen_key(&pack, now), b"").is_err() {
+                f.to_mark.push(pack);
+            } else {
+                crate::failpoint::hit("write:freshen-marker");
+            }
         }
     }
 
-    /// Writes the freshen markers of the packs deduplication hits found old.
+    /// Writes the freshen markers that could not be written when their
+    /// packs were found old (see `note_reuse`).
     pub fn write_freshen_markers(&self) -> Result<()> {
         let packs =
             std::mem::take(&mut self.fresh.lock().unwrap_or_else(|p| p.into_inner()).to_mark);
@@ -654,9 +686,18 @@ impl Odb {
             .filter(|(_, _, l)| {
                 l.kind == kind
                     && (l.stored_len as u64) < READ_BATCH
+                    && (l.raw_len as u64) <= MANY_MAX_OBJECT
                     && l.offset.checked_add(READ_BATCH).is_some()
             })
             .collect();
+        // What one call decodes stays bounded too: the rest is left for
+        // the caller's single reads.
+        let mut budget = MANY_MAX_TOTAL;
+        locs.retain(|(_, _, l)| {
+            let fits = l.raw_len as u64 <= budget;
+            budget = budget.saturating_sub(l.raw_len as u64);
+            fits
+        });
         locs.sort_by_key(|a| (a.1, a.2.offset));
         locs.dedup_by(|a, b| a.0 == b.0);
         let mut out = IdMap::default();
@@ -1100,7 +1141,26 @@ pub fn scan_pack(storage: &dyn Storage, pack_id: &ObjectId, max_chunk: u32) -> R
         offset = end;
     }
     scan.checksum_ok = scan.fatal.is_none() && hasher.finish() == *pack_id;
+    if scan.fatal.is_none() && !scan.checksum_ok {
+        // Packs written before 9047652 are named by the SHA-256 of all
+        // their bytes (FORMAT.md §5): a second pass, for those only.
+        scan.checksum_ok = whole_pack_hash(storage, &key, size)? == *pack_id;
+    }
     Ok(scan)
+}
+
+/// SHA-256 of every byte of a pack, read in bounded blocks.
+fn whole_pack_hash(storage: &dyn Storage, key: &str, size: u64) -> Result<ObjectId> {
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; READ_BATCH as usize];
+    let mut at = 0u64;
+    while at < size {
+        let n = (size - at).min(READ_BATCH) as usize;
+        storage.read_at(key, at, &mut buf[..n])?;
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(h.finish())
 }
 
 /// Reads the stored (still encoded) payload of an entry, for copying it into

@@ -145,9 +145,10 @@ impl Repository {
 /// is present and sound (chunks are not read here).
 pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> Reach {
     let mut reach = Reach::default();
-    let mut queue: VecDeque<(ObjectId, ObjectKind, String)> = roots
+    // (object, kind, who needs it, directory depth of a tree).
+    let mut queue: VecDeque<(ObjectId, ObjectKind, String, usize)> = roots
         .iter()
-        .map(|r| (r.id, r.kind, r.why.clone()))
+        .map(|r| (r.id, r.kind, r.why.clone(), 1))
         .collect();
     let fail = |reach: &mut Reach, id: ObjectId, kind: ObjectKind, ctx: &str, e: RepoError| {
         reach.unreadable.push(Unreadable {
@@ -160,7 +161,7 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
     // Bad chunks per manifest, so a manifest reached again from another
     // path or commit names that user of the damage too.
     let mut bad_in: HashMap<ObjectId, Vec<(ObjectId, String)>> = HashMap::new();
-    while let Some((id, kind, ctx)) = queue.pop_front() {
+    while let Some((id, kind, ctx, depth)) = queue.pop_front() {
         if !reach.objects.insert(id) {
             if let Some(bad) = bad_in.get(&id) {
                 for (chunk, error) in bad {
@@ -176,19 +177,33 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
         }
         match kind {
             ObjectKind::Tag => match odb.read_tag(&id) {
-                Ok(t) => queue.push_back((t.target, ObjectKind::Commit, format!("tag {}", t.name))),
+                Ok(t) => {
+                    queue.push_back((t.target, ObjectKind::Commit, format!("tag {}", t.name), 1))
+                }
                 Err(e) => fail(&mut reach, id, kind, &ctx, e),
             },
             ObjectKind::Commit => match odb.read_commit(&id) {
                 Ok(c) => {
                     let here = format!("commit {}", id.short(12));
-                    queue.push_back((c.tree, ObjectKind::Tree, format!("{here} (root tree)")));
+                    queue.push_back((c.tree, ObjectKind::Tree, format!("{here} (root tree)"), 1));
                     for p in c.parents {
-                        queue.push_back((p, ObjectKind::Commit, format!("parent of {here}")));
+                        queue.push_back((p, ObjectKind::Commit, format!("parent of {here}"), 1));
                     }
                 }
                 Err(e) => fail(&mut reach, id, kind, &ctx, e),
             },
+            // Breadth first: a tree is first reached at its smallest depth.
+            ObjectKind::Tree if depth > mediagit_format::limits::MAX_TREE_DEPTH => {
+                reach.unreadable.push(Unreadable {
+                    id,
+                    kind,
+                    needed_by: ctx.chars().take(200).collect(),
+                    error: format!(
+                        "directories nested more than {} levels deep; no command can check it out",
+                        mediagit_format::limits::MAX_TREE_DEPTH
+                    ),
+                })
+            }
             ObjectKind::Tree => match odb.read_tree(&id) {
                 Ok(t) => {
                     let base = ctx.trim_end_matches(" (root tree)").to_string();
@@ -198,11 +213,13 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
                                 tree,
                                 ObjectKind::Tree,
                                 format!("{base}/{}", e.name),
+                                depth + 1,
                             )),
                             EntryKind::File { manifest, .. } => queue.push_back((
                                 manifest,
                                 ObjectKind::Manifest,
                                 format!("{base}/{}", e.name).replacen("/", ": ", 1),
+                                depth + 1,
                             )),
                             EntryKind::Symlink { .. } => {}
                         }

@@ -511,25 +511,43 @@ impl SafeDirectories {
     /// Refuses `dir` (a `.mediagit` directory, or a bare repository) unless
     /// it belongs to the user running this process, or `top` (the working
     /// tree, or the bare repository) is listed.
+    ///
+    /// Owned means: the directory, its `config.toml` (which decides where
+    /// credentials are sent) and `HEAD` all belong to this user. In a
+    /// world-writable directory (`/tmp`, a team share) someone else can
+    /// plant those files in a directory this user owns, or the reverse.
+    /// Only absolute entries count (a relative one, resolved against
+    /// wherever the command runs, would trust any repository).
     fn check(&self, dir: &Path, top: &Path) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
-        let meta = fs::symlink_metadata(dir).map_err(|e| RepoError::io("stat", dir, e))?;
         // SAFETY: geteuid has no preconditions, cannot fail and touches no memory.
         let me = unsafe { libc::geteuid() };
-        if meta.uid() == me {
-            return Ok(());
+        let mut foreign = None;
+        for p in [dir.to_path_buf(), dir.join("config.toml"), dir.join("HEAD")] {
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.uid() == me => {}
+                Ok(m) => {
+                    foreign = Some(m.uid());
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RepoError::io("stat", &p, e)),
+            }
         }
-        let listed = self
-            .directories
-            .iter()
-            .any(|d| d.as_os_str() == "*" || d == top || d.canonicalize().is_ok_and(|c| c == top));
+        let Some(uid) = foreign else {
+            return Ok(());
+        };
+        let listed = self.directories.iter().any(|d| {
+            d.as_os_str() == "*"
+                || (d.is_absolute() && (d == top || d.canonicalize().is_ok_and(|c| c == top)))
+        });
         if listed {
             return Ok(());
         }
         Err(RepoError::UnsafeRepository {
             path: top.to_path_buf(),
-            owner: user_name(meta.uid()),
-            uid: meta.uid(),
+            owner: user_name(uid),
+            uid,
         })
     }
 }

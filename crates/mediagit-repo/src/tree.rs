@@ -170,8 +170,8 @@ fn read_bounded(odb: &Odb, root: &ObjectId) -> Result<HashMap<ObjectId, (Tree, u
         location: "flattening".into(),
         reason,
     };
-    // id -> (tree, files, height); files/height valid once `done`.
-    let mut trees: HashMap<ObjectId, (Tree, u64, usize, bool)> = HashMap::new();
+    // id -> (tree, files, height, done, path bytes); valid once `done`.
+    let mut trees: HashMap<ObjectId, (Tree, u64, usize, bool, u64)> = HashMap::new();
     let mut stack: Vec<(ObjectId, bool, usize)> = vec![(*root, false, 1)];
     let deep = || {
         too(format!(
@@ -182,7 +182,7 @@ fn read_bounded(odb: &Odb, root: &ObjectId) -> Result<HashMap<ObjectId, (Tree, u
     while let Some((id, expanded, depth)) = stack.pop() {
         if !expanded {
             match trees.get(&id) {
-                Some((.., true)) => continue,
+                Some((_, _, _, true, _)) => continue,
                 // Seen but not done: it would contain itself, which content
                 // addressing makes impossible; refuse rather than loop.
                 Some(_) => return Err(too(format!("tree {id} contains itself"))),
@@ -200,24 +200,33 @@ fn read_bounded(odb: &Odb, root: &ObjectId) -> Result<HashMap<ObjectId, (Tree, u
                     }
                 }
             }
-            trees.insert(id, (t, 0, 0, false));
+            trees.insert(id, (t, 0, 0, false, 0));
             continue;
         }
-        let (files, height) = {
+        let (files, height, bytes) = {
             let t = &trees[&id].0;
             let mut files: u64 = 0;
             let mut height = 1;
+            // Bytes of the paths below this tree, relative to it.
+            let mut bytes: u64 = 0;
             for e in &t.entries {
+                let name = e.name.len() as u64;
                 match &e.kind {
                     EntryKind::Dir { tree } => {
-                        let (_, f, h, _) = &trees[tree];
+                        let (_, f, h, _, b) = &trees[tree];
                         files = files.saturating_add(*f);
                         height = height.max(h + 1);
+                        bytes = bytes
+                            .saturating_add(f.saturating_mul(name + 1))
+                            .saturating_add(*b);
                     }
-                    _ => files += 1,
+                    _ => {
+                        files += 1;
+                        bytes = bytes.saturating_add(name);
+                    }
                 }
             }
-            (files, height)
+            (files, height, bytes)
         };
         // A tree done before at a shallower place may sit deeper here.
         if height.saturating_add(depth - 1) > limits::MAX_TREE_DEPTH {
@@ -229,10 +238,17 @@ fn read_bounded(odb: &Odb, root: &ObjectId) -> Result<HashMap<ObjectId, (Tree, u
                 limits::MAX_TREE_FILES
             )));
         }
+        if bytes > limits::MAX_TREE_PATH_BYTES {
+            return Err(too(format!(
+                "the paths of its files add up to more than {} bytes",
+                limits::MAX_TREE_PATH_BYTES
+            )));
+        }
         let slot = trees.get_mut(&id).expect("inserted when expanded");
         slot.1 = files;
         slot.2 = height;
         slot.3 = true;
+        slot.4 = bytes;
     }
     Ok(trees
         .into_iter()

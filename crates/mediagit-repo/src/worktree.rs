@@ -378,6 +378,10 @@ pub fn refuse_symlinked_parent(root: &Path, path: &str) -> Result<()> {
 pub struct ParentGuard<'a> {
     root: &'a Path,
     real_dirs: std::collections::HashSet<String>,
+    /// Tracked symlinks the command removes before it writes: a path below
+    /// one of them is not beyond a link by the time it is written (a
+    /// directory replaces the link).
+    removed: std::collections::HashSet<String>,
 }
 
 impl<'a> ParentGuard<'a> {
@@ -385,7 +389,15 @@ impl<'a> ParentGuard<'a> {
         ParentGuard {
             root,
             real_dirs: Default::default(),
+            removed: Default::default(),
         }
+    }
+
+    /// A guard for paths written after `removed` are removed.
+    pub fn after_removing<'b>(root: &'a Path, removed: impl Iterator<Item = &'b str>) -> Self {
+        let mut g = ParentGuard::new(root);
+        g.removed = removed.map(str::to_string).collect();
+        g
     }
 
     /// The leading directory of `path` that is a symbolic link, if any.
@@ -399,6 +411,8 @@ impl<'a> ParentGuard<'a> {
                 continue;
             }
             match fs::symlink_metadata(self.root.join(dir)) {
+                // Gone before the path is written: created as a directory.
+                Ok(m) if m.file_type().is_symlink() && self.removed.contains(dir) => return None,
                 Ok(m) if m.file_type().is_symlink() => return Some(dir.to_string()),
                 Ok(m) if m.is_dir() => {
                     self.real_dirs.insert(dir.to_string());
