@@ -124,6 +124,14 @@ pub fn decode_pack_header(b: &[u8]) -> Result<(), FormatError> {
             supported: PACK_VERSION,
         });
     }
+    // Reserved: writers put zeros; a reader that ignored them could not
+    // tell a later layout from this one (found by fuzzing).
+    if b[12..PACK_HEADER_LEN].iter().any(|&x| x != 0) {
+        return Err(FormatError::Decode {
+            what: "pack",
+            reason: "reserved header bytes are not zero".into(),
+        });
+    }
     Ok(())
 }
 
@@ -207,6 +215,9 @@ impl PackIndex {
         for i in 0..count {
             let e = &b[IDX_HEADER_LEN + i * IDX_ENTRY_LEN..][..IDX_ENTRY_LEN];
             let bad = |reason: String| FormatError::Decode { what: W, reason };
+            if e[42..44] != [0, 0] {
+                return Err(bad(format!("entry {i}: reserved bytes are not zero")));
+            }
             entries.push(IdxEntry {
                 id: ObjectId::from_slice(&e[..32]).expect("32"),
                 offset: u64::from_le_bytes(e[32..40].try_into().expect("8")),
@@ -232,6 +243,34 @@ impl PackIndex {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn reserved_bytes_must_be_zero() {
+        // The fuzzer's finds: a reserved u32 in the pack header, reserved
+        // bytes of an index entry.
+        let mut h = encode_pack_header();
+        assert!(decode_pack_header(&h).is_ok());
+        h[13] = 1;
+        assert!(decode_pack_header(&h).is_err());
+        let idx = PackIndex {
+            pack: ObjectId::hash(b"p"),
+            entries: vec![IdxEntry {
+                id: ObjectId::hash(b"x"),
+                offset: 16,
+                kind: ObjectKind::Chunk,
+                codec: Codec::Raw,
+                raw_len: 1,
+                stored_len: 1,
+            }],
+        };
+        let mut b = idx.encode();
+        assert_eq!(PackIndex::decode(&b).unwrap(), idx);
+        b[IDX_HEADER_LEN + 42] = 7;
+        let n = b.len() - 32;
+        let sum = ObjectId::hash(&b[..n]);
+        b[n..].copy_from_slice(&sum.0);
+        assert!(PackIndex::decode(&b).is_err());
+    }
 
     proptest! {
         #[test]

@@ -229,10 +229,9 @@ impl Repository {
             };
             let mut kept = String::new();
             for line in text.lines() {
-                let time = line
-                    .split_whitespace()
-                    .nth(2)
-                    .and_then(|t| t.parse::<i64>().ok());
+                // Unreadable records are kept (gc then refuses to run and
+                // names them), never dropped as if expired.
+                let time = crate::refs::ReflogEntry::parse(line).map(|e| e.who.time);
                 if time.is_some_and(|t| t < before) {
                     dropped += 1;
                 } else {

@@ -74,18 +74,20 @@ fn collect_reflog_ids(dir: &Path, rel: &str, out: &mut Vec<Root>, bad: &mut Vec<
             }
         };
         for line in text.lines() {
-            for tok in line.split_whitespace().take(2) {
-                match tok.parse::<ObjectId>() {
-                    Ok(id) if id.is_zero() => {}
-                    Ok(id) => out.push(Root {
+            let Some(entry) = crate::refs::ReflogEntry::parse(line) else {
+                bad.push((
+                    format!("reflog {rel}"),
+                    format!("unreadable record {line:?}"),
+                ));
+                continue;
+            };
+            for id in [entry.old, entry.new] {
+                if !id.is_zero() {
+                    out.push(Root {
                         id,
                         kind: ObjectKind::Commit,
                         why: format!("reflog {rel}"),
-                    }),
-                    Err(_) => bad.push((
-                        format!("reflog {rel}"),
-                        format!("unreadable record {line:?}"),
-                    )),
+                    });
                 }
             }
         }

@@ -102,7 +102,7 @@ pub struct ReflogEntry {
 }
 
 impl ReflogEntry {
-    fn to_line(&self) -> String {
+    pub fn to_line(&self) -> String {
         let tz = self.who.tz_offset_minutes;
         let sign = if tz < 0 { '-' } else { '+' };
         format!(
@@ -119,18 +119,28 @@ impl ReflogEntry {
         )
     }
 
-    fn parse(line: &str) -> Option<ReflogEntry> {
+    /// Parses one reflog line (`to_line`'s format); `None` for anything
+    /// else. The one reflog parser: `reflog`, `gc`'s roots and `reflog
+    /// expire` all read records through it. Never panics (fuzzed:
+    /// `fuzz/fuzz_targets/reflog_line.rs`).
+    pub fn parse(line: &str) -> Option<ReflogEntry> {
         let (head, message) = line.split_once('\t')?;
         let mut it = head.splitn(5, ' ');
         let old = it.next()?.parse().ok()?;
         let new = it.next()?.parse().ok()?;
         let time = it.next()?.parse().ok()?;
-        let tz = it.next()?;
+        let tz = it.next()?.as_bytes();
         let rest = it.next()?;
-        let sign = if tz.starts_with('-') { -1 } else { 1 };
-        let digits = tz.get(1..5)?;
-        let tz_offset_minutes =
-            sign * (digits[..2].parse::<i32>().ok()? * 60 + digits[2..].parse::<i32>().ok()?);
+        let sign = match tz.first()? {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        if tz.len() != 5 || !tz[1..].iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let num = |a: u8, b: u8| i32::from(a - b'0') * 10 + i32::from(b - b'0');
+        let tz_offset_minutes = sign * (num(tz[1], tz[2]) * 60 + num(tz[3], tz[4]));
         let (name, email) = rest.rsplit_once(" <")?;
         Some(ReflogEntry {
             old,
@@ -403,6 +413,27 @@ pub fn branch_ref(name: &str) -> String {
 }
 pub fn tag_ref(name: &str) -> String {
     format!("refs/tags/{name}")
+}
+
+#[cfg(test)]
+mod reflog_parse_tests {
+    use super::*;
+
+    #[test]
+    fn hostile_reflog_lines_are_refused_not_a_panic() {
+        let id = "0".repeat(64);
+        for tz in ["+aéb", "+12é", "é", "+1", "+123456", "x0000", "+12 3"] {
+            let line = format!("{id} {id} 1700000000 {tz} N <e>\tm");
+            assert_eq!(ReflogEntry::parse(&line), None, "{tz:?}");
+        }
+        let line = format!("{id} {id} 1700000000 -0130 N <e>\tm");
+        let e = ReflogEntry::parse(&line).unwrap();
+        assert_eq!(e.who.tz_offset_minutes, -90);
+        assert_eq!(
+            ReflogEntry::parse(e.to_line().trim_end_matches('\n')),
+            Some(e)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,11 @@ impl Repository {
         let mut id = self.resolve_base(base, rev)?;
         while !suffix.is_empty() {
             let op = suffix.as_bytes()[0];
+            // Only `~` and `^` are operators (`HEAD~1x`, `HEAD~1é` are no
+            // revisions); both are one byte, so slicing after them is safe.
+            if op != b'~' && op != b'^' {
+                return Err(unknown());
+            }
             suffix = &suffix[1..];
             let digits_end = suffix
                 .find(|c: char| !c.is_ascii_digit())

@@ -21,6 +21,7 @@ pub fn run_all_clients(s: &dyn Storage, other: &dyn Storage, conditional: bool) 
     delete_is_idempotent(s);
     put_file_consumes(s);
     bad_keys_rejected(s);
+    key_below_a_key_is_absent(s);
     cas_semantics(s);
     two_clients_see_each_other(s, other);
     if conditional {
@@ -31,6 +32,18 @@ pub fn run_all_clients(s: &dyn Storage, other: &dyn Storage, conditional: bool) 
             s.describe()
         );
     }
+}
+
+/// A key "below" an existing key (`refs/heads/main/x` beside the ref
+/// `refs/heads/main`) is absent, not an error: on disk that path runs into
+/// a file (ENOTDIR). Found by fuzzing revision parsing.
+fn key_below_a_key_is_absent(s: &dyn Storage) {
+    s.put("below/k", b"a ref").unwrap();
+    assert!(s.get("below/k/x").unwrap_err().is_not_found());
+    assert_eq!(s.size("below/k/x").unwrap(), None);
+    assert_eq!(s.modified("below/k/x").unwrap(), None);
+    s.delete("below/k/x").unwrap();
+    s.delete("below/k").unwrap();
 }
 
 fn two_clients_see_each_other(a: &dyn Storage, b: &dyn Storage) {

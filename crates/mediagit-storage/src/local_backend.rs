@@ -19,6 +19,16 @@ pub struct LocalBackend {
     open: Mutex<HashMap<String, Arc<File>>>,
 }
 
+/// Whether an error means "no such key": the file is missing, or a
+/// leading directory of the key is a file (`refs/heads/main/x` while
+/// `refs/heads/main` is a ref: found by fuzzing `resolve`).
+fn absent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
         LocalBackend {
@@ -37,7 +47,7 @@ impl LocalBackend {
     }
 
     fn io(&self, op: &'static str, key: &str, source: io::Error) -> StorageError {
-        if source.kind() == io::ErrorKind::NotFound && matches!(op, "read" | "open") {
+        if absent(&source) && matches!(op, "read" | "open") {
             return StorageError::NotFound {
                 backend: self.describe(),
                 key: key.into(),
@@ -111,7 +121,7 @@ impl LocalBackend {
     fn read_opt(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         match fs::read(self.path(key)?) {
             Ok(v) => Ok(Some(v)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if absent(&e) => Ok(None),
             Err(e) => Err(self.io("read", key, e)),
         }
     }
@@ -176,7 +186,7 @@ impl Storage for LocalBackend {
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         match fs::metadata(self.path(key)?) {
             Ok(m) => Ok(Some(m.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if absent(&e) => Ok(None),
             Err(e) => Err(self.io("stat", key, e)),
         }
     }
@@ -184,7 +194,7 @@ impl Storage for LocalBackend {
     fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError> {
         match fs::metadata(self.path(key)?) {
             Ok(m) => Ok(Some(m.modified().map_err(|e| self.io("stat", key, e))?)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) if absent(&e) => Ok(None),
             Err(e) => Err(self.io("stat", key, e)),
         }
     }
@@ -199,7 +209,7 @@ impl Storage for LocalBackend {
         while let Some((dir, rel)) = stack.pop() {
             let rd = match fs::read_dir(&dir) {
                 Ok(rd) => rd,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if absent(&e) => continue,
                 Err(e) => return Err(self.io("list", prefix, e)),
             };
             for ent in rd {
@@ -249,7 +259,7 @@ impl Storage for LocalBackend {
                 }
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) if absent(&e) => Ok(()),
             Err(e) => Err(self.io("delete", key, e)),
         }
     }
