@@ -16,3 +16,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# cargo-fuzz for scripts/fuzz.sh (run by test.sh after the tests; it needs
+# only the stable toolchain, with RUSTC_BOOTSTRAP=1 set by fuzz.sh).
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

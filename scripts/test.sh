@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+./scripts/check-unused-deps.sh
 # Real object-store servers (S3, Azure Blob, GCS) on 127.0.0.1, stopped on exit.
 trap './scripts/test-servers.sh stop' EXIT
 eval "$(./scripts/test-servers.sh start)"
@@ -20,3 +21,10 @@ echo "== CLI tests with objects and refs in S3 (moto)"
 AWS_ENDPOINT_URL="$MEDIAGIT_TEST_S3" MEDIAGIT_TEST_STORAGE=s3://mediagit-test \
   cargo test -p mediagit-cli --test core_workflow --test staging --test history \
   --test branching --test bad_input --test safety 2>&1
+# Fuzzing (scripts/fuzz.sh): every decoder and parser target for
+# MEDIAGIT_FUZZ_SECONDS each (default 10; 0 = replay the seed corpus only)
+# from the checked-in seeds in fuzz/corpus-seed/; fails on any crash. The
+# two targets that link mediagit-repo (reflog_line, parse_revision) roughly
+# triple the fuzz build, so CI leaves them out unless MEDIAGIT_FUZZ_REPO=1.
+echo "== fuzzing"
+MEDIAGIT_FUZZ_REPO="${MEDIAGIT_FUZZ_REPO:-0}" ./scripts/fuzz.sh "${MEDIAGIT_FUZZ_SECONDS:-10}"

@@ -58,6 +58,11 @@ pub fn validate_ref_name(what: &'static str, name: &str) -> Result<()> {
     if name.split('/').any(|c| c.starts_with('.')) {
         return bad("a component starts with '.'");
     }
+    // Refs are files on disk: a component must fit a file name (255 bytes
+    // on most filesystems; found by fuzzing), and the whole a path.
+    if name.split('/').any(|c| c.len() > 200) || name.len() > 1000 {
+        return bad("longer than 200 bytes per component or 1000 in all");
+    }
     Ok(())
 }
 
@@ -418,6 +423,15 @@ pub fn tag_ref(name: &str) -> String {
 #[cfg(test)]
 mod reflog_parse_tests {
     use super::*;
+
+    #[test]
+    fn ref_names_that_cannot_be_file_names_are_refused() {
+        assert!(validate_ref_name("branch", &"a".repeat(200)).is_ok());
+        assert!(validate_ref_name("branch", &"a".repeat(201)).is_err());
+        assert!(validate_ref_name("branch", &["b"; 600].join("/")).is_err());
+        assert!(check_ref_key("refs/heads/a/../../../evil").is_err());
+        assert!(check_ref_key("refs/heads/ok/name").is_ok());
+    }
 
     #[test]
     fn hostile_reflog_lines_are_refused_not_a_panic() {

@@ -84,7 +84,19 @@ impl Env {
         c.current_dir(dir)
             .env("MEDIAGIT_AUTHOR_NAME", "Test User")
             .env("MEDIAGIT_AUTHOR_EMAIL", "test@example.com")
+            // The developer's own settings and credential files stay out:
+            // a test must not depend on, or send, what is in their $HOME.
+            .env("HOME", self.root().join("home"))
+            .env("XDG_CONFIG_HOME", self.root().join("home/.config"))
+            .env_remove("MEDIAGIT_FRESHEN_AFTER")
             .args(args);
+        // Cloud credentials only when scripts/test.sh started the local
+        // servers (with fake ones); never a developer's real ones.
+        if std::env::var_os("MEDIAGIT_TEST_S3").is_none() {
+            for v in mediagit_storage::object_store_backend::CLOUD_ENV_VARS {
+                c.env_remove(v);
+            }
+        }
         c
     }
 
