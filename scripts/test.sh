@@ -14,13 +14,6 @@ trap './scripts/test-servers.sh stop' EXIT
 eval "$(./scripts/test-servers.sh start)"
 export MEDIAGIT_REQUIRE_SERVERS=1
 cargo test --workspace 2>&1
-# The repository's CLI tests again, with every repository's objects and refs
-# in the S3 server (integrity.rs and crash.rs damage or kill local files and
-# stay local-only; backends.rs covers fsck, verify and gc on every store).
-echo "== CLI tests with objects and refs in S3 (moto)"
-AWS_ENDPOINT_URL="$MEDIAGIT_TEST_S3" MEDIAGIT_TEST_STORAGE=s3://mediagit-test \
-  cargo test -p mediagit-cli --test core_workflow --test staging --test history \
-  --test branching --test bad_input --test safety 2>&1
 # Fuzzing (scripts/fuzz.sh): every decoder and parser target for
 # MEDIAGIT_FUZZ_SECONDS each (default 10; 0 = replay the seed corpus only)
 # from the checked-in seeds in fuzz/corpus-seed/; fails on any crash. The
@@ -28,3 +21,10 @@ AWS_ENDPOINT_URL="$MEDIAGIT_TEST_S3" MEDIAGIT_TEST_STORAGE=s3://mediagit-test \
 # triple the fuzz build, so CI leaves them out unless MEDIAGIT_FUZZ_REPO=1.
 echo "== fuzzing"
 MEDIAGIT_FUZZ_REPO="${MEDIAGIT_FUZZ_REPO:-0}" ./scripts/fuzz.sh "${MEDIAGIT_FUZZ_SECONDS:-10}"
+# The repository's CLI tests again, with every repository's objects and refs
+# in the S3 server (integrity.rs and crash.rs damage or kill local files and
+# stay local-only; backends.rs covers fsck, verify and gc on every store).
+echo "== CLI tests with objects and refs in S3 (moto)"
+AWS_ENDPOINT_URL="$MEDIAGIT_TEST_S3" MEDIAGIT_TEST_STORAGE=s3://mediagit-test \
+  cargo test -p mediagit-cli --test core_workflow --test staging --test history \
+  --test branching --test bad_input --test safety 2>&1
