@@ -391,9 +391,20 @@ impl Repository {
                     std::fs::create_dir_all(&dir)
                         .map_err(|e| RepoError::io("create directory", &dir, e))?;
                     let p = dir.join(m.content.to_hex());
-                    let mut f =
-                        std::fs::File::create(&p).map_err(|e| RepoError::io("create", &p, e))?;
-                    odb.write_file_to(id, &mut f, &|_| {})?;
+                    // Atomically: a temporary file, fsynced, renamed, the
+                    // directory fsynced (a crash never leaves half a file).
+                    let mut tmp = tempfile::Builder::new()
+                        .prefix(".lost-found-")
+                        .tempfile_in(&dir)
+                        .map_err(|e| RepoError::io("create temp file in", &dir, e))?;
+                    odb.write_file_to(id, tmp.as_file_mut(), &|_| {})?;
+                    tmp.as_file()
+                        .sync_all()
+                        .map_err(|e| RepoError::io("fsync", &p, e))?;
+                    tmp.persist(&p)
+                        .map_err(|e| RepoError::io("rename into place", &p, e.error))?;
+                    mediagit_storage::local_backend::sync_dir(&dir)
+                        .map_err(|e| RepoError::io("fsync", &dir, e))?;
                     out.push(p);
                 }
                 _ => {}
@@ -559,7 +570,15 @@ impl Repository {
         for key in self.ref_keys("refs/heads/")? {
             if self.read_ref(&key).is_err() {
                 if let Some(last) = self.reflog(&key)?.into_iter().find(|e| !e.new.is_zero()) {
-                    storage.put(&key, format!("{}\n", last.new).as_bytes())?;
+                    // Compare-and-swap from exactly the bytes found: if
+                    // another machine fixed or moved the ref meanwhile, its
+                    // value stands (refs only ever change by CAS).
+                    let found = storage.get(&key)?;
+                    let new = format!("{}\n", last.new);
+                    match storage.compare_and_swap(&key, Some(&found), Some(new.as_bytes()))? {
+                        mediagit_storage::CasOutcome::Swapped => {}
+                        mediagit_storage::CasOutcome::Conflict { .. } => continue,
+                    }
                     done.push(format!(
                         "restored {key} to {} from its reflog",
                         last.new.short(12)

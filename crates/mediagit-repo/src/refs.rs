@@ -360,6 +360,7 @@ impl Repository {
         if let Some(p) = path.parent() {
             fs::create_dir_all(p).map_err(|e| RepoError::io("create directory", p, e))?;
         }
+        let created = !path.exists();
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -368,6 +369,13 @@ impl Repository {
         f.write_all(entry.to_line().as_bytes())
             .and_then(|_| f.sync_data())
             .map_err(|e| RepoError::io("append to reflog", &path, e))?;
+        // A new reflog file exists durably only once its directory entry is.
+        if created {
+            if let Some(d) = path.parent() {
+                mediagit_storage::local_backend::sync_dir(d)
+                    .map_err(|e| RepoError::io("fsync", d, e))?;
+            }
+        }
         crate::failpoint::hit("write:reflog-appended");
         Ok(())
     }

@@ -248,6 +248,11 @@ impl Storage for LocalBackend {
         let path = self.path(key)?;
         match fs::remove_file(&path) {
             Ok(()) => {
+                // The removal is durable once its directory is fsynced
+                // (a deleted ref must not come back after a power cut).
+                if let Some(d) = path.parent() {
+                    sync_dir(d).map_err(|e| self.io("fsync", key, e))?;
+                }
                 // Drop directories the key's removal left empty (refs/heads/a/
                 // after deleting a/b), so key a can be created again.
                 let mut dir = path.parent();
