@@ -7,13 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-test-deps.sh
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 ./scripts/check-unused-deps.sh
 # Real object-store servers (S3, Azure Blob, GCS) on 127.0.0.1, stopped on exit.
 trap './scripts/test-servers.sh stop' EXIT
 eval "$(./scripts/test-servers.sh start)"
 export MEDIAGIT_REQUIRE_SERVERS=1
-cargo test --workspace 2>&1
+# The failpoints feature builds the binary with the crash tests' SIGKILL
+# points (crash.rs requires it; an installed binary never has them).
+cargo test --workspace --features mediagit-cli/failpoints 2>&1
 # Fuzzing (scripts/fuzz.sh): every decoder and parser target for
 # MEDIAGIT_FUZZ_SECONDS each (default 10; 0 = replay the seed corpus only)
 # from the checked-in seeds in fuzz/corpus-seed/; fails on any crash. The
@@ -26,5 +28,5 @@ MEDIAGIT_FUZZ_REPO="${MEDIAGIT_FUZZ_REPO:-0}" ./scripts/fuzz.sh "${MEDIAGIT_FUZZ
 # stay local-only; backends.rs covers fsck, verify and gc on every store).
 echo "== CLI tests with objects and refs in S3 (moto)"
 AWS_ENDPOINT_URL="$MEDIAGIT_TEST_S3" MEDIAGIT_TEST_STORAGE=s3://mediagit-test \
-  cargo test -p mediagit-cli --test core_workflow --test staging --test history \
+  cargo test -p mediagit-cli --features failpoints --test core_workflow --test staging --test history \
   --test branching --test bad_input --test safety 2>&1

@@ -352,6 +352,8 @@ fn main() -> ExitCode {
     let args = expand_numeric_flags(std::env::args().collect());
     let cli = Cli::parse_from(args);
     // Crash testing only: die by SIGKILL at a named write point (docs/FORMAT.md §9).
+    // Only in builds with the `failpoints` feature (the crash tests').
+    #[cfg(feature = "failpoints")]
     if let Ok(spec) = std::env::var("MEDIAGIT_FAILPOINTS") {
         mediagit_repo::failpoint::configure(&spec);
     }

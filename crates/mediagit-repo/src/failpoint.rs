@@ -7,18 +7,29 @@
 //! list of `PREFIX@N`: the N-th time a failpoint whose name starts with
 //! PREFIX is hit, the process kills itself. With no spec, [`hit`] is one
 //! atomic load.
+//!
+//! Compiled in only with the `failpoints` cargo feature (the crash tests
+//! enable it: `cargo test --features mediagit-cli/failpoints`); in every
+//! other build [`hit`] is an empty inline function and nothing reads a
+//! spec, so an environment variable can never make an installed binary
+//! kill itself mid-write.
+#[cfg(feature = "failpoints")]
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "failpoints")]
 use std::sync::OnceLock;
 
+#[cfg(feature = "failpoints")]
 struct Point {
     prefix: String,
     at: u64,
     count: AtomicU64,
 }
 
+#[cfg(feature = "failpoints")]
 static POINTS: OnceLock<Vec<Point>> = OnceLock::new();
 
 /// Parses and installs a spec (first call wins). Malformed items are ignored.
+#[cfg(feature = "failpoints")]
 pub fn configure(spec: &str) {
     let points = spec
         .split(',')
@@ -34,7 +45,13 @@ pub fn configure(spec: &str) {
     let _ = POINTS.set(points);
 }
 
+/// Marks a failpoint: nothing, in a build without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit(_name: &str) {}
+
 /// Marks a failpoint. Kills the process if the configured count is reached.
+#[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
     let Some(points) = POINTS.get() else { return };
     for p in points {
