@@ -215,6 +215,17 @@ impl IndexFile {
 mod tests {
     use super::*;
 
+    /// An index file of `version` around a postcard `body`, as a writer of
+    /// that version would seal it.
+    fn seal(version: u32, body: Vec<u8>) -> Vec<u8> {
+        let mut b = INDEX_MAGIC.to_vec();
+        b.extend_from_slice(&version.to_le_bytes());
+        b.extend_from_slice(&body);
+        let sum = ObjectId::hash(&b);
+        b.extend_from_slice(&sum.0);
+        b
+    }
+
     #[test]
     fn round_trip_and_checksum() {
         let idx = IndexFile {
@@ -263,14 +274,6 @@ mod tests {
             manifest: ObjectId::hash(b"m"),
             target: None,
         }];
-        let seal = |version: u32, body: Vec<u8>| {
-            let mut b = INDEX_MAGIC.to_vec();
-            b.extend_from_slice(&version.to_le_bytes());
-            b.extend_from_slice(&body);
-            let sum = ObjectId::hash(&b);
-            b.extend_from_slice(&sum.0);
-            b
-        };
         let t = Timestamp { secs: 9, nanos: 0 };
         let body = postcard::to_stdvec(&V1 {
             written_at: t,
@@ -311,14 +314,6 @@ mod tests {
             tree: ObjectId::hash(b"t"),
             pack: ObjectId::hash(b"p"),
         });
-        let seal = |version: u32, body: Vec<u8>| {
-            let mut b = INDEX_MAGIC.to_vec();
-            b.extend_from_slice(&version.to_le_bytes());
-            b.extend_from_slice(&body);
-            let sum = ObjectId::hash(&b);
-            b.extend_from_slice(&sum.0);
-            b
-        };
         // As 8d04f6f wrote it: no resume table.
         let body = postcard::to_stdvec(&V2 {
             written_at: Timestamp { secs: 3, nanos: 0 },
