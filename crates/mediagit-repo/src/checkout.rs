@@ -272,9 +272,8 @@ impl Repository {
                 });
             }
         }
+        // (Every path was checked above: never through a symlinked directory.)
         for p in to_remove {
-            // Never remove through a symlinked directory (it points elsewhere).
-            refuse_symlinked_parent(root, p)?;
             let abs = root.join(p);
             match fs::remove_file(&abs) {
                 Ok(()) => {}

@@ -147,16 +147,10 @@ impl Repository {
         drop(protected);
         let mut lost = lost_files(odb, &staged);
         let mut lost_tree = trees.iter().find(|t| !odb.contains(t)).copied();
-        let listed: std::collections::HashSet<ObjectId> = self
-            .uncached_storage()
-            .list("packs/")?
-            .iter()
-            .filter_map(|k| {
-                k.strip_prefix("packs/")
-                    .and_then(|k| k.strip_suffix(".idx"))
-                    .and_then(|h| h.parse().ok())
-            })
-            .collect();
+        let listed: std::collections::HashSet<ObjectId> =
+            crate::odb::indexed_packs(self.uncached_storage().as_ref())?
+                .into_iter()
+                .collect();
         if odb.packs().iter().any(|p| !listed.contains(p)) {
             let fresh = crate::odb::Odb::load(
                 self.storage().clone(),

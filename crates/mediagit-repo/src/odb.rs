@@ -291,6 +291,20 @@ fn read_pack_index(storage: &dyn Storage, key: &str, pack_id: ObjectId) -> Resul
     Ok(idx)
 }
 
+/// The packs that have an index in the store (`packs/<id>.idx`), as listed
+/// now: only those hold objects a reader can see.
+pub fn indexed_packs(storage: &dyn Storage) -> Result<Vec<ObjectId>> {
+    Ok(storage
+        .list("packs/")?
+        .iter()
+        .filter_map(|k| {
+            k.strip_prefix("packs/")
+                .and_then(|k| k.strip_suffix(".idx"))
+                .and_then(|h| h.parse().ok())
+        })
+        .collect())
+}
+
 pub fn idx_key(id: &ObjectId) -> String {
     format!("packs/{id}.idx")
 }
@@ -335,16 +349,8 @@ impl Odb {
         };
         let mut problems = Vec::new();
         let mut idxs = Vec::new();
-        for key in odb.storage.list("packs/")? {
-            let Some(hex) = key
-                .strip_prefix("packs/")
-                .and_then(|k| k.strip_suffix(".idx"))
-            else {
-                continue;
-            };
-            let Ok(pack_id) = hex.parse::<ObjectId>() else {
-                continue;
-            };
+        for pack_id in indexed_packs(odb.storage.as_ref())? {
+            let key = idx_key(&pack_id);
             match read_pack_index(odb.storage.as_ref(), &key, pack_id) {
                 Ok(idx) => idxs.push(idx),
                 Err(e) => problems.push((key, e)),
@@ -397,19 +403,19 @@ impl Odb {
     /// storing it: the pack holding it is re-dated if it is old (see
     /// [`FRESHEN_AFTER`]) when the session finishes.
     pub fn contains_for_reuse(&self, id: &ObjectId) -> bool {
-        let slot = {
-            let st = self.state.read().unwrap_or_else(|p| p.into_inner());
-            match st.get(id) {
-                // Only a damaged copy: store the object again.
-                Some(l) if l.damaged => return false,
-                Some(l) => (l.pack, st.packs[l.pack as usize]),
-                None => return false,
+        match self.locate(id) {
+            // Only a damaged copy: store the object again.
+            Some((_, l)) if l.damaged => false,
+            Some((pack, l)) => {
+                self.note_reuse(l.pack, pack);
+                true
             }
-        };
-        self.note_reuse(slot.0, slot.1);
-        true
+            None => false,
+        }
     }
 
+    /// Records that an object of `pack` (table slot `slot`) is being reused,
+    /// writing its freshen marker if the pack is old (see [`FRESHEN_AFTER`]).
     fn note_reuse(&self, slot: u32, pack: ObjectId) {
         let mut f = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
         let Some(after) = f.after else {
@@ -850,18 +856,17 @@ impl PackSession<'_> {
         if self.pending.contains(id) {
             return true;
         }
-        let found = if self.ignore_packs.is_empty() {
-            if self.freshen {
-                return self.odb.contains_for_reuse(id);
-            }
-            self.odb.contains(id)
-        } else {
-            matches!(self.odb.locate(id), Some((pack, l)) if !l.damaged && !self.ignore_packs.contains(&pack))
+        // A damaged copy, or one in a pack being rewritten, is not reused.
+        let Some((pack, l)) = self.odb.locate(id) else {
+            return false;
         };
-        if found && self.freshen {
-            self.odb.contains_for_reuse(id);
+        if l.damaged || self.ignore_packs.contains(&pack) {
+            return false;
         }
-        found
+        if self.freshen {
+            self.odb.note_reuse(l.pack, pack);
+        }
+        true
     }
 
     /// Objects found in existing packs are reused without re-dating them

@@ -86,7 +86,7 @@ pub fn check_ref_key(key: &str) -> Result<()> {
     let Some((ns, name)) = rest.split_once('/') else {
         return bad("no namespace (refs/heads/, refs/tags/...)");
     };
-    if validate_ref_name("ref", ns).is_err() || ns.contains('/') {
+    if validate_ref_name("ref", ns).is_err() {
         return bad("bad namespace");
     }
     let what = match ns {

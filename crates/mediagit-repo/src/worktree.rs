@@ -352,27 +352,16 @@ impl Repository {
     }
 }
 
-/// The first leading directory of repository path `path` that is a
-/// symbolic link, if any (as a repository path). Reading, writing or
-/// removing `path` would go through it, to files outside the working tree:
-/// the symlink itself is content; what it points to is not.
-pub fn symlinked_parent(root: &Path, path: &str) -> Option<String> {
-    ParentGuard::new(root).beyond_symlink(path)
-}
-
 /// Refuses a path one of whose leading directories is a symbolic link (as
 /// Git refuses a path "beyond a symbolic link").
 pub fn refuse_symlinked_parent(root: &Path, path: &str) -> Result<()> {
-    match symlinked_parent(root, path) {
-        Some(link) => Err(RepoError::BeyondSymlink {
-            path: path.to_string(),
-            link,
-        }),
-        None => Ok(()),
-    }
+    ParentGuard::new(root).check(path)
 }
 
-/// [`symlinked_parent`] for many paths, remembering the directories already
+/// Finds the first leading directory of a repository path that is a
+/// symbolic link: reading, writing or removing the path would go through
+/// it, to files outside the working tree (the symlink itself is content;
+/// what it points to is not). For many paths, remembering the directories already
 /// found to be real ones (a checkout or `commit -a` of 100,000 files does
 /// not `lstat` each parent 100,000 times).
 pub struct ParentGuard<'a> {
