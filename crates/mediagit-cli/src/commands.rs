@@ -256,7 +256,11 @@ pub fn run(cli: Cli) -> CmdResult {
             println!("renamed {s} -> {d}");
             Ok(())
         }
-        Command::Status { porcelain, short } => status(&ctx, porcelain, short),
+        Command::Status {
+            porcelain,
+            short,
+            json,
+        } => status(&ctx, porcelain, short, json),
         Command::Commit {
             message,
             all,
@@ -264,14 +268,15 @@ pub fn run(cli: Cli) -> CmdResult {
             author,
         } => commit(&ctx, message, all, allow_empty, author),
         Command::Log(args) => log(&ctx, args),
-        Command::Show { rev } => show(&ctx, rev),
+        Command::Show { rev, json } => show(&ctx, rev, json),
         Command::Diff {
             cached,
             stat,
+            json,
             revs,
             paths,
-        } => diff(&ctx, cached, stat, revs, paths),
-        Command::Branch { action } => branch(&ctx, action),
+        } => diff(&ctx, cached, stat, json, revs, paths),
+        Command::Branch { action, json } => branch(&ctx, action, json),
         Command::Switch {
             target,
             create,
@@ -288,29 +293,52 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Tag(args) => tag(&ctx, args),
         Command::Reflog(ReflogArgs {
             action: Some(ReflogAction::Expire { expire, reference }),
+            json,
             ..
-        }) => crate::maintenance::reflog_expire(&ctx.repo()?, &expire, reference),
-        Command::Reflog(ReflogArgs { reference, .. }) => reflog(&ctx, reference),
+        }) => {
+            if json {
+                return Err(CommandError::user(
+                    "--json applies to listing a reflog, not to `reflog expire`",
+                ));
+            }
+            crate::maintenance::reflog_expire(&ctx.repo()?, &expire, reference)
+        }
+        Command::Reflog(ReflogArgs {
+            reference, json, ..
+        }) => reflog(&ctx, reference, json),
         Command::Fsck {
             dangling,
             lost_found,
             repair,
-        } => crate::maintenance::fsck(&ctx.repo()?, dangling, lost_found, repair, &ctx.progress()),
-        Command::Verify { rev, paths } => {
+            json,
+        } => crate::maintenance::fsck(
+            &ctx.repo()?,
+            &mediagit_repo::fsck::FsckOptions {
+                dangling,
+                lost_found,
+                repair,
+            },
+            json,
+            &ctx.progress(),
+        ),
+        Command::Verify { rev, paths, json } => {
             let repo = ctx.repo()?;
             let paths = ctx.repo_paths(&repo, &paths)?;
-            crate::maintenance::verify(&repo, rev, paths, &ctx.progress())
+            crate::maintenance::verify(&repo, rev, paths, json, &ctx.progress())
         }
-        Command::Gc { dry_run, prune } => {
-            crate::maintenance::gc(&ctx.repo()?, dry_run, &prune, &ctx.progress())
-        }
+        Command::Gc {
+            dry_run,
+            prune,
+            json,
+        } => crate::maintenance::gc(&ctx.repo()?, dry_run, &prune, json, &ctx.progress()),
         Command::Stats { json, top } => crate::maintenance::stats(&ctx.repo()?, json, top),
-        Command::LsFiles { long } => ls_files(&ctx, long),
+        Command::LsFiles { long, json } => ls_files(&ctx, long, json),
         Command::LsTree {
             rev,
             recursive,
             long,
-        } => ls_tree(&ctx, &rev, recursive, long),
+            json,
+        } => ls_tree(&ctx, &rev, recursive, long, json),
         Command::Cat { spec } => cat(&ctx, &spec),
     }
 }
@@ -419,10 +447,41 @@ fn add(ctx: &Ctx, paths: Vec<PathBuf>, all: bool, dry_run: bool) -> CmdResult {
     Ok(out.flush()?)
 }
 
-fn status(ctx: &Ctx, porcelain: bool, short: bool) -> CmdResult {
+fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
     let repo = ctx.repo()?;
     let st = repo.status()?;
     let mut out = stdout();
+    if json {
+        // Problems are part of the document, not warnings on stderr.
+        #[derive(serde::Serialize)]
+        struct StoreBranch {
+            branch: String,
+            commit: Option<ObjectId>,
+        }
+        #[derive(serde::Serialize)]
+        struct StatusJson<'a> {
+            #[serde(flatten)]
+            status: &'a mediagit_repo::status::Status,
+            clean: bool,
+            store_branch_moved: Option<StoreBranch>,
+        }
+        let moved = match (&st.head, repo.branch_moved()?) {
+            (Head::Branch(b), Some((_, tip))) => Some(StoreBranch {
+                branch: b.clone(),
+                commit: tip,
+            }),
+            _ => None,
+        };
+        crate::output::write_json(
+            &mut out,
+            &StatusJson {
+                status: &st,
+                clean: st.is_clean(),
+                store_branch_moved: moved,
+            },
+        )?;
+        return Ok(out.flush()?);
+    }
     for p in &st.problems {
         eprintln!(
             "warning: {}",
@@ -437,14 +496,23 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool) -> CmdResult {
             }
         }
         let mut rows: std::collections::BTreeMap<&str, (char, char)> = Default::default();
-        for (p, c) in &st.staged {
-            rows.entry(p).or_insert((' ', ' ')).0 = c.letter();
+        for c in &st.staged {
+            rows.entry(&c.path).or_insert((' ', ' ')).0 = c.change.letter();
         }
-        for (p, c) in &st.unstaged {
-            rows.entry(p).or_insert((' ', ' ')).1 = c.letter();
+        for c in &st.unstaged {
+            rows.entry(&c.path).or_insert((' ', ' ')).1 = c.change.letter();
         }
+        // A rename reads `OLD -> NEW`, as in git's short format.
+        let from: HashMap<&str, &str> = st
+            .staged
+            .iter()
+            .filter_map(|c| Some((c.path.as_str(), c.from.as_deref()?)))
+            .collect();
         for (p, (x, y)) in rows {
-            writeln!(out, "{x}{y} {p}")?;
+            match from.get(p) {
+                Some(f) => writeln!(out, "{x}{y} {f} -> {p}")?,
+                None => writeln!(out, "{x}{y} {p}")?,
+            }
         }
         for p in &st.untracked {
             writeln!(out, "?? {p}")?;
@@ -474,16 +542,20 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool) -> CmdResult {
         ChangeKind::TypeChanged => "typechange:",
         ChangeKind::Renamed => "renamed:",
     };
+    let shown = |c: &mediagit_repo::status::Change| match &c.from {
+        Some(f) => format!("{f} -> {}", c.path),
+        None => c.path.clone(),
+    };
     if !st.staged.is_empty() {
         writeln!(out, "\nChanges to be committed:")?;
-        for (p, c) in &st.staged {
-            writeln!(out, "\t{:<12}{p}", label(c))?;
+        for c in &st.staged {
+            writeln!(out, "\t{:<12}{}", label(&c.change), shown(c))?;
         }
     }
     if !st.unstaged.is_empty() {
         writeln!(out, "\nChanges not staged for commit:")?;
-        for (p, c) in &st.unstaged {
-            writeln!(out, "\t{:<12}{p}", label(c))?;
+        for c in &st.unstaged {
+            writeln!(out, "\t{:<12}{}", label(&c.change), shown(c))?;
         }
     }
     if !st.untracked.is_empty() {
@@ -543,29 +615,83 @@ fn commit(
     Ok(())
 }
 
-fn decorations(repo: &Repository) -> Result<HashMap<ObjectId, Vec<String>>, CommandError> {
-    let mut m: HashMap<ObjectId, Vec<String>> = HashMap::new();
-    let head = repo.head()?;
-    if let Head::Detached(id) = &head {
-        m.entry(*id).or_default().push("HEAD".into());
+/// `log`'s and `show`'s decoration of a commit: `HEAD -> main, tag: v1`.
+fn decoration(refs: &HashMap<ObjectId, Vec<String>>, head: &Head, id: &ObjectId) -> String {
+    let Some(names) = refs.get(id) else {
+        return String::new();
+    };
+    let current = match head {
+        Head::Branch(b) => Some(branch_ref(b)),
+        Head::Detached(_) => None,
+    };
+    let mut labels = Vec::new();
+    if names.iter().any(|n| n == "HEAD") {
+        match &current {
+            Some(c) if names.contains(c) => {
+                labels.push(format!("HEAD -> {}", &c["refs/heads/".len()..]))
+            }
+            _ => labels.push("HEAD".into()),
+        }
     }
-    for b in repo.branches()? {
-        let label = if b.current {
-            format!("HEAD -> {}", b.name)
-        } else {
-            b.name.clone()
-        };
-        m.entry(b.commit).or_default().push(label);
+    for n in names {
+        if let Some(b) = n.strip_prefix("refs/heads/") {
+            if current.as_deref() != Some(n.as_str()) || !names.iter().any(|n| n == "HEAD") {
+                labels.push(b.to_string());
+            }
+        } else if let Some(t) = n.strip_prefix("refs/tags/") {
+            labels.push(format!("tag: {t}"));
+        }
     }
-    for t in repo.tags()? {
-        m.entry(t.commit)
-            .or_default()
-            .push(format!("tag: {}", t.name));
+    format!(" ({})", labels.join(", "))
+}
+
+/// A commit as `log --json` and `show --json` print it.
+#[derive(serde::Serialize)]
+struct CommitJson<'a> {
+    id: ObjectId,
+    tree: ObjectId,
+    parents: &'a [ObjectId],
+    author: &'a Signature,
+    committer: &'a Signature,
+    message: &'a str,
+    /// Full names of the refs pointing at it (`HEAD`, `refs/heads/B`, `refs/tags/T`).
+    refs: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<Vec<FileDiff>>,
+}
+
+impl<'a> CommitJson<'a> {
+    fn new(
+        id: ObjectId,
+        c: &'a mediagit_format::Commit,
+        refs: &'a HashMap<ObjectId, Vec<String>>,
+        files: Option<Vec<FileDiff>>,
+    ) -> Self {
+        CommitJson {
+            id,
+            tree: c.tree,
+            parents: &c.parents,
+            author: &c.author,
+            committer: &c.committer,
+            message: &c.message,
+            refs: refs.get(&id).map(Vec::as_slice).unwrap_or(&[]),
+            files,
+        }
     }
-    for v in m.values_mut() {
-        v.sort_by_key(|s| !s.starts_with("HEAD"));
-    }
-    Ok(m)
+}
+
+/// What a commit changed against its first parent.
+fn commit_changes(
+    repo: &Repository,
+    id: &ObjectId,
+    c: &mediagit_format::Commit,
+) -> Result<Vec<FileDiff>, CommandError> {
+    let before = match c.parents.first() {
+        Some(p) => repo.commit_tree(p)?,
+        None => FlatTree::new(),
+    };
+    let after = repo.commit_tree(id)?;
+    Ok(diff_trees(&before, &after))
 }
 
 fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
@@ -583,26 +709,27 @@ fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
             paths,
         },
     )?;
-    let deco = decorations(&repo)?;
+    let refs = repo.refs_by_commit()?;
+    let head = repo.head()?;
     let mut out = stdout();
     for (id, c) in commits {
-        let d = deco
-            .get(&id)
-            .map(|v| format!(" ({})", v.join(", ")))
-            .unwrap_or_default();
+        if args.json {
+            let files = if args.stat {
+                Some(commit_changes(&repo, &id, &c)?)
+            } else {
+                None
+            };
+            crate::output::write_json_line(&mut out, &CommitJson::new(id, &c, &refs, files))?;
+            continue;
+        }
+        let d = decoration(&refs, &head, &id);
         if args.oneline {
             writeln!(out, "{}{d} {}", id.short(12), c.summary())?;
         } else {
             write_commit_header(&mut out, &id, &c, &d)?;
         }
         if args.stat {
-            let parent = c.parents.first().copied();
-            let before = match parent {
-                Some(p) => repo.commit_tree(&p)?,
-                None => FlatTree::new(),
-            };
-            let after = repo.commit_tree(&id)?;
-            write_stat(&mut out, &diff_trees(&before, &after))?;
+            write_stat(&mut out, &commit_changes(&repo, &id, &c)?)?;
             writeln!(out)?;
         }
     }
@@ -720,39 +847,54 @@ fn write_stat(out: &mut impl Write, diffs: &[FileDiff]) -> io::Result<()> {
     )
 }
 
-fn show(ctx: &Ctx, rev: Option<String>) -> CmdResult {
+fn show(ctx: &Ctx, rev: Option<String>, json: bool) -> CmdResult {
     let repo = ctx.repo()?;
     let rev = rev.unwrap_or_else(|| "HEAD".into());
     let mut out = stdout();
-    if let Some(t) = repo.tags()?.into_iter().find(|t| t.name == rev) {
-        if let Some((_, tag)) = &t.annotation {
-            writeln!(out, "tag {}", tag.name)?;
-            writeln!(out, "Tagger: {} <{}>", tag.tagger.name, tag.tagger.email)?;
-            writeln!(out, "Date:   {}\n", sig_date(&tag.tagger))?;
-            for l in tag.message.lines() {
-                writeln!(out, "{l}")?;
-            }
-            writeln!(out)?;
-        }
-    }
+    let tag = repo.tags()?.into_iter().find(|t| t.name == rev);
     let id = repo.resolve(&rev)?;
     let c = repo.odb()?.read_commit(&id)?;
-    let deco = decorations(&repo)?;
-    let d = deco
-        .get(&id)
-        .map(|v| format!(" ({})", v.join(", ")))
-        .unwrap_or_default();
+    let refs = repo.refs_by_commit()?;
+    let files = commit_changes(&repo, &id, &c)?;
+    if json {
+        #[derive(serde::Serialize)]
+        struct ShowJson<'a> {
+            /// The tag named REV, when REV is a tag.
+            tag: Option<&'a mediagit_repo::branch::TagInfo>,
+            commit: CommitJson<'a>,
+        }
+        crate::output::write_json(
+            &mut out,
+            &ShowJson {
+                tag: tag.as_ref(),
+                commit: CommitJson::new(id, &c, &refs, Some(files)),
+            },
+        )?;
+        return Ok(out.flush()?);
+    }
+    if let Some((_, tag)) = tag.as_ref().and_then(|t| t.annotation.as_ref()) {
+        writeln!(out, "tag {}", tag.name)?;
+        writeln!(out, "Tagger: {} <{}>", tag.tagger.name, tag.tagger.email)?;
+        writeln!(out, "Date:   {}\n", sig_date(&tag.tagger))?;
+        for l in tag.message.lines() {
+            writeln!(out, "{l}")?;
+        }
+        writeln!(out)?;
+    }
+    let d = decoration(&refs, &repo.head()?, &id);
     write_commit_header(&mut out, &id, &c, &d)?;
-    let before = match c.parents.first() {
-        Some(p) => repo.commit_tree(p)?,
-        None => FlatTree::new(),
-    };
-    let after = repo.commit_tree(&id)?;
-    write_diff(&mut out, &diff_trees(&before, &after))?;
+    write_diff(&mut out, &files)?;
     Ok(out.flush()?)
 }
 
-fn diff(ctx: &Ctx, cached: bool, stat: bool, revs: Vec<String>, paths: Vec<String>) -> CmdResult {
+fn diff(
+    ctx: &Ctx,
+    cached: bool,
+    stat: bool,
+    json: bool,
+    revs: Vec<String>,
+    paths: Vec<String>,
+) -> CmdResult {
     let repo = ctx.repo()?;
     let (a, b) = match (revs.as_slice(), cached) {
         ([], false) => (DiffSide::Index, DiffSide::Worktree),
@@ -789,6 +931,43 @@ fn diff(ctx: &Ctx, cached: bool, stat: bool, revs: Vec<String>, paths: Vec<Strin
     let tb = filter(repo.side_tree(&b)?);
     let diffs = diff_trees(&ta, &tb);
     let mut out = stdout();
+    if json {
+        #[derive(serde::Serialize, Default)]
+        struct Totals {
+            files: usize,
+            added: usize,
+            modified: usize,
+            deleted: usize,
+            renamed: usize,
+            mode_changed: usize,
+        }
+        #[derive(serde::Serialize)]
+        struct DiffJson<'a> {
+            files: &'a [FileDiff],
+            totals: Totals,
+        }
+        let mut t = Totals {
+            files: diffs.len(),
+            ..Totals::default()
+        };
+        for d in &diffs {
+            match d.kind {
+                DiffKind::Added => t.added += 1,
+                DiffKind::Modified => t.modified += 1,
+                DiffKind::Deleted => t.deleted += 1,
+                DiffKind::Renamed { .. } => t.renamed += 1,
+                DiffKind::ModeChanged => t.mode_changed += 1,
+            }
+        }
+        crate::output::write_json(
+            &mut out,
+            &DiffJson {
+                files: &diffs,
+                totals: t,
+            },
+        )?;
+        return Ok(out.flush()?);
+    }
     if stat {
         if !diffs.is_empty() {
             write_stat(&mut out, &diffs)?;
@@ -806,13 +985,34 @@ fn unborn_empty(e: RepoError) -> Result<FlatTree, RepoError> {
     }
 }
 
-fn branch(ctx: &Ctx, action: Option<BranchAction>) -> CmdResult {
+fn branch(ctx: &Ctx, action: Option<BranchAction>, json: bool) -> CmdResult {
     let repo = ctx.repo()?;
     let who = reflog_who(&repo);
-    match action.unwrap_or(BranchAction::List) {
+    let action = action.unwrap_or(BranchAction::List);
+    if json && !matches!(action, BranchAction::List) {
+        return Err(CommandError::user(
+            "--json applies to listing branches (`mediagit branch --json`)",
+        ));
+    }
+    match action {
         BranchAction::List => {
             let mut out = stdout();
             let branches = repo.branches()?;
+            if json {
+                #[derive(serde::Serialize)]
+                struct BranchesJson<'a> {
+                    head: Head,
+                    branches: &'a [mediagit_repo::branch::BranchInfo],
+                }
+                crate::output::write_json(
+                    &mut out,
+                    &BranchesJson {
+                        head: repo.head()?,
+                        branches: &branches,
+                    },
+                )?;
+                return Ok(out.flush()?);
+            }
             if let Head::Branch(b) = repo.head()? {
                 if !branches.iter().any(|x| x.name == b) {
                     writeln!(out, "* {b} (no commits yet)")?;
@@ -958,6 +1158,15 @@ fn checkout(ctx: &Ctx, target: Option<String>, paths: Vec<String>, force: bool) 
 
 fn tag(ctx: &Ctx, args: TagArgs) -> CmdResult {
     let repo = ctx.repo()?;
+    let listing = matches!(
+        (&args.action, &args.name),
+        (Some(TagAction::List), _) | (None, None)
+    );
+    if args.json && !listing {
+        return Err(CommandError::user(
+            "--json applies to listing tags (`mediagit tag --json`)",
+        ));
+    }
     match (args.action, args.name) {
         (Some(TagAction::Delete { name }), _) => {
             let id = repo.delete_tag(&name)?;
@@ -966,7 +1175,16 @@ fn tag(ctx: &Ctx, args: TagArgs) -> CmdResult {
         }
         (Some(TagAction::List), _) | (None, None) => {
             let mut out = stdout();
-            for t in repo.tags()? {
+            let tags = repo.tags()?;
+            if args.json {
+                #[derive(serde::Serialize)]
+                struct TagsJson<'a> {
+                    tags: &'a [mediagit_repo::branch::TagInfo],
+                }
+                crate::output::write_json(&mut out, &TagsJson { tags: &tags })?;
+                return Ok(out.flush()?);
+            }
+            for t in tags {
                 match &t.annotation {
                     Some((_, tag)) => writeln!(
                         out,
@@ -993,7 +1211,7 @@ fn tag(ctx: &Ctx, args: TagArgs) -> CmdResult {
     }
 }
 
-fn reflog(ctx: &Ctx, reference: Option<String>) -> CmdResult {
+fn reflog(ctx: &Ctx, reference: Option<String>, json: bool) -> CmdResult {
     let repo = ctx.repo()?;
     let (label, full) = match reference.as_deref() {
         None | Some("HEAD") => ("HEAD".to_string(), "HEAD".to_string()),
@@ -1005,6 +1223,23 @@ fn reflog(ctx: &Ctx, reference: Option<String>) -> CmdResult {
         return Err(RepoError::UnknownRevision { rev: label }.into());
     }
     let mut out = stdout();
+    if json {
+        #[derive(serde::Serialize)]
+        struct ReflogJson<'a> {
+            #[serde(rename = "ref")]
+            reference: &'a str,
+            /// Newest first: entry N is `REF@{N}`.
+            entries: &'a [mediagit_repo::refs::ReflogEntry],
+        }
+        crate::output::write_json(
+            &mut out,
+            &ReflogJson {
+                reference: &full,
+                entries: &entries,
+            },
+        )?;
+        return Ok(out.flush()?);
+    }
     for (i, e) in entries.iter().enumerate() {
         let id = if e.new.is_zero() { e.old } else { e.new };
         writeln!(
@@ -1029,12 +1264,22 @@ fn write_long(out: &mut impl Write, path: &str, e: &FlatEntry) -> io::Result<()>
     )
 }
 
-fn ls_files(ctx: &Ctx, long: bool) -> CmdResult {
+/// One line of `ls-files --json` and `ls-tree --json`.
+#[derive(serde::Serialize)]
+struct FileJson<'a> {
+    path: &'a str,
+    #[serde(flatten)]
+    entry: &'a FlatEntry,
+}
+
+fn ls_files(ctx: &Ctx, long: bool, json: bool) -> CmdResult {
     let repo = ctx.repo()?;
     let tree = repo.index_tree()?;
     let mut out = stdout();
     for (p, e) in &tree {
-        if long {
+        if json {
+            crate::output::write_json_line(&mut out, &FileJson { path: p, entry: e })?;
+        } else if long {
             write_long(&mut out, p, e)?;
         } else {
             writeln!(out, "{p}")?;
@@ -1043,7 +1288,7 @@ fn ls_files(ctx: &Ctx, long: bool) -> CmdResult {
     Ok(out.flush()?)
 }
 
-fn ls_tree(ctx: &Ctx, rev: &str, recursive: bool, long: bool) -> CmdResult {
+fn ls_tree(ctx: &Ctx, rev: &str, recursive: bool, long: bool, json: bool) -> CmdResult {
     let repo = ctx.repo()?;
     let id = repo.resolve(rev)?;
     let tree = repo.commit_tree(&id)?;
@@ -1053,12 +1298,29 @@ fn ls_tree(ctx: &Ctx, rev: &str, recursive: bool, long: bool) -> CmdResult {
         if !recursive {
             if let Some((dir, _)) = p.split_once('/') {
                 if dirs_done.insert(dir.to_string()) {
-                    writeln!(out, "040000\t-\t-\t-\t{dir}/")?;
+                    if json {
+                        #[derive(serde::Serialize)]
+                        struct DirJson<'a> {
+                            path: &'a str,
+                            kind: &'static str,
+                        }
+                        crate::output::write_json_line(
+                            &mut out,
+                            &DirJson {
+                                path: dir,
+                                kind: "tree",
+                            },
+                        )?;
+                    } else {
+                        writeln!(out, "040000\t-\t-\t-\t{dir}/")?;
+                    }
                 }
                 continue;
             }
         }
-        if long {
+        if json {
+            crate::output::write_json_line(&mut out, &FileJson { path: p, entry: e })?;
+        } else if long {
             write_long(&mut out, p, e)?;
         } else {
             writeln!(out, "{}\t{}\t{p}", mode_str(e.kind), e.content)?;

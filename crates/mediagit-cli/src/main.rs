@@ -126,6 +126,9 @@ pub enum Command {
         /// Short format (same as --porcelain plus a branch line).
         #[arg(short, long)]
         short: bool,
+        /// One JSON document on stdout (fields in docs/CLI.md).
+        #[arg(long, conflicts_with_all = ["porcelain", "short"])]
+        json: bool,
     },
     /// Record the staged changes as a new commit.
     Commit {
@@ -143,7 +146,12 @@ pub enum Command {
     /// Show commit history.
     Log(LogArgs),
     /// Show a commit (or tag) and the files it changed.
-    Show { rev: Option<String> },
+    Show {
+        rev: Option<String>,
+        /// One JSON document on stdout (fields in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show which files differ, with sizes.
     Diff {
         /// Compare HEAD with the index instead of the index with the working tree.
@@ -152,6 +160,9 @@ pub enum Command {
         /// Summary per file and totals.
         #[arg(long)]
         stat: bool,
+        /// One JSON document on stdout: every file with both sides, and totals.
+        #[arg(long, conflicts_with = "stat")]
+        json: bool,
         /// Zero, one or two revisions.
         revs: Vec<String>,
         /// Only these paths (after `--`).
@@ -162,6 +173,9 @@ pub enum Command {
     Branch {
         #[command(subcommand)]
         action: Option<BranchAction>,
+        /// List as one JSON document (fields in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Switch to a branch.
     Switch {
@@ -202,6 +216,9 @@ pub enum Command {
         /// sound objects, missing chunks from the working tree, the index, refs).
         #[arg(long)]
         repair: bool,
+        /// One JSON document on stdout (fields in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Re-read and re-hash a revision's files; report any that would not restore exactly.
     Verify {
@@ -210,6 +227,9 @@ pub enum Command {
         /// Only these paths (repeatable).
         #[arg(long = "path", value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// One JSON document on stdout (fields in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Repack and delete unreachable data older than the grace period.
     Gc {
@@ -220,9 +240,13 @@ pub enum Command {
         /// "3 days ago", "now", "never", or a date (2026-01-31, RFC 3339).
         #[arg(long, value_name = "WHEN", default_value = "2.weeks.ago")]
         prune: String,
+        /// One JSON document on stdout (fields in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Object counts, sizes, deduplication and compression ratios.
     Stats {
+        /// One JSON document on stdout (fields in docs/CLI.md).
         #[arg(long)]
         json: bool,
         /// How many of the largest files to list.
@@ -233,6 +257,9 @@ pub enum Command {
     LsFiles {
         #[arg(short, long)]
         long: bool,
+        /// JSON Lines: one object per file (fields in docs/CLI.md).
+        #[arg(long, conflicts_with = "long")]
+        json: bool,
     },
     /// List the files of a revision.
     LsTree {
@@ -241,6 +268,9 @@ pub enum Command {
         recursive: bool,
         #[arg(short, long)]
         long: bool,
+        /// JSON Lines: one object per file or directory (fields in docs/CLI.md).
+        #[arg(long, conflicts_with = "long")]
+        json: bool,
     },
     /// Write one file's content at a revision to stdout: REV:PATH.
     Cat {
@@ -253,6 +283,9 @@ pub enum Command {
 pub struct LogArgs {
     #[arg(long)]
     pub oneline: bool,
+    /// JSON Lines: one object per commit (fields in docs/CLI.md).
+    #[arg(long, conflicts_with = "oneline")]
+    pub json: bool,
     /// Show at most N commits (also -N).
     #[arg(short = 'n', long = "max-count", value_name = "N")]
     pub max: Option<usize>,
@@ -295,6 +328,9 @@ pub struct TagArgs {
     /// Make an annotated tag with this message.
     #[arg(short, long)]
     pub message: Option<String>,
+    /// List as one JSON document (fields in docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -305,6 +341,9 @@ pub struct ReflogArgs {
     /// HEAD (default) or a branch name.
     #[arg(value_name = "REF")]
     pub reference: Option<String>,
+    /// One JSON document on stdout (fields in docs/CLI.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]

@@ -3,11 +3,11 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, NaiveDate};
+use mediagit_format::{ObjectId, ObjectKind};
 use mediagit_repo::fsck::FsckOptions;
 use mediagit_repo::gc::GcOptions;
 use mediagit_repo::progress::Progress;
 use mediagit_repo::Repository;
-use serde_json::json;
 
 use crate::command_error::CommandError;
 use crate::output::human_size;
@@ -61,20 +61,17 @@ pub fn parse_when(s: &str, option: &str) -> Result<Option<SystemTime>, CommandEr
 
 pub fn fsck(
     repo: &Repository,
-    dangling: bool,
-    lost_found: bool,
-    repair: bool,
+    opts: &FsckOptions,
+    json: bool,
     progress: &dyn Progress,
 ) -> CmdResult {
-    let report = repo.fsck(
-        &FsckOptions {
-            dangling,
-            lost_found,
-            repair,
-        },
-        progress,
-    )?;
+    let report = repo.fsck(opts, progress)?;
     let mut out = crate::output::SafeText::new(std::io::stdout().lock());
+    if json {
+        crate::output::write_json(&mut out, &report)?;
+        out.flush()?;
+        return fsck_result(repo, &report, opts.repair);
+    }
     for r in &report.repaired {
         writeln!(out, "repaired: {r}")?;
     }
@@ -92,17 +89,19 @@ pub fn fsck(
             writeln!(out, "    affects {a}")?;
         }
     }
-    if dangling {
-        for (id, kind, desc) in &report.dangling {
-            let kind = if kind.name() == "manifest" {
-                "file"
-            } else {
-                kind.name()
-            };
-            if desc.is_empty() {
-                writeln!(out, "dangling {kind} {id}")?;
-            } else {
-                writeln!(out, "dangling {kind} {id} {desc}")?;
+    if opts.dangling {
+        for d in &report.dangling {
+            let id = d.id;
+            match (d.kind, &d.summary, d.content, d.size) {
+                (ObjectKind::Manifest, _, Some(content), Some(size)) => writeln!(
+                    out,
+                    "dangling file {id} file content {content} ({size} bytes)"
+                )?,
+                (ObjectKind::Manifest, ..) => writeln!(out, "dangling file {id}")?,
+                (kind, Some(summary), ..) => {
+                    writeln!(out, "dangling {} {id} {summary}", kind.name())?
+                }
+                (kind, None, ..) => writeln!(out, "dangling {} {id}", kind.name())?,
             }
         }
     }
@@ -119,6 +118,15 @@ pub fn fsck(
         if report.problems.len() == 1 { "" } else { "s" }
     )?;
     out.flush()?;
+    fsck_result(repo, &report, opts.repair)
+}
+
+/// fsck fails (exit 1) when it found problems, whatever the output format.
+fn fsck_result(
+    repo: &Repository,
+    report: &mediagit_repo::fsck::FsckReport,
+    repair: bool,
+) -> CmdResult {
     if report.problems.is_empty() {
         Ok(())
     } else {
@@ -140,25 +148,46 @@ pub fn verify(
     repo: &Repository,
     rev: Option<String>,
     paths: Vec<String>,
+    json: bool,
     progress: &dyn Progress,
 ) -> CmdResult {
     let rev_name = rev.unwrap_or_else(|| "HEAD".into());
     let id = repo.resolve(&rev_name)?;
     let report = repo.verify(id, &paths, progress)?;
     let mut out = crate::output::SafeText::new(std::io::stdout().lock());
-    for (p, why) in &report.bad {
-        writeln!(out, "FAILED {p}: {why}")?;
+    if json {
+        #[derive(serde::Serialize)]
+        struct VerifyJson<'a> {
+            revision: &'a str,
+            commit: ObjectId,
+            #[serde(flatten)]
+            report: &'a mediagit_repo::verify::VerifyReport,
+        }
+        crate::output::write_json(
+            &mut out,
+            &VerifyJson {
+                revision: &rev_name,
+                commit: id,
+                report: &report,
+            },
+        )?;
+    } else {
+        for b in &report.bad {
+            writeln!(out, "FAILED {}: {}", b.path, b.reason)?;
+        }
     }
-    writeln!(
-        out,
-        "verified {} file{} ({}) of {} ({}): {} would not restore exactly",
-        report.files,
-        if report.files == 1 { "" } else { "s" },
-        human_size(report.bytes),
-        rev_name,
-        id.short(12),
-        report.bad.len()
-    )?;
+    if !json {
+        writeln!(
+            out,
+            "verified {} file{} ({}) of {} ({}): {} would not restore exactly",
+            report.files,
+            if report.files == 1 { "" } else { "s" },
+            human_size(report.bytes),
+            rev_name,
+            id.short(12),
+            report.bad.len()
+        )?;
+    }
     out.flush()?;
     if report.bad.is_empty() {
         Ok(())
@@ -168,7 +197,13 @@ pub fn verify(
     }
 }
 
-pub fn gc(repo: &Repository, dry_run: bool, prune: &str, progress: &dyn Progress) -> CmdResult {
+pub fn gc(
+    repo: &Repository,
+    dry_run: bool,
+    prune: &str,
+    json: bool,
+    progress: &dyn Progress,
+) -> CmdResult {
     let prune_before = parse_when(prune, "--prune")?;
     let report = repo.gc(
         &GcOptions {
@@ -178,14 +213,31 @@ pub fn gc(repo: &Repository, dry_run: bool, prune: &str, progress: &dyn Progress
         progress,
     )?;
     let mut out = crate::output::SafeText::new(std::io::stdout().lock());
+    if json {
+        #[derive(serde::Serialize)]
+        struct GcJson<'a> {
+            dry_run: bool,
+            #[serde(flatten)]
+            report: &'a mediagit_repo::gc::GcReport,
+        }
+        crate::output::write_json(
+            &mut out,
+            &GcJson {
+                dry_run,
+                report: &report,
+            },
+        )?;
+        return Ok(out.flush()?);
+    }
     let verb = if dry_run { "would remove" } else { "removed" };
     if dry_run {
-        for (id, kind, bytes) in &report.removed {
+        for r in &report.removed {
             writeln!(
                 out,
-                "would remove {} {id} ({})",
-                kind.name(),
-                human_size(*bytes)
+                "would remove {} {} ({})",
+                r.kind.name(),
+                r.id,
+                human_size(r.bytes)
             )?;
         }
         for k in &report.orphan_packs {
@@ -212,33 +264,7 @@ pub fn stats(repo: &Repository, as_json: bool, top: usize) -> CmdResult {
     let s = repo.stats(top)?;
     let mut out = crate::output::SafeText::new(std::io::stdout().lock());
     if as_json {
-        let objects: serde_json::Map<String, serde_json::Value> = s
-            .objects
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!({"count": v.count, "raw_bytes": v.raw_bytes, "stored_bytes": v.stored_bytes})))
-            .collect();
-        let v = json!({
-            "packs": s.packs,
-            "pack_bytes": s.pack_bytes,
-            "objects": objects,
-            "commits": s.commits_reachable,
-            "logical_bytes": s.logical_bytes,
-            "head_files": s.head_files,
-            "head_bytes": s.head_bytes,
-            "dedup_ratio": s.dedup_ratio,
-            "compression_ratio": s.compression_ratio,
-            "by_type": s.by_type.iter().map(|t| json!({
-                "ext": t.ext, "files": t.files, "bytes": t.bytes,
-                "chunk_raw_bytes": t.chunk_raw_bytes, "chunk_stored_bytes": t.chunk_stored_bytes,
-                "compression_ratio": if t.chunk_stored_bytes > 0 { t.chunk_raw_bytes as f64 / t.chunk_stored_bytes as f64 } else { 0.0 },
-            })).collect::<Vec<_>>(),
-            "largest": s.largest.iter().map(|(p, n)| json!({"path": p, "size": n})).collect::<Vec<_>>(),
-        });
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&v).map_err(|e| CommandError::user(e.to_string()))?
-        )?;
+        crate::output::write_json(&mut out, &s)?;
         return Ok(out.flush()?);
     }
     writeln!(
@@ -273,11 +299,7 @@ pub fn stats(repo: &Repository, as_json: bool, top: usize) -> CmdResult {
     writeln!(out, "compression ratio: {:.2}", s.compression_ratio)?;
     writeln!(out, "\nby type (HEAD)     files        size   ratio")?;
     for t in &s.by_type {
-        let ratio = if t.chunk_stored_bytes > 0 {
-            t.chunk_raw_bytes as f64 / t.chunk_stored_bytes as f64
-        } else {
-            0.0
-        };
+        let ratio = t.compression_ratio;
         let ext = if t.ext.is_empty() {
             "(none)".to_string()
         } else {
@@ -291,8 +313,8 @@ pub fn stats(repo: &Repository, as_json: bool, top: usize) -> CmdResult {
         )?;
     }
     writeln!(out, "\nlargest files (HEAD)")?;
-    for (p, n) in &s.largest {
-        writeln!(out, "  {:>11}  {p}", human_size(*n))?;
+    for f in &s.largest {
+        writeln!(out, "  {:>11}  {}", human_size(f.size), f.path)?;
     }
     Ok(out.flush()?)
 }

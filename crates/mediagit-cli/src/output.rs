@@ -147,6 +147,23 @@ impl<W: std::io::Write> std::io::Write for SafeText<W> {
     }
 }
 
+/// One JSON document, pretty-printed, then a newline. `out` is normally a
+/// [`SafeText`]: serde_json escapes C0 controls itself; DEL and C1 controls
+/// (left raw by JSON) become `\u007f`-style escapes, still valid JSON.
+pub fn write_json(out: &mut impl std::io::Write, v: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
+    writeln!(out)
+}
+
+/// One JSON Lines record: a compact document on one line.
+pub fn write_json_line(
+    out: &mut impl std::io::Write,
+    v: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    writeln!(out)
+}
+
 /// [`SafeText`] for one string (error messages, warnings).
 pub fn safe(s: &str) -> String {
     let mut w = SafeText::new(Vec::with_capacity(s.len()));

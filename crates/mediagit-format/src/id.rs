@@ -10,8 +10,39 @@ use crate::FormatError;
 /// A SHA-256 digest naming an object: a chunk (hash of its bytes), a file
 /// (hash of its whole content), or a manifest, tree, commit or tag (hash of
 /// its canonical encoding).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+///
+/// Serialized as its 32 bytes in binary formats (postcard: the object and
+/// index encodings, unchanged) and as 64 lowercase hex digits in
+/// human-readable ones (the CLI's `--json` output).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct ObjectId(pub [u8; 32]);
+
+/// The binary representation: what `#[derive]` gave before ids had a
+/// human-readable form (a newtype around 32 bytes).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "ObjectId")]
+struct RawId([u8; 32]);
+
+impl Serialize for ObjectId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            RawId(self.0).serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            s.parse().map_err(serde::de::Error::custom)
+        } else {
+            RawId::deserialize(d).map(|r| ObjectId(r.0))
+        }
+    }
+}
 
 impl ObjectId {
     pub const LEN: usize = 32;

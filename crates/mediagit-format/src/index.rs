@@ -20,7 +20,10 @@ pub const INDEX_VERSION: u32 = 3;
 /// The oldest version readers accept.
 pub const INDEX_MIN_VERSION: u32 = 1;
 
+/// Serialized by variant index in the index file; named `file`,
+/// `executable`, `symlink` in JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IndexKind {
     File,
     Executable,

@@ -15,6 +15,7 @@ pub const OBJECT_VERSION: u8 = 1;
 
 /// What a pack entry holds. The numeric values are part of the format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum ObjectKind {
     /// A piece of file content, as cut by the chunker. Id: SHA-256 of the bytes.

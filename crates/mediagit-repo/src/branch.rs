@@ -7,23 +7,67 @@ use crate::error::{RepoError, Result};
 use crate::refs::{branch_ref, tag_ref, validate_ref_name, Head, ReflogEntry};
 use crate::repo::Repository;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct BranchInfo {
     pub name: String,
     pub commit: ObjectId,
     pub current: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct TagInfo {
     pub name: String,
     /// The commit the tag names (peeled).
     pub commit: ObjectId,
     /// The annotated tag object, if any.
+    #[serde(serialize_with = "serialize_annotation")]
     pub annotation: Option<(ObjectId, Tag)>,
 }
 
+/// `{"id": TAG OBJECT, "tagger": ..., "message": ...}` or null.
+fn serialize_annotation<S: serde::Serializer>(
+    a: &Option<(ObjectId, Tag)>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(serde::Serialize)]
+    struct Annotation<'a> {
+        id: &'a ObjectId,
+        tagger: &'a mediagit_format::Signature,
+        message: &'a str,
+    }
+    match a {
+        None => s.serialize_none(),
+        Some((id, t)) => s.serialize_some(&Annotation {
+            id,
+            tagger: &t.tagger,
+            message: &t.message,
+        }),
+    }
+}
+
 impl Repository {
+    /// For each commit a branch or tag (peeled) or HEAD points at, the full
+    /// names of those refs (`HEAD`, `refs/heads/B`, `refs/tags/T`), HEAD
+    /// first, then branches, then tags, each sorted: what `log` and `show`
+    /// decorate commits with.
+    pub fn refs_by_commit(&self) -> Result<std::collections::HashMap<ObjectId, Vec<String>>> {
+        let mut m: std::collections::HashMap<ObjectId, Vec<String>> = Default::default();
+        if let Some(h) = self.head_commit()? {
+            m.entry(h).or_default().push("HEAD".into());
+        }
+        for b in self.branches()? {
+            m.entry(b.commit)
+                .or_default()
+                .push(crate::refs::branch_ref(&b.name));
+        }
+        for t in self.tags()? {
+            m.entry(t.commit)
+                .or_default()
+                .push(format!("refs/tags/{}", t.name));
+        }
+        Ok(m)
+    }
+
     pub fn branches(&self) -> Result<Vec<BranchInfo>> {
         let cur = self.current_branch()?;
         Ok(self

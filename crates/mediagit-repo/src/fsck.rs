@@ -22,7 +22,7 @@ pub struct FsckOptions {
 }
 
 /// One thing wrong, with where it is and what it affects.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Problem {
     /// The object (or pack) concerned, if there is one.
     pub id: Option<ObjectId>,
@@ -35,14 +35,30 @@ pub struct Problem {
     pub affects: Vec<String>,
 }
 
-#[derive(Debug, Default)]
+/// An object nothing reachable uses.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Dangling {
+    pub id: ObjectId,
+    pub kind: ObjectKind,
+    /// A commit's first message line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// A manifest's file: its content id and size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<ObjectId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
 pub struct FsckReport {
     pub packs: usize,
     pub objects: usize,
     pub problems: Vec<Problem>,
-    /// Unreachable objects: (id, kind, description).
-    pub dangling: Vec<(ObjectId, ObjectKind, String)>,
+    /// Unreachable objects (with `dangling` or `lost_found`).
+    pub dangling: Vec<Dangling>,
     /// Files written by `--lost-found`.
+    #[serde(serialize_with = "crate::serialize_paths")]
     pub lost_found: Vec<std::path::PathBuf>,
     /// What `--repair` did.
     pub repaired: Vec<String>,
@@ -334,18 +350,26 @@ impl Repository {
                 }
             }
             for (id, kind) in kinds {
-                let desc = match kind {
-                    ObjectKind::Commit => odb
-                        .read_commit(&id)
-                        .map(|c| c.summary().to_string())
-                        .unwrap_or_default(),
-                    ObjectKind::Manifest => odb
-                        .read_manifest(&id)
-                        .map(|m| format!("file content {} ({} bytes)", m.content, m.size))
-                        .unwrap_or_default(),
-                    _ => String::new(),
+                let mut d = Dangling {
+                    id,
+                    kind,
+                    summary: None,
+                    content: None,
+                    size: None,
                 };
-                report.dangling.push((id, kind, desc));
+                match kind {
+                    ObjectKind::Commit => {
+                        d.summary = odb.read_commit(&id).ok().map(|c| c.summary().to_string())
+                    }
+                    ObjectKind::Manifest => {
+                        if let Ok(m) = odb.read_manifest(&id) {
+                            d.content = Some(m.content);
+                            d.size = Some(m.size);
+                        }
+                    }
+                    _ => {}
+                }
+                report.dangling.push(d);
             }
         }
         if opts.lost_found {
@@ -357,22 +381,26 @@ impl Repository {
     fn write_lost_found(
         &self,
         odb: &Odb,
-        dangling: &[(ObjectId, ObjectKind, String)],
+        dangling: &[Dangling],
     ) -> Result<Vec<std::path::PathBuf>> {
         let base = self.dir().join("lost-found");
         let mut out = Vec::new();
         // Manifests reachable from a dangling commit are saved as that commit, not as loose files.
         let dangling_commits: Vec<Root> = dangling
             .iter()
-            .filter(|(_, k, _)| *k == ObjectKind::Commit)
-            .map(|(id, _, _)| Root {
-                id: *id,
+            .filter(|d| d.kind == ObjectKind::Commit)
+            .map(|d| Root {
+                id: d.id,
                 kind: ObjectKind::Commit,
                 why: String::new(),
             })
             .collect();
         let under_commits = walk(odb, &dangling_commits, &|_| true).objects;
-        for (id, kind, desc) in dangling {
+        for Dangling {
+            id, kind, summary, ..
+        } in dangling
+        {
+            let desc = summary.as_deref().unwrap_or("");
             match kind {
                 ObjectKind::Commit => {
                     let dir = base.join("commit");

@@ -26,12 +26,21 @@ pub struct GcOptions {
     pub prune_before: Option<SystemTime>,
 }
 
-#[derive(Debug, Default)]
+/// An unreachable object gc removed (or would).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RemovedObject {
+    pub id: ObjectId,
+    pub kind: ObjectKind,
+    /// Its stored size.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
 pub struct GcReport {
     pub packs_before: usize,
     pub packs_after: usize,
     /// Unreachable objects removed (or, with dry_run, that would be).
-    pub removed: Vec<(ObjectId, ObjectKind, u64)>,
+    pub removed: Vec<RemovedObject>,
     pub bytes_freed: u64,
     /// Unreachable objects kept because their pack is within the grace period.
     pub kept_recent: usize,
@@ -104,7 +113,11 @@ impl Repository {
                     } else {
                         let bytes = (mediagit_format::pack::EntryHeader::LEN as u64)
                             + loc.stored_len as u64;
-                        report.removed.push((*id, loc.kind, bytes));
+                        report.removed.push(RemovedObject {
+                            id: *id,
+                            kind: loc.kind,
+                            bytes,
+                        });
                         report.bytes_freed += bytes;
                     }
                 } else if !reachable {

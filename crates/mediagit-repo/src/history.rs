@@ -17,7 +17,9 @@ pub struct LogOptions {
     pub paths: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// In JSON, flattened into the [`FileDiff`]: `"change": "renamed", "from": PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
 pub enum DiffKind {
     Added,
     Deleted,
@@ -30,9 +32,10 @@ pub enum DiffKind {
     ModeChanged,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct FileDiff {
     pub path: String,
+    #[serde(flatten)]
     pub kind: DiffKind,
     pub old: Option<FlatEntry>,
     pub new: Option<FlatEntry>,

@@ -39,4 +39,20 @@ pub mod verify;
 pub mod worktree;
 
 pub use error::{RepoError, Result};
+
+/// Serializes a path as text, replacing what is not UTF-8 (a walk problem
+/// may be about exactly such a name): JSON strings must be UTF-8.
+pub(crate) fn serialize_path<S: serde::Serializer>(
+    p: &std::path::Path,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
+}
+
+pub(crate) fn serialize_paths<S: serde::Serializer>(
+    ps: &[std::path::PathBuf],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(ps.iter().map(|p| p.to_string_lossy()))
+}
 pub use repo::{InitOptions, Repository, SafeDirectories};

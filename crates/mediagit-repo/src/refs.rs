@@ -15,7 +15,9 @@ use mediagit_storage::CasOutcome;
 use crate::error::{RepoError, Result};
 use crate::repo::{write_atomic, Repository};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// In JSON: `{"branch": NAME}` or `{"detached": ID}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Head {
     /// On a branch (which may have no commits yet).
     Branch(String),
@@ -98,7 +100,7 @@ pub fn check_ref_key(key: &str) -> Result<()> {
 }
 
 /// One reflog record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReflogEntry {
     pub old: ObjectId,
     pub new: ObjectId,

@@ -9,7 +9,7 @@ use crate::reach::{walk, Root};
 use crate::repo::Repository;
 use crate::tree::flatten;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct KindStats {
     pub count: u64,
     /// Decoded bytes.
@@ -18,7 +18,7 @@ pub struct KindStats {
     pub stored_bytes: u64,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct TypeStats {
     /// File extension, lowercased ("" for none).
     pub ext: String,
@@ -28,13 +28,22 @@ pub struct TypeStats {
     /// Decoded and stored bytes of their distinct chunks.
     pub chunk_raw_bytes: u64,
     pub chunk_stored_bytes: u64,
+    /// chunk_raw_bytes / chunk_stored_bytes (0 when nothing is stored).
+    pub compression_ratio: f64,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LargeFile {
+    pub path: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Stats {
     pub packs: u64,
     pub pack_bytes: u64,
     pub objects: BTreeMap<&'static str, KindStats>,
+    #[serde(rename = "commits")]
     pub commits_reachable: u64,
     /// Sum of the sizes of every file in every reachable commit: what
     /// copying each version in full would take.
@@ -46,8 +55,8 @@ pub struct Stats {
     /// raw / stored bytes of all chunks.
     pub compression_ratio: f64,
     pub by_type: Vec<TypeStats>,
-    /// Largest files at HEAD: (path, size).
-    pub largest: Vec<(String, u64)>,
+    /// Largest files at HEAD.
+    pub largest: Vec<LargeFile>,
 }
 
 /// Total size of the files below a tree (shared subtrees counted once per
@@ -169,12 +178,24 @@ impl Repository {
                     }
                 }
             }
-            s.by_type = types.into_values().map(|(t, _)| t).collect();
+            s.by_type = types
+                .into_values()
+                .map(|(mut t, _)| {
+                    if t.chunk_stored_bytes > 0 {
+                        t.compression_ratio =
+                            t.chunk_raw_bytes as f64 / t.chunk_stored_bytes as f64;
+                    }
+                    t
+                })
+                .collect();
             s.by_type
                 .sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.ext.cmp(&b.ext)));
             sizes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             sizes.truncate(top);
-            s.largest = sizes;
+            s.largest = sizes
+                .into_iter()
+                .map(|(path, size)| LargeFile { path, size })
+                .collect();
         }
         Ok(s)
     }

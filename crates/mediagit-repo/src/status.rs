@@ -7,20 +7,43 @@ use mediagit_format::{ObjectId, ObjectKind};
 
 use crate::error::{RepoError, Result};
 use crate::ingest::{hash_path, parallel_map};
+use serde::Serialize;
+
 use crate::refs::Head;
 use crate::repo::Repository;
 use crate::tree::{flatten, FlatEntry, FlatTree};
 use crate::worktree::{index_kind, stat_info, walk, ParentGuard, WalkProblem, WorktreeIndex};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     Added,
     Modified,
     Deleted,
     /// Same path, different kind (file ↔ symlink) or executable bit.
     TypeChanged,
-    /// Staged only: same content moved; the path reads `OLD -> NEW`.
+    /// Staged only: same content moved from [`Change::from`].
     Renamed,
+}
+
+/// One changed path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub path: String,
+    pub change: ChangeKind,
+    /// The path it was renamed from ([`ChangeKind::Renamed`] only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+impl Change {
+    pub fn new(path: String, change: ChangeKind) -> Change {
+        Change {
+            path,
+            change,
+            from: None,
+        }
+    }
 }
 
 impl ChangeKind {
@@ -35,14 +58,14 @@ impl ChangeKind {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct Status {
     pub head: Head,
     pub head_commit: Option<ObjectId>,
     /// HEAD → index.
-    pub staged: Vec<(String, ChangeKind)>,
+    pub staged: Vec<Change>,
     /// Index → working tree.
-    pub unstaged: Vec<(String, ChangeKind)>,
+    pub unstaged: Vec<Change>,
     pub untracked: Vec<String>,
     /// Paths that could not be read; reported, not fatal.
     pub problems: Vec<WalkProblem>,
@@ -298,13 +321,17 @@ impl Repository {
             crate::history::diff_trees(&head_tree, &index_tree)
                 .into_iter()
                 .map(|d| match d.kind {
-                    crate::history::DiffKind::Added => (d.path, ChangeKind::Added),
-                    crate::history::DiffKind::Deleted => (d.path, ChangeKind::Deleted),
-                    crate::history::DiffKind::Modified => (d.path, ChangeKind::Modified),
-                    crate::history::DiffKind::ModeChanged => (d.path, ChangeKind::TypeChanged),
-                    crate::history::DiffKind::Renamed { from } => {
-                        (format!("{from} -> {}", d.path), ChangeKind::Renamed)
+                    crate::history::DiffKind::Added => Change::new(d.path, ChangeKind::Added),
+                    crate::history::DiffKind::Deleted => Change::new(d.path, ChangeKind::Deleted),
+                    crate::history::DiffKind::Modified => Change::new(d.path, ChangeKind::Modified),
+                    crate::history::DiffKind::ModeChanged => {
+                        Change::new(d.path, ChangeKind::TypeChanged)
                     }
+                    crate::history::DiffKind::Renamed { from } => Change {
+                        path: d.path,
+                        change: ChangeKind::Renamed,
+                        from: Some(from),
+                    },
                 })
                 .collect()
         };
@@ -320,7 +347,7 @@ impl Repository {
                     Some(k) if *k != e.kind => ChangeKind::TypeChanged,
                     Some(_) => ChangeKind::Modified,
                 };
-                (p.clone(), c)
+                Change::new(p.clone(), c)
             })
             .collect();
         if locked {

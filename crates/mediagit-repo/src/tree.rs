@@ -10,7 +10,7 @@ use crate::error::{RepoError, Result};
 use crate::odb::{Odb, PackSession};
 
 /// One file of a flattened tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FlatEntry {
     pub kind: IndexKind,
     pub size: u64,

@@ -10,12 +10,18 @@ use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::worktree::path_is_under;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct VerifyReport {
     pub files: usize,
     pub bytes: u64,
-    /// Files that would not restore exactly: (path, why).
-    pub bad: Vec<(String, String)>,
+    /// Files that would not restore exactly.
+    pub bad: Vec<BadFile>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BadFile {
+    pub path: String,
+    pub reason: String,
 }
 
 impl Repository {
@@ -71,7 +77,10 @@ impl Repository {
         };
         for ((p, _), r) in files.iter().zip(results?) {
             if let Some(why) = r {
-                report.bad.push((p.clone(), why));
+                report.bad.push(BadFile {
+                    path: p.clone(),
+                    reason: why,
+                });
             }
         }
         Ok(report)

@@ -451,8 +451,9 @@ pub struct WalkedFile {
 }
 
 /// A path the walk could not read; collected, not fatal to the walk.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct WalkProblem {
+    #[serde(serialize_with = "crate::serialize_path")]
     pub path: PathBuf,
     pub message: String,
 }

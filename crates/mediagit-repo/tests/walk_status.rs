@@ -8,7 +8,7 @@ use mediagit_format::Signature;
 use mediagit_repo::add::AddOptions;
 use mediagit_repo::commit::CommitOptions;
 use mediagit_repo::progress::NoProgress;
-use mediagit_repo::status::ChangeKind;
+use mediagit_repo::status::{Change, ChangeKind};
 use mediagit_repo::worktree::walk;
 use mediagit_repo::{InitOptions, Repository};
 use proptest::prelude::*;
@@ -88,11 +88,11 @@ proptest! {
 
         // Change the first tracked file's size, delete the last one.
         std::fs::write(root.join(&tracked[0]), "longer content than before").unwrap();
-        let mut expected = vec![(tracked[0].clone(), ChangeKind::Modified)];
+        let mut expected = vec![Change::new(tracked[0].clone(), ChangeKind::Modified)];
         if tracked.len() > 1 {
             let last = tracked.last().unwrap();
             std::fs::remove_file(root.join(last)).unwrap();
-            expected.push((last.clone(), ChangeKind::Deleted));
+            expected.push(Change::new(last.clone(), ChangeKind::Deleted));
         }
         let st = repo.status().unwrap();
         prop_assert_eq!(&st.unstaged, &expected);
@@ -135,6 +135,9 @@ fn staged_change_is_seen_with_the_saved_tree_id() {
     let idx = repo.load_index().unwrap();
     assert_ne!(idx.saved_tree, Some(head_tree));
     let st = repo.status().unwrap();
-    assert_eq!(st.staged, vec![("a.txt".to_string(), ChangeKind::Modified)]);
+    assert_eq!(
+        st.staged,
+        vec![Change::new("a.txt".into(), ChangeKind::Modified)]
+    );
     assert!(st.unstaged.is_empty());
 }

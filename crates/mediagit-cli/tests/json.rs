@@ -1,0 +1,305 @@
+//! `--json` on every read command: each output parses, and its fields
+//! (docs/CLI.md, "JSON output") hold what the repository holds.
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn doc(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{s}"))
+}
+
+fn lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line ({e}): {l}")))
+        .collect()
+}
+
+/// A full 64-digit id that `env.rev` (12 digits) abbreviates.
+fn is_rev(v: &Value, env: &Env, rev: &str) -> bool {
+    let s = v.as_str().unwrap_or("");
+    s.len() == 64 && s.starts_with(&env.rev(rev))
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
+}
+
+/// Two commits (the first tagged v1, annotated), then a staged rename, an
+/// unstaged modification and an untracked file.
+fn history(env: &Env) {
+    env.write("a.txt", b"alpha");
+    env.write("dir/b.bin", b"bravo bytes");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "first"]);
+    env.ok(&["tag", "-m", "release one", "v1"]);
+    env.write("dir/b.bin", b"bravo bytes, longer");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "second\n\nbody"]);
+    env.ok(&["mv", "a.txt", "renamed.txt"]);
+    env.write("dir/b.bin", b"changed again");
+    env.write("new.txt", b"untracked");
+}
+
+#[test]
+fn status_json_names_each_change_and_the_rename_source() {
+    let env = Env::new();
+    history(&env);
+    let v = doc(&env.ok(&["status", "--json"]));
+    assert_eq!(v["head"]["branch"], "main");
+    assert!(is_rev(&v["head_commit"], &env, "HEAD"));
+    assert_eq!(v["clean"], false);
+    let staged = v["staged"].as_array().unwrap();
+    assert_eq!(staged.len(), 1, "{v}");
+    assert_eq!(staged[0]["path"], "renamed.txt");
+    assert_eq!(staged[0]["change"], "renamed");
+    assert_eq!(staged[0]["from"], "a.txt");
+    let unstaged = v["unstaged"].as_array().unwrap();
+    assert_eq!(unstaged.len(), 1, "{v}");
+    assert_eq!(unstaged[0]["path"], "dir/b.bin");
+    assert_eq!(unstaged[0]["change"], "modified");
+    assert!(unstaged[0].get("from").is_none());
+    assert_eq!(v["untracked"], serde_json::json!(["new.txt"]));
+    assert_eq!(v["problems"], serde_json::json!([]));
+
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "third"]);
+    let v = doc(&env.ok(&["status", "--json"]));
+    assert_eq!(v["clean"], true);
+    assert_eq!(v["staged"], serde_json::json!([]));
+}
+
+#[test]
+fn json_output_carries_hostile_names_escaped_and_exact() {
+    let env = Env::new();
+    // ESC (C0), DEL and a C1 control in a file name: no raw control byte
+    // reaches the terminal, and a JSON parser gets the name back exactly.
+    let name = "evil\u{1b}[2J\u{7f}\u{9b}31m.txt";
+    env.write(name, b"x");
+    let raw = env.cmd(&["status", "--json"]).output().unwrap().stdout;
+    assert!(
+        !raw.iter().any(|&b| b == 0x1b || b == 0x7f) && !raw.windows(2).any(|w| w == [0xc2, 0x9b]),
+        "raw control bytes in {}",
+        String::from_utf8_lossy(&raw)
+    );
+    let v = doc(&String::from_utf8(raw).unwrap());
+    assert_eq!(v["untracked"][0], name);
+    env.ok(&["add", "-A"]);
+    let files = lines(&env.ok(&["ls-files", "--json"]));
+    assert_eq!(files[0]["path"], name);
+}
+
+#[test]
+fn log_json_is_one_line_per_commit_with_refs_and_files() {
+    let env = Env::new();
+    history(&env);
+    let out = env.ok(&["log", "--json"]);
+    let commits = lines(&out);
+    assert_eq!(commits.len(), 2);
+    assert!(is_rev(&commits[0]["id"], &env, "HEAD"));
+    assert!(is_rev(&commits[1]["id"], &env, "HEAD~1"));
+    assert_eq!(commits[0]["parents"].as_array().unwrap().len(), 1);
+    assert!(is_rev(&commits[0]["parents"][0], &env, "HEAD~1"));
+    assert_eq!(commits[0]["message"], "second\n\nbody\n");
+    assert_eq!(
+        commits[0]["refs"],
+        serde_json::json!(["HEAD", "refs/heads/main"])
+    );
+    assert_eq!(commits[1]["refs"], serde_json::json!(["refs/tags/v1"]));
+    assert!(commits[0]["author"]["time"].as_i64().unwrap() > 1_600_000_000);
+    assert!(commits[0].get("files").is_none(), "files only with --stat");
+
+    let with_files = lines(&env.ok(&["log", "--json", "--stat", "-1"]));
+    assert_eq!(with_files.len(), 1);
+    let files = with_files[0]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["path"], "dir/b.bin");
+    assert_eq!(files[0]["change"], "modified");
+    assert_eq!(files[0]["old"]["size"], 11);
+    assert_eq!(files[0]["new"]["size"], 19);
+    // The content id is the SHA-256 of the bytes (a Git LFS oid).
+    let expected = {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), b"bravo bytes, longer").unwrap();
+        sha256_file(t.path())
+    };
+    assert_eq!(files[0]["new"]["content"], expected);
+
+    env.cmd(&["log", "--json", "--oneline"]).assert().code(2);
+}
+
+#[test]
+fn show_json_gives_the_tag_and_the_commit_with_its_files() {
+    let env = Env::new();
+    history(&env);
+    let v = doc(&env.ok(&["show", "--json", "v1"]));
+    assert_eq!(v["tag"]["name"], "v1");
+    assert_eq!(v["tag"]["annotation"]["message"], "release one\n");
+    assert!(is_rev(&v["tag"]["commit"], &env, "HEAD~1"));
+    assert!(is_rev(&v["commit"]["id"], &env, "HEAD~1"));
+    let files: Vec<&str> = v["commit"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["a.txt", "dir/b.bin"]);
+    let v = doc(&env.ok(&["show", "--json"]));
+    assert!(v["tag"].is_null());
+}
+
+#[test]
+fn diff_json_lists_files_and_totals() {
+    let env = Env::new();
+    history(&env);
+    let v = doc(&env.ok(&["diff", "--json", "--cached"]));
+    assert_eq!(v["files"].as_array().unwrap().len(), 1);
+    assert_eq!(v["files"][0]["change"], "renamed");
+    assert_eq!(v["totals"]["renamed"], 1);
+    let v = doc(&env.ok(&["diff", "--json", "HEAD~1", "HEAD"]));
+    assert_eq!(v["totals"]["files"], 1);
+    assert_eq!(v["totals"]["modified"], 1);
+    let v = doc(&env.ok(&["diff", "--json"]));
+    assert_eq!(v["files"][0]["path"], "dir/b.bin");
+    assert_eq!(v["files"][0]["new"]["size"], 13);
+    env.cmd(&["diff", "--json", "--stat"]).assert().code(2);
+}
+
+#[test]
+fn ls_files_and_ls_tree_json_match_the_bytes() {
+    let env = Env::new();
+    history(&env);
+    env.ok(&["add", "-A"]);
+    let files = lines(&env.ok(&["ls-files", "--json"]));
+    let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["dir/b.bin", "new.txt", "renamed.txt"]);
+    for f in &files {
+        let p = env.repo().join(f["path"].as_str().unwrap());
+        assert_eq!(f["content"], sha256_file(&p), "{f}");
+        assert_eq!(f["size"], std::fs::metadata(&p).unwrap().len());
+        assert_eq!(f["kind"], "file");
+    }
+    let top = lines(&env.ok(&["ls-tree", "--json", "HEAD"]));
+    assert_eq!(
+        top[0],
+        serde_json::json!({"path": "a.txt", "kind": "file", "size": 5, "mtime": top[0]["mtime"], "content": top[0]["content"], "manifest": top[0]["manifest"], "target": null})
+    );
+    assert_eq!(top[1], serde_json::json!({"path": "dir", "kind": "tree"}));
+    let all = lines(&env.ok(&["ls-tree", "--json", "-r", "HEAD"]));
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1]["path"], "dir/b.bin");
+    env.cmd(&["ls-files", "--json", "-l"]).assert().code(2);
+}
+
+#[test]
+fn branch_tag_and_reflog_json() {
+    let env = Env::new();
+    history(&env);
+    env.ok(&["branch", "create", "side", "HEAD~1"]);
+    let v = doc(&env.ok(&["branch", "--json"]));
+    assert_eq!(v["head"]["branch"], "main");
+    let b = v["branches"].as_array().unwrap();
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[0]["name"], "main");
+    assert_eq!(b[0]["current"], true);
+    assert_eq!(b[1]["name"], "side");
+    assert!(is_rev(&b[1]["commit"], &env, "HEAD~1"));
+
+    env.ok(&["tag", "light"]);
+    let v = doc(&env.ok(&["tag", "--json"]));
+    let t = v["tags"].as_array().unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[0]["name"], "light");
+    assert!(t[0]["annotation"].is_null());
+    assert_eq!(t[1]["name"], "v1");
+    assert_eq!(t[1]["annotation"]["tagger"]["name"], "Test User");
+
+    let v = doc(&env.ok(&["reflog", "--json"]));
+    assert_eq!(v["ref"], "HEAD");
+    let e = v["entries"].as_array().unwrap();
+    assert_eq!(e.len(), 2, "{v}");
+    assert!(is_rev(&e[0]["new"], &env, "HEAD"));
+    assert_eq!(str_of(&e[1], "old"), "0".repeat(64));
+    let v = doc(&env.ok(&["reflog", "--json", "side"]));
+    assert_eq!(v["ref"], "refs/heads/side");
+
+    // --json lists; it is refused where nothing is listed.
+    let err = env.fail(&["branch", "--json", "create", "x"]);
+    assert!(err.contains("--json applies to listing branches"), "{err}");
+    let err = env.fail(&["tag", "--json", "t2"]);
+    assert!(err.contains("--json applies to listing tags"), "{err}");
+    let v = doc(&env.ok(&["tag", "--json"]));
+    assert_eq!(
+        v["tags"].as_array().unwrap().len(),
+        2,
+        "no tag was made: {v}"
+    );
+}
+
+#[test]
+fn fsck_verify_gc_json_report_damage_and_garbage() {
+    let env = Env::new();
+    history(&env);
+    let v = doc(&env.ok(&["fsck", "--json"]));
+    assert_eq!(v["problems"], serde_json::json!([]));
+    assert!(v["objects"].as_u64().unwrap() >= 8);
+    let v = doc(&env.ok(&["verify", "--json"]));
+    assert_eq!(v["revision"], "HEAD");
+    assert!(is_rev(&v["commit"], &env, "HEAD"));
+    assert_eq!(v["files"], 2);
+    assert_eq!(v["bad"], serde_json::json!([]));
+
+    // An unreachable commit: gc --dry-run lists it, fsck --dangling too.
+    env.ok(&["branch", "create", "doomed"]);
+    env.ok(&["switch", "doomed"]);
+    env.write("gone.txt", b"soon unreachable");
+    env.ok(&["add", "gone.txt"]);
+    env.ok(&["commit", "-m", "doomed work"]);
+    let doomed = env.rev("HEAD");
+    env.ok(&["switch", "main"]);
+    env.ok(&["branch", "delete", "-D", "doomed"]);
+    // Reflog times have one-second resolution.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.ok(&["reflog", "expire", "--expire=now"]);
+    let v = doc(&env.ok(&["gc", "--dry-run", "--prune", "now", "--json"]));
+    assert_eq!(v["dry_run"], true);
+    let removed = v["removed"].as_array().unwrap();
+    assert!(
+        removed
+            .iter()
+            .any(|r| is_rev(&r["id"], &env, &doomed) && r["kind"] == "commit"),
+        "{v}"
+    );
+    assert!(v["bytes_freed"].as_u64().unwrap() > 0);
+    let v = doc(&env.ok(&["fsck", "--json", "--dangling"]));
+    let d = v["dangling"].as_array().unwrap();
+    assert!(
+        d.iter()
+            .any(|x| is_rev(&x["id"], &env, &doomed) && x["summary"] == "doomed work"),
+        "{v}"
+    );
+    assert!(
+        d.iter().any(|x| x["kind"] == "manifest" && x["size"] == 16),
+        "{v}"
+    );
+
+    if env.remote() {
+        return;
+    }
+    // Damage: fsck --json still prints the document, and exits 1.
+    for p in packs(&env) {
+        let mut b = std::fs::read(&p).unwrap();
+        let n = b.len();
+        b[n - 40] ^= 0xff;
+        std::fs::write(&p, b).unwrap();
+    }
+    let out = env.cmd(&["fsck", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = doc(&String::from_utf8(out.stdout).unwrap());
+    assert!(!v["problems"].as_array().unwrap().is_empty(), "{v}");
+    let p = &v["problems"][0];
+    assert!(p["kind"].is_string() && p["location"].is_string() && p["message"].is_string());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fsck found"));
+}
