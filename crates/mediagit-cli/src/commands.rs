@@ -340,6 +340,33 @@ pub fn run(cli: Cli) -> CmdResult {
             json,
         } => ls_tree(&ctx, &rev, recursive, long, json),
         Command::Cat { spec } => cat(&ctx, &spec),
+        Command::Upgrade { dry_run } => {
+            let repo = ctx.repo()?;
+            let r = repo.upgrade(dry_run)?;
+            let whose = if r.store {
+                format!(
+                    " (the store's settings: every working tree of {} reads them)",
+                    repo.config()
+                        .storage
+                        .as_ref()
+                        .map(|s| s.url())
+                        .unwrap_or_default()
+                )
+            } else {
+                String::new()
+            };
+            if !r.changed {
+                println!("already at format version {}; nothing to do", r.from);
+            } else if r.dry_run {
+                println!(
+                    "would upgrade from format version {} to {}{whose}; builds older than this one will no longer open it",
+                    r.from, r.to
+                );
+            } else {
+                println!("upgraded from format version {} to {}{whose}", r.from, r.to);
+            }
+            Ok(())
+        }
     }
 }
 

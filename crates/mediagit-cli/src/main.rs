@@ -272,6 +272,12 @@ pub enum Command {
         #[arg(long, conflicts_with = "long")]
         json: bool,
     },
+    /// Convert the repository to the newest format version, in place.
+    Upgrade {
+        /// Say what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write one file's content at a revision to stdout: REV:PATH.
     Cat {
         #[arg(value_name = "REV:PATH")]

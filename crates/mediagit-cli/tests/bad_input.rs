@@ -773,8 +773,8 @@ fn unknown_config_format_version() {
     commit_file(&env, "a.txt", b"a\n", "c1");
     let cfg = env.repo().join(".mediagit/config.toml");
     let text = fs::read_to_string(&cfg).unwrap();
-    assert!(text.contains("version = 1"), "{text}");
-    fs::write(&cfg, text.replace("version = 1", "version = 99")).unwrap();
+    assert!(text.contains("version = 2"), "{text}");
+    fs::write(&cfg, text.replace("version = 2", "version = 99")).unwrap();
     for args in [
         &["status"][..],
         &["log"],
@@ -785,6 +785,37 @@ fn unknown_config_format_version() {
         assert!(err.contains("unknown format version 99"), "{args:?}: {err}");
         assert!(err.contains("config.toml"), "{args:?}: {err}");
         assert!(err.contains("upgrade"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_required_feature_this_build_does_not_know_is_refused_by_name() {
+    let env = Env::new();
+    commit_file(&env, "a.txt", b"a\n", "c1");
+    let cfg = env.repo().join(".mediagit/config.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    // An optional feature it does not know is ignored.
+    let optional = text.replace(
+        "optional_features = [",
+        "optional_features = [\"thumbnails-v9\", ",
+    );
+    assert_ne!(optional, text);
+    fs::write(&cfg, &optional).unwrap();
+    env.ok(&["log"]);
+    env.ok(&["status"]);
+    // A required one stops every command, naming it, changing nothing.
+    fs::write(
+        &cfg,
+        text.replace(
+            "optional_features = [",
+            "required_features = [\"chunk-encryption-v7\"]\noptional_features = [",
+        ),
+    )
+    .unwrap();
+    for args in [&["status"][..], &["log"], &["add", "-A"], &["upgrade"]] {
+        let err = fail_unchanged(&env, args);
+        assert!(err.contains("\"chunk-encryption-v7\""), "{args:?}: {err}");
+        assert!(err.contains("upgrade mediagit"), "{args:?}: {err}");
     }
 }
 

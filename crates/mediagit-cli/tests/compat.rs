@@ -182,10 +182,109 @@ fn repositories_written_by_older_builds_read_and_restore_exactly() {
         let fsck = env.ok_in(&repo, &["fsck"]);
         assert!(fsck.contains(": 0 problems"), "{build}: {fsck}");
         env.ok_in(&repo, &["verify", &versions[0].1]);
+
+        // `upgrade` to format 2: the dry run changes nothing, the upgrade
+        // only the settings; everything still reads and restores.
+        let cfg = repo.join(".mediagit/config.toml");
+        let before = fs::read(&cfg).unwrap();
+        assert!(String::from_utf8_lossy(&before).contains("version = 1"));
+        let out = env.ok_in(&repo, &["upgrade", "--dry-run"]);
+        assert!(
+            out.contains("would upgrade from format version 1 to 2"),
+            "{out}"
+        );
+        assert_eq!(fs::read(&cfg).unwrap(), before, "{build}: dry run wrote");
+        let out = env.ok_in(&repo, &["upgrade"]);
+        assert!(out.contains("upgraded from format version 1 to 2"), "{out}");
+        let after = fs::read_to_string(&cfg).unwrap();
+        assert!(
+            after.contains("version = 2") && after.contains("metadata-packs"),
+            "{after}"
+        );
+        let fsck = env.ok_in(&repo, &["fsck"]);
+        assert!(fsck.contains(": 0 problems"), "{build} upgraded: {fsck}");
+        for (_, id, _) in &versions {
+            env.ok_in(&repo, &["verify", id]);
+        }
+        let out = env.ok_in(&repo, &["upgrade"]);
+        assert!(out.contains("already at format version 2"), "{out}");
     }
 }
 
 fn sha2_256(b: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(b).to_vec()
+}
+
+/// Rewrites a config.toml as format 1 wrote it (no feature lists).
+fn as_format_1(path: &std::path::Path) {
+    let t: String = fs::read_to_string(path)
+        .unwrap()
+        .replace("version = 2", "version = 1")
+        .lines()
+        .filter(|l| !l.starts_with("optional_features"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(path, t).unwrap();
+}
+
+/// A store shared by two working trees: `upgrade` in one rewrites the
+/// store's settings, which the other reads from then on.
+#[test]
+fn upgrade_of_a_shared_store_reaches_every_working_tree() {
+    let env = Env::empty();
+    let store = env.root().join("store");
+    env.ok_in(
+        env.root(),
+        &["init", "a", "--storage", &store.display().to_string()],
+    );
+    let a = env.root().join("a");
+    write_random(&a.join("clip.mov"), 1_500_000, 3);
+    let want = sha256_file(&a.join("clip.mov"));
+    env.ok_in(&a, &["add", "-A"]);
+    env.ok_in(&a, &["commit", "-m", "first"]);
+    let url = format!("file://{}", store.display());
+    env.ok_in(env.root(), &["clone", &url, "b"]);
+    let b = env.root().join("b");
+    for cfg in [
+        store.join("config.toml"),
+        a.join(".mediagit/config.toml"),
+        b.join(".mediagit/config.toml"),
+    ] {
+        as_format_1(&cfg);
+    }
+    let out = env.ok_in(&a, &["upgrade", "--dry-run"]);
+    assert!(
+        out.contains("would upgrade from format version 1 to 2"),
+        "{out}"
+    );
+    assert!(out.contains("the store's settings"), "{out}");
+    assert!(fs::read_to_string(store.join("config.toml"))
+        .unwrap()
+        .contains("version = 1"));
+    env.ok_in(&a, &["upgrade"]);
+    let s = fs::read_to_string(store.join("config.toml")).unwrap();
+    assert!(
+        s.contains("version = 2") && s.contains("metadata-packs"),
+        "{s}"
+    );
+    // b's own file still says 1; the store decides.
+    assert!(fs::read_to_string(b.join(".mediagit/config.toml"))
+        .unwrap()
+        .contains("version = 1"));
+    // b's file still says 1: as after a kill between the store's write and
+    // the working tree's. Running upgrade there finishes the job.
+    let out = env.ok_in(&b, &["upgrade"]);
+    assert!(out.contains("upgraded from format version 1 to 2"), "{out}");
+    assert!(!out.contains("the store's settings"), "{out}");
+    assert!(fs::read_to_string(b.join(".mediagit/config.toml"))
+        .unwrap()
+        .contains("version = 2"));
+    let out = env.ok_in(&b, &["upgrade"]);
+    assert!(out.contains("already at format version 2"), "{out}");
+    fs::remove_file(b.join("clip.mov")).unwrap();
+    env.ok_in(&b, &["checkout", "HEAD", "--", "clip.mov"]);
+    assert_eq!(sha256_file(&b.join("clip.mov")), want);
+    let fsck = env.ok_in(&b, &["fsck"]);
+    assert!(fsck.contains(": 0 problems"), "{fsck}");
 }

@@ -136,14 +136,16 @@ fn check_after_crash(
 }
 
 /// Runs `op` (after `prepare`) killed at write point 1, 2, ... until it
-/// completes; checks the invariants after each kill. Returns the number of
-/// kill points exercised.
+/// completes; checks the invariants after each kill (and, with `rerun`,
+/// again after running `op` once more, as a user would after a crash).
+/// Returns the number of kill points exercised.
 fn crash_loop(
     name: &str,
     tpl: &Template,
     prepare: &dyn Fn(&Path),
     op: &[&str],
     extra_heads: &dyn Fn(&Path) -> Vec<String>,
+    rerun: bool,
 ) -> usize {
     let scratch = tempfile::tempdir().unwrap();
     for n in 1..500 {
@@ -175,6 +177,17 @@ fn crash_loop(
             &allowed,
             &format!("{name} killed at {spec}"),
         );
+        if rerun {
+            // The checks left HEAD at the last version they checked out.
+            let now = vec![head(&dir)];
+            ok(&dir, op);
+            check_after_crash(
+                &dir,
+                &tpl.versions,
+                &now,
+                &format!("{name} run again after a kill at {spec}"),
+            );
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
     panic!("{name}: never completed");
@@ -191,7 +204,7 @@ fn kill_at_every_write_point() {
         std::fs::write(d.join("media/notes2.txt"), b"more notes\n").unwrap();
         write_random(&d.join("data/big.bin"), 2_700_000, 10);
     };
-    total += crash_loop("add", &tpl, &edit, &["add", "-A"], &|_| vec![]);
+    total += crash_loop("add", &tpl, &edit, &["add", "-A"], &|_| vec![], false);
 
     // commit -a: stage, write trees + commit, move the ref, append the reflog.
     // HEAD may be the old commit or the new one (a child of the old).
@@ -220,6 +233,7 @@ fn kill_at_every_write_point() {
         &edit,
         &["commit", "-a", "-m", "crash"],
         &commit_heads,
+        false,
     );
 
     // checkout: switching branches rewrites the working tree.
@@ -228,16 +242,45 @@ fn kill_at_every_write_point() {
         .next()
         .unwrap()
         .to_string();
-    total += crash_loop("checkout", &tpl, &|_| {}, &["checkout", "side"], &|_| {
-        vec![side.clone()]
-    });
+    total += crash_loop(
+        "checkout",
+        &tpl,
+        &|_| {},
+        &["checkout", "side"],
+        &|_| vec![side.clone()],
+        false,
+    );
 
     // gc: unreachable objects (a deleted branch, expired reflogs) and several packs.
     let garbage = |d: &Path| {
         ok(d, &["branch", "delete", "-D", "side"]);
         ok(d, &["reflog", "expire", "--expire=never"]);
     };
-    total += crash_loop("gc", &tpl, &garbage, &["gc", "--prune=now"], &|_| vec![]);
+    total += crash_loop(
+        "gc",
+        &tpl,
+        &garbage,
+        &["gc", "--prune=now"],
+        &|_| vec![],
+        true,
+    );
+
+    // upgrade: a format-1 repository converted in place. After any kill the
+    // settings are version 1 or 2, whole, and the checks above pass.
+    let to_v1 = |d: &Path| {
+        let p = d.join(".mediagit/config.toml");
+        let t = std::fs::read_to_string(&p).unwrap();
+        let t: String = t
+            .replace("version = 2", "version = 1")
+            .lines()
+            .filter(|l| !l.starts_with("optional_features"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(p, t).unwrap();
+    };
+    let n = crash_loop("upgrade", &tpl, &to_v1, &["upgrade"], &|_| vec![], true);
+    assert!(n >= 2, "upgrade has write points: {n}");
+    total += n;
 
     // fsck --repair: rebuilding a deleted pack index.
     let lose_index = |d: &Path| {

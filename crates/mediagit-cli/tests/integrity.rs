@@ -209,7 +209,8 @@ const BIG: u64 = 3 * 1024 * 1024;
 /// committed on its own (so it sits in a pack of its own).
 struct Setup {
     env: Env,
-    /// The pack `add big.bin` wrote: big.bin's chunks and manifest.
+    /// The chunk pack `add big.bin` wrote (its manifest went into a
+    /// metadata pack of its own: format 2, `metadata-packs`).
     big_pack: PathBuf,
     big: Vec<u8>,
     /// What `main` restores to.
@@ -224,11 +225,16 @@ fn setup() -> Setup {
     let before: BTreeSet<PathBuf> = packs(&env).into_iter().collect();
     write_random(&env.repo().join("big.bin"), BIG, 7);
     env.ok(&["add", "big.bin"]);
-    let new: Vec<PathBuf> = packs(&env)
+    let mut new: Vec<PathBuf> = packs(&env)
         .into_iter()
         .filter(|p| !before.contains(p))
         .collect();
-    assert_eq!(new.len(), 1, "add wrote one pack: {new:?}");
+    assert_eq!(
+        new.len(),
+        2,
+        "add wrote a chunk and a metadata pack: {new:?}"
+    );
+    new.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
     env.ok(&["commit", "-m", "big"]);
     let out = mg(&env, &["fsck"]);
     assert_eq!(out.code, Some(0), "{}{}", out.out, out.err);
@@ -1128,7 +1134,7 @@ fn gc_prunes_only_what_nothing_reaches() {
     );
     assert!(
         summary.ends_with(&format!(
-            "; packs {n_packs} -> 1; 0 unreachable objects kept (newer than the grace period)"
+            "; packs {n_packs} -> 2; 0 unreachable objects kept (newer than the grace period)"
         )),
         "{summary}"
     );
@@ -1144,10 +1150,11 @@ fn gc_prunes_only_what_nothing_reaches() {
         "{summary}"
     );
     assert!(
-        summary.contains(&format!("; packs {n_packs} -> 1; ")),
+        summary.contains(&format!("; packs {n_packs} -> 2; ")),
         "{summary}"
     );
-    assert_eq!(packs(&env).len(), 1);
+    // One chunk pack and one metadata pack.
+    assert_eq!(packs(&env).len(), 2);
     let ids = all_ids(&env);
     assert!(ids.is_disjoint(&side_only), "side objects gone");
     assert_eq!(object_count(&env), objects_before - k);
@@ -1170,7 +1177,7 @@ fn gc_prunes_only_what_nothing_reaches() {
     // A second gc has nothing left to do.
     let out = env.ok(&["gc", "--prune=now"]);
     assert!(out.starts_with("removed 0 unreachable objects"), "{out}");
-    assert_eq!(packs(&env).len(), 1);
+    assert_eq!(packs(&env).len(), 2);
 
     // A bad --prune value is refused, naming the option.
     let state = env.repo_state();
@@ -1231,8 +1238,9 @@ fn gc_keeps_what_reflogs_tags_and_the_index_reach() {
         !summary.starts_with("removed 0 "),
         "the gone branch is pruned: {summary}"
     );
-    assert!(summary.contains(" -> 1; "), "{summary}");
-    assert_eq!(packs(&env).len(), 1);
+    // One chunk pack and one metadata pack.
+    assert!(summary.contains(" -> 2; "), "{summary}");
+    assert_eq!(packs(&env).len(), 2);
     assert_fsck_clean(&env, "after gc");
     let err = env.fail(&["log", &gone]);
     assert!(!err.is_empty());
@@ -1402,4 +1410,39 @@ fn stats_human_and_json() {
     assert_eq!(largest[0]["path"], "a.bin");
     assert_eq!(json_u64(&largest[0], "size"), BIG);
     assert_eq!(largest[1]["path"], "b.bin");
+}
+
+/// Packs are named by their headers, so a gc that copies every entry of an
+/// old pack writes a pack of the same name. It must not then delete that
+/// name as the old pack (with metadata packs, a fully reachable chunk pack
+/// is rewritten to itself on every gc past the grace period).
+#[test]
+fn gc_rewriting_a_pack_to_the_same_entries_keeps_it() {
+    let env = Env::new();
+    if env.remote() {
+        return; // pack times are set on local files
+    }
+    write_random(&env.repo().join("clip.mov"), 3_000_000, 21);
+    env.write("notes.txt", b"notes\n");
+    let want = tree_hashes(&env.repo());
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+    for p in packs(&env) {
+        let f = fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(old).unwrap();
+    }
+    let before: std::collections::BTreeSet<_> = packs(&env).into_iter().collect();
+    let out = env.ok(&["gc"]);
+    assert!(out.contains("removed 0 unreachable objects"), "{out}");
+    let fsck = env.ok(&["fsck"]);
+    assert!(fsck.contains(": 0 problems"), "{fsck}");
+    env.ok(&["verify"]);
+    fs::remove_file(env.repo().join("clip.mov")).unwrap();
+    fs::remove_file(env.repo().join("notes.txt")).unwrap();
+    env.ok(&["checkout", "HEAD", "--", "."]);
+    assert_eq!(tree_hashes(&env.repo()), want);
+    // The chunk pack was copied to itself: still there under its name.
+    let after: std::collections::BTreeSet<_> = packs(&env).into_iter().collect();
+    assert!(!before.is_disjoint(&after), "{before:?} {after:?}");
 }

@@ -3,8 +3,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::FormatError;
 
-/// The repository format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The repository format version this build writes (and the newest it reads).
+///
+/// Version 2 added `[format] required_features` and `optional_features`
+/// and writes metadata objects in packs of their own. Version 1
+/// repositories are read and written as they are (nothing this build
+/// writes there is unreadable to a version-1 build) until `mediagit
+/// upgrade` converts them.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest repository format version this build reads.
+pub const FORMAT_MIN_VERSION: u32 = 1;
+
+/// Features this build implements, which a repository may also require
+/// (`[format] required_features`). A reader MUST refuse a repository
+/// requiring any other. Encryption will be the first that repositories
+/// require.
+pub const KNOWN_FEATURES: &[&str] = &["metadata-packs"];
+
+/// The largest `config.toml` a reader parses (a store's copy may be hostile).
+pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
+
+/// Optional features this build writes: `metadata-packs` (manifests,
+/// trees, commits and tags go into packs without chunks). Readers ignore
+/// optional features they do not know.
+pub const WRITTEN_OPTIONAL_FEATURES: &[&str] = &["metadata-packs"];
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoConfig {
@@ -211,14 +233,62 @@ fn normalize_prefix(p: &str) -> Result<String, &'static str> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormatSection {
     pub version: u32,
-    /// The function that names chunks: `"sha256"` (plain SHA-256 of the bytes).
-    /// Encrypted repositories will name a keyed function here.
-    #[serde(default = "default_chunk_id")]
-    pub chunk_id: String,
+    /// The function that names chunks. Encrypted repositories will name a
+    /// keyed function here.
+    #[serde(default)]
+    pub chunk_id: ChunkIdFunction,
+    /// Features a reader MUST know to read or write this repository
+    /// (version 2 and later).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_features: Vec<String>,
+    /// Features a reader may ignore (version 2 and later).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub optional_features: Vec<String>,
 }
 
-fn default_chunk_id() -> String {
-    "sha256".into()
+impl FormatSection {
+    /// Whether the repository declares an optional or required feature.
+    pub fn has_feature(&self, name: &str) -> bool {
+        self.required_features
+            .iter()
+            .chain(&self.optional_features)
+            .any(|f| f == name)
+    }
+}
+
+/// The function that names chunks (`[format] chunk_id`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ChunkIdFunction {
+    /// Plain SHA-256 of the chunk's bytes: `"sha256"`.
+    #[default]
+    Sha256,
+}
+
+impl ChunkIdFunction {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChunkIdFunction::Sha256 => "sha256",
+        }
+    }
+}
+
+impl TryFrom<String> for ChunkIdFunction {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "sha256" => Ok(ChunkIdFunction::Sha256),
+            _ => Err(format!(
+                "[format] chunk_id = {s:?} is not supported by this build (supported: \"sha256\")"
+            )),
+        }
+    }
+}
+
+impl From<ChunkIdFunction> for String {
+    fn from(f: ChunkIdFunction) -> String {
+        f.name().to_string()
+    }
 }
 
 /// FastCDC (v2020, normalization level 1) parameters, in bytes.
@@ -277,7 +347,12 @@ impl RepoConfig {
         RepoConfig {
             format: FormatSection {
                 version: FORMAT_VERSION,
-                chunk_id: default_chunk_id(),
+                chunk_id: ChunkIdFunction::Sha256,
+                required_features: Vec::new(),
+                optional_features: WRITTEN_OPTIONAL_FEATURES
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect(),
             },
             chunking: ChunkingConfig::default(),
             compression: CompressionConfig::default(),
@@ -293,6 +368,12 @@ impl RepoConfig {
 
     /// Parses and validates a config; refuses format versions this build does not know.
     pub fn from_toml(s: &str) -> Result<RepoConfig, FormatError> {
+        if s.len() > MAX_CONFIG_BYTES {
+            return Err(FormatError::Config(format!(
+                "{} bytes; a config.toml is at most {MAX_CONFIG_BYTES}",
+                s.len()
+            )));
+        }
         // Check the version before the rest, so a newer format with new
         // fields gets the "upgrade" message rather than a parse error.
         let raw: toml::Value = toml::from_str(s).map_err(|e| FormatError::Config(e.to_string()))?;
@@ -301,18 +382,34 @@ impl RepoConfig {
             .and_then(|f| f.get("version"))
             .and_then(|v| v.as_integer())
             .ok_or_else(|| FormatError::Config("missing [format] version".into()))?;
-        if version != FORMAT_VERSION as i64 {
+        if !(FORMAT_MIN_VERSION as i64..=FORMAT_VERSION as i64).contains(&version) {
             return Err(FormatError::UnknownVersion {
                 what: "repository",
                 found: version.clamp(0, u32::MAX as i64) as u32,
                 supported: FORMAT_VERSION,
             });
         }
+        let has_lists = raw.get("format").is_some_and(|f| {
+            f.get("required_features").is_some() || f.get("optional_features").is_some()
+        });
         let cfg: RepoConfig = toml::from_str(s).map_err(|e| FormatError::Config(e.to_string()))?;
-        if cfg.format.chunk_id != "sha256" {
+        if cfg.format.version < 2 && has_lists {
+            return Err(FormatError::Config(
+                "[format] features need format version 2 or later".into(),
+            ));
+        }
+        if let Some(f) = cfg
+            .format
+            .required_features
+            .iter()
+            .find(|f| !KNOWN_FEATURES.contains(&f.as_str()))
+        {
+            return Err(FormatError::UnknownFeature { feature: f.clone() });
+        }
+        const MAX_FEATURES: usize = 64;
+        if cfg.format.required_features.len() + cfg.format.optional_features.len() > MAX_FEATURES {
             return Err(FormatError::Config(format!(
-                "[format] chunk_id = {:?} is not supported by this build (supported: \"sha256\")",
-                cfg.format.chunk_id
+                "more than {MAX_FEATURES} [format] features"
             )));
         }
         let c = cfg.chunking;
@@ -348,9 +445,51 @@ mod tests {
     fn round_trip_and_version_check() {
         let c = RepoConfig::new(false);
         assert_eq!(RepoConfig::from_toml(&c.to_toml()).unwrap(), c);
-        let newer = c.to_toml().replace("version = 1", "version = 2");
+        let newer = c.to_toml().replace("version = 2", "version = 3");
         let err = RepoConfig::from_toml(&newer).unwrap_err().to_string();
-        assert!(err.contains("unknown format version 2"), "{err}");
+        assert!(err.contains("unknown format version 3"), "{err}");
+        assert!(err.contains("upgrade mediagit"), "{err}");
+        // Version 1 (no feature lists) is still read.
+        let v1 = "[format]\nversion = 1\nchunk_id = \"sha256\"\n";
+        let old = RepoConfig::from_toml(v1).unwrap();
+        assert_eq!(old.format.version, 1);
+        assert!(!old.format.has_feature("metadata-packs"));
+        assert!(RepoConfig::from_toml(&format!("{v1}optional_features = [\"x\"]\n")).is_err());
+        assert!(RepoConfig::from_toml(&format!("{v1}required_features = []\n")).is_err());
+        // A feature this build implements may be required.
+        let t = c.to_toml().replace(
+            "optional_features = [",
+            "required_features = [\"metadata-packs\"]\noptional_features = [",
+        );
+        assert!(RepoConfig::from_toml(&t).is_ok());
+        // Size is bounded before parsing (a hostile store's copy).
+        let huge = format!(
+            "{}\noptional_features = [{}]\n",
+            c.to_toml(),
+            "\"x\",".repeat(MAX_CONFIG_BYTES / 4)
+        );
+        let err = RepoConfig::from_toml(&huge).unwrap_err().to_string();
+        assert!(err.contains("at most 65536"), "{err}");
+        // An unknown required feature is refused by name; optional ones are ignored.
+        let t = c.to_toml().replace(
+            "optional_features = [",
+            "required_features = [\"zstd-dictionaries\"]\noptional_features = [\"future-thing\", ",
+        );
+        let err = RepoConfig::from_toml(&t).unwrap_err().to_string();
+        assert!(err.contains("\"zstd-dictionaries\""), "{err}");
+        let t = c.to_toml().replace(
+            "optional_features = [",
+            "optional_features = [\"future-thing\", ",
+        );
+        assert!(RepoConfig::from_toml(&t)
+            .unwrap()
+            .format
+            .has_feature("future-thing"));
+        let t = c
+            .to_toml()
+            .replace("chunk_id = \"sha256\"", "chunk_id = \"blake3\"");
+        let err = RepoConfig::from_toml(&t).unwrap_err().to_string();
+        assert!(err.contains("blake3"), "{err}");
         let bad = c.to_toml().replace("min_size = 131072", "min_size = 1");
         assert!(RepoConfig::from_toml(&bad).is_err());
     }

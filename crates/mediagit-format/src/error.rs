@@ -3,7 +3,7 @@ use crate::id::ObjectId;
 /// Everything that can be wrong with bytes handed to a decoder.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    #[error("{what}: unknown format version {found} (this build reads version {supported}); upgrade mediagit")]
+    #[error("{what}: unknown format version {found} (this build reads up to version {supported}); upgrade mediagit")]
     UnknownVersion {
         what: &'static str,
         found: u32,
@@ -29,4 +29,6 @@ pub enum FormatError {
     BadName { name: String, reason: &'static str },
     #[error("invalid config: {0}")]
     Config(String),
+    #[error("this repository requires the format feature {feature:?}, which this build of mediagit does not know; upgrade mediagit")]
+    UnknownFeature { feature: String },
 }

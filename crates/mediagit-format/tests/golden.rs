@@ -208,10 +208,40 @@ const GOLDEN: &[(&str, &str, usize)] = &[
     ),
     (
         "config.toml",
-        "7c25b1f6c4ba8eae6ec352581da83f06c552ce6bb8138db3e4c89b401682d89b",
-        154,
+        "59e3ecacc704bfa120c99d189ee52706c88a26c3aab2a7210c0aa496a700f4ed",
+        193,
     ),
 ];
+
+/// `config.toml` as format version 1 wrote it (every build up to 35a5c14;
+/// SHA-256 7c25b1f6…). Still read, and written back unchanged.
+const CONFIG_V1: &str = "[format]
+version = 1
+chunk_id = \"sha256\"
+
+[chunking]
+min_size = 131072
+avg_size = 524288
+max_size = 2097152
+
+[compression]
+level = 3
+
+[core]
+bare = false
+";
+
+#[test]
+fn a_version_1_config_is_read_and_kept_at_version_1() {
+    assert_eq!(
+        ObjectId::hash(CONFIG_V1.as_bytes()).to_string(),
+        "7c25b1f6c4ba8eae6ec352581da83f06c552ce6bb8138db3e4c89b401682d89b"
+    );
+    let c = RepoConfig::from_toml(CONFIG_V1).unwrap();
+    assert_eq!(c.format.version, 1);
+    assert!(c.format.required_features.is_empty() && c.format.optional_features.is_empty());
+    assert_eq!(c.to_toml(), CONFIG_V1);
+}
 
 #[test]
 fn every_structure_encodes_to_its_golden_bytes() {

@@ -139,15 +139,51 @@ impl Repository {
                 }
             }
         }
-        let rewrite = !report.removed.is_empty() || old.len() > 1;
+        // Rewrite when something goes, or when old packs can be merged: with
+        // metadata packs, more than one old pack of a kind, or an old pack
+        // that mixes chunks and metadata (written before an upgrade), which
+        // the rewrite splits. A lone chunk pack and a lone metadata pack are
+        // left alone: copying them would give them back under their names.
+        let split = self.config().format.has_feature("metadata-packs");
+        let mergeable = if split {
+            let (mut chunk_packs, mut meta_packs, mut mixed) = (0, 0, 0);
+            for p in &old {
+                let objs = by_pack.get(p).map(Vec::as_slice).unwrap_or(&[]);
+                let chunks = objs.iter().any(|o| o.2.kind == ObjectKind::Chunk);
+                let meta = objs.iter().any(|o| o.2.kind != ObjectKind::Chunk);
+                match (chunks, meta) {
+                    (true, true) => mixed += 1,
+                    (true, false) => chunk_packs += 1,
+                    (false, true) => meta_packs += 1,
+                    (false, false) => {}
+                }
+            }
+            mixed > 0 || chunk_packs > 1 || meta_packs > 1
+        } else {
+            old.len() > 1
+        };
+        let rewrite = !report.removed.is_empty() || mergeable;
         if opts.dry_run {
             report.packs_after = if rewrite {
-                packs.len() - old.len() + usize::from(!keep_from_old.is_empty())
+                // One new pack, or with metadata packs one of each kind kept.
+                let chunks = keep_from_old
+                    .iter()
+                    .any(|(_, _, l)| l.kind == ObjectKind::Chunk);
+                let meta = keep_from_old
+                    .iter()
+                    .any(|(_, _, l)| l.kind != ObjectKind::Chunk);
+                let new = if split {
+                    usize::from(chunks) + usize::from(meta)
+                } else {
+                    usize::from(chunks || meta)
+                };
+                packs.len() - old.len() + new
             } else {
                 packs.len()
             };
             return Ok(report);
         }
+        let mut written: HashSet<ObjectId> = HashSet::new();
         if rewrite {
             let old_list: Vec<ObjectId> = old.iter().copied().collect();
             let total: u64 = keep_from_old
@@ -164,7 +200,7 @@ impl Repository {
                 session.put_encoded(loc.kind, *id, loc.codec, loc.raw_len as usize, &payload)?;
                 progress.bytes(loc.stored_len as u64);
             }
-            session.finish()?;
+            written = session.finish()?.into_iter().collect();
             progress.finish();
             failpoint::hit("write:gc-new-pack-stored");
             // Markers written while this gc ran (another machine reused
@@ -174,6 +210,11 @@ impl Repository {
             let (_, newest_now) = crate::odb::list_freshen(storage.as_ref(), true)?;
             let cut = opts.prune_before.unwrap_or(std::time::UNIX_EPOCH);
             for p in &old_list {
+                // Rewritten to the same entries, hence the same name: the
+                // pack just stored is this one.
+                if written.contains(p) {
+                    continue;
+                }
                 if newest_now.get(p).is_some_and(|t| *t >= cut) {
                     report.packs_freshened_meanwhile += 1;
                     continue;
@@ -184,8 +225,23 @@ impl Repository {
                 failpoint::hit("write:gc-old-pack-deleted");
             }
         }
-        for key in &report.orphan_packs {
-            storage.delete(key)?;
+        // An orphan left by a gc killed before it stored the index may be
+        // the very pack this gc has just stored (same entries, same name):
+        // that one is no orphan any more.
+        let orphans = std::mem::take(&mut report.orphan_packs);
+        for key in orphans {
+            let rewritten = key
+                .strip_prefix("packs/")
+                .and_then(|k| k.strip_suffix(".pack"))
+                .and_then(|h| h.parse::<ObjectId>().ok())
+                .is_some_and(|id| written.contains(&id));
+            if rewritten {
+                let size = storage.size(&key)?.unwrap_or(0);
+                report.bytes_freed = report.bytes_freed.saturating_sub(size);
+                continue;
+            }
+            storage.delete(&key)?;
+            report.orphan_packs.push(key);
         }
         // Markers older than the cut protect nothing any more, and markers
         // of packs that are gone protect nothing at all; damage markers of

@@ -35,6 +35,7 @@ pub mod revision;
 pub mod stats;
 pub mod status;
 pub mod tree;
+pub mod upgrade;
 pub mod verify;
 pub mod worktree;
 

@@ -151,6 +151,10 @@ pub struct Odb {
     /// The repository's largest chunk: no chunk read may claim more.
     max_chunk: u32,
     pack_target: u64,
+    /// Format feature `metadata-packs`: manifests, trees, commits and tags
+    /// go into packs without chunks, so history can be listed, fetched and
+    /// verified without reading content.
+    split_metadata: bool,
     state: RwLock<State>,
 }
 
@@ -345,6 +349,7 @@ impl Odb {
             } else {
                 PACK_TARGET_SIZE
             },
+            split_metadata: cfg.format.has_feature("metadata-packs"),
             state: RwLock::new(State::default()),
         };
         let mut problems = Vec::new();
@@ -817,7 +822,7 @@ impl Odb {
     pub fn session_ignoring(&self, packs: &[ObjectId]) -> PackSession<'_> {
         PackSession {
             odb: self,
-            current: None,
+            current: [None, None],
             finished: Vec::new(),
             pending: IdSet::default(),
             ignore_packs: packs.iter().copied().collect(),
@@ -842,7 +847,9 @@ struct OpenPack {
 /// discards everything it wrote.
 pub struct PackSession<'a> {
     odb: &'a Odb,
-    current: Option<OpenPack>,
+    /// The pack being written for chunks (slot 0) and, with
+    /// `metadata-packs`, the one for other objects (slot 1).
+    current: [Option<OpenPack>; 2],
     finished: Vec<(tempfile::TempPath, PackIndex)>,
     pending: IdSet,
     ignore_packs: HashSet<ObjectId>,
@@ -916,18 +923,18 @@ impl PackSession<'_> {
         };
         let raw_len = u32::try_from(raw_len).map_err(|_| too_big(raw_len))?;
         let stored_len = u32::try_from(payload.len()).map_err(|_| too_big(payload.len()))?;
-        if self
-            .current
+        let slot = usize::from(self.odb.split_metadata && kind != ObjectKind::Chunk);
+        if self.current[slot]
             .as_ref()
             .map(|p| p.offset >= self.odb.pack_target)
             .unwrap_or(false)
         {
-            self.close_current()?;
+            self.close_slot(slot)?;
         }
-        if self.current.is_none() {
-            self.current = Some(self.open_pack()?);
+        if self.current[slot].is_none() {
+            self.current[slot] = Some(self.open_pack()?);
         }
-        let p = self.current.as_mut().expect("opened above");
+        let p = self.current[slot].as_mut().expect("opened above");
         let header = EntryHeader {
             kind,
             codec,
@@ -983,7 +990,12 @@ impl PackSession<'_> {
     }
 
     fn close_current(&mut self) -> Result<()> {
-        let Some(p) = self.current.take() else {
+        self.close_slot(0)?;
+        self.close_slot(1)
+    }
+
+    fn close_slot(&mut self, slot: usize) -> Result<()> {
+        let Some(p) = self.current[slot].take() else {
             return Ok(());
         };
         let path = p.path;
@@ -1011,7 +1023,11 @@ impl PackSession<'_> {
 
     /// Re-dates the old packs objects were reused from (freshen markers),
     /// stores every pack, then every index, and makes the objects visible.
-    pub fn finish(mut self) -> Result<()> {
+    /// Returns the ids of the packs stored. A pack is named by its headers,
+    /// so a rewrite that copies exactly the entries of an existing pack
+    /// (gc, fsck) stores a pack of the same name: such a caller MUST NOT
+    /// then delete that name as "the old pack".
+    pub fn finish(mut self) -> Result<Vec<ObjectId>> {
         if self.freshen {
             self.odb.write_freshen_markers()?;
         }
@@ -1034,9 +1050,10 @@ impl PackSession<'_> {
             let _ = path.keep();
             stored.push(idx);
         }
+        let ids = stored.iter().map(|idx| idx.pack).collect();
         // What was stored exists, even when a later index failed.
         self.odb.register(stored);
-        result
+        result.map(|()| ids)
     }
 }
 

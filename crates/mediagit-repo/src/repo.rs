@@ -105,6 +105,16 @@ pub(crate) fn wipe_store(storage: &dyn Storage) {
 
 /// Reads and checks the repository settings a store holds.
 pub fn read_store_config(storage: &dyn Storage) -> Result<RepoConfig> {
+    // Bounded before it is downloaded: the store may be hostile.
+    let max = mediagit_format::config::MAX_CONFIG_BYTES as u64;
+    if let Some(n) = storage.size("config.toml")?.filter(|n| *n > max) {
+        return Err(RepoError::format(
+            format!("{}: config.toml", storage.describe()),
+            mediagit_format::FormatError::Config(format!(
+                "{n} bytes; a config.toml is at most {max}"
+            )),
+        ));
+    }
     match storage.get("config.toml") {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
