@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages MediaGit's tests and demo use to make real media
 # files: ffmpeg (H.264 video), ImageMagick (JPEG/PNG/PSD/TIFF), sox (WAV/FLAC),
-# exiftool (EXIF), git (nested repositories in tests), util-linux (setpriv).
+# exiftool (EXIF), git (nested repositories in tests), util-linux (setpriv),
+# strace (the order of checkout's flush and index write).
 set -euo pipefail
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
@@ -10,6 +11,7 @@ command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
 [ -x /usr/bin/convert ] || missing+=(imagemagick)
 command -v git >/dev/null || missing+=(git)
 command -v setpriv >/dev/null || missing+=(util-linux)
+command -v strace >/dev/null || missing+=(strace)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -1446,3 +1446,58 @@ fn gc_rewriting_a_pack_to_the_same_entries_keeps_it() {
     let after: std::collections::BTreeSet<_> = packs(&env).into_iter().collect();
     assert!(!before.is_disjoint(&after), "{before:?} {after:?}");
 }
+
+/// A checkout's files reach the disk before the index that vouches for
+/// their stat (a power cut must not leave an index calling a file clean
+/// whose bytes never landed): seen in the order of system calls.
+#[test]
+fn checkout_flushes_the_files_before_saving_the_index() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("MEDIAGIT_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "strace is missing (scripts/install-test-deps.sh installs it)"
+        );
+        return;
+    }
+    let env = Env::new();
+    write_random(&env.repo().join("clip.mov"), 2_000_000, 4);
+    env.write("notes.txt", b"notes\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    fs::remove_file(env.repo().join("clip.mov")).unwrap();
+    fs::remove_file(env.repo().join("notes.txt")).unwrap();
+    let trace = env.root().join("trace.txt");
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-e", "trace=syncfs,rename,renameat,renameat2", "-o"])
+        .arg(&trace)
+        .arg(assert_cmd::cargo::cargo_bin("mediagit"))
+        .args(["-q", "checkout", "HEAD", "--", "."])
+        .current_dir(env.repo())
+        .env("HOME", env.root().join("home"))
+        .env("XDG_CONFIG_HOME", env.root().join("home/.config"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let calls = fs::read_to_string(&trace).unwrap();
+    let pos = |needle: &str| {
+        calls
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in:\n{calls}"))
+    };
+    let sync = pos("syncfs(");
+    let clip = pos("/clip.mov\"");
+    let notes = pos("/notes.txt\"");
+    let lines: Vec<&str> = calls.lines().collect();
+    let index = lines
+        .iter()
+        .rposition(|l| l.contains(".mediagit/index\""))
+        .unwrap_or_else(|| panic!("no index rename in:\n{calls}"));
+    assert!(clip < sync && notes < sync, "files renamed after the flush:\n{calls}");
+    assert!(sync < index, "index saved before the flush:\n{calls}");
+    assert_eq!(tree_hashes(&env.repo()).len(), 2);
+}
