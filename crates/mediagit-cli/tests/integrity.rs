@@ -1481,7 +1481,11 @@ fn checkout_flushes_the_files_before_saving_the_index() {
         .env("XDG_CONFIG_HOME", env.root().join("home/.config"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let calls = fs::read_to_string(&trace).unwrap();
     let pos = |needle: &str| {
         calls
@@ -1497,7 +1501,10 @@ fn checkout_flushes_the_files_before_saving_the_index() {
         .iter()
         .rposition(|l| l.contains(".mediagit/index\""))
         .unwrap_or_else(|| panic!("no index rename in:\n{calls}"));
-    assert!(clip < sync && notes < sync, "files renamed after the flush:\n{calls}");
+    assert!(
+        clip < sync && notes < sync,
+        "files renamed after the flush:\n{calls}"
+    );
     assert!(sync < index, "index saved before the flush:\n{calls}");
     assert_eq!(tree_hashes(&env.repo()).len(), 2);
 }

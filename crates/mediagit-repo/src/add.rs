@@ -202,44 +202,38 @@ impl Repository {
         let total: u64 = jobs.iter().map(|j| j.size).sum();
         progress.start("adding", total, jobs.len() as u64);
         let odb = self.odb()?;
-        let results = with_ingester(
-            odb,
-            self.config().chunking,
-            self.config().compression.level,
-            &[],
-            |ing| {
-                let r = parallel_map(&jobs, |j| {
-                    // A file the index knew, with hash checkpoints kept for
-                    // its content: the previous version, so an unchanged
-                    // prefix is not hashed twice. Best effort: a manifest
-                    // that cannot be read only costs the shortcut.
-                    let known = idx
-                        .entries
-                        .get(&j.path)
-                        .filter(|e| e.kind != IndexKind::Symlink && j.kind != IndexKind::Symlink);
-                    let cps = known
-                        .and_then(|e| idx.resume.get(&e.manifest))
-                        .filter(|c| !c.is_empty());
-                    let manifest = match (known, cps) {
-                        (Some(e), Some(_)) => odb.read_manifest(&e.manifest).ok(),
-                        _ => None,
-                    };
-                    let prev = match (known, cps, &manifest) {
-                        (Some(e), Some(c), Some(m)) => Some(Previous {
-                            content: e.content,
-                            chunks: &m.chunks,
-                            checkpoints: c,
-                        }),
-                        _ => None,
-                    };
-                    let r = ing.ingest_path(&root.join(&j.path), prev.as_ref(), progress);
-                    progress.file_done();
-                    r
-                });
-                progress.finish();
+        let results = with_ingester(odb, self.config().chunking, &[], |ing| {
+            let r = parallel_map(&jobs, |j| {
+                // A file the index knew, with hash checkpoints kept for
+                // its content: the previous version, so an unchanged
+                // prefix is not hashed twice. Best effort: a manifest
+                // that cannot be read only costs the shortcut.
+                let known = idx
+                    .entries
+                    .get(&j.path)
+                    .filter(|e| e.kind != IndexKind::Symlink && j.kind != IndexKind::Symlink);
+                let cps = known
+                    .and_then(|e| idx.resume.get(&e.manifest))
+                    .filter(|c| !c.is_empty());
+                let manifest = match (known, cps) {
+                    (Some(e), Some(_)) => odb.read_manifest(&e.manifest).ok(),
+                    _ => None,
+                };
+                let prev = match (known, cps, &manifest) {
+                    (Some(e), Some(c), Some(m)) => Some(Previous {
+                        content: e.content,
+                        chunks: &m.chunks,
+                        checkpoints: c,
+                    }),
+                    _ => None,
+                };
+                let r = ing.ingest_path(&root.join(&j.path), prev.as_ref(), progress);
+                progress.file_done();
                 r
-            },
-        )?;
+            });
+            progress.finish();
+            r
+        })?;
         for d in deletions {
             idx.entries.remove(&d);
         }

@@ -145,7 +145,12 @@ impl Repository {
         };
         for pack in &pack_ids {
             let key = pack_key(pack);
-            let scan = scan_pack(storage.as_ref(), pack, self.config().chunking.max_size)?;
+            let scan = scan_pack(
+                storage.as_ref(),
+                pack,
+                self.config().chunking.max_size,
+                &crate::codec::ObjectCodec::new(self.config()),
+            )?;
             progress.bytes(scan.size);
             progress.file_done();
             let mut needs_rebuild = false;
@@ -533,36 +538,30 @@ impl Repository {
                 .collect();
             if !missing.is_empty() || !lost_manifests.is_empty() {
                 let odb = c2.odb;
-                let healed = with_ingester(
-                    &odb,
-                    self.config().chunking,
-                    self.config().compression.level,
-                    &[],
-                    |ing| {
-                        let mut healed = Vec::new();
-                        for e in idx.entries.values() {
-                            let needed = if lost_manifests.contains(&e.manifest) {
-                                true
-                            } else {
-                                match odb.read_manifest(&e.manifest) {
-                                    Ok(m) => m.chunks.iter().any(|ch| missing.contains(&ch.id)),
-                                    Err(_) => false,
-                                }
-                            };
-                            if !needed {
-                                continue;
+                let healed = with_ingester(&odb, self.config().chunking, &[], |ing| {
+                    let mut healed = Vec::new();
+                    for e in idx.entries.values() {
+                        let needed = if lost_manifests.contains(&e.manifest) {
+                            true
+                        } else {
+                            match odb.read_manifest(&e.manifest) {
+                                Ok(m) => m.chunks.iter().any(|ch| missing.contains(&ch.id)),
+                                Err(_) => false,
                             }
-                            // Re-chunking the same content with the same
-                            // parameters gives the same chunks and manifest.
-                            if let Ok(g) = ing.ingest_path(&root.join(&e.path), None, progress) {
-                                if g.content == e.content && g.manifest == e.manifest {
-                                    healed.push(e.path.clone());
-                                }
+                        };
+                        if !needed {
+                            continue;
+                        }
+                        // Re-chunking the same content with the same
+                        // parameters gives the same chunks and manifest.
+                        if let Ok(g) = ing.ingest_path(&root.join(&e.path), None, progress) {
+                            if g.content == e.content && g.manifest == e.manifest {
+                                healed.push(e.path.clone());
                             }
                         }
-                        Ok(healed)
-                    },
-                )?;
+                    }
+                    Ok(healed)
+                })?;
                 for p in healed {
                     done.push(format!(
                         "restored missing chunks of {p} from the working tree"

@@ -16,10 +16,10 @@ use std::sync::Mutex;
 use mediagit_format::config::ChunkingConfig;
 use mediagit_format::id::{Hasher, IdSet, ResumableSha256};
 use mediagit_format::index::{HashCheckpoint, IndexKind, StatInfo};
-use mediagit_format::pack::Codec;
 use mediagit_format::{Manifest, ManifestChunk, ObjectId, ObjectKind};
-use mediagit_pipeline::{compress_chunk, media, Chunker, CompressionHint};
+use mediagit_pipeline::{media, Chunker, CompressionHint};
 
+use crate::codec::{content_id, Encoded, ObjectCodec};
 use crate::error::{RepoError, Result};
 use crate::odb::{Odb, PackSession};
 use crate::progress::Progress;
@@ -49,15 +49,6 @@ pub struct Previous<'a> {
     pub checkpoints: &'a [HashCheckpoint],
 }
 
-/// An object on its way to the pack writer.
-struct Encoded {
-    kind: ObjectKind,
-    id: ObjectId,
-    codec: Codec,
-    raw_len: usize,
-    payload: Vec<u8>,
-}
-
 /// Stores files: workers chunk, hash and compress; one writer thread owns
 /// the pack session and appends, so no worker ever waits on pack I/O for
 /// longer than a bounded queue takes to drain.
@@ -70,7 +61,7 @@ pub struct Ingester<'a> {
     /// fresh multi-megabyte allocation (an mmap, page faults, an munmap).
     pool: &'a Mutex<Vec<Vec<u8>>>,
     chunking: ChunkingConfig,
-    level: i32,
+    codec: ObjectCodec,
 }
 
 const POOL_MAX: usize = 24;
@@ -90,7 +81,6 @@ thread_local! {
 pub fn with_ingester<T>(
     odb: &Odb,
     chunking: ChunkingConfig,
-    level: i32,
     ignore_packs: &[ObjectId],
     f: impl FnOnce(&Ingester<'_>) -> Result<T>,
 ) -> Result<T> {
@@ -120,7 +110,7 @@ pub fn with_ingester<T>(
             tx,
             pool: &pool,
             chunking,
-            level,
+            codec: odb.codec(),
         };
         let result = f(&ing);
         drop(ing);
@@ -155,20 +145,10 @@ impl Ingester<'_> {
 
     /// Stores an encoded object (a manifest), compressing it if that pays.
     fn put_object(&self, kind: ObjectKind, bytes: Vec<u8>) -> Result<ObjectId> {
-        let id = ObjectId::hash(&bytes);
+        let id = self.codec.id(kind, &bytes);
         if self.claim(&id) {
-            let mut out = Vec::new();
-            let codec = compress_chunk(&bytes, CompressionHint::Try, self.level, &mut out)
-                .map_err(|e| RepoError::io("compress object", "memory", e))?;
-            let raw_len = bytes.len();
-            let payload = if codec == Codec::Raw { bytes } else { out };
-            self.send(vec![Encoded {
-                kind,
-                id,
-                codec,
-                raw_len,
-                payload,
-            }])?;
+            let e = self.codec.encode(kind, id, &bytes, CompressionHint::Try)?;
+            self.send(vec![e])?;
         }
         Ok(id)
     }
@@ -193,7 +173,7 @@ impl Ingester<'_> {
             return Ok(Ingested {
                 kind,
                 stat: stat_info(&meta),
-                content: ObjectId::hash(target.as_bytes()),
+                content: content_id(target.as_bytes()),
                 manifest: ObjectId::ZERO,
                 target: Some(target),
                 checkpoints: Vec::new(),
@@ -366,10 +346,10 @@ impl Ingester<'_> {
                 Ok(None) => break,
                 Err(e) => return Err(RepoError::io("read", abs, e)),
             };
-            let id = ObjectId::hash(chunk);
-            // A file that is one chunk has the chunk's id as its content id:
-            // no second SHA-256 pass over it.
-            if total == 0 && chunk.len() as u64 == src.size {
+            let id = self.codec.id(ObjectKind::Chunk, chunk);
+            // A file that is one chunk has the chunk's id as its content id
+            // (unless chunk ids are keyed): no second SHA-256 pass over it.
+            if total == 0 && chunk.len() as u64 == src.size && self.codec.chunk_id_is_content_id() {
                 single = Some(id);
             } else {
                 if !started {
@@ -389,30 +369,21 @@ impl Ingester<'_> {
                 }
             }
             if self.claim(&id) {
-                let mut out = Vec::new();
-                let codec = compress_chunk(chunk, src.hint, self.level, &mut out)
-                    .map_err(|e| RepoError::io("compress", abs, e))?;
-                let payload = if codec == Codec::Raw {
-                    let mut b = self
-                        .pool
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .pop()
-                        .unwrap_or_default();
-                    b.clear();
-                    b.extend_from_slice(chunk);
-                    b
-                } else {
-                    out
-                };
-                run_bytes += payload.len();
-                run.push(Encoded {
-                    kind: ObjectKind::Chunk,
-                    id,
-                    codec,
-                    raw_len: chunk.len(),
-                    payload,
-                });
+                let e = self
+                    .codec
+                    .encode_with(ObjectKind::Chunk, id, chunk, src.hint, || {
+                        self.pool
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .pop()
+                            .unwrap_or_default()
+                    })
+                    .map_err(|e| match e {
+                        RepoError::Io { source, .. } => RepoError::io("compress", abs, source),
+                        other => other,
+                    })?;
+                run_bytes += e.payload.len();
+                run.push(e);
                 if run_bytes >= RUN_BYTES {
                     self.send(std::mem::take(&mut run))?;
                     run_bytes = 0;
@@ -625,7 +596,7 @@ fn read_head(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 pub fn hash_path(abs: &Path, kind: IndexKind) -> Result<ObjectId> {
     if kind == IndexKind::Symlink {
         let t = std::fs::read_link(abs).map_err(|e| RepoError::io("read link", abs, e))?;
-        return Ok(ObjectId::hash(t.as_os_str().as_encoded_bytes()));
+        return Ok(content_id(t.as_os_str().as_encoded_bytes()));
     }
     let mut f = File::open(abs).map_err(|e| RepoError::io("open", abs, e))?;
     let mut h = Hasher::new();

@@ -19,6 +19,7 @@ pub mod add;
 pub mod branch;
 pub mod checkout;
 pub mod clone;
+pub mod codec;
 pub mod commit;
 pub mod error;
 pub mod failpoint;

@@ -23,9 +23,10 @@ use mediagit_format::index::CommitMemo;
 use mediagit_format::limits;
 use mediagit_format::pack::{self, Codec, EntryHeader, IdxEntry, PackIndex};
 use mediagit_format::{Commit, Manifest, ObjectId, ObjectKind, Tag, Tree};
-use mediagit_pipeline::{compress_chunk, decompress, CompressionHint};
+use mediagit_pipeline::{decompress, CompressionHint};
 use mediagit_storage::Storage;
 
+use crate::codec::ObjectCodec;
 use crate::error::{RepoError, Result};
 
 /// [`Odb::read_many`] decodes objects of at most this size (larger ones
@@ -147,7 +148,7 @@ pub struct Odb {
     /// (object, pack) copies `fsck` found damaged (`damaged-objects/` markers).
     damaged: HashSet<(ObjectId, ObjectId)>,
     tmp_dir: PathBuf,
-    compression_level: i32,
+    codec: ObjectCodec,
     /// The repository's largest chunk: no chunk read may claim more.
     max_chunk: u32,
     pack_target: u64,
@@ -342,7 +343,7 @@ impl Odb {
                 ..Default::default()
             }),
             tmp_dir,
-            compression_level: cfg.compression.level,
+            codec: ObjectCodec::new(cfg),
             max_chunk: cfg.chunking.max_size,
             pack_target: if cfg.storage.as_ref().is_some_and(|s| s.is_object_store()) {
                 REMOTE_PACK_TARGET_SIZE
@@ -644,8 +645,7 @@ impl Odb {
             Some(d) => &d[..],
             None => &entry[start..],
         };
-        let actual = ObjectId::hash(bytes);
-        if actual != *id {
+        if let Some(actual) = self.codec.verify(kind, id, bytes) {
             return Err(corrupt(format!("content hashes to {actual}")));
         }
         Ok((decoded, start))
@@ -830,8 +830,9 @@ impl Odb {
         }
     }
 
-    pub fn compression_level(&self) -> i32 {
-        self.compression_level
+    /// How this repository names and encodes objects.
+    pub fn codec(&self) -> ObjectCodec {
+        self.codec
     }
 }
 
@@ -886,20 +887,13 @@ impl PackSession<'_> {
     /// Stores an encoded object (manifest, tree, commit, tag), compressing it
     /// if that pays. Returns its id. Objects already present are not written again.
     pub fn put_object(&mut self, kind: ObjectKind, bytes: &[u8]) -> Result<ObjectId> {
-        let id = ObjectId::hash(bytes);
+        let codec = self.odb.codec;
+        let id = codec.id(kind, bytes);
         if self.has(&id) {
             return Ok(id);
         }
-        let mut out = Vec::new();
-        let codec = compress_chunk(
-            bytes,
-            CompressionHint::Try,
-            self.odb.compression_level,
-            &mut out,
-        )
-        .map_err(|e| RepoError::io("compress object", "memory", e))?;
-        let payload: &[u8] = if codec == Codec::Raw { bytes } else { &out };
-        self.put_encoded(kind, id, codec, bytes.len(), payload)?;
+        let e = codec.encode(kind, id, bytes, CompressionHint::Try)?;
+        self.put_encoded(kind, id, e.codec, e.raw_len, &e.payload)?;
         Ok(id)
     }
 
@@ -1079,7 +1073,12 @@ pub struct PackScan {
 
 /// Reads a pack sequentially, verifying every entry (decode + SHA-256) and
 /// the pack's own checksum. Memory: one entry at a time.
-pub fn scan_pack(storage: &dyn Storage, pack_id: &ObjectId, max_chunk: u32) -> Result<PackScan> {
+pub fn scan_pack(
+    storage: &dyn Storage,
+    pack_id: &ObjectId,
+    max_chunk: u32,
+    codec: &ObjectCodec,
+) -> Result<PackScan> {
     let key = pack_key(pack_id);
     let size = storage
         .size(&key)?
@@ -1150,10 +1149,9 @@ pub fn scan_pack(storage: &dyn Storage, pack_id: &ObjectId, max_chunk: u32) -> R
                 "{} payload does not decode: {e}",
                 header.codec.name()
             )),
-            Ok(data) => {
-                let actual = ObjectId::hash(&data);
-                (actual != header.id).then(|| format!("content hashes to {actual}"))
-            }
+            Ok(data) => codec
+                .verify(header.kind, &header.id, &data)
+                .map(|actual| format!("content hashes to {actual}")),
         };
         scan.entries.push(ScannedEntry {
             offset,

@@ -61,8 +61,11 @@ pub fn write_tree<'a>(
 }
 
 /// The root tree id the index entries would get, without storing anything.
-pub fn tree_id_of<'a>(entries: impl Iterator<Item = &'a IndexEntry>) -> Result<ObjectId> {
-    build_tree(entries, &mut |bytes| Ok(ObjectId::hash(bytes)))
+pub fn tree_id_of<'a>(
+    entries: impl Iterator<Item = &'a IndexEntry>,
+    codec: &crate::codec::ObjectCodec,
+) -> Result<ObjectId> {
+    build_tree(entries, &mut |bytes| Ok(codec.id(ObjectKind::Tree, bytes)))
 }
 
 type TreeSink<'s> = dyn FnMut(&[u8]) -> Result<ObjectId> + 's;
@@ -282,7 +285,7 @@ fn flat_entry(kind: &EntryKind) -> Option<FlatEntry> {
             kind: IndexKind::Symlink,
             size: target.len() as u64,
             mtime: *mtime,
-            content: ObjectId::hash(target.as_bytes()),
+            content: crate::codec::content_id(target.as_bytes()),
             manifest: ObjectId::ZERO,
             target: Some(target.clone()),
         }),

@@ -48,7 +48,7 @@ impl Repository {
         let results = parallel_map_n(&files, self.read_workers(), |(_, e)| {
             let r = if e.kind == IndexKind::Symlink {
                 let t = e.target.clone().unwrap_or_default();
-                (ObjectId::hash(t.as_bytes()) != e.content)
+                (crate::codec::content_id(t.as_bytes()) != e.content)
                     .then(|| "symlink target does not match its id".to_string())
             } else {
                 let mut h = HashWriter(Hasher::new(), 0);
