@@ -1508,3 +1508,23 @@ fn checkout_flushes_the_files_before_saving_the_index() {
     assert!(sync < index, "index saved before the flush:\n{calls}");
     assert_eq!(tree_hashes(&env.repo()).len(), 2);
 }
+
+/// A checkout that meets a missing chunk keeps the structured error: the
+/// message names the file, and the CLI's hint points to fsck.
+#[test]
+fn checkout_of_a_missing_chunk_names_the_file_and_hints_fsck() {
+    let s = setup();
+    let env = &s.env;
+    if env.remote() {
+        return; // deletes local pack files
+    }
+    fs::remove_file(&s.big_pack).unwrap();
+    fs::remove_file(idx_path(&s.big_pack)).unwrap();
+    fs::remove_file(env.repo().join("big.bin")).unwrap();
+    let err = env.fail(&["checkout", "HEAD", "--", "big.bin"]);
+    assert!(err.contains("big.bin"), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("mediagit fsck"),
+        "{err}"
+    );
+}
