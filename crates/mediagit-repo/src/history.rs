@@ -8,6 +8,7 @@ use mediagit_format::{Commit, ObjectId};
 use crate::error::{RepoError, Result};
 use crate::ingest::hash_path;
 use crate::repo::Repository;
+use crate::store::Store;
 use crate::tree::{flatten, lookup, FlatEntry, FlatTree, Lookup};
 
 #[derive(Debug, Clone, Default)]
@@ -51,7 +52,7 @@ pub enum DiffSide {
     Worktree,
 }
 
-impl Repository {
+impl Store {
     /// Commits reachable from `start`, newest first (by committer time).
     pub fn log(&self, start: ObjectId, opts: &LogOptions) -> Result<Vec<(ObjectId, Commit)>> {
         let odb = self.odb()?;
@@ -112,11 +113,14 @@ impl Repository {
         Ok(false)
     }
 
+    /// Every file of a commit, by path.
     pub fn commit_tree(&self, commit: &ObjectId) -> Result<FlatTree> {
         let odb = self.odb()?;
         flatten(odb, &odb.read_commit(commit)?.tree)
     }
+}
 
+impl Repository {
     pub fn index_tree(&self) -> Result<FlatTree> {
         Ok(self
             .load_index()?

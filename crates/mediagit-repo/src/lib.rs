@@ -9,7 +9,11 @@
 //! never prints and never reads `$HOME` or the environment; progress goes
 //! through the [`progress::Progress`] trait and identity is passed in.
 //!
-//! Layout of the crate: [`repo`] opens, creates and locks repositories;
+//! Layout of the crate: [`store`] is what every copy of a repository
+//! shares (objects, refs, the store's settings), usable without a working
+//! tree and from many threads; [`codec`] names and encodes every object;
+//! [`repo`] opens, creates and locks repositories (a store plus one working
+//! tree's local state);
 //! [`odb`] reads and writes packed objects with hash verification;
 //! [`refs`] holds branches, tags, HEAD and the reflog; [`worktree`] the
 //! index and the ignore-aware walk; [`ingest`] streams files into chunks;
@@ -35,6 +39,7 @@ pub mod repo;
 pub mod revision;
 pub mod stats;
 pub mod status;
+pub mod store;
 pub mod tree;
 pub mod upgrade;
 pub mod verify;
@@ -58,3 +63,4 @@ pub(crate) fn serialize_paths<S: serde::Serializer>(
     s.collect_seq(ps.iter().map(|p| p.to_string_lossy()))
 }
 pub use repo::{InitOptions, Repository, SafeDirectories};
+pub use store::Store;

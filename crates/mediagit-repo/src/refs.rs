@@ -10,7 +10,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use mediagit_format::{ObjectId, Signature};
-use mediagit_storage::CasOutcome;
 
 use crate::error::{RepoError, Result};
 use crate::repo::{write_atomic, Repository};
@@ -263,80 +262,6 @@ impl Repository {
             Head::Detached(id) => format!("{id}\n"),
         };
         write_atomic(&self.dir().join("HEAD"), s.as_bytes())
-    }
-
-    /// Reads a full ref name such as `refs/heads/main`.
-    pub fn read_ref(&self, name: &str) -> Result<Option<ObjectId>> {
-        match self.storage().get(name) {
-            Ok(b) => {
-                let s = String::from_utf8_lossy(&b);
-                s.trim()
-                    .parse::<ObjectId>()
-                    .map(Some)
-                    .map_err(|e| RepoError::format(format!("ref {name}"), e))
-            }
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Moves a ref from `expected` to `new` (`None` = absent) atomically.
-    pub fn cas_ref(
-        &self,
-        name: &str,
-        expected: Option<ObjectId>,
-        new: Option<ObjectId>,
-    ) -> Result<()> {
-        let enc = |id: Option<ObjectId>| id.map(|i| format!("{i}\n").into_bytes());
-        let (e, n) = (enc(expected), enc(new));
-        crate::failpoint::hit("write:ref-cas-before");
-        match self
-            .storage()
-            .compare_and_swap(name, e.as_deref(), n.as_deref())?
-        {
-            CasOutcome::Swapped => {
-                crate::failpoint::hit("write:ref-cas-done");
-                Ok(())
-            }
-            // The ref already holds exactly the wanted value: on an object
-            // store, a retried conditional write whose first attempt landed
-            // (its answer lost) is refused by its own effect. A ref value
-            // names a commit, so the wanted state is reached either way.
-            CasOutcome::Conflict { actual } if actual == n => {
-                crate::failpoint::hit("write:ref-cas-done");
-                Ok(())
-            }
-            CasOutcome::Conflict { actual } => Err(RepoError::RefRace {
-                name: name.into(),
-                expected: expected.map(|i| i.to_string()).unwrap_or("nothing".into()),
-                found: actual
-                    .map(|a| String::from_utf8_lossy(&a).trim().to_string())
-                    .unwrap_or("nothing".into()),
-            }),
-        }
-    }
-
-    /// Names (without prefix) of the refs under `prefix` (`refs/heads/`...).
-    /// Keys that are not valid ref names are skipped ([`check_ref_key`]).
-    pub fn list_refs(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
-        let mut out = Vec::new();
-        for key in self.ref_keys(prefix)? {
-            if let Some(id) = self.read_ref(&key)? {
-                out.push((key[prefix.len()..].to_string(), id));
-            }
-        }
-        Ok(out)
-    }
-
-    /// The keys under `prefix` (which starts with `refs/`) that are valid
-    /// ref names; the others are left alone (see [`check_ref_key`]).
-    pub fn ref_keys(&self, prefix: &str) -> Result<Vec<String>> {
-        Ok(self
-            .storage()
-            .list(prefix)?
-            .into_iter()
-            .filter(|k| check_ref_key(k).is_ok())
-            .collect())
     }
 
     /// The keys under `refs/` that are not valid ref names, with why.

@@ -2,7 +2,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use mediagit_format::config::{StorageConfig, StorageKind};
 use mediagit_format::RepoConfig;
@@ -11,23 +11,34 @@ use mediagit_storage::{
 };
 
 use crate::error::{RepoError, Result};
-use crate::odb::Odb;
+use crate::store::Store;
 
 /// Name of the repository directory inside a working tree.
 pub const DOT_DIR: &str = ".mediagit";
 
 /// An open repository: its directory, config, storage and object database.
+/// A [`Store`] and one working tree's local state (`.mediagit/`: HEAD, the
+/// index, reflogs, the lock, BASE). Dereferences to its store: object and
+/// ref operations are the store's, whichever way they are reached.
 pub struct Repository {
     worktree: Option<PathBuf>,
     dir: PathBuf,
-    config: RepoConfig,
-    /// The store, behind a local cache of pack indexes when it is remote.
-    storage: Arc<dyn Storage>,
-    /// The store itself, for checks that must see what it really holds.
-    uncached: Arc<dyn Storage>,
-    odb: OnceLock<Odb>,
-    /// How old a pack must be before reusing objects from it re-dates it.
-    freshen_after: Option<std::time::Duration>,
+    /// Its config is the working tree's file with the store's `[format]`,
+    /// `[chunking]` and `[compression]` (which win).
+    store: Store,
+}
+
+impl std::ops::Deref for Repository {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl std::ops::DerefMut for Repository {
+    fn deref_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -373,27 +384,13 @@ impl Repository {
         Ok(Repository {
             worktree,
             dir: dir.to_path_buf(),
-            config,
-            storage,
-            uncached,
-            odb: OnceLock::new(),
-            freshen_after: Some(crate::odb::FRESHEN_AFTER),
+            store: Store::from_parts(storage, uncached, config, dir.join("tmp")),
         })
     }
 
-    /// How old a pack must be before an `add` or `commit` that reuses
-    /// objects from it re-dates it for `gc` on other machines (default
-    /// [`crate::odb::FRESHEN_AFTER`]; `None`: never). Must be well below the
-    /// grace period every `gc` on the store uses.
-    pub fn set_freshen_after(&mut self, after: Option<std::time::Duration>) {
-        self.freshen_after = after;
-        if let Some(o) = self.odb.get() {
-            o.set_freshen_after(after);
-        }
-    }
-
-    pub fn config(&self) -> &RepoConfig {
-        &self.config
+    /// The store this working tree uses.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The `.mediagit` directory (the repository itself when bare).
@@ -408,39 +405,6 @@ impl Repository {
     /// The working tree root, or an error for a bare repository.
     pub fn worktree(&self) -> Result<&Path> {
         self.worktree.as_deref().ok_or(RepoError::Bare)
-    }
-
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
-    }
-
-    /// Threads that restore or verify files: one per core on local disk;
-    /// on an object store, where each one mostly waits for a GET, more.
-    pub fn read_workers(&self) -> usize {
-        if self
-            .config
-            .storage
-            .as_ref()
-            .is_some_and(|s| s.is_object_store())
-        {
-            crate::ingest::cores().max(8)
-        } else {
-            crate::ingest::cores()
-        }
-    }
-
-    /// The store without the local cache: what `fsck` checks.
-    pub fn uncached_storage(&self) -> &Arc<dyn Storage> {
-        &self.uncached
-    }
-
-    pub fn odb(&self) -> Result<&Odb> {
-        if let Some(o) = self.odb.get() {
-            return Ok(o);
-        }
-        let o = Odb::load(self.storage.clone(), self.dir.join("tmp"), &self.config)?;
-        o.set_freshen_after(self.freshen_after);
-        Ok(self.odb.get_or_init(|| o))
     }
 
     /// Takes the repository lock, failing at once if another process holds it.

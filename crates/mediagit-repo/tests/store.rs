@@ -1,0 +1,186 @@
+//! A `Store` needs no working tree and no local repository: the same
+//! history is written and read through `MemoryBackend` and the local
+//! backend, from several threads at once. (The CLI suite runs again with
+//! every repository in S3, scripts/test.sh.)
+use std::sync::Arc;
+
+use mediagit_format::object::Timestamp;
+use mediagit_format::{
+    Commit, EntryKind, Manifest, ManifestChunk, ObjectId, ObjectKind, RepoConfig, Signature, Tree,
+    TreeEntry,
+};
+use mediagit_repo::history::LogOptions;
+use mediagit_repo::{RepoError, Store};
+use mediagit_storage::{LocalBackend, MemoryBackend, Storage};
+use sha2::Digest;
+
+fn sig(t: i64) -> Signature {
+    Signature {
+        name: "S".into(),
+        email: "s@example.com".into(),
+        time: t,
+        tz_offset_minutes: 0,
+    }
+}
+
+/// Writes three commits of one file, each a new version made of two
+/// chunks, straight into the store; returns (commit, file bytes) per
+/// version, oldest first.
+fn write_history(store: &Store) -> Vec<(ObjectId, Vec<u8>)> {
+    let odb = store.odb().unwrap();
+    let mut out = Vec::new();
+    let mut parent = None;
+    for v in 0..3u8 {
+        let mut s = odb.session();
+        let a: Vec<u8> = (0..70_000u32).map(|i| (i as u8) ^ v).collect();
+        let b = vec![v; 30_000];
+        let ia = s.put_object(ObjectKind::Chunk, &a).unwrap();
+        let ib = s.put_object(ObjectKind::Chunk, &b).unwrap();
+        let whole = [a.clone(), b.clone()].concat();
+        let content = ObjectId(sha2::Sha256::digest(&whole).into());
+        let manifest = s
+            .put_object(
+                ObjectKind::Manifest,
+                &Manifest {
+                    content,
+                    size: whole.len() as u64,
+                    chunks: vec![
+                        ManifestChunk {
+                            id: ia,
+                            len: a.len() as u32,
+                        },
+                        ManifestChunk {
+                            id: ib,
+                            len: b.len() as u32,
+                        },
+                    ],
+                }
+                .encode(),
+            )
+            .unwrap();
+        let tree = s
+            .put_object(
+                ObjectKind::Tree,
+                &Tree {
+                    entries: vec![TreeEntry {
+                        name: "clip.mov".into(),
+                        kind: EntryKind::File {
+                            executable: false,
+                            size: whole.len() as u64,
+                            mtime: Timestamp { secs: 1, nanos: 0 },
+                            content,
+                            manifest,
+                        },
+                    }],
+                }
+                .encode(),
+            )
+            .unwrap();
+        let commit = s
+            .put_object(
+                ObjectKind::Commit,
+                &Commit {
+                    tree,
+                    parents: parent.into_iter().collect(),
+                    author: sig(1_700_000_000 + v as i64),
+                    committer: sig(1_700_000_000 + v as i64),
+                    message: format!("version {v}\n"),
+                }
+                .encode(),
+            )
+            .unwrap();
+        s.finish().unwrap();
+        store
+            .cas_ref("refs/heads/main", parent, Some(commit))
+            .unwrap();
+        parent = Some(commit);
+        out.push((commit, whole));
+    }
+    out
+}
+
+fn exercise(storage: Arc<dyn Storage>, tmp: &std::path::Path) {
+    // No repository there yet.
+    let err = Store::open(storage.clone(), tmp.to_path_buf())
+        .err()
+        .unwrap();
+    assert!(matches!(err, RepoError::NotAStore { .. }), "{err}");
+    let mut cfg = RepoConfig::new(true);
+    cfg.compression.level = 5;
+    storage
+        .put("config.toml", cfg.to_toml().as_bytes())
+        .unwrap();
+    let store = Store::open(storage.clone(), tmp.to_path_buf()).unwrap();
+    assert_eq!(store.config().compression.level, 5);
+    assert!(store.config().format.has_feature("metadata-packs"));
+    let versions = write_history(&store);
+    let tip = versions[2].0;
+    assert_eq!(store.read_ref("refs/heads/main").unwrap(), Some(tip));
+    assert_eq!(
+        store.list_refs("refs/heads/").unwrap(),
+        vec![("main".to_string(), tip)]
+    );
+    // A stale compare-and-swap is refused, naming the ref.
+    let err = store
+        .cas_ref("refs/heads/main", Some(versions[0].0), None)
+        .unwrap_err();
+    assert!(err.to_string().contains("refs/heads/main"), "{err}");
+
+    // A second Store on the same storage (another process, a server
+    // thread...) reads it all back, from four threads at once.
+    let reader = Store::open(storage, tmp.to_path_buf()).unwrap();
+    std::thread::scope(|sc| {
+        for _ in 0..4 {
+            sc.spawn(|| {
+                let log = reader.log(tip, &LogOptions::default()).unwrap();
+                let ids: Vec<ObjectId> = log.iter().map(|(id, _)| *id).collect();
+                let want: Vec<ObjectId> = versions.iter().rev().map(|(id, _)| *id).collect();
+                assert_eq!(ids, want);
+                assert_eq!(log[0].1.message, "version 2\n");
+                for (commit, bytes) in &versions {
+                    let files = reader.commit_tree(commit).unwrap();
+                    let e = &files["clip.mov"];
+                    assert_eq!(e.size, bytes.len() as u64);
+                    let mut got = Vec::new();
+                    reader
+                        .odb()
+                        .unwrap()
+                        .write_file_to(&e.manifest, &mut got, &|_| {})
+                        .unwrap();
+                    assert!(got == *bytes, "restored bytes differ");
+                }
+            });
+        }
+    });
+    // Metadata and chunks went into separate packs.
+    let mut kinds = std::collections::BTreeMap::<ObjectId, (bool, bool)>::new();
+    for (_, pack, loc) in reader.odb().unwrap().all_objects() {
+        let k = kinds.entry(pack).or_default();
+        if loc.kind == ObjectKind::Chunk {
+            k.0 = true;
+        } else {
+            k.1 = true;
+        }
+    }
+    assert!(kinds.values().all(|(c, m)| !(c & m)), "{kinds:?}");
+}
+
+#[test]
+fn a_store_in_memory_needs_no_working_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    exercise(Arc::new(MemoryBackend::new()), tmp.path());
+}
+
+#[test]
+fn a_store_on_local_disk_needs_no_working_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    std::fs::create_dir_all(&root).unwrap();
+    exercise(Arc::new(LocalBackend::new(&root)), &tmp.path().join("tmp"));
+}
+
+#[test]
+fn a_store_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Store>();
+}
