@@ -59,7 +59,26 @@ impl From<RepoError> for CommandError {
             RepoError::AmbiguousRevision { .. } => Some("give more hex digits of the id".into()),
             RepoError::UnbornBranch(_) => Some("make a first commit with `mediagit add` and `mediagit commit`".into()),
             RepoError::PathOutsideRepo { .. } => Some("paths must lie inside the working tree".into()),
-            RepoError::BranchNotMerged { .. } => Some("its commits stay recoverable from `mediagit reflog` after a forced delete".into()),
+            RepoError::BranchNotMerged { .. } => Some("use -D (--force) to delete it anyway; its commits stay recoverable from `mediagit reflog`".into()),
+            RepoError::NothingToCommit => Some("stage changes with `mediagit add`, or pass --allow-empty".into()),
+            RepoError::MissingIdentity => Some(
+                "set MEDIAGIT_AUTHOR_NAME and MEDIAGIT_AUTHOR_EMAIL, or [author] name and email in .mediagit/config.toml, or pass --author \"Name <email>\"".into(),
+            ),
+            RepoError::WouldOverwriteChanges { .. } => {
+                Some("commit them, or use --force to discard them".into())
+            }
+            RepoError::WouldOverwriteUntracked { .. } => {
+                Some("move or remove them, or use --force".into())
+            }
+            RepoError::RmLocalChanges { .. } => Some(
+                "use --force to remove them anyway, or --cached to keep the file".into(),
+            ),
+            RepoError::GcBlocked { .. } => Some(
+                "run `mediagit fsck` to see the damage and `mediagit fsck --repair` to rebuild what can be rebuilt, then gc again".into(),
+            ),
+            RepoError::Format { what, .. } if what.starts_with("pack index ") => Some(
+                "run `mediagit fsck --repair` to rebuild the pack index from its pack".into(),
+            ),
             RepoError::CorruptObject { .. } | RepoError::MissingObject { .. } => {
                 Some("the repository is damaged; `mediagit fsck` shows the damage, `mediagit fsck --repair` rebuilds what can be rebuilt".into())
             }

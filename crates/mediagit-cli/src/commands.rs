@@ -1105,27 +1105,13 @@ fn switch(
     let who = reflog_who(&repo);
     let progress = ctx.progress();
     if let Some(new) = create {
-        let start_rev = start.unwrap_or_else(|| "HEAD".into());
-        match repo.resolve(&start_rev) {
-            Ok(id) => {
-                repo.create_branch(&new, id, &who, &format!("branch: created from {start_rev}"))?;
-                match repo.checkout(&CheckoutTarget::Branch(new.clone()), force, &who, &progress) {
-                    Ok(out) => report_checkout(&out, &format!("Switched to a new branch '{new}'")),
-                    Err(e) => {
-                        // The switch was refused: take back the branch it created.
-                        let _ = repo.delete_branch(&new, true, &who);
-                        return Err(e.into());
-                    }
-                }
+        match repo.switch_create(&new, start.as_deref(), force, &who, &progress)? {
+            mediagit_repo::checkout::SwitchCreated::CheckedOut(out) => {
+                report_checkout(&out, &format!("Switched to a new branch '{new}'"))
             }
-            Err(RepoError::UnbornBranch(_)) => {
-                // No commits yet: just point HEAD at the new (unborn) branch.
-                mediagit_repo::refs::validate_ref_name("branch", &new)?;
-                let _lock = repo.lock()?;
-                repo.set_head(&Head::Branch(new.clone()))?;
-                eprintln!("Switched to a new branch '{new}'");
+            mediagit_repo::checkout::SwitchCreated::Unborn => {
+                eprintln!("Switched to a new branch '{new}'")
             }
-            Err(e) => return Err(e.into()),
         }
         return Ok(());
     }

@@ -28,14 +28,59 @@ pub enum CheckoutTarget {
     Detached(ObjectId),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct CheckoutOutcome {
     pub written: usize,
     pub removed: usize,
     pub bytes: u64,
 }
 
+/// What `switch -c` did.
+#[derive(Debug)]
+pub enum SwitchCreated {
+    /// The branch was created at a commit and checked out.
+    CheckedOut(CheckoutOutcome),
+    /// No commits yet: HEAD now names the new (unborn) branch.
+    Unborn,
+}
+
 impl Repository {
+    /// Creates branch `name` at `start` (a revision; HEAD when `None`) and
+    /// switches to it. A refused switch (local changes in the way...) takes
+    /// the new branch back, so a failed command leaves no branch behind.
+    /// With no commits yet, HEAD just names the new branch.
+    pub fn switch_create(
+        &self,
+        name: &str,
+        start: Option<&str>,
+        force: bool,
+        who: &Signature,
+        progress: &dyn Progress,
+    ) -> Result<SwitchCreated> {
+        let start_rev = start.unwrap_or("HEAD");
+        match self.resolve(start_rev) {
+            Ok(id) => {
+                self.create_branch(name, id, who, &format!("branch: created from {start_rev}"))?;
+                match self.checkout(&CheckoutTarget::Branch(name.to_string()), force, who, progress)
+                {
+                    Ok(out) => Ok(SwitchCreated::CheckedOut(out)),
+                    Err(e) => {
+                        // Best effort: the refusal is what the caller must see.
+                        let _ = self.delete_branch(name, true, who);
+                        Err(e)
+                    }
+                }
+            }
+            Err(RepoError::UnbornBranch(_)) => {
+                crate::refs::validate_ref_name("branch", name)?;
+                let _lock = self.lock()?;
+                self.set_head(&Head::Branch(name.to_string()))?;
+                Ok(SwitchCreated::Unborn)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn checkout(
         &self,
         target: &CheckoutTarget,

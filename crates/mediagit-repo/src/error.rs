@@ -49,6 +49,10 @@ pub enum RepoError {
     NonUtf8Path { path: PathBuf },
     #[error("{0}")]
     Storage(#[from] StorageError),
+    /// `gc` refuses to run while something it must read is unreadable
+    /// (it could otherwise delete the last copy of what it cannot see).
+    #[error("gc will not run while {what}")]
+    GcBlocked { what: String },
     #[error("{what}: {source}")]
     Format {
         what: String,
@@ -74,9 +78,9 @@ pub enum RepoError {
         expected: &'static str,
         actual: &'static str,
     },
-    #[error("nothing to commit (use `mediagit add` to stage changes, or --allow-empty)")]
+    #[error("nothing to commit: the index matches HEAD")]
     NothingToCommit,
-    #[error("no author identity: set [author] name and email in .mediagit/config.toml, or MEDIAGIT_AUTHOR_NAME and MEDIAGIT_AUTHOR_EMAIL, or pass --author \"Name <email>\"")]
+    #[error("no author identity: none given, and no [author] name and email in the repository's config.toml")]
     MissingIdentity,
     #[error("invalid author {0:?}: expected \"Name <email>\"")]
     BadAuthor(String),
@@ -97,7 +101,7 @@ pub enum RepoError {
     #[error("branch {0:?} not found")]
     BranchNotFound(String),
     #[error(
-        "branch {branch:?} is not fully merged into {into}; use --force (-D) to delete it anyway"
+        "branch {branch:?} is not fully merged into {into}"
     )]
     BranchNotMerged { branch: String, into: String },
     #[error("cannot delete branch {0:?}: it is checked out")]
@@ -114,9 +118,9 @@ pub enum RepoError {
         expected: String,
         found: String,
     },
-    #[error("your local changes to these files would be overwritten: {}; commit them, or use --force to discard them", paths.join(", "))]
+    #[error("your local changes to these files would be overwritten: {}; nothing was changed", paths.join(", "))]
     WouldOverwriteChanges { paths: Vec<String> },
-    #[error("untracked files would be overwritten: {}; move or remove them, or use --force", paths.join(", "))]
+    #[error("untracked files would be overwritten: {}; nothing was changed", paths.join(", "))]
     WouldOverwriteUntracked { paths: Vec<String> },
     #[error("not enough space on the disk holding {}: the files to write need {need} bytes, {available} are free; nothing was changed", path.display())]
     NoSpace {
@@ -124,7 +128,7 @@ pub enum RepoError {
         need: u64,
         available: u64,
     },
-    #[error("local modifications in {}; use --force to remove them anyway or --cached to keep the file", paths.join(", "))]
+    #[error("local modifications in {}; nothing was removed", paths.join(", "))]
     RmLocalChanges { paths: Vec<String> },
     #[error("not removing {0:?} recursively without -r")]
     RmNeedsRecursive(String),

@@ -58,19 +58,21 @@ impl Repository {
         let odb = Odb::load(storage.clone(), self.dir().join("tmp"), self.config())?;
         let (roots, bad) = self.roots(&odb)?;
         if let Some((name, err)) = bad.first() {
-            return Err(RepoError::Invalid(format!(
-                "gc will not run while {name} is unreadable ({err}); run `mediagit fsck --repair` first"
-            )));
+            return Err(RepoError::GcBlocked {
+                what: format!("{name} is unreadable ({err})"),
+            });
         }
         let reach = walk(&odb, &roots, &|id| odb.contains(id));
         if let Some(u) = reach.unreadable.first() {
-            return Err(RepoError::Invalid(format!(
-                "gc will not run while reachable {} {} is unreadable ({}; needed by {}); run `mediagit fsck` first",
-                u.kind.name(),
-                u.id,
-                u.error,
-                u.needed_by
-            )));
+            return Err(RepoError::GcBlocked {
+                what: format!(
+                    "reachable {} {} is unreadable ({}; needed by {})",
+                    u.kind.name(),
+                    u.id,
+                    u.error,
+                    u.needed_by
+                ),
+            });
         }
         let packs = odb.packs();
         let mut report = GcReport {

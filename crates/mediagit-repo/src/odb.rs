@@ -281,7 +281,7 @@ fn read_pack_index(storage: &dyn Storage, key: &str, pack_id: ObjectId) -> Resul
     let bytes = storage.get(key)?;
     let idx = PackIndex::decode(&bytes).map_err(|e| {
         RepoError::format(
-            format!("pack index {key} (run `mediagit fsck --repair` to rebuild it)"),
+            format!("pack index {key}"),
             e,
         )
     })?;
