@@ -1528,3 +1528,37 @@ fn checkout_of_a_missing_chunk_names_the_file_and_hints_fsck() {
         "{err}"
     );
 }
+
+/// A pack file gone while its index still lists reachable objects: gc
+/// refuses (and says to run fsck) instead of repacking around the hole and
+/// reporting success.
+#[test]
+fn gc_refuses_when_a_reachable_pack_file_is_missing() {
+    let s = setup();
+    let env = &s.env;
+    if env.remote() {
+        return; // deletes and ages local pack files
+    }
+    fs::remove_file(&s.big_pack).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+    for p in packs(env) {
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let before: BTreeSet<PathBuf> = packs(env).into_iter().collect();
+    let err = env.fail(&["gc", "--prune=now"]);
+    assert!(
+        err.contains("gc will not run") && err.contains("is missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint:") && err.contains("mediagit fsck"),
+        "{err}"
+    );
+    let after: BTreeSet<PathBuf> = packs(env).into_iter().collect();
+    assert_eq!(before, after, "gc changed packs");
+}

@@ -122,6 +122,44 @@ fn a_refused_switch_c_leaves_no_branch_behind() {
     assert_eq!(env.read("a.txt"), b"local edit\n");
 }
 
+/// A working tree with no commits yet, on a store another working tree
+/// has filled: `switch -c` to a branch that exists there (or that clashes
+/// with one) is refused, and HEAD stays where it was.
+#[test]
+fn switch_c_before_the_first_commit_refuses_a_name_the_store_has() {
+    let env = Env::empty();
+    let store = env.root().join("store");
+    env.ok_in(
+        env.root(),
+        &["init", "a", "--storage", &store.display().to_string()],
+    );
+    let url = format!("file://{}", store.display());
+    env.ok_in(env.root(), &["clone", &url, "b"]);
+    let (a, b) = (env.root().join("a"), env.root().join("b"));
+    env.ok_in(&b, &["switch", "-c", "dev"]);
+    std::fs::write(a.join("f.txt"), b"1\n").unwrap();
+    env.ok_in(&a, &["add", "f.txt"]);
+    env.ok_in(&a, &["commit", "-m", "one"]);
+    env.ok_in(&a, &["branch", "create", "u"]);
+    let head = || std::fs::read_to_string(b.join(".mediagit/HEAD")).unwrap();
+    assert_eq!(head(), "ref: refs/heads/dev\n");
+    let out = env.cmd_in(&b, &["switch", "-c", "main"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a branch named \"main\" already exists"),
+        "{err}"
+    );
+    let out = env.cmd_in(&b, &["switch", "-c", "u/x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("clashes"), "{err}");
+    assert_eq!(head(), "ref: refs/heads/dev\n", "HEAD unchanged");
+    // A free name is taken as before.
+    env.ok_in(&b, &["switch", "-c", "fresh"]);
+    assert_eq!(head(), "ref: refs/heads/fresh\n");
+}
+
 #[test]
 fn huge_prune_ages_are_not_a_crash() {
     let env = Env::new();

@@ -89,7 +89,20 @@ impl Repository {
         reason: &str,
     ) -> Result<()> {
         validate_ref_name("branch", name)?;
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        self.create_branch_locked(&lock, name, start, who, reason)
+    }
+
+    /// [`Self::create_branch`] under a lock the caller holds.
+    pub(crate) fn create_branch_locked(
+        &self,
+        _held: &crate::repo::RepoLock,
+        name: &str,
+        start: ObjectId,
+        who: &Signature,
+        reason: &str,
+    ) -> Result<()> {
+        validate_ref_name("branch", name)?;
         let r = branch_ref(name);
         if self.read_ref(&r)?.is_some() {
             return Err(RepoError::BranchExists(name.into()));
@@ -111,7 +124,18 @@ impl Repository {
     /// commits are not reachable from HEAD unless `force`. The branch's reflog
     /// is kept (with a final "deleted" record) so it can be recovered.
     pub fn delete_branch(&self, name: &str, force: bool, who: &Signature) -> Result<ObjectId> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        self.delete_branch_locked(&lock, name, force, who)
+    }
+
+    /// [`Self::delete_branch`] under a lock the caller holds.
+    pub(crate) fn delete_branch_locked(
+        &self,
+        _held: &crate::repo::RepoLock,
+        name: &str,
+        force: bool,
+        who: &Signature,
+    ) -> Result<ObjectId> {
         let r = branch_ref(name);
         let tip = self
             .read_ref(&r)?
@@ -189,7 +213,12 @@ impl Repository {
     }
 
     /// `a/b` and `a` cannot both exist (one would be a directory of the other).
-    fn check_ref_clash(&self, what: &'static str, prefix: &str, name: &str) -> Result<()> {
+    pub(crate) fn check_ref_clash(
+        &self,
+        what: &'static str,
+        prefix: &str,
+        name: &str,
+    ) -> Result<()> {
         for (other, _) in self.list_refs(prefix)? {
             if other.starts_with(&format!("{name}/")) || name.starts_with(&format!("{other}/")) {
                 return Err(RepoError::RefClash {

@@ -58,22 +58,31 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<SwitchCreated> {
         let start_rev = start.unwrap_or("HEAD");
+        crate::refs::validate_ref_name("branch", name)?;
+        // One lock from creating the branch to taking it back: no other
+        // command can slip in between and make the cleanup fail.
+        let lock = self.lock()?;
         match self.resolve(start_rev) {
             Ok(id) => {
-                self.create_branch(name, id, who, &format!("branch: created from {start_rev}"))?;
-                match self.checkout(&CheckoutTarget::Branch(name.to_string()), force, who, progress)
-                {
+                let reason = format!("branch: created from {start_rev}");
+                self.create_branch_locked(&lock, name, id, who, &reason)?;
+                let target = CheckoutTarget::Branch(name.to_string());
+                match self.checkout_locked(&lock, &target, force, who, progress) {
                     Ok(out) => Ok(SwitchCreated::CheckedOut(out)),
                     Err(e) => {
                         // Best effort: the refusal is what the caller must see.
-                        let _ = self.delete_branch(name, true, who);
+                        let _ = self.delete_branch_locked(&lock, name, true, who);
                         Err(e)
                     }
                 }
             }
             Err(RepoError::UnbornBranch(_)) => {
-                crate::refs::validate_ref_name("branch", name)?;
-                let _lock = self.lock()?;
+                // The name must be free here too: in a shared store another
+                // working tree may have made it (or a folder of it).
+                if self.read_ref(&crate::refs::branch_ref(name))?.is_some() {
+                    return Err(RepoError::BranchExists(name.into()));
+                }
+                self.check_ref_clash("branch", "refs/heads/", name)?;
                 self.set_head(&Head::Branch(name.to_string()))?;
                 Ok(SwitchCreated::Unborn)
             }
@@ -88,7 +97,19 @@ impl Repository {
         who: &Signature,
         progress: &dyn Progress,
     ) -> Result<CheckoutOutcome> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        self.checkout_locked(&lock, target, force, who, progress)
+    }
+
+    /// [`Self::checkout`] under a lock the caller holds.
+    fn checkout_locked(
+        &self,
+        _held: &crate::repo::RepoLock,
+        target: &CheckoutTarget,
+        force: bool,
+        who: &Signature,
+        progress: &dyn Progress,
+    ) -> Result<CheckoutOutcome> {
         let root = self.worktree()?.to_path_buf();
         let odb = self.odb()?;
         let new_commit = match target {

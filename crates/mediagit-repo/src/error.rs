@@ -100,9 +100,7 @@ pub enum RepoError {
     BranchExists(String),
     #[error("branch {0:?} not found")]
     BranchNotFound(String),
-    #[error(
-        "branch {branch:?} is not fully merged into {into}"
-    )]
+    #[error("branch {branch:?} is not fully merged into {into}")]
     BranchNotMerged { branch: String, into: String },
     #[error("cannot delete branch {0:?}: it is checked out")]
     DeleteCurrentBranch(String),

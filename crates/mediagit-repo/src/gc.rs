@@ -75,6 +75,23 @@ impl Repository {
             });
         }
         let packs = odb.packs();
+        // A pack file that is gone while its index still lists reachable
+        // objects is damage for fsck to report, not a pack for gc to skip.
+        for p in &packs {
+            if storage.size(&pack_key(p))?.is_none()
+                && odb
+                    .all_objects()
+                    .iter()
+                    .any(|(id, pack, _)| pack == p && reach.objects.contains(id))
+            {
+                return Err(RepoError::GcBlocked {
+                    what: format!(
+                        "{} is missing but its index lists reachable objects",
+                        pack_key(p)
+                    ),
+                });
+            }
+        }
         let mut report = GcReport {
             packs_before: packs.len(),
             ..Default::default()

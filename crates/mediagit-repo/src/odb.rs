@@ -279,12 +279,8 @@ pub fn pack_lists(storage: &dyn Storage, pack: &ObjectId, id: &ObjectId, kind: O
 /// `pack_id`.
 fn read_pack_index(storage: &dyn Storage, key: &str, pack_id: ObjectId) -> Result<PackIndex> {
     let bytes = storage.get(key)?;
-    let idx = PackIndex::decode(&bytes).map_err(|e| {
-        RepoError::format(
-            format!("pack index {key}"),
-            e,
-        )
-    })?;
+    let idx =
+        PackIndex::decode(&bytes).map_err(|e| RepoError::format(format!("pack index {key}"), e))?;
     if idx.pack != pack_id {
         return Err(RepoError::CorruptObject {
             id: pack_id,
