@@ -1562,3 +1562,24 @@ fn gc_refuses_when_a_reachable_pack_file_is_missing() {
     let after: BTreeSet<PathBuf> = packs(env).into_iter().collect();
     assert_eq!(before, after, "gc changed packs");
 }
+
+/// Only the pack file gone (its index kept): the error names the file
+/// being restored and says the pack file is missing.
+#[test]
+fn checkout_with_a_missing_pack_file_names_the_file_and_the_pack() {
+    let s = setup();
+    let env = &s.env;
+    if env.remote() {
+        return; // deletes a local pack file
+    }
+    fs::remove_file(&s.big_pack).unwrap();
+    fs::remove_file(env.repo().join("big.bin")).unwrap();
+    let err = env.fail(&["checkout", "HEAD", "--", "big.bin"]);
+    assert!(err.contains("needed by big.bin"), "{err}");
+    assert!(err.contains("the pack file is missing"), "{err}");
+    assert!(err.contains(&pack_key(&s.big_pack)), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("mediagit fsck"),
+        "{err}"
+    );
+}

@@ -485,6 +485,17 @@ fn write_entry(
                 None => path.to_string(),
             }),
         },
+        RepoError::CorruptObject {
+            id,
+            kind,
+            location,
+            reason,
+        } => RepoError::CorruptObject {
+            id,
+            kind,
+            location: format!("needed by {path}; {location}"),
+            reason,
+        },
         other => other,
     };
     let tmp: tempfile::TempPath = match e.kind {

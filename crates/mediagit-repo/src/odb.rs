@@ -275,6 +275,16 @@ pub fn pack_lists(storage: &dyn Storage, pack: &ObjectId, id: &ObjectId, kind: O
         .is_ok_and(|i| idx.entries[i].kind == kind)
 }
 
+/// Why reading an object's bytes failed: a pack file that is gone while
+/// its index remains says so in words.
+fn read_failure(e: &mediagit_storage::StorageError) -> String {
+    if e.is_not_found() {
+        "the pack file is missing (its index is still there)".into()
+    } else {
+        e.to_string()
+    }
+}
+
 /// Reads, verifies and decodes the pack index at `key`, which must name
 /// `pack_id`.
 fn read_pack_index(storage: &dyn Storage, key: &str, pack_id: ObjectId) -> Result<PackIndex> {
@@ -538,7 +548,7 @@ impl Odb {
         let mut buf = vec![0u8; EntryHeader::LEN + loc.stored_len as usize];
         self.storage
             .read_at(&key, loc.offset, &mut buf)
-            .map_err(|e| self.corrupt(id, kind, &key, &loc, e.to_string()))?;
+            .map_err(|e| self.corrupt(id, kind, &key, &loc, read_failure(&e)))?;
         let (data, start) = self.verify_entry(id, kind, &key, &loc, &buf)?;
         match data {
             Some(decoded) => Ok((decoded, 0)),
@@ -789,7 +799,7 @@ impl Odb {
             self.storage
                 .read_at(&key, loc0.offset, &mut buf)
                 .map_err(|e| {
-                    self.corrupt(&first.id, ObjectKind::Chunk, &key, &loc0, e.to_string())
+                    self.corrupt(&first.id, ObjectKind::Chunk, &key, &loc0, read_failure(&e))
                 })?;
             for (k, loc) in locs.iter().enumerate() {
                 let c = &m.chunks[i + k];
