@@ -175,7 +175,8 @@ impl Reporter {
 
 pub struct ObjectStoreBackend {
     op: Operator,
-    rt: tokio::runtime::Runtime,
+    /// Private I/O runtime; `None` only while being dropped.
+    rt: Option<tokio::runtime::Runtime>,
     spec: ObjectStoreSpec,
     reporter: Reporter,
     /// Whether the store enforces conditional writes (see the module docs).
@@ -183,6 +184,17 @@ pub struct ObjectStoreBackend {
     /// Set once the server answered a multipart upload with "not
     /// implemented" (some emulators): later uploads go up in one request.
     no_multipart: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for ObjectStoreBackend {
+    /// Dropping a runtime blocks until its workers stop, which panics inside
+    /// an async context; every request has completed by now, so nothing is
+    /// lost by letting the workers go in the background.
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl ObjectStoreBackend {
@@ -345,7 +357,7 @@ impl ObjectStoreBackend {
             })?;
         let backend = ObjectStoreBackend {
             op,
-            rt,
+            rt: Some(rt),
             spec: spec.clone(),
             reporter,
             conditional: true,
@@ -364,9 +376,27 @@ impl ObjectStoreBackend {
         self
     }
 
-    /// Blocks on one OpenDAL request.
-    fn run<F: std::future::IntoFuture>(&self, f: F) -> F::Output {
-        self.rt.block_on(f.into_future())
+    /// Blocks on one OpenDAL request. Called from inside an async runtime
+    /// (a server's handler using the synchronous `Storage` trait), where
+    /// blocking this thread on another runtime would panic, it waits on a
+    /// helper thread instead.
+    fn run<F>(&self, f: F) -> F::Output
+    where
+        F: std::future::IntoFuture,
+        F::IntoFuture: Send,
+        F::Output: Send,
+    {
+        let Some(rt) = self.rt.as_ref() else {
+            unreachable!("the runtime is only taken by Drop");
+        };
+        let fut = f.into_future();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return rt.block_on(fut);
+        }
+        std::thread::scope(|s| match s.spawn(|| rt.block_on(fut)).join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
     }
 
     pub fn spec(&self) -> &ObjectStoreSpec {

@@ -309,3 +309,31 @@ fn b2_errors_hold_no_secrets() {
     // The native API's address is fixed: redirect every request.
     run(Cloud::B2, &e, &[key], true, "");
 }
+
+/// A server's async handler may use the synchronous `Storage` trait from
+/// inside its own Tokio runtime: requests fail or succeed normally, and
+/// neither a request nor dropping the backend panics ("cannot start a
+/// runtime from within a runtime").
+#[test]
+fn usable_and_droppable_inside_an_async_runtime() {
+    let e = env(&[
+        ("AWS_ACCESS_KEY_ID", "AKIDRUNTIMETEST"),
+        ("AWS_SECRET_ACCESS_KEY", "runtime-test-secret-0123456789"),
+    ]);
+    let outer = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    outer.block_on(async {
+        let b = ObjectStoreBackend::connect_with(
+            &spec(Cloud::S3, Some(dead_endpoint())),
+            &e,
+            &options(None, false),
+        )
+        .unwrap();
+        let err = b.get(KEY).unwrap_err();
+        assert!(matches!(err, StorageError::Remote { .. }), "{err:?}");
+        drop(b);
+    });
+}
