@@ -647,22 +647,22 @@ fn decoration(refs: &HashMap<ObjectId, Vec<String>>, head: &Head, id: &ObjectId)
     let Some(names) = refs.get(id) else {
         return String::new();
     };
-    let current = match head {
-        Head::Branch(b) => Some(branch_ref(b)),
-        Head::Detached(_) => None,
+    // The branch HEAD is on, when HEAD points here: shown as `HEAD -> B`.
+    let on = match head {
+        Head::Branch(b) if names.iter().any(|n| n == "HEAD") && names.contains(&branch_ref(b)) => {
+            Some(b.as_str())
+        }
+        _ => None,
     };
     let mut labels = Vec::new();
-    if names.iter().any(|n| n == "HEAD") {
-        match &current {
-            Some(c) if names.contains(c) => {
-                labels.push(format!("HEAD -> {}", &c["refs/heads/".len()..]))
-            }
-            _ => labels.push("HEAD".into()),
-        }
+    match on {
+        Some(b) => labels.push(format!("HEAD -> {b}")),
+        None if names.iter().any(|n| n == "HEAD") => labels.push("HEAD".into()),
+        None => {}
     }
     for n in names {
         if let Some(b) = n.strip_prefix("refs/heads/") {
-            if current.as_deref() != Some(n.as_str()) || !names.iter().any(|n| n == "HEAD") {
+            if on != Some(b) {
                 labels.push(b.to_string());
             }
         } else if let Some(t) = n.strip_prefix("refs/tags/") {

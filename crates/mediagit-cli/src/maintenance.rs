@@ -175,8 +175,6 @@ pub fn verify(
         for b in &report.bad {
             writeln!(out, "FAILED {}: {}", b.path, b.reason)?;
         }
-    }
-    if !json {
         writeln!(
             out,
             "verified {} file{} ({}) of {} ({}): {} would not restore exactly",

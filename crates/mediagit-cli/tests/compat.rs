@@ -216,18 +216,6 @@ fn sha2_256(b: &[u8]) -> Vec<u8> {
     sha2::Sha256::digest(b).to_vec()
 }
 
-/// Rewrites a config.toml as format 1 wrote it (no feature lists).
-fn as_format_1(path: &std::path::Path) {
-    let t: String = fs::read_to_string(path)
-        .unwrap()
-        .replace("version = 2", "version = 1")
-        .lines()
-        .filter(|l| !l.starts_with("optional_features"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    fs::write(path, t).unwrap();
-}
-
 /// A store shared by two working trees: `upgrade` in one rewrites the
 /// store's settings, which the other reads from then on.
 #[test]
@@ -251,7 +239,7 @@ fn upgrade_of_a_shared_store_reaches_every_working_tree() {
         a.join(".mediagit/config.toml"),
         b.join(".mediagit/config.toml"),
     ] {
-        as_format_1(&cfg);
+        rewrite_config_as_format_1(&cfg);
     }
     let out = env.ok_in(&a, &["upgrade", "--dry-run"]);
     assert!(

@@ -268,15 +268,7 @@ fn kill_at_every_write_point() {
     // upgrade: a format-1 repository converted in place. After any kill the
     // settings are version 1 or 2, whole, and the checks above pass.
     let to_v1 = |d: &Path| {
-        let p = d.join(".mediagit/config.toml");
-        let t = std::fs::read_to_string(&p).unwrap();
-        let t: String = t
-            .replace("version = 2", "version = 1")
-            .lines()
-            .filter(|l| !l.starts_with("optional_features"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        std::fs::write(p, t).unwrap();
+        rewrite_config_as_format_1(&d.join(".mediagit/config.toml"));
     };
     let n = crash_loop("upgrade", &tpl, &to_v1, &["upgrade"], &|_| vec![], true);
     assert!(n >= 2, "upgrade has write points: {n}");

@@ -656,18 +656,6 @@ fn shared_store(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
     (a, env.root().join("b"))
 }
 
-/// Sets every pack (and freshen marker) of the store back `days` days.
-fn age_store(store: &Path, days: u64) {
-    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
-    for e in fs::read_dir(store.join("packs")).unwrap() {
-        let f = fs::File::options()
-            .write(true)
-            .open(e.unwrap().path())
-            .unwrap();
-        f.set_modified(t).unwrap();
-    }
-}
-
 /// B commits a clip on a branch, deletes the branch, and the packs age past
 /// the grace period; B adds the same clip again (every object deduplicated).
 fn reuse_old_objects(env: &Env, b: &Path) -> String {
@@ -679,7 +667,7 @@ fn reuse_old_objects(env: &Env, b: &Path) -> String {
     let keep = fs::read(b.join("clip.mov")).unwrap();
     env.ok_in(b, &["switch", "main"]);
     env.ok_in(b, &["branch", "delete", "-D", "idea"]);
-    age_store(&env.root().join("store"), 30);
+    age_files(&env.root().join("store/packs"), 30);
     fs::write(b.join("clip.mov"), keep).unwrap();
     env.ok_in(b, &["add", "clip.mov"]);
     want
@@ -749,7 +737,7 @@ fn commit_refuses_a_new_file_whose_reused_chunks_a_gc_removed() {
     env.ok_in(&b, &["commit", "-m", "idea"]);
     env.ok_in(&b, &["switch", "main"]);
     env.ok_in(&b, &["branch", "delete", "-D", "idea"]);
-    age_store(&env.root().join("store"), 30);
+    age_files(&env.root().join("store/packs"), 30);
     // A longer take: a new manifest, most chunks reused from the old pack.
     let mut longer = take.clone();
     longer.extend_from_slice(&[1u8; 100_000]);

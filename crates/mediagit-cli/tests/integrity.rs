@@ -1427,11 +1427,7 @@ fn gc_rewriting_a_pack_to_the_same_entries_keeps_it() {
     let want = tree_hashes(&env.repo());
     env.ok(&["add", "-A"]);
     env.ok(&["commit", "-m", "one"]);
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
-    for p in packs(&env) {
-        let f = fs::File::options().write(true).open(&p).unwrap();
-        f.set_modified(old).unwrap();
-    }
+    age_files(&env.repo().join(".mediagit/packs"), 30);
     let before: std::collections::BTreeSet<_> = packs(&env).into_iter().collect();
     let out = env.ok(&["gc"]);
     assert!(out.contains("removed 0 unreachable objects"), "{out}");
@@ -1540,15 +1536,7 @@ fn gc_refuses_when_a_reachable_pack_file_is_missing() {
         return; // deletes and ages local pack files
     }
     fs::remove_file(&s.big_pack).unwrap();
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
-    for p in packs(env) {
-        fs::File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-    }
+    age_files(&env.repo().join(".mediagit/packs"), 30);
     let before: BTreeSet<PathBuf> = packs(env).into_iter().collect();
     let err = env.fail(&["gc", "--prune=now"]);
     assert!(

@@ -149,7 +149,7 @@ impl Repository {
                 storage.as_ref(),
                 pack,
                 self.config().chunking.max_size,
-                &crate::codec::ObjectCodec::new(self.config()),
+                &self.codec(),
             )?;
             progress.bytes(scan.size);
             progress.file_done();

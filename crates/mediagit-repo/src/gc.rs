@@ -75,23 +75,6 @@ impl Repository {
             });
         }
         let packs = odb.packs();
-        // A pack file that is gone while its index still lists reachable
-        // objects is damage for fsck to report, not a pack for gc to skip.
-        for p in &packs {
-            if storage.size(&pack_key(p))?.is_none()
-                && odb
-                    .all_objects()
-                    .iter()
-                    .any(|(id, pack, _)| pack == p && reach.objects.contains(id))
-            {
-                return Err(RepoError::GcBlocked {
-                    what: format!(
-                        "{} is missing but its index lists reachable objects",
-                        pack_key(p)
-                    ),
-                });
-            }
-        }
         let mut report = GcReport {
             packs_before: packs.len(),
             ..Default::default()
@@ -120,6 +103,20 @@ impl Repository {
             BTreeMap::new();
         for (id, pack, loc) in odb.all_objects() {
             by_pack.entry(pack).or_default().push((loc.offset, id, loc));
+        }
+        // A pack file that is gone while its index still lists reachable
+        // objects is damage for fsck to report, not a pack for gc to skip.
+        for (p, objs) in &by_pack {
+            if objs.iter().any(|o| reach.objects.contains(&o.1))
+                && storage.size(&pack_key(p))?.is_none()
+            {
+                return Err(RepoError::GcBlocked {
+                    what: format!(
+                        "{} is missing but its index lists reachable objects",
+                        pack_key(p)
+                    ),
+                });
+            }
         }
         let mut keep_from_old = Vec::new();
         for (pack, objs) in by_pack.iter_mut() {

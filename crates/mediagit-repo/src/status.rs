@@ -304,12 +304,7 @@ impl Repository {
             Some(t) => match idx.saved_tree {
                 Some(saved) => saved == t,
                 // Written by version 1, or makes no tree.
-                None => {
-                    crate::tree::tree_id_of(
-                        idx.entries.values(),
-                        &crate::codec::ObjectCodec::new(self.config()),
-                    )? == t
-                }
+                None => crate::tree::tree_id_of(idx.entries.values(), &self.codec())? == t,
             },
             None => idx.entries.is_empty(),
         };

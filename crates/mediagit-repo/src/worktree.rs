@@ -313,11 +313,7 @@ impl Repository {
         // The root tree id, so that `status` can tell "nothing staged"
         // without hashing trees (an index naming both `a` and `a/b` makes no
         // tree: no id).
-        idx.saved_tree = crate::tree::tree_id_of(
-            idx.entries.values(),
-            &crate::codec::ObjectCodec::new(self.config()),
-        )
-        .ok();
+        idx.saved_tree = crate::tree::tree_id_of(idx.entries.values(), &self.codec()).ok();
         let mut resume = Vec::new();
         if !idx.resume.is_empty() {
             let named: mediagit_format::id::IdSet =

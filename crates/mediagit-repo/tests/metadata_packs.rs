@@ -85,14 +85,7 @@ fn format_1_keeps_mixed_packs_until_upgraded() {
     let root = dir.path();
     Repository::init(root, &InitOptions::default()).unwrap();
     let cfg = root.join(".mediagit/config.toml");
-    let v1: String = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("version = 2", "version = 1")
-        .lines()
-        .filter(|l| !l.starts_with("optional_features"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&cfg, &v1).unwrap();
+    let v1 = mediagit_testutils::rewrite_config_as_format_1(&cfg);
     add_and_commit(root, 1);
     // `add` wrote chunks and the manifest into one pack, as format 1 does.
     assert!(pack_kinds(root).contains(&(true, true)));

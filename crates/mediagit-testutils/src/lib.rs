@@ -182,3 +182,31 @@ pub fn copy_media(dest: &Path) {
         fs::copy(e.path(), dest.join(e.file_name())).expect("copy fixture");
     }
 }
+
+/// Rewrites a `config.toml` written by this build (format 2) as format 1
+/// wrote it (no feature lists), as a repository made before format 2 holds
+/// it. Returns the text written.
+pub fn rewrite_config_as_format_1(path: &Path) -> String {
+    let text: String = fs::read_to_string(path)
+        .expect("read config.toml")
+        .replace("version = 2", "version = 1")
+        .lines()
+        .filter(|l| !l.starts_with("optional_features"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(path, &text).expect("write config.toml");
+    text
+}
+
+/// Sets the modification time of every file directly in `dir` to `days`
+/// days ago: packs past a gc grace period.
+pub fn age_files(dir: &Path, days: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+    for e in fs::read_dir(dir).expect("read directory") {
+        fs::File::options()
+            .write(true)
+            .open(e.expect("directory entry").path())
+            .and_then(|f| f.set_modified(t))
+            .expect("set modification time");
+    }
+}

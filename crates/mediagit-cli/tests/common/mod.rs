@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
-pub use mediagit_testutils::{copy_media, media_dir, sha256_file, tree_hashes, write_random};
+pub use mediagit_testutils::{
+    age_files, copy_media, media_dir, rewrite_config_as_format_1, sha256_file, tree_hashes,
+    write_random,
+};
 
 pub struct Env {
     pub tmp: tempfile::TempDir,
