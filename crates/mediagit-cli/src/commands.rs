@@ -48,7 +48,11 @@ impl Ctx {
     ) -> Result<Vec<String>, CommandError> {
         paths
             .iter()
-            .map(|p| repo.repo_path(&self.cwd, p).map_err(CommandError::from))
+            .map(|p| {
+                repo.workspace()?
+                    .repo_path(&self.cwd, p)
+                    .map_err(CommandError::from)
+            })
             .collect()
     }
 }
@@ -250,8 +254,8 @@ pub fn run(cli: Cli) -> CmdResult {
         }
         Command::Mv { src, dst } => {
             let repo = ctx.repo()?;
-            let src = repo.repo_path(&ctx.cwd, &src)?;
-            let dst = repo.repo_path(&ctx.cwd, &dst)?;
+            let src = repo.workspace()?.repo_path(&ctx.cwd, &src)?;
+            let dst = repo.workspace()?.repo_path(&ctx.cwd, &dst)?;
             let (s, d) = repo.mv(&src, &dst)?;
             println!("renamed {s} -> {d}");
             Ok(())
@@ -422,12 +426,12 @@ fn init(
         None => println!(
             "Initialized empty {}MediaGit repository in {}",
             if bare { "bare " } else { "" },
-            repo.dir().display()
+            repo.workspace()?.dir().display()
         ),
         Some(sc) => println!(
             "Initialized empty {}MediaGit repository in {} with objects and refs in {}",
             if bare { "bare " } else { "" },
-            repo.dir().display(),
+            repo.workspace()?.dir().display(),
             sc.url()
         ),
     }
@@ -727,7 +731,7 @@ fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
     let paths = args
         .paths
         .iter()
-        .map(|p| repo.repo_path(&ctx.cwd, Path::new(p)))
+        .map(|p| repo.workspace()?.repo_path(&ctx.cwd, Path::new(p)))
         .collect::<Result<Vec<_>, _>>()?;
     let commits = repo.log(
         start,
@@ -943,7 +947,7 @@ fn diff(
     };
     let paths = paths
         .iter()
-        .map(|p| repo.repo_path(&ctx.cwd, Path::new(p)))
+        .map(|p| repo.workspace()?.repo_path(&ctx.cwd, Path::new(p)))
         .collect::<Result<Vec<_>, _>>()?;
     let filter = |t: FlatTree| -> FlatTree {
         if paths.is_empty() {
@@ -1143,7 +1147,7 @@ fn checkout(ctx: &Ctx, target: Option<String>, paths: Vec<String>, force: bool) 
         };
         let paths = paths
             .iter()
-            .map(|p| repo.repo_path(&ctx.cwd, Path::new(p)))
+            .map(|p| repo.workspace()?.repo_path(&ctx.cwd, Path::new(p)))
             .collect::<Result<Vec<_>, _>>()?;
         let out = repo.checkout_paths(rev, &paths, &progress)?;
         report_checkout(&out, "Restored paths");
@@ -1231,7 +1235,7 @@ fn reflog(ctx: &Ctx, reference: Option<String>, json: bool) -> CmdResult {
         Some(r) if r.starts_with("refs/") => (r.to_string(), r.to_string()),
         Some(r) => (r.to_string(), branch_ref(r)),
     };
-    let entries = repo.reflog(&full)?;
+    let entries = repo.workspace()?.reflog(&full)?;
     if entries.is_empty() && full != "HEAD" && repo.read_ref(&full)?.is_none() {
         return Err(RepoError::UnknownRevision { rev: label }.into());
     }

@@ -138,7 +138,7 @@ fn fsck_result(
         Err(CommandError::user(format!(
             "fsck found {} problem(s) in {}",
             report.problems.len(),
-            repo.dir().display()
+            repo.workspace()?.dir().display()
         ))
         .with_hint(hint))
     }

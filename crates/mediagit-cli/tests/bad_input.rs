@@ -618,7 +618,7 @@ fn repository_lock_held_by_another_process() {
     commit_file(&env, "a.txt", b"a\n", "one");
     env.write("b.txt", b"b\n");
     let repo = mediagit_repo::Repository::discover(&env.repo()).unwrap();
-    let lock = repo.lock().unwrap();
+    let lock = repo.workspace().unwrap().lock().unwrap();
     let pid = format!("pid {}", std::process::id());
     for args in [
         &["add", "b.txt"][..],

@@ -40,7 +40,7 @@ struct Job {
 
 impl Repository {
     pub fn add(&self, opts: &AddOptions, progress: &dyn Progress) -> Result<AddOutcome> {
-        let _lock = self.lock()?;
+        let _lock = self.workspace()?.lock()?;
         self.add_locked(opts, progress)
     }
 
@@ -50,7 +50,7 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<AddOutcome> {
         let root = self.worktree()?.to_path_buf();
-        let mut idx = self.load_index()?;
+        let mut idx = self.workspace()?.load_index()?;
         let scopes: Vec<String> = if opts.all || opts.tracked_only {
             vec![String::new()]
         } else {
@@ -66,7 +66,7 @@ impl Repository {
             // A path beyond a symlinked directory is refused (as Git does):
             // reading it would read outside the working tree.
             guard.check(scope)?;
-            let abs = self.abs_path(scope)?;
+            let abs = self.workspace()?.abs_path(scope)?;
             let meta = std::fs::symlink_metadata(&abs).ok();
             let mut candidates: Vec<(String, StatInfo, IndexKind)> = Vec::new();
             match &meta {
@@ -266,7 +266,7 @@ impl Repository {
         // One merge (jobs ran largest first, not in path order).
         idx.entries.insert_many(staged);
         out.changes.sort();
-        self.save_index(&mut idx)?;
+        self.workspace()?.save_index(&mut idx, &self.codec())?;
         Ok(out)
     }
 
@@ -278,9 +278,9 @@ impl Repository {
         recursive: bool,
         force: bool,
     ) -> Result<Vec<String>> {
-        let _lock = self.lock()?;
+        let _lock = self.workspace()?.lock()?;
         let root = self.worktree()?.to_path_buf();
-        let mut idx = self.load_index()?;
+        let mut idx = self.workspace()?.load_index()?;
         let head = self.head_tree()?;
         let mut targets: BTreeSet<String> = BTreeSet::new();
         for p in paths {
@@ -335,7 +335,7 @@ impl Repository {
         for t in &targets {
             idx.entries.remove(t);
         }
-        self.save_index(&mut idx)?;
+        self.workspace()?.save_index(&mut idx, &self.codec())?;
         if !cached {
             for t in &targets {
                 let abs = root.join(t);
@@ -352,9 +352,9 @@ impl Repository {
 
     /// `mv`: renames a tracked file or directory in the working tree and the index.
     pub fn mv(&self, src: &str, dst: &str) -> Result<(String, String)> {
-        let _lock = self.lock()?;
+        let _lock = self.workspace()?.lock()?;
         let root = self.worktree()?.to_path_buf();
-        let mut idx = self.load_index()?;
+        let mut idx = self.workspace()?.load_index()?;
         let bad = |reason: &str| RepoError::BadMove {
             src: src.into(),
             dst: dst.into(),
@@ -377,7 +377,7 @@ impl Repository {
             return Err(bad("source does not exist in the working tree"));
         }
         let mut dst = dst.to_string();
-        let dst_abs = self.abs_path(&dst)?;
+        let dst_abs = self.workspace()?.abs_path(&dst)?;
         if dst_abs.is_dir() {
             let name = src.rsplit('/').next().unwrap_or(src);
             dst = if dst.is_empty() {
@@ -415,7 +415,7 @@ impl Repository {
             e.path = new_path;
             idx.entries.insert(e);
         }
-        self.save_index(&mut idx)?;
+        self.workspace()?.save_index(&mut idx, &self.codec())?;
         remove_empty_parents(&root, src);
         Ok((src.to_string(), dst))
     }

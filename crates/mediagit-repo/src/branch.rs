@@ -89,14 +89,14 @@ impl Repository {
         reason: &str,
     ) -> Result<()> {
         validate_ref_name("branch", name)?;
-        let lock = self.lock()?;
-        self.create_branch_locked(&lock, name, start, who, reason)
+        let lock = self.lock_local()?;
+        self.create_branch_locked(lock.as_ref(), name, start, who, reason)
     }
 
     /// [`Self::create_branch`] under a lock the caller holds.
     pub(crate) fn create_branch_locked(
         &self,
-        _held: &crate::repo::RepoLock,
+        _held: Option<&crate::repo::RepoLock>,
         name: &str,
         start: ObjectId,
         who: &Signature,
@@ -109,7 +109,7 @@ impl Repository {
         }
         self.check_ref_clash("branch", "refs/heads/", name)?;
         self.cas_ref(&r, None, Some(start))?;
-        self.append_reflog(
+        self.log_ref(
             &r,
             &ReflogEntry {
                 old: ObjectId::ZERO,
@@ -124,14 +124,14 @@ impl Repository {
     /// commits are not reachable from HEAD unless `force`. The branch's reflog
     /// is kept (with a final "deleted" record) so it can be recovered.
     pub fn delete_branch(&self, name: &str, force: bool, who: &Signature) -> Result<ObjectId> {
-        let lock = self.lock()?;
-        self.delete_branch_locked(&lock, name, force, who)
+        let lock = self.lock_local()?;
+        self.delete_branch_locked(lock.as_ref(), name, force, who)
     }
 
     /// [`Self::delete_branch`] under a lock the caller holds.
     pub(crate) fn delete_branch_locked(
         &self,
-        _held: &crate::repo::RepoLock,
+        _held: Option<&crate::repo::RepoLock>,
         name: &str,
         force: bool,
         who: &Signature,
@@ -157,7 +157,7 @@ impl Repository {
             }
         }
         self.cas_ref(&r, Some(tip), None)?;
-        self.append_reflog(
+        self.log_ref(
             &r,
             &ReflogEntry {
                 old: tip,
@@ -171,7 +171,13 @@ impl Repository {
 
     pub fn rename_branch(&self, old: &str, new: &str, who: &Signature) -> Result<()> {
         validate_ref_name("branch", new)?;
-        let _lock = self.lock()?;
+        let _lock = self.lock_local()?;
+        if self.workspace_opt().is_none() && self.current_branch()?.as_deref() == Some(old) {
+            // The store's HEAD would name a branch that is gone.
+            return Err(RepoError::Invalid(format!(
+                "{old} is the branch the store's HEAD names; rename it from a working tree"
+            )));
+        }
         let (ro, rn) = (branch_ref(old), branch_ref(new));
         let tip = self
             .read_ref(&ro)?
@@ -190,7 +196,7 @@ impl Repository {
             who: who.clone(),
             message,
         };
-        self.append_reflog(
+        self.log_ref(
             &rn,
             &entry(
                 ObjectId::ZERO,
@@ -198,7 +204,7 @@ impl Repository {
                 format!("branch: renamed {old} to {new}"),
             ),
         )?;
-        self.append_reflog(
+        self.log_ref(
             &ro,
             &entry(
                 tip,
@@ -207,7 +213,9 @@ impl Repository {
             ),
         )?;
         if self.current_branch()?.as_deref() == Some(old) {
-            self.set_head(&Head::Branch(new.into()))?;
+            if let Some(ws) = self.workspace_opt() {
+                ws.set_head(&Head::Branch(new.into()))?;
+            }
         }
         Ok(())
     }
@@ -273,7 +281,7 @@ impl Repository {
         tagger: &Signature,
     ) -> Result<ObjectId> {
         validate_ref_name("tag", name)?;
-        let _lock = self.lock()?;
+        let _lock = self.lock_local()?;
         let r = tag_ref(name);
         if self.read_ref(&r)?.is_some() {
             return Err(RepoError::TagExists(name.into()));
@@ -299,7 +307,7 @@ impl Repository {
     }
 
     pub fn delete_tag(&self, name: &str) -> Result<ObjectId> {
-        let _lock = self.lock()?;
+        let _lock = self.lock_local()?;
         let r = tag_ref(name);
         let id = self
             .read_ref(&r)?

@@ -61,17 +61,17 @@ impl Repository {
         crate::refs::validate_ref_name("branch", name)?;
         // One lock from creating the branch to taking it back: no other
         // command can slip in between and make the cleanup fail.
-        let lock = self.lock()?;
+        let lock = self.workspace()?.lock()?;
         match self.resolve(start_rev) {
             Ok(id) => {
                 let reason = format!("branch: created from {start_rev}");
-                self.create_branch_locked(&lock, name, id, who, &reason)?;
+                self.create_branch_locked(Some(&lock), name, id, who, &reason)?;
                 let target = CheckoutTarget::Branch(name.to_string());
                 match self.checkout_locked(&lock, &target, force, who, progress) {
                     Ok(out) => Ok(SwitchCreated::CheckedOut(out)),
                     Err(e) => {
                         // Best effort: the refusal is what the caller must see.
-                        let _ = self.delete_branch_locked(&lock, name, true, who);
+                        let _ = self.delete_branch_locked(Some(&lock), name, true, who);
                         Err(e)
                     }
                 }
@@ -83,7 +83,8 @@ impl Repository {
                     return Err(RepoError::BranchExists(name.into()));
                 }
                 self.check_ref_clash("branch", "refs/heads/", name)?;
-                self.set_head(&Head::Branch(name.to_string()))?;
+                self.workspace()?
+                    .set_head(&Head::Branch(name.to_string()))?;
                 Ok(SwitchCreated::Unborn)
             }
             Err(e) => Err(e),
@@ -97,7 +98,7 @@ impl Repository {
         who: &Signature,
         progress: &dyn Progress,
     ) -> Result<CheckoutOutcome> {
-        let lock = self.lock()?;
+        let lock = self.workspace()?.lock()?;
         self.checkout_locked(&lock, target, force, who, progress)
     }
 
@@ -120,7 +121,7 @@ impl Repository {
         };
         let new_tree = flatten(odb, &odb.read_commit(&new_commit)?.tree)?;
         let old_tree = self.head_tree()?;
-        let mut idx = self.load_index()?;
+        let mut idx = self.workspace()?.load_index()?;
         let index_tree: FlatTree = idx
             .entries
             .iter()
@@ -233,7 +234,7 @@ impl Repository {
             return Err(RepoError::WouldOverwriteUntracked { paths: in_the_way });
         }
         let out = self.apply(odb, &root, &mut idx, &to_write, &to_remove, force, progress)?;
-        self.save_index(&mut idx)?;
+        self.workspace()?.save_index(&mut idx, &self.codec())?;
 
         let old_commit = self.head_commit()?;
         let from = match self.head()? {
@@ -244,12 +245,12 @@ impl Repository {
             CheckoutTarget::Branch(b) => (Head::Branch(b.clone()), b.clone()),
             CheckoutTarget::Detached(id) => (Head::Detached(*id), id.short(12)),
         };
-        self.set_head(&new_head)?;
+        self.workspace()?.set_head(&new_head)?;
         match target {
-            CheckoutTarget::Branch(_) => self.write_base(Some(new_commit))?,
-            CheckoutTarget::Detached(_) => self.clear_base()?,
+            CheckoutTarget::Branch(_) => self.workspace()?.write_base(Some(new_commit))?,
+            CheckoutTarget::Detached(_) => self.workspace()?.clear_base()?,
         }
-        self.append_reflog(
+        self.workspace()?.append_reflog(
             "HEAD",
             &ReflogEntry {
                 old: old_commit.unwrap_or(ObjectId::ZERO),
@@ -388,10 +389,10 @@ impl Repository {
         paths: &[String],
         progress: &dyn Progress,
     ) -> Result<CheckoutOutcome> {
-        let _lock = self.lock()?;
+        let _lock = self.workspace()?.lock()?;
         let root = self.worktree()?.to_path_buf();
         let odb = self.odb()?;
-        let mut idx = self.load_index()?;
+        let mut idx = self.workspace()?.load_index()?;
         let mut to_write: BTreeMap<String, FlatEntry> = BTreeMap::new();
         for p in paths {
             match rev {
@@ -438,7 +439,7 @@ impl Repository {
         // Not forced: a directory of untracked files where a file comes back,
         // or an untracked file where a directory must go, stops the command.
         let out = self.apply(odb, &root, &mut idx, &list, &[], false, progress)?;
-        self.save_index(&mut idx)?;
+        self.workspace()?.save_index(&mut idx, &self.codec())?;
         Ok(out)
     }
 }

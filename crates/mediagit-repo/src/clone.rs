@@ -203,10 +203,10 @@ impl Repository {
         };
         // Nothing checked out yet: based on an unborn branch until the
         // checkout below records the tip.
-        repo.write_base(None)?;
+        repo.workspace()?.write_base(None)?;
         let bref = crate::refs::branch_ref(&branch);
         if let Some(id) = repo.read_ref(&bref)? {
-            repo.append_reflog(
+            repo.workspace()?.append_reflog(
                 &bref,
                 &ReflogEntry {
                     old: ObjectId::ZERO,
@@ -253,7 +253,7 @@ impl Repository {
         if opts.storage.is_some() {
             *created_store = Some(repo.storage().clone());
         }
-        let _lock = repo.lock()?;
+        let _lock = repo.workspace()?.lock()?;
         let mut out = CloneOutcome::default();
         let (s, d) = (source.storage().clone(), repo.storage().clone());
         let keys = s.list("packs/")?;
@@ -263,7 +263,12 @@ impl Repository {
             .filter(|k| k.ends_with(".pack"))
             .chain(keys.iter().filter(|k| k.ends_with(".idx")))
         {
-            if copy_object(s.as_ref(), d.as_ref(), key, &repo.dir().join("tmp"))? {
+            if copy_object(
+                s.as_ref(),
+                d.as_ref(),
+                key,
+                &repo.workspace()?.dir().join("tmp"),
+            )? {
                 out.linked += 1;
             }
             if key.ends_with(".pack") {
@@ -281,13 +286,13 @@ impl Repository {
                 repo.cas_ref(&key, None, Some(id))?;
                 out.refs += 1;
                 if key.starts_with("refs/heads/") {
-                    repo.append_reflog(
+                    repo.workspace()?.append_reflog(
                         &key,
                         &ReflogEntry {
                             old: ObjectId::ZERO,
                             new: id,
                             who: who.clone(),
-                            message: format!("clone: from {}", source.dir().display()),
+                            message: format!("clone: from {}", source.workspace()?.dir().display()),
                         },
                     )?;
                 }

@@ -51,7 +51,7 @@ impl Repository {
     }
 
     pub fn commit(&self, opts: &CommitOptions, progress: &dyn Progress) -> Result<ObjectId> {
-        let _lock = self.lock()?;
+        let _lock = self.workspace()?.lock()?;
         if opts.message.trim().is_empty() {
             return Err(RepoError::Invalid(
                 "empty commit message; pass one with -m".into(),
@@ -66,7 +66,7 @@ impl Repository {
                 progress,
             )?;
         }
-        let mut idx = self.load_index()?;
+        let mut idx = self.workspace()?.load_index()?;
         let parent = self.head_commit()?;
         let odb = self.odb()?;
         let mut session = odb.session();
@@ -110,7 +110,7 @@ impl Repository {
         // Refresh the index timestamp so entries stop being racily clean,
         // and remember the new commit's tree for `status`.
         idx.commit_memo = self.odb().ok().and_then(|odb| odb.commit_memo(id, tree));
-        let _ = self.save_index(&mut idx);
+        let _ = self.workspace()?.save_index(&mut idx, &self.codec());
         Ok(id)
     }
 
@@ -154,7 +154,7 @@ impl Repository {
         if odb.packs().iter().any(|p| !listed.contains(p)) {
             let fresh = crate::odb::Odb::load(
                 self.storage().clone(),
-                self.dir().join("tmp"),
+                self.tmp_dir().to_path_buf(),
                 self.config(),
             )?;
             lost = lost_files(&fresh, &staged);
@@ -179,15 +179,15 @@ impl Repository {
                 e.stat = Default::default();
             }
         }
-        let _ = self.save_index(idx);
+        let _ = self.workspace()?.save_index(idx, &self.codec());
         Err(RepoError::StagedObjectsGone { paths: lost })
     }
 
     /// Name of the current branch, if any (for messages).
     pub fn current_branch(&self) -> Result<Option<String>> {
-        Ok(match self.head()? {
-            Head::Branch(b) => Some(b),
-            Head::Detached(_) => None,
+        Ok(match self.head_opt()? {
+            Some(Head::Branch(b)) => Some(b),
+            _ => None,
         })
     }
 }

@@ -148,6 +148,8 @@ pub enum RepoError {
     },
     #[error("this operation needs a working tree, but the repository is bare")]
     Bare,
+    #[error("this operation needs a working tree's local state (HEAD, the index), but the repository was opened from its store alone")]
+    NoWorkspace,
     #[error("{0}")]
     Invalid(String),
 }

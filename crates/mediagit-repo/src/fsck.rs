@@ -81,7 +81,11 @@ struct Checked {
 
 impl Repository {
     pub fn fsck(&self, opts: &FsckOptions, progress: &dyn Progress) -> Result<FsckReport> {
-        let _lock = self.lock()?;
+        if (opts.repair || opts.lost_found) && self.workspace_opt().is_none() {
+            // Both write files beside the store (damaged/, lost-found/).
+            return Err(RepoError::NoWorkspace);
+        }
+        let _lock = self.lock_local()?;
         let mut repaired = Vec::new();
         if opts.repair {
             let c = self.check_packs(progress)?;
@@ -97,9 +101,11 @@ impl Repository {
         // What the store really holds, not the local cache of pack indexes;
         // and the cache starts afresh, in case it is what was damaged.
         let storage = self.uncached_storage().clone();
-        let _ = std::fs::remove_dir_all(self.dir().join("cache"));
+        if let Some(ws) = self.workspace_opt() {
+            let _ = std::fs::remove_dir_all(ws.dir().join("cache"));
+        }
         let (odb, idx_problems) =
-            Odb::load_lenient(storage.clone(), self.dir().join("tmp"), self.config())?;
+            Odb::load_lenient(storage.clone(), self.tmp_dir().to_path_buf(), self.config())?;
         let mut problems = Vec::new();
         let mut notes = Vec::new();
         let mut rebuild = Vec::new();
@@ -305,10 +311,11 @@ impl Repository {
                 } else {
                     "ref".into()
                 },
-                location: if name == "index" || name == "HEAD" {
-                    self.dir().join(&name).display().to_string()
-                } else {
-                    name.clone()
+                location: match self.workspace_opt() {
+                    Some(ws) if name == "index" || name == "HEAD" => {
+                        ws.dir().join(&name).display().to_string()
+                    }
+                    _ => name.clone(),
                 },
                 message: err,
                 affects: vec![],
@@ -388,7 +395,7 @@ impl Repository {
         odb: &Odb,
         dangling: &[Dangling],
     ) -> Result<Vec<std::path::PathBuf>> {
-        let base = self.dir().join("lost-found");
+        let base = self.workspace()?.dir().join("lost-found");
         let mut out = Vec::new();
         // Manifests reachable from a dangling commit are saved as that commit, not as loose files.
         let dangling_commits: Vec<Root> = dangling
@@ -456,7 +463,8 @@ impl Repository {
         for pack in &c.rebuild {
             let scan = &c.scans[pack];
             let sound: Vec<_> = scan.entries.iter().filter(|e| e.damage.is_none()).collect();
-            let odb = Odb::load_lenient(storage.clone(), self.dir().join("tmp"), self.config())?.0;
+            let odb =
+                Odb::load_lenient(storage.clone(), self.tmp_dir().to_path_buf(), self.config())?.0;
             if scan.checksum_ok && sound.len() == scan.entries.len() {
                 // The pack is sound; only its index is missing or wrong.
                 let idx = PackIndex {
@@ -503,7 +511,7 @@ impl Repository {
                 continue;
             }
             // Keep the damaged pack for forensics, out of the object store.
-            let damaged = self.dir().join("damaged");
+            let damaged = self.workspace()?.dir().join("damaged");
             std::fs::create_dir_all(&damaged)
                 .map_err(|e| RepoError::io("create directory", &damaged, e))?;
             let bytes = storage.get(&pack_key(pack))?;
@@ -519,7 +527,10 @@ impl Repository {
             ));
         }
         // 2. Heal missing chunks from working-tree files with the same content.
-        if let (Ok(root), Ok(idx)) = (self.worktree(), self.load_index()) {
+        if let (Ok(root), Some(Ok(idx))) = (
+            self.worktree(),
+            self.workspace_opt().map(crate::Workspace::load_index),
+        ) {
             let c2 = self.check_packs(progress)?;
             let (roots, _) = self.roots(&c2.odb)?;
             let good = &c2.good;
@@ -572,9 +583,13 @@ impl Repository {
         // 3. An unreadable worktree index is rebuilt from HEAD (stat data
         //    zeroed, so every file is re-hashed by the next status).
         if !self.is_bare() {
-            if let Err(e) = self.load_index() {
-                let odb =
-                    Odb::load_lenient(storage.clone(), self.dir().join("tmp"), self.config())?.0;
+            if let Err(e) = self.workspace()?.load_index() {
+                let odb = Odb::load_lenient(
+                    storage.clone(),
+                    self.tmp_dir().to_path_buf(),
+                    self.config(),
+                )?
+                .0;
                 let mut idx = WorktreeIndex::default();
                 if let Some(head) = self.head_commit().ok().flatten() {
                     if let Ok(c) = odb.read_commit(&head) {
@@ -595,7 +610,7 @@ impl Repository {
                         }
                     }
                 }
-                self.save_index(&mut idx)?;
+                self.workspace()?.save_index(&mut idx, &self.codec())?;
                 done.push(format!(
                     "rebuilt the worktree index from HEAD ({} files; it was unreadable: {e})",
                     idx.entries.len()
@@ -605,7 +620,12 @@ impl Repository {
         // 4. Branch refs that cannot be parsed get their last reflog value back.
         for key in self.ref_keys("refs/heads/")? {
             if self.read_ref(&key).is_err() {
-                if let Some(last) = self.reflog(&key)?.into_iter().find(|e| !e.new.is_zero()) {
+                if let Some(last) = self
+                    .workspace()?
+                    .reflog(&key)?
+                    .into_iter()
+                    .find(|e| !e.new.is_zero())
+                {
                     // Compare-and-swap from exactly the bytes found: if
                     // another machine fixed or moved the ref meanwhile, its
                     // value stands (refs only ever change by CAS).

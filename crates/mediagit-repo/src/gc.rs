@@ -53,9 +53,9 @@ pub struct GcReport {
 
 impl Repository {
     pub fn gc(&self, opts: &GcOptions, progress: &dyn Progress) -> Result<GcReport> {
-        let _lock = self.lock()?;
+        let _lock = self.lock_local()?;
         let storage = self.storage().clone();
-        let odb = Odb::load(storage.clone(), self.dir().join("tmp"), self.config())?;
+        let odb = Odb::load(storage.clone(), self.tmp_dir().to_path_buf(), self.config())?;
         let (roots, bad) = self.roots(&odb)?;
         if let Some((name, err)) = bad.first() {
             return Err(RepoError::GcBlocked {
@@ -275,7 +275,7 @@ impl Repository {
                 storage.delete(&key)?;
             }
         }
-        let after = Odb::load(storage.clone(), self.dir().join("tmp"), self.config())?;
+        let after = Odb::load(storage.clone(), self.tmp_dir().to_path_buf(), self.config())?;
         report.packs_after = after.packs().len();
         Ok(report)
     }
@@ -284,11 +284,11 @@ impl Repository {
     /// or `HEAD`), or from every reflog when `name` is `None`. Returns how many
     /// records were dropped.
     pub fn reflog_expire(&self, name: Option<&str>, before: i64) -> Result<usize> {
-        let _lock = self.lock()?;
-        let logs = self.dir().join("logs");
+        let _lock = self.workspace()?.lock()?;
+        let logs = self.workspace()?.dir().join("logs");
         let mut files = Vec::new();
         match name {
-            Some(n) => files.push(self.reflog_path(n)),
+            Some(n) => files.push(self.workspace()?.reflog_path(n)),
             None => {
                 let mut stack = vec![logs.clone()];
                 while let Some(d) = stack.pop() {

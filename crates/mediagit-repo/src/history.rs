@@ -123,6 +123,7 @@ impl Store {
 impl Repository {
     pub fn index_tree(&self) -> Result<FlatTree> {
         Ok(self
+            .workspace()?
             .load_index()?
             .entries
             .iter()
@@ -133,7 +134,7 @@ impl Repository {
     /// The tracked files as they are in the working tree now.
     pub fn worktree_tree(&self) -> Result<FlatTree> {
         let root = self.worktree()?.to_path_buf();
-        let idx = self.load_index()?;
+        let idx = self.workspace()?.load_index()?;
         let scan = self.scan_worktree(&idx, "")?;
         let mut t: FlatTree = idx
             .entries

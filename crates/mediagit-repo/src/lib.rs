@@ -43,6 +43,7 @@ pub mod store;
 pub mod tree;
 pub mod upgrade;
 pub mod verify;
+pub mod workspace;
 pub mod worktree;
 
 pub use error::{RepoError, Result};
@@ -64,3 +65,4 @@ pub(crate) fn serialize_paths<S: serde::Serializer>(
 }
 pub use repo::{InitOptions, Repository, SafeDirectories};
 pub use store::Store;
+pub use workspace::Workspace;

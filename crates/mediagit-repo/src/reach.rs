@@ -113,18 +113,25 @@ impl Repository {
                 Err(e) => bad.push((key, e.to_string())),
             }
         }
-        match self.head() {
-            Ok(Head::Detached(id)) => roots.push(Root {
+        let head = match self.workspace_opt() {
+            Some(ws) => ws.head().map(Some),
+            None => self.store().head(),
+        };
+        match head {
+            Ok(Some(Head::Detached(id))) => roots.push(Root {
                 id,
                 kind: ObjectKind::Commit,
                 why: "HEAD".into(),
             }),
-            Ok(Head::Branch(_)) => {}
+            Ok(_) => {}
             Err(e) => bad.push(("HEAD".into(), e.to_string())),
         }
-        collect_reflog_ids(&self.dir().join("logs"), "", &mut roots, &mut bad);
-        if !self.is_bare() {
-            match self.load_index() {
+        let Some(ws) = self.workspace_opt() else {
+            return Ok((roots, bad));
+        };
+        collect_reflog_ids(&ws.dir().join("logs"), "", &mut roots, &mut bad);
+        if !ws.is_bare() {
+            match ws.load_index() {
                 Ok(idx) => {
                     for e in idx.entries.values() {
                         if !e.manifest.is_zero() {

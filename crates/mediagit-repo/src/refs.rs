@@ -5,14 +5,11 @@
 //! (`.mediagit/HEAD`): `ref: refs/heads/<name>` or a detached commit id.
 //! Every movement of HEAD or a branch is appended to the reflog under
 //! `.mediagit/logs/`, and a deleted branch keeps its log so it can be recovered.
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::path::PathBuf;
 
 use mediagit_format::{ObjectId, Signature};
 
 use crate::error::{RepoError, Result};
-use crate::repo::{write_atomic, Repository};
+use crate::repo::Repository;
 
 /// In JSON: `{"branch": NAME}` or `{"detached": ID}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -21,6 +18,17 @@ pub enum Head {
     /// On a branch (which may have no commits yet).
     Branch(String),
     Detached(ObjectId),
+}
+
+impl Head {
+    /// Parses a HEAD file: `ref: refs/heads/NAME` or a commit id.
+    pub fn parse(text: &str) -> std::result::Result<Head, mediagit_format::FormatError> {
+        let s = text.trim();
+        if let Some(r) = s.strip_prefix("ref: refs/heads/") {
+            return Ok(Head::Branch(r.to_string()));
+        }
+        s.parse::<ObjectId>().map(Head::Detached)
+    }
 }
 
 pub fn validate_ref_name(what: &'static str, name: &str) -> Result<()> {
@@ -162,192 +170,6 @@ impl ReflogEntry {
     }
 }
 
-impl Repository {
-    pub fn head(&self) -> Result<Head> {
-        let path = self.dir().join("HEAD");
-        let s = fs::read_to_string(&path).map_err(|e| RepoError::io("read", &path, e))?;
-        let s = s.trim();
-        if let Some(r) = s.strip_prefix("ref: refs/heads/") {
-            return Ok(Head::Branch(r.to_string()));
-        }
-        s.parse::<ObjectId>()
-            .map(Head::Detached)
-            .map_err(|e| RepoError::format(path.display().to_string(), e))
-    }
-
-    /// The commit HEAD points to, or `None` on an unborn branch.
-    ///
-    /// In a working tree of a shared store, the branch ref can move under
-    /// it (another machine commits); what this working tree and its index
-    /// are based on is then `.mediagit/BASE`, not the ref. Using BASE here
-    /// makes `commit` fail by compare-and-swap instead of silently undoing
-    /// the other machine's changes, and makes `switch BRANCH` bring the
-    /// working tree up to the ref (a fast-forward that keeps local edits
-    /// where they do not collide).
-    pub fn head_commit(&self) -> Result<Option<ObjectId>> {
-        match self.head()? {
-            Head::Branch(b) => {
-                if self.tracks_base() {
-                    if let Some(base) = self.read_base()? {
-                        return Ok(base);
-                    }
-                }
-                self.read_ref(&branch_ref(&b))
-            }
-            Head::Detached(id) => Ok(Some(id)),
-        }
-    }
-
-    /// Whether this working tree keeps a BASE (its refs live in a store
-    /// other working trees may share).
-    pub(crate) fn tracks_base(&self) -> bool {
-        self.config().storage.is_some() && !self.is_bare()
-    }
-
-    /// `None`: no BASE file; `Some(None)`: based on an unborn branch (the
-    /// zero id); `Some(Some(id))`: based on commit `id`.
-    fn read_base(&self) -> Result<Option<Option<ObjectId>>> {
-        let path = self.dir().join("BASE");
-        match fs::read_to_string(&path) {
-            Ok(s) => s
-                .trim()
-                .parse::<ObjectId>()
-                .map(|id| Some((id != ObjectId::ZERO).then_some(id)))
-                .map_err(|e| RepoError::format(path.display().to_string(), e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RepoError::io("read", &path, e)),
-        }
-    }
-
-    /// Records the commit this working tree's branch is at (see
-    /// [`Repository::head_commit`]); `None` records an unborn branch.
-    pub(crate) fn write_base(&self, id: Option<ObjectId>) -> Result<()> {
-        if !self.tracks_base() {
-            return Ok(());
-        }
-        let id = id.unwrap_or(ObjectId::ZERO);
-        write_atomic(&self.dir().join("BASE"), format!("{id}\n").as_bytes())
-    }
-
-    /// Forgets BASE (a detached HEAD names its commit itself).
-    pub(crate) fn clear_base(&self) -> Result<()> {
-        let path = self.dir().join("BASE");
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(RepoError::io("remove", &path, e))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The branch ref's value in the store, when it moved away from what
-    /// this working tree is based on: `(base, tip)`.
-    pub fn branch_moved(&self) -> Result<Option<(Option<ObjectId>, Option<ObjectId>)>> {
-        let Head::Branch(b) = self.head()? else {
-            return Ok(None);
-        };
-        if !self.tracks_base() {
-            return Ok(None);
-        }
-        let Some(base) = self.read_base()? else {
-            return Ok(None);
-        };
-        let tip = self.read_ref(&branch_ref(&b))?;
-        Ok((base != tip).then_some((base, tip)))
-    }
-
-    pub fn set_head(&self, head: &Head) -> Result<()> {
-        let s = match head {
-            Head::Branch(b) => format!("ref: refs/heads/{b}\n"),
-            Head::Detached(id) => format!("{id}\n"),
-        };
-        write_atomic(&self.dir().join("HEAD"), s.as_bytes())
-    }
-
-    /// The keys under `refs/` that are not valid ref names, with why.
-    pub fn invalid_ref_keys(&self) -> Result<Vec<(String, String)>> {
-        Ok(self
-            .storage()
-            .list("refs/")?
-            .into_iter()
-            .filter_map(|k| check_ref_key(&k).err().map(|e| (k, e.to_string())))
-            .collect())
-    }
-
-    /// Reflogs are flat files named by the escaped ref name, so a deleted
-    /// branch `a/b` keeping its log never blocks a new branch `a`.
-    pub(crate) fn reflog_path(&self, name: &str) -> PathBuf {
-        self.dir()
-            .join("logs")
-            .join(name.replace('%', "%25").replace('/', "%2F"))
-    }
-
-    pub fn append_reflog(&self, name: &str, entry: &ReflogEntry) -> Result<()> {
-        let path = self.reflog_path(name);
-        if let Some(p) = path.parent() {
-            fs::create_dir_all(p).map_err(|e| RepoError::io("create directory", p, e))?;
-        }
-        let created = !path.exists();
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| RepoError::io("open reflog", &path, e))?;
-        f.write_all(entry.to_line().as_bytes())
-            .and_then(|_| f.sync_data())
-            .map_err(|e| RepoError::io("append to reflog", &path, e))?;
-        // A new reflog file exists durably only once its directory entry is.
-        if created {
-            if let Some(d) = path.parent() {
-                mediagit_storage::local_backend::sync_dir(d)
-                    .map_err(|e| RepoError::io("fsync", d, e))?;
-            }
-        }
-        crate::failpoint::hit("write:reflog-appended");
-        Ok(())
-    }
-
-    /// Reflog of `name` (`HEAD` or a full ref name), newest first.
-    pub fn reflog(&self, name: &str) -> Result<Vec<ReflogEntry>> {
-        let path = self.reflog_path(name);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(RepoError::io("read reflog", &path, e)),
-        };
-        let mut v: Vec<ReflogEntry> = text.lines().filter_map(ReflogEntry::parse).collect();
-        v.reverse();
-        Ok(v)
-    }
-
-    /// Moves a branch (or detached HEAD) and records it in the reflogs.
-    /// `branch = None` means detached HEAD.
-    pub fn update_head_target(
-        &self,
-        old: Option<ObjectId>,
-        new: ObjectId,
-        who: &Signature,
-        message: &str,
-    ) -> Result<()> {
-        let entry = ReflogEntry {
-            old: old.unwrap_or(ObjectId::ZERO),
-            new,
-            who: who.clone(),
-            message: message.into(),
-        };
-        match self.head()? {
-            Head::Branch(b) => {
-                let name = branch_ref(&b);
-                self.cas_ref(&name, old, Some(new))?;
-                self.write_base(Some(new))?;
-                self.append_reflog(&name, &entry)?;
-            }
-            Head::Detached(_) => self.set_head(&Head::Detached(new))?,
-        }
-        self.append_reflog("HEAD", &entry)
-    }
-}
-
 pub fn branch_ref(name: &str) -> String {
     format!("refs/heads/{name}")
 }
@@ -415,5 +237,102 @@ mod tests {
         ] {
             assert!(validate_ref_name("branch", bad).is_err(), "{bad}");
         }
+    }
+}
+
+impl Repository {
+    /// Records a ref's move in the working tree's reflog; a repository
+    /// opened from its store alone keeps none (its store's refs are the
+    /// record; a server that wants a journal keeps its own).
+    pub(crate) fn log_ref(&self, name: &str, entry: &ReflogEntry) -> Result<()> {
+        match self.workspace_opt() {
+            Some(ws) => ws.append_reflog(name, entry),
+            None => Ok(()),
+        }
+    }
+
+    /// What HEAD names: the working tree's, or the store's own when the
+    /// repository was opened from its store alone.
+    pub fn head(&self) -> Result<Head> {
+        self.head_opt()?
+            .ok_or_else(|| RepoError::Invalid(format!("{} has no HEAD", self.storage().describe())))
+    }
+
+    /// [`Repository::head`], `None` for a store alone that has no HEAD.
+    pub fn head_opt(&self) -> Result<Option<Head>> {
+        match self.workspace_opt() {
+            Some(ws) => ws.head().map(Some),
+            None => self.store().head(),
+        }
+    }
+
+    /// The commit HEAD points to, or `None` on an unborn branch.
+    ///
+    /// In a working tree of a shared store, the branch ref can move under
+    /// it (another machine commits); what this working tree and its index
+    /// are based on is then `.mediagit/BASE`, not the ref. Using BASE here
+    /// makes `commit` fail by compare-and-swap instead of silently undoing
+    /// the other machine's changes, and makes `switch BRANCH` bring the
+    /// working tree up to the ref (a fast-forward that keeps local edits
+    /// where they do not collide).
+    pub fn head_commit(&self) -> Result<Option<ObjectId>> {
+        let Some(head) = self.head_opt()? else {
+            return Ok(None);
+        };
+        match head {
+            Head::Branch(b) => {
+                if let Some(ws) = self.workspace_opt().filter(|w| w.tracks_base()) {
+                    if let Some(base) = ws.read_base()? {
+                        return Ok(base);
+                    }
+                }
+                self.read_ref(&branch_ref(&b))
+            }
+            Head::Detached(id) => Ok(Some(id)),
+        }
+    }
+
+    /// The branch ref's value in the store, when it moved away from what
+    /// this working tree is based on: `(base, tip)`.
+    pub fn branch_moved(&self) -> Result<Option<(Option<ObjectId>, Option<ObjectId>)>> {
+        let Head::Branch(b) = self.head()? else {
+            return Ok(None);
+        };
+        let Some(ws) = self.workspace_opt().filter(|w| w.tracks_base()) else {
+            return Ok(None);
+        };
+        let Some(base) = ws.read_base()? else {
+            return Ok(None);
+        };
+        let tip = self.read_ref(&branch_ref(&b))?;
+        Ok((base != tip).then_some((base, tip)))
+    }
+
+    /// Moves a branch (or detached HEAD) and records it in the reflogs.
+    /// `branch = None` means detached HEAD.
+    pub fn update_head_target(
+        &self,
+        old: Option<ObjectId>,
+        new: ObjectId,
+        who: &Signature,
+        message: &str,
+    ) -> Result<()> {
+        let ws = self.workspace()?;
+        let entry = ReflogEntry {
+            old: old.unwrap_or(ObjectId::ZERO),
+            new,
+            who: who.clone(),
+            message: message.into(),
+        };
+        match self.head()? {
+            Head::Branch(b) => {
+                let name = branch_ref(&b);
+                self.cas_ref(&name, old, Some(new))?;
+                ws.write_base(Some(new))?;
+                ws.append_reflog(&name, &entry)?;
+            }
+            Head::Detached(_) => ws.set_head(&Head::Detached(new))?,
+        }
+        ws.append_reflog("HEAD", &entry)
     }
 }

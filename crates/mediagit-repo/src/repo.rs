@@ -12,20 +12,25 @@ use mediagit_storage::{
 
 use crate::error::{RepoError, Result};
 use crate::store::Store;
+use crate::workspace::Workspace;
 
 /// Name of the repository directory inside a working tree.
 pub const DOT_DIR: &str = ".mediagit";
 
-/// An open repository: its directory, config, storage and object database.
-/// A [`Store`] and one working tree's local state (`.mediagit/`: HEAD, the
-/// index, reflogs, the lock, BASE). Dereferences to its store: object and
-/// ref operations are the store's, whichever way they are reached.
+/// An open repository: a [`Store`] and, unless it was opened from the
+/// store alone, one [`Workspace`] (`.mediagit/`: HEAD, the index, reflogs,
+/// the lock, BASE). Dereferences to its store: object and ref operations
+/// are the store's, whichever way they are reached.
+///
+/// Every command is a method here. Those that only read or change the
+/// store (log, show, branches, tags, fsck, verify, stats, gc) work without
+/// a workspace ([`Repository::on_store`], as a server holds one); those
+/// that need a working tree fail with [`RepoError::NoWorkspace`] there.
 pub struct Repository {
-    worktree: Option<PathBuf>,
-    dir: PathBuf,
     /// Its config is the working tree's file with the store's `[format]`,
     /// `[chunking]` and `[compression]` (which win).
     store: Store,
+    ws: Option<Workspace>,
 }
 
 impl std::ops::Deref for Repository {
@@ -300,7 +305,7 @@ impl Repository {
         write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
         let repo =
             Repository::open_dir(&dir, if opts.bare { None } else { Some(path) }, &opts.env)?;
-        repo.write_base(None)?;
+        repo.workspace()?.write_base(None)?;
         Ok(repo)
     }
 
@@ -381,95 +386,58 @@ impl Repository {
                 ));
             }
         }
+        let shared = config.storage.is_some();
         Ok(Repository {
-            worktree,
-            dir: dir.to_path_buf(),
             store: Store::from_parts(storage, uncached, config, dir.join("tmp")),
+            ws: Some(Workspace::new(dir.to_path_buf(), worktree, shared)),
         })
     }
 
-    /// The store this working tree uses.
+    /// A repository of a store alone, with no local state: what a server
+    /// or a store-to-store copy works with. Commands that need a working
+    /// tree fail with [`RepoError::NoWorkspace`].
+    pub fn on_store(store: Store) -> Repository {
+        Repository { store, ws: None }
+    }
+
+    /// A store and the local state of one working tree that uses it.
+    pub fn from_parts(store: Store, ws: Workspace) -> Repository {
+        Repository {
+            store,
+            ws: Some(ws),
+        }
+    }
+
+    /// The store this repository uses.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// The `.mediagit` directory (the repository itself when bare).
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The local state, or [`RepoError::NoWorkspace`] when the repository
+    /// was opened from its store alone.
+    pub fn workspace(&self) -> Result<&Workspace> {
+        self.ws.as_ref().ok_or(RepoError::NoWorkspace)
     }
 
+    /// The local state, when there is one.
+    pub fn workspace_opt(&self) -> Option<&Workspace> {
+        self.ws.as_ref()
+    }
+
+    /// No working tree: a bare repository, or a store alone.
     pub fn is_bare(&self) -> bool {
-        self.worktree.is_none()
+        self.ws.as_ref().is_none_or(Workspace::is_bare)
     }
 
-    /// The working tree root, or an error for a bare repository.
+    /// The working tree root, or an error when there is none.
     pub fn worktree(&self) -> Result<&Path> {
-        self.worktree.as_deref().ok_or(RepoError::Bare)
+        self.workspace()?.worktree()
     }
 
-    /// Takes the repository lock, failing at once if another process holds it.
-    pub fn lock(&self) -> Result<RepoLock> {
-        RepoLock::acquire(&self.dir)
-    }
-
-    /// Converts a user-supplied path (relative to `cwd`) into a repository path
-    /// (`/`-separated, relative to the worktree root; `""` for the root).
-    pub fn repo_path(&self, cwd: &Path, user: &Path) -> Result<String> {
-        let root = self.worktree()?;
-        let abs = if user.is_absolute() {
-            user.to_path_buf()
-        } else {
-            cwd.join(user)
-        };
-        let norm = normalize(&abs);
-        // Inside the working tree as written: kept as written, so that a
-        // path beyond a symlinked directory is refused by name (commands
-        // check that) rather than resolved to wherever the link points.
-        // Otherwise resolve symlinks in the parent (not the last component,
-        // which may be a link itself): the way in may go through a link.
-        let norm = if norm.starts_with(root) {
-            norm
-        } else {
-            match (norm.parent(), norm.file_name()) {
-                (Some(p), Some(name)) => match p.canonicalize() {
-                    Ok(p) => p.join(name),
-                    Err(_) => norm.clone(),
-                },
-                _ => norm.clone(),
-            }
-        };
-        let rel = norm
-            .strip_prefix(root)
-            .map_err(|_| RepoError::PathOutsideRepo {
-                path: user.to_path_buf(),
-                root: root.to_path_buf(),
-            })?;
-        let mut parts = Vec::new();
-        for c in rel.components() {
-            let s = c
-                .as_os_str()
-                .to_str()
-                .ok_or_else(|| RepoError::NonUtf8Path {
-                    path: user.to_path_buf(),
-                })?;
-            parts.push(s.to_string());
-        }
-        if parts.first().map(|s| s == DOT_DIR).unwrap_or(false) {
-            return Err(RepoError::Invalid(format!(
-                "{} is inside the repository's own {DOT_DIR} directory",
-                user.display()
-            )));
-        }
-        if let Some(p) = parts
-            .iter()
-            .find(|p| mediagit_format::object::is_reserved_name(p))
-        {
-            return Err(RepoError::Invalid(format!(
-                "{}: {p:?} is a name reserved for the repository's own {DOT_DIR} directory (the same directory on case-insensitive filesystems)",
-                user.display()
-            )));
-        }
-        Ok(parts.join("/"))
+    /// Takes the working tree's lock (see [`Workspace::lock`]); `None`
+    /// for a store alone, where refs move by compare-and-swap only.
+    pub(crate) fn lock_local(&self) -> Result<Option<RepoLock>> {
+        self.ws.as_ref().map(Workspace::lock).transpose()
     }
 }
 
@@ -542,7 +510,7 @@ fn user_name(uid: u32) -> String {
 }
 
 /// Removes `.` and `..` components lexically.
-fn normalize(p: &Path) -> PathBuf {
+pub(crate) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -581,7 +549,7 @@ pub struct RepoLock {
 }
 
 impl RepoLock {
-    fn acquire(dir: &Path) -> Result<RepoLock> {
+    pub(crate) fn acquire(dir: &Path) -> Result<RepoLock> {
         let path = dir.join("lock");
         let mut file = OpenOptions::new()
             .create(true)

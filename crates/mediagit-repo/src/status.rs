@@ -250,7 +250,7 @@ impl Repository {
     /// Full status. Refreshes the index's stat cache when the lock is free.
     pub fn status(&self) -> Result<Status> {
         let root = self.worktree()?.to_path_buf();
-        let lock = self.lock().ok();
+        let lock = self.workspace()?.lock().ok();
         // The walk (mostly lstat, on every core) needs nothing from the
         // index: start it first and load the index and HEAD meanwhile.
         std::thread::scope(|s| {
@@ -268,7 +268,7 @@ impl Repository {
         locked: bool,
         walked: impl FnOnce() -> Result<(crate::worktree::Walked, Vec<WalkProblem>)>,
     ) -> Result<Status> {
-        let mut idx = self.load_index()?;
+        let mut idx = self.workspace()?.load_index()?;
         let head_commit = self.head_commit()?;
         // Fast path: when the index, written as trees, gives HEAD's tree,
         // nothing is staged and HEAD need not be flattened.
@@ -361,7 +361,7 @@ impl Repository {
                     idx.commit_memo = learned;
                 }
                 // Best effort: a status that cannot save its cache still reports correctly.
-                let _ = self.save_index(&mut idx);
+                let _ = self.workspace()?.save_index(&mut idx, &self.codec());
             }
         }
         Ok(Status {

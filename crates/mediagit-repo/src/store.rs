@@ -26,6 +26,9 @@ use crate::odb::Odb;
 use crate::refs::check_ref_key;
 use crate::repo::read_store_config;
 
+/// Cheap to clone: clones share the storage and the loaded object database
+/// (a server keeps one per repository and hands a clone to each request).
+#[derive(Clone)]
 pub struct Store {
     /// Reads (pack indexes of object stores through a local cache).
     storage: Arc<dyn Storage>,
@@ -34,7 +37,7 @@ pub struct Store {
     config: RepoConfig,
     /// Where packs are written before they are stored.
     tmp_dir: PathBuf,
-    odb: OnceLock<Odb>,
+    odb: Arc<OnceLock<Odb>>,
     freshen_after: Option<Duration>,
 }
 
@@ -58,7 +61,7 @@ impl Store {
             uncached,
             config,
             tmp_dir,
-            odb: OnceLock::new(),
+            odb: Arc::new(OnceLock::new()),
             freshen_after: Some(crate::odb::FRESHEN_AFTER),
         }
     }
@@ -74,6 +77,11 @@ impl Store {
     /// The store without the local cache: what `fsck` checks.
     pub fn uncached_storage(&self) -> &Arc<dyn Storage> {
         &self.uncached
+    }
+
+    /// Where packs are written before they are stored.
+    pub fn tmp_dir(&self) -> &std::path::Path {
+        &self.tmp_dir
     }
 
     /// How this store names and encodes objects.
@@ -189,5 +197,34 @@ impl Store {
             .into_iter()
             .filter(|k| check_ref_key(k).is_ok())
             .collect())
+    }
+
+    /// The keys under `refs/` that are not valid ref names, with why.
+    pub fn invalid_ref_keys(&self) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .storage()
+            .list("refs/")?
+            .into_iter()
+            .filter_map(|k| check_ref_key(&k).err().map(|e| (k, e.to_string())))
+            .collect())
+    }
+
+    /// The store's own `HEAD` (in a repository without a shared store,
+    /// the working tree's).
+    /// `None` when the store has none.
+    pub fn head(&self) -> Result<Option<crate::refs::Head>> {
+        match self.storage.get("HEAD") {
+            Ok(b) => crate::refs::Head::parse(&String::from_utf8_lossy(&b))
+                .map(Some)
+                .map_err(|e| RepoError::format(format!("{}: HEAD", self.storage.describe()), e)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The branch the store's own `HEAD` names (what a clone checks out
+    /// and what a repository opened without a working tree is on).
+    pub fn head_branch(&self) -> Result<Option<String>> {
+        crate::repo::read_store_head(self.storage.as_ref())
     }
 }

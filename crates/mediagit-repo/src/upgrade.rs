@@ -36,7 +36,11 @@ pub struct UpgradeReport {
 impl Repository {
     /// Converts the repository to format [`FORMAT_VERSION`] in place.
     pub fn upgrade(&self, dry_run: bool) -> Result<UpgradeReport> {
-        let _lock = if dry_run { None } else { Some(self.lock()?) };
+        let _lock = if dry_run {
+            None
+        } else {
+            Some(self.lock_local()?)
+        };
         let current = self.config().format.clone();
         let mut format = current.clone();
         format.version = FORMAT_VERSION;
@@ -50,13 +54,24 @@ impl Repository {
         // The working tree's own file too: a kill between the two writes
         // leaves the store upgraded and this file not, and running
         // `upgrade` again finishes it.
-        let path = self.dir().join("config.toml");
-        let text = fs::read_to_string(&path).map_err(|e| RepoError::io("read", &path, e))?;
-        let mut local = RepoConfig::from_toml(&text)
-            .map_err(|e| RepoError::format(path.display().to_string(), e))?;
-        let changed = current.version < FORMAT_VERSION || local.format.version < FORMAT_VERSION;
+        // (A store opened alone has only the store's.)
+        let local = match self.workspace_opt() {
+            Some(ws) => {
+                let path = ws.dir().join("config.toml");
+                let text =
+                    fs::read_to_string(&path).map_err(|e| RepoError::io("read", &path, e))?;
+                let cfg = RepoConfig::from_toml(&text)
+                    .map_err(|e| RepoError::format(path.display().to_string(), e))?;
+                Some((path, cfg))
+            }
+            None => None,
+        };
+        let local_version = local
+            .as_ref()
+            .map_or(current.version, |(_, c)| c.format.version);
+        let changed = current.version < FORMAT_VERSION || local_version < FORMAT_VERSION;
         let report = UpgradeReport {
-            from: current.version.min(local.format.version),
+            from: current.version.min(local_version),
             to: if changed {
                 FORMAT_VERSION
             } else {
@@ -64,14 +79,15 @@ impl Repository {
             },
             dry_run,
             changed,
-            store: current.version < FORMAT_VERSION && self.config().storage.is_some(),
+            store: current.version < FORMAT_VERSION
+                && (self.config().storage.is_some() || local.is_none()),
             features_added: if changed { added } else { Vec::new() },
         };
         if !changed || dry_run {
             return Ok(report);
         }
         // The store's settings first: they decide for every client.
-        if self.config().storage.is_some() {
+        if self.config().storage.is_some() || local.is_none() {
             let storage = self.uncached_storage();
             let mut sc = read_store_config(storage.as_ref())?;
             if sc.format.version < FORMAT_VERSION {
@@ -80,8 +96,10 @@ impl Repository {
             }
             crate::failpoint::hit("write:upgrade-store-config");
         }
-        local.format = format;
-        write_atomic(&path, local.to_toml().as_bytes())?;
+        if let Some((path, mut local)) = local {
+            local.format = format;
+            write_atomic(&path, local.to_toml().as_bytes())?;
+        }
         Ok(report)
     }
 }

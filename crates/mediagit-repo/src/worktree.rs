@@ -4,11 +4,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mediagit_format::index::{IndexEntry, IndexFile, IndexKind, StatInfo};
+use mediagit_format::index::{IndexEntry, IndexKind, StatInfo};
 use mediagit_format::object::Timestamp;
 
 use crate::error::{RepoError, Result};
-use crate::repo::{write_atomic, Repository, DOT_DIR};
+use crate::repo::DOT_DIR;
 
 /// Name of the ignore-rules files (gitignore syntax). `.gitignore` files are
 /// ordinary content to MediaGit.
@@ -17,14 +17,14 @@ pub const IGNORE_FILE: &str = ".mediagitignore";
 /// Entries whose mtime is this close to the time the index was written are
 /// "racily clean": their content may have changed within the timestamp
 /// granularity, so they are re-hashed instead of trusted.
-const RACY_MARGIN_NANOS: i128 = 1_000_000_000;
+pub(crate) const RACY_MARGIN_NANOS: i128 = 1_000_000_000;
 
 /// The index's entries: one vector sorted by path bytes, as on disk (and as
 /// git keeps its index). Loading is one decode, with no map to build, and
 /// lookups are binary searches. Changes of many paths at once go through
 /// [`IndexEntries::insert_many`], a single merge.
 #[derive(Debug, Clone, Default)]
-pub struct IndexEntries(Vec<IndexEntry>);
+pub struct IndexEntries(pub(crate) Vec<IndexEntry>);
 
 impl IndexEntries {
     /// Entries already sorted by path and unique (what
@@ -207,7 +207,7 @@ impl WorktreeIndex {
     }
 }
 
-fn nanos(t: &Timestamp) -> i128 {
+pub(crate) fn nanos(t: &Timestamp) -> i128 {
     t.secs as i128 * 1_000_000_000 + t.nanos as i128
 }
 
@@ -265,90 +265,6 @@ pub fn index_kind(m: &Metadata) -> Option<IndexKind> {
         }
     } else {
         None
-    }
-}
-
-impl Repository {
-    fn index_path(&self) -> PathBuf {
-        self.dir().join("index")
-    }
-
-    pub fn load_index(&self) -> Result<WorktreeIndex> {
-        let path = self.index_path();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(WorktreeIndex::default())
-            }
-            Err(e) => return Err(RepoError::io("read", &path, e)),
-        };
-        let f = IndexFile::decode(&bytes)
-            .map_err(|e| RepoError::format(path.display().to_string(), e))?;
-        Ok(WorktreeIndex {
-            written_at: f.written_at,
-            saved_tree: f.tree,
-            commit_memo: f.commit_memo,
-            resume: f
-                .resume
-                .into_iter()
-                .map(|r| (r.manifest, r.checkpoints))
-                .collect(),
-            entries: IndexEntries::from_sorted(f.entries),
-        })
-    }
-
-    /// Writes the index atomically. Call only while holding the repository lock.
-    pub fn save_index(&self, idx: &mut WorktreeIndex) -> Result<()> {
-        idx.written_at = now_timestamp();
-        // Entries still racily clean at this write are "smudged" (ctime
-        // zeroed), so no later write of the index can make their stale stat
-        // look trustworthy: they are re-hashed until a status finds them
-        // safely old. (The ctime is not part of any tree.)
-        let written = idx.written_at;
-        for e in idx.entries.values_mut() {
-            if nanos(&e.stat.mtime) + RACY_MARGIN_NANOS >= nanos(&written) {
-                e.stat.ctime = Timestamp::default();
-            }
-        }
-        // The root tree id, so that `status` can tell "nothing staged"
-        // without hashing trees (an index naming both `a` and `a/b` makes no
-        // tree: no id).
-        idx.saved_tree = crate::tree::tree_id_of(idx.entries.values(), &self.codec()).ok();
-        let mut resume = Vec::new();
-        if !idx.resume.is_empty() {
-            let named: mediagit_format::id::IdSet =
-                idx.entries.values().map(|e| e.manifest).collect();
-            idx.resume.retain(|m, _| named.contains(m));
-            resume = idx
-                .resume
-                .iter()
-                .map(|(m, c)| mediagit_format::index::ResumePoints {
-                    manifest: *m,
-                    checkpoints: c.clone(),
-                })
-                .collect();
-            resume.sort_by_key(|r| r.manifest);
-        }
-        let f = IndexFile {
-            resume,
-            written_at: idx.written_at,
-            entries: std::mem::take(&mut idx.entries).into_vec(),
-            tree: idx.saved_tree,
-            commit_memo: idx.commit_memo,
-        };
-        let written = write_atomic(&self.index_path(), &f.encode());
-        idx.entries = IndexEntries(f.entries);
-        written
-    }
-
-    /// Absolute path of a repository path.
-    pub fn abs_path(&self, repo_path: &str) -> Result<PathBuf> {
-        let root = self.worktree()?;
-        Ok(if repo_path.is_empty() {
-            root.to_path_buf()
-        } else {
-            root.join(repo_path)
-        })
     }
 }
 

@@ -56,7 +56,7 @@ fn add_and_id(repo: &Repository, path: &str) -> (ObjectId, bool) {
         &NoProgress,
     )
     .unwrap();
-    let idx = repo.load_index().unwrap();
+    let idx = repo.workspace().unwrap().load_index().unwrap();
     let e = &idx.entries[path];
     (e.content, idx.resume.contains_key(&e.manifest))
 }

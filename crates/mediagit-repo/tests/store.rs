@@ -9,8 +9,12 @@ use mediagit_format::{
     Commit, EntryKind, Manifest, ManifestChunk, ObjectId, ObjectKind, RepoConfig, Signature, Tree,
     TreeEntry,
 };
+use mediagit_repo::add::AddOptions;
+use mediagit_repo::fsck::FsckOptions;
+use mediagit_repo::gc::GcOptions;
 use mediagit_repo::history::LogOptions;
-use mediagit_repo::{RepoError, Store};
+use mediagit_repo::progress::NoProgress;
+use mediagit_repo::{RepoError, Repository, Store};
 use mediagit_storage::{LocalBackend, MemoryBackend, Storage};
 use sha2::Digest;
 
@@ -163,6 +167,104 @@ fn exercise(storage: Arc<dyn Storage>, tmp: &std::path::Path) {
         }
     }
     assert!(kinds.values().all(|(c, m)| !(c & m)), "{kinds:?}");
+
+    store_commands(reader, &versions);
+}
+
+/// The commands a server runs, on a store alone: no `.mediagit`, no lock,
+/// no reflog. Those that need a working tree say so.
+fn store_commands(store: Store, versions: &[(ObjectId, Vec<u8>)]) {
+    let tip = versions[2].0;
+    store
+        .storage()
+        .put("HEAD", b"ref: refs/heads/main\n")
+        .unwrap();
+    let repo = Repository::on_store(store.clone());
+    assert!(repo.is_bare());
+    assert_eq!(repo.head_commit().unwrap(), Some(tip));
+    assert_eq!(repo.resolve("HEAD~2").unwrap(), versions[0].0);
+    assert_eq!(repo.resolve("main^").unwrap(), versions[1].0);
+
+    repo.create_branch("topic", versions[1].0, &sig(5), "server")
+        .unwrap();
+    let tag = repo
+        .create_tag("v1", versions[0].0, Some("first\n"), &sig(6))
+        .unwrap();
+    assert_eq!(store.read_ref("refs/tags/v1").unwrap(), Some(tag));
+    let branches = repo.branches().unwrap();
+    let names: Vec<(&str, bool)> = branches
+        .iter()
+        .map(|b| (b.name.as_str(), b.current))
+        .collect();
+    assert_eq!(names, vec![("main", true), ("topic", false)]);
+    assert_eq!(repo.tags().unwrap()[0].commit, versions[0].0);
+    let deco = repo.refs_by_commit().unwrap();
+    assert_eq!(deco[&tip], vec!["HEAD", "refs/heads/main"]);
+    // The branch HEAD names cannot be renamed or deleted from here.
+    let err = repo.rename_branch("main", "trunk", &sig(7)).unwrap_err();
+    assert!(err.to_string().contains("store's HEAD"), "{err}");
+    assert!(repo.delete_branch("main", true, &sig(7)).is_err());
+    assert_eq!(store.read_ref("refs/heads/main").unwrap(), Some(tip));
+    repo.rename_branch("topic", "feature", &sig(7)).unwrap();
+    assert_eq!(
+        store.read_ref("refs/heads/feature").unwrap(),
+        Some(versions[1].0)
+    );
+    assert_eq!(
+        repo.delete_branch("feature", true, &sig(8)).unwrap(),
+        versions[1].0
+    );
+
+    // Integrity checks and statistics.
+    let report = repo.fsck(&FsckOptions::default(), &NoProgress).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.objects >= 3 * 5, "{}", report.objects);
+    let v = repo.verify(tip, &[], &NoProgress).unwrap();
+    assert!(v.bad.is_empty() && v.files == 1, "{v:?}");
+    let stats = repo.stats(3).unwrap();
+    assert_eq!(stats.commits_reachable, 3);
+    // gc with nothing to collect removes nothing and loses nothing.
+    let gc = repo
+        .gc(
+            &GcOptions {
+                dry_run: false,
+                prune_before: Some(std::time::SystemTime::now()),
+            },
+            &NoProgress,
+        )
+        .unwrap();
+    assert!(gc.removed.is_empty(), "{:?}", gc.removed);
+    let fresh =
+        Repository::on_store(Store::open(store.storage().clone(), store.tmp_dir().into()).unwrap());
+    for (commit, bytes) in versions {
+        let files = fresh.commit_tree(commit).unwrap();
+        let mut got = Vec::new();
+        fresh
+            .odb()
+            .unwrap()
+            .write_file_to(&files["clip.mov"].manifest, &mut got, &|_| {})
+            .unwrap();
+        assert!(got == *bytes, "restored bytes differ after gc");
+    }
+
+    // Repair writes beside the store, and add/status need a working tree.
+    let repair = FsckOptions {
+        repair: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        repo.fsck(&repair, &NoProgress),
+        Err(RepoError::NoWorkspace)
+    ));
+    let add = AddOptions {
+        all: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        repo.add(&add, &NoProgress),
+        Err(RepoError::NoWorkspace)
+    ));
+    assert!(matches!(repo.status(), Err(RepoError::NoWorkspace)));
 }
 
 #[test]

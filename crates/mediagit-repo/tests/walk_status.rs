@@ -124,7 +124,7 @@ fn staged_change_is_seen_with_the_saved_tree_id() {
         &NoProgress,
     )
     .unwrap();
-    let idx = repo.load_index().unwrap();
+    let idx = repo.workspace().unwrap().load_index().unwrap();
     let head = repo.head_commit().unwrap().unwrap();
     let head_tree = repo.odb().unwrap().read_commit(&head).unwrap().tree;
     assert_eq!(idx.saved_tree, Some(head_tree));
@@ -132,7 +132,7 @@ fn staged_change_is_seen_with_the_saved_tree_id() {
 
     std::fs::write(root.join("a.txt"), "two!").unwrap();
     repo.add(&all, &NoProgress).unwrap();
-    let idx = repo.load_index().unwrap();
+    let idx = repo.workspace().unwrap().load_index().unwrap();
     assert_ne!(idx.saved_tree, Some(head_tree));
     let st = repo.status().unwrap();
     assert_eq!(
