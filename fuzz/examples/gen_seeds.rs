@@ -13,7 +13,8 @@ use std::process::Command;
 
 use mediagit_format::config::StorageConfig;
 use mediagit_format::index::{
-    CommitMemo, HashCheckpoint, IndexEntry, IndexFile, IndexKind, ResumePoints, StatInfo,
+    CommitMemo, ConflictEntry, HashCheckpoint, IndexEntry, IndexFile, IndexKind, ResumePoints,
+    Stage, StatInfo,
 };
 use mediagit_format::object::Timestamp;
 use mediagit_format::pack::{encode_pack_header, Codec, EntryHeader, IdxEntry, PackIndex};
@@ -288,6 +289,21 @@ fn main() {
                 state: [0x6a09e667; 8],
             }],
         }],
+        // A merge's unresolved path: base, ours and theirs.
+        conflicts: [Stage::Base, Stage::Ours, Stage::Theirs]
+            .into_iter()
+            .map(|stage| ConflictEntry {
+                stage,
+                entry: IndexEntry {
+                    path: "shots/take.wav".into(),
+                    kind: IndexKind::File,
+                    stat: StatInfo::default(),
+                    content: ObjectId::hash(&[stage as u8]),
+                    manifest: ObjectId::hash(&[stage as u8, 1]),
+                    target: None,
+                },
+            })
+            .collect(),
     };
     let w = "decode_worktree_index";
     let enc = index.encode();

@@ -1,4 +1,5 @@
-//! The worktree index (`.mediagit/index`) from arbitrary bytes: an error or
+//! The worktree index (`.mediagit/index`, every version, and version 4
+//! read in place by `IndexView`) from arbitrary bytes: an error or
 //! a value, never a panic. A value has its entries strictly sorted by path
 //! and survives encode → decode unchanged (the index is not canonical:
 //! version 1 files and redundant varints decode too, so the bytes may
@@ -6,10 +7,19 @@
 //! so each input is also tried with that checksum appended.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mediagit_format::index::IndexFile;
+use mediagit_format::index::{IndexFile, IndexView};
 use mediagit_format::ObjectId;
 
 fn check(bytes: &[u8]) {
+    // Version 4 read in place: every entry readable once parse accepted
+    // the file, and the same as the owned decode.
+    if let Ok(view) = IndexView::parse(bytes) {
+        let owned = IndexFile::decode(bytes).expect("a parsed view decodes");
+        assert_eq!(view.len(), owned.entries.len() + owned.conflicts.len());
+        for e in view.iter() {
+            assert!(!e.path.is_empty());
+        }
+    }
     if let Ok(idx) = IndexFile::decode(bytes) {
         assert!(idx
             .entries

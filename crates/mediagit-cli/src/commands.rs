@@ -545,6 +545,9 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
                 None => writeln!(out, "{x}{y} {p}")?,
             }
         }
+        for p in &st.conflicted {
+            writeln!(out, "UU {p}")?;
+        }
         for p in &st.untracked {
             writeln!(out, "?? {p}")?;
         }
@@ -587,6 +590,15 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
         writeln!(out, "\nChanges not staged for commit:")?;
         for c in &st.unstaged {
             writeln!(out, "\t{:<12}{}", label(&c.change), shown(c))?;
+        }
+    }
+    if !st.conflicted.is_empty() {
+        writeln!(
+            out,
+            "\nUnmerged paths:\n  (put the version to keep at each path, then \"mediagit add\" it)"
+        )?;
+        for p in &st.conflicted {
+            writeln!(out, "\t{:<12}{p}", "both changed:")?;
         }
     }
     if !st.untracked.is_empty() {

@@ -1015,3 +1015,63 @@ fn stat_cache_detects_same_size_edits() {
         .unwrap();
     assert_eq!(env.ok(&["status", "--porcelain"]), "");
 }
+
+/// What a merge will leave (the index's base/ours/theirs stages, format
+/// version 4): `status` lists the path as unresolved, not untracked;
+/// `commit` refuses and names it; `add` of the chosen version resolves it.
+#[test]
+fn conflict_stages_in_the_index_block_commit_until_the_path_is_added() {
+    use mediagit_format::index::{ConflictEntry, IndexFile, Stage};
+    let env = Env::new();
+    env.write("song.wav", b"base take\n");
+    env.write("notes.txt", b"n\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "base"]);
+    let path = env.repo().join(".mediagit/index");
+    let mut idx = IndexFile::decode(&fs::read(&path).unwrap()).unwrap();
+    let song = idx
+        .entries
+        .iter()
+        .position(|e| e.path == "song.wav")
+        .unwrap();
+    let base = idx.entries.remove(song);
+    for (stage, content) in [(Stage::Base, 1u8), (Stage::Ours, 2), (Stage::Theirs, 3)] {
+        let mut entry = base.clone();
+        entry.content = mediagit_format::ObjectId([content; 32]);
+        idx.conflicts.push(ConflictEntry { stage, entry });
+    }
+    fs::write(&path, idx.encode()).unwrap();
+    env.write("song.wav", b"our take\n");
+
+    let porcelain = env.ok(&["status", "--porcelain"]);
+    assert_eq!(porcelain, "UU song.wav\n");
+    let long = env.ok(&["status"]);
+    assert!(
+        long.contains("Unmerged paths:") && long.contains("both changed:song.wav"),
+        "{long}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
+    assert_eq!(json["conflicted"], serde_json::json!(["song.wav"]));
+    assert_eq!(json["clean"], serde_json::json!(false));
+    assert_eq!(json["untracked"], serde_json::json!([]));
+
+    let before = env.rev("HEAD");
+    let err = env.fail(&["commit", "-m", "too early"]);
+    assert!(
+        err.contains("unresolved merge conflicts (song.wav)"),
+        "{err}"
+    );
+    assert!(err.contains("mediagit add"), "{err}");
+    assert_eq!(env.rev("HEAD"), before);
+    // The stages survived the refused commit and other commands' saves.
+    env.ok(&["add", "notes.txt"]);
+    assert_eq!(env.ok(&["status", "--porcelain"]), "UU song.wav\n");
+
+    env.ok(&["add", "song.wav"]);
+    assert_eq!(env.ok(&["status", "--porcelain"]), "M  song.wav\n");
+    env.ok(&["commit", "-m", "resolved"]);
+    let idx = IndexFile::decode(&fs::read(&path).unwrap()).unwrap();
+    assert!(idx.conflicts.is_empty());
+    assert_eq!(&fs::read(&path).unwrap()[8..12], &4u32.to_le_bytes());
+    assert_eq!(env.ok(&["cat", "HEAD:song.wav"]), "our take\n");
+}

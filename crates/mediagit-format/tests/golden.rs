@@ -5,7 +5,7 @@
 //! version in the same commit, with a reader for the old bytes (FORMAT.md §1).
 use mediagit_format::config::RepoConfig;
 use mediagit_format::index::{CommitMemo, HashCheckpoint, IndexEntry, IndexFile, IndexKind};
-use mediagit_format::index::{ResumePoints, StatInfo};
+use mediagit_format::index::{ConflictEntry, ResumePoints, Stage, StatInfo};
 use mediagit_format::object::Timestamp;
 use mediagit_format::pack::{self, Codec, EntryHeader, IdxEntry, PackIndex};
 use mediagit_format::{Commit, EntryKind, Manifest, ManifestChunk, ObjectId, ObjectKind};
@@ -120,7 +120,27 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
             },
         ],
     };
-    let index = IndexFile {
+    let index = golden_index(true);
+    vec![
+        ("manifest", manifest.encode()),
+        ("tree", tree.encode()),
+        ("commit", commit.encode()),
+        ("tag", tag.encode()),
+        ("pack header", pack::encode_pack_header().to_vec()),
+        ("entry header", header.encode().to_vec()),
+        ("pack index", idx.encode()),
+        ("worktree index", index.encode()),
+        ("config.toml", RepoConfig::new(false).to_toml().into_bytes()),
+    ]
+}
+
+/// The worktree index of the golden vectors (`t` and `id` as there).
+fn golden_index(with_conflict: bool) -> IndexFile {
+    let t = Timestamp {
+        secs: 1_767_225_600,
+        nanos: 123_456_789,
+    };
+    IndexFile {
         written_at: t,
         entries: vec![IndexEntry {
             path: "footage/clip.mov".into(),
@@ -150,18 +170,29 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
                 state: [1, 2, 3, 4, 5, 6, 7, 8],
             }],
         }],
-    };
-    vec![
-        ("manifest", manifest.encode()),
-        ("tree", tree.encode()),
-        ("commit", commit.encode()),
-        ("tag", tag.encode()),
-        ("pack header", pack::encode_pack_header().to_vec()),
-        ("entry header", header.encode().to_vec()),
-        ("pack index", idx.encode()),
-        ("worktree index", index.encode()),
-        ("config.toml", RepoConfig::new(false).to_toml().into_bytes()),
-    ]
+        conflicts: if with_conflict {
+            [Stage::Ours, Stage::Theirs]
+                .into_iter()
+                .map(|stage| ConflictEntry {
+                    stage,
+                    entry: IndexEntry {
+                        path: "footage/edit.prproj".into(),
+                        kind: IndexKind::File,
+                        stat: StatInfo::default(),
+                        content: id(if stage == Stage::Ours {
+                            "ours"
+                        } else {
+                            "theirs"
+                        }),
+                        manifest: id("m2"),
+                        target: None,
+                    },
+                })
+                .collect()
+        } else {
+            vec![]
+        },
+    }
 }
 
 /// SHA-256 and length of each vector, as this format version writes them.
@@ -203,8 +234,8 @@ const GOLDEN: &[(&str, &str, usize)] = &[
     ),
     (
         "worktree index",
-        "71d519f54e60f22ba88e8f305c37fa5556bc93dcf4fb6093eece23a2f9b222d7",
-        333,
+        "0788837dda2d248bd1b26012698465397d6d37ab7932a24dc3d7670142400dad",
+        688,
     ),
     (
         "config.toml",
@@ -266,6 +297,29 @@ fn every_structure_encodes_to_its_golden_bytes() {
             "{n}: layout changed without a version bump"
         );
     }
+}
+
+/// The golden worktree index as the builds from 2a78a03 to f767257 wrote
+/// it (version 3; the file's SHA-256 is the golden value those builds
+/// checked). Every build must keep reading it.
+#[test]
+fn worktree_index_version_3_still_reads() {
+    let b = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/index-v3.bin"
+    ))
+    .unwrap();
+    assert_eq!(
+        ObjectId::hash(&b).to_string(),
+        "71d519f54e60f22ba88e8f305c37fa5556bc93dcf4fb6093eece23a2f9b222d7"
+    );
+    assert_eq!(&b[8..12], &3u32.to_le_bytes());
+    let idx = IndexFile::decode(&b).unwrap();
+    assert_eq!(idx, golden_index(false));
+    // Written again, it is version 4 and reads back the same.
+    let again = idx.encode();
+    assert_eq!(&again[8..12], &4u32.to_le_bytes());
+    assert_eq!(IndexFile::decode(&again).unwrap(), idx);
 }
 
 #[test]

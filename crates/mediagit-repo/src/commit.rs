@@ -67,6 +67,10 @@ impl Repository {
             )?;
         }
         let mut idx = self.workspace()?.load_index()?;
+        let conflicted = idx.conflicted_paths();
+        if !conflicted.is_empty() {
+            return Err(RepoError::UnresolvedConflicts { paths: conflicted });
+        }
         let parent = self.head_commit()?;
         let odb = self.odb()?;
         let mut session = odb.session();

@@ -341,6 +341,7 @@ impl Odb {
             .into_iter()
             .map(|(_, id, pack)| (id, pack))
             .collect();
+        let remote = storage.is_remote();
         let odb = Odb {
             storage,
             damaged,
@@ -351,7 +352,7 @@ impl Odb {
             tmp_dir,
             codec: ObjectCodec::new(cfg),
             max_chunk: cfg.chunking.max_size,
-            pack_target: if cfg.storage.as_ref().is_some_and(|s| s.is_object_store()) {
+            pack_target: if remote {
                 REMOTE_PACK_TARGET_SIZE
             } else {
                 PACK_TARGET_SIZE

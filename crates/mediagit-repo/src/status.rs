@@ -67,13 +67,18 @@ pub struct Status {
     /// Index → working tree.
     pub unstaged: Vec<Change>,
     pub untracked: Vec<String>,
+    /// Paths a merge left unresolved (base/ours/theirs in the index).
+    pub conflicted: Vec<String>,
     /// Paths that could not be read; reported, not fatal.
     pub problems: Vec<WalkProblem>,
 }
 
 impl Status {
     pub fn is_clean(&self) -> bool {
-        self.staged.is_empty() && self.unstaged.is_empty() && self.untracked.is_empty()
+        self.staged.is_empty()
+            && self.unstaged.is_empty()
+            && self.untracked.is_empty()
+            && self.conflicted.is_empty()
     }
 }
 
@@ -364,12 +369,24 @@ impl Repository {
                 let _ = self.workspace()?.save_index(&mut idx, &self.codec());
             }
         }
+        // A conflicted path is neither untracked in the working tree nor
+        // staged for deletion: it waits for a resolution.
+        let conflicted = idx.conflicted_paths();
+        let mut untracked = scan.untracked;
+        let mut staged: Vec<Change> = staged;
+        if !conflicted.is_empty() {
+            let c: std::collections::HashSet<&str> =
+                conflicted.iter().map(String::as_str).collect();
+            untracked.retain(|p| !c.contains(p.as_str()));
+            staged.retain(|ch| !c.contains(ch.path.as_str()));
+        }
         Ok(Status {
             head: self.head()?,
             head_commit,
             staged,
             unstaged,
-            untracked: scan.untracked,
+            untracked,
+            conflicted,
             problems: scan.problems,
         })
     }

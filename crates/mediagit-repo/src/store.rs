@@ -113,12 +113,7 @@ impl Store {
     /// Threads that restore or verify files: one per core on local disk;
     /// on an object store, where each one mostly waits for a GET, more.
     pub fn read_workers(&self) -> usize {
-        if self
-            .config
-            .storage
-            .as_ref()
-            .is_some_and(|s| s.is_object_store())
-        {
+        if self.storage.is_remote() {
             crate::ingest::cores().max(8)
         } else {
             crate::ingest::cores()

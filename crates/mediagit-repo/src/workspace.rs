@@ -198,6 +198,7 @@ impl Workspace {
                 .map(|r| (r.manifest, r.checkpoints))
                 .collect(),
             entries: IndexEntries::from_sorted(f.entries),
+            conflicts: f.conflicts,
         })
     }
 
@@ -239,7 +240,17 @@ impl Workspace {
             entries: std::mem::take(&mut idx.entries).into_vec(),
             tree: idx.saved_tree,
             commit_memo: idx.commit_memo,
+            conflicts: idx.conflicts.clone(),
         };
+        // A path staged again (`add` of the version the user chose) is
+        // resolved: its merge stages go.
+        let mut f = f;
+        f.conflicts.retain(|c| {
+            f.entries
+                .binary_search_by(|e| e.path.as_bytes().cmp(c.entry.path.as_bytes()))
+                .is_err()
+        });
+        idx.conflicts.clone_from(&f.conflicts);
         let written = write_atomic(&self.index_path(), &f.encode());
         idx.entries = IndexEntries(f.entries);
         written

@@ -178,6 +178,22 @@ pub struct WorktreeIndex {
     /// [`IndexFile::resume`]); a save keeps those of manifests that some
     /// entry still names.
     pub resume: mediagit_format::id::IdMap<Vec<mediagit_format::index::HashCheckpoint>>,
+    /// Paths a merge left unresolved, each with its base/ours/theirs
+    /// entries (see [`IndexFile::conflicts`]); kept as is by every save.
+    pub conflicts: Vec<mediagit_format::index::ConflictEntry>,
+}
+
+impl WorktreeIndex {
+    /// The conflicted paths, each once, sorted.
+    pub fn conflicted_paths(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .conflicts
+            .iter()
+            .map(|c| c.entry.path.clone())
+            .collect();
+        v.dedup();
+        v
+    }
 }
 
 impl WorktreeIndex {

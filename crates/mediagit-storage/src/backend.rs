@@ -93,6 +93,13 @@ pub trait Storage: Send + Sync {
     fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
         None
     }
+    /// Whether each request crosses a network (an object store): callers
+    /// then write larger packs and keep more requests in flight. Decided by
+    /// the backend, not by a setting, so a `Store` opened on any backend
+    /// sizes its work right.
+    fn is_remote(&self) -> bool {
+        false
+    }
     /// Some key starting with `prefix`, if there is one (an object store
     /// answers this with one short listing request, whatever the count).
     fn first_key(&self, prefix: &str) -> Result<Option<String>, StorageError> {

@@ -146,6 +146,9 @@ impl Storage for CacheBackend {
         self.inner.first_key(prefix)
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
     fn conditional_writes_probe(&self) -> Option<Result<bool, StorageError>> {
         self.inner.conditional_writes_probe()
     }

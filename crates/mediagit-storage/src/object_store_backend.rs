@@ -771,6 +771,9 @@ impl Storage for ObjectStoreBackend {
         self.reporter.backend.clone()
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
     fn conditional_writes_probe(&self) -> Option<Result<bool, StorageError>> {
         Some(self.probe_conditional_writes())
     }

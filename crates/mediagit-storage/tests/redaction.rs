@@ -217,6 +217,19 @@ fn run(cloud: Cloud, env: &CloudEnv, secrets: &[&str], redirect: bool, endpoint_
         let mut errors = vec![(label("connect"), err, String::new())];
         let b = ObjectStoreBackend::connect_with(&spec, env, &options(redirect_to, false))
             .unwrap_or_else(|e| panic!("{}: {e}", label("connect unchecked")));
+        // An object store says it is remote, through a cache too: packs
+        // and parallelism are sized by the backend, not by a setting.
+        assert!(b.is_remote());
+        let cache = tempfile::tempdir().unwrap();
+        let cached = mediagit_storage::CacheBackend::new(
+            std::sync::Arc::new(
+                ObjectStoreBackend::connect_with(&spec, env, &options(redirect_to, false)).unwrap(),
+            ),
+            cache.path().to_path_buf(),
+            |_| true,
+        );
+        assert!(cached.is_remote());
+        assert!(!mediagit_storage::LocalBackend::new(cache.path()).is_remote());
         errors.push((label("get"), b.get(KEY).unwrap_err(), KEY.into()));
         errors.push((label("put"), b.put(KEY, b"data").unwrap_err(), KEY.into()));
         errors.push((
