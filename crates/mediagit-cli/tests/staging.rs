@@ -1018,33 +1018,46 @@ fn stat_cache_detects_same_size_edits() {
 
 /// What a merge will leave (the index's base/ours/theirs stages, format
 /// version 4): `status` lists the path as unresolved, not untracked;
-/// `commit` refuses and names it; `add` of the chosen version resolves it.
+/// `commit` and `switch` refuse and name it; `add` of the chosen version
+/// (or `rm`) resolves it.
 #[test]
 fn conflict_stages_in_the_index_block_commit_until_the_path_is_added() {
     use mediagit_format::index::{ConflictEntry, IndexFile, Stage};
     let env = Env::new();
     env.write("song.wav", b"base take\n");
+    env.write("old.psd", b"layers\n");
     env.write("notes.txt", b"n\n");
     env.ok(&["add", "-A"]);
     env.ok(&["commit", "-m", "base"]);
+    env.ok(&["branch", "create", "other"]);
     let path = env.repo().join(".mediagit/index");
     let mut idx = IndexFile::decode(&fs::read(&path).unwrap()).unwrap();
-    let song = idx
-        .entries
-        .iter()
-        .position(|e| e.path == "song.wav")
-        .unwrap();
-    let base = idx.entries.remove(song);
-    for (stage, content) in [(Stage::Base, 1u8), (Stage::Ours, 2), (Stage::Theirs, 3)] {
-        let mut entry = base.clone();
-        entry.content = mediagit_format::ObjectId([content; 32]);
-        idx.conflicts.push(ConflictEntry { stage, entry });
+    for name in ["old.psd", "song.wav"] {
+        let at = idx.entries.iter().position(|e| e.path == name).unwrap();
+        let base = idx.entries.remove(at);
+        for (stage, content) in [(Stage::Base, 1u8), (Stage::Ours, 2), (Stage::Theirs, 3)] {
+            let mut entry = base.clone();
+            entry.content = mediagit_format::ObjectId([content; 32]);
+            idx.conflicts.push(ConflictEntry { stage, entry });
+        }
     }
     fs::write(&path, idx.encode()).unwrap();
     env.write("song.wav", b"our take\n");
 
     let porcelain = env.ok(&["status", "--porcelain"]);
-    assert_eq!(porcelain, "UU song.wav\n");
+    assert_eq!(porcelain, "UU old.psd\nUU song.wav\n");
+    let err = env.fail(&["switch", "other"]);
+    assert!(
+        err.contains("unresolved merge conflicts (old.psd, song.wav)"),
+        "{err}"
+    );
+    assert!(env.ok(&["status"]).starts_with("On branch main"));
+    env.ok(&["rm", "old.psd"]);
+    assert!(!env.repo().join("old.psd").exists());
+    assert_eq!(
+        env.ok(&["status", "--porcelain"]),
+        "D  old.psd\nUU song.wav\n"
+    );
     let long = env.ok(&["status"]);
     assert!(
         long.contains("Unmerged paths:") && long.contains("both changed:song.wav"),
@@ -1065,10 +1078,13 @@ fn conflict_stages_in_the_index_block_commit_until_the_path_is_added() {
     assert_eq!(env.rev("HEAD"), before);
     // The stages survived the refused commit and other commands' saves.
     env.ok(&["add", "notes.txt"]);
-    assert_eq!(env.ok(&["status", "--porcelain"]), "UU song.wav\n");
+    assert_eq!(env.ok(&["status", "--porcelain"]), "D  old.psd\nUU song.wav\n");
 
     env.ok(&["add", "song.wav"]);
-    assert_eq!(env.ok(&["status", "--porcelain"]), "M  song.wav\n");
+    assert_eq!(
+        env.ok(&["status", "--porcelain"]),
+        "D  old.psd\nM  song.wav\n"
+    );
     env.ok(&["commit", "-m", "resolved"]);
     let idx = IndexFile::decode(&fs::read(&path).unwrap()).unwrap();
     assert!(idx.conflicts.is_empty());

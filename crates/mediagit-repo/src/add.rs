@@ -283,8 +283,16 @@ impl Repository {
         let mut idx = self.workspace()?.load_index()?;
         let head = self.head_tree()?;
         let mut targets: BTreeSet<String> = BTreeSet::new();
+        // `rm` of a path a merge left unresolved resolves it as deleted.
+        let conflicted = idx.conflicted_paths();
         for p in paths {
-            let matched: Vec<String> = idx.under(p).map(|(k, _)| k.clone()).collect();
+            let mut matched: Vec<String> = idx.under(p).map(|(k, _)| k.clone()).collect();
+            matched.extend(
+                conflicted
+                    .iter()
+                    .filter(|c| p.is_empty() || *c == p || c.starts_with(&format!("{p}/")))
+                    .cloned(),
+            );
             if matched.is_empty() {
                 return Err(RepoError::PathspecNoMatch {
                     path: p.clone(),
@@ -309,7 +317,9 @@ impl Repository {
         if !force && !cached {
             let mut dirty = Vec::new();
             for t in &targets {
-                let e = &idx.entries[t.as_str()];
+                let Some(e) = idx.entries.get(t) else {
+                    continue; // conflicted: its versions stay in the store
+                };
                 let staged = head
                     .get(t)
                     .map(|h| h.content != e.content || h.kind != e.kind)
@@ -335,6 +345,7 @@ impl Repository {
         for t in &targets {
             idx.entries.remove(t);
         }
+        idx.conflicts.retain(|c| !targets.contains(&c.entry.path));
         self.workspace()?.save_index(&mut idx, &self.codec())?;
         if !cached {
             for t in &targets {

@@ -122,6 +122,15 @@ impl Repository {
         let new_tree = flatten(odb, &odb.read_commit(&new_commit)?.tree)?;
         let old_tree = self.head_tree()?;
         let mut idx = self.workspace()?.load_index()?;
+        // As Git: resolve a merge (or --force it away) before leaving it.
+        if !idx.conflicts.is_empty() {
+            if !force {
+                return Err(RepoError::UnresolvedConflicts {
+                    paths: idx.conflicted_paths(),
+                });
+            }
+            idx.conflicts.clear();
+        }
         let index_tree: FlatTree = idx
             .entries
             .iter()

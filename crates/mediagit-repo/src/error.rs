@@ -80,7 +80,7 @@ pub enum RepoError {
     },
     #[error("nothing to commit: the index matches HEAD")]
     NothingToCommit,
-    #[error("cannot commit: {} path(s) have unresolved merge conflicts ({})", paths.len(), paths.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
+    #[error("{} path(s) have unresolved merge conflicts ({})", paths.len(), paths.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
     UnresolvedConflicts { paths: Vec<String> },
     #[error("no author identity: none given, and no [author] name and email in the repository's config.toml")]
     MissingIdentity,
