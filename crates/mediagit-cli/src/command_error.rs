@@ -61,6 +61,7 @@ impl From<RepoError> for CommandError {
             RepoError::PathOutsideRepo { .. } => Some("paths must lie inside the working tree".into()),
             RepoError::BranchNotMerged { .. } => Some("use -D (--force) to delete it anyway; its commits stay recoverable from `mediagit reflog`".into()),
             RepoError::NothingToCommit => Some("stage changes with `mediagit add`, or pass --allow-empty".into()),
+            RepoError::IndexDisagrees { .. } => Some("run `mediagit add` on those paths to record them again from the working tree".into()),
             RepoError::UnresolvedConflicts { .. } => Some("put the version to keep at each path and `mediagit add` it (or `mediagit rm` it); `mediagit status` lists them; `switch --force` abandons the merge".into()),
             RepoError::MissingIdentity => Some(
                 "set MEDIAGIT_AUTHOR_NAME and MEDIAGIT_AUTHOR_EMAIL, or [author] name and email in .mediagit/config.toml, or pass --author \"Name <email>\"".into(),

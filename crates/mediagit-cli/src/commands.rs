@@ -9,11 +9,12 @@ use mediagit_format::{ObjectId, Signature};
 use mediagit_repo::add::AddOptions;
 use mediagit_repo::checkout::CheckoutTarget;
 use mediagit_repo::clone::CloneOptions;
+use mediagit_repo::commands::{CommitInfo, DiffQuery, LogQuery};
 use mediagit_repo::commit::{parse_identity, CommitOptions};
-use mediagit_repo::history::{diff_trees, DiffKind, DiffSide, FileDiff, LogOptions};
+use mediagit_repo::history::{DiffKind, FileDiff};
 use mediagit_repo::refs::{branch_ref, Head};
 use mediagit_repo::status::ChangeKind;
-use mediagit_repo::tree::{FlatEntry, FlatTree};
+use mediagit_repo::tree::FlatEntry;
 use mediagit_repo::{InitOptions, RepoError, Repository};
 use mediagit_storage::CloudEnv;
 
@@ -598,7 +599,7 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
             "\nUnmerged paths:\n  (put the version to keep at each path, then \"mediagit add\" it)"
         )?;
         for p in &st.conflicted {
-            writeln!(out, "\t{:<12}{p}", "both changed:")?;
+            writeln!(out, "\tboth changed:   {p}")?;
         }
     }
     if !st.untracked.is_empty() {
@@ -659,10 +660,10 @@ fn commit(
 }
 
 /// `log`'s and `show`'s decoration of a commit: `HEAD -> main, tag: v1`.
-fn decoration(refs: &HashMap<ObjectId, Vec<String>>, head: &Head, id: &ObjectId) -> String {
-    let Some(names) = refs.get(id) else {
+fn decoration(names: &[String], head: &Head) -> String {
+    if names.is_empty() {
         return String::new();
-    };
+    }
     // The branch HEAD is on, when HEAD points here: shown as `HEAD -> B`.
     let on = match head {
         Head::Branch(b) if names.iter().any(|n| n == "HEAD") && names.contains(&branch_ref(b)) => {
@@ -688,104 +689,45 @@ fn decoration(refs: &HashMap<ObjectId, Vec<String>>, head: &Head, id: &ObjectId)
     format!(" ({})", labels.join(", "))
 }
 
-/// A commit as `log --json` and `show --json` print it.
-#[derive(serde::Serialize)]
-struct CommitJson<'a> {
-    id: ObjectId,
-    tree: ObjectId,
-    parents: &'a [ObjectId],
-    author: &'a Signature,
-    committer: &'a Signature,
-    message: &'a str,
-    /// Full names of the refs pointing at it (`HEAD`, `refs/heads/B`, `refs/tags/T`).
-    refs: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    files: Option<Vec<FileDiff>>,
-}
-
-impl<'a> CommitJson<'a> {
-    fn new(
-        id: ObjectId,
-        c: &'a mediagit_format::Commit,
-        refs: &'a HashMap<ObjectId, Vec<String>>,
-        files: Option<Vec<FileDiff>>,
-    ) -> Self {
-        CommitJson {
-            id,
-            tree: c.tree,
-            parents: &c.parents,
-            author: &c.author,
-            committer: &c.committer,
-            message: &c.message,
-            refs: refs.get(&id).map(Vec::as_slice).unwrap_or(&[]),
-            files,
-        }
-    }
-}
-
-/// What a commit changed against its first parent.
-fn commit_changes(
-    repo: &Repository,
-    id: &ObjectId,
-    c: &mediagit_format::Commit,
-) -> Result<Vec<FileDiff>, CommandError> {
-    let before = match c.parents.first() {
-        Some(p) => repo.commit_tree(p)?,
-        None => FlatTree::new(),
-    };
-    let after = repo.commit_tree(id)?;
-    Ok(diff_trees(&before, &after))
-}
-
 fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
     let repo = ctx.repo()?;
-    let start = repo.resolve(args.rev.as_deref().unwrap_or("HEAD"))?;
     let paths = args
         .paths
         .iter()
         .map(|p| repo.workspace()?.repo_path(&ctx.cwd, Path::new(p)))
         .collect::<Result<Vec<_>, _>>()?;
-    let commits = repo.log(
-        start,
-        &LogOptions {
+    let commits = mediagit_repo::commands::log(
+        &repo,
+        &LogQuery {
+            rev: args.rev.clone(),
             max: args.max,
             paths,
+            with_files: args.stat,
         },
     )?;
-    let refs = repo.refs_by_commit()?;
     let head = repo.head()?;
     let mut out = stdout();
-    for (id, c) in commits {
+    for c in &commits {
         if args.json {
-            let files = if args.stat {
-                Some(commit_changes(&repo, &id, &c)?)
-            } else {
-                None
-            };
-            crate::output::write_json_line(&mut out, &CommitJson::new(id, &c, &refs, files))?;
+            crate::output::write_json_line(&mut out, c)?;
             continue;
         }
-        let d = decoration(&refs, &head, &id);
+        let d = decoration(&c.refs, &head);
         if args.oneline {
-            writeln!(out, "{}{d} {}", id.short(12), c.summary())?;
+            writeln!(out, "{}{d} {}", c.id.short(12), c.summary())?;
         } else {
-            write_commit_header(&mut out, &id, &c, &d)?;
+            write_commit_header(&mut out, c, &d)?;
         }
-        if args.stat {
-            write_stat(&mut out, &commit_changes(&repo, &id, &c)?)?;
+        if let Some(files) = &c.files {
+            write_stat(&mut out, files)?;
             writeln!(out)?;
         }
     }
     Ok(out.flush()?)
 }
 
-fn write_commit_header(
-    out: &mut impl Write,
-    id: &ObjectId,
-    c: &mediagit_format::Commit,
-    deco: &str,
-) -> io::Result<()> {
-    writeln!(out, "commit {id}{deco}")?;
+fn write_commit_header(out: &mut impl Write, c: &CommitInfo, deco: &str) -> io::Result<()> {
+    writeln!(out, "commit {}{deco}", c.id)?;
     if c.parents.len() > 1 {
         let ps: Vec<String> = c.parents.iter().map(|p| p.short(12)).collect();
         writeln!(out, "Merge: {}", ps.join(" "))?;
@@ -892,30 +834,13 @@ fn write_stat(out: &mut impl Write, diffs: &[FileDiff]) -> io::Result<()> {
 
 fn show(ctx: &Ctx, rev: Option<String>, json: bool) -> CmdResult {
     let repo = ctx.repo()?;
-    let rev = rev.unwrap_or_else(|| "HEAD".into());
+    let shown = mediagit_repo::commands::show(&repo, rev.as_deref().unwrap_or("HEAD"))?;
     let mut out = stdout();
-    let tag = repo.tags()?.into_iter().find(|t| t.name == rev);
-    let id = repo.resolve(&rev)?;
-    let c = repo.odb()?.read_commit(&id)?;
-    let refs = repo.refs_by_commit()?;
-    let files = commit_changes(&repo, &id, &c)?;
     if json {
-        #[derive(serde::Serialize)]
-        struct ShowJson<'a> {
-            /// The tag named REV, when REV is a tag.
-            tag: Option<&'a mediagit_repo::branch::TagInfo>,
-            commit: CommitJson<'a>,
-        }
-        crate::output::write_json(
-            &mut out,
-            &ShowJson {
-                tag: tag.as_ref(),
-                commit: CommitJson::new(id, &c, &refs, Some(files)),
-            },
-        )?;
+        crate::output::write_json(&mut out, &shown)?;
         return Ok(out.flush()?);
     }
-    if let Some((_, tag)) = tag.as_ref().and_then(|t| t.annotation.as_ref()) {
+    if let Some((_, tag)) = shown.tag.as_ref().and_then(|t| t.annotation.as_ref()) {
         writeln!(out, "tag {}", tag.name)?;
         writeln!(out, "Tagger: {} <{}>", tag.tagger.name, tag.tagger.email)?;
         writeln!(out, "Date:   {}\n", sig_date(&tag.tagger))?;
@@ -924,9 +849,10 @@ fn show(ctx: &Ctx, rev: Option<String>, json: bool) -> CmdResult {
         }
         writeln!(out)?;
     }
-    let d = decoration(&refs, &repo.head()?, &id);
-    write_commit_header(&mut out, &id, &c, &d)?;
-    write_diff(&mut out, &files)?;
+    let c = &shown.commit;
+    let d = decoration(&c.refs, &repo.head()?);
+    write_commit_header(&mut out, c, &d)?;
+    write_diff(&mut out, c.files.as_deref().unwrap_or(&[]))?;
     Ok(out.flush()?)
 }
 
@@ -939,93 +865,26 @@ fn diff(
     paths: Vec<String>,
 ) -> CmdResult {
     let repo = ctx.repo()?;
-    let (a, b) = match (revs.as_slice(), cached) {
-        ([], false) => (DiffSide::Index, DiffSide::Worktree),
-        ([], true) => match repo.head_commit()? {
-            Some(h) => (DiffSide::Commit(h), DiffSide::Index),
-            None => (DiffSide::Empty, DiffSide::Index),
-        },
-        ([r], false) => (DiffSide::Commit(repo.resolve(r)?), DiffSide::Worktree),
-        ([r], true) => (DiffSide::Commit(repo.resolve(r)?), DiffSide::Index),
-        ([r1, r2], false) => (
-            DiffSide::Commit(repo.resolve(r1)?),
-            DiffSide::Commit(repo.resolve(r2)?),
-        ),
-        _ => {
-            return Err(CommandError::user(
-                "diff takes at most two revisions (and --cached with at most one)",
-            ))
-        }
-    };
-    let paths = paths
+    let mut q = DiffQuery::from_revs(&repo, &revs, cached)?;
+    q.paths = paths
         .iter()
         .map(|p| repo.workspace()?.repo_path(&ctx.cwd, Path::new(p)))
         .collect::<Result<Vec<_>, _>>()?;
-    let filter = |t: FlatTree| -> FlatTree {
-        if paths.is_empty() {
-            t
-        } else {
-            t.into_iter()
-                .filter(|(p, _)| mediagit_repo::checkout::matches_any(p, &paths))
-                .collect()
-        }
-    };
-    let ta = filter(repo.side_tree(&a).or_else(unborn_empty)?);
-    let tb = filter(repo.side_tree(&b)?);
-    let diffs = diff_trees(&ta, &tb);
+    let result = mediagit_repo::commands::diff(&repo, &q)?;
+    let diffs = &result.files;
     let mut out = stdout();
     if json {
-        #[derive(serde::Serialize, Default)]
-        struct Totals {
-            files: usize,
-            added: usize,
-            modified: usize,
-            deleted: usize,
-            renamed: usize,
-            mode_changed: usize,
-        }
-        #[derive(serde::Serialize)]
-        struct DiffJson<'a> {
-            files: &'a [FileDiff],
-            totals: Totals,
-        }
-        let mut t = Totals {
-            files: diffs.len(),
-            ..Totals::default()
-        };
-        for d in &diffs {
-            match d.kind {
-                DiffKind::Added => t.added += 1,
-                DiffKind::Modified => t.modified += 1,
-                DiffKind::Deleted => t.deleted += 1,
-                DiffKind::Renamed { .. } => t.renamed += 1,
-                DiffKind::ModeChanged => t.mode_changed += 1,
-            }
-        }
-        crate::output::write_json(
-            &mut out,
-            &DiffJson {
-                files: &diffs,
-                totals: t,
-            },
-        )?;
+        crate::output::write_json(&mut out, &result)?;
         return Ok(out.flush()?);
     }
     if stat {
         if !diffs.is_empty() {
-            write_stat(&mut out, &diffs)?;
+            write_stat(&mut out, diffs)?;
         }
     } else {
-        write_diff(&mut out, &diffs)?;
+        write_diff(&mut out, diffs)?;
     }
     Ok(out.flush()?)
-}
-
-fn unborn_empty(e: RepoError) -> Result<FlatTree, RepoError> {
-    match e {
-        RepoError::UnbornBranch(_) => Ok(FlatTree::new()),
-        other => Err(other),
-    }
 }
 
 fn branch(ctx: &Ctx, action: Option<BranchAction>, json: bool) -> CmdResult {

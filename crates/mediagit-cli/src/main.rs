@@ -13,9 +13,17 @@ macro_rules! println {
     () => { std::println!() };
     ($($arg:tt)*) => { std::println!("{}", $crate::output::safe(&format!($($arg)*))) };
 }
+// Diagnostics never fail a command: a stderr that was closed (a pipe
+// whose reader went away) drops them instead of panicking.
 macro_rules! eprintln {
-    () => { std::eprintln!() };
-    ($($arg:tt)*) => { std::eprintln!("{}", $crate::output::safe(&format!($($arg)*))) };
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "{}", $crate::output::safe(&format!($($arg)*)));
+    }};
 }
 
 mod command_error;

@@ -828,3 +828,30 @@ fn require_tmpfs(why: &str) {
         why.trim()
     );
 }
+
+/// A stderr whose reader went away (`mediagit ... 2>&1 | head -0`) drops
+/// the diagnostics; the command still does its work and exits normally
+/// (it used to panic with exit 101 on the summary line).
+#[test]
+fn a_closed_stderr_pipe_does_not_fail_the_command() {
+    let env = Env::new();
+    env.write("a.txt", b"a\n");
+    env.ok(&["add", "a.txt"]);
+    env.ok(&["commit", "-m", "a"]);
+    env.write("a.txt", b"changed\n");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mediagit"));
+    cmd.current_dir(env.repo())
+        .env("HOME", env.root().join("home"))
+        .env("XDG_CONFIG_HOME", env.root().join("home/.config"))
+        .args(["checkout", "HEAD", "--", "a.txt"]);
+    if std::env::var_os("MEDIAGIT_TEST_S3").is_none() {
+        for v in mediagit_storage::object_store_backend::CLOUD_ENV_VARS {
+            cmd.env_remove(v);
+        }
+    }
+    let out = cmd.stderr(writer).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(env.read("a.txt"), b"a\n");
+}

@@ -1571,3 +1571,47 @@ fn checkout_with_a_missing_pack_file_names_the_file_and_the_pack() {
         "{err}"
     );
 }
+
+/// The sides of an unresolved merge are the user's to choose from: `gc`
+/// keeps every stage's objects although no commit and no staged entry
+/// names them.
+#[test]
+fn gc_keeps_every_side_of_a_conflicted_path() {
+    use mediagit_format::index::{ConflictEntry, IndexFile, Stage};
+    let env = Env::new();
+    write_random(&env.repo().join("base.bin"), 300_000, 1);
+    commit_all(&env, "base");
+    // "theirs": a version only the conflict stage will name.
+    write_random(&env.repo().join("take.wav"), 900_000, 2);
+    let theirs = sha256(&fs::read(env.repo().join("take.wav")).unwrap());
+    env.ok(&["add", "take.wav"]);
+    let path = env.repo().join(".mediagit/index");
+    let mut idx = IndexFile::decode(&fs::read(&path).unwrap()).unwrap();
+    let at = idx
+        .entries
+        .iter()
+        .position(|e| e.path == "take.wav")
+        .unwrap();
+    let entry = idx.entries.remove(at);
+    idx.conflicts.push(ConflictEntry {
+        stage: Stage::Theirs,
+        entry: entry.clone(),
+    });
+    fs::write(&path, idx.encode()).unwrap();
+    fs::remove_file(env.repo().join("take.wav")).unwrap();
+
+    env.ok(&["gc", "--prune=now"]);
+    assert_fsck_clean(&env, "after gc");
+    // Choose "theirs" (put its entry back as the resolution) and restore it.
+    let mut idx = IndexFile::decode(&fs::read(&path).unwrap()).unwrap();
+    assert_eq!(idx.conflicts.len(), 1, "gc kept the conflict");
+    idx.conflicts.clear();
+    idx.entries.push(entry);
+    idx.entries.sort_by(|a, b| a.path.cmp(&b.path));
+    fs::write(&path, idx.encode()).unwrap();
+    env.ok(&["checkout", "--", "take.wav"]);
+    assert_eq!(
+        sha256(&fs::read(env.repo().join("take.wav")).unwrap()),
+        theirs
+    );
+}

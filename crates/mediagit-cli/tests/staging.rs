@@ -1060,7 +1060,7 @@ fn conflict_stages_in_the_index_block_commit_until_the_path_is_added() {
     );
     let long = env.ok(&["status"]);
     assert!(
-        long.contains("Unmerged paths:") && long.contains("both changed:song.wav"),
+        long.contains("Unmerged paths:") && long.contains("both changed:   song.wav"),
         "{long}"
     );
     let json: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
@@ -1078,7 +1078,10 @@ fn conflict_stages_in_the_index_block_commit_until_the_path_is_added() {
     assert_eq!(env.rev("HEAD"), before);
     // The stages survived the refused commit and other commands' saves.
     env.ok(&["add", "notes.txt"]);
-    assert_eq!(env.ok(&["status", "--porcelain"]), "D  old.psd\nUU song.wav\n");
+    assert_eq!(
+        env.ok(&["status", "--porcelain"]),
+        "D  old.psd\nUU song.wav\n"
+    );
 
     env.ok(&["add", "song.wav"]);
     assert_eq!(
@@ -1090,4 +1093,100 @@ fn conflict_stages_in_the_index_block_commit_until_the_path_is_added() {
     assert!(idx.conflicts.is_empty());
     assert_eq!(&fs::read(&path).unwrap()[8..12], &4u32.to_le_bytes());
     assert_eq!(env.ok(&["cat", "HEAD:song.wav"]), "our take\n");
+}
+
+/// The other ways out of a conflict: `add` of a path the user deleted
+/// resolves it as deleted; a file replacing the conflicted path's
+/// directory resolves what was below it.
+#[test]
+fn add_resolves_a_deleted_conflicted_path_and_one_a_file_replaced() {
+    use mediagit_format::index::{ConflictEntry, IndexFile, Stage};
+    let env = Env::new();
+    env.write("take.wav", b"base\n");
+    env.write("d/b.txt", b"b\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "base"]);
+    let path = env.repo().join(".mediagit/index");
+    let mut idx = IndexFile::decode(&fs::read(&path).unwrap()).unwrap();
+    let moved: Vec<_> = std::mem::take(&mut idx.entries);
+    for e in moved {
+        for stage in [Stage::Ours, Stage::Theirs] {
+            idx.conflicts.push(ConflictEntry {
+                stage,
+                entry: e.clone(),
+            });
+        }
+    }
+    idx.conflicts.sort_by(|a, b| {
+        (a.entry.path.as_bytes(), a.stage).cmp(&(b.entry.path.as_bytes(), b.stage))
+    });
+    fs::write(&path, idx.encode()).unwrap();
+    assert_eq!(
+        env.ok(&["status", "--porcelain"]),
+        "UU d/b.txt\nUU take.wav\n"
+    );
+    fs::remove_file(env.repo().join("take.wav")).unwrap();
+    env.ok(&["add", "take.wav"]);
+    assert_eq!(
+        env.ok(&["status", "--porcelain"]),
+        "D  take.wav\nUU d/b.txt\n"
+    );
+    fs::remove_dir_all(env.repo().join("d")).unwrap();
+    env.write("d", b"now a file\n");
+    env.ok(&["add", "-A"]);
+    assert_eq!(
+        env.ok(&["status", "--porcelain"]),
+        "D  d/b.txt\nA  d\nD  take.wav\n"
+            .lines()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    env.ok(&["commit", "-m", "resolved"]);
+    assert!(IndexFile::decode(&fs::read(&path).unwrap())
+        .unwrap()
+        .conflicts
+        .is_empty());
+}
+
+/// What the index says about a file (size, content id) is written into
+/// history, so it must agree with the stored manifest: a crafted or
+/// damaged index is refused at commit, naming the file, and `add`
+/// records the file again.
+#[test]
+fn commit_refuses_an_index_whose_size_disagrees_with_the_stored_file() {
+    use mediagit_format::index::IndexFile;
+    let env = Env::new();
+    env.write("a.txt", b"hello\n");
+    env.write("b.txt", b"bee\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "base"]);
+    let head = env.rev("HEAD");
+    let path = env.repo().join(".mediagit/index");
+    for (file, new) in [("a.txt", false), ("b.txt", true)] {
+        if new {
+            // A newly staged file, not only one HEAD already has.
+            env.write("b.txt", b"bee two\n");
+            env.ok(&["add", "b.txt"]);
+        }
+        let mut idx = IndexFile::decode(&fs::read(&path).unwrap()).unwrap();
+        let e = idx.entries.iter_mut().find(|e| e.path == file).unwrap();
+        e.stat.size = u64::MAX;
+        fs::write(&path, idx.encode()).unwrap();
+        let err = env.fail(&["commit", "-m", "crafted"]);
+        assert!(err.contains("disagrees with the stored file"), "{err}");
+        assert!(err.contains(file), "{err}");
+        assert!(err.contains("mediagit add"), "{err}");
+        assert_eq!(env.rev("HEAD"), head);
+        env.ok(&["add", file]);
+    }
+    env.ok(&["commit", "-m", "b two"]);
+    assert_eq!(
+        env.ok(&["ls-tree", "-l", "HEAD"])
+            .matches("18446744073709551615")
+            .count(),
+        0
+    );
+    env.ok(&["fsck"]);
 }

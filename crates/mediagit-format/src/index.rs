@@ -364,12 +364,18 @@ impl IndexFile {
             || idx
                 .entries
                 .iter()
-                .any(|e| e.path.is_empty() || bad_time(&e.stat.mtime) || bad_time(&e.stat.ctime))
+                .any(|e| bad_time(&e.stat.mtime) || bad_time(&e.stat.ctime))
         {
             return Err(FormatError::Decode {
                 what: W,
-                reason: "an empty path, or a time with nanoseconds of a second or more".into(),
+                reason: "a time with nanoseconds of a second or more".into(),
             });
+        }
+        for e in &idx.entries {
+            crate::object::validate_path(&e.path).map_err(|err| FormatError::Decode {
+                what: W,
+                reason: format!("path {:?}: {err}", e.path),
+            })?;
         }
         Ok(idx)
     }
@@ -537,8 +543,13 @@ impl<'a> IndexView<'a> {
             }
             next_name = off + plen + tlen;
             let path = &names[off..off + plen];
-            if path.is_empty() || std::str::from_utf8(path).is_err() {
-                return Err(at("path empty or not UTF-8"));
+            match std::str::from_utf8(path) {
+                Ok(p) => {
+                    if let Err(e) = crate::object::validate_path(p) {
+                        return Err(at(&format!("path {p:?}: {e}")));
+                    }
+                }
+                Err(_) => return Err(at("path not UTF-8")),
             }
             if std::str::from_utf8(&names[off + plen..off + plen + tlen]).is_err() {
                 return Err(at("symlink target not UTF-8"));
@@ -948,7 +959,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn version_4_round_trips(
-            names in proptest::collection::btree_set("[a-z\u{e9}/]{1,12}", 0..40),
+            names in proptest::collection::btree_set("[a-z\u{e9}]{1,5}(/[a-z\u{e9} .]{0,4}[a-z]){0,2}", 0..40),
             kinds in proptest::collection::vec(0u8..3, 40),
             conflicted in proptest::collection::vec(proptest::bool::ANY, 40),
         ) {
@@ -967,5 +978,45 @@ mod tests {
             let b = idx.encode();
             proptest::prop_assert_eq!(IndexFile::decode(&b).unwrap(), idx);
         }
+    }
+
+    #[test]
+    fn paths_that_leave_the_working_tree_or_name_the_repository_are_refused() {
+        for bad in [
+            "../outside",
+            "d/../../outside",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            "d/",
+            ".mediagit/config.toml",
+            "x/.MediaGit./packs",
+            "back\\slash",
+            "nul\0byte",
+        ] {
+            let idx = IndexFile {
+                entries: vec![entry(bad, IndexKind::File, 1)],
+                ..Default::default()
+            };
+            let err = IndexFile::decode(&idx.encode()).unwrap_err().to_string();
+            assert!(err.contains("path"), "{bad}: {err}");
+            let v3 = IndexFileV3 {
+                written_at: Timestamp::default(),
+                entries: idx.entries.clone(),
+                tree: None,
+                commit_memo: None,
+                resume: vec![],
+            };
+            let body = postcard::to_stdvec(&v3).unwrap();
+            assert!(
+                IndexFile::decode(&seal(3, body)).is_err(),
+                "{bad} read as v3"
+            );
+        }
+        let ok = IndexFile {
+            entries: vec![entry("a/b c/.hidden/\u{e9}", IndexKind::File, 1)],
+            ..Default::default()
+        };
+        assert_eq!(IndexFile::decode(&ok.encode()).unwrap(), ok);
     }
 }

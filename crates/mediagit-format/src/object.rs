@@ -191,21 +191,49 @@ pub fn is_reserved_name(name: &str) -> bool {
     // HFS+ ignores these code points when comparing names.
     let ignorable =
         |c: char| matches!(c as u32, 0x200C..=0x200F | 0x202A..=0x202E | 0x206A..=0x206F | 0xFEFF);
-    let folded: String = name
-        .chars()
-        .filter(|&c| !ignorable(c))
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    let base = folded.split(':').next().unwrap_or("");
-    let base = base.trim_end_matches([' ', '.']);
-    if base == ".mediagit" {
+    // Folded, up to an NTFS stream suffix; compared without allocating
+    // (every path of a 100,000-entry index is checked on each read).
+    let folded = || {
+        name.chars()
+            .filter(move |&c| !ignorable(c))
+            .take_while(|&c| c != ':')
+            .map(|c| c.to_ascii_lowercase())
+    };
+    // Trailing dots and spaces do not count.
+    let mut keep = 0;
+    for (i, c) in folded().enumerate() {
+        if c != ' ' && c != '.' {
+            keep = i + 1;
+        }
+    }
+    let base = || folded().take(keep);
+    if base().eq(".mediagit".chars()) {
         return true;
     }
     // 8.3 short names: "MEDIAG~1" (and ~2...~9, as Git checks "GIT~1").
-    if let Some(n) = base.strip_prefix("mediag~") {
-        return !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    let mut rest = base();
+    if "mediag~".chars().all(|p| rest.next() == Some(p)) {
+        let mut digits = 0;
+        for c in rest {
+            if !c.is_ascii_digit() {
+                return false;
+            }
+            digits += 1;
+        }
+        return digits > 0;
     }
     false
+}
+
+/// Checks a repository path (`/`-separated, relative to the working
+/// tree): every component a valid tree entry name ([`validate_name`]), so
+/// no empty component, no leading or trailing `/`, no `.` or `..`, nothing
+/// reserved. What a tree can hold is exactly what a path may name.
+pub fn validate_path(path: &str) -> Result<(), FormatError> {
+    if path.is_empty() {
+        return validate_name(path);
+    }
+    path.split('/').try_for_each(validate_name)
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -62,6 +62,20 @@ impl Repository {
         let mut problems = Vec::new();
         let mut out_problems = Vec::new();
         let mut guard = ParentGuard::new(&root);
+        // A path a merge left unresolved and the user deleted from the
+        // working tree: `add` resolves it as deleted (as Git does).
+        let in_scope = |p: &str, s: &str| s.is_empty() || p == s || p.starts_with(&format!("{s}/"));
+        let mut resolved: BTreeSet<String> = BTreeSet::new();
+        for c in idx.conflicted_paths() {
+            if !scopes.iter().any(|s| in_scope(&c, s)) {
+                continue;
+            }
+            let gone = guard.beyond_symlink(&c).is_some()
+                || matches!(std::fs::symlink_metadata(root.join(&c)), Err(e) if crate::worktree::is_gone(&e));
+            if gone {
+                resolved.insert(c);
+            }
+        }
         for scope in &scopes {
             // A path beyond a symlinked directory is refused (as Git does):
             // reading it would read outside the working tree.
@@ -124,7 +138,7 @@ impl Repository {
                 None => {
                     let tracked: Vec<String> = idx.under(scope).map(|(p, _)| p.clone()).collect();
                     // (`scope` exists nowhere, so nothing below it can be read.)
-                    if tracked.is_empty() {
+                    if tracked.is_empty() && !resolved.iter().any(|c| in_scope(c, scope)) {
                         return Err(RepoError::PathspecNoMatch {
                             path: scope.clone(),
                             what: "files",
@@ -172,7 +186,7 @@ impl Repository {
             problems,
             ..Default::default()
         };
-        for d in &deletions {
+        for d in deletions.iter().chain(&resolved) {
             out.changes.push((d.clone(), ChangeKind::Deleted));
         }
         if opts.dry_run {
@@ -237,6 +251,7 @@ impl Repository {
         for d in deletions {
             idx.entries.remove(&d);
         }
+        idx.conflicts.retain(|c| !resolved.contains(&c.entry.path));
         let mut staged = Vec::with_capacity(jobs.len());
         for (j, r) in jobs.iter().zip(results) {
             let prev = idx.entries.get(&j.path).map(|e| (e.content, e.kind));

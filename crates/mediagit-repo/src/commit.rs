@@ -135,21 +135,37 @@ impl Repository {
         trees: &[ObjectId],
     ) -> Result<()> {
         use mediagit_format::index::IndexKind;
-        let protected: std::collections::HashSet<ObjectId> = match parent_tree {
+        // The parent's files by manifest: (size, content) as committed.
+        let protected: std::collections::HashMap<ObjectId, (u64, ObjectId)> = match parent_tree {
             Some(t) => crate::tree::flatten(odb, &t)?
                 .into_values()
-                .map(|e| e.manifest)
+                .map(|e| (e.manifest, (e.size, e.content)))
                 .collect(),
             None => Default::default(),
         };
-        let staged: Vec<(String, ObjectId)> = idx
-            .entries
-            .values()
-            .filter(|e| e.kind != IndexKind::Symlink && !protected.contains(&e.manifest))
-            .map(|e| (e.path.clone(), e.manifest))
-            .collect();
+        // The index is trusted like a stat cache, but what it says about
+        // a file (size, content id) is written into history: it must
+        // agree with the file's manifest (a damaged or crafted index must
+        // not commit a size no checkout can restore).
+        let mut wrong = Vec::new();
+        let mut staged: Vec<Staged> = Vec::new();
+        for e in idx.entries.values() {
+            if e.kind == IndexKind::Symlink {
+                continue;
+            }
+            match protected.get(&e.manifest) {
+                Some(&claim) if claim != (e.stat.size, e.content) => wrong.push(e.path.clone()),
+                Some(_) => {}
+                None => staged.push(Staged {
+                    path: e.path.clone(),
+                    manifest: e.manifest,
+                    size: e.stat.size,
+                    content: e.content,
+                }),
+            }
+        }
         drop(protected);
-        let mut lost = lost_files(odb, &staged);
+        let mut lost = lost_files(odb, &staged, &mut wrong);
         let mut lost_tree = trees.iter().find(|t| !odb.contains(t)).copied();
         let listed: std::collections::HashSet<ObjectId> =
             crate::odb::indexed_packs(self.uncached_storage().as_ref())?
@@ -161,7 +177,7 @@ impl Repository {
                 self.tmp_dir().to_path_buf(),
                 self.config(),
             )?;
-            lost = lost_files(&fresh, &staged);
+            lost = lost_files(&fresh, &staged, &mut Vec::new());
             lost_tree = trees.iter().find(|t| !fresh.contains(t)).copied();
         }
         if let Some(t) = lost_tree {
@@ -173,6 +189,16 @@ impl Repository {
                         .into(),
                 ),
             });
+        }
+        if !wrong.is_empty() {
+            wrong.sort();
+            for e in idx.entries.values_mut() {
+                if wrong.binary_search(&e.path).is_ok() {
+                    e.stat = Default::default();
+                }
+            }
+            let _ = self.workspace()?.save_index(idx, &self.codec());
+            return Err(RepoError::IndexDisagrees { paths: wrong });
         }
         if lost.is_empty() {
             return Ok(());
@@ -198,19 +224,32 @@ impl Repository {
 
 /// The paths (sorted, as `staged` is) whose manifest, or any chunk of it,
 /// `odb` does not hold. Manifests are read a group at a time.
-fn lost_files(odb: &crate::odb::Odb, staged: &[(String, ObjectId)]) -> Vec<String> {
+/// A file staged since the parent commit, as the index records it.
+struct Staged {
+    path: String,
+    manifest: ObjectId,
+    size: u64,
+    content: ObjectId,
+}
+
+/// The paths whose manifest, or any chunk of it, `odb` does not hold
+/// (sorted, as `staged` is); those whose manifest disagrees with the
+/// index's size or content id go to `wrong`. Manifests are read a group
+/// at a time.
+fn lost_files(odb: &crate::odb::Odb, staged: &[Staged], wrong: &mut Vec<String>) -> Vec<String> {
     let mut lost = Vec::new();
     for group in staged.chunks(1024) {
-        let ids: Vec<ObjectId> = group.iter().map(|(_, m)| *m).collect();
+        let ids: Vec<ObjectId> = group.iter().map(|s| s.manifest).collect();
         let mut read = odb.read_many(&ids, ObjectKind::Manifest);
-        for (path, m) in group {
-            let manifest = match read.remove(m) {
+        for s in group {
+            let manifest = match read.remove(&s.manifest) {
                 Some(b) => mediagit_format::Manifest::decode(&b).ok(),
-                None => odb.read_manifest(m).ok(),
+                None => odb.read_manifest(&s.manifest).ok(),
             };
-            let whole = manifest.is_some_and(|man| man.chunks.iter().all(|c| odb.contains(&c.id)));
-            if !whole {
-                lost.push(path.clone());
+            match manifest {
+                Some(m) if (m.size, m.content) != (s.size, s.content) => wrong.push(s.path.clone()),
+                Some(m) if m.chunks.iter().all(|c| odb.contains(&c.id)) => {}
+                _ => lost.push(s.path.clone()),
             }
         }
     }

@@ -82,6 +82,8 @@ pub enum RepoError {
     NothingToCommit,
     #[error("{} path(s) have unresolved merge conflicts ({})", paths.len(), paths.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
     UnresolvedConflicts { paths: Vec<String> },
+    #[error("nothing was committed: the worktree index's record of {} file(s) disagrees with the stored file (size or content id): {}", paths.len(), paths.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
+    IndexDisagrees { paths: Vec<String> },
     #[error("no author identity: none given, and no [author] name and email in the repository's config.toml")]
     MissingIdentity,
     #[error("invalid author {0:?}: expected \"Name <email>\"")]

@@ -331,6 +331,18 @@ impl Repository {
                 g.2.push(u.needed_by);
             }
         }
+        for u in &reach.mismatched {
+            problems.push(Problem {
+                id: Some(u.id),
+                kind: "tree".into(),
+                location: u.needed_by.clone(),
+                message: format!(
+                    "a tree entry disagrees with its file's manifest: {}; checkout refuses it",
+                    u.error
+                ),
+                affects: vec![u.needed_by.clone()],
+            });
+        }
         for (id, (kind, error, affects)) in grouped {
             let location = match odb.locate(&id) {
                 Some((pack, loc)) => format!("{} at offset {}", pack_key(&pack), loc.offset),

@@ -24,6 +24,7 @@ pub mod branch;
 pub mod checkout;
 pub mod clone;
 pub mod codec;
+pub mod commands;
 pub mod commit;
 pub mod error;
 pub mod failpoint;

@@ -2,7 +2,7 @@
 //!
 //! Roots are every ref under `refs/` (branches, tags, and later remote-tracking
 //! refs and the stash), a detached HEAD, every id in every reflog, and every
-//! file staged in the worktree index. `gc` keeps what is reachable from them;
+//! file staged in the worktree index (with every side of a conflicted path). `gc` keeps what is reachable from them;
 //! `fsck` reports reachable objects that are missing or damaged.
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -41,6 +41,10 @@ pub struct Reach {
     pub unreadable: Vec<Unreadable>,
     /// Root refs whose value cannot be parsed.
     pub bad_refs: Vec<(String, String)>,
+    /// Tree entries whose size or content id disagrees with their
+    /// manifest's (checkout refuses them; a crafted index could commit
+    /// one). Not unreadable: `gc` may run; `fsck` reports them.
+    pub mismatched: Vec<Unreadable>,
 }
 
 fn collect_reflog_ids(dir: &Path, rel: &str, out: &mut Vec<Root>, bad: &mut Vec<BadRoot>) {
@@ -133,7 +137,10 @@ impl Repository {
         if !ws.is_bare() {
             match ws.load_index() {
                 Ok(idx) => {
-                    for e in idx.entries.values() {
+                    // Staged files, and every side of an unresolved merge
+                    // (the user has yet to choose among them).
+                    let sides = idx.conflicts.iter().map(|c| &c.entry);
+                    for e in idx.entries.values().chain(sides) {
                         if !e.manifest.is_zero() {
                             roots.push(Root {
                                 id: e.manifest,
@@ -170,6 +177,10 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
     // Bad chunks per manifest, so a manifest reached again from another
     // path or commit names that user of the damage too.
     let mut bad_in: HashMap<ObjectId, Vec<(ObjectId, String)>> = HashMap::new();
+    // What each tree entry says about its file, checked against the
+    // manifest once both are read: (manifest, size, content, where).
+    let mut claims: Vec<(ObjectId, u64, ObjectId, String)> = Vec::new();
+    let mut manifests: HashMap<ObjectId, (u64, ObjectId)> = HashMap::new();
     while let Some((id, kind, ctx, depth)) = queue.pop_front() {
         if !reach.objects.insert(id) {
             if let Some(bad) = bad_in.get(&id) {
@@ -224,12 +235,16 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
                                 format!("{base}/{}", e.name),
                                 depth + 1,
                             )),
-                            EntryKind::File { manifest, .. } => queue.push_back((
+                            EntryKind::File {
                                 manifest,
-                                ObjectKind::Manifest,
-                                format!("{base}/{}", e.name).replacen("/", ": ", 1),
-                                depth + 1,
-                            )),
+                                size,
+                                content,
+                                ..
+                            } => {
+                                let at = format!("{base}/{}", e.name).replacen("/", ": ", 1);
+                                claims.push((manifest, size, content, at.clone()));
+                                queue.push_back((manifest, ObjectKind::Manifest, at, depth + 1))
+                            }
                             EntryKind::Symlink { .. } => {}
                         }
                     }
@@ -238,6 +253,7 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
             },
             ObjectKind::Manifest => match odb.read_manifest(&id) {
                 Ok(m) => {
+                    manifests.insert(id, (m.size, m.content));
                     for c in m.chunks {
                         reach.objects.insert(c.id);
                         if !chunk_ok(&c.id) {
@@ -270,6 +286,22 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
                         error: "chunk is missing or damaged".into(),
                     });
                 }
+            }
+        }
+    }
+    for (manifest, size, content, at) in claims {
+        if let Some(&(m_size, m_content)) = manifests.get(&manifest) {
+            if (m_size, m_content) != (size, content) {
+                reach.mismatched.push(Unreadable {
+                    id: manifest,
+                    kind: ObjectKind::Manifest,
+                    needed_by: at,
+                    error: format!(
+                        "the tree says {size} bytes with content {}, the manifest {m_size} bytes with content {}",
+                        content.short(12),
+                        m_content.short(12)
+                    ),
+                });
             }
         }
     }

@@ -243,13 +243,18 @@ impl Workspace {
             conflicts: idx.conflicts.clone(),
         };
         // A path staged again (`add` of the version the user chose) is
-        // resolved: its merge stages go.
+        // resolved: its merge stages go; so do those of a path a staged
+        // file now replaces (a directory became a file, or the reverse).
         let mut f = f;
+        let entries = IndexEntries(std::mem::take(&mut f.entries));
         f.conflicts.retain(|c| {
-            f.entries
-                .binary_search_by(|e| e.path.as_bytes().cmp(c.entry.path.as_bytes()))
-                .is_err()
+            let p = c.entry.path.as_str();
+            let mut ancestors = p.match_indices('/').map(|(i, _)| &p[..i]);
+            !entries.contains_key(p)
+                && entries.below(p).is_empty()
+                && !ancestors.any(|a| entries.contains_key(a))
         });
+        f.entries = entries.0;
         idx.conflicts.clone_from(&f.conflicts);
         let written = write_atomic(&self.index_path(), &f.encode());
         idx.entries = IndexEntries(f.entries);

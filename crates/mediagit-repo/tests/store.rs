@@ -10,6 +10,7 @@ use mediagit_format::{
     TreeEntry,
 };
 use mediagit_repo::add::AddOptions;
+use mediagit_repo::commands::{self, DiffQuery, LogQuery};
 use mediagit_repo::fsck::FsckOptions;
 use mediagit_repo::gc::GcOptions;
 use mediagit_repo::history::LogOptions;
@@ -200,6 +201,40 @@ fn store_commands(store: Store, versions: &[(ObjectId, Vec<u8>)]) {
     assert_eq!(repo.tags().unwrap()[0].commit, versions[0].0);
     let deco = repo.refs_by_commit().unwrap();
     assert_eq!(deco[&tip], vec!["HEAD", "refs/heads/main"]);
+
+    // log, show and diff as a server would send them.
+    let log = commands::log(
+        &repo,
+        &LogQuery {
+            with_files: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ids: Vec<ObjectId> = log.iter().map(|c| c.id).collect();
+    let want: Vec<ObjectId> = versions.iter().rev().map(|(id, _)| *id).collect();
+    assert_eq!(ids, want);
+    assert_eq!(log[0].refs, vec!["HEAD", "refs/heads/main"]);
+    let first = log[2].files.as_ref().unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].path, "clip.mov");
+    let shown = commands::show(&repo, "v1").unwrap();
+    assert_eq!(shown.commit.id, versions[0].0);
+    assert_eq!(shown.tag.as_ref().map(|t| t.name.as_str()), Some("v1"));
+    let json = serde_json::to_value(&shown).unwrap();
+    assert_eq!(json["commit"]["message"], "version 0\n");
+    let d = commands::diff(
+        &repo,
+        &DiffQuery::from_revs(&repo, &["v1".into(), "main".into()], false).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((d.totals.files, d.totals.modified), (1, 1));
+    // The working tree is not there to compare with.
+    let q = DiffQuery::from_revs(&repo, &[], false).unwrap();
+    assert!(matches!(
+        commands::diff(&repo, &q),
+        Err(RepoError::NoWorkspace)
+    ));
     // The branch HEAD names cannot be renamed or deleted from here.
     let err = repo.rename_branch("main", "trunk", &sig(7)).unwrap_err();
     assert!(err.to_string().contains("store's HEAD"), "{err}");
@@ -285,4 +320,86 @@ fn a_store_on_local_disk_needs_no_working_tree() {
 fn a_store_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Store>();
+}
+
+/// A tree entry whose size or content id disagrees with its manifest
+/// (checkout refuses such a file) is reported by fsck, and does not block gc.
+#[test]
+fn fsck_reports_a_tree_entry_that_disagrees_with_its_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(MemoryBackend::new());
+    storage
+        .put("config.toml", RepoConfig::new(true).to_toml().as_bytes())
+        .unwrap();
+    let store = Store::open(storage, tmp.path().to_path_buf()).unwrap();
+    let odb = store.odb().unwrap();
+    let mut s = odb.session();
+    let bytes = b"forty-two bytes of a file, more or less...";
+    let chunk = s.put_object(ObjectKind::Chunk, bytes).unwrap();
+    let content = ObjectId(sha2::Sha256::digest(bytes).into());
+    let manifest = s
+        .put_object(
+            ObjectKind::Manifest,
+            &Manifest {
+                content,
+                size: bytes.len() as u64,
+                chunks: vec![ManifestChunk {
+                    id: chunk,
+                    len: bytes.len() as u32,
+                }],
+            }
+            .encode(),
+        )
+        .unwrap();
+    let tree = s
+        .put_object(
+            ObjectKind::Tree,
+            &Tree {
+                entries: vec![TreeEntry {
+                    name: "clip.mov".into(),
+                    kind: EntryKind::File {
+                        executable: false,
+                        size: u64::MAX,
+                        mtime: Timestamp { secs: 1, nanos: 0 },
+                        content,
+                        manifest,
+                    },
+                }],
+            }
+            .encode(),
+        )
+        .unwrap();
+    let commit = s
+        .put_object(
+            ObjectKind::Commit,
+            &Commit {
+                tree,
+                parents: vec![],
+                author: sig(1),
+                committer: sig(1),
+                message: "crafted\n".into(),
+            }
+            .encode(),
+        )
+        .unwrap();
+    s.finish().unwrap();
+    store.cas_ref("refs/heads/main", None, Some(commit)).unwrap();
+    let repo = Repository::on_store(store);
+    let report = repo.fsck(&FsckOptions::default(), &NoProgress).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let p = &report.problems[0];
+    assert!(
+        p.message.contains("disagrees with its file's manifest")
+            && p.message.contains("18446744073709551615"),
+        "{p:?}"
+    );
+    assert!(p.location.contains("clip.mov"), "{p:?}");
+    repo.gc(
+        &GcOptions {
+            dry_run: true,
+            prune_before: None,
+        },
+        &NoProgress,
+    )
+    .unwrap();
 }
