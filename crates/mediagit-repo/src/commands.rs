@@ -151,7 +151,7 @@ impl DiffQuery {
             ),
             _ => {
                 return Err(RepoError::Invalid(
-                    "diff takes at most two revisions (and --cached at most one)".into(),
+                    "a diff compares at most two revisions, or one revision with the index".into(),
                 ))
             }
         };

@@ -383,7 +383,9 @@ fn fsck_reports_a_tree_entry_that_disagrees_with_its_manifest() {
         )
         .unwrap();
     s.finish().unwrap();
-    store.cas_ref("refs/heads/main", None, Some(commit)).unwrap();
+    store
+        .cas_ref("refs/heads/main", None, Some(commit))
+        .unwrap();
     let repo = Repository::on_store(store);
     let report = repo.fsck(&FsckOptions::default(), &NoProgress).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
