@@ -461,7 +461,7 @@ fn reflog_and_revisions(root: &Path) {
 #[cfg(feature = "repo")]
 fn reflog_and_revisions(root: &Path) {
     let repo = mediagit_fuzz::scratch_repo();
-    let logs = repo.dir().join("logs");
+    let logs = repo.workspace().unwrap().dir().join("logs");
     for e in std::fs::read_dir(&logs).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().replace('%', "_");
         put(root, "reflog_line", &name, std::fs::read(e.path()).unwrap());
@@ -469,7 +469,7 @@ fn reflog_and_revisions(root: &Path) {
     let head = repo.resolve("HEAD").unwrap();
     let v1 = repo.read_ref("refs/tags/v1").unwrap().unwrap();
     revisions(root, &[head.short(8), head.to_hex(), v1.short(6)]);
-    let _ = std::fs::remove_dir_all(repo.dir().parent().unwrap());
+    let _ = std::fs::remove_dir_all(repo.workspace().unwrap().dir().parent().unwrap());
 }
 
 fn revisions(root: &Path, ids: &[String]) {
