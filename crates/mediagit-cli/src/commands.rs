@@ -19,6 +19,7 @@ use mediagit_repo::{InitOptions, RepoError, Repository};
 use mediagit_storage::CloudEnv;
 
 use crate::command_error::CommandError;
+use crate::maintenance::GcArgs;
 use crate::output::{human_size, mode_str, mtime_str, now_signature, sig_date, sig_date_iso};
 use crate::progress::TermProgress;
 use crate::{
@@ -334,8 +335,18 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Gc {
             dry_run,
             prune,
+            max_unused,
             json,
-        } => crate::maintenance::gc(&ctx.repo()?, dry_run, &prune, json, &ctx.progress()),
+        } => crate::maintenance::gc(
+            &ctx.repo()?,
+            &GcArgs {
+                dry_run,
+                prune,
+                max_unused,
+                json,
+            },
+            &ctx.progress(),
+        ),
         Command::Stats { json, top } => crate::maintenance::stats(&ctx.repo()?, json, top),
         Command::LsFiles { long, json } => ls_files(&ctx, long, json),
         Command::LsTree {

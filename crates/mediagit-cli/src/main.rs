@@ -248,6 +248,12 @@ pub enum Command {
         /// "3 days ago", "now", "never", or a date (2026-01-31, RFC 3339).
         #[arg(long, value_name = "WHEN", default_value = "2.weeks.ago")]
         prune: String,
+        /// Repack an old pack only when more than PERCENT of its bytes are
+        /// unreachable (0: whenever anything is; 100: only delete packs that
+        /// hold nothing reachable).
+        #[arg(long, value_name = "PERCENT", default_value_t = mediagit_repo::gc::DEFAULT_MAX_UNUSED,
+              value_parser = clap::value_parser!(u8).range(0..=100))]
+        max_unused: u8,
         /// One JSON document on stdout (fields in docs/CLI.md).
         #[arg(long)]
         json: bool,

@@ -195,18 +195,21 @@ pub fn verify(
     }
 }
 
-pub fn gc(
-    repo: &Repository,
-    dry_run: bool,
-    prune: &str,
-    json: bool,
-    progress: &dyn Progress,
-) -> CmdResult {
-    let prune_before = parse_when(prune, "--prune")?;
+pub struct GcArgs {
+    pub dry_run: bool,
+    pub prune: String,
+    pub max_unused: u8,
+    pub json: bool,
+}
+
+pub fn gc(repo: &Repository, args: &GcArgs, progress: &dyn Progress) -> CmdResult {
+    let (dry_run, json) = (args.dry_run, args.json);
+    let prune_before = parse_when(&args.prune, "--prune")?;
     let report = repo.gc(
         &GcOptions {
             dry_run,
             prune_before,
+            max_unused_percent: args.max_unused,
         },
         progress,
     )?;
@@ -242,18 +245,37 @@ pub fn gc(
             writeln!(out, "would remove orphan pack {k}")?;
         }
     }
+    let s = |n: usize| if n == 1 { "" } else { "s" };
+    let (read, deleted, repacked) = if dry_run {
+        ("would read", "would delete", "would repack")
+    } else {
+        ("read", "deleted", "repacked")
+    };
+    writeln!(
+        out,
+        "{deleted} {} pack{} holding nothing reachable (unread); {repacked} {} pack{}: {read} and rewrote {}; {} unreachable object{} ({}) left in packs under --max-unused {}%",
+        report.packs_deleted,
+        s(report.packs_deleted),
+        report.packs_repacked,
+        s(report.packs_repacked),
+        human_size(report.bytes_read),
+        report.kept_unused,
+        s(report.kept_unused),
+        human_size(report.kept_unused_bytes),
+        args.max_unused,
+    )?;
     writeln!(
         out,
         "{verb} {} unreachable object{} and {} orphan pack{}, freeing {}; packs {} -> {}; {} unreachable object{} kept (newer than the grace period)",
         report.removed.len(),
-        if report.removed.len() == 1 { "" } else { "s" },
+        s(report.removed.len()),
         report.orphan_packs.len(),
-        if report.orphan_packs.len() == 1 { "" } else { "s" },
+        s(report.orphan_packs.len()),
         human_size(report.bytes_freed),
         report.packs_before,
         report.packs_after,
         report.kept_recent,
-        if report.kept_recent == 1 { "" } else { "s" },
+        s(report.kept_recent),
     )?;
     Ok(out.flush()?)
 }

@@ -62,6 +62,8 @@ struct Template {
     _env: Env,
     dir: std::path::PathBuf,
     versions: BTreeMap<String, Tree>,
+    /// The commit of branch `side` (one of `versions`).
+    side: String,
 }
 
 fn template() -> Template {
@@ -84,12 +86,14 @@ fn template() -> Template {
     write_random(&dir.join("side.bin"), 1_500_000, 3);
     ok(&dir, &["add", "-A"]);
     ok(&dir, &["commit", "-m", "side"]);
-    versions.insert(head(&dir), tree_hashes(&dir));
+    let side = head(&dir);
+    versions.insert(side.clone(), tree_hashes(&dir));
     ok(&dir, &["switch", "main"]);
     Template {
         dir,
         _env: env,
         versions,
+        side,
     }
 }
 
@@ -147,6 +151,19 @@ fn crash_loop(
     extra_heads: &dyn Fn(&Path) -> Vec<String>,
     rerun: bool,
 ) -> usize {
+    crash_loop_checking(name, tpl, &tpl.versions, prepare, op, extra_heads, rerun)
+}
+
+/// [`crash_loop`], checking only `versions` (what `prepare` left reachable).
+fn crash_loop_checking(
+    name: &str,
+    tpl: &Template,
+    versions: &BTreeMap<String, Tree>,
+    prepare: &dyn Fn(&Path),
+    op: &[&str],
+    extra_heads: &dyn Fn(&Path) -> Vec<String>,
+    rerun: bool,
+) -> usize {
     let scratch = tempfile::tempdir().unwrap();
     for n in 1..500 {
         let dir = scratch.path().join(format!("{name}-{n}"));
@@ -159,7 +176,7 @@ fn crash_loop(
             // Completed: every point before n was a kill point.
             let mut allowed = vec![before];
             allowed.extend(extra_heads(&dir));
-            check_after_crash(&dir, &tpl.versions, &allowed, &format!("{name} (no kill)"));
+            check_after_crash(&dir, versions, &allowed, &format!("{name} (no kill)"));
             std::fs::remove_dir_all(&dir).ok();
             return n - 1;
         }
@@ -173,7 +190,7 @@ fn crash_loop(
         allowed.extend(extra_heads(&dir));
         check_after_crash(
             &dir,
-            &tpl.versions,
+            versions,
             &allowed,
             &format!("{name} killed at {spec}"),
         );
@@ -183,7 +200,7 @@ fn crash_loop(
             ok(&dir, op);
             check_after_crash(
                 &dir,
-                &tpl.versions,
+                versions,
                 &now,
                 &format!("{name} run again after a kill at {spec}"),
             );
@@ -254,16 +271,25 @@ fn kill_at_every_write_point() {
     // gc: unreachable objects (a deleted branch, expired reflogs) and several packs.
     let garbage = |d: &Path| {
         ok(d, &["branch", "delete", "-D", "side"]);
-        ok(d, &["reflog", "expire", "--expire=never"]);
+        // (Every record, the "deleted" one of this very second too.)
+        ok(d, &["reflog", "expire", "--expire=2099-01-01"]);
     };
-    total += crash_loop(
+    // --max-unused 0: packs with any garbage are repacked (new pack, its
+    // index, old index, old pack), dead ones deleted unread.
+    // The side branch is garbage now: only main's versions must restore.
+    let mut main_versions = tpl.versions.clone();
+    main_versions.remove(&tpl.side);
+    let n = crash_loop_checking(
         "gc",
         &tpl,
+        &main_versions,
         &garbage,
-        &["gc", "--prune=now"],
+        &["gc", "--prune=now", "--max-unused", "0"],
         &|_| vec![],
         true,
     );
+    assert!(n >= 3, "gc has write points: {n}");
+    total += n;
 
     // upgrade: a format-1 repository converted in place. After any kill the
     // settings are version 1 or 2, whole, and the checks above pass.

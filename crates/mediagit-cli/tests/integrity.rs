@@ -49,6 +49,17 @@ fn sha256(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
 
+/// The `B` of a gc summary's "packs A -> B;".
+fn packs_after(summary: &str) -> usize {
+    summary
+        .split("; packs ")
+        .nth(1)
+        .and_then(|r| r.split(" -> ").nth(1))
+        .and_then(|r| r.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pack count in {summary:?}"))
+}
+
 fn last_line(s: &str) -> &str {
     s.lines().last().unwrap_or("")
 }
@@ -1086,7 +1097,7 @@ fn gc_prunes_only_what_nothing_reaches() {
     let state = env.repo_state();
     assert_eq!(
         env.ok(&["gc"]),
-        format!("removed 0 unreachable objects and 0 orphan packs, freeing 0 B; packs {n_packs} -> {n_packs}; 0 unreachable objects kept (newer than the grace period)\n")
+        format!("deleted 0 packs holding nothing reachable (unread); repacked 0 packs: read and rewrote 0 B; 0 unreachable objects (0 B) left in packs under --max-unused 10%\nremoved 0 unreachable objects and 0 orphan packs, freeing 0 B; packs {n_packs} -> {n_packs}; 0 unreachable objects kept (newer than the grace period)\n")
     );
     assert_eq!(env.repo_state(), state);
 
@@ -1095,16 +1106,17 @@ fn gc_prunes_only_what_nothing_reaches() {
     let k = side_only.len();
     let state = env.repo_state();
     assert_eq!(
-        env.ok(&["gc"]),
+        last_line(&env.ok(&["gc"])),
         format!(
-            "removed 0 unreachable objects and 0 orphan packs, freeing 0 B; packs {n_packs} -> {n_packs}; {} kept (newer than the grace period)\n",
+            "removed 0 unreachable objects and 0 orphan packs, freeing 0 B; packs {n_packs} -> {n_packs}; {} kept (newer than the grace period)",
             plural(k, "unreachable object", "unreachable objects")
         )
     );
     assert_eq!(env.repo_state(), state, "default gc removed nothing");
 
-    // Dry run: lists exactly the side branch's objects, changes nothing.
-    let out = env.ok(&["gc", "--dry-run", "--prune=now"]);
+    // Dry run: lists exactly the side branch's objects, changes nothing
+    // (--max-unused 0: every pack holding any of them is repacked).
+    let out = env.ok(&["gc", "--dry-run", "--prune=now", "--max-unused", "0"]);
     assert_eq!(env.repo_state(), state, "--dry-run changed nothing");
     let mut listed = BTreeSet::new();
     let mut kinds = BTreeSet::new();
@@ -1133,15 +1145,15 @@ fn gc_prunes_only_what_nothing_reaches() {
         "{summary}"
     );
     assert!(
-        summary.ends_with(&format!(
-            "; packs {n_packs} -> 2; 0 unreachable objects kept (newer than the grace period)"
-        )),
+        summary.ends_with("; 0 unreachable objects kept (newer than the grace period)"),
         "{summary}"
     );
+    let planned = packs_after(summary);
+    assert!(planned < n_packs, "{summary}");
 
     // For real.
     let objects_before = object_count(&env);
-    let out = env.ok(&["gc", "--prune=now"]);
+    let out = env.ok(&["gc", "--prune=now", "--max-unused", "0"]);
     let summary = last_line(&out);
     assert!(
         summary.starts_with(&format!(
@@ -1149,12 +1161,8 @@ fn gc_prunes_only_what_nothing_reaches() {
         )),
         "{summary}"
     );
-    assert!(
-        summary.contains(&format!("; packs {n_packs} -> 2; ")),
-        "{summary}"
-    );
-    // One chunk pack and one metadata pack.
-    assert_eq!(packs(&env).len(), 2);
+    assert_eq!(packs_after(summary), planned, "{summary}");
+    assert_eq!(packs(&env).len(), planned);
     let ids = all_ids(&env);
     assert!(ids.is_disjoint(&side_only), "side objects gone");
     assert_eq!(object_count(&env), objects_before - k);
@@ -1175,9 +1183,12 @@ fn gc_prunes_only_what_nothing_reaches() {
     env.ok(&["checkout", "--force", "main"]);
     assert_eq!(&tree_hashes(&env.repo()), &versions[2].1);
     // A second gc has nothing left to do.
-    let out = env.ok(&["gc", "--prune=now"]);
-    assert!(out.starts_with("removed 0 unreachable objects"), "{out}");
-    assert_eq!(packs(&env).len(), 2);
+    let out = env.ok(&["gc", "--prune=now", "--max-unused", "0"]);
+    assert!(
+        last_line(&out).starts_with("removed 0 unreachable objects"),
+        "{out}"
+    );
+    assert_eq!(packs(&env).len(), planned);
 
     // A bad --prune value is refused, naming the option.
     let state = env.repo_state();
@@ -1231,16 +1242,14 @@ fn gc_keeps_what_reflogs_tags_and_the_index_reach() {
     let staged = env.read("staged.bin");
     env.ok(&["add", "staged.bin"]);
 
-    let out = env.ok(&["gc", "--prune=now"]);
+    let out = env.ok(&["gc", "--prune=now", "--max-unused", "0"]);
     let summary = last_line(&out);
     assert!(summary.starts_with("removed "), "{summary}");
     assert!(
         !summary.starts_with("removed 0 "),
         "the gone branch is pruned: {summary}"
     );
-    // One chunk pack and one metadata pack.
-    assert!(summary.contains(" -> 2; "), "{summary}");
-    assert_eq!(packs(&env).len(), 2);
+    assert_eq!(packs(&env).len(), packs_after(summary), "{summary}");
     assert_fsck_clean(&env, "after gc");
     let err = env.fail(&["log", &gone]);
     assert!(!err.is_empty());
@@ -1614,4 +1623,193 @@ fn gc_keeps_every_side_of_a_conflicted_path() {
         sha256(&fs::read(env.repo().join("take.wav")).unwrap()),
         theirs
     );
+}
+
+fn gc_json(env: &Env, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["gc", "--prune=now", "--json"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&env.ok(&a)).unwrap()
+}
+
+fn pack_stamps(env: &Env) -> BTreeMap<PathBuf, std::time::SystemTime> {
+    packs(env)
+        .into_iter()
+        .map(|p| {
+            let t = fs::metadata(&p).unwrap().modified().unwrap();
+            (p, t)
+        })
+        .collect()
+}
+
+/// A gc's cost follows the garbage: packs that hold nothing reachable go
+/// without being read, packs with little garbage stay as they are, and a
+/// gc with nothing to free reads and writes nothing.
+#[test]
+fn gc_deletes_dead_packs_unread_and_leaves_live_ones_alone() {
+    let env = Env::new();
+    if env.remote() {
+        return; // counts local pack files
+    }
+    write_random(&env.repo().join("keep.bin"), BIG, 81);
+    commit_all(&env, "keep");
+    env.ok(&["switch", "-c", "side"]);
+    write_random(&env.repo().join("dropped.bin"), BIG, 82);
+    commit_all(&env, "side");
+    env.ok(&["switch", "main"]);
+    env.ok(&["branch", "delete", "--force", "side"]);
+    // (Records of this very second are not older than "now".)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.ok(&["reflog", "expire", "--expire=now"]);
+    age_files(&env.repo().join(".mediagit/packs"), 30);
+    let before = pack_stamps(&env);
+    // Per add + commit: a chunk pack and a manifest pack (add), a tree
+    // and commit pack (commit).
+    assert_eq!(before.len(), 6);
+
+    // Nothing read, the side commit's three packs freed whole, the rest
+    // untouched.
+    let dry = gc_json(&env, &["--dry-run"]);
+    assert_eq!(dry["packs_deleted"], 3, "{dry}");
+    assert_eq!(dry["packs_repacked"], 0, "{dry}");
+    assert_eq!(dry["bytes_read"], 0, "{dry}");
+    assert!(dry["bytes_freed"].as_u64().unwrap() > BIG, "{dry}");
+    assert_eq!(pack_stamps(&env), before, "--dry-run changed packs");
+    let done = gc_json(&env, &[]);
+    assert_eq!(done["removed"], dry["removed"]);
+    assert_eq!(done["bytes_read"], 0);
+    let after = pack_stamps(&env);
+    assert_eq!(after.len(), 3);
+    for (p, t) in &after {
+        assert_eq!(before.get(p), Some(t), "{} was rewritten", p.display());
+    }
+    assert_fsck_clean(&env, "after gc");
+    assert_verify_clean(&env, "after gc");
+
+    // A second gc has nothing to do, and does nothing.
+    let again = gc_json(&env, &[]);
+    assert_eq!(
+        (
+            again["removed"].as_array().unwrap().len(),
+            again["bytes_read"].as_u64()
+        ),
+        (0, Some(0)),
+        "{again}"
+    );
+    assert_eq!(pack_stamps(&env), after);
+}
+
+/// A pack whose unreachable share is under --max-unused stays (its
+/// garbage reported as kept); at --max-unused 0 it is repacked and the
+/// garbage goes; bad values are refused naming the option.
+#[test]
+fn gc_repacks_a_pack_only_past_its_unused_share() {
+    let env = Env::new();
+    if env.remote() {
+        return;
+    }
+    env.write("readme.txt", b"r\n");
+    commit_all(&env, "readme");
+    write_random(&env.repo().join("clip.mov"), BIG, 91);
+    write_random(&env.repo().join("note.bin"), 40_000, 92);
+    env.ok(&["switch", "-c", "side"]);
+    commit_all(&env, "clip and note");
+    // main gets the same clip (deduplicated into side's pack), not the note.
+    env.ok(&["switch", "main"]);
+    write_random(&env.repo().join("clip.mov"), BIG, 91);
+    env.ok(&["add", "clip.mov"]);
+    env.ok(&["commit", "-m", "clip"]);
+    env.ok(&["branch", "delete", "--force", "side"]);
+    // (Records of this very second are not older than "now".)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.ok(&["reflog", "expire", "--expire=now"]);
+    age_files(&env.repo().join(".mediagit/packs"), 30);
+    let clip = sha256(&fs::read(env.repo().join("clip.mov")).unwrap());
+
+    // The chunk pack (the clip, reachable, and the note's 40 KB) stays
+    // unread; the side's small metadata packs go.
+    let kept = gc_json(&env, &["--dry-run"]);
+    assert!(kept["bytes_read"].as_u64().unwrap() < BIG / 10, "{kept}");
+    assert!(kept["kept_unused"].as_u64().unwrap() >= 1, "{kept}");
+    let text = env.ok(&["gc", "--prune=now", "--dry-run"]);
+    assert!(
+        text.contains("left in packs under --max-unused 10%"),
+        "{text}"
+    );
+
+    let all = gc_json(&env, &["--max-unused", "0"]);
+    assert!(all["packs_repacked"].as_u64().unwrap() >= 1, "{all}");
+    assert!(all["bytes_read"].as_u64().unwrap() >= BIG, "{all}");
+    assert_eq!(all["kept_unused"], 0, "{all}");
+    assert_fsck_clean(&env, "after repack");
+    fs::remove_file(env.repo().join("clip.mov")).unwrap();
+    env.ok(&["checkout", "--", "clip.mov"]);
+    assert_eq!(
+        sha256(&fs::read(env.repo().join("clip.mov")).unwrap()),
+        clip
+    );
+
+    // A usage error (exit 2), naming the option.
+    for bad in ["101", "-1", "ten"] {
+        let arg = format!("--max-unused={bad}");
+        let out = env.cmd(&["gc", &arg]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--max-unused"), "{err}");
+    }
+}
+
+/// Small packs (one or two per add) are merged only past a bound, not on
+/// every gc.
+#[test]
+fn gc_merges_small_packs_only_past_the_bound() {
+    let env = Env::new();
+    if env.remote() {
+        return;
+    }
+    // Each add + commit writes one chunk pack and two metadata packs.
+    let limit = mediagit_repo::gc::MAX_SMALL_PACKS;
+    let rounds = limit / 2;
+    let mut files = BTreeMap::new();
+    for i in 0..rounds {
+        let name = format!("f{i:02}.bin");
+        write_random(&env.repo().join(&name), 20_000, 200 + i as u64);
+        files.insert(
+            name.clone(),
+            sha256(&fs::read(env.repo().join(&name)).unwrap()),
+        );
+        env.ok(&["add", &name]);
+        env.ok(&["commit", "-m", &name]);
+    }
+    // `limit` metadata packs: at the bound, nothing moves.
+    let before = pack_stamps(&env);
+    assert_eq!(before.len(), 3 * rounds);
+    let r = gc_json(&env, &[]);
+    assert_eq!(
+        (r["packs_repacked"].as_u64(), r["bytes_read"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert_eq!(pack_stamps(&env), before);
+    // Past it: the metadata packs are merged into one; the chunk packs
+    // (half as many) stay.
+    write_random(&env.repo().join("last.bin"), 20_000, 999);
+    commit_all(&env, "last");
+    let r = gc_json(&env, &[]);
+    assert_eq!(
+        r["packs_repacked"].as_u64(),
+        Some(2 * (rounds as u64 + 1)),
+        "{r}"
+    );
+    assert_eq!(r["packs_after"].as_u64(), Some(rounds as u64 + 2), "{r}");
+    assert_eq!(packs(&env).len(), rounds + 2);
+    assert_fsck_clean(&env, "after merging");
+    for (name, hash) in files {
+        fs::remove_file(env.repo().join(&name)).unwrap();
+        env.ok(&["checkout", "--", &name]);
+        assert_eq!(
+            sha256(&fs::read(env.repo().join(&name)).unwrap()),
+            hash,
+            "{name}"
+        );
+    }
 }

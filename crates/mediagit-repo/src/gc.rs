@@ -1,11 +1,22 @@
-//! `gc`: repack, dropping what nothing can reach any more.
+//! `gc`: drop what nothing can reach any more, at a cost that follows the
+//! garbage rather than the repository.
 //!
 //! Roots (see `reach.rs`): every ref (branches, tags, remote-tracking refs,
 //! the stash), a detached HEAD, every id in every reflog, and the worktree
 //! index. On top of that, every object in a pack newer than the grace
 //! period is kept, so a concurrent `add` (whose pack has no commit yet) or a
-//! recent mistake is never lost. Write order: new pack, its index, then the
-//! old index, then the old pack; a crash leaves duplicates, never a loss.
+//! recent mistake is never lost.
+//!
+//! Of the packs older than the grace period, one that holds nothing
+//! reachable is deleted without being read; one whose unreachable share
+//! passes `max_unused` percent (of its stored bytes) is repacked (its
+//! reachable objects copied into new packs); one that mixes chunks and
+//! metadata (written before `metadata-packs`) is repacked to split it; and
+//! small packs (under a quarter of the pack target size) are merged only
+//! when more than [`MAX_SMALL_PACKS`] of one kind exist. Every other pack is
+//! left as it is, its few unreachable objects with it (as restic's prune).
+//! Write order: new pack, its index, then the old index, then the old
+//! pack; a crash leaves duplicates, never a loss.
 use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
@@ -24,6 +35,29 @@ pub struct GcOptions {
     /// Objects in packs written after this time are kept even if
     /// unreachable. `None` = never prune unreachable objects.
     pub prune_before: Option<SystemTime>,
+    /// Repack an old pack when more than this percentage of its stored
+    /// bytes is unreachable (0: whenever anything is; 100: never, only
+    /// wholly unreachable packs go). [`DEFAULT_MAX_UNUSED`] by default.
+    pub max_unused_percent: u8,
+}
+
+/// The default of [`GcOptions::max_unused_percent`] (restic's prune uses
+/// 5 % of the whole repository; this is per pack, so one large deletion
+/// never makes every pack move).
+pub const DEFAULT_MAX_UNUSED: u8 = 10;
+
+/// Small packs (each add writes at least one) are merged only when more
+/// than this many of one kind are older than the grace period.
+pub const MAX_SMALL_PACKS: usize = 32;
+
+/// What gc does with one pack older than the grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    Keep,
+    /// Nothing in it is reachable: deleted, never read.
+    Delete,
+    /// Reachable objects copied into new packs, then deleted.
+    Repack,
 }
 
 /// An unreachable object gc removed (or would).
@@ -49,6 +83,17 @@ pub struct GcReport {
     /// Old packs kept because another working tree re-dated them while
     /// this gc ran (their reachable objects were copied all the same).
     pub packs_freshened_meanwhile: usize,
+    /// Old packs that held nothing reachable: deleted without being read.
+    pub packs_deleted: usize,
+    /// Old packs whose reachable objects were copied into new packs.
+    pub packs_repacked: usize,
+    /// Stored bytes read (and verified) to repack them.
+    pub bytes_read: u64,
+    /// Stored bytes written into new packs (entry headers included).
+    pub bytes_written: u64,
+    /// Unreachable objects left in old packs under the `max_unused` share.
+    pub kept_unused: usize,
+    pub kept_unused_bytes: u64,
 }
 
 impl Repository {
@@ -118,29 +163,95 @@ impl Repository {
                 });
             }
         }
-        let mut keep_from_old = Vec::new();
+        // Stored size of an object in its pack, entry header included.
+        let stored = |loc: &crate::odb::Location| {
+            (mediagit_format::pack::EntryHeader::LEN as u64) + loc.stored_len as u64
+        };
+        let split = self.config().format.has_feature("metadata-packs");
+        let small = odb.pack_target_size() / 4;
+        let mut plan: BTreeMap<ObjectId, Plan> = BTreeMap::new();
+        // Old small packs by kind (chunks, metadata; one group without
+        // metadata packs), for the merge rule.
+        let mut small_packs: [Vec<ObjectId>; 2] = [Vec::new(), Vec::new()];
         for (pack, objs) in by_pack.iter_mut() {
             objs.sort_by_key(|o| o.0);
+            if !old.contains(pack) {
+                report.kept_recent += objs
+                    .iter()
+                    .filter(|o| !reach.objects.contains(&o.1))
+                    .count();
+                continue;
+            }
+            let (mut live, mut dead) = (0u64, 0u64);
+            let (mut chunks, mut meta) = (false, false);
             for (_, id, loc) in objs.iter() {
-                let reachable = reach.objects.contains(id);
-                if old.contains(pack) {
-                    if reachable {
-                        keep_from_old.push((*pack, *id, *loc));
-                    } else {
-                        let bytes = (mediagit_format::pack::EntryHeader::LEN as u64)
-                            + loc.stored_len as u64;
-                        report.removed.push(RemovedObject {
-                            id: *id,
-                            kind: loc.kind,
-                            bytes,
-                        });
-                        report.bytes_freed += bytes;
-                    }
-                } else if !reachable {
-                    report.kept_recent += 1;
+                if reach.objects.contains(id) {
+                    live += stored(loc);
+                } else {
+                    dead += stored(loc);
+                }
+                if loc.kind == ObjectKind::Chunk {
+                    chunks = true;
+                } else {
+                    meta = true;
+                }
+            }
+            let p = if live == 0 {
+                Plan::Delete
+            } else if dead * 100 > u64::from(opts.max_unused_percent) * (live + dead)
+                || (split && chunks && meta)
+            {
+                Plan::Repack
+            } else {
+                if live + dead < small {
+                    small_packs[usize::from(split && meta)].push(*pack);
+                }
+                Plan::Keep
+            };
+            plan.insert(*pack, p);
+        }
+        for group in &small_packs {
+            if group.len() > MAX_SMALL_PACKS {
+                for p in group {
+                    plan.insert(*p, Plan::Repack);
                 }
             }
         }
+        let mut keep_from_old = Vec::new();
+        for (pack, objs) in &by_pack {
+            let Some(&p) = plan.get(pack) else {
+                continue;
+            };
+            for (_, id, loc) in objs {
+                let reachable = reach.objects.contains(id);
+                match (p, reachable) {
+                    (Plan::Keep, true) => {}
+                    (Plan::Keep, false) => {
+                        report.kept_unused += 1;
+                        report.kept_unused_bytes += stored(loc);
+                    }
+                    (_, false) => {
+                        report.removed.push(RemovedObject {
+                            id: *id,
+                            kind: loc.kind,
+                            bytes: stored(loc),
+                        });
+                        report.bytes_freed += stored(loc);
+                    }
+                    // (A pack to delete holds nothing reachable.)
+                    (Plan::Repack | Plan::Delete, true) => {
+                        report.bytes_read += stored(loc);
+                        keep_from_old.push((*pack, *id, *loc));
+                    }
+                }
+            }
+            match p {
+                Plan::Delete => report.packs_deleted += 1,
+                Plan::Repack => report.packs_repacked += 1,
+                Plan::Keep => {}
+            }
+        }
+        report.bytes_written = report.bytes_read;
         // Orphan packs (no index) past the grace period are garbage of a crash.
         let indexed: HashSet<ObjectId> = packs.iter().copied().collect();
         for key in storage.list("packs/")? {
@@ -155,59 +266,47 @@ impl Repository {
                 }
             }
         }
-        // Rewrite when something goes, or when old packs can be merged: with
-        // metadata packs, more than one old pack of a kind, or an old pack
-        // that mixes chunks and metadata (written before an upgrade), which
-        // the rewrite splits. A lone chunk pack and a lone metadata pack are
-        // left alone: copying them would give them back under their names.
-        let split = self.config().format.has_feature("metadata-packs");
-        let mergeable = if split {
-            let (mut chunk_packs, mut meta_packs, mut mixed) = (0, 0, 0);
-            for p in &old {
-                let objs = by_pack.get(p).map(Vec::as_slice).unwrap_or(&[]);
-                let chunks = objs.iter().any(|o| o.2.kind == ObjectKind::Chunk);
-                let meta = objs.iter().any(|o| o.2.kind != ObjectKind::Chunk);
-                match (chunks, meta) {
-                    (true, true) => mixed += 1,
-                    (true, false) => chunk_packs += 1,
-                    (false, true) => meta_packs += 1,
-                    (false, false) => {}
-                }
-            }
-            mixed > 0 || chunk_packs > 1 || meta_packs > 1
-        } else {
-            old.len() > 1
-        };
-        let rewrite = !report.removed.is_empty() || mergeable;
+        let gone: Vec<ObjectId> = plan
+            .iter()
+            .filter(|(_, p)| **p != Plan::Keep)
+            .map(|(id, _)| *id)
+            .collect();
         if opts.dry_run {
-            report.packs_after = if rewrite {
-                // One new pack, or with metadata packs one of each kind kept.
-                let chunks = keep_from_old
-                    .iter()
-                    .any(|(_, _, l)| l.kind == ObjectKind::Chunk);
-                let meta = keep_from_old
-                    .iter()
-                    .any(|(_, _, l)| l.kind != ObjectKind::Chunk);
-                let new = if split {
-                    usize::from(chunks) + usize::from(meta)
-                } else {
-                    usize::from(chunks || meta)
-                };
-                packs.len() - old.len() + new
-            } else {
-                packs.len()
-            };
+            // One new pack per kind kept from repacked packs (more when
+            // they exceed the pack target size).
+            let target = odb.pack_target_size().max(1);
+            let new: usize = [true, false]
+                .iter()
+                .map(|&c| {
+                    let bytes: u64 = keep_from_old
+                        .iter()
+                        .filter(|(_, _, l)| !split || (l.kind == ObjectKind::Chunk) == c)
+                        .map(|(_, _, l)| stored(l))
+                        .sum();
+                    if !split && !c {
+                        0
+                    } else {
+                        bytes.div_ceil(target) as usize
+                    }
+                })
+                .sum();
+            report.packs_after = packs.len() - gone.len() + new;
             return Ok(report);
         }
         let mut written: HashSet<ObjectId> = HashSet::new();
-        if rewrite {
-            let old_list: Vec<ObjectId> = old.iter().copied().collect();
+        if !gone.is_empty() {
+            let old_list = gone;
             let total: u64 = keep_from_old
                 .iter()
                 .map(|(_, _, l)| l.stored_len as u64)
                 .sum();
             progress.start("repacking", total, keep_from_old.len() as u64);
-            let mut session = odb.session_ignoring(&old_list).without_freshening();
+            let repacked: Vec<ObjectId> = plan
+                .iter()
+                .filter(|(_, p)| **p == Plan::Repack)
+                .map(|(id, _)| *id)
+                .collect();
+            let mut session = odb.session_ignoring(&repacked).without_freshening();
             for (pack, id, loc) in &keep_from_old {
                 // Verify (decode + SHA-256) before copying: gc must never carry
                 // damage into a fresh pack and then delete the original.

@@ -511,6 +511,12 @@ impl Odb {
         v
     }
 
+    /// The size at which a pack being written is closed (larger on an
+    /// object store, where each request costs more).
+    pub fn pack_target_size(&self) -> u64 {
+        self.pack_target
+    }
+
     pub fn pack_count(&self) -> usize {
         self.state
             .read()

@@ -264,6 +264,7 @@ fn store_commands(store: Store, versions: &[(ObjectId, Vec<u8>)]) {
             &GcOptions {
                 dry_run: false,
                 prune_before: Some(std::time::SystemTime::now()),
+                max_unused_percent: 0,
             },
             &NoProgress,
         )
@@ -400,6 +401,7 @@ fn fsck_reports_a_tree_entry_that_disagrees_with_its_manifest() {
         &GcOptions {
             dry_run: true,
             prune_before: None,
+            max_unused_percent: 10,
         },
         &NoProgress,
     )
