@@ -247,13 +247,13 @@ pub fn gc(repo: &Repository, args: &GcArgs, progress: &dyn Progress) -> CmdResul
     }
     let s = |n: usize| if n == 1 { "" } else { "s" };
     let (read, deleted, repacked) = if dry_run {
-        ("would read", "would delete", "would repack")
+        ("would read and rewrite", "would delete", "would repack")
     } else {
-        ("read", "deleted", "repacked")
+        ("read and rewrote", "deleted", "repacked")
     };
     writeln!(
         out,
-        "{deleted} {} pack{} holding nothing reachable (unread); {repacked} {} pack{}: {read} and rewrote {}; {} unreachable object{} ({}) left in packs under --max-unused {}%",
+        "{deleted} {} pack{} holding nothing reachable (unread); {repacked} {} pack{}: {read} {}; {} unreachable object{} ({}) left in packs under --max-unused {}%",
         report.packs_deleted,
         s(report.packs_deleted),
         report.packs_repacked,
