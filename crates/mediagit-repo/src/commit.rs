@@ -165,21 +165,36 @@ impl Repository {
             }
         }
         drop(protected);
-        let mut lost = lost_files(odb, &staged, &mut wrong);
-        let mut lost_tree = trees.iter().find(|t| !odb.contains(t)).copied();
-        let listed: std::collections::HashSet<ObjectId> =
-            crate::odb::indexed_packs(self.uncached_storage().as_ref())?
-                .into_iter()
-                .collect();
-        if odb.packs().iter().any(|p| !listed.contains(p)) {
-            let fresh = crate::odb::Odb::load(
+        // What the store lists now: pack indexes and pack files. A pack
+        // whose file is gone (another working tree's gc deleted it, or
+        // took it for an interrupted write) holds nothing, whatever its
+        // index says.
+        let keys = self.uncached_storage().list("packs/")?;
+        let listed = |ext: &str| -> std::collections::HashSet<ObjectId> {
+            keys.iter()
+                .filter_map(|k| {
+                    k.strip_prefix("packs/")
+                        .and_then(|k| k.strip_suffix(ext))
+                        .and_then(|h| h.parse().ok())
+                })
+                .collect()
+        };
+        let (indexes, files) = (listed(".idx"), listed(".pack"));
+        let stale = odb.packs().iter().any(|p| !indexes.contains(p));
+        let fresh;
+        let odb = if stale {
+            fresh = crate::odb::Odb::load(
                 self.storage().clone(),
                 self.tmp_dir().to_path_buf(),
                 self.config(),
             )?;
-            lost = lost_files(&fresh, &staged, &mut Vec::new());
-            lost_tree = trees.iter().find(|t| !fresh.contains(t)).copied();
-        }
+            &fresh
+        } else {
+            odb
+        };
+        let present = |id: &ObjectId| odb.locate(id).is_some_and(|(p, _)| files.contains(&p));
+        let lost = lost_files(odb, &staged, &mut wrong, &present);
+        let lost_tree = trees.iter().find(|t| !present(t)).copied();
         if let Some(t) = lost_tree {
             return Err(RepoError::MissingObject {
                 id: t,
@@ -236,7 +251,12 @@ struct Staged {
 /// (sorted, as `staged` is); those whose manifest disagrees with the
 /// index's size or content id go to `wrong`. Manifests are read a group
 /// at a time.
-fn lost_files(odb: &crate::odb::Odb, staged: &[Staged], wrong: &mut Vec<String>) -> Vec<String> {
+fn lost_files(
+    odb: &crate::odb::Odb,
+    staged: &[Staged],
+    wrong: &mut Vec<String>,
+    present: &dyn Fn(&ObjectId) -> bool,
+) -> Vec<String> {
     let mut lost = Vec::new();
     for group in staged.chunks(1024) {
         let ids: Vec<ObjectId> = group.iter().map(|s| s.manifest).collect();
@@ -248,7 +268,7 @@ fn lost_files(odb: &crate::odb::Odb, staged: &[Staged], wrong: &mut Vec<String>)
             };
             match manifest {
                 Some(m) if (m.size, m.content) != (s.size, s.content) => wrong.push(s.path.clone()),
-                Some(m) if m.chunks.iter().all(|c| odb.contains(&c.id)) => {}
+                Some(m) if present(&s.manifest) && m.chunks.iter().all(|c| present(&c.id)) => {}
                 _ => lost.push(s.path.clone()),
             }
         }

@@ -181,9 +181,14 @@ impl Repository {
             }
             for e in &scan.entries {
                 match &e.damage {
-                    None => {
+                    // Readable by every command only through an index: the
+                    // sound entries of an unindexed pack are reported
+                    // missing when something reaches them (--repair
+                    // indexes the pack).
+                    None if idx_ids.contains(pack) => {
                         good.insert(e.header.id);
                     }
+                    None => {}
                     Some(d) => {
                         needs_rebuild = true;
                         problems.push(Problem {
@@ -206,7 +211,7 @@ impl Repository {
                 // in which case the reachability check reports the missing objects.
                 needs_rebuild = true;
                 notes.push(format!(
-                    "{key} has no index ({} objects): left by an interrupted write, or its index was lost; `mediagit fsck --repair` indexes it, `mediagit gc` removes it once it is older than the grace period",
+                    "{key} has no index ({} objects): left by an interrupted write, or its index was lost; `mediagit fsck --repair` indexes it; `mediagit gc` removes it once it is older than the grace period unless it holds reachable objects (reported above as missing)",
                     scan.entries.len()
                 ));
             } else if let Some(entries) = loaded.get(pack) {

@@ -135,7 +135,14 @@ impl Repository {
             if newest.get(pack).is_some_and(|t| *t >= cut) {
                 return Ok(false);
             }
-            Ok(storage.modified(key)?.is_some_and(|t| t < cut))
+            // A pack file that is gone: its index's age decides (nothing
+            // reachable in it, checked above, so the index is debris).
+            let t = match storage.modified(key)? {
+                Some(t) => Some(t),
+                None if key.ends_with(".pack") => storage.modified(&idx_key(pack))?,
+                None => None,
+            };
+            Ok(t.is_some_and(|t| t < cut))
         };
         let mut old: HashSet<ObjectId> = HashSet::new();
         for p in &packs {

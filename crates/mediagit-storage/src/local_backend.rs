@@ -144,10 +144,18 @@ impl Storage for LocalBackend {
 
     fn put_file(&self, key: &str, file: &Path) -> Result<(), StorageError> {
         validate_key(key)?;
+        // Dated now, not when its last byte was written: a key's
+        // modification time is when it was stored (as on an object store),
+        // which is what `gc` compares with its grace period. A pack that
+        // took an hour to fill must not look an hour old the moment it is
+        // stored, before its index is.
         OpenOptions::new()
             .write(true)
             .open(file)
-            .and_then(|f| f.sync_all())
+            .and_then(|f| {
+                f.set_modified(std::time::SystemTime::now())?;
+                f.sync_all()
+            })
             .map_err(|e| self.io("fsync", key, e))?;
         match self.install(key, file) {
             Ok(()) => Ok(()),
@@ -304,6 +312,31 @@ mod tests {
     fn conformance() {
         let dir = tempfile::tempdir().unwrap();
         crate::conformance::run_all(&super::LocalBackend::new(dir.path().join("store")));
+    }
+
+    #[test]
+    fn put_file_dates_the_key_when_it_is_stored() {
+        use crate::backend::Storage;
+        // A pack filled over an hour is stored now: gc compares the key's
+        // time with its grace period and must not take it for an old
+        // orphan before its index is stored.
+        let dir = tempfile::tempdir().unwrap();
+        let b = super::LocalBackend::new(dir.path().join("store"));
+        let src = dir.path().join("filled-slowly");
+        std::fs::write(&src, b"pack bytes").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&src)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        b.put_file("packs/x.pack", &src).unwrap();
+        let t = b.modified("packs/x.pack").unwrap().unwrap();
+        let age = std::time::SystemTime::now()
+            .duration_since(t)
+            .unwrap_or_default();
+        assert!(age.as_secs() < 60, "stored key dated {age:?} ago");
     }
 
     /// `put_file` of a file on another filesystem (rename fails with EXDEV)
