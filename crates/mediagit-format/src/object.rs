@@ -188,6 +188,12 @@ pub fn validate_symlink_target(target: &str) -> Result<(), FormatError> {
 /// and as an 8.3 short name (`MEDIAG~1`). The same class of names as Git's
 /// `verify_path` refuses for `.git` (CVE-2014-9390).
 pub fn is_reserved_name(name: &str) -> bool {
+    // Fast path (most names, checked for every path of every index read
+    // and walk): an ASCII name has no ignorable code points, so it can
+    // only match if it starts with '.' or 'm'.
+    if name.is_ascii() && !matches!(name.as_bytes().first(), Some(b'.' | b'm' | b'M')) {
+        return false;
+    }
     // HFS+ ignores these code points when comparing names.
     let ignorable =
         |c: char| matches!(c as u32, 0x200C..=0x200F | 0x202A..=0x202E | 0x206A..=0x206F | 0xFEFF);
@@ -452,6 +458,8 @@ mod tests {
             ".MediaGit . .",
             ".mediagit::$INDEX_ALLOCATION",
             ".media\u{200c}git",
+            "\u{feff}.mediagit",
+            "\u{200d}MEDIAG~2",
             "MEDIAG~1",
             "mediag~4",
         ] {
