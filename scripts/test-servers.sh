@@ -54,7 +54,8 @@ start() {
   stop_servers
   local s3 az gcs
   s3=$(free_port); az=$(free_port); gcs=$(free_port)
-  setsid "$dir/venv/bin/moto_server" -H 127.0.0.1 -p "$s3" >"$dir/moto.log" 2>&1 &
+  # moto with conditional writes made atomic (scripts/moto_atomic.py).
+  setsid "$dir/venv/bin/python" "$(dirname "$0")/moto_atomic.py" 127.0.0.1 "$s3" >"$dir/moto.log" 2>&1 &
   echo $! >"$dir/moto.pid"
   rm -rf "$dir/azurite-data"
   setsid "$dir/node/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$az" \
