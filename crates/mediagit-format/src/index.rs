@@ -259,8 +259,9 @@ impl IndexFile {
 
     pub fn decode(b: &[u8]) -> Result<IndexFile, FormatError> {
         const W: &str = "index";
-        if b.len() >= 12 && &b[..8] == INDEX_MAGIC && b[8..12] == 4u32.to_le_bytes() {
-            let view = IndexView::parse(b)?;
+        let (v, body) = unseal(b)?;
+        if v == 4 {
+            let view = IndexView::parse_body(body)?;
             let mut f = IndexFile {
                 written_at: view.written_at,
                 entries: Vec::with_capacity(view.len()),
@@ -280,28 +281,6 @@ impl IndexFile {
                 }
             }
             return Ok(f);
-        }
-        if b.len() < 12 + 32 {
-            return Err(FormatError::Truncated {
-                what: W,
-                len: b.len(),
-                need: 44,
-            });
-        }
-        if &b[..8] != INDEX_MAGIC {
-            return Err(FormatError::BadMagic { what: W });
-        }
-        let v = u32::from_le_bytes(b[8..12].try_into().expect("4"));
-        if !(INDEX_MIN_VERSION..=INDEX_VERSION).contains(&v) {
-            return Err(FormatError::UnknownVersion {
-                what: W,
-                found: v,
-                supported: INDEX_VERSION,
-            });
-        }
-        let (body, sum) = b.split_at(b.len() - 32);
-        if ObjectId::hash(body).0 != sum {
-            return Err(FormatError::Checksum { what: W });
         }
         let bad = |e: postcard::Error| FormatError::Decode {
             what: W,
@@ -379,6 +358,36 @@ impl IndexFile {
         }
         Ok(idx)
     }
+}
+
+/// Checks what every version shares: at least a header and a checksum,
+/// the magic, a version this build reads, and the trailing SHA-256 of all
+/// preceding bytes. Returns the version and those preceding bytes.
+fn unseal(b: &[u8]) -> Result<(u32, &[u8]), FormatError> {
+    const W: &str = "index";
+    if b.len() < 12 + 32 {
+        return Err(FormatError::Truncated {
+            what: W,
+            len: b.len(),
+            need: 44,
+        });
+    }
+    if &b[..8] != INDEX_MAGIC {
+        return Err(FormatError::BadMagic { what: W });
+    }
+    let v = le_u32(b, 8);
+    if !(INDEX_MIN_VERSION..=INDEX_VERSION).contains(&v) {
+        return Err(FormatError::UnknownVersion {
+            what: W,
+            found: v,
+            supported: INDEX_VERSION,
+        });
+    }
+    let (body, sum) = b.split_at(b.len() - 32);
+    if ObjectId::hash(body).0 != sum {
+        return Err(FormatError::Checksum { what: W });
+    }
+    Ok((v, body))
 }
 
 /// Bytes before the first record in version 4: magic, version, entry
@@ -466,29 +475,27 @@ impl<'a> IndexView<'a> {
     /// Checks a version 4 index completely (checksum, sizes, every record,
     /// UTF-8 paths, order) without allocating per entry.
     pub fn parse(b: &'a [u8]) -> Result<IndexView<'a>, FormatError> {
-        const W: &str = "index";
-        let bad = |reason: String| FormatError::Decode { what: W, reason };
-        if b.len() < V4_HEADER + 32 {
-            return Err(FormatError::Truncated {
-                what: W,
-                len: b.len(),
-                need: V4_HEADER + 32,
-            });
-        }
-        if &b[..8] != INDEX_MAGIC {
-            return Err(FormatError::BadMagic { what: W });
-        }
-        let v = le_u32(b, 8);
-        if v != 4 {
-            return Err(FormatError::UnknownVersion {
-                what: W,
+        match unseal(b)? {
+            (4, body) => IndexView::parse_body(body),
+            (v, _) => Err(FormatError::UnknownVersion {
+                what: "index",
                 found: v,
                 supported: INDEX_VERSION,
-            });
+            }),
         }
-        let (body, sum) = b.split_at(b.len() - 32);
-        if ObjectId::hash(body).0 != sum {
-            return Err(FormatError::Checksum { what: W });
+    }
+
+    /// [`IndexView::parse`] of a version 4 file whose envelope
+    /// ([`unseal`]) was checked: `b` is the file without its checksum.
+    fn parse_body(b: &'a [u8]) -> Result<IndexView<'a>, FormatError> {
+        const W: &str = "index";
+        let bad = |reason: String| FormatError::Decode { what: W, reason };
+        if b.len() < V4_HEADER {
+            return Err(FormatError::Truncated {
+                what: W,
+                len: b.len() + 32,
+                need: V4_HEADER + 32,
+            });
         }
         let count = le_u32(b, 12) as usize;
         let names_len = le_u32(b, 16) as usize;
@@ -499,10 +506,10 @@ impl<'a> IndexView<'a> {
         // Lengths first, in u64: nothing is sliced before it is known to fit.
         let want =
             V4_HEADER as u64 + count as u64 * V4_RECORD as u64 + names_len as u64 + tail_len as u64;
-        if want != body.len() as u64 {
+        if want != b.len() as u64 {
             return Err(bad(format!(
                 "{count} entries, {names_len} path bytes and a {tail_len}-byte tail need {want} bytes before the checksum, found {}",
-                body.len()
+                b.len()
             )));
         }
         let written_at = Timestamp {
@@ -510,9 +517,9 @@ impl<'a> IndexView<'a> {
             nanos: le_u32(b, 36),
         };
         let rec_end = V4_HEADER + count * V4_RECORD;
-        let records = &body[V4_HEADER..rec_end];
-        let names = &body[rec_end..rec_end + names_len];
-        let tail_bytes = &body[rec_end + names_len..];
+        let records = &b[V4_HEADER..rec_end];
+        let names = &b[rec_end..rec_end + names_len];
+        let tail_bytes = &b[rec_end + names_len..];
         let (tail, rest): (IndexTailOwned, _) =
             postcard::take_from_bytes(tail_bytes).map_err(|e| bad(e.to_string()))?;
         if !rest.is_empty() {

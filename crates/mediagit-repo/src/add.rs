@@ -64,10 +64,9 @@ impl Repository {
         let mut guard = ParentGuard::new(&root);
         // A path a merge left unresolved and the user deleted from the
         // working tree: `add` resolves it as deleted (as Git does).
-        let in_scope = |p: &str, s: &str| s.is_empty() || p == s || p.starts_with(&format!("{s}/"));
         let mut resolved: BTreeSet<String> = BTreeSet::new();
         for c in idx.conflicted_paths() {
-            if !scopes.iter().any(|s| in_scope(&c, s)) {
+            if !scopes.iter().any(|s| path_is_under(&c, s)) {
                 continue;
             }
             let gone = guard.beyond_symlink(&c).is_some()
@@ -138,7 +137,7 @@ impl Repository {
                 None => {
                     let tracked: Vec<String> = idx.under(scope).map(|(p, _)| p.clone()).collect();
                     // (`scope` exists nowhere, so nothing below it can be read.)
-                    if tracked.is_empty() && !resolved.iter().any(|c| in_scope(c, scope)) {
+                    if tracked.is_empty() && !resolved.iter().any(|c| path_is_under(c, scope)) {
                         return Err(RepoError::PathspecNoMatch {
                             path: scope.clone(),
                             what: "files",
@@ -302,12 +301,7 @@ impl Repository {
         let conflicted = idx.conflicted_paths();
         for p in paths {
             let mut matched: Vec<String> = idx.under(p).map(|(k, _)| k.clone()).collect();
-            matched.extend(
-                conflicted
-                    .iter()
-                    .filter(|c| p.is_empty() || *c == p || c.starts_with(&format!("{p}/")))
-                    .cloned(),
-            );
+            matched.extend(conflicted.iter().filter(|c| path_is_under(c, p)).cloned());
             if matched.is_empty() {
                 return Err(RepoError::PathspecNoMatch {
                     path: p.clone(),

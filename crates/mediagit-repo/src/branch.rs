@@ -102,7 +102,7 @@ impl Repository {
         who: &Signature,
         reason: &str,
     ) -> Result<()> {
-        validate_ref_name("branch", name)?;
+        // (Both callers checked `name` before taking the lock.)
         let r = branch_ref(name);
         if self.read_ref(&r)?.is_some() {
             return Err(RepoError::BranchExists(name.into()));

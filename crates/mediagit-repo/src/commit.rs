@@ -170,14 +170,8 @@ impl Repository {
         // took it for an interrupted write) holds nothing, whatever its
         // index says.
         let keys = self.uncached_storage().list("packs/")?;
-        let listed = |ext: &str| -> std::collections::HashSet<ObjectId> {
-            keys.iter()
-                .filter_map(|k| {
-                    k.strip_prefix("packs/")
-                        .and_then(|k| k.strip_suffix(ext))
-                        .and_then(|h| h.parse().ok())
-                })
-                .collect()
+        let listed = |ext| -> std::collections::HashSet<ObjectId> {
+            crate::odb::pack_ids(&keys, ext).collect()
         };
         let (indexes, files) = (listed(".idx"), listed(".pack"));
         let stale = odb.packs().iter().any(|p| !indexes.contains(p));

@@ -282,21 +282,19 @@ impl Repository {
             // One new pack per kind kept from repacked packs (more when
             // they exceed the pack target size).
             let target = odb.pack_target_size().max(1);
-            let new: usize = [true, false]
-                .iter()
-                .map(|&c| {
-                    let bytes: u64 = keep_from_old
-                        .iter()
-                        .filter(|(_, _, l)| !split || (l.kind == ObjectKind::Chunk) == c)
-                        .map(|(_, _, l)| stored(l))
-                        .sum();
-                    if !split && !c {
-                        0
-                    } else {
-                        bytes.div_ceil(target) as usize
-                    }
-                })
-                .sum();
+            let packs_for = |chunks: Option<bool>| {
+                let bytes: u64 = keep_from_old
+                    .iter()
+                    .filter(|(_, _, l)| chunks.is_none_or(|c| (l.kind == ObjectKind::Chunk) == c))
+                    .map(|(_, _, l)| stored(l))
+                    .sum();
+                bytes.div_ceil(target) as usize
+            };
+            let new = if split {
+                packs_for(Some(true)) + packs_for(Some(false))
+            } else {
+                packs_for(None)
+            };
             report.packs_after = packs.len() - gone.len() + new;
             return Ok(report);
         }

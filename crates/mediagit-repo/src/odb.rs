@@ -305,15 +305,17 @@ fn read_pack_index(storage: &dyn Storage, key: &str, pack_id: ObjectId) -> Resul
 /// The packs that have an index in the store (`packs/<id>.idx`), as listed
 /// now: only those hold objects a reader can see.
 pub fn indexed_packs(storage: &dyn Storage) -> Result<Vec<ObjectId>> {
-    Ok(storage
-        .list("packs/")?
-        .iter()
-        .filter_map(|k| {
-            k.strip_prefix("packs/")
-                .and_then(|k| k.strip_suffix(".idx"))
-                .and_then(|h| h.parse().ok())
-        })
-        .collect())
+    Ok(pack_ids(&storage.list("packs/")?, ".idx").collect())
+}
+
+/// The pack ids that `keys` (a listing of `packs/`) name with `ext`
+/// (`.idx` for indexes, `.pack` for pack files).
+pub fn pack_ids<'a>(keys: &'a [String], ext: &'a str) -> impl Iterator<Item = ObjectId> + 'a {
+    keys.iter().filter_map(move |k| {
+        k.strip_prefix("packs/")
+            .and_then(|k| k.strip_suffix(ext))
+            .and_then(|h| h.parse().ok())
+    })
 }
 
 pub fn idx_key(id: &ObjectId) -> String {

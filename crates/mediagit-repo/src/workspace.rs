@@ -234,30 +234,28 @@ impl Workspace {
                 .collect();
             resume.sort_by_key(|r| r.manifest);
         }
-        let f = IndexFile {
-            resume,
-            written_at: idx.written_at,
-            entries: std::mem::take(&mut idx.entries).into_vec(),
-            tree: idx.saved_tree,
-            commit_memo: idx.commit_memo,
-            conflicts: idx.conflicts.clone(),
-        };
         // A path staged again (`add` of the version the user chose) is
         // resolved: its merge stages go; so do those of a path a staged
         // file now replaces (a directory became a file, or the reverse).
-        let mut f = f;
-        let entries = IndexEntries(std::mem::take(&mut f.entries));
-        f.conflicts.retain(|c| {
+        let entries = &idx.entries;
+        idx.conflicts.retain(|c| {
             let p = c.entry.path.as_str();
             let mut ancestors = p.match_indices('/').map(|(i, _)| &p[..i]);
             !entries.contains_key(p)
                 && entries.below(p).is_empty()
                 && !ancestors.any(|a| entries.contains_key(a))
         });
-        f.entries = entries.0;
-        idx.conflicts.clone_from(&f.conflicts);
+        let f = IndexFile {
+            resume,
+            written_at: idx.written_at,
+            entries: std::mem::take(&mut idx.entries).into_vec(),
+            tree: idx.saved_tree,
+            commit_memo: idx.commit_memo,
+            conflicts: std::mem::take(&mut idx.conflicts),
+        };
         let written = write_atomic(&self.index_path(), &f.encode());
         idx.entries = IndexEntries(f.entries);
+        idx.conflicts = f.conflicts;
         written
     }
 

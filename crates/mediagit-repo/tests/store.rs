@@ -14,6 +14,7 @@ use mediagit_repo::commands::{self, DiffQuery, LogQuery};
 use mediagit_repo::fsck::FsckOptions;
 use mediagit_repo::gc::GcOptions;
 use mediagit_repo::history::LogOptions;
+use mediagit_repo::odb::PackSession;
 use mediagit_repo::progress::NoProgress;
 use mediagit_repo::{RepoError, Repository, Store};
 use mediagit_storage::{LocalBackend, MemoryBackend, Storage};
@@ -28,6 +29,57 @@ fn sig(t: i64) -> Signature {
     }
 }
 
+/// Stores `clip.mov` made of `parts` (one chunk each) and a commit of a
+/// tree holding it, whose entry claims `tree_size` bytes; returns the
+/// commit.
+fn commit_one_file(
+    s: &mut PackSession<'_>,
+    parts: &[&[u8]],
+    tree_size: u64,
+    parent: Option<ObjectId>,
+    time: i64,
+    message: &str,
+) -> ObjectId {
+    let chunks: Vec<ManifestChunk> = parts
+        .iter()
+        .map(|p| ManifestChunk {
+            id: s.put_object(ObjectKind::Chunk, p).unwrap(),
+            len: p.len() as u32,
+        })
+        .collect();
+    let whole = parts.concat();
+    let content = ObjectId(sha2::Sha256::digest(&whole).into());
+    let manifest = Manifest {
+        content,
+        size: whole.len() as u64,
+        chunks,
+    };
+    let manifest = s
+        .put_object(ObjectKind::Manifest, &manifest.encode())
+        .unwrap();
+    let tree = Tree {
+        entries: vec![TreeEntry {
+            name: "clip.mov".into(),
+            kind: EntryKind::File {
+                executable: false,
+                size: tree_size,
+                mtime: Timestamp { secs: 1, nanos: 0 },
+                content,
+                manifest,
+            },
+        }],
+    };
+    let tree = s.put_object(ObjectKind::Tree, &tree.encode()).unwrap();
+    let commit = Commit {
+        tree,
+        parents: parent.into_iter().collect(),
+        author: sig(time),
+        committer: sig(time),
+        message: message.into(),
+    };
+    s.put_object(ObjectKind::Commit, &commit.encode()).unwrap()
+}
+
 /// Writes three commits of one file, each a new version made of two
 /// chunks, straight into the store; returns (commit, file bytes) per
 /// version, oldest first.
@@ -39,61 +91,15 @@ fn write_history(store: &Store) -> Vec<(ObjectId, Vec<u8>)> {
         let mut s = odb.session();
         let a: Vec<u8> = (0..70_000u32).map(|i| (i as u8) ^ v).collect();
         let b = vec![v; 30_000];
-        let ia = s.put_object(ObjectKind::Chunk, &a).unwrap();
-        let ib = s.put_object(ObjectKind::Chunk, &b).unwrap();
-        let whole = [a.clone(), b.clone()].concat();
-        let content = ObjectId(sha2::Sha256::digest(&whole).into());
-        let manifest = s
-            .put_object(
-                ObjectKind::Manifest,
-                &Manifest {
-                    content,
-                    size: whole.len() as u64,
-                    chunks: vec![
-                        ManifestChunk {
-                            id: ia,
-                            len: a.len() as u32,
-                        },
-                        ManifestChunk {
-                            id: ib,
-                            len: b.len() as u32,
-                        },
-                    ],
-                }
-                .encode(),
-            )
-            .unwrap();
-        let tree = s
-            .put_object(
-                ObjectKind::Tree,
-                &Tree {
-                    entries: vec![TreeEntry {
-                        name: "clip.mov".into(),
-                        kind: EntryKind::File {
-                            executable: false,
-                            size: whole.len() as u64,
-                            mtime: Timestamp { secs: 1, nanos: 0 },
-                            content,
-                            manifest,
-                        },
-                    }],
-                }
-                .encode(),
-            )
-            .unwrap();
-        let commit = s
-            .put_object(
-                ObjectKind::Commit,
-                &Commit {
-                    tree,
-                    parents: parent.into_iter().collect(),
-                    author: sig(1_700_000_000 + v as i64),
-                    committer: sig(1_700_000_000 + v as i64),
-                    message: format!("version {v}\n"),
-                }
-                .encode(),
-            )
-            .unwrap();
+        let whole = [a.as_slice(), &b].concat();
+        let commit = commit_one_file(
+            &mut s,
+            &[&a, &b],
+            whole.len() as u64,
+            parent,
+            1_700_000_000 + v as i64,
+            &format!("version {v}\n"),
+        );
         s.finish().unwrap();
         store
             .cas_ref("refs/heads/main", parent, Some(commit))
@@ -336,53 +342,7 @@ fn fsck_reports_a_tree_entry_that_disagrees_with_its_manifest() {
     let odb = store.odb().unwrap();
     let mut s = odb.session();
     let bytes = b"forty-two bytes of a file, more or less...";
-    let chunk = s.put_object(ObjectKind::Chunk, bytes).unwrap();
-    let content = ObjectId(sha2::Sha256::digest(bytes).into());
-    let manifest = s
-        .put_object(
-            ObjectKind::Manifest,
-            &Manifest {
-                content,
-                size: bytes.len() as u64,
-                chunks: vec![ManifestChunk {
-                    id: chunk,
-                    len: bytes.len() as u32,
-                }],
-            }
-            .encode(),
-        )
-        .unwrap();
-    let tree = s
-        .put_object(
-            ObjectKind::Tree,
-            &Tree {
-                entries: vec![TreeEntry {
-                    name: "clip.mov".into(),
-                    kind: EntryKind::File {
-                        executable: false,
-                        size: u64::MAX,
-                        mtime: Timestamp { secs: 1, nanos: 0 },
-                        content,
-                        manifest,
-                    },
-                }],
-            }
-            .encode(),
-        )
-        .unwrap();
-    let commit = s
-        .put_object(
-            ObjectKind::Commit,
-            &Commit {
-                tree,
-                parents: vec![],
-                author: sig(1),
-                committer: sig(1),
-                message: "crafted\n".into(),
-            }
-            .encode(),
-        )
-        .unwrap();
+    let commit = commit_one_file(&mut s, &[bytes], u64::MAX, None, 1, "crafted\n");
     s.finish().unwrap();
     store
         .cas_ref("refs/heads/main", None, Some(commit))
