@@ -16,6 +16,7 @@ use mediagit_format::index::{
     CommitMemo, ConflictEntry, HashCheckpoint, IndexEntry, IndexFile, IndexKind, ResumePoints,
     Stage, StatInfo,
 };
+use mediagit_format::journal::{encode_header, encode_record, JournalRecord};
 use mediagit_format::object::Timestamp;
 use mediagit_format::pack::{encode_pack_header, Codec, EntryHeader, IdxEntry, PackIndex};
 use mediagit_format::{
@@ -311,6 +312,40 @@ fn main() {
     put(&root, w, "index-unsealed", &enc[..enc.len() - 32]);
     let enc = IndexFile::default().encode();
     put(&root, w, "index-empty-unsealed", &enc[..enc.len() - 32]);
+
+    // decode_add_journal: a journal with a whole file and a large file's
+    // first chunks, and the body of each record alone (the target seals it).
+    let j = "decode_add_journal";
+    let done = JournalRecord::Done {
+        path: "shots/a.mov".into(),
+        kind: IndexKind::File,
+        stat,
+        content: manifest.content,
+        manifest: ObjectId::hash(b"manifest"),
+        checkpoints: vec![HashCheckpoint {
+            chunks: 1,
+            offset: 64,
+            state: [7; 8],
+        }],
+    };
+    let partial = JournalRecord::Partial {
+        path: "shots/big.mxf".into(),
+        stat,
+        first: 0,
+        chunks: manifest.chunks.clone(),
+        checkpoints: vec![HashCheckpoint {
+            chunks: 1,
+            offset: 64,
+            state: [9; 8],
+        }],
+    };
+    let mut journal = encode_header().to_vec();
+    for (name, rec) in [("done", &done), ("partial", &partial)] {
+        let frame = encode_record(rec);
+        put(&root, j, &format!("record-{name}"), &frame[4..frame.len() - 8]);
+        journal.extend(frame);
+    }
+    put(&root, j, "journal", &journal);
 
     // decode_config: what `init` writes, with and without [storage]/[author];
     // storage URLs as users type them.

@@ -117,6 +117,21 @@ impl From<RepoError> for CommandError {
             RepoError::Storage(StorageError::Remote { kind, .. }) => Some(remote_hint(*kind).into()),
             _ => None,
         };
+        if let RepoError::Interrupted {
+            files_kept,
+            bytes_kept,
+        } = e
+        {
+            return CommandError {
+                message: format!(
+                    "interrupted: {files_kept} file(s) whole and {} of new data stored so far are kept; nothing was staged",
+                    crate::output::human_size(bytes_kept)
+                ),
+                hint: Some("run the same `mediagit add` again: it continues where this one stopped".into()),
+                // As a shell reports a command killed by SIGINT.
+                code: 130,
+            };
+        }
         CommandError {
             message: e.to_string(),
             hint,

@@ -451,6 +451,23 @@ fn init(
     Ok(())
 }
 
+/// A flag that the first Ctrl-C (or SIGTERM) sets, so a long command stops
+/// cleanly and keeps what it stored; a second one ends the process at once
+/// (exit 130), as users expect of a command that is taking too long to stop.
+fn stop_on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Order matters: the shutdown hook runs first and only fires when
+        // the flag is already set (by an earlier signal). Failing to
+        // install a handler only leaves the default (the process ends).
+        let _ = flag::register_conditional_shutdown(sig, 130, stop.clone());
+        let _ = flag::register(sig, stop.clone());
+    }
+    stop
+}
+
 fn add(ctx: &Ctx, paths: Vec<PathBuf>, all: bool, dry_run: bool) -> CmdResult {
     let repo = ctx.repo()?;
     if paths.is_empty() && !all {
@@ -466,10 +483,18 @@ fn add(ctx: &Ctx, paths: Vec<PathBuf>, all: bool, dry_run: bool) -> CmdResult {
         all: all && paths.is_empty(),
         paths: repo_paths,
         dry_run,
+        cancel: Some(stop_on_interrupt()),
         ..Default::default()
     };
     let progress = ctx.progress();
     let outcome = repo.add(&opts, &progress)?;
+    if outcome.resumed_bytes > 0 && !ctx.quiet {
+        eprintln!(
+            "resumed an interrupted add: {} already stored ({} file(s) whole) were not read again",
+            crate::output::human_size(outcome.resumed_bytes),
+            outcome.resumed_files
+        );
+    }
     for p in &outcome.problems {
         eprintln!(
             "warning: {}",

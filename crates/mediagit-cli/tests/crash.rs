@@ -337,3 +337,219 @@ fn kill_at_every_write_point() {
     eprintln!("crash suite: {total} kill points checked");
     assert!(total >= 20, "only {total} kill points were exercised");
 }
+
+/// A repository whose `add` checkpoints often: small chunks (so a 2 MB
+/// file has hash checkpoints every 64 KiB and is journaled part way) and a
+/// checkpoint every ~256 KB of new objects. Holds three random files and a
+/// few small ones, settled (older than the racy margin).
+fn checkpointing_template() -> (Env, std::path::PathBuf, Tree) {
+    let env = Env::new();
+    let dir = env.repo();
+    let cfg = dir.join(".mediagit/config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text
+        .replace("min_size = 131072", "min_size = 1024")
+        .replace("avg_size = 524288", "avg_size = 4096")
+        .replace("max_size = 2097152", "max_size = 16384")
+        .replace("bare = false", "bare = false\ncheckpoint_bytes = 262144");
+    assert!(text.contains("checkpoint_bytes") && text.contains("avg_size = 4096"));
+    std::fs::write(&cfg, text).unwrap();
+    std::fs::create_dir_all(dir.join("shots")).unwrap();
+    write_random(&dir.join("shots/a.mov"), 3_000_000, 21);
+    write_random(&dir.join("shots/b.mov"), 2_000_000, 22);
+    write_random(&dir.join("c.wav"), 1_500_000, 23);
+    for i in 0..5 {
+        std::fs::write(dir.join(format!("note{i}.txt")), format!("note {i}\n")).unwrap();
+    }
+    let want = tree_hashes(&dir);
+    // Records are only written for files older than the racy margin (1 s).
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    (env, dir, want)
+}
+
+fn pack_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join(".mediagit/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+/// After an interrupted or killed add, then a completed one: the index
+/// stages exactly the files' content (ids equal sha256 of the bytes), a
+/// commit restores every byte, and fsck is clean.
+fn check_resumed(dir: &Path, want: &Tree, what: &str) {
+    let listed = ok(dir, &["ls-files", "--json"]);
+    let mut n = 0;
+    for line in listed.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let path = v["path"].as_str().unwrap();
+        let sha = v["content"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {line}"));
+        assert!(
+            want[path].contains(sha),
+            "{what}: {path} staged as {sha}, the file is {}",
+            want[path]
+        );
+        n += 1;
+    }
+    assert_eq!(n, want.len(), "{what}: staged {listed}");
+    ok(dir, &["commit", "-m", "resumed"]);
+    for f in want.keys() {
+        std::fs::remove_file(dir.join(f)).unwrap();
+    }
+    ok(dir, &["checkout", "--force", "HEAD"]);
+    assert_eq!(&tree_hashes(dir), want, "{what}: checkout differs");
+    let fsck = mg(dir, &["fsck"], None);
+    assert!(fsck.status.success(), "{what}: fsck: {fsck:?}");
+}
+
+#[test]
+fn add_killed_at_a_checkpoint_keeps_what_it_stored_and_resumes() {
+    let (_env, tpl, want) = checkpointing_template();
+    let scratch = tempfile::tempdir().unwrap();
+    // What one uninterrupted add stores.
+    let full_dir = scratch.path().join("full");
+    copy_dir(&tpl, &full_dir);
+    ok(&full_dir, &["add", "-A"]);
+    let full = pack_bytes(&full_dir);
+    assert!(full > 6_000_000, "{full}");
+    let mut resumed = 0;
+    for point in ["write:checkpoint-stored", "write:journal-appended"] {
+        let mut n = 1;
+        loop {
+            let dir = scratch.path().join(format!("{point}-{n}"));
+            copy_dir(&tpl, &dir);
+            let spec = format!("{point}@{n}");
+            let out = mg(&dir, &["add", "-A"], Some(&spec));
+            if out.status.success() {
+                assert!(n > 5, "{spec}: add completed after {} checkpoints", n - 1);
+                break;
+            }
+            assert_eq!(out.status.signal(), Some(9), "{spec}: {out:?}");
+            // Nothing staged, the store sound, the work kept.
+            assert_eq!(ok(&dir, &["ls-files"]), "", "{spec}: staged after a kill");
+            let fsck = mg(&dir, &["fsck"], None);
+            assert!(fsck.status.success(), "{spec}: fsck: {fsck:?}");
+            let kept = pack_bytes(&dir);
+            assert!(
+                kept >= 262_144 * n as u64 / 2,
+                "{spec}: only {kept} bytes kept"
+            );
+            let again = mg(&dir, &["add", "-A"], None);
+            assert!(again.status.success(), "{spec}: re-run: {again:?}");
+            if String::from_utf8_lossy(&again.stderr).contains("resumed an interrupted add") {
+                resumed += 1;
+            }
+            assert!(
+                !dir.join(".mediagit/add-journal").exists(),
+                "{spec}: journal left after a successful add"
+            );
+            // Nothing stored twice: the kill lost only unstored temp packs.
+            let total = pack_bytes(&dir);
+            assert!(
+                total <= full + 64 * 1024,
+                "{spec}: {total} bytes stored in all, one add stores {full}"
+            );
+            check_resumed(&dir, &want, &spec);
+            std::fs::remove_dir_all(&dir).ok();
+            n += 1;
+        }
+    }
+    assert!(
+        resumed >= 5,
+        "only {resumed} re-runs resumed from the journal"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_add_cleanly_and_the_next_add_continues() {
+    let (_env, dir, want) = checkpointing_template();
+    // A Ctrl-C (SIGINT) at the fourth checkpoint.
+    let out = mg(&dir, &["add", "-A"], Some("write:checkpoint-stored@4=int"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(
+        err.contains("interrupted: ") && err.contains("of new data stored so far are kept"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was staged"), "{err}");
+    assert!(
+        err.contains("hint: run the same `mediagit add` again"),
+        "{err}"
+    );
+    assert!(!err.contains(" 0 B of new data"), "nothing kept: {err}");
+    assert_eq!(ok(&dir, &["ls-files"]), "");
+    assert!(dir.join(".mediagit/add-journal").exists());
+    assert!(
+        std::fs::read_dir(dir.join(".mediagit/tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "an interrupted add leaves no temporary pack"
+    );
+    // A second interrupted run keeps going from the first.
+    let out = mg(&dir, &["add", "-A"], Some("write:checkpoint-stored@3=int"));
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let again = mg(&dir, &["add", "-A"], None);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{again:?}");
+    assert!(err.contains("resumed an interrupted add: "), "{err}");
+    check_resumed(&dir, &want, "after Ctrl-C");
+}
+
+#[test]
+fn a_damaged_or_stale_add_journal_costs_time_never_content() {
+    let (_env, tpl, want) = checkpointing_template();
+    let scratch = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let d = scratch.path().join(name);
+        copy_dir(&tpl, &d);
+        let out = mg(&d, &["add", "-A"], Some("write:checkpoint-stored@8=int"));
+        assert_eq!(out.status.code(), Some(130), "{out:?}");
+        d
+    };
+    // Every byte of the journal flipped in turn would be slow; flip a
+    // spread of them, truncate it, and replace it with garbage.
+    let d = make("flipped");
+    let j = d.join(".mediagit/add-journal");
+    let bytes = std::fs::read(&j).unwrap();
+    assert!(bytes.len() > 100);
+    for at in [0, 9, 13, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+        let mut b = bytes.clone();
+        b[at] ^= 0x40;
+        std::fs::write(&j, &b).unwrap();
+        let e = scratch.path().join(format!("flipped-{at}"));
+        copy_dir(&d, &e);
+        ok(&e, &["add", "-A"]);
+        check_resumed(&e, &want, &format!("journal byte {at} flipped"));
+    }
+    for cut in [5, 12, bytes.len() / 2] {
+        std::fs::write(&j, &bytes[..cut]).unwrap();
+        let e = scratch.path().join(format!("cut-{cut}"));
+        copy_dir(&d, &e);
+        ok(&e, &["add", "-A"]);
+        check_resumed(&e, &want, &format!("journal cut at {cut}"));
+    }
+    std::fs::write(&j, b"MGADDJ\0\0\x63\0\0\0garbage").unwrap();
+    ok(&d, &["add", "-A"]);
+    check_resumed(&d, &want, "journal of an unknown version");
+
+    // A file changed after the interruption: its records no longer hold.
+    let d = make("changed");
+    write_random(&d.join("shots/a.mov"), 3_000_000, 99);
+    let mut want2 = want.clone();
+    want2.insert("shots/a.mov".into(), tree_hashes(&d)["shots/a.mov"].clone());
+    ok(&d, &["add", "-A"]);
+    check_resumed(&d, &want2, "file changed after the interruption");
+
+    // The objects it names are gone (a gc past the grace period removed
+    // the checkpointed packs): the files are read again.
+    let d = make("collected");
+    ok(&d, &["gc", "--prune=now"]);
+    let out = mg(&d, &["add", "-A"], None);
+    assert!(out.status.success(), "{out:?}");
+    check_resumed(&d, &want, "checkpointed objects collected");
+}

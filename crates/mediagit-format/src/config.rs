@@ -326,6 +326,14 @@ pub struct CoreConfig {
     /// A bare repository has no working tree.
     #[serde(default)]
     pub bare: bool,
+    /// `add` stores its packs (a checkpoint an interrupted add resumes
+    /// from) after this many bytes of new objects. Default: a quarter of
+    /// the pack size (256 MiB on a local disk, 32 MiB in a bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_bytes: Option<u64>,
+    /// ... and at least this often, in seconds (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_seconds: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,7 +364,10 @@ impl RepoConfig {
             },
             chunking: ChunkingConfig::default(),
             compression: CompressionConfig::default(),
-            core: CoreConfig { bare },
+            core: CoreConfig {
+                bare,
+                ..Default::default()
+            },
             author: AuthorConfig::default(),
             storage: None,
         }

@@ -2,7 +2,8 @@
 //!
 //! The bytes MediaGit writes, and nothing else: object ids, the objects of the
 //! version history (manifests, trees, commits, tags), the pack and pack-index
-//! layouts, the worktree index file and the repository config.
+//! layouts, the worktree index file, the add journal and the repository
+//! config.
 //!
 //! Why a crate of its own: everything a MediaGit process reads from disk or from
 //! a bucket is untrusted input. Keeping the encoders and decoders here, free of
@@ -14,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod journal;
 pub mod limits;
 pub mod object;
 pub mod pack;

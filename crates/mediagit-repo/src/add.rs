@@ -1,10 +1,14 @@
 //! `add`, `rm` and `mv`: changing what is staged.
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use mediagit_format::index::{IndexKind, StatInfo};
 
+use crate::add_journal::{journal_path, AddJournal, Checkpoints, DoneFile};
 use crate::error::{RepoError, Result};
-use crate::ingest::{hash_path, parallel_map, with_ingester, Previous};
+use crate::ingest::{hash_path, parallel_map, with_ingester, Ingested, Previous};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::status::ChangeKind;
@@ -22,6 +26,9 @@ pub struct AddOptions {
     /// Only changes to files already tracked (`commit -a`).
     pub tracked_only: bool,
     pub dry_run: bool,
+    /// Set (from a Ctrl-C handler) to stop: what was stored so far is kept
+    /// and the next `add` continues from it ([`RepoError::Interrupted`]).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Debug, Default)]
@@ -30,12 +37,17 @@ pub struct AddOutcome {
     pub changes: Vec<(String, ChangeKind)>,
     pub bytes_read: u64,
     pub problems: Vec<WalkProblem>,
+    /// Files an interrupted add had stored whole, taken without reading.
+    pub resumed_files: u64,
+    /// Bytes not read again because an interrupted add had stored them.
+    pub resumed_bytes: u64,
 }
 
 struct Job {
     path: String,
     size: u64,
     kind: IndexKind,
+    stat: StatInfo,
 }
 
 impl Repository {
@@ -175,6 +187,7 @@ impl Repository {
                             st.size
                         },
                         kind,
+                        stat: st,
                         path,
                     });
                 }
@@ -215,8 +228,42 @@ impl Repository {
         let total: u64 = jobs.iter().map(|j| j.size).sum();
         progress.start("adding", total, jobs.len() as u64);
         let odb = self.odb()?;
-        let results = with_ingester(odb, self.config().chunking, &[], |ing| {
+        let ws = self.workspace()?;
+        remove_stale_temp_packs(&ws.tmp_dir());
+        let journal = AddJournal::open(
+            journal_path(ws.dir()),
+            opts.cancel.clone().unwrap_or_default(),
+        );
+        let core = &self.config().core;
+        let checkpoints = Checkpoints {
+            bytes: core.checkpoint_bytes.unwrap_or(odb.pack_target_size() / 4),
+            every: Duration::from_secs(
+                core.checkpoint_seconds
+                    .unwrap_or(crate::add_journal::DEFAULT_CHECKPOINT_SECONDS),
+            ),
+        };
+        let (resumed_files, resumed_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+        let journaled = Some((&journal, checkpoints));
+        let results = with_ingester(odb, self.config().chunking, &[], journaled, |ing| {
             let r = parallel_map(&jobs, |j| {
+                // Stored whole by an interrupted add, and still the same.
+                if let Some(d) = journal.done_file(&j.path, &j.stat) {
+                    if d.kind == j.kind && journaled_file_holds(odb, d) {
+                        resumed_files.fetch_add(1, Ordering::Relaxed);
+                        resumed_bytes.fetch_add(j.size, Ordering::Relaxed);
+                        progress.bytes(j.size);
+                        progress.file_done();
+                        return Ok(Ingested {
+                            kind: d.kind,
+                            stat: d.stat,
+                            content: d.content,
+                            manifest: d.manifest,
+                            target: None,
+                            checkpoints: d.checkpoints.clone(),
+                            resumed_bytes: j.size,
+                        });
+                    }
+                }
                 // A file the index knew, with hash checkpoints kept for
                 // its content: the previous version, so an unchanged
                 // prefix is not hashed twice. Best effort: a manifest
@@ -240,7 +287,17 @@ impl Repository {
                     }),
                     _ => None,
                 };
-                let r = ing.ingest_path(&root.join(&j.path), prev.as_ref(), progress);
+                let resume = journal.partial_file(&j.path, &j.stat);
+                let r = ing.ingest(
+                    &root.join(&j.path),
+                    Some(&j.path),
+                    prev.as_ref(),
+                    resume,
+                    progress,
+                );
+                if let Ok(i) = &r {
+                    resumed_bytes.fetch_add(i.resumed_bytes, Ordering::Relaxed);
+                }
                 progress.file_done();
                 r
             });
@@ -280,7 +337,16 @@ impl Repository {
         // One merge (jobs ran largest first, not in path order).
         idx.entries.insert_many(staged);
         out.changes.sort();
+        out.resumed_files = resumed_files.into_inner();
+        out.resumed_bytes = resumed_bytes.into_inner();
         self.workspace()?.save_index(&mut idx, &self.codec())?;
+        crate::failpoint::hit("write:add-index-saved");
+        // The journal served this add. One that covered part of the tree
+        // leaves it for the rest (records of what it staged are harmless:
+        // those files are now stat-clean in the index).
+        if scopes.iter().any(|s| s.is_empty()) {
+            journal.remove();
+        }
         Ok(out)
     }
 
@@ -438,6 +504,52 @@ impl Repository {
         self.workspace()?.save_index(&mut idx, &self.codec())?;
         remove_empty_parents(&root, src);
         Ok((src.to_string(), dst))
+    }
+}
+
+/// Whether a file the add journal recorded whole is still whole in the
+/// store: its manifest readable, for the same content and size, and every
+/// chunk it names stored (a `gc` past the grace period, or a damaged pack,
+/// could have taken them).
+fn journaled_file_holds(odb: &crate::odb::Odb, d: &DoneFile) -> bool {
+    match odb.read_manifest(&d.manifest) {
+        Ok(m) => {
+            m.content == d.content
+                && m.size == d.stat.size
+                && m.chunks.iter().all(|c| odb.has_sound(&c.id))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Temporary packs a killed command left behind. The caller holds the
+/// working tree's lock, so no live command of this working tree writes
+/// there; a file untouched for this long is not being written by anyone
+/// (and removing one that was would only fail that writer before it
+/// stored anything).
+const STALE_TEMP_PACK: Duration = Duration::from_secs(600);
+
+fn remove_stale_temp_packs(tmp: &std::path::Path) {
+    let Ok(dir) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    for e in dir.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with("pack-") {
+            continue;
+        }
+        let Ok(meta) = e.path().symlink_metadata() else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age >= STALE_TEMP_PACK);
+        if meta.is_file() && old {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

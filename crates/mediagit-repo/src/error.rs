@@ -154,6 +154,10 @@ pub enum RepoError {
     Bare,
     #[error("this operation needs a working tree's local state (HEAD, the index), but the repository was opened from its store alone")]
     NoWorkspace,
+    /// Stopped on request (Ctrl-C). What was stored is kept: an `add`
+    /// run again continues from there (see `add_journal.rs`).
+    #[error("interrupted: {files_kept} file(s) whole and {bytes_kept} bytes of packs stored so far are kept; nothing was staged")]
+    Interrupted { files_kept: u64, bytes_kept: u64 },
     #[error("{0}")]
     Invalid(String),
 }

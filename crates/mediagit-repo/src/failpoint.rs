@@ -5,8 +5,9 @@
 //! The library never reads the environment: the CLI passes the
 //! `MEDIAGIT_FAILPOINTS` value to [`configure`]. A spec is a comma-separated
 //! list of `PREFIX@N`: the N-th time a failpoint whose name starts with
-//! PREFIX is hit, the process kills itself. With no spec, [`hit`] is one
-//! atomic load.
+//! PREFIX is hit, the process kills itself. `PREFIX@N=int` sends it SIGINT
+//! instead (a Ctrl-C at an exact point, for the interrupt tests). With no
+//! spec, [`hit`] is one atomic load.
 //!
 //! Compiled in only with the `failpoints` cargo feature (the crash tests
 //! enable it: `cargo test --features mediagit-cli/failpoints`); in every
@@ -22,6 +23,8 @@ use std::sync::OnceLock;
 struct Point {
     prefix: String,
     at: u64,
+    /// The signal to send: SIGKILL, or SIGINT for `=int`.
+    signal: libc::c_int,
     count: AtomicU64,
 }
 
@@ -35,9 +38,15 @@ pub fn configure(spec: &str) {
         .split(',')
         .filter_map(|item| {
             let (prefix, at) = item.trim().split_once('@')?;
+            let (at, signal) = match at.split_once('=') {
+                Some((at, "int")) => (at, libc::SIGINT),
+                Some(_) => return None,
+                None => (at, libc::SIGKILL),
+            };
             Some(Point {
                 prefix: prefix.to_string(),
                 at: at.parse().ok()?,
+                signal,
                 count: AtomicU64::new(0),
             })
         })
@@ -58,9 +67,10 @@ pub fn hit(name: &str) {
         if name.starts_with(&p.prefix) && p.count.fetch_add(1, Ordering::SeqCst) + 1 == p.at {
             // SAFETY: getpid and kill are async-signal-safe libc calls with
             // plain integer arguments; sending SIGKILL to ourselves ends the
-            // process at once, which is exactly the crash being simulated.
+            // process at once, which is exactly the crash being simulated
+            // (SIGINT runs the handler the CLI installed, as a Ctrl-C would).
             unsafe {
-                libc::kill(libc::getpid(), libc::SIGKILL);
+                libc::kill(libc::getpid(), p.signal);
             }
         }
     }

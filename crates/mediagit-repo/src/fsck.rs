@@ -566,7 +566,7 @@ impl Repository {
                 .collect();
             if !missing.is_empty() || !lost_manifests.is_empty() {
                 let odb = c2.odb;
-                let healed = with_ingester(&odb, self.config().chunking, &[], |ing| {
+                let healed = with_ingester(&odb, self.config().chunking, &[], None, |ing| {
                     let mut healed = Vec::new();
                     for e in idx.entries.values() {
                         let needed = if lost_manifests.contains(&e.manifest) {

@@ -10,8 +10,9 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use mediagit_format::config::ChunkingConfig;
 use mediagit_format::id::{Hasher, IdSet, ResumableSha256};
@@ -19,6 +20,7 @@ use mediagit_format::index::{HashCheckpoint, IndexKind, StatInfo};
 use mediagit_format::{Manifest, ManifestChunk, ObjectId, ObjectKind};
 use mediagit_pipeline::{media, Chunker, CompressionHint};
 
+use crate::add_journal::{AddJournal, Checkpoints, DoneFile, PartialFile, SharedProgress};
 use crate::codec::{content_id, Encoded, ObjectCodec};
 use crate::error::{RepoError, Result};
 use crate::odb::{Odb, PackSession};
@@ -35,6 +37,8 @@ pub struct Ingested {
     pub target: Option<String>,
     /// Whole-file hash checkpoints of the new manifest (large files only).
     pub checkpoints: Vec<HashCheckpoint>,
+    /// Bytes not read again because an interrupted add had stored them.
+    pub resumed_bytes: u64,
 }
 
 /// The version of a file that the index knew, for a file that changed:
@@ -62,6 +66,10 @@ pub struct Ingester<'a> {
     pool: &'a Mutex<Vec<Vec<u8>>>,
     chunking: ChunkingConfig,
     codec: ObjectCodec,
+    /// The add journal, when the run keeps what it stores (`add`).
+    journal: Option<&'a AddJournal>,
+    /// [`RUN_BYTES`], or less when checkpoints come more often.
+    run_bytes: usize,
 }
 
 const POOL_MAX: usize = 24;
@@ -76,12 +84,16 @@ thread_local! {
 }
 
 /// Runs `f` with an [`Ingester`] whose objects go into one new pack session
-/// (a session that treats objects in `ignore_packs` as absent). Everything
-/// is stored (packs, then indexes) only if `f` succeeds.
+/// (a session that treats objects in `ignore_packs` as absent). Without a
+/// journal, everything is stored (packs, then indexes) only if `f`
+/// succeeds. With one, what was written is also stored at every
+/// checkpoint and when `f` is interrupted (an interrupted add keeps it,
+/// see `add_journal.rs`), and the journal records what is stored.
 pub fn with_ingester<T>(
     odb: &Odb,
     chunking: ChunkingConfig,
     ignore_packs: &[ObjectId],
+    journal: Option<(&AddJournal, Checkpoints)>,
     f: impl FnOnce(&Ingester<'_>) -> Result<T>,
 ) -> Result<T> {
     // Each message is a run of one file's objects (up to RUN_BYTES), so a
@@ -91,18 +103,45 @@ pub fn with_ingester<T>(
     let pool = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         let pool_ref = &pool;
-        let writer = s.spawn(move || -> Result<PackSession<'_>> {
+        let writer = s.spawn(move || -> (PackSession<'_>, Result<()>) {
             let mut session = odb.session_ignoring(ignore_packs);
-            for run in rx {
-                for e in run {
-                    session.put_encoded(e.kind, e.id, e.codec, e.raw_len, &e.payload)?;
-                    let mut p = pool_ref.lock().unwrap_or_else(|p| p.into_inner());
-                    if p.len() < POOL_MAX {
-                        p.push(e.payload);
+            let mut since_bytes = 0u64;
+            let mut since = Instant::now();
+            let mut write = |session: &mut PackSession<'_>| -> Result<()> {
+                loop {
+                    let msg = match journal {
+                        // Woken now and then to checkpoint by time.
+                        Some(_) => rx.recv_timeout(Duration::from_millis(250)),
+                        None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    };
+                    match msg {
+                        Ok(run) => {
+                            for e in run {
+                                since_bytes += e.payload.len() as u64;
+                                session
+                                    .put_encoded(e.kind, e.id, e.codec, e.raw_len, &e.payload)?;
+                                let mut p = pool_ref.lock().unwrap_or_else(|p| p.into_inner());
+                                if p.len() < POOL_MAX {
+                                    p.push(e.payload);
+                                }
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                    }
+                    if let Some((j, cp)) = journal {
+                        if since_bytes >= cp.bytes.max(1) || since.elapsed() >= cp.every {
+                            session.checkpoint()?;
+                            crate::failpoint::hit("write:checkpoint-stored");
+                            j.record(odb);
+                            since_bytes = 0;
+                            since = Instant::now();
+                        }
                     }
                 }
-            }
-            Ok(session)
+            };
+            let r = write(&mut session);
+            (session, r)
         });
         let ing = Ingester {
             odb,
@@ -111,17 +150,40 @@ pub fn with_ingester<T>(
             pool: &pool,
             chunking,
             codec: odb.codec(),
+            journal: journal.map(|(j, _)| j),
+            run_bytes: journal.map_or(RUN_BYTES, |(_, cp)| {
+                RUN_BYTES.min(usize::try_from(cp.bytes / 2).unwrap_or(usize::MAX).max(1))
+            }),
         };
         let result = f(&ing);
         drop(ing);
-        let session = writer
+        let (mut session, written) = writer
             .join()
             .map_err(|_| RepoError::Invalid("the pack writer thread panicked".into()))?;
+        if let (Ok(_), Ok(())) = (&result, &written) {
+            session.finish()?;
+            return result;
+        }
+        // Interrupted (Ctrl-C): keep what was written for the next run
+        // (best effort: the interruption is what to report). Any other
+        // failure discards what no checkpoint stored yet, as a failed
+        // command changes nothing it need not.
+        let interrupted = matches!(result, Err(RepoError::Interrupted { .. }));
+        if let (Some((j, _)), Ok(()), true) = (journal, &written, interrupted) {
+            if session.checkpoint().is_ok() {
+                crate::failpoint::hit("write:checkpoint-stored");
+                j.record(odb);
+            }
+        }
         // The writer's own error (disk full...) explains a worker's "writer gone".
-        let session = session?;
-        let value = result?;
-        session.finish()?;
-        Ok(value)
+        written?;
+        match result {
+            Err(RepoError::Interrupted { .. }) => Err(RepoError::Interrupted {
+                files_kept: journal.map_or(0, |(j, _)| j.files_kept()),
+                bytes_kept: session.stored_bytes(),
+            }),
+            other => other,
+        }
     })
 }
 
@@ -153,11 +215,68 @@ impl Ingester<'_> {
         Ok(id)
     }
 
+    fn check_cancel(&self) -> Result<()> {
+        match self.journal {
+            Some(j) if j.cancelled() => Err(RepoError::Interrupted {
+                files_kept: 0,
+                bytes_kept: 0,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Stores one file (or symlink) found at `abs`.
     pub fn ingest_path(
         &self,
         abs: &Path,
         prev: Option<&Previous<'_>>,
+        progress: &dyn Progress,
+    ) -> Result<Ingested> {
+        self.ingest(abs, None, prev, None, progress)
+    }
+
+    /// Stores the file at repository path `rel` (at `abs`), journaling it
+    /// (when the run has a journal) and continuing from `resume`, the
+    /// leading chunks an interrupted add stored, when they still hold.
+    pub fn ingest(
+        &self,
+        abs: &Path,
+        rel: Option<&str>,
+        prev: Option<&Previous<'_>>,
+        resume: Option<&PartialFile>,
+        progress: &dyn Progress,
+    ) -> Result<Ingested> {
+        self.check_cancel()?;
+        let journal = self.journal.zip(rel);
+        let mut tracked = false;
+        let r = self.ingest_inner(abs, journal, prev, resume, &mut tracked, progress);
+        if let Some((j, rel)) = journal {
+            match &r {
+                Ok(i) if i.kind != IndexKind::Symlink => j.finished(
+                    rel,
+                    &DoneFile {
+                        kind: i.kind,
+                        stat: i.stat,
+                        content: i.content,
+                        manifest: i.manifest,
+                        checkpoints: i.checkpoints.clone(),
+                    },
+                ),
+                Ok(_) => {}
+                Err(_) if tracked => j.stop(rel),
+                Err(_) => {}
+            }
+        }
+        r
+    }
+
+    fn ingest_inner(
+        &self,
+        abs: &Path,
+        journal: Option<(&AddJournal, &str)>,
+        prev: Option<&Previous<'_>>,
+        resume: Option<&PartialFile>,
+        tracked: &mut bool,
         progress: &dyn Progress,
     ) -> Result<Ingested> {
         let meta = std::fs::symlink_metadata(abs).map_err(|e| RepoError::io("read", abs, e))?;
@@ -177,6 +296,7 @@ impl Ingester<'_> {
                 manifest: ObjectId::ZERO,
                 target: Some(target),
                 checkpoints: Vec::new(),
+                resumed_bytes: 0,
             });
         }
         let mut file = File::open(abs).map_err(|e| RepoError::io("open", abs, e))?;
@@ -188,12 +308,32 @@ impl Ingester<'_> {
         let mut head = [0u8; 64];
         let n = read_head(&mut file, &mut head).map_err(|e| RepoError::io("read", abs, e))?;
         let hint = CompressionHint::from_head(&head[..n]);
-        let reader = (&head[..n]).chain(&mut file);
+        let start = resume.and_then(|p| self.resume_point(p, &stat_info(&before)));
+        if let Some(st) = &start {
+            use std::io::{Seek, SeekFrom};
+            file.seek(SeekFrom::Start(st.boundary))
+                .map_err(|e| RepoError::io("read", abs, e))?;
+        }
+        let progress_slot = match journal {
+            // Files long enough to have a hash checkpoint to resume from.
+            Some((j, rel)) if before.len() >= 2 * self.checkpoint_interval() => {
+                *tracked = true;
+                Some(j.begin(
+                    rel,
+                    stat_info(&before),
+                    start.as_ref().map(|s| (&s.chunks[..], &s.inherited[..])),
+                ))
+            }
+            _ => None,
+        };
+        let head_len = if start.is_some() { 0 } else { n };
+        let reader = (&head[..head_len]).chain(&mut file);
         let buf = CHUNK_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
         let mut chunker = Chunker::with_buffer(reader, self.chunking, buf);
         // A JPEG's metadata (EXIF, XMP: what re-tagging rewrites) gets
         // chunks of its own, so the image data's chunks survive such edits.
-        if head[..n].starts_with(&[0xFF, 0xD8, 0xFF])
+        if start.is_none()
+            && head[..n].starts_with(&[0xFF, 0xD8, 0xFF])
             && before.len() >= 2 * u64::from(self.chunking.min_size)
         {
             let mut probe = vec![0u8; (before.len() as usize).min(media::JPEG_HEADER_PROBE)];
@@ -203,12 +343,15 @@ impl Ingester<'_> {
                 chunker.cut_at(h as u64);
             }
         }
+        let resumed_bytes = start.as_ref().map_or(0, |s| s.boundary);
         let src = Source {
             abs,
             file: &pread,
             size: before.len(),
             hint,
-            prev,
+            prev: if start.is_some() { None } else { prev },
+            start,
+            progress: progress_slot,
         };
         let result = self.chunk_file(&mut chunker, &src, progress);
         CHUNK_BUF.with(|b| *b.borrow_mut() = chunker.into_buffer());
@@ -246,6 +389,44 @@ impl Ingester<'_> {
             manifest: manifest_id,
             target: None,
             checkpoints,
+            resumed_bytes,
+        })
+    }
+
+    /// Where to continue a large file an interrupted add stored the start
+    /// of: the last hash checkpoint before the first chunk the store lacks
+    /// (`None`: start over). `stat` is the open file's.
+    fn resume_point(&self, p: &PartialFile, stat: &StatInfo) -> Option<Start> {
+        if &p.stat != stat {
+            return None;
+        }
+        let present = p
+            .chunks
+            .iter()
+            .position(|c| !self.odb.has_sound(&c.id))
+            .unwrap_or(p.chunks.len());
+        let cp = p
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|c| c.chunks as usize <= present && c.chunks > 0)?;
+        let chunks = p.chunks[..cp.chunks as usize].to_vec();
+        let boundary: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
+        if cp.offset > boundary || boundary >= stat.size {
+            return None;
+        }
+        ResumableSha256::resume(cp.offset, cp.state)?;
+        let inherited = p
+            .checkpoints
+            .iter()
+            .filter(|c| c.chunks <= cp.chunks)
+            .copied()
+            .collect();
+        Some(Start {
+            chunks,
+            checkpoint: *cp,
+            inherited,
+            boundary,
         })
     }
 
@@ -336,11 +517,31 @@ impl Ingester<'_> {
         // chunks are the same as its leading ones.
         let mut matched = 0usize;
         let mut started = false;
-        if src.prev.is_none() {
-            whole.start(Recorder::new(ResumableSha256::new(), Vec::new(), interval))?;
+        if let Some(st) = &src.start {
+            // An interrupted add stored the first chunks: the hash goes on
+            // from its checkpoint, fed the bytes between it and the chunk
+            // boundary where reading resumes.
+            let c = st.checkpoint;
+            let sha = ResumableSha256::resume(c.offset, c.state).ok_or_else(|| {
+                RepoError::Invalid("a resume checkpoint is not on a block boundary".into())
+            })?;
+            whole.start(
+                Recorder::new(sha, st.inherited.clone(), interval).publishing(src.progress.clone()),
+            )?;
+            feed_from_file(whole, src, c.offset, st.boundary, c.chunks)?;
+            chunks = st.chunks.clone();
+            total = st.boundary;
+            started = true;
+            progress.bytes(st.boundary);
+        } else if src.prev.is_none() {
+            whole.start(
+                Recorder::new(ResumableSha256::new(), Vec::new(), interval)
+                    .publishing(src.progress.clone()),
+            )?;
             started = true;
         }
         loop {
+            self.check_cancel()?;
             let chunk = match chunker.next_chunk() {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
@@ -384,15 +585,19 @@ impl Ingester<'_> {
                     })?;
                 run_bytes += e.payload.len();
                 run.push(e);
-                if run_bytes >= RUN_BYTES {
+                if run_bytes >= self.run_bytes {
                     self.send(std::mem::take(&mut run))?;
                     run_bytes = 0;
                 }
             }
-            chunks.push(ManifestChunk {
+            let mc = ManifestChunk {
                 id,
                 len: chunk.len() as u32,
-            });
+            };
+            chunks.push(mc);
+            if let Some(p) = &src.progress {
+                p.lock().unwrap_or_else(|e| e.into_inner()).push_chunk(mc);
+            }
             total += chunk.len() as u64;
             progress.bytes(chunk.len() as u64);
         }
@@ -431,6 +636,20 @@ struct Source<'a> {
     size: u64,
     hint: CompressionHint,
     prev: Option<&'a Previous<'a>>,
+    /// Where an interrupted add left off (reading starts at its boundary).
+    start: Option<Start>,
+    /// The journal's view of this file's progress (large files).
+    progress: Option<SharedProgress>,
+}
+
+/// Where a file's reading resumes: after `chunks`, at `boundary`, with the
+/// whole-file hash restored from `checkpoint`.
+struct Start {
+    chunks: Vec<ManifestChunk>,
+    checkpoint: HashCheckpoint,
+    /// The checkpoints up to and including `checkpoint`.
+    inherited: Vec<HashCheckpoint>,
+    boundary: u64,
 }
 
 /// Content id, chunks, bytes read, checkpoints.
@@ -472,7 +691,19 @@ fn start_resumed(
         ),
         None => (ResumableSha256::new(), 0, Vec::new()),
     };
-    whole.start(Recorder::new(sha, inherited, interval))?;
+    whole.start(Recorder::new(sha, inherited, interval).publishing(src.progress.clone()))?;
+    feed_from_file(whole, src, from, upto, matched as u32)
+}
+
+/// Feeds the file's bytes `[from, upto)` (read back, positioned) to the
+/// whole-file hash; they complete its first `chunks` chunks.
+fn feed_from_file(
+    whole: &mut WholeHash,
+    src: &Source<'_>,
+    from: u64,
+    upto: u64,
+    chunks: u32,
+) -> Result<()> {
     let mut at = from;
     let mut buf = vec![0u8; (upto - from).min(1 << 20) as usize];
     while at < upto {
@@ -480,7 +711,7 @@ fn start_resumed(
         std::os::unix::fs::FileExt::read_exact_at(src.file, &mut buf[..n], at)
             .map_err(|e| RepoError::io("read", src.abs, e))?;
         at += n as u64;
-        let done = (at == upto).then_some(matched as u32);
+        let done = (at == upto).then_some(chunks);
         whole.update(&buf[..n], done)?;
     }
     Ok(())
@@ -494,6 +725,8 @@ struct Recorder {
     sha: ResumableSha256,
     checkpoints: Vec<HashCheckpoint>,
     interval: u64,
+    /// Where new checkpoints are also published (the add journal).
+    publish: Option<SharedProgress>,
 }
 
 impl Recorder {
@@ -502,7 +735,13 @@ impl Recorder {
             sha,
             checkpoints,
             interval,
+            publish: None,
         }
+    }
+
+    fn publishing(mut self, to: Option<SharedProgress>) -> Recorder {
+        self.publish = to;
+        self
     }
 
     /// Feeds bytes; `done`: they complete the file's first `done` chunks.
@@ -512,11 +751,17 @@ impl Recorder {
             let (offset, state) = self.sha.checkpoint();
             let last = self.checkpoints.last().map_or(0, |c| c.offset);
             if offset >= last + self.interval {
-                self.checkpoints.push(HashCheckpoint {
+                let c = HashCheckpoint {
                     chunks,
                     offset,
                     state,
-                });
+                };
+                self.checkpoints.push(c);
+                if let Some(p) = &self.publish {
+                    p.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_checkpoint(c);
+                }
             }
         }
     }

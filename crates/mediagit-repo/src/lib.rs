@@ -20,6 +20,7 @@
 //! the rest are commands.
 
 pub mod add;
+pub mod add_journal;
 pub mod branch;
 pub mod checkout;
 pub mod clone;

@@ -480,6 +480,11 @@ impl Odb {
         Ok(())
     }
 
+    /// Whether a copy of `id` not known to be damaged is stored.
+    pub fn has_sound(&self, id: &ObjectId) -> bool {
+        self.locate(id).is_some_and(|(_, l)| !l.damaged)
+    }
+
     pub fn contains(&self, id: &ObjectId) -> bool {
         self.state
             .read()
@@ -842,6 +847,8 @@ impl Odb {
             pending: IdSet::default(),
             ignore_packs: packs.iter().copied().collect(),
             freshen: true,
+            stored: Vec::new(),
+            stored_bytes: 0,
         }
     }
 
@@ -871,6 +878,9 @@ pub struct PackSession<'a> {
     ignore_packs: HashSet<ObjectId>,
     /// Re-date old packs that objects are reused from (see [`FRESHEN_AFTER`]).
     freshen: bool,
+    /// Packs stored by checkpoints so far, and their bytes.
+    stored: Vec<ObjectId>,
+    stored_bytes: u64,
 }
 
 impl PackSession<'_> {
@@ -1030,25 +1040,30 @@ impl PackSession<'_> {
         self.pending.len()
     }
 
-    /// Re-dates the old packs objects were reused from (freshen markers),
-    /// stores every pack, then every index, and makes the objects visible.
-    /// Returns the ids of the packs stored. A pack is named by its headers,
-    /// so a rewrite that copies exactly the entries of an existing pack
-    /// (gc, fsck) stores a pack of the same name: such a caller MUST NOT
-    /// then delete that name as "the old pack".
-    pub fn finish(mut self) -> Result<Vec<ObjectId>> {
+    /// Bytes of the packs this session has stored so far (checkpoints).
+    pub fn stored_bytes(&self) -> u64 {
+        self.stored_bytes
+    }
+
+    /// Stores what was written so far, as [`PackSession::finish`] does,
+    /// and goes on: later objects go into new packs. After a checkpoint
+    /// the objects written are visible (and stay stored if the session is
+    /// dropped). Returns the packs stored now.
+    pub fn checkpoint(&mut self) -> Result<Vec<ObjectId>> {
         if self.freshen {
             self.odb.write_freshen_markers()?;
         }
         self.close_current()?;
         let finished = std::mem::take(&mut self.finished);
+        let mut sizes = Vec::with_capacity(finished.len());
         for (path, idx) in &finished {
+            sizes.push(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
             self.odb.storage.put_file(&pack_key(&idx.pack), path)?;
             crate::failpoint::hit("write:pack-stored");
         }
         let mut stored = Vec::with_capacity(finished.len());
         let mut result = Ok(());
-        for (path, idx) in finished {
+        for ((path, idx), size) in finished.into_iter().zip(sizes) {
             if let Err(e) = self.odb.storage.put(&idx_key(&idx.pack), &idx.encode()) {
                 result = Err(e.into());
                 break;
@@ -1057,12 +1072,25 @@ impl PackSession<'_> {
             // put_file consumed the file; don't let TempPath delete a path that
             // may now be reused.
             let _ = path.keep();
+            self.stored_bytes += size;
             stored.push(idx);
         }
-        let ids = stored.iter().map(|idx| idx.pack).collect();
+        let ids: Vec<ObjectId> = stored.iter().map(|idx| idx.pack).collect();
+        self.stored.extend(&ids);
         // What was stored exists, even when a later index failed.
         self.odb.register(stored);
         result.map(|()| ids)
+    }
+
+    /// Re-dates the old packs objects were reused from (freshen markers),
+    /// stores every pack, then every index, and makes the objects visible.
+    /// Returns the ids of the packs stored (by earlier checkpoints too). A
+    /// pack is named by its headers, so a rewrite that copies exactly the
+    /// entries of an existing pack (gc, fsck) stores a pack of the same
+    /// name: such a caller MUST NOT then delete that name as "the old pack".
+    pub fn finish(mut self) -> Result<Vec<ObjectId>> {
+        self.checkpoint()?;
+        Ok(std::mem::take(&mut self.stored))
     }
 }
 
