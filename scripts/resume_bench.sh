@@ -36,11 +36,13 @@ echo "| round | stop | signal | full add T (s) | stopped after (s) | re-run R (s
 echo "|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$rounds"); do
   fresh
+  sync # no writeback of an earlier run competes with the timed one
   t0=$(now); (cd r && "$bin" add -A); t1=$(now)
   full=$(echo "$t1 - $t0" | bc -l)
   for frac in 0.3 0.6; do
     for sig in KILL INT; do
       fresh
+      sync
       stop=$(echo "$full * $frac" | bc -l)
       s0=$(now)
       (cd r && exec "$bin" add -A) 2>stopped.err &
@@ -49,6 +51,7 @@ for round in $(seq 1 "$rounds"); do
       kill -s "$sig" "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
       s1=$(now)
+      sync
       t0=$(now); (cd r && "$bin" add -A 2>/dev/null); t1=$(now)
       re=$(echo "$t1 - $t0" | bc -l)
       msg=$(grep -m1 "^error" stopped.err | cut -c1-90 || true)

@@ -120,14 +120,20 @@ impl From<RepoError> for CommandError {
         if let RepoError::Interrupted {
             files_kept,
             bytes_kept,
+            resumable,
         } = e
         {
+            let hint = if resumable {
+                "run the same `mediagit add` again: it continues where this one stopped"
+            } else {
+                "the add journal (.mediagit/add-journal) could not be written, so a new add reads every file again; what was stored is reused, not stored twice"
+            };
             return CommandError {
                 message: format!(
                     "interrupted: {files_kept} file(s) whole and {} of new data stored so far are kept; nothing was staged",
                     crate::output::human_size(bytes_kept)
                 ),
-                hint: Some("run the same `mediagit add` again: it continues where this one stopped".into()),
+                hint: Some(hint.into()),
                 // As a shell reports a command killed by SIGINT.
                 code: 130,
             };

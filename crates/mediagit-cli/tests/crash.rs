@@ -553,3 +553,38 @@ fn a_damaged_or_stale_add_journal_costs_time_never_content() {
     assert!(out.status.success(), "{out:?}");
     check_resumed(&d, &want, "checkpointed objects collected");
 }
+
+#[test]
+fn the_add_journal_is_private_never_followed_and_kept_for_paths_not_added() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_env, dir, want) = checkpointing_template();
+    let journal = dir.join(".mediagit/add-journal");
+    // A symlink at the journal's path: add neither reads nor overwrites
+    // what it points to, and says the next add cannot resume.
+    let victim = dir.parent().unwrap().join("victim.txt");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, &journal).unwrap();
+    let out = mg(&dir, &["add", "-A"], Some("write:checkpoint-stored@4=int"));
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("could not be written"), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+    std::fs::remove_file(&journal).unwrap();
+
+    let out = mg(&dir, &["add", "-A"], Some("write:checkpoint-stored@4=int"));
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let mode = std::fs::metadata(&journal).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the journal is private");
+    // Adding one path, then `commit -a` (tracked files only), leaves the
+    // journal for the files they did not look at.
+    ok(&dir, &["add", "note0.txt"]);
+    assert!(journal.exists(), "add PATH dropped the journal");
+    ok(&dir, &["commit", "-a", "-m", "one note"]);
+    assert!(journal.exists(), "commit -a dropped the journal");
+    let again = mg(&dir, &["add", "-A"], None);
+    assert!(again.status.success(), "{again:?}");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("resumed an interrupted add: "), "{err}");
+    assert!(!journal.exists(), "a whole-tree add leaves no journal");
+    check_resumed(&dir, &want, "after add PATH and commit -a");
+}

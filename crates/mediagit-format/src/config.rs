@@ -321,6 +321,10 @@ impl Default for CompressionConfig {
     }
 }
 
+/// Smallest `[core] checkpoint_bytes` (below it a checkpoint would store a
+/// pack for every few chunks).
+pub const MIN_CHECKPOINT_BYTES: u64 = 64 << 10;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoreConfig {
     /// A bare repository has no working tree.
@@ -441,6 +445,20 @@ impl RepoConfig {
                 cfg.compression.level
             )));
         }
+        if cfg
+            .core
+            .checkpoint_bytes
+            .is_some_and(|b| b < MIN_CHECKPOINT_BYTES)
+        {
+            return Err(FormatError::Config(format!(
+                "[core] checkpoint_bytes must be at least {MIN_CHECKPOINT_BYTES} (64 KiB); leave it out for the default"
+            )));
+        }
+        if cfg.core.checkpoint_seconds == Some(0) {
+            return Err(FormatError::Config(
+                "[core] checkpoint_seconds must be at least 1; leave it out for the default".into(),
+            ));
+        }
         if let Some(st) = &cfg.storage {
             st.validate()?;
         }
@@ -451,6 +469,25 @@ impl RepoConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoint_settings_are_bounded() {
+        let base = RepoConfig::new(false).to_toml();
+        let with = |extra: &str| base.replace("bare = false", &format!("bare = false\n{extra}"));
+        let c = RepoConfig::from_toml(&with("checkpoint_bytes = 1048576\ncheckpoint_seconds = 5"))
+            .unwrap();
+        assert_eq!(c.core.checkpoint_bytes, Some(1 << 20));
+        assert_eq!(c.core.checkpoint_seconds, Some(5));
+        for bad in [
+            "checkpoint_bytes = 0",
+            "checkpoint_bytes = 1000",
+            "checkpoint_seconds = 0",
+        ] {
+            let e = RepoConfig::from_toml(&with(bad)).unwrap_err().to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
+        }
+        assert!(RepoConfig::from_toml(&with("checkpoint_bytes = -1")).is_err());
+    }
 
     #[test]
     fn round_trip_and_version_check() {

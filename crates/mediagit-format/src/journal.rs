@@ -5,8 +5,9 @@
 //! It is only a hint. Every record is checked against the working tree
 //! (the file's `stat` must be what it was) and against the store (the
 //! objects it names must be there) before it is used; a record that fails
-//! either check is ignored and the file is read as usual. So a torn,
-//! stale or hostile journal can cost time, never correctness.
+//! either check is ignored and the file is read as usual. So a torn or
+//! stale journal can cost time, never correctness (one forged on purpose
+//! has the worktree index's trust: whoever can write one can write both).
 //!
 //! Layout: magic `MGADDJ\0\0`, version (u32 LE), then frames appended one
 //! after another: length (u32 LE, 1 ..= [`MAX_FRAME`]), a postcard
@@ -79,6 +80,13 @@ impl JournalRecord {
         let path = self.path();
         if path.is_empty() || path.len() > MAX_PATH {
             return Err("path empty or too long");
+        }
+        if let JournalRecord::Done {
+            kind: IndexKind::Symlink,
+            ..
+        } = self
+        {
+            return Err("a symlink is never journaled");
         }
         let (cps, limit) = match self {
             JournalRecord::Done { checkpoints, .. } => (checkpoints, u64::from(u32::MAX)),
@@ -351,6 +359,16 @@ mod tests {
                 offset: 64,
                 state: [0; 8],
             }],
+        };
+        assert_eq!(JournalReader::new(&journal(&[rec])[..]).unwrap().count(), 0);
+        // A symlink's target is never taken from the journal.
+        let rec = JournalRecord::Done {
+            path: "link".into(),
+            kind: IndexKind::Symlink,
+            stat: stat(1),
+            content: ObjectId::hash(b"t"),
+            manifest: ObjectId::ZERO,
+            checkpoints: vec![],
         };
         assert_eq!(JournalReader::new(&journal(&[rec])[..]).unwrap().count(), 0);
         let rec = JournalRecord::Partial {

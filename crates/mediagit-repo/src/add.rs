@@ -247,7 +247,11 @@ impl Repository {
         let results = with_ingester(odb, self.config().chunking, &[], journaled, |ing| {
             let r = parallel_map(&jobs, |j| {
                 // Stored whole by an interrupted add, and still the same.
-                if let Some(d) = journal.done_file(&j.path, &j.stat) {
+                let from_journal = match j.kind {
+                    IndexKind::Symlink => None,
+                    _ => journal.done_file(&j.path, &j.stat),
+                };
+                if let Some(d) = from_journal {
                     if d.kind == j.kind && journaled_file_holds(odb, d) {
                         resumed_files.fetch_add(1, Ordering::Relaxed);
                         resumed_bytes.fetch_add(j.size, Ordering::Relaxed);
@@ -341,11 +345,13 @@ impl Repository {
         out.resumed_bytes = resumed_bytes.into_inner();
         self.workspace()?.save_index(&mut idx, &self.codec())?;
         crate::failpoint::hit("write:add-index-saved");
-        // The journal served this add. One that covered part of the tree
-        // leaves it for the rest (records of what it staged are harmless:
-        // those files are now stat-clean in the index).
-        if scopes.iter().any(|s| s.is_empty()) {
-            journal.remove();
+        // The journal served this add: what it recorded for paths this add
+        // looked at is done with; the rest stays for a later add (`commit
+        // -a` looks at tracked files only, `add PATH` at PATH only).
+        if opts.tracked_only {
+            journal.finish_add(|p| idx.entries.get(p).is_some());
+        } else {
+            journal.finish_add(|p| scopes.iter().any(|s| path_is_under(p, s)));
         }
         Ok(out)
     }
@@ -516,7 +522,13 @@ fn journaled_file_holds(odb: &crate::odb::Odb, d: &DoneFile) -> bool {
         Ok(m) => {
             m.content == d.content
                 && m.size == d.stat.size
-                && m.chunks.iter().all(|c| odb.has_sound(&c.id))
+                && m.chunks.iter().all(|c| {
+                    odb.locate(&c.id).is_some_and(|(_, l)| {
+                        !l.damaged
+                            && l.kind == mediagit_format::ObjectKind::Chunk
+                            && l.raw_len == c.len
+                    })
+                })
         }
         Err(_) => false,
     }

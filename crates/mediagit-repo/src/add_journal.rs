@@ -121,7 +121,7 @@ impl AddJournal {
         let mut done: HashMap<String, DoneFile> = HashMap::new();
         let mut partial: HashMap<String, PartialFile> = HashMap::new();
         let mut valid_len = 0;
-        if let Ok(f) = File::open(&path) {
+        if let Ok(f) = open_nofollow(&path, false) {
             if let Ok(mut r) = JournalReader::new(BufReader::new(f)) {
                 for rec in r.by_ref() {
                     apply(&mut done, &mut partial, rec);
@@ -231,6 +231,8 @@ impl AddJournal {
                 continue;
             };
             if !settled(stat) {
+                // Perhaps settled at the next checkpoint.
+                st.done.push(rec);
                 continue;
             }
             if odb.has_sound(manifest) {
@@ -301,13 +303,7 @@ impl AddJournal {
 
     fn append(&self, st: &mut State, frames: &[u8]) -> Result<(), ()> {
         if st.file.is_none() {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&self.path)
-                .map_err(drop)?;
+            let mut f = open_nofollow(&self.path, true).map_err(drop)?;
             if self.valid_len == 0 {
                 f.set_len(0).map_err(drop)?;
                 f.write_all(&encode_header()).map_err(drop)?;
@@ -323,11 +319,83 @@ impl AddJournal {
         f.write_all(frames).map_err(drop)
     }
 
-    /// Deletes the journal (the add it served succeeded).
-    pub fn remove(self) {
-        drop(self.lock().file.take());
-        let _ = std::fs::remove_file(&self.path);
+    /// Whether records could not be written (a next run cannot resume
+    /// from this one).
+    pub fn broken(&self) -> bool {
+        self.lock().broken
     }
+
+    /// After a successful add that looked at every path for which
+    /// `covered` holds: keeps only what an interrupted add recorded for
+    /// the other paths, rewritten compactly (temporary file, renamed over
+    /// the journal); deletes the journal when nothing is left. Best effort.
+    pub fn finish_add(self, covered: impl Fn(&str) -> bool) {
+        drop(self.lock().file.take());
+        if self.done.is_empty() && self.partial.is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+            return;
+        }
+        let outside = |p: &str| !covered(p);
+        let mut frames = Vec::new();
+        let mut done: Vec<_> = self.done.iter().filter(|(p, _)| outside(p)).collect();
+        done.sort_by(|a, b| a.0.cmp(b.0));
+        for (path, d) in done {
+            frames.extend(encode_record(&JournalRecord::Done {
+                path: path.clone(),
+                kind: d.kind,
+                stat: d.stat,
+                content: d.content,
+                manifest: d.manifest,
+                checkpoints: d.checkpoints.clone(),
+            }));
+        }
+        let mut partial: Vec<_> = self.partial.iter().filter(|(p, _)| outside(p)).collect();
+        partial.sort_by(|a, b| a.0.cmp(b.0));
+        for (path, p) in partial {
+            if p.chunks.is_empty() {
+                continue;
+            }
+            frames.extend(encode_record(&JournalRecord::Partial {
+                path: path.clone(),
+                stat: p.stat,
+                first: 0,
+                chunks: p.chunks.clone(),
+                checkpoints: p.checkpoints.clone(),
+            }));
+        }
+        if frames.is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+            return;
+        }
+        let mut bytes = encode_header().to_vec();
+        bytes.extend(frames);
+        let tmp = self.path.with_extension("tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let written = open_nofollow(&tmp, true)
+            .and_then(|mut f| f.write_all(&bytes))
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Opens the journal without following a symlink at its path (`ELOOP`
+/// then): `.mediagit/add-journal` linked to another file must not make
+/// `add` read or overwrite that file. Created private (0600), as the index.
+fn open_nofollow(path: &Path, write: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = OpenOptions::new();
+    o.read(true).custom_flags(libc::O_NOFOLLOW);
+    if write {
+        o.write(true).create(true).truncate(false).mode(0o600);
+    }
+    let f = o.open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
 }
 
 /// Where a working tree keeps its add journal.

@@ -157,7 +157,12 @@ pub enum RepoError {
     /// Stopped on request (Ctrl-C). What was stored is kept: an `add`
     /// run again continues from there (see `add_journal.rs`).
     #[error("interrupted: {files_kept} file(s) whole and {bytes_kept} bytes of packs stored so far are kept; nothing was staged")]
-    Interrupted { files_kept: u64, bytes_kept: u64 },
+    Interrupted {
+        files_kept: u64,
+        bytes_kept: u64,
+        /// The add journal was written: a next add continues from here.
+        resumable: bool,
+    },
     #[error("{0}")]
     Invalid(String),
 }

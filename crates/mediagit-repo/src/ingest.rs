@@ -181,6 +181,7 @@ pub fn with_ingester<T>(
             Err(RepoError::Interrupted { .. }) => Err(RepoError::Interrupted {
                 files_kept: journal.map_or(0, |(j, _)| j.files_kept()),
                 bytes_kept: session.stored_bytes(),
+                resumable: journal.is_some_and(|(j, _)| !j.broken()),
             }),
             other => other,
         }
@@ -220,6 +221,7 @@ impl Ingester<'_> {
             Some(j) if j.cancelled() => Err(RepoError::Interrupted {
                 files_kept: 0,
                 bytes_kept: 0,
+                resumable: false,
             }),
             _ => Ok(()),
         }
@@ -400,10 +402,15 @@ impl Ingester<'_> {
         if &p.stat != stat {
             return None;
         }
+        // Stored, sound, a chunk, and of the length recorded.
         let present = p
             .chunks
             .iter()
-            .position(|c| !self.odb.has_sound(&c.id))
+            .position(|c| {
+                !self.odb.locate(&c.id).is_some_and(|(_, l)| {
+                    !l.damaged && l.kind == ObjectKind::Chunk && l.raw_len == c.len
+                })
+            })
             .unwrap_or(p.chunks.len());
         let cp = p
             .checkpoints
