@@ -1065,7 +1065,19 @@ fn checkout(ctx: &Ctx, target: Option<String>, paths: Vec<String>, force: bool) 
             "checkout needs a branch or revision (or `[REV] -- PATH...`)",
         ));
     };
-    let t = if repo.read_ref(&branch_ref(&target))?.is_some() {
+    // `checkout HEAD` (or `@`) stays on the current branch, as in Git:
+    // with --force it only resets the working tree and the index.
+    let current = match (target.as_str(), repo.head()?) {
+        ("HEAD" | "@", mediagit_repo::refs::Head::Branch(b))
+            if repo.read_ref(&branch_ref(&b))?.is_some() =>
+        {
+            Some(b)
+        }
+        _ => None,
+    };
+    let t = if let Some(b) = current {
+        CheckoutTarget::Branch(b)
+    } else if repo.read_ref(&branch_ref(&target))?.is_some() {
         CheckoutTarget::Branch(target.clone())
     } else {
         CheckoutTarget::Detached(repo.resolve(&target)?)

@@ -918,3 +918,24 @@ fn large_file_three_versions_restore_and_deduplicate() {
         "modified: big.bin (200.0 MiB -> 205.0 MiB)\n"
     );
 }
+
+#[test]
+fn checkout_head_stays_on_the_branch() {
+    let env = Env::new();
+    env.write("a.txt", b"one\n");
+    let id = commit_all(&env, "one");
+    let head_before = head_file(&env);
+    assert!(head_before.contains("main"), "{head_before}");
+    // `checkout --force HEAD` restores the working tree and keeps the
+    // branch checked out, as in Git (no detached HEAD).
+    fs::remove_file(env.repo().join("a.txt")).unwrap();
+    env.write("a.txt.tmp", b"x");
+    env.ok(&["checkout", "--force", "HEAD"]);
+    assert_eq!(head_file(&env), head_before);
+    assert_eq!(env.read("a.txt"), b"one\n");
+    env.ok(&["checkout", "@"]);
+    assert_eq!(head_file(&env), head_before);
+    // A revision that is not HEAD still detaches.
+    env.ok(&["checkout", &id]);
+    assert!(!head_file(&env).contains("main"), "{}", head_file(&env));
+}
