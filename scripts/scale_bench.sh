@@ -22,10 +22,10 @@ rows=()
 measure() { # NAME N WORKDIR CMD...
   local name=$1 n=$2 wd=$3 secs rss
   shift 3
-  if ! (cd "$wd" && /usr/bin/time -o /tmp/scale.time -f "%e %M" "$@" >/dev/null 2>/tmp/scale.err); then
-    echo "  $name N=$n FAILED: $(tail -3 /tmp/scale.err)" >&2
+  if ! (cd "$wd" && /usr/bin/time -o "$dir/cmd.time" -f "%e %M" "$@" >/dev/null 2>"$dir/cmd.err"); then
+    echo "  $name N=$n FAILED: $(tail -3 "$dir/cmd.err")" >&2
   fi
-  read -r secs rss < <(tail -1 /tmp/scale.time)
+  read -r secs rss < <(tail -1 "$dir/cmd.time")
   rows+=("| $name | $n | $secs | $(echo "scale=1; $secs * 1000000 / $n" | bc -l) | $((rss / 1024)) |")
   echo "  $name N=$n: ${secs}s, $((rss / 1024)) MiB" >&2
 }
@@ -47,7 +47,9 @@ PY
   cp -a "t$n" "g$n"
   sleep 2 # settled: older than either tool's racy margin
   (cd "t$n" && "$bin" init . >/dev/null)
-  (cd "g$n" && git init -q . && git config core.untrackedCache false)
+  # No background auto-gc/maintenance of git's copy during the timings.
+  (cd "g$n" && git init -q . && git config core.untrackedCache false &&
+    git config gc.auto 0 && git config maintenance.auto false)
   measure "mediagit add -A" "$n" "t$n" "$bin" add -A
   measure "git add -A" "$n" "g$n" git add -A
   measure "mediagit commit" "$n" "t$n" "$bin" commit -m one

@@ -30,6 +30,8 @@ MEDIAGIT_FUZZ_REPO="${MEDIAGIT_FUZZ_REPO:-0}" ./scripts/fuzz.sh "${MEDIAGIT_FUZZ
 # in the S3 server (integrity.rs and crash.rs damage or kill local files and
 # stay local-only; backends.rs covers fsck, verify and gc on every store).
 echo "== CLI tests with objects and refs in S3 (moto)"
+# (--workspace and the same features as above: the same build, nothing
+# compiled again.)
 AWS_ENDPOINT_URL="$MEDIAGIT_TEST_S3" MEDIAGIT_TEST_STORAGE=s3://mediagit-test \
-  cargo test -p mediagit-cli --features failpoints --test core_workflow --test staging --test history \
-  --test branching --test bad_input --test safety 2>&1
+  cargo test --workspace --features mediagit-cli/failpoints --test core_workflow --test staging \
+  --test history --test branching --test bad_input --test safety 2>&1
