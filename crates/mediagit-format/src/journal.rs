@@ -216,6 +216,12 @@ impl<R: Read> JournalReader<R> {
         if !rest.is_empty() || rec.check().is_err() {
             return None;
         }
+        // One encoding per record: postcard also decodes over-long varints,
+        // which would let two byte strings mean one record (found by the
+        // decode_add_journal fuzz target).
+        if postcard::to_stdvec(&rec).ok()? != body {
+            return None;
+        }
         self.valid_len += 4 + u64::from(len) + CHECK_LEN as u64;
         Some(rec)
     }
@@ -333,6 +339,24 @@ mod tests {
             JournalReader::new(&v2[..]),
             Err(FormatError::UnknownVersion { found: 2, .. })
         ));
+    }
+
+    #[test]
+    fn a_non_canonical_encoding_is_refused() {
+        // The path's length (a varint) written in two bytes instead of one.
+        let rec = &sample()[0];
+        let body = postcard::to_stdvec(rec).unwrap();
+        assert_eq!(body[0], 0, "variant Done");
+        assert_eq!(body[1] as usize, "a/b.mov".len());
+        let mut long = vec![0u8, body[1] | 0x80, 0];
+        long.extend_from_slice(&body[2..]);
+        let (again, rest): (JournalRecord, _) = postcard::take_from_bytes(&long).unwrap();
+        assert!(rest.is_empty() && &again == rec, "postcard reads it");
+        let mut b = encode_header().to_vec();
+        b.extend((long.len() as u32).to_le_bytes());
+        b.extend(&long);
+        b.extend(&ObjectId::hash(&long).0[..CHECK_LEN]);
+        assert_eq!(JournalReader::new(&b[..]).unwrap().count(), 0);
     }
 
     #[test]
