@@ -1092,8 +1092,19 @@ fn checkout(ctx: &Ctx, target: Option<String>, paths: Vec<String>, force: bool) 
     Ok(())
 }
 
-fn tag(ctx: &Ctx, args: TagArgs) -> CmdResult {
+fn tag(ctx: &Ctx, mut args: TagArgs) -> CmdResult {
     let repo = ctx.repo()?;
+    // `tag --json list`: an option before the subcommand makes clap read
+    // `list` as a tag name; creating a tag takes no --json, so it can only
+    // mean the listing.
+    if args.json
+        && args.action.is_none()
+        && args.name.as_deref() == Some("list")
+        && args.rev.is_none()
+        && args.message.is_none()
+    {
+        args.name = None;
+    }
     let listing = matches!(
         (&args.action, &args.name),
         (Some(TagAction::List), _) | (None, None)

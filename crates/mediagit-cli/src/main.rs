@@ -182,7 +182,7 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<BranchAction>,
         /// List as one JSON document (fields in docs/CLI.md).
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
     },
     /// Switch to a branch.
@@ -349,7 +349,7 @@ pub struct TagArgs {
     #[arg(short, long)]
     pub message: Option<String>,
     /// List as one JSON document (fields in docs/CLI.md).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 

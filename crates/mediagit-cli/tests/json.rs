@@ -236,6 +236,20 @@ fn branch_tag_and_reflog_json() {
         2,
         "no tag was made: {v}"
     );
+    // The listing subcommands take --json on either side of them.
+    for args in [
+        ["tag", "--json", "list"],
+        ["tag", "list", "--json"],
+        ["branch", "--json", "list"],
+        ["branch", "list", "--json"],
+    ] {
+        let v = doc(&env.ok(&args));
+        let key = if args[0] == "tag" { "tags" } else { "branches" };
+        assert_eq!(v[key].as_array().unwrap().len(), 2, "{args:?}: {v}");
+    }
+    let err = env.fail(&["tag", "--json", "list", "HEAD"]);
+    assert!(err.contains("--json applies to listing tags"), "{err}");
+    assert!(env.fail(&["tag", "delete", "list"]).contains("not found"));
 }
 
 #[test]
