@@ -128,6 +128,26 @@ impl Repository {
         // another working tree reused objects from it and may not have
         // committed yet (odb.rs, FRESHEN_AFTER).
         let (markers, newest) = crate::odb::list_freshen(storage.as_ref(), true)?;
+        // Every pack's and index's size and age from the listing (on an
+        // object store: a few LIST requests, not two HEADs per pack). A key
+        // the listing lacks (stored since) is asked for alone.
+        let listed: std::collections::HashMap<String, (u64, SystemTime)> = storage
+            .list_meta("packs/")?
+            .into_iter()
+            .map(|l| (l.key, (l.size, l.modified)))
+            .collect();
+        let modified = |key: &str| -> Result<Option<SystemTime>> {
+            Ok(match listed.get(key) {
+                Some(&(_, t)) => Some(t),
+                None => storage.modified(key)?,
+            })
+        };
+        let size = |key: &str| -> Result<Option<u64>> {
+            Ok(match listed.get(key) {
+                Some(&(n, _)) => Some(n),
+                None => storage.size(key)?,
+            })
+        };
         let is_old = |key: &str, pack: &ObjectId| -> Result<bool> {
             let Some(cut) = opts.prune_before else {
                 return Ok(false);
@@ -137,9 +157,9 @@ impl Repository {
             }
             // A pack file that is gone: its index's age decides (nothing
             // reachable in it, checked above, so the index is debris).
-            let t = match storage.modified(key)? {
+            let t = match modified(key)? {
                 Some(t) => Some(t),
-                None if key.ends_with(".pack") => storage.modified(&idx_key(pack))?,
+                None if key.ends_with(".pack") => modified(&idx_key(pack))?,
                 None => None,
             };
             Ok(t.is_some_and(|t| t < cut))
@@ -159,9 +179,7 @@ impl Repository {
         // A pack file that is gone while its index still lists reachable
         // objects is damage for fsck to report, not a pack for gc to skip.
         for (p, objs) in &by_pack {
-            if objs.iter().any(|o| reach.objects.contains(&o.1))
-                && storage.size(&pack_key(p))?.is_none()
-            {
+            if objs.iter().any(|o| reach.objects.contains(&o.1)) && size(&pack_key(p))?.is_none() {
                 return Err(RepoError::GcBlocked {
                     what: format!(
                         "{} is missing but its index lists reachable objects",
@@ -261,15 +279,17 @@ impl Repository {
         report.bytes_written = report.bytes_read;
         // Orphan packs (no index) past the grace period are garbage of a crash.
         let indexed: HashSet<ObjectId> = packs.iter().copied().collect();
-        for key in storage.list("packs/")? {
+        let mut pack_keys: Vec<&String> = listed.keys().collect();
+        pack_keys.sort();
+        for key in pack_keys {
             if let Some(id) = key
                 .strip_prefix("packs/")
                 .and_then(|k| k.strip_suffix(".pack"))
                 .and_then(|h| h.parse::<ObjectId>().ok())
             {
-                if !indexed.contains(&id) && is_old(&key, &id)? {
-                    report.bytes_freed += storage.size(&key)?.unwrap_or(0);
-                    report.orphan_packs.push(key);
+                if !indexed.contains(&id) && is_old(key, &id)? {
+                    report.bytes_freed += size(key)?.unwrap_or(0);
+                    report.orphan_packs.push(key.clone());
                 }
             }
         }
@@ -356,8 +376,8 @@ impl Repository {
                 .and_then(|h| h.parse::<ObjectId>().ok())
                 .is_some_and(|id| written.contains(&id));
             if rewritten {
-                let size = storage.size(&key)?.unwrap_or(0);
-                report.bytes_freed = report.bytes_freed.saturating_sub(size);
+                let n = size(&key)?.unwrap_or(0);
+                report.bytes_freed = report.bytes_freed.saturating_sub(n);
                 continue;
             }
             storage.delete(&key)?;

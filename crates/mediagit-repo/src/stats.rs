@@ -98,9 +98,16 @@ impl Repository {
     pub fn stats(&self, top: usize) -> Result<Stats> {
         let odb = self.odb()?;
         let mut s = Stats::default();
+        // Pack sizes from one listing (no request per pack on an object store).
+        let sizes: HashMap<String, u64> = self
+            .storage()
+            .list_meta("packs/")?
+            .into_iter()
+            .map(|l| (l.key, l.size))
+            .collect();
         for p in odb.packs() {
             s.packs += 1;
-            s.pack_bytes += self.storage().size(&crate::odb::pack_key(&p))?.unwrap_or(0);
+            s.pack_bytes += sizes.get(&crate::odb::pack_key(&p)).copied().unwrap_or(0);
         }
         let all = odb.all_objects();
         let mut chunk_loc: HashMap<ObjectId, (u64, u64)> = HashMap::new();

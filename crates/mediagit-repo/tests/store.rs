@@ -367,3 +367,110 @@ fn fsck_reports_a_tree_entry_that_disagrees_with_its_manifest() {
     )
     .unwrap();
 }
+
+/// A store that counts per-key metadata requests (HEAD requests on an
+/// object store) and forwards everything to memory.
+struct CountingBackend {
+    inner: MemoryBackend,
+    per_key: std::sync::atomic::AtomicUsize,
+}
+
+impl Storage for CountingBackend {
+    fn describe(&self) -> String {
+        "counting memory store".into()
+    }
+    fn put(&self, key: &str, data: &[u8]) -> Result<(), mediagit_storage::StorageError> {
+        self.inner.put(key, data)
+    }
+    fn put_file(
+        &self,
+        key: &str,
+        file: &std::path::Path,
+    ) -> Result<(), mediagit_storage::StorageError> {
+        self.inner.put_file(key, file)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>, mediagit_storage::StorageError> {
+        self.inner.get(key)
+    }
+    fn read_at(
+        &self,
+        key: &str,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), mediagit_storage::StorageError> {
+        self.inner.read_at(key, offset, buf)
+    }
+    fn size(&self, key: &str) -> Result<Option<u64>, mediagit_storage::StorageError> {
+        self.per_key
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.size(key)
+    }
+    fn modified(
+        &self,
+        key: &str,
+    ) -> Result<Option<std::time::SystemTime>, mediagit_storage::StorageError> {
+        self.per_key
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.modified(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, mediagit_storage::StorageError> {
+        self.inner.list(prefix)
+    }
+    fn list_meta(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<mediagit_storage::ListedKey>, mediagit_storage::StorageError> {
+        // One listing, as an object store answers it.
+        self.inner.list_meta(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<(), mediagit_storage::StorageError> {
+        self.inner.delete(key)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<mediagit_storage::CasOutcome, mediagit_storage::StorageError> {
+        self.inner.compare_and_swap(key, expected, new)
+    }
+}
+
+#[test]
+fn gc_with_nothing_to_collect_asks_nothing_per_pack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let counting = Arc::new(CountingBackend {
+        inner: MemoryBackend::new(),
+        per_key: Default::default(),
+    });
+    let storage: Arc<dyn Storage> = counting.clone();
+    storage
+        .put("config.toml", RepoConfig::new(true).to_toml().as_bytes())
+        .unwrap();
+    let store = Store::open(storage.clone(), tmp.path().to_path_buf()).unwrap();
+    let versions = write_history(&store);
+    let repo = Repository::on_store(Store::open(storage, tmp.path().to_path_buf()).unwrap());
+    let packs = repo.odb().unwrap().packs().len();
+    assert!(packs >= 6, "{packs} packs");
+    counting
+        .per_key
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    let gc = repo
+        .gc(
+            &GcOptions {
+                dry_run: false,
+                prune_before: Some(std::time::SystemTime::now()),
+                max_unused_percent: 10,
+            },
+            &NoProgress,
+        )
+        .unwrap();
+    assert!(gc.removed.is_empty(), "{:?}", gc.removed);
+    // Sizes and ages come from the listing: no request per pack.
+    assert_eq!(
+        counting.per_key.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "per-key metadata requests for {packs} packs"
+    );
+    assert_eq!(versions.len(), 3);
+}

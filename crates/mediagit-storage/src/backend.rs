@@ -59,6 +59,14 @@ pub enum RemoteErrorKind {
     Other,
 }
 
+/// One key of [`Storage::list_meta`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedKey {
+    pub key: String,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
+}
+
 /// Result of [`Storage::compare_and_swap`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CasOutcome {
@@ -88,6 +96,26 @@ pub trait Storage: Send + Sync {
     fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError>;
     /// All keys starting with `prefix`, sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// [`Storage::list`] with each key's size and time of storing, as
+    /// [`Storage::size`] and [`Storage::modified`] would give them (times
+    /// may be more precise). An object store answers this with its listing
+    /// requests alone (S3, Azure and GCS listings carry both), instead of
+    /// one HEAD request per key; the default asks per key.
+    fn list_meta(&self, prefix: &str) -> Result<Vec<ListedKey>, StorageError> {
+        let mut out = Vec::new();
+        for key in self.list(prefix)? {
+            // Deleted since the listing: not listed.
+            let (Some(size), Some(modified)) = (self.size(&key)?, self.modified(&key)?) else {
+                continue;
+            };
+            out.push(ListedKey {
+                key,
+                size,
+                modified,
+            });
+        }
+        Ok(out)
+    }
     /// The local file holding `key`, for backends that have one (lets a local
     /// clone hard-link immutable packs instead of copying them).
     fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {

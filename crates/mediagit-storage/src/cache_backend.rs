@@ -142,6 +142,13 @@ impl Storage for CacheBackend {
         Ok(keys)
     }
 
+    fn list_meta(&self, prefix: &str) -> Result<Vec<crate::ListedKey>, StorageError> {
+        let listed = self.inner.list_meta(prefix)?;
+        let keys: Vec<String> = listed.iter().map(|l| l.key.clone()).collect();
+        self.prune(prefix, &keys);
+        Ok(listed)
+    }
+
     fn first_key(&self, prefix: &str) -> Result<Option<String>, StorageError> {
         self.inner.first_key(prefix)
     }

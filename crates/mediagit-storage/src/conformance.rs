@@ -18,6 +18,7 @@ pub fn run_all_clients(s: &dyn Storage, other: &dyn Storage, conditional: bool) 
     put_get_size(s);
     ranged_reads(s);
     listing(s);
+    listing_with_meta(s);
     delete_is_idempotent(s);
     put_file_consumes(s);
     bad_keys_rejected(s);
@@ -44,6 +45,42 @@ fn key_below_a_key_is_absent(s: &dyn Storage) {
     assert_eq!(s.modified("below/k/x").unwrap(), None);
     s.delete("below/k/x").unwrap();
     s.delete("below/k").unwrap();
+}
+
+/// `list_meta` lists what `list` lists, each with the size and time that
+/// `size` and `modified` give (times to within 2 s: a listing may be more
+/// precise than a HEAD's whole seconds).
+fn listing_with_meta(s: &dyn Storage) {
+    s.put("lm/a", b"12345").unwrap();
+    s.put("lm/sub/b", b"").unwrap();
+    s.put("lmx", b"not below lm/").unwrap();
+    let listed = s.list_meta("lm/").unwrap();
+    let keys: Vec<&str> = listed.iter().map(|l| l.key.as_str()).collect();
+    assert_eq!(keys, ["lm/a", "lm/sub/b"], "list_meta keys");
+    assert_eq!(
+        keys,
+        s.list("lm/").unwrap(),
+        "list_meta lists what list lists"
+    );
+    for l in &listed {
+        assert_eq!(Some(l.size), s.size(&l.key).unwrap(), "size of {}", l.key);
+        let m = s.modified(&l.key).unwrap().unwrap();
+        let gap = l
+            .modified
+            .duration_since(m)
+            .or_else(|e| Ok::<_, ()>(e.duration()))
+            .unwrap_or_default();
+        assert!(
+            gap.as_secs() < 2,
+            "time of {}: {:?} vs {m:?}",
+            l.key,
+            l.modified
+        );
+    }
+    assert!(s.list_meta("lm-none/").unwrap().is_empty());
+    for k in ["lm/a", "lm/sub/b", "lmx"] {
+        s.delete(k).unwrap();
+    }
 }
 
 fn two_clients_see_each_other(a: &dyn Storage, b: &dyn Storage) {

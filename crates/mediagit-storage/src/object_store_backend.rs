@@ -950,6 +950,47 @@ impl Storage for ObjectStoreBackend {
         Ok(keys)
     }
 
+    fn list_meta(&self, prefix: &str) -> Result<Vec<crate::ListedKey>, StorageError> {
+        let dir = listing_dir(prefix);
+        let entries = match self.run(self.op.list_with(dir).recursive(true)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(self.err("list", prefix, e)),
+        };
+        let mut out: Vec<crate::ListedKey> = Vec::new();
+        for e in entries {
+            if e.path().ends_with('/') {
+                continue;
+            }
+            let key = e.path().trim_start_matches('/').to_string();
+            if !key.starts_with(prefix) {
+                continue;
+            }
+            let m = e.metadata();
+            let listed = match m.last_modified() {
+                Some(t) => Some(crate::ListedKey {
+                    key,
+                    size: m.content_length(),
+                    modified: SystemTime::from(t),
+                }),
+                // A listing without times (a service that leaves them
+                // out): ask for this key alone.
+                None => match (self.size(&key)?, self.modified(&key)?) {
+                    (Some(size), Some(modified)) => Some(crate::ListedKey {
+                        key,
+                        size,
+                        modified,
+                    }),
+                    _ => None,
+                },
+            };
+            out.extend(listed);
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.dedup_by(|a, b| a.key == b.key);
+        Ok(out)
+    }
+
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         validate_key(key)?;
         match self.run(self.op.delete(key)) {
