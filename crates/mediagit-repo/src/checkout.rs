@@ -18,7 +18,7 @@ use crate::odb::Odb;
 use crate::progress::Progress;
 use crate::refs::{Head, ReflogEntry};
 use crate::repo::Repository;
-use crate::status::diff_flat;
+use crate::status::compare;
 use crate::tree::{flatten, lookup, FlatEntry, FlatTree, Lookup};
 use crate::worktree::{make_entry, path_is_under, refuse_symlinked_parent, stat_info, ParentGuard};
 
@@ -120,7 +120,14 @@ impl Repository {
             CheckoutTarget::Detached(id) => *id,
         };
         let new_tree = flatten(odb, &odb.read_commit(&new_commit)?.tree)?;
-        let old_tree = self.head_tree()?;
+        // Checking out HEAD's own commit (`checkout --force HEAD`, a switch
+        // to a branch at the same commit): one flattened tree serves both.
+        let head_tree: Option<FlatTree> = if self.head_commit()? == Some(new_commit) {
+            None
+        } else {
+            Some(self.head_tree()?)
+        };
+        let old_tree: &FlatTree = head_tree.as_ref().unwrap_or(&new_tree);
         let mut idx = self.workspace()?.load_index()?;
         // As Git: resolve a merge (or --force it away) before leaving it.
         if !idx.conflicts.is_empty() {
@@ -131,18 +138,20 @@ impl Repository {
             }
             idx.conflicts.clear();
         }
-        let index_tree: FlatTree = idx
-            .entries
-            .iter()
-            .map(|(p, e)| (p.clone(), FlatEntry::from_index(e)))
-            .collect();
         let scan = self.scan_worktree(&idx, "")?;
         let mut dirty: BTreeSet<String> = scan.changed.iter().map(|(p, _)| p.clone()).collect();
-        dirty.extend(
-            diff_flat(&old_tree, &index_tree)
-                .into_iter()
-                .map(|(p, _)| p),
-        );
+        // Staged changes (HEAD vs index), read from the index in place: no
+        // second whole-tree map of it.
+        for (p, e) in idx.entries.iter() {
+            if compare(old_tree.get(p), Some(&FlatEntry::from_index(e))).is_some() {
+                dirty.insert(p.clone());
+            }
+        }
+        for p in old_tree.keys() {
+            if !idx.entries.contains_key(p) {
+                dirty.insert(p.clone());
+            }
+        }
 
         let mut to_write: Vec<(String, FlatEntry)> = Vec::new();
         let mut to_remove: Vec<String> = Vec::new();
@@ -153,7 +162,8 @@ impl Repository {
             .chain(idx.entries.keys())
             .collect();
         for p in all {
-            let (o, n, i) = (old_tree.get(p), new_tree.get(p), index_tree.get(p));
+            let in_index = idx.entries.get(p).map(FlatEntry::from_index);
+            let (o, n, i) = (old_tree.get(p), new_tree.get(p), in_index.as_ref());
             let differs = match (o, n) {
                 (Some(a), Some(b)) => !a.same_content(b),
                 (None, None) => false,
@@ -242,7 +252,12 @@ impl Repository {
             in_the_way.dedup();
             return Err(RepoError::WouldOverwriteUntracked { paths: in_the_way });
         }
+        // The whole-tree maps did their work: free them before the files are
+        // written (a million-file checkout held four of them, 2 GiB, while
+        // writing).
+        drop((new_tree, head_tree, scan, dirty));
         let out = self.apply(odb, &root, &mut idx, &to_write, &to_remove, force, progress)?;
+        drop(to_write);
         self.workspace()?.save_index(&mut idx, &self.codec())?;
 
         let old_commit = self.head_commit()?;
@@ -329,6 +344,8 @@ impl Repository {
             new = new.checked_add(n).ok_or_else(overflow)?;
             largest = largest.max(n);
         }
+        // Only the space check needs every size.
+        drop(sizes);
         let freed = to_write
             .iter()
             .map(|(p, _)| existing(p))
