@@ -245,7 +245,7 @@ impl Repository {
         let (resumed_files, resumed_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
         let journaled = Some((&journal, checkpoints));
         let results = with_ingester(odb, self.config().chunking, &[], journaled, |ing| {
-            let r = parallel_map(&jobs, |j| {
+            let one = |j: &Job| {
                 // Stored whole by an interrupted add, and still the same.
                 let from_journal = match j.kind {
                     IndexKind::Symlink => None,
@@ -304,9 +304,22 @@ impl Repository {
                 }
                 progress.file_done();
                 r
-            });
+            };
+            // In groups: the workers' result slots are only ever one
+            // group's, not a second copy of a million results.
+            let mut all = Vec::with_capacity(jobs.len());
+            let mut r = Ok(());
+            for group in jobs.chunks(ADD_GROUP) {
+                match parallel_map(group, one) {
+                    Ok(done) => all.extend(done),
+                    Err(e) => {
+                        r = Err(e);
+                        break;
+                    }
+                }
+            }
             progress.finish();
-            r
+            r.map(|()| all)
         })?;
         for d in deletions {
             idx.entries.remove(&d);
@@ -512,6 +525,9 @@ impl Repository {
         Ok((src.to_string(), dst))
     }
 }
+
+/// Files `add` hands to its workers at a time (see `add_locked`).
+const ADD_GROUP: usize = 1 << 16;
 
 /// Whether a file the add journal recorded whole is still whole in the
 /// store: its manifest readable, for the same content and size, and every

@@ -85,6 +85,11 @@ impl IndexEntries {
         batch.reverse();
         batch.dedup_by(|later, earlier| later.path == earlier.path);
         batch.reverse();
+        if self.0.is_empty() {
+            // A first add: the batch is the index (no second copy of it).
+            self.0 = batch;
+            return;
+        }
         let old = std::mem::take(&mut self.0);
         let mut out = Vec::with_capacity(old.len() + batch.len());
         let mut old = old.into_iter().peekable();
