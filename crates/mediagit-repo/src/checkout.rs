@@ -139,17 +139,17 @@ impl Repository {
             idx.conflicts.clear();
         }
         let scan = self.scan_worktree(&idx, "")?;
-        let mut dirty: BTreeSet<String> = scan.changed.iter().map(|(p, _)| p.clone()).collect();
+        let mut dirty: BTreeSet<&str> = scan.changed.iter().map(|(p, _)| p.as_str()).collect();
         // Staged changes (HEAD vs index), read from the index in place: no
         // second whole-tree map of it.
         for (p, e) in idx.entries.iter() {
             if compare(old_tree.get(p), Some(&FlatEntry::from_index(e))).is_some() {
-                dirty.insert(p.clone());
+                dirty.insert(p.as_str());
             }
         }
         for p in old_tree.keys() {
             if !idx.entries.contains_key(p) {
-                dirty.insert(p.clone());
+                dirty.insert(p.as_str());
             }
         }
 
@@ -169,7 +169,7 @@ impl Repository {
                 (None, None) => false,
                 _ => true,
             };
-            let is_dirty = dirty.contains(p);
+            let is_dirty = dirty.contains(p.as_str());
             if force {
                 match n {
                     Some(ne) => {
@@ -255,7 +255,8 @@ impl Repository {
         // The whole-tree maps did their work: free them before the files are
         // written (a million-file checkout held four of them, 2 GiB, while
         // writing).
-        drop((new_tree, head_tree, scan, dirty));
+        drop(dirty);
+        drop((new_tree, head_tree, scan));
         let out = self.apply(odb, &root, &mut idx, &to_write, &to_remove, force, progress)?;
         drop(to_write);
         self.workspace()?.save_index(&mut idx, &self.codec())?;
