@@ -1033,14 +1033,24 @@ fn switch(
         return Err(CommandError::from(RepoError::BranchNotFound(name.clone()))
             .with_hint(format!("create it with `mediagit switch -c {name}`; to look at a commit use `mediagit checkout REV`")));
     }
+    let before = repo.head()?;
     let out = repo.checkout(
         &CheckoutTarget::Branch(name.clone()),
         force,
         &who,
         &progress,
     )?;
-    report_checkout(&out, &format!("Switched to branch '{name}'"));
+    report_checkout(&out, &switched(&before, &name));
     Ok(())
+}
+
+/// "Switched to branch 'NAME'", or Git's "Already on 'NAME'" when the
+/// branch was checked out already (`switch main` on main, `checkout HEAD`).
+fn switched(before: &mediagit_repo::refs::Head, name: &str) -> String {
+    match before {
+        mediagit_repo::refs::Head::Branch(b) if b == name => format!("Already on '{name}'"),
+        _ => format!("Switched to branch '{name}'"),
+    }
 }
 
 fn checkout(ctx: &Ctx, target: Option<String>, paths: Vec<String>, force: bool) -> CmdResult {
@@ -1082,9 +1092,10 @@ fn checkout(ctx: &Ctx, target: Option<String>, paths: Vec<String>, force: bool) 
     } else {
         CheckoutTarget::Detached(repo.resolve(&target)?)
     };
+    let before = repo.head()?;
     let out = repo.checkout(&t, force, &who, &progress)?;
     match t {
-        CheckoutTarget::Branch(b) => report_checkout(&out, &format!("Switched to branch '{b}'")),
+        CheckoutTarget::Branch(b) => report_checkout(&out, &switched(&before, &b)),
         CheckoutTarget::Detached(id) => {
             report_checkout(&out, &format!("HEAD is now at {} (detached)", id.short(12)))
         }

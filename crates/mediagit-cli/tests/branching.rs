@@ -933,7 +933,8 @@ fn checkout_head_stays_on_the_branch() {
     env.ok(&["checkout", "--force", "HEAD"]);
     assert_eq!(head_file(&env), head_before);
     assert_eq!(env.read("a.txt"), b"one\n");
-    env.ok(&["checkout", "@"]);
+    let err = ok_err(&env, &["checkout", "@"]);
+    assert!(err.starts_with("Already on 'main'"), "{err}");
     assert_eq!(head_file(&env), head_before);
     // A revision that is not HEAD still detaches.
     env.ok(&["checkout", &id]);

@@ -80,9 +80,9 @@ pub enum RepoError {
     },
     #[error("nothing to commit: the index matches HEAD")]
     NothingToCommit,
-    #[error("{} path(s) have unresolved merge conflicts ({})", paths.len(), paths.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
+    #[error("{} path(s) have unresolved merge conflicts ({})", paths.len(), some_paths(paths))]
     UnresolvedConflicts { paths: Vec<String> },
-    #[error("nothing was committed: the worktree index's record of {} file(s) disagrees with the stored file (size or content id): {}", paths.len(), paths.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
+    #[error("nothing was committed: the worktree index's record of {} file(s) disagrees with the stored file (size or content id): {}", paths.len(), some_paths(paths))]
     IndexDisagrees { paths: Vec<String> },
     #[error("no author identity: none given, and no [author] name and email in the repository's config.toml")]
     MissingIdentity,
@@ -142,7 +142,7 @@ pub enum RepoError {
     },
     #[error("{path:?} is beyond a symbolic link: {link:?} is a symlink, and following it would leave the working tree")]
     BeyondSymlink { path: String, link: String },
-    #[error("nothing was committed: the store no longer holds objects that {} staged file(s) need ({}); another working tree's `gc` removed them after they were staged", paths.len(), paths.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
+    #[error("nothing was committed: the store no longer holds objects that {} staged file(s) need ({}); another working tree's `gc` removed them after they were staged", paths.len(), some_paths(paths))]
     StagedObjectsGone { paths: Vec<String> },
     #[error("refusing to use the repository at {}: it is owned by {owner} (uid {uid}), not by you, and its settings would decide where your credentials are sent", path.display())]
     UnsafeRepository {
@@ -167,6 +167,15 @@ pub enum RepoError {
     Invalid(String),
 }
 
+/// The first five of `paths`, and how many more there are.
+fn some_paths(paths: &[String]) -> String {
+    let mut s = paths.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if paths.len() > 5 {
+        s.push_str(&format!(" and {} more", paths.len() - 5));
+    }
+    s
+}
+
 impl RepoError {
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> RepoError {
         RepoError::Io {
@@ -184,3 +193,23 @@ impl RepoError {
 }
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_path_lists_say_how_many_more() {
+        let paths: Vec<String> = (1..=7).map(|i| format!("x{i}.bin")).collect();
+        let e = RepoError::StagedObjectsGone { paths }.to_string();
+        assert!(
+            e.contains("7 staged file(s) need (x1.bin, x2.bin, x3.bin, x4.bin, x5.bin and 2 more)"),
+            "{e}"
+        );
+        let e = RepoError::UnresolvedConflicts {
+            paths: vec!["a".into()],
+        }
+        .to_string();
+        assert!(e.ends_with("(a)"), "{e}");
+    }
+}
