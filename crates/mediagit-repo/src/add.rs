@@ -538,13 +538,7 @@ fn journaled_file_holds(odb: &crate::odb::Odb, d: &DoneFile) -> bool {
         Ok(m) => {
             m.content == d.content
                 && m.size == d.stat.size
-                && m.chunks.iter().all(|c| {
-                    odb.locate(&c.id).is_some_and(|(_, l)| {
-                        !l.damaged
-                            && l.kind == mediagit_format::ObjectKind::Chunk
-                            && l.raw_len == c.len
-                    })
-                })
+                && m.chunks.iter().all(|c| odb.holds_chunk(c))
         }
         Err(_) => false,
     }

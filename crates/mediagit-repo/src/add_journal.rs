@@ -74,6 +74,19 @@ pub struct FileProgress {
     journaled_cps: usize,
 }
 
+impl DoneFile {
+    fn record(&self, path: String) -> JournalRecord {
+        JournalRecord::Done {
+            path,
+            kind: self.kind,
+            stat: self.stat,
+            content: self.content,
+            manifest: self.manifest,
+            checkpoints: self.checkpoints.clone(),
+        }
+    }
+}
+
 impl FileProgress {
     pub fn push_chunk(&mut self, c: ManifestChunk) {
         self.chunks.push(c);
@@ -190,14 +203,7 @@ impl AddJournal {
     pub fn finished(&self, path: &str, d: &DoneFile) {
         let mut st = self.lock();
         st.active.remove(path);
-        st.done.push(JournalRecord::Done {
-            path: path.to_string(),
-            kind: d.kind,
-            stat: d.stat,
-            content: d.content,
-            manifest: d.manifest,
-            checkpoints: d.checkpoints.clone(),
-        });
+        st.done.push(d.record(path.to_string()));
     }
 
     /// Files journaled whole by this run.
@@ -340,14 +346,7 @@ impl AddJournal {
         let mut done: Vec<_> = self.done.iter().filter(|(p, _)| outside(p)).collect();
         done.sort_by(|a, b| a.0.cmp(b.0));
         for (path, d) in done {
-            frames.extend(encode_record(&JournalRecord::Done {
-                path: path.clone(),
-                kind: d.kind,
-                stat: d.stat,
-                content: d.content,
-                manifest: d.manifest,
-                checkpoints: d.checkpoints.clone(),
-            }));
+            frames.extend(encode_record(&d.record(path.clone())));
         }
         let mut partial: Vec<_> = self.partial.iter().filter(|(p, _)| outside(p)).collect();
         partial.sort_by(|a, b| a.0.cmp(b.0));
@@ -439,18 +438,14 @@ fn apply(
             let first = first as usize;
             let p = partial.entry(path).or_default();
             if p.stat != stat || first > p.chunks.len() {
-                if first != 0 {
-                    // A continuation of something we do not have.
-                    *p = PartialFile {
-                        stat,
-                        ..Default::default()
-                    };
-                    return;
-                }
                 *p = PartialFile {
                     stat,
                     ..Default::default()
                 };
+                if first != 0 {
+                    // A continuation of something we do not have.
+                    return;
+                }
             }
             p.chunks.truncate(first);
             p.checkpoints.retain(|c| (c.chunks as usize) <= first);

@@ -402,15 +402,10 @@ impl Ingester<'_> {
         if &p.stat != stat {
             return None;
         }
-        // Stored, sound, a chunk, and of the length recorded.
         let present = p
             .chunks
             .iter()
-            .position(|c| {
-                !self.odb.locate(&c.id).is_some_and(|(_, l)| {
-                    !l.damaged && l.kind == ObjectKind::Chunk && l.raw_len == c.len
-                })
-            })
+            .position(|c| !self.odb.holds_chunk(c))
             .unwrap_or(p.chunks.len());
         let cp = p
             .checkpoints
@@ -422,7 +417,7 @@ impl Ingester<'_> {
         if cp.offset > boundary || boundary >= stat.size {
             return None;
         }
-        ResumableSha256::resume(cp.offset, cp.state)?;
+        let sha = ResumableSha256::resume(cp.offset, cp.state)?;
         let inherited = p
             .checkpoints
             .iter()
@@ -432,6 +427,7 @@ impl Ingester<'_> {
         Some(Start {
             chunks,
             checkpoint: *cp,
+            sha,
             inherited,
             boundary,
         })
@@ -529,11 +525,9 @@ impl Ingester<'_> {
             // from its checkpoint, fed the bytes between it and the chunk
             // boundary where reading resumes.
             let c = st.checkpoint;
-            let sha = ResumableSha256::resume(c.offset, c.state).ok_or_else(|| {
-                RepoError::Invalid("a resume checkpoint is not on a block boundary".into())
-            })?;
             whole.start(
-                Recorder::new(sha, st.inherited.clone(), interval).publishing(src.progress.clone()),
+                Recorder::new(st.sha.clone(), st.inherited.clone(), interval)
+                    .publishing(src.progress.clone()),
             )?;
             feed_from_file(whole, src, c.offset, st.boundary, c.chunks)?;
             chunks = st.chunks.clone();
@@ -654,6 +648,8 @@ struct Source<'a> {
 struct Start {
     chunks: Vec<ManifestChunk>,
     checkpoint: HashCheckpoint,
+    /// The hash state restored from `checkpoint`.
+    sha: ResumableSha256,
     /// The checkpoints up to and including `checkpoint`.
     inherited: Vec<HashCheckpoint>,
     boundary: u64,

@@ -485,6 +485,13 @@ impl Odb {
         self.locate(id).is_some_and(|(_, l)| !l.damaged)
     }
 
+    /// Whether `c` is stored, not known damaged, as a chunk of its length
+    /// (what a manifest or the add journal claims of it).
+    pub fn holds_chunk(&self, c: &mediagit_format::ManifestChunk) -> bool {
+        self.locate(&c.id)
+            .is_some_and(|(_, l)| !l.damaged && l.kind == ObjectKind::Chunk && l.raw_len == c.len)
+    }
+
     pub fn contains(&self, id: &ObjectId) -> bool {
         self.state
             .read()

@@ -93,38 +93,6 @@ pub fn compare(from: Option<&FlatEntry>, to: Option<&FlatEntry>) -> Option<Chang
     }
 }
 
-/// Differences between two flat trees, by path.
-pub fn diff_flat(a: &FlatTree, b: &FlatTree) -> Vec<(String, ChangeKind)> {
-    let mut out = Vec::new();
-    let mut ia = a.iter().peekable();
-    let mut ib = b.iter().peekable();
-    loop {
-        match (ia.peek(), ib.peek()) {
-            (None, None) => break,
-            (Some((pa, ea)), Some((pb, eb))) if pa == pb => {
-                if let Some(c) = compare(Some(ea), Some(eb)) {
-                    out.push(((*pa).clone(), c));
-                }
-                ia.next();
-                ib.next();
-            }
-            (Some((pa, _)), Some((pb, _))) if pa < pb => {
-                out.push(((*pa).clone(), ChangeKind::Deleted));
-                ia.next();
-            }
-            (Some((pa, _)), None) => {
-                out.push(((*pa).clone(), ChangeKind::Deleted));
-                ia.next();
-            }
-            (_, Some((pb, _))) => {
-                out.push(((*pb).clone(), ChangeKind::Added));
-                ib.next();
-            }
-        }
-    }
-    out
-}
-
 /// The state of the working tree relative to the index, for a set of entries.
 pub struct WorktreeScan {
     /// Index entries whose file differs from the index, with the new kind
