@@ -194,12 +194,23 @@ impl IndexFile {
     /// their documented order; a file written from lists out of order is
     /// refused by every reader.
     pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        self.encode_to(&mut b)
+            .expect("writing to a Vec<u8> cannot fail");
+        b
+    }
+
+    /// [`IndexFile::encode`] streamed to `w` (a million entries need not be
+    /// a second copy in memory before they reach the file).
+    pub fn encode_to<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<()> {
         let staged = self.entries.iter().map(|e| (Stage::Merged, e));
         let conflicted = self.conflicts.iter().map(|c| (c.stage, &c.entry));
+        // References only (16 bytes an entry), in the file's order.
         let mut all: Vec<(Stage, &IndexEntry)> = staged.chain(conflicted).collect();
         if !self.conflicts.is_empty() {
             all.sort_by(|a, b| (a.1.path.as_bytes(), a.0).cmp(&(b.1.path.as_bytes(), b.0)));
         }
+        let count = all.len();
         let names_len: usize = all
             .iter()
             .map(|(_, e)| e.path.len() + e.target.as_ref().map_or(0, String::len))
@@ -210,51 +221,57 @@ impl IndexFile {
             resume: &self.resume,
         })
         .expect("postcard encoding of plain data");
-        let mut b =
-            Vec::with_capacity(V4_HEADER + all.len() * V4_RECORD + names_len + tail.len() + 32);
-        b.extend_from_slice(INDEX_MAGIC);
-        b.extend_from_slice(&4u32.to_le_bytes());
-        b.extend_from_slice(&(all.len() as u32).to_le_bytes());
-        b.extend_from_slice(&(names_len as u32).to_le_bytes());
-        b.extend_from_slice(&(tail.len() as u32).to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.extend_from_slice(&self.written_at.secs.to_le_bytes());
-        b.extend_from_slice(&self.written_at.nanos.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
+        let mut b = HashingWriter {
+            inner: w,
+            hasher: crate::id::Hasher::new(),
+        };
+        let mut head = Vec::with_capacity(V4_HEADER);
+        head.extend_from_slice(INDEX_MAGIC);
+        head.extend_from_slice(&4u32.to_le_bytes());
+        head.extend_from_slice(&(count as u32).to_le_bytes());
+        head.extend_from_slice(&(names_len as u32).to_le_bytes());
+        head.extend_from_slice(&(tail.len() as u32).to_le_bytes());
+        head.extend_from_slice(&0u32.to_le_bytes());
+        head.extend_from_slice(&self.written_at.secs.to_le_bytes());
+        head.extend_from_slice(&self.written_at.nanos.to_le_bytes());
+        head.extend_from_slice(&0u32.to_le_bytes());
+        b.write_all(&head)?;
         let mut off = 0u32;
-        for (stage, e) in &all {
+        let mut r = Vec::with_capacity(V4_RECORD);
+        for &(stage, e) in &all {
             let tlen = e.target.as_ref().map(String::len);
-            b.extend_from_slice(&off.to_le_bytes());
-            b.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
-            b.extend_from_slice(&tlen.map_or(NO_TARGET, |n| n as u32).to_le_bytes());
-            b.push(*stage as u8);
-            b.push(match e.kind {
+            r.clear();
+            r.extend_from_slice(&off.to_le_bytes());
+            r.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
+            r.extend_from_slice(&tlen.map_or(NO_TARGET, |n| n as u32).to_le_bytes());
+            r.push(stage as u8);
+            r.push(match e.kind {
                 IndexKind::File => 0,
                 IndexKind::Executable => 1,
                 IndexKind::Symlink => 2,
             });
-            b.extend_from_slice(&0u16.to_le_bytes());
-            b.extend_from_slice(&e.stat.size.to_le_bytes());
-            b.extend_from_slice(&e.stat.mtime.secs.to_le_bytes());
-            b.extend_from_slice(&e.stat.mtime.nanos.to_le_bytes());
-            b.extend_from_slice(&e.stat.ctime.nanos.to_le_bytes());
-            b.extend_from_slice(&e.stat.ctime.secs.to_le_bytes());
-            b.extend_from_slice(&e.stat.ino.to_le_bytes());
-            b.extend_from_slice(&e.stat.dev.to_le_bytes());
-            b.extend_from_slice(&e.content.0);
-            b.extend_from_slice(&e.manifest.0);
+            r.extend_from_slice(&0u16.to_le_bytes());
+            r.extend_from_slice(&e.stat.size.to_le_bytes());
+            r.extend_from_slice(&e.stat.mtime.secs.to_le_bytes());
+            r.extend_from_slice(&e.stat.mtime.nanos.to_le_bytes());
+            r.extend_from_slice(&e.stat.ctime.nanos.to_le_bytes());
+            r.extend_from_slice(&e.stat.ctime.secs.to_le_bytes());
+            r.extend_from_slice(&e.stat.ino.to_le_bytes());
+            r.extend_from_slice(&e.stat.dev.to_le_bytes());
+            r.extend_from_slice(&e.content.0);
+            r.extend_from_slice(&e.manifest.0);
+            b.write_all(&r)?;
             off += (e.path.len() + tlen.unwrap_or(0)) as u32;
         }
         for (_, e) in &all {
-            b.extend_from_slice(e.path.as_bytes());
+            b.write_all(e.path.as_bytes())?;
             if let Some(t) = &e.target {
-                b.extend_from_slice(t.as_bytes());
+                b.write_all(t.as_bytes())?;
             }
         }
-        b.extend_from_slice(&tail);
-        let sum = ObjectId::hash(&b);
-        b.extend_from_slice(&sum.0);
-        b
+        b.write_all(&tail)?;
+        let sum = b.hasher.finish();
+        b.inner.write_all(&sum.0)
     }
 
     pub fn decode(b: &[u8]) -> Result<IndexFile, FormatError> {
@@ -663,6 +680,19 @@ impl<'a> IndexView<'a> {
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = EntryRef<'a>> + '_ {
         (0..self.len()).map(|i| self.entry(i))
+    }
+}
+
+/// Passes bytes on and hashes them (the index's closing checksum).
+struct HashingWriter<'w, W: std::io::Write + ?Sized> {
+    inner: &'w mut W,
+    hasher: crate::id::Hasher,
+}
+
+impl<W: std::io::Write + ?Sized> HashingWriter<'_, W> {
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.hasher.update(b);
+        self.inner.write_all(b)
     }
 }
 

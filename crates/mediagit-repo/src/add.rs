@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mediagit_format::index::{IndexKind, StatInfo};
+use mediagit_format::index::{IndexEntry, IndexKind, StatInfo};
 
 use crate::add_journal::{journal_path, AddJournal, Checkpoints, DoneFile};
 use crate::error::{RepoError, Result};
@@ -13,8 +13,7 @@ use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::status::ChangeKind;
 use crate::worktree::{
-    index_kind, make_entry, path_is_under, read_symlink_target, stat_info, walk, ParentGuard,
-    WalkProblem,
+    index_kind, path_is_under, read_symlink_target, stat_info, walk, ParentGuard, WalkProblem,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -33,7 +32,9 @@ pub struct AddOptions {
 
 #[derive(Debug, Default)]
 pub struct AddOutcome {
-    /// Paths staged, with what happened to them.
+    /// With `dry_run`, the paths that would be staged and what would
+    /// happen to them, sorted (empty otherwise: a real add of a million
+    /// files does not keep a second copy of every path to report).
     pub changes: Vec<(String, ChangeKind)>,
     pub bytes_read: u64,
     pub problems: Vec<WalkProblem>,
@@ -45,9 +46,19 @@ pub struct AddOutcome {
 
 struct Job {
     path: String,
-    size: u64,
     kind: IndexKind,
     stat: StatInfo,
+}
+
+impl Job {
+    /// Bytes to read (a symlink's target is not counted).
+    fn size(&self) -> u64 {
+        if self.kind == IndexKind::Symlink {
+            0
+        } else {
+            self.stat.size
+        }
+    }
 }
 
 impl Repository {
@@ -181,11 +192,6 @@ impl Repository {
                 // Dedup only matters when several scopes overlap.
                 if scopes.len() == 1 || queued.insert(path.clone()) {
                     jobs.push(Job {
-                        size: if kind == IndexKind::Symlink {
-                            0
-                        } else {
-                            st.size
-                        },
                         kind,
                         stat: st,
                         path,
@@ -198,10 +204,10 @@ impl Repository {
             problems,
             ..Default::default()
         };
-        for d in deletions.iter().chain(&resolved) {
-            out.changes.push((d.clone(), ChangeKind::Deleted));
-        }
         if opts.dry_run {
+            for d in deletions.iter().chain(&resolved) {
+                out.changes.push((d.clone(), ChangeKind::Deleted));
+            }
             for j in &jobs {
                 let change = match idx.entries.get(&j.path) {
                     None => Some(ChangeKind::Added),
@@ -223,9 +229,10 @@ impl Repository {
             return Ok(out);
         }
         // Largest files first: the workers then finish together instead of
-        // one of them reading the last big video alone.
-        jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
-        let total: u64 = jobs.iter().map(|j| j.size).sum();
+        // one of them reading the last big video alone. (Sorted smallest
+        // first: groups are taken off the end.)
+        jobs.sort_by(|a, b| a.size().cmp(&b.size()).then_with(|| b.path.cmp(&a.path)));
+        let total: u64 = jobs.iter().map(|j| j.size()).sum();
         progress.start("adding", total, jobs.len() as u64);
         let odb = self.odb()?;
         let ws = self.workspace()?;
@@ -254,8 +261,8 @@ impl Repository {
                 if let Some(d) = from_journal {
                     if d.kind == j.kind && journaled_file_holds(odb, d) {
                         resumed_files.fetch_add(1, Ordering::Relaxed);
-                        resumed_bytes.fetch_add(j.size, Ordering::Relaxed);
-                        progress.bytes(j.size);
+                        resumed_bytes.fetch_add(j.size(), Ordering::Relaxed);
+                        progress.bytes(j.size());
                         progress.file_done();
                         return Ok(Ingested {
                             kind: d.kind,
@@ -264,7 +271,7 @@ impl Repository {
                             manifest: d.manifest,
                             target: None,
                             checkpoints: d.checkpoints.clone(),
-                            resumed_bytes: j.size,
+                            resumed_bytes: j.size(),
                         });
                     }
                 }
@@ -305,55 +312,62 @@ impl Repository {
                 progress.file_done();
                 r
             };
-            // In groups: the workers' result slots are only ever one
-            // group's, not a second copy of a million results.
-            let mut all = Vec::with_capacity(jobs.len());
-            let mut r = Ok(());
-            for group in jobs.chunks(ADD_GROUP) {
-                match parallel_map(group, one) {
-                    Ok(done) => all.extend(done),
+            // In groups, each turned into index entries as it finishes: the
+            // workers' results and the jobs are only ever one group's, not
+            // a second and third copy of a million paths.
+            let mut staged = Vec::with_capacity(jobs.len());
+            let mut resume = Vec::new();
+            let mut bytes_read = 0;
+            while !jobs.is_empty() {
+                let mut group = jobs.split_off(jobs.len().saturating_sub(ADD_GROUP));
+                jobs.shrink_to_fit();
+                group.reverse();
+                let done = match parallel_map(&group, one) {
+                    Ok(done) => done,
                     Err(e) => {
-                        r = Err(e);
-                        break;
+                        progress.finish();
+                        return Err(e);
                     }
+                };
+                for (j, r) in group.into_iter().zip(done) {
+                    bytes_read += j.size();
+                    if !r.checkpoints.is_empty() {
+                        resume.push((r.manifest, r.checkpoints));
+                    }
+                    staged.push(IndexEntry {
+                        path: j.path,
+                        kind: r.kind,
+                        stat: r.stat,
+                        content: r.content,
+                        manifest: r.manifest,
+                        target: r.target,
+                    });
                 }
             }
             progress.finish();
-            r.map(|()| all)
+            Ok((staged, resume, bytes_read))
         })?;
+        let (staged, resume, bytes_read) = results;
+        out.bytes_read = bytes_read;
         for d in deletions {
             idx.entries.remove(&d);
         }
         idx.conflicts.retain(|c| !resolved.contains(&c.entry.path));
-        let mut staged = Vec::with_capacity(jobs.len());
-        for (j, r) in jobs.iter().zip(results) {
-            let prev = idx.entries.get(&j.path).map(|e| (e.content, e.kind));
-            let change = match prev {
-                None => Some(ChangeKind::Added),
-                Some((c, k)) if c != r.content || k != r.kind => Some(ChangeKind::Modified),
-                _ => None,
-            };
-            if let Some(c) = change {
-                out.changes.push((j.path.clone(), c));
-            }
-            out.bytes_read += j.size;
+        for e in &staged {
             // A file replacing a directory (or the reverse) drops the old entries.
-            idx.entries.remove_below(&j.path);
-            let mut parent = j.path.as_str();
+            idx.entries.remove_below(&e.path);
+            let mut parent = e.path.as_str();
             while let Some(i) = parent.rfind('/') {
                 parent = &parent[..i];
                 idx.entries.remove(parent);
             }
-            if !r.checkpoints.is_empty() {
-                idx.resume.insert(r.manifest, r.checkpoints);
-            }
-            staged.push(make_entry(
-                &j.path, r.kind, r.stat, r.content, r.manifest, r.target,
-            ));
         }
-        // One merge (jobs ran largest first, not in path order).
+        idx.resume.extend(resume);
+        // One merge (jobs ran largest first, not in path order). The paths
+        // are unique (each was queued once), so an in-place sort serves.
+        let mut staged = staged;
+        staged.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         idx.entries.insert_many(staged);
-        out.changes.sort();
         out.resumed_files = resumed_files.into_inner();
         out.resumed_bytes = resumed_bytes.into_inner();
         self.workspace()?.save_index(&mut idx, &self.codec())?;

@@ -9,7 +9,7 @@ use crate::error::{RepoError, Result};
 use crate::ingest::with_ingester;
 use crate::odb::{idx_key, pack_key, read_stored, scan_pack, Odb, PackScan};
 use crate::progress::Progress;
-use crate::reach::{walk, Root};
+use crate::reach::{walk, IdList, Root};
 use crate::repo::{write_atomic, Repository};
 use crate::tree::flatten;
 use crate::worktree::{make_entry, WorktreeIndex};
@@ -71,8 +71,14 @@ const MAX_AFFECTS: usize = 20;
 
 struct Checked {
     odb: Odb,
+    /// The scans of the packs in `rebuild` (the others' entries are their
+    /// indexes', which the odb holds: not kept twice).
     scans: BTreeMap<ObjectId, PackScan>,
-    good: HashSet<ObjectId>,
+    /// Objects with a sound copy in an indexed pack.
+    good: IdList,
+    /// Packs and entries scanned.
+    packs: usize,
+    objects: usize,
     problems: Vec<Problem>,
     notes: Vec<String>,
     /// Packs that need rewriting (damaged, or index missing / wrong).
@@ -141,14 +147,8 @@ impl Repository {
             .sum();
         progress.start("checking packs", total, pack_ids.len() as u64);
         let mut scans = BTreeMap::new();
-        let mut good = HashSet::new();
-        let loaded: HashMap<ObjectId, Vec<(ObjectId, crate::odb::Location)>> = {
-            let mut m: HashMap<ObjectId, Vec<_>> = HashMap::new();
-            for (id, pack, loc) in odb.all_objects() {
-                m.entry(pack).or_default().push((id, loc));
-            }
-            m
-        };
+        let mut good = Vec::new();
+        let mut objects = 0;
         for pack in &pack_ids {
             let key = pack_key(pack);
             let scan = scan_pack(
@@ -186,7 +186,7 @@ impl Repository {
                     // missing when something reaches them (--repair
                     // indexes the pack).
                     None if idx_ids.contains(pack) => {
-                        good.insert(e.header.id);
+                        good.push(e.header.id);
                     }
                     None => {}
                     Some(d) => {
@@ -214,16 +214,18 @@ impl Repository {
                     "{key} has no index ({} objects): left by an interrupted write, or its index was lost; `mediagit fsck --repair` indexes it; `mediagit gc` removes it once it is older than the grace period unless it holds reachable objects (reported above as missing)",
                     scan.entries.len()
                 ));
-            } else if let Some(entries) = loaded.get(pack) {
+            } else if let Ok(idx) =
+                crate::odb::read_pack_index(storage.as_ref(), &idx_key(pack), *pack)
+            {
                 let by_offset: HashMap<u64, &crate::odb::ScannedEntry> =
                     scan.entries.iter().map(|e| (e.offset, e)).collect();
-                let mismatched = entries.iter().filter(|(id, loc)| {
+                let mismatched = idx.entries.iter().filter(|i| {
                     by_offset
-                        .get(&loc.offset)
+                        .get(&i.offset)
                         .map(|e| {
-                            e.header.id != *id
-                                || e.header.kind != loc.kind
-                                || e.header.stored_len != loc.stored_len
+                            e.header.id != i.id
+                                || e.header.kind != i.kind
+                                || e.header.stored_len != i.stored_len
                         })
                         .unwrap_or(true)
                 });
@@ -241,11 +243,13 @@ impl Repository {
             } else {
                 needs_rebuild = true;
             }
+            objects += scan.entries.len();
             if needs_rebuild {
                 rebuild.push(*pack);
+                scans.insert(*pack, scan);
             }
-            scans.insert(*pack, scan);
         }
+        let good = IdList::from_unsorted(good);
         progress.finish();
         // Every damaged copy is recorded in the store (`damaged-objects/<id>-<pack>`),
         // so that `add` stores the object again from a file with the same
@@ -292,6 +296,8 @@ impl Repository {
             odb,
             scans,
             good,
+            packs: pack_ids.len(),
+            objects,
             problems,
             notes,
             rebuild,
@@ -303,6 +309,8 @@ impl Repository {
             odb,
             scans,
             good,
+            packs,
+            objects,
             mut problems,
             notes,
             ..
@@ -327,7 +335,8 @@ impl Repository {
             });
         }
         let chunk_ok = |id: &ObjectId| good.contains(id);
-        let reach = walk(&odb, &roots, &chunk_ok);
+        let mut reach = walk(&odb, &roots, &chunk_ok);
+        self.name_index_users(&mut reach);
         // Group unreadable objects: one problem per object, listing what needs it.
         let mut grouped: BTreeMap<ObjectId, (ObjectKind, String, Vec<String>)> = BTreeMap::new();
         for u in reach.unreadable {
@@ -361,20 +370,28 @@ impl Repository {
                 affects,
             });
         }
-        let objects: usize = scans.values().map(|s| s.entries.len()).sum();
         let mut report = FsckReport {
-            packs: scans.len(),
+            packs,
             objects,
             problems,
             notes,
             ..Default::default()
         };
         if opts.dangling || opts.lost_found {
+            // Sound copies: those the packs being rebuilt hold, and those
+            // of every other pack (whose index is its scan).
             let mut kinds: BTreeMap<ObjectId, ObjectKind> = BTreeMap::new();
             for s in scans.values() {
                 for e in &s.entries {
                     if e.damage.is_none() && !reach.objects.contains(&e.header.id) {
                         kinds.insert(e.header.id, e.header.kind);
+                    }
+                }
+            }
+            for id in &good {
+                if !reach.objects.contains(id) && !kinds.contains_key(id) {
+                    if let Some((_, loc)) = odb.locate(id) {
+                        kinds.insert(*id, loc.kind);
                     }
                 }
             }

@@ -107,7 +107,11 @@ impl Repository {
                 what: format!("{name} is unreadable ({err})"),
             });
         }
-        let reach = walk(&odb, &roots, &|id| odb.contains(id));
+        let mut reach = walk(&odb, &roots, &|id| odb.contains(id));
+        drop(roots);
+        if !reach.unreadable.is_empty() {
+            self.name_index_users(&mut reach);
+        }
         if let Some(u) = reach.unreadable.first() {
             return Err(RepoError::GcBlocked {
                 what: format!(
@@ -170,16 +174,41 @@ impl Repository {
                 old.insert(*p);
             }
         }
-        // Objects per pack, in pack order.
-        let mut by_pack: BTreeMap<ObjectId, Vec<(u64, ObjectId, crate::odb::Location)>> =
-            BTreeMap::new();
-        for (id, pack, loc) in odb.all_objects() {
-            by_pack.entry(pack).or_default().push((loc.offset, id, loc));
+        // What each pack holds, reachable and not, in one pass over the
+        // odb's table (not a copy of it grouped by pack).
+        #[derive(Default, Clone, Copy)]
+        struct PackUse {
+            reachable: bool,
+            live: u64,
+            dead: u64,
+            unreachable: usize,
+            chunks: bool,
+            meta: bool,
         }
+        // Stored size of an object in its pack, entry header included.
+        let stored = |loc: &crate::odb::Location| {
+            (mediagit_format::pack::EntryHeader::LEN as u64) + loc.stored_len as u64
+        };
+        let mut uses: BTreeMap<ObjectId, PackUse> = BTreeMap::new();
+        odb.for_each_object(|id, pack, loc| {
+            let u = uses.entry(*pack).or_default();
+            if reach.objects.contains(id) {
+                u.reachable = true;
+                u.live += stored(loc);
+            } else {
+                u.dead += stored(loc);
+                u.unreachable += 1;
+            }
+            if loc.kind == ObjectKind::Chunk {
+                u.chunks = true;
+            } else {
+                u.meta = true;
+            }
+        });
         // A pack file that is gone while its index still lists reachable
         // objects is damage for fsck to report, not a pack for gc to skip.
-        for (p, objs) in &by_pack {
-            if objs.iter().any(|o| reach.objects.contains(&o.1)) && size(&pack_key(p))?.is_none() {
+        for (p, u) in &uses {
+            if u.reachable && size(&pack_key(p))?.is_none() {
                 return Err(RepoError::GcBlocked {
                     what: format!(
                         "{} is missing but its index lists reachable objects",
@@ -188,48 +217,27 @@ impl Repository {
                 });
             }
         }
-        // Stored size of an object in its pack, entry header included.
-        let stored = |loc: &crate::odb::Location| {
-            (mediagit_format::pack::EntryHeader::LEN as u64) + loc.stored_len as u64
-        };
         let split = self.config().format.has_feature("metadata-packs");
         let small = odb.pack_target_size() / 4;
         let mut plan: BTreeMap<ObjectId, Plan> = BTreeMap::new();
         // Old small packs by kind (chunks, metadata; one group without
         // metadata packs), for the merge rule.
         let mut small_packs: [Vec<ObjectId>; 2] = [Vec::new(), Vec::new()];
-        for (pack, objs) in by_pack.iter_mut() {
-            objs.sort_by_key(|o| o.0);
+        for (pack, u) in &uses {
             if !old.contains(pack) {
-                report.kept_recent += objs
-                    .iter()
-                    .filter(|o| !reach.objects.contains(&o.1))
-                    .count();
+                report.kept_recent += u.unreachable;
                 continue;
             }
-            let (mut live, mut dead) = (0u64, 0u64);
-            let (mut chunks, mut meta) = (false, false);
-            for (_, id, loc) in objs.iter() {
-                if reach.objects.contains(id) {
-                    live += stored(loc);
-                } else {
-                    dead += stored(loc);
-                }
-                if loc.kind == ObjectKind::Chunk {
-                    chunks = true;
-                } else {
-                    meta = true;
-                }
-            }
+            let (live, dead) = (u.live, u.dead);
             let p = if live == 0 {
                 Plan::Delete
             } else if dead * 100 > u64::from(opts.max_unused_percent) * (live + dead)
-                || (split && chunks && meta)
+                || (split && u.chunks && u.meta)
             {
                 Plan::Repack
             } else {
                 if live + dead < small {
-                    small_packs[usize::from(split && meta)].push(*pack);
+                    small_packs[usize::from(split && u.meta)].push(*pack);
                 }
                 Plan::Keep
             };
@@ -242,34 +250,44 @@ impl Repository {
                 }
             }
         }
+        // The objects of the packs with a plan: what is freed, what is
+        // copied (in pack order: each pack read front to back).
         let mut keep_from_old = Vec::new();
-        for (pack, objs) in &by_pack {
+        let mut removed = Vec::new();
+        odb.for_each_object(|id, pack, loc| {
             let Some(&p) = plan.get(pack) else {
-                continue;
+                return;
             };
-            for (_, id, loc) in objs {
-                let reachable = reach.objects.contains(id);
-                match (p, reachable) {
-                    (Plan::Keep, true) => {}
-                    (Plan::Keep, false) => {
-                        report.kept_unused += 1;
-                        report.kept_unused_bytes += stored(loc);
-                    }
-                    (_, false) => {
-                        report.removed.push(RemovedObject {
+            let reachable = reach.objects.contains(id);
+            match (p, reachable) {
+                (Plan::Keep, true) => {}
+                (Plan::Keep, false) => {
+                    report.kept_unused += 1;
+                    report.kept_unused_bytes += stored(loc);
+                }
+                (_, false) => {
+                    removed.push((
+                        *pack,
+                        loc.offset,
+                        RemovedObject {
                             id: *id,
                             kind: loc.kind,
                             bytes: stored(loc),
-                        });
-                        report.bytes_freed += stored(loc);
-                    }
-                    // (A pack to delete holds nothing reachable.)
-                    (Plan::Repack | Plan::Delete, true) => {
-                        report.bytes_read += stored(loc);
-                        keep_from_old.push((*pack, *id, *loc));
-                    }
+                        },
+                    ));
+                    report.bytes_freed += stored(loc);
+                }
+                // (A pack to delete holds nothing reachable.)
+                (Plan::Repack | Plan::Delete, true) => {
+                    report.bytes_read += stored(loc);
+                    keep_from_old.push((*pack, *id, *loc));
                 }
             }
+        });
+        keep_from_old.sort_unstable_by_key(|(pack, _, loc)| (*pack, loc.offset));
+        removed.sort_unstable_by_key(|(pack, offset, _)| (*pack, *offset));
+        report.removed = removed.into_iter().map(|(_, _, r)| r).collect();
+        for p in plan.values() {
             match p {
                 Plan::Delete => report.packs_deleted += 1,
                 Plan::Repack => report.packs_repacked += 1,

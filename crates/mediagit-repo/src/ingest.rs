@@ -58,8 +58,9 @@ pub struct Previous<'a> {
 /// longer than a bounded queue takes to drain.
 pub struct Ingester<'a> {
     odb: &'a Odb,
-    /// Objects some worker has taken on to write in this run.
-    claimed: Mutex<IdSet>,
+    /// Objects some worker has taken on to write in this run (since the
+    /// last checkpoint).
+    claimed: &'a Mutex<IdSet>,
     tx: SyncSender<Vec<Encoded>>,
     /// Payload buffers handed back by the writer, so chunks are not each a
     /// fresh multi-megabyte allocation (an mmap, page faults, an munmap).
@@ -73,6 +74,12 @@ pub struct Ingester<'a> {
 }
 
 const POOL_MAX: usize = 24;
+
+/// A journaled run also checkpoints after this many new objects, whatever
+/// their bytes: what the session and the journal hold in memory until a
+/// checkpoint (ids written, index entries, finished files) grows with the
+/// number of objects, and a million small files are few bytes each.
+pub const CHECKPOINT_OBJECTS: u64 = 131_072;
 
 /// A worker hands its file's new chunks to the pack writer in runs of about
 /// this many bytes (see `with_ingester`).
@@ -101,11 +108,14 @@ pub fn with_ingester<T>(
     // and a restore reads them with one request per run.
     let (tx, rx) = sync_channel::<Vec<Encoded>>(6);
     let pool = Mutex::new(Vec::new());
+    let claimed = Mutex::new(IdSet::default());
     std::thread::scope(|s| {
         let pool_ref = &pool;
+        let claimed_ref = &claimed;
         let writer = s.spawn(move || -> (PackSession<'_>, Result<()>) {
             let mut session = odb.session_ignoring(ignore_packs);
             let mut since_bytes = 0u64;
+            let mut since_objects = 0u64;
             let mut since = Instant::now();
             let mut write = |session: &mut PackSession<'_>| -> Result<()> {
                 loop {
@@ -118,6 +128,7 @@ pub fn with_ingester<T>(
                         Ok(run) => {
                             for e in run {
                                 since_bytes += e.payload.len() as u64;
+                                since_objects += 1;
                                 session
                                     .put_encoded(e.kind, e.id, e.codec, e.raw_len, &e.payload)?;
                                 let mut p = pool_ref.lock().unwrap_or_else(|p| p.into_inner());
@@ -130,11 +141,21 @@ pub fn with_ingester<T>(
                         Err(RecvTimeoutError::Disconnected) => return Ok(()),
                     }
                     if let Some((j, cp)) = journal {
-                        if since_bytes >= cp.bytes.max(1) || since.elapsed() >= cp.every {
+                        if since_bytes >= cp.bytes.max(1)
+                            || since_objects >= CHECKPOINT_OBJECTS
+                            || since.elapsed() >= cp.every
+                        {
                             session.checkpoint()?;
                             crate::failpoint::hit("write:checkpoint-stored");
                             j.record(odb);
+                            // What is stored is found in the store's index
+                            // now: the claims need not be remembered (a
+                            // claim still in the queue may be encoded twice;
+                            // the session stores it once).
+                            *claimed_ref.lock().unwrap_or_else(|p| p.into_inner()) =
+                                IdSet::default();
                             since_bytes = 0;
+                            since_objects = 0;
                             since = Instant::now();
                         }
                     }
@@ -145,7 +166,7 @@ pub fn with_ingester<T>(
         });
         let ing = Ingester {
             odb,
-            claimed: Mutex::new(IdSet::default()),
+            claimed: claimed_ref,
             tx,
             pool: &pool,
             chunking,

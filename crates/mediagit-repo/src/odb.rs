@@ -108,11 +108,13 @@ impl State {
     }
 
     fn add(&mut self, idxs: Vec<PackIndex>, damaged: &HashSet<(ObjectId, ObjectId)>) {
+        let count: usize = idxs.iter().map(|i| i.entries.len()).sum();
+        let mut new: Vec<(ObjectId, Location)> = Vec::with_capacity(count);
         for idx in idxs {
             let n = self.packs.len() as u32;
             self.packs.push(idx.pack);
             let pack = idx.pack;
-            let slots = idx.entries.into_iter().map(|e| {
+            new.extend(idx.entries.into_iter().map(|e| {
                 (
                     e.id,
                     Location {
@@ -125,18 +127,34 @@ impl State {
                         damaged: !damaged.is_empty() && damaged.contains(&(e.id, pack)),
                     },
                 )
-            });
-            if self.table.is_empty() {
-                // Same size as the index entries: collected in place.
-                self.table = slots.collect();
-            } else {
-                self.table.extend(slots);
+            }));
+        }
+        // Of equal ids the first is kept: a sound copy before a damaged
+        // one, then the earliest pack. In place (no scratch copy of a
+        // table that holds every object of the repository).
+        let key = |a: &(ObjectId, Location)| (a.0, a.1.damaged);
+        new.sort_unstable_by_key(|a| (a.0, a.1.damaged, a.1.pack, a.1.offset));
+        new.dedup_by(|b, a| a.0 == b.0 && a.1.damaged == b.1.damaged);
+        if self.table.is_empty() {
+            self.table = new;
+        } else {
+            // Merge from the back into the grown table; on equal keys the
+            // older entry (registered first) stays in front.
+            let (n, m) = (self.table.len(), new.len());
+            self.table.reserve_exact(m);
+            self.table.extend_from_slice(&new);
+            let (mut i, mut j, mut k) = (n, m, n + m);
+            while j > 0 {
+                if i > 0 && key(&self.table[i - 1]) > key(&new[j - 1]) {
+                    self.table[k - 1] = self.table[i - 1];
+                    i -= 1;
+                } else {
+                    self.table[k - 1] = new[j - 1];
+                    j -= 1;
+                }
+                k -= 1;
             }
         }
-        // Stable, and each index is a sorted run: merging runs, not sorting
-        // from scratch. Keeps the first of equal ids: a sound copy before a
-        // damaged one, then the earliest pack.
-        self.table.sort_by_key(|a| (a.0, a.1.damaged));
         self.table.dedup_by(|b, a| a.0 == b.0);
     }
 }
@@ -287,7 +305,11 @@ fn read_failure(e: &mediagit_storage::StorageError) -> String {
 
 /// Reads, verifies and decodes the pack index at `key`, which must name
 /// `pack_id`.
-fn read_pack_index(storage: &dyn Storage, key: &str, pack_id: ObjectId) -> Result<PackIndex> {
+pub(crate) fn read_pack_index(
+    storage: &dyn Storage,
+    key: &str,
+    pack_id: ObjectId,
+) -> Result<PackIndex> {
     let bytes = storage.get(key)?;
     let idx =
         PackIndex::decode(&bytes).map_err(|e| RepoError::format(format!("pack index {key}"), e))?;
@@ -386,6 +408,16 @@ impl Odb {
             .unwrap_or_else(|p| p.into_inner())
             .packs
             .clone()
+    }
+
+    /// Calls `f` with every object id known, its pack and its location, in
+    /// id order, without copying the table (`f` must not call back into
+    /// this odb: the table is read-locked meanwhile).
+    pub fn for_each_object(&self, mut f: impl FnMut(&ObjectId, &ObjectId, &Location)) {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        for (id, l) in &st.table {
+            f(id, &st.packs[l.pack as usize], l);
+        }
     }
 
     /// Every object id known, with its location.
@@ -1084,8 +1116,13 @@ impl PackSession<'_> {
         }
         let ids: Vec<ObjectId> = stored.iter().map(|idx| idx.pack).collect();
         self.stored.extend(&ids);
-        // What was stored exists, even when a later index failed.
+        // What was stored exists, even when a later index failed; once
+        // registered, `has` finds it there, so the session's own set
+        // restarts empty (it would otherwise grow with the whole run).
         self.odb.register(stored);
+        if result.is_ok() {
+            self.pending = IdSet::default();
+        }
         result.map(|()| ids)
     }
 
@@ -1248,4 +1285,85 @@ pub fn read_stored(
         &mut buf,
     )?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The table as a stable sort of everything registered so far would
+    /// make it (what `State::add` did before it merged in place).
+    fn reference(
+        batches: &[Vec<PackIndex>],
+        damaged: &HashSet<(ObjectId, ObjectId)>,
+    ) -> Vec<(ObjectId, u32, u64, bool)> {
+        let mut all = Vec::new();
+        let mut n = 0u32;
+        for b in batches {
+            for idx in b {
+                for e in &idx.entries {
+                    all.push((e.id, n, e.offset, damaged.contains(&(e.id, idx.pack))));
+                }
+                n += 1;
+            }
+        }
+        all.sort_by_key(|a| (a.0, a.3));
+        all.dedup_by(|b, a| a.0 == b.0);
+        all
+    }
+
+    proptest! {
+        #[test]
+        fn registering_in_batches_keeps_the_first_sound_copy(
+            batches in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::collection::vec((0u8..24, any::<bool>()), 0..12), 1..4),
+                1..5),
+        ) {
+            let mut damaged = HashSet::new();
+            let mut packs = 0u8;
+            let batches: Vec<Vec<PackIndex>> = batches
+                .into_iter()
+                .map(|b| {
+                    b.into_iter()
+                        .map(|ids| {
+                            packs += 1;
+                            let pack = ObjectId([packs; 32]);
+                            let mut entries: Vec<IdxEntry> = ids
+                                .iter()
+                                .enumerate()
+                                .map(|(i, &(id, bad))| {
+                                    if bad {
+                                        damaged.insert((ObjectId([id; 32]), pack));
+                                    }
+                                    IdxEntry {
+                                        id: ObjectId([id; 32]),
+                                        offset: i as u64 * 10,
+                                        kind: ObjectKind::Chunk,
+                                        codec: Codec::Raw,
+                                        raw_len: 1,
+                                        stored_len: 1,
+                                    }
+                                })
+                                .collect();
+                            entries.sort_by_key(|e| e.id);
+                            entries.dedup_by_key(|e| e.id);
+                            PackIndex { pack, entries }
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut st = State::default();
+            for b in &batches {
+                st.add(b.clone(), &damaged);
+            }
+            let got: Vec<_> = st
+                .table
+                .iter()
+                .map(|(id, l)| (*id, l.pack, l.offset, l.damaged))
+                .collect();
+            prop_assert_eq!(got, reference(&batches, &damaged));
+        }
+    }
 }

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
+use mediagit_format::id::IdMap;
 use mediagit_format::{EntryKind, ObjectId, ObjectKind};
 
 use crate::error::{RepoError, Result};
@@ -37,7 +38,7 @@ pub struct Unreadable {
 
 #[derive(Debug, Default)]
 pub struct Reach {
-    pub objects: mediagit_format::id::IdSet,
+    pub objects: IdList,
     pub unreadable: Vec<Unreadable>,
     /// Root refs whose value cannot be parsed.
     pub bad_refs: Vec<(String, String)>,
@@ -46,6 +47,49 @@ pub struct Reach {
     /// one). Not unreadable: `gc` may run; `fsck` reports them.
     pub mismatched: Vec<Unreadable>,
 }
+
+/// A set of object ids kept as one sorted vector: 32 bytes an id, where a
+/// hash set takes up to twice that (and twice again while it grows), for
+/// the millions of objects a reachability walk returns.
+#[derive(Debug, Default, Clone)]
+pub struct IdList(Vec<ObjectId>);
+
+impl IdList {
+    pub fn from_unsorted(mut ids: Vec<ObjectId>) -> IdList {
+        ids.sort_unstable();
+        ids.dedup();
+        ids.shrink_to_fit();
+        IdList(ids)
+    }
+
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        self.0.binary_search(id).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, ObjectId> {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a IdList {
+    type Item = &'a ObjectId;
+    type IntoIter = std::slice::Iter<'a, ObjectId>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// What an index root is needed by (the path is looked up only when there
+/// is something to report: a million roots need no million strings).
+pub const INDEX_ROOT: &str = "index";
 
 fn collect_reflog_ids(dir: &Path, rel: &str, out: &mut Vec<Root>, bad: &mut Vec<BadRoot>) {
     let rd = match std::fs::read_dir(dir) {
@@ -99,6 +143,43 @@ fn collect_reflog_ids(dir: &Path, rel: &str, out: &mut Vec<Root>, bad: &mut Vec<
 }
 
 impl Repository {
+    /// Names the staged files behind `index: manifest ID` in what `walk`
+    /// reports (index roots carry no path: see [`INDEX_ROOT`]), reading
+    /// the index again only if something is reported.
+    pub fn name_index_users(&self, reach: &mut Reach) {
+        let prefix = format!("{INDEX_ROOT}: manifest ");
+        let mut users = reach
+            .unreadable
+            .iter_mut()
+            .chain(reach.mismatched.iter_mut())
+            .filter(|u| u.needed_by.starts_with(&prefix))
+            .peekable();
+        if users.peek().is_none() {
+            return;
+        }
+        let Some(Ok(idx)) = self.workspace_opt().map(|ws| ws.load_index()) else {
+            return;
+        };
+        let sides = idx.conflicts.iter().map(|c| &c.entry);
+        let all: Vec<_> = idx.entries.values().chain(sides).collect();
+        for u in users {
+            let Ok(m) = u.needed_by[prefix.len()..].parse::<ObjectId>() else {
+                continue;
+            };
+            let paths: Vec<&str> = all
+                .iter()
+                .filter(|e| e.manifest == m)
+                .map(|e| e.path.as_str())
+                .collect();
+            if let Some(first) = paths.first() {
+                u.needed_by = match paths.len() {
+                    1 => format!("{INDEX_ROOT}: {first}"),
+                    n => format!("{INDEX_ROOT}: {first} (and {} more)", n - 1),
+                };
+            }
+        }
+    }
+
     /// Every root, with the reason it is one. Unparseable refs are returned
     /// separately rather than failing.
     pub fn roots(&self, odb: &Odb) -> Result<(Vec<Root>, Vec<BadRoot>)> {
@@ -135,20 +216,15 @@ impl Repository {
         };
         collect_reflog_ids(&ws.dir().join("logs"), "", &mut roots, &mut bad);
         if !ws.is_bare() {
-            match ws.load_index() {
-                Ok(idx) => {
+            match ws.index_manifests() {
+                Ok(ids) => {
                     // Staged files, and every side of an unresolved merge
                     // (the user has yet to choose among them).
-                    let sides = idx.conflicts.iter().map(|c| &c.entry);
-                    for e in idx.entries.values().chain(sides) {
-                        if !e.manifest.is_zero() {
-                            roots.push(Root {
-                                id: e.manifest,
-                                kind: ObjectKind::Manifest,
-                                why: format!("index: {}", e.path),
-                            });
-                        }
-                    }
+                    roots.extend(ids.into_iter().map(|id| Root {
+                        id,
+                        kind: ObjectKind::Manifest,
+                        why: INDEX_ROOT.into(),
+                    }));
                 }
                 Err(e) => bad.push(("index".into(), e.to_string())),
             }
@@ -159,40 +235,38 @@ impl Repository {
 
 /// Walks everything reachable from `roots`. `chunk_ok` says whether a chunk
 /// is present and sound (chunks are not read here).
+///
+/// Memory follows the number of distinct objects, at about 40 bytes each
+/// (commits, trees and manifests read, with a fingerprint of each
+/// manifest's size and content for the tree entries that name it again),
+/// plus 32 bytes a chunk: a manifest is read where a tree names it, not
+/// queued, and where an object is needed is spelled out only for what is
+/// reported.
 pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> Reach {
-    let mut reach = Reach::default();
-    // (object, kind, who needs it, directory depth of a tree).
-    let mut queue: VecDeque<(ObjectId, ObjectKind, String, usize)> = roots
-        .iter()
-        .map(|r| (r.id, r.kind, r.why.clone(), 1))
-        .collect();
-    let fail = |reach: &mut Reach, id: ObjectId, kind: ObjectKind, ctx: &str, e: RepoError| {
-        reach.unreadable.push(Unreadable {
-            id,
-            kind,
-            needed_by: ctx.to_string(),
-            error: e.to_string(),
-        })
+    let mut w = Walk {
+        odb,
+        chunk_ok,
+        reach: Reach::default(),
+        seen: IdMap::default(),
+        chunks: Vec::new(),
+        bad_in: HashMap::new(),
+        key: std::collections::hash_map::RandomState::new(),
     };
-    // Bad chunks per manifest, so a manifest reached again from another
-    // path or commit names that user of the damage too.
-    let mut bad_in: HashMap<ObjectId, Vec<(ObjectId, String)>> = HashMap::new();
-    // What each tree entry says about its file, checked against the
-    // manifest once both are read: (manifest, size, content, where).
-    let mut claims: Vec<(ObjectId, u64, ObjectId, String)> = Vec::new();
-    let mut manifests: HashMap<ObjectId, (u64, ObjectId)> = HashMap::new();
-    while let Some((id, kind, ctx, depth)) = queue.pop_front() {
-        if !reach.objects.insert(id) {
-            if let Some(bad) = bad_in.get(&id) {
-                for (chunk, error) in bad {
-                    reach.unreadable.push(Unreadable {
-                        id: *chunk,
-                        kind: ObjectKind::Chunk,
-                        needed_by: ctx.clone(),
-                        error: error.clone(),
-                    });
-                }
+    // (object, kind, who needs it, directory depth of a tree): commits,
+    // tags and trees only.
+    let mut queue: VecDeque<(ObjectId, ObjectKind, String, usize)> = VecDeque::new();
+    for r in roots {
+        match r.kind {
+            ObjectKind::Manifest if r.why == INDEX_ROOT => {
+                w.manifest(r.id, &|| format!("{INDEX_ROOT}: manifest {}", r.id), None)
             }
+            ObjectKind::Manifest => w.manifest(r.id, &|| r.why.clone(), None),
+            ObjectKind::Chunk => w.chunk(r.id, &|| r.why.clone()),
+            kind => queue.push_back((r.id, kind, r.why.clone(), 1)),
+        }
+    }
+    while let Some((id, kind, ctx, depth)) = queue.pop_front() {
+        if w.seen.insert(id, NO_FINGERPRINT).is_some() {
             continue;
         }
         match kind {
@@ -200,7 +274,7 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
                 Ok(t) => {
                     queue.push_back((t.target, ObjectKind::Commit, format!("tag {}", t.name), 1))
                 }
-                Err(e) => fail(&mut reach, id, kind, &ctx, e),
+                Err(e) => w.fail(id, kind, &ctx, e),
             },
             ObjectKind::Commit => match odb.read_commit(&id) {
                 Ok(c) => {
@@ -210,11 +284,11 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
                         queue.push_back((p, ObjectKind::Commit, format!("parent of {here}"), 1));
                     }
                 }
-                Err(e) => fail(&mut reach, id, kind, &ctx, e),
+                Err(e) => w.fail(id, kind, &ctx, e),
             },
             // Breadth first: a tree is first reached at its smallest depth.
             ObjectKind::Tree if depth > mediagit_format::limits::MAX_TREE_DEPTH => {
-                reach.unreadable.push(Unreadable {
+                w.reach.unreadable.push(Unreadable {
                     id,
                     kind,
                     needed_by: ctx.chars().take(200).collect(),
@@ -226,7 +300,7 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
             }
             ObjectKind::Tree => match odb.read_tree(&id) {
                 Ok(t) => {
-                    let base = ctx.trim_end_matches(" (root tree)").to_string();
+                    let base = ctx.trim_end_matches(" (root tree)");
                     for e in t.entries {
                         match e.kind {
                             EntryKind::Dir { tree } => queue.push_back((
@@ -241,69 +315,158 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
                                 content,
                                 ..
                             } => {
-                                let at = format!("{base}/{}", e.name).replacen("/", ": ", 1);
-                                claims.push((manifest, size, content, at.clone()));
-                                queue.push_back((manifest, ObjectKind::Manifest, at, depth + 1))
+                                let at = || format!("{base}/{}", e.name).replacen('/', ": ", 1);
+                                w.manifest(manifest, &at, Some((size, content)));
                             }
                             EntryKind::Symlink { .. } => {}
                         }
                     }
                 }
-                Err(e) => fail(&mut reach, id, kind, &ctx, e),
+                Err(e) => w.fail(id, kind, &ctx, e),
             },
-            ObjectKind::Manifest => match odb.read_manifest(&id) {
-                Ok(m) => {
-                    manifests.insert(id, (m.size, m.content));
-                    for c in m.chunks {
-                        reach.objects.insert(c.id);
-                        if !chunk_ok(&c.id) {
-                            let error = if odb.contains(&c.id) {
-                                "chunk is damaged"
-                            } else {
-                                "chunk is missing"
-                            };
-                            let bad = bad_in.entry(id).or_default();
-                            if !bad.iter().any(|(b, _)| *b == c.id) {
-                                bad.push((c.id, error.into()));
-                                reach.unreadable.push(Unreadable {
-                                    id: c.id,
-                                    kind: ObjectKind::Chunk,
-                                    needed_by: ctx.clone(),
-                                    error: error.into(),
-                                });
-                            }
-                        }
+            ObjectKind::Manifest => w.manifest(id, &|| ctx.clone(), None),
+            ObjectKind::Chunk => w.chunk(id, &|| ctx.clone()),
+        }
+    }
+    let Walk {
+        mut reach,
+        seen,
+        mut chunks,
+        ..
+    } = w;
+    chunks.reserve_exact(seen.len());
+    chunks.extend(seen.into_keys());
+    reach.objects = IdList::from_unsorted(chunks);
+    reach
+}
+
+/// The fingerprint of an object that is not a readable manifest.
+const NO_FINGERPRINT: u64 = 0;
+
+struct Walk<'a> {
+    odb: &'a Odb,
+    chunk_ok: &'a dyn Fn(&ObjectId) -> bool,
+    reach: Reach,
+    /// Objects reached (other than chunks), with a fingerprint of a
+    /// readable manifest's (size, content).
+    seen: IdMap<u64>,
+    /// Chunks reached (repeats included; sorted out at the end).
+    chunks: Vec<ObjectId>,
+    /// Bad chunks per manifest, so a manifest reached again from another
+    /// path or commit names that user of the damage too.
+    bad_in: HashMap<ObjectId, Vec<(ObjectId, String)>>,
+    /// Keys the fingerprints (a tree crafted to match one cannot aim).
+    key: std::collections::hash_map::RandomState,
+}
+
+impl Walk<'_> {
+    fn fail(&mut self, id: ObjectId, kind: ObjectKind, ctx: &str, e: RepoError) {
+        self.reach.unreadable.push(Unreadable {
+            id,
+            kind,
+            needed_by: ctx.to_string(),
+            error: e.to_string(),
+        })
+    }
+
+    fn fingerprint(&self, size: u64, content: &ObjectId) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.key.build_hasher();
+        size.hash(&mut h);
+        content.hash(&mut h);
+        // Never the "not a readable manifest" value.
+        h.finish().max(1)
+    }
+
+    fn chunk(&mut self, id: ObjectId, ctx: &dyn Fn() -> String) {
+        self.chunks.push(id);
+        if !(self.chunk_ok)(&id) {
+            self.reach.unreadable.push(Unreadable {
+                id,
+                kind: ObjectKind::Chunk,
+                needed_by: ctx(),
+                error: "chunk is missing or damaged".into(),
+            });
+        }
+    }
+
+    /// A manifest, named by a tree entry that says `claim` (size, content)
+    /// of it, or by a root.
+    fn manifest(&mut self, id: ObjectId, ctx: &dyn Fn() -> String, claim: Option<(u64, ObjectId)>) {
+        if let Some(&fp) = self.seen.get(&id) {
+            if let Some(bad) = self.bad_in.get(&id) {
+                let needed_by = ctx();
+                for (chunk, error) in bad {
+                    self.reach.unreadable.push(Unreadable {
+                        id: *chunk,
+                        kind: ObjectKind::Chunk,
+                        needed_by: needed_by.clone(),
+                        error: error.clone(),
+                    });
+                }
+            }
+            if let Some((size, content)) = claim {
+                if fp != NO_FINGERPRINT && fp != self.fingerprint(size, &content) {
+                    // Read again only to say what differs.
+                    if let Ok(m) = self.odb.read_manifest(&id) {
+                        self.mismatch(id, ctx, (size, content), (m.size, m.content));
                     }
                 }
-                Err(e) => fail(&mut reach, id, kind, &ctx, e),
-            },
-            ObjectKind::Chunk => {
-                if !chunk_ok(&id) {
-                    reach.unreadable.push(Unreadable {
-                        id,
-                        kind,
-                        needed_by: ctx,
-                        error: "chunk is missing or damaged".into(),
+            }
+            return;
+        }
+        let m = match self.odb.read_manifest(&id) {
+            Ok(m) => m,
+            Err(e) => {
+                self.seen.insert(id, NO_FINGERPRINT);
+                return self.fail(id, ObjectKind::Manifest, &ctx(), e);
+            }
+        };
+        let fp = self.fingerprint(m.size, &m.content);
+        self.seen.insert(id, fp);
+        if let Some((size, content)) = claim {
+            if (size, content) != (m.size, m.content) {
+                self.mismatch(id, ctx, (size, content), (m.size, m.content));
+            }
+        }
+        for c in m.chunks {
+            self.chunks.push(c.id);
+            if !(self.chunk_ok)(&c.id) {
+                let error = if self.odb.contains(&c.id) {
+                    "chunk is damaged"
+                } else {
+                    "chunk is missing"
+                };
+                let bad = self.bad_in.entry(id).or_default();
+                if !bad.iter().any(|(b, _)| *b == c.id) {
+                    bad.push((c.id, error.into()));
+                    self.reach.unreadable.push(Unreadable {
+                        id: c.id,
+                        kind: ObjectKind::Chunk,
+                        needed_by: ctx(),
+                        error: error.into(),
                     });
                 }
             }
         }
     }
-    for (manifest, size, content, at) in claims {
-        if let Some(&(m_size, m_content)) = manifests.get(&manifest) {
-            if (m_size, m_content) != (size, content) {
-                reach.mismatched.push(Unreadable {
-                    id: manifest,
-                    kind: ObjectKind::Manifest,
-                    needed_by: at,
-                    error: format!(
-                        "the tree says {size} bytes with content {}, the manifest {m_size} bytes with content {}",
-                        content.short(12),
-                        m_content.short(12)
-                    ),
-                });
-            }
-        }
+
+    fn mismatch(
+        &mut self,
+        id: ObjectId,
+        ctx: &dyn Fn() -> String,
+        (size, content): (u64, ObjectId),
+        (m_size, m_content): (u64, ObjectId),
+    ) {
+        self.reach.mismatched.push(Unreadable {
+            id,
+            kind: ObjectKind::Manifest,
+            needed_by: ctx(),
+            error: format!(
+                "the tree says {size} bytes with content {}, the manifest {m_size} bytes with content {}",
+                content.short(12),
+                m_content.short(12)
+            ),
+        });
     }
-    reach
 }

@@ -526,13 +526,27 @@ pub(crate) fn normalize(p: &Path) -> PathBuf {
 
 /// Writes a small local file atomically: temp file, fsync, rename, fsync dir.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(data))
+}
+
+/// [`write_atomic`] of what `write` streams out (through a buffer).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .map_err(|e| RepoError::io("create temp file in", dir, e))?;
-    tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        write(&mut w)
+            .and_then(|_| w.flush())
+            .map_err(|e| RepoError::io("write", path, e))?;
+    }
+    tmp.as_file()
+        .sync_all()
         .map_err(|e| RepoError::io("write", path, e))?;
     crate::failpoint::hit("write:atomic-before-rename");
     tmp.persist(path)

@@ -109,17 +109,12 @@ impl Repository {
             s.packs += 1;
             s.pack_bytes += sizes.get(&crate::odb::pack_key(&p)).copied().unwrap_or(0);
         }
-        let all = odb.all_objects();
-        let mut chunk_loc: HashMap<ObjectId, (u64, u64)> = HashMap::new();
-        for (id, _, loc) in &all {
+        odb.for_each_object(|_, _, loc| {
             let k = s.objects.entry(loc.kind.name()).or_default();
             k.count += 1;
             k.raw_bytes += loc.raw_len as u64;
             k.stored_bytes += loc.stored_len as u64;
-            if loc.kind == ObjectKind::Chunk {
-                chunk_loc.insert(*id, (loc.raw_len as u64, loc.stored_len as u64));
-            }
-        }
+        });
         let chunks = s.objects.get("chunk").cloned().unwrap_or_default();
         // Logical size over all reachable commits.
         let (roots, _) = self.roots(odb)?;
@@ -178,9 +173,9 @@ impl Repository {
                 }
                 for c in odb.read_manifest(&e.manifest)?.chunks {
                     if seen.insert(c.id) {
-                        if let Some((raw, stored)) = chunk_loc.get(&c.id) {
-                            t.chunk_raw_bytes += raw;
-                            t.chunk_stored_bytes += stored;
+                        if let Some((_, l)) = odb.locate(&c.id) {
+                            t.chunk_raw_bytes += l.raw_len as u64;
+                            t.chunk_stored_bytes += l.stored_len as u64;
                         }
                     }
                 }

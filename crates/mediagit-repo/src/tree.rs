@@ -41,11 +41,6 @@ impl FlatEntry {
 
 pub type FlatTree = BTreeMap<String, FlatEntry>;
 
-enum Node {
-    Leaf(EntryKind),
-    Dir(BTreeMap<String, Node>),
-}
-
 /// Writes the trees for the index entries and returns the root tree id;
 /// every tree's id (written or already stored) is pushed to `trees`.
 pub fn write_tree<'a>(
@@ -70,28 +65,38 @@ pub fn tree_id_of<'a>(
 
 type TreeSink<'s> = dyn FnMut(&[u8]) -> Result<ObjectId> + 's;
 
+/// Builds the trees bottom-up in one pass over `entries`, which come
+/// sorted by path (as the index keeps them): the files of a directory are
+/// contiguous, so only the directories on the path of the current entry
+/// are open at a time, and memory follows the depth and the widest
+/// directory, not the number of files.
 fn build_tree<'a>(
     entries: impl Iterator<Item = &'a IndexEntry>,
     sink: &mut TreeSink<'_>,
 ) -> Result<ObjectId> {
-    let mut root: BTreeMap<String, Node> = BTreeMap::new();
+    // The open directories: the root, then each one below it on the path
+    // of the last entry, with its name and the entries collected so far.
+    let mut open: Vec<(&'a str, Vec<TreeEntry>)> = vec![("", Vec::new())];
     for e in entries {
-        let mut parts: Vec<&str> = e.path.split('/').collect();
-        let name = parts.pop().unwrap_or_default();
-        let mut dir = &mut root;
-        for p in parts {
-            let node = dir
-                .entry(p.to_string())
-                .or_insert_with(|| Node::Dir(BTreeMap::new()));
-            dir = match node {
-                Node::Dir(d) => d,
-                Node::Leaf(_) => {
-                    return Err(RepoError::Invalid(format!(
-                        "index holds both a file {p:?} and files below it ({})",
-                        e.path
-                    )))
-                }
-            };
+        let (dirs, name) = match e.path.rfind('/') {
+            Some(i) => (&e.path[..i], &e.path[i + 1..]),
+            None => ("", e.path.as_str()),
+        };
+        let parts = if dirs.is_empty() {
+            Vec::new()
+        } else {
+            dirs.split('/').collect()
+        };
+        let common = parts
+            .iter()
+            .zip(open.iter().skip(1))
+            .take_while(|(p, (o, _))| *p == o)
+            .count();
+        while open.len() > common + 1 {
+            close_dir(&mut open, sink)?;
+        }
+        for p in &parts[common..] {
+            open.push((p, Vec::new()));
         }
         let kind = match e.kind {
             IndexKind::Symlink => EntryKind::Symlink {
@@ -106,21 +111,55 @@ fn build_tree<'a>(
                 manifest: e.manifest,
             },
         };
-        dir.insert(name.to_string(), Node::Leaf(kind));
+        if let Some((_, top)) = open.last_mut() {
+            top.push(TreeEntry {
+                name: name.to_string(),
+                kind,
+            });
+        }
     }
-    write_dir(sink, root)
+    while open.len() > 1 {
+        close_dir(&mut open, sink)?;
+    }
+    let root = open.pop().map(|(_, e)| e).unwrap_or_default();
+    write_dir(sink, root, &[])
 }
 
-fn write_dir(sink: &mut TreeSink<'_>, dir: BTreeMap<String, Node>) -> Result<ObjectId> {
-    let mut entries = Vec::with_capacity(dir.len());
-    for (name, node) in dir {
-        let kind = match node {
-            Node::Leaf(k) => k,
-            Node::Dir(d) => EntryKind::Dir {
-                tree: write_dir(sink, d)?,
-            },
-        };
-        entries.push(TreeEntry { name, kind });
+/// Writes the innermost open directory and adds it to its parent.
+fn close_dir(open: &mut Vec<(&str, Vec<TreeEntry>)>, sink: &mut TreeSink<'_>) -> Result<()> {
+    let Some((name, entries)) = open.pop() else {
+        return Ok(());
+    };
+    let names: Vec<&str> = open.iter().skip(1).map(|(n, _)| *n).chain([name]).collect();
+    let tree = write_dir(sink, entries, &names)?;
+    if let Some((_, parent)) = open.last_mut() {
+        parent.push(TreeEntry {
+            name: name.to_string(),
+            kind: EntryKind::Dir { tree },
+        });
+    }
+    Ok(())
+}
+
+/// Sorts a directory's entries by name (a subdirectory `a` closes after a
+/// file `a.txt`, whose path sorts before `a/...`) and writes it. `path` is
+/// the directory's, for the error when a name is both a file and a
+/// directory (entries not sorted by path would show up the same way).
+fn write_dir(
+    sink: &mut TreeSink<'_>,
+    mut entries: Vec<TreeEntry>,
+    path: &[&str],
+) -> Result<ObjectId> {
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(w) = entries.windows(2).find(|w| w[0].name == w[1].name) {
+        let mut p = path.join("/");
+        if !p.is_empty() {
+            p.push('/');
+        }
+        p.push_str(&w[0].name);
+        return Err(RepoError::Invalid(format!(
+            "index holds both a file {p:?} and files below it"
+        )));
     }
     let tree = Tree { entries };
     tree.validate()
@@ -322,4 +361,117 @@ pub fn lookup(odb: &Odb, root: &ObjectId, path: &str) -> Result<Option<Lookup>> 
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mediagit_format::index::StatInfo;
+    use proptest::prelude::*;
+
+    enum Node {
+        Leaf(EntryKind),
+        Dir(BTreeMap<String, Node>),
+    }
+
+    /// Every tree the entries make, by the obvious method: a whole nested
+    /// map first, then each directory written after its subdirectories.
+    fn reference(entries: &[IndexEntry], out: &mut Vec<Vec<u8>>) -> Option<()> {
+        let mut root: BTreeMap<String, Node> = BTreeMap::new();
+        for e in entries {
+            let mut parts: Vec<&str> = e.path.split('/').collect();
+            let name = parts.pop()?;
+            let mut dir = &mut root;
+            for p in parts {
+                dir = match dir
+                    .entry(p.to_string())
+                    .or_insert_with(|| Node::Dir(BTreeMap::new()))
+                {
+                    Node::Dir(d) => d,
+                    Node::Leaf(_) => return None,
+                };
+            }
+            if dir.contains_key(name) {
+                return None;
+            }
+            let kind = EntryKind::File {
+                executable: false,
+                size: e.stat.size,
+                mtime: e.stat.mtime,
+                content: e.content,
+                manifest: e.manifest,
+            };
+            dir.insert(name.to_string(), Node::Leaf(kind));
+        }
+        fn write(dir: BTreeMap<String, Node>, out: &mut Vec<Vec<u8>>) -> ObjectId {
+            let entries = dir
+                .into_iter()
+                .map(|(name, n)| TreeEntry {
+                    name,
+                    kind: match n {
+                        Node::Leaf(k) => k,
+                        Node::Dir(d) => EntryKind::Dir {
+                            tree: write(d, out),
+                        },
+                    },
+                })
+                .collect();
+            let bytes = Tree { entries }.encode();
+            let id = ObjectId::hash(&bytes);
+            out.push(bytes);
+            id
+        }
+        write(root, out);
+        Some(())
+    }
+
+    fn entry(path: String, n: u8) -> IndexEntry {
+        IndexEntry {
+            path,
+            kind: IndexKind::File,
+            stat: StatInfo {
+                size: n as u64,
+                ..Default::default()
+            },
+            content: ObjectId([n; 32]),
+            manifest: ObjectId([n; 32]),
+            target: None,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn one_pass_builds_the_same_trees(
+            paths in proptest::collection::btree_set(
+                proptest::collection::vec(
+                    proptest::sample::select(vec!["a", "a.b", "a-", "b", "a0", "c"]), 1..4),
+                0..40),
+        ) {
+            let mut entries: Vec<IndexEntry> = paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| entry(p.join("/"), i as u8))
+                .collect();
+            entries.sort_by(|a, b| a.path.cmp(&b.path));
+            let mut want = Vec::new();
+            let expected = reference(&entries, &mut want);
+            let mut got = Vec::new();
+            let r = build_tree(entries.iter(), &mut |bytes| {
+                got.push(bytes.to_vec());
+                Ok(ObjectId::hash(bytes))
+            });
+            match expected {
+                Some(()) => {
+                    prop_assert!(r.is_ok(), "{r:?}");
+                    got.sort();
+                    want.sort();
+                    prop_assert_eq!(got, want);
+                }
+                None => {
+                    let msg = r.expect_err("a file with files below it").to_string();
+                    prop_assert!(msg.contains("and files below it"), "{}", msg);
+                }
+            }
+        }
+    }
 }

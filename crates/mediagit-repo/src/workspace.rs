@@ -26,7 +26,7 @@ use mediagit_format::ObjectId;
 use crate::codec::ObjectCodec;
 use crate::error::{RepoError, Result};
 use crate::refs::{Head, ReflogEntry};
-use crate::repo::{normalize, write_atomic, RepoLock, DOT_DIR};
+use crate::repo::{normalize, write_atomic, write_atomic_with, RepoLock, DOT_DIR};
 use crate::worktree::{nanos, now_timestamp, IndexEntries, WorktreeIndex, RACY_MARGIN_NANOS};
 
 /// One working tree's local state (see the module docs).
@@ -202,6 +202,33 @@ impl Workspace {
         })
     }
 
+    /// The manifests the index names (staged files and every side of an
+    /// unresolved merge), sorted and unique, read in place: a million
+    /// entries need not be built to be counted as gc roots.
+    pub fn index_manifests(&self) -> Result<Vec<ObjectId>> {
+        let path = self.index_path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(RepoError::io("read", &path, e)),
+        };
+        let mut ids: Vec<ObjectId> = match mediagit_format::index::IndexView::parse(&bytes) {
+            Ok(v) => v.iter().map(|e| e.manifest).collect(),
+            // Older versions (and the error that names what is wrong).
+            Err(_) => {
+                let f = IndexFile::decode(&bytes)
+                    .map_err(|e| RepoError::format(path.display().to_string(), e))?;
+                let sides = f.conflicts.iter().map(|c| &c.entry);
+                f.entries.iter().chain(sides).map(|e| e.manifest).collect()
+            }
+        };
+        drop(bytes);
+        ids.retain(|m| !m.is_zero());
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
     /// Writes the index atomically. Call only while holding the repository lock.
     pub fn save_index(&self, idx: &mut WorktreeIndex, codec: &ObjectCodec) -> Result<()> {
         idx.written_at = now_timestamp();
@@ -253,7 +280,7 @@ impl Workspace {
             commit_memo: idx.commit_memo,
             conflicts: std::mem::take(&mut idx.conflicts),
         };
-        let written = write_atomic(&self.index_path(), &f.encode());
+        let written = write_atomic_with(&self.index_path(), |w| f.encode_to(w));
         idx.entries = IndexEntries(f.entries);
         idx.conflicts = f.conflicts;
         written

@@ -80,11 +80,16 @@ impl IndexEntries {
         if batch.is_empty() {
             return;
         }
-        batch.sort_by(|a, b| a.path.cmp(&b.path));
-        // Keep the last of equal paths: reverse, dedup (keeps the first), reverse.
-        batch.reverse();
-        batch.dedup_by(|later, earlier| later.path == earlier.path);
-        batch.reverse();
+        // A batch already sorted and unique (a caller that sorted it in
+        // place) is taken as it is: the stable sort's scratch would be
+        // half a million-file batch again.
+        if !batch.windows(2).all(|w| w[0].path < w[1].path) {
+            batch.sort_by(|a, b| a.path.cmp(&b.path));
+            // Keep the last of equal paths: reverse, dedup (keeps the first), reverse.
+            batch.reverse();
+            batch.dedup_by(|later, earlier| later.path == earlier.path);
+            batch.reverse();
+        }
         if self.0.is_empty() {
             // A first add: the batch is the index (no second copy of it).
             self.0 = batch;
