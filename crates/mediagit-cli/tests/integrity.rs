@@ -768,6 +768,53 @@ fn corrupt_pack_index_is_rebuilt() {
     assert_eq!(sha256(&o.stdout), sha256(&s.big));
 }
 
+/// A pack index that leaves out an object the pack holds (a hostile or
+/// damaged store): no command can read that object, so fsck reports the
+/// index (not only the object as missing) and --repair re-indexes the pack.
+#[test]
+fn pack_index_leaving_out_an_object_is_reported_and_rebuilt() {
+    let s = setup();
+    let env = &s.env;
+    let idx = idx_path(&s.big_pack);
+    let idx_bytes = fs::read(&idx).unwrap();
+    let mut parsed = mediagit_format::pack::PackIndex::decode(&idx_bytes).unwrap();
+    let left_out = parsed.entries.remove(0).id.to_hex();
+    fs::write(&idx, parsed.encode()).unwrap();
+
+    let o = mg_fail(env, &["fsck"]);
+    assert!(
+        problem_lines(&o.out)
+            .iter()
+            .any(|l| l.starts_with("problem: pack index")
+                && l.contains(&idx_key(&s.big_pack))
+                && l.contains("1 objects in the pack are not in its index")),
+        "{}",
+        o.out
+    );
+    assert!(
+        o.out.contains(&left_out),
+        "the unreadable object is named:\n{}",
+        o.out
+    );
+    assert_summary_counts_problems(&o.out);
+
+    let o = mg(env, &["fsck", "--repair"]);
+    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
+    assert!(
+        o.out.lines().any(|l| l.starts_with(&format!(
+            "repaired: rebuilt pack index {} from its pack",
+            idx_key(&s.big_pack)
+        ))),
+        "{}",
+        o.out
+    );
+    assert_eq!(fs::read(&idx).unwrap(), idx_bytes);
+    assert_fsck_clean(env, "after rebuilding the index");
+    let o = mg(env, &["cat", "HEAD:big.bin"]);
+    assert_eq!(o.code, Some(0), "{}", o.err);
+    assert_eq!(sha256(&o.stdout), sha256(&s.big));
+}
+
 #[test]
 fn garbage_branch_ref_is_restored_from_the_reflog() {
     let s = setup();

@@ -1,6 +1,6 @@
 //! `checkout` / `switch`: make the working tree and index match a commit,
 //! and `checkout REV -- PATH`: restore some paths.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::BufWriter;
 use std::os::unix::fs::PermissionsExt;
@@ -139,77 +139,112 @@ impl Repository {
             idx.conflicts.clear();
         }
         let scan = self.scan_worktree(&idx, "")?;
-        let mut dirty: BTreeSet<&str> = scan.changed.iter().map(|(p, _)| p.as_str()).collect();
+        // Paths the working tree changed, and (below) paths with staged
+        // changes: sorted vectors of borrowed paths, not maps.
+        let mut changed: Vec<&str> = scan.changed.iter().map(|(p, _)| p.as_str()).collect();
+        changed.sort_unstable();
+        let mut dirty: Vec<&str> = changed.clone();
         // Staged changes (HEAD vs index), read from the index in place: no
         // second whole-tree map of it.
         for (p, e) in idx.entries.iter() {
             if compare(old_tree.get(p), Some(&FlatEntry::from_index(e))).is_some() {
-                dirty.insert(p.as_str());
+                dirty.push(p.as_str());
             }
         }
         for p in old_tree.keys() {
             if !idx.entries.contains_key(p) {
-                dirty.insert(p.as_str());
+                dirty.push(p.as_str());
             }
         }
+        dirty.sort_unstable();
+        dirty.dedup();
+        let is_in = |v: &[&str], p: &str| v.binary_search(&p).is_ok();
 
-        let mut to_write: Vec<(String, FlatEntry)> = Vec::new();
+        // Which entries of the new tree to write, by position (they are
+        // moved out of it afterwards, not copied).
+        let mut write_new = vec![false; new_tree.len()];
         let mut to_remove: Vec<String> = Vec::new();
         let mut conflicts = Vec::new();
-        let all: BTreeSet<&String> = old_tree
-            .keys()
-            .chain(new_tree.keys())
-            .chain(idx.entries.keys())
-            .collect();
-        for p in all {
-            let in_index = idx.entries.get(p).map(FlatEntry::from_index);
-            let (o, n, i) = (old_tree.get(p), new_tree.get(p), in_index.as_ref());
-            let differs = match (o, n) {
-                (Some(a), Some(b)) => !a.same_content(b),
-                (None, None) => false,
-                _ => true,
-            };
-            let is_dirty = dirty.contains(p.as_str());
-            if force {
-                match n {
-                    Some(ne) => {
-                        let idx_same = i.map(|ie| ie.same_content(ne)).unwrap_or(false);
-                        if !idx_same || is_dirty {
-                            to_write.push((p.clone(), ne.clone()));
-                        }
-                    }
-                    None => {
-                        if o.is_some() || i.is_some() {
-                            to_remove.push(p.clone());
-                        }
-                    }
-                }
-                continue;
-            }
-            if !differs {
-                continue;
-            }
-            if is_dirty {
-                // A change that already equals the target is not in the way.
-                let already = match (i, n) {
-                    (Some(ie), Some(ne)) => {
-                        ie.same_content(ne) && !scan.changed.iter().any(|(c, _)| c == p)
-                    }
-                    _ => false,
+        // Every path of HEAD, the target and the index, in order: a merge
+        // of the three sorted key lists.
+        {
+            let mut olds = old_tree.iter().peekable();
+            let mut news = new_tree.iter().enumerate().peekable();
+            let mut idxs = idx.entries.iter().peekable();
+            loop {
+                let next = [
+                    olds.peek().map(|&(p, _)| p.as_str()),
+                    news.peek().map(|&(_, (p, _))| p.as_str()),
+                    idxs.peek().map(|&(p, _)| p.as_str()),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
+                let Some(p) = next else { break };
+                let o = olds.next_if(|(k, _)| k.as_str() == p).map(|(_, e)| e);
+                let n = news
+                    .next_if(|(_, (k, _))| k.as_str() == p)
+                    .map(|(i, (_, e))| (i, e));
+                let in_index = idxs
+                    .next_if(|(k, _)| k.as_str() == p)
+                    .map(|(_, e)| FlatEntry::from_index(e));
+                let i = in_index.as_ref();
+                let differs = match (o, n) {
+                    (Some(a), Some((_, b))) => !a.same_content(b),
+                    (None, None) => false,
+                    _ => true,
                 };
-                if !already {
-                    conflicts.push(p.clone());
+                let is_dirty = is_in(&dirty, p);
+                if force {
+                    match n {
+                        Some((at, ne)) => {
+                            let idx_same = i.map(|ie| ie.same_content(ne)).unwrap_or(false);
+                            if !idx_same || is_dirty {
+                                write_new[at] = true;
+                            }
+                        }
+                        None => {
+                            if o.is_some() || i.is_some() {
+                                to_remove.push(p.to_string());
+                            }
+                        }
+                    }
+                    continue;
                 }
-                continue;
-            }
-            match n {
-                Some(ne) => to_write.push((p.clone(), ne.clone())),
-                None => to_remove.push(p.clone()),
+                if !differs {
+                    continue;
+                }
+                if is_dirty {
+                    // A change that already equals the target is not in the way.
+                    let already = match (i, n) {
+                        (Some(ie), Some((_, ne))) => ie.same_content(ne) && !is_in(&changed, p),
+                        _ => false,
+                    };
+                    if !already {
+                        conflicts.push(p.to_string());
+                    }
+                    continue;
+                }
+                match n {
+                    Some((at, _)) => write_new[at] = true,
+                    None => to_remove.push(p.to_string()),
+                }
             }
         }
         if !conflicts.is_empty() {
             return Err(RepoError::WouldOverwriteChanges { paths: conflicts });
         }
+        drop(dirty);
+        drop(changed);
+        drop(scan);
+        drop(head_tree);
+        // The entries to write, moved out of the new tree (which is freed
+        // as they are taken).
+        let mut marks = write_new.into_iter();
+        let to_write: Vec<(String, FlatEntry)> = new_tree
+            .into_iter()
+            .filter(|_| marks.next().unwrap_or(false))
+            .collect();
         // Files the index does not track (untracked or ignored) in the way of
         // what the target creates: at the path, below it, or at a parent.
         let mut in_the_way = Vec::new();
@@ -252,11 +287,6 @@ impl Repository {
             in_the_way.dedup();
             return Err(RepoError::WouldOverwriteUntracked { paths: in_the_way });
         }
-        // The whole-tree maps did their work: free them before the files are
-        // written (a million-file checkout held four of them, 2 GiB, while
-        // writing).
-        drop(dirty);
-        drop((new_tree, head_tree, scan));
         let out = self.apply(odb, &root, &mut idx, &to_write, &to_remove, force, progress)?;
         drop(to_write);
         self.workspace()?.save_index(&mut idx, &self.codec())?;
@@ -315,7 +345,7 @@ impl Repository {
         // Every manifest, checked against its tree entry, before anything is
         // written: sizes come from the manifests (whose chunk lengths add up),
         // never from what a tree claims.
-        let (manifests, sizes) = checked_manifests(odb, to_write)?;
+        let manifests = checked_manifests(odb, to_write)?;
         // Refuse up front, before touching anything, when the files cannot
         // fit: a checkout that runs out of space half way leaves a mixed tree.
         // Net need: new bytes minus the files they replace or that are
@@ -328,9 +358,10 @@ impl Repository {
                 .map(|m| m.len())
                 .unwrap_or(0)
         };
+        // Every file's size is its manifest's (checked equal above).
         let size_of = |e: &FlatEntry| match e.kind {
             IndexKind::Symlink => 0,
-            _ => sizes.get(&e.manifest).map(|s| s.0).unwrap_or(0),
+            _ => e.size,
         };
         let overflow = || {
             RepoError::Invalid(
@@ -345,8 +376,6 @@ impl Repository {
             new = new.checked_add(n).ok_or_else(overflow)?;
             largest = largest.max(n);
         }
-        // Only the space check needs every size.
-        drop(sizes);
         let freed = to_write
             .iter()
             .map(|(p, _)| existing(p))
@@ -383,16 +412,25 @@ impl Repository {
         // Largest files first, so the workers finish together.
         let mut order: Vec<&(String, FlatEntry)> = to_write.iter().collect();
         order.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
-        let mut written = Vec::with_capacity(order.len());
+        // Each group's entries replace the index's where it has the path
+        // (in place: a checkout of a million files does not hold a second
+        // million entries); only new paths wait for one merge at the end.
+        // The index is saved by the caller, after the flush below.
+        let mut fresh = Vec::new();
         for group in order.chunks(4096) {
-            written.extend(parallel_map_n(group, self.read_workers(), |(p, e)| {
+            let done = parallel_map_n(group, self.read_workers(), |(p, e)| {
                 let r = write_entry(odb, root, p, e, force, progress, manifests.get(&e.manifest));
                 progress.file_done();
                 r
-            })?);
+            })?;
+            for e in &done {
+                out.bytes += e.stat.size;
+                out.written += 1;
+            }
+            fresh.extend(idx.entries.replace_existing(done));
         }
         progress.finish();
-        if !written.is_empty() {
+        if out.written > 0 {
             // The index about to be saved vouches for these files by their
             // stat: their bytes must be on disk first, or a power cut could
             // leave a file of the right size and time but other bytes that
@@ -400,11 +438,7 @@ impl Repository {
             // `cp -r` followed by `sync` (the benchmark's reference).
             sync_filesystem(root)?;
         }
-        for e in &written {
-            out.bytes += e.stat.size;
-            out.written += 1;
-        }
-        idx.entries.insert_many(written);
+        idx.entries.insert_many(fresh);
         Ok(out)
     }
 
@@ -641,15 +675,21 @@ fn sync_filesystem(dir: &Path) -> Result<()> {
 /// id. A forged tree (a 1-byte entry whose manifest restores 2 GiB, or an
 /// entry whose content id is another file's) is refused by path.
 ///
-/// Returns the manifests (as many as fit in [`MANIFEST_BUDGET`] chunk
-/// entries; the others are read again when their file is written) and the
-/// size of every one.
-fn checked_manifests(
-    odb: &Odb,
-    to_write: &[(String, FlatEntry)],
-) -> Result<(IdMap<Manifest>, IdMap<SizeAndContent>)> {
+/// Returns the manifests (as many as fit in [`MANIFEST_BUDGET`]; the others
+/// are read again when their file is written).
+fn checked_manifests(odb: &Odb, to_write: &[(String, FlatEntry)]) -> Result<IdMap<Manifest>> {
     let mut manifests: IdMap<Manifest> = IdMap::default();
-    let mut sizes: IdMap<SizeAndContent> = IdMap::default();
+    // Each manifest checked, with a keyed fingerprint of its (size,
+    // content) for a second file naming it: 40 bytes a manifest, not 72.
+    let mut checked: IdMap<u64> = IdMap::default();
+    let key = std::collections::hash_map::RandomState::new();
+    let fingerprint = |size: u64, content: &ObjectId| {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = key.build_hasher();
+        size.hash(&mut h);
+        content.hash(&mut h);
+        h.finish()
+    };
     let mut retained = 0usize;
     let files: Vec<&(String, FlatEntry)> = to_write
         .iter()
@@ -659,7 +699,7 @@ fn checked_manifests(
         let ids: Vec<ObjectId> = group
             .iter()
             .map(|(_, e)| e.manifest)
-            .filter(|id| !sizes.contains_key(id))
+            .filter(|id| !checked.contains_key(id))
             .collect();
         let mut batch: IdMap<Manifest> = odb
             .read_many(&ids, ObjectKind::Manifest)
@@ -667,10 +707,12 @@ fn checked_manifests(
             .filter_map(|(id, b)| Manifest::decode(&b).ok().map(|m| (id, m)))
             .collect();
         for (path, e) in group {
-            if let Some(&(size, content)) = sizes.get(&e.manifest) {
+            if let Some(&fp) = checked.get(&e.manifest) {
                 // Checked already (a second file with the same content).
-                if size != e.size || content != e.content {
-                    return Err(manifest_mismatch(path, e, size, Some(content)));
+                if fp != fingerprint(e.size, &e.content) {
+                    // Read again only to say what differs.
+                    let m = odb.read_manifest(&e.manifest)?;
+                    return Err(manifest_mismatch(path, e, m.size, Some(m.content)));
                 }
                 continue;
             }
@@ -689,24 +731,28 @@ fn checked_manifests(
             if m.size != e.size || m.content != e.content {
                 return Err(manifest_mismatch(path, e, m.size, Some(m.content)));
             }
-            sizes.insert(e.manifest, (m.size, m.content));
-            if retained + m.chunks.len() <= MANIFEST_BUDGET {
-                retained += m.chunks.len();
+            checked.insert(e.manifest, fingerprint(m.size, &m.content));
+            let cost = MANIFEST_COST + CHUNK_ENTRY_COST * m.chunks.len();
+            if retained + cost <= MANIFEST_BUDGET {
+                retained += cost;
                 manifests.insert(e.manifest, m);
             }
         }
     }
-    Ok((manifests, sizes))
+    Ok(manifests)
 }
 
-/// A checked manifest's size and content id.
-type SizeAndContent = (u64, ObjectId);
-
-/// Chunk entries of manifests a checkout keeps in memory between checking
-/// and writing (about 40 bytes each: 4 million ≈ 160 MB, a 2 TB checkout at
-/// the default chunk sizes). Forged manifests of millions of entries each
-/// must not add up to gigabytes.
-const MANIFEST_BUDGET: usize = 4 << 20;
+/// Bytes of manifests a checkout keeps in memory between checking and
+/// writing, as estimated by [`MANIFEST_COST`] and [`CHUNK_ENTRY_COST`]:
+/// about 1.6 million chunk entries, or 400,000 small files; the others are
+/// read again when their file is written. Forged manifests of
+/// millions of entries each must not add up to gigabytes, nor a million
+/// small files keep a million manifests.
+const MANIFEST_BUDGET: usize = 64 << 20;
+/// A kept manifest's own cost (map slot, struct, allocation), in bytes.
+const MANIFEST_COST: usize = 160;
+/// A kept manifest's cost per chunk entry, in bytes.
+const CHUNK_ENTRY_COST: usize = 40;
 
 fn manifest_mismatch(path: &str, e: &FlatEntry, size: u64, content: Option<ObjectId>) -> RepoError {
     RepoError::CorruptObject {

@@ -179,15 +179,28 @@ impl Repository {
                     affects: vec![],
                 });
             }
+            // The pack's own index, as stored (an unreadable one was
+            // reported by the load above).
+            let idx = if idx_ids.contains(pack) {
+                crate::odb::read_pack_index(storage.as_ref(), &idx_key(pack), *pack).ok()
+            } else {
+                None
+            };
+            let listed = |id: &ObjectId| {
+                idx.as_ref()
+                    .is_some_and(|i| i.entries.binary_search_by_key(id, |e| e.id).is_ok())
+            };
+            let mut unlisted = 0usize;
             for e in &scan.entries {
                 match &e.damage {
                     // Readable by every command only through an index: the
-                    // sound entries of an unindexed pack are reported
-                    // missing when something reaches them (--repair
-                    // indexes the pack).
-                    None if idx_ids.contains(pack) => {
+                    // sound entries of an unindexed pack, or ones its index
+                    // leaves out, are reported missing when something
+                    // reaches them (--repair indexes the pack).
+                    None if listed(&e.header.id) => {
                         good.push(e.header.id);
                     }
+                    None if idx.is_some() => unlisted += 1,
                     None => {}
                     Some(d) => {
                         needs_rebuild = true;
@@ -214,9 +227,19 @@ impl Repository {
                     "{key} has no index ({} objects): left by an interrupted write, or its index was lost; `mediagit fsck --repair` indexes it; `mediagit gc` removes it once it is older than the grace period unless it holds reachable objects (reported above as missing)",
                     scan.entries.len()
                 ));
-            } else if let Ok(idx) =
-                crate::odb::read_pack_index(storage.as_ref(), &idx_key(pack), *pack)
-            {
+            } else if let Some(idx) = &idx {
+                if unlisted > 0 {
+                    needs_rebuild = true;
+                    problems.push(Problem {
+                        id: Some(*pack),
+                        kind: "pack index".into(),
+                        location: idx_key(pack),
+                        message: format!(
+                            "{unlisted} objects in the pack are not in its index (no command can read them)"
+                        ),
+                        affects: vec![],
+                    });
+                }
                 let by_offset: HashMap<u64, &crate::odb::ScannedEntry> =
                     scan.entries.iter().map(|e| (e.offset, e)).collect();
                 let mismatched = idx.entries.iter().filter(|i| {

@@ -109,9 +109,9 @@ impl Repository {
         }
         let mut reach = walk(&odb, &roots, &|id| odb.contains(id));
         drop(roots);
-        if !reach.unreadable.is_empty() {
-            self.name_index_users(&mut reach);
-        }
+        // Only the first is reported: only it is named.
+        reach.unreadable.truncate(1);
+        self.name_index_users(&mut reach);
         if let Some(u) = reach.unreadable.first() {
             return Err(RepoError::GcBlocked {
                 what: format!(

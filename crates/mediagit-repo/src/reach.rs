@@ -148,31 +148,41 @@ impl Repository {
     /// the index again only if something is reported.
     pub fn name_index_users(&self, reach: &mut Reach) {
         let prefix = format!("{INDEX_ROOT}: manifest ");
-        let mut users = reach
+        let wanted: std::collections::HashSet<ObjectId> = reach
             .unreadable
-            .iter_mut()
-            .chain(reach.mismatched.iter_mut())
-            .filter(|u| u.needed_by.starts_with(&prefix))
-            .peekable();
-        if users.peek().is_none() {
+            .iter()
+            .chain(&reach.mismatched)
+            .filter_map(|u| u.needed_by.strip_prefix(&prefix)?.parse().ok())
+            .collect();
+        if wanted.is_empty() {
             return;
         }
         let Some(Ok(idx)) = self.workspace_opt().map(|ws| ws.load_index()) else {
             return;
         };
+        // One pass over the index: the first path and the number of paths
+        // of each manifest to name.
+        let mut named: HashMap<ObjectId, (&str, usize)> = HashMap::new();
         let sides = idx.conflicts.iter().map(|c| &c.entry);
-        let all: Vec<_> = idx.entries.values().chain(sides).collect();
-        for u in users {
-            let Ok(m) = u.needed_by[prefix.len()..].parse::<ObjectId>() else {
+        for e in idx.entries.values().chain(sides) {
+            if wanted.contains(&e.manifest) {
+                named.entry(e.manifest).or_insert((e.path.as_str(), 0)).1 += 1;
+            }
+        }
+        for u in reach
+            .unreadable
+            .iter_mut()
+            .chain(reach.mismatched.iter_mut())
+        {
+            let Some(m) = u
+                .needed_by
+                .strip_prefix(&prefix)
+                .and_then(|h| h.parse::<ObjectId>().ok())
+            else {
                 continue;
             };
-            let paths: Vec<&str> = all
-                .iter()
-                .filter(|e| e.manifest == m)
-                .map(|e| e.path.as_str())
-                .collect();
-            if let Some(first) = paths.first() {
-                u.needed_by = match paths.len() {
+            if let Some(&(first, n)) = named.get(&m) {
+                u.needed_by = match n {
                     1 => format!("{INDEX_ROOT}: {first}"),
                     n => format!("{INDEX_ROOT}: {first} (and {} more)", n - 1),
                 };

@@ -173,7 +173,10 @@ impl Repository {
                 }
                 for c in odb.read_manifest(&e.manifest)?.chunks {
                     if seen.insert(c.id) {
-                        if let Some((_, l)) = odb.locate(&c.id) {
+                        if let Some((_, l)) = odb
+                            .locate(&c.id)
+                            .filter(|(_, l)| l.kind == ObjectKind::Chunk)
+                        {
                             t.chunk_raw_bytes += l.raw_len as u64;
                             t.chunk_stored_bytes += l.stored_len as u64;
                         }

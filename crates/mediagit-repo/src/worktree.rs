@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mediagit_format::index::{IndexEntry, IndexKind, StatInfo};
 use mediagit_format::object::Timestamp;
+use mediagit_format::ObjectId;
 
 use crate::error::{RepoError, Result};
 use crate::repo::DOT_DIR;
@@ -95,18 +96,46 @@ impl IndexEntries {
             self.0 = batch;
             return;
         }
-        let old = std::mem::take(&mut self.0);
-        let mut out = Vec::with_capacity(old.len() + batch.len());
-        let mut old = old.into_iter().peekable();
-        for e in batch {
-            while let Some(o) = old.next_if(|o| o.path < e.path) {
-                out.push(o);
-            }
-            old.next_if(|o| o.path == e.path);
-            out.push(e);
+        // Paths the index has are replaced where they stand; the others
+        // are merged in from the back, in place: never a second copy of a
+        // million-entry index (a checkout rewrites every entry).
+        let mut fresh = self.replace_existing(batch);
+        if fresh.is_empty() {
+            return;
         }
-        out.extend(old);
-        self.0 = out;
+        let n = self.0.len();
+        self.0.reserve_exact(fresh.len());
+        self.0.resize_with(n + fresh.len(), || IndexEntry {
+            path: String::new(),
+            kind: IndexKind::File,
+            stat: StatInfo::default(),
+            content: ObjectId::ZERO,
+            manifest: ObjectId::ZERO,
+            target: None,
+        });
+        let (mut i, mut k) = (n, self.0.len());
+        while let Some(f) = fresh.pop() {
+            while i > 0 && self.0[i - 1].path > f.path {
+                self.0.swap(i - 1, k - 1);
+                i -= 1;
+                k -= 1;
+            }
+            self.0[k - 1] = f;
+            k -= 1;
+        }
+    }
+
+    /// Replaces the entries whose paths the index has, in place, and
+    /// returns the others (for one [`IndexEntries::insert_many`] later).
+    pub fn replace_existing(&mut self, batch: Vec<IndexEntry>) -> Vec<IndexEntry> {
+        let mut rest = Vec::new();
+        for e in batch {
+            match self.find(&e.path) {
+                Ok(i) => self.0[i] = e,
+                Err(_) => rest.push(e),
+            }
+        }
+        rest
     }
 
     pub fn remove(&mut self, path: &str) -> Option<IndexEntry> {
@@ -746,5 +775,49 @@ pub fn make_entry(
         content,
         manifest,
         target,
+    }
+}
+
+#[cfg(test)]
+mod insert_many_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry(path: &str, n: u8) -> IndexEntry {
+        IndexEntry {
+            path: path.to_string(),
+            kind: IndexKind::File,
+            stat: StatInfo::default(),
+            content: ObjectId([n; 32]),
+            manifest: ObjectId([n; 32]),
+            target: None,
+        }
+    }
+
+    proptest! {
+        /// Same as a map that takes the batch's entries in order (the last
+        /// of equal paths wins), sorted and unique.
+        #[test]
+        fn insert_many_is_a_sorted_map_update(
+            old in proptest::collection::btree_set("[a-d]{1,3}", 0..20),
+            batch in proptest::collection::vec("[a-d]{1,3}", 0..20),
+        ) {
+            let mut idx = IndexEntries::from_sorted(old.iter().map(|p| entry(p, 0)).collect());
+            let mut model: std::collections::BTreeMap<String, u8> =
+                old.iter().map(|p| (p.clone(), 0)).collect();
+            let b: Vec<IndexEntry> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, p)| entry(p, i as u8 + 1))
+                .collect();
+            for (i, p) in batch.iter().enumerate() {
+                model.insert(p.clone(), i as u8 + 1);
+            }
+            idx.insert_many(b);
+            let got: Vec<(String, u8)> =
+                idx.0.iter().map(|e| (e.path.clone(), e.content.0[0])).collect();
+            let want: Vec<(String, u8)> = model.into_iter().collect();
+            prop_assert_eq!(got, want);
+        }
     }
 }
