@@ -210,3 +210,33 @@ fn progress_bar_on_a_terminal_only() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Directories with identical contents share one tree object, which a
+/// checkout expands once per place that names it (the flattening consumes
+/// trees only when each is named once); every copy comes back byte-exact.
+#[test]
+fn identical_directories_share_a_tree_and_all_check_out() {
+    let env = Env::new();
+    for d in ["a", "b", "c/a", "c/b"] {
+        env.write(&format!("{d}/one.bin"), b"same bytes in every copy");
+        env.write(&format!("{d}/sub/two.txt"), b"nested, also shared");
+    }
+    env.write("a.txt", b"a file beside the directory a");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "shared trees"]);
+    let want = tree_hashes(&env.repo());
+    env.ok(&["branch", "create", "other"]);
+    env.ok(&["checkout", "other"]);
+    std::fs::remove_dir_all(env.repo().join("c")).unwrap();
+    env.write("b/one.bin", b"changed on other");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "other"]);
+    env.ok(&["checkout", "main"]);
+    assert_eq!(tree_hashes(&env.repo()), want);
+    for d in ["a", "b", "c"] {
+        std::fs::remove_dir_all(env.repo().join(d)).unwrap();
+    }
+    env.ok(&["checkout", "--force", "HEAD"]);
+    assert_eq!(tree_hashes(&env.repo()), want);
+    assert_eq!(env.ok(&["status", "--porcelain"]), "");
+}

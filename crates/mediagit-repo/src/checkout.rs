@@ -19,7 +19,7 @@ use crate::progress::Progress;
 use crate::refs::{Head, ReflogEntry};
 use crate::repo::Repository;
 use crate::status::compare;
-use crate::tree::{flatten, lookup, FlatEntry, FlatTree, Lookup};
+use crate::tree::{flatten, flatten_sorted, lookup, FlatEntry, Lookup, SortedTree};
 use crate::worktree::{make_entry, path_is_under, refuse_symlinked_parent, stat_info, ParentGuard};
 
 #[derive(Debug, Clone)]
@@ -119,16 +119,18 @@ impl Repository {
                 .ok_or_else(|| RepoError::BranchNotFound(b.clone()))?,
             CheckoutTarget::Detached(id) => *id,
         };
-        let new_tree = flatten(odb, &odb.read_commit(&new_commit)?.tree)?;
+        // The index first: its file's bytes are freed before the trees are
+        // built (at a million files each is a few hundred MiB).
+        let mut idx = self.workspace()?.load_index()?;
+        let new_tree = flatten_sorted(odb, &odb.read_commit(&new_commit)?.tree)?;
         // Checking out HEAD's own commit (`checkout --force HEAD`, a switch
         // to a branch at the same commit): one flattened tree serves both.
-        let head_tree: Option<FlatTree> = if self.head_commit()? == Some(new_commit) {
-            None
-        } else {
-            Some(self.head_tree()?)
+        let head_tree: Option<SortedTree> = match self.head_commit()? {
+            Some(c) if c == new_commit => None,
+            Some(c) => Some(flatten_sorted(odb, &odb.read_commit(&c)?.tree)?),
+            None => Some(SortedTree::default()),
         };
-        let old_tree: &FlatTree = head_tree.as_ref().unwrap_or(&new_tree);
-        let mut idx = self.workspace()?.load_index()?;
+        let old_tree: &SortedTree = head_tree.as_ref().unwrap_or(&new_tree);
         // As Git: resolve a merge (or --force it away) before leaving it.
         if !idx.conflicts.is_empty() {
             if !force {
@@ -242,6 +244,7 @@ impl Repository {
         // as they are taken).
         let mut marks = write_new.into_iter();
         let to_write: Vec<(String, FlatEntry)> = new_tree
+            .0
             .into_iter()
             .filter(|_| marks.next().unwrap_or(false))
             .collect();

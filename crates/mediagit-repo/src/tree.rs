@@ -177,29 +177,99 @@ fn write_dir(
 /// billions of files) are refused above [`limits::MAX_TREE_FILES`] instead
 /// of exhausting memory.
 pub fn flatten(odb: &Odb, tree: &ObjectId) -> Result<FlatTree> {
-    let trees = read_bounded(odb, tree)?;
-    let mut out = BTreeMap::new();
+    // From sorted pairs, the map is built in bulk.
+    Ok(flatten_sorted(odb, tree)?.0.into_iter().collect())
+}
+
+/// [`flatten`] into a [`SortedTree`]: about two thirds of the map's memory,
+/// and each tree is dropped once its last use has been expanded (names
+/// moved, not copied), so a million-file tree is not held twice.
+pub fn flatten_sorted(odb: &Odb, tree: &ObjectId) -> Result<SortedTree> {
+    let mut trees = read_bounded(odb, tree)?;
+    // Trees are consumed as they are expanded when each is named once (the
+    // usual case); a tree named twice (two identical directories) is
+    // expanded twice, so then every tree is read in place instead.
+    let mut named: HashMap<ObjectId, usize> = HashMap::with_capacity(trees.len());
+    for (t, _) in trees.values() {
+        for e in &t.entries {
+            if let EntryKind::Dir { tree } = &e.kind {
+                *named.entry(*tree).or_default() += 1;
+            }
+        }
+    }
+    let consume = named.values().all(|&n| n == 1) && !named.contains_key(tree);
+    drop(named);
+    let total: u64 = trees.get(tree).map_or(0, |t| t.1);
+    let mut out: Vec<(String, FlatEntry)> = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     // (tree, path prefix) still to expand; at most depth × width entries.
     let mut stack: Vec<(ObjectId, String)> = vec![(*tree, String::new())];
     while let Some((id, prefix)) = stack.pop() {
-        let t = &trees[&id].0;
-        for e in &t.entries {
+        type Named<'t> = Box<dyn Iterator<Item = (std::borrow::Cow<'t, str>, EntryKind)> + 't>;
+        let entries: Named<'_> = if consume {
+            let owned = trees
+                .remove(&id)
+                .map(|(t, _)| t.entries)
+                .unwrap_or_default();
+            Box::new(owned.into_iter().map(|e| (e.name.into(), e.kind)))
+        } else {
+            match trees.get(&id) {
+                Some((t, _)) => Box::new(
+                    t.entries
+                        .iter()
+                        .map(|e| (e.name.as_str().into(), e.kind.clone())),
+                ),
+                None => Box::new(std::iter::empty()),
+            }
+        };
+        for (name, kind) in entries {
             let path = if prefix.is_empty() {
-                e.name.clone()
+                name.into_owned()
             } else {
-                format!("{prefix}/{}", e.name)
+                format!("{prefix}/{name}")
             };
-            match &e.kind {
+            match &kind {
                 EntryKind::Dir { tree } => stack.push((*tree, path)),
                 file => {
                     if let Some(f) = flat_entry(file) {
-                        out.insert(path, f);
+                        out.push((path, f));
                     }
                 }
             }
         }
     }
-    Ok(out)
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(SortedTree(out))
+}
+
+/// The files of a tree as one vector sorted by path (unique, as a tree's
+/// names are): what [`FlatTree`] holds, at two thirds of its memory, for
+/// the commands that only look paths up and walk them in order.
+#[derive(Debug, Default, Clone)]
+pub struct SortedTree(pub Vec<(String, FlatEntry)>);
+
+impl SortedTree {
+    pub fn get(&self, path: &str) -> Option<&FlatEntry> {
+        self.0
+            .binary_search_by(|(p, _)| p.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> + '_ {
+        self.0.iter().map(|(p, _)| p)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &FlatEntry)> + '_ {
+        self.0.iter().map(|(p, e)| (p, e))
+    }
 }
 
 /// Every distinct tree below `root` (itself included), each read once,
