@@ -682,42 +682,38 @@ fn sync_filesystem(dir: &Path) -> Result<()> {
 /// are read again when their file is written).
 fn checked_manifests(odb: &Odb, to_write: &[(String, FlatEntry)]) -> Result<IdMap<Manifest>> {
     let mut manifests: IdMap<Manifest> = IdMap::default();
-    // Each manifest checked, with a keyed fingerprint of its (size,
-    // content) for a second file naming it: 40 bytes a manifest, not 72.
-    let mut checked: IdMap<u64> = IdMap::default();
-    let key = std::collections::hash_map::RandomState::new();
-    let fingerprint = |size: u64, content: &ObjectId| {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = key.build_hasher();
-        size.hash(&mut h);
-        content.hash(&mut h);
-        h.finish()
-    };
     let mut retained = 0usize;
-    let files: Vec<&(String, FlatEntry)> = to_write
+    // By manifest: the files that share one are adjacent, so each manifest
+    // is read once and the files after the first are checked against it
+    // without a map of every manifest checked.
+    let mut files: Vec<&(String, FlatEntry)> = to_write
         .iter()
         .filter(|(_, e)| e.kind != IndexKind::Symlink)
         .collect();
+    files.sort_unstable_by(|a, b| (a.1.manifest, &a.0).cmp(&(b.1.manifest, &b.0)));
+    // The manifest checked last: (id, size, content).
+    let mut last: Option<(ObjectId, u64, ObjectId)> = None;
     for group in files.chunks(4096) {
-        let ids: Vec<ObjectId> = group
+        let mut ids: Vec<ObjectId> = group
             .iter()
             .map(|(_, e)| e.manifest)
-            .filter(|id| !checked.contains_key(id))
+            .filter(|id| last.is_none_or(|(l, ..)| l != *id))
             .collect();
+        ids.dedup();
         let mut batch: IdMap<Manifest> = odb
             .read_many(&ids, ObjectKind::Manifest)
             .into_iter()
             .filter_map(|(id, b)| Manifest::decode(&b).ok().map(|m| (id, m)))
             .collect();
         for (path, e) in group {
-            if let Some(&fp) = checked.get(&e.manifest) {
-                // Checked already (a second file with the same content).
-                if fp != fingerprint(e.size, &e.content) {
-                    // Read again only to say what differs.
-                    let m = odb.read_manifest(&e.manifest)?;
-                    return Err(manifest_mismatch(path, e, m.size, Some(m.content)));
+            if let Some((id, size, content)) = last {
+                if id == e.manifest {
+                    // Checked already (a second file with the same content).
+                    if size != e.size || content != e.content {
+                        return Err(manifest_mismatch(path, e, size, Some(content)));
+                    }
+                    continue;
                 }
-                continue;
             }
             let m = match batch.remove(&e.manifest) {
                 Some(m) => m,
@@ -734,7 +730,7 @@ fn checked_manifests(odb: &Odb, to_write: &[(String, FlatEntry)]) -> Result<IdMa
             if m.size != e.size || m.content != e.content {
                 return Err(manifest_mismatch(path, e, m.size, Some(m.content)));
             }
-            checked.insert(e.manifest, fingerprint(m.size, &m.content));
+            last = Some((e.manifest, m.size, m.content));
             let cost = MANIFEST_COST + CHUNK_ENTRY_COST * m.chunks.len();
             if retained + cost <= MANIFEST_BUDGET {
                 retained += cost;

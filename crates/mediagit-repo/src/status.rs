@@ -2,7 +2,10 @@
 //! (index vs working tree), and what is untracked.
 use std::collections::BTreeMap;
 
-use mediagit_format::index::{IndexEntry, IndexKind, StatInfo};
+use mediagit_format::index::{
+    CommitMemo, EntryRef, IndexEntry, IndexKind, IndexView, Stage, StatInfo,
+};
+use mediagit_format::object::Timestamp;
 use mediagit_format::{ObjectId, ObjectKind};
 
 use crate::error::{RepoError, Result};
@@ -132,37 +135,51 @@ impl Repository {
         files: crate::worktree::Walked,
         problems: Vec<WalkProblem>,
     ) -> Result<WorktreeScan> {
+        let entries = idx.under(under).map(|(_, e)| entry_ref(e));
+        self.scan_entries(idx.written_at, entries, files, problems)
+    }
+
+    /// The comparison of index entries (in path order, read in place or
+    /// from a [`WorktreeIndex`]) with a walk of the same part of the tree.
+    fn scan_entries<'a>(
+        &self,
+        written_at: Timestamp,
+        entries: impl Iterator<Item = EntryRef<'a>>,
+        files: crate::worktree::Walked,
+        problems: Vec<WalkProblem>,
+    ) -> Result<WorktreeScan> {
         let root = self.worktree()?.to_path_buf();
         let mut changed = Vec::new();
         let mut unreadable = Vec::new();
-        let mut to_hash: Vec<(&IndexEntry, IndexKind, StatInfo)> = Vec::new();
+        let mut to_hash: Vec<(EntryRef<'a>, IndexKind, StatInfo)> = Vec::new();
         let mut untracked = Vec::new();
         // Both sides are sorted by path bytes: one merge, no maps.
         let mut walked = files.into_iter().peekable();
         let mut guard = ParentGuard::new(&root);
-        for (path, e) in idx.under(under) {
+        for e in entries {
+            let path = e.path;
             while let Some(f) = walked.next_if(|f| f.path.as_bytes() < path.as_bytes()) {
                 untracked.push(f.path);
             }
-            let (st, kind) = match walked.next_if(|f| f.path == *path) {
+            let (st, kind) = match walked.next_if(|f| f.path == path) {
                 Some(f) => (f.stat, f.kind),
                 // Not walked: deleted, or tracked but ignored. Look directly,
                 // never through a symlinked directory (what it points to is
                 // not in the working tree: the file is gone from it).
                 None if guard.beyond_symlink(path).is_some() => {
-                    changed.push((path.clone(), None));
+                    changed.push((path.to_string(), None));
                     continue;
                 }
                 None => match std::fs::symlink_metadata(root.join(path)) {
                     Ok(m) => match index_kind(&m) {
                         Some(k) => (stat_info(&m), k),
                         None => {
-                            changed.push((path.clone(), None));
+                            changed.push((path.to_string(), None));
                             continue;
                         }
                     },
                     Err(e) if crate::worktree::is_gone(&e) => {
-                        changed.push((path.clone(), None));
+                        changed.push((path.to_string(), None));
                         continue;
                     }
                     // Unreadable is not deleted: report it, change nothing.
@@ -175,18 +192,18 @@ impl Repository {
                     }
                 },
             };
-            if idx.stat_clean(e, &st, kind) {
+            if stat_clean(written_at, &e, &st, kind) {
                 continue;
             }
             if kind != e.kind || (kind != IndexKind::Symlink && st.size != e.stat.size) {
-                changed.push((path.clone(), Some(kind)));
+                changed.push((path.to_string(), Some(kind)));
                 continue;
             }
             to_hash.push((e, kind, st));
         }
         untracked.extend(walked.map(|f| f.path));
         let hashed = parallel_map(&to_hash, |(e, kind, _)| {
-            let abs = root.join(&e.path);
+            let abs = root.join(e.path);
             match hash_path(&abs, *kind) {
                 Ok(id) => Ok(Some(id)),
                 Err(RepoError::Io { source, .. })
@@ -201,12 +218,12 @@ impl Repository {
         for ((e, kind, st), id) in to_hash.iter().zip(hashed) {
             match id {
                 Some(id) if id == e.content => {
-                    let mut fresh = (*e).clone();
+                    let mut fresh = e.to_owned();
                     fresh.stat = *st;
                     refreshed.push(fresh);
                 }
-                Some(_) => changed.push((e.path.clone(), Some(*kind))),
-                None => changed.push((e.path.clone(), None)),
+                Some(_) => changed.push((e.path.to_string(), Some(*kind))),
+                None => changed.push((e.path.to_string(), None)),
             }
         }
         changed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -236,43 +253,137 @@ impl Repository {
         })
     }
 
+    /// HEAD's tree: remembered in the index together with the pack that
+    /// holds HEAD, whose (small) index is read to confirm HEAD is still
+    /// there, as `git status` fails on a missing HEAD; otherwise read
+    /// through the object database (whose errors name what is lost), with
+    /// the memo to remember (`Some` when it was learned here).
+    fn head_tree_id(
+        &self,
+        head_commit: Option<ObjectId>,
+        memo: Option<CommitMemo>,
+    ) -> Result<(Option<ObjectId>, Option<CommitMemo>)> {
+        let Some(c) = head_commit else {
+            return Ok((None, None));
+        };
+        match memo {
+            Some(m)
+                if m.commit == c
+                    && crate::odb::pack_lists(
+                        self.storage().as_ref(),
+                        &m.pack,
+                        &c,
+                        ObjectKind::Commit,
+                    ) =>
+            {
+                Ok((Some(m.tree), None))
+            }
+            _ => {
+                let odb = self.odb()?;
+                let t = odb.read_commit(&c)?.tree;
+                Ok((Some(t), odb.commit_memo(c, t)))
+            }
+        }
+    }
+
+    /// `status` on an index read in place (see `status_with`): nothing is
+    /// staged and nothing conflicted; the working tree is compared entry
+    /// by entry, and the index is built and saved only when its stat cache
+    /// or HEAD memo needs refreshing.
+    fn status_in_place(
+        &self,
+        view: &IndexView<'_>,
+        head_commit: Option<ObjectId>,
+        learned: Option<CommitMemo>,
+        locked: bool,
+        walked: impl FnOnce() -> Result<(crate::worktree::Walked, Vec<WalkProblem>)>,
+    ) -> Result<Status> {
+        let (files, problems) = walked()?;
+        let scan = self.scan_entries(view.written_at, view.iter(), files, problems)?;
+        let kind_of = |p: &str| {
+            let (mut lo, mut hi) = (0, view.len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let e = view.entry(mid);
+                match e.path.cmp(p) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Greater => hi = mid,
+                    std::cmp::Ordering::Equal => return Some(e.kind),
+                }
+            }
+            None
+        };
+        let unstaged = scan
+            .changed
+            .iter()
+            .map(|(p, k)| {
+                let c = match k {
+                    None => ChangeKind::Deleted,
+                    Some(k) if Some(*k) != kind_of(p) => ChangeKind::TypeChanged,
+                    Some(_) => ChangeKind::Modified,
+                };
+                Change::new(p.clone(), c)
+            })
+            .collect();
+        if locked {
+            let racy_left = view
+                .iter()
+                .any(|e| !stat_clean(view.written_at, &e, &e.stat, e.kind));
+            if !scan.refreshed.is_empty() || racy_left || learned.is_some() {
+                // Best effort: a status that cannot save its cache still
+                // reports correctly.
+                let ws = self.workspace()?;
+                if let Ok(mut idx) = ws
+                    .read_index_bytes()
+                    .and_then(|b| ws.index_from_bytes(&b.unwrap_or_default()))
+                {
+                    idx.entries.insert_many(scan.refreshed);
+                    if learned.is_some() {
+                        idx.commit_memo = learned;
+                    }
+                    let _ = ws.save_index(&mut idx, &self.codec());
+                }
+            }
+        }
+        Ok(Status {
+            head: self.head()?,
+            head_commit,
+            staged: Vec::new(),
+            unstaged,
+            untracked: scan.untracked,
+            conflicted: Vec::new(),
+            problems: scan.problems,
+        })
+    }
+
     fn status_with(
         &self,
         locked: bool,
         walked: impl FnOnce() -> Result<(crate::worktree::Walked, Vec<WalkProblem>)>,
     ) -> Result<Status> {
-        let mut idx = self.workspace()?.load_index()?;
+        let ws = self.workspace()?;
+        let bytes = ws.read_index_bytes()?;
         let head_commit = self.head_commit()?;
-        // Fast path: when the index, written as trees, gives HEAD's tree,
-        // nothing is staged and HEAD need not be flattened.
-        // HEAD's tree: remembered in the index together with the pack that
-        // holds HEAD, whose (small) index is read to confirm HEAD is still
-        // there, as `git status` fails on a missing HEAD; otherwise read
-        // through the object database (whose errors name what is lost) and
-        // remembered.
-        let mut learned = None;
-        let head_tree_id = match head_commit {
-            Some(c) => Some(match idx.commit_memo {
-                Some(m)
-                    if m.commit == c
-                        && crate::odb::pack_lists(
-                            self.storage().as_ref(),
-                            &m.pack,
-                            &c,
-                            ObjectKind::Commit,
-                        ) =>
-                {
-                    m.tree
-                }
-                _ => {
-                    let odb = self.odb()?;
-                    let t = odb.read_commit(&c)?.tree;
-                    learned = odb.commit_memo(c, t);
-                    t
-                }
-            }),
-            None => None,
+        // The usual case, read in place: an index of the current version
+        // with nothing staged and no merge in progress needs no entry
+        // built (a million paths are compared where they lie in the file).
+        if let Some(view) = bytes.as_deref().and_then(|b| IndexView::parse(b).ok()) {
+            let merged = view.iter().all(|e| e.stage == Stage::Merged);
+            let (head_tree_id, learned) = self.head_tree_id(head_commit, view.commit_memo())?;
+            let unchanged = match head_tree_id {
+                Some(t) => view.tree() == Some(t),
+                None => view.is_empty(),
+            };
+            if merged && unchanged {
+                return self.status_in_place(&view, head_commit, learned, locked, walked);
+            }
+        }
+        let mut idx = match &bytes {
+            Some(b) => ws.index_from_bytes(b)?,
+            None => WorktreeIndex::default(),
         };
+        drop(bytes);
+        let (head_tree_id, learned) = self.head_tree_id(head_commit, idx.commit_memo)?;
         let unchanged = match head_tree_id {
             Some(t) => match idx.saved_tree {
                 Some(saved) => saved == t,
@@ -358,4 +469,26 @@ impl Repository {
             problems: scan.problems,
         })
     }
+}
+
+/// An index entry of a [`WorktreeIndex`] as [`IndexView`] gives them.
+fn entry_ref(e: &IndexEntry) -> EntryRef<'_> {
+    EntryRef {
+        path: &e.path,
+        stage: Stage::Merged,
+        kind: e.kind,
+        stat: e.stat,
+        content: e.content,
+        manifest: e.manifest,
+        target: e.target.as_deref(),
+    }
+}
+
+/// [`WorktreeIndex::stat_clean`] for an entry read in place from an index
+/// written at `written_at`.
+fn stat_clean(written_at: Timestamp, e: &EntryRef<'_>, now: &StatInfo, kind: IndexKind) -> bool {
+    e.kind == kind
+        && e.stat == *now
+        && crate::worktree::nanos(&e.stat.mtime) + crate::worktree::RACY_MARGIN_NANOS
+            < crate::worktree::nanos(&written_at)
 }

@@ -178,15 +178,31 @@ impl Workspace {
     }
 
     pub fn load_index(&self) -> Result<WorktreeIndex> {
+        match self.read_index_bytes()? {
+            Some(bytes) => self.index_from_bytes(&bytes),
+            None => Ok(WorktreeIndex::default()),
+        }
+    }
+
+    /// The index file's bytes (`None`: there is no index yet), for a
+    /// reader that looks at them in place ([`IndexView`]) before deciding
+    /// whether to build a [`WorktreeIndex`] with
+    /// [`Workspace::index_from_bytes`].
+    ///
+    /// [`IndexView`]: mediagit_format::index::IndexView
+    pub fn read_index_bytes(&self) -> Result<Option<Vec<u8>>> {
         let path = self.index_path();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(WorktreeIndex::default())
-            }
-            Err(e) => return Err(RepoError::io("read", &path, e)),
-        };
-        let f = IndexFile::decode(&bytes)
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RepoError::io("read", &path, e)),
+        }
+    }
+
+    /// Decodes the index file's bytes (every version, checksum checked).
+    pub fn index_from_bytes(&self, bytes: &[u8]) -> Result<WorktreeIndex> {
+        let path = self.index_path();
+        let f = IndexFile::decode(bytes)
             .map_err(|e| RepoError::format(path.display().to_string(), e))?;
         Ok(WorktreeIndex {
             written_at: f.written_at,
