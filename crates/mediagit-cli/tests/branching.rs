@@ -940,3 +940,34 @@ fn checkout_head_stays_on_the_branch() {
     env.ok(&["checkout", &id]);
     assert!(!head_file(&env).contains("main"), "{}", head_file(&env));
 }
+
+/// A staged new file where the target branch has a directory, which no
+/// step of the switch removes: refused before anything is touched (found
+/// deleting and writing files first, then reporting "nothing was changed").
+#[test]
+fn a_staged_file_where_the_target_has_a_directory_refuses_the_switch_untouched() {
+    let env = Env::new();
+    env.write("m", b"m\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "base"]);
+    env.ok(&["switch", "-c", "c"]);
+    env.write("p/x", b"x\n");
+    fs::remove_file(env.repo().join("m")).unwrap();
+    env.write("zz", b"zz\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "on c"]);
+    env.ok(&["switch", "main"]);
+    env.write("p", b"staged\n");
+    env.ok(&["add", "p"]);
+    let before = tree_hashes(&env.repo());
+    let index_before = fs::read(env.repo().join(".mediagit/index")).unwrap();
+    let err = env.fail(&["switch", "c"]);
+    assert!(
+        err.contains("your local changes to these files would be overwritten: p;")
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(tree_hashes(&env.repo()), before);
+    assert_eq!(fs::read(env.repo().join(".mediagit/index")).unwrap(), index_before);
+    assert_eq!(porcelain(&env), "A  p\n");
+}

@@ -251,8 +251,14 @@ impl Repository {
         // Files the index does not track (untracked or ignored) in the way of
         // what the target creates: at the path, below it, or at a parent.
         let mut in_the_way = Vec::new();
+        // Tracked files (staged, in neither commit) that stand where the
+        // target puts a directory, and that nothing removes: the switch
+        // would have to delete them half way; refused as local changes.
+        let mut staged_in_the_way = Vec::new();
         if !force {
             let tracked = |p: &str| idx.entries.contains_key(p);
+            // (Built in path order.)
+            let removing = |p: &str| to_remove.binary_search_by(|r| r.as_str().cmp(p)).is_ok();
             let mut guard = ParentGuard::new(&root);
             for (p, _) in &to_write {
                 // Never look through a symlinked directory: what is behind it
@@ -267,6 +273,8 @@ impl Repository {
                             for f in files_below(&root, p) {
                                 if !tracked(&f) {
                                     in_the_way.push(f);
+                                } else if !removing(&f) {
+                                    staged_in_the_way.push(f);
                                 }
                             }
                         }
@@ -278,12 +286,24 @@ impl Repository {
                 while let Some(i) = parent.rfind('/') {
                     parent = &parent[..i];
                     if let Ok(m) = fs::symlink_metadata(root.join(parent)) {
-                        if !m.is_dir() && !tracked(parent) {
+                        if m.is_dir() {
+                            continue;
+                        }
+                        if !tracked(parent) {
                             in_the_way.push(parent.to_string());
+                        } else if !removing(parent) {
+                            staged_in_the_way.push(parent.to_string());
                         }
                     }
                 }
             }
+        }
+        if !staged_in_the_way.is_empty() {
+            staged_in_the_way.sort();
+            staged_in_the_way.dedup();
+            return Err(RepoError::WouldOverwriteChanges {
+                paths: staged_in_the_way,
+            });
         }
         if !in_the_way.is_empty() && !force {
             in_the_way.sort();
