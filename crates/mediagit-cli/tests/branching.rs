@@ -968,6 +968,9 @@ fn a_staged_file_where_the_target_has_a_directory_refuses_the_switch_untouched()
         "{err}"
     );
     assert_eq!(tree_hashes(&env.repo()), before);
-    assert_eq!(fs::read(env.repo().join(".mediagit/index")).unwrap(), index_before);
+    assert_eq!(
+        fs::read(env.repo().join(".mediagit/index")).unwrap(),
+        index_before
+    );
     assert_eq!(porcelain(&env), "A  p\n");
 }
