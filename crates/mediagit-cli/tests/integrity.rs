@@ -1947,3 +1947,29 @@ fn gc_and_fsck_judge_packs_missing_a_half() {
     assert_fsck_clean(&env, "after repair");
     assert_verify_clean(&env, "after repair");
 }
+
+/// A manifest whose stored bytes are damaged: checkout refuses before it
+/// writes anything, and the error names the file that needs it.
+#[test]
+fn a_damaged_manifest_is_named_by_its_file_in_checkout() {
+    let env = Env::new();
+    env.write("photo.bin", &[7u8; 5000]);
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    let (pack, entry) = packs(&env)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .find_map(|p| {
+            let e = pack_entries(&p)
+                .into_iter()
+                .find(|e| kind_name(e.kind) == "manifest")?;
+            Some((p, e))
+        })
+        .expect("a manifest in some pack");
+    flip_bytes(&pack, entry.offset + ENTRY_HEADER + entry.stored / 2, 1);
+    fs::remove_file(env.repo().join("photo.bin")).unwrap();
+    let o = mg_fail(&env, &["checkout", "--force", "HEAD"]);
+    assert!(o.err.contains("manifest"), "{}", o.err);
+    assert!(o.err.contains("needed by photo.bin"), "{}", o.err);
+    assert!(!env.repo().join("photo.bin").exists());
+}

@@ -738,14 +738,9 @@ fn checked_manifests(odb: &Odb, to_write: &[(String, FlatEntry)]) -> Result<IdMa
             let m = match batch.remove(&e.manifest) {
                 Some(m) => m,
                 // Not read in the batch: read it alone for the precise error.
-                None => odb.read_manifest(&e.manifest).map_err(|err| match err {
-                    RepoError::MissingObject { id, kind, .. } => RepoError::MissingObject {
-                        id,
-                        kind,
-                        context: Some(path.clone()),
-                    },
-                    other => other,
-                })?,
+                None => odb
+                    .read_manifest(&e.manifest)
+                    .map_err(|err| needed_by(err, path))?,
             };
             if m.size != e.size || m.content != e.content {
                 return Err(manifest_mismatch(path, e, m.size, Some(m.content)));
@@ -772,6 +767,44 @@ const MANIFEST_BUDGET: usize = 64 << 20;
 const MANIFEST_COST: usize = 160;
 /// A kept manifest's cost per chunk entry, in bytes.
 const CHUNK_ENTRY_COST: usize = 40;
+
+/// The file a manifest that cannot be read belongs to, added to the error
+/// (which stays structured, so the CLI still gives its hint).
+fn needed_by(err: RepoError, path: &str) -> RepoError {
+    match err {
+        RepoError::MissingObject { id, kind, .. } => RepoError::MissingObject {
+            id,
+            kind,
+            context: Some(path.to_string()),
+        },
+        RepoError::CorruptObject {
+            id,
+            kind,
+            location,
+            reason,
+        } => RepoError::CorruptObject {
+            id,
+            kind,
+            location: format!("{location}; needed by {path}"),
+            reason,
+        },
+        RepoError::Format { what, source } => RepoError::Format {
+            what: format!("{what} (needed by {path})"),
+            source,
+        },
+        RepoError::WrongKind {
+            id,
+            expected,
+            actual,
+        } => RepoError::CorruptObject {
+            id,
+            kind: expected,
+            location: format!("tree entry {path}"),
+            reason: format!("the object is a {actual}, not a {expected}"),
+        },
+        other => other,
+    }
+}
 
 fn manifest_mismatch(path: &str, e: &FlatEntry, size: u64, content: Option<ObjectId>) -> RepoError {
     RepoError::CorruptObject {
