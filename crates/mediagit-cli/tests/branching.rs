@@ -974,3 +974,38 @@ fn a_staged_file_where_the_target_has_a_directory_refuses_the_switch_untouched()
     );
     assert_eq!(porcelain(&env), "A  p\n");
 }
+
+/// `checkout REV -- PATH...` where REV has a directory at a path the index
+/// tracks as a file: the file gives way to the directory (as in Git), the
+/// other paths are checked out, and the index says what happened; nothing
+/// is written before that is decided.
+#[test]
+fn checkout_paths_replaces_a_tracked_file_by_the_revisions_directory() {
+    let env = Env::new();
+    env.write("a", b"file\n");
+    env.write("a.txt", b"old\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "base"]);
+    env.ok(&["switch", "-c", "b"]);
+    fs::remove_file(env.repo().join("a")).unwrap();
+    env.write("a/b", b"in\n");
+    env.write("a.txt", b"newer\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "on b"]);
+    env.ok(&["switch", "main"]);
+    env.ok(&["checkout", "b", "--", "a", "a.txt"]);
+    assert_eq!(fs::read(env.repo().join("a/b")).unwrap(), b"in\n");
+    assert_eq!(fs::read(env.repo().join("a.txt")).unwrap(), b"newer\n");
+    assert_eq!(porcelain(&env), "D  a\nM  a.txt\nA  a/b\n");
+
+    // An untracked file where the directory must go: refused, untouched.
+    env.ok(&["checkout", "--force", "main"]);
+    env.ok(&["rm", "--cached", "a"]);
+    let before = tree_hashes(&env.repo());
+    let err = env.fail(&["checkout", "b", "--", "a.txt", "a"]);
+    assert!(
+        err.contains("untracked files would be overwritten: a;"),
+        "{err}"
+    );
+    assert_eq!(tree_hashes(&env.repo()), before);
+}

@@ -520,9 +520,55 @@ impl Repository {
             }
         }
         let list: Vec<(String, FlatEntry)> = to_write.into_iter().collect();
-        // Not forced: a directory of untracked files where a file comes back,
-        // or an untracked file where a directory must go, stops the command.
-        let out = self.apply(odb, &root, &mut idx, &list, &[], false, progress)?;
+        // What stands in the way, decided before anything is touched: a
+        // tracked file where a directory comes back (or tracked files
+        // below a path that comes back as a file) is replaced, as Git
+        // does; an untracked one stops the command.
+        let mut to_remove: Vec<String> = Vec::new();
+        let mut in_the_way: Vec<String> = Vec::new();
+        {
+            let tracked = |p: &str| idx.entries.contains_key(p);
+            let mut guard = ParentGuard::new(&root);
+            for (p, _) in &list {
+                // (`apply` refuses a path beyond a symlinked directory.)
+                if guard.beyond_symlink(p).is_some() {
+                    continue;
+                }
+                if let Ok(m) = fs::symlink_metadata(root.join(p)) {
+                    if m.is_dir() {
+                        for f in files_below(&root, p) {
+                            if tracked(&f) {
+                                to_remove.push(f);
+                            } else {
+                                in_the_way.push(f);
+                            }
+                        }
+                    }
+                }
+                let mut parent = p.as_str();
+                while let Some(i) = parent.rfind('/') {
+                    parent = &parent[..i];
+                    match fs::symlink_metadata(root.join(parent)) {
+                        Ok(m) if !m.is_dir() => {
+                            if tracked(parent) {
+                                to_remove.push(parent.to_string());
+                            } else {
+                                in_the_way.push(parent.to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if !in_the_way.is_empty() {
+            in_the_way.sort();
+            in_the_way.dedup();
+            return Err(RepoError::WouldOverwriteUntracked { paths: in_the_way });
+        }
+        to_remove.sort();
+        to_remove.dedup();
+        let out = self.apply(odb, &root, &mut idx, &list, &to_remove, false, progress)?;
         self.workspace()?.save_index(&mut idx, &self.codec())?;
         Ok(out)
     }
