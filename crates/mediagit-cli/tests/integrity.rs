@@ -725,6 +725,39 @@ fn deleted_pack_index_is_rebuilt() {
     assert_eq!(tree_hashes(&env.repo()), s.tree);
 }
 
+/// fsck reports the big pack's index, with `what` in the problem line.
+fn assert_pack_index_problem(s: &Setup, out: &str, what: &str) {
+    assert!(
+        problem_lines(out)
+            .iter()
+            .any(|l| l.starts_with("problem: pack index")
+                && l.contains(&idx_key(&s.big_pack))
+                && l.contains(what)),
+        "{out}"
+    );
+}
+
+/// `fsck --repair` rebuilds the big pack's index byte for byte (`idx_bytes`
+/// as first written), fsck is clean after, and the big file reads back.
+fn assert_index_rebuilt(s: &Setup, idx_bytes: &[u8]) {
+    let env = &s.env;
+    let o = mg(env, &["fsck", "--repair"]);
+    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
+    assert!(
+        o.out.lines().any(|l| l.starts_with(&format!(
+            "repaired: rebuilt pack index {} from its pack",
+            idx_key(&s.big_pack)
+        ))),
+        "{}",
+        o.out
+    );
+    assert_eq!(fs::read(idx_path(&s.big_pack)).unwrap(), idx_bytes);
+    assert_fsck_clean(env, "after rebuilding the index");
+    let o = mg(env, &["cat", "HEAD:big.bin"]);
+    assert_eq!(o.code, Some(0), "{}", o.err);
+    assert_eq!(sha256(&o.stdout), sha256(&s.big));
+}
+
 #[test]
 fn corrupt_pack_index_is_rebuilt() {
     let s = setup();
@@ -739,33 +772,11 @@ fn corrupt_pack_index_is_rebuilt() {
     assert!(o.err.contains("fsck --repair"), "{}", o.err);
 
     let o = mg_fail(env, &["fsck"]);
-    assert!(
-        problem_lines(&o.out)
-            .iter()
-            .any(|l| l.starts_with("problem: pack index")
-                && l.contains(&idx_key(&s.big_pack))
-                && l.contains("damaged")),
-        "{}",
-        o.out
-    );
+    assert_pack_index_problem(&s, &o.out, "damaged");
     assert_summary_counts_problems(&o.out);
 
-    let o = mg(env, &["fsck", "--repair"]);
-    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
-    assert!(
-        o.out.lines().any(|l| l.starts_with(&format!(
-            "repaired: rebuilt pack index {} from its pack",
-            idx_key(&s.big_pack)
-        ))),
-        "{}",
-        o.out
-    );
-    assert_eq!(fs::read(&idx).unwrap(), idx_bytes);
-    assert_fsck_clean(env, "after rebuilding the index");
+    assert_index_rebuilt(&s, &idx_bytes);
     assert_verify_clean(env, "after rebuilding the index");
-    let o = mg(env, &["cat", "HEAD:big.bin"]);
-    assert_eq!(o.code, Some(0), "{}", o.err);
-    assert_eq!(sha256(&o.stdout), sha256(&s.big));
 }
 
 /// A pack index that leaves out an object the pack holds (a hostile or
@@ -782,15 +793,7 @@ fn pack_index_leaving_out_an_object_is_reported_and_rebuilt() {
     fs::write(&idx, parsed.encode()).unwrap();
 
     let o = mg_fail(env, &["fsck"]);
-    assert!(
-        problem_lines(&o.out)
-            .iter()
-            .any(|l| l.starts_with("problem: pack index")
-                && l.contains(&idx_key(&s.big_pack))
-                && l.contains("1 objects in the pack are not in its index")),
-        "{}",
-        o.out
-    );
+    assert_pack_index_problem(&s, &o.out, "1 objects in the pack are not in its index");
     assert!(
         o.out.contains(&left_out),
         "the unreadable object is named:\n{}",
@@ -798,21 +801,7 @@ fn pack_index_leaving_out_an_object_is_reported_and_rebuilt() {
     );
     assert_summary_counts_problems(&o.out);
 
-    let o = mg(env, &["fsck", "--repair"]);
-    assert_eq!(o.code, Some(0), "{}{}", o.out, o.err);
-    assert!(
-        o.out.lines().any(|l| l.starts_with(&format!(
-            "repaired: rebuilt pack index {} from its pack",
-            idx_key(&s.big_pack)
-        ))),
-        "{}",
-        o.out
-    );
-    assert_eq!(fs::read(&idx).unwrap(), idx_bytes);
-    assert_fsck_clean(env, "after rebuilding the index");
-    let o = mg(env, &["cat", "HEAD:big.bin"]);
-    assert_eq!(o.code, Some(0), "{}", o.err);
-    assert_eq!(sha256(&o.stdout), sha256(&s.big));
+    assert_index_rebuilt(&s, &idx_bytes);
 }
 
 #[test]

@@ -267,33 +267,19 @@ impl Repository {
                 if guard.beyond_symlink(p).is_some() {
                     continue;
                 }
-                if !tracked(p) {
-                    match fs::symlink_metadata(root.join(p)) {
-                        Ok(m) if m.is_dir() => {
-                            for f in files_below(&root, p) {
-                                if !tracked(&f) {
-                                    in_the_way.push(f);
-                                } else if !removing(&f) {
-                                    staged_in_the_way.push(f);
-                                }
-                            }
-                        }
-                        Ok(_) => in_the_way.push(p.clone()),
-                        Err(_) => {}
-                    }
+                let at = match tracked(p) {
+                    true => None,
+                    false => fs::symlink_metadata(root.join(p)).ok(),
+                };
+                if at.as_ref().is_some_and(|m| !m.is_dir()) {
+                    in_the_way.push(p.clone());
                 }
-                let mut parent = p.as_str();
-                while let Some(i) = parent.rfind('/') {
-                    parent = &parent[..i];
-                    if let Ok(m) = fs::symlink_metadata(root.join(parent)) {
-                        if m.is_dir() {
-                            continue;
-                        }
-                        if !tracked(parent) {
-                            in_the_way.push(parent.to_string());
-                        } else if !removing(parent) {
-                            staged_in_the_way.push(parent.to_string());
-                        }
+                let is_dir = at.as_ref().is_some_and(|m| m.is_dir());
+                for (f, is_tracked) in obstacles(&root, p, is_dir, &tracked) {
+                    if !is_tracked {
+                        in_the_way.push(f);
+                    } else if !removing(&f) {
+                        staged_in_the_way.push(f);
                     }
                 }
             }
@@ -534,29 +520,12 @@ impl Repository {
                 if guard.beyond_symlink(p).is_some() {
                     continue;
                 }
-                if let Ok(m) = fs::symlink_metadata(root.join(p)) {
-                    if m.is_dir() {
-                        for f in files_below(&root, p) {
-                            if tracked(&f) {
-                                to_remove.push(f);
-                            } else {
-                                in_the_way.push(f);
-                            }
-                        }
-                    }
-                }
-                let mut parent = p.as_str();
-                while let Some(i) = parent.rfind('/') {
-                    parent = &parent[..i];
-                    match fs::symlink_metadata(root.join(parent)) {
-                        Ok(m) if !m.is_dir() => {
-                            if tracked(parent) {
-                                to_remove.push(parent.to_string());
-                            } else {
-                                in_the_way.push(parent.to_string());
-                            }
-                        }
-                        _ => {}
+                let is_dir = fs::symlink_metadata(root.join(p)).is_ok_and(|m| m.is_dir());
+                for (f, is_tracked) in obstacles(&root, p, is_dir, &tracked) {
+                    if is_tracked {
+                        to_remove.push(f);
+                    } else {
+                        in_the_way.push(f);
                     }
                 }
             }
@@ -606,28 +575,7 @@ fn write_entry(
     // refuses to follow a planted symlink), never guessed.
     let in_file = |err: RepoError| match err {
         RepoError::Io { source, .. } => RepoError::io("write", &abs, source),
-        // Structured, so the CLI still gives its hint (run fsck); the path
-        // joins the object's context.
-        RepoError::MissingObject { id, kind, context } => RepoError::MissingObject {
-            id,
-            kind,
-            context: Some(match context {
-                Some(c) => format!("{path}, {c}"),
-                None => path.to_string(),
-            }),
-        },
-        RepoError::CorruptObject {
-            id,
-            kind,
-            location,
-            reason,
-        } => RepoError::CorruptObject {
-            id,
-            kind,
-            location: format!("needed by {path}; {location}"),
-            reason,
-        },
-        other => other,
+        other => needed_by(other, path),
     };
     let tmp: tempfile::TempPath = match e.kind {
         IndexKind::Symlink => {
@@ -814,14 +762,17 @@ const MANIFEST_COST: usize = 160;
 /// A kept manifest's cost per chunk entry, in bytes.
 const CHUNK_ENTRY_COST: usize = 40;
 
-/// The file a manifest that cannot be read belongs to, added to the error
-/// (which stays structured, so the CLI still gives its hint).
+/// The file an object that cannot be read belongs to, added to the error
+/// (which stays structured, so the CLI still gives its hint: run fsck).
 fn needed_by(err: RepoError, path: &str) -> RepoError {
     match err {
-        RepoError::MissingObject { id, kind, .. } => RepoError::MissingObject {
+        RepoError::MissingObject { id, kind, context } => RepoError::MissingObject {
             id,
             kind,
-            context: Some(path.to_string()),
+            context: Some(match context {
+                Some(c) => format!("{path}, {c}"),
+                None => path.to_string(),
+            }),
         },
         RepoError::CorruptObject {
             id,
@@ -831,7 +782,7 @@ fn needed_by(err: RepoError, path: &str) -> RepoError {
         } => RepoError::CorruptObject {
             id,
             kind,
-            location: format!("{location}; needed by {path}"),
+            location: format!("needed by {path}; {location}"),
             reason,
         },
         RepoError::Format { what, source } => RepoError::Format {
@@ -914,6 +865,33 @@ fn available_space(path: &Path) -> Option<u64> {
 }
 
 /// Repository paths of every file (and symlink) below directory `dir`.
+/// What stands in the way of writing a file at `p`, with whether the index
+/// tracks each: every file below it when a directory is there (`is_dir`),
+/// and every leading path that exists but is not a directory. The callers
+/// decide what to do with each (refuse, or remove what is tracked).
+fn obstacles(
+    root: &Path,
+    p: &str,
+    is_dir: bool,
+    tracked: &dyn Fn(&str) -> bool,
+) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::new();
+    if is_dir {
+        out.extend(files_below(root, p).into_iter().map(|f| {
+            let t = tracked(&f);
+            (f, t)
+        }));
+    }
+    let mut parent = p;
+    while let Some(i) = parent.rfind('/') {
+        parent = &parent[..i];
+        if fs::symlink_metadata(root.join(parent)).is_ok_and(|m| !m.is_dir()) {
+            out.push((parent.to_string(), tracked(parent)));
+        }
+    }
+    out
+}
+
 fn files_below(root: &Path, dir: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_string()];

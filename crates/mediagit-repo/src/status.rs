@@ -292,6 +292,7 @@ impl Repository {
     /// or HEAD memo needs refreshing.
     fn status_in_place(
         &self,
+        bytes: &[u8],
         view: &IndexView<'_>,
         head_commit: Option<ObjectId>,
         learned: Option<CommitMemo>,
@@ -333,10 +334,7 @@ impl Repository {
                 // Best effort: a status that cannot save its cache still
                 // reports correctly.
                 let ws = self.workspace()?;
-                if let Ok(mut idx) = ws
-                    .read_index_bytes()
-                    .and_then(|b| ws.index_from_bytes(&b.unwrap_or_default()))
-                {
+                if let Ok(mut idx) = ws.index_from_bytes(bytes) {
                     idx.entries.insert_many(scan.refreshed);
                     if learned.is_some() {
                         idx.commit_memo = learned;
@@ -367,7 +365,10 @@ impl Repository {
         // The usual case, read in place: an index of the current version
         // with nothing staged and no merge in progress needs no entry
         // built (a million paths are compared where they lie in the file).
-        if let Some(view) = bytes.as_deref().and_then(|b| IndexView::parse(b).ok()) {
+        if let Some((b, view)) = bytes
+            .as_deref()
+            .and_then(|b| Some((b, IndexView::parse(b).ok()?)))
+        {
             let merged = view.iter().all(|e| e.stage == Stage::Merged);
             let (head_tree_id, learned) = self.head_tree_id(head_commit, view.commit_memo())?;
             let unchanged = match head_tree_id {
@@ -375,7 +376,7 @@ impl Repository {
                 None => view.is_empty(),
             };
             if merged && unchanged {
-                return self.status_in_place(&view, head_commit, learned, locked, walked);
+                return self.status_in_place(b, &view, head_commit, learned, locked, walked);
             }
         }
         let mut idx = match &bytes {
