@@ -178,123 +178,232 @@ fn write_dir(
 /// of exhausting memory.
 pub fn flatten(odb: &Odb, tree: &ObjectId) -> Result<FlatTree> {
     // From sorted pairs, the map is built in bulk.
-    Ok(flatten_sorted(odb, tree)?.0.into_iter().collect())
+    let sorted = flatten_sorted(odb, tree)?;
+    Ok(sorted
+        .entries
+        .into_iter()
+        .map(|(at, e)| (sorted.paths[at.range()].to_string(), e))
+        .collect())
 }
 
-/// [`flatten`] into a [`SortedTree`]: about two thirds of the map's memory,
-/// and each tree is dropped once its last use has been expanded (names
-/// moved, not copied), so a million-file tree is not held twice.
+/// [`flatten`] into a [`SortedTree`]: about two thirds of the map's memory.
+/// The trees themselves are not all held while the files are listed: those
+/// beyond [`KEPT_TREES_BUDGET`] are read again when they are expanded (at a
+/// million files, the decoded trees were 115 MiB on top of the list), and
+/// each kept tree is dropped once its last naming has been expanded.
 pub fn flatten_sorted(odb: &Odb, tree: &ObjectId) -> Result<SortedTree> {
-    let mut trees = read_bounded(odb, tree)?;
-    // Trees are consumed as they are expanded when each is named once (the
-    // usual case); a tree named twice (two identical directories) is
-    // expanded twice, so then every tree is read in place instead.
-    let mut named: HashMap<ObjectId, usize> = HashMap::with_capacity(trees.len());
-    for (t, _) in trees.values() {
+    flatten_sorted_keeping(odb, tree, KEPT_TREES_BUDGET)
+}
+
+/// [`flatten_sorted`] keeping at most `keep` bytes of decoded trees between
+/// checking and listing them (0: every tree is read again when listed).
+/// The result does not depend on `keep`, only the reads and the memory.
+pub fn flatten_sorted_keeping(odb: &Odb, tree: &ObjectId, keep: usize) -> Result<SortedTree> {
+    let Bounded { files, mut kept } = read_bounded(odb, tree, keep)?;
+    // How often each tree is still to be expanded: a kept tree named once
+    // (the usual case) is consumed, its names moved, not copied.
+    let mut named: HashMap<ObjectId, usize> = HashMap::with_capacity(files.len());
+    named.insert(*tree, 1);
+    for t in kept.values() {
         for e in &t.entries {
             if let EntryKind::Dir { tree } = &e.kind {
                 *named.entry(*tree).or_default() += 1;
             }
         }
     }
-    let consume = named.values().all(|&n| n == 1) && !named.contains_key(tree);
-    drop(named);
-    let total: u64 = trees.get(tree).map_or(0, |t| t.1);
-    let mut out: Vec<(String, FlatEntry)> = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let total: u64 = files.get(tree).copied().unwrap_or(0);
+    let mut out = SortedTree {
+        paths: String::new(),
+        entries: Vec::with_capacity(usize::try_from(total).unwrap_or(0)),
+    };
     // (tree, path prefix) still to expand; at most depth × width entries.
     let mut stack: Vec<(ObjectId, String)> = vec![(*tree, String::new())];
     while let Some((id, prefix)) = stack.pop() {
         type Named<'t> = Box<dyn Iterator<Item = (std::borrow::Cow<'t, str>, EntryKind)> + 't>;
-        let entries: Named<'_> = if consume {
-            let owned = trees
-                .remove(&id)
-                .map(|(t, _)| t.entries)
-                .unwrap_or_default();
-            Box::new(owned.into_iter().map(|e| (e.name.into(), e.kind)))
-        } else {
-            match trees.get(&id) {
-                Some((t, _)) => Box::new(
-                    t.entries
-                        .iter()
-                        .map(|e| (e.name.as_str().into(), e.kind.clone())),
-                ),
-                None => Box::new(std::iter::empty()),
+        let last_use = named.get_mut(&id).is_none_or(|n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+        let entries: Named<'_> = match (last_use, kept.contains_key(&id)) {
+            (true, true) => {
+                let owned = kept.remove(&id).map(|t| t.entries).unwrap_or_default();
+                Box::new(owned.into_iter().map(|e| (e.name.into(), e.kind)))
+            }
+            (false, true) => Box::new(
+                kept[&id]
+                    .entries
+                    .iter()
+                    .map(|e| (e.name.as_str().into(), e.kind.clone())),
+            ),
+            // Not kept: read again (checked and counted by `read_bounded`).
+            (_, false) => {
+                let t = odb.read_tree(&id)?;
+                Box::new(t.entries.into_iter().map(|e| (e.name.into(), e.kind)))
             }
         };
         for (name, kind) in entries {
-            let path = if prefix.is_empty() {
-                name.into_owned()
-            } else {
-                format!("{prefix}/{name}")
-            };
             match &kind {
-                EntryKind::Dir { tree } => stack.push((*tree, path)),
+                // A directory without files adds nothing (and a forged
+                // tree naming one empty tree a million times costs no reads).
+                EntryKind::Dir { tree } if files.get(tree).is_some_and(|&n| n == 0) => {}
+                EntryKind::Dir { tree } => {
+                    let path = if prefix.is_empty() {
+                        name.into_owned()
+                    } else {
+                        format!("{prefix}/{name}")
+                    };
+                    stack.push((*tree, path))
+                }
                 file => {
                     if let Some(f) = flat_entry(file) {
-                        out.push((path, f));
+                        // Below MAX_TREE_PATH_BYTES (checked): offsets fit u32.
+                        let start = out.paths.len();
+                        if !prefix.is_empty() {
+                            out.paths.push_str(&prefix);
+                            out.paths.push('/');
+                        }
+                        out.paths.push_str(&name);
+                        let at = PathAt::new(start, out.paths.len()).ok_or_else(|| {
+                            RepoError::CorruptObject {
+                                id: *tree,
+                                kind: "tree",
+                                location: "flattening".into(),
+                                reason: "its paths add up to more than 4 GiB".into(),
+                            }
+                        })?;
+                        out.entries.push((at, f));
                     }
                 }
             }
         }
     }
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(SortedTree(out))
+    let paths = &out.paths;
+    out.entries
+        .sort_unstable_by(|a, b| paths[a.0.range()].cmp(&paths[b.0.range()]));
+    out.paths.shrink_to_fit();
+    Ok(out)
 }
 
-/// The files of a tree as one vector sorted by path (unique, as a tree's
-/// names are): what [`FlatTree`] holds, at two thirds of its memory, for
-/// the commands that only look paths up and walk them in order.
+/// Decoded trees a flatten keeps between checking them and listing their
+/// files, in estimated bytes ([`tree_cost`]); the others are read again.
+/// Small and medium trees (every tree of a 100,000-file repository with
+/// short names) are read once.
+const KEPT_TREES_BUDGET: usize = 32 << 20;
+
+/// A decoded tree's memory, estimated: the vector, and per entry its
+/// struct and name.
+fn tree_cost(t: &Tree) -> usize {
+    64 + t
+        .entries
+        .iter()
+        .map(|e| std::mem::size_of::<TreeEntry>() + e.name.len())
+        .sum::<usize>()
+}
+
+/// What [`read_bounded`] learned: the number of files each distinct tree
+/// below the root expands to (every one checked against the limits), and
+/// the decoded trees that fit its budget.
+struct Bounded {
+    files: HashMap<ObjectId, u64>,
+    kept: HashMap<ObjectId, Tree>,
+}
+
+/// Where a path lies in a [`SortedTree`]'s text.
+#[derive(Debug, Clone, Copy)]
+pub struct PathAt {
+    start: u32,
+    end: u32,
+}
+
+impl PathAt {
+    fn new(start: usize, end: usize) -> Option<PathAt> {
+        Some(PathAt {
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+        })
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// The files of a tree sorted by path (unique, as a tree's names are), for
+/// the commands that only look paths up and walk them in order. The paths
+/// are kept end to end in one string: at a million files this is about
+/// 100 MiB, where a `String` per path (24 bytes, plus an allocation) made
+/// it 155 MiB, and a map of them 230 MiB.
 #[derive(Debug, Default, Clone)]
-pub struct SortedTree(pub Vec<(String, FlatEntry)>);
+pub struct SortedTree {
+    paths: String,
+    entries: Vec<(PathAt, FlatEntry)>,
+}
 
 impl SortedTree {
-    pub fn get(&self, path: &str) -> Option<&FlatEntry> {
-        self.0
-            .binary_search_by(|(p, _)| p.as_str().cmp(path))
+    fn position(&self, path: &str) -> Option<usize> {
+        self.entries
+            .binary_search_by(|(at, _)| self.paths[at.range()].cmp(path))
             .ok()
-            .map(|i| &self.0[i].1)
+    }
+
+    pub fn get(&self, path: &str) -> Option<&FlatEntry> {
+        self.position(path).map(|i| &self.entries[i].1)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &String> + '_ {
-        self.0.iter().map(|(p, _)| p)
+    /// The `i`th file in path order.
+    pub fn at(&self, i: usize) -> Option<(&str, &FlatEntry)> {
+        self.entries
+            .get(i)
+            .map(|(at, e)| (&self.paths[at.range()], e))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &FlatEntry)> + '_ {
-        self.0.iter().map(|(p, e)| (p, e))
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entries.iter().map(|(at, _)| &self.paths[at.range()])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &FlatEntry)> + '_ {
+        self.entries
+            .iter()
+            .map(|(at, e)| (&self.paths[at.range()], e))
     }
 }
 
 /// Every distinct tree below `root` (itself included), each read once,
 /// with the number of files it expands to; refuses trees too deep or too
-/// large to flatten. Iterative, post-order.
-fn read_bounded(odb: &Odb, root: &ObjectId) -> Result<HashMap<ObjectId, (Tree, u64)>> {
+/// large to flatten. Iterative, post-order: a tree is held from its first
+/// visit until its subtrees are counted (the trees on the current path),
+/// then kept only within `keep` bytes ([`tree_cost`]).
+fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
     let too = |reason: String| RepoError::CorruptObject {
         id: *root,
         kind: "tree",
         location: "flattening".into(),
         reason,
     };
-    // id -> (tree, files, height, done, path bytes); valid once `done`.
-    let mut trees: HashMap<ObjectId, (Tree, u64, usize, bool, u64)> = HashMap::new();
-    let mut stack: Vec<(ObjectId, bool, usize)> = vec![(*root, false, 1)];
+    // id -> (files, height, done, path bytes); valid once `done`.
+    let mut trees: HashMap<ObjectId, (u64, usize, bool, u64)> = HashMap::new();
+    let mut kept: HashMap<ObjectId, Tree> = HashMap::new();
+    let mut kept_bytes = 0usize;
+    // (tree, its decoded form once visited, depth)
+    let mut stack: Vec<(ObjectId, Option<Tree>, usize)> = vec![(*root, None, 1)];
     let deep = || {
         too(format!(
             "directories nested more than {} levels deep",
             limits::MAX_TREE_DEPTH
         ))
     };
-    while let Some((id, expanded, depth)) = stack.pop() {
-        if !expanded {
+    while let Some((id, visited, depth)) = stack.pop() {
+        let Some(t) = visited else {
             match trees.get(&id) {
-                Some((_, _, _, true, _)) => continue,
+                Some((_, _, true, _)) => continue,
                 // Seen but not done: it would contain itself, which content
                 // addressing makes impossible; refuse rather than loop.
                 Some(_) => return Err(too(format!("tree {id} contains itself"))),
@@ -304,19 +413,20 @@ fn read_bounded(odb: &Odb, root: &ObjectId) -> Result<HashMap<ObjectId, (Tree, u
                 return Err(deep());
             }
             let t = odb.read_tree(&id)?;
-            stack.push((id, true, depth));
-            for e in &t.entries {
-                if let EntryKind::Dir { tree } = &e.kind {
-                    if !trees.get(tree).is_some_and(|t| t.3) {
-                        stack.push((*tree, false, depth + 1));
-                    }
-                }
-            }
-            trees.insert(id, (t, 0, 0, false, 0));
+            let children: Vec<ObjectId> = t
+                .entries
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EntryKind::Dir { tree } if !trees.get(tree).is_some_and(|t| t.2) => Some(*tree),
+                    _ => None,
+                })
+                .collect();
+            stack.push((id, Some(t), depth));
+            stack.extend(children.into_iter().map(|c| (c, None, depth + 1)));
+            trees.insert(id, (0, 0, false, 0));
             continue;
-        }
+        };
         let (files, height, bytes) = {
-            let t = &trees[&id].0;
             let mut files: u64 = 0;
             let mut height = 1;
             // Bytes of the paths below this tree, relative to it.
@@ -325,12 +435,12 @@ fn read_bounded(odb: &Odb, root: &ObjectId) -> Result<HashMap<ObjectId, (Tree, u
                 let name = e.name.len() as u64;
                 match &e.kind {
                     EntryKind::Dir { tree } => {
-                        let (_, f, h, _, b) = &trees[tree];
-                        files = files.saturating_add(*f);
+                        let (f, h, _, b) = trees.get(tree).copied().unwrap_or_default();
+                        files = files.saturating_add(f);
                         height = height.max(h + 1);
                         bytes = bytes
                             .saturating_add(f.saturating_mul(name + 1))
-                            .saturating_add(*b);
+                            .saturating_add(b);
                     }
                     _ => {
                         files += 1;
@@ -356,16 +466,20 @@ fn read_bounded(odb: &Odb, root: &ObjectId) -> Result<HashMap<ObjectId, (Tree, u
                 limits::MAX_TREE_PATH_BYTES
             )));
         }
-        let slot = trees.get_mut(&id).expect("inserted when expanded");
-        slot.1 = files;
-        slot.2 = height;
-        slot.3 = true;
-        slot.4 = bytes;
+        trees.insert(id, (files, height, true, bytes));
+        let cost = tree_cost(&t);
+        if kept_bytes.saturating_add(cost) <= keep {
+            kept_bytes += cost;
+            kept.insert(id, t);
+        }
     }
-    Ok(trees
-        .into_iter()
-        .map(|(id, (t, files, ..))| (id, (t, files)))
-        .collect())
+    Ok(Bounded {
+        files: trees
+            .into_iter()
+            .map(|(id, (files, ..))| (id, files))
+            .collect(),
+        kept,
+    })
 }
 
 /// The file (or symlink) a tree entry describes; `None` for a directory.
