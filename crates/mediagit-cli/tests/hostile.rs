@@ -177,6 +177,39 @@ fn shared_subtrees_that_expand_to_billions_of_files_are_refused_up_front() {
     assert_eq!(env.read("keep.txt"), b"keep\n");
 }
 
+#[test]
+fn shared_subtrees_with_huge_directories_of_nothing_are_refused_up_front() {
+    // Few files, but listing them would go through tens of millions of
+    // entries: one directory of 40,000 empty subdirectories and a file,
+    // named 1,001 times (found by a hostile review: 62 KB kept checkout
+    // busy for 20 minutes).
+    let env = Env::new();
+    base_commit(&env);
+    craft(&env.repo(), "wide", |s| {
+        let (c, m) = put_file(s, b"x\n");
+        let empty = put_tree(s, vec![]);
+        let mut entries = vec![file("a", 2, c, m)];
+        entries.extend((0..40_000).map(|i| dir(&format!("e{i:05}"), empty)));
+        let wide = put_tree(s, entries);
+        put_tree(
+            s,
+            (0..1_001).map(|i| dir(&format!("w{i:04}"), wide)).collect(),
+        )
+    });
+    let started = std::time::Instant::now();
+    for args in [&["ls-tree", "-r", "wide"][..], &["switch", "wide"][..]] {
+        let (code, _, err) = run(&env, &env.repo(), args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("more than 40000000 tree entries"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(started.elapsed().as_secs() < 60);
+    assert_eq!(env.read("keep.txt"), b"keep\n");
+    assert!(env.ok(&["status"]).contains("main"));
+}
+
 // ---- 6. decompression bombs ----
 
 #[test]

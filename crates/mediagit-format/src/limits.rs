@@ -22,6 +22,14 @@ pub const MAX_TREE_DEPTH: usize = 1024;
 /// subtrees, so a few kilobytes of trees could otherwise name billions).
 pub const MAX_TREE_FILES: u64 = 10_000_000;
 
+/// Most tree entries listing one flattened tree may go through: each
+/// directory's entries, once per place the directory appears (directories
+/// without files are not entered). Real trees stay near files +
+/// directories; this refuses a few kilobytes of shared subtrees with
+/// hundreds of thousands of entries each, named over and over, that would
+/// otherwise keep a reader busy for hours.
+pub const MAX_TREE_VISITS: u64 = 4 * MAX_TREE_FILES;
+
 /// Most bytes the paths of one flattened tree may add up to (the file cap
 /// alone would let shared subtrees with long names ask for terabytes).
 pub const MAX_TREE_PATH_BYTES: u64 = 1 << 30;

@@ -190,7 +190,10 @@ pub fn flatten(odb: &Odb, tree: &ObjectId) -> Result<FlatTree> {
 /// The trees themselves are not all held while the files are listed: those
 /// beyond [`KEPT_TREES_BUDGET`] are read again when they are expanded (at a
 /// million files, the decoded trees were 115 MiB on top of the list), and
-/// each kept tree is dropped once its last naming has been expanded.
+/// each kept tree is dropped once its last expansion is done. A tree
+/// that is not kept and appears in several places (identical directories)
+/// is kept after it is read again, within the same budget, until its last
+/// expansion.
 pub fn flatten_sorted(odb: &Odb, tree: &ObjectId) -> Result<SortedTree> {
     flatten_sorted_keeping(odb, tree, KEPT_TREES_BUDGET)
 }
@@ -199,82 +202,52 @@ pub fn flatten_sorted(odb: &Odb, tree: &ObjectId) -> Result<SortedTree> {
 /// checking and listing them (0: every tree is read again when listed).
 /// The result does not depend on `keep`, only the reads and the memory.
 pub fn flatten_sorted_keeping(odb: &Odb, tree: &ObjectId, keep: usize) -> Result<SortedTree> {
-    let Bounded { files, mut kept } = read_bounded(odb, tree, keep)?;
-    // How often each tree is still to be expanded: a kept tree named once
-    // (the usual case) is consumed, its names moved, not copied.
-    let mut named: HashMap<ObjectId, usize> = HashMap::with_capacity(files.len());
-    named.insert(*tree, 1);
-    for t in kept.values() {
-        for e in &t.entries {
-            if let EntryKind::Dir { tree } = &e.kind {
-                *named.entry(*tree).or_default() += 1;
-            }
-        }
-    }
+    let Bounded {
+        files,
+        mut kept,
+        mut kept_bytes,
+        mut expansions,
+        path_bytes,
+    } = read_bounded(odb, tree, keep)?;
     let total: u64 = files.get(tree).copied().unwrap_or(0);
+    // Both exact, and checked against the limits by `read_bounded`.
     let mut out = SortedTree {
-        paths: String::new(),
+        paths: String::with_capacity(usize::try_from(path_bytes).unwrap_or(0)),
         entries: Vec::with_capacity(usize::try_from(total).unwrap_or(0)),
     };
     // (tree, path prefix) still to expand; at most depth × width entries.
     let mut stack: Vec<(ObjectId, String)> = vec![(*tree, String::new())];
     while let Some((id, prefix)) = stack.pop() {
-        type Named<'t> = Box<dyn Iterator<Item = (std::borrow::Cow<'t, str>, EntryKind)> + 't>;
-        let last_use = named.get_mut(&id).is_none_or(|n| {
+        // Expansions of this tree still to come after this one.
+        let left = expansions.get_mut(&id).map_or(0, |n| {
             *n = n.saturating_sub(1);
-            *n == 0
+            *n
         });
-        let entries: Named<'_> = match (last_use, kept.contains_key(&id)) {
-            (true, true) => {
-                let owned = kept.remove(&id).map(|t| t.entries).unwrap_or_default();
-                Box::new(owned.into_iter().map(|e| (e.name.into(), e.kind)))
-            }
-            (false, true) => Box::new(
-                kept[&id]
-                    .entries
-                    .iter()
-                    .map(|e| (e.name.as_str().into(), e.kind.clone())),
-            ),
-            // Not kept: read again (checked and counted by `read_bounded`).
-            (_, false) => {
-                let t = odb.read_tree(&id)?;
-                Box::new(t.entries.into_iter().map(|e| (e.name.into(), e.kind)))
-            }
+        // Not kept: read again (checked and counted by `read_bounded`).
+        let fresh = match kept.contains_key(&id) {
+            true => None,
+            false => Some(odb.read_tree(&id)?),
         };
-        for (name, kind) in entries {
-            match &kind {
-                // A directory without files adds nothing (and a forged
-                // tree naming one empty tree a million times costs no reads).
-                EntryKind::Dir { tree } if files.get(tree).is_some_and(|&n| n == 0) => {}
-                EntryKind::Dir { tree } => {
-                    let path = if prefix.is_empty() {
-                        name.into_owned()
-                    } else {
-                        format!("{prefix}/{name}")
-                    };
-                    stack.push((*tree, path))
-                }
-                file => {
-                    if let Some(f) = flat_entry(file) {
-                        // Below MAX_TREE_PATH_BYTES (checked): offsets fit u32.
-                        let start = out.paths.len();
-                        if !prefix.is_empty() {
-                            out.paths.push_str(&prefix);
-                            out.paths.push('/');
-                        }
-                        out.paths.push_str(&name);
-                        let at = PathAt::new(start, out.paths.len()).ok_or_else(|| {
-                            RepoError::CorruptObject {
-                                id: *tree,
-                                kind: "tree",
-                                location: "flattening".into(),
-                                reason: "its paths add up to more than 4 GiB".into(),
-                            }
-                        })?;
-                        out.entries.push((at, f));
-                    }
+        let Some(t) = fresh.as_ref().or_else(|| kept.get(&id)) else {
+            continue;
+        };
+        list_entries(t, &prefix, &files, &mut stack, &mut out, tree)?;
+        match (left, fresh) {
+            // Its last expansion: a kept tree is dropped.
+            (0, None) => {
+                if let Some(t) = kept.remove(&id) {
+                    kept_bytes = kept_bytes.saturating_sub(tree_cost(&t));
                 }
             }
+            // Read again and needed again: kept, within the budget.
+            (1.., Some(t)) => {
+                let cost = tree_cost(&t);
+                if kept_bytes.saturating_add(cost) <= keep {
+                    kept_bytes += cost;
+                    kept.insert(id, t);
+                }
+            }
+            _ => {}
         }
     }
     let paths = &out.paths;
@@ -282,6 +255,54 @@ pub fn flatten_sorted_keeping(odb: &Odb, tree: &ObjectId, keep: usize) -> Result
         .sort_unstable_by(|a, b| paths[a.0.range()].cmp(&paths[b.0.range()]));
     out.paths.shrink_to_fit();
     Ok(out)
+}
+
+/// Adds a tree's files to `out` (below `prefix`) and its directories that
+/// hold files to `stack`.
+fn list_entries(
+    t: &Tree,
+    prefix: &str,
+    files: &HashMap<ObjectId, u64>,
+    stack: &mut Vec<(ObjectId, String)>,
+    out: &mut SortedTree,
+    root: &ObjectId,
+) -> Result<()> {
+    for e in &t.entries {
+        match &e.kind {
+            // A directory without files adds nothing (and a forged tree
+            // naming one empty tree a million times costs no reads).
+            EntryKind::Dir { tree } if files.get(tree).is_none_or(|&n| n == 0) => {}
+            EntryKind::Dir { tree } => {
+                let path = if prefix.is_empty() {
+                    e.name.clone()
+                } else {
+                    format!("{prefix}/{}", e.name)
+                };
+                stack.push((*tree, path))
+            }
+            file => {
+                if let Some(f) = flat_entry(file) {
+                    // Below MAX_TREE_PATH_BYTES (checked): offsets fit u32.
+                    let start = out.paths.len();
+                    if !prefix.is_empty() {
+                        out.paths.push_str(prefix);
+                        out.paths.push('/');
+                    }
+                    out.paths.push_str(&e.name);
+                    let at = PathAt::new(start, out.paths.len()).ok_or_else(|| {
+                        RepoError::CorruptObject {
+                            id: *root,
+                            kind: "tree",
+                            location: "flattening".into(),
+                            reason: "its paths add up to more than 4 GiB".into(),
+                        }
+                    })?;
+                    out.entries.push((at, f));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decoded trees a flatten keeps between checking them and listing their
@@ -300,12 +321,19 @@ fn tree_cost(t: &Tree) -> usize {
         .sum::<usize>()
 }
 
-/// What [`read_bounded`] learned: the number of files each distinct tree
-/// below the root expands to (every one checked against the limits), and
-/// the decoded trees that fit its budget.
+/// What [`read_bounded`] learned about the distinct trees below a root
+/// (every one checked against the limits).
 struct Bounded {
+    /// Files each tree expands to.
     files: HashMap<ObjectId, u64>,
+    /// The decoded trees that fit the budget, and their [`tree_cost`].
     kept: HashMap<ObjectId, Tree>,
+    kept_bytes: usize,
+    /// How many times each tree that holds files is expanded in listing
+    /// the root's files (once per place it appears).
+    expansions: HashMap<ObjectId, u64>,
+    /// Bytes of all the root's file paths, `/` separators included.
+    path_bytes: u64,
 }
 
 /// Where a path lies in a [`SortedTree`]'s text.
@@ -388,10 +416,15 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
         location: "flattening".into(),
         reason,
     };
-    // id -> (files, height, done, path bytes); valid once `done`.
-    let mut trees: HashMap<ObjectId, (u64, usize, bool, u64)> = HashMap::new();
+    // id -> (files, height, done, path bytes, entries visited); valid once `done`.
+    let mut trees: HashMap<ObjectId, (u64, usize, bool, u64, u64)> = HashMap::new();
     let mut kept: HashMap<ObjectId, Tree> = HashMap::new();
     let mut kept_bytes = 0usize;
+    // Each done tree's distinct subtrees that hold files, with how many
+    // times it names each; and the order trees were done in (children
+    // before parents), to count expansions from the root down.
+    let mut edges: HashMap<ObjectId, Vec<(ObjectId, u64)>> = HashMap::new();
+    let mut done_order: Vec<ObjectId> = Vec::new();
     // (tree, its decoded form once visited, depth)
     let mut stack: Vec<(ObjectId, Option<Tree>, usize)> = vec![(*root, None, 1)];
     let deep = || {
@@ -403,7 +436,7 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
     while let Some((id, visited, depth)) = stack.pop() {
         let Some(t) = visited else {
             match trees.get(&id) {
-                Some((_, _, true, _)) => continue,
+                Some((_, _, true, _, _)) => continue,
                 // Seen but not done: it would contain itself, which content
                 // addressing makes impossible; refuse rather than loop.
                 Some(_) => return Err(too(format!("tree {id} contains itself"))),
@@ -423,24 +456,32 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
                 .collect();
             stack.push((id, Some(t), depth));
             stack.extend(children.into_iter().map(|c| (c, None, depth + 1)));
-            trees.insert(id, (0, 0, false, 0));
+            trees.insert(id, (0, 0, false, 0, 0));
             continue;
         };
-        let (files, height, bytes) = {
+        let mut children: Vec<ObjectId> = Vec::new();
+        let (files, height, bytes, visits) = {
             let mut files: u64 = 0;
             let mut height = 1;
             // Bytes of the paths below this tree, relative to it.
             let mut bytes: u64 = 0;
+            // Entries a listing goes through: this tree's, and again those
+            // of each subtree with files, once per naming.
+            let mut visits: u64 = t.entries.len() as u64;
             for e in &t.entries {
                 let name = e.name.len() as u64;
                 match &e.kind {
                     EntryKind::Dir { tree } => {
-                        let (f, h, _, b) = trees.get(tree).copied().unwrap_or_default();
+                        let (f, h, _, b, v) = trees.get(tree).copied().unwrap_or_default();
                         files = files.saturating_add(f);
                         height = height.max(h + 1);
                         bytes = bytes
                             .saturating_add(f.saturating_mul(name + 1))
                             .saturating_add(b);
+                        if f > 0 {
+                            visits = visits.saturating_add(v);
+                            children.push(*tree);
+                        }
                     }
                     _ => {
                         files += 1;
@@ -448,7 +489,7 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
                     }
                 }
             }
-            (files, height, bytes)
+            (files, height, bytes, visits)
         };
         // A tree done before at a shallower place may sit deeper here.
         if height.saturating_add(depth - 1) > limits::MAX_TREE_DEPTH {
@@ -466,19 +507,50 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
                 limits::MAX_TREE_PATH_BYTES
             )));
         }
-        trees.insert(id, (files, height, true, bytes));
+        if visits > limits::MAX_TREE_VISITS {
+            return Err(too(format!(
+                "listing its files would go through more than {} tree entries (directories named over and over)",
+                limits::MAX_TREE_VISITS
+            )));
+        }
+        trees.insert(id, (files, height, true, bytes, visits));
+        children.sort_unstable();
+        let mut named: Vec<(ObjectId, u64)> = Vec::new();
+        for c in children {
+            match named.last_mut() {
+                Some((last, n)) if *last == c => *n += 1,
+                _ => named.push((c, 1)),
+            }
+        }
+        edges.insert(id, named);
+        done_order.push(id);
         let cost = tree_cost(&t);
         if kept_bytes.saturating_add(cost) <= keep {
             kept_bytes += cost;
             kept.insert(id, t);
         }
     }
+    // Parents are done after their children: in reverse, each tree's
+    // expansions are final before they are passed on to its subtrees.
+    let mut expansions: HashMap<ObjectId, u64> = HashMap::with_capacity(done_order.len());
+    expansions.insert(*root, 1);
+    for id in done_order.iter().rev() {
+        let n = expansions.get(id).copied().unwrap_or(0);
+        for (c, k) in edges.remove(id).unwrap_or_default() {
+            let e = expansions.entry(c).or_default();
+            *e = e.saturating_add(k.saturating_mul(n));
+        }
+    }
+    let path_bytes = trees.get(root).map_or(0, |t| t.3);
     Ok(Bounded {
         files: trees
             .into_iter()
             .map(|(id, (files, ..))| (id, files))
             .collect(),
         kept,
+        kept_bytes,
+        expansions,
+        path_bytes,
     })
 }
 
