@@ -2,7 +2,9 @@
 # Installs the Debian packages MediaGit's tests and demo use to make real media
 # files: ffmpeg (H.264 video), ImageMagick (JPEG/PNG/PSD/TIFF), sox (WAV/FLAC),
 # exiftool (EXIF), git (nested repositories in tests), util-linux (setpriv),
-# strace (the order of checkout's flush and index write).
+# strace (the order of checkout's flush and index write), zsh and fish (the
+# completion scripts are syntax-checked by each shell), man-db (the manual
+# pages are rendered by man).
 set -euo pipefail
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
@@ -12,6 +14,9 @@ command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
 command -v git >/dev/null || missing+=(git)
 command -v setpriv >/dev/null || missing+=(util-linux)
 command -v strace >/dev/null || missing+=(strace)
+command -v zsh >/dev/null || missing+=(zsh)
+command -v fish >/dev/null || missing+=(fish)
+command -v man >/dev/null || missing+=(man-db)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

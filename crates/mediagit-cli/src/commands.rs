@@ -154,6 +154,13 @@ pub fn run(cli: Cli) -> CmdResult {
         quiet: cli.quiet,
     };
     match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = crate::cli_command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "mediagit", &mut out);
+            write_stdout(&out)
+        }
+        Command::Man { out_dir } => man_pages(out_dir.map(|d| ctx.cwd.join(d))),
         Command::Clone {
             src,
             dest,
@@ -1297,4 +1304,42 @@ fn cat(ctx: &Ctx, spec: &str) -> CmdResult {
     let mut out = raw_stdout();
     repo.cat(id, path, &mut out)?;
     Ok(out.flush()?)
+}
+
+/// `mediagit man`: the top page on stdout, or every page into a directory.
+fn man_pages(dir: Option<PathBuf>) -> CmdResult {
+    let cmd = crate::cli_command();
+    let render = |c: clap::Command| -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(c).render(&mut out)?;
+        Ok(out)
+    };
+    let failed = |what: &str, e: std::io::Error| CommandError::user(format!("{what}: {e}"));
+    let Some(dir) = dir else {
+        let page = render(cmd).map_err(|e| failed("cannot render the manual page", e))?;
+        return write_stdout(&page);
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| failed(&format!("cannot create {}", dir.display()), e))?;
+    let mut pages: Vec<(String, clap::Command)> = vec![("mediagit".into(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("mediagit-{}", sub.get_name());
+        // A page's title is its own name (`mediagit-add(1)`).
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, c) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let page = render(c).map_err(|e| failed("cannot render the manual page", e))?;
+        std::fs::write(&path, page)
+            .map_err(|e| failed(&format!("cannot write {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Writes generated text (a completion script, a manual page) to stdout.
+fn write_stdout(bytes: &[u8]) -> CmdResult {
+    let mut out = raw_stdout();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| CommandError::user(format!("cannot write to stdout: {e}")))
 }

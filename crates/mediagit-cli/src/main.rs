@@ -297,6 +297,24 @@ pub enum Command {
         #[arg(value_name = "REV:PATH")]
         spec: String,
     },
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    ///
+    /// bash: `mediagit completions bash > ~/.local/share/bash-completion/completions/mediagit`;
+    /// zsh: into a directory of `$fpath` as `_mediagit`;
+    /// fish: `~/.config/fish/completions/mediagit.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one per command into DIR.
+    ///
+    /// `mediagit man | man -l -` reads it; `mediagit man --out-dir
+    /// ~/.local/share/man/man1` installs `mediagit.1` and
+    /// `mediagit-COMMAND.1` for every command.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -432,10 +450,53 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
+/// `--version`: the program's, and the versions of the formats it reads
+/// and writes (a repository, index or pack newer than these is refused).
+pub fn long_version() -> String {
+    use mediagit_format::{config, index, journal, object, pack};
+    let mut features: Vec<&str> = Vec::new();
+    if cfg!(feature = "failpoints") {
+        features.push("failpoints (crash-test build)");
+    }
+    format!(
+        "{}\nrepository format {} (reads {}..={}), worktree index {} (reads {}..={}), \
+         pack {}, object {}, add journal {}\nstorage: local directory, s3://, az://, gs://, b2://\n\
+         features: {}",
+        env!("CARGO_PKG_VERSION"),
+        config::FORMAT_VERSION,
+        config::FORMAT_MIN_VERSION,
+        config::FORMAT_VERSION,
+        index::INDEX_VERSION,
+        index::INDEX_MIN_VERSION,
+        index::INDEX_VERSION,
+        pack::PACK_VERSION,
+        object::OBJECT_VERSION,
+        journal::JOURNAL_VERSION,
+        if features.is_empty() {
+            "none".to_string()
+        } else {
+            features.join(", ")
+        }
+    )
+}
+
+/// The command-line definition, with the long version filled in.
+pub fn cli_command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().long_version(long_version())
+}
+
 fn main() -> ExitCode {
     tune_allocator();
     let args = expand_numeric_flags(std::env::args().collect());
-    let cli = Cli::parse_from(args);
+    let cli = {
+        use clap::FromArgMatches;
+        let matches = cli_command().get_matches_from(args);
+        match Cli::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        }
+    };
     // Crash testing only: die by SIGKILL at a named write point (docs/FORMAT.md §9).
     // Only in builds with the `failpoints` feature (the crash tests').
     #[cfg(feature = "failpoints")]

@@ -1,0 +1,116 @@
+//! What a new user installs beside the binary: shell completion scripts
+//! (each checked by its own shell's parser), manual pages (rendered by
+//! `man`), and `--version` naming the formats the binary reads.
+mod common;
+
+use std::process::Command as Proc;
+
+use common::*;
+
+/// The shell's own syntax check of a generated script; the shells come
+/// from Debian via scripts/install-test-deps.sh, so a missing one fails.
+fn parses(shell: &str, check: &[&str], script: &str, ext: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("mediagit.{ext}"));
+    std::fs::write(&file, script).unwrap();
+    let out = Proc::new(shell)
+        .args(check)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{shell} is needed (scripts/install-test-deps.sh): {e}"));
+    assert!(
+        out.status.success(),
+        "{shell} rejects the script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn completion_scripts_parse_in_their_shells_and_name_the_commands() {
+    let env = Env::empty();
+    let bash = env.ok(&["completions", "bash"]);
+    let zsh = env.ok(&["completions", "zsh"]);
+    let fish = env.ok(&["completions", "fish"]);
+    let pwsh = env.ok(&["completions", "powershell"]);
+    for (name, script) in [
+        ("bash", &bash),
+        ("zsh", &zsh),
+        ("fish", &fish),
+        ("pwsh", &pwsh),
+    ] {
+        for cmd in ["commit", "checkout", "fsck", "branch", "completions"] {
+            assert!(script.contains(cmd), "{name} script lacks {cmd}");
+        }
+    }
+    parses("bash", &["-n"], &bash, "bash");
+    parses("zsh", &["-n"], &zsh, "zsh");
+    parses("fish", &["--no-execute"], &fish, "fish");
+    // bash: the function completes subcommands when sourced.
+    let out = Proc::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{bash}\nCOMP_WORDS=(mediagit chec); COMP_CWORD=1; _mediagit mediagit chec mediagit; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        ))
+        .output()
+        .unwrap();
+    let words = String::from_utf8_lossy(&out.stdout);
+    assert!(words.lines().any(|w| w == "checkout"), "{words}");
+    // An unknown shell is a usage error naming the choices.
+    let out = env.cmd(&["completions", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bash"));
+}
+
+#[test]
+fn manual_pages_render_with_man_one_per_command() {
+    let env = Env::empty();
+    let top = env.ok(&["man"]);
+    assert!(
+        top.starts_with(".ie") || top.contains(".TH mediagit 1"),
+        "{top}"
+    );
+    let dir = env.root().join("man1");
+    env.ok(&["man", "--out-dir", dir.to_str().unwrap()]);
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for want in [
+        "mediagit.1",
+        "mediagit-add.1",
+        "mediagit-checkout.1",
+        "mediagit-fsck.1",
+    ] {
+        assert!(pages.iter().any(|p| p == want), "{want} missing: {pages:?}");
+    }
+    // `man` renders a page: its name, synopsis and an option with its help.
+    let out = Proc::new("man")
+        .args(["-l", "-P", "cat"])
+        .arg(dir.join("mediagit-fsck.1"))
+        .env("MANWIDTH", "100")
+        .output()
+        .expect("man is needed (scripts/install-test-deps.sh)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("mediagit-fsck"), "{text}");
+    assert!(text.contains("--repair"), "{text}");
+}
+
+#[test]
+fn version_names_the_formats_it_reads() {
+    let env = Env::empty();
+    let short = env.ok(&["-V"]);
+    assert_eq!(
+        short.trim(),
+        format!("mediagit {}", env!("CARGO_PKG_VERSION"))
+    );
+    let long = env.ok(&["--version"]);
+    assert!(long.contains("repository format 2 (reads 1..=2)"), "{long}");
+    assert!(long.contains("worktree index 4"), "{long}");
+    assert!(long.contains("features:"), "{long}");
+}
