@@ -1324,8 +1324,10 @@ fn man_pages(dir: Option<PathBuf>) -> CmdResult {
     let mut pages: Vec<(String, clap::Command)> = vec![("mediagit".into(), cmd.clone())];
     for sub in cmd.get_subcommands() {
         let name = format!("mediagit-{}", sub.get_name());
-        // A page's title is its own name (`mediagit-add(1)`).
-        pages.push((name.clone(), sub.clone().name(name)));
+        // A page's title is its own name (`mediagit-add(1)`), its synopsis
+        // the command as typed (`mediagit add ...`).
+        let typed = format!("mediagit {}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name).bin_name(typed)));
     }
     for (name, c) in pages {
         let path = dir.join(format!("{name}.1"));

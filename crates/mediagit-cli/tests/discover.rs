@@ -99,6 +99,8 @@ fn manual_pages_render_with_man_one_per_command() {
     );
     assert!(text.contains("mediagit-fsck"), "{text}");
     assert!(text.contains("--repair"), "{text}");
+    // The synopsis is the command as typed.
+    assert!(text.contains("mediagit fsck ["), "{text}");
 }
 
 #[test]
