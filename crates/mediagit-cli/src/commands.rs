@@ -153,6 +153,19 @@ pub fn run(cli: Cli) -> CmdResult {
         cwd,
         quiet: cli.quiet,
     };
+    // Long output through a pager on a terminal (pager.rs); it is waited
+    // for when `run` returns, before an error is printed.
+    let pages = matches!(
+        cli.command,
+        Command::Log(_)
+            | Command::Show { .. }
+            | Command::Diff { .. }
+            | Command::Reflog(ReflogArgs { action: None, .. })
+    );
+    let _pager = match pages {
+        true => crate::pager::start(cli.no_pager)?,
+        false => None,
+    };
     match cli.command {
         Command::Completions { shell } => {
             let mut cmd = crate::cli_command();

@@ -30,6 +30,7 @@ mod command_error;
 mod commands;
 mod maintenance;
 mod output;
+mod pager;
 mod progress;
 mod user_config;
 
@@ -53,6 +54,10 @@ pub struct Cli {
     /// No progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Print log, show, diff and reflog straight to the terminal, without
+    /// a pager.
+    #[arg(long, global = true)]
+    pub no_pager: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -6,6 +6,9 @@
 //! ```toml
 //! [safe]
 //! directories = ["/srv/projects/film", "/mnt/shared/photos"]   # or ["*"]
+//!
+//! [core]
+//! pager = "less -S"   # for log, show, diff, reflog; "" or "cat": none
 //! ```
 use std::path::PathBuf;
 
@@ -38,6 +41,15 @@ pub fn describe_path() -> String {
 struct UserConfig {
     #[serde(default)]
     safe: Safe,
+    #[serde(default)]
+    core: Core,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Core {
+    /// The pager for `log`, `show`, `diff` and `reflog` (docs/CLI.md).
+    pager: Option<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -49,12 +61,24 @@ struct Safe {
 
 /// The `[safe] directories` setting (empty when there is no file).
 pub fn safe_directories() -> Result<SafeDirectories, CommandError> {
+    Ok(SafeDirectories {
+        directories: load()?.safe.directories,
+    })
+}
+
+/// The `[core] pager` setting.
+pub fn pager() -> Result<Option<String>, CommandError> {
+    Ok(load()?.core.pager)
+}
+
+/// The user's settings (defaults when there is no file).
+fn load() -> Result<UserConfig, CommandError> {
     let Some(p) = path() else {
-        return Ok(SafeDirectories::default());
+        return Ok(UserConfig::default());
     };
     let text = match std::fs::read_to_string(&p) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SafeDirectories::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserConfig::default()),
         // Run as another user with this HOME (sudo, setpriv): as if there
         // were no settings, which trusts nothing more (as Git does).
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -62,7 +86,7 @@ pub fn safe_directories() -> Result<SafeDirectories, CommandError> {
                 "warning: cannot read your settings {}: {e}; ignoring them",
                 p.display()
             );
-            return Ok(SafeDirectories::default());
+            return Ok(UserConfig::default());
         }
         Err(e) => {
             return Err(CommandError::user(format!(
@@ -71,11 +95,9 @@ pub fn safe_directories() -> Result<SafeDirectories, CommandError> {
             )))
         }
     };
-    let cfg: UserConfig = toml::from_str(&text).map_err(|e| {
-        CommandError::user(format!("{}: {}", p.display(), e.message()))
-            .with_hint("the file holds `[safe] directories = [\"/path/to/repo\"]`")
-    })?;
-    Ok(SafeDirectories {
-        directories: cfg.safe.directories,
+    toml::from_str(&text).map_err(|e| {
+        CommandError::user(format!("{}: {}", p.display(), e.message())).with_hint(
+            "the file holds `[safe] directories = [\"/path/to/repo\"]` and `[core] pager = \"less -S\"`",
+        )
     })
 }

@@ -1,0 +1,106 @@
+//! Paging long output as Git does: `log`, `show`, `diff` and `reflog`
+//! write through a pager when stdout is a terminal. The pager is
+//! `$MEDIAGIT_PAGER`, else `[core] pager` in the user's settings, else
+//! `$PAGER`, else `less`; an empty value or `cat` means none, and
+//! `--no-pager` turns it off for one command. `LESS=FRX` is set when
+//! `LESS` is not (quit at once when the output fits one screen, keep
+//! colours, leave the text on the screen), as Git sets it.
+//!
+//! The pager runs as `sh -c PAGER` with its stdin a pipe that replaces this
+//! process's stdout (file descriptor 1): everything the command prints goes
+//! to it, whatever writes it. When the command ends, stdout is flushed and
+//! closed and the pager is waited for, so the shell's prompt comes back
+//! only when the user has left the pager; a pager quit early makes the next
+//! write fail with a broken pipe, which ends the command quietly.
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::command_error::CommandError;
+
+/// A running pager; dropping it finishes the output and waits for it.
+pub struct Pager {
+    child: Child,
+}
+
+/// The pager command to use, or `None` for no pager.
+fn choice() -> Result<Option<String>, CommandError> {
+    let from_env = |k: &str| std::env::var(k).ok();
+    let chosen = match from_env("MEDIAGIT_PAGER") {
+        Some(p) => p,
+        None => match crate::user_config::pager()? {
+            Some(p) => p,
+            None => from_env("PAGER").unwrap_or_else(|| "less".into()),
+        },
+    };
+    let trimmed = chosen.trim();
+    Ok((!trimmed.is_empty() && trimmed != "cat").then(|| trimmed.to_string()))
+}
+
+/// Starts the pager when stdout is a terminal and one is configured.
+pub fn start(disabled: bool) -> Result<Option<Pager>, CommandError> {
+    if disabled || !std::io::stdout().is_terminal() {
+        return Ok(None);
+    }
+    let Some(cmd) = choice()? else {
+        return Ok(None);
+    };
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(&cmd).stdin(Stdio::piped());
+    if std::env::var_os("LESS").is_none() {
+        c.env("LESS", "FRX");
+    }
+    if std::env::var_os("LV").is_none() {
+        c.env("LV", "-c");
+    }
+    let mut child = c.spawn().map_err(|e| {
+        CommandError::user(format!("cannot start the pager `{cmd}`: {e}"))
+            .with_hint("set MEDIAGIT_PAGER (or PAGER) to a pager, or pass --no-pager")
+    })?;
+    let Some(stdin) = child.stdin.take() else {
+        let _ = child.wait();
+        return Ok(None);
+    };
+    // SAFETY: `dup2` makes descriptor 1 refer to the pipe; both descriptors
+    // are open (the pipe's is owned by `stdin`, alive here), no other
+    // thread exists yet that could be using descriptor 1, and Rust's
+    // `Stdout` holds no state about the descriptor beyond its buffer,
+    // which is empty (nothing was printed before the command started).
+    let rc = unsafe { libc::dup2(stdin.as_raw_fd(), 1) };
+    drop(stdin);
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(CommandError::user(format!(
+            "cannot send output to the pager `{cmd}`: {e}"
+        )));
+    }
+    // Ctrl-C goes to the pager and to this process alike; the pager decides
+    // (less ignores it), and this process keeps writing until the pager
+    // goes, instead of dying and leaving the pager on a terminal that the
+    // shell takes back.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGINT,
+        Arc::new(AtomicBool::new(false)),
+    );
+    Ok(Some(Pager { child }))
+}
+
+impl Drop for Pager {
+    fn drop(&mut self) {
+        let _ = std::io::stdout().flush();
+        // Close the pipe (the pager sees the end of the output): descriptor
+        // 1 becomes /dev/null, so nothing printed later can block or fail.
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            // SAFETY: as in `start`: two open descriptors; the pipe's last
+            // write end in this process is closed by the replacement.
+            unsafe {
+                libc::dup2(null.as_raw_fd(), 1);
+            }
+        }
+        let _ = self.child.wait();
+    }
+}

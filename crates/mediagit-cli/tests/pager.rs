@@ -1,0 +1,181 @@
+//! `log`, `show`, `diff` and `reflog` page through a pager when stdout is a
+//! terminal (a real one: the command runs under `script`, which gives it a
+//! pseudo-terminal), never when it is a pipe or a file, and not with
+//! `--no-pager` or an empty pager.
+mod common;
+
+use std::path::Path;
+use std::process::Command as Proc;
+
+use common::*;
+
+/// Runs `mediagit ARGS` on a pseudo-terminal in the repository, with the
+/// given environment; returns what reached the terminal.
+fn on_terminal(env: &Env, args: &str, vars: &[(&str, &str)]) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("mediagit");
+    let mut cmd = Proc::new("script");
+    cmd.args(["-qec", &format!("{} {args}", bin.display()), "/dev/null"])
+        .current_dir(env.repo())
+        .env("MEDIAGIT_AUTHOR_NAME", "Pat")
+        .env("MEDIAGIT_AUTHOR_EMAIL", "pat@example.com")
+        .env("HOME", env.root().join("home"))
+        .env("XDG_CONFIG_HOME", env.root().join("settings"))
+        .env_remove("MEDIAGIT_PAGER")
+        .env_remove("PAGER")
+        .env_remove("LESS");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("script (bsdutils) is needed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn paged_into(file: &Path) -> String {
+    format!("cat > '{}'", file.display())
+}
+
+fn history(env: &Env) {
+    env.write("a.txt", b"one\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "first change"]);
+    env.write("a.txt", b"two\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "second change"]);
+}
+
+#[test]
+fn a_terminal_gets_the_pager_a_pipe_and_no_pager_do_not() {
+    let env = Env::new();
+    history(&env);
+    let paged = env.root().join("paged.txt");
+    let pager = paged_into(&paged);
+    for args in ["log", "show", "diff HEAD~1 HEAD", "reflog"] {
+        let _ = std::fs::remove_file(&paged);
+        let screen = on_terminal(&env, args, &[("MEDIAGIT_PAGER", &pager)]);
+        let got = std::fs::read_to_string(&paged)
+            .unwrap_or_else(|_| panic!("`{args}` did not start the pager; screen: {screen}"));
+        assert!(!got.is_empty(), "{args}: the pager got nothing");
+        assert!(
+            !screen.contains("a.txt") && !screen.contains("change"),
+            "{args}: {screen}"
+        );
+        // --no-pager: straight to the terminal.
+        let _ = std::fs::remove_file(&paged);
+        let screen = on_terminal(
+            &env,
+            &format!("--no-pager {args}"),
+            &[("MEDIAGIT_PAGER", &pager)],
+        );
+        assert!(!paged.exists(), "{args} --no-pager used the pager");
+        assert!(
+            screen.contains("change") || screen.contains("a.txt"),
+            "{args}: {screen}"
+        );
+    }
+    let log = std::fs::read_to_string({
+        on_terminal(&env, "log", &[("MEDIAGIT_PAGER", &pager)]);
+        &paged
+    })
+    .unwrap();
+    assert!(
+        log.contains("second change") && log.contains("first change"),
+        "{log}"
+    );
+    // Not a terminal: no pager, even when one is set.
+    let _ = std::fs::remove_file(&paged);
+    let out = env
+        .cmd(&["log"])
+        .env("MEDIAGIT_PAGER", &pager)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("second change"));
+    assert!(!paged.exists());
+    // Commands that are not paged: status on a terminal.
+    on_terminal(&env, "status", &[("MEDIAGIT_PAGER", &pager)]);
+    assert!(!paged.exists());
+}
+
+#[test]
+fn the_pager_is_chosen_as_documented_and_less_gets_frx() {
+    let env = Env::new();
+    history(&env);
+    let seen = env.root().join("seen.txt");
+    let record = |tag: &str| {
+        format!(
+            "echo {tag} \"LESS=$LESS\" > '{}'; cat > /dev/null",
+            seen.display()
+        )
+    };
+    let which = |vars: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(&seen);
+        on_terminal(&env, "log", vars);
+        std::fs::read_to_string(&seen).unwrap_or_default()
+    };
+    // $PAGER, with LESS=FRX added when unset.
+    assert_eq!(
+        which(&[("PAGER", &record("pager"))]).trim(),
+        "pager LESS=FRX"
+    );
+    // A LESS of the user's own is kept.
+    assert_eq!(
+        which(&[("PAGER", &record("pager")), ("LESS", "-S")]).trim(),
+        "pager LESS=-S"
+    );
+    // [core] pager in the user's settings is over $PAGER.
+    let settings = env.root().join("settings/mediagit");
+    std::fs::create_dir_all(&settings).unwrap();
+    std::fs::write(
+        settings.join("config.toml"),
+        format!("[core]\npager = {:?}\n", record("settings")),
+    )
+    .unwrap();
+    assert_eq!(
+        which(&[("PAGER", &record("pager"))]).trim(),
+        "settings LESS=FRX"
+    );
+    // $MEDIAGIT_PAGER is over both; empty or `cat` turns paging off.
+    assert_eq!(
+        which(&[
+            ("PAGER", &record("pager")),
+            ("MEDIAGIT_PAGER", &record("mediagit"))
+        ])
+        .trim(),
+        "mediagit LESS=FRX"
+    );
+    for off in ["", "cat"] {
+        let screen = {
+            let _ = std::fs::remove_file(&seen);
+            on_terminal(&env, "log", &[("MEDIAGIT_PAGER", off)])
+        };
+        assert!(!seen.exists(), "MEDIAGIT_PAGER={off:?} paged");
+        assert!(screen.contains("second change"), "{screen}");
+    }
+}
+
+#[test]
+fn a_pager_that_quits_early_ends_the_command_quietly() {
+    let env = Env::new();
+    history(&env);
+    for i in 0..40 {
+        env.write("a.txt", format!("{i}\n").as_bytes());
+        env.ok(&["add", "-A"]);
+        env.ok(&[
+            "commit",
+            "-m",
+            &format!("change number {i} with a longer message line"),
+        ]);
+    }
+    // The pager closes its input at once: writes fail with a broken pipe.
+    let screen = on_terminal(
+        &env,
+        "log; echo exit=$?",
+        &[("MEDIAGIT_PAGER", "exec 0<&-; sleep 0.3")],
+    );
+    assert!(screen.contains("exit=0"), "{screen}");
+    assert!(!screen.contains("error"), "{screen}");
+}
