@@ -210,6 +210,43 @@ fn shared_subtrees_with_huge_directories_of_nothing_are_refused_up_front() {
     assert!(env.ok(&["status"]).contains("main"));
 }
 
+#[test]
+fn names_longer_than_1024_bytes_and_directories_of_long_names_named_over_and_over_are_refused() {
+    let env = Env::new();
+    base_commit(&env);
+    // One name of 2,000 bytes: refused by every reader, its error showing
+    // the start of the name only.
+    craft(&env.repo(), "long", |s| {
+        let (c, m) = put_file(s, b"x\n");
+        put_tree(s, vec![file(&"n".repeat(2000), 2, c, m)])
+    });
+    let (code, _, err) = run(&env, &env.repo(), &["ls-tree", "-r", "long"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("longer than 1024 bytes"), "{err}");
+    assert!(err.len() < 1000, "the whole name was printed: {err}");
+    // 20,000 empty directories with 1,000-byte names beside a file, named
+    // 110 times: 2.2 GB of names to go through for 110 files.
+    craft(&env.repo(), "names", |s| {
+        let (c, m) = put_file(s, b"x\n");
+        let empty = put_tree(s, vec![]);
+        let mut entries = vec![file("a", 2, c, m)];
+        entries.extend((0..20_000).map(|i| dir(&format!("{i:05}{}", "e".repeat(995)), empty)));
+        let wide = put_tree(s, entries);
+        put_tree(
+            s,
+            (0..110).map(|i| dir(&format!("w{i:03}"), wide)).collect(),
+        )
+    });
+    let started = std::time::Instant::now();
+    for args in [&["ls-tree", "-r", "names"][..], &["switch", "names"][..]] {
+        let (code, _, err) = run(&env, &env.repo(), args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains("bytes of names"), "{args:?}: {err}");
+    }
+    assert!(started.elapsed().as_secs() < 60);
+    assert_eq!(env.read("keep.txt"), b"keep\n");
+}
+
 // ---- 6. decompression bombs ----
 
 #[test]

@@ -30,6 +30,12 @@ pub const MAX_TREE_FILES: u64 = 10_000_000;
 /// otherwise keep a reader busy for hours.
 pub const MAX_TREE_VISITS: u64 = 4 * MAX_TREE_FILES;
 
+/// Most bytes of names listing one flattened tree may go through (the
+/// entries of [`MAX_TREE_VISITS`], by their names' bytes): real trees
+/// stay near the bytes of their paths ([`MAX_TREE_PATH_BYTES`]); this
+/// refuses a big directory of long names named over and over.
+pub const MAX_TREE_VISITED_NAME_BYTES: u64 = 2 * MAX_TREE_PATH_BYTES;
+
 /// Most bytes the paths of one flattened tree may add up to (the file cap
 /// alone would let shared subtrees with long names ask for terabytes).
 pub const MAX_TREE_PATH_BYTES: u64 = 1 << 30;

@@ -133,11 +133,19 @@ pub struct Tag {
 /// Checks that a tree entry name is a single, safe path component.
 pub fn validate_name(name: &str) -> Result<(), FormatError> {
     let bad = |reason| {
+        // A forged name may be megabytes long: the error shows its start.
+        let shown = match name.char_indices().nth(64) {
+            Some((at, _)) => format!("{}...", &name[..at]),
+            None => name.to_string(),
+        };
         Err(FormatError::BadName {
-            name: name.to_string(),
+            name: shown,
             reason,
         })
     };
+    if name.len() > MAX_NAME_BYTES {
+        return bad("longer than 1024 bytes (no filesystem stores such a name)");
+    }
     if name.is_empty() {
         return bad("empty name");
     }
@@ -155,6 +163,12 @@ pub fn validate_name(name: &str) -> Result<(), FormatError> {
     }
     Ok(())
 }
+
+/// Longest file or directory name a tree may hold, in bytes: 255
+/// characters of 4 bytes (Linux allows 255 bytes; NTFS, HFS+ and APFS 255
+/// UTF-16 units or characters). A reader refuses longer names, so a forged
+/// tree cannot make one name cost megabytes each time it is listed.
+pub const MAX_NAME_BYTES: usize = 1024;
 
 /// Longest symlink target stored (Linux's `PATH_MAX` less its NUL).
 pub const MAX_SYMLINK_TARGET: usize = 4095;

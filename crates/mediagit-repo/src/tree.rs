@@ -215,9 +215,36 @@ pub fn flatten_sorted_keeping(odb: &Odb, tree: &ObjectId, keep: usize) -> Result
         paths: String::with_capacity(usize::try_from(path_bytes).unwrap_or(0)),
         entries: Vec::with_capacity(usize::try_from(total).unwrap_or(0)),
     };
-    // (tree, path prefix) still to expand; at most depth × width entries.
-    let mut stack: Vec<(ObjectId, String)> = vec![(*tree, String::new())];
-    while let Some((id, prefix)) = stack.pop() {
+    let overflow = || RepoError::CorruptObject {
+        id: *tree,
+        kind: "tree",
+        location: "flattening".into(),
+        reason: "its paths add up to more than 4 GiB".into(),
+    };
+    /// Depth-first: a directory's path is built once, in `dir`, as it is
+    /// entered, and cut back when it is left (no path copied per level).
+    enum Step {
+        Enter(ObjectId, String),
+        Leave(usize),
+    }
+    // The path of the directory being listed.
+    let mut dir = String::new();
+    let mut stack: Vec<Step> = vec![Step::Enter(*tree, String::new())];
+    while let Some(step) = stack.pop() {
+        let (id, name) = match step {
+            Step::Leave(len) => {
+                dir.truncate(len);
+                continue;
+            }
+            Step::Enter(id, name) => (id, name),
+        };
+        stack.push(Step::Leave(dir.len()));
+        if !name.is_empty() {
+            if !dir.is_empty() {
+                dir.push('/');
+            }
+            dir.push_str(&name);
+        }
         // Expansions of this tree still to come after this one.
         let left = expansions.get_mut(&id).map_or(0, |n| {
             *n = n.saturating_sub(1);
@@ -231,7 +258,27 @@ pub fn flatten_sorted_keeping(odb: &Odb, tree: &ObjectId, keep: usize) -> Result
         let Some(t) = fresh.as_ref().or_else(|| kept.get(&id)) else {
             continue;
         };
-        list_entries(t, &prefix, &files, &mut stack, &mut out, tree)?;
+        for e in &t.entries {
+            match &e.kind {
+                // A directory without files adds nothing (and a forged tree
+                // naming one empty tree a million times costs no reads).
+                EntryKind::Dir { tree } if files.get(tree).is_none_or(|&n| n == 0) => {}
+                EntryKind::Dir { tree } => stack.push(Step::Enter(*tree, e.name.clone())),
+                file => {
+                    if let Some(f) = flat_entry(file) {
+                        // Below MAX_TREE_PATH_BYTES (checked): offsets fit u32.
+                        let start = out.paths.len();
+                        if !dir.is_empty() {
+                            out.paths.push_str(&dir);
+                            out.paths.push('/');
+                        }
+                        out.paths.push_str(&e.name);
+                        let at = PathAt::new(start, out.paths.len()).ok_or_else(overflow)?;
+                        out.entries.push((at, f));
+                    }
+                }
+            }
+        }
         match (left, fresh) {
             // Its last expansion: a kept tree is dropped.
             (0, None) => {
@@ -253,56 +300,7 @@ pub fn flatten_sorted_keeping(odb: &Odb, tree: &ObjectId, keep: usize) -> Result
     let paths = &out.paths;
     out.entries
         .sort_unstable_by(|a, b| paths[a.0.range()].cmp(&paths[b.0.range()]));
-    out.paths.shrink_to_fit();
     Ok(out)
-}
-
-/// Adds a tree's files to `out` (below `prefix`) and its directories that
-/// hold files to `stack`.
-fn list_entries(
-    t: &Tree,
-    prefix: &str,
-    files: &HashMap<ObjectId, u64>,
-    stack: &mut Vec<(ObjectId, String)>,
-    out: &mut SortedTree,
-    root: &ObjectId,
-) -> Result<()> {
-    for e in &t.entries {
-        match &e.kind {
-            // A directory without files adds nothing (and a forged tree
-            // naming one empty tree a million times costs no reads).
-            EntryKind::Dir { tree } if files.get(tree).is_none_or(|&n| n == 0) => {}
-            EntryKind::Dir { tree } => {
-                let path = if prefix.is_empty() {
-                    e.name.clone()
-                } else {
-                    format!("{prefix}/{}", e.name)
-                };
-                stack.push((*tree, path))
-            }
-            file => {
-                if let Some(f) = flat_entry(file) {
-                    // Below MAX_TREE_PATH_BYTES (checked): offsets fit u32.
-                    let start = out.paths.len();
-                    if !prefix.is_empty() {
-                        out.paths.push_str(prefix);
-                        out.paths.push('/');
-                    }
-                    out.paths.push_str(&e.name);
-                    let at = PathAt::new(start, out.paths.len()).ok_or_else(|| {
-                        RepoError::CorruptObject {
-                            id: *root,
-                            kind: "tree",
-                            location: "flattening".into(),
-                            reason: "its paths add up to more than 4 GiB".into(),
-                        }
-                    })?;
-                    out.entries.push((at, f));
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Decoded trees a flatten keeps between checking them and listing their
@@ -404,11 +402,77 @@ impl SortedTree {
     }
 }
 
+/// What a tree holds, as [`read_bounded`] needs it once the trees below
+/// are counted: kept instead of the tree itself (a forged tree of 256 MiB
+/// at each of 1,024 levels must not be held whole on the way down).
+struct Summary {
+    entries: u64,
+    /// Bytes of all its entries' names.
+    names: u64,
+    files: u64,
+    /// Bytes of its files' names.
+    file_names: u64,
+    /// Each distinct subtree: how many entries name it, with their names'
+    /// bytes.
+    dirs: Vec<(ObjectId, u64, u64)>,
+}
+
+impl Summary {
+    fn of(t: &Tree) -> Summary {
+        let mut s = Summary {
+            entries: t.entries.len() as u64,
+            names: 0,
+            files: 0,
+            file_names: 0,
+            dirs: Vec::new(),
+        };
+        let mut dirs: Vec<(ObjectId, u64)> = Vec::new();
+        for e in &t.entries {
+            let name = e.name.len() as u64;
+            s.names += name;
+            match &e.kind {
+                EntryKind::Dir { tree } => dirs.push((*tree, name)),
+                _ => {
+                    s.files += 1;
+                    s.file_names += name;
+                }
+            }
+        }
+        dirs.sort_unstable_by_key(|d| d.0);
+        for (c, name) in dirs {
+            match s.dirs.last_mut() {
+                Some((last, n, bytes)) if *last == c => {
+                    *n += 1;
+                    *bytes += name;
+                }
+                _ => s.dirs.push((c, 1, name)),
+            }
+        }
+        s
+    }
+}
+
+/// What [`read_bounded`] found for one tree; valid once `done`.
+#[derive(Clone, Copy, Default)]
+struct Counted {
+    done: bool,
+    files: u64,
+    height: usize,
+    /// Bytes of the paths of its files, relative to it.
+    path_bytes: u64,
+    /// Entries a listing of it goes through: its own, and those of each
+    /// subtree with files once per naming.
+    visits: u64,
+    /// Bytes of the names of those entries.
+    names: u64,
+}
+
 /// Every distinct tree below `root` (itself included), each read once,
 /// with the number of files it expands to; refuses trees too deep or too
-/// large to flatten. Iterative, post-order: a tree is held from its first
-/// visit until its subtrees are counted (the trees on the current path),
-/// then kept only within `keep` bytes ([`tree_cost`]).
+/// large to flatten, or too costly to list. Iterative, post-order: a tree's
+/// [`Summary`] is held from its first visit until its subtrees are counted
+/// (those on the current path); the tree itself only within `keep` bytes
+/// ([`tree_cost`]).
 fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
     let too = |reason: String| RepoError::CorruptObject {
         id: *root,
@@ -416,8 +480,7 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
         location: "flattening".into(),
         reason,
     };
-    // id -> (files, height, done, path bytes, entries visited); valid once `done`.
-    let mut trees: HashMap<ObjectId, (u64, usize, bool, u64, u64)> = HashMap::new();
+    let mut trees: HashMap<ObjectId, Counted> = HashMap::new();
     let mut kept: HashMap<ObjectId, Tree> = HashMap::new();
     let mut kept_bytes = 0usize;
     // Each done tree's distinct subtrees that hold files, with how many
@@ -425,8 +488,7 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
     // before parents), to count expansions from the root down.
     let mut edges: HashMap<ObjectId, Vec<(ObjectId, u64)>> = HashMap::new();
     let mut done_order: Vec<ObjectId> = Vec::new();
-    // (tree, its decoded form once visited, depth)
-    let mut stack: Vec<(ObjectId, Option<Tree>, usize)> = vec![(*root, None, 1)];
+    let mut stack: Vec<(ObjectId, Option<Summary>, usize)> = vec![(*root, None, 1)];
     let deep = || {
         too(format!(
             "directories nested more than {} levels deep",
@@ -434,9 +496,9 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
         ))
     };
     while let Some((id, visited, depth)) = stack.pop() {
-        let Some(t) = visited else {
+        let Some(sum) = visited else {
             match trees.get(&id) {
-                Some((_, _, true, _, _)) => continue,
+                Some(c) if c.done => continue,
                 // Seen but not done: it would contain itself, which content
                 // addressing makes impossible; refuse rather than loop.
                 Some(_) => return Err(too(format!("tree {id} contains itself"))),
@@ -446,89 +508,85 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
                 return Err(deep());
             }
             let t = odb.read_tree(&id)?;
-            let children: Vec<ObjectId> = t
-                .entries
+            let sum = Summary::of(&t);
+            let cost = tree_cost(&t);
+            if kept_bytes.saturating_add(cost) <= keep {
+                kept_bytes += cost;
+                kept.insert(id, t);
+            }
+            let children: Vec<ObjectId> = sum
+                .dirs
                 .iter()
-                .filter_map(|e| match &e.kind {
-                    EntryKind::Dir { tree } if !trees.get(tree).is_some_and(|t| t.2) => Some(*tree),
-                    _ => None,
-                })
+                .filter(|(c, ..)| !trees.get(c).is_some_and(|t| t.done))
+                .map(|(c, ..)| *c)
                 .collect();
-            stack.push((id, Some(t), depth));
+            stack.push((id, Some(sum), depth));
             stack.extend(children.into_iter().map(|c| (c, None, depth + 1)));
-            trees.insert(id, (0, 0, false, 0, 0));
+            trees.insert(id, Counted::default());
             continue;
         };
-        let mut children: Vec<ObjectId> = Vec::new();
-        let (files, height, bytes, visits) = {
-            let mut files: u64 = 0;
-            let mut height = 1;
-            // Bytes of the paths below this tree, relative to it.
-            let mut bytes: u64 = 0;
-            // Entries a listing goes through: this tree's, and again those
-            // of each subtree with files, once per naming.
-            let mut visits: u64 = t.entries.len() as u64;
-            for e in &t.entries {
-                let name = e.name.len() as u64;
-                match &e.kind {
-                    EntryKind::Dir { tree } => {
-                        let (f, h, _, b, v) = trees.get(tree).copied().unwrap_or_default();
-                        files = files.saturating_add(f);
-                        height = height.max(h + 1);
-                        bytes = bytes
-                            .saturating_add(f.saturating_mul(name + 1))
-                            .saturating_add(b);
-                        if f > 0 {
-                            visits = visits.saturating_add(v);
-                            children.push(*tree);
-                        }
-                    }
-                    _ => {
-                        files += 1;
-                        bytes = bytes.saturating_add(name);
-                    }
-                }
-            }
-            (files, height, bytes, visits)
+        let mut c = Counted {
+            done: true,
+            files: sum.files,
+            height: 1,
+            path_bytes: sum.file_names,
+            visits: sum.entries,
+            names: sum.names,
         };
+        let mut named: Vec<(ObjectId, u64)> = Vec::new();
+        for (child, n, name_bytes) in &sum.dirs {
+            let d = trees.get(child).copied().unwrap_or_default();
+            c.files = c.files.saturating_add(d.files.saturating_mul(*n));
+            c.height = c.height.max(d.height + 1);
+            // Each naming: the name and a `/` before each file's path,
+            // then the paths below.
+            c.path_bytes = c
+                .path_bytes
+                .saturating_add(d.files.saturating_mul(name_bytes.saturating_add(*n)))
+                .saturating_add(d.path_bytes.saturating_mul(*n));
+            if d.files > 0 {
+                c.visits = c.visits.saturating_add(d.visits.saturating_mul(*n));
+                c.names = c.names.saturating_add(d.names.saturating_mul(*n));
+                named.push((*child, *n));
+            }
+        }
         // A tree done before at a shallower place may sit deeper here.
-        if height.saturating_add(depth - 1) > limits::MAX_TREE_DEPTH {
+        if c.height.saturating_add(depth - 1) > limits::MAX_TREE_DEPTH {
             return Err(deep());
         }
-        if files > limits::MAX_TREE_FILES {
+        if c.files > limits::MAX_TREE_FILES {
             return Err(too(format!(
                 "the tree expands to more than {} files",
                 limits::MAX_TREE_FILES
             )));
         }
-        if bytes > limits::MAX_TREE_PATH_BYTES {
+        if c.path_bytes > limits::MAX_TREE_PATH_BYTES {
             return Err(too(format!(
                 "the paths of its files add up to more than {} bytes",
                 limits::MAX_TREE_PATH_BYTES
             )));
         }
-        if visits > limits::MAX_TREE_VISITS {
+        if c.visits > limits::MAX_TREE_VISITS {
             return Err(too(format!(
                 "listing its files would go through more than {} tree entries (directories named over and over)",
                 limits::MAX_TREE_VISITS
             )));
         }
-        trees.insert(id, (files, height, true, bytes, visits));
-        children.sort_unstable();
-        let mut named: Vec<(ObjectId, u64)> = Vec::new();
-        for c in children {
-            match named.last_mut() {
-                Some((last, n)) if *last == c => *n += 1,
-                _ => named.push((c, 1)),
+        if c.names > limits::MAX_TREE_VISITED_NAME_BYTES {
+            return Err(too(format!(
+                "listing its files would go through more than {} bytes of names (directories named over and over)",
+                limits::MAX_TREE_VISITED_NAME_BYTES
+            )));
+        }
+        // A tree without files is never listed: not kept.
+        if c.files == 0 {
+            if let Some(t) = kept.remove(&id) {
+                kept_bytes = kept_bytes.saturating_sub(tree_cost(&t));
             }
         }
+        trees.insert(id, c);
         edges.insert(id, named);
         done_order.push(id);
-        let cost = tree_cost(&t);
-        if kept_bytes.saturating_add(cost) <= keep {
-            kept_bytes += cost;
-            kept.insert(id, t);
-        }
     }
     // Parents are done after their children: in reverse, each tree's
     // expansions are final before they are passed on to its subtrees.
@@ -541,12 +599,9 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
             *e = e.saturating_add(k.saturating_mul(n));
         }
     }
-    let path_bytes = trees.get(root).map_or(0, |t| t.3);
+    let path_bytes = trees.get(root).map_or(0, |t| t.path_bytes);
     Ok(Bounded {
-        files: trees
-            .into_iter()
-            .map(|(id, (files, ..))| (id, files))
-            .collect(),
+        files: trees.into_iter().map(|(id, c)| (id, c.files)).collect(),
         kept,
         kept_bytes,
         expansions,
