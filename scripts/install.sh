@@ -12,11 +12,17 @@ if [ "${1:-}" != "--no-build" ]; then
   cargo install --locked --path "$here/crates/mediagit-cli"
   bin="$cargo_home/bin/mediagit"
 else
-  bin=$(command -v mediagit)
+  bin=$(command -v mediagit) || { echo "install.sh: mediagit is not on PATH (run without --no-build to build it)" >&2; exit 1; }
 fi
 data=${XDG_DATA_HOME:-$HOME/.local/share}
 config=${XDG_CONFIG_HOME:-$HOME/.config}
+# Beside the binary (~/.cargo/bin -> ~/.cargo/share/man, found by man-db
+# through PATH) when that is the user's to write; else the user's data dir.
 man_dir="$(dirname "$(dirname "$bin")")/share/man/man1"
+case "$bin" in
+  "$HOME"/*) mkdir -p "$man_dir" 2>/dev/null || man_dir="$data/man/man1" ;;
+  *) man_dir="$data/man/man1" ;;
+esac
 mkdir -p "$man_dir" "$data/bash-completion/completions" "$data/zsh/site-functions" \
   "$config/fish/completions"
 "$bin" man --out-dir "$man_dir"

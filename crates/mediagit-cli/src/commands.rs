@@ -1334,13 +1334,32 @@ fn man_pages(dir: Option<PathBuf>) -> CmdResult {
     };
     std::fs::create_dir_all(&dir)
         .map_err(|e| failed(&format!("cannot create {}", dir.display()), e))?;
-    let mut pages: Vec<(String, clap::Command)> = vec![("mediagit".into(), cmd.clone())];
-    for sub in cmd.get_subcommands() {
-        let name = format!("mediagit-{}", sub.get_name());
-        // A page's title is its own name (`mediagit-add(1)`), its synopsis
-        // the command as typed (`mediagit add ...`).
-        let typed = format!("mediagit {}", sub.get_name());
-        pages.push((name.clone(), sub.clone().name(name).bin_name(typed)));
+    // Every command and subcommand (`mediagit-branch-create.1`): the pages
+    // name their subcommands' pages, which must exist. A page's title is its
+    // own name (`mediagit-add(1)`), its synopsis the command as typed
+    // (`mediagit branch create ...`).
+    let top = cmd.clone().disable_help_subcommand(true);
+    let mut pages: Vec<(String, clap::Command)> = vec![("mediagit".into(), top)];
+    let mut todo: Vec<(Vec<String>, clap::Command)> = cmd
+        .get_subcommands()
+        .filter(|c| c.get_name() != "help")
+        .map(|c| (vec![c.get_name().to_string()], c.clone()))
+        .collect();
+    while let Some((words, sub)) = todo.pop() {
+        for child in sub.get_subcommands().filter(|c| c.get_name() != "help") {
+            let mut w = words.clone();
+            w.push(child.get_name().to_string());
+            todo.push((w, child.clone()));
+        }
+        let name = format!("mediagit-{}", words.join("-"));
+        let typed = format!("mediagit {}", words.join(" "));
+        let page = sub
+            .name(name.clone())
+            .bin_name(typed)
+            .version(env!("CARGO_PKG_VERSION"))
+            // clap's own `help` subcommands get no page and are not listed.
+            .disable_help_subcommand(true);
+        pages.push((name, page));
     }
     for (name, c) in pages {
         let path = dir.join(format!("{name}.1"));

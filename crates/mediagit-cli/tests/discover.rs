@@ -81,8 +81,27 @@ fn manual_pages_render_with_man_one_per_command() {
         "mediagit-add.1",
         "mediagit-checkout.1",
         "mediagit-fsck.1",
+        "mediagit-branch-create.1",
+        "mediagit-reflog-expire.1",
     ] {
         assert!(pages.iter().any(|p| p == want), "{want} missing: {pages:?}");
+    }
+    // Every page a page refers to exists (and clap's `help` has none).
+    for p in &pages {
+        let text = std::fs::read_to_string(dir.join(p))
+            .unwrap()
+            .replace("\\-", "-");
+        for word in text.split_whitespace() {
+            if let Some(name) = word.strip_suffix("(1)") {
+                assert!(!name.ends_with("-help"), "{p} refers to {name}(1)");
+                if name.starts_with("mediagit") {
+                    assert!(
+                        pages.contains(&format!("{name}.1")),
+                        "{p} refers to {name}(1), not written"
+                    );
+                }
+            }
+        }
     }
     // `man` renders a page: its name, synopsis and an option with its help.
     let out = Proc::new("man")
