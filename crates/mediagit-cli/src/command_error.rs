@@ -37,6 +37,15 @@ impl CommandError {
             code: 1,
         }
     }
+    /// A command line that asks for nothing MediaGit can do (exit code 2,
+    /// as clap's own usage errors).
+    pub fn usage(message: impl Into<String>) -> CommandError {
+        CommandError {
+            code: 2,
+            ..CommandError::user(message)
+        }
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> CommandError {
         self.hint = Some(hint.into());
         self
@@ -64,7 +73,7 @@ impl From<RepoError> for CommandError {
             RepoError::IndexDisagrees { .. } => Some("run `mediagit add` on those paths to record them again from the working tree".into()),
             RepoError::UnresolvedConflicts { .. } => Some("put the version to keep at each path and `mediagit add` it (or `mediagit rm` it); `mediagit status` lists them; `switch --force` abandons the merge".into()),
             RepoError::MissingIdentity => Some(
-                "set MEDIAGIT_AUTHOR_NAME and MEDIAGIT_AUTHOR_EMAIL, or [author] name and email in .mediagit/config.toml, or pass --author \"Name <email>\"".into(),
+                "tell MediaGit who you are, once for all your repositories:\n  mediagit config --global author.name \"Your Name\"\n  mediagit config --global author.email you@example.com\n(or --local for this repository only; MEDIAGIT_AUTHOR_NAME and MEDIAGIT_AUTHOR_EMAIL, or --author \"Name <email>\", for one command)".into(),
             ),
             RepoError::WouldOverwriteChanges { .. } => {
                 Some("commit them, or use --force to discard them".into())

@@ -126,6 +126,7 @@ fn identity(repo: &Repository) -> Result<Signature, CommandError> {
     let (name, email) = repo.identity(
         env_var("MEDIAGIT_AUTHOR_NAME"),
         env_var("MEDIAGIT_AUTHOR_EMAIL"),
+        crate::user_config::author()?,
     )?;
     Ok(now_signature(name, email))
 }
@@ -174,6 +175,30 @@ pub fn run(cli: Cli) -> CmdResult {
             write_stdout(&out)
         }
         Command::Man { out_dir } => man_pages(out_dir.map(|d| ctx.cwd.join(d))),
+        Command::Config {
+            global,
+            local,
+            list,
+            show_origin,
+            unset,
+            edit,
+            key,
+            value,
+        } => crate::config_cmd::config(
+            &|| -> Result<PathBuf, CommandError> {
+                Ok(ctx.repo()?.workspace()?.dir().join("config.toml"))
+            },
+            crate::config_cmd::ConfigArgs {
+                global,
+                local,
+                list,
+                show_origin,
+                unset,
+                edit,
+                key,
+                value,
+            },
+        ),
         Command::Clone {
             src,
             dest,

@@ -28,6 +28,7 @@ macro_rules! eprintln {
 
 mod command_error;
 mod commands;
+mod config_cmd;
 mod maintenance;
 mod output;
 mod pager;
@@ -301,6 +302,34 @@ pub enum Command {
     Cat {
         #[arg(value_name = "REV:PATH")]
         spec: String,
+    },
+    /// Get and set settings by dotted key: author.name, author.email (the
+    /// repository's .mediagit/config.toml, or with --global your own
+    /// settings file), core.pager (--global).
+    ///
+    /// `config KEY` prints the value in use (the repository's over yours);
+    /// `config KEY VALUE` sets it; `--unset KEY` removes it; `--list` shows
+    /// every setting (`--show-origin`: with its file); `--edit` opens the
+    /// file in $VISUAL or $EDITOR. Environment variables (MEDIAGIT_AUTHOR_NAME,
+    /// MEDIAGIT_AUTHOR_EMAIL, MEDIAGIT_PAGER) win over both files.
+    Config {
+        /// Your own settings file ($XDG_CONFIG_HOME/mediagit/config.toml).
+        #[arg(long, conflicts_with = "local")]
+        global: bool,
+        /// This repository's .mediagit/config.toml (the default when setting).
+        #[arg(long)]
+        local: bool,
+        #[arg(short, long, conflicts_with_all = ["unset", "edit", "key"])]
+        list: bool,
+        /// With --list: the file of each setting.
+        #[arg(long, requires = "list")]
+        show_origin: bool,
+        #[arg(long, value_name = "KEY", conflicts_with_all = ["edit", "key"])]
+        unset: Option<String>,
+        #[arg(short, long, conflicts_with = "key")]
+        edit: bool,
+        key: Option<String>,
+        value: Option<String>,
     },
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     ///

@@ -9,6 +9,10 @@
 //!
 //! [core]
 //! pager = "less -S"   # for log, show, diff, reflog; "" or "cat": none
+//!
+//! [author]            # under a repository's own [author] and the environment
+//! name = "Ann Editor"
+//! email = "ann@example.com"
 //! ```
 use std::path::PathBuf;
 
@@ -43,6 +47,8 @@ struct UserConfig {
     safe: Safe,
     #[serde(default)]
     core: Core,
+    #[serde(default)]
+    author: Author,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -50,6 +56,28 @@ struct UserConfig {
 struct Core {
     /// The pager for `log`, `show`, `diff` and `reflog` (docs/CLI.md).
     pager: Option<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Author {
+    name: Option<String>,
+    email: Option<String>,
+}
+
+/// Whether `text` is a valid settings file (`mediagit config` checks each
+/// change before it writes it).
+pub fn check(text: &str) -> Result<(), String> {
+    toml::from_str::<UserConfig>(text)
+        .map(|_| ())
+        .map_err(|e| e.message().to_string())
+}
+
+/// `[author] name` and `email`: used when neither the environment nor the
+/// repository gives them.
+pub fn author() -> Result<(Option<String>, Option<String>), CommandError> {
+    let a = load()?.author;
+    Ok((a.name, a.email))
 }
 
 #[derive(serde::Deserialize, Default)]

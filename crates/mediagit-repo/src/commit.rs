@@ -35,15 +35,22 @@ pub fn parse_identity(s: &str) -> Result<(String, String)> {
 }
 
 impl Repository {
-    /// The identity from config, overridden by the values the caller read from
-    /// the environment (`MEDIAGIT_AUTHOR_NAME`/`_EMAIL`).
+    /// The identity: what the caller read from the environment
+    /// (`MEDIAGIT_AUTHOR_NAME`/`_EMAIL`), else the repository's `[author]`,
+    /// else the user's own (`user`, read by the caller: the library never
+    /// reads `$HOME`).
     pub fn identity(
         &self,
         env_name: Option<String>,
         env_email: Option<String>,
+        user: (Option<String>, Option<String>),
     ) -> Result<(String, String)> {
-        let name = env_name.or_else(|| self.config().author.name.clone());
-        let email = env_email.or_else(|| self.config().author.email.clone());
+        let name = env_name
+            .or_else(|| self.config().author.name.clone())
+            .or(user.0);
+        let email = env_email
+            .or_else(|| self.config().author.email.clone())
+            .or(user.1);
         match (name, email) {
             (Some(n), Some(e)) if !n.trim().is_empty() => Ok((n, e)),
             _ => Err(RepoError::MissingIdentity),

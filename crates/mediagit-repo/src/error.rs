@@ -84,7 +84,7 @@ pub enum RepoError {
     UnresolvedConflicts { paths: Vec<String> },
     #[error("nothing was committed: the worktree index's record of {} file(s) disagrees with the stored file (size or content id): {}", paths.len(), some_paths(paths))]
     IndexDisagrees { paths: Vec<String> },
-    #[error("no author identity: none given, and no [author] name and email in the repository's config.toml")]
+    #[error("no author identity: none given, none in the environment, and no [author] name and email in the repository's or your settings")]
     MissingIdentity,
     #[error("invalid author {0:?}: expected \"Name <email>\"")]
     BadAuthor(String),

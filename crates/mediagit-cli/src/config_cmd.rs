@@ -1,0 +1,365 @@
+//! `mediagit config`: reads and writes settings by dotted key, in the
+//! repository's `.mediagit/config.toml` (`--local`, the default when
+//! setting) or the user's own settings file (`--global`,
+//! `$XDG_CONFIG_HOME/mediagit/config.toml`). Files are edited in place with
+//! `toml_edit`, so comments and order survive; every edit is checked by the
+//! same parser that reads the file, before it replaces it atomically.
+//!
+//! Precedence when MediaGit uses a setting: environment variables
+//! (`MEDIAGIT_AUTHOR_NAME`, `MEDIAGIT_AUTHOR_EMAIL`, `MEDIAGIT_PAGER`), then
+//! the repository's file, then the user's.
+use std::path::{Path, PathBuf};
+
+use crate::command_error::CommandError;
+use crate::CmdResult;
+
+/// Where a key may be set.
+#[derive(Clone, Copy, PartialEq)]
+enum Scope {
+    Both,
+    GlobalOnly,
+}
+
+/// Every key `config` sets, with where it may live and what it holds.
+const KEYS: &[(&str, Scope, &str)] = &[
+    ("author.name", Scope::Both, "your name, recorded in commits"),
+    (
+        "author.email",
+        Scope::Both,
+        "your email address, recorded in commits",
+    ),
+    (
+        "core.pager",
+        Scope::GlobalOnly,
+        "the pager for log, show, diff and reflog (\"\" or \"cat\": none)",
+    ),
+];
+
+pub struct ConfigArgs {
+    pub global: bool,
+    pub local: bool,
+    pub list: bool,
+    pub show_origin: bool,
+    pub unset: Option<String>,
+    pub edit: bool,
+    pub key: Option<String>,
+    pub value: Option<String>,
+}
+
+/// Finds the repository's settings file (the CLI's own discovery, with
+/// its safety checks).
+pub type LocalFile<'a> = &'a dyn Fn() -> Result<PathBuf, CommandError>;
+
+/// The files, as (scope name, path), lowest precedence first.
+fn files(
+    cwd: LocalFile<'_>,
+    args: &ConfigArgs,
+) -> Result<Vec<(&'static str, PathBuf)>, CommandError> {
+    let global = || {
+        crate::user_config::path().ok_or_else(|| {
+            CommandError::user(
+                "cannot find your settings file: neither XDG_CONFIG_HOME nor HOME is set",
+            )
+        })
+    };
+    let local = cwd;
+    Ok(match (args.global, args.local) {
+        (true, _) => vec![("global", global()?)],
+        (_, true) => vec![("local", local()?)],
+        // Reading: both (the repository's only inside one).
+        _ => {
+            let mut v = vec![("global", global()?)];
+            if let Ok(l) = local() {
+                v.push(("local", l));
+            }
+            v
+        }
+    })
+}
+
+/// The closest known key, for "did you mean".
+fn nearest(key: &str) -> Option<&'static str> {
+    let dist = |a: &str, b: &str| -> usize {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.iter().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let sub = prev[j] + usize::from(ca != cb);
+                cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    };
+    KEYS.iter()
+        .map(|(k, ..)| (dist(key, k), *k))
+        .filter(|(d, _)| *d <= 4)
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn known(key: &str) -> Result<Scope, CommandError> {
+    match KEYS.iter().find(|(k, ..)| *k == key) {
+        Some((_, scope, _)) => Ok(*scope),
+        None => {
+            let list: Vec<&str> = KEYS.iter().map(|(k, ..)| *k).collect();
+            let e = CommandError::user(format!("unknown setting {key:?}"));
+            Err(match nearest(key) {
+                Some(k) => {
+                    e.with_hint(format!("did you mean {k:?}? Settings: {}", list.join(", ")))
+                }
+                None => e.with_hint(format!("settings: {}", list.join(", "))),
+            })
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, CommandError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(CommandError::user(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn parse(path: &Path, text: &str) -> Result<toml_edit::DocumentMut, CommandError> {
+    text.parse::<toml_edit::DocumentMut>()
+        .map_err(|e| CommandError::user(format!("{}: {}", path.display(), e.message())))
+}
+
+/// Checks `text` as the reader of that file would, then replaces the file.
+fn write(scope: &str, path: &Path, text: &str) -> CmdResult {
+    match scope {
+        "local" => {
+            mediagit_format::config::RepoConfig::from_toml(text).map_err(|e| {
+                CommandError::user(format!(
+                    "{}: the change would make it invalid: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        _ => crate::user_config::check(text).map_err(|e| {
+            CommandError::user(format!(
+                "{}: the change would make it invalid: {e}",
+                path.display()
+            ))
+        })?,
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CommandError::user(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    mediagit_repo::repo::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// The value at a dotted key, as text (strings unquoted).
+fn get(doc: &toml_edit::DocumentMut, key: &str) -> Option<String> {
+    let mut item: &toml_edit::Item = doc.as_item();
+    for part in key.split('.') {
+        item = item.get(part)?;
+    }
+    match item.as_value()? {
+        toml_edit::Value::String(s) => Some(s.value().clone()),
+        v => Some(v.to_string().trim().to_string()),
+    }
+}
+
+/// Every leaf of a document as (dotted key, value).
+fn leaves(prefix: &str, table: &dyn toml_edit::TableLike, out: &mut Vec<(String, String)>) {
+    for (k, item) in table.iter() {
+        let key = if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match item {
+            toml_edit::Item::Value(toml_edit::Value::String(s)) => {
+                out.push((key, s.value().clone()))
+            }
+            other => match other.as_table_like() {
+                Some(t) => leaves(&key, t, out),
+                None => {
+                    if let Some(v) = other.as_value() {
+                        out.push((key, v.to_string().trim().to_string()));
+                    }
+                }
+            },
+        }
+    }
+}
+
+pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
+    let mut out = std::io::stdout().lock();
+    use std::io::Write as _;
+    if args.list {
+        for (_, path) in files(cwd, &args)? {
+            let text = read(&path)?;
+            let mut all = Vec::new();
+            leaves("", parse(&path, &text)?.as_table(), &mut all);
+            for (k, v) in all {
+                if args.show_origin {
+                    writeln!(out, "file:{}\t{k}={v}", path.display())?;
+                } else {
+                    writeln!(out, "{k}={v}")?;
+                }
+            }
+        }
+        return Ok(());
+    }
+    if args.edit {
+        let (scope, path) = edit_target(cwd, &args)?;
+        return edit(scope, &path);
+    }
+    if let Some(key) = &args.unset {
+        let (scope, path) = set_target(cwd, &args, key)?;
+        let text = read(&path)?;
+        let mut doc = parse(&path, &text)?;
+        let (table, leaf) = key.split_once('.').unwrap_or(("", key));
+        let removed = doc
+            .get_mut(table)
+            .and_then(|t| t.as_table_like_mut())
+            .and_then(|t| t.remove(leaf));
+        if removed.is_none() {
+            return Err(CommandError::user(format!(
+                "{key} is not set in {}",
+                path.display()
+            )));
+        }
+        return write(scope, &path, &doc.to_string());
+    }
+    let Some(key) = args.key.clone() else {
+        return Err(CommandError::usage(
+            "give a KEY (and a VALUE to set it), or --list, --unset KEY or --edit",
+        ));
+    };
+    match args.value.clone() {
+        None => {
+            known(&key)?;
+            // The repository's value wins over the user's.
+            let mut found = None;
+            for (_, path) in files(cwd, &args)? {
+                let text = read(&path)?;
+                if let Some(v) = get(&parse(&path, &text)?, &key) {
+                    found = Some(v);
+                }
+            }
+            match found {
+                Some(v) => {
+                    writeln!(out, "{v}")?;
+                    Ok(())
+                }
+                None => Err(CommandError::user(format!("{key} is not set"))),
+            }
+        }
+        Some(value) => {
+            let (scope, path) = set_target(cwd, &args, &key)?;
+            let text = read(&path)?;
+            let mut doc = parse(&path, &text)?;
+            let (table, leaf) = key.split_once('.').unwrap_or(("", &key));
+            // A `[table]` of its own (not `table = { ... }` inline), after
+            // the file's other tables.
+            if doc.get(table).is_none() {
+                doc.insert(table, toml_edit::Item::Table(toml_edit::Table::new()));
+            }
+            doc[table][leaf] = toml_edit::value(value);
+            write(scope, &path, &doc.to_string())
+        }
+    }
+}
+
+/// The file a key is set in or removed from: `--global`, or the
+/// repository's (the default).
+fn set_target(
+    cwd: LocalFile<'_>,
+    args: &ConfigArgs,
+    key: &str,
+) -> Result<(&'static str, PathBuf), CommandError> {
+    let scope = known(key)?;
+    if scope == Scope::GlobalOnly && !args.global {
+        return Err(CommandError::user(format!(
+            "{key} is a personal setting, kept in your own settings file"
+        ))
+        .with_hint(format!("use `mediagit config --global {key} ...`")));
+    }
+    let local = ConfigArgs {
+        global: args.global,
+        local: !args.global,
+        list: false,
+        show_origin: false,
+        unset: None,
+        edit: false,
+        key: None,
+        value: None,
+    };
+    let mut f = files(cwd, &local)?;
+    f.pop()
+        .ok_or_else(|| CommandError::user("no settings file"))
+}
+
+fn edit_target(
+    cwd: LocalFile<'_>,
+    args: &ConfigArgs,
+) -> Result<(&'static str, PathBuf), CommandError> {
+    let pick = ConfigArgs {
+        global: args.global,
+        local: !args.global,
+        list: false,
+        show_origin: false,
+        unset: None,
+        edit: false,
+        key: None,
+        value: None,
+    };
+    let mut f = files(cwd, &pick)?;
+    f.pop()
+        .ok_or_else(|| CommandError::user("no settings file"))
+}
+
+/// Opens the file in `$VISUAL`, `$EDITOR` or `vi`, then checks it.
+fn edit(scope: &str, path: &Path) -> CmdResult {
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CommandError::user(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        mediagit_repo::repo::write_atomic(path, b"")?;
+    }
+    let editor = std::env::var("VISUAL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| {
+            std::env::var("EDITOR")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .unwrap_or_else(|| "vi".into());
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(path)
+        .status()
+        .map_err(|e| CommandError::user(format!("cannot start the editor `{editor}`: {e}")))?;
+    if !status.success() {
+        return Err(CommandError::user(format!(
+            "the editor `{editor}` failed ({status})"
+        )));
+    }
+    let text = read(path)?;
+    let bad = match scope {
+        "local" => mediagit_format::config::RepoConfig::from_toml(&text)
+            .err()
+            .map(|e| e.to_string()),
+        _ => crate::user_config::check(&text).err(),
+    };
+    match bad {
+        Some(e) => Err(CommandError::user(format!("{} is not valid now: {e}", path.display()))
+            .with_hint("run `mediagit config --edit` again to fix it; MediaGit refuses the file until then")),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,187 @@
+//! `mediagit config`: dotted keys over the repository's and the user's
+//! settings files, edited in place (comments and order kept), with the
+//! precedence environment > repository > user for the identity.
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+
+fn user_file(env: &Env) -> PathBuf {
+    env.root().join("home/.config/mediagit/config.toml")
+}
+
+/// A command without the test identity in the environment.
+fn anon(env: &Env, args: &[&str]) -> std::process::Output {
+    env.cmd(args)
+        .env_remove("MEDIAGIT_AUTHOR_NAME")
+        .env_remove("MEDIAGIT_AUTHOR_EMAIL")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn last_author(env: &Env) -> String {
+    let log = env.ok(&["--no-pager", "log", "-n", "1"]);
+    log.lines()
+        .find_map(|l| l.strip_prefix("Author: "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn identity_comes_from_the_environment_then_the_repository_then_the_user() {
+    let env = Env::new();
+    env.write("a.txt", b"1");
+    env.ok(&["add", "-A"]);
+    // Nobody: refused, and the hint gives the exact commands.
+    let o = anon(&env, &["commit", "-m", "one"]);
+    assert_eq!(o.status.code(), Some(1));
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("mediagit config --global author.name \"Your Name\"")
+            && err.contains("mediagit config --global author.email you@example.com"),
+        "{err}"
+    );
+    // The user's settings.
+    assert!(
+        anon(&env, &["config", "--global", "author.name", "Ann Global"])
+            .status
+            .success()
+    );
+    assert!(anon(
+        &env,
+        &["config", "--global", "author.email", "ann@global.example"]
+    )
+    .status
+    .success());
+    assert!(anon(&env, &["commit", "-m", "one"]).status.success());
+    assert_eq!(last_author(&env), "Ann Global <ann@global.example>");
+    // The repository's over the user's (the default scope when setting).
+    assert!(anon(&env, &["config", "author.name", "Ann Local"])
+        .status
+        .success());
+    env.write("a.txt", b"2");
+    env.ok(&["add", "-A"]);
+    assert!(anon(&env, &["commit", "-m", "two"]).status.success());
+    assert_eq!(last_author(&env), "Ann Local <ann@global.example>");
+    let (got, _) = text(&anon(&env, &["config", "author.name"]));
+    assert_eq!(got.trim(), "Ann Local");
+    let (got, _) = text(&anon(&env, &["config", "--global", "author.name"]));
+    assert_eq!(got.trim(), "Ann Global");
+    // The environment over both.
+    env.write("a.txt", b"3");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "three"]);
+    assert_eq!(last_author(&env), "Test User <test@example.com>");
+    // --unset: the user's value shows through again.
+    assert!(anon(&env, &["config", "--unset", "author.name"])
+        .status
+        .success());
+    let (got, _) = text(&anon(&env, &["config", "author.name"]));
+    assert_eq!(got.trim(), "Ann Global");
+    let o = anon(&env, &["config", "--unset", "author.name"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("is not set"), "{}", text(&o).1);
+}
+
+#[test]
+fn editing_keeps_comments_and_order_and_list_shows_where_each_setting_is() {
+    let env = Env::new();
+    let file = user_file(&env);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        "# my MediaGit settings\n[core]\npager = \"less -S\"  # wide lines\n\n[safe]\ndirectories = []\n",
+    )
+    .unwrap();
+    env.ok(&["config", "--global", "author.name", "Pat"]);
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        after.starts_with("# my MediaGit settings\n[core]\npager = \"less -S\"  # wide lines\n"),
+        "{after}"
+    );
+    assert!(after.contains("[author]\nname = \"Pat\""), "{after}");
+    assert!(after.find("[safe]") < after.find("[author]"), "{after}");
+    let list = env.ok(&["config", "--list", "--show-origin"]);
+    let user = format!("file:{}\t", file.display());
+    let repo = format!(
+        "file:{}\t",
+        env.repo().join(".mediagit/config.toml").display()
+    );
+    assert!(
+        list.contains(&format!("{user}core.pager=less -S")),
+        "{list}"
+    );
+    assert!(list.contains(&format!("{user}author.name=Pat")), "{list}");
+    assert!(list.contains(&format!("{repo}format.version=")), "{list}");
+    // The user's file comes first (lower precedence).
+    assert!(list.find(&user) < list.find(&repo), "{list}");
+}
+
+#[test]
+fn unknown_keys_and_wrong_places_are_refused_with_what_to_do() {
+    let env = Env::new();
+    let before = env.repo_state();
+    let o = env.cmd(&["config", "autor.name", "x"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let (_, err) = text(&o);
+    assert!(err.contains("unknown setting \"autor.name\""), "{err}");
+    assert!(err.contains("did you mean \"author.name\""), "{err}");
+    let o = env.cmd(&["config", "core.pager", "less"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains("config --global core.pager"),
+        "{}",
+        text(&o).1
+    );
+    let o = env.cmd(&["config"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = env.cmd(&["config", "author.email"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("author.email is not set"));
+    // Nothing was written anywhere.
+    assert_eq!(env.repo_state(), before);
+    assert!(!user_file(&env).exists());
+}
+
+#[test]
+fn edit_opens_the_editor_and_refuses_what_breaks_the_file() {
+    let env = Env::new();
+    let script = env.root().join("editor.sh");
+    let write_editor = |body: &str| {
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    write_editor("printf '[author]\\nname = \"Edited\"\\n' >> \"$1\"");
+    let o = env
+        .cmd(&["config", "--global", "--edit"])
+        .env("EDITOR", &script)
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(
+        env.ok(&["config", "--global", "author.name"]).trim(),
+        "Edited"
+    );
+    // An edit that breaks the file: said, with the file named.
+    write_editor("printf '[bogus]\\nx = 1\\n' >> \"$1\"");
+    let o = env
+        .cmd(&["config", "--global", "--edit"])
+        .env("EDITOR", &script)
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let (_, err) = text(&o);
+    assert!(err.contains("config.toml is not valid now"), "{err}");
+    assert!(err.contains("bogus"), "{err}");
+}
