@@ -185,8 +185,10 @@ pub fn run(cli: Cli) -> CmdResult {
             key,
             value,
         } => crate::config_cmd::config(
+            // Found, not opened: a repository whose settings do not parse
+            // (or whose store is away) can still be read and repaired.
             &|| -> Result<PathBuf, CommandError> {
-                Ok(ctx.repo()?.workspace()?.dir().join("config.toml"))
+                Ok(Repository::find_dir(&ctx.cwd)?.join("config.toml"))
             },
             crate::config_cmd::ConfigArgs {
                 global,

@@ -131,7 +131,65 @@ fn parse(path: &Path, text: &str) -> Result<toml_edit::DocumentMut, CommandError
         .map_err(|e| CommandError::user(format!("{}: {}", path.display(), e.message())))
 }
 
+/// A value MediaGit would record as given: names and addresses of one
+/// line, without the `<` `>` that delimit an address in a commit.
+fn check_value(key: &str, value: &str) -> CmdResult {
+    let bad = |why: &str| Err(CommandError::user(format!("{key} {why}")));
+    if key.starts_with("author.") {
+        if value.trim().is_empty() {
+            return bad("cannot be empty");
+        }
+        if value.chars().any(|c| c.is_control()) {
+            return bad("cannot hold control characters (a new line, a tab, ...)");
+        }
+        if value.contains(['<', '>']) {
+            return bad("cannot hold '<' or '>'");
+        }
+        if key == "author.email" && value.chars().any(char::is_whitespace) {
+            return bad("cannot hold spaces");
+        }
+    }
+    Ok(())
+}
+
+/// Held while a file is read, changed and replaced: two `config` runs at
+/// once do not lose each other's change. The repository's file is guarded
+/// by the repository lock (`upgrade` holds it too); the user's by a lock
+/// file beside it.
+fn lock(scope: &str, path: &Path) -> Result<std::fs::File, CommandError> {
+    use std::os::fd::AsRawFd;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CommandError::user(format!("cannot create {}: {e}", dir.display())))?;
+    let name = if scope == "local" {
+        "lock"
+    } else {
+        ".config.toml.lock"
+    };
+    let lock_path = dir.join(name);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| CommandError::user(format!("cannot open {}: {e}", lock_path.display())))?;
+    // SAFETY: `flock` on a descriptor this function owns (kept open in the
+    // returned File, which releases the lock when dropped); no memory is
+    // shared with the kernel.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(CommandError::user(format!(
+            "cannot lock {}: {e}",
+            lock_path.display()
+        )));
+    }
+    Ok(f)
+}
+
 /// Checks `text` as the reader of that file would, then replaces the file.
+/// The user's file may be a symbolic link (a dotfile manager's): the file
+/// it points to is replaced, the link kept; the repository's is replaced
+/// where it is.
 fn write(scope: &str, path: &Path, text: &str) -> CmdResult {
     match scope {
         "local" => {
@@ -153,7 +211,17 @@ fn write(scope: &str, path: &Path, text: &str) -> CmdResult {
         std::fs::create_dir_all(dir)
             .map_err(|e| CommandError::user(format!("cannot create {}: {e}", dir.display())))?;
     }
-    mediagit_repo::repo::write_atomic(path, text.as_bytes())?;
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() && scope != "local" => std::fs::canonicalize(path)
+            .map_err(|e| {
+                CommandError::user(format!(
+                    "{} is a symbolic link to a file that cannot be reached: {e}",
+                    path.display()
+                ))
+            })?,
+        _ => path.to_path_buf(),
+    };
+    mediagit_repo::repo::write_atomic(&target, text.as_bytes())?;
     Ok(())
 }
 
@@ -194,18 +262,17 @@ fn leaves(prefix: &str, table: &dyn toml_edit::TableLike, out: &mut Vec<(String,
 }
 
 pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
-    let mut out = std::io::stdout().lock();
-    use std::io::Write as _;
     if args.list {
         for (_, path) in files(cwd, &args)? {
             let text = read(&path)?;
             let mut all = Vec::new();
             leaves("", parse(&path, &text)?.as_table(), &mut all);
+            // (Printed escaped: a hand-edited file may hold control characters.)
             for (k, v) in all {
                 if args.show_origin {
-                    writeln!(out, "file:{}\t{k}={v}", path.display())?;
+                    println!("file:{}\t{k}={v}", path.display());
                 } else {
-                    writeln!(out, "{k}={v}")?;
+                    println!("{k}={v}");
                 }
             }
         }
@@ -217,6 +284,7 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
     }
     if let Some(key) = &args.unset {
         let (scope, path) = set_target(cwd, &args, key)?;
+        let _lock = lock(scope, &path)?;
         let text = read(&path)?;
         let mut doc = parse(&path, &text)?;
         let (table, leaf) = key.split_once('.').unwrap_or(("", key));
@@ -239,10 +307,14 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
     };
     match args.value.clone() {
         None => {
-            known(&key)?;
-            // The repository's value wins over the user's.
+            let scope = known(&key)?;
+            // The repository's value wins over the user's; a personal
+            // setting is never taken from a repository.
             let mut found = None;
-            for (_, path) in files(cwd, &args)? {
+            for (name, path) in files(cwd, &args)? {
+                if scope == Scope::GlobalOnly && name != "global" {
+                    continue;
+                }
                 let text = read(&path)?;
                 if let Some(v) = get(&parse(&path, &text)?, &key) {
                     found = Some(v);
@@ -250,7 +322,7 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
             }
             match found {
                 Some(v) => {
-                    writeln!(out, "{v}")?;
+                    println!("{v}");
                     Ok(())
                 }
                 None => Err(CommandError::user(format!("{key} is not set"))),
@@ -258,6 +330,8 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
         }
         Some(value) => {
             let (scope, path) = set_target(cwd, &args, &key)?;
+            check_value(&key, &value)?;
+            let _lock = lock(scope, &path)?;
             let text = read(&path)?;
             let mut doc = parse(&path, &text)?;
             let (table, leaf) = key.split_once('.').unwrap_or(("", &key));
@@ -266,7 +340,14 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
             if doc.get(table).is_none() {
                 doc.insert(table, toml_edit::Item::Table(toml_edit::Table::new()));
             }
-            doc[table][leaf] = toml_edit::value(value);
+            let Some(t) = doc.get_mut(table).and_then(|t| t.as_table_like_mut()) else {
+                return Err(CommandError::user(format!(
+                    "{table} in {} is not a table of settings",
+                    path.display()
+                ))
+                .with_hint("fix the file with `mediagit config --edit`"));
+            };
+            t.insert(leaf, toml_edit::value(value));
             write(scope, &path, &doc.to_string())
         }
     }

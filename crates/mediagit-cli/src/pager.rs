@@ -15,8 +15,6 @@
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use crate::command_error::CommandError;
 
@@ -39,6 +37,27 @@ fn choice() -> Result<Option<String>, CommandError> {
     Ok((!trimmed.is_empty() && trimmed != "cat").then(|| trimmed.to_string()))
 }
 
+/// Whether a pager command can start: one without shell syntax must name
+/// a program on `PATH` (or a path to one); a mistyped pager would
+/// otherwise swallow the output (`sh` starts, the program does not).
+fn findable(cmd: &str) -> bool {
+    if cmd.contains(|c: char| "|&;<>()$`\\\"'*?[#~=%{}".contains(c)) {
+        return true;
+    }
+    let Some(prog) = cmd.split_whitespace().next() else {
+        return false;
+    };
+    let runnable = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if prog.contains('/') {
+        return runnable(std::path::Path::new(prog));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| runnable(&d.join(prog))))
+}
+
 /// Starts the pager when stdout is a terminal and one is configured.
 pub fn start(disabled: bool) -> Result<Option<Pager>, CommandError> {
     if disabled || !std::io::stdout().is_terminal() {
@@ -47,6 +66,10 @@ pub fn start(disabled: bool) -> Result<Option<Pager>, CommandError> {
     let Some(cmd) = choice()? else {
         return Ok(None);
     };
+    if !findable(&cmd) {
+        eprintln!("warning: the pager `{cmd}` is not found; printing without it");
+        return Ok(None);
+    }
     let mut c = Command::new("sh");
     c.arg("-c").arg(&cmd).stdin(Stdio::piped());
     if std::env::var_os("LESS").is_none() {
@@ -78,29 +101,45 @@ pub fn start(disabled: bool) -> Result<Option<Pager>, CommandError> {
             "cannot send output to the pager `{cmd}`: {e}"
         )));
     }
-    // Ctrl-C goes to the pager and to this process alike; the pager decides
-    // (less ignores it), and this process keeps writing until the pager
-    // goes, instead of dying and leaving the pager on a terminal that the
-    // shell takes back.
-    let _ = signal_hook::flag::register(
-        signal_hook::consts::SIGINT,
-        Arc::new(AtomicBool::new(false)),
-    );
+    // Ctrl-C goes to the pager and to this process alike. This process
+    // stops (exit 130) as it would without a pager, but first ends the
+    // output and waits for the pager, as Git does: `less` (which ignores
+    // Ctrl-C) keeps the terminal until the user leaves it, instead of the
+    // shell taking the terminal back from under it.
+    let pid = child.id() as libc::pid_t;
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT]) {
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                end_output();
+                // SAFETY: waits for our own child; a null status pointer
+                // is allowed. If the main thread reaped it first, this
+                // returns ECHILD at once.
+                unsafe {
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                std::process::exit(130);
+            }
+        });
+    }
     Ok(Some(Pager { child }))
+}
+
+/// Closes the pipe (the pager sees the end of the output): descriptor 1
+/// becomes /dev/null, so nothing printed later can block or fail.
+fn end_output() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: as in `start`: two open descriptors; the pipe's last
+        // write end in this process is closed by the replacement.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 1);
+        }
+    }
 }
 
 impl Drop for Pager {
     fn drop(&mut self) {
         let _ = std::io::stdout().flush();
-        // Close the pipe (the pager sees the end of the output): descriptor
-        // 1 becomes /dev/null, so nothing printed later can block or fail.
-        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-            // SAFETY: as in `start`: two open descriptors; the pipe's last
-            // write end in this process is closed by the replacement.
-            unsafe {
-                libc::dup2(null.as_raw_fd(), 1);
-            }
-        }
+        end_output();
         let _ = self.child.wait();
     }
 }

@@ -125,7 +125,7 @@ fn load() -> Result<UserConfig, CommandError> {
     };
     toml::from_str(&text).map_err(|e| {
         CommandError::user(format!("{}: {}", p.display(), e.message())).with_hint(
-            "the file holds `[safe] directories = [\"/path/to/repo\"]` and `[core] pager = \"less -S\"`",
+            "the file holds `[safe] directories = [\"/path/to/repo\"]`, `[core] pager = \"less -S\"` and `[author] name = ...`, `email = ...`; `mediagit config --global --edit` opens it",
         )
     })
 }

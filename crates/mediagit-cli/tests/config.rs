@@ -185,3 +185,67 @@ fn edit_opens_the_editor_and_refuses_what_breaks_the_file() {
     assert!(err.contains("config.toml is not valid now"), "{err}");
     assert!(err.contains("bogus"), "{err}");
 }
+
+#[test]
+fn hostile_and_odd_files_and_values_are_handled_without_harm() {
+    let env = Env::new();
+    // The user's file is a link (a dotfile manager's): the link stays, the
+    // file it points to is changed.
+    let real = env.root().join("dotfiles/mediagit.toml");
+    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+    std::fs::write(&real, "# managed elsewhere\n").unwrap();
+    let file = user_file(&env);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real, &file).unwrap();
+    env.ok(&["config", "--global", "author.name", "Linked"]);
+    assert!(std::fs::symlink_metadata(&file)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let linked = std::fs::read_to_string(&real).unwrap();
+    assert!(
+        linked.contains("# managed elsewhere") && linked.contains("name = \"Linked\""),
+        "{linked}"
+    );
+    // `author` that is not a table: an error, not a crash; nothing changed.
+    std::fs::write(&real, "author = \"x\"\n").unwrap();
+    let o = env
+        .cmd(&["config", "--global", "author.email", "e@x"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
+    assert!(text(&o).1.contains("is not a table"), "{}", text(&o).1);
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "author = \"x\"\n");
+    std::fs::write(&real, "").unwrap();
+    // Values a commit could not record as given.
+    for (key, value) in [
+        ("author.name", "two\nlines"),
+        ("author.name", "Evil <evil@x> Y"),
+        ("author.name", "   "),
+        ("author.email", "a b@x"),
+    ] {
+        let o = env.cmd(&["config", key, value]).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{key}={value:?}");
+    }
+    // A repository whose settings do not parse: `--list` names the file
+    // and `--edit` still opens it, to repair it.
+    let repo_file = env.repo().join(".mediagit/config.toml");
+    let good = std::fs::read_to_string(&repo_file).unwrap();
+    std::fs::write(&repo_file, format!("{good}broken = [\n")).unwrap();
+    let o = env.cmd(&["config", "--list"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains(".mediagit/config.toml"),
+        "{}",
+        text(&o).1
+    );
+    let o = env
+        .cmd(&["config", "--edit"])
+        .env("EDITOR", "sed -i '$d'")
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(std::fs::read_to_string(&repo_file).unwrap(), good);
+    env.ok(&["status"]);
+}

@@ -179,3 +179,34 @@ fn a_pager_that_quits_early_ends_the_command_quietly() {
     assert!(screen.contains("exit=0"), "{screen}");
     assert!(!screen.contains("error"), "{screen}");
 }
+
+#[test]
+fn a_missing_pager_is_skipped_and_ctrl_c_ends_the_command_after_the_pager() {
+    let env = Env::new();
+    history(&env);
+    // A mistyped pager: the output is printed without it.
+    let screen = on_terminal(&env, "log", &[("MEDIAGIT_PAGER", "no-such-pager-here")]);
+    assert!(screen.contains("second change"), "{screen}");
+    assert!(
+        screen.contains("pager `no-such-pager-here` is not found"),
+        "{screen}"
+    );
+    // Ctrl-C while the pager (which ignores it, as less does) still runs:
+    // the command ends with 130 once the pager is done, not before.
+    let bin = assert_cmd::cargo::cargo_bin("mediagit");
+    let script = env.root().join("int.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "MEDIAGIT_PAGER='trap \"\" INT; sleep 1; cat > /dev/null' {} log &\np=$!\nsleep 0.5; kill -INT $p; wait $p; echo rc=$?\n",
+            bin.display()
+        ),
+    )
+    .unwrap();
+    let screen = on_terminal(
+        &env,
+        &format!("--version >/dev/null; bash '{}'", script.display()),
+        &[],
+    );
+    assert!(screen.contains("rc=130"), "{screen}");
+}

@@ -338,6 +338,13 @@ impl Repository {
         Repository::open_dir(dir, worktree.clone(), env)
     }
 
+    /// The repository directory (`.mediagit`, or a bare repository's own)
+    /// containing `start` or a parent of it, found without opening the
+    /// repository (its settings may be the thing to repair).
+    pub fn find_dir(start: &Path) -> Result<PathBuf> {
+        Ok(Repository::find(start)?.0)
+    }
+
     /// The repository directory containing `start` (or a parent of it), and
     /// its working tree (`None` when bare).
     fn find(start: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
