@@ -78,6 +78,8 @@ pub fn start(disabled: bool) -> Result<Option<Pager>, CommandError> {
     if std::env::var_os("LV").is_none() {
         c.env("LV", "-c");
     }
+    // Ctrl-C is caught from before the pager starts (see below).
+    let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT]).ok();
     let mut child = c.spawn().map_err(|e| {
         CommandError::user(format!("cannot start the pager `{cmd}`: {e}"))
             .with_hint("set MEDIAGIT_PAGER (or PAGER) to a pager, or pass --no-pager")
@@ -107,7 +109,7 @@ pub fn start(disabled: bool) -> Result<Option<Pager>, CommandError> {
     // Ctrl-C) keeps the terminal until the user leaves it, instead of the
     // shell taking the terminal back from under it.
     let pid = child.id() as libc::pid_t;
-    if let Ok(mut signals) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT]) {
+    if let Some(mut signals) = signals {
         std::thread::spawn(move || {
             if signals.forever().next().is_some() {
                 end_output();

@@ -198,8 +198,11 @@ fn a_missing_pager_is_skipped_and_ctrl_c_ends_the_command_after_the_pager() {
     std::fs::write(
         &script,
         format!(
-            "MEDIAGIT_PAGER='trap \"\" INT; sleep 1; cat > /dev/null' {} log &\np=$!\nsleep 0.5; kill -INT $p; wait $p; echo rc=$?\n",
-            bin.display()
+            "MEDIAGIT_PAGER='trap \"\" INT; touch {ready}; sleep 1; cat > /dev/null' {bin} log &\np=$!\n\
+             for i in $(seq 200); do [ -e {ready} ] && break; sleep 0.05; done\n\
+             kill -INT $p; wait $p; echo rc=$?\n",
+            ready = env.root().join("pager-started").display(),
+            bin = bin.display()
         ),
     )
     .unwrap();
