@@ -112,6 +112,7 @@ pub fn start(disabled: bool) -> Result<Option<Pager>, CommandError> {
     if let Some(mut signals) = signals {
         std::thread::spawn(move || {
             if signals.forever().next().is_some() {
+                INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
                 end_output();
                 // SAFETY: waits for our own child; a null status pointer
                 // is allowed. If the main thread reaped it first, this
@@ -138,10 +139,18 @@ fn end_output() {
     }
 }
 
+/// Set when Ctrl-C came while the pager ran: whichever thread sees the
+/// pager end first ends the process with 130 (the main thread may reap
+/// the pager before the signal's thread does).
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Drop for Pager {
     fn drop(&mut self) {
         let _ = std::io::stdout().flush();
         end_output();
         let _ = self.child.wait();
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
     }
 }
