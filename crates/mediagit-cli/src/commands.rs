@@ -175,31 +175,13 @@ pub fn run(cli: Cli) -> CmdResult {
             write_stdout(&out)
         }
         Command::Man { out_dir } => man_pages(out_dir.map(|d| ctx.cwd.join(d))),
-        Command::Config {
-            global,
-            local,
-            list,
-            show_origin,
-            unset,
-            edit,
-            key,
-            value,
-        } => crate::config_cmd::config(
+        Command::Config(args) => crate::config_cmd::config(
             // Found, not opened: a repository whose settings do not parse
             // (or whose store is away) can still be read and repaired.
             &|| -> Result<PathBuf, CommandError> {
                 Ok(Repository::find_dir(&ctx.cwd)?.join("config.toml"))
             },
-            crate::config_cmd::ConfigArgs {
-                global,
-                local,
-                list,
-                show_origin,
-                unset,
-                edit,
-                key,
-                value,
-            },
+            args,
         ),
         Command::Clone {
             src,

@@ -35,12 +35,22 @@ const KEYS: &[(&str, Scope, &str)] = &[
     ),
 ];
 
+#[derive(clap::Args)]
 pub struct ConfigArgs {
+    /// Your own settings file ($XDG_CONFIG_HOME/mediagit/config.toml).
+    #[arg(long, conflicts_with = "local")]
     pub global: bool,
+    /// This repository's .mediagit/config.toml (the default when setting).
+    #[arg(long)]
     pub local: bool,
+    #[arg(short, long, conflicts_with_all = ["unset", "edit", "key"])]
     pub list: bool,
+    /// With --list: the file of each setting.
+    #[arg(long, requires = "list")]
     pub show_origin: bool,
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["edit", "key"])]
     pub unset: Option<String>,
+    #[arg(short, long, conflicts_with = "key")]
     pub edit: bool,
     pub key: Option<String>,
     pub value: Option<String>,
@@ -53,7 +63,8 @@ pub type LocalFile<'a> = &'a dyn Fn() -> Result<PathBuf, CommandError>;
 /// The files, as (scope name, path), lowest precedence first.
 fn files(
     cwd: LocalFile<'_>,
-    args: &ConfigArgs,
+    global_only: bool,
+    local_only: bool,
 ) -> Result<Vec<(&'static str, PathBuf)>, CommandError> {
     let global = || {
         crate::user_config::path().ok_or_else(|| {
@@ -63,7 +74,7 @@ fn files(
         })
     };
     let local = cwd;
-    Ok(match (args.global, args.local) {
+    Ok(match (global_only, local_only) {
         (true, _) => vec![("global", global()?)],
         (_, true) => vec![("local", local()?)],
         // Reading: both (the repository's only inside one).
@@ -186,26 +197,26 @@ fn lock(scope: &str, path: &Path) -> Result<std::fs::File, CommandError> {
     Ok(f)
 }
 
+/// Why `text` would not be read as the file of `scope`, if it would not.
+fn invalid(scope: &str, text: &str) -> Option<String> {
+    match scope {
+        "local" => mediagit_format::config::RepoConfig::from_toml(text)
+            .err()
+            .map(|e| e.to_string()),
+        _ => crate::user_config::check(text).err(),
+    }
+}
+
 /// Checks `text` as the reader of that file would, then replaces the file.
 /// The user's file may be a symbolic link (a dotfile manager's): the file
 /// it points to is replaced, the link kept; the repository's is replaced
 /// where it is.
 fn write(scope: &str, path: &Path, text: &str) -> CmdResult {
-    match scope {
-        "local" => {
-            mediagit_format::config::RepoConfig::from_toml(text).map_err(|e| {
-                CommandError::user(format!(
-                    "{}: the change would make it invalid: {e}",
-                    path.display()
-                ))
-            })?;
-        }
-        _ => crate::user_config::check(text).map_err(|e| {
-            CommandError::user(format!(
-                "{}: the change would make it invalid: {e}",
-                path.display()
-            ))
-        })?,
+    if let Some(e) = invalid(scope, text) {
+        return Err(CommandError::user(format!(
+            "{}: the change would make it invalid: {e}",
+            path.display()
+        )));
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -263,7 +274,7 @@ fn leaves(prefix: &str, table: &dyn toml_edit::TableLike, out: &mut Vec<(String,
 
 pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
     if args.list {
-        for (_, path) in files(cwd, &args)? {
+        for (_, path) in files(cwd, args.global, args.local)? {
             let text = read(&path)?;
             let mut all = Vec::new();
             leaves("", parse(&path, &text)?.as_table(), &mut all);
@@ -279,7 +290,7 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
         return Ok(());
     }
     if args.edit {
-        let (scope, path) = edit_target(cwd, &args)?;
+        let (scope, path) = target(cwd, args.global)?;
         return edit(scope, &path);
     }
     if let Some(key) = &args.unset {
@@ -311,7 +322,7 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
             // The repository's value wins over the user's; a personal
             // setting is never taken from a repository.
             let mut found = None;
-            for (name, path) in files(cwd, &args)? {
+            for (name, path) in files(cwd, args.global, args.local)? {
                 if scope == Scope::GlobalOnly && name != "global" {
                     continue;
                 }
@@ -354,50 +365,27 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
 }
 
 /// The file a key is set in or removed from: `--global`, or the
+/// The file a key is set in or removed from: `--global`, or the
 /// repository's (the default).
 fn set_target(
     cwd: LocalFile<'_>,
     args: &ConfigArgs,
     key: &str,
 ) -> Result<(&'static str, PathBuf), CommandError> {
-    let scope = known(key)?;
-    if scope == Scope::GlobalOnly && !args.global {
+    if known(key)? == Scope::GlobalOnly && !args.global {
         return Err(CommandError::user(format!(
             "{key} is a personal setting, kept in your own settings file"
         ))
         .with_hint(format!("use `mediagit config --global {key} ...`")));
     }
-    let local = ConfigArgs {
-        global: args.global,
-        local: !args.global,
-        list: false,
-        show_origin: false,
-        unset: None,
-        edit: false,
-        key: None,
-        value: None,
-    };
-    let mut f = files(cwd, &local)?;
-    f.pop()
-        .ok_or_else(|| CommandError::user("no settings file"))
+    target(cwd, args.global)
 }
 
-fn edit_target(
-    cwd: LocalFile<'_>,
-    args: &ConfigArgs,
-) -> Result<(&'static str, PathBuf), CommandError> {
-    let pick = ConfigArgs {
-        global: args.global,
-        local: !args.global,
-        list: false,
-        show_origin: false,
-        unset: None,
-        edit: false,
-        key: None,
-        value: None,
-    };
-    let mut f = files(cwd, &pick)?;
-    f.pop()
+/// The one file a change goes to: the user's with `--global`, else the
+/// repository's.
+fn target(cwd: LocalFile<'_>, global: bool) -> Result<(&'static str, PathBuf), CommandError> {
+    files(cwd, global, !global)?
+        .pop()
         .ok_or_else(|| CommandError::user("no settings file"))
 }
 
@@ -432,13 +420,7 @@ fn edit(scope: &str, path: &Path) -> CmdResult {
         )));
     }
     let text = read(path)?;
-    let bad = match scope {
-        "local" => mediagit_format::config::RepoConfig::from_toml(&text)
-            .err()
-            .map(|e| e.to_string()),
-        _ => crate::user_config::check(&text).err(),
-    };
-    match bad {
+    match invalid(scope, &text) {
         Some(e) => Err(CommandError::user(format!("{} is not valid now: {e}", path.display()))
             .with_hint("run `mediagit config --edit` again to fix it; MediaGit refuses the file until then")),
         None => Ok(()),

@@ -312,25 +312,7 @@ pub enum Command {
     /// every setting (`--show-origin`: with its file); `--edit` opens the
     /// file in $VISUAL or $EDITOR. Environment variables (MEDIAGIT_AUTHOR_NAME,
     /// MEDIAGIT_AUTHOR_EMAIL, MEDIAGIT_PAGER) win over both files.
-    Config {
-        /// Your own settings file ($XDG_CONFIG_HOME/mediagit/config.toml).
-        #[arg(long, conflicts_with = "local")]
-        global: bool,
-        /// This repository's .mediagit/config.toml (the default when setting).
-        #[arg(long)]
-        local: bool,
-        #[arg(short, long, conflicts_with_all = ["unset", "edit", "key"])]
-        list: bool,
-        /// With --list: the file of each setting.
-        #[arg(long, requires = "list")]
-        show_origin: bool,
-        #[arg(long, value_name = "KEY", conflicts_with_all = ["edit", "key"])]
-        unset: Option<String>,
-        #[arg(short, long, conflicts_with = "key")]
-        edit: bool,
-        key: Option<String>,
-        value: Option<String>,
-    },
+    Config(config_cmd::ConfigArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     ///
     /// bash: `mediagit completions bash > ~/.local/share/bash-completion/completions/mediagit`;

@@ -155,31 +155,25 @@ fn unknown_keys_and_wrong_places_are_refused_with_what_to_do() {
 fn edit_opens_the_editor_and_refuses_what_breaks_the_file() {
     let env = Env::new();
     let script = env.root().join("editor.sh");
-    let write_editor = |body: &str| {
+    // `config --global --edit` with an editor that runs `body` on the file.
+    let edit_with = |body: &str| {
         std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        env.cmd(&["config", "--global", "--edit"])
+            .env("EDITOR", &script)
+            .env_remove("VISUAL")
+            .output()
+            .unwrap()
     };
-    write_editor("printf '[author]\\nname = \"Edited\"\\n' >> \"$1\"");
-    let o = env
-        .cmd(&["config", "--global", "--edit"])
-        .env("EDITOR", &script)
-        .env_remove("VISUAL")
-        .output()
-        .unwrap();
+    let o = edit_with("printf '[author]\\nname = \"Edited\"\\n' >> \"$1\"");
     assert!(o.status.success(), "{}", text(&o).1);
     assert_eq!(
         env.ok(&["config", "--global", "author.name"]).trim(),
         "Edited"
     );
     // An edit that breaks the file: said, with the file named.
-    write_editor("printf '[bogus]\\nx = 1\\n' >> \"$1\"");
-    let o = env
-        .cmd(&["config", "--global", "--edit"])
-        .env("EDITOR", &script)
-        .env_remove("VISUAL")
-        .output()
-        .unwrap();
+    let o = edit_with("printf '[bogus]\\nx = 1\\n' >> \"$1\"");
     assert_eq!(o.status.code(), Some(1));
     let (_, err) = text(&o);
     assert!(err.contains("config.toml is not valid now"), "{err}");
