@@ -171,11 +171,13 @@ fn write_dir(
 ///
 /// Trees come from the store and may be hostile: this never recurses (a
 /// tree nested 20,000 levels deep cannot overflow the stack), refuses trees
-/// deeper than [`limits::MAX_TREE_DEPTH`], reads each distinct subtree once,
-/// and counts the files a tree expands to before building anything, so
-/// subtrees shared thousands of times (a few kilobytes of trees naming
-/// billions of files) are refused above [`limits::MAX_TREE_FILES`] instead
-/// of exhausting memory.
+/// deeper than [`limits::MAX_TREE_DEPTH`], reads each distinct subtree once
+/// to check it (again to list it only beyond a memory budget), and counts
+/// the files, path bytes and entries a tree expands to before building
+/// anything, so subtrees shared thousands of times (a few kilobytes of
+/// trees naming billions of files, or millions of entries over and over)
+/// are refused above the limits of [`limits`] instead of exhausting memory
+/// or time.
 pub fn flatten(odb: &Odb, tree: &ObjectId) -> Result<FlatTree> {
     // From sorted pairs, the map is built in bulk.
     let sorted = flatten_sorted(odb, tree)?;
