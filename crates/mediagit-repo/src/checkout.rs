@@ -19,7 +19,7 @@ use crate::progress::Progress;
 use crate::refs::{Head, ReflogEntry};
 use crate::repo::Repository;
 use crate::status::compare;
-use crate::tree::{flatten, flatten_sorted, lookup, FlatEntry, Lookup, SortedTree};
+use crate::tree::{flatten, lookup, walk, FlatEntry, Lookup, TreeWalk};
 use crate::worktree::{make_entry, path_is_under, refuse_symlinked_parent, stat_info, ParentGuard};
 
 #[derive(Debug, Clone)]
@@ -142,127 +142,122 @@ impl Repository {
             }
             idx.conflicts.clear();
         }
-        // Paths the working tree changed, and (below) paths with staged
-        // changes: sorted vectors of paths borrowed from the index, not
-        // maps (the scan's own copies are freed at once: at a million
-        // files changed, 50 MiB).
-        let mut changed: Vec<&str> = {
+        // Paths the working tree changed: a sorted vector of paths borrowed
+        // from the index, not a map (the scan's own copies are freed at
+        // once: at a million files changed, 50 MiB).
+        let changed: Vec<&str> = {
             let scan = self.scan_worktree(&idx, "")?;
-            scan.changed
+            let mut v: Vec<&str> = scan
+                .changed
                 .iter()
                 .filter_map(|(p, _)| idx.entries.get(p).map(|e| e.path.as_str()))
-                .collect()
+                .collect();
+            v.sort_unstable();
+            v
         };
-        let new_tree = flatten_sorted(odb, &new_root)?;
-        let head_tree: Option<SortedTree> = match head_root {
+        let is_changed = |p: &str| changed.binary_search(&p).is_ok();
+        // The target's files are walked, never listed whole (at a million
+        // files, 140 MiB): once here to decide, then again to check and to
+        // write the files marked here by their place in the walk.
+        let mut new_walk = walk(odb, &new_root)?;
+        let mut old_walk: Option<TreeWalk> = match head_root {
             None => None,
-            Some(Some(t)) => Some(flatten_sorted(odb, &t)?),
-            Some(None) => Some(SortedTree::default()),
+            Some(Some(t)) => Some(walk(odb, &t)?),
+            Some(None) => Some(TreeWalk::empty(odb)),
         };
-        let old_tree: &SortedTree = head_tree.as_ref().unwrap_or(&new_tree);
-        changed.sort_unstable();
-        let mut dirty: Vec<&str> = changed.clone();
-        // Staged changes (HEAD vs index), read from the index in place: no
-        // second whole-tree map of it.
-        for (p, e) in idx.entries.iter() {
-            if compare(old_tree.get(p), Some(&FlatEntry::from_index(e))).is_some() {
-                dirty.push(p.as_str());
-            }
-        }
-        for p in old_tree.keys() {
-            if !idx.entries.contains_key(p) {
-                dirty.push(p);
-            }
-        }
-        dirty.sort_unstable();
-        dirty.dedup();
-        let is_in = |v: &[&str], p: &str| v.binary_search(&p).is_ok();
-
-        // Which entries of the new tree to write, by position (they are
-        // moved out of it afterwards, not copied).
-        let mut write_new = vec![false; new_tree.len()];
+        let mut marks = Marks::new(new_walk.len());
         let mut to_remove: Vec<String> = Vec::new();
         let mut conflicts = Vec::new();
         // Every path of HEAD, the target and the index, in order: a merge
-        // of the three sorted key lists.
+        // of the three sorted lists.
         {
-            let mut olds = old_tree.iter().peekable();
-            let mut news = new_tree.iter().enumerate().peekable();
             let mut idxs = idx.entries.iter().peekable();
+            let mut p = String::new();
             loop {
                 let next = [
-                    olds.peek().map(|&(p, _)| p),
-                    news.peek().map(|&(_, (p, _))| p),
-                    idxs.peek().map(|&(p, _)| p.as_str()),
+                    old_walk.as_ref().and_then(|w| w.current()).map(|(k, _)| k),
+                    new_walk.current().map(|(k, _)| k),
+                    idxs.peek().map(|&(k, _)| k.as_str()),
                 ]
                 .into_iter()
                 .flatten()
                 .min();
-                let Some(p) = next else { break };
-                let o = olds.next_if(|&(k, _)| k == p).map(|(_, e)| e);
-                let n = news
-                    .next_if(|&(_, (k, _))| k == p)
-                    .map(|(i, (_, e))| (i, e));
+                let Some(next) = next else { break };
+                p.clear();
+                p.push_str(next);
+                let p = p.as_str();
+                let n = new_walk.current().filter(|&(k, _)| k == p).map(|(_, e)| e);
+                let o = match &old_walk {
+                    // HEAD is the target: one walk serves both.
+                    None => n,
+                    Some(w) => w.current().filter(|&(k, _)| k == p).map(|(_, e)| e),
+                };
                 let in_index = idxs
                     .next_if(|(k, _)| k.as_str() == p)
                     .map(|(_, e)| FlatEntry::from_index(e));
                 let i = in_index.as_ref();
                 let differs = match (o, n) {
-                    (Some(a), Some((_, b))) => !a.same_content(b),
+                    (Some(a), Some(b)) => !a.same_content(b),
                     (None, None) => false,
                     _ => true,
                 };
-                let is_dirty = is_in(&dirty, p);
+                // Changed in the working tree, or staged (HEAD vs index).
+                let is_dirty = is_changed(p)
+                    || match (o, i) {
+                        (_, Some(_)) => compare(o, i).is_some(),
+                        (Some(_), None) => true,
+                        (None, None) => false,
+                    };
+                let mut write = false;
+                let mut remove = false;
                 if force {
                     match n {
-                        Some((at, ne)) => {
+                        Some(ne) => {
                             let idx_same = i.map(|ie| ie.same_content(ne)).unwrap_or(false);
-                            if !idx_same || is_dirty {
-                                write_new[at] = true;
-                            }
+                            write = !idx_same || is_dirty;
                         }
-                        None => {
-                            if o.is_some() || i.is_some() {
-                                to_remove.push(p.to_string());
-                            }
-                        }
+                        None => remove = o.is_some() || i.is_some(),
                     }
-                    continue;
-                }
-                if !differs {
-                    continue;
-                }
-                if is_dirty {
+                } else if !differs {
+                } else if is_dirty {
                     // A change that already equals the target is not in the way.
                     let already = match (i, n) {
-                        (Some(ie), Some((_, ne))) => ie.same_content(ne) && !is_in(&changed, p),
+                        (Some(ie), Some(ne)) => ie.same_content(ne) && !is_changed(p),
                         _ => false,
                     };
                     if !already {
                         conflicts.push(p.to_string());
                     }
-                    continue;
+                } else {
+                    write = n.is_some();
+                    remove = n.is_none();
                 }
-                match n {
-                    Some((at, _)) => write_new[at] = true,
-                    None => to_remove.push(p.to_string()),
+                let (had_new, had_old) = (n.is_some(), o.is_some());
+                if write {
+                    marks.set(new_walk.position());
+                }
+                if remove {
+                    to_remove.push(p.to_string());
+                }
+                if had_new {
+                    new_walk.advance()?;
+                }
+                if let Some(w) = old_walk.as_mut() {
+                    if had_old {
+                        w.advance()?;
+                    }
                 }
             }
         }
         if !conflicts.is_empty() {
             return Err(RepoError::WouldOverwriteChanges { paths: conflicts });
         }
-        drop(dirty);
+        drop(old_walk);
         drop(changed);
-        drop(head_tree);
-        // The entries to write, borrowed from the new tree.
-        let to_write: Vec<(&str, &FlatEntry)> = write_new
-            .iter()
-            .enumerate()
-            .filter(|(_, &w)| w)
-            .filter_map(|(i, _)| new_tree.at(i))
-            .collect();
-        drop(write_new);
+        let mut to_write = Marked {
+            walk: new_walk,
+            marks,
+        };
         // Files the index does not track (untracked or ignored) in the way of
         // what the target creates: at the path, below it, or at a parent.
         let mut in_the_way = Vec::new();
@@ -275,12 +270,12 @@ impl Repository {
             // (Built in path order.)
             let removing = |p: &str| to_remove.binary_search_by(|r| r.as_str().cmp(p)).is_ok();
             let mut guard = ParentGuard::new(&root);
-            for (p, _) in &to_write {
+            to_write.for_each(&mut |p, _| {
                 // Never look through a symlinked directory: what is behind it
                 // is not in the working tree (`apply` refuses the path, unless
                 // the link is tracked and removed first).
                 if guard.beyond_symlink(p).is_some() {
-                    continue;
+                    return Ok(());
                 }
                 let at = match tracked(p) {
                     true => None,
@@ -297,7 +292,8 @@ impl Repository {
                         staged_in_the_way.push(f);
                     }
                 }
-            }
+                Ok(())
+            })?;
         }
         if !staged_in_the_way.is_empty() {
             staged_in_the_way.sort();
@@ -311,7 +307,15 @@ impl Repository {
             in_the_way.dedup();
             return Err(RepoError::WouldOverwriteUntracked { paths: in_the_way });
         }
-        let out = self.apply(odb, &root, &mut idx, &to_write, &to_remove, force, progress)?;
+        let out = self.apply(
+            odb,
+            &root,
+            &mut idx,
+            &mut to_write,
+            &to_remove,
+            force,
+            progress,
+        )?;
         drop(to_write);
         self.workspace()?.save_index(&mut idx, &self.codec())?;
 
@@ -347,7 +351,7 @@ impl Repository {
         odb: &Odb,
         root: &Path,
         idx: &mut crate::worktree::WorktreeIndex,
-        to_write: &[(&str, &FlatEntry)],
+        to_write: &mut dyn Writes,
         to_remove: &[String],
         force: bool,
         progress: &dyn Progress,
@@ -363,9 +367,7 @@ impl Repository {
             guard.check(p)?;
         }
         let mut guard = ParentGuard::after_removing(root, to_remove.iter().map(String::as_str));
-        for (p, _) in to_write {
-            guard.check(p)?;
-        }
+        to_write.for_each(&mut |p, _| guard.check(p))?;
         // Every manifest, checked against its tree entry, before anything is
         // written: sizes come from the manifests (whose chunk lengths add up),
         // never from what a tree claims.
@@ -382,11 +384,6 @@ impl Repository {
                 .map(|m| m.len())
                 .unwrap_or(0)
         };
-        // Every file's size is its manifest's (checked equal above).
-        let size_of = |e: &FlatEntry| match e.kind {
-            IndexKind::Symlink => 0,
-            _ => e.size,
-        };
         let overflow = || {
             RepoError::Invalid(
                 "the files to check out add up to more than 2^64 bytes; the trees are damaged or forged"
@@ -395,16 +392,24 @@ impl Repository {
         };
         let mut new: u64 = 0;
         let mut largest: u64 = 0;
-        for (_, e) in to_write {
-            let n = size_of(e);
+        let mut files: u64 = 0;
+        let mut freed: u64 = 0;
+        to_write.for_each(&mut |p, e| {
+            // Every file's size is its manifest's (checked equal above).
+            let n = match e.kind {
+                IndexKind::Symlink => 0,
+                _ => e.size,
+            };
             new = new.checked_add(n).ok_or_else(overflow)?;
             largest = largest.max(n);
-        }
-        let freed = to_write
+            files += 1;
+            freed = freed.saturating_add(existing(p));
+            Ok(())
+        })?;
+        freed = to_remove
             .iter()
-            .map(|(p, _)| existing(p))
-            .chain(to_remove.iter().map(|p| existing(p)))
-            .fold(0u64, u64::saturating_add);
+            .map(|p| existing(p))
+            .fold(freed, u64::saturating_add);
         let need = new
             .saturating_sub(freed)
             .checked_add(largest)
@@ -432,17 +437,19 @@ impl Repository {
             idx.entries.remove(p);
             out.removed += 1;
         }
-        progress.start("checking out", new, to_write.len() as u64);
-        // Largest files first, so the workers finish together.
-        let mut order: Vec<&(&str, &FlatEntry)> = to_write.iter().collect();
-        order.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(b.0)));
-        // Each group's entries replace the index's where it has the path
-        // (in place: a checkout of a million files does not hold a second
-        // million entries); only new paths wait for one merge at the end.
-        // The index is saved by the caller, after the flush below.
+        progress.start("checking out", new, files);
+        // In groups of files in path order; each group's entries replace the
+        // index's where it has the path (in place: a checkout of a million
+        // files does not hold a second million entries); only new paths
+        // wait for one merge at the end. The index is saved by the caller,
+        // after the flush below.
         let mut fresh = Vec::new();
-        for group in order.chunks(4096) {
-            let done = parallel_map_n(group, self.read_workers(), |(p, e)| {
+        let mut group: Vec<(String, FlatEntry)> = Vec::with_capacity(WRITE_GROUP);
+        let workers = self.read_workers();
+        let mut write_group = |group: &mut Vec<(String, FlatEntry)>| -> Result<()> {
+            // Largest files first, so the workers finish together.
+            group.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
+            let done = parallel_map_n(group, workers, |(p, e)| {
                 let r = write_entry(odb, root, p, e, force, progress, manifests.get(&e.manifest));
                 progress.file_done();
                 r
@@ -452,7 +459,17 @@ impl Repository {
                 out.written += 1;
             }
             fresh.extend(idx.entries.replace_existing(done));
-        }
+            group.clear();
+            Ok(())
+        };
+        to_write.for_each(&mut |p, e| {
+            group.push((p.to_string(), e.clone()));
+            if group.len() == WRITE_GROUP {
+                write_group(&mut group)?;
+            }
+            Ok(())
+        })?;
+        write_group(&mut group)?;
         progress.finish();
         if out.written > 0 {
             // The index about to be saved vouches for these files by their
@@ -552,7 +569,15 @@ impl Repository {
         }
         to_remove.sort();
         to_remove.dedup();
-        let out = self.apply(odb, &root, &mut idx, &list, &to_remove, false, progress)?;
+        let out = self.apply(
+            odb,
+            &root,
+            &mut idx,
+            &mut Listed(&list),
+            &to_remove,
+            false,
+            progress,
+        )?;
         self.workspace()?.save_index(&mut idx, &self.codec())?;
         Ok(out)
     }
@@ -701,7 +726,84 @@ fn sync_filesystem(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The manifests of the files in `to_write`, read with as few requests as
+/// The files a checkout writes, in path order, listed once per pass (the
+/// checks, then the writing) instead of held in one list.
+trait Writes {
+    fn for_each(&mut self, f: &mut dyn FnMut(&str, &FlatEntry) -> Result<()>) -> Result<()>;
+}
+
+/// Files held in a list (`checkout REV -- PATH`: only the paths named).
+struct Listed<'a>(&'a [(&'a str, &'a FlatEntry)]);
+
+impl Writes for Listed<'_> {
+    fn for_each(&mut self, f: &mut dyn FnMut(&str, &FlatEntry) -> Result<()>) -> Result<()> {
+        self.0.iter().try_for_each(|(p, e)| f(p, e))
+    }
+}
+
+/// The files of a tree marked by their place in its walk: each pass walks
+/// the tree again (the same objects, verified by id, in the same order).
+struct Marked<'o> {
+    walk: TreeWalk<'o>,
+    marks: Marks,
+}
+
+impl Writes for Marked<'_> {
+    fn for_each(&mut self, f: &mut dyn FnMut(&str, &FlatEntry) -> Result<()>) -> Result<()> {
+        if self.marks.count == 0 {
+            return Ok(());
+        }
+        self.walk.rewind()?;
+        while let Some((p, e)) = self.walk.current() {
+            if self.marks.get(self.walk.position()) {
+                f(p, e)?;
+            }
+            self.walk.advance()?;
+        }
+        Ok(())
+    }
+}
+
+/// One bit per file of a walk (a million files: 125 KiB).
+struct Marks {
+    bits: Vec<u64>,
+    count: u64,
+}
+
+impl Marks {
+    fn new(files: u64) -> Marks {
+        Marks {
+            bits: vec![0; usize::try_from(files.div_ceil(64)).unwrap_or(0)],
+            count: 0,
+        }
+    }
+
+    fn set(&mut self, i: u64) {
+        if let Some(w) = usize::try_from(i / 64)
+            .ok()
+            .and_then(|w| self.bits.get_mut(w))
+        {
+            let bit = 1u64 << (i % 64);
+            if *w & bit == 0 {
+                *w |= bit;
+                self.count += 1;
+            }
+        }
+    }
+
+    fn get(&self, i: u64) -> bool {
+        usize::try_from(i / 64)
+            .ok()
+            .and_then(|w| self.bits.get(w))
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+    }
+}
+
+/// Files written (and manifests checked) together: one parallel batch, one
+/// request for many manifests on an object store.
+const WRITE_GROUP: usize = 4096;
+
+/// The manifests of the files to write, read with as few requests as
 /// possible (on an object store: one GET for many, not one per file), each
 /// checked against the tree entry that names it: same size, same content
 /// id. A forged tree (a 1-byte entry whose manifest restores 2 GiB, or an
@@ -709,60 +811,78 @@ fn sync_filesystem(dir: &Path) -> Result<()> {
 ///
 /// Returns the manifests (as many as fit in [`MANIFEST_BUDGET`]; the others
 /// are read again when their file is written).
-fn checked_manifests(odb: &Odb, to_write: &[(&str, &FlatEntry)]) -> Result<IdMap<Manifest>> {
-    let mut manifests: IdMap<Manifest> = IdMap::default();
+fn checked_manifests(odb: &Odb, to_write: &mut dyn Writes) -> Result<IdMap<Manifest>> {
+    let mut kept: IdMap<Manifest> = IdMap::default();
     let mut retained = 0usize;
-    // By manifest: the files that share one are adjacent, so each manifest
-    // is read once and the files after the first are checked against it
-    // without a map of every manifest checked.
-    let mut files: Vec<&(&str, &FlatEntry)> = to_write
-        .iter()
-        .filter(|(_, e)| e.kind != IndexKind::Symlink)
-        .collect();
-    files.sort_unstable_by(|a, b| (a.1.manifest, &a.0).cmp(&(b.1.manifest, &b.0)));
-    // The manifest checked last: (id, size, content).
-    let mut last: Option<(ObjectId, u64, ObjectId)> = None;
-    for group in files.chunks(4096) {
-        let mut ids: Vec<ObjectId> = group
-            .iter()
-            .map(|(_, e)| e.manifest)
-            .filter(|id| last.is_none_or(|(l, ..)| l != *id))
-            .collect();
-        ids.dedup();
-        let mut batch: IdMap<Manifest> = odb
-            .read_many(&ids, ObjectKind::Manifest)
-            .into_iter()
-            .filter_map(|(id, b)| Manifest::decode(&b).ok().map(|m| (id, m)))
-            .collect();
-        for (path, e) in group {
-            if let Some((id, size, content)) = last {
-                if id == e.manifest {
-                    // Checked already (a second file with the same content).
-                    if size != e.size || content != e.content {
-                        return Err(manifest_mismatch(path, e, size, Some(content)));
-                    }
-                    continue;
-                }
-            }
-            let m = match batch.remove(&e.manifest) {
-                Some(m) => m,
-                // Not read in the batch: read it alone for the precise error.
-                None => odb
-                    .read_manifest(&e.manifest)
-                    .map_err(|err| needed_by(err, path))?,
-            };
-            if m.size != e.size || m.content != e.content {
-                return Err(manifest_mismatch(path, e, m.size, Some(m.content)));
-            }
-            last = Some((e.manifest, m.size, m.content));
-            let cost = MANIFEST_COST + CHUNK_ENTRY_COST * m.chunks.len();
-            if retained + cost <= MANIFEST_BUDGET {
-                retained += cost;
-                manifests.insert(e.manifest, m);
+    let mut group: Vec<(String, FlatEntry)> = Vec::with_capacity(WRITE_GROUP);
+    to_write.for_each(&mut |p, e| {
+        if e.kind != IndexKind::Symlink {
+            group.push((p.to_string(), e.clone()));
+            if group.len() == WRITE_GROUP {
+                check_group(odb, &mut group, &mut kept, &mut retained)?;
             }
         }
+        Ok(())
+    })?;
+    check_group(odb, &mut group, &mut kept, &mut retained)?;
+    Ok(kept)
+}
+
+/// [`checked_manifests`] for one group of files, emptied after.
+fn check_group(
+    odb: &Odb,
+    group: &mut Vec<(String, FlatEntry)>,
+    kept: &mut IdMap<Manifest>,
+    retained: &mut usize,
+) -> Result<()> {
+    // By manifest: the files that share one are adjacent, so each manifest
+    // is read once and the files after the first are checked against it.
+    group.sort_unstable_by(|a, b| (a.1.manifest, &a.0).cmp(&(b.1.manifest, &b.0)));
+    let mut ids: Vec<ObjectId> = group
+        .iter()
+        .map(|(_, e)| e.manifest)
+        .filter(|id| !kept.contains_key(id))
+        .collect();
+    ids.dedup();
+    let mut batch: IdMap<Manifest> = odb
+        .read_many(&ids, ObjectKind::Manifest)
+        .into_iter()
+        .filter_map(|(id, b)| Manifest::decode(&b).ok().map(|m| (id, m)))
+        .collect();
+    // The manifest checked last: (id, size, content).
+    let mut last: Option<(ObjectId, u64, ObjectId)> = None;
+    for (path, e) in group.iter() {
+        let known = match (last, kept.get(&e.manifest)) {
+            (Some((id, size, content)), _) if id == e.manifest => Some((size, content)),
+            (_, Some(m)) => Some((m.size, m.content)),
+            _ => None,
+        };
+        if let Some((size, content)) = known {
+            // Checked already (a second file with the same content).
+            if size != e.size || content != e.content {
+                return Err(manifest_mismatch(path, e, size, Some(content)));
+            }
+            continue;
+        }
+        let m = match batch.remove(&e.manifest) {
+            Some(m) => m,
+            // Not read in the batch: read it alone for the precise error.
+            None => odb
+                .read_manifest(&e.manifest)
+                .map_err(|err| needed_by(err, path))?,
+        };
+        if m.size != e.size || m.content != e.content {
+            return Err(manifest_mismatch(path, e, m.size, Some(m.content)));
+        }
+        last = Some((e.manifest, m.size, m.content));
+        let cost = MANIFEST_COST + CHUNK_ENTRY_COST * m.chunks.len();
+        if *retained + cost <= MANIFEST_BUDGET {
+            *retained += cost;
+            kept.insert(e.manifest, m);
+        }
     }
-    Ok(manifests)
+    group.clear();
+    Ok(())
 }
 
 /// Bytes of manifests a checkout keeps in memory between checking and

@@ -1,5 +1,6 @@
 //! Building trees from the index and flattening trees into path maps.
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use mediagit_format::index::{IndexEntry, IndexKind};
 use mediagit_format::limits;
@@ -179,130 +180,243 @@ fn write_dir(
 /// are refused above the limits of [`limits`] instead of exhausting memory
 /// or time.
 pub fn flatten(odb: &Odb, tree: &ObjectId) -> Result<FlatTree> {
-    // From sorted pairs, the map is built in bulk.
-    let sorted = flatten_sorted(odb, tree)?;
-    Ok(sorted
-        .entries
-        .into_iter()
-        .map(|(at, e)| (sorted.paths[at.range()].to_string(), e))
-        .collect())
+    let mut w = walk(odb, tree)?;
+    let mut out = Vec::with_capacity(usize::try_from(w.len()).unwrap_or(0));
+    while let Some((p, e)) = w.current() {
+        out.push((p.to_string(), e.clone()));
+        w.advance()?;
+    }
+    // In path order: the map is built in bulk.
+    Ok(out.into_iter().collect())
 }
 
-/// [`flatten`] into a [`SortedTree`]: about two thirds of the map's memory.
-/// The trees themselves are not all held while the files are listed: those
-/// beyond [`KEPT_TREES_BUDGET`] are read again when they are expanded (at a
-/// million files, the decoded trees were 115 MiB on top of the list), and
-/// each kept tree is dropped once its last expansion is done. A tree
-/// that is not kept and appears in several places (identical directories)
-/// is kept after it is read again, within the same budget, until its last
-/// expansion.
-pub fn flatten_sorted(odb: &Odb, tree: &ObjectId) -> Result<SortedTree> {
-    flatten_sorted_keeping(odb, tree, KEPT_TREES_BUDGET)
+/// The files of a tree in path order, one at a time: a [`flatten`] that
+/// holds no list (a checkout of a million files walks its target tree
+/// instead of keeping 140 MiB of it). The trees are checked and counted
+/// first, as for [`flatten`]; those beyond [`KEPT_TREES_BUDGET`] are read
+/// again when they are listed, and each kept tree is dropped after its
+/// last listing. A tree that is not kept and appears in several places
+/// (identical directories) is kept after it is read again, within the same
+/// budget, until its last listing.
+pub fn walk<'o>(odb: &'o Odb, tree: &ObjectId) -> Result<TreeWalk<'o>> {
+    walk_keeping(odb, tree, KEPT_TREES_BUDGET)
 }
 
-/// [`flatten_sorted`] keeping at most `keep` bytes of decoded trees between
-/// checking and listing them (0: every tree is read again when listed).
-/// The result does not depend on `keep`, only the reads and the memory.
-pub fn flatten_sorted_keeping(odb: &Odb, tree: &ObjectId, keep: usize) -> Result<SortedTree> {
+/// [`walk`] keeping at most `keep` bytes of decoded trees between checking
+/// and listing them (0: every tree is read again when listed). What is
+/// listed does not depend on `keep`, only the reads and the memory.
+pub fn walk_keeping<'o>(odb: &'o Odb, tree: &ObjectId, keep: usize) -> Result<TreeWalk<'o>> {
     let Bounded {
         files,
-        mut kept,
-        mut kept_bytes,
-        mut expansions,
-        path_bytes,
+        kept,
+        kept_bytes,
+        expansions,
     } = read_bounded(odb, tree, keep)?;
-    let total: u64 = files.get(tree).copied().unwrap_or(0);
-    // Both exact, and checked against the limits by `read_bounded`.
-    let mut out = SortedTree {
-        paths: String::with_capacity(usize::try_from(path_bytes).unwrap_or(0)),
-        entries: Vec::with_capacity(usize::try_from(total).unwrap_or(0)),
+    let kept = kept.into_iter().map(|(id, t)| (id, Rc::new(t))).collect();
+    let mut w = TreeWalk {
+        odb,
+        root: *tree,
+        keep,
+        files,
+        all_expansions: expansions.clone(),
+        expansions,
+        kept,
+        kept_bytes,
+        dir: String::new(),
+        stack: Vec::new(),
+        path: String::new(),
+        current: None,
+        position: 0,
     };
-    let overflow = || RepoError::CorruptObject {
-        id: *tree,
-        kind: "tree",
-        location: "flattening".into(),
-        reason: "its paths add up to more than 4 GiB".into(),
-    };
-    /// Depth-first: a directory's path is built once, in `dir`, as it is
-    /// entered, and cut back when it is left (no path copied per level).
-    enum Step {
-        Enter(ObjectId, String),
-        Leave(usize),
-    }
-    // The path of the directory being listed.
-    let mut dir = String::new();
-    let mut stack: Vec<Step> = vec![Step::Enter(*tree, String::new())];
-    while let Some(step) = stack.pop() {
-        let (id, name) = match step {
-            Step::Leave(len) => {
-                dir.truncate(len);
-                continue;
-            }
-            Step::Enter(id, name) => (id, name),
-        };
-        stack.push(Step::Leave(dir.len()));
-        if !name.is_empty() {
-            if !dir.is_empty() {
-                dir.push('/');
-            }
-            dir.push_str(&name);
+    w.start()?;
+    Ok(w)
+}
+
+/// A cursor over the files of a tree in path order (byte order of the full
+/// paths, as the index sorts them: `a.txt` before `a/b`), made by [`walk`].
+/// [`TreeWalk::current`] is the file the cursor is at; [`TreeWalk::advance`]
+/// moves on; [`TreeWalk::rewind`] starts over (reading again the trees it
+/// no longer keeps: the same objects, verified by id, so the same files).
+pub struct TreeWalk<'o> {
+    odb: &'o Odb,
+    root: ObjectId,
+    keep: usize,
+    /// Files each distinct tree expands to (from `read_bounded`).
+    files: HashMap<ObjectId, u64>,
+    /// Listings of each tree still to come, and all of them (for rewind).
+    expansions: HashMap<ObjectId, u64>,
+    all_expansions: HashMap<ObjectId, u64>,
+    kept: HashMap<ObjectId, Rc<Tree>>,
+    kept_bytes: usize,
+    /// The path of the directory being listed.
+    dir: String,
+    stack: Vec<Frame>,
+    /// The current file's path and entry.
+    path: String,
+    current: Option<FlatEntry>,
+    /// How many files came before the current one.
+    position: u64,
+}
+
+/// A directory being listed: its tree, its entries' indexes in path order
+/// (reversed, so the next is popped), and the length of `dir` before it.
+struct Frame {
+    tree: Rc<Tree>,
+    order: Vec<u32>,
+    dir_len: usize,
+}
+
+impl<'o> TreeWalk<'o> {
+    /// An empty tree's walk (no commit yet).
+    pub fn empty(odb: &'o Odb) -> TreeWalk<'o> {
+        TreeWalk {
+            odb,
+            root: ObjectId::ZERO,
+            keep: 0,
+            files: HashMap::new(),
+            expansions: HashMap::new(),
+            all_expansions: HashMap::new(),
+            kept: HashMap::new(),
+            kept_bytes: 0,
+            dir: String::new(),
+            stack: Vec::new(),
+            path: String::new(),
+            current: None,
+            position: 0,
         }
-        // Expansions of this tree still to come after this one.
-        let left = expansions.get_mut(&id).map_or(0, |n| {
+    }
+
+    /// How many files the tree lists (checked against the limits).
+    pub fn len(&self) -> u64 {
+        self.files.get(&self.root).copied().unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The file the walk is at, `None` once past the last.
+    pub fn current(&self) -> Option<(&str, &FlatEntry)> {
+        self.current.as_ref().map(|e| (self.path.as_str(), e))
+    }
+
+    /// The current file's place in path order (0 for the first).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Starts over at the first file.
+    pub fn rewind(&mut self) -> Result<()> {
+        self.expansions = self.all_expansions.clone();
+        self.stack.clear();
+        self.dir.clear();
+        self.position = 0;
+        self.start()
+    }
+
+    fn start(&mut self) -> Result<()> {
+        self.current = None;
+        if !self.is_empty() {
+            self.enter(self.root, "")?;
+            self.next_file()?;
+        }
+        Ok(())
+    }
+
+    /// Moves to the next file.
+    pub fn advance(&mut self) -> Result<()> {
+        if self.current.is_some() {
+            self.position += 1;
+            self.next_file()?;
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self, id: ObjectId, name: &str) -> Result<()> {
+        let dir_len = self.dir.len();
+        if !name.is_empty() {
+            if !self.dir.is_empty() {
+                self.dir.push('/');
+            }
+            self.dir.push_str(name);
+        }
+        // Listings of this tree still to come after this one.
+        let left = self.expansions.get_mut(&id).map_or(0, |n| {
             *n = n.saturating_sub(1);
             *n
         });
-        // Not kept: read again (checked and counted by `read_bounded`).
-        let fresh = match kept.contains_key(&id) {
-            true => None,
-            false => Some(odb.read_tree(&id)?),
+        let tree = match self.kept.get(&id) {
+            Some(t) if left == 0 => {
+                let t = t.clone();
+                // Its last listing: no longer kept once this one is done.
+                if self.kept.remove(&id).is_some() {
+                    self.kept_bytes = self.kept_bytes.saturating_sub(tree_cost(&t));
+                }
+                t
+            }
+            Some(t) => t.clone(),
+            None => {
+                // Read again (checked and counted by `read_bounded`).
+                let t = Rc::new(self.odb.read_tree(&id)?);
+                let cost = tree_cost(&t);
+                if left > 0 && self.kept_bytes.saturating_add(cost) <= self.keep {
+                    self.kept_bytes += cost;
+                    self.kept.insert(id, t.clone());
+                }
+                t
+            }
         };
-        let Some(t) = fresh.as_ref().or_else(|| kept.get(&id)) else {
-            continue;
-        };
-        for e in &t.entries {
+        // Path order: a directory sorts as its name followed by `/`.
+        fn key(e: &TreeEntry) -> impl Iterator<Item = u8> + '_ {
+            let slash = matches!(e.kind, EntryKind::Dir { .. }).then_some(b'/');
+            e.name.bytes().chain(slash)
+        }
+        let mut order: Vec<u32> = (0..tree.entries.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            key(&tree.entries[b as usize]).cmp(key(&tree.entries[a as usize]))
+        });
+        self.stack.push(Frame {
+            tree,
+            order,
+            dir_len,
+        });
+        Ok(())
+    }
+
+    fn next_file(&mut self) -> Result<()> {
+        loop {
+            let Some(frame) = self.stack.last_mut() else {
+                self.current = None;
+                return Ok(());
+            };
+            let Some(i) = frame.order.pop() else {
+                let len = frame.dir_len;
+                self.stack.pop();
+                self.dir.truncate(len);
+                continue;
+            };
+            let tree = frame.tree.clone();
+            let e = &tree.entries[i as usize];
             match &e.kind {
                 // A directory without files adds nothing (and a forged tree
                 // naming one empty tree a million times costs no reads).
-                EntryKind::Dir { tree } if files.get(tree).is_none_or(|&n| n == 0) => {}
-                EntryKind::Dir { tree } => stack.push(Step::Enter(*tree, e.name.clone())),
+                EntryKind::Dir { tree } if self.files.get(tree).is_none_or(|&n| n == 0) => {}
+                EntryKind::Dir { tree } => self.enter(*tree, &e.name)?,
                 file => {
                     if let Some(f) = flat_entry(file) {
-                        // Below MAX_TREE_PATH_BYTES (checked): offsets fit u32.
-                        let start = out.paths.len();
-                        if !dir.is_empty() {
-                            out.paths.push_str(&dir);
-                            out.paths.push('/');
+                        self.path.clear();
+                        if !self.dir.is_empty() {
+                            self.path.push_str(&self.dir);
+                            self.path.push('/');
                         }
-                        out.paths.push_str(&e.name);
-                        let at = PathAt::new(start, out.paths.len()).ok_or_else(overflow)?;
-                        out.entries.push((at, f));
+                        self.path.push_str(&e.name);
+                        self.current = Some(f);
+                        return Ok(());
                     }
                 }
             }
         }
-        match (left, fresh) {
-            // Its last expansion: a kept tree is dropped.
-            (0, None) => {
-                if let Some(t) = kept.remove(&id) {
-                    kept_bytes = kept_bytes.saturating_sub(tree_cost(&t));
-                }
-            }
-            // Read again and needed again: kept, within the budget.
-            (1.., Some(t)) => {
-                let cost = tree_cost(&t);
-                if kept_bytes.saturating_add(cost) <= keep {
-                    kept_bytes += cost;
-                    kept.insert(id, t);
-                }
-            }
-            _ => {}
-        }
     }
-    let paths = &out.paths;
-    out.entries
-        .sort_unstable_by(|a, b| paths[a.0.range()].cmp(&paths[b.0.range()]));
-    Ok(out)
 }
 
 /// Decoded trees a flatten keeps between checking them and listing their
@@ -332,76 +446,6 @@ struct Bounded {
     /// How many times each tree that holds files is expanded in listing
     /// the root's files (once per place it appears).
     expansions: HashMap<ObjectId, u64>,
-    /// Bytes of all the root's file paths, `/` separators included.
-    path_bytes: u64,
-}
-
-/// Where a path lies in a [`SortedTree`]'s text.
-#[derive(Debug, Clone, Copy)]
-pub struct PathAt {
-    start: u32,
-    end: u32,
-}
-
-impl PathAt {
-    fn new(start: usize, end: usize) -> Option<PathAt> {
-        Some(PathAt {
-            start: u32::try_from(start).ok()?,
-            end: u32::try_from(end).ok()?,
-        })
-    }
-
-    fn range(self) -> std::ops::Range<usize> {
-        self.start as usize..self.end as usize
-    }
-}
-
-/// The files of a tree sorted by path (unique, as a tree's names are), for
-/// the commands that only look paths up and walk them in order. The paths
-/// are kept end to end in one string: at a million files this is about
-/// 100 MiB, where a `String` per path (24 bytes, plus an allocation) made
-/// it 155 MiB, and a map of them 230 MiB.
-#[derive(Debug, Default, Clone)]
-pub struct SortedTree {
-    paths: String,
-    entries: Vec<(PathAt, FlatEntry)>,
-}
-
-impl SortedTree {
-    fn position(&self, path: &str) -> Option<usize> {
-        self.entries
-            .binary_search_by(|(at, _)| self.paths[at.range()].cmp(path))
-            .ok()
-    }
-
-    pub fn get(&self, path: &str) -> Option<&FlatEntry> {
-        self.position(path).map(|i| &self.entries[i].1)
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// The `i`th file in path order.
-    pub fn at(&self, i: usize) -> Option<(&str, &FlatEntry)> {
-        self.entries
-            .get(i)
-            .map(|(at, e)| (&self.paths[at.range()], e))
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
-        self.entries.iter().map(|(at, _)| &self.paths[at.range()])
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &FlatEntry)> + '_ {
-        self.entries
-            .iter()
-            .map(|(at, e)| (&self.paths[at.range()], e))
-    }
 }
 
 /// What a tree holds, as [`read_bounded`] needs it once the trees below
@@ -601,13 +645,11 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
             *e = e.saturating_add(k.saturating_mul(n));
         }
     }
-    let path_bytes = trees.get(root).map_or(0, |t| t.path_bytes);
     Ok(Bounded {
         files: trees.into_iter().map(|(id, c)| (id, c.files)).collect(),
         kept,
         kept_bytes,
         expansions,
-        path_bytes,
     })
 }
 
