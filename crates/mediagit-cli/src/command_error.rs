@@ -23,17 +23,37 @@ fn remote_hint(kind: RemoteErrorKind) -> &'static str {
     }
 }
 
+/// An error as the user sees it: a message, maybe a hint, a stable kind
+/// (for scripts: `--json` errors carry it) and the exit code.
 pub struct CommandError {
     pub message: String,
     pub hint: Option<String>,
+    /// Stable name of the kind of error (docs/CLI.md, "Error codes").
+    pub kind: &'static str,
+    /// Exit code (docs/CLI.md, "Exit codes").
     pub code: i32,
 }
 
+/// Exit codes other than 0 and 1 (docs/CLI.md).
+pub mod exit {
+    /// The command line asks for nothing MediaGit can do (as clap's own).
+    pub const USAGE: i32 = 2;
+    /// A conflict: unresolved merge conflicts, or a ref moved by someone
+    /// else (the equivalent of a non-fast-forward).
+    pub const CONFLICT: i32 = 3;
+    /// fsck or verify found the repository damaged.
+    pub const INTEGRITY: i32 = 4;
+    /// Stopped by Ctrl-C (as a shell reports SIGINT).
+    pub const INTERRUPTED: i32 = 130;
+}
+
 impl CommandError {
-    pub fn user(message: impl Into<String>) -> CommandError {
+    /// A failure of kind `kind` (exit code 1).
+    pub fn user(kind: &'static str, message: impl Into<String>) -> CommandError {
         CommandError {
             message: message.into(),
             hint: None,
+            kind,
             code: 1,
         }
     }
@@ -41,9 +61,29 @@ impl CommandError {
     /// as clap's own usage errors).
     pub fn usage(message: impl Into<String>) -> CommandError {
         CommandError {
-            code: 2,
-            ..CommandError::user(message)
+            code: exit::USAGE,
+            ..CommandError::user("usage", message)
         }
+    }
+
+    /// The same error with another exit code.
+    pub fn exit_code(mut self, code: i32) -> CommandError {
+        self.code = code;
+        self
+    }
+
+    /// The error as one line of JSON, for `--json` commands:
+    /// `{"error":{"code":...,"message":...,"hint":...,"exit_code":...}}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "error": {
+                "code": self.kind,
+                "message": self.message,
+                "hint": self.hint,
+                "exit_code": self.code,
+            }
+        })
+        .to_string()
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> CommandError {
@@ -143,21 +183,27 @@ impl From<RepoError> for CommandError {
                     crate::output::human_size(bytes_kept)
                 ),
                 hint: Some(hint.into()),
+                kind: e.code(),
                 // As a shell reports a command killed by SIGINT.
-                code: 130,
+                code: exit::INTERRUPTED,
             };
         }
+        let code = match &e {
+            RepoError::UnresolvedConflicts { .. } | RepoError::RefRace { .. } => exit::CONFLICT,
+            _ => 1,
+        };
         CommandError {
             message: e.to_string(),
             hint,
-            code: 1,
+            kind: e.code(),
+            code,
         }
     }
 }
 
 impl From<std::io::Error> for CommandError {
     fn from(e: std::io::Error) -> CommandError {
-        CommandError::user(format!("cannot write output: {e}"))
+        CommandError::user("output-failed", format!("cannot write output: {e}"))
     }
 }
 

@@ -95,7 +95,7 @@ fn storage_arg(
     region: Option<String>,
 ) -> Result<StorageConfig, CommandError> {
     let mut sc = StorageConfig::from_url(url).map_err(|e| {
-        CommandError::user(e.to_string())
+        CommandError::user("bad-store-url", e.to_string())
             .with_hint("use s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX, b2://BUCKET/PREFIX or a directory")
     })?;
     if let Some(p) = &sc.path {
@@ -108,7 +108,7 @@ fn storage_arg(
         sc.endpoint = endpoint;
         sc.region = region;
     } else if endpoint.is_some() || region.is_some() {
-        return Err(CommandError::user(
+        return Err(CommandError::usage(
             "--endpoint and --region apply to object stores, not to a directory",
         ));
     }
@@ -149,7 +149,7 @@ fn raw_stdout() -> BufWriter<io::StdoutLock<'static>> {
 
 pub fn run(cli: Cli) -> CmdResult {
     let cwd = std::env::current_dir()
-        .map_err(|e| CommandError::user(format!("cannot read the current directory: {e}")))?;
+        .map_err(|e| CommandError::user("io", format!("cannot read the current directory: {e}")))?;
     let ctx = Ctx {
         cwd,
         quiet: cli.quiet,
@@ -199,7 +199,7 @@ pub fn run(cli: Cli) -> CmdResult {
             let progress = ctx.progress();
             if is_store_url(&src) {
                 if storage.is_some() {
-                    return Err(CommandError::user(
+                    return Err(CommandError::usage(
                         "--storage applies to cloning from a path; a clone of a store URL shares that store",
                     ));
                 }
@@ -221,7 +221,7 @@ pub fn run(cli: Cli) -> CmdResult {
                 storage: match storage {
                     Some(u) => Some(storage_arg(&ctx, &u, endpoint, region)?),
                     None if endpoint.is_some() || region.is_some() => {
-                        return Err(CommandError::user(
+                        return Err(CommandError::usage(
                             "--endpoint and --region need a store URL (SRC or --storage)",
                         ))
                     }
@@ -332,7 +332,7 @@ pub fn run(cli: Cli) -> CmdResult {
             ..
         }) => {
             if json {
-                return Err(CommandError::user(
+                return Err(CommandError::usage(
                     "--json applies to listing a reflog, not to `reflog expire`",
                 ));
             }
@@ -500,8 +500,10 @@ fn stop_on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
 fn add(ctx: &Ctx, paths: Vec<PathBuf>, all: bool, dry_run: bool) -> CmdResult {
     let repo = ctx.repo()?;
     if paths.is_empty() && !all {
-        return Err(CommandError::user("nothing specified, nothing added")
-            .with_hint("use `mediagit add PATH...`, or `mediagit add -A` for everything"));
+        return Err(
+            CommandError::user("nothing-specified", "nothing specified, nothing added")
+                .with_hint("use `mediagit add PATH...`, or `mediagit add -A` for everything"),
+        );
     }
     let mut repo_paths = ctx.repo_paths(&repo, &paths)?;
     if all && !paths.is_empty() {
@@ -690,7 +692,8 @@ fn commit(
 ) -> CmdResult {
     let repo = ctx.repo()?;
     let message = message.ok_or_else(|| {
-        CommandError::user("no commit message").with_hint("pass one with -m MESSAGE")
+        CommandError::user("no-commit-message", "no commit message")
+            .with_hint("pass one with -m MESSAGE")
     })?;
     let committer = identity(&repo);
     let author = match author {
@@ -957,7 +960,7 @@ fn branch(ctx: &Ctx, action: Option<BranchAction>, json: bool) -> CmdResult {
     let who = reflog_who(&repo);
     let action = action.unwrap_or(BranchAction::List);
     if json && !matches!(action, BranchAction::List) {
-        return Err(CommandError::user(
+        return Err(CommandError::usage(
             "--json applies to listing branches (`mediagit branch --json`)",
         ));
     }
@@ -1056,7 +1059,7 @@ fn switch(
         return Ok(());
     }
     let name = name.ok_or_else(|| {
-        CommandError::user("which branch? give a branch name, or -c NAME to create one")
+        CommandError::usage("which branch? give a branch name, or -c NAME to create one")
     })?;
     if repo.read_ref(&branch_ref(&name))?.is_none() {
         return Err(CommandError::from(RepoError::BranchNotFound(name.clone()))
@@ -1100,7 +1103,7 @@ fn checkout(ctx: &Ctx, target: Option<String>, paths: Vec<String>, force: bool) 
         return Ok(());
     }
     let Some(target) = target else {
-        return Err(CommandError::user(
+        return Err(CommandError::usage(
             "checkout needs a branch or revision (or `[REV] -- PATH...`)",
         ));
     };
@@ -1150,7 +1153,7 @@ fn tag(ctx: &Ctx, mut args: TagArgs) -> CmdResult {
         (Some(TagAction::List), _) | (None, None)
     );
     if args.json && !listing {
-        return Err(CommandError::user(
+        return Err(CommandError::usage(
             "--json applies to listing tags (`mediagit tag --json`)",
         ));
     }
@@ -1320,7 +1323,7 @@ fn cat(ctx: &Ctx, spec: &str) -> CmdResult {
     let repo = ctx.repo()?;
     let (rev, path) = spec
         .split_once(':')
-        .ok_or_else(|| CommandError::user(format!("expected REV:PATH, got {spec:?}")))?;
+        .ok_or_else(|| CommandError::usage(format!("expected REV:PATH, got {spec:?}")))?;
     let id = repo.resolve(if rev.is_empty() { "HEAD" } else { rev })?;
     let path = path.trim_start_matches("./").trim_end_matches('/');
     let mut out = raw_stdout();
@@ -1336,7 +1339,7 @@ fn man_pages(dir: Option<PathBuf>) -> CmdResult {
         clap_mangen::Man::new(c).render(&mut out)?;
         Ok(out)
     };
-    let failed = |what: &str, e: std::io::Error| CommandError::user(format!("{what}: {e}"));
+    let failed = |what: &str, e: std::io::Error| CommandError::user("io", format!("{what}: {e}"));
     let Some(dir) = dir else {
         let page = render(cmd).map_err(|e| failed("cannot render the manual page", e))?;
         return write_stdout(&page);
@@ -1384,5 +1387,5 @@ fn write_stdout(bytes: &[u8]) -> CmdResult {
     let mut out = raw_stdout();
     out.write_all(bytes)
         .and_then(|()| out.flush())
-        .map_err(|e| CommandError::user(format!("cannot write to stdout: {e}")))
+        .map_err(|e| CommandError::user("output-failed", format!("cannot write to stdout: {e}")))
 }

@@ -69,6 +69,7 @@ fn files(
     let global = || {
         crate::user_config::path().ok_or_else(|| {
             CommandError::user(
+                "no-settings-file",
                 "cannot find your settings file: neither XDG_CONFIG_HOME nor HOME is set",
             )
         })
@@ -115,7 +116,7 @@ fn known(key: &str) -> Result<Scope, CommandError> {
         Some((_, scope, _)) => Ok(*scope),
         None => {
             let list: Vec<&str> = KEYS.iter().map(|(k, ..)| *k).collect();
-            let e = CommandError::user(format!("unknown setting {key:?}"));
+            let e = CommandError::user("unknown-config-key", format!("unknown setting {key:?}"));
             Err(match nearest(key) {
                 Some(k) => {
                     e.with_hint(format!("did you mean {k:?}? Settings: {}", list.join(", ")))
@@ -130,22 +131,31 @@ fn read(path: &Path) -> Result<String, CommandError> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(CommandError::user(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(CommandError::user(
+            "config-unreadable",
+            format!("cannot read {}: {e}", path.display()),
+        )),
     }
 }
 
 fn parse(path: &Path, text: &str) -> Result<toml_edit::DocumentMut, CommandError> {
-    text.parse::<toml_edit::DocumentMut>()
-        .map_err(|e| CommandError::user(format!("{}: {}", path.display(), e.message())))
+    text.parse::<toml_edit::DocumentMut>().map_err(|e| {
+        CommandError::user(
+            "config-invalid",
+            format!("{}: {}", path.display(), e.message()),
+        )
+    })
 }
 
 /// A value MediaGit would record as given: names and addresses of one
 /// line, without the `<` `>` that delimit an address in a commit.
 fn check_value(key: &str, value: &str) -> CmdResult {
-    let bad = |why: &str| Err(CommandError::user(format!("{key} {why}")));
+    let bad = |why: &str| {
+        Err(CommandError::user(
+            "invalid-config-value",
+            format!("{key} {why}"),
+        ))
+    };
     if key.starts_with("author.") {
         if value.trim().is_empty() {
             return bad("cannot be empty");
@@ -171,7 +181,7 @@ fn lock(scope: &str, path: &Path) -> Result<std::fs::File, CommandError> {
     use std::os::fd::AsRawFd;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
-        .map_err(|e| CommandError::user(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| CommandError::user("io", format!("cannot create {}: {e}", dir.display())))?;
     let name = if scope == "local" {
         "lock"
     } else {
@@ -183,16 +193,18 @@ fn lock(scope: &str, path: &Path) -> Result<std::fs::File, CommandError> {
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| CommandError::user(format!("cannot open {}: {e}", lock_path.display())))?;
+        .map_err(|e| {
+            CommandError::user("io", format!("cannot open {}: {e}", lock_path.display()))
+        })?;
     // SAFETY: `flock` on a descriptor this function owns (kept open in the
     // returned File, which releases the lock when dropped); no memory is
     // shared with the kernel.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
         let e = std::io::Error::last_os_error();
-        return Err(CommandError::user(format!(
-            "cannot lock {}: {e}",
-            lock_path.display()
-        )));
+        return Err(CommandError::user(
+            "io",
+            format!("cannot lock {}: {e}", lock_path.display()),
+        ));
     }
     Ok(f)
 }
@@ -213,22 +225,26 @@ fn invalid(scope: &str, text: &str) -> Option<String> {
 /// where it is.
 fn write(scope: &str, path: &Path, text: &str) -> CmdResult {
     if let Some(e) = invalid(scope, text) {
-        return Err(CommandError::user(format!(
-            "{}: the change would make it invalid: {e}",
-            path.display()
-        )));
+        return Err(CommandError::user(
+            "config-invalid",
+            format!("{}: the change would make it invalid: {e}", path.display()),
+        ));
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CommandError::user(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CommandError::user("io", format!("cannot create {}: {e}", dir.display()))
+        })?;
     }
     let target = match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() && scope != "local" => std::fs::canonicalize(path)
             .map_err(|e| {
-                CommandError::user(format!(
-                    "{} is a symbolic link to a file that cannot be reached: {e}",
-                    path.display()
-                ))
+                CommandError::user(
+                    "io",
+                    format!(
+                        "{} is a symbolic link to a file that cannot be reached: {e}",
+                        path.display()
+                    ),
+                )
             })?,
         _ => path.to_path_buf(),
     };
@@ -304,10 +320,10 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
             .and_then(|t| t.as_table_like_mut())
             .and_then(|t| t.remove(leaf));
         if removed.is_none() {
-            return Err(CommandError::user(format!(
-                "{key} is not set in {}",
-                path.display()
-            )));
+            return Err(CommandError::user(
+                "config-not-set",
+                format!("{key} is not set in {}", path.display()),
+            ));
         }
         return write(scope, &path, &doc.to_string());
     }
@@ -336,7 +352,10 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
                     println!("{v}");
                     Ok(())
                 }
-                None => Err(CommandError::user(format!("{key} is not set"))),
+                None => Err(CommandError::user(
+                    "config-not-set",
+                    format!("{key} is not set"),
+                )),
             }
         }
         Some(value) => {
@@ -352,10 +371,10 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
                 doc.insert(table, toml_edit::Item::Table(toml_edit::Table::new()));
             }
             let Some(t) = doc.get_mut(table).and_then(|t| t.as_table_like_mut()) else {
-                return Err(CommandError::user(format!(
-                    "{table} in {} is not a table of settings",
-                    path.display()
-                ))
+                return Err(CommandError::user(
+                    "config-invalid",
+                    format!("{table} in {} is not a table of settings", path.display()),
+                )
                 .with_hint("fix the file with `mediagit config --edit`"));
             };
             t.insert(leaf, toml_edit::value(value));
@@ -373,9 +392,10 @@ fn set_target(
     key: &str,
 ) -> Result<(&'static str, PathBuf), CommandError> {
     if known(key)? == Scope::GlobalOnly && !args.global {
-        return Err(CommandError::user(format!(
-            "{key} is a personal setting, kept in your own settings file"
-        ))
+        return Err(CommandError::user(
+            "wrong-config-scope",
+            format!("{key} is a personal setting, kept in your own settings file"),
+        )
         .with_hint(format!("use `mediagit config --global {key} ...`")));
     }
     target(cwd, args.global)
@@ -386,15 +406,16 @@ fn set_target(
 fn target(cwd: LocalFile<'_>, global: bool) -> Result<(&'static str, PathBuf), CommandError> {
     files(cwd, global, !global)?
         .pop()
-        .ok_or_else(|| CommandError::user("no settings file"))
+        .ok_or_else(|| CommandError::user("no-settings-file", "no settings file"))
 }
 
 /// Opens the file in `$VISUAL`, `$EDITOR` or `vi`, then checks it.
 fn edit(scope: &str, path: &Path) -> CmdResult {
     if !path.exists() {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| CommandError::user(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                CommandError::user("io", format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         mediagit_repo::repo::write_atomic(path, b"")?;
     }
@@ -413,16 +434,27 @@ fn edit(scope: &str, path: &Path) -> CmdResult {
         .arg("sh")
         .arg(path)
         .status()
-        .map_err(|e| CommandError::user(format!("cannot start the editor `{editor}`: {e}")))?;
+        .map_err(|e| {
+            CommandError::user(
+                "editor-failed",
+                format!("cannot start the editor `{editor}`: {e}"),
+            )
+        })?;
     if !status.success() {
-        return Err(CommandError::user(format!(
-            "the editor `{editor}` failed ({status})"
-        )));
+        return Err(CommandError::user(
+            "editor-failed",
+            format!("the editor `{editor}` failed ({status})"),
+        ));
     }
     let text = read(path)?;
     match invalid(scope, &text) {
-        Some(e) => Err(CommandError::user(format!("{} is not valid now: {e}", path.display()))
-            .with_hint("run `mediagit config --edit` again to fix it; MediaGit refuses the file until then")),
+        Some(e) => Err(CommandError::user(
+            "config-invalid",
+            format!("{} is not valid now: {e}", path.display()),
+        )
+        .with_hint(
+            "run `mediagit config --edit` again to fix it; MediaGit refuses the file until then",
+        )),
         None => Ok(()),
     }
 }

@@ -505,11 +505,27 @@ pub fn cli_command() -> clap::Command {
 fn main() -> ExitCode {
     tune_allocator();
     let args = expand_numeric_flags(std::env::args().collect());
-    let cli = {
+    // `--json` anywhere before `--`: errors go to stderr as JSON, usage
+    // errors found by clap included.
+    let json_arg = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
+    let (cli, json) = {
         use clap::FromArgMatches;
-        let matches = cli_command().get_matches_from(args);
-        match Cli::from_arg_matches(&matches) {
-            Ok(cli) => cli,
+        let parsed = cli_command()
+            .try_get_matches_from(args)
+            .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, wants_json(&m))));
+        match parsed {
+            Ok(v) => v,
+            Err(e) if json_arg && e.use_stderr() => {
+                let rendered = e.render().to_string();
+                let first = rendered.lines().next().unwrap_or("");
+                let text = first.strip_prefix("error: ").unwrap_or(first).to_string();
+                eprintln!("{}", CommandError::usage(text).to_json());
+                return ExitCode::from(command_error::exit::USAGE as u8);
+            }
             Err(e) => e.exit(),
         }
     };
@@ -519,21 +535,28 @@ fn main() -> ExitCode {
     if let Ok(spec) = std::env::var("MEDIAGIT_FAILPOINTS") {
         mediagit_repo::failpoint::configure(&spec);
     }
-    if let Some(dir) = &cli.chdir {
-        if let Err(e) = std::env::set_current_dir(dir) {
-            eprintln!("error: cannot change to directory {}: {e}", dir.display());
-            return ExitCode::from(1);
-        }
-    }
-    match commands::run(cli) {
+    let chdir = match &cli.chdir {
+        Some(dir) => std::env::set_current_dir(dir).map_err(|e| {
+            CommandError::user(
+                "io",
+                format!("cannot change to directory {}: {e}", dir.display()),
+            )
+        }),
+        None => Ok(()),
+    };
+    match chdir.and_then(|()| commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if e.message.contains("Broken pipe") {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {}", e.message);
-            if let Some(h) = e.hint {
-                eprintln!("hint: {h}");
+            if json {
+                eprintln!("{}", e.to_json());
+            } else {
+                eprintln!("error: {}", e.message);
+                if let Some(h) = e.hint {
+                    eprintln!("hint: {h}");
+                }
             }
             ExitCode::from(e.code as u8)
         }
@@ -541,3 +564,10 @@ fn main() -> ExitCode {
 }
 
 pub type CmdResult = Result<(), CommandError>;
+
+/// Whether the command given asked for `--json` output (then its errors
+/// are JSON too).
+fn wants_json(m: &clap::ArgMatches) -> bool {
+    matches!(m.try_get_one::<bool>("json"), Ok(Some(true)))
+        || m.subcommand().is_some_and(|(_, sub)| wants_json(sub))
+}

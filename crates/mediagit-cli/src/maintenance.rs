@@ -9,7 +9,7 @@ use mediagit_repo::gc::GcOptions;
 use mediagit_repo::progress::Progress;
 use mediagit_repo::Repository;
 
-use crate::command_error::CommandError;
+use crate::command_error::{exit, CommandError};
 use crate::output::human_size;
 use crate::CmdResult;
 
@@ -18,7 +18,7 @@ use crate::CmdResult;
 pub fn parse_when(s: &str, option: &str) -> Result<Option<SystemTime>, CommandError> {
     let t = s.trim().to_ascii_lowercase();
     let bad = || {
-        CommandError::user(format!("{option}: cannot understand the time {s:?}"))
+        CommandError::user("bad-time", format!("{option}: cannot understand the time {s:?}"))
             .with_hint("use e.g. \"2.weeks.ago\", \"3 days ago\", \"now\", \"never\", \"2026-01-31\" or an RFC 3339 time")
     };
     match t.as_str() {
@@ -135,12 +135,16 @@ fn fsck_result(
         } else {
             "run `mediagit fsck --repair` to rebuild what can be rebuilt"
         };
-        Err(CommandError::user(format!(
-            "fsck found {} problem(s) in {}",
-            report.problems.len(),
-            repo.workspace()?.dir().display()
-        ))
-        .with_hint(hint))
+        Err(CommandError::user(
+            "fsck-problems",
+            format!(
+                "fsck found {} problem(s) in {}",
+                report.problems.len(),
+                repo.workspace()?.dir().display()
+            ),
+        )
+        .with_hint(hint)
+        .exit_code(exit::INTEGRITY))
     }
 }
 
@@ -190,8 +194,9 @@ pub fn verify(
     if report.bad.is_empty() {
         Ok(())
     } else {
-        Err(CommandError::user(format!("{} file(s) of {rev_name} would not restore byte-exactly", report.bad.len()))
-            .with_hint("run `mediagit fsck` for details, `mediagit fsck --repair` to heal what the working tree still has"))
+        Err(CommandError::user("verify-failed", format!("{} file(s) of {rev_name} would not restore byte-exactly", report.bad.len()))
+            .with_hint("run `mediagit fsck` for details, `mediagit fsck --repair` to heal what the working tree still has")
+            .exit_code(exit::INTEGRITY))
     }
 }
 

@@ -81,8 +81,11 @@ pub fn start(disabled: bool) -> Result<Option<Pager>, CommandError> {
     // Ctrl-C is caught from before the pager starts (see below).
     let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT]).ok();
     let mut child = c.spawn().map_err(|e| {
-        CommandError::user(format!("cannot start the pager `{cmd}`: {e}"))
-            .with_hint("set MEDIAGIT_PAGER (or PAGER) to a pager, or pass --no-pager")
+        CommandError::user(
+            "pager-failed",
+            format!("cannot start the pager `{cmd}`: {e}"),
+        )
+        .with_hint("set MEDIAGIT_PAGER (or PAGER) to a pager, or pass --no-pager")
     })?;
     let Some(stdin) = child.stdin.take() else {
         let _ = child.wait();
@@ -99,9 +102,10 @@ pub fn start(disabled: bool) -> Result<Option<Pager>, CommandError> {
         let e = std::io::Error::last_os_error();
         let _ = child.kill();
         let _ = child.wait();
-        return Err(CommandError::user(format!(
-            "cannot send output to the pager `{cmd}`: {e}"
-        )));
+        return Err(CommandError::user(
+            "pager-failed",
+            format!("cannot send output to the pager `{cmd}`: {e}"),
+        ));
     }
     // Ctrl-C goes to the pager and to this process alike. This process
     // stops (exit 130) as it would without a pager, but first ends the

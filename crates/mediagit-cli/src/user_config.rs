@@ -117,14 +117,14 @@ fn load() -> Result<UserConfig, CommandError> {
             return Ok(UserConfig::default());
         }
         Err(e) => {
-            return Err(CommandError::user(format!(
-                "cannot read your settings {}: {e}",
-                p.display()
-            )))
+            return Err(CommandError::user(
+                "config-unreadable",
+                format!("cannot read your settings {}: {e}", p.display()),
+            ))
         }
     };
     toml::from_str(&text).map_err(|e| {
-        CommandError::user(format!("{}: {}", p.display(), e.message())).with_hint(
+        CommandError::user("config-invalid", format!("{}: {}", p.display(), e.message())).with_hint(
             "the file holds `[safe] directories = [\"/path/to/repo\"]`, `[core] pager = \"less -S\"` and `[author] name = ...`, `email = ...`; `mediagit config --global --edit` opens it",
         )
     })

@@ -452,7 +452,8 @@ fn switch_existing_create_and_missing() {
     assert!(err.contains("\"feature\" already exists"), "{err}");
     let err = env.fail(&["switch", "-c", "bad name"]);
     assert!(err.contains("invalid branch name"), "{err}");
-    let err = env.fail(&["switch"]);
+    // No branch named: a usage error (exit 2).
+    let err = env.fail_with(2, &["switch"]);
     assert!(err.contains("-c"), "{err}");
     assert_eq!(env.repo_state(), before);
     assert_eq!(head_file(&env), "ref: refs/heads/feature\n");

@@ -1062,6 +1062,6 @@ fn cat_older_version_and_directory() {
     assert!(err.contains("\"notes.txt\" does not exist"), "{err}");
     let err = env.fail(&["cat", "nope:notes.txt"]);
     assert!(err.contains("unknown revision \"nope\""), "{err}");
-    let err = env.fail(&["cat", "notes.txt"]);
+    let err = env.fail_with(2, &["cat", "notes.txt"]);
     assert!(err.contains("REV:PATH"), "{err}");
 }

@@ -225,10 +225,20 @@ fn branch_tag_and_reflog_json() {
     let v = doc(&env.ok(&["reflog", "--json", "side"]));
     assert_eq!(v["ref"], "refs/heads/side");
 
-    // --json lists; it is refused where nothing is listed.
-    let err = env.fail(&["branch", "--json", "create", "x"]);
-    assert!(err.contains("--json applies to listing branches"), "{err}");
-    let err = env.fail(&["tag", "--json", "t2"]);
+    // --json lists; it is refused where nothing is listed (a usage error,
+    // itself in JSON since --json was given).
+    let err = env.fail_with(2, &["branch", "--json", "create", "x"]);
+    let e = doc(&err);
+    assert_eq!(e["error"]["code"], "usage", "{err}");
+    assert_eq!(e["error"]["exit_code"], 2, "{err}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--json applies to listing branches"),
+        "{err}"
+    );
+    let err = env.fail_with(2, &["tag", "--json", "t2"]);
     assert!(err.contains("--json applies to listing tags"), "{err}");
     let v = doc(&env.ok(&["tag", "--json"]));
     assert_eq!(
@@ -247,7 +257,7 @@ fn branch_tag_and_reflog_json() {
         let key = if args[0] == "tag" { "tags" } else { "branches" };
         assert_eq!(v[key].as_array().unwrap().len(), 2, "{args:?}: {v}");
     }
-    let err = env.fail(&["tag", "--json", "list", "HEAD"]);
+    let err = env.fail_with(2, &["tag", "--json", "list", "HEAD"]);
     assert!(err.contains("--json applies to listing tags"), "{err}");
     assert!(env.fail(&["tag", "delete", "list"]).contains("not found"));
 }
@@ -310,10 +320,112 @@ fn fsck_verify_gc_json_report_damage_and_garbage() {
         std::fs::write(&p, b).unwrap();
     }
     let out = env.cmd(&["fsck", "--json"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4));
     let v = doc(&String::from_utf8(out.stdout).unwrap());
     assert!(!v["problems"].as_array().unwrap().is_empty(), "{v}");
     let p = &v["problems"][0];
     assert!(p["kind"].is_string() && p["location"].is_string() && p["message"].is_string());
     assert!(String::from_utf8_lossy(&out.stderr).contains("fsck found"));
+}
+
+/// With `--json`, an error is one JSON line on stderr with its stable code
+/// and the exit code; without, the text form. Usage errors clap finds are
+/// JSON too when `--json` was given.
+#[test]
+fn errors_are_json_with_stable_codes_when_json_is_asked() {
+    let env = Env::empty();
+    let out = env.cmd(&["log", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let e = doc(&err);
+    assert_eq!(e["error"]["code"], "not-a-repository", "{err}");
+    assert_eq!(e["error"]["exit_code"], 1, "{err}");
+    assert!(
+        e["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("mediagit init"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = env.cmd(&["status", "--json", "--bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = doc(&String::from_utf8(out.stderr).unwrap());
+    assert_eq!(e["error"]["code"], "usage");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("--bogus"),
+        "{e}"
+    );
+
+    // Text without --json (and `--json` after `--` is a path, not the flag).
+    let out = env.cmd(&["log"]).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.starts_with("error: not a mediagit repository"), "{err}");
+    assert!(err.contains("\nhint: "), "{err}");
+    let out = env.cmd(&["log", "--", "--json"]).output().unwrap();
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .starts_with("error: "));
+
+    let env = Env::new();
+    let out = env.cmd(&["show", "--json", "nosuchrev"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = doc(&String::from_utf8(out.stderr).unwrap());
+    assert_eq!(e["error"]["code"], "unknown-revision", "{e}");
+}
+
+/// Every error code the code can produce is in docs/CLI.md's list.
+#[test]
+fn every_error_code_is_documented() {
+    let docs = include_str!("../../../docs/CLI.md");
+    let table = docs
+        .split("Error codes (stable")
+        .nth(1)
+        .expect("docs/CLI.md lists the error codes");
+    let library = include_str!("../../mediagit-repo/src/error.rs");
+    let cli = [
+        include_str!("../src/command_error.rs"),
+        include_str!("../src/commands.rs"),
+        include_str!("../src/config_cmd.rs"),
+        include_str!("../src/maintenance.rs"),
+        include_str!("../src/pager.rs"),
+        include_str!("../src/user_config.rs"),
+        include_str!("../src/main.rs"),
+    ];
+    let mut codes = Vec::new();
+    // `=> "code"` in RepoError::code, `CommandError::user("code", ...` in the CLI.
+    let parts = library.split("=> \"").skip(1).map(str::to_string).chain(
+        cli.iter()
+            .flat_map(|src| src.split("CommandError::user(").skip(1))
+            .filter_map(|p| p.trim_start().strip_prefix('"').map(str::to_string)),
+    );
+    for part in parts {
+        let code = &part[..part.find('"').unwrap()];
+        if !code.is_empty()
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'-' || b.is_ascii_digit())
+        {
+            codes.push(code.to_string());
+        }
+    }
+    assert!(codes.len() > 60, "{codes:?}");
+    for c in [
+        "usage",
+        "interrupted",
+        "not-a-repository",
+        "fsck-problems",
+        "unknown-config-key",
+    ] {
+        assert!(codes.iter().any(|x| x == c), "{c} not found in the sources");
+    }
+    for c in &codes {
+        assert!(
+            table.contains(&format!("`{c}`")),
+            "error code {c:?} is not in docs/CLI.md"
+        );
+    }
 }

@@ -1046,7 +1046,7 @@ fn conflict_stages_in_the_index_block_commit_until_the_path_is_added() {
 
     let porcelain = env.ok(&["status", "--porcelain"]);
     assert_eq!(porcelain, "UU old.psd\nUU song.wav\n");
-    let err = env.fail(&["switch", "other"]);
+    let err = env.fail_with(3, &["switch", "other"]);
     assert!(
         err.contains("unresolved merge conflicts (old.psd, song.wav)"),
         "{err}"
@@ -1069,7 +1069,7 @@ fn conflict_stages_in_the_index_block_commit_until_the_path_is_added() {
     assert_eq!(json["untracked"], serde_json::json!([]));
 
     let before = env.rev("HEAD");
-    let err = env.fail(&["commit", "-m", "too early"]);
+    let err = env.fail_with(3, &["commit", "-m", "too early"]);
     assert!(
         err.contains("unresolved merge conflicts (song.wav)"),
         "{err}"

@@ -190,6 +190,82 @@ impl RepoError {
             source,
         }
     }
+
+    /// A short, stable name for the kind of error, for scripts (`--json`
+    /// errors carry it; docs/CLI.md lists every one). Never changes once
+    /// released; new kinds get new codes.
+    pub fn code(&self) -> &'static str {
+        use mediagit_storage::RemoteErrorKind as K;
+        match self {
+            RepoError::NotARepository { .. } => "not-a-repository",
+            RepoError::AlreadyExists { .. } => "already-exists",
+            RepoError::NotAStore { .. } => "not-a-store",
+            RepoError::StoreHasRepository { .. } => "store-has-repository",
+            RepoError::StoreNotEmpty { .. } => "store-not-empty",
+            RepoError::Locked { .. } => "locked",
+            RepoError::UnknownRevision { .. } => "unknown-revision",
+            RepoError::AmbiguousRevision { .. } => "ambiguous-revision",
+            RepoError::NoSuchParent { .. } => "no-such-parent",
+            RepoError::PathOutsideRepo { .. } => "path-outside-repository",
+            RepoError::PathspecNoMatch { .. } => "pathspec-no-match",
+            RepoError::PathNotInRevision { .. } => "path-not-in-revision",
+            RepoError::NotAFile { .. } => "not-a-file",
+            RepoError::FileChanged { .. } => "file-changed-while-read",
+            RepoError::Io { source, .. } | RepoError::Storage(StorageError::Io { source, .. })
+                if source.raw_os_error() == Some(28)
+                    || source.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                "disk-full"
+            }
+            RepoError::Io { .. } => "io",
+            RepoError::NonUtf8Path { .. } => "non-utf8-path",
+            RepoError::Storage(StorageError::Remote { kind, .. }) => match kind {
+                K::PermissionDenied => "store-permission-denied",
+                K::NoCredentials => "store-no-credentials",
+                K::NoSuchBucket => "store-no-such-bucket",
+                K::Unavailable => "store-unavailable",
+                K::Throttled => "store-throttled",
+                K::Config => "store-config",
+                K::Unsupported => "store-unsupported",
+                K::Other => "store-error",
+            },
+            RepoError::Storage(StorageError::NotFound { .. }) => "missing-object",
+            RepoError::Storage(StorageError::Io { .. }) => "io",
+            RepoError::Storage(_) => "store-error",
+            RepoError::GcBlocked { .. } => "gc-blocked",
+            RepoError::Format { .. } => "bad-format",
+            RepoError::CorruptObject { .. } | RepoError::WrongKind { .. } => "corrupt-object",
+            RepoError::MissingObject { .. } => "missing-object",
+            RepoError::NothingToCommit => "nothing-to-commit",
+            RepoError::UnresolvedConflicts { .. } => "unresolved-conflicts",
+            RepoError::IndexDisagrees { .. } => "index-disagrees",
+            RepoError::MissingIdentity => "missing-identity",
+            RepoError::BadAuthor(_) => "bad-author",
+            RepoError::InvalidRefName { .. } => "invalid-ref-name",
+            RepoError::RefClash { .. } => "ref-clash",
+            RepoError::BranchExists(_) => "branch-exists",
+            RepoError::BranchNotFound(_) => "branch-not-found",
+            RepoError::BranchNotMerged { .. } => "branch-not-merged",
+            RepoError::DeleteCurrentBranch(_) => "delete-current-branch",
+            RepoError::TagExists(_) => "tag-exists",
+            RepoError::TagNotFound(_) => "tag-not-found",
+            RepoError::UnbornBranch(_) => "unborn-branch",
+            RepoError::RefRace { .. } => "ref-moved",
+            RepoError::WouldOverwriteChanges { .. } => "would-overwrite-changes",
+            RepoError::WouldOverwriteUntracked { .. } => "would-overwrite-untracked",
+            RepoError::NoSpace { .. } => "disk-full",
+            RepoError::RmLocalChanges { .. } => "rm-local-changes",
+            RepoError::RmNeedsRecursive(_) => "rm-needs-recursive",
+            RepoError::BadMove { .. } => "bad-move",
+            RepoError::BeyondSymlink { .. } => "beyond-symlink",
+            RepoError::StagedObjectsGone { .. } => "staged-objects-gone",
+            RepoError::UnsafeRepository { .. } => "unsafe-repository",
+            RepoError::Bare => "bare-repository",
+            RepoError::NoWorkspace => "no-working-tree",
+            RepoError::Interrupted { .. } => "interrupted",
+            RepoError::Invalid(_) => "invalid",
+        }
+    }
 }
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;

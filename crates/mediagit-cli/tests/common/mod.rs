@@ -131,11 +131,16 @@ impl Env {
     }
 
     pub fn fail(&self, args: &[&str]) -> String {
+        self.fail_with(1, args)
+    }
+
+    /// Runs a command that must fail with exit code `code`; its stderr.
+    pub fn fail_with(&self, code: i32, args: &[&str]) -> String {
         let out = self.cmd(args).output().expect("run mediagit");
         assert_eq!(
             out.status.code(),
-            Some(1),
-            "mediagit {args:?} should fail with exit 1:\nstdout: {}\nstderr: {}",
+            Some(code),
+            "mediagit {args:?} should fail with exit {code}:\nstdout: {}\nstderr: {}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
