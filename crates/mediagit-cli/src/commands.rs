@@ -20,6 +20,7 @@ use mediagit_storage::CloudEnv;
 
 use crate::command_error::CommandError;
 use crate::maintenance::GcArgs;
+use crate::output::color::{paint, Style};
 use crate::output::{human_size, mode_str, mtime_str, now_signature, sig_date, sig_date_iso};
 use crate::progress::TermProgress;
 use crate::{
@@ -138,9 +139,13 @@ fn reflog_who(repo: &Repository) -> Signature {
 
 /// Standard output for text: control characters in names are escaped
 /// (see [`crate::output::SafeText`]).
-fn stdout() -> BufWriter<crate::output::SafeText<io::StdoutLock<'static>>> {
-    BufWriter::new(crate::output::SafeText::new(io::stdout().lock()))
+fn stdout() -> SafeOut {
+    crate::output::SafeText::new(BufWriter::new(io::stdout().lock()))
 }
+
+/// What [`stdout`] returns: escaping in front of the buffer, so that
+/// colour codes can go around it ([`crate::output::SafeText::raw`]).
+type SafeOut = crate::output::SafeText<BufWriter<io::StdoutLock<'static>>>;
 
 /// Standard output for file content (`cat`): bytes as they are.
 fn raw_stdout() -> BufWriter<io::StdoutLock<'static>> {
@@ -651,13 +656,19 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
     if !st.staged.is_empty() {
         writeln!(out, "\nChanges to be committed:")?;
         for c in &st.staged {
-            writeln!(out, "\t{:<12}{}", label(&c.change), shown(c))?;
+            let line = format!("{:<12}{}", label(&c.change), shown(c));
+            write!(out, "\t")?;
+            out.raw(&paint(Style::Green, &line))?;
+            writeln!(out)?;
         }
     }
     if !st.unstaged.is_empty() {
         writeln!(out, "\nChanges not staged for commit:")?;
         for c in &st.unstaged {
-            writeln!(out, "\t{:<12}{}", label(&c.change), shown(c))?;
+            let line = format!("{:<12}{}", label(&c.change), shown(c));
+            write!(out, "\t")?;
+            out.raw(&paint(Style::Red, &line))?;
+            writeln!(out)?;
         }
     }
     if !st.conflicted.is_empty() {
@@ -666,13 +677,18 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
             "\nUnmerged paths:\n  (put the version to keep at each path, then \"mediagit add\" it)"
         )?;
         for p in &st.conflicted {
-            writeln!(out, "\tboth changed:   {p}")?;
+            let line = format!("both changed:   {p}");
+            write!(out, "\t")?;
+            out.raw(&paint(Style::Red, &line))?;
+            writeln!(out)?;
         }
     }
     if !st.untracked.is_empty() {
         writeln!(out, "\nUntracked files:")?;
         for p in &st.untracked {
-            writeln!(out, "\t{p}")?;
+            write!(out, "\t")?;
+            out.raw(&paint(Style::Red, p))?;
+            writeln!(out)?;
         }
     }
     if st.is_clean() {
@@ -741,20 +757,29 @@ fn decoration(names: &[String], head: &Head) -> String {
     };
     let mut labels = Vec::new();
     match on {
-        Some(b) => labels.push(format!("HEAD -> {b}")),
-        None if names.iter().any(|n| n == "HEAD") => labels.push("HEAD".into()),
+        Some(b) => labels.push(format!(
+            "{} {}",
+            paint(Style::Cyan, "HEAD ->"),
+            paint(Style::Green, b)
+        )),
+        None if names.iter().any(|n| n == "HEAD") => labels.push(paint(Style::Cyan, "HEAD")),
         None => {}
     }
     for n in names {
         if let Some(b) = n.strip_prefix("refs/heads/") {
             if on != Some(b) {
-                labels.push(b.to_string());
+                labels.push(paint(Style::Green, b));
             }
         } else if let Some(t) = n.strip_prefix("refs/tags/") {
-            labels.push(format!("tag: {t}"));
+            labels.push(paint(Style::Yellow, &format!("tag: {t}")));
         }
     }
-    format!(" ({})", labels.join(", "))
+    format!(
+        " {}{}{}",
+        paint(Style::Yellow, "("),
+        labels.join(&paint(Style::Yellow, ", ")),
+        paint(Style::Yellow, ")")
+    )
 }
 
 fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
@@ -782,7 +807,9 @@ fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
         }
         let d = decoration(&c.refs, &head);
         if args.oneline {
-            writeln!(out, "{}{d} {}", c.id.short(12), c.summary())?;
+            out.raw(&paint(Style::Yellow, &c.id.short(12)))?;
+            out.raw(&d)?;
+            writeln!(out, " {}", c.summary())?;
         } else {
             write_commit_header(&mut out, c, &d)?;
         }
@@ -794,8 +821,12 @@ fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
     Ok(out.flush()?)
 }
 
-fn write_commit_header(out: &mut impl Write, c: &CommitInfo, deco: &str) -> io::Result<()> {
-    writeln!(out, "commit {}{deco}", c.id)?;
+/// `commit ID (refs)`, then the header and the message. `deco` comes from
+/// [`decoration`] (escaped and coloured already).
+fn write_commit_header(out: &mut SafeOut, c: &CommitInfo, deco: &str) -> io::Result<()> {
+    out.raw(&paint(Style::Yellow, &format!("commit {}", c.id)))?;
+    out.raw(deco)?;
+    writeln!(out)?;
     if c.parents.len() > 1 {
         let ps: Vec<String> = c.parents.iter().map(|p| p.short(12)).collect();
         writeln!(out, "Merge: {}", ps.join(" "))?;
@@ -813,21 +844,19 @@ fn size_of(e: &Option<FlatEntry>) -> u64 {
     e.as_ref().map(|e| e.size).unwrap_or(0)
 }
 
-fn write_diff(out: &mut impl Write, diffs: &[FileDiff]) -> io::Result<()> {
+fn write_diff(out: &mut SafeOut, diffs: &[FileDiff]) -> io::Result<()> {
     for d in diffs {
         match &d.kind {
-            DiffKind::Added => writeln!(
-                out,
-                "added:    {} ({})",
-                d.path,
-                human_size(size_of(&d.new))
-            )?,
-            DiffKind::Deleted => writeln!(
-                out,
-                "deleted:  {} ({})",
-                d.path,
-                human_size(size_of(&d.old))
-            )?,
+            DiffKind::Added => {
+                let line = format!("added:    {} ({})", d.path, human_size(size_of(&d.new)));
+                out.raw(&paint(Style::Green, &line))?;
+                writeln!(out)?
+            }
+            DiffKind::Deleted => {
+                let line = format!("deleted:  {} ({})", d.path, human_size(size_of(&d.old)));
+                out.raw(&paint(Style::Red, &line))?;
+                writeln!(out)?
+            }
             DiffKind::Modified => writeln!(
                 out,
                 "modified: {} ({} -> {})",
@@ -992,13 +1021,15 @@ fn branch(ctx: &Ctx, action: Option<BranchAction>, json: bool) -> CmdResult {
                 writeln!(out, "* (HEAD detached at {})", id.short(12))?;
             }
             for b in branches {
-                writeln!(
-                    out,
-                    "{} {:<20} {}",
-                    if b.current { '*' } else { ' ' },
-                    b.name,
-                    b.commit.short(12)
-                )?;
+                let name = format!("{:<20}", b.name);
+                match b.current {
+                    true => {
+                        write!(out, "* ")?;
+                        out.raw(&paint(Style::Green, &name))?;
+                        writeln!(out, " {}", b.commit.short(12))?
+                    }
+                    false => writeln!(out, "  {name} {}", b.commit.short(12))?,
+                }
             }
             Ok(out.flush()?)
         }

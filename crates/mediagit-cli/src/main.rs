@@ -59,6 +59,16 @@ pub struct Cli {
     /// a pager.
     #[arg(long, global = true)]
     pub no_pager: bool,
+    /// Colour the output: `auto` (on a terminal, unless NO_COLOR is set),
+    /// `always` (also into a pipe or a file) or `never`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: output::color::When,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -535,6 +545,7 @@ fn main() -> ExitCode {
     if let Ok(spec) = std::env::var("MEDIAGIT_FAILPOINTS") {
         mediagit_repo::failpoint::configure(&spec);
     }
+    output::color::init(cli.color);
     let chdir = match &cli.chdir {
         Some(dir) => std::env::set_current_dir(dir).map_err(|e| {
             CommandError::user(
@@ -553,9 +564,15 @@ fn main() -> ExitCode {
             if json {
                 eprintln!("{}", e.to_json());
             } else {
-                eprintln!("error: {}", e.message);
+                // (std's: the colour codes are not escaped, the text is.)
+                use output::color::{paint_err, Style};
+                std::eprintln!(
+                    "{} {}",
+                    paint_err(Style::Red, "error:"),
+                    output::safe(&e.message)
+                );
                 if let Some(h) = e.hint {
-                    eprintln!("hint: {h}");
+                    std::eprintln!("{} {}", paint_err(Style::Yellow, "hint:"), output::safe(&h));
                 }
             }
             ExitCode::from(e.code as u8)

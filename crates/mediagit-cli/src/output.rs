@@ -85,6 +85,16 @@ impl<W: std::io::Write> SafeText<W> {
             pending_c2: false,
         }
     }
+
+    /// Writes `s` as it is, not escaped: only for text MediaGit made
+    /// itself, such as [`color::paint`]'s (whose own text is escaped).
+    pub fn raw(&mut self, s: &str) -> std::io::Result<()> {
+        if self.pending_c2 {
+            self.pending_c2 = false;
+            self.inner.write_all(&[0xc2])?;
+        }
+        self.inner.write_all(s.as_bytes())
+    }
 }
 
 fn is_c0_control(b: u8) -> bool {
@@ -191,5 +201,83 @@ mod tests {
         w.write_all("é".as_bytes()).unwrap();
         w.flush().unwrap();
         assert_eq!(String::from_utf8(w.inner).unwrap(), "a\\u009bbé");
+    }
+}
+
+/// Colour in what MediaGit prints, decided once at start (before any
+/// pager replaces stdout): `--color=always|never`, else (`auto`) when the
+/// stream is a terminal, `NO_COLOR` is unset or empty (no-color.org) and
+/// `TERM` is not `dumb`.
+pub mod color {
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static STDOUT: AtomicBool = AtomicBool::new(false);
+    static STDERR: AtomicBool = AtomicBool::new(false);
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+    pub enum When {
+        Auto,
+        Always,
+        Never,
+    }
+
+    /// Decides for stdout and stderr.
+    pub fn init(when: When) {
+        let env_allows = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+        let (out, err) = match when {
+            When::Always => (true, true),
+            When::Never => (false, false),
+            When::Auto => (
+                env_allows && std::io::stdout().is_terminal(),
+                env_allows && std::io::stderr().is_terminal(),
+            ),
+        };
+        STDOUT.store(out, Ordering::Relaxed);
+        STDERR.store(err, Ordering::Relaxed);
+    }
+
+    /// Styles, as Git colours the same things.
+    #[derive(Clone, Copy)]
+    pub enum Style {
+        /// Staged changes, the current branch, additions.
+        Green,
+        /// Unstaged and untracked files, conflicts, deletions, `error:`.
+        Red,
+        /// Commit ids, `hint:`, modifications.
+        Yellow,
+        /// Ref names in log decorations.
+        Cyan,
+    }
+
+    fn code(s: Style) -> &'static str {
+        match s {
+            Style::Green => "\x1b[32m",
+            Style::Red => "\x1b[31m",
+            Style::Yellow => "\x1b[33m",
+            Style::Cyan => "\x1b[36m",
+        }
+    }
+
+    fn wrap(on: bool, s: Style, text: &str) -> String {
+        if on && !text.is_empty() {
+            format!("{}{text}\x1b[m", code(s))
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// `text`, escaped as [`super::SafeText`] does, in style `s` when
+    /// stdout is coloured: written with [`super::SafeText::raw`] (written
+    /// through the escaping writer, the colour codes themselves would be
+    /// escaped).
+    pub fn paint(s: Style, text: &str) -> String {
+        wrap(STDOUT.load(Ordering::Relaxed), s, &super::safe(text))
+    }
+
+    /// [`paint`] for stderr.
+    pub fn paint_err(s: Style, text: &str) -> String {
+        wrap(STDERR.load(Ordering::Relaxed), s, &super::safe(text))
     }
 }

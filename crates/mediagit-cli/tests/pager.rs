@@ -1,7 +1,7 @@
 //! `log`, `show`, `diff` and `reflog` page through a pager when stdout is a
 //! terminal (a real one: the command runs under `script`, which gives it a
 //! pseudo-terminal), never when it is a pipe or a file, and not with
-//! `--no-pager` or an empty pager.
+//! `--no-pager` or an empty pager; and colour, decided the same way.
 mod common;
 
 use std::path::Path;
@@ -212,4 +212,79 @@ fn a_missing_pager_is_skipped_and_ctrl_c_ends_the_command_after_the_pager() {
         &[],
     );
     assert!(screen.contains("rc=130"), "{screen}");
+}
+
+/// Colour (docs/CLI.md): on a terminal by default; never with `NO_COLOR`
+/// set to anything, `TERM=dumb` or `--color=never`; never into a pipe
+/// unless `--color=always`, which also overrides `NO_COLOR`. Errors are
+/// coloured on stderr the same way.
+#[test]
+fn colour_on_a_terminal_unless_no_color_and_in_a_pipe_only_when_always() {
+    const RED: &str = "\x1b[31m";
+    const YELLOW: &str = "\x1b[33m";
+    let env = Env::new();
+    history(&env);
+    env.write("new.txt", b"n");
+    let term = ("TERM", "xterm");
+    let screen = on_terminal(&env, "status", &[term]);
+    assert!(
+        screen.contains(&format!("{RED}new.txt\x1b[m")),
+        "{screen:?}"
+    );
+    let screen = on_terminal(&env, "log", &[term, ("MEDIAGIT_PAGER", "cat")]);
+    assert!(screen.contains(&format!("{YELLOW}commit ")), "{screen:?}");
+    assert!(screen.contains("HEAD ->"), "{screen:?}");
+    let screen = on_terminal(&env, "status", &[term, ("NO_COLOR", "")]);
+    assert!(
+        screen.contains(RED),
+        "an empty NO_COLOR does not count: {screen:?}"
+    );
+    for (args, vars) in [
+        ("status", vec![term, ("NO_COLOR", "1")]),
+        ("status", vec![("TERM", "dumb")]),
+        ("--color=never status", vec![term]),
+        ("--color never log", vec![term, ("MEDIAGIT_PAGER", "cat")]),
+    ] {
+        let screen = on_terminal(&env, args, &vars);
+        assert!(!screen.contains('\x1b'), "{args} {vars:?}: {screen:?}");
+        assert!(
+            screen.contains("new.txt") || screen.contains("commit "),
+            "{screen:?}"
+        );
+    }
+    // A pipe.
+    let out = env.ok(&["status"]);
+    assert!(!out.contains('\x1b'), "{out:?}");
+    let out = env
+        .cmd(&["--color=always", "status"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("{RED}new.txt\x1b[m")), "{text:?}");
+    // A hostile name is still escaped inside the colour.
+    env.write("evil\x1b[2J.txt", b"e");
+    let out = env.cmd(&["--color=always", "status"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("{RED}evil\\u001b[2J.txt\x1b[m")),
+        "{text:?}"
+    );
+    assert!(!text.contains("\x1b[2J"), "{text:?}");
+    // Errors on stderr.
+    let out = env
+        .cmd(&["--color=always", "log", "nosuchrev"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with(&format!("{RED}error:\x1b[m unknown revision")),
+        "{err:?}"
+    );
+    assert!(err.contains(&format!("{YELLOW}hint:\x1b[m")), "{err:?}");
+    let err = env.fail(&["log", "nosuchrev"]);
+    assert!(!err.contains('\x1b'), "{err:?}");
+    // A value clap does not know is a usage error.
+    let err = env.fail_with(2, &["--color=sometimes", "status"]);
+    assert!(err.contains("sometimes"), "{err}");
 }
