@@ -55,6 +55,11 @@ pub struct Cli {
     /// No progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Log what the command does to stderr, with the time each phase of
+    /// add, commit, checkout, status, gc and fsck took (`-vv`: more
+    /// detail). MEDIAGIT_LOG=debug (or any tracing filter) does the same.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Print log, show, diff and reflog straight to the terminal, without
     /// a pager.
     #[arg(long, global = true)]
@@ -546,6 +551,7 @@ fn main() -> ExitCode {
         mediagit_repo::failpoint::configure(&spec);
     }
     output::color::init(cli.color);
+    init_logging(cli.verbose);
     let chdir = match &cli.chdir {
         Some(dir) => std::env::set_current_dir(dir).map_err(|e| {
             CommandError::user(
@@ -581,6 +587,42 @@ fn main() -> ExitCode {
 }
 
 pub type CmdResult = Result<(), CommandError>;
+
+/// `-v` / `MEDIAGIT_LOG`: tracing events and phase timings (each span's
+/// `close` line carries `time.busy`) on stderr. Nothing is set up (and
+/// nothing costs) without either.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    use tracing_subscriber::EnvFilter;
+    let ours = |level: &str| {
+        format!("mediagit={level},mediagit_repo={level},mediagit_storage={level},mediagit_pipeline={level}")
+    };
+    let filter = match std::env::var("MEDIAGIT_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!(
+                    "warning: MEDIAGIT_LOG={spec:?} is not a log filter ({e}); using \"debug\""
+                );
+                EnvFilter::new(ours("debug"))
+            }
+        },
+        _ => match verbose {
+            0 => return,
+            1 => EnvFilter::new(ours("info")),
+            2 => EnvFilter::new(ours("debug")),
+            _ => EnvFilter::new(ours("trace")),
+        },
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_ansi(output::color::stderr_on())
+        .with_target(false)
+        .try_init();
+}
 
 /// Whether the command given asked for `--json` output (then its errors
 /// are JSON too).

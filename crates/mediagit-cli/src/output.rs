@@ -276,6 +276,11 @@ pub mod color {
         wrap(STDOUT.load(Ordering::Relaxed), s, &super::safe(text))
     }
 
+    /// Whether stderr is coloured.
+    pub fn stderr_on() -> bool {
+        STDERR.load(Ordering::Relaxed)
+    }
+
     /// [`paint`] for stderr.
     pub fn paint_err(s: Style, text: &str) -> String {
         wrap(STDERR.load(Ordering::Relaxed), s, &super::safe(text))

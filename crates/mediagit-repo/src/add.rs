@@ -67,6 +67,7 @@ impl Repository {
         self.add_locked(opts, progress)
     }
 
+    #[tracing::instrument(name = "add", level = "info", skip_all)]
     pub(crate) fn add_locked(
         &self,
         opts: &AddOptions,
@@ -98,6 +99,7 @@ impl Repository {
                 resolved.insert(c);
             }
         }
+        let scan = tracing::info_span!("scan").entered();
         for scope in &scopes {
             // A path beyond a symlinked directory is refused (as Git does):
             // reading it would read outside the working tree.
@@ -251,6 +253,8 @@ impl Repository {
         };
         let (resumed_files, resumed_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
         let journaled = Some((&journal, checkpoints));
+        drop(scan);
+        let store = tracing::info_span!("store", files = jobs.len()).entered();
         let results = with_ingester(odb, self.config().chunking, &[], journaled, |ing| {
             let one = |j: &Job| {
                 // Stored whole by an interrupted add, and still the same.
@@ -362,6 +366,7 @@ impl Repository {
                 idx.entries.remove(parent);
             }
         }
+        drop(store);
         idx.resume.extend(resume);
         // One merge (jobs ran largest first, not in path order). The paths
         // are unique (each was queued once), so an in-place sort serves.

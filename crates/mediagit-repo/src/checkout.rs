@@ -103,6 +103,7 @@ impl Repository {
     }
 
     /// [`Self::checkout`] under a lock the caller holds.
+    #[tracing::instrument(name = "checkout", level = "info", skip_all)]
     fn checkout_locked(
         &self,
         _held: &crate::repo::RepoLock,
@@ -146,6 +147,7 @@ impl Repository {
         // from the index, not a map (the scan's own copies are freed at
         // once: at a million files changed, 50 MiB).
         let changed: Vec<&str> = {
+            let _s = tracing::info_span!("scan").entered();
             let scan = self.scan_worktree(&idx, "")?;
             let mut v: Vec<&str> = scan
                 .changed
@@ -159,6 +161,7 @@ impl Repository {
         // The target's files are walked, never listed whole (at a million
         // files, 140 MiB): once here to decide, then again to check and to
         // write the files marked here by their place in the walk.
+        let decide = tracing::info_span!("decide").entered();
         let mut new_walk = walk(odb, &new_root)?;
         let mut old_walk: Option<TreeWalk> = match head_root {
             None => None,
@@ -249,6 +252,13 @@ impl Repository {
                 }
             }
         }
+        drop(decide);
+        tracing::debug!(
+            write = marks.count,
+            remove = to_remove.len(),
+            conflicts = conflicts.len(),
+            "decided"
+        );
         if !conflicts.is_empty() {
             return Err(RepoError::WouldOverwriteChanges { paths: conflicts });
         }
@@ -266,6 +276,7 @@ impl Repository {
         // would have to delete them half way; refused as local changes.
         let mut staged_in_the_way = Vec::new();
         if !force {
+            let _s = tracing::info_span!("check-in-the-way").entered();
             let tracked = |p: &str| idx.entries.contains_key(p);
             // (Built in path order.)
             let removing = |p: &str| to_remove.binary_search_by(|r| r.as_str().cmp(p)).is_ok();
@@ -367,11 +378,13 @@ impl Repository {
             guard.check(p)?;
         }
         let mut guard = ParentGuard::after_removing(root, to_remove.iter().map(String::as_str));
-        to_write.for_each(&mut |p, _| guard.check(p))?;
+        tracing::info_span!("check-paths")
+            .in_scope(|| to_write.for_each(&mut |p, _| guard.check(p)))?;
         // Every manifest, checked against its tree entry, before anything is
         // written: sizes come from the manifests (whose chunk lengths add up),
         // never from what a tree claims.
-        let manifests = checked_manifests(odb, to_write)?;
+        let manifests =
+            tracing::info_span!("check-manifests").in_scope(|| checked_manifests(odb, to_write))?;
         // Refuse up front, before touching anything, when the files cannot
         // fit: a checkout that runs out of space half way leaves a mixed tree.
         // Net need: new bytes minus the files they replace or that are
@@ -390,6 +403,7 @@ impl Repository {
                     .into(),
             )
         };
+        let space = tracing::info_span!("check-space").entered();
         let mut new: u64 = 0;
         let mut largest: u64 = 0;
         let mut files: u64 = 0;
@@ -424,6 +438,8 @@ impl Repository {
                 });
             }
         }
+        drop(space);
+        let removing = tracing::info_span!("remove", files = to_remove.len()).entered();
         // (Every path was checked above: never through a symlinked directory.)
         for p in to_remove {
             let abs = root.join(p);
@@ -437,6 +453,8 @@ impl Repository {
             idx.entries.remove(p);
             out.removed += 1;
         }
+        drop(removing);
+        let writing = tracing::info_span!("write", files, bytes = new).entered();
         progress.start("checking out", new, files);
         // In groups of files in path order; each group's entries replace the
         // index's where it has the path (in place: a checkout of a million
@@ -477,7 +495,8 @@ impl Repository {
             // leave a file of the right size and time but other bytes that
             // `status` would call clean. One filesystem-wide flush, as
             // `cp -r` followed by `sync` (the benchmark's reference).
-            sync_filesystem(root)?;
+            drop(writing);
+            tracing::info_span!("sync").in_scope(|| sync_filesystem(root))?;
         }
         idx.entries.insert_many(fresh);
         Ok(out)

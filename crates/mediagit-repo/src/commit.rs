@@ -57,6 +57,7 @@ impl Repository {
         }
     }
 
+    #[tracing::instrument(name = "commit", level = "info", skip_all)]
     pub fn commit(&self, opts: &CommitOptions, progress: &dyn Progress) -> Result<ObjectId> {
         let _lock = self.workspace()?.lock()?;
         if opts.message.trim().is_empty() {
@@ -82,7 +83,8 @@ impl Repository {
         let odb = self.odb()?;
         let mut session = odb.session();
         let mut trees = Vec::new();
-        let tree = write_tree(&mut session, idx.entries.values(), &mut trees)?;
+        let tree = tracing::info_span!("write-trees", files = idx.entries.len())
+            .in_scope(|| write_tree(&mut session, idx.entries.values(), &mut trees))?;
         let parent_tree = match parent {
             Some(p) => Some(odb.read_commit(&p)?.tree),
             None => None,
@@ -106,7 +108,8 @@ impl Repository {
         // Never move a branch to a commit whose files the store lost: on a
         // shared store, another working tree's gc may have removed objects
         // this one staged (reused) after they were staged.
-        self.confirm_stored(odb, &mut idx, parent_tree, &trees)?;
+        tracing::info_span!("confirm-stored", trees = trees.len())
+            .in_scope(|| self.confirm_stored(odb, &mut idx, parent_tree, &trees))?;
         let what = if parent.is_none() {
             "commit (initial)"
         } else {

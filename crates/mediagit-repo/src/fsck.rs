@@ -86,6 +86,7 @@ struct Checked {
 }
 
 impl Repository {
+    #[tracing::instrument(name = "fsck", level = "info", skip_all)]
     pub fn fsck(&self, opts: &FsckOptions, progress: &dyn Progress) -> Result<FsckReport> {
         if (opts.repair || opts.lost_found) && self.workspace_opt().is_none() {
             // Both write files beside the store (damaged/, lost-found/).

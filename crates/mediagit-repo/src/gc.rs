@@ -97,6 +97,7 @@ pub struct GcReport {
 }
 
 impl Repository {
+    #[tracing::instrument(name = "gc", level = "info", skip_all)]
     pub fn gc(&self, opts: &GcOptions, progress: &dyn Progress) -> Result<GcReport> {
         let _lock = self.lock_local()?;
         let storage = self.storage().clone();

@@ -238,6 +238,7 @@ impl Repository {
     }
 
     /// Full status. Refreshes the index's stat cache when the lock is free.
+    #[tracing::instrument(name = "status", level = "info", skip_all)]
     pub fn status(&self) -> Result<Status> {
         let root = self.worktree()?.to_path_buf();
         let lock = self.workspace()?.lock().ok();

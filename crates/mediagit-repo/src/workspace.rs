@@ -177,6 +177,7 @@ impl Workspace {
         self.dir().join("index")
     }
 
+    #[tracing::instrument(name = "load-index", level = "info", skip_all)]
     pub fn load_index(&self) -> Result<WorktreeIndex> {
         match self.read_index_bytes()? {
             Some(bytes) => self.index_from_bytes(&bytes),
@@ -246,6 +247,7 @@ impl Workspace {
     }
 
     /// Writes the index atomically. Call only while holding the repository lock.
+    #[tracing::instrument(name = "save-index", level = "info", skip_all, fields(entries = idx.entries.len()))]
     pub fn save_index(&self, idx: &mut WorktreeIndex, codec: &ObjectCodec) -> Result<()> {
         idx.written_at = now_timestamp();
         // Entries still racily clean at this write are "smudged" (ctime
