@@ -1968,3 +1968,54 @@ fn a_damaged_manifest_is_named_by_its_file_in_checkout() {
     assert!(o.err.contains("needed by photo.bin"), "{}", o.err);
     assert!(!env.repo().join("photo.bin").exists());
 }
+
+/// A switch that fails while writing (a chunk of a file it writes is
+/// damaged) has removed nothing that was not in its way: the files the
+/// target drops are still there, and HEAD and the index are as they were.
+#[test]
+fn a_switch_failing_while_writing_has_removed_nothing_yet() {
+    let env = Env::new();
+    for i in 0..50 {
+        env.write(&format!("old/f{i:02}.txt"), format!("old {i}").as_bytes());
+    }
+    env.write("keep.txt", b"keep");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    env.ok(&["switch", "-c", "two"]);
+    fs::remove_dir_all(env.repo().join("old")).unwrap();
+    let before = packs(&env);
+    // Incompressible, so the stored chunk is big enough to damage.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let big: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    env.write("new/big.bin", &big);
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "two"]);
+    let new_pack = packs(&env)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    env.ok(&["switch", "main"]);
+    assert_eq!(env.read("old/f07.txt"), b"old 7");
+    corrupt_chunk(&new_pack);
+    let state = env.repo_state();
+    let err = env.fail(&["switch", "two"]);
+    assert!(err.contains("new/big.bin"), "{err}");
+    for i in 0..50 {
+        assert_eq!(
+            env.read(&format!("old/f{i:02}.txt")),
+            format!("old {i}").as_bytes(),
+            "old/f{i:02}.txt was removed by a switch that failed"
+        );
+    }
+    assert_eq!(env.read("keep.txt"), b"keep");
+    assert_eq!(env.repo_state(), state);
+    assert!(env.ok(&["status"]).contains("On branch main"));
+}

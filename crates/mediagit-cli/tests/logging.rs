@@ -58,7 +58,7 @@ fn verbose_logs_phase_timings_on_stderr_and_quiet_runs_log_nothing() {
     for phase in [
         "checkout:scan",
         "checkout:decide",
-        "checkout:check-manifests",
+        "checkout:check",
         "checkout:write{files=1 bytes=5000}",
         "checkout:sync",
     ] {

@@ -19,7 +19,7 @@ use crate::progress::Progress;
 use crate::refs::{Head, ReflogEntry};
 use crate::repo::Repository;
 use crate::status::compare;
-use crate::tree::{flatten, lookup, walk, FlatEntry, Lookup, TreeWalk};
+use crate::tree::{flatten, lookup, walk, FlatEntry, Lookup, Marks, TreeWalk};
 use crate::worktree::{make_entry, path_is_under, refuse_symlinked_parent, stat_info, ParentGuard};
 
 #[derive(Debug, Clone)]
@@ -254,7 +254,7 @@ impl Repository {
         }
         drop(decide);
         tracing::debug!(
-            write = marks.count,
+            write = marks.count(),
             remove = to_remove.len(),
             conflicts = conflicts.len(),
             "decided"
@@ -264,10 +264,7 @@ impl Repository {
         }
         drop(old_walk);
         drop(changed);
-        let mut to_write = Marked {
-            walk: new_walk,
-            marks,
-        };
+        let mut to_write = Marked::new(new_walk, marks);
         // Files the index does not track (untracked or ignored) in the way of
         // what the target creates: at the path, below it, or at a parent.
         let mut in_the_way = Vec::new();
@@ -370,26 +367,15 @@ impl Repository {
         let mut out = CheckoutOutcome::default();
         // Paths beyond a symlinked directory are refused before anything
         // changes (writing or removing through it would leave the tree).
-        // Removals come first, so a tracked symlink being removed may stand
-        // where a directory of files to write comes (the link goes, the
-        // directory is made); removals themselves never go through a link.
+        // Removals that stand in the way of a file to write come first, so
+        // a tracked symlink being removed may stand where a directory of
+        // files to write comes (the link goes, the directory is made);
+        // removals themselves never go through a link.
         let mut guard = ParentGuard::new(root);
         for p in to_remove {
             guard.check(p)?;
         }
         let mut guard = ParentGuard::after_removing(root, to_remove.iter().map(String::as_str));
-        tracing::info_span!("check-paths")
-            .in_scope(|| to_write.for_each(&mut |p, _| guard.check(p)))?;
-        // Every manifest, checked against its tree entry, before anything is
-        // written: sizes come from the manifests (whose chunk lengths add up),
-        // never from what a tree claims.
-        let manifests =
-            tracing::info_span!("check-manifests").in_scope(|| checked_manifests(odb, to_write))?;
-        // Refuse up front, before touching anything, when the files cannot
-        // fit: a checkout that runs out of space half way leaves a mixed tree.
-        // Net need: new bytes minus the files they replace or that are
-        // removed, plus the largest file (its old copy stays until the new
-        // one is complete). Sums are checked: sizes come from the store.
         let existing = |p: &str| {
             fs::symlink_metadata(root.join(p))
                 .ok()
@@ -403,13 +389,24 @@ impl Repository {
                     .into(),
             )
         };
-        let space = tracing::info_span!("check-space").entered();
-        let mut new: u64 = 0;
-        let mut largest: u64 = 0;
-        let mut files: u64 = 0;
-        let mut freed: u64 = 0;
+        // One pass over the files to write checks everything before
+        // anything changes: each path (never beyond a symlinked directory),
+        // each manifest against its tree entry (sizes come from manifests,
+        // whose chunk lengths add up, never from what a tree claims), and
+        // the space needed. It also finds the removals in the way of a
+        // write (a tracked file where a directory comes, or tracked files
+        // below a path that becomes a file): those go first; the others go
+        // after every file is written, so that a failure while writing
+        // (a chunk or a tree that cannot be read) has deleted nothing else.
+        let mut early = vec![false; to_remove.len()];
+        let (mut new, mut largest, mut files, mut freed) = (0u64, 0u64, 0u64, 0u64);
+        let mut manifests: IdMap<Manifest> = IdMap::default();
+        let mut retained = 0usize;
+        let mut group: Vec<(String, FlatEntry)> = Vec::with_capacity(WRITE_GROUP);
+        let checking = tracing::info_span!("check").entered();
         to_write.for_each(&mut |p, e| {
-            // Every file's size is its manifest's (checked equal above).
+            guard.check(p)?;
+            // Every file's size is its manifest's (checked in the group).
             let n = match e.kind {
                 IndexKind::Symlink => 0,
                 _ => e.size,
@@ -418,30 +415,68 @@ impl Repository {
             largest = largest.max(n);
             files += 1;
             freed = freed.saturating_add(existing(p));
+            let mut parent = p;
+            while let Some(i) = parent.rfind('/') {
+                parent = &parent[..i];
+                if let Ok(k) = to_remove.binary_search_by(|r| r.as_str().cmp(parent)) {
+                    early[k] = true;
+                }
+            }
+            let below = format!("{p}/");
+            let from = to_remove.partition_point(|r| r.as_str() < below.as_str());
+            for (k, r) in to_remove.iter().enumerate().skip(from) {
+                if !r.starts_with(&below) {
+                    break;
+                }
+                early[k] = true;
+            }
+            if e.kind != IndexKind::Symlink {
+                group.push((p.to_string(), e.clone()));
+                if group.len() == WRITE_GROUP {
+                    check_group(odb, &mut group, &mut manifests, &mut retained)?;
+                }
+            }
             Ok(())
         })?;
-        freed = to_remove
-            .iter()
-            .map(|p| existing(p))
-            .fold(freed, u64::saturating_add);
-        let need = new
-            .saturating_sub(freed)
-            .checked_add(largest)
-            .ok_or_else(overflow)?;
-        if let Some(avail) = available_space(root) {
-            let margin = 16 << 20;
-            if need.saturating_add(margin) > avail {
-                return Err(RepoError::NoSpace {
-                    path: root.to_path_buf(),
-                    need,
-                    available: avail,
-                });
+        check_group(odb, &mut group, &mut manifests, &mut retained)?;
+        drop(checking);
+        // Refuse up front, before touching anything, when the files cannot
+        // fit: a checkout that runs out of space half way leaves a mixed tree.
+        // Net need: new bytes minus the files they replace or that are
+        // removed first, plus the largest file (its old copy stays until the
+        // new one is complete). When the files fit only once every removal
+        // is done, every removal goes first. Sums are checked: sizes come
+        // from the store.
+        let (mut freed_early, mut freed_late) = (freed, 0u64);
+        for (r, &first) in to_remove.iter().zip(&early) {
+            match first {
+                true => freed_early = freed_early.saturating_add(existing(r)),
+                false => freed_late = freed_late.saturating_add(existing(r)),
             }
         }
-        drop(space);
-        let removing = tracing::info_span!("remove", files = to_remove.len()).entered();
-        // (Every path was checked above: never through a symlinked directory.)
-        for p in to_remove {
+        let need = |freed: u64| {
+            new.saturating_sub(freed)
+                .checked_add(largest)
+                .ok_or_else(overflow)
+        };
+        let (need_late, need_all) = (
+            need(freed_early)?,
+            need(freed_early.saturating_add(freed_late))?,
+        );
+        if let Some(avail) = available_space(root) {
+            let margin = 16 << 20;
+            if need_late.saturating_add(margin) > avail {
+                if need_all.saturating_add(margin) > avail {
+                    return Err(RepoError::NoSpace {
+                        path: root.to_path_buf(),
+                        need: need_all,
+                        available: avail,
+                    });
+                }
+                early.fill(true);
+            }
+        }
+        let remove = |p: &str, idx: &mut crate::worktree::WorktreeIndex| -> Result<()> {
             let abs = root.join(p);
             match fs::remove_file(&abs) {
                 Ok(()) => {}
@@ -451,9 +486,16 @@ impl Repository {
             remove_empty_parents(root, p);
             crate::failpoint::hit("write:checkout-remove");
             idx.entries.remove(p);
-            out.removed += 1;
+            Ok(())
+        };
+        // (Every path was checked above: never through a symlinked directory.)
+        {
+            let _s = tracing::info_span!("remove-first").entered();
+            for (p, _) in to_remove.iter().zip(&early).filter(|(_, &first)| first) {
+                remove(p, idx)?;
+                out.removed += 1;
+            }
         }
-        drop(removing);
         let writing = tracing::info_span!("write", files, bytes = new).entered();
         progress.start("checking out", new, files);
         // In groups of files in path order; each group's entries replace the
@@ -462,9 +504,10 @@ impl Repository {
         // wait for one merge at the end. The index is saved by the caller,
         // after the flush below.
         let mut fresh = Vec::new();
-        let mut group: Vec<(String, FlatEntry)> = Vec::with_capacity(WRITE_GROUP);
         let workers = self.read_workers();
-        let mut write_group = |group: &mut Vec<(String, FlatEntry)>| -> Result<()> {
+        let mut write_group = |group: &mut Vec<(String, FlatEntry)>,
+                               idx: &mut crate::worktree::WorktreeIndex|
+         -> Result<()> {
             // Largest files first, so the workers finish together.
             group.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
             let done = parallel_map_n(group, workers, |(p, e)| {
@@ -483,19 +526,26 @@ impl Repository {
         to_write.for_each(&mut |p, e| {
             group.push((p.to_string(), e.clone()));
             if group.len() == WRITE_GROUP {
-                write_group(&mut group)?;
+                write_group(&mut group, idx)?;
             }
             Ok(())
         })?;
-        write_group(&mut group)?;
+        write_group(&mut group, idx)?;
         progress.finish();
+        drop(writing);
+        {
+            let _s = tracing::info_span!("remove").entered();
+            for (p, _) in to_remove.iter().zip(&early).filter(|(_, &first)| !first) {
+                remove(p, idx)?;
+                out.removed += 1;
+            }
+        }
         if out.written > 0 {
             // The index about to be saved vouches for these files by their
             // stat: their bytes must be on disk first, or a power cut could
             // leave a file of the right size and time but other bytes that
             // `status` would call clean. One filesystem-wide flush, as
             // `cp -r` followed by `sync` (the benchmark's reference).
-            drop(writing);
             tracing::info_span!("sync").in_scope(|| sync_filesystem(root))?;
         }
         idx.entries.insert_many(fresh);
@@ -761,60 +811,32 @@ impl Writes for Listed<'_> {
 }
 
 /// The files of a tree marked by their place in its walk: each pass walks
-/// the tree again (the same objects, verified by id, in the same order).
+/// the tree again (the same objects, verified by id, in the same order),
+/// reading only the directories that hold marked files.
 struct Marked<'o> {
     walk: TreeWalk<'o>,
-    marks: Marks,
+    any: bool,
+}
+
+impl<'o> Marked<'o> {
+    fn new(mut walk: TreeWalk<'o>, marks: Marks) -> Marked<'o> {
+        let any = marks.count() > 0;
+        walk.only(Some(marks));
+        Marked { walk, any }
+    }
 }
 
 impl Writes for Marked<'_> {
     fn for_each(&mut self, f: &mut dyn FnMut(&str, &FlatEntry) -> Result<()>) -> Result<()> {
-        if self.marks.count == 0 {
+        if !self.any {
             return Ok(());
         }
         self.walk.rewind()?;
         while let Some((p, e)) = self.walk.current() {
-            if self.marks.get(self.walk.position()) {
-                f(p, e)?;
-            }
+            f(p, e)?;
             self.walk.advance()?;
         }
         Ok(())
-    }
-}
-
-/// One bit per file of a walk (a million files: 125 KiB).
-struct Marks {
-    bits: Vec<u64>,
-    count: u64,
-}
-
-impl Marks {
-    fn new(files: u64) -> Marks {
-        Marks {
-            bits: vec![0; usize::try_from(files.div_ceil(64)).unwrap_or(0)],
-            count: 0,
-        }
-    }
-
-    fn set(&mut self, i: u64) {
-        if let Some(w) = usize::try_from(i / 64)
-            .ok()
-            .and_then(|w| self.bits.get_mut(w))
-        {
-            let bit = 1u64 << (i % 64);
-            if *w & bit == 0 {
-                *w |= bit;
-                self.count += 1;
-            }
-        }
-    }
-
-    fn get(&self, i: u64) -> bool {
-        usize::try_from(i / 64)
-            .ok()
-            .and_then(|w| self.bits.get(w))
-            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
     }
 }
 
@@ -822,32 +844,13 @@ impl Marks {
 /// request for many manifests on an object store.
 const WRITE_GROUP: usize = 4096;
 
-/// The manifests of the files to write, read with as few requests as
-/// possible (on an object store: one GET for many, not one per file), each
-/// checked against the tree entry that names it: same size, same content
-/// id. A forged tree (a 1-byte entry whose manifest restores 2 GiB, or an
-/// entry whose content id is another file's) is refused by path.
-///
-/// Returns the manifests (as many as fit in [`MANIFEST_BUDGET`]; the others
-/// are read again when their file is written).
-fn checked_manifests(odb: &Odb, to_write: &mut dyn Writes) -> Result<IdMap<Manifest>> {
-    let mut kept: IdMap<Manifest> = IdMap::default();
-    let mut retained = 0usize;
-    let mut group: Vec<(String, FlatEntry)> = Vec::with_capacity(WRITE_GROUP);
-    to_write.for_each(&mut |p, e| {
-        if e.kind != IndexKind::Symlink {
-            group.push((p.to_string(), e.clone()));
-            if group.len() == WRITE_GROUP {
-                check_group(odb, &mut group, &mut kept, &mut retained)?;
-            }
-        }
-        Ok(())
-    })?;
-    check_group(odb, &mut group, &mut kept, &mut retained)?;
-    Ok(kept)
-}
-
-/// [`checked_manifests`] for one group of files, emptied after.
+/// Checks one group of files to write against their manifests, read with
+/// as few requests as possible (on an object store: one GET for many, not
+/// one per file): same size, same content id. A forged tree (a 1-byte
+/// entry whose manifest restores 2 GiB, or an entry whose content id is
+/// another file's) is refused by path. Keeps the manifests in `kept` as
+/// long as they fit in [`MANIFEST_BUDGET`] (the others are read again when
+/// their file is written). The group is emptied after.
 fn check_group(
     odb: &Odb,
     group: &mut Vec<(String, FlatEntry)>,

@@ -209,10 +209,18 @@ pub fn walk_keeping<'o>(odb: &'o Odb, tree: &ObjectId, keep: usize) -> Result<Tr
     let Bounded {
         files,
         kept,
-        kept_bytes,
         expansions,
     } = read_bounded(odb, tree, keep)?;
-    let kept = kept.into_iter().map(|(id, t)| (id, Rc::new(t))).collect();
+    // Each kept tree is put in path order once, here.
+    let mut kept_bytes = 0usize;
+    let kept = kept
+        .into_iter()
+        .map(|(id, t)| {
+            let l = Listing::of(t, &files);
+            kept_bytes += l.cost();
+            (id, Rc::new(l))
+        })
+        .collect();
     let mut w = TreeWalk {
         odb,
         root: *tree,
@@ -227,6 +235,8 @@ pub fn walk_keeping<'o>(odb: &'o Odb, tree: &ObjectId, keep: usize) -> Result<Tr
         path: String::new(),
         current: None,
         position: 0,
+        next_position: 0,
+        only: None,
     };
     w.start()?;
     Ok(w)
@@ -237,6 +247,8 @@ pub fn walk_keeping<'o>(odb: &'o Odb, tree: &ObjectId, keep: usize) -> Result<Tr
 /// [`TreeWalk::current`] is the file the cursor is at; [`TreeWalk::advance`]
 /// moves on; [`TreeWalk::rewind`] starts over (reading again the trees it
 /// no longer keeps: the same objects, verified by id, so the same files).
+/// With [`TreeWalk::only`], it stops only at marked files and does not
+/// read the directories that hold none.
 pub struct TreeWalk<'o> {
     odb: &'o Odb,
     root: ObjectId,
@@ -246,7 +258,7 @@ pub struct TreeWalk<'o> {
     /// Listings of each tree still to come, and all of them (for rewind).
     expansions: HashMap<ObjectId, u64>,
     all_expansions: HashMap<ObjectId, u64>,
-    kept: HashMap<ObjectId, Rc<Tree>>,
+    kept: HashMap<ObjectId, Rc<Listing>>,
     kept_bytes: usize,
     /// The path of the directory being listed.
     dir: String,
@@ -254,16 +266,122 @@ pub struct TreeWalk<'o> {
     /// The current file's path and entry.
     path: String,
     current: Option<FlatEntry>,
-    /// How many files came before the current one.
+    /// The current file's place in path order, and the next file's.
     position: u64,
+    next_position: u64,
+    only: Option<Marks>,
 }
 
-/// A directory being listed: its tree, its entries' indexes in path order
-/// (reversed, so the next is popped), and the length of `dir` before it.
-struct Frame {
-    tree: Rc<Tree>,
+/// A tree's entries that list files (files, and directories holding some),
+/// by index, in path order: a directory sorts as its name followed by `/`.
+/// Made once per tree read (kept trees keep it).
+struct Listing {
+    tree: Tree,
     order: Vec<u32>,
+}
+
+impl Listing {
+    fn of(tree: Tree, files: &HashMap<ObjectId, u64>) -> Listing {
+        let lists = |e: &TreeEntry| match &e.kind {
+            // A directory without files adds nothing (and a forged tree
+            // naming one empty tree a million times costs no sorting).
+            EntryKind::Dir { tree } => files.get(tree).is_some_and(|&n| n > 0),
+            _ => true,
+        };
+        let mut order: Vec<u32> = (0..tree.entries.len() as u32)
+            .filter(|&i| lists(&tree.entries[i as usize]))
+            .collect();
+        // Entries are sorted by name already (trees are checked): a stable
+        // sort of nearly sorted input is close to linear.
+        let is_dir = |e: &TreeEntry| matches!(e.kind, EntryKind::Dir { .. });
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&tree.entries[a as usize], &tree.entries[b as usize]);
+            let (x, y) = (a.name.as_bytes(), b.name.as_bytes());
+            let n = x.len().min(y.len());
+            x[..n].cmp(&y[..n]).then_with(|| {
+                let next = |s: &[u8], dir: bool| s.get(n).copied().or(dir.then_some(b'/'));
+                next(x, is_dir(a)).cmp(&next(y, is_dir(b)))
+            })
+        });
+        Listing { tree, order }
+    }
+
+    fn cost(&self) -> usize {
+        tree_cost(&self.tree) + 4 * self.order.len()
+    }
+}
+
+/// A directory being listed: its listing, the next place in its order,
+/// and the length of `dir` before it.
+struct Frame {
+    listing: Rc<Listing>,
+    next: usize,
     dir_len: usize,
+}
+
+/// One bit per file of a walk, by place in path order (a million files:
+/// 125 KiB).
+#[derive(Debug, Clone, Default)]
+pub struct Marks {
+    bits: Vec<u64>,
+    count: u64,
+}
+
+impl Marks {
+    pub fn new(files: u64) -> Marks {
+        Marks {
+            bits: vec![0; usize::try_from(files.div_ceil(64)).unwrap_or(0)],
+            count: 0,
+        }
+    }
+
+    /// Marks file `i` (beyond the size given to `new`: ignored).
+    pub fn set(&mut self, i: u64) {
+        if let Some(w) = usize::try_from(i / 64)
+            .ok()
+            .and_then(|w| self.bits.get_mut(w))
+        {
+            let bit = 1u64 << (i % 64);
+            if *w & bit == 0 {
+                *w |= bit;
+                self.count += 1;
+            }
+        }
+    }
+
+    pub fn get(&self, i: u64) -> bool {
+        usize::try_from(i / 64)
+            .ok()
+            .and_then(|w| self.bits.get(w))
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+    }
+
+    /// How many files are marked.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether any of files `start..start + len` is marked.
+    pub fn any_in(&self, start: u64, len: u64) -> bool {
+        let end = start.saturating_add(len);
+        let mut i = start;
+        while i < end {
+            let Some(&word) = usize::try_from(i / 64).ok().and_then(|w| self.bits.get(w)) else {
+                return false;
+            };
+            let lo = i % 64;
+            let width = (64 - lo).min(end - i);
+            let mask = match width {
+                64 => u64::MAX,
+                w => ((1u64 << w) - 1) << lo,
+            };
+            if word & mask != 0 {
+                return true;
+            }
+            i += width;
+        }
+        false
+    }
 }
 
 impl<'o> TreeWalk<'o> {
@@ -283,6 +401,8 @@ impl<'o> TreeWalk<'o> {
             path: String::new(),
             current: None,
             position: 0,
+            next_position: 0,
+            only: None,
         }
     }
 
@@ -300,9 +420,16 @@ impl<'o> TreeWalk<'o> {
         self.current.as_ref().map(|e| (self.path.as_str(), e))
     }
 
-    /// The current file's place in path order (0 for the first).
+    /// The current file's place in path order among all the tree's files
+    /// (0 for the first), also when only marked files are visited.
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// From the next rewind on, visits only the files `marks` marks, and
+    /// reads no directory that holds none of them (`None`: every file).
+    pub fn only(&mut self, marks: Option<Marks>) {
+        self.only = marks;
     }
 
     /// Starts over at the first file.
@@ -310,13 +437,16 @@ impl<'o> TreeWalk<'o> {
         self.expansions = self.all_expansions.clone();
         self.stack.clear();
         self.dir.clear();
-        self.position = 0;
         self.start()
     }
 
     fn start(&mut self) -> Result<()> {
         self.current = None;
-        if !self.is_empty() {
+        self.position = 0;
+        self.next_position = 0;
+        let root_files = self.len();
+        let wanted = self.only.as_ref().is_none_or(|m| m.any_in(0, root_files));
+        if root_files > 0 && wanted {
             self.enter(self.root, "")?;
             self.next_file()?;
         }
@@ -326,7 +456,6 @@ impl<'o> TreeWalk<'o> {
     /// Moves to the next file.
     pub fn advance(&mut self) -> Result<()> {
         if self.current.is_some() {
-            self.position += 1;
             self.next_file()?;
         }
         Ok(())
@@ -345,39 +474,30 @@ impl<'o> TreeWalk<'o> {
             *n = n.saturating_sub(1);
             *n
         });
-        let tree = match self.kept.get(&id) {
-            Some(t) if left == 0 => {
-                let t = t.clone();
+        let listing = match self.kept.get(&id) {
+            Some(l) if left == 0 => {
+                let l = l.clone();
                 // Its last listing: no longer kept once this one is done.
                 if self.kept.remove(&id).is_some() {
-                    self.kept_bytes = self.kept_bytes.saturating_sub(tree_cost(&t));
+                    self.kept_bytes = self.kept_bytes.saturating_sub(l.cost());
                 }
-                t
+                l
             }
-            Some(t) => t.clone(),
+            Some(l) => l.clone(),
             None => {
                 // Read again (checked and counted by `read_bounded`).
-                let t = Rc::new(self.odb.read_tree(&id)?);
-                let cost = tree_cost(&t);
+                let l = Rc::new(Listing::of(self.odb.read_tree(&id)?, &self.files));
+                let cost = l.cost();
                 if left > 0 && self.kept_bytes.saturating_add(cost) <= self.keep {
                     self.kept_bytes += cost;
-                    self.kept.insert(id, t.clone());
+                    self.kept.insert(id, l.clone());
                 }
-                t
+                l
             }
         };
-        // Path order: a directory sorts as its name followed by `/`.
-        fn key(e: &TreeEntry) -> impl Iterator<Item = u8> + '_ {
-            let slash = matches!(e.kind, EntryKind::Dir { .. }).then_some(b'/');
-            e.name.bytes().chain(slash)
-        }
-        let mut order: Vec<u32> = (0..tree.entries.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            key(&tree.entries[b as usize]).cmp(key(&tree.entries[a as usize]))
-        });
         self.stack.push(Frame {
-            tree,
-            order,
+            listing,
+            next: 0,
             dir_len,
         });
         Ok(())
@@ -389,20 +509,32 @@ impl<'o> TreeWalk<'o> {
                 self.current = None;
                 return Ok(());
             };
-            let Some(i) = frame.order.pop() else {
+            let Some(&i) = frame.listing.order.get(frame.next) else {
                 let len = frame.dir_len;
                 self.stack.pop();
                 self.dir.truncate(len);
                 continue;
             };
-            let tree = frame.tree.clone();
-            let e = &tree.entries[i as usize];
+            frame.next += 1;
+            let listing = frame.listing.clone();
+            let e = &listing.tree.entries[i as usize];
             match &e.kind {
-                // A directory without files adds nothing (and a forged tree
-                // naming one empty tree a million times costs no reads).
-                EntryKind::Dir { tree } if self.files.get(tree).is_none_or(|&n| n == 0) => {}
-                EntryKind::Dir { tree } => self.enter(*tree, &e.name)?,
+                EntryKind::Dir { tree } => {
+                    let n = self.files.get(tree).copied().unwrap_or(0);
+                    if let Some(m) = &self.only {
+                        if !m.any_in(self.next_position, n) {
+                            self.next_position += n;
+                            continue;
+                        }
+                    }
+                    self.enter(*tree, &e.name)?;
+                }
                 file => {
+                    let at = self.next_position;
+                    self.next_position += 1;
+                    if self.only.as_ref().is_some_and(|m| !m.get(at)) {
+                        continue;
+                    }
                     if let Some(f) = flat_entry(file) {
                         self.path.clear();
                         if !self.dir.is_empty() {
@@ -411,6 +543,7 @@ impl<'o> TreeWalk<'o> {
                         }
                         self.path.push_str(&e.name);
                         self.current = Some(f);
+                        self.position = at;
                         return Ok(());
                     }
                 }
@@ -440,9 +573,8 @@ fn tree_cost(t: &Tree) -> usize {
 struct Bounded {
     /// Files each tree expands to.
     files: HashMap<ObjectId, u64>,
-    /// The decoded trees that fit the budget, and their [`tree_cost`].
+    /// The decoded trees that fit the budget ([`tree_cost`]).
     kept: HashMap<ObjectId, Tree>,
-    kept_bytes: usize,
     /// How many times each tree that holds files is expanded in listing
     /// the root's files (once per place it appears).
     expansions: HashMap<ObjectId, u64>,
@@ -648,7 +780,6 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
     Ok(Bounded {
         files: trees.into_iter().map(|(id, c)| (id, c.files)).collect(),
         kept,
-        kept_bytes,
         expansions,
     })
 }

@@ -9,7 +9,7 @@ use mediagit_format::Signature;
 use mediagit_repo::add::AddOptions;
 use mediagit_repo::commit::CommitOptions;
 use mediagit_repo::progress::NoProgress;
-use mediagit_repo::tree::{flatten, walk_keeping};
+use mediagit_repo::tree::{flatten, walk_keeping, Marks};
 use mediagit_repo::{InitOptions, Repository};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
@@ -96,6 +96,26 @@ proptest! {
                 w.advance().unwrap();
             }
             prop_assert_eq!(&again, &out);
+            // Only marked files (every third, and the last), at the same
+            // places in path order.
+            let mut marks = Marks::new(w.len());
+            let want: Vec<(u64, String)> = out
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 3 == 1 || *i + 1 == out.len())
+                .map(|(i, (p, _))| (i as u64, p.clone()))
+                .collect();
+            for (i, _) in &want {
+                marks.set(*i);
+            }
+            w.only(Some(marks));
+            w.rewind().unwrap();
+            let mut got = Vec::new();
+            while let Some((p, _)) = w.current() {
+                got.push((w.position(), p.to_string()));
+                w.advance().unwrap();
+            }
+            prop_assert_eq!(&got, &want);
             Ok(out)
         };
         let kept = listed(usize::MAX)?;
@@ -185,5 +205,26 @@ proptest! {
             let st = repo.status().unwrap();
             prop_assert!(st.is_clean(), "{} is not clean after the switch", branch);
         }
+    }
+}
+
+proptest! {
+    /// `Marks::any_in` agrees with asking each place.
+    #[test]
+    fn marks_any_in_agrees_with_each_place(
+        set in proptest::collection::vec(0u64..300, 0..20),
+        start in 0u64..320,
+        len in 0u64..200,
+    ) {
+        let mut m = Marks::new(300);
+        for &i in &set {
+            m.set(i);
+        }
+        let naive = (start..start + len).any(|i| m.get(i));
+        prop_assert_eq!(m.any_in(start, len), naive);
+        let mut distinct = set.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        prop_assert_eq!(m.count(), distinct.len() as u64);
     }
 }
