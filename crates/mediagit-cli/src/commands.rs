@@ -167,7 +167,7 @@ pub fn run(cli: Cli) -> CmdResult {
             | Command::Show { .. }
             | Command::Diff { .. }
             | Command::Reflog(ReflogArgs { action: None, .. })
-    );
+    ) || matches!(&cli.command, Command::Help { what } if what.first().is_some_and(|w| crate::help_topics::find(w).is_some()));
     let _pager = match pages {
         true => crate::pager::start(cli.no_pager)?,
         false => None,
@@ -180,6 +180,7 @@ pub fn run(cli: Cli) -> CmdResult {
             write_stdout(&out)
         }
         Command::Man { out_dir } => man_pages(out_dir.map(|d| ctx.cwd.join(d))),
+        Command::Help { what } => help(&what),
         Command::Config(args) => crate::config_cmd::config(
             // Found, not opened: a repository whose settings do not parse
             // (or whose store is away) can still be read and repaired.
@@ -1362,6 +1363,61 @@ fn cat(ctx: &Ctx, spec: &str) -> CmdResult {
     Ok(out.flush()?)
 }
 
+/// `mediagit help [COMMAND... | TOPIC]`.
+fn help(what: &[String]) -> CmdResult {
+    let mut out = stdout();
+    if let Some(topic) = what.first().and_then(|w| crate::help_topics::find(w)) {
+        if what.len() > 1 {
+            return Err(CommandError::usage(format!(
+                "`help {}` takes nothing after the topic",
+                topic.name
+            )));
+        }
+        let text = topic.text().ok_or_else(|| {
+            CommandError::user(
+                "help-missing",
+                format!(
+                    "the text of `help {}` is missing from this build",
+                    topic.name
+                ),
+            )
+        })?;
+        out.write_all(text.as_bytes())?;
+        return Ok(out.flush()?);
+    }
+    let mut cmd = crate::cli_command();
+    cmd.build();
+    let mut at = &mut cmd;
+    for (i, name) in what.iter().enumerate() {
+        at = match at.find_subcommand_mut(name) {
+            Some(sub) => sub,
+            None => {
+                let topics: Vec<&str> = crate::help_topics::TOPICS.iter().map(|t| t.name).collect();
+                let within = match i {
+                    0 => String::new(),
+                    _ => format!(" in `{}`", what[..i].join(" ")),
+                };
+                return Err(CommandError::usage(format!(
+                    "no command{within} or topic named {name:?}"
+                ))
+                .with_hint(format!(
+                    "commands: `mediagit --help`; topics: {}",
+                    topics.join(", ")
+                )));
+            }
+        };
+    }
+    let mut text = at.render_long_help().to_string();
+    if what.is_empty() {
+        text.push_str("\nTopics (`mediagit help TOPIC`):\n");
+        for t in crate::help_topics::TOPICS {
+            text.push_str(&format!("  {:<10} {}\n", t.name, t.summary));
+        }
+    }
+    out.write_all(text.as_bytes())?;
+    Ok(out.flush()?)
+}
+
 /// `mediagit man`: the top page on stdout, or every page into a directory.
 fn man_pages(dir: Option<PathBuf>) -> CmdResult {
     let cmd = crate::cli_command();
@@ -1383,9 +1439,9 @@ fn man_pages(dir: Option<PathBuf>) -> CmdResult {
     // (`mediagit branch create ...`).
     let top = cmd.clone().disable_help_subcommand(true);
     let mut pages: Vec<(String, clap::Command)> = vec![("mediagit".into(), top)];
+    // (The top level's `help` is MediaGit's own command, with a page.)
     let mut todo: Vec<(Vec<String>, clap::Command)> = cmd
         .get_subcommands()
-        .filter(|c| c.get_name() != "help")
         .map(|c| (vec![c.get_name().to_string()], c.clone()))
         .collect();
     while let Some((words, sub)) = todo.pop() {

@@ -29,6 +29,7 @@ macro_rules! eprintln {
 mod command_error;
 mod commands;
 mod config_cmd;
+mod help_topics;
 mod maintenance;
 mod output;
 mod pager;
@@ -46,7 +47,9 @@ use command_error::CommandError;
 #[command(
     name = "mediagit",
     version,
-    about = "Version control and backup for large media files"
+    about = "Version control and backup for large media files",
+    disable_help_subcommand = true,
+    after_help = "Concepts: `mediagit help revisions`, `help ignore`, `help storage`, `help format`."
 )]
 pub struct Cli {
     /// Run as if started in DIR.
@@ -345,6 +348,14 @@ pub enum Command {
     Man {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
+    },
+    /// Help for a command (`mediagit help branch create`), or a concept:
+    /// revisions, ignore, storage, format (from the documentation).
+    Help {
+        /// A command (and subcommand), or a topic; none: every command and
+        /// topic.
+        #[arg(value_name = "COMMAND|TOPIC")]
+        what: Vec<String>,
     },
 }
 

@@ -93,7 +93,12 @@ fn manual_pages_render_with_man_one_per_command() {
             .replace("\\-", "-");
         for word in text.split_whitespace() {
             if let Some(name) = word.strip_suffix("(1)") {
-                assert!(!name.ends_with("-help"), "{p} refers to {name}(1)");
+                // clap's `help` of commands with subcommands has no page;
+                // MediaGit's own `mediagit help` has one.
+                assert!(
+                    !name.ends_with("-help") || name == "mediagit-help",
+                    "{p} refers to {name}(1)"
+                );
                 if name.starts_with("mediagit") {
                     assert!(
                         pages.contains(&format!("{name}.1")),
@@ -134,4 +139,53 @@ fn version_names_the_formats_it_reads() {
     assert!(long.contains("repository format 2 (reads 1..=2)"), "{long}");
     assert!(long.contains("worktree index 4"), "{long}");
     assert!(long.contains("features:"), "{long}");
+}
+
+/// `mediagit help TOPIC` prints the documents' own sections; `help
+/// COMMAND...` a command's help; anything else is a usage error naming
+/// the topics.
+#[test]
+fn help_topics_come_from_the_docs_and_help_commands_from_clap() {
+    let env = Env::empty();
+    let out = env.ok(&["help", "revisions"]);
+    assert!(out.starts_with("## Revisions"), "{out}");
+    assert!(
+        out.contains("`REV~N`") && out.contains("unique prefix"),
+        "{out}"
+    );
+    assert!(out.contains("docs/CLI.md"), "{out}");
+    let out = env.ok(&["help", "ignore"]);
+    assert!(out.starts_with("## Ignore rules"), "{out}");
+    let out = env.ok(&["help", "storage"]);
+    assert!(
+        out.starts_with("# Storage backends") && out.contains("s3://"),
+        "{out}"
+    );
+    assert!(out.contains("## Credentials"), "{out}");
+    let out = env.ok(&["help", "format"]);
+    assert!(
+        out.contains("## 1. Versioning") && out.contains("## 2. Layout"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("## 5. Pack files"),
+        "only the sections named: {out}"
+    );
+    let out = env.ok(&["help", "branch", "create"]);
+    assert!(out.contains("Usage: mediagit branch create"), "{out}");
+    let out = env.ok(&["help"]);
+    assert!(out.contains("Usage: mediagit"), "{out}");
+    for t in ["revisions", "ignore", "storage", "format"] {
+        assert!(out.contains(&format!("  {t:<10} ")), "{t}: {out}");
+    }
+    assert!(env.ok(&["--help"]).contains("mediagit help revisions"));
+    let err = env.fail_with(2, &["help", "nosuch"]);
+    assert!(
+        err.contains("no command or topic named \"nosuch\""),
+        "{err}"
+    );
+    assert!(err.contains("revisions, ignore, storage, format"), "{err}");
+    let err = env.fail_with(2, &["help", "branch", "nosuch"]);
+    assert!(err.contains("in `branch`"), "{err}");
+    env.fail_with(2, &["help", "format", "extra"]);
 }
