@@ -177,7 +177,22 @@ pub fn run(cli: Cli) -> CmdResult {
             let mut cmd = crate::cli_command();
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut cmd, "mediagit", &mut out);
+            if let Some(extra) = crate::completion_refs::extra(shell) {
+                out.extend_from_slice(extra.as_bytes());
+            }
             write_stdout(&out)
+        }
+        Command::CompleteRefs => {
+            // For completion scripts: quiet and empty outside a repository.
+            let Ok(repo) = ctx.repo() else { return Ok(()) };
+            let mut out = stdout();
+            for b in repo.branches().unwrap_or_default() {
+                writeln!(out, "{}", b.name)?;
+            }
+            for t in repo.tags().unwrap_or_default() {
+                writeln!(out, "{}", t.name)?;
+            }
+            Ok(out.flush()?)
         }
         Command::Man { out_dir } => man_pages(out_dir.map(|d| ctx.cwd.join(d))),
         Command::Help { what } => help(&what),
@@ -1442,6 +1457,7 @@ fn man_pages(dir: Option<PathBuf>) -> CmdResult {
     // (The top level's `help` is MediaGit's own command, with a page.)
     let mut todo: Vec<(Vec<String>, clap::Command)> = cmd
         .get_subcommands()
+        .filter(|c| !c.is_hide_set())
         .map(|c| (vec![c.get_name().to_string()], c.clone()))
         .collect();
     while let Some((words, sub)) = todo.pop() {

@@ -28,6 +28,7 @@ macro_rules! eprintln {
 
 mod command_error;
 mod commands;
+mod completion_refs;
 mod config_cmd;
 mod help_topics;
 mod maintenance;
@@ -349,6 +350,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// Branch and tag names, one per line, for completion scripts.
+    #[command(name = "__complete-refs", hide = true)]
+    CompleteRefs,
     /// Help for a command (`mediagit help branch create`), or a concept:
     /// revisions, ignore, storage, format (from the documentation).
     Help {

@@ -189,3 +189,88 @@ fn help_topics_come_from_the_docs_and_help_commands_from_clap() {
     assert!(err.contains("in `branch`"), "{err}");
     env.fail_with(2, &["help", "format", "extra"]);
 }
+
+/// bash's and fish's scripts complete branch and tag names from the
+/// repository at hand (mediagit __complete-refs), after `switch`,
+/// `checkout`, `log`..., and after `branch delete`; options still come
+/// from clap's script.
+#[test]
+fn completion_offers_the_repositorys_branches_and_tags() {
+    let env = Env::new();
+    env.write("a.txt", b"a");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    env.ok(&["branch", "create", "feature/grade"]);
+    env.ok(&["tag", "v1.0"]);
+    assert_eq!(env.ok(&["__complete-refs"]), "feature/grade\nmain\nv1.0\n");
+    // Outside a repository: nothing, and no error.
+    let outside = Env::empty();
+    assert_eq!(outside.ok(&["__complete-refs"]), "");
+    assert!(!env.ok(&["--help"]).contains("__complete-refs"));
+
+    let bin_dir = assert_cmd::cargo::cargo_bin("mediagit")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    let bash = env.ok(&["completions", "bash"]);
+    let complete = |words: &str, cword: usize| -> Vec<String> {
+        let out = Proc::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "{bash}\nCOMP_WORDS=({words}); COMP_CWORD={cword}; _mediagit_refs mediagit \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+            ))
+            .current_dir(env.repo())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        complete("mediagit switch ''", 2),
+        ["feature/grade", "main", "v1.0"]
+    );
+    assert_eq!(complete("mediagit checkout fe", 2), ["feature/grade"]);
+    assert_eq!(complete("mediagit branch delete m", 3), ["main"]);
+    assert!(complete("mediagit switch --fo", 2)
+        .iter()
+        .any(|w| w == "--force"));
+    assert!(complete("mediagit chec", 1).iter().any(|w| w == "checkout"));
+    // -C DIR: the names of that repository.
+    let elsewhere = format!("mediagit -C {} log v", env.repo().display());
+    let out = Proc::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{bash}\nCOMP_WORDS=({elsewhere}); COMP_CWORD=4; _mediagit_refs; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        ))
+        .current_dir(outside.root())
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v1.0\n");
+
+    let fish = env.ok(&["completions", "fish"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mediagit.fish");
+    std::fs::write(&file, &fish).unwrap();
+    let out = Proc::new("fish")
+        .arg("-c")
+        .arg(format!(
+            "source {}; complete -C 'mediagit switch '",
+            file.display()
+        ))
+        .current_dir(env.repo())
+        .env("PATH", &path)
+        .output()
+        .expect("fish is needed (scripts/install-test-deps.sh)");
+    let words: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or("").to_string())
+        .collect();
+    for want in ["feature/grade", "main", "v1.0"] {
+        assert!(words.iter().any(|w| w == want), "fish: {want} in {words:?}");
+    }
+}
