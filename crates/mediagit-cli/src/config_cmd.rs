@@ -18,6 +18,8 @@ use crate::CmdResult;
 enum Scope {
     Both,
     GlobalOnly,
+    /// Read from the repository's file only (they shape its storage).
+    LocalOnly,
 }
 
 /// Every key `config` sets, with where it may live and what it holds.
@@ -33,7 +35,22 @@ const KEYS: &[(&str, Scope, &str)] = &[
         Scope::GlobalOnly,
         "the pager for log, show, diff and reflog (\"\" or \"cat\": none)",
     ),
+    (
+        "core.checkpoint_bytes",
+        Scope::LocalOnly,
+        "add stores its packs after this many bytes of new data (a whole number)",
+    ),
+    (
+        "core.checkpoint_seconds",
+        Scope::LocalOnly,
+        "... and at least this often, in seconds (a whole number)",
+    ),
 ];
+
+/// Keys whose values are whole numbers (written as TOML integers).
+fn is_number(key: &str) -> bool {
+    key.starts_with("core.checkpoint_")
+}
 
 #[derive(clap::Args)]
 pub struct ConfigArgs {
@@ -156,6 +173,13 @@ fn check_value(key: &str, value: &str) -> CmdResult {
             format!("{key} {why}"),
         ))
     };
+    if is_number(key)
+        && !value
+            .parse::<u64>()
+            .is_ok_and(|n| n > 0 && n <= i64::MAX as u64)
+    {
+        return bad("must be a whole number above 0");
+    }
     if key.starts_with("author.") {
         if value.trim().is_empty() {
             return bad("cannot be empty");
@@ -339,7 +363,9 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
             // setting is never taken from a repository.
             let mut found = None;
             for (name, path) in files(cwd, args.global, args.local)? {
-                if scope == Scope::GlobalOnly && name != "global" {
+                if (scope == Scope::GlobalOnly && name != "global")
+                    || (scope == Scope::LocalOnly && name == "global")
+                {
                     continue;
                 }
                 let text = read(&path)?;
@@ -377,13 +403,15 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
                 )
                 .with_hint("fix the file with `mediagit config --edit`"));
             };
-            t.insert(leaf, toml_edit::value(value));
+            match value.parse::<i64>() {
+                Ok(n) if is_number(&key) => t.insert(leaf, toml_edit::value(n)),
+                _ => t.insert(leaf, toml_edit::value(value)),
+            };
             write(scope, &path, &doc.to_string())
         }
     }
 }
 
-/// The file a key is set in or removed from: `--global`, or the
 /// The file a key is set in or removed from: `--global`, or the
 /// repository's (the default).
 fn set_target(
@@ -397,6 +425,15 @@ fn set_target(
             format!("{key} is a personal setting, kept in your own settings file"),
         )
         .with_hint(format!("use `mediagit config --global {key} ...`")));
+    }
+    if known(key)? == Scope::LocalOnly && args.global {
+        return Err(CommandError::user(
+            "wrong-config-scope",
+            format!("{key} is a setting of the repository, kept in its .mediagit/config.toml"),
+        )
+        .with_hint(format!(
+            "use `mediagit config {key} ...` inside the repository"
+        )));
     }
     target(cwd, args.global)
 }

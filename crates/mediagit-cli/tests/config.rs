@@ -243,3 +243,36 @@ fn hostile_and_odd_files_and_values_are_handled_without_harm() {
     assert_eq!(std::fs::read_to_string(&repo_file).unwrap(), good);
     env.ok(&["status"]);
 }
+
+/// `core.checkpoint_*` live in the repository's file, as whole numbers the
+/// repository's own reader accepts; anything else leaves the file as it was.
+#[test]
+fn checkpoint_settings_are_the_repositorys_numbers() {
+    let env = Env::new();
+    let file = env.repo().join(".mediagit/config.toml");
+    env.ok(&["config", "core.checkpoint_bytes", "67108864"]);
+    env.ok(&["config", "core.checkpoint_seconds", "10"]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("checkpoint_bytes = 67108864\n"), "{text}");
+    assert!(text.contains("checkpoint_seconds = 10\n"), "{text}");
+    assert_eq!(env.ok(&["config", "core.checkpoint_bytes"]), "67108864\n");
+    for (value, why) in [
+        ("0", "whole number above 0"),
+        ("5.5", "whole number above 0"),
+        ("ten", "whole number above 0"),
+        ("1000", "at least 65536"),
+    ] {
+        let err = env.fail(&["config", "core.checkpoint_bytes", value]);
+        assert!(err.contains(why), "{value}: {err}");
+    }
+    let err = env.fail(&["config", "--global", "core.checkpoint_seconds", "5"]);
+    assert!(err.contains("setting of the repository"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    // add still works with them (and reads them: a bad one would refuse).
+    env.write("a.bin", &[1u8; 100_000]);
+    env.ok(&["add", "-A"]);
+    env.ok(&["config", "--unset", "core.checkpoint_bytes"]);
+    assert!(!std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("checkpoint_bytes"));
+}
