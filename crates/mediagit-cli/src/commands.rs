@@ -177,10 +177,8 @@ pub fn run(cli: Cli) -> CmdResult {
             let mut cmd = crate::cli_command();
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut cmd, "mediagit", &mut out);
-            if let Some(extra) = crate::completion_refs::extra(shell) {
-                out.extend_from_slice(extra.as_bytes());
-            }
-            write_stdout(&out)
+            let script = String::from_utf8_lossy(&out).into_owned();
+            write_stdout(crate::completion_refs::complete_refs(shell, script).as_bytes())
         }
         Command::CompleteRefs => {
             // For completion scripts: quiet and empty outside a repository.

@@ -1,13 +1,66 @@
-//! Branch and tag names completed from the repository at hand, where the
-//! shell allows it: clap_complete's scripts know the commands and options
-//! only, so bash's and fish's get a few lines appended that ask
+//! Branch and tag names completed from the repository at hand: clap_complete's
+//! scripts know the commands and options only, so bash's and fish's get a
+//! few lines appended, and zsh's main function is wrapped, to ask
 //! `mediagit __complete-refs` (hidden) for the names.
 
 /// Commands whose first argument is a revision.
 const REV_COMMANDS: &str = "switch checkout log show diff verify ls-tree";
 
+/// clap_complete's `script` for `shell`, with the names added where the
+/// shell allows.
+pub fn complete_refs(shell: clap_complete::Shell, script: String) -> String {
+    if shell == clap_complete::Shell::Zsh {
+        return zsh(script);
+    }
+    match extra(shell) {
+        Some(more) => script + &more,
+        None => script,
+    }
+}
+
+/// zsh: clap's `_mediagit` becomes `_mediagit_clap`, called by a
+/// `_mediagit` that offers the names first where a revision goes. The
+/// file stays an autoloadable `#compdef` function.
+fn zsh(script: String) -> String {
+    const TRAILER: &str = "if [ \"$funcstack[1]\" = \"_mediagit\" ]; then";
+    let Some(at) = script.find(TRAILER) else {
+        return script;
+    };
+    let (head, tail) = script.split_at(at);
+    let head = head.replacen("\n_mediagit() {\n", "\n_mediagit_clap() {\n", 1);
+    format!(
+        r#"{head}# Branch and tag names (mediagit __complete-refs) for commands that take a
+# revision, and for `branch delete/rename` and `tag delete`.
+_mediagit() {{
+    local i cmd= sub=
+    local -a dir
+    for ((i = 2; i < CURRENT; i++)); do
+        case $words[i] in
+            -C) dir=(-C $words[i+1]); ((i++)) ;;
+            --) [[ -n $cmd ]] && {{ _mediagit_clap "$@"; return }} ;;
+            -*) ;;
+            *) if [[ -z $cmd ]]; then cmd=$words[i]; elif [[ -z $sub ]]; then sub=$words[i]; fi ;;
+        esac
+    done
+    local want=
+    [[ -n $cmd && " {REV_COMMANDS} " == *" $cmd "* ]] && want=1
+    case "$cmd $sub" in "branch delete"|"branch rename"|"tag delete") want=1 ;; esac
+    if [[ -n $want && $PREFIX != -* ]]; then
+        local -a refs
+        refs=(${{(f)"$(mediagit $dir __complete-refs 2>/dev/null)"}})
+        if (( $#refs )); then
+            compadd -a refs && return 0
+        fi
+    fi
+    _mediagit_clap "$@"
+}}
+
+{tail}"#
+    )
+}
+
 /// Lines appended to clap_complete's script for `shell`, if any.
-pub fn extra(shell: clap_complete::Shell) -> Option<String> {
+fn extra(shell: clap_complete::Shell) -> Option<String> {
     match shell {
         clap_complete::Shell::Bash => Some(format!(
             r#"

@@ -252,6 +252,37 @@ fn completion_offers_the_repositorys_branches_and_tags() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "v1.0\n");
 
+    // zsh: clap's function becomes _mediagit_clap, wrapped; compadd and
+    // the clap part are stood in for (no interactive shell here).
+    let zsh = env.ok(&["completions", "zsh"]);
+    parses("zsh", &["-n"], &zsh, "zsh");
+    let zdir = tempfile::tempdir().unwrap();
+    let zfile = zdir.path().join("_mediagit");
+    std::fs::write(&zfile, &zsh).unwrap();
+    let zcomplete = |words: &str, prefix: &str| -> String {
+        let out = Proc::new("zsh")
+            .arg("-fc")
+            .arg(format!(
+                "compdef() {{ : }}; source {}; compadd() {{ [[ $1 == -a ]] && print -l -- ${{(P)2}} }}; _mediagit_clap() {{ print CLAP }}; words=({words}); CURRENT=${{#words}}; PREFIX='{prefix}'; _mediagit",
+                zfile.display()
+            ))
+            .current_dir(env.repo())
+            .env("PATH", &path)
+            .output()
+            .expect("zsh is needed (scripts/install-test-deps.sh)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        zcomplete("mediagit switch ''", ""),
+        "feature/grade\nmain\nv1.0\n"
+    );
+    assert_eq!(
+        zcomplete("mediagit tag delete v", "v"),
+        "feature/grade\nmain\nv1.0\n"
+    );
+    assert_eq!(zcomplete("mediagit switch --fo", "--fo"), "CLAP\n");
+    assert_eq!(zcomplete("mediagit add ''", ""), "CLAP\n");
+
     let fish = env.ok(&["completions", "fish"]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mediagit.fish");
