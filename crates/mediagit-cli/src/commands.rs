@@ -1080,6 +1080,11 @@ fn report_checkout(out: &mediagit_repo::checkout::CheckoutOutcome, what: &str) {
         human_size(out.bytes),
         out.removed
     );
+    for (path, why) in &out.not_removed {
+        eprintln!(
+            "warning: could not remove {path} ({why}); it is left in the working tree, untracked"
+        );
+    }
 }
 
 fn switch(

@@ -165,7 +165,7 @@ fn two_clients_share_one_bucket() {
     // a edits another file; its commit must not undo b's edit.
     env.write("other.txt", b"from a\n");
     env.ok(&["add", "other.txt"]);
-    let err = env.fail(&["commit", "-m", "a adds other.txt"]);
+    let err = env.fail_with(3, &["commit", "-m", "a adds other.txt"]);
     assert!(err.contains("refs/heads/main"), "{err}");
     assert!(err.contains("mediagit switch main"), "{err}");
     env.ok(&["switch", "main"]);
@@ -203,7 +203,11 @@ fn first_commits_from_two_clients_do_not_overwrite() {
         .cmd_in(&b, &["commit", "-m", "b first"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "b's commit must be refused");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "b's commit must be refused (exit 3: the branch moved)"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mediagit switch main"), "{err}");
     env.ok_in(&b, &["switch", "main"]);

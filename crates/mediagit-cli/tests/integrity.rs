@@ -2019,3 +2019,94 @@ fn a_switch_failing_while_writing_has_removed_nothing_yet() {
     assert_eq!(env.repo_state(), state);
     assert!(env.ok(&["status"]).contains("On branch main"));
 }
+
+/// A file the target drops that cannot be deleted once every file is
+/// written (immutable, or in a read-only directory) does not fail the
+/// switch half way: the switch completes, warns, and leaves the file
+/// untracked (as Git does).
+#[test]
+fn a_file_that_cannot_be_removed_after_writing_is_a_warning_not_a_half_switch() {
+    let env = Env::new();
+    env.write("keep/x.txt", b"x");
+    env.write("y.txt", b"y one");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    env.ok(&["switch", "-c", "two"]);
+    fs::remove_file(env.repo().join("keep/x.txt")).unwrap();
+    env.write("keep/z.txt", b"z");
+    env.write("y.txt", b"y two");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "two"]);
+    env.ok(&["switch", "main"]);
+    assert_eq!(env.read("keep/x.txt"), b"x");
+    let dir = env.repo().join("keep");
+    let x = dir.join("x.txt");
+    // Root ignores directory permissions: an immutable file instead.
+    // SAFETY: geteuid takes no arguments, cannot fail and touches no
+    // memory of ours.
+    let root = unsafe { libc::geteuid() } == 0;
+    let locked = if root {
+        std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&x)
+            .status()
+            .is_ok_and(|s| s.success())
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).is_ok()
+    };
+    let unlock = || {
+        if root {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .arg(&x)
+                .status();
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o755));
+        }
+    };
+    if !locked {
+        unlock();
+        eprintln!("chattr +i is not available on this filesystem; nothing to test");
+        return;
+    }
+    let out = env.cmd(&["switch", "two"]).output().unwrap();
+    unlock();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: could not remove keep/x.txt"),
+        "{err}"
+    );
+    assert_eq!(env.read("y.txt"), b"y two");
+    assert_eq!(env.read("keep/z.txt"), b"z");
+    assert_eq!(env.read("keep/x.txt"), b"x");
+    let st = env.ok(&["status", "--porcelain"]);
+    assert_eq!(st, "?? keep/x.txt\n");
+    assert!(env.ok(&["status"]).contains("On branch two"));
+}
+
+/// On a case-sensitive filesystem, `Photo.JPG` in one branch and
+/// `photo.jpg` in the other are two files: a switch removes the one and
+/// writes the other (the check that keeps a case-insensitive filesystem
+/// from deleting the new file compares inodes, not names).
+#[test]
+fn a_name_changing_case_is_removed_and_written_as_two_files() {
+    let env = Env::new();
+    env.write("Photo.JPG", b"upper");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    env.ok(&["switch", "-c", "two"]);
+    fs::remove_file(env.repo().join("Photo.JPG")).unwrap();
+    env.write("photo.jpg", b"lower");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "two"]);
+    env.ok(&["switch", "main"]);
+    assert_eq!(env.read("Photo.JPG"), b"upper");
+    assert!(!env.repo().join("photo.jpg").exists());
+    env.ok(&["switch", "two"]);
+    assert_eq!(env.read("photo.jpg"), b"lower");
+    assert!(!env.repo().join("Photo.JPG").exists());
+    assert!(env.ok(&["status", "--porcelain"]).is_empty());
+}

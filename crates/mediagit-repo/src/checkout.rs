@@ -1,6 +1,6 @@
 //! `checkout` / `switch`: make the working tree and index match a commit,
 //! and `checkout REV -- PATH`: restore some paths.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::BufWriter;
 use std::os::unix::fs::PermissionsExt;
@@ -33,6 +33,10 @@ pub struct CheckoutOutcome {
     pub written: usize,
     pub removed: usize,
     pub bytes: u64,
+    /// Files the target drops that could not be deleted once every file
+    /// was written (a read-only directory, an immutable file): left in
+    /// the working tree, no longer tracked, as Git does. (path, reason)
+    pub not_removed: Vec<(String, String)>,
 }
 
 /// What `switch -c` did.
@@ -480,7 +484,14 @@ impl Repository {
             let abs = root.join(p);
             match fs::remove_file(&abs) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // No file there any more: a directory now stands at the
+                // path (EISDIR) or at a parent (ENOTDIR): nothing of the
+                // tracked file is left to remove, and what stands there is
+                // not MediaGit's to delete.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(libc::EISDIR)
+                        || e.raw_os_error() == Some(libc::ENOTDIR) => {}
                 Err(e) => return Err(RepoError::io("remove", &abs, e)),
             }
             remove_empty_parents(root, p);
@@ -496,6 +507,18 @@ impl Repository {
                 out.removed += 1;
             }
         }
+        // On a case-insensitive filesystem, a file written here may be the
+        // one a later removal names in another case (`Photo.JPG` becoming
+        // `photo.jpg`): that removal would delete the new file. Such
+        // removals are recognised while writing, and skipped when the file
+        // at the path is the one written (same inode).
+        let late_folded: HashMap<String, usize> = to_remove
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !early[*k])
+            .map(|(k, r)| (r.to_lowercase(), k))
+            .collect();
+        let mut written_over: HashMap<usize, String> = HashMap::new();
         let writing = tracing::info_span!("write", files, bytes = new).entered();
         progress.start("checking out", new, files);
         // In groups of files in path order; each group's entries replace the
@@ -524,6 +547,11 @@ impl Repository {
             Ok(())
         };
         to_write.for_each(&mut |p, e| {
+            if !late_folded.is_empty() {
+                if let Some(&k) = late_folded.get(&p.to_lowercase()) {
+                    written_over.insert(k, p.to_string());
+                }
+            }
             group.push((p.to_string(), e.clone()));
             if group.len() == WRITE_GROUP {
                 write_group(&mut group, idx)?;
@@ -535,9 +563,33 @@ impl Repository {
         drop(writing);
         {
             let _s = tracing::info_span!("remove").entered();
-            for (p, _) in to_remove.iter().zip(&early).filter(|(_, &first)| !first) {
-                remove(p, idx)?;
-                out.removed += 1;
+            // Every file is written: a removal that fails now is reported,
+            // not an error (an error would leave the switch half done with
+            // HEAD on the old commit); the file stays, untracked.
+            for (k, p) in to_remove.iter().enumerate().filter(|(k, _)| !early[*k]) {
+                if let Some(w) = written_over.get(&k) {
+                    use std::os::unix::fs::MetadataExt;
+                    // (A new path's entry waits in `fresh` until the end.)
+                    let entry = idx
+                        .entries
+                        .get(w)
+                        .or_else(|| fresh.iter().find(|e| e.path == *w));
+                    let same = match (fs::symlink_metadata(root.join(p)), entry) {
+                        (Ok(m), Some(e)) => m.ino() == e.stat.ino && m.dev() == e.stat.dev,
+                        _ => false,
+                    };
+                    if same {
+                        idx.entries.remove(p);
+                        continue;
+                    }
+                }
+                match remove(p, idx) {
+                    Ok(()) => out.removed += 1,
+                    Err(e) => {
+                        idx.entries.remove(p);
+                        out.not_removed.push((p.clone(), e.to_string()));
+                    }
+                }
             }
         }
         if out.written > 0 {
