@@ -4,7 +4,8 @@
 # exiftool (EXIF), git (nested repositories in tests), util-linux (setpriv),
 # strace (the order of checkout's flush and index write), zsh and fish (the
 # completion scripts are syntax-checked by each shell), man-db (the manual
-# pages are rendered by man).
+# pages are rendered by man), tmux, less and script (bsdutils) (the pager
+# runs in a real terminal).
 set -euo pipefail
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
@@ -17,6 +18,9 @@ command -v strace >/dev/null || missing+=(strace)
 command -v zsh >/dev/null || missing+=(zsh)
 command -v fish >/dev/null || missing+=(fish)
 command -v man >/dev/null || missing+=(man-db)
+command -v tmux >/dev/null || missing+=(tmux)
+command -v less >/dev/null || missing+=(less)
+command -v script >/dev/null || missing+=(bsdutils)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

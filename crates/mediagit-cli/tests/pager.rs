@@ -288,3 +288,74 @@ fn colour_on_a_terminal_unless_no_color_and_in_a_pipe_only_when_always() {
     let err = env.fail_with(2, &["--color=sometimes", "status"]);
     assert!(err.contains("sometimes"), "{err}");
 }
+
+/// In a terminal emulator (tmux, 10 rows): `log` longer than the screen
+/// stays in `less` until `q` is pressed; `--no-pager` prints and returns.
+#[test]
+fn under_tmux_log_stays_in_less_until_q_and_no_pager_returns() {
+    let env = Env::new();
+    for i in 0..6 {
+        env.write("a.txt", format!("{i}\n").as_bytes());
+        env.ok(&["add", "-A"]);
+        env.ok(&["commit", "-m", &format!("change {i}")]);
+    }
+    let bin = assert_cmd::cargo::cargo_bin("mediagit");
+    let sock = env.root().join("tmux.sock");
+    let tmux = |args: &[&str]| -> String {
+        let out = Proc::new("tmux")
+            .arg("-S")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .expect("tmux is needed (scripts/install-test-deps.sh)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let screen_until = |what: &str| -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            last = tmux(&["capture-pane", "-p", "-t", "t"]);
+            if last.contains(what) {
+                return last;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{what:?} never appeared on the screen:\n{last}");
+    };
+    for (flags, paged) in [("", true), ("--no-pager", false)] {
+        let shell = format!(
+            "cd '{}' && env -u PAGER -u MEDIAGIT_PAGER -u LESS HOME='{}' XDG_CONFIG_HOME='{}' TERM=xterm '{}' {flags} log; echo COMMAND-DONE; sleep 30",
+            env.repo().display(),
+            env.root().join("home").display(),
+            env.root().join("settings").display(),
+            bin.display()
+        );
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "80",
+            "-y",
+            "10",
+            &shell,
+        ]);
+        screen_until("commit ");
+        if paged {
+            // less waits at its prompt: the command has not returned.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let screen = tmux(&["capture-pane", "-p", "-t", "t"]);
+            assert!(
+                !screen.contains("COMMAND-DONE"),
+                "returned without paging:\n{screen}"
+            );
+            tmux(&["send-keys", "-t", "t", "q"]);
+            screen_until("COMMAND-DONE");
+        } else {
+            let screen = screen_until("COMMAND-DONE");
+            assert!(screen.contains("change 0"), "{screen}");
+        }
+        tmux(&["kill-session", "-t", "t"]);
+    }
+    tmux(&["kill-server"]);
+}
