@@ -45,11 +45,16 @@ const KEYS: &[(&str, Scope, &str)] = &[
         Scope::LocalOnly,
         "... and at least this often, in seconds (a whole number)",
     ),
+    (
+        "compression.level",
+        Scope::LocalOnly,
+        "zstd level (1..=22) for content that compresses; new packs only",
+    ),
 ];
 
 /// Keys whose values are whole numbers (written as TOML integers).
 fn is_number(key: &str) -> bool {
-    key.starts_with("core.checkpoint_")
+    key.starts_with("core.checkpoint_") || key == "compression.level"
 }
 
 #[derive(clap::Args)]

@@ -268,6 +268,10 @@ fn checkpoint_settings_are_the_repositorys_numbers() {
     let err = env.fail(&["config", "--global", "core.checkpoint_seconds", "5"]);
     assert!(err.contains("setting of the repository"), "{err}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    env.ok(&["config", "compression.level", "9"]);
+    assert!(std::fs::read_to_string(&file).unwrap().contains("level = 9\n"));
+    let err = env.fail(&["config", "compression.level", "40"]);
+    assert!(err.contains("between 1 and 22"), "{err}");
     // add still works with them (and reads them: a bad one would refuse).
     env.write("a.bin", &[1u8; 100_000]);
     env.ok(&["add", "-A"]);
