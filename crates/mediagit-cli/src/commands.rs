@@ -180,15 +180,37 @@ pub fn run(cli: Cli) -> CmdResult {
             let script = String::from_utf8_lossy(&out).into_owned();
             write_stdout(crate::completion_refs::complete_refs(shell, script).as_bytes())
         }
-        Command::CompleteRefs => {
-            // For completion scripts: quiet and empty outside a repository.
-            let Ok(repo) = ctx.repo() else { return Ok(()) };
+        Command::CompleteRefs { which } => {
+            // For completion scripts, while the user waits at a TAB: the
+            // names only (no object is read, so a damaged tag cannot hide
+            // the others), quiet and empty outside a repository, and given
+            // up after 2 s (a store that does not answer must not freeze
+            // the shell).
+            let prefixes: &[&str] = match which.as_str() {
+                "branches" => &["refs/heads/"],
+                "tags" => &["refs/tags/"],
+                _ => &["refs/heads/", "refs/tags/"],
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            let cwd = ctx.cwd.clone();
+            std::thread::spawn(move || {
+                let ctx = Ctx { cwd, quiet: true };
+                let names: Vec<String> = match ctx.repo() {
+                    Ok(repo) => prefixes
+                        .iter()
+                        .flat_map(|p| repo.list_refs(p).unwrap_or_default())
+                        .map(|(name, _)| name)
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                let _ = tx.send(names);
+            });
+            let names = rx
+                .recv_timeout(std::time::Duration::from_secs(2))
+                .unwrap_or_default();
             let mut out = stdout();
-            for b in repo.branches().unwrap_or_default() {
-                writeln!(out, "{}", b.name)?;
-            }
-            for t in repo.tags().unwrap_or_default() {
-                writeln!(out, "{}", t.name)?;
+            for n in names {
+                writeln!(out, "{n}")?;
             }
             Ok(out.flush()?)
         }

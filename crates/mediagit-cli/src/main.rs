@@ -352,7 +352,11 @@ pub enum Command {
     },
     /// Branch and tag names, one per line, for completion scripts.
     #[command(name = "__complete-refs", hide = true)]
-    CompleteRefs,
+    CompleteRefs {
+        /// all, branches or tags.
+        #[arg(default_value = "all")]
+        which: String,
+    },
     /// Help for a command (`mediagit help branch create`), or a concept:
     /// revisions, ignore, storage, format (from the documentation).
     Help {

@@ -269,7 +269,9 @@ fn checkpoint_settings_are_the_repositorys_numbers() {
     assert!(err.contains("setting of the repository"), "{err}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
     env.ok(&["config", "compression.level", "9"]);
-    assert!(std::fs::read_to_string(&file).unwrap().contains("level = 9\n"));
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("level = 9\n"));
     let err = env.fail(&["config", "compression.level", "40"]);
     assert!(err.contains("between 1 and 22"), "{err}");
     // add still works with them (and reads them: a bad one would refuse).

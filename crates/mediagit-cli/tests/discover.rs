@@ -203,6 +203,19 @@ fn completion_offers_the_repositorys_branches_and_tags() {
     env.ok(&["branch", "create", "feature/grade"]);
     env.ok(&["tag", "v1.0"]);
     assert_eq!(env.ok(&["__complete-refs"]), "feature/grade\nmain\nv1.0\n");
+    assert_eq!(
+        env.ok(&["__complete-refs", "branches"]),
+        "feature/grade\nmain\n"
+    );
+    assert_eq!(env.ok(&["__complete-refs", "tags"]), "v1.0\n");
+    // A tag naming an object that is not there hides nothing.
+    std::fs::write(
+        env.repo().join(".mediagit/refs/tags/ghost"),
+        format!("{:064}\n", 7),
+    )
+    .unwrap();
+    assert_eq!(env.ok(&["__complete-refs", "tags"]), "ghost\nv1.0\n");
+    std::fs::remove_file(env.repo().join(".mediagit/refs/tags/ghost")).unwrap();
     // Outside a repository: nothing, and no error.
     let outside = Env::empty();
     assert_eq!(outside.ok(&["__complete-refs"]), "");
@@ -239,6 +252,22 @@ fn completion_offers_the_repositorys_branches_and_tags() {
         .iter()
         .any(|w| w == "--force"));
     assert!(complete("mediagit chec", 1).iter().any(|w| w == "checkout"));
+    assert_eq!(complete("mediagit tag delete ''", 3), ["v1.0"]);
+    assert_eq!(complete("mediagit --color never switch m", 4), ["main"]);
+    // A hostile repository's branch name is never run by the shell: it is
+    // offered quoted, and nothing it names happens.
+    env.ok(&["branch", "create", "$(touch${IFS}pwned)"]);
+    env.ok(&["branch", "create", "`touch${IFS}pwned2`"]);
+    let offered = complete("mediagit switch ''", 2);
+    assert!(
+        offered
+            .iter()
+            .any(|w| w == "\\$\\(touch\\$\\{IFS\\}pwned\\)"),
+        "{offered:?}"
+    );
+    assert!(!env.repo().join("pwned").exists() && !env.repo().join("pwned2").exists());
+    env.ok(&["branch", "delete", "-D", "$(touch${IFS}pwned)"]);
+    env.ok(&["branch", "delete", "-D", "`touch${IFS}pwned2`"]);
     // -C DIR: the names of that repository.
     let elsewhere = format!("mediagit -C {} log v", env.repo().display());
     let out = Proc::new("bash")
@@ -276,10 +305,7 @@ fn completion_offers_the_repositorys_branches_and_tags() {
         zcomplete("mediagit switch ''", ""),
         "feature/grade\nmain\nv1.0\n"
     );
-    assert_eq!(
-        zcomplete("mediagit tag delete v", "v"),
-        "feature/grade\nmain\nv1.0\n"
-    );
+    assert_eq!(zcomplete("mediagit tag delete v", "v"), "v1.0\n");
     assert_eq!(zcomplete("mediagit switch --fo", "--fo"), "CLAP\n");
     assert_eq!(zcomplete("mediagit add ''", ""), "CLAP\n");
 

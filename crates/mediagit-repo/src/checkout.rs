@@ -167,6 +167,8 @@ impl Repository {
         // write the files marked here by their place in the walk.
         let decide = tracing::info_span!("decide").entered();
         let mut new_walk = walk(odb, &new_root)?;
+        // Walked again to check and to write: what fits stays decoded.
+        new_walk.retain_for_rewind();
         let mut old_walk: Option<TreeWalk> = match head_root {
             None => None,
             Some(Some(t)) => Some(walk(odb, &t)?),

@@ -237,6 +237,7 @@ pub fn walk_keeping<'o>(odb: &'o Odb, tree: &ObjectId, keep: usize) -> Result<Tr
         position: 0,
         next_position: 0,
         only: None,
+        retain: false,
     };
     w.start()?;
     Ok(w)
@@ -270,6 +271,9 @@ pub struct TreeWalk<'o> {
     position: u64,
     next_position: u64,
     only: Option<Marks>,
+    /// Trees are kept (within the budget) past their last listing of a
+    /// pass, for the passes after a rewind.
+    retain: bool,
 }
 
 /// A tree's entries that list files (files, and directories holding some),
@@ -403,6 +407,7 @@ impl<'o> TreeWalk<'o> {
             position: 0,
             next_position: 0,
             only: None,
+            retain: false,
         }
     }
 
@@ -424,6 +429,13 @@ impl<'o> TreeWalk<'o> {
     /// (0 for the first), also when only marked files are visited.
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// Keeps trees (within the budget) after their last listing in a pass,
+    /// so that passes after a rewind read again only what did not fit
+    /// (call before the first pass to keep everything that fits).
+    pub fn retain_for_rewind(&mut self) {
+        self.retain = true;
     }
 
     /// From the next rewind on, visits only the files `marks` marks, and
@@ -475,7 +487,7 @@ impl<'o> TreeWalk<'o> {
             *n
         });
         let listing = match self.kept.get(&id) {
-            Some(l) if left == 0 => {
+            Some(l) if left == 0 && !self.retain => {
                 let l = l.clone();
                 // Its last listing: no longer kept once this one is done.
                 if self.kept.remove(&id).is_some() {
@@ -488,7 +500,7 @@ impl<'o> TreeWalk<'o> {
                 // Read again (checked and counted by `read_bounded`).
                 let l = Rc::new(Listing::of(self.odb.read_tree(&id)?, &self.files));
                 let cost = l.cost();
-                if left > 0 && self.kept_bytes.saturating_add(cost) <= self.keep {
+                if (left > 0 || self.retain) && self.kept_bytes.saturating_add(cost) <= self.keep {
                     self.kept_bytes += cost;
                     self.kept.insert(id, l.clone());
                 }

@@ -88,7 +88,9 @@ proptest! {
                 out.push((p.to_string(), e.content.0));
                 w.advance().unwrap();
             }
-            // A second pass lists the same files.
+            // A second pass lists the same files (with trees retained
+            // across the rewind, within the budget).
+            w.retain_for_rewind();
             w.rewind().unwrap();
             let mut again = Vec::new();
             while let Some((p, e)) = w.current() {
