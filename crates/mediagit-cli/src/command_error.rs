@@ -66,6 +66,18 @@ impl CommandError {
         }
     }
 
+    /// Whoever read stdout stopped (a pager quit, `| head`): the command
+    /// ends quietly with exit 0, as Git does. Recognised by the error's
+    /// kind, never by its text.
+    pub fn broken_pipe() -> CommandError {
+        CommandError::user("broken-pipe", "stdout was closed").exit_code(0)
+    }
+
+    /// Whether this is [`CommandError::broken_pipe`].
+    pub fn is_broken_pipe(&self) -> bool {
+        self.kind == "broken-pipe"
+    }
+
     /// The same error with another exit code.
     pub fn exit_code(mut self, code: i32) -> CommandError {
         self.code = code;
@@ -188,6 +200,13 @@ impl From<RepoError> for CommandError {
                 code: exit::INTERRUPTED,
             };
         }
+        if let RepoError::Io { source, .. } | RepoError::Storage(StorageError::Io { source, .. }) =
+            &e
+        {
+            if source.kind() == std::io::ErrorKind::BrokenPipe {
+                return CommandError::broken_pipe();
+            }
+        }
         let code = match &e {
             RepoError::UnresolvedConflicts { .. } | RepoError::RefRace { .. } => exit::CONFLICT,
             _ => 1,
@@ -203,6 +222,9 @@ impl From<RepoError> for CommandError {
 
 impl From<std::io::Error> for CommandError {
     fn from(e: std::io::Error) -> CommandError {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return CommandError::broken_pipe();
+        }
         CommandError::user("output-failed", format!("cannot write output: {e}"))
     }
 }

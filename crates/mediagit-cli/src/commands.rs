@@ -1515,5 +1515,8 @@ fn write_stdout(bytes: &[u8]) -> CmdResult {
     let mut out = raw_stdout();
     out.write_all(bytes)
         .and_then(|()| out.flush())
-        .map_err(|e| CommandError::user("output-failed", format!("cannot write to stdout: {e}")))
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::BrokenPipe => CommandError::broken_pipe(),
+            _ => CommandError::user("output-failed", format!("cannot write to stdout: {e}")),
+        })
 }

@@ -324,7 +324,8 @@ pub enum Command {
     },
     /// Get and set settings by dotted key: author.name, author.email (the
     /// repository's .mediagit/config.toml, or with --global your own
-    /// settings file), core.pager (--global).
+    /// settings file), core.pager (--global); core.checkpoint_bytes,
+    /// core.checkpoint_seconds and compression.level (the repository).
     ///
     /// `config KEY` prints the value in use (the repository's over yours);
     /// `config KEY VALUE` sets it; `--unset KEY` removes it; `--list` shows
@@ -538,7 +539,17 @@ pub fn cli_command() -> clap::Command {
 
 fn main() -> ExitCode {
     tune_allocator();
-    let args = expand_numeric_flags(std::env::args().collect());
+    // Arguments that are not UTF-8 (a file name in another encoding) are
+    // refused by name, not a panic: paths and names are UTF-8 (FORMAT.md).
+    let mut args = Vec::new();
+    let mut bad = None;
+    for a in std::env::args_os() {
+        match a.into_string() {
+            Ok(s) => args.push(s),
+            Err(os) => bad = bad.or(Some(os.to_string_lossy().into_owned())),
+        }
+    }
+    let args = expand_numeric_flags(args);
     // `--json` anywhere before `--`: errors go to stderr as JSON, usage
     // errors found by clap included.
     let json_arg = args
@@ -546,21 +557,61 @@ fn main() -> ExitCode {
         .skip(1)
         .take_while(|a| *a != "--")
         .any(|a| a == "--json");
+    if let Some(bad) = bad {
+        let e = CommandError::user(
+            "non-utf8-path",
+            format!("argument {bad:?} is not valid UTF-8 (MediaGit's paths and names are UTF-8)"),
+        );
+        return report(e, json_arg);
+    }
+    // clap's own colour follows --color too (help and usage errors).
+    let when = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .zip(args.iter().skip(1).map(Some).chain([None]))
+        .find_map(|(a, next)| match a.strip_prefix("--color=") {
+            Some(v) => Some(v.to_string()),
+            None if a == "--color" => next.cloned(),
+            None => None,
+        });
+    let color = match when.as_deref() {
+        Some("always") => clap::ColorChoice::Always,
+        Some("never") => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
+    };
     let (cli, json) = {
         use clap::FromArgMatches;
         let parsed = cli_command()
+            .color(color)
             .try_get_matches_from(args)
             .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, wants_json(&m))));
         match parsed {
             Ok(v) => v,
-            Err(e) if json_arg && e.use_stderr() => {
+            // Help and version: clap prints them (to stdout).
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => {
+                // The message first (its lines joined), then what clap
+                // adds (a tip, the usage line) as the hint; escaped: an
+                // argument (a file name) may hold terminal codes.
                 let rendered = e.render().to_string();
-                let first = rendered.lines().next().unwrap_or("");
-                let text = first.strip_prefix("error: ").unwrap_or(first).to_string();
-                eprintln!("{}", CommandError::usage(text).to_json());
+                let body = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+                let mut parts = body.splitn(2, "\n\n");
+                let message: Vec<&str> = parts
+                    .next()
+                    .unwrap_or("")
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                let hint = parts.next().map(str::trim).filter(|h| !h.is_empty());
+                let mut err = CommandError::usage(message.join(" "));
+                if json_arg {
+                    err.hint = hint.map(str::to_string);
+                    return report(err, true);
+                }
+                std::eprint!("{}", output::safe(&rendered));
                 return ExitCode::from(command_error::exit::USAGE as u8);
             }
-            Err(e) => e.exit(),
         }
     };
     // Crash testing only: die by SIGKILL at a named write point (docs/FORMAT.md §9).
@@ -582,27 +633,31 @@ fn main() -> ExitCode {
     };
     match chdir.and_then(|()| commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if e.message.contains("Broken pipe") {
-                return ExitCode::SUCCESS;
-            }
-            if json {
-                eprintln!("{}", e.to_json());
-            } else {
-                // (std's: the colour codes are not escaped, the text is.)
-                use output::color::{paint_err, Style};
-                std::eprintln!(
-                    "{} {}",
-                    paint_err(Style::Red, "error:"),
-                    output::safe(&e.message)
-                );
-                if let Some(h) = e.hint {
-                    std::eprintln!("{} {}", paint_err(Style::Yellow, "hint:"), output::safe(&h));
-                }
-            }
-            ExitCode::from(e.code as u8)
+        Err(e) => report(e, json),
+    }
+}
+
+/// Prints a failed command's error (JSON for `--json` commands) and gives
+/// its exit code; a closed stdout ends quietly.
+fn report(e: CommandError, json: bool) -> ExitCode {
+    if e.is_broken_pipe() {
+        return ExitCode::SUCCESS;
+    }
+    if json {
+        eprintln!("{}", e.to_json());
+    } else {
+        // (std's: the colour codes are not escaped, the text is.)
+        use output::color::{paint_err, Style};
+        std::eprintln!(
+            "{} {}",
+            paint_err(Style::Red, "error:"),
+            output::safe(&e.message)
+        );
+        if let Some(h) = e.hint {
+            std::eprintln!("{} {}", paint_err(Style::Yellow, "hint:"), output::safe(&h));
         }
     }
+    ExitCode::from(e.code as u8)
 }
 
 pub type CmdResult = Result<(), CommandError>;

@@ -429,3 +429,68 @@ fn every_error_code_is_documented() {
         );
     }
 }
+
+/// Usage errors in JSON keep clap's whole message (the missing argument)
+/// with its tip and usage line as the hint; an argument that is not UTF-8
+/// is refused by name (not a panic); clap's errors never send an
+/// argument's terminal codes; an error that only mentions a broken pipe
+/// is an error.
+#[test]
+fn usage_errors_are_whole_and_safe_and_only_a_real_broken_pipe_is_quiet() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let out = env.cmd(&["ls-tree", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = doc(&String::from_utf8(out.stderr).unwrap());
+    assert!(
+        e["error"]["message"].as_str().unwrap().ends_with("<REV>"),
+        "{e}"
+    );
+    assert!(
+        e["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("Usage: mediagit ls-tree"),
+        "{e}"
+    );
+    let out = env.cmd(&["statsu", "--json"]).output().unwrap();
+    let e = doc(&String::from_utf8(out.stderr).unwrap());
+    assert!(
+        e["error"]["hint"].as_str().unwrap().contains("'stats'"),
+        "{e}"
+    );
+
+    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9.jpg");
+    for json in [false, true] {
+        let mut cmd = env.cmd(&["add"]);
+        cmd.arg(bad);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("not valid UTF-8"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = env.cmd(&["status", "--json"]).arg(bad).output().unwrap();
+    let e = doc(&String::from_utf8(out.stderr).unwrap());
+    assert_eq!(e["error"]["code"], "non-utf8-path", "{e}");
+
+    for args in [
+        vec!["cat", "x\x1b[2Jy", "b"],
+        vec!["--color", "\x1b]0;T\x07", "status"],
+    ] {
+        let out = env.cmd(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            !out.stderr.contains(&0x1b) && !out.stderr.contains(&0x07),
+            "{out:?}"
+        );
+    }
+    let out = env.cmd(&["show", "Broken pipe"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("unknown revision"));
+}
