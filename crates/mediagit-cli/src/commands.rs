@@ -997,6 +997,12 @@ fn diff(
     revs: Vec<String>,
     paths: Vec<String>,
 ) -> CmdResult {
+    // The command line's shape is checked before the repository is opened.
+    if revs.len() > 2 || (cached && revs.len() > 1) {
+        return Err(CommandError::usage(
+            "a diff compares at most two revisions, or one revision with the index (--cached)",
+        ));
+    }
     let repo = ctx.repo()?;
     let mut q = DiffQuery::from_revs(&repo, &revs, cached)?;
     q.paths = paths
@@ -1228,6 +1234,21 @@ fn tag(ctx: &Ctx, mut args: TagArgs) -> CmdResult {
         return Err(CommandError::usage(
             "--json applies to listing tags (`mediagit tag --json`)",
         ));
+    }
+    if args.message.is_some() && args.name.is_none() {
+        return Err(CommandError::usage(
+            "-m makes an annotated tag, which needs a name: `mediagit tag NAME [REV] -m MESSAGE`",
+        ));
+    }
+    // `tag -m x list`: options first make clap read a subcommand's name as
+    // the tag's; a tag named so could not be deleted by name either.
+    if let (None, Some(name)) = (&args.action, &args.name) {
+        if name == "list" || name == "delete" {
+            return Err(CommandError::usage(format!(
+                "{name:?} is a subcommand of `tag`, not a tag name"
+            ))
+            .with_hint("put the subcommand first (`mediagit tag list`), or choose another name"));
+        }
     }
     match (args.action, args.name) {
         (Some(TagAction::Delete { name }), _) => {

@@ -617,9 +617,9 @@ fn diff_index_worktree_and_revisions() {
     // Errors name the problem.
     let err = env.fail(&["diff", "nope"]);
     assert!(err.contains("unknown revision \"nope\""), "{err}");
-    let err = env.fail(&["diff", "HEAD", "HEAD~1", "main"]);
+    let err = env.fail_with(2, &["diff", "HEAD", "HEAD~1", "main"]);
     assert!(err.contains("at most two revisions"), "{err}");
-    let err = env.fail(&["diff", "--cached", "HEAD", "HEAD~1"]);
+    let err = env.fail_with(2, &["diff", "--cached", "HEAD", "HEAD~1"]);
     assert!(err.contains("at most two revisions"), "{err}");
 }
 

@@ -488,6 +488,18 @@ fn usage_errors_are_whole_and_safe_and_only_a_real_broken_pipe_is_quiet() {
             "{out:?}"
         );
     }
+    // Command lines that ask for nothing MediaGit does are usage errors,
+    // and change nothing.
+    env.write("a.txt", b"a");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    let err = env.fail_with(2, &["tag", "-m", "msg"]);
+    assert!(err.contains("needs a name"), "{err}");
+    let err = env.fail_with(2, &["tag", "-m", "x", "list"]);
+    assert!(err.contains("subcommand of `tag`"), "{err}");
+    assert_eq!(env.ok(&["tag", "list"]), "");
+    let err = env.fail_with(2, &["diff", "HEAD", "HEAD", "HEAD"]);
+    assert!(err.contains("at most two revisions"), "{err}");
     let out = env.cmd(&["show", "Broken pipe"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stderr)
