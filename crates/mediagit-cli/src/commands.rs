@@ -196,10 +196,15 @@ pub fn run(cli: Cli) -> CmdResult {
             std::thread::spawn(move || {
                 let ctx = Ctx { cwd, quiet: true };
                 let names: Vec<String> = match ctx.repo() {
+                    // Keys only: a ref file that does not parse hides nothing.
                     Ok(repo) => prefixes
                         .iter()
-                        .flat_map(|p| repo.list_refs(p).unwrap_or_default())
-                        .map(|(name, _)| name)
+                        .flat_map(|p| {
+                            repo.ref_keys(p)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter_map(move |k| k.strip_prefix(p).map(str::to_string))
+                        })
                         .collect(),
                     Err(_) => Vec::new(),
                 };

@@ -36,7 +36,7 @@ _mediagit_refs() {{
     for ((i = 1; i < COMP_CWORD; i++)); do
         case "${{COMP_WORDS[i]}}" in
             -C) d="${{COMP_WORDS[i+1]}}"; dir=(-C "${{d/#\~/$HOME}}"); ((i++)) ;;
-            --color) ((i++)) ;;
+            --color) [[ ${{COMP_WORDS[i+1]}} == = ]] && ((i++)); ((i++)) ;;
             --) [[ -n $cmd ]] && {{ _mediagit "$@"; return; }} ;;
             -*) ;;
             *) if [[ -z $cmd ]]; then cmd="${{COMP_WORDS[i]}}"; elif [[ -z $sub ]]; then sub="${{COMP_WORDS[i]}}"; fi ;;

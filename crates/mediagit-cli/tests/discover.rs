@@ -215,6 +215,13 @@ fn completion_offers_the_repositorys_branches_and_tags() {
     )
     .unwrap();
     assert_eq!(env.ok(&["__complete-refs", "tags"]), "ghost\nv1.0\n");
+    // Nor does a ref file that does not parse.
+    std::fs::write(env.repo().join(".mediagit/refs/heads/zzz"), "garbage\n").unwrap();
+    assert_eq!(
+        env.ok(&["__complete-refs", "branches"]),
+        "feature/grade\nmain\nzzz\n"
+    );
+    std::fs::remove_file(env.repo().join(".mediagit/refs/heads/zzz")).unwrap();
     std::fs::remove_file(env.repo().join(".mediagit/refs/tags/ghost")).unwrap();
     // Outside a repository: nothing, and no error.
     let outside = Env::empty();
@@ -254,6 +261,8 @@ fn completion_offers_the_repositorys_branches_and_tags() {
     assert!(complete("mediagit chec", 1).iter().any(|w| w == "checkout"));
     assert_eq!(complete("mediagit tag delete ''", 3), ["v1.0"]);
     assert_eq!(complete("mediagit --color never switch m", 4), ["main"]);
+    // bash splits `--color=never` at the `=`.
+    assert_eq!(complete("mediagit --color = never switch m", 5), ["main"]);
     // A hostile repository's branch name is never run by the shell: it is
     // offered quoted, and nothing it names happens.
     env.ok(&["branch", "create", "$(touch${IFS}pwned)"]);
