@@ -64,6 +64,11 @@ pub fn validate_ref_name(what: &'static str, name: &str) -> Result<()> {
     {
         return bad("contains a space, control character or one of ~ ^ : ? * [ \\");
     }
+    // Invisible characters that change how a name looks (bidi overrides,
+    // zero-width spaces, soft hyphen): `main\u{200B}` would show as `main`.
+    if name.chars().any(is_invisible_format) {
+        return bad("contains an invisible formatting character (zero-width or bidirectional)");
+    }
     if name.split('/').any(|c| c.starts_with('.')) {
         return bad("a component starts with '.'");
     }
@@ -73,6 +78,17 @@ pub fn validate_ref_name(what: &'static str, name: &str) -> Result<()> {
         return bad("longer than 200 bytes per component or 1000 in all");
     }
     Ok(())
+}
+
+/// Unicode format characters that render as nothing or reorder text.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}')
 }
 
 /// Checks a key under `refs/` as found in a store (which anyone who can
@@ -229,11 +245,34 @@ mod tests {
 
     #[test]
     fn ref_names() {
-        for ok in ["main", "feature/x", "v1.0", "milestone-3"] {
+        for ok in [
+            "main",
+            "feature/x",
+            "v1.0",
+            "milestone-3",
+            "café",
+            "étape/ü",
+        ] {
             validate_ref_name("branch", ok).unwrap();
         }
+        // Look-alikes: invisible characters that show as nothing or
+        // reorder the text (`main` + zero-width space shows as `main`).
         for bad in [
-            "", "-x", "a..b", "a b", "x.lock", "a/", "HEAD", "a~1", "a:b", ".hidden",
+            "",
+            "-x",
+            "a..b",
+            "a b",
+            "x.lock",
+            "a/",
+            "HEAD",
+            "a~1",
+            "a:b",
+            ".hidden",
+            "main\u{200B}",
+            "x\u{202E}y",
+            "a\u{2066}b",
+            "\u{FEFF}main",
+            "so\u{00AD}ft",
         ] {
             assert!(validate_ref_name("branch", bad).is_err(), "{bad}");
         }
