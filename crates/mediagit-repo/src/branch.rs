@@ -4,7 +4,7 @@ use std::collections::{HashSet, VecDeque};
 use mediagit_format::{ObjectId, ObjectKind, Signature, Tag};
 
 use crate::error::{RepoError, Result};
-use crate::refs::{branch_ref, tag_ref, validate_ref_name, Head, ReflogEntry};
+use crate::refs::{branch_ref, tag_ref, validate_new_ref_name, Head, ReflogEntry};
 use crate::repo::Repository;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -88,7 +88,7 @@ impl Repository {
         who: &Signature,
         reason: &str,
     ) -> Result<()> {
-        validate_ref_name("branch", name)?;
+        validate_new_ref_name("branch", name)?;
         let lock = self.lock_local()?;
         self.create_branch_locked(lock.as_ref(), name, start, who, reason)
     }
@@ -170,7 +170,7 @@ impl Repository {
     }
 
     pub fn rename_branch(&self, old: &str, new: &str, who: &Signature) -> Result<()> {
-        validate_ref_name("branch", new)?;
+        validate_new_ref_name("branch", new)?;
         let _lock = self.lock_local()?;
         if self.workspace_opt().is_none() && self.current_branch()?.as_deref() == Some(old) {
             // The store's HEAD would name a branch that is gone.
@@ -280,7 +280,7 @@ impl Repository {
         message: Option<&str>,
         tagger: &Signature,
     ) -> Result<ObjectId> {
-        validate_ref_name("tag", name)?;
+        validate_new_ref_name("tag", name)?;
         let _lock = self.lock_local()?;
         let r = tag_ref(name);
         if self.read_ref(&r)?.is_some() {

@@ -62,7 +62,7 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<SwitchCreated> {
         let start_rev = start.unwrap_or("HEAD");
-        crate::refs::validate_ref_name("branch", name)?;
+        crate::refs::validate_new_ref_name("branch", name)?;
         // One lock from creating the branch to taking it back: no other
         // command can slip in between and make the cleanup fail.
         let lock = self.workspace()?.lock()?;

@@ -64,11 +64,6 @@ pub fn validate_ref_name(what: &'static str, name: &str) -> Result<()> {
     {
         return bad("contains a space, control character or one of ~ ^ : ? * [ \\");
     }
-    // Invisible characters that change how a name looks (bidi overrides,
-    // zero-width spaces, soft hyphen): `main\u{200B}` would show as `main`.
-    if name.chars().any(is_invisible_format) {
-        return bad("contains an invisible formatting character (zero-width or bidirectional)");
-    }
     if name.split('/').any(|c| c.starts_with('.')) {
         return bad("a component starts with '.'");
     }
@@ -76,6 +71,23 @@ pub fn validate_ref_name(what: &'static str, name: &str) -> Result<()> {
     // on most filesystems; found by fuzzing), and the whole a path.
     if name.split('/').any(|c| c.len() > 200) || name.len() > 1000 {
         return bad("longer than 200 bytes per component or 1000 in all");
+    }
+    Ok(())
+}
+
+/// [`validate_ref_name`] for a name being created (a branch, a tag, a
+/// rename): also refuses invisible characters that change how a name looks
+/// (bidi overrides, zero-width spaces, soft hyphen), so that no new branch
+/// shows as `main` while being another. Existing refs with such names
+/// (earlier builds made them) stay listed and protected from gc.
+pub fn validate_new_ref_name(what: &'static str, name: &str) -> Result<()> {
+    validate_ref_name(what, name)?;
+    if name.chars().any(is_invisible_format) {
+        return Err(RepoError::InvalidRefName {
+            what,
+            name: name.to_string(),
+            reason: "contains an invisible formatting character (zero-width or bidirectional)",
+        });
     }
     Ok(())
 }
@@ -255,27 +267,27 @@ mod tests {
         ] {
             validate_ref_name("branch", ok).unwrap();
         }
-        // Look-alikes: invisible characters that show as nothing or
-        // reorder the text (`main` + zero-width space shows as `main`).
         for bad in [
-            "",
-            "-x",
-            "a..b",
-            "a b",
-            "x.lock",
-            "a/",
-            "HEAD",
-            "a~1",
-            "a:b",
-            ".hidden",
+            "", "-x", "a..b", "a b", "x.lock", "a/", "HEAD", "a~1", "a:b", ".hidden",
+        ] {
+            assert!(validate_ref_name("branch", bad).is_err(), "{bad}");
+        }
+        // Look-alikes (invisible characters that show as nothing or
+        // reorder the text) are refused for new names, still read.
+        for look_alike in [
             "main\u{200B}",
             "x\u{202E}y",
             "a\u{2066}b",
             "\u{FEFF}main",
             "so\u{00AD}ft",
         ] {
-            assert!(validate_ref_name("branch", bad).is_err(), "{bad}");
+            assert!(
+                validate_new_ref_name("branch", look_alike).is_err(),
+                "{look_alike}"
+            );
+            validate_ref_name("branch", look_alike).unwrap();
         }
+        validate_new_ref_name("branch", "café").unwrap();
     }
 }
 

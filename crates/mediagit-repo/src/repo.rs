@@ -163,7 +163,7 @@ impl Repository {
     /// empty; it is checked before anything is written.
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Repository> {
         let branch = opts.initial_branch.clone().unwrap_or_else(|| "main".into());
-        crate::refs::validate_ref_name("branch", &branch)?;
+        crate::refs::validate_new_ref_name("branch", &branch)?;
         let mut config = match &opts.template {
             Some(t) => {
                 let mut c = t.clone();
