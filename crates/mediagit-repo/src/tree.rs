@@ -222,7 +222,6 @@ pub fn walk_keeping<'o>(odb: &'o Odb, tree: &ObjectId, keep: usize) -> Result<Tr
         })
         .collect();
     let mut w = TreeWalk {
-        odb,
         root: *tree,
         keep,
         files,
@@ -230,14 +229,7 @@ pub fn walk_keeping<'o>(odb: &'o Odb, tree: &ObjectId, keep: usize) -> Result<Tr
         expansions,
         kept,
         kept_bytes,
-        dir: String::new(),
-        stack: Vec::new(),
-        path: String::new(),
-        current: None,
-        position: 0,
-        next_position: 0,
-        only: None,
-        retain: false,
+        ..TreeWalk::empty(odb)
     };
     w.start()?;
     Ok(w)
