@@ -105,6 +105,10 @@ pub struct WorktreeScan {
     pub refreshed: Vec<IndexEntry>,
     pub untracked: Vec<String>,
     pub problems: Vec<WalkProblem>,
+    /// Some entry's saved stat data is racily clean (its mtime is too close
+    /// to when the index was written to prove anything): saving the index
+    /// now would let later runs trust it. Found in the same pass.
+    pub racy_left: bool,
 }
 
 impl Repository {
@@ -156,7 +160,11 @@ impl Repository {
         // Both sides are sorted by path bytes: one merge, no maps.
         let mut walked = files.into_iter().peekable();
         let mut guard = ParentGuard::new(&root);
+        let mut racy_left = false;
+        let written = crate::worktree::nanos(&written_at);
         for e in entries {
+            racy_left |= crate::worktree::nanos(&e.stat.mtime) + crate::worktree::RACY_MARGIN_NANOS
+                >= written;
             let path = e.path;
             while let Some(f) = walked.next_if(|f| f.path.as_bytes() < path.as_bytes()) {
                 untracked.push(f.path);
@@ -234,6 +242,7 @@ impl Repository {
             refreshed,
             untracked,
             problems,
+            racy_left,
         })
     }
 
@@ -327,21 +336,16 @@ impl Repository {
                 Change::new(p.clone(), c)
             })
             .collect();
-        if locked {
-            let racy_left = view
-                .iter()
-                .any(|e| !stat_clean(view.written_at, &e, &e.stat, e.kind));
-            if !scan.refreshed.is_empty() || racy_left || learned.is_some() {
-                // Best effort: a status that cannot save its cache still
-                // reports correctly.
-                let ws = self.workspace()?;
-                if let Ok(mut idx) = ws.index_from_bytes(bytes) {
-                    idx.entries.insert_many(scan.refreshed);
-                    if learned.is_some() {
-                        idx.commit_memo = learned;
-                    }
-                    let _ = ws.save_index(&mut idx, &self.codec());
+        if locked && (!scan.refreshed.is_empty() || scan.racy_left || learned.is_some()) {
+            // Best effort: a status that cannot save its cache still
+            // reports correctly.
+            let ws = self.workspace()?;
+            if let Ok(mut idx) = ws.index_from_bytes(bytes) {
+                idx.entries.insert_many(scan.refreshed);
+                if learned.is_some() {
+                    idx.commit_memo = learned;
                 }
+                let _ = ws.save_index(&mut idx, &self.codec());
             }
         }
         Ok(Status {
@@ -436,19 +440,13 @@ impl Repository {
                 Change::new(p.clone(), c)
             })
             .collect();
-        if locked {
-            let racy_left = idx
-                .entries
-                .values()
-                .any(|e| !idx.stat_clean(e, &e.stat, e.kind));
-            if !scan.refreshed.is_empty() || racy_left || learned.is_some() {
-                idx.entries.insert_many(scan.refreshed);
-                if learned.is_some() {
-                    idx.commit_memo = learned;
-                }
-                // Best effort: a status that cannot save its cache still reports correctly.
-                let _ = self.workspace()?.save_index(&mut idx, &self.codec());
+        if locked && (!scan.refreshed.is_empty() || scan.racy_left || learned.is_some()) {
+            idx.entries.insert_many(scan.refreshed);
+            if learned.is_some() {
+                idx.commit_memo = learned;
             }
+            // Best effort: a status that cannot save its cache still reports correctly.
+            let _ = self.workspace()?.save_index(&mut idx, &self.codec());
         }
         // A conflicted path is neither untracked in the working tree nor
         // staged for deletion: it waits for a resolution.

@@ -141,3 +141,41 @@ fn staged_change_is_seen_with_the_saved_tree_id() {
     );
     assert!(st.unstaged.is_empty());
 }
+
+/// The walk's own `fstatat` gives the very numbers `std`'s `lstat` gives
+/// (which `add` stores): otherwise every file would look changed to
+/// `status` and be hashed again.
+#[test]
+fn walk_stat_matches_std_lstat() {
+    use mediagit_format::index::IndexKind;
+    use mediagit_repo::worktree::{index_kind, stat_info};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    std::fs::write(root.join("plain.bin"), vec![7u8; 12_345]).unwrap();
+    std::fs::write(root.join("sub/run.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        root.join("sub/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../plain.bin", root.join("sub/deeper/link")).unwrap();
+    let (walked, problems) = walk(root, "");
+    assert!(problems.is_empty(), "{problems:?}");
+    let kinds: Vec<(&str, IndexKind)> = walked.iter().map(|f| (f.path.as_str(), f.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("plain.bin", IndexKind::File),
+            ("sub/deeper/link", IndexKind::Symlink),
+            ("sub/run.sh", IndexKind::Executable),
+        ]
+    );
+    for f in walked.iter() {
+        let m = std::fs::symlink_metadata(root.join(&f.path)).unwrap();
+        assert_eq!(f.stat, stat_info(&m), "{}", f.path);
+        assert_eq!(Some(f.kind), index_kind(&m), "{}", f.path);
+    }
+    assert_eq!(walked.iter().next().unwrap().stat.size, 12_345);
+}
