@@ -2,6 +2,7 @@
 use std::fs::{self, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mediagit_format::index::{IndexEntry, IndexKind, StatInfo};
@@ -470,7 +471,17 @@ pub struct WalkProblem {
 /// merge the walk with the index instead of building a map of either.
 pub fn walk(root: &Path, under: &str) -> (Walked, Vec<WalkProblem>) {
     let mut runs: Vec<Vec<WalkedFile>> = Vec::new();
-    let mut w = Walker::new(Vec::new());
+    // Every directory is opened from the root's descriptor (see
+    // `Walker::walk_one`); the root itself is the user's path.
+    let root_fd = rustix::fs::openat(
+        rustix::fs::CWD,
+        root,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
+    .map(Arc::new);
+    let mut w = Walker::new(Vec::new(), root_fd.clone());
     // Rules from .mediagitignore files in the directories above `under`.
     let parts: Vec<&str> = if under.is_empty() {
         vec![]
@@ -506,7 +517,7 @@ pub fn walk(root: &Path, under: &str) -> (Walked, Vec<WalkProblem>) {
                     .collect();
                 let stack = w.stack.clone();
                 let parts = crate::ingest::parallel_map(&subdirs, |(abs, rel)| {
-                    let mut sub = Walker::new(stack.clone());
+                    let mut sub = Walker::new(stack.clone(), root_fd.clone());
                     sub.walk_dir(abs, rel);
                     Ok((sub.files, sub.problems))
                 });
@@ -635,23 +646,42 @@ struct Walker {
     stack: Vec<Option<ignore::gitignore::Gitignore>>,
     /// `getdents64` buffer, reused for every directory this walker reads.
     dirbuf: Vec<std::mem::MaybeUninit<u8>>,
+    /// The working tree's root, which every directory is opened from.
+    root_fd: Option<Arc<rustix::fd::OwnedFd>>,
 }
 
 impl Walker {
-    fn new(stack: Vec<Option<ignore::gitignore::Gitignore>>) -> Walker {
+    fn new(
+        stack: Vec<Option<ignore::gitignore::Gitignore>>,
+        root_fd: Option<Arc<rustix::fd::OwnedFd>>,
+    ) -> Walker {
         Walker {
             files: Vec::new(),
             problems: Vec::new(),
             stack,
             dirbuf: vec![std::mem::MaybeUninit::uninit(); 32 * 1024],
+            root_fd,
         }
     }
 
     fn push_rules(&mut self, dir: &Path) {
         let file = dir.join(IGNORE_FILE);
-        if !file.is_file() {
-            self.stack.push(None);
-            return;
+        match fs::symlink_metadata(&file) {
+            Ok(m) if m.is_file() => {}
+            // Rules from outside the working tree are not taken (as Git
+            // refuses a symlinked .gitignore).
+            Ok(m) if m.file_type().is_symlink() => {
+                self.problems.push(WalkProblem {
+                    path: file,
+                    message: "ignore file is a symbolic link; not used".into(),
+                });
+                self.stack.push(None);
+                return;
+            }
+            _ => {
+                self.stack.push(None);
+                return;
+            }
         }
         let mut b = ignore::gitignore::GitignoreBuilder::new(dir);
         if let Some(e) = b.add(&file) {
@@ -705,13 +735,39 @@ impl Walker {
     /// a symlink between the parent's listing and this open is reported,
     /// never followed out of the working tree.
     fn walk_one(&mut self, abs: &Path, rel: &str) -> Vec<Item> {
-        use rustix::fs::{FileType, Mode, OFlags};
-        let fd = match rustix::fs::openat(
-            rustix::fs::CWD,
-            abs,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-        ) {
+        use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        // Relative to the working tree's root, and no symlink anywhere on
+        // the way (`RESOLVE_NO_SYMLINKS`): a directory swapped for a symlink
+        // at any level while the walk runs is an error here, never a way
+        // out of the tree. Kernels before 5.6 lack openat2: then the last
+        // component at least is not followed.
+        let opened = match &self.root_fd {
+            Some(root) => {
+                let mut r = Err(rustix::io::Errno::AGAIN);
+                // EAGAIN: a rename raced the resolution; try again.
+                for _ in 0..8 {
+                    r = rustix::fs::openat2(
+                        root,
+                        if rel.is_empty() { "." } else { rel },
+                        flags,
+                        Mode::empty(),
+                        ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+                    );
+                    if !matches!(r, Err(rustix::io::Errno::AGAIN)) {
+                        break;
+                    }
+                }
+                match r {
+                    Err(rustix::io::Errno::NOSYS) => {
+                        rustix::fs::openat(rustix::fs::CWD, abs, flags, Mode::empty())
+                    }
+                    r => r,
+                }
+            }
+            None => rustix::fs::openat(rustix::fs::CWD, abs, flags, Mode::empty()),
+        };
+        let fd = match opened {
             Ok(fd) => fd,
             Err(e) => {
                 self.problems.push(WalkProblem {
@@ -770,14 +826,47 @@ impl Walker {
         }
         let any_rules = self.stack.iter().any(Option::is_some);
         let mut items = Vec::with_capacity(entries.len());
-        for (from, to, ftype) in entries {
+        for (from, to, mut ftype) in entries {
             let name = &names[from..to];
+            if let Err(e) = mediagit_format::object::validate_name(name) {
+                self.problems.push(WalkProblem {
+                    path: abs.join(name),
+                    message: format!("{e}; skipped"),
+                });
+                continue;
+            }
             if mediagit_format::object::is_reserved_name(name) {
                 self.problems.push(WalkProblem {
                     path: abs.join(name),
                     message: "name reserved for the repository's own .mediagit directory (on case-insensitive filesystems they are the same); skipped".into(),
                 });
                 continue;
+            }
+            let cname = std::ffi::CStr::from_bytes_with_nul(&names.as_bytes()[from..=to]);
+            let lstat = || {
+                cname
+                    .map_err(|_| rustix::io::Errno::INVAL)
+                    .and_then(|c| rustix::fs::statat(&fd, c, rustix::fs::AtFlags::SYMLINK_NOFOLLOW))
+            };
+            // A filesystem that does not give types in listings (DT_UNKNOWN:
+            // ext2 without `filetype`, XFS with `ftype=0`, some network
+            // filesystems): the type comes from lstat, before the ignore
+            // rules (`build/` matches directories only) are applied.
+            let mut early = None;
+            if ftype == FileType::Unknown {
+                match lstat() {
+                    Ok(st) => {
+                        ftype = FileType::from_raw_mode(st.st_mode as _);
+                        early = Some(st);
+                    }
+                    Err(e) => {
+                        self.problems.push(WalkProblem {
+                            path: abs.join(name),
+                            message: std::io::Error::from(e).to_string(),
+                        });
+                        continue;
+                    }
+                }
             }
             let is_dir = ftype == FileType::Directory;
             if any_rules && self.ignored(&abs.join(name), is_dir) {
@@ -794,11 +883,7 @@ impl Walker {
                 continue;
             }
             // lstat relative to the directory's descriptor.
-            let cname = std::ffi::CStr::from_bytes_with_nul(&names.as_bytes()[from..=to]);
-            let st = match cname
-                .map_err(|_| rustix::io::Errno::INVAL)
-                .and_then(|c| rustix::fs::statat(&fd, c, rustix::fs::AtFlags::SYMLINK_NOFOLLOW))
-            {
+            let st = match early.map_or_else(lstat, Ok) {
                 Ok(st) => st,
                 Err(e) => {
                     self.problems.push(WalkProblem {

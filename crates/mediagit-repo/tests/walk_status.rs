@@ -179,3 +179,67 @@ fn walk_stat_matches_std_lstat() {
     }
     assert_eq!(walked.iter().next().unwrap().stat.size, 12_345);
 }
+
+/// Names no tree can hold (a backslash) are skipped with a warning, not
+/// staged into an index that every later command would then refuse; a
+/// `.mediagitignore` that is a symlink is not followed out of the tree.
+#[test]
+fn unstorable_names_and_symlinked_ignore_files_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("back\\slash"), "x").unwrap();
+    std::fs::write(root.join("kept.txt"), "x").unwrap();
+    std::fs::write(root.join("secret.txt"), "x").unwrap();
+    std::fs::write(outside.path().join("rules"), "secret.txt\n").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("rules"), root.join(".mediagitignore")).unwrap();
+    let (walked, problems) = walk(root, "");
+    let paths: Vec<&str> = walked.iter().map(|f| f.path.as_str()).collect();
+    // The symlink itself is content (as any symlink); its rules are not used.
+    assert_eq!(paths, [".mediagitignore", "kept.txt", "secret.txt"]);
+    let msgs: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.path.display(), p.message))
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("back\\slash") && m.contains("path separator")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains(".mediagitignore") && m.contains("symbolic link")),
+        "{msgs:?}"
+    );
+    let repo = Repository::init(root, &InitOptions::default()).unwrap();
+    repo.add(
+        &AddOptions {
+            all: true,
+            ..Default::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    // The index stays readable.
+    let st = repo.status().unwrap();
+    assert!(st.untracked.is_empty(), "{:?}", st.untracked);
+}
+
+/// A walk below a directory that is a symlink (to outside the tree) lists
+/// nothing from there: every directory is opened from the root with no
+/// symlink allowed on the way.
+#[test]
+fn walk_below_a_symlinked_directory_lists_nothing_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("sub")).unwrap();
+    std::fs::write(outside.path().join("sub/private"), "secret").unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("d")).unwrap();
+    let (walked, problems) = walk(dir.path(), "d/sub");
+    assert!(
+        walked.is_empty(),
+        "{:?}",
+        walked.iter().map(|f| &f.path).collect::<Vec<_>>()
+    );
+    assert!(!problems.is_empty());
+}
