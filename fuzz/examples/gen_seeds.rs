@@ -200,6 +200,26 @@ fn main() {
     };
     let enc = idx.encode();
     put(&root, "decode_pack_index", "idx", &enc);
+    // decode_key_file: real key files (the cheapest accepted parameters),
+    // with and without a label, and a sealed pack header.
+    let master = mediagit_crypto::MasterKey::generate().expect("random");
+    for (name, label) in [("key", "ann@laptop"), ("key-nolabel", "")] {
+        let k = mediagit_crypto::KeyFile::create(
+            &master,
+            b"seed passphrase",
+            mediagit_crypto::KdfParams::MIN,
+            1_700_000_000,
+            label,
+        )
+        .expect("key file");
+        put(&root, "decode_key_file", name, k.encode());
+    }
+    put(
+        &root,
+        "decode_key_file",
+        "sealed-pack-header",
+        mediagit_format::pack::PackHeader::Sealed { salt: [7u8; 32] }.encode(),
+    );
     put(
         &root,
         "decode_pack_index",

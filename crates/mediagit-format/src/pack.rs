@@ -12,6 +12,71 @@ use crate::{FormatError, ObjectId, ObjectKind};
 pub const PACK_MAGIC: &[u8; 8] = b"MGPACK\0\0";
 pub const PACK_VERSION: u32 = 1;
 pub const PACK_HEADER_LEN: usize = 16;
+/// Packs of encrypted repositories (FORMAT.md §13): the header carries a
+/// 32-byte salt from which the pack's key is derived, and every entry
+/// header and payload is sealed.
+pub const PACK_VERSION_SEALED: u32 = 2;
+pub const SEALED_PACK_HEADER_LEN: usize = PACK_HEADER_LEN + 32;
+/// AES-GCM tag appended to each sealed entry header and payload.
+pub const SEAL_TAG_LEN: usize = 16;
+/// A sealed entry header: the 44-byte header and its tag.
+pub const SEALED_ENTRY_HEADER_LEN: usize = EntryHeader::LEN + SEAL_TAG_LEN;
+/// Pack indexes of encrypted repositories: magic, version 2, then the
+/// version-1 index (preceded by the pack's salt) sealed as one value.
+pub const IDX_VERSION_SEALED: u32 = 2;
+
+/// What a pack header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackHeader {
+    /// Version 1: plaintext entries.
+    Plain,
+    /// Version 2: sealed entries under the key derived from this salt.
+    Sealed { salt: [u8; 32] },
+}
+
+impl PackHeader {
+    /// Length of the header in the pack file.
+    pub fn len(&self) -> usize {
+        match self {
+            PackHeader::Plain => PACK_HEADER_LEN,
+            PackHeader::Sealed { .. } => SEALED_PACK_HEADER_LEN,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            PackHeader::Plain => encode_pack_header().to_vec(),
+            PackHeader::Sealed { salt } => {
+                let mut b = Vec::with_capacity(SEALED_PACK_HEADER_LEN);
+                b.extend_from_slice(PACK_MAGIC);
+                b.extend_from_slice(&PACK_VERSION_SEALED.to_le_bytes());
+                b.extend_from_slice(&[0u8; 4]);
+                b.extend_from_slice(salt);
+                b
+            }
+        }
+    }
+}
+
+/// The bytes an entry occupies in a pack: its header and payload, and in a
+/// sealed pack their two tags.
+pub fn entry_len(sealed: bool, stored_len: u32) -> u64 {
+    let extra = if sealed { 2 * SEAL_TAG_LEN as u64 } else { 0 };
+    EntryHeader::LEN as u64 + stored_len as u64 + extra
+}
+
+/// Where an entry's payload starts, from the entry's offset.
+pub fn payload_start(sealed: bool) -> usize {
+    if sealed {
+        SEALED_ENTRY_HEADER_LEN
+    } else {
+        EntryHeader::LEN
+    }
+}
 pub const IDX_MAGIC: &[u8; 8] = b"MGIDX\0\0\0";
 pub const IDX_VERSION: u32 = 1;
 pub const IDX_HEADER_LEN: usize = 8 + 4 + 4 + 32;
@@ -105,6 +170,33 @@ pub fn encode_pack_header() -> [u8; PACK_HEADER_LEN] {
     b
 }
 
+/// Decodes a pack's header (the first [`SEALED_PACK_HEADER_LEN`] bytes, or
+/// all of a shorter pack).
+pub fn decode_any_pack_header(b: &[u8]) -> Result<PackHeader, FormatError> {
+    if b.len() >= 12 && &b[..8] == PACK_MAGIC {
+        let v = u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"));
+        if v == PACK_VERSION_SEALED {
+            if b.len() < SEALED_PACK_HEADER_LEN {
+                return Err(FormatError::Truncated {
+                    what: "pack",
+                    len: b.len(),
+                    need: SEALED_PACK_HEADER_LEN,
+                });
+            }
+            if b[12..16].iter().any(|&x| x != 0) {
+                return Err(FormatError::Decode {
+                    what: "pack",
+                    reason: "reserved header bytes are not zero".into(),
+                });
+            }
+            let mut salt = [0u8; 32];
+            salt.copy_from_slice(&b[16..48]);
+            return Ok(PackHeader::Sealed { salt });
+        }
+    }
+    decode_pack_header(b).map(|()| PackHeader::Plain)
+}
+
 pub fn decode_pack_header(b: &[u8]) -> Result<(), FormatError> {
     if b.len() < PACK_HEADER_LEN {
         return Err(FormatError::Truncated {
@@ -152,6 +244,21 @@ pub struct IdxEntry {
 pub struct PackIndex {
     pub pack: ObjectId,
     pub entries: Vec<IdxEntry>,
+}
+
+/// The version of a pack index's bytes (1 plaintext, 2 sealed), if they
+/// start with the index magic.
+pub fn idx_version(b: &[u8]) -> Option<u32> {
+    (b.len() >= 12 && &b[..8] == IDX_MAGIC)
+        .then(|| u32::from_le_bytes(b[8..12].try_into().expect("4 bytes")))
+}
+
+/// The 12-byte prefix of a sealed pack index (magic and version 2).
+pub fn sealed_idx_prefix() -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[..8].copy_from_slice(IDX_MAGIC);
+    b[8..].copy_from_slice(&IDX_VERSION_SEALED.to_le_bytes());
+    b
 }
 
 impl PackIndex {

@@ -11,6 +11,9 @@
 //! MUST stay the plain SHA-256 of its bytes (what `sha256sum` prints and Git
 //! LFS uses as its oid, docs/FORMAT.md §1), is [`content_id`]; and the names
 //! of packs and checksums of binary files, which are about bytes on disk.
+use std::sync::Arc;
+
+use mediagit_crypto::RepoKeys;
 use mediagit_format::config::{ChunkIdFunction, RepoConfig};
 use mediagit_format::pack::Codec;
 use mediagit_format::{ObjectId, ObjectKind};
@@ -34,11 +37,14 @@ pub struct Encoded {
 }
 
 /// Names and encodes objects for one repository (`[format] chunk_id`,
-/// `[compression] level`).
-#[derive(Clone, Copy, Debug)]
+/// `[compression] level`), and with the repository's keys seals them
+/// (FORMAT.md §13): ids become HMAC-SHA256 under the id key, and packs and
+/// pack indexes written through the object database are sealed.
+#[derive(Clone, Debug)]
 pub struct ObjectCodec {
     chunk_id: ChunkIdFunction,
     level: i32,
+    keys: Option<Arc<RepoKeys>>,
 }
 
 impl ObjectCodec {
@@ -46,7 +52,22 @@ impl ObjectCodec {
         ObjectCodec {
             chunk_id: cfg.format.chunk_id,
             level: cfg.compression.level,
+            keys: None,
         }
+    }
+
+    /// The codec of an encrypted repository: every object id keyed, every
+    /// pack and pack index sealed.
+    pub fn sealed(cfg: &RepoConfig, keys: Arc<RepoKeys>) -> ObjectCodec {
+        ObjectCodec {
+            keys: Some(keys),
+            ..ObjectCodec::new(cfg)
+        }
+    }
+
+    /// The repository's keys, when it is encrypted.
+    pub fn keys(&self) -> Option<&RepoKeys> {
+        self.keys.as_deref()
     }
 
     /// The zstd level used for content that compresses.
@@ -56,8 +77,13 @@ impl ObjectCodec {
 
     /// The id of an object of `kind` with these decoded bytes: a chunk by
     /// the repository's chunk id function, any other object by the SHA-256
-    /// of its canonical encoding.
+    /// of its canonical encoding; in an encrypted repository every object
+    /// by HMAC-SHA256 under the id key (so nobody without the key can tell
+    /// whether a known file, or a known commit, is stored).
     pub fn id(&self, kind: ObjectKind, bytes: &[u8]) -> ObjectId {
+        if let Some(k) = &self.keys {
+            return ObjectId(k.object_id(bytes));
+        }
         match kind {
             ObjectKind::Chunk => match self.chunk_id {
                 ChunkIdFunction::Sha256 => ObjectId::hash(bytes),
@@ -70,7 +96,7 @@ impl ObjectCodec {
     /// that a file of one chunk needs no second hash pass. False for keyed
     /// chunk ids.
     pub fn chunk_id_is_content_id(&self) -> bool {
-        self.chunk_id == ChunkIdFunction::Sha256
+        self.keys.is_none() && self.chunk_id == ChunkIdFunction::Sha256
     }
 
     /// Encodes an object whose id the caller has computed with [`Self::id`]

@@ -191,6 +191,7 @@ impl Repository {
                 self.storage().clone(),
                 self.tmp_dir().to_path_buf(),
                 self.config(),
+                self.codec(),
             )?;
             &fresh
         } else {

@@ -111,8 +111,12 @@ impl Repository {
         if let Some(ws) = self.workspace_opt() {
             let _ = std::fs::remove_dir_all(ws.dir().join("cache"));
         }
-        let (odb, idx_problems) =
-            Odb::load_lenient(storage.clone(), self.tmp_dir().to_path_buf(), self.config())?;
+        let (odb, idx_problems) = Odb::load_lenient(
+            storage.clone(),
+            self.tmp_dir().to_path_buf(),
+            self.config(),
+            self.codec(),
+        )?;
         let mut problems = Vec::new();
         let mut notes = Vec::new();
         let mut rebuild = Vec::new();
@@ -183,7 +187,9 @@ impl Repository {
             // The pack's own index, as stored (an unreadable one was
             // reported by the load above).
             let idx = if idx_ids.contains(pack) {
-                crate::odb::read_pack_index(storage.as_ref(), &idx_key(pack), *pack).ok()
+                crate::odb::read_pack_index(storage.as_ref(), &self.codec(), &idx_key(pack), *pack)
+                    .ok()
+                    .map(|(i, _)| i)
             } else {
                 None
             };
@@ -521,8 +527,13 @@ impl Repository {
         for pack in &c.rebuild {
             let scan = &c.scans[pack];
             let sound: Vec<_> = scan.entries.iter().filter(|e| e.damage.is_none()).collect();
-            let odb =
-                Odb::load_lenient(storage.clone(), self.tmp_dir().to_path_buf(), self.config())?.0;
+            let odb = Odb::load_lenient(
+                storage.clone(),
+                self.tmp_dir().to_path_buf(),
+                self.config(),
+                self.codec(),
+            )?
+            .0;
             if scan.checksum_ok && sound.len() == scan.entries.len() {
                 // The pack is sound; only its index is missing or wrong.
                 let idx = PackIndex {
@@ -539,7 +550,8 @@ impl Repository {
                         })
                         .collect(),
                 };
-                storage.put(&idx_key(pack), &idx.encode())?;
+                let bytes = crate::odb::encode_pack_index(&self.codec(), &idx, scan.salt.as_ref())?;
+                storage.put(&idx_key(pack), &bytes)?;
                 done.push(format!(
                     "rebuilt pack index {} from its pack ({} objects)",
                     idx_key(pack),
@@ -548,8 +560,17 @@ impl Repository {
                 continue;
             }
             let mut session = odb.session_ignoring(&[*pack]).without_freshening();
+            let pk = scan
+                .salt
+                .and_then(|salt| self.codec().keys().map(|k| k.pack_key(&salt)));
             for e in &sound {
-                let payload = read_stored(storage.as_ref(), pack, e.offset, e.header.stored_len)?;
+                let payload = read_stored(
+                    storage.as_ref(),
+                    pk.as_ref(),
+                    pack,
+                    e.offset,
+                    e.header.stored_len,
+                )?;
                 session.put_encoded(
                     e.header.kind,
                     e.header.id,
@@ -646,6 +667,7 @@ impl Repository {
                     storage.clone(),
                     self.tmp_dir().to_path_buf(),
                     self.config(),
+                    self.codec(),
                 )?
                 .0;
                 let mut idx = WorktreeIndex::default();

@@ -101,7 +101,12 @@ impl Repository {
     pub fn gc(&self, opts: &GcOptions, progress: &dyn Progress) -> Result<GcReport> {
         let _lock = self.lock_local()?;
         let storage = self.storage().clone();
-        let odb = Odb::load(storage.clone(), self.tmp_dir().to_path_buf(), self.config())?;
+        let odb = Odb::load(
+            storage.clone(),
+            self.tmp_dir().to_path_buf(),
+            self.config(),
+            self.codec(),
+        )?;
         let (roots, bad) = self.roots(&odb)?;
         if let Some((name, err)) = bad.first() {
             return Err(RepoError::GcBlocked {
@@ -187,9 +192,8 @@ impl Repository {
             meta: bool,
         }
         // Stored size of an object in its pack, entry header included.
-        let stored = |loc: &crate::odb::Location| {
-            (mediagit_format::pack::EntryHeader::LEN as u64) + loc.stored_len as u64
-        };
+        let sealed = odb.sealed();
+        let stored = |loc: &crate::odb::Location| loc.entry_len(sealed);
         let mut uses: BTreeMap<ObjectId, PackUse> = BTreeMap::new();
         odb.for_each_object(|id, pack, loc| {
             let u = uses.entry(*pack).or_default();
@@ -355,7 +359,14 @@ impl Repository {
                 // Verify (decode + SHA-256) before copying: gc must never carry
                 // damage into a fresh pack and then delete the original.
                 odb.read_raw(id, loc.kind)?;
-                let payload = read_stored(storage.as_ref(), pack, loc.offset, loc.stored_len)?;
+                let pk = odb.pack_key_of(pack)?;
+                let payload = read_stored(
+                    storage.as_ref(),
+                    pk.as_deref(),
+                    pack,
+                    loc.offset,
+                    loc.stored_len,
+                )?;
                 session.put_encoded(loc.kind, *id, loc.codec, loc.raw_len as usize, &payload)?;
                 progress.bytes(loc.stored_len as u64);
             }
@@ -418,7 +429,12 @@ impl Repository {
                 storage.delete(&key)?;
             }
         }
-        let after = Odb::load(storage.clone(), self.tmp_dir().to_path_buf(), self.config())?;
+        let after = Odb::load(
+            storage.clone(),
+            self.tmp_dir().to_path_buf(),
+            self.config(),
+            self.codec(),
+        )?;
         report.packs_after = after.packs().len();
         Ok(report)
     }

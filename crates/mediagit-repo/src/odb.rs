@@ -17,11 +17,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mediagit_crypto::{EntryPart, PackKey, Purpose};
 use mediagit_format::config::RepoConfig;
 use mediagit_format::id::{Hasher, IdMap, IdSet};
 use mediagit_format::index::CommitMemo;
 use mediagit_format::limits;
-use mediagit_format::pack::{self, Codec, EntryHeader, IdxEntry, PackIndex};
+use mediagit_format::pack::{self, Codec, EntryHeader, IdxEntry, PackHeader, PackIndex};
 use mediagit_format::{Commit, Manifest, ObjectId, ObjectKind, Tag, Tree};
 use mediagit_pipeline::{decompress, CompressionHint};
 use mediagit_storage::Storage;
@@ -82,11 +83,17 @@ pub struct Location {
 }
 
 impl Location {
-    /// Offset just past this entry (header and payload), saturating: offsets
-    /// come from a checksummed index, but a hostile one must not overflow.
-    fn end(&self) -> u64 {
+    /// Offset just past this entry (header and payload, and their tags in
+    /// a `sealed` pack), saturating: offsets come from an authenticated
+    /// index, but a hostile one must not overflow.
+    fn end(&self, sealed: bool) -> u64 {
         self.offset
-            .saturating_add(EntryHeader::LEN as u64 + self.stored_len as u64)
+            .saturating_add(pack::entry_len(sealed, self.stored_len))
+    }
+
+    /// Bytes of the whole entry in its pack.
+    pub fn entry_len(&self, sealed: bool) -> u64 {
+        pack::entry_len(sealed, self.stored_len)
     }
 }
 
@@ -175,6 +182,9 @@ pub struct Odb {
     /// verified without reading content.
     split_metadata: bool,
     state: RwLock<State>,
+    /// Keys of the sealed packs read or written so far (encrypted
+    /// repositories), derived from each pack's salt.
+    pack_keys: RwLock<HashMap<ObjectId, Arc<PackKey>>>,
 }
 
 /// A pack older than this that an `add` or `commit` deduplicates against
@@ -284,8 +294,14 @@ pub fn pack_key(id: &ObjectId) -> String {
 /// not pay for every pack index of a large repository to confirm HEAD.
 /// `false` when that index is gone or damaged; callers then load the object
 /// database and get its precise error.
-pub fn pack_lists(storage: &dyn Storage, pack: &ObjectId, id: &ObjectId, kind: ObjectKind) -> bool {
-    let Ok(idx) = read_pack_index(storage, &idx_key(pack), *pack) else {
+pub fn pack_lists(
+    storage: &dyn Storage,
+    codec: &ObjectCodec,
+    pack: &ObjectId,
+    id: &ObjectId,
+    kind: ObjectKind,
+) -> bool {
+    let Ok((idx, _)) = read_pack_index(storage, codec, &idx_key(pack), *pack) else {
         return false;
     };
     idx.entries
@@ -304,15 +320,94 @@ fn read_failure(e: &mediagit_storage::StorageError) -> String {
 }
 
 /// Reads, verifies and decodes the pack index at `key`, which must name
-/// `pack_id`.
+/// `pack_id`; with the salt of its pack when the index is sealed.
 pub(crate) fn read_pack_index(
     storage: &dyn Storage,
+    codec: &ObjectCodec,
     key: &str,
     pack_id: ObjectId,
-) -> Result<PackIndex> {
+) -> Result<(PackIndex, Option<[u8; 32]>)> {
     let bytes = storage.get(key)?;
-    let idx =
-        PackIndex::decode(&bytes).map_err(|e| RepoError::format(format!("pack index {key}"), e))?;
+    decode_pack_index(codec, &bytes, key, pack_id)
+}
+
+/// Encodes a pack index for the store: version 1, or in an encrypted
+/// repository version 2, the pack's salt and the version-1 bytes sealed
+/// together, bound to the pack's name (FORMAT.md §13.4).
+pub(crate) fn encode_pack_index(
+    codec: &ObjectCodec,
+    idx: &PackIndex,
+    salt: Option<&[u8; 32]>,
+) -> Result<Vec<u8>> {
+    match (codec.keys(), salt) {
+        (None, None) => Ok(idx.encode()),
+        (Some(keys), Some(salt)) => {
+            let mut plain = Vec::with_capacity(32 + idx.entries.len() * pack::IDX_ENTRY_LEN + 80);
+            plain.extend_from_slice(salt);
+            plain.extend_from_slice(&idx.encode());
+            let sealed = keys
+                .seal(Purpose::PackIndex, &idx.pack.0, &plain)
+                .map_err(|e| RepoError::Invalid(e.to_string()))?;
+            let mut out = pack::sealed_idx_prefix().to_vec();
+            out.extend_from_slice(&sealed);
+            Ok(out)
+        }
+        _ => Err(RepoError::Invalid(format!(
+            "pack {} is not sealed like the rest of the repository",
+            idx.pack
+        ))),
+    }
+}
+
+/// Decodes (and, sealed, opens) the bytes of a pack index stored at `key`.
+pub(crate) fn decode_pack_index(
+    codec: &ObjectCodec,
+    bytes: &[u8],
+    key: &str,
+    pack_id: ObjectId,
+) -> Result<(PackIndex, Option<[u8; 32]>)> {
+    let bad = |reason: String| RepoError::CorruptObject {
+        id: pack_id,
+        kind: "pack index",
+        location: key.to_string(),
+        reason,
+    };
+    let sealed = pack::idx_version(bytes) == Some(pack::IDX_VERSION_SEALED);
+    let (idx, salt) = match (codec.keys(), sealed) {
+        (Some(keys), true) => {
+            let plain = keys
+                .open(
+                    Purpose::PackIndex,
+                    &pack_id.0,
+                    &bytes[12..],
+                    &format!("pack index {key}"),
+                )
+                .map_err(|e| bad(e.to_string()))?;
+            if plain.len() < 32 {
+                return Err(bad("sealed index holds no salt".into()));
+            }
+            let mut salt = [0u8; 32];
+            salt.copy_from_slice(&plain[..32]);
+            let idx = PackIndex::decode(&plain[32..])
+                .map_err(|e| RepoError::format(format!("pack index {key}"), e))?;
+            (idx, Some(salt))
+        }
+        (Some(_), false) => {
+            return Err(bad(
+                "a plaintext index in an encrypted repository (refused: anyone with write access to the store could have put it there)".into(),
+            ))
+        }
+        (None, true) => {
+            return Err(bad(
+                "a sealed index in a repository that is not encrypted".into(),
+            ))
+        }
+        (None, false) => (
+            PackIndex::decode(bytes)
+                .map_err(|e| RepoError::format(format!("pack index {key}"), e))?,
+            None,
+        ),
+    };
     if idx.pack != pack_id {
         return Err(RepoError::CorruptObject {
             id: pack_id,
@@ -321,7 +416,7 @@ pub(crate) fn read_pack_index(
             reason: format!("index names pack {}", idx.pack),
         });
     }
-    Ok(idx)
+    Ok((idx, salt))
 }
 
 /// The packs that have an index in the store (`packs/<id>.idx`), as listed
@@ -346,8 +441,13 @@ pub fn idx_key(id: &ObjectId) -> String {
 
 impl Odb {
     /// Loads every pack index; fails on the first damaged one.
-    pub fn load(storage: Arc<dyn Storage>, tmp_dir: PathBuf, cfg: &RepoConfig) -> Result<Odb> {
-        let (odb, mut problems) = Odb::load_lenient(storage, tmp_dir, cfg)?;
+    pub fn load(
+        storage: Arc<dyn Storage>,
+        tmp_dir: PathBuf,
+        cfg: &RepoConfig,
+        codec: ObjectCodec,
+    ) -> Result<Odb> {
+        let (odb, mut problems) = Odb::load_lenient(storage, tmp_dir, cfg, codec)?;
         match problems.pop() {
             Some((_, e)) => Err(e),
             None => Ok(odb),
@@ -360,6 +460,7 @@ impl Odb {
         storage: Arc<dyn Storage>,
         tmp_dir: PathBuf,
         cfg: &RepoConfig,
+        codec: ObjectCodec,
     ) -> Result<(Odb, Vec<(String, RepoError)>)> {
         let damaged = list_damaged(storage.as_ref())?
             .into_iter()
@@ -374,7 +475,7 @@ impl Odb {
                 ..Default::default()
             }),
             tmp_dir,
-            codec: ObjectCodec::new(cfg),
+            codec,
             max_chunk: cfg.chunking.max_size,
             pack_target: if remote {
                 REMOTE_PACK_TARGET_SIZE
@@ -383,13 +484,17 @@ impl Odb {
             },
             split_metadata: cfg.format.has_feature("metadata-packs"),
             state: RwLock::new(State::default()),
+            pack_keys: RwLock::new(HashMap::new()),
         };
         let mut problems = Vec::new();
         let mut idxs = Vec::new();
         for pack_id in indexed_packs(odb.storage.as_ref())? {
             let key = idx_key(&pack_id);
-            match read_pack_index(odb.storage.as_ref(), &key, pack_id) {
-                Ok(idx) => idxs.push(idx),
+            match read_pack_index(odb.storage.as_ref(), &odb.codec, &key, pack_id) {
+                Ok((idx, salt)) => {
+                    odb.remember_salt(&pack_id, salt.as_ref());
+                    idxs.push(idx)
+                }
                 Err(e) => problems.push((key, e)),
             }
         }
@@ -427,6 +532,56 @@ impl Odb {
             .iter()
             .map(|(id, l)| (*id, st.packs[l.pack as usize], *l))
             .collect()
+    }
+
+    /// Whether this repository's packs are sealed (it is encrypted).
+    pub fn sealed(&self) -> bool {
+        self.codec.keys().is_some()
+    }
+
+    fn remember_salt(&self, pack: &ObjectId, salt: Option<&[u8; 32]>) {
+        if let (Some(keys), Some(salt)) = (self.codec.keys(), salt) {
+            self.pack_keys
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(*pack, Arc::new(keys.pack_key(salt)));
+        }
+    }
+
+    /// The key of sealed pack `pack` (`None` in a repository that is not
+    /// encrypted): from its index's salt, or else read from its header.
+    pub fn pack_key_of(&self, pack: &ObjectId) -> Result<Option<Arc<PackKey>>> {
+        let Some(keys) = self.codec.keys() else {
+            return Ok(None);
+        };
+        if let Some(k) = self
+            .pack_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pack)
+        {
+            return Ok(Some(k.clone()));
+        }
+        let key = pack_key(pack);
+        let mut head = [0u8; pack::SEALED_PACK_HEADER_LEN];
+        self.storage.read_at(&key, 0, &mut head)?;
+        match pack::decode_any_pack_header(&head) {
+            Ok(PackHeader::Sealed { salt }) => {
+                let k = Arc::new(keys.pack_key(&salt));
+                self.pack_keys
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(*pack, k.clone());
+                Ok(Some(k))
+            }
+            Ok(PackHeader::Plain) => Err(RepoError::CorruptObject {
+                id: *pack,
+                kind: "pack",
+                location: key,
+                reason: "a plaintext pack in an encrypted repository".into(),
+            }),
+            Err(e) => Err(RepoError::format(format!("pack {key}"), e)),
+        }
     }
 
     fn register(&self, idxs: Vec<PackIndex>) {
@@ -598,14 +753,19 @@ impl Odb {
         }
         let key = pack_key(&pack_id);
         self.check_bounds(id, kind, &key, &loc)?;
-        let mut buf = vec![0u8; EntryHeader::LEN + loc.stored_len as usize];
+        let pk = self.pack_key_of(&pack_id)?;
+        let mut buf = vec![0u8; loc.entry_len(pk.is_some()) as usize];
         self.storage
             .read_at(&key, loc.offset, &mut buf)
             .map_err(|e| self.corrupt(id, kind, &key, &loc, read_failure(&e)))?;
-        let (data, start) = self.verify_entry(id, kind, &key, &loc, &buf)?;
+        let (data, start) = self.verify_entry(id, kind, &key, pk.as_deref(), &loc, &mut buf)?;
         match data {
             Some(decoded) => Ok((decoded, 0)),
-            None => Ok((buf, start)),
+            None => {
+                // A sealed entry's payload is followed by its tag.
+                buf.truncate(start + loc.stored_len as usize);
+                Ok((buf, start))
+            }
         }
     }
 
@@ -659,20 +819,28 @@ impl Odb {
         }
     }
 
-    /// Checks one stored entry (`entry` = header + stored payload) against
-    /// the index and its id. Returns the decoded bytes for compressed
-    /// entries, or `None` and the offset of the raw payload in `entry`.
+    /// Checks one stored entry (`entry` = header + stored payload, sealed
+    /// with `pk` in an encrypted repository: opened in place) against the
+    /// index and its id. Returns the decoded bytes for compressed entries,
+    /// or `None` and the offset of the raw payload in `entry`.
     fn verify_entry(
         &self,
         id: &ObjectId,
         kind: ObjectKind,
         key: &str,
+        pk: Option<&PackKey>,
         loc: &Location,
-        entry: &[u8],
+        entry: &mut [u8],
     ) -> Result<(Option<Vec<u8>>, usize)> {
         // Before decoding allocates what the entry claims.
         self.check_bounds(id, kind, key, loc)?;
         let corrupt = |reason: String| self.corrupt(id, kind, key, loc, reason);
+        let payload_at = pack::payload_start(pk.is_some());
+        if let Some(pk) = pk {
+            open_entry(pk, loc.offset, entry, loc.stored_len)
+                .map_err(|e| corrupt(e.to_string()))?;
+        }
+        let entry = &*entry;
         let h = EntryHeader::decode(entry).map_err(|e| corrupt(e.to_string()))?;
         if h.id != *id
             || h.kind != kind
@@ -682,7 +850,7 @@ impl Odb {
         {
             return Err(corrupt("entry header does not match the pack index".into()));
         }
-        let payload = &entry[EntryHeader::LEN..];
+        let payload = &entry[payload_at..payload_at + h.stored_len as usize];
         let (decoded, start) = match h.codec {
             Codec::Raw => {
                 if h.raw_len != h.stored_len {
@@ -691,7 +859,7 @@ impl Odb {
                         h.stored_len, h.raw_len
                     )));
                 }
-                (None, EntryHeader::LEN)
+                (None, payload_at)
             }
             codec => (
                 Some(decompress(codec, payload, h.raw_len as usize).map_err(|e| {
@@ -702,7 +870,7 @@ impl Odb {
         };
         let bytes = match &decoded {
             Some(d) => &d[..],
-            None => &entry[start..],
+            None => &entry[start..start + h.stored_len as usize],
         };
         if let Some(actual) = self.codec.verify(kind, id, bytes) {
             return Err(corrupt(format!("content hashes to {actual}")));
@@ -773,30 +941,42 @@ impl Odb {
         let mut out = IdMap::default();
         let mut i = 0;
         let mut buf = Vec::new();
+        let sealed = self.sealed();
         while i < locs.len() {
             let (_, pack, first) = locs[i];
-            let mut end = first.end();
+            let mut end = first.end(sealed);
             let mut j = i + 1;
             while j < locs.len() {
                 let (_, p, l) = &locs[j];
                 if *p != pack
                     || l.offset < end
                     || l.offset - end > GAP
-                    || l.end().saturating_sub(first.offset) > READ_BATCH
+                    || l.end(sealed).saturating_sub(first.offset) > READ_BATCH
                 {
                     break;
                 }
-                end = l.end();
+                end = l.end(sealed);
                 j += 1;
             }
             let key = pack_key(&pack);
+            let Ok(pk) = self.pack_key_of(&pack) else {
+                i = j;
+                continue;
+            };
             buf.resize(end.saturating_sub(first.offset) as usize, 0);
             if self.storage.read_at(&key, first.offset, &mut buf).is_ok() {
                 for (id, _, l) in &locs[i..j] {
                     let at = (l.offset - first.offset) as usize;
-                    let entry = &buf[at..at + EntryHeader::LEN + l.stored_len as usize];
-                    if let Ok((decoded, start)) = self.verify_entry(id, kind, &key, l, entry) {
-                        out.insert(*id, decoded.unwrap_or_else(|| entry[start..].to_vec()));
+                    let entry = &mut buf[at..at + l.entry_len(sealed) as usize];
+                    if let Ok((decoded, start)) =
+                        self.verify_entry(id, kind, &key, pk.as_deref(), l, entry)
+                    {
+                        out.insert(
+                            *id,
+                            decoded.unwrap_or_else(|| {
+                                entry[start..start + l.stored_len as usize].to_vec()
+                            }),
+                        );
                     }
                 }
             }
@@ -824,8 +1004,9 @@ impl Odb {
                 context: Some(format!("manifest {manifest}")),
             })?;
             let mut locs = vec![loc0];
+            let sealed = self.sealed();
             // A saturated end (hostile index) is never batched.
-            let mut end = loc0.end();
+            let mut end = loc0.end(sealed);
             while i + locs.len() < m.chunks.len() && end < u64::MAX {
                 let next = &m.chunks[i + locs.len()];
                 match self.locate(&next.id) {
@@ -833,9 +1014,9 @@ impl Odb {
                         if p == pack
                             && l.offset == end
                             && l.kind == ObjectKind::Chunk
-                            && l.end() - loc0.offset <= READ_BATCH =>
+                            && l.end(sealed) - loc0.offset <= READ_BATCH =>
                     {
-                        end = l.end();
+                        end = l.end(sealed);
                         locs.push(l);
                     }
                     _ => break,
@@ -848,6 +1029,7 @@ impl Odb {
                 continue;
             }
             let key = pack_key(&pack);
+            let pk = self.pack_key_of(&pack)?;
             buf.resize((end - loc0.offset) as usize, 0);
             self.storage
                 .read_at(&key, loc0.offset, &mut buf)
@@ -857,12 +1039,12 @@ impl Odb {
             for (k, loc) in locs.iter().enumerate() {
                 let c = &m.chunks[i + k];
                 let at = (loc.offset - loc0.offset) as usize;
-                let entry = &buf[at..at + EntryHeader::LEN + loc.stored_len as usize];
+                let entry = &mut buf[at..at + loc.entry_len(sealed) as usize];
                 let (decoded, start) =
-                    self.verify_entry(&c.id, ObjectKind::Chunk, &key, loc, entry)?;
+                    self.verify_entry(&c.id, ObjectKind::Chunk, &key, pk.as_deref(), loc, entry)?;
                 let data = match &decoded {
                     Some(d) => &d[..],
-                    None => &entry[start..],
+                    None => &entry[start..start + loc.stored_len as usize],
                 };
                 emit_chunk(manifest, c, data, out, on_bytes)?;
             }
@@ -893,7 +1075,7 @@ impl Odb {
 
     /// How this repository names and encodes objects.
     pub fn codec(&self) -> ObjectCodec {
-        self.codec
+        self.codec.clone()
     }
 }
 
@@ -903,6 +1085,8 @@ struct OpenPack {
     hasher: Hasher,
     offset: u64,
     entries: Vec<IdxEntry>,
+    /// An encrypted repository's pack: its salt and key.
+    sealing: Option<([u8; 32], PackKey)>,
 }
 
 /// Writes objects into new packs. Dropping a session without `finish`
@@ -912,7 +1096,7 @@ pub struct PackSession<'a> {
     /// The pack being written for chunks (slot 0) and, with
     /// `metadata-packs`, the one for other objects (slot 1).
     current: [Option<OpenPack>; 2],
-    finished: Vec<(tempfile::TempPath, PackIndex)>,
+    finished: Vec<(tempfile::TempPath, PackIndex, Option<[u8; 32]>)>,
     pending: IdSet,
     ignore_packs: HashSet<ObjectId>,
     /// Re-date old packs that objects are reused from (see [`FRESHEN_AFTER`]).
@@ -951,7 +1135,7 @@ impl PackSession<'_> {
     /// Stores an encoded object (manifest, tree, commit, tag), compressing it
     /// if that pays. Returns its id. Objects already present are not written again.
     pub fn put_object(&mut self, kind: ObjectKind, bytes: &[u8]) -> Result<ObjectId> {
-        let codec = self.odb.codec;
+        let codec = &self.odb.codec;
         let id = codec.id(kind, bytes);
         if self.has(&id) {
             return Ok(id);
@@ -1001,13 +1185,38 @@ impl PackSession<'_> {
             id,
         }
         .encode();
-        p.file
-            .write_all(&header)
-            .and_then(|_| p.file.write_all(payload))
-            .map_err(|e| RepoError::io("write pack", &*p.path, e))?;
-        // The pack's name covers the header and every entry header (which
-        // carries each object's id): payloads are covered through those ids.
-        p.hasher.update(&header);
+        let written = match &p.sealing {
+            None => {
+                p.file
+                    .write_all(&header)
+                    .and_then(|_| p.file.write_all(payload))
+                    .map_err(|e| RepoError::io("write pack", &*p.path, e))?;
+                // The pack's name covers the header and every entry header
+                // (which carries each object's id): payloads are covered
+                // through those ids.
+                p.hasher.update(&header);
+                (header.len() + payload.len()) as u64
+            }
+            Some((_, key)) => {
+                // Header and payload sealed apart (nonces from the entry's
+                // offset), the payload bound to the header: the name hashes
+                // the sealed header, which authenticates the plaintext one.
+                let seal_err = |e: mediagit_crypto::CryptoError| RepoError::Invalid(e.to_string());
+                let mut h = header.to_vec();
+                key.seal(EntryPart::Header, p.offset, b"", &mut h)
+                    .map_err(seal_err)?;
+                let mut body = Vec::with_capacity(payload.len() + pack::SEAL_TAG_LEN);
+                body.extend_from_slice(payload);
+                key.seal(EntryPart::Payload, p.offset, &header, &mut body)
+                    .map_err(seal_err)?;
+                p.file
+                    .write_all(&h)
+                    .and_then(|_| p.file.write_all(&body))
+                    .map_err(|e| RepoError::io("write pack", &*p.path, e))?;
+                p.hasher.update(&h);
+                (h.len() + body.len()) as u64
+            }
+        };
         p.entries.push(IdxEntry {
             id,
             offset: p.offset,
@@ -1016,7 +1225,7 @@ impl PackSession<'_> {
             raw_len,
             stored_len,
         });
-        p.offset += (header.len() + payload.len()) as u64;
+        p.offset += written;
         self.pending.insert(id);
         crate::failpoint::hit("write:pack-append");
         Ok(())
@@ -1033,7 +1242,22 @@ impl PackSession<'_> {
         // Small: chunk payloads (hundreds of KiB) bypass the buffer and go
         // straight to the kernel, one copy fewer than through a large buffer.
         let mut file = BufWriter::with_capacity(64 << 10, file);
-        let header = pack::encode_pack_header();
+        // A sealed pack gets a fresh random salt: its own key, so nonces
+        // made of offsets never repeat under one key (FORMAT.md §13.3).
+        let sealing = match self.odb.codec.keys() {
+            None => None,
+            Some(keys) => {
+                let mut salt = [0u8; 32];
+                mediagit_crypto::random(&mut salt)
+                    .map_err(|e| RepoError::Invalid(e.to_string()))?;
+                Some((salt, keys.pack_key(&salt)))
+            }
+        };
+        let header = match &sealing {
+            None => PackHeader::Plain,
+            Some((salt, _)) => PackHeader::Sealed { salt: *salt },
+        }
+        .encode();
         file.write_all(&header)
             .map_err(|e| RepoError::io("write pack", &*path, e))?;
         let mut hasher = Hasher::new();
@@ -1044,6 +1268,7 @@ impl PackSession<'_> {
             hasher,
             offset: header.len() as u64,
             entries: Vec::new(),
+            sealing,
         })
     }
 
@@ -1070,7 +1295,8 @@ impl PackSession<'_> {
             pack,
             entries: p.entries,
         };
-        self.finished.push((path, idx));
+        self.finished
+            .push((path, idx, p.sealing.map(|(salt, _)| salt)));
         Ok(())
     }
 
@@ -1095,18 +1321,21 @@ impl PackSession<'_> {
         self.close_current()?;
         let finished = std::mem::take(&mut self.finished);
         let mut sizes = Vec::with_capacity(finished.len());
-        for (path, idx) in &finished {
+        for (path, idx, _) in &finished {
             sizes.push(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
             self.odb.storage.put_file(&pack_key(&idx.pack), path)?;
             crate::failpoint::hit("write:pack-stored");
         }
         let mut stored = Vec::with_capacity(finished.len());
         let mut result = Ok(());
-        for ((path, idx), size) in finished.into_iter().zip(sizes) {
-            if let Err(e) = self.odb.storage.put(&idx_key(&idx.pack), &idx.encode()) {
-                result = Err(e.into());
+        for ((path, idx, salt), size) in finished.into_iter().zip(sizes) {
+            let stored_idx = encode_pack_index(&self.odb.codec, &idx, salt.as_ref())
+                .and_then(|b| Ok(self.odb.storage.put(&idx_key(&idx.pack), &b)?));
+            if let Err(e) = stored_idx {
+                result = Err(e);
                 break;
             }
+            self.odb.remember_salt(&idx.pack, salt.as_ref());
             crate::failpoint::hit("write:idx-stored");
             // put_file consumed the file; don't let TempPath delete a path that
             // may now be reused.
@@ -1156,6 +1385,30 @@ pub struct PackScan {
     /// Whether the pack's header and entry headers hash to its name.
     pub checksum_ok: bool,
     pub size: u64,
+    /// A sealed pack's salt (to seal an index rebuilt from this scan).
+    pub salt: Option<[u8; 32]>,
+}
+
+/// Opens a sealed entry in place (`entry`: the 60-byte sealed header, the
+/// payload and its tag): afterwards the plaintext header is `entry[..44]`
+/// and the payload `entry[60..60 + stored_len]`.
+fn open_entry(
+    pk: &PackKey,
+    offset: u64,
+    entry: &mut [u8],
+    stored_len: u32,
+) -> std::result::Result<(), mediagit_crypto::CryptoError> {
+    let what = || format!("pack entry at offset {offset}");
+    if entry.len() as u64 != pack::entry_len(true, stored_len) {
+        return Err(mediagit_crypto::CryptoError::Tampered { what: what() });
+    }
+    let (h, body) = entry.split_at_mut(pack::SEALED_ENTRY_HEADER_LEN);
+    let header: [u8; EntryHeader::LEN] = pk
+        .open(EntryPart::Header, offset, b"", h, &what)?
+        .try_into()
+        .map_err(|_| mediagit_crypto::CryptoError::Tampered { what: what() })?;
+    pk.open(EntryPart::Payload, offset, &header, body, &what)?;
+    Ok(())
 }
 
 /// Reads a pack sequentially, verifying every entry (decode + SHA-256) and
@@ -1178,25 +1431,55 @@ pub fn scan_pack(
         ..Default::default()
     };
     let mut hasher = Hasher::new();
-    let mut head = [0u8; pack::PACK_HEADER_LEN];
-    if size < head.len() as u64 {
+    if size < pack::PACK_HEADER_LEN as u64 {
         scan.fatal = Some(format!("pack is {size} bytes, shorter than its header"));
         return Ok(scan);
     }
+    let mut head = vec![0u8; (size.min(pack::SEALED_PACK_HEADER_LEN as u64)) as usize];
     storage.read_at(&key, 0, &mut head)?;
-    if let Err(e) = pack::decode_pack_header(&head) {
-        scan.fatal = Some(e.to_string());
-        return Ok(scan);
-    }
+    let header = match pack::decode_any_pack_header(&head) {
+        Ok(h) => h,
+        Err(e) => {
+            scan.fatal = Some(e.to_string());
+            return Ok(scan);
+        }
+    };
+    let pk = match (header, codec.keys()) {
+        (PackHeader::Plain, None) => None,
+        (PackHeader::Sealed { salt }, Some(keys)) => {
+            scan.salt = Some(salt);
+            Some(keys.pack_key(&salt))
+        }
+        (PackHeader::Plain, Some(_)) => {
+            scan.fatal = Some("a plaintext pack in an encrypted repository".into());
+            return Ok(scan);
+        }
+        (PackHeader::Sealed { .. }, None) => {
+            scan.fatal = Some("a sealed pack in a repository that is not encrypted".into());
+            return Ok(scan);
+        }
+    };
+    let sealed = pk.is_some();
+    head.truncate(header.len());
     hasher.update(&head);
     let mut offset = head.len() as u64;
-    let mut hb = [0u8; EntryHeader::LEN];
+    let header_len = pack::payload_start(sealed);
+    let mut stored_hb = vec![0u8; header_len];
     while offset < size {
-        if size - offset < EntryHeader::LEN as u64 {
+        if size - offset < header_len as u64 {
             scan.fatal = Some(format!("truncated entry header at offset {offset}"));
             break;
         }
-        storage.read_at(&key, offset, &mut hb)?;
+        storage.read_at(&key, offset, &mut stored_hb)?;
+        let mut hb = stored_hb.clone();
+        if let Some(pk) = &pk {
+            let what = || format!("entry header at offset {offset}");
+            if let Err(e) = pk.open(EntryPart::Header, offset, b"", &mut hb, &what) {
+                scan.fatal = Some(e.to_string());
+                break;
+            }
+            hb.truncate(EntryHeader::LEN);
+        }
         let header = match EntryHeader::decode(&hb) {
             Ok(h) => h,
             Err(e) => {
@@ -1204,7 +1487,7 @@ pub fn scan_pack(
                 break;
             }
         };
-        let end = offset + EntryHeader::LEN as u64 + header.stored_len as u64;
+        let end = offset.saturating_add(pack::entry_len(sealed, header.stored_len));
         let max_raw = limits::max_object_len(header.kind, max_chunk);
         if header.raw_len as u64 > max_raw
             || header.stored_len as u64 > limits::max_stored_len(max_raw)
@@ -1228,17 +1511,31 @@ pub fn scan_pack(
             ));
             break;
         }
-        let mut payload = vec![0u8; header.stored_len as usize];
-        storage.read_at(&key, offset + EntryHeader::LEN as u64, &mut payload)?;
-        hasher.update(&hb);
-        let damage = match decompress(header.codec, &payload, header.raw_len as usize) {
-            Err(e) => Some(format!(
-                "{} payload does not decode: {e}",
-                header.codec.name()
-            )),
-            Ok(data) => codec
-                .verify(header.kind, &header.id, &data)
-                .map(|actual| format!("content hashes to {actual}")),
+        let mut payload = vec![0u8; (end - offset) as usize - header_len];
+        storage.read_at(&key, offset + header_len as u64, &mut payload)?;
+        hasher.update(&stored_hb);
+        let opened = match &pk {
+            None => Ok(()),
+            Some(pk) => {
+                let what = || format!("payload at offset {offset}");
+                let r = pk
+                    .open(EntryPart::Payload, offset, &hb, &mut payload, &what)
+                    .map(|_| ());
+                payload.truncate(header.stored_len as usize);
+                r
+            }
+        };
+        let damage = match opened {
+            Err(e) => Some(e.to_string()),
+            Ok(()) => match decompress(header.codec, &payload, header.raw_len as usize) {
+                Err(e) => Some(format!(
+                    "{} payload does not decode: {e}",
+                    header.codec.name()
+                )),
+                Ok(data) => codec
+                    .verify(header.kind, &header.id, &data)
+                    .map(|actual| format!("content hashes to {actual}")),
+            },
         };
         scan.entries.push(ScannedEntry {
             offset,
@@ -1248,7 +1545,7 @@ pub fn scan_pack(
         offset = end;
     }
     scan.checksum_ok = scan.fatal.is_none() && hasher.finish() == *pack_id;
-    if scan.fatal.is_none() && !scan.checksum_ok {
+    if scan.fatal.is_none() && !scan.checksum_ok && !sealed {
         // Packs written before 9047652 are named by the SHA-256 of all
         // their bytes (FORMAT.md §5): a second pass, for those only.
         scan.checksum_ok = whole_pack_hash(storage, &key, size)? == *pack_id;
@@ -1270,21 +1567,38 @@ fn whole_pack_hash(storage: &dyn Storage, key: &str, size: u64) -> Result<Object
     Ok(h.finish())
 }
 
-/// Reads the stored (still encoded) payload of an entry, for copying it into
-/// another pack without decoding.
+/// Reads the stored (still encoded, but opened if sealed: `pk` is the
+/// pack's key) payload of an entry, for copying it into another pack
+/// without decoding; a sealed copy is sealed again by the pack it goes to.
 pub fn read_stored(
     storage: &dyn Storage,
+    pk: Option<&PackKey>,
     pack_id: &ObjectId,
     offset: u64,
     stored_len: u32,
 ) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; stored_len as usize];
-    storage.read_at(
-        &pack_key(pack_id),
-        offset + EntryHeader::LEN as u64,
-        &mut buf,
-    )?;
-    Ok(buf)
+    let key = pack_key(pack_id);
+    match pk {
+        None => {
+            let mut buf = vec![0u8; stored_len as usize];
+            storage.read_at(&key, offset + EntryHeader::LEN as u64, &mut buf)?;
+            Ok(buf)
+        }
+        Some(pk) => {
+            let mut buf = vec![0u8; pack::entry_len(true, stored_len) as usize];
+            storage.read_at(&key, offset, &mut buf)?;
+            open_entry(pk, offset, &mut buf, stored_len).map_err(|e| RepoError::CorruptObject {
+                id: *pack_id,
+                kind: "pack",
+                location: format!("{key} at offset {offset}"),
+                reason: e.to_string(),
+            })?;
+            let at = pack::SEALED_ENTRY_HEADER_LEN;
+            buf.truncate(at + stored_len as usize);
+            buf.drain(..at);
+            Ok(buf)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -310,6 +310,13 @@ impl Repository {
     }
 
     /// Finds the repository containing `start` (or a parent of it).
+    /// This repository with the keys of an encrypted store (see
+    /// [`Store::with_keys`]).
+    pub fn with_keys(mut self, keys: std::sync::Arc<mediagit_crypto::RepoKeys>) -> Repository {
+        self.store = self.store.with_keys(keys);
+        self
+    }
+
     pub fn discover(start: &Path) -> Result<Repository> {
         Repository::discover_with_env(start, &CloudEnv::new())
     }

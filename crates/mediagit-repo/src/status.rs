@@ -281,6 +281,7 @@ impl Repository {
                 if m.commit == c
                     && crate::odb::pack_lists(
                         self.storage().as_ref(),
+                        &self.codec(),
                         &m.pack,
                         &c,
                         ObjectKind::Commit,

@@ -39,6 +39,8 @@ pub struct Store {
     tmp_dir: PathBuf,
     odb: Arc<OnceLock<Odb>>,
     freshen_after: Option<Duration>,
+    /// The keys of an encrypted repository (FORMAT.md §13).
+    keys: Option<Arc<mediagit_crypto::RepoKeys>>,
 }
 
 impl Store {
@@ -63,7 +65,18 @@ impl Store {
             tmp_dir,
             odb: Arc::new(OnceLock::new()),
             freshen_after: Some(crate::odb::FRESHEN_AFTER),
+            keys: None,
         }
+    }
+
+    /// This store with the keys of an encrypted repository: every object
+    /// written through it is named with the keyed id and every pack and
+    /// pack index sealed (FORMAT.md §13). Before the object database is
+    /// first used.
+    pub fn with_keys(mut self, keys: Arc<mediagit_crypto::RepoKeys>) -> Store {
+        self.keys = Some(keys);
+        self.odb = Arc::new(OnceLock::new());
+        self
     }
 
     pub fn config(&self) -> &RepoConfig {
@@ -86,7 +99,10 @@ impl Store {
 
     /// How this store names and encodes objects.
     pub fn codec(&self) -> ObjectCodec {
-        ObjectCodec::new(&self.config)
+        match &self.keys {
+            Some(k) => ObjectCodec::sealed(&self.config, k.clone()),
+            None => ObjectCodec::new(&self.config),
+        }
     }
 
     /// The object database, loaded (every pack index read) on first use.
@@ -94,7 +110,12 @@ impl Store {
         if let Some(o) = self.odb.get() {
             return Ok(o);
         }
-        let o = Odb::load(self.storage.clone(), self.tmp_dir.clone(), &self.config)?;
+        let o = Odb::load(
+            self.storage.clone(),
+            self.tmp_dir.clone(),
+            &self.config,
+            self.codec(),
+        )?;
         o.set_freshen_after(self.freshen_after);
         Ok(self.odb.get_or_init(|| o))
     }
