@@ -142,7 +142,9 @@ impl From<RepoError> for CommandError {
             RepoError::Format { what, .. } if what.starts_with("pack index ") => Some(
                 "run `mediagit fsck --repair` to rebuild the pack index from its pack".into(),
             ),
-            RepoError::CorruptObject { .. } | RepoError::MissingObject { .. } => {
+            RepoError::CorruptObject { .. }
+            | RepoError::MissingObject { .. }
+            | RepoError::CorruptRef { .. } => {
                 Some("the repository is damaged; `mediagit fsck` shows the damage, `mediagit fsck --repair` rebuilds what can be rebuilt".into())
             }
             RepoError::Io { source, .. }
@@ -176,6 +178,18 @@ impl From<RepoError> for CommandError {
                 Some("pick an empty prefix (s3://BUCKET/NEW-PREFIX) for the repository".into())
             }
             RepoError::Storage(StorageError::Remote { kind, .. }) => Some(remote_hint(*kind).into()),
+            RepoError::NeedsPassphrase { .. } => Some(
+                "set MEDIAGIT_PASSPHRASE (or MEDIAGIT_PASSPHRASE_FILE with a file that holds it), or run the command on a terminal to be asked".into(),
+            ),
+            RepoError::WrongPassphrase => Some(
+                "nothing was changed; any passphrase of the repository opens it (`mediagit key list` shows its keys)".into(),
+            ),
+            RepoError::KeyNotFound { .. } => {
+                Some("`mediagit key list` shows the ids (8 or more leading digits are enough)".into())
+            }
+            RepoError::LastKey { .. } => Some(
+                "add another passphrase first (`mediagit key add`), or change this one with `mediagit key passwd`".into(),
+            ),
             _ => None,
         };
         if let RepoError::Interrupted {

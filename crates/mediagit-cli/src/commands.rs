@@ -39,6 +39,11 @@ impl Ctx {
         if let Some(v) = env_var("MEDIAGIT_FRESHEN_AFTER") {
             repo.set_freshen_after(freshen_after(&v)?);
         }
+        if repo.is_encrypted() {
+            let what = repo.storage().describe();
+            let p = crate::passphrase::existing(None, &what)?;
+            repo = repo.unlock(p.as_bytes())?;
+        }
         Ok(repo)
     }
     fn progress(&self) -> TermProgress {
@@ -235,8 +240,13 @@ pub fn run(cli: Cli) -> CmdResult {
             storage,
             endpoint,
             region,
+            passphrase_file,
         } => {
             let abs = |p: PathBuf| if p.is_absolute() { p } else { ctx.cwd.join(p) };
+            // Asked only for an encrypted source (read before anything is
+            // written, so a wrong one leaves nothing behind).
+            let passphrase =
+                |what: &str| crate::passphrase::existing(passphrase_file.as_deref(), what);
             let dest = abs(dest);
             let who = now_signature(
                 env_var("MEDIAGIT_AUTHOR_NAME").unwrap_or_else(|| "unknown".into()),
@@ -250,8 +260,18 @@ pub fn run(cli: Cli) -> CmdResult {
                     ));
                 }
                 let sc = storage_arg(&ctx, &src, endpoint, region)?;
-                let (repo, out) =
-                    Repository::clone_store(&sc, &dest, &cloud_env(), &who, &progress)?;
+                let pass = match Repository::store_is_encrypted(&sc, &dest, &cloud_env())? {
+                    true => Some(passphrase(&sc.url())?),
+                    false => None,
+                };
+                let (repo, out) = Repository::clone_store(
+                    &sc,
+                    &dest,
+                    &cloud_env(),
+                    pass.as_ref(),
+                    &who,
+                    &progress,
+                )?;
                 eprintln!(
                     "Joined the repository in {} at {}: {} pack{}, {}",
                     sc.url(),
@@ -275,8 +295,16 @@ pub fn run(cli: Cli) -> CmdResult {
                 },
                 env: cloud_env(),
                 safe: crate::user_config::safe_directories()?,
+                passphrase: None,
             };
             let src = abs(PathBuf::from(src));
+            let opts = CloneOptions {
+                passphrase: match Repository::discover_trusting(&src, &opts.env, &opts.safe) {
+                    Ok(r) if r.is_encrypted() => Some(passphrase(&src.display().to_string())?),
+                    _ => None,
+                },
+                ..opts
+            };
             let (repo, out) = Repository::clone_local(&src, &dest, &opts, &who, &progress)?;
             warn_unconditional(&repo);
             for (key, why) in &out.skipped_refs {
@@ -302,13 +330,37 @@ pub fn run(cli: Cli) -> CmdResult {
             storage,
             endpoint,
             region,
+            encrypt,
+            key,
         } => {
             let storage = match storage {
                 Some(u) => Some(storage_arg(&ctx, &u, endpoint, region)?),
                 None => None,
             };
-            init(&ctx, dir, bare, initial_branch, storage)
+            let encryption = match encrypt {
+                true => {
+                    let k = new_key(&key, "MEDIAGIT_PASSPHRASE")?;
+                    Some(mediagit_repo::repo::InitEncryption::New {
+                        passphrase: k.passphrase,
+                        params: k.params,
+                        label: k.label,
+                        created: k.created,
+                    })
+                }
+                false if key.passphrase_file.is_some()
+                    || key.kdf_memory.is_some()
+                    || key.kdf_passes.is_some()
+                    || key.label.is_some() =>
+                {
+                    return Err(CommandError::usage(
+                        "--passphrase-file, --kdf-memory, --kdf-passes and --label apply to an encrypted repository: add --encrypt",
+                    ))
+                }
+                false => None,
+            };
+            init(&ctx, dir, bare, initial_branch, storage, encryption)
         }
+        Command::Key { action } => key_command(&ctx, action),
         Command::Add {
             paths,
             all,
@@ -487,12 +539,125 @@ fn warn_unconditional(repo: &Repository) {
     }
 }
 
+/// A new key's passphrase, cost and label from the command line (and
+/// `env` or the terminal for the passphrase).
+struct NewKeyParts {
+    passphrase: mediagit_repo::keys::Passphrase,
+    params: mediagit_crypto::KdfParams,
+    label: String,
+    created: i64,
+}
+
+fn new_key(args: &crate::NewKeyArgs, env: &str) -> Result<NewKeyParts, CommandError> {
+    let mut params = mediagit_crypto::KdfParams::DEFAULT;
+    if let Some(m) = args.kdf_memory {
+        params.m_cost_kib = m.saturating_mul(1024);
+    }
+    if let Some(t) = args.kdf_passes {
+        params.t_cost = t;
+    }
+    params
+        .check()
+        .map_err(|e| CommandError::usage(e.to_string()))?;
+    let passphrase = crate::passphrase::new(args.passphrase_file.as_deref(), env)?;
+    let label = match &args.label {
+        Some(l) => l.clone(),
+        None => format!(
+            "{}@{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into())
+        ),
+    };
+    Ok(NewKeyParts {
+        passphrase,
+        params,
+        label,
+        created: now_signature(String::new(), String::new()).time,
+    })
+}
+
+fn key_command(ctx: &Ctx, action: crate::KeyAction) -> CmdResult {
+    use crate::KeyAction;
+    let repo = ctx.repo()?;
+    if !repo.is_encrypted() {
+        return Err(CommandError::user(
+            "not-encrypted",
+            "this repository is not encrypted: it has no keys",
+        ));
+    }
+    let new = |args: &crate::NewKeyArgs| {
+        new_key(args, "MEDIAGIT_NEW_PASSPHRASE")
+            .map(|k| (k.passphrase, k.params, k.label, k.created))
+    };
+    match action {
+        KeyAction::List { json } => {
+            let keys = repo.list_keys()?;
+            let mut out = stdout();
+            if json {
+                writeln!(out, "{}", serde_json::json!({ "keys": keys }))?;
+            } else {
+                for k in keys {
+                    writeln!(
+                        out,
+                        "{} {}  {}  {:<24} argon2id {} MiB, {} passes",
+                        if k.current { "*" } else { " " },
+                        &k.id[..16],
+                        sig_date_iso(&mediagit_format::Signature {
+                            name: String::new(),
+                            email: String::new(),
+                            time: k.created,
+                            tz_offset_minutes: 0,
+                        }),
+                        k.label,
+                        k.memory_kib / 1024,
+                        k.passes
+                    )?;
+                }
+            }
+            Ok(out.flush()?)
+        }
+        KeyAction::Add { key } => {
+            let (p, params, label, created) = new(&key)?;
+            let id = repo.add_key(&mediagit_repo::keys::NewKey {
+                passphrase: p.as_bytes(),
+                params,
+                label: &label,
+                created,
+            })?;
+            println!("Added key {}", &id[..16]);
+            Ok(())
+        }
+        KeyAction::Remove { id } => {
+            let removed = repo.remove_key(&id)?;
+            println!("Removed key {}", &removed[..16]);
+            Ok(())
+        }
+        KeyAction::Passwd { key } => {
+            let (p, params, label, created) = new(&key)?;
+            let id = repo.change_passphrase(&mediagit_repo::keys::NewKey {
+                passphrase: p.as_bytes(),
+                params,
+                label: &label,
+                created,
+            })?;
+            println!(
+                "Changed the passphrase: key {} replaces the one used",
+                &id[..16]
+            );
+            Ok(())
+        }
+    }
+}
+
 fn init(
     ctx: &Ctx,
     dir: Option<PathBuf>,
     bare: bool,
     initial_branch: Option<String>,
     storage: Option<StorageConfig>,
+    encryption: Option<mediagit_repo::repo::InitEncryption>,
 ) -> CmdResult {
     let target = match dir {
         Some(d) if d.is_absolute() => d,
@@ -507,17 +672,22 @@ fn init(
             storage,
             template: None,
             env: cloud_env(),
+            encryption,
         },
     )?;
+    let kind = match (bare, repo.is_encrypted()) {
+        (true, true) => "bare encrypted ",
+        (true, false) => "bare ",
+        (false, true) => "encrypted ",
+        (false, false) => "",
+    };
     match &repo.config().storage {
         None => println!(
-            "Initialized empty {}MediaGit repository in {}",
-            if bare { "bare " } else { "" },
+            "Initialized empty {kind}MediaGit repository in {}",
             repo.workspace()?.dir().display()
         ),
         Some(sc) => println!(
-            "Initialized empty {}MediaGit repository in {} with objects and refs in {}",
-            if bare { "bare " } else { "" },
+            "Initialized empty {kind}MediaGit repository in {} with objects and refs in {}",
             repo.workspace()?.dir().display(),
             sc.url()
         ),

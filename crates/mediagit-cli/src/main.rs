@@ -34,6 +34,7 @@ mod help_topics;
 mod maintenance;
 mod output;
 mod pager;
+mod passphrase;
 mod progress;
 mod user_config;
 
@@ -82,6 +83,47 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A new passphrase and the cost of its key file.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct NewKeyArgs {
+    /// Read the new passphrase from FILE (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Argon2id memory for this key file, MiB (19..=1024; default 256).
+    #[arg(long, value_name = "MIB")]
+    pub kdf_memory: Option<u32>,
+    /// Argon2id passes for this key file (2..=16; default 2).
+    #[arg(long, value_name = "N")]
+    pub kdf_passes: Option<u32>,
+    /// A note kept in the key file and shown by `key list` (default
+    /// USER@HOST).
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum KeyAction {
+    /// List the key files: id, date, label, Argon2 cost; `*` marks the one
+    /// this command was opened with.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a passphrase.
+    Add {
+        #[command(flatten)]
+        key: NewKeyArgs,
+    },
+    /// Remove the key file ID (or a unique prefix of 8+ digits). The last
+    /// one is never removed.
+    Remove { id: String },
+    /// Change the passphrase this command was opened with.
+    Passwd {
+        #[command(flatten)]
+        key: NewKeyArgs,
+    },
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Create an empty repository.
@@ -105,6 +147,14 @@ pub enum Command {
         /// Object store region (S3).
         #[arg(long, value_name = "REGION", requires = "storage")]
         region: Option<String>,
+        /// Encrypt everything stored (AES-256-GCM; docs/FORMAT.md §13). The
+        /// passphrase comes from --passphrase-file, else MEDIAGIT_PASSPHRASE,
+        /// else it is asked twice on the terminal. Without it nobody can read
+        /// the repository: keep it safe, or add a second one (`mediagit key add`).
+        #[arg(long)]
+        encrypt: bool,
+        #[command(flatten)]
+        key: NewKeyArgs,
     },
     /// Copy a repository from a local path, or join one in a store
     /// (s3://, az://, gs://, b2://, file://), and check out its current branch.
@@ -124,6 +174,10 @@ pub enum Command {
         /// Object store region (S3).
         #[arg(long, value_name = "REGION")]
         region: Option<String>,
+        /// The passphrase of an encrypted source, from this file (else
+        /// MEDIAGIT_PASSPHRASE_FILE, MEDIAGIT_PASSPHRASE, or the terminal).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
     /// Stage files (new, modified or deleted) for the next commit.
     Add {
@@ -333,6 +387,17 @@ pub enum Command {
     /// file in $VISUAL or $EDITOR. Environment variables (MEDIAGIT_AUTHOR_NAME,
     /// MEDIAGIT_AUTHOR_EMAIL, MEDIAGIT_PAGER) win over both files.
     Config(config_cmd::ConfigArgs),
+    /// The passphrases of an encrypted repository: list, add, remove, passwd.
+    ///
+    /// Each passphrase has a key file in the store that wraps the
+    /// repository's one master key; adding or removing one changes nothing
+    /// else. The repository is opened with MEDIAGIT_PASSPHRASE_FILE,
+    /// MEDIAGIT_PASSPHRASE or a prompt; a new passphrase comes from
+    /// --new-passphrase-file, MEDIAGIT_NEW_PASSPHRASE or a prompt (twice).
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     ///
     /// bash: `mediagit completions bash > ~/.local/share/bash-completion/completions/mediagit`;

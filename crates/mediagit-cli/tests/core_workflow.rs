@@ -180,6 +180,7 @@ fn progress_bar_on_a_terminal_only() {
         let cmd = format!("{} -C {} {args}", bin.display(), env.repo().display());
         let out = std::process::Command::new("script")
             .args(["-qec", &cmd, "/dev/null"])
+            .env("MEDIAGIT_PASSPHRASE", TEST_PASSPHRASE)
             .env("MEDIAGIT_AUTHOR_NAME", "T")
             .env("MEDIAGIT_AUTHOR_EMAIL", "t@example.com")
             .output()

@@ -16,6 +16,7 @@ fn on_terminal(env: &Env, args: &str, vars: &[(&str, &str)]) -> String {
     let mut cmd = Proc::new("script");
     cmd.args(["-qec", &format!("{} {args}", bin.display()), "/dev/null"])
         .current_dir(env.repo())
+        .env("MEDIAGIT_PASSPHRASE", TEST_PASSPHRASE)
         .env("MEDIAGIT_AUTHOR_NAME", "Pat")
         .env("MEDIAGIT_AUTHOR_EMAIL", "pat@example.com")
         .env("HOME", env.root().join("home"))

@@ -209,6 +209,7 @@ fn unreadable_directory_is_not_committed_as_deleted() {
     let out = cmd
         .current_dir(env.repo())
         .env("XDG_CONFIG_HOME", env.trusting_settings())
+        .env("MEDIAGIT_PASSPHRASE", TEST_PASSPHRASE)
         .env("MEDIAGIT_AUTHOR_NAME", "T")
         .env("MEDIAGIT_AUTHOR_EMAIL", "t@example.com")
         .args(["commit", "-a", "-m", "nightly"])

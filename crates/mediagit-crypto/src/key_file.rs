@@ -12,11 +12,15 @@
 //! 66       L  label, UTF-8 (who made the key, e.g. "ann@laptop")
 //! 66+L    12  AES-256-GCM nonce
 //! 78+L    48  the master key sealed (32 bytes + 16-byte tag)
+//! 126+L   32  key check: HMAC-SHA256(wrapping key, "mediagit v1 key check")
 //! ```
 //!
 //! The wrapping key is Argon2id(passphrase, salt, parameters), 32 bytes;
 //! the associated data is every byte before the nonce, so changing the
-//! parameters, salt, date or label makes the file not open.
+//! parameters, salt, date or label makes the file not open. AES-GCM alone
+//! does not commit to its key (one crafted ciphertext can open under many
+//! keys, which would let a planted key file test many passphrases at once):
+//! the key check does, and is compared before the master key is opened.
 use aws_lc_rs::aead::{Aad, Nonce, NONCE_LEN};
 use zeroize::Zeroizing;
 
@@ -27,7 +31,20 @@ const VERSION: u32 = 1;
 const MAX_LABEL: usize = 256;
 const FIXED: usize = 66;
 /// Length of a key file without its label.
-pub const KEY_FILE_LEN: usize = FIXED + NONCE_LEN + KEY_LEN + TAG_LEN;
+pub const KEY_FILE_LEN: usize = FIXED + NONCE_LEN + KEY_LEN + TAG_LEN + KEY_LEN;
+
+const CHECK_INFO: &[u8] = b"mediagit v1 key check";
+
+/// The key check of a wrapping key (commits the file to it).
+fn key_check(wk: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, wk),
+        CHECK_INFO,
+    );
+    let mut out = [0u8; KEY_LEN];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
 
 /// Argon2id cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +135,7 @@ pub struct KeyFile {
     pub label: String,
     nonce: [u8; NONCE_LEN],
     wrapped: [u8; KEY_LEN + TAG_LEN],
+    check: [u8; KEY_LEN],
 }
 
 impl KeyFile {
@@ -129,7 +147,8 @@ impl KeyFile {
         created: i64,
         label: &str,
     ) -> Result<KeyFile> {
-        let mut label = label.to_string();
+        // No control characters (a label is printed by `key list`).
+        let mut label: String = label.chars().filter(|c| !c.is_control()).collect();
         while label.len() > MAX_LABEL {
             label.pop();
         }
@@ -144,8 +163,10 @@ impl KeyFile {
             label,
             nonce,
             wrapped: [0u8; KEY_LEN + TAG_LEN],
+            check: [0u8; KEY_LEN],
         };
         let wk = params.wrapping_key(passphrase, &salt)?;
+        kf.check = key_check(&wk);
         let mut buf = master.bytes().to_vec();
         aead_key(&wk)
             .seal_in_place_append_tag(
@@ -162,6 +183,15 @@ impl KeyFile {
     /// The master key, if `passphrase` is this file's.
     pub fn unlock(&self, passphrase: &[u8]) -> Result<MasterKey> {
         let wk = self.params.wrapping_key(passphrase, &self.salt)?;
+        if aws_lc_rs::hmac::verify(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &wk[..]),
+            CHECK_INFO,
+            &self.check,
+        )
+        .is_err()
+        {
+            return Err(CryptoError::WrongPassphrase);
+        }
         let mut buf = Zeroizing::new(self.wrapped.to_vec());
         let plain = aead_key(&wk)
             .open_in_place(
@@ -170,9 +200,9 @@ impl KeyFile {
                 &mut buf[..],
             )
             .map_err(|_| CryptoError::WrongPassphrase)?;
-        let mut m = [0u8; KEY_LEN];
+        let mut m = Zeroizing::new([0u8; KEY_LEN]);
         m.copy_from_slice(plain);
-        Ok(MasterKey::from_bytes(m))
+        Ok(MasterKey::from_bytes(*m))
     }
 
     fn associated_data(&self) -> Vec<u8> {
@@ -193,6 +223,7 @@ impl KeyFile {
         let mut out = self.associated_data();
         out.extend_from_slice(&self.nonce);
         out.extend_from_slice(&self.wrapped);
+        out.extend_from_slice(&self.check);
         out
     }
 
@@ -239,11 +270,16 @@ impl KeyFile {
         let label = std::str::from_utf8(&bytes[FIXED..FIXED + label_len])
             .map_err(|_| bad("label is not UTF-8"))?
             .to_string();
+        if label.chars().any(char::is_control) {
+            return Err(bad("label holds control characters"));
+        }
         let at = FIXED + label_len;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&bytes[at..at + NONCE_LEN]);
         let mut wrapped = [0u8; KEY_LEN + TAG_LEN];
-        wrapped.copy_from_slice(&bytes[at + NONCE_LEN..]);
+        wrapped.copy_from_slice(&bytes[at + NONCE_LEN..at + NONCE_LEN + KEY_LEN + TAG_LEN]);
+        let mut check = [0u8; KEY_LEN];
+        check.copy_from_slice(&bytes[at + NONCE_LEN + KEY_LEN + TAG_LEN..]);
         Ok(KeyFile {
             params,
             salt,
@@ -251,6 +287,7 @@ impl KeyFile {
             label,
             nonce,
             wrapped,
+            check,
         })
     }
 

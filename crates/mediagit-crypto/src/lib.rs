@@ -111,10 +111,11 @@ fn derive(secret: &[u8], salt: &[u8], info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(secret);
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     let infos = [info];
-    // Cannot fail: 32 bytes is far below HKDF-SHA256's 255 × 32.
-    if let Ok(okm) = prk.expand(&infos, Len(KEY_LEN)) {
-        let _ = okm.fill(&mut out[..]);
-    }
+    // Cannot fail: 32 bytes is far below HKDF-SHA256's 255 × 32. Were it
+    // to, an all-zero key must never be used in its place.
+    prk.expand(&infos, Len(KEY_LEN))
+        .and_then(|okm| okm.fill(&mut out[..]))
+        .expect("HKDF-SHA256 of 32 bytes");
     out
 }
 
@@ -177,9 +178,15 @@ impl RepoKeys {
         }
     }
 
-    /// The keyed id of an object's decoded bytes: HMAC-SHA256.
-    pub fn object_id(&self, bytes: &[u8]) -> [u8; KEY_LEN] {
-        let tag = hmac::sign(&self.id, bytes);
+    /// The keyed id of an object of `kind` (its kind byte, FORMAT.md §4)
+    /// with these decoded bytes: HMAC-SHA256 of the kind byte and the
+    /// bytes, so a chunk can never take the id of a tree (or any other
+    /// object) whose encoding it copies.
+    pub fn object_id(&self, kind: u8, bytes: &[u8]) -> [u8; KEY_LEN] {
+        let mut ctx = hmac::Context::with_key(&self.id);
+        ctx.update(&[kind]);
+        ctx.update(bytes);
+        let tag = ctx.sign();
         let mut out = [0u8; KEY_LEN];
         out.copy_from_slice(tag.as_ref());
         out
@@ -317,9 +324,10 @@ mod tests {
     fn ids_are_keyed_and_stable() {
         let a = keys();
         let b = RepoKeys::derive(&MasterKey::from_bytes([8u8; KEY_LEN]));
-        let id = a.object_id(b"hello");
-        assert_eq!(id, a.object_id(b"hello"));
-        assert_ne!(id, b.object_id(b"hello"));
+        let id = a.object_id(1, b"hello");
+        assert_eq!(id, a.object_id(1, b"hello"));
+        assert_ne!(id, a.object_id(3, b"hello"));
+        assert_ne!(id, b.object_id(1, b"hello"));
         use sha2::Digest;
         assert_ne!(&id[..], &sha2::Sha256::digest(b"hello")[..]);
         assert_ne!(

@@ -16,9 +16,12 @@ pub const FORMAT_MIN_VERSION: u32 = 1;
 
 /// Features this build implements, which a repository may also require
 /// (`[format] required_features`). A reader MUST refuse a repository
-/// requiring any other. Encryption will be the first that repositories
-/// require.
-pub const KNOWN_FEATURES: &[&str] = &["metadata-packs"];
+/// requiring any other. `encryption` (FORMAT.md §13) is the first that
+/// repositories require.
+pub const KNOWN_FEATURES: &[&str] = &["metadata-packs", ENCRYPTION_FEATURE];
+
+/// The required feature of encrypted repositories (FORMAT.md §13).
+pub const ENCRYPTION_FEATURE: &str = "encryption";
 
 /// The largest `config.toml` a reader parses (a store's copy may be hostile).
 pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
@@ -247,6 +250,13 @@ pub struct FormatSection {
 }
 
 impl FormatSection {
+    /// Whether the repository is encrypted (requires `encryption`).
+    pub fn is_encrypted(&self) -> bool {
+        self.required_features
+            .iter()
+            .any(|f| f == ENCRYPTION_FEATURE)
+    }
+
     /// Whether the repository declares an optional or required feature.
     pub fn has_feature(&self, name: &str) -> bool {
         self.required_features
@@ -263,12 +273,17 @@ pub enum ChunkIdFunction {
     /// Plain SHA-256 of the chunk's bytes: `"sha256"`.
     #[default]
     Sha256,
+    /// HMAC-SHA256 under the repository's id key: `"hmac-sha256"`, only in
+    /// encrypted repositories (FORMAT.md §13.2), where every object id is
+    /// keyed.
+    HmacSha256,
 }
 
 impl ChunkIdFunction {
     pub fn name(self) -> &'static str {
         match self {
             ChunkIdFunction::Sha256 => "sha256",
+            ChunkIdFunction::HmacSha256 => "hmac-sha256",
         }
     }
 }
@@ -278,8 +293,9 @@ impl TryFrom<String> for ChunkIdFunction {
     fn try_from(s: String) -> Result<Self, String> {
         match s.as_str() {
             "sha256" => Ok(ChunkIdFunction::Sha256),
+            "hmac-sha256" => Ok(ChunkIdFunction::HmacSha256),
             _ => Err(format!(
-                "[format] chunk_id = {s:?} is not supported by this build (supported: \"sha256\")"
+                "[format] chunk_id = {s:?} is not supported by this build (supported: \"sha256\", \"hmac-sha256\")"
             )),
         }
     }
@@ -420,6 +436,20 @@ impl RepoConfig {
             .find(|f| !KNOWN_FEATURES.contains(&f.as_str()))
         {
             return Err(FormatError::UnknownFeature { feature: f.clone() });
+        }
+        // Keyed ids and encryption go together: a config that claims one
+        // without the other would name objects one way and read them
+        // another.
+        let encrypted = cfg
+            .format
+            .required_features
+            .iter()
+            .any(|f| f == ENCRYPTION_FEATURE);
+        if encrypted != (cfg.format.chunk_id == ChunkIdFunction::HmacSha256) {
+            return Err(FormatError::Config(format!(
+                "[format] chunk_id = {:?} and required feature \"{ENCRYPTION_FEATURE}\" go together (an encrypted repository names objects with \"hmac-sha256\")",
+                cfg.format.chunk_id.name()
+            )));
         }
         const MAX_FEATURES: usize = 64;
         if cfg.format.required_features.len() + cfg.format.optional_features.len() > MAX_FEATURES {

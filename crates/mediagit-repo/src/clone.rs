@@ -45,6 +45,24 @@ pub struct CloneOptions {
     /// Repositories of other users the caller trusts (the source is opened
     /// with [`Repository::discover_trusting`]).
     pub safe: crate::repo::SafeDirectories,
+    /// Opens an encrypted source (the clone shares its key).
+    pub passphrase: Option<crate::keys::Passphrase>,
+}
+
+/// Opens `store` with `passphrase` if it is encrypted.
+fn unlock_source(
+    repo: Repository,
+    passphrase: Option<&crate::keys::Passphrase>,
+) -> Result<Repository> {
+    if !repo.is_encrypted() {
+        return Ok(repo);
+    }
+    match passphrase {
+        Some(p) => repo.unlock(p.as_bytes()),
+        None => Err(RepoError::NeedsPassphrase {
+            store: repo.storage().describe(),
+        }),
+    }
 }
 
 /// Removes what a failed clone created: the directory if it made it, or the
@@ -148,18 +166,29 @@ impl Repository {
         sc: &StorageConfig,
         dest: &Path,
         env: &CloudEnv,
+        passphrase: Option<&crate::keys::Passphrase>,
         who: &Signature,
         progress: &dyn Progress,
     ) -> Result<(Repository, CloneOutcome)> {
         let (existed, was_empty) = dest_state(dest)?;
-        let r = Repository::attach_store(sc, dest, env, who, progress);
+        let r = Repository::attach_store(sc, dest, env, passphrase, who, progress);
         clean_failed_clone(dest, r, existed, was_empty)
+    }
+
+    /// Whether the repository in the store `sc` names is encrypted (so a
+    /// clone of it needs a passphrase).
+    pub fn store_is_encrypted(sc: &StorageConfig, dest: &Path, env: &CloudEnv) -> Result<bool> {
+        let storage = crate::repo::open_storage(dest, Some(sc), env)?;
+        Ok(crate::repo::read_store_config(storage.as_ref())?
+            .format
+            .is_encrypted())
     }
 
     fn attach_store(
         sc: &StorageConfig,
         dest: &Path,
         env: &CloudEnv,
+        passphrase: Option<&crate::keys::Passphrase>,
         who: &Signature,
         progress: &dyn Progress,
     ) -> Result<(Repository, CloneOutcome)> {
@@ -169,8 +198,26 @@ impl Repository {
         if let Some(p) = storage.conditional_writes_probe() {
             sc.conditional_writes = p?;
         }
-        let branch =
-            crate::repo::read_store_head(storage.as_ref())?.unwrap_or_else(|| "main".into());
+        // An encrypted store's HEAD is sealed: opened with the passphrase
+        // (which is checked here, before anything is written locally).
+        let branch = if store_cfg.format.is_encrypted() {
+            let Some(p) = passphrase else {
+                return Err(RepoError::NeedsPassphrase {
+                    store: storage.describe(),
+                });
+            };
+            crate::store::Store::from_parts(
+                storage.clone(),
+                storage.clone(),
+                store_cfg.clone(),
+                std::env::temp_dir(),
+            )
+            .unlock(p.as_bytes())?
+            .head_branch()?
+        } else {
+            crate::repo::read_store_head(storage.as_ref())?
+        }
+        .unwrap_or_else(|| "main".into());
         crate::refs::validate_ref_name("branch", &branch)?;
         std::fs::create_dir_all(dest).map_err(|e| RepoError::io("create directory", dest, e))?;
         let root = dest
@@ -191,7 +238,7 @@ impl Repository {
             format!("ref: refs/heads/{branch}\n").as_bytes(),
         )?;
         write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-        let repo = Repository::discover_with_env(&root, env)?;
+        let repo = unlock_source(Repository::discover_with_env(&root, env)?, passphrase)?;
         let mut out = CloneOutcome {
             refs: storage.list("refs/")?.len(),
             packs: storage
@@ -232,7 +279,10 @@ impl Repository {
         progress: &dyn Progress,
         created_store: &mut Option<std::sync::Arc<dyn Storage>>,
     ) -> Result<(Repository, CloneOutcome)> {
-        let source = Repository::discover_trusting(src, &opts.env, &opts.safe)?;
+        let source = unlock_source(
+            Repository::discover_trusting(src, &opts.env, &opts.safe)?,
+            opts.passphrase.as_ref(),
+        )?;
         let head = source.head()?;
         let branch = match &head {
             Head::Branch(b) => b.clone(),
@@ -248,6 +298,10 @@ impl Repository {
                 // deduplicates against the cloned content.
                 template: Some(source.config().clone()),
                 env: opts.env.clone(),
+                // The source's key: its packs are copied as they are.
+                encryption: source
+                    .is_encrypted()
+                    .then(|| crate::repo::InitEncryption::From(Box::new((*source).clone()))),
             },
         )?;
         if opts.storage.is_some() {
@@ -275,13 +329,11 @@ impl Repository {
                 out.packs += 1;
             }
         }
-        for key in s.list("refs/")? {
-            // A key that is no valid ref name (planted in the source's
-            // store) is not copied; the other refs are.
-            if let Err(e) = crate::refs::check_ref_key(&key) {
-                out.skipped_refs.push((key, e.to_string()));
-                continue;
-            }
+        // A key that is no valid ref name (planted in the source's store,
+        // or in an encrypted one a value that does not open) is not
+        // copied; the other refs are, by name (sealed again in the clone).
+        out.skipped_refs.extend(source.invalid_ref_keys()?);
+        for key in source.ref_keys("refs/")? {
             if let Some(id) = source.read_ref(&key)? {
                 repo.cas_ref(&key, None, Some(id))?;
                 out.refs += 1;

@@ -82,11 +82,16 @@ impl ObjectCodec {
     /// whether a known file, or a known commit, is stored).
     pub fn id(&self, kind: ObjectKind, bytes: &[u8]) -> ObjectId {
         if let Some(k) = &self.keys {
-            return ObjectId(k.object_id(bytes));
+            return ObjectId(k.object_id(kind as u8, bytes));
         }
         match kind {
             ObjectKind::Chunk => match self.chunk_id {
                 ChunkIdFunction::Sha256 => ObjectId::hash(bytes),
+                // Without keys an encrypted repository's codec is never
+                // used: the store refuses to open its object database
+                // (`Store::require_unlocked`). Named here so that a codec
+                // built wrongly can only fail to verify, never mix ids.
+                ChunkIdFunction::HmacSha256 => ObjectId([0; 32]),
             },
             _ => ObjectId::hash(bytes),
         }

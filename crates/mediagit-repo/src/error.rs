@@ -152,6 +152,23 @@ pub enum RepoError {
     },
     #[error("this operation needs a working tree, but the repository is bare")]
     Bare,
+    /// A ref whose stored value cannot be read (unsealed: does not parse;
+    /// sealed: does not open).
+    #[error("damaged ref {key} in {store}: {reason}")]
+    CorruptRef {
+        key: String,
+        store: String,
+        reason: String,
+    },
+    /// An encrypted repository opened without a passphrase.
+    #[error("{store} is encrypted: a passphrase is needed to read it")]
+    NeedsPassphrase { store: String },
+    #[error("wrong passphrase: no key of this repository opens with it")]
+    WrongPassphrase,
+    #[error("no key file {id} in this repository")]
+    KeyNotFound { id: String },
+    #[error("key {id} is the repository's last key: removing it would lock everyone out")]
+    LastKey { id: String },
     #[error("this operation needs a working tree's local state (HEAD, the index), but the repository was opened from its store alone")]
     NoWorkspace,
     /// Stopped on request (Ctrl-C). What was stored is kept: an `add`
@@ -234,7 +251,9 @@ impl RepoError {
             RepoError::Storage(_) => "store-error",
             RepoError::GcBlocked { .. } => "gc-blocked",
             RepoError::Format { .. } => "bad-format",
-            RepoError::CorruptObject { .. } | RepoError::WrongKind { .. } => "corrupt-object",
+            RepoError::CorruptObject { .. }
+            | RepoError::WrongKind { .. }
+            | RepoError::CorruptRef { .. } => "corrupt-object",
             RepoError::MissingObject { .. } => "missing-object",
             RepoError::NothingToCommit => "nothing-to-commit",
             RepoError::UnresolvedConflicts { .. } => "unresolved-conflicts",
@@ -261,6 +280,10 @@ impl RepoError {
             RepoError::StagedObjectsGone { .. } => "staged-objects-gone",
             RepoError::UnsafeRepository { .. } => "unsafe-repository",
             RepoError::Bare => "bare-repository",
+            RepoError::NeedsPassphrase { .. } => "needs-passphrase",
+            RepoError::WrongPassphrase => "wrong-passphrase",
+            RepoError::KeyNotFound { .. } => "key-not-found",
+            RepoError::LastKey { .. } => "last-key",
             RepoError::NoWorkspace => "no-working-tree",
             RepoError::Interrupted { .. } => "interrupted",
             RepoError::Invalid(_) => "invalid",

@@ -156,11 +156,29 @@ impl Repository {
         let mut objects = 0;
         for pack in &pack_ids {
             let key = pack_key(pack);
+            // The pack's own index, as stored (an unreadable one was
+            // reported by the load above). In an encrypted repository its
+            // salt is what the scan opens entries with: a damaged pack
+            // header must not make sound entries look lost.
+            let (idx, idx_salt) = if idx_ids.contains(pack) {
+                match crate::odb::read_pack_index(
+                    storage.as_ref(),
+                    &self.codec(),
+                    &idx_key(pack),
+                    *pack,
+                ) {
+                    Ok((i, salt)) => (Some(i), salt),
+                    Err(_) => (None, None),
+                }
+            } else {
+                (None, None)
+            };
             let scan = scan_pack(
                 storage.as_ref(),
                 pack,
                 self.config().chunking.max_size,
                 &self.codec(),
+                idx_salt,
             )?;
             progress.bytes(scan.size);
             progress.file_done();
@@ -184,15 +202,6 @@ impl Repository {
                     affects: vec![],
                 });
             }
-            // The pack's own index, as stored (an unreadable one was
-            // reported by the load above).
-            let idx = if idx_ids.contains(pack) {
-                crate::odb::read_pack_index(storage.as_ref(), &self.codec(), &idx_key(pack), *pack)
-                    .ok()
-                    .map(|(i, _)| i)
-            } else {
-                None
-            };
             let listed = |id: &ObjectId| {
                 idx.as_ref()
                     .is_some_and(|i| i.entries.binary_search_by_key(id, |e| e.id).is_ok())
@@ -563,6 +572,8 @@ impl Repository {
             let pk = scan
                 .salt
                 .and_then(|salt| self.codec().keys().map(|k| k.pack_key(&salt)));
+            let mut kept = 0usize;
+            let mut copied = HashSet::new();
             for e in &sound {
                 let payload = read_stored(
                     storage.as_ref(),
@@ -578,14 +589,38 @@ impl Repository {
                     e.header.raw_len as usize,
                     &payload,
                 )?;
+                copied.insert(e.header.id);
+                kept += 1;
+            }
+            // Entries the scan could not reach (it stops at the first
+            // damaged entry header) but the pack's index still locates:
+            // each is read and verified on its own, and kept if sound.
+            let scanned: HashSet<u64> = scan.entries.iter().map(|e| e.offset).collect();
+            for (id, p, loc) in odb.all_objects() {
+                if p != *pack || scanned.contains(&loc.offset) || copied.contains(&id) {
+                    continue;
+                }
+                if odb.read_raw(&id, loc.kind).is_err() {
+                    continue;
+                }
+                let pk = odb.pack_key_of(pack)?;
+                let payload = read_stored(
+                    storage.as_ref(),
+                    pk.as_deref(),
+                    pack,
+                    loc.offset,
+                    loc.stored_len,
+                )?;
+                session.put_encoded(loc.kind, id, loc.codec, loc.raw_len as usize, &payload)?;
+                copied.insert(id);
+                kept += 1;
             }
             if session.finish()?.contains(pack) {
                 // The sound entries made a pack of the same name (the
                 // damage was elsewhere): it was just stored whole again.
                 done.push(format!(
-                    "rewrote pack {} from its {} sound objects",
+                    "rewrote pack {} from its {kept} sound objects",
                     pack_key(pack),
-                    sound.len()
                 ));
                 continue;
             }
@@ -595,13 +630,17 @@ impl Repository {
                 .map_err(|e| RepoError::io("create directory", &damaged, e))?;
             let bytes = storage.get(&pack_key(pack))?;
             write_atomic(&damaged.join(format!("{pack}.pack")), &bytes)?;
+            // Its index too: in an encrypted repository it holds the key
+            // (salt) the damaged pack's entries were sealed with.
+            if let Ok(idx) = storage.get(&idx_key(pack)) {
+                write_atomic(&damaged.join(format!("{pack}.idx")), &idx)?;
+            }
             storage.delete(&idx_key(pack))?;
             storage.delete(&pack_key(pack))?;
             done.push(format!(
-                "rewrote damaged pack {} keeping {} sound objects of {}; the damaged file was moved to {}",
+                "rewrote damaged pack {} keeping {kept} sound objects of {}; the damaged file was moved to {}",
                 pack_key(pack),
-                sound.len(),
-                scan.entries.len(),
+                scan.entries.len().max(kept),
                 damaged.join(format!("{pack}.pack")).display()
             ));
         }
@@ -697,12 +736,36 @@ impl Repository {
                 ));
             }
         }
-        // 4. Branch refs that cannot be parsed get their last reflog value back.
-        for key in self.ref_keys("refs/heads/")? {
-            if self.read_ref(&key).is_err() {
+        // 4. Branch refs that cannot be parsed (or, sealed, do not open)
+        //    get their last reflog value back. Sealed ref names are not
+        //    in the store: the branches this working tree has reflogs of
+        //    are the ones it can name.
+        let mut names: Vec<String> = self
+            .ref_entries("refs/heads/")?
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("refs/heads/"))
+            .map(|(n, _)| n)
+            .collect();
+        if self.is_encrypted() {
+            if let Ok(rd) = std::fs::read_dir(self.workspace()?.dir().join("logs")) {
+                for e in rd.flatten() {
+                    let file = e
+                        .file_name()
+                        .to_string_lossy()
+                        .replace("%2F", "/")
+                        .replace("%25", "%");
+                    if file.starts_with("refs/heads/") && !names.contains(&file) {
+                        names.push(file);
+                    }
+                }
+            }
+        }
+        for name in names {
+            let key = self.ref_storage_key(&name);
+            if self.read_ref(&name).is_err() {
                 if let Some(last) = self
                     .workspace()?
-                    .reflog(&key)?
+                    .reflog(&name)?
                     .into_iter()
                     .find(|e| !e.new.is_zero())
                 {
@@ -710,13 +773,13 @@ impl Repository {
                     // another machine fixed or moved the ref meanwhile, its
                     // value stands (refs only ever change by CAS).
                     let found = storage.get(&key)?;
-                    let new = format!("{}\n", last.new);
-                    match storage.compare_and_swap(&key, Some(&found), Some(new.as_bytes()))? {
+                    let new = self.encode_ref(&name, last.new)?;
+                    match storage.compare_and_swap(&key, Some(&found), Some(&new))? {
                         mediagit_storage::CasOutcome::Swapped => {}
                         mediagit_storage::CasOutcome::Conflict { .. } => continue,
                     }
                     done.push(format!(
-                        "restored {key} to {} from its reflog",
+                        "restored {name} to {} from its reflog",
                         last.new.short(12)
                     ));
                 }

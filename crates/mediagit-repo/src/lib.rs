@@ -33,6 +33,7 @@ pub mod fsck;
 pub mod gc;
 pub mod history;
 pub mod ingest;
+pub mod keys;
 pub mod odb;
 pub mod progress;
 pub mod reach;

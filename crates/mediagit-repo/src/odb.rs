@@ -346,7 +346,7 @@ pub(crate) fn encode_pack_index(
             plain.extend_from_slice(salt);
             plain.extend_from_slice(&idx.encode());
             let sealed = keys
-                .seal(Purpose::PackIndex, &idx.pack.0, &plain)
+                .seal(Purpose::PackIndex, &sealed_index_aad(&idx.pack), &plain)
                 .map_err(|e| RepoError::Invalid(e.to_string()))?;
             let mut out = pack::sealed_idx_prefix().to_vec();
             out.extend_from_slice(&sealed);
@@ -357,6 +357,14 @@ pub(crate) fn encode_pack_index(
             idx.pack
         ))),
     }
+}
+
+/// What a sealed index is bound to: its 12-byte prefix (magic, version 2)
+/// and the id of the pack it indexes.
+fn sealed_index_aad(pack: &ObjectId) -> Vec<u8> {
+    let mut aad = pack::sealed_idx_prefix().to_vec();
+    aad.extend_from_slice(&pack.0);
+    aad
 }
 
 /// Decodes (and, sealed, opens) the bytes of a pack index stored at `key`.
@@ -378,7 +386,7 @@ pub(crate) fn decode_pack_index(
             let plain = keys
                 .open(
                     Purpose::PackIndex,
-                    &pack_id.0,
+                    &sealed_index_aad(&pack_id),
                     &bytes[12..],
                     &format!("pack index {key}"),
                 )
@@ -1185,18 +1193,19 @@ impl PackSession<'_> {
             id,
         }
         .encode();
-        let written = match &p.sealing {
-            None => {
-                p.file
-                    .write_all(&header)
-                    .and_then(|_| p.file.write_all(payload))
-                    .map_err(|e| RepoError::io("write pack", &*p.path, e))?;
-                // The pack's name covers the header and every entry header
-                // (which carries each object's id): payloads are covered
-                // through those ids.
-                p.hasher.update(&header);
-                (header.len() + payload.len()) as u64
-            }
+        let written: Result<u64> = match &p.sealing {
+            None => p
+                .file
+                .write_all(&header)
+                .and_then(|_| p.file.write_all(payload))
+                .map_err(|e| RepoError::io("write pack", &*p.path, e))
+                .map(|()| {
+                    // The pack's name covers the header and every entry
+                    // header (which carries each object's id): payloads are
+                    // covered through those ids.
+                    p.hasher.update(&header);
+                    (header.len() + payload.len()) as u64
+                }),
             Some((_, key)) => {
                 // Header and payload sealed apart (nonces from the entry's
                 // offset), the payload bound to the header: the name hashes
@@ -1212,11 +1221,24 @@ impl PackSession<'_> {
                 p.file
                     .write_all(&h)
                     .and_then(|_| p.file.write_all(&body))
-                    .map_err(|e| RepoError::io("write pack", &*p.path, e))?;
-                p.hasher.update(&h);
-                (h.len() + body.len()) as u64
+                    .map_err(|e| RepoError::io("write pack", &*p.path, e))
+                    .map(|()| {
+                        p.hasher.update(&h);
+                        (h.len() + body.len()) as u64
+                    })
             }
         };
+        let written = match written {
+            Ok(n) => n,
+            Err(e) => {
+                // Part of this entry may be in the file, sealed under this
+                // offset's nonces: the pack is abandoned (its temporary
+                // file deleted), never written on at the same offset.
+                self.current[slot] = None;
+                return Err(e);
+            }
+        };
+        let p = self.current[slot].as_mut().expect("opened above");
         p.entries.push(IdxEntry {
             id,
             offset: p.offset,
@@ -1418,6 +1440,7 @@ pub fn scan_pack(
     pack_id: &ObjectId,
     max_chunk: u32,
     codec: &ObjectCodec,
+    index_salt: Option<[u8; 32]>,
 ) -> Result<PackScan> {
     let key = pack_key(pack_id);
     let size = storage
@@ -1437,9 +1460,20 @@ pub fn scan_pack(
     }
     let mut head = vec![0u8; (size.min(pack::SEALED_PACK_HEADER_LEN as u64)) as usize];
     storage.read_at(&key, 0, &mut head)?;
-    let header = match pack::decode_any_pack_header(&head) {
-        Ok(h) => h,
-        Err(e) => {
+    // A sealed pack is opened with the salt of its (authenticated) index
+    // when there is one: readers use that salt too, so a damaged header
+    // costs the pack's name check, not its entries.
+    let header = match (
+        pack::decode_any_pack_header(&head),
+        index_salt,
+        codec.keys(),
+    ) {
+        (Ok(PackHeader::Sealed { .. }), Some(salt), Some(_)) => PackHeader::Sealed { salt },
+        (Err(_), Some(salt), Some(_)) if head.len() == pack::SEALED_PACK_HEADER_LEN => {
+            PackHeader::Sealed { salt }
+        }
+        (Ok(h), _, _) => h,
+        (Err(e), _, _) => {
             scan.fatal = Some(e.to_string());
             return Ok(scan);
         }

@@ -195,16 +195,15 @@ impl Repository {
     pub fn roots(&self, odb: &Odb) -> Result<(Vec<Root>, Vec<BadRoot>)> {
         let mut roots = Vec::new();
         let mut bad = Vec::new();
-        for key in self.ref_keys("refs/")? {
-            match self.read_ref(&key) {
-                Ok(Some(id)) => {
+        for (key, r) in self.ref_entries("refs/")? {
+            match r {
+                Ok(id) => {
                     let kind = odb
                         .locate(&id)
                         .map(|(_, l)| l.kind)
                         .unwrap_or(ObjectKind::Commit);
                     roots.push(Root { id, kind, why: key });
                 }
-                Ok(None) => {}
                 Err(e) => bad.push((key, e.to_string())),
             }
         }

@@ -58,6 +58,101 @@ pub struct InitOptions {
     pub template: Option<RepoConfig>,
     /// Credentials and endpoints from the environment (collected by the caller).
     pub env: CloudEnv,
+    /// Make an encrypted repository (FORMAT.md §13).
+    pub encryption: Option<InitEncryption>,
+}
+
+/// How a new repository is encrypted.
+#[derive(Clone)]
+pub enum InitEncryption {
+    /// A new random master key, wrapped by this passphrase in the first
+    /// key file.
+    New {
+        passphrase: crate::keys::Passphrase,
+        params: mediagit_crypto::KdfParams,
+        label: String,
+        /// Unix seconds.
+        created: i64,
+    },
+    /// The master key of an unlocked store, whose key files are copied (a
+    /// clone: the same key, so the packs copied stay readable and content
+    /// deduplicates against them).
+    From(Box<Store>),
+}
+
+impl std::fmt::Debug for InitEncryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InitEncryption::New { params, label, .. } => {
+                write!(
+                    f,
+                    "New {{ passphrase: <secret>, params: {params}, label: {label:?} }}"
+                )
+            }
+            InitEncryption::From(_) => f.write_str("From(<unlocked store>)"),
+        }
+    }
+}
+
+/// What an encrypted `init` writes and keeps: the keys, the unlocked
+/// state, the key files.
+struct Encryption {
+    keys: Arc<mediagit_crypto::RepoKeys>,
+    unlocked: Arc<crate::keys::Unlocked>,
+    key_files: Vec<(String, Vec<u8>)>,
+}
+
+fn prepare_encryption(e: &InitEncryption) -> Result<Encryption> {
+    match e {
+        InitEncryption::New {
+            passphrase,
+            params,
+            label,
+            created,
+        } => {
+            let master = mediagit_crypto::MasterKey::generate()
+                .map_err(|e| RepoError::Invalid(e.to_string()))?;
+            let (id, bytes) = crate::keys::new_key_file(
+                &master,
+                &crate::keys::NewKey {
+                    passphrase: passphrase.as_bytes(),
+                    params: *params,
+                    label,
+                    created: *created,
+                },
+            )?;
+            Ok(Encryption {
+                keys: Arc::new(mediagit_crypto::RepoKeys::derive(&master)),
+                unlocked: Arc::new(crate::keys::Unlocked {
+                    master,
+                    key_id: id.clone(),
+                }),
+                key_files: vec![(id, bytes)],
+            })
+        }
+        InitEncryption::From(src) => {
+            let (Some(keys), Some(unlocked)) = (src.keys.clone(), src.unlocked.clone()) else {
+                return Err(RepoError::NeedsPassphrase {
+                    store: src.storage().describe(),
+                });
+            };
+            let storage = src.storage();
+            let mut key_files = Vec::new();
+            for key in storage
+                .list(crate::keys::KEYS_PREFIX)?
+                .into_iter()
+                .take(crate::keys::MAX_KEY_FILES)
+            {
+                let bytes = storage.get(&key)?;
+                key_files.push((key[crate::keys::KEYS_PREFIX.len()..].to_string(), bytes));
+            }
+            Ok(Encryption {
+                keys,
+                unlocked,
+                key_files,
+            })
+        }
+    }
 }
 
 /// The store's own copy of the repository settings: `config.toml` at the root
@@ -145,6 +240,11 @@ pub fn read_store_config(storage: &dyn Storage) -> Result<RepoConfig> {
     }
 }
 
+/// Whether a store `HEAD` is sealed (FORMAT.md §13.6).
+pub(crate) fn is_sealed_head(b: &[u8]) -> bool {
+    b.starts_with(crate::store::SEALED_HEAD_MAGIC)
+}
+
 /// The branch a store's `HEAD` names (what a clone checks out).
 pub fn read_store_head(storage: &dyn Storage) -> Result<Option<String>> {
     match storage.get("HEAD") {
@@ -175,6 +275,29 @@ impl Repository {
                 c
             }
             None => RepoConfig::new(opts.bare),
+        };
+        let enc = match &opts.encryption {
+            Some(e) => {
+                let enc = prepare_encryption(e)?;
+                let f = &mut config.format;
+                if f.version < 2 {
+                    return Err(RepoError::Invalid(
+                        "encryption needs repository format version 2; run `mediagit upgrade` on the source first".into(),
+                    ));
+                }
+                if !f.is_encrypted() {
+                    f.required_features
+                        .push(mediagit_format::config::ENCRYPTION_FEATURE.into());
+                }
+                f.chunk_id = mediagit_format::config::ChunkIdFunction::HmacSha256;
+                Some(enc)
+            }
+            None if config.format.is_encrypted() => {
+                return Err(RepoError::Invalid(
+                    "a repository made from an encrypted one's settings needs its keys".into(),
+                ))
+            }
+            None => None,
         };
         let head = format!("ref: refs/heads/{branch}\n");
         // The store is checked first: a refused store leaves nothing behind.
@@ -207,7 +330,8 @@ impl Repository {
             }
         };
         let existed = path.exists();
-        let r = Repository::init_files(path, opts, &head, &mut config, store.as_ref());
+        let r =
+            Repository::init_files(path, opts, &head, &mut config, store.as_ref(), enc.as_ref());
         if r.is_err() {
             // Take back what this init wrote, here and in the store (which
             // was empty: check_empty_store made sure).
@@ -272,6 +396,7 @@ impl Repository {
         head: &str,
         config: &mut RepoConfig,
         store: Option<&(StorageConfig, Arc<dyn Storage>)>,
+        enc: Option<&Encryption>,
     ) -> Result<Repository> {
         fs::create_dir_all(path).map_err(|e| RepoError::io("create directory", path, e))?;
         let path = path
@@ -293,23 +418,58 @@ impl Repository {
             fs::create_dir_all(dir.join(sub))
                 .map_err(|e| RepoError::io("create directory", dir.join(sub), e))?;
         }
-        write_atomic(&dir.join("HEAD"), head.as_bytes())?;
+        // The store's HEAD, sealed in an encrypted repository: in a store
+        // (or a bare repository, which is one) it would show the branch
+        // name. A working tree's own HEAD is local state, beside files in
+        // the clear.
+        let sealed_head = match enc {
+            Some(e) => {
+                let mut b = crate::store::SEALED_HEAD_MAGIC.to_vec();
+                b.extend_from_slice(
+                    &e.keys
+                        .seal(mediagit_crypto::Purpose::Head, b"HEAD", head.as_bytes())
+                        .map_err(|e| RepoError::Invalid(e.to_string()))?,
+                );
+                Some(b)
+            }
+            None => None,
+        };
+        let store_head = sealed_head.as_deref().unwrap_or(head.as_bytes());
+        let local_head = if opts.bare && store.is_none() {
+            store_head
+        } else {
+            head.as_bytes()
+        };
+        write_atomic(&dir.join("HEAD"), local_head)?;
+        let key_files = enc.map(|e| &e.key_files[..]).unwrap_or_default();
         if let Some((sc, storage)) = store {
-            // The store's config.toml is written last there: its presence
-            // is what makes a repository in the store.
-            storage.put("HEAD", head.as_bytes())?;
+            // Key files first; the store's config.toml is written last
+            // there: its presence is what makes a repository in the store.
+            for (id, bytes) in key_files {
+                storage.put(&crate::keys::key_key(id), bytes)?;
+            }
+            storage.put("HEAD", store_head)?;
             storage.put("config.toml", store_config(config).to_toml().as_bytes())?;
             config.storage = Some(sc.clone());
+        } else if !key_files.is_empty() {
+            let kdir = dir.join("keys");
+            fs::create_dir_all(&kdir).map_err(|e| RepoError::io("create directory", &kdir, e))?;
+            for (id, bytes) in key_files {
+                write_atomic(&kdir.join(id), bytes)?;
+            }
         }
         // The config is written last: its presence is what makes a repository.
         write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
-        let repo =
+        let mut repo =
             Repository::open_dir(&dir, if opts.bare { None } else { Some(path) }, &opts.env)?;
+        if let Some(e) = enc {
+            repo.store = repo.store.with_keys(e.keys.clone());
+            repo.store.unlocked = Some(e.unlocked.clone());
+        }
         repo.workspace()?.write_base(None)?;
         Ok(repo)
     }
 
-    /// Finds the repository containing `start` (or a parent of it).
     /// This repository with the keys of an encrypted store (see
     /// [`Store::with_keys`]).
     pub fn with_keys(mut self, keys: std::sync::Arc<mediagit_crypto::RepoKeys>) -> Repository {
@@ -317,6 +477,15 @@ impl Repository {
         self
     }
 
+    /// Opens an encrypted repository with `passphrase` (see
+    /// [`Store::unlock`]); a repository that is not encrypted is returned
+    /// as it is.
+    pub fn unlock(mut self, passphrase: &[u8]) -> Result<Repository> {
+        self.store = self.store.unlock(passphrase)?;
+        Ok(self)
+    }
+
+    /// Finds the repository containing `start` (or a parent of it).
     pub fn discover(start: &Path) -> Result<Repository> {
         Repository::discover_with_env(start, &CloudEnv::new())
     }
@@ -388,6 +557,16 @@ impl Repository {
             // The store's settings win: every client of a shared store must
             // chunk and name content the same way.
             let store = read_store_config(uncached.as_ref())?;
+            // Whoever can write the store can rewrite its config.toml: a
+            // working tree that knows its repository is encrypted never
+            // takes a config that says otherwise (it would then write
+            // plaintext packs and refs into the store).
+            if config.format.is_encrypted() && !store.format.is_encrypted() {
+                return Err(RepoError::Invalid(format!(
+                    "{}: config.toml says the repository is not encrypted, but this working tree's settings say it is; refused (the store's settings may have been altered)",
+                    uncached.describe()
+                )));
+            }
             config.format = store.format;
             config.chunking = store.chunking;
             config.compression = store.compression;
@@ -400,6 +579,7 @@ impl Repository {
                 ));
             }
         }
+        crate::store::check_not_downgraded(uncached.as_ref(), &config)?;
         let shared = config.storage.is_some();
         Ok(Repository {
             store: Store::from_parts(storage, uncached, config, dir.join("tmp")),

@@ -26,6 +26,27 @@ use crate::odb::Odb;
 use crate::refs::check_ref_key;
 use crate::repo::read_store_config;
 
+/// Refuses a store that holds key files while its `config.toml` says the
+/// repository is not encrypted: someone with write access to the store may
+/// have removed the feature so that clients write in the clear.
+pub(crate) fn check_not_downgraded(storage: &dyn Storage, config: &RepoConfig) -> Result<()> {
+    if !config.format.is_encrypted() && storage.first_key(crate::keys::KEYS_PREFIX)?.is_some() {
+        return Err(RepoError::Invalid(format!(
+            "{} holds key files ({}*) but its config.toml does not say the repository is encrypted; refused (its settings may have been altered)",
+            storage.describe(),
+            crate::keys::KEYS_PREFIX
+        )));
+    }
+    Ok(())
+}
+
+/// What a sealed store `HEAD` starts with (FORMAT.md §13.6).
+pub const SEALED_HEAD_MAGIC: &[u8; 8] = b"MGHEAD\0\x01";
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// Cheap to clone: clones share the storage and the loaded object database
 /// (a server keeps one per repository and hands a clone to each request).
 #[derive(Clone)]
@@ -40,7 +61,9 @@ pub struct Store {
     odb: Arc<OnceLock<Odb>>,
     freshen_after: Option<Duration>,
     /// The keys of an encrypted repository (FORMAT.md §13).
-    keys: Option<Arc<mediagit_crypto::RepoKeys>>,
+    pub(crate) keys: Option<Arc<mediagit_crypto::RepoKeys>>,
+    /// Its master key and the key file that opened it (`unlock`).
+    pub(crate) unlocked: Option<Arc<crate::keys::Unlocked>>,
 }
 
 impl Store {
@@ -49,6 +72,7 @@ impl Store {
     /// features). Packs being written go through `tmp_dir`.
     pub fn open(storage: Arc<dyn Storage>, tmp_dir: PathBuf) -> Result<Store> {
         let config = read_store_config(storage.as_ref())?;
+        check_not_downgraded(storage.as_ref(), &config)?;
         Ok(Store::from_parts(storage.clone(), storage, config, tmp_dir))
     }
 
@@ -66,6 +90,7 @@ impl Store {
             odb: Arc::new(OnceLock::new()),
             freshen_after: Some(crate::odb::FRESHEN_AFTER),
             keys: None,
+            unlocked: None,
         }
     }
 
@@ -110,6 +135,7 @@ impl Store {
         if let Some(o) = self.odb.get() {
             return Ok(o);
         }
+        self.require_unlocked()?;
         let o = Odb::load(
             self.storage.clone(),
             self.tmp_dir.clone(),
@@ -141,19 +167,118 @@ impl Store {
         }
     }
 
-    /// Reads a full ref name such as `refs/heads/main`.
-    pub fn read_ref(&self, name: &str) -> Result<Option<ObjectId>> {
-        match self.storage.get(name) {
-            Ok(b) => {
-                let s = String::from_utf8_lossy(&b);
-                s.trim()
+    /// Whether refs (names and values) and the store's HEAD are sealed:
+    /// the store holds the keys of an encrypted repository.
+    fn sealed_refs(&self) -> Option<&mediagit_crypto::RepoKeys> {
+        self.keys.as_deref()
+    }
+
+    /// Fails with [`RepoError::NeedsPassphrase`] when the repository is encrypted
+    /// and no passphrase opened it: nothing of it can be read then.
+    pub fn require_unlocked(&self) -> Result<()> {
+        if self.config.format.is_encrypted() && self.keys.is_none() {
+            return Err(RepoError::NeedsPassphrase {
+                store: self.storage.describe(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The storage key of the ref `name` (`refs/heads/main`): the name
+    /// itself, or in an encrypted repository `refs/` and the hex HMAC of
+    /// the name under the ref-name key (FORMAT.md §13.6), so the store
+    /// never sees a branch or tag name.
+    pub fn ref_storage_key(&self, name: &str) -> String {
+        match self.sealed_refs() {
+            None => name.to_string(),
+            Some(k) => format!("refs/{}", hex_lower(&k.ref_token(name))),
+        }
+    }
+
+    /// A ref's stored bytes: `<id>\n`, or sealed (`name\n<id>\n`, bound
+    /// to the storage key).
+    pub(crate) fn encode_ref(&self, name: &str, id: ObjectId) -> Result<Vec<u8>> {
+        match self.sealed_refs() {
+            None => Ok(format!("{id}\n").into_bytes()),
+            Some(k) => k
+                .seal(
+                    mediagit_crypto::Purpose::Ref,
+                    self.ref_storage_key(name).as_bytes(),
+                    format!("{name}\n{id}\n").as_bytes(),
+                )
+                .map_err(|e| RepoError::Invalid(e.to_string())),
+        }
+    }
+
+    /// The name and id in a ref's stored bytes at storage key `key`.
+    fn decode_ref(&self, key: &str, bytes: &[u8]) -> Result<(String, ObjectId)> {
+        let bad = |reason: String| RepoError::CorruptRef {
+            key: key.to_string(),
+            store: self.storage.describe(),
+            reason,
+        };
+        match self.sealed_refs() {
+            None => {
+                let s = String::from_utf8_lossy(bytes);
+                let id = s
+                    .trim()
                     .parse::<ObjectId>()
-                    .map(Some)
-                    .map_err(|e| RepoError::format(format!("ref {name}"), e))
+                    .map_err(|e| RepoError::format(format!("ref {key}"), e))?;
+                Ok((key.to_string(), id))
+            }
+            Some(k) => {
+                let plain = k
+                    .open(
+                        mediagit_crypto::Purpose::Ref,
+                        key.as_bytes(),
+                        bytes,
+                        "ref value",
+                    )
+                    .map_err(|e| bad(e.to_string()))?;
+                let text = String::from_utf8(plain).map_err(|_| bad("not UTF-8".into()))?;
+                let (name, id) = text
+                    .strip_suffix('\n')
+                    .and_then(|t| t.split_once('\n'))
+                    .ok_or_else(|| bad("not a sealed ref value".into()))?;
+                let id = id
+                    .parse::<ObjectId>()
+                    .map_err(|e| RepoError::format(format!("ref {name}"), e))?;
+                if self.ref_storage_key(name) != key {
+                    return Err(bad(format!(
+                        "names the ref {name}, stored under another key"
+                    )));
+                }
+                Ok((name.to_string(), id))
+            }
+        }
+    }
+
+    /// The stored bytes and id of ref `name`, if it exists.
+    fn read_ref_raw(&self, name: &str) -> Result<Option<(Vec<u8>, ObjectId)>> {
+        self.require_unlocked()?;
+        let key = self.ref_storage_key(name);
+        match self.storage.get(&key) {
+            Ok(b) => {
+                let (found, id) = self.decode_ref(&key, &b)?;
+                if found != name {
+                    return Err(RepoError::format(
+                        format!("ref {name}"),
+                        mediagit_format::FormatError::Decode {
+                            what: "ref",
+                            reason: format!("holds the ref {found}"),
+                        },
+                    ));
+                }
+                Ok(Some((b, id)))
             }
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Reads a full ref name such as `refs/heads/main`.
+    pub fn read_ref(&self, name: &str) -> Result<Option<ObjectId>> {
+        Ok(self.read_ref_raw(name)?.map(|(_, id)| id))
     }
 
     /// Moves a ref from `expected` to `new` (`None` = absent) atomically.
@@ -163,12 +288,38 @@ impl Store {
         expected: Option<ObjectId>,
         new: Option<ObjectId>,
     ) -> Result<()> {
-        let enc = |id: Option<ObjectId>| id.map(|i| format!("{i}\n").into_bytes());
-        let (e, n) = (enc(expected), enc(new));
+        self.require_unlocked()?;
+        let key = self.ref_storage_key(name);
+        let race = |found: Option<ObjectId>| RepoError::RefRace {
+            name: name.into(),
+            expected: expected.map(|i| i.to_string()).unwrap_or("nothing".into()),
+            found: found.map(|i| i.to_string()).unwrap_or("nothing".into()),
+        };
+        // Sealed values carry a fresh nonce each: the swap compares the
+        // exact bytes read (the stored token), after their id was checked
+        // against `expected` (FORMAT.md §13.6).
+        let e = match self.sealed_refs() {
+            None => expected.map(|i| format!("{i}\n").into_bytes()),
+            Some(_) => {
+                let current = self.read_ref_raw(name)?;
+                let current_id = current.as_ref().map(|(_, id)| *id);
+                if current_id != expected {
+                    if current_id == new {
+                        return Ok(());
+                    }
+                    return Err(race(current_id));
+                }
+                current.map(|(b, _)| b)
+            }
+        };
+        let n = match new {
+            Some(id) => Some(self.encode_ref(name, id)?),
+            None => None,
+        };
         crate::failpoint::hit("write:ref-cas-before");
         match self
             .storage
-            .compare_and_swap(name, e.as_deref(), n.as_deref())?
+            .compare_and_swap(&key, e.as_deref(), n.as_deref())?
         {
             CasOutcome::Swapped => {
                 crate::failpoint::hit("write:ref-cas-done");
@@ -178,23 +329,31 @@ impl Store {
             // store, a retried conditional write whose first attempt landed
             // (its answer lost) is refused by its own effect. A ref value
             // names a commit, so the wanted state is reached either way.
-            CasOutcome::Conflict { actual } if actual == n => {
-                crate::failpoint::hit("write:ref-cas-done");
-                Ok(())
+            CasOutcome::Conflict { actual } => {
+                let found = match &actual {
+                    None => None,
+                    Some(a) => self.decode_ref(&key, a).ok().map(|(_, id)| id),
+                };
+                if found == new && (actual.is_some() || new.is_none()) {
+                    crate::failpoint::hit("write:ref-cas-done");
+                    return Ok(());
+                }
+                Err(race(found))
             }
-            CasOutcome::Conflict { actual } => Err(RepoError::RefRace {
-                name: name.into(),
-                expected: expected.map(|i| i.to_string()).unwrap_or("nothing".into()),
-                found: actual
-                    .map(|a| String::from_utf8_lossy(&a).trim().to_string())
-                    .unwrap_or("nothing".into()),
-            }),
         }
     }
 
     /// Names (without prefix) of the refs under `prefix` (`refs/heads/`...).
     /// Keys that are not valid ref names are skipped ([`check_ref_key`]).
     pub fn list_refs(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
+        self.require_unlocked()?;
+        if self.sealed_refs().is_some() {
+            return Ok(self
+                .sealed_ref_list(prefix)?
+                .into_iter()
+                .map(|(name, id)| (name[prefix.len()..].to_string(), id))
+                .collect());
+        }
         let mut out = Vec::new();
         for key in self.ref_keys(prefix)? {
             if let Some(id) = self.read_ref(&key)? {
@@ -204,9 +363,80 @@ impl Store {
         Ok(out)
     }
 
-    /// The keys under `prefix` (which starts with `refs/`) that are valid
-    /// ref names; the others are left alone (see [`check_ref_key`]).
+    /// Every ref under `prefix` (by name, or for a sealed value that does
+    /// not open, by storage key) with its id or why it cannot be read: for
+    /// the walks (fsck, gc) that report a damaged ref and go on.
+    pub fn ref_entries(&self, prefix: &str) -> Result<Vec<(String, Result<ObjectId>)>> {
+        self.require_unlocked()?;
+        if self.sealed_refs().is_none() {
+            return Ok(self
+                .ref_keys(prefix)?
+                .into_iter()
+                .filter_map(|name| match self.read_ref(&name) {
+                    Ok(Some(id)) => Some((name, Ok(id))),
+                    Ok(None) => None,
+                    Err(e) => Some((name, Err(e))),
+                })
+                .collect());
+        }
+        let mut out = Vec::new();
+        for key in self.storage.list("refs/")? {
+            let r = match self.storage.get(&key) {
+                Ok(b) => self.decode_ref(&key, &b),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => Err(e.into()),
+            };
+            match r {
+                Ok((name, id)) => {
+                    if name.starts_with(prefix) && check_ref_key(&name).is_ok() {
+                        out.push((name, Ok(id)));
+                    }
+                }
+                Err(e) => out.push((key, Err(e))),
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Every sealed ref whose name starts with `prefix`, sorted by name.
+    /// A value that does not open is an error naming its key (as a ref
+    /// whose value does not parse is, unsealed: its name cannot be known,
+    /// so it cannot be skipped for another prefix); names that are not
+    /// valid ref names are left out (and reported by
+    /// [`Store::invalid_ref_keys`]).
+    fn sealed_ref_list(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
+        let mut out = Vec::new();
+        for key in self.storage.list("refs/")? {
+            let bytes = match self.storage.get(&key) {
+                Ok(b) => b,
+                // Deleted since the listing.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let (name, id) = self.decode_ref(&key, &bytes)?;
+            if name.starts_with(prefix) && check_ref_key(&name).is_ok() {
+                out.push((name, id));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The full names of the refs under `prefix` (which starts with
+    /// `refs/`) that are valid ref names; the others are left alone (see
+    /// [`check_ref_key`]). In a repository that is not encrypted these are
+    /// also their storage keys; [`Store::read_ref`] and [`Store::cas_ref`]
+    /// take names either way.
     pub fn ref_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        self.require_unlocked()?;
+        if self.sealed_refs().is_some() {
+            return Ok(self
+                .sealed_ref_list(prefix)?
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect());
+        }
         Ok(self
             .storage
             .list(prefix)?
@@ -215,11 +445,27 @@ impl Store {
             .collect())
     }
 
-    /// The keys under `refs/` that are not valid ref names, with why.
+    /// The keys under `refs/` that are not valid ref names (or, sealed,
+    /// do not open), with why.
     pub fn invalid_ref_keys(&self) -> Result<Vec<(String, String)>> {
-        Ok(self
-            .storage()
-            .list("refs/")?
+        let keys = self.storage().list("refs/")?;
+        if self.sealed_refs().is_some() {
+            return Ok(keys
+                .into_iter()
+                .filter_map(|k| {
+                    let r = self
+                        .storage
+                        .get(&k)
+                        .map_err(RepoError::from)
+                        .and_then(|b| self.decode_ref(&k, &b))
+                        .and_then(|(name, _)| {
+                            check_ref_key(&name).map_err(|e| RepoError::Invalid(e.to_string()))
+                        });
+                    r.err().map(|e| (k, e.to_string()))
+                })
+                .collect());
+        }
+        Ok(keys
             .into_iter()
             .filter_map(|k| check_ref_key(&k).err().map(|e| (k, e.to_string())))
             .collect())
@@ -229,10 +475,37 @@ impl Store {
     /// the working tree's).
     /// `None` when the store has none.
     pub fn head(&self) -> Result<Option<crate::refs::Head>> {
-        match self.storage.get("HEAD") {
-            Ok(b) => crate::refs::Head::parse(&String::from_utf8_lossy(&b))
+        match self.head_text()? {
+            Some(t) => crate::refs::Head::parse(&t)
                 .map(Some)
                 .map_err(|e| RepoError::format(format!("{}: HEAD", self.storage.describe()), e)),
+            None => Ok(None),
+        }
+    }
+
+    /// The text of the store's `HEAD`, opened if sealed.
+    fn head_text(&self) -> Result<Option<String>> {
+        self.require_unlocked()?;
+        match self.storage.get("HEAD") {
+            Ok(b) => match self.sealed_refs() {
+                Some(k) if crate::repo::is_sealed_head(&b) => {
+                    let plain = k
+                        .open(
+                            mediagit_crypto::Purpose::Head,
+                            b"HEAD",
+                            &b[SEALED_HEAD_MAGIC.len()..],
+                            "HEAD",
+                        )
+                        .map_err(|e| RepoError::CorruptObject {
+                            id: ObjectId([0; 32]),
+                            kind: "HEAD",
+                            location: format!("HEAD in {}", self.storage.describe()),
+                            reason: e.to_string(),
+                        })?;
+                    Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
+                }
+                _ => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+            },
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -241,6 +514,10 @@ impl Store {
     /// The branch the store's own `HEAD` names (what a clone checks out
     /// and what a repository opened without a working tree is on).
     pub fn head_branch(&self) -> Result<Option<String>> {
-        crate::repo::read_store_head(self.storage.as_ref())
+        Ok(self.head_text()?.and_then(|t| {
+            t.trim()
+                .strip_prefix("ref: refs/heads/")
+                .map(str::to_string)
+        }))
     }
 }

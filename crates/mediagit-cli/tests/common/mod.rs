@@ -39,15 +39,31 @@ pub fn fresh_store_url() -> Option<String> {
     })
 }
 
+/// `MEDIAGIT_TEST_ENCRYPT=1` re-runs the CLI tests with every repository
+/// made by [`Env::new`] encrypted (`init --encrypt`, the cheapest key
+/// file); `scripts/test.sh` does so against its S3 server.
+pub fn test_encrypt() -> bool {
+    std::env::var_os("MEDIAGIT_TEST_ENCRYPT").is_some_and(|v| !v.is_empty())
+}
+
+/// The passphrase every test command gets in `MEDIAGIT_PASSPHRASE`.
+pub const TEST_PASSPHRASE: &str = "test passphrase";
+
 impl Env {
     /// A temp dir with an initialized repository in `repo/` (its objects in
-    /// the test store when `MEDIAGIT_TEST_STORAGE` is set).
+    /// the test store when `MEDIAGIT_TEST_STORAGE` is set; encrypted when
+    /// `MEDIAGIT_TEST_ENCRYPT` is).
     pub fn new() -> Env {
         let env = Env::empty();
-        match fresh_store_url() {
-            Some(url) => env.ok(&["init", "repo", "--storage", &url]),
-            None => env.ok(&["init", "repo"]),
-        };
+        let mut args = vec!["init".to_string(), "repo".to_string()];
+        if let Some(url) = fresh_store_url() {
+            args.extend(["--storage".into(), url]);
+        }
+        if test_encrypt() {
+            args.extend(["--encrypt", "--kdf-memory", "19", "--kdf-passes", "2"].map(String::from));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.ok(&args);
         env
     }
 
@@ -92,6 +108,10 @@ impl Env {
             .env("HOME", self.root().join("home"))
             .env("XDG_CONFIG_HOME", self.root().join("home/.config"))
             .env_remove("MEDIAGIT_FRESHEN_AFTER")
+            // Opens encrypted repositories; unused by the others.
+            .env("MEDIAGIT_PASSPHRASE", TEST_PASSPHRASE)
+            .env_remove("MEDIAGIT_PASSPHRASE_FILE")
+            .env_remove("MEDIAGIT_NEW_PASSPHRASE")
             .args(args);
         // Cloud credentials only when scripts/test.sh started the local
         // servers (with fake ones); never a developer's real ones.

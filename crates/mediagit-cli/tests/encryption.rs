@@ -1,0 +1,411 @@
+//! Encrypted repositories (`init --encrypt`, `mediagit key`, FORMAT.md §13)
+//! through the real binary: real media round trips; nothing the store holds
+//! shows content, names, branch names or plain hashes; wrong, missing and
+//! tampered keys are refused with nothing changed.
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// Cheap key files: tests run many commands, each one unlocks.
+const CHEAP: [&str; 4] = ["--kdf-memory", "19", "--kdf-passes", "2"];
+
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.len() <= hay.len() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// An encrypted repository in `repo/` whose store is the directory
+/// `store/` (a filesystem store: everything a bucket would hold, as files).
+fn encrypted_in_store(env: &Env) -> PathBuf {
+    let store = env.root().join("store");
+    let url = format!("file://{}", store.display());
+    let mut args = vec![
+        "init",
+        "repo",
+        "--storage",
+        &url,
+        "--encrypt",
+        "-b",
+        "client-nda-branch",
+    ];
+    args.extend(CHEAP);
+    let out = env.ok(&args);
+    assert!(out.contains("encrypted"), "{out}");
+    store
+}
+
+#[test]
+fn media_round_trips_and_the_store_shows_nothing() {
+    let env = Env::empty();
+    let store = encrypted_in_store(&env);
+    let repo = env.repo();
+    copy_media(&repo.join("Client Project"));
+    write_random(&repo.join("Client Project/raw-footage.bin"), 5 << 20, 11);
+    env.write(
+        "notes-secret-plan.txt",
+        b"the plan under NDA: launch in March\n",
+    );
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "confidential first cut"]);
+    env.ok(&["tag", "v1-release-candidate"]);
+    let before = tree_hashes(&repo);
+
+    // A second working tree of the store checks out the same bytes.
+    let url = format!("file://{}", store.display());
+    env.ok_in(env.root(), &["clone", &url, "second"]);
+    let after = tree_hashes(&env.root().join("second"));
+    assert_eq!(before, after);
+    // And a copy (clone of a path) shares the key.
+    env.ok_in(env.root(), &["clone", "repo", "copy"]);
+    assert_eq!(before, tree_hashes(&env.root().join("copy")));
+    let log = env.ok_in(
+        &env.root().join("copy"),
+        &["--no-pager", "log", "--oneline"],
+    );
+    assert!(log.contains("confidential first cut"), "{log}");
+
+    // Nothing in the store: no content, path, branch or tag name, message,
+    // author, or plain SHA-256 of any file (hex or raw).
+    let mut needles: Vec<(String, Vec<u8>)> = vec![
+        ("branch".into(), b"client-nda-branch".to_vec()),
+        ("tag".into(), b"v1-release-candidate".to_vec()),
+        ("directory".into(), b"Client Project".to_vec()),
+        ("file name".into(), b"raw-footage".to_vec()),
+        ("file name".into(), b"notes-secret-plan".to_vec()),
+        ("content".into(), b"the plan under NDA".to_vec()),
+        ("message".into(), b"confidential first cut".to_vec()),
+        ("author".into(), b"test@example.com".to_vec()),
+        ("passphrase".into(), TEST_PASSPHRASE.as_bytes().to_vec()),
+    ];
+    for (path, hash) in &before {
+        needles.push((format!("hex id of {path}"), hash.as_bytes().to_vec()));
+        needles.push((format!("raw id of {path}"), hex::decode(hash).unwrap()));
+    }
+    // A slice of real content (the video's bytes).
+    let clip = std::fs::read(repo.join("Client Project/clip.mp4")).unwrap();
+    needles.push((
+        "video bytes".into(),
+        clip[clip.len() / 2..clip.len() / 2 + 32].to_vec(),
+    ));
+    let files = all_files(&store);
+    assert!(files.iter().any(|f| f.to_string_lossy().contains("/keys/")));
+    for f in &files {
+        let name = f
+            .strip_prefix(&store)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let bytes = std::fs::read(f).unwrap();
+        for (what, n) in &needles {
+            assert!(!contains(name.as_bytes(), n), "{what} in the key {name}");
+            if name == "config.toml" && what == "branch" {
+                continue;
+            }
+            assert!(!contains(&bytes, n), "{what} found in {name}");
+        }
+    }
+    // fsck and verify work through the keys.
+    env.ok(&["fsck"]);
+    env.ok(&["verify"]);
+}
+
+#[test]
+fn a_wrong_or_missing_passphrase_changes_nothing() {
+    let env = Env::empty();
+    encrypted_in_store(&env);
+    env.write("a.txt", b"one");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    env.write("b.txt", b"two");
+    let state = env.repo_state();
+    let o = env
+        .cmd(&["add", "-A"])
+        .env("MEDIAGIT_PASSPHRASE", "not it")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("wrong passphrase"), "{err}");
+    assert!(!err.contains("not it"), "the passphrase was printed: {err}");
+    // No passphrase and no terminal: says how to give one.
+    let o = env
+        .cmd(&["status", "--json"])
+        .env_remove("MEDIAGIT_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("\"code\":\"needs-passphrase\"") && err.contains("MEDIAGIT_PASSPHRASE"),
+        "{err}"
+    );
+    assert_eq!(state, env.repo_state());
+    // From a file (MEDIAGIT_PASSPHRASE_FILE, a trailing newline ignored).
+    let f = env.root().join("pass.txt");
+    std::fs::write(&f, format!("{TEST_PASSPHRASE}\n")).unwrap();
+    let o = env
+        .cmd(&["status", "--porcelain"])
+        .env_remove("MEDIAGIT_PASSPHRASE")
+        .env("MEDIAGIT_PASSPHRASE_FILE", &f)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "?? b.txt\n");
+}
+
+#[test]
+fn keys_can_be_added_listed_changed_and_removed_but_never_the_last() {
+    let env = Env::empty();
+    encrypted_in_store(&env);
+    env.write("a.txt", b"one");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    let list = env.ok(&["key", "list"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.starts_with('*'), "{list}");
+    let first = list[2..18].to_string();
+
+    let mut add = vec!["key", "add", "--label", "backup key"];
+    add.extend(CHEAP);
+    let o = env
+        .cmd(&add)
+        .env("MEDIAGIT_NEW_PASSPHRASE", "second one")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let list = env.ok(&["key", "list"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains("backup key"), "{list}");
+    // The second passphrase opens it too.
+    let o = env
+        .cmd(&["log", "--oneline"])
+        .env("MEDIAGIT_PASSPHRASE", "second one")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+
+    // Remove the first (by an 8-digit prefix), with the second.
+    let o = env
+        .cmd(&["key", "remove", &first[..8]])
+        .env("MEDIAGIT_PASSPHRASE", "second one")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env.cmd(&["status"]).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the removed passphrase still opens it"
+    );
+    // The last one is never removed.
+    let list = env
+        .cmd(&["key", "list", "--json"])
+        .env("MEDIAGIT_PASSPHRASE", "second one")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let id = v["keys"][0]["id"].as_str().unwrap().to_string();
+    let o = env
+        .cmd(&["key", "remove", &id])
+        .env("MEDIAGIT_PASSPHRASE", "second one")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("last key") && err.contains("key add"), "{err}");
+
+    // passwd: the one used is replaced.
+    let mut passwd = vec!["key", "passwd"];
+    passwd.extend(CHEAP);
+    let o = env
+        .cmd(&passwd)
+        .env("MEDIAGIT_PASSPHRASE", "second one")
+        .env("MEDIAGIT_NEW_PASSPHRASE", "third one")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env
+        .cmd(&["status"])
+        .env("MEDIAGIT_PASSPHRASE", "second one")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let o = env
+        .cmd(&["log", "--oneline"])
+        .env("MEDIAGIT_PASSPHRASE", "third one")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+}
+
+#[test]
+fn tampered_key_files_refs_and_settings_are_refused() {
+    let env = Env::empty();
+    let store = encrypted_in_store(&env);
+    env.write("a.txt", b"one");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    let key = all_files(&store.join("keys")).pop().unwrap();
+    let orig = std::fs::read(&key).unwrap();
+    // Memory cost lowered to 8 MiB: refused before Argon2 runs.
+    let mut weak = orig.clone();
+    weak[12..16].copy_from_slice(&(8 * 1024u32).to_le_bytes());
+    std::fs::write(&key, &weak).unwrap();
+    let err = env.fail(&["status"]);
+    assert!(err.contains("refused"), "{err}");
+    std::fs::write(&key, &orig).unwrap();
+    env.ok(&["status"]);
+
+    // A ref value with one byte flipped: named, never taken.
+    let r = all_files(&store.join("refs")).pop().unwrap();
+    let orig = std::fs::read(&r).unwrap();
+    let mut bad = orig.clone();
+    bad[20] ^= 1;
+    std::fs::write(&r, &bad).unwrap();
+    let err = env.fail(&["branch"]);
+    assert!(err.contains("does not authenticate"), "{err}");
+    let fsck = env.cmd(&["fsck"]).output().unwrap();
+    assert_eq!(fsck.status.code(), Some(4));
+    // Restored from the reflog by fsck --repair.
+    env.ok(&["fsck", "--repair"]);
+    let branches = env.ok(&["branch"]);
+    assert!(branches.contains("client-nda-branch"), "{branches}");
+    assert_ne!(std::fs::read(&r).unwrap(), bad);
+
+    // The store's settings stripped of encryption: refused, not used to
+    // write in the clear.
+    let cfg = store.join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let plain = text
+        .replace("required_features = [\"encryption\"]\n", "")
+        .replace("chunk_id = \"hmac-sha256\"", "chunk_id = \"sha256\"");
+    assert_ne!(plain, text);
+    std::fs::write(&cfg, &plain).unwrap();
+    env.write("b.txt", b"two");
+    let err = env.fail(&["add", "-A"]);
+    assert!(err.contains("refused"), "{err}");
+    std::fs::write(&cfg, &text).unwrap();
+    env.ok(&["add", "-A"]);
+}
+
+#[test]
+fn init_options_need_encrypt_and_a_passphrase() {
+    let env = Env::empty();
+    let o = env
+        .cmd(&["init", "r", "--kdf-memory", "64"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!env.root().join("r").exists());
+    let o = env
+        .cmd(&["init", "r", "--encrypt", "--kdf-memory", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = env
+        .cmd(&["init", "r", "--encrypt"])
+        .env_remove("MEDIAGIT_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--passphrase-file"));
+    assert!(!env.root().join("r").exists());
+    // From a file.
+    let f = env.root().join("p");
+    std::fs::write(&f, "from a file\n").unwrap();
+    let f = f.display().to_string();
+    let mut args = vec!["init", "r", "--encrypt", "--passphrase-file", f.as_str()];
+    args.extend(CHEAP);
+    env.ok(&args);
+    let o = env
+        .cmd_in(&env.root().join("r"), &["status"])
+        .env("MEDIAGIT_PASSPHRASE", "from a file")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// On a terminal the passphrase is asked for, with echo off (it never
+/// reaches the screen), and a new one is asked twice.
+#[test]
+fn the_passphrase_is_asked_on_a_terminal_without_echo() {
+    use std::io::Write;
+    let env = Env::empty();
+    let bin = assert_cmd::cargo::cargo_bin("mediagit");
+    let on_tty = |cmd: String, input: &str| {
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .current_dir(env.root())
+            .env("HOME", env.root().join("home"))
+            .env("MEDIAGIT_AUTHOR_NAME", "T")
+            .env("MEDIAGIT_AUTHOR_EMAIL", "t@example.com")
+            .env_remove("MEDIAGIT_PASSPHRASE")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (bsdutils)");
+        let mut stdin = child.stdin.take().unwrap();
+        for line in input.lines() {
+            // One line at a time, as typed: each prompt reads its own.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            writeln!(stdin, "{line}").unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, screen) = on_tty(
+        format!(
+            "{} init r --encrypt --kdf-memory 19 --kdf-passes 2",
+            bin.display()
+        ),
+        "typed secret\ntyped secret\n",
+    );
+    assert!(ok, "{screen}");
+    assert!(
+        screen.contains("New passphrase:") && screen.contains("Repeat"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("typed secret"),
+        "the passphrase was echoed: {screen}"
+    );
+    let (ok, screen) = on_tty(
+        format!("{} -C r status --porcelain", bin.display()),
+        "typed secret\n",
+    );
+    assert!(ok, "{screen}");
+    assert!(screen.contains("Passphrase for"), "{screen}");
+    assert!(!screen.contains("typed secret"), "{screen}");
+    // Two different entries: refused, nothing made.
+    let (ok, screen) = on_tty(format!("{} init r2 --encrypt", bin.display()), "one\ntwo\n");
+    assert!(!ok, "{screen}");
+    assert!(screen.contains("differ"), "{screen}");
+    assert!(!env.root().join("r2").exists());
+}

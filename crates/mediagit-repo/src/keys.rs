@@ -1,0 +1,249 @@
+//! The key files of an encrypted repository (`keys/<id>` in its store,
+//! FORMAT.md §13.5): unlocking with a passphrase, and `mediagit key list |
+//! add | remove | passwd`.
+//!
+//! Several passphrases can open one repository: each key file wraps the
+//! same master key, so adding or removing a passphrase never touches what
+//! is sealed. The library takes passphrases as bytes; asking for them
+//! (terminal, environment, file) is the CLI's business.
+use std::sync::Arc;
+
+use mediagit_crypto::{CryptoError, KdfParams, KeyFile, MasterKey, RepoKeys};
+use serde::Serialize;
+
+use crate::error::{RepoError, Result};
+use crate::store::Store;
+
+/// Where key files live in a store.
+pub const KEYS_PREFIX: &str = "keys/";
+/// At most this many key files are tried (a store may be hostile: each try
+/// costs an Argon2 run).
+pub const MAX_KEY_FILES: usize = 64;
+
+/// What unlocked a store: its master key (to wrap new key files) and the
+/// id of the key file the passphrase opened.
+pub struct Unlocked {
+    pub(crate) master: MasterKey,
+    pub(crate) key_id: String,
+}
+
+/// A passphrase, zeroed when dropped and never printed.
+#[derive(Clone, Default)]
+pub struct Passphrase(zeroize::Zeroizing<Vec<u8>>);
+
+impl Passphrase {
+    pub fn new(bytes: Vec<u8>) -> Passphrase {
+        Passphrase(zeroize::Zeroizing::new(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(<secret>)")
+    }
+}
+
+/// One key file, as `mediagit key list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub label: String,
+    pub memory_kib: u32,
+    pub passes: u32,
+    pub lanes: u32,
+    /// The key file the passphrase of this command opened.
+    pub current: bool,
+}
+
+/// A new key file's passphrase, cost and label.
+pub struct NewKey<'a> {
+    pub passphrase: &'a [u8],
+    pub params: KdfParams,
+    pub label: &'a str,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+pub(crate) fn key_key(id: &str) -> String {
+    format!("{KEYS_PREFIX}{id}")
+}
+
+fn crypto_err(e: CryptoError) -> RepoError {
+    match e {
+        CryptoError::WrongPassphrase => RepoError::WrongPassphrase,
+        e => RepoError::Invalid(e.to_string()),
+    }
+}
+
+/// A new key file for `master`: its id and bytes.
+pub(crate) fn new_key_file(master: &MasterKey, k: &NewKey<'_>) -> Result<(String, Vec<u8>)> {
+    k.params.check().map_err(crypto_err)?;
+    let kf =
+        KeyFile::create(master, k.passphrase, k.params, k.created, k.label).map_err(crypto_err)?;
+    let bytes = kf.encode();
+    Ok((KeyFile::id(&bytes), bytes))
+}
+
+impl Store {
+    /// Whether the repository is encrypted (FORMAT.md §13).
+    pub fn is_encrypted(&self) -> bool {
+        self.config().format.is_encrypted()
+    }
+
+    /// The key files in the store: (id, bytes), ids checked against their
+    /// bytes, sizes bounded before anything is downloaded.
+    fn key_files(&self) -> Result<Vec<(String, std::result::Result<KeyFile, CryptoError>)>> {
+        let storage = self.storage();
+        let mut out = Vec::new();
+        for key in storage.list(KEYS_PREFIX)?.into_iter().take(MAX_KEY_FILES) {
+            let id = key[KEYS_PREFIX.len()..].to_string();
+            let max = (mediagit_crypto::KEY_FILE_LEN + 256) as u64;
+            let file = match storage.size(&key)? {
+                Some(n) if n > max => Err(CryptoError::BadKeyFile {
+                    reason: format!("{n} bytes"),
+                }),
+                _ => {
+                    let bytes = storage.get(&key)?;
+                    if KeyFile::id(&bytes) != id {
+                        Err(CryptoError::BadKeyFile {
+                            reason: "its name is not the SHA-256 of its bytes".into(),
+                        })
+                    } else {
+                        KeyFile::decode(&bytes)
+                    }
+                }
+            };
+            out.push((id, file));
+        }
+        Ok(out)
+    }
+
+    /// Opens an encrypted repository with `passphrase`: tries each key
+    /// file; the first that opens gives the master key, from which every
+    /// subkey is derived. A wrong passphrase is [`RepoError::WrongPassphrase`]
+    /// and changes nothing.
+    pub fn unlock(mut self, passphrase: &[u8]) -> Result<Store> {
+        if !self.is_encrypted() {
+            return Ok(self);
+        }
+        let files = self.key_files()?;
+        if files.is_empty() {
+            return Err(RepoError::Invalid(format!(
+                "{} is encrypted but holds no key file ({KEYS_PREFIX}*): it cannot be opened",
+                self.storage().describe()
+            )));
+        }
+        let mut refused = Vec::new();
+        for (id, file) in files {
+            match file.and_then(|f| f.unlock(passphrase)) {
+                Ok(master) => {
+                    let keys = Arc::new(RepoKeys::derive(&master));
+                    self = self.with_keys(keys);
+                    self.unlocked = Some(Arc::new(Unlocked { master, key_id: id }));
+                    return Ok(self);
+                }
+                Err(CryptoError::WrongPassphrase) => {}
+                Err(e) => refused.push(format!("{id}: {e}")),
+            }
+        }
+        if refused.is_empty() {
+            Err(RepoError::WrongPassphrase)
+        } else {
+            Err(RepoError::Invalid(format!(
+                "no key file opens with this passphrase; refused: {}",
+                refused.join("; ")
+            )))
+        }
+    }
+
+    fn unlocked(&self) -> Result<&Unlocked> {
+        self.unlocked
+            .as_deref()
+            .ok_or_else(|| RepoError::NeedsPassphrase {
+                store: self.storage().describe(),
+            })
+    }
+
+    /// The key files, oldest first.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let current = self.unlocked().ok().map(|u| u.key_id.clone());
+        let mut out: Vec<KeyInfo> = self
+            .key_files()?
+            .into_iter()
+            .filter_map(|(id, f)| {
+                let f = f.ok()?;
+                Some(KeyInfo {
+                    current: current.as_deref() == Some(id.as_str()),
+                    id,
+                    created: f.created,
+                    label: f.label,
+                    memory_kib: f.params.m_cost_kib,
+                    passes: f.params.t_cost,
+                    lanes: f.params.p_cost,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(out)
+    }
+
+    /// Adds a passphrase: a new key file wrapping the master key. Returns
+    /// its id.
+    pub fn add_key(&self, k: &NewKey<'_>) -> Result<String> {
+        let u = self.unlocked()?;
+        let (id, bytes) = new_key_file(&u.master, k)?;
+        self.storage().put(&key_key(&id), &bytes)?;
+        Ok(id)
+    }
+
+    /// The id of the key file whose id is `id` or starts with it (at
+    /// least 8 hex digits), refusing an ambiguous prefix.
+    fn find_key(&self, id: &str) -> Result<String> {
+        let ids: Vec<String> = self.key_files()?.into_iter().map(|(i, _)| i).collect();
+        let found: Vec<&String> = ids
+            .iter()
+            .filter(|i| *i == id || (id.len() >= 8 && i.starts_with(id)))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(RepoError::KeyNotFound { id: id.into() }),
+            _ => Err(RepoError::Invalid(format!(
+                "key id {id} is ambiguous: {} key files start with it",
+                found.len()
+            ))),
+        }
+    }
+
+    /// Removes the key file `id` (or a unique prefix of at least 8
+    /// digits). The last key file is never removed: without one, nobody
+    /// could open the repository again.
+    pub fn remove_key(&self, id: &str) -> Result<String> {
+        self.unlocked()?;
+        let id = self.find_key(id)?;
+        let all = self.key_files()?;
+        let usable = all.iter().filter(|(i, f)| *i != id && f.is_ok()).count();
+        if usable == 0 {
+            return Err(RepoError::LastKey { id });
+        }
+        self.storage().delete(&key_key(&id))?;
+        Ok(id)
+    }
+
+    /// Changes the passphrase of the key file this command was opened
+    /// with: a new key file first, then the old one removed (a crash in
+    /// between leaves both, never none). Returns the new id.
+    pub fn change_passphrase(&self, k: &NewKey<'_>) -> Result<String> {
+        let old = self.unlocked()?.key_id.clone();
+        let new = self.add_key(k)?;
+        if new != old {
+            self.storage().delete(&key_key(&old))?;
+        }
+        Ok(new)
+    }
+}
