@@ -276,3 +276,80 @@ fn upgrade_of_a_shared_store_reaches_every_working_tree() {
     let fsck = env.ok_in(&b, &["fsck"]);
     assert!(fsck.contains(": 0 problems"), "{fsck}");
 }
+
+/// The first encrypted repository (`tests/fixtures/encrypted-bb90b01/`,
+/// FORMAT.md §13, made by make.sh there): every later build opens it with
+/// its passphrase, finds it sound, restores both versions byte-exactly, and
+/// refuses a wrong passphrase.
+#[test]
+fn encrypted_repository_written_by_the_first_encrypting_build_reads_and_restores() {
+    if test_store().is_some() {
+        return;
+    }
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/encrypted-bb90b01");
+    let env = Env::empty();
+    let repo = env.root().join("repo");
+    let st = std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(fixture.join("repo"))
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = fs::read_to_string(fixture.join("EXPECTED.txt")).unwrap();
+    let versions = expected(&text);
+    assert_eq!(versions.len(), 2);
+    let pass = "golden fixture passphrase";
+    let run = |args: &[&str]| {
+        let out = env
+            .cmd_in(&repo, args)
+            .env("MEDIAGIT_PASSPHRASE", pass)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let wrong = env.cmd_in(&repo, &["log"]).output().unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
+    let fsck = run(&["fsck"]);
+    assert!(fsck.contains(": 0 problems"), "{fsck}");
+    let branches = run(&["branch"]);
+    assert!(
+        branches.contains("old-idea") && branches.contains("main"),
+        "{branches}"
+    );
+    let log = run(&["log", "--oneline"]);
+    for (_, id, _) in &versions {
+        assert!(log.contains(id.as_str()), "{log}");
+    }
+    for (name, id, files) in &versions {
+        run(&["verify", id]);
+        run(&["checkout", "--force", id]);
+        for (mode, sha, path, target) in files {
+            let p = repo.join(path);
+            match target {
+                Some(t) => assert_eq!(fs::read_link(&p).unwrap().to_str().unwrap(), t.as_str()),
+                None => {
+                    assert_eq!(sha256_file(&p), *sha, "{name} {path}");
+                    use std::os::unix::fs::PermissionsExt;
+                    let exec = fs::metadata(&p).unwrap().permissions().mode() & 0o111 != 0;
+                    assert_eq!(exec, mode == "100755", "{name} {path}");
+                }
+            }
+        }
+    }
+    // And it keeps working: a commit, gc, fsck.
+    run(&["switch", "main"]);
+    fs::write(repo.join("after.txt"), b"written by this build\n").unwrap();
+    run(&["add", "-A"]);
+    run(&["commit", "-m", "after"]);
+    run(&["gc", "--prune=now"]);
+    let fsck = run(&["fsck"]);
+    assert!(fsck.contains(": 0 problems"), "{fsck}");
+}
