@@ -30,6 +30,9 @@ use crate::{
 struct Ctx {
     cwd: PathBuf,
     quiet: bool,
+    /// Whether a passphrase may be asked on the terminal (never from the
+    /// completion helper, which runs while the user presses TAB).
+    prompt: bool,
 }
 
 impl Ctx {
@@ -41,7 +44,7 @@ impl Ctx {
         }
         if repo.is_encrypted() {
             let what = repo.storage().describe();
-            let p = crate::passphrase::existing(None, &what)?;
+            let p = crate::passphrase::existing(None, &what, self.prompt)?;
             repo = repo.unlock(p.as_bytes())?;
         }
         Ok(repo)
@@ -163,6 +166,7 @@ pub fn run(cli: Cli) -> CmdResult {
     let ctx = Ctx {
         cwd,
         quiet: cli.quiet,
+        prompt: true,
     };
     // Long output through a pager on a terminal (pager.rs); it is waited
     // for when `run` returns, before an error is printed.
@@ -199,7 +203,11 @@ pub fn run(cli: Cli) -> CmdResult {
             let (tx, rx) = std::sync::mpsc::channel();
             let cwd = ctx.cwd.clone();
             std::thread::spawn(move || {
-                let ctx = Ctx { cwd, quiet: true };
+                let ctx = Ctx {
+                    cwd,
+                    quiet: true,
+                    prompt: false,
+                };
                 let names: Vec<String> = match ctx.repo() {
                     // Keys only: a ref file that does not parse hides nothing.
                     Ok(repo) => prefixes
@@ -246,7 +254,7 @@ pub fn run(cli: Cli) -> CmdResult {
             // Asked only for an encrypted source (read before anything is
             // written, so a wrong one leaves nothing behind).
             let passphrase =
-                |what: &str| crate::passphrase::existing(passphrase_file.as_deref(), what);
+                |what: &str| crate::passphrase::existing(passphrase_file.as_deref(), what, true);
             let dest = abs(dest);
             let who = now_signature(
                 env_var("MEDIAGIT_AUTHOR_NAME").unwrap_or_else(|| "unknown".into()),
@@ -560,16 +568,8 @@ fn new_key(args: &crate::NewKeyArgs, env: &str) -> Result<NewKeyParts, CommandEr
         .check()
         .map_err(|e| CommandError::usage(e.to_string()))?;
     let passphrase = crate::passphrase::new(args.passphrase_file.as_deref(), env)?;
-    let label = match &args.label {
-        Some(l) => l.clone(),
-        None => format!(
-            "{}@{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-            std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "unknown".into())
-        ),
-    };
+    // Stored in the clear (the store sees it): nothing by default.
+    let label = args.label.clone().unwrap_or_default();
     Ok(NewKeyParts {
         passphrase,
         params,
@@ -603,7 +603,7 @@ fn key_command(ctx: &Ctx, action: crate::KeyAction) -> CmdResult {
                         out,
                         "{} {}  {}  {:<24} argon2id {} MiB, {} passes",
                         if k.current { "*" } else { " " },
-                        &k.id[..16],
+                        k.id.get(..16).unwrap_or(&k.id),
                         sig_date_iso(&mediagit_format::Signature {
                             name: String::new(),
                             email: String::new(),
@@ -626,12 +626,12 @@ fn key_command(ctx: &Ctx, action: crate::KeyAction) -> CmdResult {
                 label: &label,
                 created,
             })?;
-            println!("Added key {}", &id[..16]);
+            println!("Added key {}", id.get(..16).unwrap_or(&id));
             Ok(())
         }
         KeyAction::Remove { id } => {
             let removed = repo.remove_key(&id)?;
-            println!("Removed key {}", &removed[..16]);
+            println!("Removed key {}", removed.get(..16).unwrap_or(&removed));
             Ok(())
         }
         KeyAction::Passwd { key } => {

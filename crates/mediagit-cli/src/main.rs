@@ -86,17 +86,17 @@ pub struct Cli {
 /// A new passphrase and the cost of its key file.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct NewKeyArgs {
-    /// Read the new passphrase from FILE (its first line).
+    /// Read the new passphrase from FILE (all of it but one trailing newline).
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
-    /// Argon2id memory for this key file, MiB (19..=1024; default 256).
+    /// Argon2id memory for this key file, MiB (19..=1024; default 128).
     #[arg(long, value_name = "MIB")]
     pub kdf_memory: Option<u32>,
-    /// Argon2id passes for this key file (2..=16; default 2).
+    /// Argon2id passes for this key file (2..=16; default 4).
     #[arg(long, value_name = "N")]
     pub kdf_passes: Option<u32>,
-    /// A note kept in the key file and shown by `key list` (default
-    /// USER@HOST).
+    /// A note kept in the key file and shown by `key list`; stored in the
+    /// clear (the store sees it). None by default.
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
 }
@@ -114,8 +114,8 @@ pub enum KeyAction {
         #[command(flatten)]
         key: NewKeyArgs,
     },
-    /// Remove the key file ID (or a unique prefix of 8+ digits). The last
-    /// one is never removed.
+    /// Remove the key file ID (or a unique prefix of 8+ digits). The key
+    /// this command was opened with (so the last one) is never removed.
     Remove { id: String },
     /// Change the passphrase this command was opened with.
     Passwd {

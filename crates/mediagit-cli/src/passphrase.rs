@@ -14,28 +14,32 @@ const MAX_FILE: u64 = 64 * 1024;
 
 /// Reads a passphrase file: its bytes, without one trailing newline.
 fn from_file(path: &Path, what: &str) -> Result<Passphrase, CommandError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        CommandError::user(
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(CommandError::user(
             "bad-passphrase-file",
-            format!("cannot read the {what} file {}: {e}", path.display()),
-        )
-    })?;
-    if meta.len() > MAX_FILE {
+            format!("the {what} file {} is a directory", path.display()),
+        ));
+    }
+    // Read with a cap (a FIFO or /dev/zero has no size to check first).
+    let mut bytes = Vec::new();
+    use std::io::Read;
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| {
+            CommandError::user(
+                "bad-passphrase-file",
+                format!("cannot read the {what} file {}: {e}", path.display()),
+            )
+        })?;
+    if bytes.len() as u64 > MAX_FILE {
         return Err(CommandError::user(
             "bad-passphrase-file",
             format!(
-                "{} is {} bytes: a {what} file holds one passphrase (at most {MAX_FILE} bytes)",
-                path.display(),
-                meta.len()
+                "{} holds more than {MAX_FILE} bytes: a {what} file holds one passphrase",
+                path.display()
             ),
         ));
     }
-    let mut bytes = std::fs::read(path).map_err(|e| {
-        CommandError::user(
-            "bad-passphrase-file",
-            format!("cannot read the {what} file {}: {e}", path.display()),
-        )
-    })?;
     if bytes.ends_with(b"\n") {
         bytes.pop();
         if bytes.ends_with(b"\r") {
@@ -96,7 +100,7 @@ fn prompt(question: &str) -> Result<Option<Passphrase>, CommandError> {
 
 /// The passphrase that opens an existing repository (`what` names it in
 /// the prompt).
-pub fn existing(file: Option<&Path>, what: &str) -> Result<Passphrase, CommandError> {
+pub fn existing(file: Option<&Path>, what: &str, ask: bool) -> Result<Passphrase, CommandError> {
     if let Some(f) = file {
         return from_file(f, "passphrase");
     }
@@ -107,7 +111,11 @@ pub fn existing(file: Option<&Path>, what: &str) -> Result<Passphrase, CommandEr
         use std::os::unix::ffi::OsStrExt;
         return Ok(Passphrase::new(v.as_bytes().to_vec()));
     }
-    match prompt(&format!("Passphrase for {what}: "))? {
+    let asked = match ask {
+        true => prompt(&format!("Passphrase for {what}: "))?,
+        false => None,
+    };
+    match asked {
         Some(p) => non_empty(p, "the terminal"),
         None => Err(CommandError::from(
             mediagit_repo::error::RepoError::NeedsPassphrase { store: what.into() },
@@ -122,6 +130,13 @@ pub fn existing(file: Option<&Path>, what: &str) -> Result<Passphrase, CommandEr
 pub fn new(file: Option<&Path>, env: &str) -> Result<Passphrase, CommandError> {
     if let Some(f) = file {
         return from_file(f, "passphrase");
+    }
+    // init reads the same variables, in the same order, as every later
+    // command (MEDIAGIT_PASSPHRASE_FILE, then MEDIAGIT_PASSPHRASE).
+    if env == "MEDIAGIT_PASSPHRASE" {
+        if let Some(f) = std::env::var_os("MEDIAGIT_PASSPHRASE_FILE").filter(|v| !v.is_empty()) {
+            return from_file(Path::new(&f), "MEDIAGIT_PASSPHRASE_FILE");
+        }
     }
     if let Some(v) = std::env::var_os(env).filter(|v| !v.is_empty()) {
         use std::os::unix::ffi::OsStrExt;

@@ -49,12 +49,18 @@ impl Server {
 }
 
 /// Init, add real media, commit twice, log, check out both versions, clone
-/// from the bucket into a second working tree, then fsck, verify, gc, stats.
-fn round_trip(s: &Server) {
+/// from the bucket into a second working tree, then fsck, verify, gc, stats;
+/// `encrypted`: all of it on an encrypted repository (FORMAT.md §13).
+fn round_trip(s: &Server, encrypted: bool) {
     let env = Env::empty();
     let url = s.url(&unique("roundtrip"));
-    let out = env.ok(&["init", "repo", "--storage", &url, "--endpoint", &s.endpoint]);
+    let mut init = vec!["init", "repo", "--storage", &url, "--endpoint", &s.endpoint];
+    if encrypted {
+        init.extend(["--encrypt", "--kdf-memory", "19", "--kdf-passes", "2"]);
+    }
+    let out = env.ok(&init);
     assert!(out.contains(&url), "{out}");
+    assert_eq!(out.contains("encrypted"), encrypted, "{out}");
     let cfg = fs::read_to_string(env.repo().join(".mediagit/config.toml")).unwrap();
     assert!(cfg.contains("[storage]"), "{cfg}");
     for secret in ["AWS_SECRET", "AccountKey", "Eby8vdM02"] {
@@ -111,21 +117,42 @@ fn round_trip(s: &Server) {
 #[test]
 fn s3_round_trip() {
     if let Some(s) = server("MEDIAGIT_TEST_S3", "s3") {
-        round_trip(&s);
+        round_trip(&s, false);
+    }
+}
+
+#[test]
+fn s3_encrypted_round_trip() {
+    if let Some(s) = server("MEDIAGIT_TEST_S3", "s3") {
+        round_trip(&s, true);
     }
 }
 
 #[test]
 fn azure_round_trip() {
     if let Some(s) = server("MEDIAGIT_TEST_AZURE", "az") {
-        round_trip(&s);
+        round_trip(&s, false);
+    }
+}
+
+#[test]
+fn azure_encrypted_round_trip() {
+    if let Some(s) = server("MEDIAGIT_TEST_AZURE", "az") {
+        round_trip(&s, true);
     }
 }
 
 #[test]
 fn gcs_round_trip() {
     if let Some(s) = server("MEDIAGIT_TEST_GCS", "gs") {
-        round_trip(&s);
+        round_trip(&s, false);
+    }
+}
+
+#[test]
+fn gcs_encrypted_round_trip() {
+    if let Some(s) = server("MEDIAGIT_TEST_GCS", "gs") {
+        round_trip(&s, true);
     }
 }
 

@@ -230,7 +230,10 @@ fn keys_can_be_added_listed_changed_and_removed_but_never_the_last() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("last key") && err.contains("key add"), "{err}");
+    assert!(
+        err.contains("opened with") && err.contains("key add"),
+        "{err}"
+    );
 
     // passwd: the one used is replaced.
     let mut passwd = vec!["key", "passwd"];
@@ -408,4 +411,116 @@ fn the_passphrase_is_asked_on_a_terminal_without_echo() {
     assert!(!ok, "{screen}");
     assert!(screen.contains("differ"), "{screen}");
     assert!(!env.root().join("r2").exists());
+}
+
+/// From a hostile review: a key file of another repository with the same
+/// passphrase (copied or planted, sorting first) is passed over; the key
+/// the command was opened with is never removed; a held key lock stops key
+/// changes, a stale one is taken over.
+#[test]
+fn foreign_key_files_and_key_races_cannot_lock_anyone_out() {
+    let env = Env::empty();
+    let store = encrypted_in_store(&env);
+    env.write("a.txt", b"one");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    // Another repository with the same passphrase; its key file copied in
+    // under a name that sorts first.
+    let mut other = vec!["init", "other", "--encrypt"];
+    other.extend(CHEAP);
+    env.ok_in(env.root(), &other);
+    let theirs = all_files(&env.root().join("other/.mediagit/keys"))
+        .pop()
+        .unwrap();
+    let bytes = std::fs::read(&theirs).unwrap();
+    let name = theirs.file_name().unwrap().to_owned();
+    std::fs::write(store.join("keys").join(&name), &bytes).unwrap();
+    // Opened with this repository's key whatever the order (the hint of the
+    // last key used is removed too, so the foreign one is tried first when
+    // it sorts first).
+    let _ = std::fs::remove_file(env.repo().join(".mediagit/last-key"));
+    let log = env.ok(&["log", "--oneline"]);
+    assert!(log.contains("one"), "{log}");
+    // Removing the key this command was opened with: refused.
+    let list = env.ok(&["key", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let current = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let err = env.fail(&["key", "remove", &current]);
+    assert!(err.contains("opened with"), "{err}");
+    // A lock held by another client: refused; a stale one: taken over.
+    let lock = store.join("locks/keys");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::write(&lock, format!("1 {now}\n")).unwrap();
+    let foreign = name.to_string_lossy().into_owned();
+    let err = env.fail(&["key", "remove", &foreign]);
+    assert!(err.contains("another client"), "{err}");
+    std::fs::write(&lock, format!("1 {}\n", now - 3600)).unwrap();
+    env.ok(&["key", "remove", &foreign]);
+    assert!(!lock.exists(), "the lock is released");
+    assert!(!store.join("keys").join(&name).exists());
+    env.ok(&["status"]);
+}
+
+/// A bare encrypted repository is used by its path (clone, branch, log),
+/// and a passphrase file that never ends is refused, not read forever.
+#[test]
+fn bare_encrypted_repositories_and_endless_passphrase_files() {
+    let env = Env::empty();
+    let mut init = vec!["init", "--bare", "bare.mg", "--encrypt"];
+    init.extend(CHEAP);
+    env.ok_in(env.root(), &init);
+    env.ok_in(env.root(), &["clone", "bare.mg", "w"]);
+    let w = env.root().join("w");
+    std::fs::write(w.join("f.txt"), b"x").unwrap();
+    env.ok_in(&w, &["add", "-A"]);
+    env.ok_in(&w, &["commit", "-m", "first"]);
+    let bare = env.root().join("bare.mg");
+    env.ok_in(&bare, &["branch"]);
+    let o = env
+        .cmd_in(&w, &["status"])
+        .env_remove("MEDIAGIT_PASSPHRASE")
+        .env("MEDIAGIT_PASSPHRASE_FILE", "/dev/zero")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("more than"));
+}
+
+/// The completion helper (run on TAB) never asks for a passphrase: it
+/// completes nothing in an encrypted repository it cannot open, and leaves
+/// the terminal as it found it.
+#[test]
+fn completion_never_prompts() {
+    let env = Env::empty();
+    encrypted_in_store(&env);
+    let bin = assert_cmd::cargo::cargo_bin("mediagit");
+    let cmd = format!(
+        "{} -C {} __complete-refs; stty -a | grep -o -- '-\\?echo ' | head -1",
+        bin.display(),
+        env.repo().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("MEDIAGIT_PASSPHRASE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(!screen.contains("Passphrase"), "{screen}");
+    assert!(
+        screen.contains("echo") && !screen.contains("-echo"),
+        "{screen}"
+    );
 }

@@ -167,7 +167,9 @@ pub enum RepoError {
     WrongPassphrase,
     #[error("no key file {id} in this repository")]
     KeyNotFound { id: String },
-    #[error("key {id} is the repository's last key: removing it would lock everyone out")]
+    #[error(
+        "key {id} is the one this command was opened with: removing it could lock everyone out"
+    )]
     LastKey { id: String },
     #[error("this operation needs a working tree's local state (HEAD, the index), but the repository was opened from its store alone")]
     NoWorkspace,

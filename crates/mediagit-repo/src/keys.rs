@@ -128,11 +128,21 @@ impl Store {
     /// file; the first that opens gives the master key, from which every
     /// subkey is derived. A wrong passphrase is [`RepoError::WrongPassphrase`]
     /// and changes nothing.
-    pub fn unlock(mut self, passphrase: &[u8]) -> Result<Store> {
+    pub fn unlock(self, passphrase: &[u8]) -> Result<Store> {
+        self.unlock_trying_first(passphrase, None)
+    }
+
+    /// [`Store::unlock`], trying the key file `first` (the one this working
+    /// tree opened last) before the others: a key file planted with the
+    /// largest Argon2 cost then costs nothing to the usual case.
+    pub fn unlock_trying_first(mut self, passphrase: &[u8], first: Option<&str>) -> Result<Store> {
         if !self.is_encrypted() {
             return Ok(self);
         }
-        let files = self.key_files()?;
+        let mut files = self.key_files()?;
+        if let Some(f) = first {
+            files.sort_by_key(|(id, _)| id != f);
+        }
         if files.is_empty() {
             return Err(RepoError::Invalid(format!(
                 "{} is encrypted but holds no key file ({KEYS_PREFIX}*): it cannot be opened",
@@ -144,6 +154,15 @@ impl Store {
             match file.and_then(|f| f.unlock(passphrase)) {
                 Ok(master) => {
                     let keys = Arc::new(RepoKeys::derive(&master));
+                    // A key file of another repository (same passphrase,
+                    // copied or planted) opens too: its key must open what
+                    // this store holds, or it is not this repository's.
+                    if !self.key_fits(&keys)? {
+                        refused.push(format!(
+                            "{id}: opens with this passphrase but is not this repository's key"
+                        ));
+                        continue;
+                    }
                     self = self.with_keys(keys);
                     self.unlocked = Some(Arc::new(Unlocked { master, key_id: id }));
                     return Ok(self);
@@ -160,6 +179,85 @@ impl Store {
                 refused.join("; ")
             )))
         }
+    }
+
+    /// Whether `keys` open this store's sealed values: a few refs and a
+    /// pack index are tried, and one that opens is enough (a damaged ref
+    /// must not make the right key look wrong); an empty repository has
+    /// nothing to try, and any key fits it.
+    fn key_fits(&self, keys: &Arc<RepoKeys>) -> Result<bool> {
+        let probe = self.clone().with_keys(keys.clone());
+        let storage = self.storage();
+        let mut tried = false;
+        for key in storage.list("refs/")?.into_iter().take(3) {
+            let bytes = match storage.get(&key) {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            tried = true;
+            if probe.decode_ref(&key, &bytes).is_ok() {
+                return Ok(true);
+            }
+        }
+        if let Some(pack) = crate::odb::indexed_packs(storage.as_ref())?
+            .into_iter()
+            .next()
+        {
+            let key = crate::odb::idx_key(&pack);
+            match storage.get(&key) {
+                Ok(bytes) => {
+                    tried = true;
+                    if crate::odb::decode_pack_index(&probe.codec(), &bytes, &key, pack).is_ok() {
+                        return Ok(true);
+                    }
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(!tried)
+    }
+
+    /// The id of the key file this store was opened with.
+    pub fn unlocked_key_id(&self) -> Option<&str> {
+        self.unlocked.as_deref().map(|u| u.key_id.as_str())
+    }
+
+    /// Runs `f` holding the store's key lock (`locks/keys`, taken by a
+    /// create-if-absent write, so two clients of one store never change key
+    /// files at once; a lock older than 10 minutes was left by a crash and
+    /// is taken over).
+    fn with_key_lock<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        const LOCK: &str = "locks/keys";
+        let storage = self.storage();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mine = format!("{} {now}\n", std::process::id()).into_bytes();
+        match storage.compare_and_swap(LOCK, None, Some(&mine))? {
+            mediagit_storage::CasOutcome::Swapped => {}
+            mediagit_storage::CasOutcome::Conflict { actual } => {
+                let held_since = actual
+                    .as_deref()
+                    .and_then(|a| std::str::from_utf8(a).ok())
+                    .and_then(|t| t.split_whitespace().nth(1))
+                    .and_then(|t| t.parse::<u64>().ok());
+                let stale = held_since.is_some_and(|t| now.saturating_sub(t) > 600);
+                if !stale
+                    || storage.compare_and_swap(LOCK, actual.as_deref(), Some(&mine))?
+                        != mediagit_storage::CasOutcome::Swapped
+                {
+                    return Err(RepoError::Invalid(
+                        "another client is changing this repository's keys (locks/keys); try again in a moment".into(),
+                    ));
+                }
+            }
+        }
+        let r = f();
+        let _ = storage.compare_and_swap(LOCK, Some(&mine), None);
+        r
     }
 
     fn unlocked(&self) -> Result<&Unlocked> {
@@ -208,6 +306,7 @@ impl Store {
         let ids: Vec<String> = self.key_files()?.into_iter().map(|(i, _)| i).collect();
         let found: Vec<&String> = ids
             .iter()
+            .filter(|i| i.len() == 64 && i.bytes().all(|b| b.is_ascii_hexdigit()))
             .filter(|i| *i == id || (id.len() >= 8 && i.starts_with(id)))
             .collect();
         match found.as_slice() {
@@ -223,16 +322,26 @@ impl Store {
     /// Removes the key file `id` (or a unique prefix of at least 8
     /// digits). The last key file is never removed: without one, nobody
     /// could open the repository again.
+    /// The key this command was opened with is never removed (the one
+    /// key known to open the repository stays): `key passwd` replaces it.
+    /// So neither the last key, nor (under the store's key lock) the last
+    /// two from two clients at once, can go.
     pub fn remove_key(&self, id: &str) -> Result<String> {
-        self.unlocked()?;
-        let id = self.find_key(id)?;
-        let all = self.key_files()?;
-        let usable = all.iter().filter(|(i, f)| *i != id && f.is_ok()).count();
-        if usable == 0 {
-            return Err(RepoError::LastKey { id });
-        }
-        self.storage().delete(&key_key(&id))?;
-        Ok(id)
+        let current = self.unlocked()?.key_id.clone();
+        self.with_key_lock(|| {
+            let id = self.find_key(id)?;
+            let ids: Vec<String> = self.key_files()?.into_iter().map(|(i, _)| i).collect();
+            if !ids.contains(&current) {
+                return Err(RepoError::Invalid(
+                    "the key this command was opened with was removed meanwhile; open the repository with another passphrase".into(),
+                ));
+            }
+            if id == current {
+                return Err(RepoError::LastKey { id });
+            }
+            self.storage().delete(&key_key(&id))?;
+            Ok(id)
+        })
     }
 
     /// Changes the passphrase of the key file this command was opened
@@ -240,10 +349,12 @@ impl Store {
     /// between leaves both, never none). Returns the new id.
     pub fn change_passphrase(&self, k: &NewKey<'_>) -> Result<String> {
         let old = self.unlocked()?.key_id.clone();
-        let new = self.add_key(k)?;
-        if new != old {
-            self.storage().delete(&key_key(&old))?;
-        }
-        Ok(new)
+        self.with_key_lock(|| {
+            let new = self.add_key(k)?;
+            if new != old {
+                self.storage().delete(&key_key(&old))?;
+            }
+            Ok(new)
+        })
     }
 }

@@ -427,7 +427,11 @@ impl Repository {
                 let mut b = crate::store::SEALED_HEAD_MAGIC.to_vec();
                 b.extend_from_slice(
                     &e.keys
-                        .seal(mediagit_crypto::Purpose::Head, b"HEAD", head.as_bytes())
+                        .seal(
+                            mediagit_crypto::Purpose::Head,
+                            b"HEAD",
+                            &crate::store::pad64(head.as_bytes().to_vec()),
+                        )
                         .map_err(|e| RepoError::Invalid(e.to_string()))?,
                 );
                 Some(b)
@@ -435,12 +439,9 @@ impl Repository {
             None => None,
         };
         let store_head = sealed_head.as_deref().unwrap_or(head.as_bytes());
-        let local_head = if opts.bare && store.is_none() {
-            store_head
-        } else {
-            head.as_bytes()
-        };
-        write_atomic(&dir.join("HEAD"), local_head)?;
+        // A local repository's HEAD (bare or not) is also its working
+        // state, read without keys: plain (FORMAT.md §13.6).
+        write_atomic(&dir.join("HEAD"), head.as_bytes())?;
         let key_files = enc.map(|e| &e.key_files[..]).unwrap_or_default();
         if let Some((sc, storage)) = store {
             // Key files first; the store's config.toml is written last
@@ -465,6 +466,12 @@ impl Repository {
         if let Some(e) = enc {
             repo.store = repo.store.with_keys(e.keys.clone());
             repo.store.unlocked = Some(e.unlocked.clone());
+            // Which key file to try first (see `unlock`): written here so
+            // that later commands do not write it.
+            write_atomic(
+                &dir.join("last-key"),
+                format!("{}\n", e.unlocked.key_id).as_bytes(),
+            )?;
         }
         repo.workspace()?.write_base(None)?;
         Ok(repo)
@@ -481,7 +488,21 @@ impl Repository {
     /// [`Store::unlock`]); a repository that is not encrypted is returned
     /// as it is.
     pub fn unlock(mut self, passphrase: &[u8]) -> Result<Repository> {
-        self.store = self.store.unlock(passphrase)?;
+        // The key file this working tree opened last is tried first
+        // (`.mediagit/last-key`, an id, nothing secret).
+        let hint_file = self.ws.as_ref().map(|w| w.dir().join("last-key"));
+        let hint = hint_file
+            .as_ref()
+            .and_then(|f| fs::read_to_string(f).ok())
+            .map(|t| t.trim().to_string());
+        self.store = self
+            .store
+            .unlock_trying_first(passphrase, hint.as_deref())?;
+        if let (Some(f), Some(id)) = (hint_file, self.store.unlocked_key_id()) {
+            if hint.as_deref() != Some(id) {
+                let _ = write_atomic(&f, format!("{id}\n").as_bytes());
+            }
+        }
         Ok(self)
     }
 

@@ -43,6 +43,14 @@ pub(crate) fn check_not_downgraded(storage: &dyn Storage, config: &RepoConfig) -
 /// What a sealed store `HEAD` starts with (FORMAT.md §13.6).
 pub const SEALED_HEAD_MAGIC: &[u8; 8] = b"MGHEAD\0\x01";
 
+/// `v` padded with NULs to a multiple of 64 bytes: a sealed ref value or
+/// HEAD does not show the length of the name inside (FORMAT.md §13.6).
+pub(crate) fn pad64(mut v: Vec<u8>) -> Vec<u8> {
+    let n = v.len().div_ceil(64).max(1) * 64;
+    v.resize(n, 0);
+    v
+}
+
 fn hex_lower(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -204,14 +212,14 @@ impl Store {
                 .seal(
                     mediagit_crypto::Purpose::Ref,
                     self.ref_storage_key(name).as_bytes(),
-                    format!("{name}\n{id}\n").as_bytes(),
+                    &pad64(format!("{name}\n{id}\n").into_bytes()),
                 )
                 .map_err(|e| RepoError::Invalid(e.to_string())),
         }
     }
 
     /// The name and id in a ref's stored bytes at storage key `key`.
-    fn decode_ref(&self, key: &str, bytes: &[u8]) -> Result<(String, ObjectId)> {
+    pub(crate) fn decode_ref(&self, key: &str, bytes: &[u8]) -> Result<(String, ObjectId)> {
         let bad = |reason: String| RepoError::CorruptRef {
             key: key.to_string(),
             store: self.storage.describe(),
@@ -235,6 +243,10 @@ impl Store {
                         "ref value",
                     )
                     .map_err(|e| bad(e.to_string()))?;
+                let mut plain = plain;
+                while plain.last() == Some(&0) {
+                    plain.pop();
+                }
                 let text = String::from_utf8(plain).map_err(|_| bad("not UTF-8".into()))?;
                 let (name, id) = text
                     .strip_suffix('\n')
@@ -502,7 +514,8 @@ impl Store {
                             location: format!("HEAD in {}", self.storage.describe()),
                             reason: e.to_string(),
                         })?;
-                    Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
+                    let end = plain.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                    Ok(Some(String::from_utf8_lossy(&plain[..end]).into_owned()))
                 }
                 _ => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
             },

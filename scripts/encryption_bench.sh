@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Encrypted against unencrypted repositories on the media corpus, in one run
+# (issue 14's targets: add and checkout at most 1.1x, growth after
+# edit_corpus.sh equal). For each of ROUNDS rounds, in alternating order:
+# a fresh repository (plain, or `init --encrypt` with the default Argon2
+# cost) over a hard-linked copy of the corpus, `add -A` + `commit` timed,
+# then `clone` of it into a new directory (every file written and verified)
+# timed. Then once per mode: edit_corpus.sh on a full copy, `add -A` +
+# `commit` again, and the store's growth.
+#   usage: scripts/encryption_bench.sh path/to/mediagit [CORPUS]
+#   CORPUS default /tmp/encbench/corpus (../shared/bench/gen_corpus.sh DIR)
+set -euo pipefail
+BIN=$(realpath "${1:?usage: $0 path/to/mediagit [CORPUS]}")
+CORPUS=$(realpath "${2:-/tmp/encbench/corpus}")
+ROUNDS=${ROUNDS:-3}
+W=${BENCH_DIR:-/tmp/encbench/work}
+EDIT=$(dirname "$0")/../../shared/bench/edit_corpus.sh
+export MEDIAGIT_AUTHOR_NAME=bench MEDIAGIT_AUTHOR_EMAIL=bench@example.com
+export MEDIAGIT_PASSPHRASE=bench-passphrase
+mkdir -p "$W"
+timed() { # timed LABEL CMD...: prints "LABEL seconds maxrss_kib"
+  local label=$1
+  shift
+  sync
+  /usr/bin/time -f "%e %M" -o "$W/time.txt" "$@" >/dev/null 2>"$W/err.txt" || {
+    cat "$W/err.txt" >&2
+    exit 1
+  }
+  echo "$label $(cat "$W/time.txt")"
+}
+init_args() { [ "$1" = enc ] && echo "--encrypt" || true; }
+store_bytes() { du -sb "$1/.mediagit" --exclude=index --exclude=logs --exclude=tmp | cut -f1; }
+
+for r in $(seq "$ROUNDS"); do
+  if [ $((r % 2)) = 1 ]; then order="plain enc"; else order="enc plain"; fi
+  for mode in $order; do
+    rm -rf "$W/$mode"
+    mkdir -p "$W/$mode"
+    cp -al "$CORPUS" "$W/$mode/wt"
+    (cd "$W/$mode/wt" && "$BIN" init -q $(init_args "$mode") . >/dev/null)
+    timed "round$r $mode add" "$BIN" -q -C "$W/$mode/wt" add -A
+    timed "round$r $mode commit" "$BIN" -q -C "$W/$mode/wt" commit -m v1
+    timed "round$r $mode clone" "$BIN" -q clone "$W/$mode/wt" "$W/$mode/co"
+    echo "round$r $mode store_bytes $(store_bytes "$W/$mode/wt")"
+  done
+done
+
+# Growth after the edit script: the corpus edited once (a full copy); each
+# repository's .mediagit then moved onto a hard-linked copy of the edited
+# tree (every file is read again: only the store's growth is compared).
+EDITED="$W/edited"
+if [ ! -d "$EDITED" ]; then
+  cp -a "$CORPUS" "$EDITED.tmp"
+  bash "$EDIT" "$EDITED.tmp" >/dev/null
+  mv "$EDITED.tmp" "$EDITED"
+fi
+for mode in plain enc; do
+  rm -rf "$W/$mode"
+  mkdir -p "$W/$mode"
+  cp -al "$CORPUS" "$W/$mode/wt"
+  (cd "$W/$mode/wt" && "$BIN" init -q $(init_args "$mode") . >/dev/null)
+  "$BIN" -q -C "$W/$mode/wt" add -A >/dev/null
+  "$BIN" -q -C "$W/$mode/wt" commit -m v1 >/dev/null
+  before=$(store_bytes "$W/$mode/wt")
+  cp -al "$EDITED" "$W/$mode/v2"
+  mv "$W/$mode/wt/.mediagit" "$W/$mode/v2/.mediagit"
+  timed "edit $mode add" "$BIN" -q -C "$W/$mode/v2" add -A
+  "$BIN" -q -C "$W/$mode/v2" commit -m v2 >/dev/null
+  after=$(store_bytes "$W/$mode/v2")
+  echo "edit $mode growth_bytes $((after - before)) (v1 $before, v2 $after)"
+done
