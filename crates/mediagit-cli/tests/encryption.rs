@@ -307,6 +307,18 @@ fn tampered_key_files_refs_and_settings_are_refused() {
     assert!(err.contains("refused"), "{err}");
     std::fs::write(&cfg, &text).unwrap();
     env.ok(&["add", "-A"]);
+    // Smaller chunks in the store's settings (sharper chunk-length
+    // fingerprints): refused too.
+    let small = text
+        .replace("min_size = 131072", "min_size = 64")
+        .replace("avg_size = 524288", "avg_size = 256")
+        .replace("max_size = 2097152", "max_size = 1024");
+    assert_ne!(small, text);
+    std::fs::write(&cfg, &small).unwrap();
+    let err = env.fail(&["status"]);
+    assert!(err.contains("chunking") && err.contains("refused"), "{err}");
+    std::fs::write(&cfg, &text).unwrap();
+    env.ok(&["status"]);
 }
 
 #[test]
@@ -522,5 +534,44 @@ fn completion_never_prompts() {
     assert!(
         screen.contains("echo") && !screen.contains("-echo"),
         "{screen}"
+    );
+}
+
+/// A sealed value under refs/ that nobody can open (planted, or of a branch
+/// no working tree knows) blocks every listing of refs; `fsck` reports it
+/// and `fsck --repair` moves it aside. A damaged store HEAD is reported and
+/// rewritten from the working tree's branch, so clones work again.
+#[test]
+fn undecryptable_refs_and_store_head_are_reported_and_repaired() {
+    let env = Env::empty();
+    let store = encrypted_in_store(&env);
+    env.write("a.txt", b"one");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    let junk = store.join("refs").join("0".repeat(64));
+    std::fs::write(&junk, vec![7u8; 109]).unwrap();
+    env.fail(&["branch"]);
+    let head = store.join("HEAD");
+    let mut h = std::fs::read(&head).unwrap();
+    let n = h.len();
+    h[n - 3] ^= 1;
+    std::fs::write(&head, &h).unwrap();
+    let o = env.cmd(&["fsck"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(4));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("HEAD in"), "{out}");
+    let repaired = env.ok(&["fsck", "--repair"]);
+    assert!(
+        repaired.contains("moved the ref value") && repaired.contains("rewrote the store's HEAD"),
+        "{repaired}"
+    );
+    assert!(!junk.exists());
+    let branches = env.ok(&["branch"]);
+    assert!(branches.contains("client-nda-branch"), "{branches}");
+    let url = format!("file://{}", store.display());
+    env.ok_in(env.root(), &["clone", &url, "again"]);
+    assert_eq!(
+        std::fs::read(env.root().join("again/a.txt")).unwrap(),
+        b"one"
     );
 }

@@ -354,7 +354,17 @@ impl Repository {
             notes,
             ..
         } = c;
-        let (roots, bad_refs) = self.roots(&odb)?;
+        let (roots, mut bad_refs) = self.roots(&odb)?;
+        // The store's own HEAD (what a clone checks out first), when this
+        // working tree does not read it as its HEAD.
+        if self.config().storage.is_some() && self.workspace_opt().is_some() {
+            if let Err(e) = self.store().head() {
+                bad_refs.push((
+                    format!("HEAD in {}", self.storage().describe()),
+                    e.to_string(),
+                ));
+            }
+        }
         for (name, err) in bad_refs {
             problems.push(Problem {
                 id: None,
@@ -783,6 +793,41 @@ impl Repository {
                         last.new.short(12)
                     ));
                 }
+            }
+        }
+        if self.is_encrypted() {
+            // 5. Sealed ref values that still do not open (planted, or of
+            //    a branch this working tree never knew): nobody can name
+            //    them, and while they stay every listing of refs fails.
+            //    Moved aside, kept for forensics.
+            let aside = self.workspace()?.dir().join("damaged").join("refs");
+            for (key, r) in self.ref_entries("refs/")? {
+                if r.is_ok() || !key.starts_with("refs/") {
+                    continue;
+                }
+                let bytes = match storage.get(&key) {
+                    Ok(b) => b,
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                std::fs::create_dir_all(&aside)
+                    .map_err(|e| RepoError::io("create directory", &aside, e))?;
+                let file = aside.join(key.replace('/', "%2F"));
+                write_atomic(&file, &bytes)?;
+                storage.delete(&key)?;
+                done.push(format!(
+                    "moved the ref value {key}, which does not open with this repository's key, to {}",
+                    file.display()
+                ));
+            }
+        }
+        // 6. A store's HEAD that does not read (or, sealed, open): this
+        //    working tree's branch (what a clone checks out first).
+        if self.config().storage.is_some() && self.store().head().is_err() {
+            if let Ok(crate::refs::Head::Branch(b)) = self.workspace()?.head() {
+                let text = format!("ref: refs/heads/{b}\n");
+                storage.put("HEAD", &self.store().encode_store_head(&text)?)?;
+                done.push(format!("rewrote the store's HEAD (ref: refs/heads/{b})"));
             }
         }
         Ok(done)

@@ -588,6 +588,22 @@ impl Repository {
                     uncached.describe()
                 )));
             }
+            // In an encrypted repository the chunking parameters are part
+            // of what keeps contents private (chunk lengths are visible in
+            // the store): a store whose settings change them under a
+            // working tree is refused, not followed.
+            if config.format.is_encrypted() && config.chunking != store.chunking {
+                return Err(RepoError::Invalid(format!(
+                    "{}: config.toml changes the chunking parameters this working tree uses ({}/{}/{} to {}/{}/{}); refused (the store's settings may have been altered)",
+                    uncached.describe(),
+                    config.chunking.min_size,
+                    config.chunking.avg_size,
+                    config.chunking.max_size,
+                    store.chunking.min_size,
+                    store.chunking.avg_size,
+                    store.chunking.max_size
+                )));
+            }
             config.format = store.format;
             config.chunking = store.chunking;
             config.compression = store.compression;

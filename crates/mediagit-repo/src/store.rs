@@ -524,6 +524,26 @@ impl Store {
         }
     }
 
+    /// The store's `HEAD` as stored: sealed in an encrypted repository
+    /// (`SEALED_HEAD_MAGIC`, then the padded text sealed).
+    pub(crate) fn encode_store_head(&self, text: &str) -> Result<Vec<u8>> {
+        match self.sealed_refs() {
+            None => Ok(text.as_bytes().to_vec()),
+            Some(k) => {
+                let mut out = SEALED_HEAD_MAGIC.to_vec();
+                out.extend_from_slice(
+                    &k.seal(
+                        mediagit_crypto::Purpose::Head,
+                        b"HEAD",
+                        &pad64(text.as_bytes().to_vec()),
+                    )
+                    .map_err(|e| RepoError::Invalid(e.to_string()))?,
+                );
+                Ok(out)
+            }
+        }
+    }
+
     /// The branch the store's own `HEAD` names (what a clone checks out
     /// and what a repository opened without a working tree is on).
     pub fn head_branch(&self) -> Result<Option<String>> {
