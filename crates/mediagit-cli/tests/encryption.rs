@@ -575,3 +575,46 @@ fn undecryptable_refs_and_store_head_are_reported_and_repaired() {
         b"one"
     );
 }
+
+/// A key file of another repository with the same passphrase, copied into
+/// a store that has no commit yet (only its sealed HEAD to check a key
+/// against), is passed over: the repository stays under its own key.
+#[test]
+fn a_foreign_key_file_does_not_take_over_an_empty_store() {
+    let env = Env::empty();
+    let store = encrypted_in_store(&env);
+    let ours = all_files(&store.join("keys")).pop().unwrap();
+    let ours = ours.file_name().unwrap().to_string_lossy().into_owned();
+    // Another repository whose key file sorts before ours, so it is tried
+    // first (ids are SHA-256 of random bytes: a few tries at most).
+    let (theirs, name) = (0..40)
+        .find_map(|i| {
+            let dir = format!("other{i}");
+            let mut other = vec!["init", dir.as_str(), "--encrypt"];
+            other.extend(CHEAP);
+            env.ok_in(env.root(), &other);
+            let f = all_files(&env.root().join(&dir).join(".mediagit/keys"))
+                .pop()
+                .unwrap();
+            let n = f.file_name().unwrap().to_string_lossy().into_owned();
+            (n < ours).then_some((f, n))
+        })
+        .expect("a key id below ours");
+    std::fs::copy(&theirs, store.join("keys").join(&name)).unwrap();
+    let _ = std::fs::remove_file(env.repo().join(".mediagit/last-key"));
+    let url = format!("file://{}", store.display());
+    env.ok_in(env.root(), &["clone", &url, "second"]);
+    let list = env.ok(&["key", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let current = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .expect("a current key")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(current, name, "the foreign key was taken");
+    env.ok(&["fsck"]);
+}

@@ -816,7 +816,7 @@ impl Repository {
                 write_atomic(&file, &bytes)?;
                 storage.delete(&key)?;
                 done.push(format!(
-                    "moved the ref value {key}, which does not open with this repository's key, to {}",
+                    "moved the ref value {key}, which does not open (damaged, or not this repository's), to {}; a branch another working tree knows comes back there with `mediagit branch create NAME ID` from its reflog",
                     file.display()
                 ));
             }

@@ -181,8 +181,9 @@ impl Store {
         }
     }
 
-    /// Whether `keys` open this store's sealed values: a few refs and a
-    /// pack index are tried, and one that opens is enough (a damaged ref
+    /// Whether `keys` open this store's sealed values: a few refs, the
+    /// sealed store HEAD and a pack index are tried, and one that opens is
+    /// enough (a damaged ref
     /// must not make the right key look wrong); an empty repository has
     /// nothing to try, and any key fits it.
     fn key_fits(&self, keys: &Arc<RepoKeys>) -> Result<bool> {
@@ -199,6 +200,27 @@ impl Store {
             if probe.decode_ref(&key, &bytes).is_ok() {
                 return Ok(true);
             }
+        }
+        // A sealed store HEAD (written by init): what a store without refs
+        // or packs yet can check a key against.
+        match storage.get("HEAD") {
+            Ok(b) if crate::repo::is_sealed_head(&b) => {
+                tried = true;
+                if keys
+                    .open(
+                        mediagit_crypto::Purpose::Head,
+                        b"HEAD",
+                        &b[crate::store::SEALED_HEAD_MAGIC.len()..],
+                        "HEAD",
+                    )
+                    .is_ok()
+                {
+                    return Ok(true);
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
         }
         if let Some(pack) = crate::odb::indexed_packs(storage.as_ref())?
             .into_iter()
