@@ -556,6 +556,17 @@ struct NewKeyParts {
     created: i64,
 }
 
+impl NewKeyParts {
+    fn as_new_key(&self) -> mediagit_repo::keys::NewKey<'_> {
+        mediagit_repo::keys::NewKey {
+            passphrase: self.passphrase.as_bytes(),
+            params: self.params,
+            label: &self.label,
+            created: self.created,
+        }
+    }
+}
+
 fn new_key(args: &crate::NewKeyArgs, env: &str) -> Result<NewKeyParts, CommandError> {
     let mut params = mediagit_crypto::KdfParams::DEFAULT;
     if let Some(m) = args.kdf_memory {
@@ -587,10 +598,7 @@ fn key_command(ctx: &Ctx, action: crate::KeyAction) -> CmdResult {
             "this repository is not encrypted: it has no keys",
         ));
     }
-    let new = |args: &crate::NewKeyArgs| {
-        new_key(args, "MEDIAGIT_NEW_PASSPHRASE")
-            .map(|k| (k.passphrase, k.params, k.label, k.created))
-    };
+    let new = |args: &crate::NewKeyArgs| new_key(args, "MEDIAGIT_NEW_PASSPHRASE");
     match action {
         KeyAction::List { json } => {
             let keys = repo.list_keys()?;
@@ -619,13 +627,7 @@ fn key_command(ctx: &Ctx, action: crate::KeyAction) -> CmdResult {
             Ok(out.flush()?)
         }
         KeyAction::Add { key } => {
-            let (p, params, label, created) = new(&key)?;
-            let id = repo.add_key(&mediagit_repo::keys::NewKey {
-                passphrase: p.as_bytes(),
-                params,
-                label: &label,
-                created,
-            })?;
+            let id = repo.add_key(&new(&key)?.as_new_key())?;
             println!("Added key {}", id.get(..16).unwrap_or(&id));
             Ok(())
         }
@@ -635,13 +637,7 @@ fn key_command(ctx: &Ctx, action: crate::KeyAction) -> CmdResult {
             Ok(())
         }
         KeyAction::Passwd { key } => {
-            let (p, params, label, created) = new(&key)?;
-            let id = repo.change_passphrase(&mediagit_repo::keys::NewKey {
-                passphrase: p.as_bytes(),
-                params,
-                label: &label,
-                created,
-            })?;
+            let id = repo.change_passphrase(&new(&key)?.as_new_key())?;
             println!(
                 "Changed the passphrase: key {} replaces the one used",
                 &id[..16]

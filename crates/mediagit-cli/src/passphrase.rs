@@ -40,13 +40,18 @@ fn from_file(path: &Path, what: &str) -> Result<Passphrase, CommandError> {
             ),
         ));
     }
-    if bytes.ends_with(b"\n") {
-        bytes.pop();
-        if bytes.ends_with(b"\r") {
-            bytes.pop();
+    strip_newline(&mut bytes);
+    non_empty(Passphrase::new(bytes), &path.display().to_string())
+}
+
+/// Drops one trailing `\n` (or `\r\n`).
+fn strip_newline(b: &mut Vec<u8>) {
+    if b.ends_with(b"\n") {
+        b.pop();
+        if b.ends_with(b"\r") {
+            b.pop();
         }
     }
-    non_empty(Passphrase::new(bytes), &path.display().to_string())
 }
 
 fn non_empty(p: Passphrase, source: &str) -> Result<Passphrase, CommandError> {
@@ -89,12 +94,7 @@ fn prompt(question: &str) -> Result<Option<Passphrase>, CommandError> {
     let _ = rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Now, &saved);
     let _ = (&tty).write_all(b"\n");
     read.map_err(io)?;
-    if line.ends_with(b"\n") {
-        line.pop();
-        if line.ends_with(b"\r") {
-            line.pop();
-        }
-    }
+    strip_newline(&mut line);
     Ok(Some(Passphrase::new(line)))
 }
 

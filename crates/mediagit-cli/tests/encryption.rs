@@ -28,6 +28,14 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `mediagit ARGS` in `repo/` opened with `pass`.
+fn with_pass(env: &Env, pass: &str, args: &[&str]) -> std::process::Output {
+    env.cmd(args)
+        .env("MEDIAGIT_PASSPHRASE", pass)
+        .output()
+        .unwrap()
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.len() <= hay.len() && hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -136,11 +144,7 @@ fn a_wrong_or_missing_passphrase_changes_nothing() {
     env.ok(&["commit", "-m", "one"]);
     env.write("b.txt", b"two");
     let state = env.repo_state();
-    let o = env
-        .cmd(&["add", "-A"])
-        .env("MEDIAGIT_PASSPHRASE", "not it")
-        .output()
-        .unwrap();
+    let o = with_pass(&env, "not it", &["add", "-A"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("wrong passphrase"), "{err}");
@@ -195,19 +199,11 @@ fn keys_can_be_added_listed_changed_and_removed_but_never_the_last() {
     assert_eq!(list.lines().count(), 2, "{list}");
     assert!(list.contains("backup key"), "{list}");
     // The second passphrase opens it too.
-    let o = env
-        .cmd(&["log", "--oneline"])
-        .env("MEDIAGIT_PASSPHRASE", "second one")
-        .output()
-        .unwrap();
+    let o = with_pass(&env, "second one", &["log", "--oneline"]);
     assert!(o.status.success());
 
     // Remove the first (by an 8-digit prefix), with the second.
-    let o = env
-        .cmd(&["key", "remove", &first[..8]])
-        .env("MEDIAGIT_PASSPHRASE", "second one")
-        .output()
-        .unwrap();
+    let o = with_pass(&env, "second one", &["key", "remove", &first[..8]]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = env.cmd(&["status"]).output().unwrap();
     assert_eq!(
@@ -216,18 +212,10 @@ fn keys_can_be_added_listed_changed_and_removed_but_never_the_last() {
         "the removed passphrase still opens it"
     );
     // The last one is never removed.
-    let list = env
-        .cmd(&["key", "list", "--json"])
-        .env("MEDIAGIT_PASSPHRASE", "second one")
-        .output()
-        .unwrap();
+    let list = with_pass(&env, "second one", &["key", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     let id = v["keys"][0]["id"].as_str().unwrap().to_string();
-    let o = env
-        .cmd(&["key", "remove", &id])
-        .env("MEDIAGIT_PASSPHRASE", "second one")
-        .output()
-        .unwrap();
+    let o = with_pass(&env, "second one", &["key", "remove", &id]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -245,17 +233,9 @@ fn keys_can_be_added_listed_changed_and_removed_but_never_the_last() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = env
-        .cmd(&["status"])
-        .env("MEDIAGIT_PASSPHRASE", "second one")
-        .output()
-        .unwrap();
+    let o = with_pass(&env, "second one", &["status"]);
     assert_eq!(o.status.code(), Some(1));
-    let o = env
-        .cmd(&["log", "--oneline"])
-        .env("MEDIAGIT_PASSPHRASE", "third one")
-        .output()
-        .unwrap();
+    let o = with_pass(&env, "third one", &["log", "--oneline"]);
     assert!(o.status.success());
 }
 

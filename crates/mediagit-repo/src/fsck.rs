@@ -613,15 +613,7 @@ impl Repository {
                 if odb.read_raw(&id, loc.kind).is_err() {
                     continue;
                 }
-                let pk = odb.pack_key_of(pack)?;
-                let payload = read_stored(
-                    storage.as_ref(),
-                    pk.as_deref(),
-                    pack,
-                    loc.offset,
-                    loc.stored_len,
-                )?;
-                session.put_encoded(loc.kind, id, loc.codec, loc.raw_len as usize, &payload)?;
+                session.copy_stored(pack, id, &loc)?;
                 copied.insert(id);
                 kept += 1;
             }

@@ -24,7 +24,7 @@ use mediagit_format::{ObjectId, ObjectKind};
 
 use crate::error::{RepoError, Result};
 use crate::failpoint;
-use crate::odb::{idx_key, pack_key, read_stored, Odb};
+use crate::odb::{idx_key, pack_key, Odb};
 use crate::progress::Progress;
 use crate::reach::walk;
 use crate::repo::Repository;
@@ -359,15 +359,7 @@ impl Repository {
                 // Verify (decode + SHA-256) before copying: gc must never carry
                 // damage into a fresh pack and then delete the original.
                 odb.read_raw(id, loc.kind)?;
-                let pk = odb.pack_key_of(pack)?;
-                let payload = read_stored(
-                    storage.as_ref(),
-                    pk.as_deref(),
-                    pack,
-                    loc.offset,
-                    loc.stored_len,
-                )?;
-                session.put_encoded(loc.kind, *id, loc.codec, loc.raw_len as usize, &payload)?;
+                session.copy_stored(pack, *id, loc)?;
                 progress.bytes(loc.stored_len as u64);
             }
             written = session.finish()?.into_iter().collect();

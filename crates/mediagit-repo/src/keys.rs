@@ -204,17 +204,9 @@ impl Store {
         // A sealed store HEAD (written by init): what a store without refs
         // or packs yet can check a key against.
         match storage.get("HEAD") {
-            Ok(b) if crate::repo::is_sealed_head(&b) => {
+            Ok(b) if crate::store::is_sealed_head(&b) => {
                 tried = true;
-                if keys
-                    .open(
-                        mediagit_crypto::Purpose::Head,
-                        b"HEAD",
-                        &b[crate::store::SEALED_HEAD_MAGIC.len()..],
-                        "HEAD",
-                    )
-                    .is_ok()
-                {
+                if crate::store::open_store_head(keys, &b).is_ok() {
                     return Ok(true);
                 }
             }
@@ -324,8 +316,7 @@ impl Store {
 
     /// The id of the key file whose id is `id` or starts with it (at
     /// least 8 hex digits), refusing an ambiguous prefix.
-    fn find_key(&self, id: &str) -> Result<String> {
-        let ids: Vec<String> = self.key_files()?.into_iter().map(|(i, _)| i).collect();
+    fn find_key(ids: &[String], id: &str) -> Result<String> {
         let found: Vec<&String> = ids
             .iter()
             .filter(|i| i.len() == 64 && i.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -341,18 +332,27 @@ impl Store {
         }
     }
 
+    /// The ids of the key files in the store (their names; nothing is
+    /// downloaded).
+    fn key_ids(&self) -> Result<Vec<String>> {
+        Ok(self
+            .storage()
+            .list(KEYS_PREFIX)?
+            .into_iter()
+            .map(|k| k[KEYS_PREFIX.len()..].to_string())
+            .collect())
+    }
+
     /// Removes the key file `id` (or a unique prefix of at least 8
-    /// digits). The last key file is never removed: without one, nobody
-    /// could open the repository again.
-    /// The key this command was opened with is never removed (the one
+    /// digits). The key this command was opened with is never removed (the one
     /// key known to open the repository stays): `key passwd` replaces it.
     /// So neither the last key, nor (under the store's key lock) the last
     /// two from two clients at once, can go.
     pub fn remove_key(&self, id: &str) -> Result<String> {
         let current = self.unlocked()?.key_id.clone();
         self.with_key_lock(|| {
-            let id = self.find_key(id)?;
-            let ids: Vec<String> = self.key_files()?.into_iter().map(|(i, _)| i).collect();
+            let ids = self.key_ids()?;
+            let id = Store::find_key(&ids, id)?;
             if !ids.contains(&current) {
                 return Err(RepoError::Invalid(
                     "the key this command was opened with was removed meanwhile; open the repository with another passphrase".into(),

@@ -1153,6 +1153,21 @@ impl PackSession<'_> {
         Ok(id)
     }
 
+    /// Copies the object `id` stored at `loc` in `pack` into this session
+    /// as it is encoded (opened and sealed again in an encrypted
+    /// repository), without decoding it. The caller has verified it.
+    pub fn copy_stored(&mut self, pack: &ObjectId, id: ObjectId, loc: &Location) -> Result<()> {
+        let pk = self.odb.pack_key_of(pack)?;
+        let payload = read_stored(
+            self.odb.storage.as_ref(),
+            pk.as_deref(),
+            pack,
+            loc.offset,
+            loc.stored_len,
+        )?;
+        self.put_encoded(loc.kind, id, loc.codec, loc.raw_len as usize, &payload)
+    }
+
     /// Appends an already encoded payload. The caller guarantees `id` is the
     /// SHA-256 of the decoded bytes.
     pub fn put_encoded(

@@ -240,11 +240,6 @@ pub fn read_store_config(storage: &dyn Storage) -> Result<RepoConfig> {
     }
 }
 
-/// Whether a store `HEAD` is sealed (FORMAT.md §13.6).
-pub(crate) fn is_sealed_head(b: &[u8]) -> bool {
-    b.starts_with(crate::store::SEALED_HEAD_MAGIC)
-}
-
 /// The branch a store's `HEAD` names (what a clone checks out).
 pub fn read_store_head(storage: &dyn Storage) -> Result<Option<String>> {
     match storage.get("HEAD") {
@@ -423,19 +418,7 @@ impl Repository {
         // name. A working tree's own HEAD is local state, beside files in
         // the clear.
         let sealed_head = match enc {
-            Some(e) => {
-                let mut b = crate::store::SEALED_HEAD_MAGIC.to_vec();
-                b.extend_from_slice(
-                    &e.keys
-                        .seal(
-                            mediagit_crypto::Purpose::Head,
-                            b"HEAD",
-                            &crate::store::pad64(head.as_bytes().to_vec()),
-                        )
-                        .map_err(|e| RepoError::Invalid(e.to_string()))?,
-                );
-                Some(b)
-            }
+            Some(e) => Some(crate::store::seal_store_head(&e.keys, head)?),
             None => None,
         };
         let store_head = sealed_head.as_deref().unwrap_or(head.as_bytes());

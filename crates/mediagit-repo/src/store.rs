@@ -43,9 +43,41 @@ pub(crate) fn check_not_downgraded(storage: &dyn Storage, config: &RepoConfig) -
 /// What a sealed store `HEAD` starts with (FORMAT.md §13.6).
 pub const SEALED_HEAD_MAGIC: &[u8; 8] = b"MGHEAD\0\x01";
 
+/// Whether a store `HEAD` is sealed (FORMAT.md §13.6).
+pub(crate) fn is_sealed_head(b: &[u8]) -> bool {
+    b.starts_with(SEALED_HEAD_MAGIC)
+}
+
+/// A store `HEAD` sealed with `keys`: the magic, then the text padded and
+/// sealed, bound to the key `HEAD`.
+pub(crate) fn seal_store_head(keys: &mediagit_crypto::RepoKeys, text: &str) -> Result<Vec<u8>> {
+    let mut out = SEALED_HEAD_MAGIC.to_vec();
+    out.extend_from_slice(
+        &keys
+            .seal(
+                mediagit_crypto::Purpose::Head,
+                b"HEAD",
+                &pad64(text.as_bytes().to_vec()),
+            )
+            .map_err(|e| RepoError::Invalid(e.to_string()))?,
+    );
+    Ok(out)
+}
+
+/// The text of a sealed store `HEAD` (what [`seal_store_head`] made).
+pub(crate) fn open_store_head(
+    keys: &mediagit_crypto::RepoKeys,
+    sealed: &[u8],
+) -> std::result::Result<String, mediagit_crypto::CryptoError> {
+    let body = sealed.get(SEALED_HEAD_MAGIC.len()..).unwrap_or_default();
+    let plain = keys.open(mediagit_crypto::Purpose::Head, b"HEAD", body, "HEAD")?;
+    let end = plain.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    Ok(String::from_utf8_lossy(&plain[..end]).into_owned())
+}
+
 /// `v` padded with NULs to a multiple of 64 bytes: a sealed ref value or
 /// HEAD does not show the length of the name inside (FORMAT.md §13.6).
-pub(crate) fn pad64(mut v: Vec<u8>) -> Vec<u8> {
+fn pad64(mut v: Vec<u8>) -> Vec<u8> {
     let n = v.len().div_ceil(64).max(1) * 64;
     v.resize(n, 0);
     v
@@ -391,10 +423,19 @@ impl Store {
                 })
                 .collect());
         }
+        self.sealed_entries(prefix)
+    }
+
+    /// Every sealed ref whose name starts with `prefix` (names that are not
+    /// valid ref names left out, and reported by
+    /// [`Store::invalid_ref_keys`]), with its id; a value that cannot be
+    /// read or opened, under its storage key with why. Sorted.
+    fn sealed_entries(&self, prefix: &str) -> Result<Vec<(String, Result<ObjectId>)>> {
         let mut out = Vec::new();
         for key in self.storage.list("refs/")? {
             let r = match self.storage.get(&key) {
                 Ok(b) => self.decode_ref(&key, &b),
+                // Deleted since the listing.
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => Err(e.into()),
             };
@@ -414,25 +455,12 @@ impl Store {
     /// Every sealed ref whose name starts with `prefix`, sorted by name.
     /// A value that does not open is an error naming its key (as a ref
     /// whose value does not parse is, unsealed: its name cannot be known,
-    /// so it cannot be skipped for another prefix); names that are not
-    /// valid ref names are left out (and reported by
-    /// [`Store::invalid_ref_keys`]).
+    /// so it cannot be skipped for another prefix).
     fn sealed_ref_list(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
-        let mut out = Vec::new();
-        for key in self.storage.list("refs/")? {
-            let bytes = match self.storage.get(&key) {
-                Ok(b) => b,
-                // Deleted since the listing.
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let (name, id) = self.decode_ref(&key, &bytes)?;
-            if name.starts_with(prefix) && check_ref_key(&name).is_ok() {
-                out.push((name, id));
-            }
-        }
-        out.sort();
-        Ok(out)
+        self.sealed_entries(prefix)?
+            .into_iter()
+            .map(|(name, r)| r.map(|id| (name, id)))
+            .collect()
     }
 
     /// The full names of the refs under `prefix` (which starts with
@@ -500,22 +528,15 @@ impl Store {
         self.require_unlocked()?;
         match self.storage.get("HEAD") {
             Ok(b) => match self.sealed_refs() {
-                Some(k) if crate::repo::is_sealed_head(&b) => {
-                    let plain = k
-                        .open(
-                            mediagit_crypto::Purpose::Head,
-                            b"HEAD",
-                            &b[SEALED_HEAD_MAGIC.len()..],
-                            "HEAD",
-                        )
+                Some(k) if is_sealed_head(&b) => {
+                    open_store_head(k, &b)
+                        .map(Some)
                         .map_err(|e| RepoError::CorruptObject {
                             id: ObjectId([0; 32]),
                             kind: "HEAD",
                             location: format!("HEAD in {}", self.storage.describe()),
                             reason: e.to_string(),
-                        })?;
-                    let end = plain.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-                    Ok(Some(String::from_utf8_lossy(&plain[..end]).into_owned()))
+                        })
                 }
                 _ => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
             },
@@ -529,18 +550,7 @@ impl Store {
     pub(crate) fn encode_store_head(&self, text: &str) -> Result<Vec<u8>> {
         match self.sealed_refs() {
             None => Ok(text.as_bytes().to_vec()),
-            Some(k) => {
-                let mut out = SEALED_HEAD_MAGIC.to_vec();
-                out.extend_from_slice(
-                    &k.seal(
-                        mediagit_crypto::Purpose::Head,
-                        b"HEAD",
-                        &pad64(text.as_bytes().to_vec()),
-                    )
-                    .map_err(|e| RepoError::Invalid(e.to_string()))?,
-                );
-                Ok(out)
-            }
+            Some(k) => seal_store_head(k, text),
         }
     }
 

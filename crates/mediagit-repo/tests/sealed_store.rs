@@ -24,6 +24,21 @@ fn sig() -> Signature {
     }
 }
 
+/// A new repository in a temporary directory, opened with new keys.
+fn sealed_repo() -> (tempfile::TempDir, Arc<RepoKeys>, Repository) {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys();
+    let repo = Repository::init(dir.path(), &InitOptions::default())
+        .unwrap()
+        .with_keys(k.clone());
+    (dir, k, repo)
+}
+
+/// The repository at `root` opened again with `k`.
+fn reopen(root: &std::path::Path, k: &Arc<RepoKeys>) -> Repository {
+    Repository::discover(root).unwrap().with_keys(k.clone())
+}
+
 fn keys() -> Arc<RepoKeys> {
     Arc::new(RepoKeys::derive(&MasterKey::generate().unwrap()))
 }
@@ -88,12 +103,8 @@ fn cat(repo: &Repository, path: &str) -> mediagit_repo::Result<Vec<u8>> {
 
 #[test]
 fn sealed_packs_show_nothing_and_read_back() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, k, repo) = sealed_repo();
     let root = dir.path();
-    let k = keys();
-    let repo = Repository::init(root, &InitOptions::default())
-        .unwrap()
-        .with_keys(k.clone());
     let marker = b"NDA-MARKER-0123456789";
     let big = content(7, 3 << 20, marker);
     let small = b"small text file under NDA, compressible compressible compressible".repeat(50);
@@ -134,7 +145,7 @@ fn sealed_packs_show_nothing_and_read_back() {
     }
 
     // Reads back, through a fresh open with the keys.
-    let repo = Repository::discover(root).unwrap().with_keys(k.clone());
+    let repo = reopen(root, &k);
     assert_eq!(cat(&repo, "client-x/secret-plan.mov").unwrap(), big);
     assert_eq!(cat(&repo, "notes.txt").unwrap(), small);
     std::fs::remove_file(root.join("client-x/secret-plan.mov")).unwrap();
@@ -166,12 +177,8 @@ fn sealed_packs_show_nothing_and_read_back() {
 
 #[test]
 fn every_altered_byte_of_a_sealed_entry_is_detected() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, k, repo) = sealed_repo();
     let root = dir.path();
-    let k = keys();
-    let repo = Repository::init(root, &InitOptions::default())
-        .unwrap()
-        .with_keys(k.clone());
     let data = content(3, 40_000, b"M");
     std::fs::write(root.join("f.bin"), &data).unwrap();
     commit(&repo, "one");
@@ -187,7 +194,7 @@ fn every_altered_byte_of_a_sealed_entry_is_detected() {
     let mut bad = orig.clone();
     bad[20] ^= 0x20;
     std::fs::write(&pack, &bad).unwrap();
-    let repo = Repository::discover(root).unwrap().with_keys(k.clone());
+    let repo = reopen(root, &k);
     assert_eq!(cat(&repo, "f.bin").unwrap(), data);
     let report = repo.fsck(&FsckOptions::default(), &NoProgress).unwrap();
     assert!(!report.problems.is_empty(), "fsck missed the altered salt");
@@ -196,7 +203,7 @@ fn every_altered_byte_of_a_sealed_entry_is_detected() {
         let mut bad = orig.clone();
         bad[at] ^= 0x20;
         std::fs::write(&pack, &bad).unwrap();
-        let repo = Repository::discover(root).unwrap().with_keys(k.clone());
+        let repo = reopen(root, &k);
         let err = cat(&repo, "f.bin")
             .err()
             .unwrap_or_else(|| panic!("flip at {at} read"));
@@ -210,21 +217,17 @@ fn every_altered_byte_of_a_sealed_entry_is_detected() {
     }
     // Truncated.
     std::fs::write(&pack, &orig[..orig.len() - 5]).unwrap();
-    let repo = Repository::discover(root).unwrap().with_keys(k.clone());
+    let repo = reopen(root, &k);
     assert!(cat(&repo, "f.bin").is_err());
     std::fs::write(&pack, &orig).unwrap();
-    let repo = Repository::discover(root).unwrap().with_keys(k);
+    let repo = reopen(root, &k);
     assert_eq!(cat(&repo, "f.bin").unwrap(), data);
 }
 
 #[test]
 fn entries_moved_to_another_offset_do_not_open() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, k, repo) = sealed_repo();
     let root = dir.path();
-    let k = keys();
-    let repo = Repository::init(root, &InitOptions::default())
-        .unwrap()
-        .with_keys(k.clone());
     // Two files of one 1000-byte chunk each: equal entry sizes.
     std::fs::write(root.join("a"), content(1, 1000, b"A")).unwrap();
     std::fs::write(root.join("b"), content(2, 1000, b"B")).unwrap();
@@ -240,7 +243,7 @@ fn entries_moved_to_another_offset_do_not_open() {
     swapped.extend_from_slice(&orig[48 + e..]);
     swapped.extend_from_slice(&orig[48..48 + e]);
     std::fs::write(&pack, &swapped).unwrap();
-    let repo = Repository::discover(root).unwrap().with_keys(k);
+    let repo = reopen(root, &k);
     assert!(cat(&repo, "a").is_err());
     assert!(cat(&repo, "b").is_err());
     let report = repo.fsck(&FsckOptions::default(), &NoProgress).unwrap();
@@ -249,12 +252,8 @@ fn entries_moved_to_another_offset_do_not_open() {
 
 #[test]
 fn gc_and_repair_reseal_what_they_copy() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, k, repo) = sealed_repo();
     let root = dir.path();
-    let k = keys();
-    let repo = Repository::init(root, &InitOptions::default())
-        .unwrap()
-        .with_keys(k.clone());
     let keep = content(5, 300_000, b"KEEP");
     std::fs::write(root.join("keep.bin"), &keep).unwrap();
     std::fs::write(root.join("drop.bin"), content(6, 300_000, b"DROP")).unwrap();
@@ -287,7 +286,7 @@ fn gc_and_repair_reseal_what_they_copy() {
         !report.removed.is_empty() && report.packs_repacked > 0,
         "gc did not repack: {report:?}"
     );
-    let repo = Repository::discover(root).unwrap().with_keys(k.clone());
+    let repo = reopen(root, &k);
     assert_eq!(cat(&repo, "keep.bin").unwrap(), keep);
     let f = repo.fsck(&FsckOptions::default(), &NoProgress).unwrap();
     assert!(f.problems.is_empty(), "{:?}", f.problems);
@@ -298,7 +297,7 @@ fn gc_and_repair_reseal_what_they_copy() {
         .find(|p| p.extension().is_some_and(|e| e == "idx"))
         .unwrap();
     std::fs::remove_file(&idx).unwrap();
-    let repo = Repository::discover(root).unwrap().with_keys(k.clone());
+    let repo = reopen(root, &k);
     repo.fsck(
         &FsckOptions {
             repair: true,
@@ -309,7 +308,7 @@ fn gc_and_repair_reseal_what_they_copy() {
     .unwrap();
     let rebuilt = std::fs::read(&idx).expect("index rebuilt");
     assert_eq!(&rebuilt[..12], b"MGIDX\0\0\0\x02\0\0\0");
-    let repo = Repository::discover(root).unwrap().with_keys(k);
+    let repo = reopen(root, &k);
     assert_eq!(cat(&repo, "keep.bin").unwrap(), keep);
     let f = repo.fsck(&FsckOptions::default(), &NoProgress).unwrap();
     assert!(f.problems.is_empty(), "{:?}", f.problems);
@@ -319,12 +318,8 @@ fn gc_and_repair_reseal_what_they_copy() {
 /// one flipped byte in any of them is found, named, never read as content.
 #[test]
 fn a_flip_in_any_pack_or_index_of_any_object_kind_is_found() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, k, repo) = sealed_repo();
     let root = dir.path();
-    let k = keys();
-    let repo = Repository::init(root, &InitOptions::default())
-        .unwrap()
-        .with_keys(k.clone());
     std::fs::create_dir_all(root.join("d")).unwrap();
     std::fs::write(root.join("d/f.bin"), content(9, 5000, b"F")).unwrap();
     commit(&repo, "kinds");
@@ -340,7 +335,7 @@ fn a_flip_in_any_pack_or_index_of_any_object_kind_is_found() {
         };
         bad[at] ^= 0x40;
         std::fs::write(&f, &bad).unwrap();
-        let repo = Repository::discover(root).unwrap().with_keys(k.clone());
+        let repo = reopen(root, &k);
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let id = name.split('.').next().unwrap().to_string();
         match repo.fsck(&FsckOptions::default(), &NoProgress) {
@@ -364,6 +359,6 @@ fn a_flip_in_any_pack_or_index_of_any_object_kind_is_found() {
         );
         std::fs::write(&f, &orig).unwrap();
     }
-    let repo = Repository::discover(root).unwrap().with_keys(k);
+    let repo = reopen(root, &k);
     assert_eq!(cat(&repo, "d/f.bin").unwrap(), content(9, 5000, b"F"));
 }
