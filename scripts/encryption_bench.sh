@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Encrypted against unencrypted repositories on the media corpus, in one run
 # (issue 14's targets: add and checkout at most 1.1x, growth after
-# edit_corpus.sh equal). For each of ROUNDS rounds, in alternating order:
-# a fresh repository (plain, or `init --encrypt` with the default Argon2
-# cost) over a hard-linked copy of the corpus, `add -A` + `commit` timed,
+# edit_corpus.sh equal). For each of ROUNDS rounds, in rotating order:
+# a fresh repository (plain; `enc`: `init --encrypt` with the default
+# Argon2 cost, the passphrase given to every command, so each pays the
+# Argon2id unlock; `kept`: the same after `key unlock`, as a user at work
+# runs it) over a hard-linked copy of the corpus, `add -A` + `commit` timed,
 # then `clone` of it into a new directory (every file written and verified)
 # timed. Then once per mode: edit_corpus.sh on a full copy, `add -A` +
 # `commit` again, and the store's growth.
@@ -18,6 +20,12 @@ EDIT=$(dirname "$0")/../../shared/bench/edit_corpus.sh
 export MEDIAGIT_AUTHOR_NAME=bench MEDIAGIT_AUTHOR_EMAIL=bench@example.com
 export MEDIAGIT_PASSPHRASE=bench-passphrase
 mkdir -p "$W"
+# `key unlock` keeps keys in a private runtime directory.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  export XDG_RUNTIME_DIR="$W/run"
+  mkdir -p "$XDG_RUNTIME_DIR"
+  chmod 700 "$XDG_RUNTIME_DIR"
+fi
 timed() { # timed LABEL CMD...: prints "LABEL seconds maxrss_kib"
   local label=$1
   shift
@@ -28,20 +36,26 @@ timed() { # timed LABEL CMD...: prints "LABEL seconds maxrss_kib"
   }
   echo "$label $(cat "$W/time.txt")"
 }
-init_args() { [ "$1" = enc ] && echo "--encrypt" || true; }
+init_args() { [ "$1" != plain ] && echo "--encrypt" || true; }
 store_bytes() { du -sb "$1/.mediagit" --exclude=index --exclude=logs --exclude=tmp | cut -f1; }
 
 for r in $(seq "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then order="plain enc"; else order="enc plain"; fi
+  case $((r % 3)) in
+    1) order="plain enc kept" ;;
+    2) order="kept plain enc" ;;
+    *) order="enc kept plain" ;;
+  esac
   for mode in $order; do
     rm -rf "$W/$mode"
     mkdir -p "$W/$mode"
     cp -al "$CORPUS" "$W/$mode/wt"
     (cd "$W/$mode/wt" && "$BIN" init -q $(init_args "$mode") . >/dev/null)
+    if [ "$mode" = kept ]; then "$BIN" -C "$W/$mode/wt" key unlock --timeout 1h >/dev/null; fi
     timed "round$r $mode add" "$BIN" -q -C "$W/$mode/wt" add -A
     timed "round$r $mode commit" "$BIN" -q -C "$W/$mode/wt" commit -m v1
     timed "round$r $mode clone" "$BIN" -q clone "$W/$mode/wt" "$W/$mode/co"
     echo "round$r $mode store_bytes $(store_bytes "$W/$mode/wt")"
+    if [ "$mode" = kept ]; then "$BIN" -C "$W/$mode/wt" key lock >/dev/null; fi
   done
 done
 

@@ -179,7 +179,7 @@ impl From<RepoError> for CommandError {
             }
             RepoError::Storage(StorageError::Remote { kind, .. }) => Some(remote_hint(*kind).into()),
             RepoError::NeedsPassphrase { .. } => Some(
-                "set MEDIAGIT_PASSPHRASE (or MEDIAGIT_PASSPHRASE_FILE with a file that holds it), or run the command on a terminal to be asked".into(),
+                "set MEDIAGIT_PASSPHRASE (or MEDIAGIT_PASSPHRASE_FILE with a file that holds it), or run the command on a terminal to be asked; `mediagit key unlock` keeps the key for the commands that follow".into(),
             ),
             RepoError::WrongPassphrase => Some(
                 "nothing was changed; any passphrase of the repository opens it (`mediagit key list` shows its keys)".into(),

@@ -21,7 +21,9 @@ use mediagit_storage::CloudEnv;
 use crate::command_error::CommandError;
 use crate::maintenance::GcArgs;
 use crate::output::color::{paint, Style};
-use crate::output::{human_size, mode_str, mtime_str, now_signature, sig_date, sig_date_iso};
+use crate::output::{
+    human_size, mode_str, mtime_str, now_signature, sig_date, sig_date_iso, unix_local,
+};
 use crate::progress::TermProgress;
 use crate::{
     BranchAction, Cli, CmdResult, Command, LogArgs, ReflogAction, ReflogArgs, TagAction, TagArgs,
@@ -36,18 +38,49 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The repository, unlocked if encrypted: with the key kept by `key
+    /// unlock` if there is one, else with the passphrase.
     fn repo(&self) -> Result<Repository, CommandError> {
+        self.repo_opened(true)
+    }
+
+    /// The repository, not unlocked.
+    fn repo_locked(&self) -> Result<Repository, CommandError> {
         let safe = crate::user_config::safe_directories()?;
         let mut repo = Repository::discover_trusting(&self.cwd, &cloud_env(), &safe)?;
         if let Some(v) = env_var("MEDIAGIT_FRESHEN_AFTER") {
             repo.set_freshen_after(freshen_after(&v)?);
         }
-        if repo.is_encrypted() {
-            let what = repo.storage().describe();
-            let p = crate::passphrase::existing(None, &what, self.prompt)?;
-            repo = repo.unlock(p.as_bytes())?;
-        }
         Ok(repo)
+    }
+
+    /// The repository, unlocked with the kept key if `kept` allows and
+    /// there is one, else with the passphrase (key management and `key
+    /// unlock` itself always ask the passphrase).
+    fn repo_opened(&self, kept: bool) -> Result<Repository, CommandError> {
+        let mut repo = self.repo_locked()?;
+        if !repo.is_encrypted() {
+            return Ok(repo);
+        }
+        let what = repo.storage().describe();
+        if let Some(c) = kept.then(|| crate::key_cache::load(&what)).flatten() {
+            match repo.unlock_with(&c) {
+                Ok(r) => return Ok(r),
+                Err(RepoError::WrongPassphrase) => {
+                    let _ = crate::key_cache::forget(&what);
+                    eprintln!(
+                        "warning: {}",
+                        crate::output::safe(&format!(
+                            "the key kept by `mediagit key unlock` no longer opens {what} (its passphrase was removed or changed): forgotten"
+                        ))
+                    );
+                    repo = self.repo_locked()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let p = crate::passphrase::existing(None, &what, self.prompt)?;
+        Ok(repo.unlock(p.as_bytes())?)
     }
     fn progress(&self) -> TermProgress {
         TermProgress::new(self.quiet)
@@ -252,9 +285,18 @@ pub fn run(cli: Cli) -> CmdResult {
         } => {
             let abs = |p: PathBuf| if p.is_absolute() { p } else { ctx.cwd.join(p) };
             // Asked only for an encrypted source (read before anything is
-            // written, so a wrong one leaves nothing behind).
-            let passphrase =
-                |what: &str| crate::passphrase::existing(passphrase_file.as_deref(), what, true);
+            // written, so a wrong one leaves nothing behind). A key kept by
+            // `key unlock` for the source's store is used when no
+            // passphrase file is given.
+            let credential = |store: &str, what: &str| {
+                if passphrase_file.is_none() {
+                    if let Some(c) = crate::key_cache::load(store) {
+                        return Ok(c);
+                    }
+                }
+                crate::passphrase::existing(passphrase_file.as_deref(), what, true)
+                    .map(mediagit_repo::keys::Credential::from)
+            };
             let dest = abs(dest);
             let who = now_signature(
                 env_var("MEDIAGIT_AUTHOR_NAME").unwrap_or_else(|| "unknown".into()),
@@ -269,7 +311,10 @@ pub fn run(cli: Cli) -> CmdResult {
                 }
                 let sc = storage_arg(&ctx, &src, endpoint, region)?;
                 let pass = match Repository::store_is_encrypted(&sc, &dest, &cloud_env())? {
-                    true => Some(passphrase(&sc.url())?),
+                    true => Some(credential(
+                        &Repository::store_description(&sc, &dest, &cloud_env())?,
+                        &sc.url(),
+                    )?),
                     false => None,
                 };
                 let (repo, out) = Repository::clone_store(
@@ -303,12 +348,15 @@ pub fn run(cli: Cli) -> CmdResult {
                 },
                 env: cloud_env(),
                 safe: crate::user_config::safe_directories()?,
-                passphrase: None,
+                credential: None,
             };
             let src = abs(PathBuf::from(src));
             let opts = CloneOptions {
-                passphrase: match Repository::discover_trusting(&src, &opts.env, &opts.safe) {
-                    Ok(r) if r.is_encrypted() => Some(passphrase(&src.display().to_string())?),
+                credential: match Repository::discover_trusting(&src, &opts.env, &opts.safe) {
+                    Ok(r) if r.is_encrypted() => Some(credential(
+                        &r.storage().describe(),
+                        &src.display().to_string(),
+                    )?),
                     _ => None,
                 },
                 ..opts
@@ -591,13 +639,25 @@ fn new_key(args: &crate::NewKeyArgs, env: &str) -> Result<NewKeyParts, CommandEr
 
 fn key_command(ctx: &Ctx, action: crate::KeyAction) -> CmdResult {
     use crate::KeyAction;
-    let repo = ctx.repo()?;
+    if let KeyAction::Lock { all: true } = action {
+        let n = crate::key_cache::forget_all()?;
+        println!("Forgot {n} kept key{}", if n == 1 { "" } else { "s" });
+        return Ok(());
+    }
+    // Only reading may use a kept key: changing keys, or keeping one,
+    // needs the passphrase itself.
+    let repo = match action {
+        KeyAction::List { .. } => ctx.repo()?,
+        KeyAction::Lock { .. } => ctx.repo_locked()?,
+        _ => ctx.repo_opened(false)?,
+    };
     if !repo.is_encrypted() {
         return Err(CommandError::user(
             "not-encrypted",
             "this repository is not encrypted: it has no keys",
         ));
     }
+    let store = repo.storage().describe();
     let new = |args: &crate::NewKeyArgs| new_key(args, "MEDIAGIT_NEW_PASSPHRASE");
     match action {
         KeyAction::List { json } => {
@@ -624,7 +684,39 @@ fn key_command(ctx: &Ctx, action: crate::KeyAction) -> CmdResult {
                     )?;
                 }
             }
+            if !json {
+                if let Some(until) = crate::key_cache::kept_until(&store) {
+                    writeln!(
+                        out,
+                        "Unlocked until {} (`mediagit key lock` forgets the key)",
+                        unix_local(until)
+                    )?;
+                }
+            }
             Ok(out.flush()?)
+        }
+        KeyAction::Unlock { timeout } => {
+            let for_ = match timeout {
+                Some(t) => crate::key_cache::parse_timeout(&t)?,
+                None => crate::key_cache::DEFAULT_TIMEOUT,
+            };
+            let Some((id, master)) = repo.store().unlocked_master() else {
+                return Err(RepoError::NeedsPassphrase { store }.into());
+            };
+            let until = crate::key_cache::keep(&store, id, master, for_)?;
+            println!(
+                "Unlocked {} until {} (`mediagit key lock` forgets the key)",
+                crate::output::safe(&store),
+                unix_local(until)
+            );
+            Ok(())
+        }
+        KeyAction::Lock { .. } => {
+            match crate::key_cache::forget(&store)? {
+                true => println!("Forgot the kept key of {}", crate::output::safe(&store)),
+                false => println!("No key is kept for {}", crate::output::safe(&store)),
+            }
+            Ok(())
         }
         KeyAction::Add { key } => {
             let id = repo.add_key(&new(&key)?.as_new_key())?;
@@ -637,7 +729,13 @@ fn key_command(ctx: &Ctx, action: crate::KeyAction) -> CmdResult {
             Ok(())
         }
         KeyAction::Passwd { key } => {
+            let old = repo.store().unlocked_key_id().map(str::to_string);
             let id = repo.change_passphrase(&new(&key)?.as_new_key())?;
+            // A key kept from the replaced key file goes on under the new one
+            // (the same master key; the old id no longer opens the store).
+            if let Some(old) = old {
+                crate::key_cache::rename_kept(&store, &old, &id);
+            }
             println!(
                 "Changed the passphrase: key {} replaces the one used",
                 &id[..16]

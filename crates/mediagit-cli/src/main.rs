@@ -31,6 +31,7 @@ mod commands;
 mod completion_refs;
 mod config_cmd;
 mod help_topics;
+mod key_cache;
 mod maintenance;
 mod output;
 mod pager;
@@ -121,6 +122,23 @@ pub enum KeyAction {
     Passwd {
         #[command(flatten)]
         key: NewKeyArgs,
+    },
+    /// Ask the passphrase once and keep the unlocked key for a while, so
+    /// that the commands that follow (in any working tree of this store)
+    /// neither ask for it nor pay its Argon2id cost. Kept only in
+    /// `$XDG_RUNTIME_DIR` (memory, closed to other users, emptied at
+    /// logout); `key add|remove|passwd|unlock` always ask the passphrase.
+    Unlock {
+        /// How long: "15 minutes" (the default), "8h", "1 day" (at most 7
+        /// days).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+    },
+    /// Forget the key kept by `key unlock` for this repository's store.
+    Lock {
+        /// Forget every kept key, of every repository (needs no repository).
+        #[arg(long)]
+        all: bool,
     },
 }
 

@@ -286,3 +286,14 @@ pub mod color {
         wrap(STDERR.load(Ordering::Relaxed), s, &super::safe(text))
     }
 }
+
+/// Unix seconds as a local time, `2026-12-03 17:45:04 +0100`.
+pub fn unix_local(secs: u64) -> String {
+    match chrono::Local
+        .timestamp_opt(secs.min(i64::MAX as u64) as i64, 0)
+        .single()
+    {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S %z").to_string(),
+        None => secs.to_string(),
+    }
+}

@@ -598,3 +598,182 @@ fn a_foreign_key_file_does_not_take_over_an_empty_store() {
     assert_ne!(current, name, "the foreign key was taken");
     env.ok(&["fsck"]);
 }
+
+/// The one file `key unlock` keeps in `run/mediagit/keys/`.
+fn kept_file(env: &Env) -> PathBuf {
+    let files = all_files(&env.root().join("run/mediagit/keys"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+/// `mediagit ARGS` with no passphrase at all.
+fn no_pass(env: &Env, args: &[&str]) -> std::process::Output {
+    env.cmd(args)
+        .env_remove("MEDIAGIT_PASSPHRASE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn key_unlock_keeps_the_key_for_a_while_and_key_lock_forgets_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::empty();
+    let store = encrypted_in_store(&env);
+    env.write("a.txt", b"one");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    let o = no_pass(&env, &["status"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("key unlock"));
+
+    // Only into a private directory of this user: a runtime directory open
+    // to others is refused, and nothing is kept.
+    let run = env.root().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = env.cmd(&["key", "unlock"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("open to other users"), "{err}");
+    assert!(!run.join("mediagit").exists());
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // The duration is checked.
+    let o = env
+        .cmd(&["key", "unlock", "--timeout", "8 days"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    // Keeping needs the passphrase itself.
+    assert_eq!(no_pass(&env, &["key", "unlock"]).status.code(), Some(1));
+    let out = env.ok(&["key", "unlock", "--timeout", "1h"]);
+    assert!(
+        out.contains("Unlocked") && out.contains("key lock"),
+        "{out}"
+    );
+    let kept = kept_file(&env);
+    let meta = std::fs::metadata(&kept).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), 113);
+    assert!(!contains(
+        &std::fs::read(&kept).unwrap(),
+        TEST_PASSPHRASE.as_bytes()
+    ));
+
+    // Then no passphrase is needed: to read, to write, in another working
+    // tree of the same store, or to clone it.
+    env.write("b.txt", b"two");
+    for args in [
+        &["add", "-A"][..],
+        &["commit", "-m", "two"],
+        &["log", "--oneline"],
+    ] {
+        let o = no_pass(&env, args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = no_pass(&env, &["key", "list"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Unlocked until"));
+    let url = format!("file://{}", store.display());
+    let o = env
+        .cmd_in(env.root(), &["clone", &url, "second"])
+        .env_remove("MEDIAGIT_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(env.root().join("second/b.txt")).unwrap(),
+        b"two"
+    );
+    // Changing keys always asks the passphrase.
+    let o = no_pass(&env, &["key", "add"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("passphrase is needed"));
+
+    // A kept file that does not open the store (here: its key damaged) is
+    // forgotten with a warning, and the passphrase is needed again.
+    let mut b = std::fs::read(&kept).unwrap();
+    b[100] ^= 1;
+    std::fs::write(&kept, &b).unwrap();
+    let o = no_pass(&env, &["status"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no longer opens") && err.contains("passphrase is needed"),
+        "{err}"
+    );
+    assert!(!kept.exists());
+
+    // Expired: removed when seen.
+    env.ok(&["key", "unlock"]);
+    let kept = kept_file(&env);
+    let mut b = std::fs::read(&kept).unwrap();
+    b[9..17].copy_from_slice(&1u64.to_be_bytes());
+    std::fs::write(&kept, &b).unwrap();
+    assert_eq!(no_pass(&env, &["status"]).status.code(), Some(1));
+    assert!(!kept.exists());
+
+    // A symlink in its place is never followed; another user's or a
+    // world-readable file is not used.
+    env.ok(&["key", "unlock"]);
+    let kept = kept_file(&env);
+    let real = env.root().join("elsewhere");
+    std::fs::rename(&kept, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &kept).unwrap();
+    let o = no_pass(&env, &["status"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not using the kept key"));
+    std::fs::remove_file(&kept).unwrap();
+    std::fs::rename(&real, &kept).unwrap();
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = no_pass(&env, &["status"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("open to other users"));
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(no_pass(&env, &["status"]).status.success());
+
+    // key lock forgets it.
+    let out = env.ok(&["key", "lock"]);
+    assert!(out.contains("Forgot"), "{out}");
+    assert_eq!(no_pass(&env, &["status"]).status.code(), Some(1));
+    env.ok(&["key", "unlock"]);
+    let out = env.ok(&["key", "lock", "--all"]);
+    assert!(out.contains("Forgot 1 kept key"), "{out}");
+    assert_eq!(no_pass(&env, &["status"]).status.code(), Some(1));
+
+    // Removing the passphrase a key was kept from ends it.
+    env.ok(&["key", "unlock"]);
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["key", "list", "--json"])).unwrap();
+    let first = v["keys"][0]["id"].as_str().unwrap().to_string();
+    let mut add = vec!["key", "add"];
+    add.extend(CHEAP);
+    let o = env
+        .cmd(&add)
+        .env("MEDIAGIT_NEW_PASSPHRASE", "second one")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = with_pass(&env, "second one", &["key", "remove", &first]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = no_pass(&env, &["status"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no longer opens"));
+
+    // `key passwd` keeps a key kept from the key file it replaces.
+    assert!(with_pass(&env, "second one", &["key", "unlock"])
+        .status
+        .success());
+    let mut passwd = vec!["key", "passwd"];
+    passwd.extend(CHEAP);
+    let o = env
+        .cmd(&passwd)
+        .env("MEDIAGIT_PASSPHRASE", "second one")
+        .env("MEDIAGIT_NEW_PASSPHRASE", "third one")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = no_pass(&env, &["status"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -83,11 +83,15 @@ impl MasterKey {
         Ok(MasterKey(k))
     }
 
-    pub(crate) fn from_bytes(bytes: [u8; KEY_LEN]) -> MasterKey {
+    /// A master key from its bytes: one a caller kept after an unlock
+    /// (the CLI's key cache), checked against the store before use.
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> MasterKey {
         MasterKey(Zeroizing::new(bytes))
     }
 
-    pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
+    /// The key's bytes, for a caller that keeps the unlocked key (the
+    /// CLI's key cache in the user's private runtime directory).
+    pub fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
 }
@@ -291,6 +295,33 @@ impl PackKey {
     pub fn seal(&self, part: EntryPart, offset: u64, aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
         self.0
             .seal_in_place_append_tag(entry_nonce(part, offset), Aad::from(aad), buf)
+            .map_err(|_| CryptoError::Tampered {
+                what: "a pack entry to seal".into(),
+            })
+    }
+
+    /// Seals `plaintext` as `part` of the entry at `offset` into `out`
+    /// (replacing what it held: ciphertext and tag), without copying the
+    /// plaintext first; `out` can be reused from entry to entry.
+    pub fn seal_into(
+        &self,
+        part: EntryPart,
+        offset: u64,
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        out.resize(plaintext.len() + TAG_LEN, 0);
+        let (ct, tag) = out.split_at_mut(plaintext.len());
+        self.0
+            .seal_out_of_place_scatter(
+                entry_nonce(part, offset),
+                Aad::from(aad),
+                plaintext,
+                ct,
+                &[],
+                tag,
+            )
             .map_err(|_| CryptoError::Tampered {
                 what: "a pack entry to seal".into(),
             })

@@ -46,19 +46,19 @@ pub struct CloneOptions {
     /// with [`Repository::discover_trusting`]).
     pub safe: crate::repo::SafeDirectories,
     /// Opens an encrypted source (the clone shares its key).
-    pub passphrase: Option<crate::keys::Passphrase>,
+    pub credential: Option<crate::keys::Credential>,
 }
 
-/// Opens `store` with `passphrase` if it is encrypted.
+/// Opens `store` with `credential` if it is encrypted.
 fn unlock_source(
     repo: Repository,
-    passphrase: Option<&crate::keys::Passphrase>,
+    credential: Option<&crate::keys::Credential>,
 ) -> Result<Repository> {
     if !repo.is_encrypted() {
         return Ok(repo);
     }
-    match passphrase {
-        Some(p) => repo.unlock(p.as_bytes()),
+    match credential {
+        Some(c) => repo.unlock_with(c),
         None => Err(RepoError::NeedsPassphrase {
             store: repo.storage().describe(),
         }),
@@ -166,13 +166,19 @@ impl Repository {
         sc: &StorageConfig,
         dest: &Path,
         env: &CloudEnv,
-        passphrase: Option<&crate::keys::Passphrase>,
+        credential: Option<&crate::keys::Credential>,
         who: &Signature,
         progress: &dyn Progress,
     ) -> Result<(Repository, CloneOutcome)> {
         let (existed, was_empty) = dest_state(dest)?;
-        let r = Repository::attach_store(sc, dest, env, passphrase, who, progress);
+        let r = Repository::attach_store(sc, dest, env, credential, who, progress);
         clean_failed_clone(dest, r, existed, was_empty)
+    }
+
+    /// How the store `sc` names describes itself (as
+    /// `repo.storage().describe()` of a working tree that uses it).
+    pub fn store_description(sc: &StorageConfig, dest: &Path, env: &CloudEnv) -> Result<String> {
+        Ok(crate::repo::open_storage(dest, Some(sc), env)?.describe())
     }
 
     /// Whether the repository in the store `sc` names is encrypted (so a
@@ -188,7 +194,7 @@ impl Repository {
         sc: &StorageConfig,
         dest: &Path,
         env: &CloudEnv,
-        passphrase: Option<&crate::keys::Passphrase>,
+        credential: Option<&crate::keys::Credential>,
         who: &Signature,
         progress: &dyn Progress,
     ) -> Result<(Repository, CloneOutcome)> {
@@ -201,7 +207,7 @@ impl Repository {
         // An encrypted store's HEAD is sealed: opened with the passphrase
         // (which is checked here, before anything is written locally).
         let branch = if store_cfg.format.is_encrypted() {
-            let Some(p) = passphrase else {
+            let Some(c) = credential else {
                 return Err(RepoError::NeedsPassphrase {
                     store: storage.describe(),
                 });
@@ -212,7 +218,7 @@ impl Repository {
                 store_cfg.clone(),
                 std::env::temp_dir(),
             )
-            .unlock(p.as_bytes())?
+            .unlock_with(c, None)?
             .head_branch()?
         } else {
             crate::repo::read_store_head(storage.as_ref())?
@@ -238,7 +244,7 @@ impl Repository {
             format!("ref: refs/heads/{branch}\n").as_bytes(),
         )?;
         write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-        let repo = unlock_source(Repository::discover_with_env(&root, env)?, passphrase)?;
+        let repo = unlock_source(Repository::discover_with_env(&root, env)?, credential)?;
         let mut out = CloneOutcome {
             refs: storage.list("refs/")?.len(),
             packs: storage
@@ -281,7 +287,7 @@ impl Repository {
     ) -> Result<(Repository, CloneOutcome)> {
         let source = unlock_source(
             Repository::discover_trusting(src, &opts.env, &opts.safe)?,
-            opts.passphrase.as_ref(),
+            opts.credential.as_ref(),
         )?;
         let head = source.head()?;
         let branch = match &head {

@@ -47,6 +47,43 @@ impl std::fmt::Debug for Passphrase {
     }
 }
 
+/// What opens an encrypted store: a passphrase (run through a key file's
+/// Argon2id), or a master key the caller kept from an earlier unlock with
+/// the id of the key file that gave it (the CLI's key cache). A kept key
+/// opens the store only while that key file is still in it and the key
+/// opens what the store holds.
+pub enum Credential {
+    Passphrase(Passphrase),
+    Kept { key_id: String, master: MasterKey },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Passphrase(_) => f.write_str("Passphrase(<secret>)"),
+            Credential::Kept { key_id, .. } => write!(f, "Kept {{ key_id: {key_id:?}, <secret> }}"),
+        }
+    }
+}
+
+impl Clone for Credential {
+    fn clone(&self) -> Credential {
+        match self {
+            Credential::Passphrase(p) => Credential::Passphrase(p.clone()),
+            Credential::Kept { key_id, master } => Credential::Kept {
+                key_id: key_id.clone(),
+                master: MasterKey::from_bytes(*master.bytes()),
+            },
+        }
+    }
+}
+
+impl From<Passphrase> for Credential {
+    fn from(p: Passphrase) -> Credential {
+        Credential::Passphrase(p)
+    }
+}
+
 /// One key file, as `mediagit key list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyInfo {
@@ -130,6 +167,43 @@ impl Store {
     /// and changes nothing.
     pub fn unlock(self, passphrase: &[u8]) -> Result<Store> {
         self.unlock_trying_first(passphrase, None)
+    }
+
+    /// Opens an encrypted store with `c`: a passphrase as
+    /// [`Store::unlock_trying_first`]; a kept master key only if the key
+    /// file `key_id` is still in the store (a removed or replaced key file
+    /// ends what was kept from it) and the key opens the store's sealed
+    /// values, else [`RepoError::WrongPassphrase`] (nothing changed).
+    pub fn unlock_with(self, c: &Credential, first: Option<&str>) -> Result<Store> {
+        let (key_id, master) = match c {
+            Credential::Passphrase(p) => return self.unlock_trying_first(p.as_bytes(), first),
+            Credential::Kept { key_id, master } => (key_id, master),
+        };
+        if !self.is_encrypted() {
+            return Ok(self);
+        }
+        if !self.key_ids()?.iter().any(|i| i == key_id) {
+            return Err(RepoError::WrongPassphrase);
+        }
+        let keys = Arc::new(RepoKeys::derive(master));
+        if !self.key_fits(&keys)? {
+            return Err(RepoError::WrongPassphrase);
+        }
+        let master = MasterKey::from_bytes(*master.bytes());
+        let mut s = self.with_keys(keys);
+        s.unlocked = Some(Arc::new(Unlocked {
+            master,
+            key_id: key_id.clone(),
+        }));
+        Ok(s)
+    }
+
+    /// The master key and the id of the key file that gave it, for a
+    /// caller that keeps the unlocked key (`None` if not unlocked).
+    pub fn unlocked_master(&self) -> Option<(&str, &MasterKey)> {
+        self.unlocked
+            .as_deref()
+            .map(|u| (u.key_id.as_str(), &u.master))
     }
 
     /// [`Store::unlock`], trying the key file `first` (the one this working

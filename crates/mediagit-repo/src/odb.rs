@@ -1095,6 +1095,8 @@ struct OpenPack {
     entries: Vec<IdxEntry>,
     /// An encrypted repository's pack: its salt and key.
     sealing: Option<([u8; 32], PackKey)>,
+    /// Where an entry's payload is sealed (reused from entry to entry).
+    seal_buf: Vec<u8>,
 }
 
 /// Writes objects into new packs. Dropping a session without `finish`
@@ -1229,13 +1231,12 @@ impl PackSession<'_> {
                 let mut h = header.to_vec();
                 key.seal(EntryPart::Header, p.offset, b"", &mut h)
                     .map_err(seal_err)?;
-                let mut body = Vec::with_capacity(payload.len() + pack::SEAL_TAG_LEN);
-                body.extend_from_slice(payload);
-                key.seal(EntryPart::Payload, p.offset, &header, &mut body)
+                let body = &mut p.seal_buf;
+                key.seal_into(EntryPart::Payload, p.offset, &header, payload, body)
                     .map_err(seal_err)?;
                 p.file
                     .write_all(&h)
-                    .and_then(|_| p.file.write_all(&body))
+                    .and_then(|_| p.file.write_all(body))
                     .map_err(|e| RepoError::io("write pack", &*p.path, e))
                     .map(|()| {
                         p.hasher.update(&h);
@@ -1306,6 +1307,7 @@ impl PackSession<'_> {
             offset: header.len() as u64,
             entries: Vec::new(),
             sealing,
+            seal_buf: Vec::new(),
         })
     }
 

@@ -470,7 +470,15 @@ impl Repository {
     /// Opens an encrypted repository with `passphrase` (see
     /// [`Store::unlock`]); a repository that is not encrypted is returned
     /// as it is.
-    pub fn unlock(mut self, passphrase: &[u8]) -> Result<Repository> {
+    pub fn unlock(self, passphrase: &[u8]) -> Result<Repository> {
+        self.unlock_with(&crate::keys::Credential::Passphrase(
+            crate::keys::Passphrase::new(passphrase.to_vec()),
+        ))
+    }
+
+    /// Opens an encrypted repository with a passphrase or a kept master key
+    /// (see [`Store::unlock_with`]).
+    pub fn unlock_with(mut self, c: &crate::keys::Credential) -> Result<Repository> {
         // The key file this working tree opened last is tried first
         // (`.mediagit/last-key`, an id, nothing secret).
         let hint_file = self.ws.as_ref().map(|w| w.dir().join("last-key"));
@@ -478,9 +486,7 @@ impl Repository {
             .as_ref()
             .and_then(|f| fs::read_to_string(f).ok())
             .map(|t| t.trim().to_string());
-        self.store = self
-            .store
-            .unlock_trying_first(passphrase, hint.as_deref())?;
+        self.store = self.store.unlock_with(c, hint.as_deref())?;
         if let (Some(f), Some(id)) = (hint_file, self.store.unlocked_key_id()) {
             if hint.as_deref() != Some(id) {
                 let _ = write_atomic(&f, format!("{id}\n").as_bytes());

@@ -107,6 +107,9 @@ impl Env {
             // a test must not depend on, or send, what is in their $HOME.
             .env("HOME", self.root().join("home"))
             .env("XDG_CONFIG_HOME", self.root().join("home/.config"))
+            // Keys kept by `key unlock` go here (absent unless a test
+            // makes it), never into the developer's session.
+            .env("XDG_RUNTIME_DIR", self.root().join("run"))
             .env_remove("MEDIAGIT_FRESHEN_AFTER")
             // Opens encrypted repositories; unused by the others.
             .env("MEDIAGIT_PASSPHRASE", TEST_PASSPHRASE)
