@@ -2110,3 +2110,39 @@ fn a_name_changing_case_is_removed_and_written_as_two_files() {
     assert!(!env.repo().join("Photo.JPG").exists());
     assert!(env.ok(&["status", "--porcelain"]).is_empty());
 }
+
+/// A store may serve an index far larger than its pack could need (to make
+/// every reader allocate it): refused by its listed size before it is read,
+/// named, and reported by fsck.
+#[test]
+fn an_oversized_pack_index_is_refused_before_it_is_read() {
+    let env = Env::new();
+    env.write("a.txt", b"alpha");
+    mg(&env, &["add", "a.txt"]);
+    mg(&env, &["commit", "-m", "one"]);
+    let pack = packs(&env)
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let idx = idx_path(&pack);
+    let pack_len = std::fs::metadata(&pack).unwrap().len();
+    let mut bytes = std::fs::read(&idx).unwrap();
+    // 44-byte entries: a pack of pack_len bytes holds at most that many.
+    let most = 48 + (pack_len / 44) * 52 + 4096;
+    bytes.resize(most as usize + 1, 0);
+    std::fs::write(&idx, &bytes).unwrap();
+    let o = mg_fail(&env, &["log"]);
+    assert!(
+        o.err.contains(&idx_key(&pack)) && o.err.contains("more than its pack can need"),
+        "{}",
+        o.err
+    );
+    let o = mg_fail(&env, &["fsck"]);
+    assert!(
+        o.out.contains("more than its pack can need")
+            || o.err.contains("more than its pack can need"),
+        "{}\n{}",
+        o.out,
+        o.err
+    );
+}

@@ -166,6 +166,8 @@ impl Repository {
                     &self.codec(),
                     &idx_key(pack),
                     *pack,
+                    crate::odb::index_bound(storage.as_ref(), pack)?,
+                    None,
                 ) {
                     Ok((i, salt)) => (Some(i), salt),
                     Err(_) => (None, None),

@@ -127,6 +127,20 @@ pub(crate) fn new_key_file(master: &MasterKey, k: &NewKey<'_>) -> Result<(String
     Ok((KeyFile::id(&bytes), bytes))
 }
 
+type KeyFiles = Vec<(String, std::result::Result<KeyFile, CryptoError>)>;
+
+/// The order key files are tried in: `first` (the one a working tree
+/// opened last), then cheapest Argon2 cost first (memory × passes; files
+/// that do not decode cost nothing to refuse).
+fn unlock_order(files: &mut KeyFiles, first: Option<&str>) {
+    let cost = |f: &std::result::Result<KeyFile, CryptoError>| {
+        f.as_ref()
+            .map(|k| u64::from(k.params.m_cost_kib) * u64::from(k.params.t_cost))
+            .unwrap_or(0)
+    };
+    files.sort_by_key(|(id, f)| (Some(id.as_str()) != first, cost(f)));
+}
+
 impl Store {
     /// Whether the repository is encrypted (FORMAT.md §13).
     pub fn is_encrypted(&self) -> bool {
@@ -135,7 +149,7 @@ impl Store {
 
     /// The key files in the store: (id, bytes), ids checked against their
     /// bytes, sizes bounded before anything is downloaded.
-    fn key_files(&self) -> Result<Vec<(String, std::result::Result<KeyFile, CryptoError>)>> {
+    fn key_files(&self) -> Result<KeyFiles> {
         let storage = self.storage();
         let mut out = Vec::new();
         for key in storage.list(KEYS_PREFIX)?.into_iter().take(MAX_KEY_FILES) {
@@ -207,16 +221,20 @@ impl Store {
     }
 
     /// [`Store::unlock`], trying the key file `first` (the one this working
-    /// tree opened last) before the others: a key file planted with the
-    /// largest Argon2 cost then costs nothing to the usual case.
+    /// tree opened last) before the others, and the others cheapest first:
+    /// a key file planted with the largest Argon2 cost then costs nothing
+    /// to the usual case.
     pub fn unlock_trying_first(mut self, passphrase: &[u8], first: Option<&str>) -> Result<Store> {
         if !self.is_encrypted() {
             return Ok(self);
         }
         let mut files = self.key_files()?;
-        if let Some(f) = first {
-            files.sort_by_key(|(id, _)| id != f);
-        }
+        // The key file this working tree opened last first, then the
+        // cheapest: a key file planted with the largest Argon2 cost is
+        // tried only after the real ones that cost less (so a hostile store
+        // can make an unlock cost at most about one real unlock per key
+        // file it plants, not the largest cost allowed).
+        unlock_order(&mut files, first);
         if files.is_empty() {
             return Err(RepoError::Invalid(format!(
                 "{} is encrypted but holds no key file ({KEYS_PREFIX}*): it cannot be opened",
@@ -293,15 +311,20 @@ impl Store {
             .next()
         {
             let key = crate::odb::idx_key(&pack);
-            match storage.get(&key) {
+            // Read before the key is known good: bounded like any index
+            // (one that is too large is not tried).
+            let bound = crate::odb::index_bound(storage.as_ref(), &pack)?;
+            let too_big = |n: u64| RepoError::Invalid(format!("{key}: {n} bytes"));
+            match crate::odb::get_bounded(storage.as_ref(), &key, bound, None, &too_big) {
+                Err(RepoError::Invalid(_)) => {}
                 Ok(bytes) => {
                     tried = true;
                     if crate::odb::decode_pack_index(&probe.codec(), &bytes, &key, pack).is_ok() {
                         return Ok(true);
                     }
                 }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.into()),
+                Err(RepoError::Storage(e)) if e.is_not_found() => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(!tried)
@@ -452,5 +475,37 @@ impl Store {
             }
             Ok(new)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cheap key file re-labelled with other Argon2 parameters (as a
+    /// hostile store could plant: it decodes, and never opens).
+    fn with_cost(m_cost_kib: u32, t_cost: u32) -> KeyFile {
+        let master = MasterKey::from_bytes([1; 32]);
+        let k = KeyFile::create(&master, b"pw", KdfParams::MIN, 0, "").unwrap();
+        let mut b = k.encode();
+        b[12..16].copy_from_slice(&m_cost_kib.to_le_bytes());
+        b[16..20].copy_from_slice(&t_cost.to_le_bytes());
+        KeyFile::decode(&b).unwrap()
+    }
+
+    #[test]
+    fn planted_costly_key_files_are_tried_last() {
+        let max = KdfParams::MAX;
+        let mut files: KeyFiles = vec![
+            ("planted".into(), Ok(with_cost(max.m_cost_kib, max.t_cost))),
+            ("real".into(), Ok(with_cost(128 * 1024, 4))),
+            ("broken".into(), Err(CryptoError::WrongPassphrase)),
+            ("cheap".into(), Ok(with_cost(19 * 1024, 2))),
+        ];
+        unlock_order(&mut files, None);
+        let ids: Vec<&str> = files.iter().map(|(i, _)| i.as_str()).collect();
+        assert_eq!(ids, ["broken", "cheap", "real", "planted"]);
+        unlock_order(&mut files, Some("planted"));
+        assert_eq!(files[0].0, "planted", "the last-opened one goes first");
     }
 }

@@ -301,7 +301,14 @@ pub fn pack_lists(
     id: &ObjectId,
     kind: ObjectKind,
 ) -> bool {
-    let Ok((idx, _)) = read_pack_index(storage, codec, &idx_key(pack), *pack) else {
+    let Ok((idx, _)) = read_pack_index(
+        storage,
+        codec,
+        &idx_key(pack),
+        *pack,
+        UNSIZED_INDEX_MAX,
+        None,
+    ) else {
         return false;
     };
     idx.entries
@@ -319,16 +326,74 @@ fn read_failure(e: &mediagit_storage::StorageError) -> String {
     }
 }
 
+/// The largest index a pack of `pack_size` bytes can need: one 52-byte
+/// index entry per entry of at least 44 bytes, the header, and the sealing
+/// of an encrypted index (prefix, salt, nonce and tag), with room to spare.
+pub(crate) fn max_index_len(pack_size: u64) -> u64 {
+    let entries = pack_size / EntryHeader::LEN as u64;
+    (pack::IDX_HEADER_LEN as u64)
+        .saturating_add(entries.saturating_mul(pack::IDX_ENTRY_LEN as u64))
+        .saturating_add(4096)
+}
+
+/// What an index is allowed when its pack's size is not known (a pack
+/// file gone, or a probe that reads one index only): 64 MiB, the index of
+/// a pack of over a million objects.
+pub(crate) const UNSIZED_INDEX_MAX: u64 = 64 << 20;
+
+/// The bytes at `key`, refused before they are downloaded when the store
+/// says they are more than `max` (`known`: their size from a listing, else
+/// asked), and after if more arrive (a store may be hostile: an index is
+/// read whole, so its size is bounded first).
+pub(crate) fn get_bounded(
+    storage: &dyn Storage,
+    key: &str,
+    max: u64,
+    known: Option<u64>,
+    too_big: &dyn Fn(u64) -> RepoError,
+) -> Result<Vec<u8>> {
+    let size = match known {
+        Some(n) => Some(n),
+        None => storage.size(key)?,
+    };
+    if let Some(n) = size.filter(|n| *n > max) {
+        return Err(too_big(n));
+    }
+    let bytes = storage.get(key)?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 /// Reads, verifies and decodes the pack index at `key`, which must name
-/// `pack_id`; with the salt of its pack when the index is sealed.
+/// `pack_id`; with the salt of its pack when the index is sealed. `max`
+/// bounds its size (see [`max_index_len`]); `known`: its size if a listing
+/// gave it.
 pub(crate) fn read_pack_index(
     storage: &dyn Storage,
     codec: &ObjectCodec,
     key: &str,
     pack_id: ObjectId,
+    max: u64,
+    known: Option<u64>,
 ) -> Result<(PackIndex, Option<[u8; 32]>)> {
-    let bytes = storage.get(key)?;
+    let too_big = |n: u64| RepoError::CorruptObject {
+        id: pack_id,
+        kind: "pack index",
+        location: key.to_string(),
+        reason: format!("it is {n} bytes, more than its pack can need (at most {max}); not read"),
+    };
+    let bytes = get_bounded(storage, key, max, known, &too_big)?;
     decode_pack_index(codec, &bytes, key, pack_id)
+}
+
+/// The index size bound for `pack` from the pack's size in the store.
+pub(crate) fn index_bound(storage: &dyn Storage, pack: &ObjectId) -> Result<u64> {
+    Ok(match storage.size(&pack_key(pack))? {
+        Some(n) => max_index_len(n),
+        None => UNSIZED_INDEX_MAX,
+    })
 }
 
 /// Encodes a pack index for the store: version 1, or in an encrypted
@@ -496,9 +561,19 @@ impl Odb {
         };
         let mut problems = Vec::new();
         let mut idxs = Vec::new();
-        for pack_id in indexed_packs(odb.storage.as_ref())? {
+        // Sizes from the listing (an object store's listing carries them):
+        // each index is bounded by what its pack can need before it is read.
+        let listed = odb.storage.list_meta("packs/")?;
+        let keys: Vec<String> = listed.iter().map(|l| l.key.clone()).collect();
+        let sizes: HashMap<&str, u64> = listed.iter().map(|l| (l.key.as_str(), l.size)).collect();
+        for pack_id in pack_ids(&keys, ".idx") {
             let key = idx_key(&pack_id);
-            match read_pack_index(odb.storage.as_ref(), &odb.codec, &key, pack_id) {
+            let max = match sizes.get(pack_key(&pack_id).as_str()) {
+                Some(n) => max_index_len(*n),
+                None => UNSIZED_INDEX_MAX,
+            };
+            let known = sizes.get(key.as_str()).copied();
+            match read_pack_index(odb.storage.as_ref(), &odb.codec, &key, pack_id, max, known) {
                 Ok((idx, salt)) => {
                     odb.remember_salt(&pack_id, salt.as_ref());
                     idxs.push(idx)
