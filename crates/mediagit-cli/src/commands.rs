@@ -67,13 +67,7 @@ impl Ctx {
             match repo.unlock_with(&c) {
                 Ok(r) => return Ok(r),
                 Err(RepoError::WrongPassphrase) => {
-                    let _ = crate::key_cache::forget(&what);
-                    eprintln!(
-                        "warning: {}",
-                        crate::output::safe(&format!(
-                            "the key kept by `mediagit key unlock` no longer opens {what} (its passphrase was removed or changed): forgotten"
-                        ))
-                    );
+                    crate::key_cache::forget_stale(&what);
                     repo = self.repo_locked()?;
                 }
                 Err(e) => return Err(e.into()),
@@ -99,6 +93,28 @@ impl Ctx {
             })
             .collect()
     }
+}
+
+/// Runs `run` (a clone) with the key `key unlock` kept for the source's
+/// store `store` if there is one and no passphrase file was given, else
+/// (or when the kept key no longer opens the store: then it is forgotten)
+/// with the passphrase.
+fn with_source_credential<T>(
+    store: &str,
+    what: &str,
+    file: Option<&Path>,
+    run: impl Fn(Option<&mediagit_repo::keys::Credential>) -> Result<T, RepoError>,
+) -> Result<T, CommandError> {
+    if file.is_none() {
+        if let Some(c) = crate::key_cache::load(store) {
+            match run(Some(&c)) {
+                Err(RepoError::WrongPassphrase) => crate::key_cache::forget_stale(store),
+                r => return Ok(r?),
+            }
+        }
+    }
+    let p = crate::passphrase::existing(file, what, true)?;
+    Ok(run(Some(&p.into()))?)
 }
 
 /// `MEDIAGIT_FRESHEN_AFTER`: "1 day" (the default), "12 hours", "0
@@ -286,17 +302,9 @@ pub fn run(cli: Cli) -> CmdResult {
             let abs = |p: PathBuf| if p.is_absolute() { p } else { ctx.cwd.join(p) };
             // Asked only for an encrypted source (read before anything is
             // written, so a wrong one leaves nothing behind). A key kept by
-            // `key unlock` for the source's store is used when no
+            // `key unlock` for the source's store is tried first when no
             // passphrase file is given.
-            let credential = |store: &str, what: &str| {
-                if passphrase_file.is_none() {
-                    if let Some(c) = crate::key_cache::load(store) {
-                        return Ok(c);
-                    }
-                }
-                crate::passphrase::existing(passphrase_file.as_deref(), what, true)
-                    .map(mediagit_repo::keys::Credential::from)
-            };
+            let file = passphrase_file.as_deref();
             let dest = abs(dest);
             let who = now_signature(
                 env_var("MEDIAGIT_AUTHOR_NAME").unwrap_or_else(|| "unknown".into()),
@@ -310,21 +318,18 @@ pub fn run(cli: Cli) -> CmdResult {
                     ));
                 }
                 let sc = storage_arg(&ctx, &src, endpoint, region)?;
-                let pass = match Repository::store_is_encrypted(&sc, &dest, &cloud_env())? {
-                    true => Some(credential(
+                let run = |c: Option<&mediagit_repo::keys::Credential>| {
+                    Repository::clone_store(&sc, &dest, &cloud_env(), c, &who, &progress)
+                };
+                let (repo, out) = match Repository::store_is_encrypted(&sc, &dest, &cloud_env())? {
+                    true => with_source_credential(
                         &Repository::store_description(&sc, &dest, &cloud_env())?,
                         &sc.url(),
-                    )?),
-                    false => None,
+                        file,
+                        run,
+                    )?,
+                    false => run(None)?,
                 };
-                let (repo, out) = Repository::clone_store(
-                    &sc,
-                    &dest,
-                    &cloud_env(),
-                    pass.as_ref(),
-                    &who,
-                    &progress,
-                )?;
                 eprintln!(
                     "Joined the repository in {} at {}: {} pack{}, {}",
                     sc.url(),
@@ -351,17 +356,22 @@ pub fn run(cli: Cli) -> CmdResult {
                 credential: None,
             };
             let src = abs(PathBuf::from(src));
-            let opts = CloneOptions {
-                credential: match Repository::discover_trusting(&src, &opts.env, &opts.safe) {
-                    Ok(r) if r.is_encrypted() => Some(credential(
-                        &r.storage().describe(),
-                        &src.display().to_string(),
-                    )?),
-                    _ => None,
-                },
-                ..opts
+            let run = |c: Option<&mediagit_repo::keys::Credential>| {
+                let opts = CloneOptions {
+                    credential: c.cloned(),
+                    ..opts.clone()
+                };
+                Repository::clone_local(&src, &dest, &opts, &who, &progress)
             };
-            let (repo, out) = Repository::clone_local(&src, &dest, &opts, &who, &progress)?;
+            let (repo, out) = match Repository::discover_trusting(&src, &opts.env, &opts.safe) {
+                Ok(r) if r.is_encrypted() => with_source_credential(
+                    &r.storage().describe(),
+                    &src.display().to_string(),
+                    file,
+                    run,
+                )?,
+                _ => run(None)?,
+            };
             warn_unconditional(&repo);
             for (key, why) in &out.skipped_refs {
                 eprintln!(
@@ -648,8 +658,15 @@ fn key_command(ctx: &Ctx, action: crate::KeyAction) -> CmdResult {
     // needs the passphrase itself.
     let repo = match action {
         KeyAction::List { .. } => ctx.repo()?,
-        KeyAction::Lock { .. } => ctx.repo_locked()?,
-        _ => ctx.repo_opened(false)?,
+        KeyAction::Lock { .. } => ctx.repo_locked().map_err(|e| {
+            e.with_hint("`mediagit key lock --all` forgets every kept key without opening any store")
+        })?,
+        _ => ctx.repo_opened(false).map_err(|e| match e.kind {
+            "needs-passphrase" => e.with_hint(
+                "changing keys, and keeping one, needs the passphrase itself even while a key is kept: set MEDIAGIT_PASSPHRASE (or MEDIAGIT_PASSPHRASE_FILE), or run the command on a terminal to be asked",
+            ),
+            _ => e,
+        })?,
     };
     if !repo.is_encrypted() {
         return Err(CommandError::user(

@@ -91,7 +91,9 @@ fn cache_dir(create: bool) -> Result<Option<PathBuf>, CommandError> {
     };
     let Some(runtime) = runtime_dir() else {
         return match create {
-            true => Err(refuse("XDG_RUNTIME_DIR is not set".into())),
+            true => Err(refuse(
+                "XDG_RUNTIME_DIR is not set (or is not an absolute path)".into(),
+            )),
             false => Ok(None),
         };
     };
@@ -168,7 +170,8 @@ fn decode(b: &[u8]) -> Option<(u64, String, MasterKey)> {
 fn read_entry(path: &Path) -> Option<(u64, String, MasterKey)> {
     let f = match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        // Not through a symlink; a FIFO put there must not block.
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
         .open(path)
     {
         Ok(f) => f,
@@ -209,20 +212,74 @@ fn read_entry(path: &Path) -> Option<(u64, String, MasterKey)> {
 /// one is removed).
 pub fn load(store: &str) -> Option<Credential> {
     let dir = cache_dir(false).ok().flatten()?;
-    let path = dir.join(entry_name(store));
-    let (until, key_id, master) = read_entry(&path)?;
-    if until <= unix_now() {
-        let _ = std::fs::remove_file(&path);
-        return None;
-    }
-    Some(Credential::Kept { key_id, master })
+    sweep(&dir);
+    let (until, key_id, master) = read_entry(&dir.join(entry_name(store)))?;
+    (until > unix_now()).then_some(Credential::Kept { key_id, master })
 }
 
 /// When the key kept for `store` expires, if one is kept.
 pub fn kept_until(store: &str) -> Option<u64> {
     let dir = cache_dir(false).ok().flatten()?;
+    sweep(&dir);
     let (until, _, _) = read_entry(&dir.join(entry_name(store)))?;
-    (until > unix_now()).then_some(until)
+    Some(until)
+}
+
+/// Whether `name` is a cache entry's (64 hex digits) or a temporary file's.
+fn is_entry_name(name: &str) -> bool {
+    (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())) || name.starts_with(".tmp-")
+}
+
+/// Removes every expired entry (of every store: a key must not outlive its
+/// timeout because its repository is not used again), every entry whose
+/// expiry lies further ahead than any `key unlock` gives, and temporary
+/// files a crash left over a minute ago.
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = unix_now();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str().filter(|n| is_entry_name(n)) else {
+            continue;
+        };
+        let path = e.path();
+        let stale = if name.starts_with(".tmp-") {
+            std::fs::symlink_metadata(&path)
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 60)
+        } else {
+            read_expiry(&path).is_some_and(|until| {
+                until <= now || until > now.saturating_add(MAX_TIMEOUT.as_secs() + 60)
+            })
+        };
+        if stale {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// An entry's expiry, read quietly (no symlink followed, nothing but a
+/// regular file of the right size); `None` if it cannot be read.
+fn read_expiry(path: &Path) -> Option<u64> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    if !m.is_file() || m.len() != FILE_LEN as u64 {
+        return None;
+    }
+    let mut head = [0u8; 17];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut head, 0).ok()?;
+    if &head[..8] != MAGIC {
+        return None;
+    }
+    Some(u64::from_be_bytes(head[9..17].try_into().ok()?))
 }
 
 /// Keeps `master` (from the key file `key_id`) for `store` until `for_`
@@ -289,24 +346,57 @@ pub fn rename_kept(store: &str, old: &str, new: &str) {
     }
 }
 
+/// The cache directory's path, whatever its state: forgetting must work
+/// even where keeping or reading would be refused (a directory whose mode
+/// was changed since), and never says nothing is kept while a file is.
+fn keys_path() -> Option<PathBuf> {
+    runtime_dir().map(|r| r.join("mediagit").join("keys"))
+}
+
+/// Forgets the key kept for `store`, which no longer opens it, and says so.
+pub fn forget_stale(store: &str) {
+    let _ = forget(store);
+    warn(&format!(
+        "the key kept by `mediagit key unlock` for {store} does not open it (its passphrase was removed or changed, or another store has the same description): forgotten"
+    ));
+}
+
 /// Forgets the key kept for `store`; whether one was kept.
 pub fn forget(store: &str) -> Result<bool, CommandError> {
-    let Some(dir) = cache_dir(false)? else {
+    let Some(dir) = keys_path() else {
         return Ok(false);
     };
+    sweep(&dir);
+    // remove_file does not follow a symlink in the entry's place.
     remove(&dir.join(entry_name(store)))
 }
 
-/// Forgets every kept key; how many were kept.
+/// Forgets every kept key (and temporary files a crash left); how many
+/// keys were kept. Other files in the directory are left alone.
 pub fn forget_all() -> Result<usize, CommandError> {
-    let Some(dir) = cache_dir(false)? else {
+    let Some(dir) = keys_path() else {
         return Ok(0);
     };
-    let entries = std::fs::read_dir(&dir)
-        .map_err(|e| CommandError::from(mediagit_repo::error::RepoError::io("list", &dir, e)))?;
+    sweep(&dir);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(CommandError::from(mediagit_repo::error::RepoError::io(
+                "list", &dir, e,
+            )))
+        }
+    };
     let mut n = 0;
     for e in entries.flatten() {
-        if remove(&e.path())? && !e.file_name().to_string_lossy().starts_with('.') {
+        let name = e.file_name();
+        let Some(name) = name.to_str().filter(|n| is_entry_name(n)) else {
+            continue;
+        };
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if remove(&e.path())? && !name.starts_with('.') {
             n += 1;
         }
     }
@@ -335,19 +425,15 @@ pub fn parse_timeout(s: &str) -> Result<Duration, CommandError> {
     let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = t.split_at(split);
     let n: u64 = n.parse().map_err(|_| bad())?;
-    let unit = unit.trim_start_matches([' ', '.']);
-    let unit_secs = match unit.trim_end_matches('s') {
-        "" => 1, // "90s" lost its s above
-        "second" | "sec" => 1,
-        "m" | "minute" | "min" => 60,
-        "h" | "hour" => 3600,
-        "d" | "day" => 86_400,
-        "w" | "week" => 7 * 86_400,
+    let unit = unit.strip_prefix([' ', '.']).unwrap_or(unit);
+    let unit_secs = match unit {
+        "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 7 * 86_400,
         _ => return Err(bad()),
     };
-    if unit.is_empty() {
-        return Err(bad());
-    }
     let d = Duration::from_secs(n.saturating_mul(unit_secs));
     if d.is_zero() || d > MAX_TIMEOUT {
         return Err(CommandError::usage(format!(
@@ -377,7 +463,19 @@ mod tests {
             Some(86_400)
         );
         assert_eq!(parse_timeout("2 weeks").unwrap_err().code, 2);
-        for bad in ["", "15", "m", "0s", "3 fortnights", "-1h", "8 days"] {
+        for bad in [
+            "",
+            "15",
+            "m",
+            "0s",
+            "3 fortnights",
+            "-1h",
+            "8 days",
+            "500ms",
+            "1sss",
+            "2 hourss",
+            "1  h",
+        ] {
             assert!(parse_timeout(bad).is_err(), "{bad:?} accepted");
         }
     }

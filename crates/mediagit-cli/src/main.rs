@@ -405,13 +405,17 @@ pub enum Command {
     /// file in $VISUAL or $EDITOR. Environment variables (MEDIAGIT_AUTHOR_NAME,
     /// MEDIAGIT_AUTHOR_EMAIL, MEDIAGIT_PAGER) win over both files.
     Config(config_cmd::ConfigArgs),
-    /// The passphrases of an encrypted repository: list, add, remove, passwd.
+    /// The passphrases of an encrypted repository: list, add, remove,
+    /// passwd; unlock and lock keep and forget its key for a while.
     ///
     /// Each passphrase has a key file in the store that wraps the
     /// repository's one master key; adding or removing one changes nothing
-    /// else. The repository is opened with MEDIAGIT_PASSPHRASE_FILE,
-    /// MEDIAGIT_PASSPHRASE or a prompt; a new passphrase comes from
-    /// --new-passphrase-file, MEDIAGIT_NEW_PASSPHRASE or a prompt (twice).
+    /// else. `key add|remove|passwd|unlock` open the repository with
+    /// MEDIAGIT_PASSPHRASE_FILE, MEDIAGIT_PASSPHRASE or a prompt (never with
+    /// a kept key); a new passphrase comes from --passphrase-file,
+    /// MEDIAGIT_NEW_PASSPHRASE or a prompt (twice). `key unlock` keeps the
+    /// key in $XDG_RUNTIME_DIR until its timeout, so other commands need no
+    /// passphrase; `key lock` forgets it.
     Key {
         #[command(subcommand)]
         action: KeyAction,

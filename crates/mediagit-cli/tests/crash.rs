@@ -588,3 +588,75 @@ fn the_add_journal_is_private_never_followed_and_kept_for_paths_not_added() {
     assert!(!journal.exists(), "a whole-tree add leaves no journal");
     check_resumed(&dir, &want, "after add PATH and commit -a");
 }
+
+/// Whether process `pid` is stopped (state `T` in /proc/PID/stat).
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+        .unwrap_or(false)
+}
+
+/// A directory of the working tree swapped for a symlink out of it after
+/// the walk saw a file in it, and before `add` opens the file (the add
+/// stopped there by a failpoint): the file outside is never read or
+/// staged; the add fails naming the file, and nothing is staged.
+#[test]
+fn a_directory_swapped_for_a_symlink_during_add_is_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wt = tmp.path().join("wt");
+    std::fs::create_dir_all(wt.join("sub")).unwrap();
+    std::fs::write(wt.join("sub/a.txt"), b"inside the tree").unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("a.txt"), b"SECRET from outside the tree").unwrap();
+    ok(&wt, &["init"]);
+    let child = Command::new(assert_cmd::cargo::cargo_bin("mediagit"))
+        .current_dir(&wt)
+        .env("MEDIAGIT_AUTHOR_NAME", "Crash Test")
+        .env("MEDIAGIT_AUTHOR_EMAIL", "crash@example.com")
+        .env("MEDIAGIT_FAILPOINTS", "ingest:open@1=stop")
+        .args(["add", "-A"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let t0 = std::time::Instant::now();
+    while !is_stopped(pid) {
+        assert!(t0.elapsed().as_secs() < 60, "add never reached ingest:open");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::rename(wt.join("sub"), tmp.path().join("sub.moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, wt.join("sub")).unwrap();
+    let cont = Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(cont.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("sub/a.txt") && err.contains("changed"),
+        "{err}"
+    );
+    assert_eq!(ok(&wt, &["ls-files"]), "", "something was staged");
+    // Nothing stored holds the outside file's bytes.
+    let mut stack = vec![wt.join(".mediagit")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let b = std::fs::read(&p).unwrap();
+                assert!(
+                    !b.windows(6).any(|w| w == b"SECRET"),
+                    "{} holds the outside file",
+                    p.display()
+                );
+            }
+        }
+    }
+}

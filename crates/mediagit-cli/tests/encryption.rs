@@ -701,7 +701,7 @@ fn key_unlock_keeps_the_key_for_a_while_and_key_lock_forgets_it() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("no longer opens") && err.contains("passphrase is needed"),
+        err.contains("does not open it") && err.contains("passphrase is needed"),
         "{err}"
     );
     assert!(!kept.exists());
@@ -759,7 +759,7 @@ fn key_unlock_keeps_the_key_for_a_while_and_key_lock_forgets_it() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = no_pass(&env, &["status"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no longer opens"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not open it"));
 
     // `key passwd` keeps a key kept from the key file it replaces.
     assert!(with_pass(&env, "second one", &["key", "unlock"])
@@ -776,4 +776,109 @@ fn key_unlock_keeps_the_key_for_a_while_and_key_lock_forgets_it() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = no_pass(&env, &["status"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn kept_keys_expire_for_every_store_and_lock_always_forgets() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::empty();
+    let store = encrypted_in_store(&env);
+    env.write("a.txt", b"one");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    let run = env.root().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let keys = run.join("mediagit/keys");
+
+    // An expired key of another store goes when this store's cache is read.
+    env.ok(&["key", "unlock"]);
+    let other = keys.join("0".repeat(64));
+    let mut b = std::fs::read(kept_file(&env)).unwrap();
+    b[9..17].copy_from_slice(&5u64.to_be_bytes());
+    std::fs::write(&other, &b).unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(no_pass(&env, &["status"]).status.success());
+    assert!(!other.exists(), "an expired key of another store was left");
+    // And so does one claiming to last longer than any unlock gives.
+    b[9..17].copy_from_slice(&u64::MAX.to_be_bytes());
+    std::fs::write(&other, &b).unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(no_pass(&env, &["status"]).status.success());
+    assert!(!other.exists());
+
+    // A FIFO in an entry's place does not make commands hang.
+    let kept = kept_file(&env);
+    std::fs::remove_file(&kept).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(&kept)
+        .status()
+        .unwrap()
+        .success());
+    let o = no_pass(&env, &["status"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_file(&kept).unwrap();
+
+    // key lock deletes even when the directory no longer passes the checks,
+    // and needs no store.
+    env.ok(&["key", "unlock"]);
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let out = env.ok(&["key", "lock"]);
+    assert!(out.contains("Forgot"), "{out}");
+    assert_eq!(std::fs::read_dir(&keys).unwrap().count(), 0);
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.ok(&["key", "unlock"]);
+    std::fs::create_dir(keys.join("0sub")).unwrap();
+    std::fs::write(keys.join("notes.txt"), b"mine").unwrap();
+    std::fs::rename(&store, env.root().join("store.away")).unwrap();
+    let o = no_pass(&env, &["key", "lock"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("key lock --all"));
+    let out = env.ok(&["key", "lock", "--all"]);
+    assert!(out.contains("Forgot 1 kept key"), "{out}");
+    assert!(keys.join("0sub").is_dir() && keys.join("notes.txt").is_file());
+    std::fs::rename(env.root().join("store.away"), &store).unwrap();
+
+    // A clone with a kept key that no longer opens the store (its key file
+    // removed by another client) forgets it and asks the passphrase.
+    let mut add = vec!["key", "add"];
+    add.extend(CHEAP);
+    let o = env
+        .cmd(&add)
+        .env("MEDIAGIT_NEW_PASSPHRASE", "second one")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(with_pass(&env, "second one", &["key", "unlock"])
+        .status
+        .success());
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["key", "list", "--json"])).unwrap();
+    let second = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(store.join("keys").join(&second)).unwrap();
+    let url = format!("file://{}", store.display());
+    let o = env
+        .cmd_in(env.root(), &["clone", &url, "again"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("does not open it"), "{err}");
+    assert_eq!(
+        std::fs::read(env.root().join("again/a.txt")).unwrap(),
+        b"one"
+    );
 }

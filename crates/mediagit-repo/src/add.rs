@@ -303,13 +303,7 @@ impl Repository {
                     _ => None,
                 };
                 let resume = journal.partial_file(&j.path, &j.stat);
-                let r = ing.ingest(
-                    &root.join(&j.path),
-                    Some(&j.path),
-                    prev.as_ref(),
-                    resume,
-                    progress,
-                );
+                let r = ing.ingest(&root, &j.path, prev.as_ref(), resume, progress);
                 if let Ok(i) = &r {
                     resumed_bytes.fetch_add(i.resumed_bytes, Ordering::Relaxed);
                 }

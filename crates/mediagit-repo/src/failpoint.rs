@@ -6,7 +6,9 @@
 //! `MEDIAGIT_FAILPOINTS` value to [`configure`]. A spec is a comma-separated
 //! list of `PREFIX@N`: the N-th time a failpoint whose name starts with
 //! PREFIX is hit, the process kills itself. `PREFIX@N=int` sends it SIGINT
-//! instead (a Ctrl-C at an exact point, for the interrupt tests). With no
+//! instead (a Ctrl-C at an exact point, for the interrupt tests), and
+//! `PREFIX@N=stop` SIGSTOP (the process waits there until a test has changed
+//! the working tree under it and sends SIGCONT: races made exact). With no
 //! spec, [`hit`] is one atomic load.
 //!
 //! Compiled in only with the `failpoints` cargo feature (the crash tests
@@ -40,6 +42,7 @@ pub fn configure(spec: &str) {
             let (prefix, at) = item.trim().split_once('@')?;
             let (at, signal) = match at.split_once('=') {
                 Some((at, "int")) => (at, libc::SIGINT),
+                Some((at, "stop")) => (at, libc::SIGSTOP),
                 Some(_) => return None,
                 None => (at, libc::SIGKILL),
             };
@@ -68,7 +71,8 @@ pub fn hit(name: &str) {
             // SAFETY: getpid and kill are async-signal-safe libc calls with
             // plain integer arguments; sending SIGKILL to ourselves ends the
             // process at once, which is exactly the crash being simulated
-            // (SIGINT runs the handler the CLI installed, as a Ctrl-C would).
+            // (SIGINT runs the handler the CLI installed, as a Ctrl-C would;
+            // SIGSTOP suspends the process until a SIGCONT).
             unsafe {
                 libc::kill(libc::getpid(), p.signal);
             }

@@ -687,7 +687,7 @@ impl Repository {
                         }
                         // Re-chunking the same content with the same
                         // parameters gives the same chunks and manifest.
-                        if let Ok(g) = ing.ingest_path(&root.join(&e.path), None, progress) {
+                        if let Ok(g) = ing.ingest_path(root, &e.path, None, progress) {
                             if g.content == e.content && g.manifest == e.manifest {
                                 healed.push(e.path.clone());
                             }

@@ -248,31 +248,56 @@ impl Ingester<'_> {
         }
     }
 
-    /// Stores one file (or symlink) found at `abs`.
+    /// Stores one file (or symlink) found at `rel` in the working tree
+    /// `root`, without journaling it.
     pub fn ingest_path(
         &self,
-        abs: &Path,
+        root: &Path,
+        rel: &str,
         prev: Option<&Previous<'_>>,
         progress: &dyn Progress,
     ) -> Result<Ingested> {
-        self.ingest(abs, None, prev, None, progress)
+        self.ingest_at(root, rel, false, prev, None, progress)
     }
 
-    /// Stores the file at repository path `rel` (at `abs`), journaling it
-    /// (when the run has a journal) and continuing from `resume`, the
-    /// leading chunks an interrupted add stored, when they still hold.
+    /// Stores the file at repository path `rel` in the working tree
+    /// `root`, journaling it (when the run has a journal) and continuing
+    /// from `resume`, the leading chunks an interrupted add stored, when
+    /// they still hold.
     pub fn ingest(
         &self,
-        abs: &Path,
-        rel: Option<&str>,
+        root: &Path,
+        rel: &str,
+        prev: Option<&Previous<'_>>,
+        resume: Option<&PartialFile>,
+        progress: &dyn Progress,
+    ) -> Result<Ingested> {
+        self.ingest_at(root, rel, true, prev, resume, progress)
+    }
+
+    fn ingest_at(
+        &self,
+        root: &Path,
+        rel: &str,
+        journaled: bool,
         prev: Option<&Previous<'_>>,
         resume: Option<&PartialFile>,
         progress: &dyn Progress,
     ) -> Result<Ingested> {
         self.check_cancel()?;
-        let journal = self.journal.zip(rel);
+        let journal = self.journal.filter(|_| journaled).map(|j| (j, rel));
+        let abs = &root.join(rel);
         let mut tracked = false;
-        let r = self.ingest_inner(abs, journal, prev, resume, &mut tracked, progress);
+        let r = self.ingest_inner(
+            root,
+            rel,
+            abs,
+            journal,
+            prev,
+            resume,
+            &mut tracked,
+            progress,
+        );
         if let Some((j, rel)) = journal {
             match &r {
                 Ok(i) if i.kind != IndexKind::Symlink => j.finished(
@@ -293,8 +318,11 @@ impl Ingester<'_> {
         r
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ingest_inner(
         &self,
+        root: &Path,
+        rel: &str,
         abs: &Path,
         journal: Option<(&AddJournal, &str)>,
         prev: Option<&Previous<'_>>,
@@ -322,8 +350,23 @@ impl Ingester<'_> {
                 resumed_bytes: 0,
             });
         }
-        let mut file = File::open(abs).map_err(|e| RepoError::io("open", abs, e))?;
+        crate::failpoint::hit("ingest:open");
+        // Opened without following a symlink anywhere under the root: what
+        // is read is the file the walk and the lstat above saw, or the add
+        // fails (a swap is a change while adding).
+        let mut file = crate::worktree::open_beneath(root, rel).map_err(|e| {
+            let swapped = [rustix::io::Errno::LOOP, rustix::io::Errno::XDEV]
+                .iter()
+                .any(|x| e.raw_os_error() == Some(x.raw_os_error()));
+            match swapped {
+                true => RepoError::FileChanged { path: abs.into() },
+                false => RepoError::io("open", abs, e),
+            }
+        })?;
         let before = file.metadata().map_err(|e| RepoError::io("stat", abs, e))?;
+        if before.ino() != meta.ino() || before.dev() != meta.dev() || !before.is_file() {
+            return Err(RepoError::FileChanged { path: abs.into() });
+        }
         // A second descriptor for positioned reads (the resumed hash's gap).
         let pread = file
             .try_clone()

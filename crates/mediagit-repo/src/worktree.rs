@@ -461,6 +461,64 @@ pub struct WalkProblem {
     pub message: String,
 }
 
+thread_local! {
+    /// The working tree root [`open_beneath`] last opened, and its
+    /// descriptor (one open per worker thread, not one per file).
+    static ROOT_DIR: std::cell::RefCell<Option<(PathBuf, Arc<rustix::fd::OwnedFd>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Opens the regular file at `rel` in the working tree `root` for reading,
+/// following no symlink on the way, at any level, and never leaving `root`
+/// (`openat2` with `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH`): a file or a
+/// directory above it swapped for a symlink after the walk saw it is an
+/// error (`ELOOP`/`EXDEV`), never a way to read something outside the tree.
+/// Kernels before 5.6 lack openat2: then the last component at least is not
+/// followed (`O_NOFOLLOW`).
+pub fn open_beneath(root: &Path, rel: &str) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY;
+    let fallback = || -> std::io::Result<std::fs::File> {
+        let fd = rustix::fs::openat(rustix::fs::CWD, root.join(rel), flags, Mode::empty())?;
+        Ok(std::fs::File::from(fd))
+    };
+    let dir = ROOT_DIR.with(|d| {
+        let mut d = d.borrow_mut();
+        if let Some((p, fd)) = d.as_ref() {
+            if p == root {
+                return Ok(fd.clone());
+            }
+        }
+        let fd = Arc::new(rustix::fs::openat(
+            rustix::fs::CWD,
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?);
+        *d = Some((root.to_path_buf(), fd.clone()));
+        Ok::<_, rustix::io::Errno>(fd)
+    })?;
+    let mut r = Err(rustix::io::Errno::AGAIN);
+    // EAGAIN: a rename raced the resolution; try again.
+    for _ in 0..8 {
+        r = rustix::fs::openat2(
+            &*dir,
+            rel,
+            flags,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+        );
+        if !matches!(r, Err(rustix::io::Errno::AGAIN)) {
+            break;
+        }
+    }
+    match r {
+        Ok(fd) => Ok(std::fs::File::from(fd)),
+        Err(rustix::io::Errno::NOSYS) => fallback(),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Walks the working tree below `under` (a repository path), honouring
 /// `.mediagitignore` files (gitignore syntax) and nothing else. Never follows
 /// symlinks; skips every `.mediagit` directory. Files are `lstat`ed relative
