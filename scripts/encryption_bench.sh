@@ -26,11 +26,12 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   mkdir -p "$XDG_RUNTIME_DIR"
   chmod 700 "$XDG_RUNTIME_DIR"
 fi
-timed() { # timed LABEL CMD...: prints "LABEL seconds maxrss_kib"
+timed() { # timed LABEL CMD...: prints "LABEL seconds maxrss_kib user_s system_s"
   local label=$1
   shift
   sync
-  /usr/bin/time -f "%e %M" -o "$W/time.txt" "$@" >/dev/null 2>"$W/err.txt" || {
+  sleep 1
+  /usr/bin/time -f "%e %M %U %S" -o "$W/time.txt" "$@" >/dev/null 2>"$W/err.txt" || {
     cat "$W/err.txt" >&2
     exit 1
   }

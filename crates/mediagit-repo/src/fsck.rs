@@ -783,7 +783,7 @@ impl Repository {
                         mediagit_storage::CasOutcome::Conflict { .. } => continue,
                     }
                     done.push(format!(
-                        "restored {name} to {} from its reflog",
+                        "restored {name} to {} from this working tree's reflog (if another working tree moved {name} on since, its newer commits are unreachable now: `mediagit fsck --dangling` lists them, and `mediagit branch create NAME ID` keeps one)",
                         last.new.short(12)
                     ));
                 }
@@ -810,7 +810,7 @@ impl Repository {
                 write_atomic(&file, &bytes)?;
                 storage.delete(&key)?;
                 done.push(format!(
-                    "moved the ref value {key}, which does not open (damaged, or not this repository's), to {}; a branch another working tree knows comes back there with `mediagit branch create NAME ID` from its reflog",
+                    "moved the ref value {key}, which does not open (damaged, or not this repository's), to {}; a branch another working tree knows comes back there with `mediagit branch create NAME ID` from its reflog, and a tag (tags have no reflog) with `mediagit tag NAME ID`, ID from `mediagit fsck --dangling`",
                     file.display()
                 ));
             }
