@@ -882,3 +882,52 @@ fn kept_keys_expire_for_every_store_and_lock_always_forgets() {
         b"one"
     );
 }
+
+/// The same in a local repository (whose HEAD is plain): a key file of
+/// another repository with the same passphrase, planted before the first
+/// commit and tried first, is passed over (the sealed `check` does not open
+/// with it), so commits are sealed with this repository's key.
+#[test]
+fn a_foreign_key_file_does_not_take_over_an_empty_local_repository() {
+    let env = Env::empty();
+    let mut init = vec!["init", "repo", "--encrypt"];
+    init.extend(CHEAP);
+    env.ok_in(env.root(), &init);
+    let keys = env.repo().join(".mediagit/keys");
+    let ours = all_files(&keys).pop().unwrap();
+    let ours = ours.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(env.repo().join(".mediagit/check").is_file());
+    let (theirs, name) = (0..40)
+        .find_map(|i| {
+            let dir = format!("other{i}");
+            let mut other = vec!["init", dir.as_str(), "--encrypt"];
+            other.extend(CHEAP);
+            env.ok_in(env.root(), &other);
+            let f = all_files(&env.root().join(&dir).join(".mediagit/keys"))
+                .pop()
+                .unwrap();
+            let n = f.file_name().unwrap().to_string_lossy().into_owned();
+            (n < ours).then_some((f, n))
+        })
+        .expect("a key id below ours");
+    std::fs::copy(&theirs, keys.join(&name)).unwrap();
+    std::fs::remove_file(env.repo().join(".mediagit/last-key")).unwrap();
+    env.write("a.txt", b"one");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["key", "list", "--json"])).unwrap();
+    let current = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .expect("a current key")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(current, ours, "the foreign key was taken");
+    // Without the foreign key file, this repository still opens.
+    std::fs::remove_file(keys.join(&name)).unwrap();
+    assert!(env.ok(&["log", "--oneline"]).contains(" one"));
+    env.ok(&["fsck"]);
+}

@@ -293,18 +293,21 @@ impl Store {
                 return Ok(true);
             }
         }
-        // A sealed store HEAD (written by init): what a store without refs
-        // or packs yet can check a key against.
-        match storage.get("HEAD") {
-            Ok(b) if crate::store::is_sealed_head(&b) => {
-                tried = true;
-                if crate::store::open_store_head(keys, &b).is_ok() {
-                    return Ok(true);
+        // A sealed store HEAD (written by init), or in a local repository
+        // its sealed copy `check`: what a store without refs or packs yet
+        // can check a key against.
+        for key in ["HEAD", crate::store::KEY_CHECK] {
+            match storage.get(key) {
+                Ok(b) if crate::store::is_sealed_head(&b) => {
+                    tried = true;
+                    if crate::store::open_store_head(keys, &b).is_ok() {
+                        return Ok(true);
+                    }
                 }
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
             }
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
         }
         if let Some(pack) = crate::odb::indexed_packs(storage.as_ref())?
             .into_iter()

@@ -441,6 +441,12 @@ impl Repository {
             for (id, bytes) in key_files {
                 write_atomic(&kdir.join(id), bytes)?;
             }
+            // A local store's HEAD stays plain, so the sealed one goes to
+            // `check`: what a key is checked against before the first
+            // commit (a key file of another repository must not fit).
+            if let Some(sealed) = &sealed_head {
+                write_atomic(&dir.join(crate::store::KEY_CHECK), sealed)?;
+            }
         }
         // The config is written last: its presence is what makes a repository.
         write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;

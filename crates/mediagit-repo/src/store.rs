@@ -43,6 +43,11 @@ pub(crate) fn check_not_downgraded(storage: &dyn Storage, config: &RepoConfig) -
 /// What a sealed store `HEAD` starts with (FORMAT.md §13.6).
 pub const SEALED_HEAD_MAGIC: &[u8; 8] = b"MGHEAD\0\x01";
 
+/// Where an encrypted local repository keeps a sealed copy of its first
+/// HEAD, for checking keys against (FORMAT.md §13.6): its own HEAD stays
+/// plain.
+pub const KEY_CHECK: &str = "check";
+
 /// Whether a store `HEAD` is sealed (FORMAT.md §13.6).
 pub(crate) fn is_sealed_head(b: &[u8]) -> bool {
     b.starts_with(SEALED_HEAD_MAGIC)
