@@ -97,6 +97,10 @@ fn cache_dir(create: bool) -> Result<Option<PathBuf>, CommandError> {
             false => Ok(None),
         };
     };
+    // No runtime directory, or none of ours in it: nothing kept, quietly.
+    if !create && std::fs::symlink_metadata(runtime.join("mediagit")).is_err() {
+        return Ok(None);
+    }
     let mut dir = runtime.clone();
     for (i, part) in ["mediagit", "keys"].iter().enumerate() {
         let parent = dir.clone();
@@ -346,11 +350,49 @@ pub fn rename_kept(store: &str, old: &str, new: &str) {
     }
 }
 
-/// The cache directory's path, whatever its state: forgetting must work
-/// even where keeping or reading would be refused (a directory whose mode
-/// was changed since), and never says nothing is kept while a file is.
-fn keys_path() -> Option<PathBuf> {
-    runtime_dir().map(|r| r.join("mediagit").join("keys"))
+/// The cache directory to forget keys in: the same checks as for keeping
+/// them, except the mode (forgetting must work where keeping or reading
+/// would be refused, e.g. a directory whose mode was changed since), but
+/// never through a symlink or a directory of another user: deleting there
+/// could delete someone's files (a symlinked `keys/` pointing at a
+/// repository's key files). `None` when there is no directory.
+fn forget_dir() -> Result<Option<PathBuf>, CommandError> {
+    let refuse =
+        |why: String| CommandError::user("no-key-cache", format!("cannot forget kept keys: {why}"));
+    let Some(runtime) = runtime_dir() else {
+        return Err(refuse(
+            "XDG_RUNTIME_DIR is not set (or is not an absolute path), so kept keys cannot be looked for".into(),
+        ));
+    };
+    let euid = rustix::process::geteuid().as_raw();
+    let mut dir = runtime;
+    for part in ["mediagit", "keys"] {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_dir() && m.uid() == euid => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(refuse(format!("{} is a symlink", dir.display())))
+            }
+            Ok(_) => {
+                return Err(refuse(format!(
+                    "{} is not a directory of this user",
+                    dir.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(refuse(format!("{}: {e}", dir.display()))),
+        }
+    }
+    Ok(Some(dir))
+}
+
+/// Whether `path` is a kept key (a regular file of this user, 113 bytes,
+/// starting with the magic; never followed if a symlink): only those are
+/// deleted or counted.
+fn is_kept_key(path: &Path) -> bool {
+    read_expiry(path).is_some()
+        && std::fs::symlink_metadata(path)
+            .is_ok_and(|m| m.uid() == rustix::process::geteuid().as_raw())
 }
 
 /// Forgets the key kept for `store`, which no longer opens it, and says so.
@@ -363,18 +405,24 @@ pub fn forget_stale(store: &str) {
 
 /// Forgets the key kept for `store`; whether one was kept.
 pub fn forget(store: &str) -> Result<bool, CommandError> {
-    let Some(dir) = keys_path() else {
+    let Some(dir) = forget_dir()? else {
         return Ok(false);
     };
     sweep(&dir);
-    // remove_file does not follow a symlink in the entry's place.
-    remove(&dir.join(entry_name(store)))
+    let path = dir.join(entry_name(store));
+    if !is_kept_key(&path) {
+        if std::fs::symlink_metadata(&path).is_ok() {
+            warn(&format!("{} is not a kept key; left alone", path.display()));
+        }
+        return Ok(false);
+    }
+    remove(&path)
 }
 
-/// Forgets every kept key (and temporary files a crash left); how many
-/// keys were kept. Other files in the directory are left alone.
+/// Forgets every kept key; how many were kept. Temporary files a crash
+/// left are removed too; anything else in the directory is left alone.
 pub fn forget_all() -> Result<usize, CommandError> {
-    let Some(dir) = keys_path() else {
+    let Some(dir) = forget_dir()? else {
         return Ok(0);
     };
     sweep(&dir);
@@ -393,10 +441,12 @@ pub fn forget_all() -> Result<usize, CommandError> {
         let Some(name) = name.to_str().filter(|n| is_entry_name(n)) else {
             continue;
         };
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        if remove(&e.path())? && !name.starts_with('.') {
+        let path = e.path();
+        if name.starts_with(".tmp-") {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                remove(&path)?;
+            }
+        } else if is_kept_key(&path) && remove(&path)? {
             n += 1;
         }
     }

@@ -660,3 +660,58 @@ fn a_directory_swapped_for_a_symlink_during_add_is_never_followed() {
         }
     }
 }
+
+/// A file swapped for a FIFO between the walk and add's open: the add
+/// neither hangs on it nor stages anything, and names the file.
+#[test]
+fn a_file_swapped_for_a_fifo_during_add_does_not_hang_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wt = tmp.path().join("wt");
+    std::fs::create_dir_all(wt.join("d")).unwrap();
+    std::fs::write(wt.join("d/f"), b"a file").unwrap();
+    ok(&wt, &["init"]);
+    let child = Command::new(assert_cmd::cargo::cargo_bin("mediagit"))
+        .current_dir(&wt)
+        .env("MEDIAGIT_AUTHOR_NAME", "Crash Test")
+        .env("MEDIAGIT_AUTHOR_EMAIL", "crash@example.com")
+        .env("MEDIAGIT_FAILPOINTS", "ingest:open@1=stop")
+        .args(["add", "-A"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let t0 = std::time::Instant::now();
+    while !is_stopped(pid) {
+        assert!(t0.elapsed().as_secs() < 60, "add never reached ingest:open");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::remove_file(wt.join("d/f")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(wt.join("d/f"))
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    // It must end by itself: wait up to 60 s, then fail (and free it).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(o) => o.unwrap(),
+        Err(_) => {
+            let _ = std::fs::write(wt.join("d/f"), b"x");
+            panic!("add hung on the FIFO");
+        }
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("d/f") && err.contains("changed"), "{err}");
+    std::fs::remove_file(wt.join("d/f")).unwrap();
+    assert_eq!(ok(&wt, &["ls-files"]), "", "something was staged");
+}

@@ -625,6 +625,10 @@ fn key_unlock_keeps_the_key_for_a_while_and_key_lock_forgets_it() {
     let o = no_pass(&env, &["status"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("key unlock"));
+    // No runtime directory at all: nothing kept, and nothing said about it.
+    let o = env.cmd(&["status"]).output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
 
     // Only into a private directory of this user: a runtime directory open
     // to others is refused, and nothing is kept.
@@ -930,4 +934,51 @@ fn a_foreign_key_file_does_not_take_over_an_empty_local_repository() {
     std::fs::remove_file(keys.join(&name)).unwrap();
     assert!(env.ok(&["log", "--oneline"]).contains(" one"));
     env.ok(&["fsck"]);
+}
+
+/// `key lock --all` deletes kept keys only: never through a symlinked
+/// cache directory (here pointing at a repository's key files), never a
+/// file that is not a kept key.
+#[test]
+fn key_lock_never_deletes_what_is_not_a_kept_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::empty();
+    let mut init = vec!["init", "repo", "--encrypt"];
+    init.extend(CHEAP);
+    env.ok_in(env.root(), &init);
+    let repo_keys = env.repo().join(".mediagit/keys");
+    let before = all_files(&repo_keys);
+    assert_eq!(before.len(), 1);
+    let run = env.root().join("run");
+    std::fs::create_dir_all(run.join("mediagit")).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(run.join("mediagit"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&repo_keys, run.join("mediagit/keys")).unwrap();
+    for args in [&["key", "lock", "--all"][..], &["key", "lock"]] {
+        let o = env.cmd(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("is a symlink"));
+        assert_eq!(all_files(&repo_keys), before, "{args:?} deleted key files");
+    }
+    // A real cache directory: a 64-hex-named file that is not a kept key,
+    // and a symlink with such a name, stay.
+    std::fs::remove_file(run.join("mediagit/keys")).unwrap();
+    env.ok(&["key", "unlock"]);
+    let keys = run.join("mediagit/keys");
+    let stranger = keys.join("f".repeat(64));
+    std::fs::write(&stranger, b"not a key").unwrap();
+    std::os::unix::fs::symlink(&before[0], keys.join("e".repeat(64))).unwrap();
+    let out = env.ok(&["key", "lock", "--all"]);
+    assert!(out.contains("Forgot 1 kept key"), "{out}");
+    assert!(stranger.is_file());
+    assert!(keys.join("e".repeat(64)).symlink_metadata().is_ok());
+    assert_eq!(all_files(&repo_keys), before);
+    // Without XDG_RUNTIME_DIR, lock says it cannot look.
+    let o = env
+        .cmd(&["key", "lock", "--all"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("XDG_RUNTIME_DIR is not set"));
 }

@@ -36,7 +36,7 @@ pub enum RepoError {
     PathNotInRevision { path: String, rev: String },
     #[error("{path:?} is a directory, not a file, in {rev}")]
     NotAFile { path: String, rev: String },
-    #[error("{} changed while it was being read (size or modification time moved); nothing was staged, try again", path.display())]
+    #[error("{} changed while it was being read (its size or modification time moved, or it was replaced: by another file, a symlink, a directory or a special file); nothing was staged, try again", path.display())]
     FileChanged { path: PathBuf },
     #[error("cannot {op} {}: {source}", path.display())]
     Io {

@@ -68,13 +68,18 @@ pub fn hit(name: &str) {
     let Some(points) = POINTS.get() else { return };
     for p in points {
         if name.starts_with(&p.prefix) && p.count.fetch_add(1, Ordering::SeqCst) + 1 == p.at {
-            // SAFETY: getpid and kill are async-signal-safe libc calls with
-            // plain integer arguments; sending SIGKILL to ourselves ends the
+            // SAFETY: raise is an async-signal-safe libc call with a plain
+            // integer argument; sending SIGKILL to ourselves ends the
             // process at once, which is exactly the crash being simulated
             // (SIGINT runs the handler the CLI installed, as a Ctrl-C would;
             // SIGSTOP suspends the process until a SIGCONT).
+            //
+            // raise() signals this thread (tgkill): it takes the signal
+            // before it returns, so a SIGSTOP stops it here, not some
+            // instructions later (kill(getpid()) may be taken by another
+            // thread while this one runs on).
             unsafe {
-                libc::kill(libc::getpid(), p.signal);
+                libc::raise(p.signal);
             }
         }
     }

@@ -810,7 +810,7 @@ impl Repository {
                 write_atomic(&file, &bytes)?;
                 storage.delete(&key)?;
                 done.push(format!(
-                    "moved the ref value {key}, which does not open (damaged, or not this repository's), to {}; a branch another working tree knows comes back there with `mediagit branch create NAME ID` from its reflog, and a tag (tags have no reflog) with `mediagit tag NAME ID`, ID from `mediagit fsck --dangling`",
+                    "moved the ref value {key}, which does not open (damaged, or not this repository's), to {}; a branch another working tree knows comes back there with `mediagit branch create NAME ID` from its reflog; a tag has no reflog: make it again with `mediagit tag NAME COMMIT` (an annotated tag's message went with its value)",
                     file.display()
                 ));
             }

@@ -355,9 +355,13 @@ impl Ingester<'_> {
         // is read is the file the walk and the lstat above saw, or the add
         // fails (a swap is a change while adding).
         let mut file = crate::worktree::open_beneath(root, rel).map_err(|e| {
-            let swapped = [rustix::io::Errno::LOOP, rustix::io::Errno::XDEV]
-                .iter()
-                .any(|x| e.raw_os_error() == Some(x.raw_os_error()));
+            let swapped = [
+                rustix::io::Errno::LOOP,
+                rustix::io::Errno::XDEV,
+                rustix::io::Errno::NOTDIR,
+            ]
+            .iter()
+            .any(|x| e.raw_os_error() == Some(x.raw_os_error()));
             match swapped {
                 true => RepoError::FileChanged { path: abs.into() },
                 false => RepoError::io("open", abs, e),
@@ -910,7 +914,17 @@ pub fn hash_path(abs: &Path, kind: IndexKind) -> Result<ObjectId> {
         let t = std::fs::read_link(abs).map_err(|e| RepoError::io("read link", abs, e))?;
         return Ok(content_id(t.as_os_str().as_encoded_bytes()));
     }
-    let mut f = File::open(abs).map_err(|e| RepoError::io("open", abs, e))?;
+    // Not through a symlink, and never blocking on a FIFO put in the
+    // file's place: only a regular file is read.
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(abs)
+        .map_err(|e| RepoError::io("open", abs, e))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(RepoError::FileChanged { path: abs.into() });
+    }
     let mut h = Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

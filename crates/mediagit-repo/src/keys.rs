@@ -230,10 +230,10 @@ impl Store {
         }
         let mut files = self.key_files()?;
         // The key file this working tree opened last first, then the
-        // cheapest: a key file planted with the largest Argon2 cost is
-        // tried only after the real ones that cost less (so a hostile store
-        // can make an unlock cost at most about one real unlock per key
-        // file it plants, not the largest cost allowed).
+        // cheapest: with the right passphrase, a key file planted with the
+        // largest Argon2 cost is tried only after the real ones that cost
+        // less. (A wrong passphrase tries every key file, planted ones at
+        // their full cost: at most 64 × 1 GiB × 16 passes.)
         unlock_order(&mut files, first);
         if files.is_empty() {
             return Err(RepoError::Invalid(format!(
@@ -319,7 +319,9 @@ impl Store {
             let bound = crate::odb::index_bound(storage.as_ref(), &pack)?;
             let too_big = |n: u64| RepoError::Invalid(format!("{key}: {n} bytes"));
             match crate::odb::get_bounded(storage.as_ref(), &key, bound, None, &too_big) {
-                Err(RepoError::Invalid(_)) => {}
+                // An index larger than its pack can need is no sign of a
+                // good key: tried, and not opened.
+                Err(RepoError::Invalid(_)) => tried = true,
                 Ok(bytes) => {
                     tried = true;
                     if crate::odb::decode_pack_index(&probe.codec(), &bytes, &key, pack).is_ok() {

@@ -301,14 +301,10 @@ pub fn pack_lists(
     id: &ObjectId,
     kind: ObjectKind,
 ) -> bool {
-    let Ok((idx, _)) = read_pack_index(
-        storage,
-        codec,
-        &idx_key(pack),
-        *pack,
-        UNSIZED_INDEX_MAX,
-        None,
-    ) else {
+    let Ok(max) = index_bound(storage, pack) else {
+        return false;
+    };
+    let Ok((idx, _)) = read_pack_index(storage, codec, &idx_key(pack), *pack, max, None) else {
         return false;
     };
     idx.entries
@@ -329,12 +325,20 @@ fn read_failure(e: &mediagit_storage::StorageError) -> String {
 /// The largest index a pack of `pack_size` bytes can need: one 52-byte
 /// index entry per entry of at least 44 bytes, the header, and the sealing
 /// of an encrypted index (prefix, salt, nonce and tag), with room to spare.
+/// Never more than [`MAX_INDEX_LEN`], whatever size the store claims for
+/// the pack (it may be hostile too).
 pub(crate) fn max_index_len(pack_size: u64) -> u64 {
     let entries = pack_size / EntryHeader::LEN as u64;
     (pack::IDX_HEADER_LEN as u64)
         .saturating_add(entries.saturating_mul(pack::IDX_ENTRY_LEN as u64))
         .saturating_add(4096)
+        .min(MAX_INDEX_LEN)
 }
+
+/// The largest pack index read at all: 512 MiB, ten million objects in
+/// one pack (a million-file repository's merged metadata pack holds about
+/// two million).
+pub(crate) const MAX_INDEX_LEN: u64 = 512 << 20;
 
 /// What an index is allowed when its pack's size is not known (a pack
 /// file gone, or a probe that reads one index only): 64 MiB, the index of
@@ -1731,6 +1735,14 @@ pub fn read_stored(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn index_bounds_are_capped_whatever_the_pack_claims() {
+        assert_eq!(max_index_len(0), 48 + 4096);
+        assert_eq!(max_index_len(44 * 10), 48 + 10 * 52 + 4096);
+        assert_eq!(max_index_len(u64::MAX), MAX_INDEX_LEN);
+        assert_eq!(max_index_len(1 << 40), MAX_INDEX_LEN);
+    }
 
     /// The table as a stable sort of everything registered so far would
     /// make it (what `State::add` did before it merged in place).

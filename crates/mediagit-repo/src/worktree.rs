@@ -461,6 +461,75 @@ pub struct WalkProblem {
     pub message: String,
 }
 
+/// Opens `rel` (a repository path: plain names, no `..`) below the
+/// directory `dir` with `flags`, following no symlink at any level and
+/// never leaving `dir`: `openat2` with `RESOLVE_NO_SYMLINKS |
+/// RESOLVE_BENEATH`. Where the kernel lacks it (before 5.6: `ENOSYS`) or a
+/// sandbox forbids it (seccomp: `EPERM`), the same by hand: each directory
+/// opened from the one before with `O_NOFOLLOW | O_DIRECTORY`, the last
+/// name with `O_NOFOLLOW`. A symlink met on the way is `ELOOP`.
+pub(crate) fn openat_beneath(
+    dir: &rustix::fd::OwnedFd,
+    rel: &str,
+    flags: rustix::fs::OFlags,
+) -> Result<rustix::fd::OwnedFd, rustix::io::Errno> {
+    use rustix::fs::{Mode, ResolveFlags};
+    let rel = if rel.is_empty() { "." } else { rel };
+    let mut r = Err(rustix::io::Errno::AGAIN);
+    // EAGAIN: a rename raced the resolution; try again.
+    for _ in 0..8 {
+        r = rustix::fs::openat2(
+            dir,
+            rel,
+            flags,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+        );
+        if !matches!(r, Err(rustix::io::Errno::AGAIN)) {
+            break;
+        }
+    }
+    match r {
+        Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
+            open_by_steps(dir, rel, flags)
+        }
+        r => r,
+    }
+}
+
+/// [`openat_beneath`] without openat2: one directory at a time.
+fn open_by_steps(
+    dir: &rustix::fd::OwnedFd,
+    rel: &str,
+    flags: rustix::fs::OFlags,
+) -> Result<rustix::fd::OwnedFd, rustix::io::Errno> {
+    use rustix::fs::{Mode, OFlags};
+    let mut parts = rel.split('/').filter(|p| !p.is_empty() && *p != ".");
+    let Some(mut name) = parts.next() else {
+        return rustix::fs::openat(dir, ".", flags, Mode::empty());
+    };
+    let step = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut here: Option<rustix::fd::OwnedFd> = None;
+    for next in parts {
+        if name == ".." {
+            return Err(rustix::io::Errno::XDEV);
+        }
+        let d = match &here {
+            Some(h) => rustix::fs::openat(h, name, step, Mode::empty())?,
+            None => rustix::fs::openat(dir, name, step, Mode::empty())?,
+        };
+        here = Some(d);
+        name = next;
+    }
+    if name == ".." {
+        return Err(rustix::io::Errno::XDEV);
+    }
+    match &here {
+        Some(h) => rustix::fs::openat(h, name, flags | OFlags::NOFOLLOW, Mode::empty()),
+        None => rustix::fs::openat(dir, name, flags | OFlags::NOFOLLOW, Mode::empty()),
+    }
+}
+
 thread_local! {
     /// The working tree root [`open_beneath`] last opened, and its
     /// descriptor (one open per worker thread, not one per file).
@@ -468,20 +537,17 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Opens the regular file at `rel` in the working tree `root` for reading,
+/// Opens the file at `rel` in the working tree `root` for reading,
 /// following no symlink on the way, at any level, and never leaving `root`
-/// (`openat2` with `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH`): a file or a
-/// directory above it swapped for a symlink after the walk saw it is an
-/// error (`ELOOP`/`EXDEV`), never a way to read something outside the tree.
-/// Kernels before 5.6 lack openat2: then the last component at least is not
-/// followed (`O_NOFOLLOW`).
+/// ([`openat_beneath`]): a file or a directory above it swapped for a
+/// symlink after the walk saw it is an error (`ELOOP`), never a way to
+/// read something outside the tree. Opened non-blocking, so a FIFO put in a
+/// file's place cannot hang the caller (which then sees it is no regular
+/// file).
 pub fn open_beneath(root: &Path, rel: &str) -> std::io::Result<std::fs::File> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY;
-    let fallback = || -> std::io::Result<std::fs::File> {
-        let fd = rustix::fs::openat(rustix::fs::CWD, root.join(rel), flags, Mode::empty())?;
-        Ok(std::fs::File::from(fd))
-    };
+    use rustix::fs::{Mode, OFlags};
+    let flags =
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK;
     let dir = ROOT_DIR.with(|d| {
         let mut d = d.borrow_mut();
         if let Some((p, fd)) = d.as_ref() {
@@ -498,25 +564,7 @@ pub fn open_beneath(root: &Path, rel: &str) -> std::io::Result<std::fs::File> {
         *d = Some((root.to_path_buf(), fd.clone()));
         Ok::<_, rustix::io::Errno>(fd)
     })?;
-    let mut r = Err(rustix::io::Errno::AGAIN);
-    // EAGAIN: a rename raced the resolution; try again.
-    for _ in 0..8 {
-        r = rustix::fs::openat2(
-            &*dir,
-            rel,
-            flags,
-            Mode::empty(),
-            ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
-        );
-        if !matches!(r, Err(rustix::io::Errno::AGAIN)) {
-            break;
-        }
-    }
-    match r {
-        Ok(fd) => Ok(std::fs::File::from(fd)),
-        Err(rustix::io::Errno::NOSYS) => fallback(),
-        Err(e) => Err(e.into()),
-    }
+    Ok(std::fs::File::from(openat_beneath(&dir, rel, flags)?))
 }
 
 /// Walks the working tree below `under` (a repository path), honouring
@@ -793,36 +841,14 @@ impl Walker {
     /// a symlink between the parent's listing and this open is reported,
     /// never followed out of the working tree.
     fn walk_one(&mut self, abs: &Path, rel: &str) -> Vec<Item> {
-        use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+        use rustix::fs::{FileType, Mode, OFlags};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
         // Relative to the working tree's root, and no symlink anywhere on
-        // the way (`RESOLVE_NO_SYMLINKS`): a directory swapped for a symlink
+        // the way ([`openat_beneath`]): a directory swapped for a symlink
         // at any level while the walk runs is an error here, never a way
-        // out of the tree. Kernels before 5.6 lack openat2: then the last
-        // component at least is not followed.
+        // out of the tree, also where openat2 is missing or forbidden.
         let opened = match &self.root_fd {
-            Some(root) => {
-                let mut r = Err(rustix::io::Errno::AGAIN);
-                // EAGAIN: a rename raced the resolution; try again.
-                for _ in 0..8 {
-                    r = rustix::fs::openat2(
-                        root,
-                        if rel.is_empty() { "." } else { rel },
-                        flags,
-                        Mode::empty(),
-                        ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
-                    );
-                    if !matches!(r, Err(rustix::io::Errno::AGAIN)) {
-                        break;
-                    }
-                }
-                match r {
-                    Err(rustix::io::Errno::NOSYS) => {
-                        rustix::fs::openat(rustix::fs::CWD, abs, flags, Mode::empty())
-                    }
-                    r => r,
-                }
-            }
+            Some(root) => openat_beneath(root, rel, flags),
             None => rustix::fs::openat(rustix::fs::CWD, abs, flags, Mode::empty()),
         };
         let fd = match opened {
@@ -1032,6 +1058,50 @@ mod insert_many_tests {
                 idx.0.iter().map(|e| (e.path.clone(), e.content.0[0])).collect();
             let want: Vec<(String, u8)> = model.into_iter().collect();
             prop_assert_eq!(got, want);
+        }
+    }
+}
+
+#[cfg(test)]
+mod beneath_tests {
+    use super::*;
+    use rustix::fs::{Mode, OFlags};
+
+    #[test]
+    fn opening_beneath_by_steps_follows_no_symlink_at_any_level() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/f"), b"inside").unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("f"), b"outside").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a/link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("f"), root.join("a/flink")).unwrap();
+        let dir = rustix::fs::openat(
+            rustix::fs::CWD,
+            &root,
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+        for open in [open_by_steps, openat_beneath] {
+            let fd = open(&dir, "a/b/f", flags).unwrap();
+            let mut s = String::new();
+            use std::io::Read;
+            std::fs::File::from(fd).read_to_string(&mut s).unwrap();
+            assert_eq!(s, "inside");
+            // ELOOP from openat2, ENOTDIR from O_DIRECTORY|O_NOFOLLOW.
+            assert!(matches!(
+                open(&dir, "a/link/f", flags),
+                Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::NOTDIR)
+            ));
+            assert_eq!(
+                open(&dir, "a/flink", flags).unwrap_err(),
+                rustix::io::Errno::LOOP
+            );
+            assert!(open(&dir, "../outside/f", flags).is_err());
         }
     }
 }
