@@ -715,3 +715,75 @@ fn a_file_swapped_for_a_fifo_during_add_does_not_hang_it() {
     std::fs::remove_file(wt.join("d/f")).unwrap();
     assert_eq!(ok(&wt, &["ls-files"]), "", "something was staged");
 }
+
+/// A file `status` must read (same size, new mtime) replaced by a symlink
+/// or a FIFO before it is read: shown as changed, never followed, never a
+/// hang or an error.
+#[test]
+fn a_file_replaced_while_status_reads_it_is_shown_changed() {
+    for replacement in ["symlink", "fifo"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let wt = tmp.path().join("wt");
+        std::fs::create_dir_all(&wt).unwrap();
+        std::fs::write(wt.join("a.txt"), b"same size").unwrap();
+        ok(&wt, &["init"]);
+        ok(&wt, &["add", "a.txt"]);
+        ok(&wt, &["commit", "-m", "one"]);
+        std::fs::write(wt.join("a.txt"), b"SAME SIZE").unwrap();
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(wt.join("a.txt"))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        let child = Command::new(assert_cmd::cargo::cargo_bin("mediagit"))
+            .current_dir(&wt)
+            .env("MEDIAGIT_FAILPOINTS", "status:hash@1=stop")
+            .args(["status", "--porcelain"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let t0 = std::time::Instant::now();
+        while !is_stopped(pid) {
+            assert!(
+                t0.elapsed().as_secs() < 60,
+                "status never reached status:hash"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::fs::remove_file(wt.join("a.txt")).unwrap();
+        match replacement {
+            "symlink" => std::os::unix::fs::symlink("/etc/passwd", wt.join("a.txt")).unwrap(),
+            _ => assert!(Command::new("mkfifo")
+                .arg(wt.join("a.txt"))
+                .status()
+                .unwrap()
+                .success()),
+        }
+        assert!(Command::new("kill")
+            .args(["-CONT", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(o) => o.unwrap(),
+            Err(_) => {
+                let _ = std::fs::write(wt.join("a.txt"), b"x");
+                panic!("status hung on the {replacement}");
+            }
+        };
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{replacement}: {e}");
+        assert!(o.contains("a.txt"), "{replacement}: {o}");
+    }
+}

@@ -211,6 +211,7 @@ impl Repository {
         }
         untracked.extend(walked.map(|f| f.path));
         let hashed = parallel_map(&to_hash, |(e, kind, _)| {
+            crate::failpoint::hit("status:hash");
             let abs = root.join(e.path);
             match hash_path(&abs, *kind) {
                 Ok(id) => Ok(Some(id)),
@@ -218,6 +219,14 @@ impl Repository {
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
                     Ok(None)
+                }
+                // Replaced since the walk saw it (by a symlink: ELOOP, or by
+                // a FIFO, a directory, a device): modified, not an error.
+                Err(RepoError::FileChanged { .. }) => Ok(Some(ObjectId::ZERO)),
+                Err(RepoError::Io { source, .. })
+                    if source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
+                {
+                    Ok(Some(ObjectId::ZERO))
                 }
                 Err(err) => Err(err),
             }
