@@ -597,6 +597,52 @@ fn is_stopped(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Runs `mediagit ARGS` in `dir` with the stop failpoint `stop_at`
+/// (`NAME@N=stop`), returns once it has stopped there, with its pid.
+fn spawn_stopped(dir: &Path, stop_at: &str, args: &[&str]) -> (std::process::Child, u32) {
+    let child = Command::new(assert_cmd::cargo::cargo_bin("mediagit"))
+        .current_dir(dir)
+        .env("MEDIAGIT_AUTHOR_NAME", "Crash Test")
+        .env("MEDIAGIT_AUTHOR_EMAIL", "crash@example.com")
+        .env("MEDIAGIT_FAILPOINTS", stop_at)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let t0 = std::time::Instant::now();
+    while !is_stopped(pid) {
+        assert!(
+            t0.elapsed().as_secs() < 60,
+            "{args:?} never reached {stop_at}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    (child, pid)
+}
+
+/// Continues a stopped `child` and waits for it to end by itself; after 60
+/// s it is declared hung: `unblock` runs (to free it) and the test fails.
+fn resume(child: std::process::Child, pid: u32, unblock: impl FnOnce()) -> std::process::Output {
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(o) => o.unwrap(),
+        Err(_) => {
+            unblock();
+            panic!("the command hung");
+        }
+    }
+}
+
 /// A directory of the working tree swapped for a symlink out of it after
 /// the walk saw a file in it, and before `add` opens the file (the add
 /// stopped there by a failpoint): the file outside is never read or
@@ -611,30 +657,10 @@ fn a_directory_swapped_for_a_symlink_during_add_is_never_followed() {
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("a.txt"), b"SECRET from outside the tree").unwrap();
     ok(&wt, &["init"]);
-    let child = Command::new(assert_cmd::cargo::cargo_bin("mediagit"))
-        .current_dir(&wt)
-        .env("MEDIAGIT_AUTHOR_NAME", "Crash Test")
-        .env("MEDIAGIT_AUTHOR_EMAIL", "crash@example.com")
-        .env("MEDIAGIT_FAILPOINTS", "ingest:open@1=stop")
-        .args(["add", "-A"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let t0 = std::time::Instant::now();
-    while !is_stopped(pid) {
-        assert!(t0.elapsed().as_secs() < 60, "add never reached ingest:open");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let (child, pid) = spawn_stopped(&wt, "ingest:open@1=stop", &["add", "-A"]);
     std::fs::rename(wt.join("sub"), tmp.path().join("sub.moved")).unwrap();
     std::os::unix::fs::symlink(&outside, wt.join("sub")).unwrap();
-    let cont = Command::new("kill")
-        .args(["-CONT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(cont.success());
-    let out = child.wait_with_output().unwrap();
+    let out = resume(child, pid, || {});
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -643,22 +669,18 @@ fn a_directory_swapped_for_a_symlink_during_add_is_never_followed() {
     );
     assert_eq!(ok(&wt, &["ls-files"]), "", "something was staged");
     // Nothing stored holds the outside file's bytes.
-    let mut stack = vec![wt.join(".mediagit")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let b = std::fs::read(&p).unwrap();
-                assert!(
-                    !b.windows(6).any(|w| w == b"SECRET"),
-                    "{} holds the outside file",
-                    p.display()
-                );
-            }
-        }
+    for p in all_files(&wt.join(".mediagit")) {
+        let b = std::fs::read(&p).unwrap();
+        assert!(
+            !b.windows(6).any(|w| w == b"SECRET"),
+            "{} holds the outside file",
+            p.display()
+        );
     }
+}
+
+fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
 }
 
 /// A file swapped for a FIFO between the walk and add's open: the add
@@ -670,45 +692,13 @@ fn a_file_swapped_for_a_fifo_during_add_does_not_hang_it() {
     std::fs::create_dir_all(wt.join("d")).unwrap();
     std::fs::write(wt.join("d/f"), b"a file").unwrap();
     ok(&wt, &["init"]);
-    let child = Command::new(assert_cmd::cargo::cargo_bin("mediagit"))
-        .current_dir(&wt)
-        .env("MEDIAGIT_AUTHOR_NAME", "Crash Test")
-        .env("MEDIAGIT_AUTHOR_EMAIL", "crash@example.com")
-        .env("MEDIAGIT_FAILPOINTS", "ingest:open@1=stop")
-        .args(["add", "-A"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let t0 = std::time::Instant::now();
-    while !is_stopped(pid) {
-        assert!(t0.elapsed().as_secs() < 60, "add never reached ingest:open");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let (child, pid) = spawn_stopped(&wt, "ingest:open@1=stop", &["add", "-A"]);
     std::fs::remove_file(wt.join("d/f")).unwrap();
-    assert!(Command::new("mkfifo")
-        .arg(wt.join("d/f"))
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new("kill")
-        .args(["-CONT", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-    // It must end by itself: wait up to 60 s, then fail (and free it).
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
+    mkfifo(&wt.join("d/f"));
+    let fifo = wt.join("d/f");
+    let out = resume(child, pid, || {
+        let _ = std::fs::write(&fifo, b"x");
     });
-    let out = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-        Ok(o) => o.unwrap(),
-        Err(_) => {
-            let _ = std::fs::write(wt.join("d/f"), b"x");
-            panic!("add hung on the FIFO");
-        }
-    };
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("d/f") && err.contains("changed"), "{err}");
@@ -737,48 +727,16 @@ fn a_file_replaced_while_status_reads_it_is_shown_changed() {
             .unwrap()
             .set_modified(t)
             .unwrap();
-        let child = Command::new(assert_cmd::cargo::cargo_bin("mediagit"))
-            .current_dir(&wt)
-            .env("MEDIAGIT_FAILPOINTS", "status:hash@1=stop")
-            .args(["status", "--porcelain"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let t0 = std::time::Instant::now();
-        while !is_stopped(pid) {
-            assert!(
-                t0.elapsed().as_secs() < 60,
-                "status never reached status:hash"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        std::fs::remove_file(wt.join("a.txt")).unwrap();
+        let (child, pid) = spawn_stopped(&wt, "status:hash@1=stop", &["status", "--porcelain"]);
+        let a = wt.join("a.txt");
+        std::fs::remove_file(&a).unwrap();
         match replacement {
-            "symlink" => std::os::unix::fs::symlink("/etc/passwd", wt.join("a.txt")).unwrap(),
-            _ => assert!(Command::new("mkfifo")
-                .arg(wt.join("a.txt"))
-                .status()
-                .unwrap()
-                .success()),
+            "symlink" => std::os::unix::fs::symlink("/etc/passwd", &a).unwrap(),
+            _ => mkfifo(&a),
         }
-        assert!(Command::new("kill")
-            .args(["-CONT", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
+        let out = resume(child, pid, || {
+            let _ = std::fs::write(&a, b"x");
         });
-        let out = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-            Ok(o) => o.unwrap(),
-            Err(_) => {
-                let _ = std::fs::write(wt.join("a.txt"), b"x");
-                panic!("status hung on the {replacement}");
-            }
-        };
         let (o, e) = (
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),

@@ -4,29 +4,12 @@
 //! tampered keys are refused with nothing changed.
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
 
 /// Cheap key files: tests run many commands, each one unlocks.
 const CHEAP: [&str; 4] = ["--kdf-memory", "19", "--kdf-passes", "2"];
-
-fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// `mediagit ARGS` in `repo/` opened with `pass`.
 fn with_pass(env: &Env, pass: &str, args: &[&str]) -> std::process::Output {
@@ -434,17 +417,7 @@ fn foreign_key_files_and_key_races_cannot_lock_anyone_out() {
     let log = env.ok(&["log", "--oneline"]);
     assert!(log.contains("one"), "{log}");
     // Removing the key this command was opened with: refused.
-    let list = env.ok(&["key", "list", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
-    let current = v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == true)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let current = current_key(&env);
     let err = env.fail(&["key", "remove", &current]);
     assert!(err.contains("opened with"), "{err}");
     // A lock held by another client: refused; a stale one: taken over.
@@ -559,15 +532,11 @@ fn undecryptable_refs_and_store_head_are_reported_and_repaired() {
 /// A key file of another repository with the same passphrase, copied into
 /// a store that has no commit yet (only its sealed HEAD to check a key
 /// against), is passed over: the repository stays under its own key.
-#[test]
-fn a_foreign_key_file_does_not_take_over_an_empty_store() {
-    let env = Env::empty();
-    let store = encrypted_in_store(&env);
-    let ours = all_files(&store.join("keys")).pop().unwrap();
-    let ours = ours.file_name().unwrap().to_string_lossy().into_owned();
-    // Another repository whose key file sorts before ours, so it is tried
-    // first (ids are SHA-256 of random bytes: a few tries at most).
-    let (theirs, name) = (0..40)
+/// The key file of another repository (same passphrase) whose id sorts
+/// before `ours`, so it is tried first (ids are SHA-256 of random bytes: a
+/// few tries at most): its path and id.
+fn foreign_key_below(env: &Env, ours: &str) -> (PathBuf, String) {
+    (0..40)
         .find_map(|i| {
             let dir = format!("other{i}");
             let mut other = vec!["init", dir.as_str(), "--encrypt"];
@@ -577,16 +546,15 @@ fn a_foreign_key_file_does_not_take_over_an_empty_store() {
                 .pop()
                 .unwrap();
             let n = f.file_name().unwrap().to_string_lossy().into_owned();
-            (n < ours).then_some((f, n))
+            (n.as_str() < ours).then_some((f, n))
         })
-        .expect("a key id below ours");
-    std::fs::copy(&theirs, store.join("keys").join(&name)).unwrap();
-    let _ = std::fs::remove_file(env.repo().join(".mediagit/last-key"));
-    let url = format!("file://{}", store.display());
-    env.ok_in(env.root(), &["clone", &url, "second"]);
-    let list = env.ok(&["key", "list", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
-    let current = v["keys"]
+        .expect("a key id below ours")
+}
+
+/// The id of the key file the last `key list --json` marked current.
+fn current_key(env: &Env) -> String {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["key", "list", "--json"])).unwrap();
+    v["keys"]
         .as_array()
         .unwrap()
         .iter()
@@ -594,7 +562,21 @@ fn a_foreign_key_file_does_not_take_over_an_empty_store() {
         .expect("a current key")["id"]
         .as_str()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+#[test]
+fn a_foreign_key_file_does_not_take_over_an_empty_store() {
+    let env = Env::empty();
+    let store = encrypted_in_store(&env);
+    let ours = all_files(&store.join("keys")).pop().unwrap();
+    let ours = ours.file_name().unwrap().to_string_lossy().into_owned();
+    let (theirs, name) = foreign_key_below(&env, &ours);
+    std::fs::copy(&theirs, store.join("keys").join(&name)).unwrap();
+    let _ = std::fs::remove_file(env.repo().join(".mediagit/last-key"));
+    let url = format!("file://{}", store.display());
+    env.ok_in(env.root(), &["clone", &url, "second"]);
+    let current = current_key(&env);
     assert_ne!(current, name, "the foreign key was taken");
     env.ok(&["fsck"]);
 }
@@ -862,16 +844,7 @@ fn kept_keys_expire_for_every_store_and_lock_always_forgets() {
     assert!(with_pass(&env, "second one", &["key", "unlock"])
         .status
         .success());
-    let v: serde_json::Value = serde_json::from_str(&env.ok(&["key", "list", "--json"])).unwrap();
-    let second = v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == true)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = current_key(&env);
     std::fs::remove_file(store.join("keys").join(&second)).unwrap();
     let url = format!("file://{}", store.display());
     let o = env
@@ -901,34 +874,13 @@ fn a_foreign_key_file_does_not_take_over_an_empty_local_repository() {
     let ours = all_files(&keys).pop().unwrap();
     let ours = ours.file_name().unwrap().to_string_lossy().into_owned();
     assert!(env.repo().join(".mediagit/check").is_file());
-    let (theirs, name) = (0..40)
-        .find_map(|i| {
-            let dir = format!("other{i}");
-            let mut other = vec!["init", dir.as_str(), "--encrypt"];
-            other.extend(CHEAP);
-            env.ok_in(env.root(), &other);
-            let f = all_files(&env.root().join(&dir).join(".mediagit/keys"))
-                .pop()
-                .unwrap();
-            let n = f.file_name().unwrap().to_string_lossy().into_owned();
-            (n < ours).then_some((f, n))
-        })
-        .expect("a key id below ours");
+    let (theirs, name) = foreign_key_below(&env, &ours);
     std::fs::copy(&theirs, keys.join(&name)).unwrap();
     std::fs::remove_file(env.repo().join(".mediagit/last-key")).unwrap();
     env.write("a.txt", b"one");
     env.ok(&["add", "-A"]);
     env.ok(&["commit", "-m", "one"]);
-    let v: serde_json::Value = serde_json::from_str(&env.ok(&["key", "list", "--json"])).unwrap();
-    let current = v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["current"] == true)
-        .expect("a current key")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let current = current_key(&env);
     assert_eq!(current, ours, "the foreign key was taken");
     // Without the foreign key file, this repository still opens.
     std::fs::remove_file(keys.join(&name)).unwrap();
