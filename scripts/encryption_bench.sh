@@ -6,8 +6,11 @@
 # Argon2 cost, the passphrase given to every command, so each pays the
 # Argon2id unlock; `kept`: the same after `key unlock`, as a user at work
 # runs it) over a hard-linked copy of the corpus, `add -A` + `commit` timed,
-# then `clone` of it into a new directory (every file written and verified)
-# timed. Then once per mode: edit_corpus.sh on a full copy, `add -A` +
+# then `checkout --force HEAD` after deleting every file of the working
+# tree, then `clone` of it into a new directory (every file written and
+# verified), each timed after `sync` and SETTLE seconds (default 5: this
+# machine's disk still works off the previous command's writes for a few
+# seconds, and the next command pays for it). Then once per mode: edit_corpus.sh on a full copy, `add -A` +
 # `commit` again, and the store's growth.
 #   usage: scripts/encryption_bench.sh path/to/mediagit [CORPUS]
 #   CORPUS default /tmp/encbench/corpus (../shared/bench/gen_corpus.sh DIR)
@@ -30,7 +33,7 @@ timed() { # timed LABEL CMD...: prints "LABEL seconds maxrss_kib user_s system_s
   local label=$1
   shift
   sync
-  sleep 1
+  sleep "${SETTLE:-5}"
   /usr/bin/time -f "%e %M %U %S" -o "$W/time.txt" "$@" >/dev/null 2>"$W/err.txt" || {
     cat "$W/err.txt" >&2
     exit 1
@@ -54,6 +57,10 @@ for r in $(seq "$ROUNDS"); do
     if [ "$mode" = kept ]; then "$BIN" -C "$W/$mode/wt" key unlock --timeout 1h >/dev/null; fi
     timed "round$r $mode add" "$BIN" -q -C "$W/$mode/wt" add -A
     timed "round$r $mode commit" "$BIN" -q -C "$W/$mode/wt" commit -m v1
+    # checkout in place: every file of the working tree deleted, then
+    # `checkout --force HEAD` writes (and verifies) them again.
+    find "$W/$mode/wt" -mindepth 1 -maxdepth 1 -not -name .mediagit -exec rm -rf {} +
+    timed "round$r $mode checkout" "$BIN" -q -C "$W/$mode/wt" checkout --force HEAD
     timed "round$r $mode clone" "$BIN" -q clone "$W/$mode/wt" "$W/$mode/co"
     echo "round$r $mode store_bytes $(store_bytes "$W/$mode/wt")"
     if [ "$mode" = kept ]; then "$BIN" -C "$W/$mode/wt" key lock >/dev/null; fi
