@@ -58,23 +58,21 @@ impl Ctx {
     /// there is one, else with the passphrase (key management and `key
     /// unlock` itself always ask the passphrase).
     fn repo_opened(&self, kept: bool) -> Result<Repository, CommandError> {
-        let mut repo = self.repo_locked()?;
+        let repo = self.repo_locked()?;
         if !repo.is_encrypted() {
             return Ok(repo);
         }
         let what = repo.storage().describe();
-        if let Some(c) = kept.then(|| crate::key_cache::load(&what)).flatten() {
-            match repo.unlock_with(&c) {
-                Ok(r) => return Ok(r),
-                Err(RepoError::WrongPassphrase) => {
-                    crate::key_cache::forget_stale(&what);
-                    repo = self.repo_locked()?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let p = crate::passphrase::existing(None, &what, self.prompt)?;
-        Ok(repo.unlock(p.as_bytes())?)
+        let mut first = Some(repo);
+        open_with_credential(&what, &what, None, kept, self.prompt, |c| {
+            // A second try (after a kept key that no longer opens it)
+            // needs the repository again: unlocking takes it.
+            let repo = match first.take() {
+                Some(r) => r,
+                None => self.repo_locked()?,
+            };
+            Ok(repo.unlock_with(c)?)
+        })
     }
     fn progress(&self) -> TermProgress {
         TermProgress::new(self.quiet)
@@ -95,26 +93,29 @@ impl Ctx {
     }
 }
 
-/// Runs `run` (a clone) with the key `key unlock` kept for the source's
-/// store `store` if there is one and no passphrase file was given, else
-/// (or when the kept key no longer opens the store: then it is forgotten)
-/// with the passphrase.
-fn with_source_credential<T>(
+/// Runs `run` (an unlock, a clone) with the key `key unlock` kept for
+/// `store` when `kept` allows, no passphrase `file` is given and one is
+/// kept; else, or when that key no longer opens the store (then it is
+/// forgotten, with a warning), with the passphrase (`file`, the
+/// environment, or the terminal if `prompt`; `what` names the store there).
+fn open_with_credential<T>(
     store: &str,
     what: &str,
     file: Option<&Path>,
-    run: impl Fn(Option<&mediagit_repo::keys::Credential>) -> Result<T, RepoError>,
+    kept: bool,
+    prompt: bool,
+    mut run: impl FnMut(&mediagit_repo::keys::Credential) -> Result<T, CommandError>,
 ) -> Result<T, CommandError> {
-    if file.is_none() {
+    if kept && file.is_none() {
         if let Some(c) = crate::key_cache::load(store) {
-            match run(Some(&c)) {
-                Err(RepoError::WrongPassphrase) => crate::key_cache::forget_stale(store),
-                r => return Ok(r?),
+            match run(&c) {
+                Err(e) if e.kind == "wrong-passphrase" => crate::key_cache::forget_stale(store),
+                r => return r,
             }
         }
     }
-    let p = crate::passphrase::existing(file, what, true)?;
-    Ok(run(Some(&p.into()))?)
+    let p = crate::passphrase::existing(file, what, prompt)?;
+    run(&p.into())
 }
 
 /// `MEDIAGIT_FRESHEN_AFTER`: "1 day" (the default), "12 hours", "0
@@ -322,11 +323,13 @@ pub fn run(cli: Cli) -> CmdResult {
                     Repository::clone_store(&sc, &dest, &cloud_env(), c, &who, &progress)
                 };
                 let (repo, out) = match Repository::store_is_encrypted(&sc, &dest, &cloud_env())? {
-                    true => with_source_credential(
+                    true => open_with_credential(
                         &Repository::store_description(&sc, &dest, &cloud_env())?,
                         &sc.url(),
                         file,
-                        run,
+                        true,
+                        true,
+                        |c| Ok(run(Some(c))?),
                     )?,
                     false => run(None)?,
                 };
@@ -364,11 +367,13 @@ pub fn run(cli: Cli) -> CmdResult {
                 Repository::clone_local(&src, &dest, &opts, &who, &progress)
             };
             let (repo, out) = match Repository::discover_trusting(&src, &opts.env, &opts.safe) {
-                Ok(r) if r.is_encrypted() => with_source_credential(
+                Ok(r) if r.is_encrypted() => open_with_credential(
                     &r.storage().describe(),
                     &src.display().to_string(),
                     file,
-                    run,
+                    true,
+                    true,
+                    |c| Ok(run(Some(c))?),
                 )?,
                 _ => run(None)?,
             };

@@ -3,20 +3,23 @@
 //! passphrase nor pay its Argon2id run (as `ssh-agent` or
 //! `git credential-cache` keep a secret for a session).
 //!
-//! Kept in memory-backed storage only: one file per store under
-//! `$XDG_RUNTIME_DIR/mediagit/keys/` (on Debian `/run/user/UID`, a tmpfs
-//! that only its user can enter and that is emptied at logout and reboot),
-//! never on disk. Without `$XDG_RUNTIME_DIR` nothing is kept. The
-//! directories and files must belong to the user and be closed to everyone
-//! else, and are never followed through a symlink; anything else is
-//! ignored with a warning (reading) or refused (writing).
+//! One file per store under `$XDG_RUNTIME_DIR/mediagit/keys/` (on Debian
+//! `/run/user/UID`, a tmpfs that only its user can enter and that is
+//! emptied at logout and reboot; MediaGit checks owner and mode, not that
+//! the file system is in memory). Without `$XDG_RUNTIME_DIR` nothing is
+//! kept. To keep or read a key, the directories and files must belong to
+//! the user and be closed to everyone else, and are never followed through
+//! a symlink; anything else is ignored with a warning (reading) or refused
+//! (keeping). Forgetting (`key lock`) skips the mode check, so a key can be
+//! forgotten wherever it is, but never deletes through a symlink or in a
+//! directory of another user, nor anything but a kept key.
 //!
 //! A file is 113 bytes: `MGKCACHE`, version 1, the expiry (u64 big-endian
 //! Unix seconds), the key file's id (64 hex digits) and the 32-byte master
-//! key. Expired files are removed when seen. The library checks a kept key
-//! before use (its key file must still be in the store, and the key must
-//! open the store's sealed values), so a removed passphrase ends what was
-//! kept from it.
+//! key. Expired entries, of every store, are removed whenever the cache is
+//! read. The library checks a kept key before use (its key file must still
+//! be in the store, and the key must open the store's sealed values), so a
+//! removed passphrase ends what was kept from it.
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -169,15 +172,19 @@ fn decode(b: &[u8]) -> Option<(u64, String, MasterKey)> {
     Some((until, id.to_string(), MasterKey::from_bytes(key)))
 }
 
+/// Opens a cache file for reading: never through a symlink, and a FIFO
+/// put there must not block.
+fn open_entry(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+}
+
 /// Reads a cache file without following a symlink; `None` (with a warning
 /// for anything but absence) when it cannot be used.
 fn read_entry(path: &Path) -> Option<(u64, String, MasterKey)> {
-    let f = match std::fs::OpenOptions::new()
-        .read(true)
-        // Not through a symlink; a FIFO put there must not block.
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)
-    {
+    let f = match open_entry(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
@@ -269,11 +276,7 @@ fn sweep(dir: &Path) {
 /// An entry's expiry, read quietly (no symlink followed, nothing but a
 /// regular file of the right size); `None` if it cannot be read.
 fn read_expiry(path: &Path) -> Option<u64> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)
-        .ok()?;
+    let f = open_entry(path).ok()?;
     let m = f.metadata().ok()?;
     if !m.is_file() || m.len() != FILE_LEN as u64 {
         return None;

@@ -19,6 +19,21 @@ fn with_pass(env: &Env, pass: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `mediagit key ACTION [EXTRA...]` (add or passwd, cheap key files) opened
+/// with `pass`, the new passphrase `new`; asserts it succeeds.
+fn new_key(env: &Env, action: &str, extra: &[&str], pass: &str, new: &str) {
+    let mut args = vec!["key", action];
+    args.extend(extra);
+    args.extend(CHEAP);
+    let o = env
+        .cmd(&args)
+        .env("MEDIAGIT_PASSPHRASE", pass)
+        .env("MEDIAGIT_NEW_PASSPHRASE", new)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.len() <= hay.len() && hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -170,14 +185,13 @@ fn keys_can_be_added_listed_changed_and_removed_but_never_the_last() {
     assert!(list.starts_with('*'), "{list}");
     let first = list[2..18].to_string();
 
-    let mut add = vec!["key", "add", "--label", "backup key"];
-    add.extend(CHEAP);
-    let o = env
-        .cmd(&add)
-        .env("MEDIAGIT_NEW_PASSPHRASE", "second one")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    new_key(
+        &env,
+        "add",
+        &["--label", "backup key"],
+        TEST_PASSPHRASE,
+        "second one",
+    );
     let list = env.ok(&["key", "list"]);
     assert_eq!(list.lines().count(), 2, "{list}");
     assert!(list.contains("backup key"), "{list}");
@@ -207,15 +221,7 @@ fn keys_can_be_added_listed_changed_and_removed_but_never_the_last() {
     );
 
     // passwd: the one used is replaced.
-    let mut passwd = vec!["key", "passwd"];
-    passwd.extend(CHEAP);
-    let o = env
-        .cmd(&passwd)
-        .env("MEDIAGIT_PASSPHRASE", "second one")
-        .env("MEDIAGIT_NEW_PASSPHRASE", "third one")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    new_key(&env, "passwd", &[], "second one", "third one");
     let o = with_pass(&env, "second one", &["status"]);
     assert_eq!(o.status.code(), Some(1));
     let o = with_pass(&env, "third one", &["log", "--oneline"]);
@@ -733,14 +739,7 @@ fn key_unlock_keeps_the_key_for_a_while_and_key_lock_forgets_it() {
     env.ok(&["key", "unlock"]);
     let v: serde_json::Value = serde_json::from_str(&env.ok(&["key", "list", "--json"])).unwrap();
     let first = v["keys"][0]["id"].as_str().unwrap().to_string();
-    let mut add = vec!["key", "add"];
-    add.extend(CHEAP);
-    let o = env
-        .cmd(&add)
-        .env("MEDIAGIT_NEW_PASSPHRASE", "second one")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    new_key(&env, "add", &[], TEST_PASSPHRASE, "second one");
     let o = with_pass(&env, "second one", &["key", "remove", &first]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = no_pass(&env, &["status"]);
@@ -751,15 +750,7 @@ fn key_unlock_keeps_the_key_for_a_while_and_key_lock_forgets_it() {
     assert!(with_pass(&env, "second one", &["key", "unlock"])
         .status
         .success());
-    let mut passwd = vec!["key", "passwd"];
-    passwd.extend(CHEAP);
-    let o = env
-        .cmd(&passwd)
-        .env("MEDIAGIT_PASSPHRASE", "second one")
-        .env("MEDIAGIT_NEW_PASSPHRASE", "third one")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    new_key(&env, "passwd", &[], "second one", "third one");
     let o = no_pass(&env, &["status"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
@@ -833,14 +824,7 @@ fn kept_keys_expire_for_every_store_and_lock_always_forgets() {
 
     // A clone with a kept key that no longer opens the store (its key file
     // removed by another client) forgets it and asks the passphrase.
-    let mut add = vec!["key", "add"];
-    add.extend(CHEAP);
-    let o = env
-        .cmd(&add)
-        .env("MEDIAGIT_NEW_PASSPHRASE", "second one")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    new_key(&env, "add", &[], TEST_PASSPHRASE, "second one");
     assert!(with_pass(&env, "second one", &["key", "unlock"])
         .status
         .success());

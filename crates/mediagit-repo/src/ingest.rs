@@ -354,19 +354,7 @@ impl Ingester<'_> {
         // Opened without following a symlink anywhere under the root: what
         // is read is the file the walk and the lstat above saw, or the add
         // fails (a swap is a change while adding).
-        let mut file = crate::worktree::open_beneath(root, rel).map_err(|e| {
-            let swapped = [
-                rustix::io::Errno::LOOP,
-                rustix::io::Errno::XDEV,
-                rustix::io::Errno::NOTDIR,
-            ]
-            .iter()
-            .any(|x| e.raw_os_error() == Some(x.raw_os_error()));
-            match swapped {
-                true => RepoError::FileChanged { path: abs.into() },
-                false => RepoError::io("open", abs, e),
-            }
-        })?;
+        let mut file = crate::worktree::open_beneath(root, rel).map_err(|e| open_failed(abs, e))?;
         let before = file.metadata().map_err(|e| RepoError::io("stat", abs, e))?;
         if before.ino() != meta.ino() || before.dev() != meta.dev() || !before.is_file() {
             return Err(RepoError::FileChanged { path: abs.into() });
@@ -908,6 +896,23 @@ fn read_head(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// Why opening the working-tree file `abs` failed: something else now
+/// stands at its path (a symlink met on the way: `ELOOP`, `EXDEV`,
+/// `ENOTDIR`) is a change while it was read; anything else as it is.
+fn open_failed(abs: &Path, e: std::io::Error) -> RepoError {
+    let swapped = [
+        rustix::io::Errno::LOOP,
+        rustix::io::Errno::XDEV,
+        rustix::io::Errno::NOTDIR,
+    ]
+    .iter()
+    .any(|x| e.raw_os_error() == Some(x.raw_os_error()));
+    match swapped {
+        true => RepoError::FileChanged { path: abs.into() },
+        false => RepoError::io("open", abs, e),
+    }
+}
+
 /// Streams a file through SHA-256 only (no storing): its content id.
 pub fn hash_path(abs: &Path, kind: IndexKind) -> Result<ObjectId> {
     if kind == IndexKind::Symlink {
@@ -921,7 +926,7 @@ pub fn hash_path(abs: &Path, kind: IndexKind) -> Result<ObjectId> {
         .read(true)
         .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
         .open(abs)
-        .map_err(|e| RepoError::io("open", abs, e))?;
+        .map_err(|e| open_failed(abs, e))?;
     if !f.metadata().is_ok_and(|m| m.is_file()) {
         return Err(RepoError::FileChanged { path: abs.into() });
     }

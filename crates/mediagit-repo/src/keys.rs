@@ -203,13 +203,14 @@ impl Store {
         if !self.key_fits(&keys)? {
             return Err(RepoError::WrongPassphrase);
         }
-        let master = MasterKey::from_bytes(*master.bytes());
+        Ok(self.opened(keys, MasterKey::from_bytes(*master.bytes()), key_id.clone()))
+    }
+
+    /// This store opened: its subkeys, and what opened it.
+    fn opened(self, keys: Arc<RepoKeys>, master: MasterKey, key_id: String) -> Store {
         let mut s = self.with_keys(keys);
-        s.unlocked = Some(Arc::new(Unlocked {
-            master,
-            key_id: key_id.clone(),
-        }));
-        Ok(s)
+        s.unlocked = Some(Arc::new(Unlocked { master, key_id }));
+        s
     }
 
     /// The master key and the id of the key file that gave it, for a
@@ -224,7 +225,7 @@ impl Store {
     /// tree opened last) before the others, and the others cheapest first:
     /// a key file planted with the largest Argon2 cost then costs nothing
     /// to the usual case.
-    pub fn unlock_trying_first(mut self, passphrase: &[u8], first: Option<&str>) -> Result<Store> {
+    pub fn unlock_trying_first(self, passphrase: &[u8], first: Option<&str>) -> Result<Store> {
         if !self.is_encrypted() {
             return Ok(self);
         }
@@ -255,9 +256,7 @@ impl Store {
                         ));
                         continue;
                     }
-                    self = self.with_keys(keys);
-                    self.unlocked = Some(Arc::new(Unlocked { master, key_id: id }));
-                    return Ok(self);
+                    return Ok(self.opened(keys, master, id));
                 }
                 Err(CryptoError::WrongPassphrase) => {}
                 Err(e) => refused.push(format!("{id}: {e}")),
@@ -313,23 +312,22 @@ impl Store {
             .into_iter()
             .next()
         {
-            let key = crate::odb::idx_key(&pack);
             // Read before the key is known good: bounded like any index
-            // (one that is too large is not tried).
+            // (one larger than its pack can need is tried, and not opened).
             let bound = crate::odb::index_bound(storage.as_ref(), &pack)?;
-            let too_big = |n: u64| RepoError::Invalid(format!("{key}: {n} bytes"));
-            match crate::odb::get_bounded(storage.as_ref(), &key, bound, None, &too_big) {
-                // An index larger than its pack can need is no sign of a
-                // good key: tried, and not opened.
-                Err(RepoError::Invalid(_)) => tried = true,
-                Ok(bytes) => {
-                    tried = true;
-                    if crate::odb::decode_pack_index(&probe.codec(), &bytes, &key, pack).is_ok() {
-                        return Ok(true);
-                    }
-                }
+            let key = crate::odb::idx_key(&pack);
+            match crate::odb::read_pack_index(
+                storage.as_ref(),
+                &probe.codec(),
+                &key,
+                pack,
+                bound,
+                None,
+            ) {
+                Ok(_) => return Ok(true),
                 Err(RepoError::Storage(e)) if e.is_not_found() => {}
-                Err(e) => return Err(e),
+                Err(e @ RepoError::Storage(_)) => return Err(e),
+                Err(_) => tried = true,
             }
         }
         Ok(!tried)

@@ -349,7 +349,7 @@ pub(crate) const UNSIZED_INDEX_MAX: u64 = 64 << 20;
 /// says they are more than `max` (`known`: their size from a listing, else
 /// asked), and after if more arrive (a store may be hostile: an index is
 /// read whole, so its size is bounded first).
-pub(crate) fn get_bounded(
+fn get_bounded(
     storage: &dyn Storage,
     key: &str,
     max: u64,
@@ -392,12 +392,15 @@ pub(crate) fn read_pack_index(
     decode_pack_index(codec, &bytes, key, pack_id)
 }
 
+/// The index size bound for a pack of `pack_size` bytes (`None`: not in
+/// the store).
+fn index_limit(pack_size: Option<u64>) -> u64 {
+    pack_size.map_or(UNSIZED_INDEX_MAX, max_index_len)
+}
+
 /// The index size bound for `pack` from the pack's size in the store.
 pub(crate) fn index_bound(storage: &dyn Storage, pack: &ObjectId) -> Result<u64> {
-    Ok(match storage.size(&pack_key(pack))? {
-        Some(n) => max_index_len(n),
-        None => UNSIZED_INDEX_MAX,
-    })
+    Ok(index_limit(storage.size(&pack_key(pack))?))
 }
 
 /// Encodes a pack index for the store: version 1, or in an encrypted
@@ -572,10 +575,7 @@ impl Odb {
         let sizes: HashMap<&str, u64> = listed.iter().map(|l| (l.key.as_str(), l.size)).collect();
         for pack_id in pack_ids(&keys, ".idx") {
             let key = idx_key(&pack_id);
-            let max = match sizes.get(pack_key(&pack_id).as_str()) {
-                Some(n) => max_index_len(*n),
-                None => UNSIZED_INDEX_MAX,
-            };
+            let max = index_limit(sizes.get(pack_key(&pack_id).as_str()).copied());
             let known = sizes.get(key.as_str()).copied();
             match read_pack_index(odb.storage.as_ref(), &odb.codec, &key, pack_id, max, known) {
                 Ok((idx, salt)) => {

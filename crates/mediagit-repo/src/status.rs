@@ -220,14 +220,9 @@ impl Repository {
                 {
                     Ok(None)
                 }
-                // Replaced since the walk saw it (by a symlink: ELOOP, or by
-                // a FIFO, a directory, a device): modified, not an error.
+                // Replaced since the walk saw it (by a symlink, a FIFO, a
+                // directory, a device): modified, not an error.
                 Err(RepoError::FileChanged { .. }) => Ok(Some(ObjectId::ZERO)),
-                Err(RepoError::Io { source, .. })
-                    if source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
-                {
-                    Ok(Some(ObjectId::ZERO))
-                }
                 Err(err) => Err(err),
             }
         })?;

@@ -509,25 +509,19 @@ fn open_by_steps(
         return rustix::fs::openat(dir, ".", flags, Mode::empty());
     };
     let step = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mut here: Option<rustix::fd::OwnedFd> = None;
-    for next in parts {
+    // Each name opened from the directory before it (`here`, or `dir`).
+    let open = |here: &Option<rustix::fd::OwnedFd>, name: &str, flags: OFlags| {
         if name == ".." {
             return Err(rustix::io::Errno::XDEV);
         }
-        let d = match &here {
-            Some(h) => rustix::fs::openat(h, name, step, Mode::empty())?,
-            None => rustix::fs::openat(dir, name, step, Mode::empty())?,
-        };
-        here = Some(d);
+        rustix::fs::openat(here.as_ref().unwrap_or(dir), name, flags, Mode::empty())
+    };
+    let mut here = None;
+    for next in parts {
+        here = Some(open(&here, name, step)?);
         name = next;
     }
-    if name == ".." {
-        return Err(rustix::io::Errno::XDEV);
-    }
-    match &here {
-        Some(h) => rustix::fs::openat(h, name, flags | OFlags::NOFOLLOW, Mode::empty()),
-        None => rustix::fs::openat(dir, name, flags | OFlags::NOFOLLOW, Mode::empty()),
-    }
+    open(&here, name, flags | OFlags::NOFOLLOW)
 }
 
 thread_local! {
