@@ -139,7 +139,7 @@ fn env_var(name: &str) -> Option<String> {
 }
 
 /// The cloud credentials and endpoints of the environment (never stored).
-fn cloud_env() -> CloudEnv {
+pub(crate) fn cloud_env() -> CloudEnv {
     mediagit_storage::object_store_backend::CLOUD_ENV_VARS
         .iter()
         .filter_map(|k| env_var(k).map(|v| (k.to_string(), v)))
@@ -296,6 +296,7 @@ pub fn run(cli: Cli) -> CmdResult {
             src,
             dest,
             storage,
+            bare,
             endpoint,
             region,
             passphrase_file,
@@ -313,9 +314,9 @@ pub fn run(cli: Cli) -> CmdResult {
             );
             let progress = ctx.progress();
             if is_store_url(&src) {
-                if storage.is_some() {
+                if storage.is_some() || bare {
                     return Err(CommandError::usage(
-                        "--storage applies to cloning from a path; a clone of a store URL shares that store",
+                        "--storage and --bare apply to cloning from a path; a clone of a store URL shares that store",
                     ));
                 }
                 let sc = storage_arg(&ctx, &src, endpoint, region)?;
@@ -357,6 +358,7 @@ pub fn run(cli: Cli) -> CmdResult {
                 env: cloud_env(),
                 safe: crate::user_config::safe_directories()?,
                 credential: None,
+                bare,
             };
             let src = abs(PathBuf::from(src));
             let run = |c: Option<&mediagit_repo::keys::Credential>| {
@@ -384,9 +386,13 @@ pub fn run(cli: Cli) -> CmdResult {
                     crate::output::safe(&format!("ref {key:?} not copied: {why}"))
                 );
             }
+            let at = match repo.workspace()? {
+                ws if ws.is_bare() => ws.dir().to_path_buf(),
+                ws => ws.worktree()?.to_path_buf(),
+            };
             eprintln!(
                 "Cloned into {}: {} pack{} ({} hard-linked), {}",
-                repo.worktree()?.display(),
+                at.display(),
                 out.packs,
                 if out.packs == 1 { "" } else { "s" },
                 out.linked,
@@ -480,7 +486,78 @@ pub fn run(cli: Cli) -> CmdResult {
             revs,
             paths,
         } => diff(&ctx, cached, stat, json, revs, paths),
-        Command::Branch { action, json } => branch(&ctx, action, json),
+        Command::Branch {
+            action,
+            json,
+            remotes,
+            all,
+        } => branch(&ctx, action, json, remotes, all),
+        Command::Remote { action } => crate::remote_cmd::remote(
+            &ctx.repo()?,
+            &ctx.cwd,
+            action.unwrap_or(crate::remote_cmd::RemoteAction::List),
+            cli.verbose > 0,
+        ),
+        Command::Fetch {
+            remote,
+            all,
+            prune,
+            no_tags,
+            json,
+        } => {
+            let repo = ctx.repo()?;
+            crate::remote_cmd::fetch(
+                &repo,
+                crate::remote_cmd::FetchArgs {
+                    remote,
+                    all,
+                    prune,
+                    no_tags,
+                    json,
+                },
+                &reflog_who(&repo),
+                ctx.quiet,
+                &ctx.progress(),
+            )
+        }
+        Command::Pull { remote, branch } => {
+            let repo = ctx.repo()?;
+            crate::remote_cmd::pull(
+                &repo,
+                remote,
+                branch,
+                &reflog_who(&repo),
+                ctx.quiet,
+                &ctx.progress(),
+            )
+        }
+        Command::Push {
+            remote,
+            refspecs,
+            force,
+            force_with_lease,
+            tags,
+            delete,
+            set_upstream,
+            json,
+        } => crate::remote_cmd::push(
+            &ctx.repo()?,
+            crate::remote_cmd::PushArgs {
+                remote,
+                refspecs,
+                force,
+                force_with_lease,
+                tags,
+                delete,
+                set_upstream,
+                json,
+            },
+            ctx.quiet,
+            &ctx.progress(),
+        ),
+        Command::LsRemote { remote, json } => {
+            crate::remote_cmd::ls_remote(&ctx.repo()?, remote, json)
+        }
         Command::Switch {
             target,
             create,
@@ -878,9 +955,43 @@ fn add(ctx: &Ctx, paths: Vec<PathBuf>, all: bool, dry_run: bool) -> CmdResult {
     Ok(out.flush()?)
 }
 
+/// The checked-out branch's upstream (`[branches.B]`) and how the two
+/// differ, as `status` reports it.
+#[derive(serde::Serialize)]
+struct Upstream {
+    /// `REMOTE/BRANCH`.
+    name: String,
+    /// The remote-tracking branch does not exist (never fetched, or the
+    /// remote deleted the branch).
+    gone: bool,
+    ahead: usize,
+    behind: usize,
+}
+
+fn upstream(repo: &Repository, head: &Head, commit: Option<ObjectId>) -> Option<Upstream> {
+    let Head::Branch(b) = head else { return None };
+    let u = repo.config().branches.get(b)?;
+    let name = format!("{}/{}", u.remote, u.merge);
+    let theirs = repo
+        .read_ref(&format!("refs/remotes/{name}"))
+        .ok()
+        .flatten();
+    let (ahead, behind) = match (commit, theirs) {
+        (Some(o), Some(t)) => repo.ahead_behind(o, t).ok()?,
+        _ => (0, 0),
+    };
+    Some(Upstream {
+        name,
+        gone: theirs.is_none(),
+        ahead,
+        behind,
+    })
+}
+
 fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
     let repo = ctx.repo()?;
     let st = repo.status()?;
+    let up = upstream(&repo, &st.head, st.head_commit);
     let mut out = stdout();
     if json {
         // Problems are part of the document, not warnings on stderr.
@@ -895,6 +1006,7 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
             status: &'a mediagit_repo::status::Status,
             clean: bool,
             store_branch_moved: Option<StoreBranch>,
+            upstream: Option<Upstream>,
         }
         let moved = match (&st.head, repo.branch_moved()?) {
             (Head::Branch(b), Some((_, tip))) => Some(StoreBranch {
@@ -909,6 +1021,7 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
                 status: &st,
                 clean: st.is_clean(),
                 store_branch_moved: moved,
+                upstream: up,
             },
         )?;
         return Ok(out.flush()?);
@@ -922,7 +1035,23 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
     if porcelain || short {
         if short {
             match &st.head {
-                Head::Branch(b) => writeln!(out, "## {b}")?,
+                Head::Branch(b) => match &up {
+                    Some(u) if u.gone => writeln!(out, "## {b}...{} [gone]", u.name)?,
+                    Some(u) => {
+                        let mut marks = Vec::new();
+                        if u.ahead > 0 {
+                            marks.push(format!("ahead {}", u.ahead));
+                        }
+                        if u.behind > 0 {
+                            marks.push(format!("behind {}", u.behind));
+                        }
+                        match marks.is_empty() {
+                            true => writeln!(out, "## {b}...{}", u.name)?,
+                            false => writeln!(out, "## {b}...{} [{}]", u.name, marks.join(", "))?,
+                        }
+                    }
+                    None => writeln!(out, "## {b}")?,
+                },
                 Head::Detached(_) => writeln!(out, "## HEAD (no branch)")?,
             }
         }
@@ -962,6 +1091,28 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
                     "The store's {b} is now at {} (committed from another working tree);\n  use \"mediagit switch {b}\" to bring this working tree up to it",
                     tip.map(|t| t.short(12)).unwrap_or_else(|| "nothing (deleted)".into())
                 )?;
+            }
+            if let Some(u) = &up {
+                let n = &u.name;
+                match (u.gone, u.ahead, u.behind) {
+                    (true, ..) => writeln!(
+                        out,
+                        "Your branch is based on '{n}', but the upstream is gone."
+                    )?,
+                    (_, 0, 0) => writeln!(out, "Your branch is up to date with '{n}'.")?,
+                    (_, a, 0) => writeln!(
+                        out,
+                        "Your branch is ahead of '{n}' by {a} commit(s).\n  (use \"mediagit push\" to publish your local commits)"
+                    )?,
+                    (_, 0, b) => writeln!(
+                        out,
+                        "Your branch is behind '{n}' by {b} commit(s), and can be fast-forwarded.\n  (use \"mediagit pull\" to update your local branch)"
+                    )?,
+                    (_, a, b) => writeln!(
+                        out,
+                        "Your branch and '{n}' have diverged,\nand have {a} and {b} different commits each, respectively."
+                    )?,
+                }
             }
         }
         Head::Detached(id) => writeln!(out, "HEAD detached at {}", id.short(12))?,
@@ -1317,7 +1468,13 @@ fn diff(
     Ok(out.flush()?)
 }
 
-fn branch(ctx: &Ctx, action: Option<BranchAction>, json: bool) -> CmdResult {
+fn branch(
+    ctx: &Ctx,
+    action: Option<BranchAction>,
+    json: bool,
+    remotes: bool,
+    all: bool,
+) -> CmdResult {
     let repo = ctx.repo()?;
     let who = reflog_who(&repo);
     let action = action.unwrap_or(BranchAction::List);
@@ -1326,23 +1483,46 @@ fn branch(ctx: &Ctx, action: Option<BranchAction>, json: bool) -> CmdResult {
             "--json applies to listing branches (`mediagit branch --json`)",
         ));
     }
+    if (remotes || all) && !matches!(action, BranchAction::List) {
+        return Err(CommandError::usage(
+            "-r and -a apply to listing branches (`mediagit branch -a`)",
+        ));
+    }
     match action {
         BranchAction::List => {
             let mut out = stdout();
-            let branches = repo.branches()?;
+            let tracking = if remotes || all {
+                repo.remote_branches()?
+            } else {
+                Vec::new()
+            };
+            let branches = if remotes {
+                Vec::new()
+            } else {
+                repo.branches()?
+            };
             if json {
                 #[derive(serde::Serialize)]
                 struct BranchesJson<'a> {
                     head: Head,
                     branches: &'a [mediagit_repo::branch::BranchInfo],
+                    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+                    remotes: &'a [mediagit_repo::branch::BranchInfo],
                 }
                 crate::output::write_json(
                     &mut out,
                     &BranchesJson {
                         head: repo.head()?,
                         branches: &branches,
+                        remotes: &tracking,
                     },
                 )?;
+                return Ok(out.flush()?);
+            }
+            if remotes {
+                for b in tracking {
+                    writeln!(out, "  {:<20} {}", b.name, b.commit.short(12))?;
+                }
                 return Ok(out.flush()?);
             }
             if let Head::Branch(b) = repo.head()? {
@@ -1363,6 +1543,10 @@ fn branch(ctx: &Ctx, action: Option<BranchAction>, json: bool) -> CmdResult {
                     }
                     false => writeln!(out, "  {name} {}", b.commit.short(12))?,
                 }
+            }
+            for b in tracking {
+                let name = format!("remotes/{}", b.name);
+                writeln!(out, "  {name:<20} {}", b.commit.short(12))?;
             }
             Ok(out.flush()?)
         }

@@ -149,7 +149,7 @@ fn known(key: &str) -> Result<Scope, CommandError> {
     }
 }
 
-fn read(path: &Path) -> Result<String, CommandError> {
+pub(crate) fn read(path: &Path) -> Result<String, CommandError> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
@@ -160,7 +160,7 @@ fn read(path: &Path) -> Result<String, CommandError> {
     }
 }
 
-fn parse(path: &Path, text: &str) -> Result<toml_edit::DocumentMut, CommandError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<toml_edit::DocumentMut, CommandError> {
     text.parse::<toml_edit::DocumentMut>().map_err(|e| {
         CommandError::user(
             "config-invalid",
@@ -206,7 +206,7 @@ fn check_value(key: &str, value: &str) -> CmdResult {
 /// once do not lose each other's change. The repository's file is guarded
 /// by the repository lock (`upgrade` holds it too); the user's by a lock
 /// file beside it.
-fn lock(scope: &str, path: &Path) -> Result<std::fs::File, CommandError> {
+pub(crate) fn lock(scope: &str, path: &Path) -> Result<std::fs::File, CommandError> {
     use std::os::fd::AsRawFd;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
@@ -252,7 +252,7 @@ fn invalid(scope: &str, text: &str) -> Option<String> {
 /// The user's file may be a symbolic link (a dotfile manager's): the file
 /// it points to is replaced, the link kept; the repository's is replaced
 /// where it is.
-fn write(scope: &str, path: &Path, text: &str) -> CmdResult {
+pub(crate) fn write(scope: &str, path: &Path, text: &str) -> CmdResult {
     if let Some(e) = invalid(scope, text) {
         return Err(CommandError::user(
             "config-invalid",

@@ -37,6 +37,7 @@ mod output;
 mod pager;
 mod passphrase;
 mod progress;
+mod remote_cmd;
 mod user_config;
 
 use std::path::PathBuf;
@@ -186,6 +187,10 @@ pub enum Command {
         /// (cloning from a path only).
         #[arg(long, value_name = "URL")]
         storage: Option<String>,
+        /// Make a bare repository (no working tree): a copy to push to
+        /// (cloning from a path only).
+        #[arg(long)]
+        bare: bool,
         /// Object store endpoint, for a store URL in SRC or --storage.
         #[arg(long, value_name = "URL")]
         endpoint: Option<String>,
@@ -196,6 +201,70 @@ pub enum Command {
         /// MEDIAGIT_PASSPHRASE_FILE, MEDIAGIT_PASSPHRASE, or the terminal).
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+    },
+    /// List, add, remove, rename remotes or change their URLs.
+    Remote {
+        /// (`mediagit remote -v` lists them with their URLs: for this
+        /// command -v means that, not logging.)
+        #[command(subcommand)]
+        action: Option<remote_cmd::RemoteAction>,
+    },
+    /// Download a remote's branches (as REMOTE/BRANCH), its new tags and
+    /// the objects they need that this repository lacks.
+    Fetch {
+        /// A remote's name or a URL (default: the branch's upstream, else origin).
+        remote: Option<String>,
+        /// Every remote.
+        #[arg(long, conflicts_with = "remote")]
+        all: bool,
+        /// Delete remote-tracking branches the remote no longer has.
+        #[arg(short, long)]
+        prune: bool,
+        /// Leave the remote's tags.
+        #[arg(long)]
+        no_tags: bool,
+        /// One JSON document on stdout (fields in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch, then fast-forward the current branch to the remote branch.
+    Pull {
+        /// Default: the branch's upstream remote, else origin.
+        remote: Option<String>,
+        /// The remote's branch (default: the upstream's, else the same name).
+        branch: Option<String>,
+    },
+    /// Upload branches (and tags) and the objects they need to a remote.
+    Push {
+        /// A remote's name or a URL (default: the branch's upstream, else origin).
+        remote: Option<String>,
+        /// BRANCH or SRC:DST (default: the current branch).
+        refspecs: Vec<String>,
+        /// Move remote branches that would not fast-forward.
+        #[arg(short, long)]
+        force: bool,
+        /// Like --force, but only where the remote branch is where the last
+        /// fetch saw it.
+        #[arg(long, conflicts_with = "force")]
+        force_with_lease: bool,
+        /// Push every tag too.
+        #[arg(long)]
+        tags: bool,
+        /// Delete this branch on the remote.
+        #[arg(short, long, value_name = "BRANCH")]
+        delete: Vec<String>,
+        /// Make the remote branch each pushed branch's upstream.
+        #[arg(short = 'u', long)]
+        set_upstream: bool,
+        /// One JSON document on stdout (fields in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a remote's branches and tags.
+    LsRemote {
+        remote: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Stage files (new, modified or deleted) for the next commit.
     Add {
@@ -278,6 +347,12 @@ pub enum Command {
     Branch {
         #[command(subcommand)]
         action: Option<BranchAction>,
+        /// List the remote-tracking branches (`origin/main`...).
+        #[arg(short, long, conflicts_with = "all")]
+        remotes: bool,
+        /// List local and remote-tracking branches.
+        #[arg(short, long)]
+        all: bool,
         /// List as one JSON document (fields in docs/CLI.md).
         #[arg(long, global = true)]
         json: bool,
@@ -708,7 +783,11 @@ fn main() -> ExitCode {
         mediagit_repo::failpoint::configure(&spec);
     }
     output::color::init(cli.color);
-    init_logging(cli.verbose);
+    // `remote -v` lists URLs, as in Git: no logging for it.
+    init_logging(match cli.command {
+        Command::Remote { .. } => 0,
+        _ => cli.verbose,
+    });
     let chdir = match &cli.chdir {
         Some(dir) => std::env::set_current_dir(dir).map_err(|e| {
             CommandError::user(

@@ -538,24 +538,23 @@ fn undecryptable_refs_and_store_head_are_reported_and_repaired() {
 /// A key file of another repository with the same passphrase, copied into
 /// a store that has no commit yet (only its sealed HEAD to check a key
 /// against), is passed over: the repository stays under its own key.
-/// The key file of another repository (same passphrase) whose id sorts
-/// before `ours`, so it is tried first (ids are SHA-256 of random bytes: a
-/// few tries at most): its path and id.
-fn foreign_key_below(env: &Env, ours: &str) -> (PathBuf, String) {
-    (0..40)
-        .find_map(|i| {
-            let dir = format!("other{i}");
-            let mut other = vec!["init", dir.as_str(), "--encrypt"];
-            other.extend(CHEAP);
-            env.ok_in(env.root(), &other);
-            let f = all_files(&env.root().join(&dir).join(".mediagit/keys"))
-                .pop()
-                .unwrap();
-            let n = f.file_name().unwrap().to_string_lossy().into_owned();
-            (n.as_str() < ours).then_some((f, n))
-        })
-        .expect("a key id below ours")
+/// The key file of another repository with the same passphrase, at the
+/// cheapest Argon2 cost: tried before a key file that costs more (see
+/// `STEEPER`), whatever their ids. Its path and id.
+fn foreign_key(env: &Env) -> (PathBuf, String) {
+    let mut other = vec!["init", "other", "--encrypt"];
+    other.extend(CHEAP);
+    env.ok_in(env.root(), &other);
+    let f = all_files(&env.root().join("other/.mediagit/keys"))
+        .pop()
+        .unwrap();
+    let n = f.file_name().unwrap().to_string_lossy().into_owned();
+    (f, n)
 }
+
+/// A key cost above [`CHEAP`]: a repository made with it tries a
+/// [`foreign_key`] first.
+const STEEPER: [&str; 4] = ["--kdf-memory", "19", "--kdf-passes", "3"];
 
 /// The id of the key file the last `key list --json` marked current.
 fn current_key(env: &Env) -> String {
@@ -574,10 +573,12 @@ fn current_key(env: &Env) -> String {
 #[test]
 fn a_foreign_key_file_does_not_take_over_an_empty_store() {
     let env = Env::empty();
-    let store = encrypted_in_store(&env);
-    let ours = all_files(&store.join("keys")).pop().unwrap();
-    let ours = ours.file_name().unwrap().to_string_lossy().into_owned();
-    let (theirs, name) = foreign_key_below(&env, &ours);
+    let store = env.root().join("store");
+    let url = format!("file://{}", store.display());
+    let mut args = vec!["init", "repo", "--storage", &url, "--encrypt"];
+    args.extend(STEEPER);
+    env.ok(&args);
+    let (theirs, name) = foreign_key(&env);
     std::fs::copy(&theirs, store.join("keys").join(&name)).unwrap();
     let _ = std::fs::remove_file(env.repo().join(".mediagit/last-key"));
     let url = format!("file://{}", store.display());
@@ -852,13 +853,13 @@ fn kept_keys_expire_for_every_store_and_lock_always_forgets() {
 fn a_foreign_key_file_does_not_take_over_an_empty_local_repository() {
     let env = Env::empty();
     let mut init = vec!["init", "repo", "--encrypt"];
-    init.extend(CHEAP);
+    init.extend(STEEPER);
     env.ok_in(env.root(), &init);
     let keys = env.repo().join(".mediagit/keys");
     let ours = all_files(&keys).pop().unwrap();
     let ours = ours.file_name().unwrap().to_string_lossy().into_owned();
     assert!(env.repo().join(".mediagit/check").is_file());
-    let (theirs, name) = foreign_key_below(&env, &ours);
+    let (theirs, name) = foreign_key(&env);
     std::fs::copy(&theirs, keys.join(&name)).unwrap();
     std::fs::remove_file(env.repo().join(".mediagit/last-key")).unwrap();
     env.write("a.txt", b"one");

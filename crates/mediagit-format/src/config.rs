@@ -1,4 +1,6 @@
 //! `.mediagit/config.toml`: the repository configuration.
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::FormatError;
@@ -47,6 +49,60 @@ pub struct RepoConfig {
     /// variables and credential files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageConfig>,
+    /// Other copies of the repository this working tree pushes to and
+    /// fetches from (`[remotes.NAME]`). Local settings only: never taken
+    /// from a store's `config.toml` (whoever can write a store must not
+    /// choose where this working tree pushes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remotes: BTreeMap<String, RemoteConfig>,
+    /// Upstream of each local branch (`[branches.NAME] remote, merge`),
+    /// set by `push -u` and `clone`: what `pull` and `status` compare with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub branches: BTreeMap<String, BranchConfig>,
+}
+
+/// `[remotes.NAME]`: another copy of the repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteConfig {
+    /// A directory (another repository), `file://DIR`, or a store URL
+    /// (`s3://BUCKET/PREFIX`, `az://`, `gs://`, `b2://`).
+    pub url: String,
+    /// The environment variable that holds the token for this remote's
+    /// server (the default is `MEDIAGIT_TOKEN`). Never the token itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+}
+
+/// `[branches.NAME]`: the remote branch a local branch follows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchConfig {
+    pub remote: String,
+    /// The branch's name on the remote.
+    pub merge: String,
+}
+
+/// Why `name` cannot name a remote, if it cannot: remote names become
+/// one component of `refs/remotes/NAME/BRANCH` and a TOML table key.
+pub fn invalid_remote_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("empty");
+    }
+    if name.len() > 100 {
+        return Some("longer than 100 bytes");
+    }
+    if name.starts_with(['-', '.']) {
+        return Some("starts with '-' or '.'");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Some("uses characters other than letters, digits, '-', '_' and '.'");
+    }
+    if name.ends_with(".lock") || name.contains("..") || name == "HEAD" {
+        return Some("reserved (ends with '.lock', holds '..' or is HEAD)");
+    }
+    None
 }
 
 /// The kinds of store a repository's objects can live in.
@@ -390,6 +446,8 @@ impl RepoConfig {
             },
             author: AuthorConfig::default(),
             storage: None,
+            remotes: BTreeMap::new(),
+            branches: BTreeMap::new(),
         }
     }
 
@@ -491,6 +549,39 @@ impl RepoConfig {
         }
         if let Some(st) = &cfg.storage {
             st.validate()?;
+        }
+        const MAX_REMOTES: usize = 256;
+        if cfg.remotes.len() > MAX_REMOTES || cfg.branches.len() > 100_000 {
+            return Err(FormatError::Config(format!(
+                "more than {MAX_REMOTES} [remotes] or 100000 [branches]"
+            )));
+        }
+        for (name, r) in &cfg.remotes {
+            if let Some(why) = invalid_remote_name(name) {
+                return Err(FormatError::Config(format!(
+                    "[remotes.{name:?}]: not a remote name: {why}"
+                )));
+            }
+            if r.url.trim().is_empty() || r.url.chars().any(char::is_control) {
+                return Err(FormatError::Config(format!(
+                    "[remotes.{name}] url is empty or holds control characters"
+                )));
+            }
+            if let Some(v) = &r.token_env {
+                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(FormatError::Config(format!(
+                        "[remotes.{name}] token_env must name an environment variable (letters, digits, '_')"
+                    )));
+                }
+            }
+        }
+        for (name, b) in &cfg.branches {
+            if invalid_remote_name(&b.remote).is_some() || b.merge.is_empty() {
+                return Err(FormatError::Config(format!(
+                    "[branches.{name:?}]: remote {:?} / merge {:?} is not a remote and branch",
+                    b.remote, b.merge
+                )));
+            }
         }
         Ok(cfg)
     }

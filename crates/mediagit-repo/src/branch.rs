@@ -68,6 +68,20 @@ impl Repository {
         Ok(m)
     }
 
+    /// Remote-tracking branches (`refs/remotes/NAME/BRANCH`), named
+    /// `NAME/BRANCH` (as `list_refs` strips the prefix).
+    pub fn remote_branches(&self) -> Result<Vec<BranchInfo>> {
+        Ok(self
+            .list_refs("refs/remotes/")?
+            .into_iter()
+            .map(|(name, commit)| BranchInfo {
+                current: false,
+                name,
+                commit,
+            })
+            .collect())
+    }
+
     pub fn branches(&self) -> Result<Vec<BranchInfo>> {
         let cur = self.current_branch()?;
         Ok(self

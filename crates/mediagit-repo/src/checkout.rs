@@ -107,11 +107,77 @@ impl Repository {
     }
 
     /// [`Self::checkout`] under a lock the caller holds.
-    #[tracing::instrument(name = "checkout", level = "info", skip_all)]
     fn checkout_locked(
+        &self,
+        held: &crate::repo::RepoLock,
+        target: &CheckoutTarget,
+        force: bool,
+        who: &Signature,
+        progress: &dyn Progress,
+    ) -> Result<CheckoutOutcome> {
+        self.checkout_from(held, target, None, force, who, progress)
+    }
+
+    /// Moves the checked-out branch `branch` from the commit this working
+    /// tree is on (`from`) to `to`, a descendant (`pull`'s fast-forward):
+    /// the branch ref by compare-and-swap, then the working tree and index
+    /// from `from`'s files to `to`'s, refusing (and putting the branch
+    /// back) where a local change would be overwritten, as `switch` does.
+    pub fn fast_forward(
+        &self,
+        branch: &str,
+        from: ObjectId,
+        to: ObjectId,
+        reason: &str,
+        who: &Signature,
+        progress: &dyn Progress,
+    ) -> Result<CheckoutOutcome> {
+        let lock = self.workspace()?.lock()?;
+        if self.head()? != Head::Branch(branch.to_string()) || self.head_commit()? != Some(from) {
+            return Err(RepoError::Invalid(format!(
+                "{branch} is not checked out at {} any more; run the command again",
+                from.short(12)
+            )));
+        }
+        let name = crate::refs::branch_ref(branch);
+        let at = self.read_ref(&name)?;
+        // In a shared store the branch may be ahead of this working tree
+        // already (another machine moved it); it is moved only from where
+        // this working tree is, or left where `to` already is.
+        if at != Some(to) {
+            self.cas_ref(&name, Some(from), Some(to))?;
+        }
+        let target = CheckoutTarget::Branch(branch.to_string());
+        match self.checkout_from(&lock, &target, Some(Some(from)), false, who, progress) {
+            Ok(out) => {
+                self.workspace()?.append_reflog(
+                    &name,
+                    &ReflogEntry {
+                        old: from,
+                        new: to,
+                        who: who.clone(),
+                        message: reason.to_string(),
+                    },
+                )?;
+                Ok(out)
+            }
+            Err(e) => {
+                if at != Some(to) {
+                    let _ = self.cas_ref(&name, Some(to), Some(from));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Self::checkout_locked`], comparing with the files of commit
+    /// `from` instead of HEAD's when given (`Some(None)`: no commit).
+    #[tracing::instrument(name = "checkout", level = "info", skip_all)]
+    fn checkout_from(
         &self,
         _held: &crate::repo::RepoLock,
         target: &CheckoutTarget,
+        from: Option<Option<ObjectId>>,
         force: bool,
         who: &Signature,
         progress: &dyn Progress,
@@ -133,7 +199,11 @@ impl Repository {
         let new_root = odb.read_commit(&new_commit)?.tree;
         // Checking out HEAD's own commit (`checkout --force HEAD`, a switch
         // to a branch at the same commit): one flattened tree serves both.
-        let head_root: Option<Option<ObjectId>> = match self.head_commit()? {
+        let from_commit = match from {
+            Some(f) => f,
+            None => self.head_commit()?,
+        };
+        let head_root: Option<Option<ObjectId>> = match from_commit {
             Some(c) if c == new_commit => None,
             Some(c) => Some(Some(odb.read_commit(&c)?.tree)),
             None => Some(None),
@@ -333,7 +403,7 @@ impl Repository {
         drop(to_write);
         self.workspace()?.save_index(&mut idx, &self.codec())?;
 
-        let old_commit = self.head_commit()?;
+        let old_commit = from_commit;
         let from = match self.head()? {
             Head::Branch(b) => b,
             Head::Detached(id) => id.short(12),

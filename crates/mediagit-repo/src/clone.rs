@@ -3,9 +3,10 @@
 //! From a path: packs and pack indexes are immutable, so they are hard-linked
 //! when source and destination share a filesystem (as `git clone` does
 //! locally) and streamed otherwise (uploaded, when the new repository's
-//! objects live in an object store); refs are copied by compare-and-swap; then
-//! HEAD's branch is checked out. Remotes (fetch/push) come with the server;
-//! until then a clone copies every branch and tag as local refs.
+//! objects live in an object store); branches and tags are copied by
+//! compare-and-swap (every branch as a local branch, as earlier builds
+//! did, and as `origin/BRANCH`); the source becomes the remote `origin`,
+//! the upstream of HEAD's branch, which is then checked out.
 //!
 //! From a store URL (`s3://bucket/prefix`...): nothing is copied. The new
 //! working tree is one more client of the repository in the store, sharing
@@ -47,6 +48,9 @@ pub struct CloneOptions {
     pub safe: crate::repo::SafeDirectories,
     /// Opens an encrypted source (the clone shares its key).
     pub credential: Option<crate::keys::Credential>,
+    /// A bare repository (no working tree, nothing checked out, no
+    /// `origin`): a copy to push to, as `git clone --bare` makes.
+    pub bare: bool,
 }
 
 /// Opens `store` with `credential` if it is encrypted.
@@ -238,6 +242,9 @@ impl Repository {
         cfg.core.bare = false;
         // Identity belongs to the user, never to whoever can write the store.
         cfg.author = Default::default();
+        // Nor where it pushes: a store's config.toml never names remotes.
+        cfg.remotes.clear();
+        cfg.branches.clear();
         cfg.storage = Some(sc.clone());
         write_atomic(
             &dir.join("HEAD"),
@@ -297,7 +304,7 @@ impl Repository {
         let repo = Repository::init(
             dest,
             &InitOptions {
-                bare: false,
+                bare: opts.bare,
                 initial_branch: Some(branch.clone()),
                 storage: opts.storage.clone(),
                 // Same chunking and compression settings, so new content
@@ -339,10 +346,25 @@ impl Repository {
         // or in an encrypted one a value that does not open) is not
         // copied; the other refs are, by name (sealed again in the clone).
         out.skipped_refs.extend(source.invalid_ref_keys()?);
-        for key in source.ref_keys("refs/")? {
+        // The source becomes the remote `origin`: its branches are also
+        // remote-tracking branches `origin/BRANCH`, and the branch checked
+        // out follows its namesake there. (Its own remote-tracking refs
+        // are its business, not copied.)
+        let origin = match source.workspace_opt() {
+            Some(ws) if !ws.is_bare() => ws.worktree()?.to_path_buf(),
+            Some(ws) => ws.dir().to_path_buf(),
+            None => src.to_path_buf(),
+        };
+        let origin = origin.to_str().map(str::to_string).filter(|_| !opts.bare);
+        let mut keys = source.ref_keys("refs/heads/")?;
+        keys.extend(source.ref_keys("refs/tags/")?);
+        for key in keys {
             if let Some(id) = source.read_ref(&key)? {
                 repo.cas_ref(&key, None, Some(id))?;
                 out.refs += 1;
+                if let (Some(b), Some(_)) = (key.strip_prefix("refs/heads/"), &origin) {
+                    repo.cas_ref(&format!("refs/remotes/origin/{b}"), None, Some(id))?;
+                }
                 if key.starts_with("refs/heads/") {
                     repo.workspace()?.append_reflog(
                         &key,
@@ -356,7 +378,42 @@ impl Repository {
                 }
             }
         }
+        // (A source path that is not UTF-8 cannot be written in the
+        // settings: that clone has no `origin`.)
+        if let Some(url) = origin {
+            let path = repo.workspace()?.dir().join("config.toml");
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| RepoError::io("read", &path, e))?;
+            let mut cfg = mediagit_format::config::RepoConfig::from_toml(&text)
+                .map_err(|e| RepoError::format(path.display().to_string(), e))?;
+            cfg.remotes.insert(
+                "origin".into(),
+                mediagit_format::config::RemoteConfig {
+                    url,
+                    token_env: None,
+                },
+            );
+            if let Head::Branch(b) = &head {
+                cfg.branches.insert(
+                    b.clone(),
+                    mediagit_format::config::BranchConfig {
+                        remote: "origin".into(),
+                        merge: b.clone(),
+                    },
+                );
+            }
+            write_atomic(&path, cfg.to_toml().as_bytes())?;
+        }
         drop(_lock);
+        if opts.bare {
+            // HEAD names the source's branch (init wrote it); nothing to
+            // check out.
+            out.branch = match head {
+                Head::Branch(b) => Some(b),
+                Head::Detached(_) => None,
+            };
+            return Ok((repo, out));
+        }
         let target = match head {
             Head::Detached(id) => Some(CheckoutTarget::Detached(id)),
             Head::Branch(b) => repo

@@ -333,6 +333,28 @@ impl Store {
         Ok(!tried)
     }
 
+    /// Opens this store (another copy of the same repository: a remote)
+    /// with the keys `other` was opened with, if they open what this
+    /// store holds. A plain store is returned as it is.
+    pub fn unlock_like(self, other: &Store) -> Result<Store> {
+        if !self.is_encrypted() {
+            return Ok(self);
+        }
+        let Some(keys) = other.keys.clone() else {
+            return Err(RepoError::Invalid(format!(
+                "{} is encrypted and this repository is not: it is another repository, not a copy of this one",
+                self.storage().describe()
+            )));
+        };
+        if !self.key_fits(&keys)? {
+            return Err(RepoError::Invalid(format!(
+                "{} is encrypted with another key than this repository's: it is not a copy of it",
+                self.storage().describe()
+            )));
+        }
+        Ok(self.with_keys(keys))
+    }
+
     /// The id of the key file this store was opened with.
     pub fn unlocked_key_id(&self) -> Option<&str> {
         self.unlocked.as_deref().map(|u| u.key_id.as_str())

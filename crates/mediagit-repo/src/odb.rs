@@ -166,6 +166,10 @@ impl State {
     }
 }
 
+/// Where [`Odb::read_stored_many`] hands each verified entry: its id,
+/// location and stored payload.
+pub type StoredSink<'a> = dyn FnMut(&ObjectId, &Location, &[u8]) -> Result<()> + 'a;
+
 pub struct Odb {
     storage: Arc<dyn Storage>,
     /// Which packs a deduplication hit has re-dated (see [`FRESHEN_AFTER`]).
@@ -1070,6 +1074,61 @@ impl Odb {
             i = j;
         }
         out
+    }
+
+    /// Reads the objects `want` with as few reads as possible (entries of
+    /// one pack in offset order, gaps up to 64 KiB, at most [`READ_BATCH`]
+    /// bytes a read; an entry larger than that is read alone), verifies
+    /// each (bounds, header against the index, decoding, hash) and hands
+    /// its stored payload (opened if sealed, still compressed) to `sink`:
+    /// what a copy into another repository needs. `want` is sorted here.
+    /// Returns the number of reads made. The first object that does not
+    /// read or verify stops the copy with its error.
+    pub fn read_stored_many(
+        &self,
+        want: &mut [(ObjectId, ObjectId, Location)],
+        sink: &mut StoredSink<'_>,
+    ) -> Result<usize> {
+        const GAP: u64 = 64 << 10;
+        want.sort_by_key(|(_, pack, l)| (*pack, l.offset));
+        let sealed = self.sealed();
+        let mut reads = 0;
+        let mut i = 0;
+        let mut buf = Vec::new();
+        while i < want.len() {
+            let (id0, pack, first) = want[i];
+            self.check_bounds(&id0, first.kind, &pack_key(&pack), &first)?;
+            let mut end = first.end(sealed);
+            let mut j = i + 1;
+            while j < want.len() {
+                let (_, p, l) = &want[j];
+                if *p != pack
+                    || l.offset < end
+                    || l.offset - end > GAP
+                    || l.end(sealed).saturating_sub(first.offset) > READ_BATCH
+                {
+                    break;
+                }
+                end = l.end(sealed);
+                j += 1;
+            }
+            let key = pack_key(&pack);
+            let pk = self.pack_key_of(&pack)?;
+            buf.resize(end.saturating_sub(first.offset) as usize, 0);
+            self.storage
+                .read_at(&key, first.offset, &mut buf)
+                .map_err(|e| self.corrupt(&id0, first.kind, &key, &first, read_failure(&e)))?;
+            reads += 1;
+            for (id, _, l) in &want[i..j] {
+                let at = (l.offset - first.offset) as usize;
+                let entry = &mut buf[at..at + l.entry_len(sealed) as usize];
+                self.verify_entry(id, l.kind, &key, pk.as_deref(), l, entry)?;
+                let start = pack::payload_start(sealed);
+                sink(id, l, &entry[start..start + l.stored_len as usize])?;
+            }
+            i = j;
+        }
+        Ok(reads)
     }
 
     /// Streams the chunks of manifest `m` (named `manifest`) into `out`.

@@ -162,6 +162,8 @@ fn store_config(cfg: &RepoConfig) -> RepoConfig {
     c.core.bare = true;
     c.author = Default::default();
     c.storage = None;
+    c.remotes.clear();
+    c.branches.clear();
     c
 }
 
@@ -267,6 +269,9 @@ impl Repository {
                 // Identity belongs to the user, never to the repository a
                 // clone came from (nor to whoever can write its store).
                 c.author = Default::default();
+                // Remotes and upstreams are this working tree's own.
+                c.remotes.clear();
+                c.branches.clear();
                 c
             }
             None => RepoConfig::new(opts.bare),

@@ -1,5 +1,6 @@
 //! Resolving revisions: branch and tag names, `HEAD`, `HEAD~N`, `REV^N`,
-//! full ids and unique id prefixes of at least 4 hex digits.
+//! remote-tracking branches (`origin/main`), full ids and unique id
+//! prefixes of at least 4 hex digits.
 use mediagit_format::{ObjectId, ObjectKind};
 
 use crate::error::{RepoError, Result};
@@ -75,6 +76,12 @@ impl Repository {
             }
             if let Some(id) = self.read_ref(&tag_ref(base))? {
                 return self.peel(id);
+            }
+            // `origin/main`: a remote-tracking branch.
+            if base.contains('/') {
+                if let Some(id) = self.read_ref(&format!("refs/remotes/{base}"))? {
+                    return self.peel(id);
+                }
             }
         }
         if base.len() >= 4 && base.len() <= 64 && base.chars().all(|c| c.is_ascii_hexdigit()) {

@@ -1,0 +1,617 @@
+//! `remote`, `fetch`, `pull`, `push`, `ls-remote`: the CLI side of
+//! `mediagit_repo::remote`. Remotes and upstreams are settings of the
+//! working tree (`[remotes.NAME]`, `[branches.NAME]` in its
+//! `.mediagit/config.toml`), edited in place with `toml_edit` like every
+//! `config` change.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use mediagit_repo::remote::{
+    FetchOptions, PushOptions, RefStatus, RefUpdate, Remote, RemoteAccess, RemoteUrl,
+};
+use mediagit_repo::transfer::TransferStats;
+use mediagit_repo::Repository;
+
+use crate::command_error::{exit, CommandError};
+use crate::CmdResult;
+
+#[derive(Subcommand)]
+pub enum RemoteAction {
+    /// Add a remote: a directory (another repository), file://DIR, or a
+    /// store (s3://BUCKET/PREFIX, az://, gs://, b2://).
+    Add { name: String, url: String },
+    /// Remove a remote, its remote-tracking branches and the upstreams
+    /// that name it.
+    #[command(alias = "rm")]
+    Remove { name: String },
+    /// Rename a remote (its remote-tracking branches and upstreams follow).
+    Rename { old: String, new: String },
+    /// Change a remote's URL.
+    SetUrl { name: String, url: String },
+    /// List remotes (the default; `-v`: with their URLs).
+    List,
+}
+
+/// The working tree's settings file.
+fn config_path(repo: &Repository) -> Result<PathBuf, CommandError> {
+    Ok(repo.workspace()?.dir().join("config.toml"))
+}
+
+/// Reads, edits and writes the repository's settings file under its lock.
+fn edit_config(
+    repo: &Repository,
+    f: impl FnOnce(&mut toml_edit::DocumentMut) -> CmdResult,
+) -> CmdResult {
+    let path = config_path(repo)?;
+    let _lock = crate::config_cmd::lock("local", &path)?;
+    let text = crate::config_cmd::read(&path)?;
+    let mut doc = crate::config_cmd::parse(&path, &text)?;
+    f(&mut doc)?;
+    crate::config_cmd::write("local", &path, &doc.to_string())
+}
+
+/// The `[NAME]` table of the document, made if absent (a table of its
+/// own, with its entries as `[NAME.KEY]` sections).
+fn table<'a>(
+    doc: &'a mut toml_edit::DocumentMut,
+    name: &str,
+) -> Result<&'a mut toml_edit::Table, CommandError> {
+    if doc.get(name).is_none() {
+        let mut t = toml_edit::Table::new();
+        t.set_implicit(true);
+        doc.insert(name, toml_edit::Item::Table(t));
+    }
+    doc.get_mut(name)
+        .and_then(|t| t.as_table_mut())
+        .ok_or_else(|| {
+            CommandError::user(
+                "config-invalid",
+                format!("[{name}] in the repository's config.toml is not a table"),
+            )
+            .with_hint("fix the file with `mediagit config --edit`")
+        })
+}
+
+fn check_name(name: &str) -> CmdResult {
+    match mediagit_format::config::invalid_remote_name(name) {
+        None => Ok(()),
+        Some(why) => Err(CommandError::user(
+            "invalid-remote-name",
+            format!("'{name}' is not a valid remote name: {why}"),
+        )),
+    }
+}
+
+/// The URL as stored: a directory becomes absolute (the remote must not
+/// change with the directory a later command runs in).
+fn normalize_url(cwd: &Path, url: &str) -> Result<String, CommandError> {
+    match RemoteUrl::parse(url)? {
+        RemoteUrl::Dir(p) => {
+            let abs = if p.is_absolute() { p } else { cwd.join(p) };
+            let abs = abs.canonicalize().unwrap_or(abs);
+            abs.to_str().map(str::to_string).ok_or_else(|| {
+                CommandError::user(
+                    "invalid-remote-url",
+                    format!("{} is not valid UTF-8", abs.display()),
+                )
+            })
+        }
+        _ => Ok(url.to_string()),
+    }
+}
+
+fn no_remote(name: &str) -> CommandError {
+    CommandError::user("no-such-remote", format!("no remote named '{name}'"))
+        .with_hint("`mediagit remote -v` lists the remotes")
+}
+
+pub fn remote(repo: &Repository, cwd: &Path, action: RemoteAction, verbose: bool) -> CmdResult {
+    let cfg = repo.config();
+    match action {
+        RemoteAction::List => {
+            let mut out = crate::output::SafeText::new(std::io::stdout().lock());
+            for (name, r) in &cfg.remotes {
+                if verbose {
+                    writeln!(out, "{name}\t{}", r.url)?;
+                } else {
+                    writeln!(out, "{name}")?;
+                }
+            }
+            Ok(out.flush()?)
+        }
+        RemoteAction::Add { name, url } => {
+            check_name(&name)?;
+            if cfg.remotes.contains_key(&name) {
+                return Err(CommandError::user(
+                    "remote-exists",
+                    format!("remote '{name}' already exists"),
+                )
+                .with_hint(format!(
+                    "change its URL with `mediagit remote set-url {name} URL`"
+                )));
+            }
+            let url = normalize_url(cwd, &url)?;
+            edit_config(repo, |doc| {
+                let t = table(doc, "remotes")?;
+                let mut r = toml_edit::Table::new();
+                r.insert("url", toml_edit::value(url.clone()));
+                t.insert(&name, toml_edit::Item::Table(r));
+                Ok(())
+            })
+        }
+        RemoteAction::SetUrl { name, url } => {
+            if !cfg.remotes.contains_key(&name) {
+                return Err(no_remote(&name));
+            }
+            let url = normalize_url(cwd, &url)?;
+            edit_config(repo, |doc| {
+                let t = table(doc, "remotes")?;
+                let r = t
+                    .get_mut(&name)
+                    .and_then(|r| r.as_table_like_mut())
+                    .ok_or_else(|| no_remote(&name))?;
+                r.insert("url", toml_edit::value(url.clone()));
+                Ok(())
+            })
+        }
+        RemoteAction::Remove { name } => {
+            if !cfg.remotes.contains_key(&name) {
+                return Err(no_remote(&name));
+            }
+            edit_config(repo, |doc| {
+                table(doc, "remotes")?.remove(&name);
+                if let Some(b) = doc.get_mut("branches").and_then(|b| b.as_table_mut()) {
+                    let stale: Vec<String> = b
+                        .iter()
+                        .filter(|(_, v)| {
+                            v.get("remote").and_then(|r| r.as_str()) == Some(name.as_str())
+                        })
+                        .map(|(k, _)| k.to_string())
+                        .collect();
+                    for k in stale {
+                        b.remove(&k);
+                    }
+                }
+                Ok(())
+            })?;
+            let prefix = format!("refs/remotes/{name}/");
+            for (branch, id) in repo.list_refs(&prefix)? {
+                repo.cas_ref(&format!("{prefix}{branch}"), Some(id), None)?;
+            }
+            Ok(())
+        }
+        RemoteAction::Rename { old, new } => {
+            if !cfg.remotes.contains_key(&old) {
+                return Err(no_remote(&old));
+            }
+            check_name(&new)?;
+            if cfg.remotes.contains_key(&new) {
+                return Err(CommandError::user(
+                    "remote-exists",
+                    format!("remote '{new}' already exists"),
+                ));
+            }
+            let (from, to) = (
+                format!("refs/remotes/{old}/"),
+                format!("refs/remotes/{new}/"),
+            );
+            if !repo.list_refs(&to)?.is_empty() {
+                return Err(CommandError::user(
+                    "remote-exists",
+                    format!("remote-tracking branches {to}* exist already"),
+                ));
+            }
+            edit_config(repo, |doc| {
+                let t = table(doc, "remotes")?;
+                let item = t.remove(&old).ok_or_else(|| no_remote(&old))?;
+                t.insert(&new, item);
+                if let Some(b) = doc.get_mut("branches").and_then(|b| b.as_table_mut()) {
+                    for (_, v) in b.iter_mut() {
+                        if let Some(t) = v.as_table_like_mut() {
+                            if t.get("remote").and_then(|r| r.as_str()) == Some(old.as_str()) {
+                                t.insert("remote", toml_edit::value(new.clone()));
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            // New names first, then the old ones go: an interruption
+            // leaves both, never neither.
+            let refs = repo.list_refs(&from)?;
+            for (branch, id) in &refs {
+                repo.cas_ref(&format!("{to}{branch}"), None, Some(*id))?;
+            }
+            for (branch, id) in refs {
+                repo.cas_ref(&format!("{from}{branch}"), Some(id), None)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The remote a command without one uses: the current branch's
+/// upstream, else `origin`, else the only remote.
+pub fn default_remote(repo: &Repository) -> Result<String, CommandError> {
+    let cfg = repo.config();
+    if let Ok(mediagit_repo::refs::Head::Branch(b)) = repo.head() {
+        if let Some(u) = cfg.branches.get(&b) {
+            return Ok(u.remote.clone());
+        }
+    }
+    if cfg.remotes.contains_key("origin") {
+        return Ok("origin".into());
+    }
+    let mut names = cfg.remotes.keys();
+    match (names.next(), names.next()) {
+        (Some(n), None) => Ok(n.clone()),
+        (None, _) => Err(
+            CommandError::user("no-remote", "this repository has no remote")
+                .with_hint("add one with `mediagit remote add origin URL`"),
+        ),
+        _ => Err(CommandError::user(
+            "no-remote",
+            "more than one remote and no upstream for this branch: name the remote",
+        )),
+    }
+}
+
+fn open(repo: &Repository, name: &str) -> Result<Remote, CommandError> {
+    let access = RemoteAccess {
+        env: crate::commands::cloud_env(),
+        safe: crate::user_config::safe_directories()?,
+    };
+    Ok(repo.open_remote(name, &access)?)
+}
+
+fn short(id: Option<mediagit_format::ObjectId>) -> String {
+    id.map(|i| i.short(12)).unwrap_or_default()
+}
+
+fn strip(name: &str) -> &str {
+    ["refs/heads/", "refs/tags/", "refs/remotes/"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name)
+}
+
+/// Git's lines: ` * [new branch]  main -> origin/main`.
+fn report(out: &mut dyn Write, u: &RefUpdate) -> std::io::Result<()> {
+    let (flag, what, note) = match &u.status {
+        RefStatus::New if u.name.starts_with("refs/tags/") => ('*', "[new tag]".into(), None),
+        RefStatus::New => ('*', "[new branch]".into(), None),
+        RefStatus::FastForward => (' ', format!("{}..{}", short(u.old), short(u.new)), None),
+        RefStatus::Forced => (
+            '+',
+            format!("{}...{}", short(u.old), short(u.new)),
+            Some("forced update".to_string()),
+        ),
+        RefStatus::UpToDate => ('=', "[up to date]".into(), None),
+        RefStatus::Deleted => ('-', "[deleted]".into(), None),
+        RefStatus::Rejected(why) => ('!', "[rejected]".into(), Some(why.clone())),
+    };
+    let arrow = if u.source.is_empty() {
+        strip(&u.name).to_string()
+    } else {
+        format!("{} -> {}", strip(&u.source), strip(&u.name))
+    };
+    match note {
+        Some(n) => writeln!(out, " {flag} {what:<27} {arrow} ({n})"),
+        None => writeln!(out, " {flag} {what:<27} {arrow}"),
+    }
+}
+
+fn transfer_line(verb: &str, t: &TransferStats) -> String {
+    format!(
+        "{verb} {} object(s) ({} chunk(s), {}) in {} read(s); {} new commit(s)",
+        t.objects,
+        t.chunks,
+        crate::output::human_size(t.bytes),
+        t.reads,
+        t.commits
+    )
+}
+
+pub struct FetchArgs {
+    pub remote: Option<String>,
+    pub all: bool,
+    pub prune: bool,
+    pub no_tags: bool,
+    pub json: bool,
+}
+
+pub fn fetch(
+    repo: &Repository,
+    args: FetchArgs,
+    who: &mediagit_format::Signature,
+    quiet: bool,
+    progress: &dyn mediagit_repo::progress::Progress,
+) -> CmdResult {
+    let names: Vec<String> = if args.all {
+        repo.config().remotes.keys().cloned().collect()
+    } else {
+        vec![match args.remote {
+            Some(r) => r,
+            None => default_remote(repo)?,
+        }]
+    };
+    let mut outcomes = Vec::new();
+    for name in names {
+        let remote = open(repo, &name)?;
+        let o = repo.fetch(
+            &remote,
+            &FetchOptions {
+                prune: args.prune,
+                tags: !args.no_tags,
+            },
+            who,
+            progress,
+        )?;
+        if !args.json {
+            let mut err = crate::output::SafeText::new(std::io::stderr().lock());
+            let moved: Vec<&RefUpdate> = o
+                .updates
+                .iter()
+                .filter(|u| u.status != RefStatus::UpToDate)
+                .collect();
+            if !quiet || moved.iter().any(|u| u.rejected()) {
+                if !moved.is_empty() {
+                    writeln!(err, "From {}", remote.url)?;
+                }
+                for u in moved {
+                    if !quiet || u.rejected() {
+                        report(&mut err, u)?;
+                    }
+                }
+                if !quiet && o.transfer.objects > 0 {
+                    writeln!(err, "{}", transfer_line("Received", &o.transfer))?;
+                }
+            }
+        }
+        outcomes.push(o);
+    }
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        crate::output::write_json(&mut out, &outcomes)?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+pub struct PushArgs {
+    pub remote: Option<String>,
+    pub refspecs: Vec<String>,
+    pub force: bool,
+    pub force_with_lease: bool,
+    pub tags: bool,
+    pub delete: Vec<String>,
+    pub set_upstream: bool,
+    pub json: bool,
+}
+
+pub fn push(
+    repo: &Repository,
+    args: PushArgs,
+    quiet: bool,
+    progress: &dyn mediagit_repo::progress::Progress,
+) -> CmdResult {
+    let name = match &args.remote {
+        Some(r) => r.clone(),
+        None => default_remote(repo)?,
+    };
+    let remote = open(repo, &name)?;
+    let o = repo.push(
+        &remote,
+        &PushOptions {
+            refspecs: args.refspecs.clone(),
+            tags: args.tags,
+            delete: args.delete.clone(),
+            force: args.force,
+            force_with_lease: args.force_with_lease,
+        },
+        progress,
+    )?;
+    if args.set_upstream {
+        let Some(rname) = &remote.name else {
+            return Err(CommandError::user(
+                "no-remote",
+                "-u needs a configured remote (`mediagit remote add NAME URL`), not a URL",
+            ));
+        };
+        let pushed: Vec<(String, String)> = o
+            .updates
+            .iter()
+            .filter(|u| !u.rejected() && u.new.is_some())
+            .filter_map(|u| {
+                Some((
+                    u.source.strip_prefix("refs/heads/")?.to_string(),
+                    u.name.strip_prefix("refs/heads/")?.to_string(),
+                ))
+            })
+            .collect();
+        edit_config(repo, |doc| {
+            let t = table(doc, "branches")?;
+            for (local, merge) in &pushed {
+                let mut b = toml_edit::Table::new();
+                b.insert("remote", toml_edit::value(rname.clone()));
+                b.insert("merge", toml_edit::value(merge.clone()));
+                t.insert(local, toml_edit::Item::Table(b));
+            }
+            Ok(())
+        })?;
+        if !quiet && !args.json {
+            for (local, merge) in &pushed {
+                eprintln!("branch '{local}' set up to track '{rname}/{merge}'");
+            }
+        }
+    }
+    let rejected = o.updates.iter().filter(|u| u.rejected()).count();
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        crate::output::write_json(&mut out, &o)?;
+        out.flush()?;
+    } else {
+        let mut err = crate::output::SafeText::new(std::io::stderr().lock());
+        if !quiet || rejected > 0 {
+            writeln!(err, "To {}", remote.url)?;
+            for u in &o.updates {
+                if !quiet || u.rejected() {
+                    report(&mut err, u)?;
+                }
+            }
+            if !quiet && o.transfer.objects > 0 {
+                writeln!(err, "{}", transfer_line("Sent", &o.transfer))?;
+            }
+            if !quiet && o.updates.iter().all(|u| u.status == RefStatus::UpToDate) {
+                writeln!(err, "Everything up-to-date")?;
+            }
+        }
+    }
+    if rejected > 0 {
+        return Err(CommandError::user(
+            "push-rejected",
+            format!("failed to push {rejected} ref(s) to {}", remote.label()),
+        )
+        .with_hint(
+            "fetch and integrate the remote's changes (`mediagit pull`), then push again; --force-with-lease overwrites them if nobody pushed since your last fetch",
+        )
+        .exit_code(exit::CONFLICT));
+    }
+    Ok(())
+}
+
+pub fn ls_remote(repo: &Repository, remote: Option<String>, json: bool) -> CmdResult {
+    let name = match remote {
+        Some(r) => r,
+        None => default_remote(repo)?,
+    };
+    let remote = open(repo, &name)?;
+    let refs = repo.remote_refs(&remote)?;
+    let mut out = crate::output::SafeText::new(std::io::stdout().lock());
+    if json {
+        crate::output::write_json(&mut out, &refs)?;
+        return Ok(out.flush()?);
+    }
+    if let Some(h) = &refs.head {
+        if let Some((_, id)) = refs
+            .refs
+            .iter()
+            .find(|(n, _)| n.strip_prefix("refs/heads/") == Some(h.as_str()))
+        {
+            writeln!(out, "{id}\tHEAD")?;
+        }
+    }
+    for (n, id) in &refs.refs {
+        writeln!(out, "{id}\t{n}")?;
+    }
+    Ok(out.flush()?)
+}
+
+/// `pull [REMOTE [BRANCH]]`: fetch, then fast-forward the checked-out
+/// branch to the remote branch (its upstream by default). A branch that
+/// has commits of its own is not merged (merge comes with the history
+/// commands): the user is told how the two differ.
+pub fn pull(
+    repo: &Repository,
+    remote: Option<String>,
+    branch: Option<String>,
+    who: &mediagit_format::Signature,
+    quiet: bool,
+    progress: &dyn mediagit_repo::progress::Progress,
+) -> CmdResult {
+    let mediagit_repo::refs::Head::Branch(cur) = repo.head()? else {
+        return Err(CommandError::user(
+            "detached-head",
+            "HEAD is detached: switch to a branch to pull into it",
+        ));
+    };
+    let upstream = repo.config().branches.get(&cur).cloned();
+    let rname = match (&remote, &upstream) {
+        (Some(r), _) => r.clone(),
+        (None, Some(u)) => u.remote.clone(),
+        (None, None) => default_remote(repo)?,
+    };
+    let merge = match (&branch, &upstream) {
+        (Some(b), _) => b.clone(),
+        (None, Some(u)) if u.remote == rname => u.merge.clone(),
+        _ => cur.clone(),
+    };
+    if !repo.config().remotes.contains_key(&rname) {
+        return Err(no_remote(&rname));
+    }
+    fetch(
+        repo,
+        FetchArgs {
+            remote: Some(rname.clone()),
+            all: false,
+            prune: false,
+            no_tags: false,
+            json: false,
+        },
+        who,
+        quiet,
+        progress,
+    )?;
+    let tracking = format!("refs/remotes/{rname}/{merge}");
+    let Some(theirs) = repo.read_ref(&tracking)? else {
+        return Err(CommandError::user(
+            "no-such-branch",
+            format!("{} has no branch '{merge}'", rname),
+        ));
+    };
+    let ours = repo.head_commit()?;
+    match ours {
+        None => {
+            // An unborn branch starts at theirs.
+            repo.create_branch(&cur, theirs, who, &format!("pull: from {rname}/{merge}"))?;
+            repo.checkout(
+                &mediagit_repo::checkout::CheckoutTarget::Branch(cur.clone()),
+                false,
+                who,
+                progress,
+            )?;
+        }
+        Some(o) if o == theirs => {
+            if !quiet {
+                eprintln!("Already up to date.");
+            }
+        }
+        Some(o) if repo.is_ancestor(theirs, o)? => {
+            if !quiet {
+                eprintln!("Already up to date (your branch is ahead of '{rname}/{merge}').");
+            }
+        }
+        Some(o) if repo.is_ancestor(o, theirs)? => {
+            let out = repo.fast_forward(
+                &cur,
+                o,
+                theirs,
+                &format!("pull: fast-forward from {rname}/{merge}"),
+                who,
+                progress,
+            )?;
+            if !quiet {
+                eprintln!(
+                    "Updating {}..{}\nFast-forward: {} file(s) written, {} removed",
+                    o.short(12),
+                    theirs.short(12),
+                    out.written,
+                    out.removed
+                );
+            }
+        }
+        Some(o) => {
+            let (ahead, behind) = repo.ahead_behind(o, theirs)?;
+            return Err(CommandError::user(
+                "diverged",
+                format!(
+                    "'{cur}' and '{rname}/{merge}' have diverged ({ahead} and {behind} different commits): not a fast-forward"
+                ),
+            )
+            .with_hint("merging comes with the history commands; until then, keep your commits on another branch and `mediagit switch` to the remote's")
+            .exit_code(exit::CONFLICT));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,615 @@
+//! Remotes: other copies of the repository, and fetch, push and ls-remote.
+//!
+//! A remote is named in the working tree's own `config.toml`
+//! (`[remotes.NAME] url = "..."`, never taken from a store) or given as a
+//! URL on the command line. Its URL is a directory (another repository: a
+//! working tree or a bare one), `file://DIR`, or a store
+//! (`s3://BUCKET/PREFIX`, `az://`, `gs://`, `b2://`): push and fetch then
+//! copy between two stores with no server in between
+//! ([`crate::transfer`]: only the objects the other side lacks move).
+//!
+//! What a fetch learns is kept as remote-tracking refs,
+//! `refs/remotes/NAME/BRANCH`, in this repository's store (so they are gc
+//! roots like every ref, and every working tree of a shared store sees
+//! them). Tags are fetched when they are new; an existing tag is never
+//! moved by a fetch. A push moves each remote ref by compare-and-swap from
+//! the value it read: of two concurrent pushes to one branch exactly one
+//! wins, the other is told the branch moved, and objects are always
+//! stored before the ref that names them.
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use mediagit_format::config::StorageConfig;
+use mediagit_format::{ObjectId, Signature};
+use mediagit_storage::CloudEnv;
+
+use crate::error::{RepoError, Result};
+use crate::progress::Progress;
+use crate::refs::{Head, ReflogEntry};
+use crate::repo::{Repository, SafeDirectories};
+use crate::store::Store;
+use crate::transfer::TransferStats;
+
+/// Where a remote's URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteUrl {
+    /// A repository on this machine (working tree or bare), or a
+    /// `filesystem` store.
+    Dir(PathBuf),
+    /// A store in an object-store bucket.
+    Store(StorageConfig),
+    /// A MediaGit server.
+    Http(String),
+}
+
+impl RemoteUrl {
+    pub fn parse(url: &str) -> Result<RemoteUrl> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return Ok(RemoteUrl::Http(url.to_string()));
+        }
+        let sc = StorageConfig::from_url(url)
+            .map_err(|e| RepoError::Invalid(format!("remote URL {url:?}: {e}")))?;
+        if sc.is_object_store() {
+            Ok(RemoteUrl::Store(sc))
+        } else {
+            Ok(RemoteUrl::Dir(PathBuf::from(sc.path.unwrap_or_default())))
+        }
+    }
+}
+
+/// What opening a remote needs from the caller.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteAccess {
+    pub env: CloudEnv,
+    /// Repositories of other users the caller trusts (a directory remote
+    /// is opened with the same ownership checks as any repository).
+    pub safe: SafeDirectories,
+}
+
+/// An opened remote.
+pub struct Remote {
+    /// The configured name; `None` for a URL given on the command line
+    /// (no remote-tracking refs are kept for those).
+    pub name: Option<String>,
+    pub url: String,
+    /// The remote's store, opened with this repository's key if encrypted.
+    pub repo: Repository,
+    /// The branch checked out in the remote's working tree (a non-bare
+    /// directory remote): a push never moves it under that working tree.
+    pub checked_out: Option<String>,
+}
+
+impl Remote {
+    /// How errors and reports name it: its name, else its URL.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("remote '{n}'"),
+            None => self.url.clone(),
+        }
+    }
+}
+
+/// How one ref fared.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefStatus {
+    New,
+    FastForward,
+    Forced,
+    UpToDate,
+    Deleted,
+    /// Not moved; why.
+    Rejected(String),
+}
+
+/// One ref a fetch or push looked at.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefUpdate {
+    /// The ref that moved (for a fetch, the local one; for a push, the
+    /// remote's).
+    pub name: String,
+    /// The ref on the other side it came from.
+    pub source: String,
+    pub old: Option<ObjectId>,
+    pub new: Option<ObjectId>,
+    pub status: RefStatus,
+}
+
+impl RefUpdate {
+    pub fn rejected(&self) -> bool {
+        matches!(self.status, RefStatus::Rejected(_))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// Delete remote-tracking refs whose branch the remote no longer has.
+    pub prune: bool,
+    /// Fetch the remote's tags (new ones only).
+    pub tags: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FetchOutcome {
+    pub remote: String,
+    pub transfer: TransferStats,
+    pub updates: Vec<RefUpdate>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// `BRANCH` or `SRC:DST` (SRC any revision, DST a branch name on the
+    /// remote). Empty: the checked-out branch.
+    pub refspecs: Vec<String>,
+    /// Every local tag too.
+    pub tags: bool,
+    /// Remote branches to delete.
+    pub delete: Vec<String>,
+    /// Move remote refs that would not fast-forward.
+    pub force: bool,
+    /// ... but only if the remote ref is where this repository's
+    /// remote-tracking ref says (nobody pushed since the last fetch).
+    pub force_with_lease: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PushOutcome {
+    pub remote: String,
+    pub transfer: TransferStats,
+    pub updates: Vec<RefUpdate>,
+}
+
+/// The refs a remote has: (full name, value), branches then tags, and the
+/// branch its HEAD names.
+#[derive(Debug, Default, Serialize)]
+pub struct RemoteRefs {
+    pub head: Option<String>,
+    pub refs: Vec<(String, ObjectId)>,
+}
+
+/// Opens the repository at a directory remote, which must be the
+/// repository itself (a working tree or a bare repository), not a
+/// directory inside one.
+fn open_dir_remote(path: &Path, access: &RemoteAccess) -> Result<(Repository, Option<String>)> {
+    let canon = path
+        .canonicalize()
+        .map_err(|e| RepoError::io("open remote", path, e))?;
+    let found = Repository::find_dir(&canon)?;
+    if found != canon && found != canon.join(crate::repo::DOT_DIR) {
+        return Err(RepoError::NotAStore {
+            store: canon.display().to_string(),
+            found: String::new(),
+        });
+    }
+    let repo = Repository::discover_trusting(&canon, &access.env, &access.safe)?;
+    let checked_out = match repo.workspace_opt() {
+        Some(ws) if !ws.is_bare() => match ws.head()? {
+            Head::Branch(b) => Some(b),
+            Head::Detached(_) => None,
+        },
+        _ => None,
+    };
+    Ok((repo, checked_out))
+}
+
+impl Repository {
+    /// Opens the remote `name` (a configured remote) or, if no remote has
+    /// that name, the URL `name`. An encrypted remote is opened with this
+    /// repository's key (it must be a copy of this repository).
+    pub fn open_remote(&self, name: &str, access: &RemoteAccess) -> Result<Remote> {
+        let (rname, url) = match self.config().remotes.get(name) {
+            Some(r) => (Some(name.to_string()), r.url.clone()),
+            None if name.contains(['/', ':', '.']) => (None, name.to_string()),
+            None => return Err(RepoError::Invalid(format!("no remote named '{name}'"))),
+        };
+        let (repo, checked_out) = match RemoteUrl::parse(&url)? {
+            RemoteUrl::Http(u) => {
+                return Err(RepoError::Invalid(format!(
+                    "{u}: this build has no client for MediaGit servers yet; use a directory or a store URL (s3://, az://, gs://)"
+                )))
+            }
+            RemoteUrl::Dir(p) => open_dir_remote(&p, access)?,
+            RemoteUrl::Store(sc) => {
+                let storage = crate::repo::open_storage(Path::new("."), Some(&sc), &access.env)?;
+                let store = Store::open(storage, self.store().tmp_dir().to_path_buf())?;
+                (Repository::on_store(store), None)
+            }
+        };
+        let store = repo.store().clone().unlock_like(self.store())?;
+        let label = rname
+            .as_ref()
+            .map(|n| format!("remote '{n}'"))
+            .unwrap_or_else(|| url.clone());
+        crate::transfer::check_same_naming(self.store(), &store, &label)?;
+        Ok(Remote {
+            name: rname,
+            url,
+            repo: Repository::on_store(store),
+            checked_out,
+        })
+    }
+
+    /// The remote's branches and tags.
+    pub fn remote_refs(&self, remote: &Remote) -> Result<RemoteRefs> {
+        let r = &remote.repo;
+        let mut refs: Vec<(String, ObjectId)> = r
+            .list_refs("refs/heads/")?
+            .into_iter()
+            .map(|(n, id)| (crate::refs::branch_ref(&n), id))
+            .collect();
+        refs.extend(
+            r.list_refs("refs/tags/")?
+                .into_iter()
+                .map(|(n, id)| (crate::refs::tag_ref(&n), id)),
+        );
+        Ok(RemoteRefs {
+            head: r.store().head_branch().ok().flatten(),
+            refs,
+        })
+    }
+
+    /// Fetches the remote's branches (into `refs/remotes/NAME/`) and new
+    /// tags, with every object they need that this repository lacks.
+    pub fn fetch(
+        &self,
+        remote: &Remote,
+        opts: &FetchOptions,
+        who: &Signature,
+        progress: &dyn Progress,
+    ) -> Result<FetchOutcome> {
+        let _lock = match self.workspace_opt() {
+            Some(ws) => Some(ws.lock()?),
+            None => None,
+        };
+        // (branch name, id) and (full tag ref, id).
+        let heads = remote.repo.list_refs("refs/heads/")?;
+        let tags: Vec<(String, ObjectId)> = if opts.tags {
+            remote
+                .repo
+                .list_refs("refs/tags/")?
+                .into_iter()
+                .map(|(n, id)| (crate::refs::tag_ref(&n), id))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut out = FetchOutcome {
+            remote: remote.label(),
+            ..Default::default()
+        };
+        // Tags that would clobber a local one are not fetched at all.
+        let mut tag_updates = Vec::new();
+        for (name, id) in &tags {
+            let old = self.read_ref(name)?;
+            let status = match old {
+                None => RefStatus::New,
+                Some(o) if o == *id => RefStatus::UpToDate,
+                Some(_) => RefStatus::Rejected("would clobber an existing tag".into()),
+            };
+            tag_updates.push(RefUpdate {
+                name: name.clone(),
+                source: name.clone(),
+                old,
+                new: Some(*id),
+                status,
+            });
+        }
+        let mut tips: Vec<ObjectId> = heads.iter().map(|(_, id)| *id).collect();
+        tips.extend(
+            tag_updates
+                .iter()
+                .filter(|u| !u.rejected())
+                .filter_map(|u| u.new),
+        );
+        out.transfer = crate::transfer::copy_missing(
+            remote.repo.store(),
+            self.store(),
+            &tips,
+            &remote.label(),
+            progress,
+        )?;
+        let log = |name: &str, old: Option<ObjectId>, new: ObjectId, msg: String| -> Result<()> {
+            if let Some(ws) = self.workspace_opt() {
+                ws.append_reflog(
+                    name,
+                    &ReflogEntry {
+                        old: old.unwrap_or(ObjectId::ZERO),
+                        new,
+                        who: who.clone(),
+                        message: msg,
+                    },
+                )?;
+            }
+            Ok(())
+        };
+        if let Some(rname) = &remote.name {
+            let prefix = format!("refs/remotes/{rname}/");
+            for (branch, id) in &heads {
+                let local = format!("{prefix}{branch}");
+                let old = self.read_ref(&local)?;
+                let status = match old {
+                    None => RefStatus::New,
+                    Some(o) if o == *id => RefStatus::UpToDate,
+                    Some(o) if self.is_ancestor(o, *id).unwrap_or(false) => RefStatus::FastForward,
+                    Some(_) => RefStatus::Forced,
+                };
+                if status != RefStatus::UpToDate {
+                    self.cas_ref(&local, old, Some(*id))?;
+                    log(&local, old, *id, format!("fetch: from {}", remote.url))?;
+                }
+                out.updates.push(RefUpdate {
+                    name: local,
+                    source: crate::refs::branch_ref(branch),
+                    old,
+                    new: Some(*id),
+                    status,
+                });
+            }
+            if opts.prune {
+                for (branch, id) in self.list_refs(&prefix)? {
+                    let local = format!("{prefix}{branch}");
+                    if !heads.iter().any(|(n, _)| *n == branch) {
+                        self.cas_ref(&local, Some(id), None)?;
+                        out.updates.push(RefUpdate {
+                            name: local.clone(),
+                            source: format!("refs/heads/{branch}"),
+                            old: Some(id),
+                            new: None,
+                            status: RefStatus::Deleted,
+                        });
+                    }
+                }
+            }
+        }
+        for u in tag_updates {
+            if u.status == RefStatus::New {
+                if let Some(id) = u.new {
+                    self.cas_ref(&u.name, None, Some(id))?;
+                }
+            }
+            out.updates.push(u);
+        }
+        Ok(out)
+    }
+
+    /// Pushes branches (and tags) to the remote: objects first, then each
+    /// remote ref by compare-and-swap. Refused refs are reported, not
+    /// errors; the others still move.
+    pub fn push(
+        &self,
+        remote: &Remote,
+        opts: &PushOptions,
+        progress: &dyn Progress,
+    ) -> Result<PushOutcome> {
+        let mut planned: Vec<RefUpdate> = Vec::new();
+        let mut specs = opts.refspecs.clone();
+        if specs.is_empty() && opts.delete.is_empty() && !opts.tags {
+            match self.head()? {
+                Head::Branch(b) => specs.push(b),
+                Head::Detached(_) => return Err(RepoError::Invalid(
+                    "HEAD is detached: name the branch to push (`mediagit push REMOTE SRC:BRANCH`)"
+                        .into(),
+                )),
+            }
+        }
+        let r = &remote.repo;
+        for spec in &specs {
+            let (src, dst) = match spec.split_once(':') {
+                Some((s, d)) => (s.to_string(), d.to_string()),
+                None => (spec.clone(), spec.clone()),
+            };
+            let dst = dst.strip_prefix("refs/heads/").unwrap_or(&dst).to_string();
+            crate::refs::validate_ref_name("branch", &dst)?;
+            let new = match spec.split_once(':') {
+                Some(_) => self.resolve(&src)?,
+                None => self
+                    .read_ref(&crate::refs::branch_ref(&src))?
+                    .ok_or_else(|| RepoError::BranchNotFound(src.clone()))?,
+            };
+            let name = crate::refs::branch_ref(&dst);
+            let old = r.read_ref(&name)?;
+            let status = if remote.checked_out.as_deref() == Some(dst.as_str()) && old != Some(new)
+            {
+                RefStatus::Rejected(
+                    "checked out in the remote's working tree (push to a bare repository)".into(),
+                )
+            } else {
+                self.judge(remote, &dst, old, new, opts)?
+            };
+            planned.push(RefUpdate {
+                name,
+                source: crate::refs::branch_ref(&src),
+                old,
+                new: Some(new),
+                status,
+            });
+        }
+        if opts.tags {
+            for (tag, id) in self.list_refs("refs/tags/")? {
+                let name = crate::refs::tag_ref(&tag);
+                let old = r.read_ref(&name)?;
+                let status = match old {
+                    None => RefStatus::New,
+                    Some(o) if o == id => RefStatus::UpToDate,
+                    Some(_) if opts.force => RefStatus::Forced,
+                    Some(_) => {
+                        RefStatus::Rejected("the remote has another tag of that name".into())
+                    }
+                };
+                planned.push(RefUpdate {
+                    name: name.clone(),
+                    source: name,
+                    old,
+                    new: Some(id),
+                    status,
+                });
+            }
+        }
+        for b in &opts.delete {
+            let b = b.strip_prefix("refs/heads/").unwrap_or(b);
+            let name = crate::refs::branch_ref(b);
+            let old = r.read_ref(&name)?;
+            let status = if old.is_none() {
+                RefStatus::Rejected("the remote has no such branch".into())
+            } else if remote.checked_out.as_deref() == Some(b) {
+                RefStatus::Rejected("checked out in the remote's working tree".into())
+            } else {
+                RefStatus::Deleted
+            };
+            planned.push(RefUpdate {
+                name,
+                source: String::new(),
+                old,
+                new: None,
+                status,
+            });
+        }
+        let moving = |u: &RefUpdate| {
+            matches!(
+                u.status,
+                RefStatus::New | RefStatus::FastForward | RefStatus::Forced
+            )
+        };
+        let tips: Vec<ObjectId> = planned
+            .iter()
+            .filter(|u| moving(u))
+            .filter_map(|u| u.new)
+            .collect();
+        let transfer = if tips.is_empty() {
+            TransferStats::default()
+        } else {
+            crate::transfer::copy_missing(
+                self.store(),
+                r.store(),
+                &tips,
+                &remote.label(),
+                progress,
+            )?
+        };
+        for u in &mut planned {
+            if !moving(u) && u.status != RefStatus::Deleted {
+                continue;
+            }
+            match r.cas_ref(&u.name, u.old, u.new) {
+                Ok(()) => {}
+                Err(RepoError::RefRace { .. }) => {
+                    u.status = RefStatus::Rejected(
+                        "the remote ref moved while pushing (fetch first)".into(),
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            if let (Some(rname), Some(b)) = (&remote.name, u.name.strip_prefix("refs/heads/")) {
+                let local = format!("refs/remotes/{rname}/{b}");
+                let cur = self.read_ref(&local)?;
+                if cur != u.new {
+                    // Best effort: the push happened; a failed tracking
+                    // ref is corrected by the next fetch.
+                    let _ = self.cas_ref(&local, cur, u.new);
+                }
+            }
+        }
+        Ok(PushOutcome {
+            remote: remote.label(),
+            transfer,
+            updates: planned,
+        })
+    }
+
+    /// Whether moving the remote branch `dst` from `old` to `new` is
+    /// allowed by the push options.
+    fn judge(
+        &self,
+        remote: &Remote,
+        dst: &str,
+        old: Option<ObjectId>,
+        new: ObjectId,
+        opts: &PushOptions,
+    ) -> Result<RefStatus> {
+        let Some(old) = old else {
+            return Ok(RefStatus::New);
+        };
+        if old == new {
+            return Ok(RefStatus::UpToDate);
+        }
+        // A fast-forward: this repository has the remote's commit, and it
+        // is an ancestor of the new one.
+        if self.odb()?.contains(&old) && self.is_ancestor(old, new).unwrap_or(false) {
+            return Ok(RefStatus::FastForward);
+        }
+        if opts.force_with_lease {
+            let expected = match &remote.name {
+                Some(n) => self.read_ref(&format!("refs/remotes/{n}/{dst}"))?,
+                None => None,
+            };
+            return Ok(if expected == Some(old) {
+                RefStatus::Forced
+            } else {
+                RefStatus::Rejected(
+                    "stale info: the remote branch is not where the last fetch saw it".into(),
+                )
+            });
+        }
+        if opts.force {
+            return Ok(RefStatus::Forced);
+        }
+        Ok(RefStatus::Rejected(
+            "non-fast-forward: the remote has commits this branch lacks (fetch, then pull)".into(),
+        ))
+    }
+
+    /// Commits on `a` not on `b`, and on `b` not on `a` (ahead, behind),
+    /// as Git counts them: both histories are walked newest first, each
+    /// commit marked with the sides that reach it, until every commit
+    /// still queued is reached by both (their common history is not read,
+    /// beyond a few commits). Like Git's, the count trusts commit times:
+    /// a clock skewed by more than the walk's slop can miscount.
+    pub fn ahead_behind(&self, a: ObjectId, b: ObjectId) -> Result<(usize, usize)> {
+        use std::collections::BinaryHeap;
+        const A: u8 = 1;
+        const B: u8 = 2;
+        if a == b {
+            return Ok((0, 0));
+        }
+        let odb = self.odb()?;
+        let mut flags: mediagit_format::id::IdMap<u8> = Default::default();
+        let mut heap = BinaryHeap::new();
+        for (id, f) in [(a, A), (b, B)] {
+            let c = odb.read_commit(&id)?;
+            flags.insert(id, f);
+            heap.push((c.committer.time, id, c.parents));
+        }
+        const SLOP: usize = 64;
+        let mut slop = SLOP;
+        while let Some((_, id, parents)) = heap.pop() {
+            let f = flags[&id];
+            for p in parents {
+                let old = flags.get(&p).copied().unwrap_or(0);
+                if old | f == old {
+                    continue;
+                }
+                flags.insert(p, old | f);
+                let c = odb.read_commit(&p)?;
+                heap.push((c.committer.time, p, c.parents));
+            }
+            // The frontier is usually a few commits wide. Once it is all
+            // common history the walk goes on a little (`slop`, as Git's
+            // does): commits of one second, or a skewed clock, can put a
+            // child after its parent, and the parent's side must still be
+            // corrected.
+            if heap.iter().all(|(_, id, _)| flags[id] == A | B) {
+                if slop == 0 {
+                    break;
+                }
+                slop -= 1;
+            } else {
+                slop = SLOP;
+            }
+        }
+        let ahead = flags.values().filter(|f| **f == A).count();
+        let behind = flags.values().filter(|f| **f == B).count();
+        Ok((ahead, behind))
+    }
+}

@@ -1,0 +1,264 @@
+//! Copying objects between two copies of a repository (push, fetch, repair
+//! from a remote): only what the destination lacks moves.
+//!
+//! Negotiation needs no conversation: both sides are [`Store`]s, and the
+//! destination's object table (its pack indexes, loaded once) says what it
+//! holds. From the tips being sent, the walk follows commits until it meets
+//! one the destination holds (its history is there: commits are written
+//! after their parents, and a transfer stores a commit only after its
+//! whole snapshot); the snapshot of every new commit, and of every tip
+//! even when the destination has it, is walked object by object, so a
+//! destination that lost chunks (`fsck --repair` moved a damaged pack
+//! aside) gets them back from the next fetch of the same branch.
+//!
+//! Then the missing objects are copied in two groups: the chunks, stored
+//! (a checkpoint) before any manifest that names them becomes visible,
+//! then every other object, which become visible together when the
+//! session finishes. An interrupted transfer leaves chunks without
+//! manifests at worst (garbage until the next run reuses them), never a
+//! manifest without its chunks; the next run skips everything that
+//! arrived. Each source pack is read in runs of up
+//! to 8 MiB (one ranged GET per run on an object store), every entry is
+//! verified against its id before it is written, and entries are copied
+//! as they are stored (compressed; opened and sealed again with the
+//! destination's pack keys in an encrypted repository), never recompressed.
+use serde::Serialize;
+
+use mediagit_format::id::IdSet;
+use mediagit_format::{EntryKind, ObjectId, ObjectKind};
+
+use crate::error::{RepoError, Result};
+use crate::odb::{Location, Odb};
+use crate::progress::Progress;
+use crate::store::Store;
+
+/// What a transfer moved.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct TransferStats {
+    /// Commits the destination lacked.
+    pub commits: usize,
+    /// Objects copied (every kind).
+    pub objects: usize,
+    /// Of which chunks.
+    pub chunks: usize,
+    /// Stored (compressed) bytes copied.
+    pub bytes: u64,
+    /// Reads of object data from the source (ranged GETs on an object store).
+    pub reads: usize,
+}
+
+/// A fixed byte string both sides name: equal ids mean the two
+/// repositories name objects the same way (same chunk id function, and in
+/// an encrypted repository the same key).
+const PROBE: &[u8] = b"mediagit naming probe v1";
+
+/// Refuses two repositories that name objects differently: copying
+/// between them would store objects under ids the destination cannot
+/// verify.
+pub fn check_same_naming(src: &Store, dst: &Store, remote: &str) -> Result<()> {
+    let (a, b) = (src.codec(), dst.codec());
+    if a.id(ObjectKind::Chunk, PROBE) == b.id(ObjectKind::Chunk, PROBE) {
+        return Ok(());
+    }
+    let why = match (src.is_encrypted(), dst.is_encrypted()) {
+        (true, true) => "both are encrypted, with different keys",
+        (false, false) => "they name chunks with different functions ([format] chunk_id)",
+        _ => "one is encrypted and the other is not",
+    };
+    Err(RepoError::Invalid(format!(
+        "{remote} is another repository's copy, not this one's: {why}; objects cannot move between them"
+    )))
+}
+
+/// Which side an object is read from while walking: the destination's
+/// copy when it has one and lives on local disk, else the source's.
+struct Sides<'a> {
+    src: &'a Odb,
+    dst: &'a Odb,
+    dst_local: bool,
+}
+
+impl Sides<'_> {
+    fn read<T>(&self, id: &ObjectId, f: impl Fn(&Odb, &ObjectId) -> Result<T>) -> Result<T> {
+        if self.dst_local && self.dst.has_sound(id) {
+            if let Ok(v) = f(self.dst, id) {
+                return Ok(v);
+            }
+        }
+        f(self.src, id)
+    }
+}
+
+/// Copies into `dst` every object reachable from `tips` (commits or tag
+/// objects) in `src` that `dst` does not hold, as the module docs say.
+/// `remote` names the other side in errors. Nothing refers to the new
+/// objects yet: the caller moves refs after this returns.
+pub fn copy_missing(
+    src: &Store,
+    dst: &Store,
+    tips: &[ObjectId],
+    remote: &str,
+    progress: &dyn Progress,
+) -> Result<TransferStats> {
+    check_same_naming(src, dst, remote)?;
+    dst.require_unlocked()?;
+    let (s, d) = (src.odb()?, dst.odb()?);
+    let sides = Sides {
+        src: s,
+        dst: d,
+        dst_local: dst.storage().local_path("config.toml").is_some(),
+    };
+    let mut session = d.session();
+    let mut stats = TransferStats::default();
+    // Objects to copy, by kind, in the order they are stored.
+    let mut need: [Vec<ObjectId>; 5] = Default::default();
+    const CHUNKS: usize = 0;
+    const MANIFESTS: usize = 1;
+    const TREES: usize = 2;
+    const COMMITS: usize = 3;
+    const TAGS: usize = 4;
+    let mut seen = IdSet::default();
+    let mut trees: Vec<(ObjectId, usize)> = Vec::new();
+    // Commits (and the tags that name them): breadth first from the tips.
+    let mut queue: std::collections::VecDeque<(ObjectId, bool)> =
+        tips.iter().map(|t| (*t, true)).collect();
+    while let Some((id, tip)) = queue.pop_front() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let kind = match s.locate(&id).or_else(|| d.locate(&id)) {
+            Some((_, l)) => l.kind,
+            None => {
+                return Err(RepoError::MissingObject {
+                    id,
+                    kind: "commit",
+                    context: Some(format!("in {remote}")),
+                })
+            }
+        };
+        let present = session.has(&id);
+        match kind {
+            ObjectKind::Tag => {
+                let t = sides.read(&id, |o, id| o.read_tag(id))?;
+                if !present {
+                    need[TAGS].push(id);
+                }
+                queue.push_back((t.target, tip));
+            }
+            ObjectKind::Commit => {
+                if present && !tip {
+                    // Its history is in the destination already.
+                    continue;
+                }
+                let c = sides.read(&id, |o, id| o.read_commit(id))?;
+                trees.push((c.tree, 1));
+                if !present {
+                    need[COMMITS].push(id);
+                    stats.commits += 1;
+                    queue.extend(c.parents.iter().map(|p| (*p, false)));
+                }
+            }
+            other => {
+                return Err(RepoError::WrongKind {
+                    id,
+                    expected: "commit",
+                    actual: other.name(),
+                })
+            }
+        }
+    }
+    // Snapshots: every tree, manifest and chunk they name.
+    while let Some((id, depth)) = trees.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        if depth > mediagit_format::limits::MAX_TREE_DEPTH {
+            return Err(RepoError::Invalid(format!(
+                "tree {id} in {remote}: directories nested more than {} levels deep",
+                mediagit_format::limits::MAX_TREE_DEPTH
+            )));
+        }
+        let t = sides.read(&id, |o, id| o.read_tree(id))?;
+        if !session.has(&id) {
+            need[TREES].push(id);
+        }
+        for e in &t.entries {
+            match e.kind {
+                EntryKind::Dir { tree } => trees.push((tree, depth + 1)),
+                EntryKind::File { manifest, .. } => {
+                    if !seen.insert(manifest) {
+                        continue;
+                    }
+                    let m = sides.read(&manifest, |o, id| o.read_manifest(id))?;
+                    if !session.has(&manifest) {
+                        need[MANIFESTS].push(manifest);
+                    }
+                    for c in &m.chunks {
+                        if seen.insert(c.id) && !session.has(&c.id) {
+                            need[CHUNKS].push(c.id);
+                        }
+                    }
+                }
+                EntryKind::Symlink { .. } => {}
+            }
+        }
+    }
+    let total: u64 = need[CHUNKS]
+        .iter()
+        .filter_map(|id| s.locate(id))
+        .map(|(_, l)| l.stored_len as u64)
+        .sum();
+    progress.start("copying objects", total, 0);
+    // As `add` checkpoints: a quarter of a pack (256 MiB to local disk,
+    // 32 MiB to a bucket) unless the destination's settings say otherwise.
+    let checkpoint_bytes = dst
+        .config()
+        .core
+        .checkpoint_bytes
+        .unwrap_or(d.pack_target_size() / 4)
+        .max(1);
+    let mut since_checkpoint = 0u64;
+    // Two groups: the chunks, stored first; then every other object (one
+    // session makes them visible together, so their order does not
+    // matter, and they share reads: usually one metadata pack).
+    let [chunks, manifests, trees, commits, tags] = need;
+    let rest: Vec<ObjectId> = [manifests, trees, commits, tags].concat();
+    for (k, ids) in [chunks, rest].iter().enumerate() {
+        if ids.is_empty() {
+            continue;
+        }
+        let mut want = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (pack, loc) = s.locate(id).ok_or(RepoError::MissingObject {
+                id: *id,
+                kind: "object",
+                context: Some(format!("in {remote}")),
+            })?;
+            want.push((*id, pack, loc));
+        }
+        stats.reads += s.read_stored_many(&mut want, &mut |id, l: &Location, payload| {
+            session.put_encoded(l.kind, *id, l.codec, l.raw_len as usize, payload)?;
+            stats.objects += 1;
+            stats.bytes += payload.len() as u64;
+            if l.kind == ObjectKind::Chunk {
+                stats.chunks += 1;
+                progress.bytes(payload.len() as u64);
+                // What arrived stays stored if the transfer is
+                // interrupted: the next run does not move it again.
+                since_checkpoint += payload.len() as u64;
+                if since_checkpoint >= checkpoint_bytes {
+                    session.checkpoint()?;
+                    since_checkpoint = 0;
+                }
+            }
+            Ok(())
+        })?;
+        if k == CHUNKS {
+            // Stored before any manifest naming them is.
+            session.checkpoint()?;
+        }
+    }
+    session.finish()?;
+    progress.finish();
+    Ok(stats)
+}
