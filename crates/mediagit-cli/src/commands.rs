@@ -390,13 +390,16 @@ pub fn run(cli: Cli) -> CmdResult {
                 ws if ws.is_bare() => ws.dir().to_path_buf(),
                 ws => ws.worktree()?.to_path_buf(),
             };
+            let tail = match repo.is_bare() {
+                true => format!("{} refs (bare: nothing checked out)", out.refs),
+                false => clone_tail(&out),
+            };
             eprintln!(
-                "Cloned into {}: {} pack{} ({} hard-linked), {}",
+                "Cloned into {}: {} pack{} ({} hard-linked), {tail}",
                 at.display(),
                 out.packs,
                 if out.packs == 1 { "" } else { "s" },
                 out.linked,
-                clone_tail(&out)
             );
             Ok(())
         }
@@ -591,6 +594,7 @@ pub fn run(cli: Cli) -> CmdResult {
             dangling,
             lost_found,
             repair,
+            from,
             json,
         } => crate::maintenance::fsck(
             &ctx.repo()?,
@@ -599,6 +603,7 @@ pub fn run(cli: Cli) -> CmdResult {
                 lost_found,
                 repair,
             },
+            &from,
             json,
             &ctx.progress(),
         ),

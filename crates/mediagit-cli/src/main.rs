@@ -393,9 +393,15 @@ pub enum Command {
         #[arg(long)]
         lost_found: bool,
         /// Rebuild what can be rebuilt locally (pack indexes, damaged packs'
-        /// sound objects, missing chunks from the working tree, the index, refs).
+        /// sound objects, missing chunks from the working tree, the index,
+        /// refs), then fetch what is still missing or damaged from the
+        /// remotes (every remote in turn, or --from).
         #[arg(long)]
         repair: bool,
+        /// With --repair: the remote (name or URL) to fetch missing objects
+        /// from; repeat for several. Default: every configured remote.
+        #[arg(long, value_name = "REMOTE", requires = "repair")]
+        from: Vec<String>,
         /// One JSON document on stdout (fields in docs/CLI.md).
         #[arg(long)]
         json: bool,

@@ -62,10 +62,14 @@ pub fn parse_when(s: &str, option: &str) -> Result<Option<SystemTime>, CommandEr
 pub fn fsck(
     repo: &Repository,
     opts: &FsckOptions,
+    from: &[String],
     json: bool,
     progress: &dyn Progress,
 ) -> CmdResult {
-    let report = repo.fsck(opts, progress)?;
+    let mut report = repo.fsck(opts, progress)?;
+    if opts.repair && !report.problems.is_empty() {
+        report = repair_from_remotes(repo, opts, report, from, progress)?;
+    }
     let mut out = crate::output::SafeText::new(std::io::stdout().lock());
     if json {
         crate::output::write_json(&mut out, &report)?;
@@ -121,6 +125,80 @@ pub fn fsck(
     fsck_result(repo, &report, opts.repair)
 }
 
+/// What local repair left is fetched from the remotes (`from`, else every
+/// configured one, in turn, until nothing is missing), then the repository
+/// is checked again: the report says what each remote gave, and its
+/// problems are what no remote had.
+fn repair_from_remotes(
+    repo: &Repository,
+    opts: &FsckOptions,
+    first: mediagit_repo::fsck::FsckReport,
+    from: &[String],
+    progress: &dyn Progress,
+) -> Result<mediagit_repo::fsck::FsckReport, CommandError> {
+    let names: Vec<String> = if from.is_empty() {
+        repo.config().remotes.keys().cloned().collect()
+    } else {
+        from.to_vec()
+    };
+    if names.is_empty() {
+        return Ok(first);
+    }
+    let mut repaired = first.repaired.clone();
+    let mut notes = first.notes.clone();
+    let mut copied_any = false;
+    for name in &names {
+        let remote = match crate::remote_cmd::open(repo, name) {
+            Ok(r) => r,
+            Err(e) => {
+                notes.push(format!("remote '{name}' not used: {}", e.message));
+                continue;
+            }
+        };
+        match repo.repair_from(&remote, progress) {
+            Ok((t, _)) if t.objects > 0 => {
+                copied_any = true;
+                repaired.push(format!(
+                    "fetched {} object(s) ({}) from {}",
+                    t.objects,
+                    crate::output::human_size(t.bytes),
+                    remote.label()
+                ));
+                // Checked again below; stop at the first remote that
+                // filled every gap.
+                let check = repo.fsck(
+                    &FsckOptions {
+                        repair: false,
+                        ..opts.clone()
+                    },
+                    progress,
+                )?;
+                if check.problems.is_empty() {
+                    break;
+                }
+            }
+            Ok(_) => notes.push(format!(
+                "{} had nothing this repository lacks",
+                remote.label()
+            )),
+            Err(e) => notes.push(format!("{}: {e}", remote.label())),
+        }
+    }
+    if !copied_any {
+        let mut r = first;
+        r.notes = notes;
+        return Ok(r);
+    }
+    // Once more with repair: indexes, refs and the working tree's index
+    // are settled against what arrived.
+    let mut last = repo.fsck(opts, progress)?;
+    repaired.append(&mut last.repaired);
+    notes.append(&mut last.notes);
+    last.repaired = repaired;
+    last.notes = notes;
+    Ok(last)
+}
+
 /// fsck fails (exit 1) when it found problems, whatever the output format.
 fn fsck_result(
     repo: &Repository,
@@ -131,7 +209,7 @@ fn fsck_result(
         Ok(())
     } else {
         let hint = if repair {
-            "what is listed could not be repaired locally; content that is lost here can only come from another copy"
+            "what is listed could not be repaired locally nor fetched from a remote; content that is lost here can only come from another copy (`mediagit fsck --repair --from REMOTE`)"
         } else {
             "run `mediagit fsck --repair` to rebuild what can be rebuilt"
         };

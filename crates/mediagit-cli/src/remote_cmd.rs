@@ -257,7 +257,7 @@ pub fn default_remote(repo: &Repository) -> Result<String, CommandError> {
     }
 }
 
-fn open(repo: &Repository, name: &str) -> Result<Remote, CommandError> {
+pub(crate) fn open(repo: &Repository, name: &str) -> Result<Remote, CommandError> {
     let access = RemoteAccess {
         env: crate::commands::cloud_env(),
         safe: crate::user_config::safe_directories()?,

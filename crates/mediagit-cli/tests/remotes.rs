@@ -53,9 +53,10 @@ fn id_in(env: &Env, dir: &Path, rev: &str) -> String {
 }
 
 /// A bare copy of `repo/` to push to (`clone --bare`; its objects in a
-/// fresh prefix of the test store when there is one), added to `repo/` as
-/// `origin`. Returns its path.
-fn make_remote(env: &Env, name: &str) -> PathBuf {
+/// fresh prefix of the test store when there is one). Returns its
+/// directory and the URL to add as a remote: the store's URL when there
+/// is one (a store remote, no directory in between), else the directory.
+fn make_remote(env: &Env, name: &str) -> (PathBuf, String) {
     let dir = env.root().join(name);
     let mut args = vec!["clone", "--bare", "repo", name];
     let url = fresh_store_url();
@@ -63,7 +64,8 @@ fn make_remote(env: &Env, name: &str) -> PathBuf {
         args.extend(["--storage", u.as_str()]);
     }
     env.ok_in(env.root(), &args);
-    dir
+    let url = url.unwrap_or_else(|| dir.to_str().unwrap().to_string());
+    (dir, url)
 }
 
 /// A working tree with media files and random data, committed.
@@ -106,8 +108,8 @@ fn json(s: &str) -> serde_json::Value {
 #[test]
 fn push_then_clone_and_pull_into_an_empty_repository_restore_the_same_bytes() {
     let env = populated();
-    let remote = make_remote(&env, "remote.git");
-    env.ok(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let (remote, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
     // The remote was cloned from this commit: nothing to send.
     let err = ok_err_in(&env, &env.repo(), &["push", "-u", "origin", "main"]);
     assert!(err.contains("[up to date]"), "{err}");
@@ -167,8 +169,8 @@ fn push_then_clone_and_pull_into_an_empty_repository_restore_the_same_bytes() {
 #[test]
 fn a_second_push_or_fetch_of_the_same_data_moves_nothing() {
     let env = populated();
-    let remote = make_remote(&env, "remote.git");
-    env.ok(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let (_, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
     write_random(&env.repo().join("more.bin"), 2 << 20, 9);
     env.ok(&["add", "-A"]);
     env.ok(&["commit", "-m", "more"]);
@@ -200,8 +202,8 @@ fn a_second_push_or_fetch_of_the_same_data_moves_nothing() {
 #[test]
 fn a_push_that_would_lose_commits_is_refused_and_force_with_lease_checks_what_was_fetched() {
     let env = populated();
-    let remote = make_remote(&env, "remote.git");
-    env.ok(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let (remote, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
     env.ok(&["push", "-u"]);
     env.ok_in(env.root(), &["clone", "remote.git", "other"]);
     let other = env.root().join("other");
@@ -255,8 +257,8 @@ fn a_push_that_would_lose_commits_is_refused_and_force_with_lease_checks_what_wa
 #[test]
 fn of_two_concurrent_pushes_to_one_branch_exactly_one_wins() {
     let env = populated();
-    let remote = make_remote(&env, "remote.git");
-    env.ok(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let (remote, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
     env.ok_in(env.root(), &["clone", "remote.git", "other"]);
     let other = env.root().join("other");
     let base = id_in(&env, &remote, "main");
@@ -325,8 +327,8 @@ fn spawn(env: &Env, dir: &Path, args: &[&str]) -> std::thread::JoinHandle<std::p
 #[test]
 fn tags_deletes_prune_and_ls_remote() {
     let env = populated();
-    let remote = make_remote(&env, "remote.git");
-    env.ok(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let (_, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
     env.ok(&["tag", "v1"]);
     env.ok(&["tag", "-m", "release two", "v2"]);
     env.ok(&["switch", "-c", "feature"]);
@@ -380,7 +382,7 @@ fn tags_deletes_prune_and_ls_remote() {
 #[test]
 fn remote_add_rename_set_url_remove_keep_the_config_and_tracking_refs_in_step() {
     let env = populated();
-    let remote = make_remote(&env, "remote.git");
+    let (remote, _) = make_remote(&env, "remote.git");
     let cfg_path = env.repo().join(".mediagit/config.toml");
     let mut cfg = std::fs::read_to_string(&cfg_path).unwrap();
     cfg.push_str("# a comment that must survive\n");
@@ -431,8 +433,8 @@ fn a_remote_with_damaged_objects_is_detected_and_nothing_is_fetched() {
         return; // flips bytes in pack files on disk
     }
     let env = populated();
-    let remote = make_remote(&env, "remote.git");
-    env.ok(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let (remote, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
     env.ok_in(env.root(), &["clone", "remote.git", "other"]);
     let other = env.root().join("other");
     write_random(&env.repo().join("new.bin"), 1 << 20, 31);
@@ -464,8 +466,8 @@ fn fetch_heals_a_repository_whose_pack_was_damaged() {
         return; // damages pack files on disk
     }
     let env = populated();
-    let remote = make_remote(&env, "remote.git");
-    env.ok(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    let (_, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
     env.ok(&["push", "-u"]);
     let want = files(&env.repo());
     // Lose every pack of the working tree's own repository.
@@ -554,4 +556,63 @@ fn another_repository_is_not_a_remote_of_this_one() {
     let mut before = before;
     before.remove("config.toml");
     assert_eq!(before, after, "a refused fetch changes nothing");
+}
+
+#[test]
+fn fsck_repair_fetches_what_is_damaged_from_the_remotes_and_lists_what_none_had() {
+    if test_store().is_some() {
+        return; // damages pack files on disk
+    }
+    let env = populated();
+    let (_, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
+    // Older history too: a second commit, pushed.
+    write_random(&env.repo().join("assets/second.bin"), 1 << 20, 41);
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "second"]);
+    env.ok(&["push", "-u"]);
+    let want = files(&env.repo());
+    // A commit only this repository has (on a side branch): no remote can
+    // give it back.
+    env.ok(&["switch", "-c", "side"]);
+    write_random(&env.repo().join("local-only.bin"), 300_000, 42);
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "local only"]);
+    env.ok(&["switch", "main"]);
+    // An empty remote first (it has none of it), then origin.
+    env.ok_in(env.root(), &["init", "--bare", "empty.git"]);
+    let empty = env.root().join("empty.git");
+    env.ok(&["remote", "add", "aaa-empty", empty.to_str().unwrap()]);
+    if test_encrypt() {
+        env.ok(&["remote", "remove", "aaa-empty"]);
+    }
+    for p in all_files(&env.repo().join(".mediagit/packs")) {
+        if p.extension().is_some_and(|e| e == "pack") {
+            damage(&p, &[40, 80]);
+        }
+    }
+    let out = env.cmd(&["fsck", "--repair"]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("from remote 'origin'"),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    // What only this repository had (the last commit's new file) stays
+    // missing, named, with exit 4.
+    if out.status.code() != Some(0) {
+        assert_eq!(out.status.code(), Some(4), "{stdout}");
+        assert!(stdout.contains("problem:"), "{stdout}");
+    }
+    assert!(
+        stdout.contains("local-only") || out.status.code() == Some(4),
+        "{stdout}"
+    );
+    // Everything the remote had is back: main checks out whole.
+    for f in want.keys() {
+        std::fs::remove_file(env.repo().join(f)).unwrap();
+    }
+    env.ok(&["checkout", "--force", "main"]);
+    assert_eq!(files(&env.repo()), want);
+    env.ok(&["verify"]);
 }

@@ -518,6 +518,36 @@ impl Repository {
         })
     }
 
+    /// `fsck --repair` from a remote: copies every object reachable from
+    /// this repository's refs (and a detached HEAD) that it lacks or holds
+    /// only damaged and that the remote has, verified. Returns what moved
+    /// and the objects the remote could not give either.
+    pub fn repair_from(
+        &self,
+        remote: &Remote,
+        progress: &dyn Progress,
+    ) -> Result<(TransferStats, Vec<ObjectId>)> {
+        let _lock = match self.workspace_opt() {
+            Some(ws) => Some(ws.lock()?),
+            None => None,
+        };
+        let mut tips: Vec<ObjectId> = self
+            .ref_entries("refs/")?
+            .into_iter()
+            .filter_map(|(_, r)| r.ok())
+            .collect();
+        if let Some(Head::Detached(id)) = self.workspace_opt().and_then(|ws| ws.head().ok()) {
+            tips.push(id);
+        }
+        crate::transfer::copy_for_repair(
+            remote.repo.store(),
+            self.store(),
+            &tips,
+            &remote.label(),
+            progress,
+        )
+    }
+
     /// Whether moving the remote branch `dst` from `old` to `new` is
     /// allowed by the push options.
     fn judge(

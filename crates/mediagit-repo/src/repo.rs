@@ -254,6 +254,19 @@ pub fn read_store_head(storage: &dyn Storage) -> Result<Option<String>> {
     }
 }
 
+/// Whether the settings file at `path` is a bare repository's whose
+/// objects and refs live in a store (so it has no `refs/` of its own).
+/// Read bounded; a file that does not parse is no repository here.
+fn names_a_store(path: &Path) -> bool {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = fs::File::open(path).and_then(|f| {
+        f.take(mediagit_format::config::MAX_CONFIG_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+    });
+    read.is_ok() && RepoConfig::from_toml(&text).is_ok_and(|c| c.core.bare && c.storage.is_some())
+}
+
 impl Repository {
     /// Creates a repository at `path` (`path/.mediagit`, or `path` itself if bare).
     /// With `opts.storage`, objects and refs go to that store, which must be
@@ -556,7 +569,7 @@ impl Repository {
             }
             if dir.join("config.toml").is_file()
                 && dir.join("HEAD").is_file()
-                && dir.join("refs").is_dir()
+                && (dir.join("refs").is_dir() || names_a_store(&dir.join("config.toml")))
             {
                 return Ok((dir.to_path_buf(), None));
             }

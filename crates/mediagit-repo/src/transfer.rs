@@ -100,6 +100,49 @@ pub fn copy_missing(
     remote: &str,
     progress: &dyn Progress,
 ) -> Result<TransferStats> {
+    copy(src, dst, tips, remote, progress, None)
+}
+
+/// For `fsck --repair` from a remote: copies into `dst` every object
+/// reachable from `tips` that `dst` lacks or holds only damaged, walking
+/// the whole history (a commit `dst` holds does not end the walk: its
+/// history may be what was damaged). What neither side can read is not
+/// an error: it is returned, with the stats, for the caller to report.
+pub fn copy_for_repair(
+    src: &Store,
+    dst: &Store,
+    tips: &[ObjectId],
+    remote: &str,
+    progress: &dyn Progress,
+) -> Result<(TransferStats, Vec<ObjectId>)> {
+    let mut unavailable = Vec::new();
+    let stats = copy(src, dst, tips, remote, progress, Some(&mut unavailable))?;
+    unavailable.sort_unstable();
+    unavailable.dedup();
+    Ok((stats, unavailable))
+}
+
+/// [`copy_missing`], or with `unavailable` the whole-history walk of
+/// [`copy_for_repair`], which records what it cannot read there.
+fn copy(
+    src: &Store,
+    dst: &Store,
+    tips: &[ObjectId],
+    remote: &str,
+    progress: &dyn Progress,
+    mut unavailable: Option<&mut Vec<ObjectId>>,
+) -> Result<TransferStats> {
+    let full = unavailable.is_some();
+    // An object neither side reads: an error, or noted when repairing.
+    let mut lost = |id: ObjectId, e: RepoError| -> Result<()> {
+        match unavailable.as_deref_mut() {
+            Some(u) => {
+                u.push(id);
+                Ok(())
+            }
+            None => Err(e),
+        }
+    };
     check_same_naming(src, dst, remote)?;
     dst.require_unlocked()?;
     let (s, d) = (src.odb()?, dst.odb()?);
@@ -129,32 +172,50 @@ pub fn copy_missing(
         let kind = match s.locate(&id).or_else(|| d.locate(&id)) {
             Some((_, l)) => l.kind,
             None => {
-                return Err(RepoError::MissingObject {
+                lost(
                     id,
-                    kind: "commit",
-                    context: Some(format!("in {remote}")),
-                })
+                    RepoError::MissingObject {
+                        id,
+                        kind: "commit",
+                        context: Some(format!("in {remote}")),
+                    },
+                )?;
+                continue;
             }
         };
         let present = session.has(&id);
         match kind {
             ObjectKind::Tag => {
-                let t = sides.read(&id, |o, id| o.read_tag(id))?;
+                let t = match sides.read(&id, |o, id| o.read_tag(id)) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        lost(id, e)?;
+                        continue;
+                    }
+                };
                 if !present {
                     need[TAGS].push(id);
                 }
                 queue.push_back((t.target, tip));
             }
             ObjectKind::Commit => {
-                if present && !tip {
+                if present && !tip && !full {
                     // Its history is in the destination already.
                     continue;
                 }
-                let c = sides.read(&id, |o, id| o.read_commit(id))?;
+                let c = match sides.read(&id, |o, id| o.read_commit(id)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        lost(id, e)?;
+                        continue;
+                    }
+                };
                 trees.push((c.tree, 1));
                 if !present {
                     need[COMMITS].push(id);
                     stats.commits += 1;
+                }
+                if !present || full {
                     queue.extend(c.parents.iter().map(|p| (*p, false)));
                 }
             }
@@ -178,7 +239,13 @@ pub fn copy_missing(
                 mediagit_format::limits::MAX_TREE_DEPTH
             )));
         }
-        let t = sides.read(&id, |o, id| o.read_tree(id))?;
+        let t = match sides.read(&id, |o, id| o.read_tree(id)) {
+            Ok(t) => t,
+            Err(e) => {
+                lost(id, e)?;
+                continue;
+            }
+        };
         if !session.has(&id) {
             need[TREES].push(id);
         }
@@ -189,7 +256,13 @@ pub fn copy_missing(
                     if !seen.insert(manifest) {
                         continue;
                     }
-                    let m = sides.read(&manifest, |o, id| o.read_manifest(id))?;
+                    let m = match sides.read(&manifest, |o, id| o.read_manifest(id)) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            lost(manifest, e)?;
+                            continue;
+                        }
+                    };
                     if !session.has(&manifest) {
                         need[MANIFESTS].push(manifest);
                     }
@@ -229,12 +302,17 @@ pub fn copy_missing(
         }
         let mut want = Vec::with_capacity(ids.len());
         for id in ids {
-            let (pack, loc) = s.locate(id).ok_or(RepoError::MissingObject {
-                id: *id,
-                kind: "object",
-                context: Some(format!("in {remote}")),
-            })?;
-            want.push((*id, pack, loc));
+            match s.locate(id) {
+                Some((pack, loc)) => want.push((*id, pack, loc)),
+                None => lost(
+                    *id,
+                    RepoError::MissingObject {
+                        id: *id,
+                        kind: "object",
+                        context: Some(format!("in {remote}")),
+                    },
+                )?,
+            }
         }
         stats.reads += s.read_stored_many(&mut want, &mut |id, l: &Location, payload| {
             session.put_encoded(l.kind, *id, l.codec, l.raw_len as usize, payload)?;
