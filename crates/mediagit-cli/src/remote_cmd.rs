@@ -401,6 +401,12 @@ pub fn push(
         None => default_remote(repo)?,
     };
     let remote = open(repo, &name)?;
+    if args.set_upstream && remote.name.is_none() {
+        return Err(CommandError::user(
+            "no-remote",
+            "-u needs a configured remote (`mediagit remote add NAME URL`), not a URL; nothing was pushed",
+        ));
+    }
     let o = repo.push(
         &remote,
         &PushOptions {
@@ -469,13 +475,23 @@ pub fn push(
         }
     }
     if rejected > 0 {
+        let why = |s: &str| {
+            o.updates
+                .iter()
+                .any(|u| matches!(&u.status, RefStatus::Rejected(w) if w.contains(s)))
+        };
+        let hint = if why("stale info") {
+            "someone pushed since your last fetch: `mediagit fetch`, look at what they pushed, then push again"
+        } else if why("non-fast-forward") || why("moved while pushing") {
+            "fetch and integrate the remote's changes (`mediagit pull`), then push again; --force-with-lease overwrites them only if nobody pushed since your last fetch"
+        } else {
+            "the lines marked [rejected] say why; the other refs were pushed"
+        };
         return Err(CommandError::user(
             "push-rejected",
             format!("failed to push {rejected} ref(s) to {}", remote.label()),
         )
-        .with_hint(
-            "fetch and integrate the remote's changes (`mediagit pull`), then push again; --force-with-lease overwrites them if nobody pushed since your last fetch",
-        )
+        .with_hint(hint)
         .exit_code(exit::CONFLICT));
     }
     Ok(())
@@ -561,16 +577,41 @@ pub fn pull(
         ));
     };
     let ours = repo.head_commit()?;
+    // A refused fast-forward changed nothing; what to do is not `--force`.
+    let refused = |e: mediagit_repo::error::RepoError| -> CommandError {
+        let overwrite = matches!(
+            e,
+            mediagit_repo::error::RepoError::WouldOverwriteChanges { .. }
+                | mediagit_repo::error::RepoError::WouldOverwriteUntracked { .. }
+        );
+        let c = CommandError::from(e);
+        match overwrite {
+            true => c.with_hint(
+                "commit your changes, or move those files away, then pull again (nothing was changed)",
+            ),
+            false => c,
+        }
+    };
     match ours {
         None => {
-            // An unborn branch starts at theirs.
-            repo.create_branch(&cur, theirs, who, &format!("pull: from {rname}/{merge}"))?;
-            repo.checkout(
-                &mediagit_repo::checkout::CheckoutTarget::Branch(cur.clone()),
-                false,
-                who,
-                progress,
-            )?;
+            // An unborn branch starts at theirs, with every file written.
+            let out = repo
+                .fast_forward(
+                    &cur,
+                    None,
+                    theirs,
+                    &format!("pull: from {rname}/{merge}"),
+                    who,
+                    progress,
+                )
+                .map_err(refused)?;
+            if !quiet {
+                eprintln!(
+                    "Checked out {} from '{rname}/{merge}': {} file(s) written",
+                    theirs.short(12),
+                    out.written
+                );
+            }
         }
         Some(o) if o == theirs => {
             if !quiet {
@@ -583,14 +624,16 @@ pub fn pull(
             }
         }
         Some(o) if repo.is_ancestor(o, theirs)? => {
-            let out = repo.fast_forward(
-                &cur,
-                o,
-                theirs,
-                &format!("pull: fast-forward from {rname}/{merge}"),
-                who,
-                progress,
-            )?;
+            let out = repo
+                .fast_forward(
+                    &cur,
+                    Some(o),
+                    theirs,
+                    &format!("pull: fast-forward from {rname}/{merge}"),
+                    who,
+                    progress,
+                )
+                .map_err(refused)?;
             if !quiet {
                 eprintln!(
                     "Updating {}..{}\nFast-forward: {} file(s) written, {} removed",

@@ -616,3 +616,230 @@ fn fsck_repair_fetches_what_is_damaged_from_the_remotes_and_lists_what_none_had(
     assert_eq!(files(&env.repo()), want);
     env.ok(&["verify"]);
 }
+
+#[test]
+fn pull_into_a_new_repository_writes_every_file() {
+    if test_encrypt() {
+        return; // a new repository has its own key: not a copy of the remote
+    }
+    let env = populated();
+    let (_, url) = make_remote(&env, "remote.git");
+    env.ok_in(env.root(), &["init", "fresh"]);
+    let fresh = env.root().join("fresh");
+    env.ok_in(&fresh, &["remote", "add", "origin", &url]);
+    // An untracked file in the way: refused, nothing changed.
+    std::fs::create_dir_all(fresh.join("notes")).unwrap();
+    std::fs::write(fresh.join("notes/readme.txt"), b"mine\n").unwrap();
+    let err = fail_in(&env, &fresh, 1, &["pull"]);
+    assert!(err.contains("move those files away"), "{err}");
+    assert!(!err.contains("--force"), "{err}");
+    assert_eq!(
+        std::fs::read(fresh.join("notes/readme.txt")).unwrap(),
+        b"mine\n"
+    );
+    assert!(fresh.join(".mediagit").is_dir() && !fresh.join("media").exists());
+    std::fs::remove_file(fresh.join("notes/readme.txt")).unwrap();
+    let err = ok_err_in(&env, &fresh, &["pull"]);
+    assert!(err.contains("file(s) written"), "{err}");
+    assert_eq!(files(&fresh), files(&env.repo()));
+    let st = env.ok_in(&fresh, &["status", "--porcelain"]);
+    assert_eq!(st, "", "nothing staged or changed after the pull");
+}
+
+/// Rewrites the pack holding `id` in the repository directory `dot` so
+/// that its entry (and index record) says `kind`: what a hostile remote
+/// can serve, with a pack name and index checksum that still match.
+fn relabel(dot: &Path, id: &str, kind: u8) {
+    use sha2::{Digest, Sha256};
+    let oid = hex::decode(id).unwrap();
+    for idxp in all_files(&dot.join("packs")) {
+        if idxp.extension().is_none_or(|e| e != "idx") {
+            continue;
+        }
+        let idx = std::fs::read(&idxp).unwrap();
+        let count = u32::from_le_bytes(idx[12..16].try_into().unwrap()) as usize;
+        let ents = &idx[48..48 + 52 * count];
+        let Some(found) = (0..count).find(|i| ents[i * 52..i * 52 + 32] == oid[..]) else {
+            continue;
+        };
+        let packp = idxp.with_extension("pack");
+        let mut pack = std::fs::read(&packp).unwrap();
+        let mut hdrs = pack[..16].to_vec();
+        let mut off = 16;
+        while off < pack.len() {
+            let stored = u32::from_le_bytes(pack[off + 8..off + 12].try_into().unwrap()) as usize;
+            if pack[off + 12..off + 44] == oid[..] {
+                pack[off] = kind;
+            }
+            hdrs.extend_from_slice(&pack[off..off + 44]);
+            off += 44 + stored;
+        }
+        let name = hex::encode(Sha256::digest(&hdrs));
+        let mut e = ents.to_vec();
+        e[found * 52 + 40] = kind;
+        let mut body = idx[..16].to_vec();
+        body.extend_from_slice(&hex::decode(&name).unwrap());
+        body.extend_from_slice(&e);
+        let sum = Sha256::digest(&body);
+        body.extend_from_slice(&sum);
+        std::fs::remove_file(&idxp).unwrap();
+        std::fs::remove_file(&packp).unwrap();
+        std::fs::write(dot.join("packs").join(format!("{name}.pack")), pack).unwrap();
+        std::fs::write(dot.join("packs").join(format!("{name}.idx")), body).unwrap();
+        return;
+    }
+    panic!("{id} is in no pack");
+}
+
+#[test]
+fn a_remote_that_stores_a_chunk_as_another_kind_is_refused() {
+    if test_store().is_some() || test_encrypt() {
+        return; // rewrites a plain pack on disk
+    }
+    let env = Env::empty();
+    env.ok_in(env.root(), &["init", "hostile"]);
+    let hostile = env.root().join("hostile");
+    let payload = b"the same bytes, planted as a tree\n";
+    std::fs::write(hostile.join("payload.txt"), payload).unwrap();
+    env.ok_in(&hostile, &["add", "payload.txt"]);
+    env.ok_in(&hostile, &["commit", "-m", "p"]);
+    let chunk = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(payload))
+    };
+    relabel(&hostile.join(".mediagit"), &chunk, 3);
+    env.ok_in(env.root(), &["init", "victim"]);
+    let victim = env.root().join("victim");
+    env.ok_in(&victim, &["remote", "add", "h", hostile.to_str().unwrap()]);
+    let err = fail_in(&env, &victim, 1, &["fetch", "h"]);
+    assert!(err.contains("as a chunk"), "{err}");
+    assert_eq!(env.ok_in(&victim, &["branch", "-r"]), "");
+    // The victim's own copy of the same bytes is stored and restores.
+    std::fs::write(victim.join("mine.txt"), payload).unwrap();
+    env.ok_in(&victim, &["add", "mine.txt"]);
+    env.ok_in(&victim, &["commit", "-m", "mine"]);
+    env.ok_in(&victim, &["verify"]);
+    assert_eq!(
+        env.ok_in(&victim, &["cat", "HEAD:mine.txt"]).as_bytes(),
+        payload
+    );
+}
+
+#[test]
+fn objects_larger_than_the_destination_allows_are_refused_before_anything_is_copied() {
+    if test_store().is_some() || test_encrypt() {
+        return;
+    }
+    let env = Env::empty();
+    env.ok_in(env.root(), &["init", "big"]);
+    let big = env.root().join("big");
+    let cfg = big.join(".mediagit/config.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("min_size = 131072", "min_size = 1048576")
+        .replace("avg_size = 524288", "avg_size = 4194304")
+        .replace("max_size = 2097152", "max_size = 16777216");
+    std::fs::write(&cfg, text).unwrap();
+    write_random(&big.join("big.bin"), 12 << 20, 5);
+    env.ok_in(&big, &["add", "big.bin"]);
+    env.ok_in(&big, &["commit", "-m", "big"]);
+    env.ok_in(env.root(), &["init", "small"]);
+    let small = env.root().join("small");
+    env.ok_in(&small, &["remote", "add", "big", big.to_str().unwrap()]);
+    let packs_before = all_files(&small.join(".mediagit/packs")).len();
+    let err = fail_in(&env, &small, 1, &["fetch", "big"]);
+    assert!(err.contains("different [chunking] settings"), "{err}");
+    assert_eq!(
+        all_files(&small.join(".mediagit/packs")).len(),
+        packs_before
+    );
+    env.ok_in(&small, &["fsck"]);
+}
+
+#[test]
+fn refspecs_name_branches_tags_and_head_and_bad_ones_are_refused() {
+    let env = populated();
+    let (remote, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
+    env.ok(&["tag", "v1"]);
+    // HEAD is the current branch; `-u` with HEAD:x sets the current
+    // branch's upstream (and none named after a revision).
+    env.ok(&["push", "-u", "origin", "HEAD:other", "main~0:rev", "v1"]);
+    let cfg = std::fs::read_to_string(env.repo().join(".mediagit/config.toml")).unwrap();
+    assert!(cfg.contains("[branches.main]"), "{cfg}");
+    assert!(cfg.contains("merge = \"other\""), "{cfg}");
+    assert!(!cfg.contains("main~0"), "{cfg}");
+    let ls = env.ok(&["ls-remote"]);
+    assert!(ls.contains("\trefs/heads/other"), "{ls}");
+    assert!(ls.contains("\trefs/heads/rev"), "{ls}");
+    assert!(ls.contains("\trefs/tags/v1"), "{ls}");
+    // refs/tags/ on the right makes a tag, not a branch named so.
+    env.ok(&["push", "origin", "main:refs/tags/v2"]);
+    let ls = env.ok(&["ls-remote"]);
+    assert!(
+        ls.contains("\trefs/tags/v2") && !ls.contains("refs/heads/refs"),
+        "{ls}"
+    );
+    for bad in [
+        "main:refs/remotes/origin/x",
+        "main:HEAD",
+        ":gone",
+        "main:a..b",
+    ] {
+        let err = env.fail(&["push", "origin", bad]);
+        assert!(!err.is_empty(), "{bad}");
+    }
+    // A tag is deleted by its full name.
+    let err = ok_err_in(
+        &env,
+        &env.repo(),
+        &["push", "origin", "--delete", "refs/tags/v2"],
+    );
+    assert!(err.contains("[deleted]"), "{err}");
+    assert!(!env.ok(&["ls-remote"]).contains("refs/tags/v2"));
+    // -u with a URL is refused before anything is pushed.
+    let err = env.fail(&["push", "-u", &url, "main:via-url"]);
+    assert!(err.contains("nothing was pushed"), "{err}");
+    assert!(!env.ok(&["ls-remote"]).contains("via-url"));
+    let _ = remote;
+}
+
+#[test]
+fn a_working_tree_named_by_its_dot_directory_keeps_its_branch_protected() {
+    let env = populated();
+    env.ok_in(env.root(), &["clone", "repo", "wt"]);
+    let dot = env.root().join("wt/.mediagit");
+    env.write("y.txt", b"y\n");
+    env.ok(&["add", "y.txt"]);
+    env.ok(&["commit", "-m", "y"]);
+    let err = env.fail_with(3, &["push", "-f", dot.to_str().unwrap(), "main"]);
+    assert!(
+        err.contains("checked out in the remote's working tree"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_remote_branch_replaced_by_its_parent_folder_name_does_not_block_fetch() {
+    let env = populated();
+    let (remote, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
+    env.ok(&["push", "origin", "main:a/b"]);
+    env.ok(&["fetch"]);
+    // On the remote, a/b goes and a and z come.
+    env.ok_in(&remote, &["branch", "delete", "-D", "a/b"]);
+    env.ok(&["push", "origin", "main:a", "main:z"]);
+    // Without --prune the stale a/b is in the way of a: reported, and z
+    // still arrives.
+    let out = env.cmd(&["fetch"]).output().unwrap();
+    let err = text(&out.stderr);
+    assert!(err.contains("--prune"), "{err}");
+    assert!(env.ok(&["branch", "-r"]).contains("origin/z"));
+    // With --prune it is removed first, then a arrives.
+    env.ok(&["fetch", "--prune"]);
+    let br = env.ok(&["branch", "-r"]);
+    assert!(
+        br.contains("origin/a ") && !br.contains("origin/a/b"),
+        "{br}"
+    );
+}

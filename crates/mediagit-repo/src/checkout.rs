@@ -123,20 +123,24 @@ impl Repository {
     /// the branch ref by compare-and-swap, then the working tree and index
     /// from `from`'s files to `to`'s, refusing (and putting the branch
     /// back) where a local change would be overwritten, as `switch` does.
+    /// `from` is `None` for a branch with no commit yet (a `pull` into a
+    /// new repository): the branch is created at `to` and every file of
+    /// `to` written, refusing untracked files in the way.
     pub fn fast_forward(
         &self,
         branch: &str,
-        from: ObjectId,
+        from: Option<ObjectId>,
         to: ObjectId,
         reason: &str,
         who: &Signature,
         progress: &dyn Progress,
     ) -> Result<CheckoutOutcome> {
         let lock = self.workspace()?.lock()?;
-        if self.head()? != Head::Branch(branch.to_string()) || self.head_commit()? != Some(from) {
+        if self.head()? != Head::Branch(branch.to_string()) || self.head_commit()? != from {
             return Err(RepoError::Invalid(format!(
                 "{branch} is not checked out at {} any more; run the command again",
-                from.short(12)
+                from.map(|f| f.short(12))
+                    .unwrap_or_else(|| "no commit".into())
             )));
         }
         let name = crate::refs::branch_ref(branch);
@@ -145,15 +149,15 @@ impl Repository {
         // already (another machine moved it); it is moved only from where
         // this working tree is, or left where `to` already is.
         if at != Some(to) {
-            self.cas_ref(&name, Some(from), Some(to))?;
+            self.cas_ref(&name, from, Some(to))?;
         }
         let target = CheckoutTarget::Branch(branch.to_string());
-        match self.checkout_from(&lock, &target, Some(Some(from)), false, who, progress) {
+        match self.checkout_from(&lock, &target, Some(from), false, who, progress) {
             Ok(out) => {
                 self.workspace()?.append_reflog(
                     &name,
                     &ReflogEntry {
-                        old: from,
+                        old: from.unwrap_or(ObjectId::ZERO),
                         new: to,
                         who: who.clone(),
                         message: reason.to_string(),
@@ -163,7 +167,7 @@ impl Repository {
             }
             Err(e) => {
                 if at != Some(to) {
-                    let _ = self.cas_ref(&name, Some(to), Some(from));
+                    let _ = self.cas_ref(&name, Some(to), from);
                 }
                 Err(e)
             }
@@ -603,13 +607,57 @@ impl Repository {
         let mut write_group = |group: &mut Vec<(String, FlatEntry)>,
                                idx: &mut crate::worktree::WorktreeIndex|
          -> Result<()> {
+            // Small files whose manifest is at hand are read together: their
+            // chunks, ordered by where they are stored, in runs of up to
+            // 8 MiB (one ranged GET for many files on an object store, where
+            // one per file costs a round trip each), a batch at a time.
+            let (mut small, mut large): (Vec<_>, Vec<_>) =
+                std::mem::take(group).into_iter().partition(|(_, e)| {
+                    e.size <= SMALL_FILE
+                        && e.kind != IndexKind::Symlink
+                        && manifests.contains_key(&e.manifest)
+                });
+            let first_chunk = |e: &FlatEntry| {
+                manifests
+                    .get(&e.manifest)
+                    .and_then(|m| m.chunks.first())
+                    .and_then(|c| odb.locate(&c.id))
+                    .map(|(pack, l)| (pack, l.offset))
+            };
+            small.sort_by_cached_key(|(p, e)| (first_chunk(e), p.clone()));
+            let mut done = Vec::with_capacity(small.len() + large.len());
+            let mut at = 0;
+            while at < small.len() {
+                let mut end = at;
+                let mut bytes = 0u64;
+                while end < small.len()
+                    && (end == at || bytes + small[end].1.size <= PREFETCH_BYTES)
+                {
+                    bytes += small[end].1.size;
+                    end += 1;
+                }
+                let ids: Vec<ObjectId> = small[at..end]
+                    .iter()
+                    .filter_map(|(_, e)| manifests.get(&e.manifest))
+                    .flat_map(|m| m.chunks.iter().map(|c| c.id))
+                    .collect();
+                let pre = odb.read_many(&ids, ObjectKind::Chunk);
+                done.extend(parallel_map_n(&small[at..end], workers, |(p, e)| {
+                    let m = manifests.get(&e.manifest);
+                    let r = write_entry(odb, root, p, e, force, progress, m, Some(&pre));
+                    progress.file_done();
+                    r
+                })?);
+                at = end;
+            }
             // Largest files first, so the workers finish together.
-            group.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
-            let done = parallel_map_n(group, workers, |(p, e)| {
-                let r = write_entry(odb, root, p, e, force, progress, manifests.get(&e.manifest));
+            large.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
+            done.extend(parallel_map_n(&large, workers, |(p, e)| {
+                let m = manifests.get(&e.manifest);
+                let r = write_entry(odb, root, p, e, force, progress, m, None);
                 progress.file_done();
                 r
-            })?;
+            })?);
             for e in &done {
                 out.bytes += e.stat.size;
                 out.written += 1;
@@ -778,6 +826,7 @@ impl Repository {
 
 /// Writes one file (or symlink) into the working tree atomically and returns
 /// its fresh index entry. Every chunk's hash is verified on the way.
+#[allow(clippy::too_many_arguments)]
 fn write_entry(
     odb: &Odb,
     root: &Path,
@@ -786,6 +835,7 @@ fn write_entry(
     force: bool,
     progress: &dyn Progress,
     manifest: Option<&Manifest>,
+    prefetched: Option<&IdMap<Vec<u8>>>,
 ) -> Result<IndexEntry> {
     let abs = root.join(path);
     let parent = abs.parent().unwrap_or(root).to_path_buf();
@@ -827,9 +877,20 @@ fn write_entry(
             let (f, tmp) = tmp.into_parts();
             // Chunks are large: small buffer, so big writes go straight through.
             let mut w = BufWriter::with_capacity(64 << 10, f);
-            match manifest {
-                Some(m) => odb.write_chunks_to(&e.manifest, m, &mut w, &|n| progress.bytes(n)),
-                None => odb
+            let all_there = |m: &Manifest, pre: &IdMap<Vec<u8>>| {
+                m.chunks.iter().all(|c| pre.contains_key(&c.id))
+            };
+            match (manifest, prefetched) {
+                (Some(m), Some(pre)) if all_there(m, pre) => {
+                    // Read and verified together with their neighbours.
+                    m.chunks.iter().try_for_each(|c| {
+                        crate::odb::emit_chunk(&e.manifest, c, &pre[&c.id], &mut w, &|n| {
+                            progress.bytes(n)
+                        })
+                    })
+                }
+                (Some(m), _) => odb.write_chunks_to(&e.manifest, m, &mut w, &|n| progress.bytes(n)),
+                (None, _) => odb
                     .write_file_to(&e.manifest, &mut w, &|n| progress.bytes(n))
                     .map(|_| ()),
             }
@@ -967,6 +1028,12 @@ impl Writes for Marked<'_> {
 /// Files written (and manifests checked) together: one parallel batch, one
 /// request for many manifests on an object store.
 const WRITE_GROUP: usize = 4096;
+
+/// Files up to this size are read with their neighbours in the store
+/// (see `apply`), ...
+const SMALL_FILE: u64 = 1 << 20;
+/// ... this many bytes of them at a time (what one batch holds in memory).
+const PREFETCH_BYTES: u64 = 32 << 20;
 
 /// Checks one group of files to write against their manifests, read with
 /// as few requests as possible (on an object store: one GET for many, not

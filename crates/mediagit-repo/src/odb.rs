@@ -40,7 +40,7 @@ const MANY_MAX_TOTAL: u64 = 64 << 20;
 pub const READ_BATCH: u64 = 8 << 20;
 
 /// Checks a chunk's length against its manifest entry and writes it out.
-fn emit_chunk(
+pub(crate) fn emit_chunk(
     manifest: &ObjectId,
     c: &mediagit_format::object::ManifestChunk,
     data: &[u8],
@@ -1217,6 +1217,12 @@ impl Odb {
             stored: Vec::new(),
             stored_bytes: 0,
         }
+    }
+
+    /// The most bytes an object of `kind` may have here (chunks: this
+    /// repository's largest chunk): what every reader checks.
+    pub fn max_object_len(&self, kind: ObjectKind) -> u64 {
+        limits::max_object_len(kind, self.max_chunk)
     }
 
     /// How this repository names and encodes objects.

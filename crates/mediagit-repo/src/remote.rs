@@ -183,14 +183,35 @@ fn open_dir_remote(path: &Path, access: &RemoteAccess) -> Result<(Repository, Op
         });
     }
     let repo = Repository::discover_trusting(&canon, &access.env, &access.safe)?;
+    // A working tree's branch, also when the remote is named by its
+    // `.mediagit` directory (which looks like a bare repository, but its
+    // settings say it is not one).
     let checked_out = match repo.workspace_opt() {
-        Some(ws) if !ws.is_bare() => match ws.head()? {
+        Some(ws) if !ws.is_bare() || !repo.config().core.bare => match ws.head()? {
             Head::Branch(b) => Some(b),
             Head::Detached(_) => None,
         },
         _ => None,
     };
     Ok((repo, checked_out))
+}
+
+/// The full name of a ref on a remote that a push names: `refs/tags/T`
+/// (a tag), `refs/heads/B` or `B` (a branch); checked as a new ref name.
+/// Returns it and whether it is a tag.
+fn remote_ref_name(d: &str) -> Result<(String, bool)> {
+    if let Some(t) = d.strip_prefix("refs/tags/") {
+        crate::refs::validate_new_ref_name("tag", t)?;
+        return Ok((crate::refs::tag_ref(t), true));
+    }
+    let b = d.strip_prefix("refs/heads/").unwrap_or(d);
+    if b.starts_with("refs/") || b == "HEAD" {
+        return Err(RepoError::Invalid(format!(
+            "{d}: a push names a branch (B or refs/heads/B) or a tag (refs/tags/T) on the remote"
+        )));
+    }
+    crate::refs::validate_new_ref_name("branch", b)?;
+    Ok((crate::refs::branch_ref(b), false))
 }
 
 impl Repository {
@@ -250,7 +271,10 @@ impl Repository {
     }
 
     /// Fetches the remote's branches (into `refs/remotes/NAME/`) and new
-    /// tags, with every object they need that this repository lacks.
+    /// tags, with every object they need that this repository lacks. A
+    /// remote ref that cannot be read or whose name this repository does
+    /// not accept, and a local ref that cannot be moved, are reported
+    /// (rejected) without stopping the others.
     pub fn fetch(
         &self,
         remote: &Remote,
@@ -262,26 +286,57 @@ impl Repository {
             Some(ws) => Some(ws.lock()?),
             None => None,
         };
-        // (branch name, id) and (full tag ref, id).
-        let heads = remote.repo.list_refs("refs/heads/")?;
-        let tags: Vec<(String, ObjectId)> = if opts.tags {
-            remote
-                .repo
-                .list_refs("refs/tags/")?
-                .into_iter()
-                .map(|(n, id)| (crate::refs::tag_ref(&n), id))
-                .collect()
-        } else {
-            Vec::new()
-        };
         let mut out = FetchOutcome {
             remote: remote.label(),
             ..Default::default()
         };
+        let reject = |name: &str, why: String| RefUpdate {
+            name: name.to_string(),
+            source: name.to_string(),
+            old: None,
+            new: None,
+            status: RefStatus::Rejected(why),
+        };
+        // (branch name, id) and (tag name, id), names checked as a new
+        // local ref's would be (no invisible characters, no '..').
+        let mut heads: Vec<(String, ObjectId)> = Vec::new();
+        let mut tags: Vec<(String, ObjectId)> = Vec::new();
+        let mut listed = remote.repo.ref_entries("refs/heads/")?;
+        if opts.tags {
+            listed.extend(remote.repo.ref_entries("refs/tags/")?);
+        }
+        let mut unreadable = std::collections::HashSet::new();
+        for (name, r) in listed {
+            let (short, is_tag) = match (
+                name.strip_prefix("refs/heads/"),
+                name.strip_prefix("refs/tags/"),
+            ) {
+                (Some(b), _) => (b.to_string(), false),
+                (_, Some(t)) => (t.to_string(), true),
+                _ => (name.clone(), false),
+            };
+            match r {
+                Err(e) => {
+                    if unreadable.insert(name.clone()) {
+                        out.updates
+                            .push(reject(&name, format!("unreadable on the remote: {e}")));
+                    }
+                }
+                Ok(id) => match crate::refs::validate_new_ref_name(
+                    if is_tag { "tag" } else { "branch" },
+                    &short,
+                ) {
+                    Err(e) => out.updates.push(reject(&name, format!("not taken: {e}"))),
+                    Ok(()) if is_tag => tags.push((short, id)),
+                    Ok(()) => heads.push((short, id)),
+                },
+            }
+        }
         // Tags that would clobber a local one are not fetched at all.
         let mut tag_updates = Vec::new();
-        for (name, id) in &tags {
-            let old = self.read_ref(name)?;
+        for (tag, id) in &tags {
+            let name = crate::refs::tag_ref(tag);
+            let old = self.read_ref(&name).ok().flatten();
             let status = match old {
                 None => RefStatus::New,
                 Some(o) if o == *id => RefStatus::UpToDate,
@@ -289,7 +344,7 @@ impl Repository {
             };
             tag_updates.push(RefUpdate {
                 name: name.clone(),
-                source: name.clone(),
+                source: name,
                 old,
                 new: Some(*id),
                 status,
@@ -309,9 +364,11 @@ impl Repository {
             &remote.label(),
             progress,
         )?;
-        let log = |name: &str, old: Option<ObjectId>, new: ObjectId, msg: String| -> Result<()> {
+        // A reflog record is best effort: the ref has moved either way (a
+        // name too long for a file name must not undo a fetch).
+        let log = |name: &str, old: Option<ObjectId>, new: ObjectId, msg: String| {
             if let Some(ws) = self.workspace_opt() {
-                ws.append_reflog(
+                let _ = ws.append_reflog(
                     name,
                     &ReflogEntry {
                         old: old.unwrap_or(ObjectId::ZERO),
@@ -319,24 +376,50 @@ impl Repository {
                         who: who.clone(),
                         message: msg,
                     },
-                )?;
+                );
             }
-            Ok(())
         };
         if let Some(rname) = &remote.name {
             let prefix = format!("refs/remotes/{rname}/");
+            // Pruned first: a branch `a/b` the remote replaced with `a`
+            // must be gone before `a` can be written.
+            if opts.prune {
+                for (branch, id) in self.list_refs(&prefix)? {
+                    if heads.iter().any(|(n, _)| *n == branch) {
+                        continue;
+                    }
+                    let local = format!("{prefix}{branch}");
+                    let status = match self.cas_ref(&local, Some(id), None) {
+                        Ok(()) => RefStatus::Deleted,
+                        Err(e) => RefStatus::Rejected(format!("cannot delete: {e}")),
+                    };
+                    out.updates.push(RefUpdate {
+                        name: local,
+                        source: crate::refs::branch_ref(&branch),
+                        old: Some(id),
+                        new: None,
+                        status,
+                    });
+                }
+            }
             for (branch, id) in &heads {
                 let local = format!("{prefix}{branch}");
-                let old = self.read_ref(&local)?;
-                let status = match old {
+                let old = self.read_ref(&local).ok().flatten();
+                let mut status = match old {
                     None => RefStatus::New,
                     Some(o) if o == *id => RefStatus::UpToDate,
                     Some(o) if self.is_ancestor(o, *id).unwrap_or(false) => RefStatus::FastForward,
                     Some(_) => RefStatus::Forced,
                 };
                 if status != RefStatus::UpToDate {
-                    self.cas_ref(&local, old, Some(*id))?;
-                    log(&local, old, *id, format!("fetch: from {}", remote.url))?;
+                    match self.cas_ref(&local, old, Some(*id)) {
+                        Ok(()) => log(&local, old, *id, format!("fetch: from {}", remote.url)),
+                        Err(e) => {
+                            status = RefStatus::Rejected(format!(
+                                "cannot update {local}: {e} (`mediagit fetch --prune` removes stale remote-tracking branches)"
+                            ))
+                        }
+                    }
                 }
                 out.updates.push(RefUpdate {
                     name: local,
@@ -346,26 +429,11 @@ impl Repository {
                     status,
                 });
             }
-            if opts.prune {
-                for (branch, id) in self.list_refs(&prefix)? {
-                    let local = format!("{prefix}{branch}");
-                    if !heads.iter().any(|(n, _)| *n == branch) {
-                        self.cas_ref(&local, Some(id), None)?;
-                        out.updates.push(RefUpdate {
-                            name: local.clone(),
-                            source: format!("refs/heads/{branch}"),
-                            old: Some(id),
-                            new: None,
-                            status: RefStatus::Deleted,
-                        });
-                    }
-                }
-            }
         }
-        for u in tag_updates {
-            if u.status == RefStatus::New {
-                if let Some(id) = u.new {
-                    self.cas_ref(&u.name, None, Some(id))?;
+        for mut u in tag_updates {
+            if let (RefStatus::New, Some(id)) = (&u.status, u.new) {
+                if let Err(e) = self.cas_ref(&u.name, None, Some(id)) {
+                    u.status = RefStatus::Rejected(format!("cannot create: {e}"));
                 }
             }
             out.updates.push(u);
@@ -395,35 +463,7 @@ impl Repository {
         }
         let r = &remote.repo;
         for spec in &specs {
-            let (src, dst) = match spec.split_once(':') {
-                Some((s, d)) => (s.to_string(), d.to_string()),
-                None => (spec.clone(), spec.clone()),
-            };
-            let dst = dst.strip_prefix("refs/heads/").unwrap_or(&dst).to_string();
-            crate::refs::validate_ref_name("branch", &dst)?;
-            let new = match spec.split_once(':') {
-                Some(_) => self.resolve(&src)?,
-                None => self
-                    .read_ref(&crate::refs::branch_ref(&src))?
-                    .ok_or_else(|| RepoError::BranchNotFound(src.clone()))?,
-            };
-            let name = crate::refs::branch_ref(&dst);
-            let old = r.read_ref(&name)?;
-            let status = if remote.checked_out.as_deref() == Some(dst.as_str()) && old != Some(new)
-            {
-                RefStatus::Rejected(
-                    "checked out in the remote's working tree (push to a bare repository)".into(),
-                )
-            } else {
-                self.judge(remote, &dst, old, new, opts)?
-            };
-            planned.push(RefUpdate {
-                name,
-                source: crate::refs::branch_ref(&src),
-                old,
-                new: Some(new),
-                status,
-            });
+            planned.push(self.plan_spec(remote, spec, opts)?);
         }
         if opts.tags {
             for (tag, id) in self.list_refs("refs/tags/")? {
@@ -447,18 +487,21 @@ impl Repository {
             }
         }
         for b in &opts.delete {
-            let b = b.strip_prefix("refs/heads/").unwrap_or(b);
-            let name = crate::refs::branch_ref(b);
+            let (name, is_tag) = remote_ref_name(b)?;
+            let b = name.strip_prefix("refs/heads/").unwrap_or(&name);
             let old = r.read_ref(&name)?;
             let status = if old.is_none() {
-                RefStatus::Rejected("the remote has no such branch".into())
-            } else if remote.checked_out.as_deref() == Some(b) {
+                RefStatus::Rejected(format!(
+                    "the remote has no such {}",
+                    if is_tag { "tag" } else { "branch" }
+                ))
+            } else if remote.checked_out.as_deref() == Some(b) && !is_tag {
                 RefStatus::Rejected("checked out in the remote's working tree".into())
             } else {
                 RefStatus::Deleted
             };
             planned.push(RefUpdate {
-                name,
+                name: name.clone(),
                 source: String::new(),
                 old,
                 new: None,
@@ -499,15 +542,23 @@ impl Repository {
                     );
                     continue;
                 }
-                Err(e) => return Err(e),
+                // One ref that cannot be written (a name that clashes
+                // with a folder of branches there) does not stop the
+                // others: it is reported.
+                Err(e) => {
+                    u.status = RefStatus::Rejected(format!("cannot update: {e}"));
+                    continue;
+                }
             }
             if let (Some(rname), Some(b)) = (&remote.name, u.name.strip_prefix("refs/heads/")) {
+                // Best effort: the push happened; a tracking ref that
+                // cannot be moved (a stale folder of them in the way) is
+                // corrected by the next `fetch --prune`.
                 let local = format!("refs/remotes/{rname}/{b}");
-                let cur = self.read_ref(&local)?;
-                if cur != u.new {
-                    // Best effort: the push happened; a failed tracking
-                    // ref is corrected by the next fetch.
-                    let _ = self.cas_ref(&local, cur, u.new);
+                if let Ok(cur) = self.read_ref(&local) {
+                    if cur != u.new {
+                        let _ = self.cas_ref(&local, cur, u.new);
+                    }
                 }
             }
         }
@@ -548,6 +599,84 @@ impl Repository {
         )
     }
 
+    /// One `SRC[:DST]` of a push: SRC is `HEAD`, a local branch, a local
+    /// tag or any revision; DST a branch name, `refs/heads/B` or
+    /// `refs/tags/T` (default: SRC's own name; `HEAD` is the current
+    /// branch). The update's `source` is the local branch pushed
+    /// (`refs/heads/B`), else SRC as given: only a branch gets an upstream.
+    fn plan_spec(&self, remote: &Remote, spec: &str, opts: &PushOptions) -> Result<RefUpdate> {
+        let current = || match self.head()? {
+            Head::Branch(b) => Ok(b),
+            Head::Detached(_) => Err(RepoError::Invalid(
+                "HEAD is detached: name the remote branch (`mediagit push REMOTE HEAD:BRANCH`)"
+                    .into(),
+            )),
+        };
+        let (src, dst) = match spec.split_once(':') {
+            Some((s, d)) => (s, Some(d)),
+            None => (spec, None),
+        };
+        if src.is_empty() {
+            return Err(RepoError::Invalid(format!(
+                "push {spec:?}: nothing to push (use --delete BRANCH to delete one)"
+            )));
+        }
+        // What is pushed, and what it is called here.
+        let (new, source, own_name) = if src == "HEAD" || src == "@" {
+            let b = current()?;
+            let id = self
+                .head_commit()?
+                .ok_or_else(|| RepoError::UnbornBranch(b.clone()))?;
+            (id, crate::refs::branch_ref(&b), crate::refs::branch_ref(&b))
+        } else if let Some(id) = self.read_ref(&crate::refs::branch_ref(
+            src.trim_start_matches("refs/heads/"),
+        ))? {
+            let b = crate::refs::branch_ref(src.trim_start_matches("refs/heads/"));
+            (id, b.clone(), b)
+        } else if let Some(id) =
+            self.read_ref(&crate::refs::tag_ref(src.trim_start_matches("refs/tags/")))?
+        {
+            let t = crate::refs::tag_ref(src.trim_start_matches("refs/tags/"));
+            (id, t.clone(), t)
+        } else if dst.is_some() {
+            (self.resolve(src)?, src.to_string(), String::new())
+        } else {
+            return Err(RepoError::BranchNotFound(src.to_string()));
+        };
+        let (name, is_tag) = match dst {
+            Some(d) => remote_ref_name(d)?,
+            None => (own_name.clone(), own_name.starts_with("refs/tags/")),
+        };
+        let r = &remote.repo;
+        let old = r.read_ref(&name)?;
+        let branch = name.strip_prefix("refs/heads/");
+        let status = if !is_tag
+            && branch.is_some()
+            && remote.checked_out.as_deref() == branch
+            && old != Some(new)
+        {
+            RefStatus::Rejected(
+                "checked out in the remote's working tree (push to a bare repository)".into(),
+            )
+        } else if is_tag {
+            match old {
+                None => RefStatus::New,
+                Some(o) if o == new => RefStatus::UpToDate,
+                Some(_) if opts.force => RefStatus::Forced,
+                Some(_) => RefStatus::Rejected("the remote has another tag of that name".into()),
+            }
+        } else {
+            self.judge(remote, branch.unwrap_or(&name), old, new, opts)?
+        };
+        Ok(RefUpdate {
+            name,
+            source,
+            old,
+            new: Some(new),
+            status,
+        })
+    }
+
     /// Whether moving the remote branch `dst` from `old` to `new` is
     /// allowed by the push options.
     fn judge(
@@ -571,7 +700,10 @@ impl Repository {
         }
         if opts.force_with_lease {
             let expected = match &remote.name {
-                Some(n) => self.read_ref(&format!("refs/remotes/{n}/{dst}"))?,
+                Some(n) => self
+                    .read_ref(&format!("refs/remotes/{n}/{dst}"))
+                    .ok()
+                    .flatten(),
                 None => None,
             };
             return Ok(if expected == Some(old) {

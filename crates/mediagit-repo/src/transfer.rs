@@ -177,7 +177,7 @@ fn copy(
                     RepoError::MissingObject {
                         id,
                         kind: "commit",
-                        context: Some(format!("in {remote}")),
+                        context: Some(format!("the history read from {remote}")),
                     },
                 )?;
                 continue;
@@ -267,7 +267,30 @@ fn copy(
                         need[MANIFESTS].push(manifest);
                     }
                     for c in &m.chunks {
-                        if seen.insert(c.id) && !session.has(&c.id) {
+                        if !seen.insert(c.id) {
+                            continue;
+                        }
+                        // Plain ids do not name the kind: an id a
+                        // manifest names as a chunk must be one, of the
+                        // manifest's length, on both sides, or a crafted
+                        // remote could plant a tree where a later add of
+                        // the same bytes expects its chunk.
+                        let kind_ok = |o: &Odb| {
+                            o.locate(&c.id).is_none_or(|(_, l)| {
+                                l.kind == ObjectKind::Chunk && l.raw_len == c.len
+                            })
+                        };
+                        if !kind_ok(s) || !kind_ok(d) {
+                            lost(
+                                c.id,
+                                RepoError::Invalid(format!(
+                                    "manifest {manifest} in {remote} names {} as a chunk of {} bytes, but it is stored as another kind or length",
+                                    c.id, c.len
+                                )),
+                            )?;
+                            continue;
+                        }
+                        if !session.has(&c.id) {
                             need[CHUNKS].push(c.id);
                         }
                     }
@@ -296,23 +319,40 @@ fn copy(
     // matter, and they share reads: usually one metadata pack).
     let [chunks, manifests, trees, commits, tags] = need;
     let rest: Vec<ObjectId> = [manifests, trees, commits, tags].concat();
-    for (k, ids) in [chunks, rest].iter().enumerate() {
-        if ids.is_empty() {
-            continue;
-        }
+    // Every object is located and checked before the first is copied.
+    let mut wants = Vec::with_capacity(2);
+    for ids in [chunks, rest] {
         let mut want = Vec::with_capacity(ids.len());
         for id in ids {
-            match s.locate(id) {
-                Some((pack, loc)) => want.push((*id, pack, loc)),
+            match s.locate(&id) {
+                // Within what every reader of the destination accepts (a
+                // copy made with larger chunks would store objects its
+                // readers refuse).
+                Some((_, loc)) if loc.raw_len as u64 > d.max_object_len(loc.kind) => {
+                    return Err(RepoError::Invalid(format!(
+                        "{} {id} in {remote} is {} bytes; this repository's {}s are at most {} bytes (the two copies were made with different [chunking] settings): nothing was copied",
+                        loc.kind.name(),
+                        loc.raw_len,
+                        loc.kind.name(),
+                        d.max_object_len(loc.kind)
+                    )))
+                }
+                Some((pack, loc)) => want.push((id, pack, loc)),
                 None => lost(
-                    *id,
+                    id,
                     RepoError::MissingObject {
-                        id: *id,
+                        id,
                         kind: "object",
-                        context: Some(format!("in {remote}")),
+                        context: Some(format!("the history read from {remote}")),
                     },
                 )?,
             }
+        }
+        wants.push(want);
+    }
+    for (k, mut want) in wants.into_iter().enumerate() {
+        if want.is_empty() {
+            continue;
         }
         stats.reads += s.read_stored_many(&mut want, &mut |id, l: &Location, payload| {
             session.put_encoded(l.kind, *id, l.codec, l.raw_len as usize, payload)?;
