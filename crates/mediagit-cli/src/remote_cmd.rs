@@ -276,6 +276,22 @@ fn strip(name: &str) -> &str {
         .unwrap_or(name)
 }
 
+/// A ref name from a remote as printed: characters that change how text
+/// reads without showing (bidi overrides, zero-width spaces) escaped, so
+/// a rejected name cannot reorder the rest of the line.
+fn visible(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{ad}' => format!("\\u{{{:04x}}}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// Git's lines: ` * [new branch]  main -> origin/main`.
 fn report(out: &mut dyn Write, u: &RefUpdate) -> std::io::Result<()> {
     let (flag, what, note) = match &u.status {
@@ -292,9 +308,13 @@ fn report(out: &mut dyn Write, u: &RefUpdate) -> std::io::Result<()> {
         RefStatus::Rejected(why) => ('!', "[rejected]".into(), Some(why.clone())),
     };
     let arrow = if u.source.is_empty() {
-        strip(&u.name).to_string()
+        visible(strip(&u.name))
     } else {
-        format!("{} -> {}", strip(&u.source), strip(&u.name))
+        format!(
+            "{} -> {}",
+            visible(strip(&u.source)),
+            visible(strip(&u.name))
+        )
     };
     match note {
         Some(n) => writeln!(out, " {flag} {what:<27} {arrow} ({n})"),
@@ -337,17 +357,31 @@ pub fn fetch(
         }]
     };
     let mut outcomes = Vec::new();
+    // With --all, a remote that fails is reported and the others are
+    // fetched; the command then fails.
+    let mut failed: Vec<(String, CommandError)> = Vec::new();
     for name in names {
-        let remote = open(repo, &name)?;
-        let o = repo.fetch(
-            &remote,
-            &FetchOptions {
-                prune: args.prune,
-                tags: !args.no_tags,
-            },
-            who,
-            progress,
-        )?;
+        let fetched = open(repo, &name).and_then(|remote| {
+            let o = repo.fetch(
+                &remote,
+                &FetchOptions {
+                    prune: args.prune,
+                    tags: !args.no_tags,
+                },
+                who,
+                progress,
+            )?;
+            Ok((remote, o))
+        });
+        let (remote, o) = match fetched {
+            Ok(x) => x,
+            Err(e) if args.all => {
+                eprintln!("error: fetching '{name}': {}", e.message);
+                failed.push((name, e));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if !args.json {
             let mut err = crate::output::SafeText::new(std::io::stderr().lock());
             let moved: Vec<&RefUpdate> = o
@@ -375,6 +409,24 @@ pub fn fetch(
         let mut out = std::io::stdout().lock();
         crate::output::write_json(&mut out, &outcomes)?;
         out.flush()?;
+    }
+    if !failed.is_empty() {
+        let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(CommandError::user(
+            "fetch-failed",
+            format!("could not fetch from {}", names.join(", ")),
+        ));
+    }
+    let rejected = outcomes
+        .iter()
+        .flat_map(|o| o.updates.iter())
+        .filter(|u| u.rejected())
+        .count();
+    if rejected > 0 {
+        return Err(CommandError::user(
+            "fetch-rejected",
+            format!("{rejected} ref(s) were not updated (the lines marked [rejected] say why)"),
+        ));
     }
     Ok(())
 }
@@ -519,9 +571,13 @@ pub fn ls_remote(repo: &Repository, remote: Option<String>, json: bool) -> CmdRe
         }
     }
     for (n, id) in &refs.refs {
-        writeln!(out, "{id}\t{n}")?;
+        writeln!(out, "{id}\t{}", visible(n))?;
     }
-    Ok(out.flush()?)
+    out.flush()?;
+    for (n, why) in &refs.unreadable {
+        eprintln!("warning: {}: {}", visible(n), crate::output::safe(why));
+    }
+    Ok(())
 }
 
 /// `pull [REMOTE [BRANCH]]`: fetch, then fast-forward the checked-out

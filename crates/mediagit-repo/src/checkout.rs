@@ -608,9 +608,10 @@ impl Repository {
                                idx: &mut crate::worktree::WorktreeIndex|
          -> Result<()> {
             // Small files whose manifest is at hand are read together: their
-            // chunks, ordered by where they are stored, in runs of up to
-            // 8 MiB (one ranged GET for many files on an object store, where
-            // one per file costs a round trip each), a batch at a time.
+            // chunks, ordered by where they are stored, 16 MiB of files at a
+            // time, in runs of up to 8 MiB of a pack (one ranged GET for many
+            // files on an object store, where one per file costs a round
+            // trip each).
             let (mut small, mut large): (Vec<_>, Vec<_>) =
                 std::mem::take(group).into_iter().partition(|(_, e)| {
                     e.size <= SMALL_FILE
@@ -1032,8 +1033,9 @@ const WRITE_GROUP: usize = 4096;
 /// Files up to this size are read with their neighbours in the store
 /// (see `apply`), ...
 const SMALL_FILE: u64 = 1 << 20;
-/// ... this many bytes of them at a time (what one batch holds in memory).
-const PREFETCH_BYTES: u64 = 32 << 20;
+/// ... this many bytes of them at a time (what one batch holds in memory;
+/// read in runs of up to 8 MiB of a pack).
+const PREFETCH_BYTES: u64 = 16 << 20;
 
 /// Checks one group of files to write against their manifests, read with
 /// as few requests as possible (on an object store: one GET for many, not

@@ -385,7 +385,14 @@ impl Repository {
                 affects: vec![],
             });
         }
-        let chunk_ok = |id: &ObjectId| good.contains(id);
+        // Sound, and stored as a chunk: plain ids do not name the kind, so
+        // a tree or manifest of the same bytes is no chunk.
+        let chunk_ok = |id: &ObjectId| {
+            good.contains(id)
+                && odb
+                    .locate(id)
+                    .is_some_and(|(_, l)| l.kind == ObjectKind::Chunk)
+        };
         let mut reach = walk(&odb, &roots, &chunk_ok);
         self.name_index_users(&mut reach);
         // Group unreadable objects: one problem per object, listing what needs it.
@@ -714,30 +721,42 @@ impl Repository {
                 )?
                 .0;
                 let mut idx = WorktreeIndex::default();
-                if let Some(head) = self.head_commit().ok().flatten() {
-                    if let Ok(c) = odb.read_commit(&head) {
-                        for (p, f) in flatten(&odb, &c.tree)? {
-                            idx.entries.insert(make_entry(
-                                &p,
-                                f.kind,
-                                // Size kept, times zeroed: never stat-clean,
-                                // so the next status re-hashes the file.
-                                mediagit_format::index::StatInfo {
-                                    size: f.size,
-                                    ..Default::default()
-                                },
-                                f.content,
-                                f.manifest,
-                                f.target,
-                            ));
-                        }
+                // HEAD's files, or none on an unborn branch; `None` when
+                // HEAD's commit or trees cannot be read now (an empty
+                // index would stage the deletion of every file).
+                let files = match self.head_commit().ok().flatten() {
+                    None => Some(Default::default()),
+                    Some(head) => odb
+                        .read_commit(&head)
+                        .ok()
+                        .and_then(|c| flatten(&odb, &c.tree).ok()),
+                };
+                if let Some(files) = files {
+                    for (p, f) in files {
+                        idx.entries.insert(make_entry(
+                            &p,
+                            f.kind,
+                            // Size kept, times zeroed: never stat-clean,
+                            // so the next status re-hashes the file.
+                            mediagit_format::index::StatInfo {
+                                size: f.size,
+                                ..Default::default()
+                            },
+                            f.content,
+                            f.manifest,
+                            f.target,
+                        ));
                     }
+                    self.workspace()?.save_index(&mut idx, &self.codec())?;
+                    done.push(format!(
+                        "rebuilt the worktree index from HEAD ({} files; it was unreadable: {e})",
+                        idx.entries.len()
+                    ));
+                } else {
+                    done.push(format!(
+                        "left the unreadable worktree index as it is ({e}): HEAD's commit cannot be read, so it cannot be rebuilt from it yet (fetch it, or `fsck --repair --from REMOTE`, then run `fsck --repair` again)"
+                    ));
                 }
-                self.workspace()?.save_index(&mut idx, &self.codec())?;
-                done.push(format!(
-                    "rebuilt the worktree index from HEAD ({} files; it was unreadable: {e})",
-                    idx.entries.len()
-                ));
             }
         }
         // 4. Branch refs that cannot be parsed (or, sealed, do not open)

@@ -211,8 +211,8 @@ pub fn with_ingester<T>(
 
 impl Ingester<'_> {
     /// True if this caller must write `id` (nobody has it or claimed it).
-    fn claim(&self, id: &ObjectId) -> bool {
-        if self.odb.contains_for_reuse(id) {
+    fn claim(&self, id: &ObjectId, kind: ObjectKind) -> bool {
+        if self.odb.contains_for_reuse(id, kind) {
             return false;
         }
         self.claimed
@@ -230,7 +230,7 @@ impl Ingester<'_> {
     /// Stores an encoded object (a manifest), compressing it if that pays.
     fn put_object(&self, kind: ObjectKind, bytes: Vec<u8>) -> Result<ObjectId> {
         let id = self.codec.id(kind, &bytes);
-        if self.claim(&id) {
+        if self.claim(&id, kind) {
             let e = self.codec.encode(kind, id, &bytes, CompressionHint::Try)?;
             self.send(vec![e])?;
         }
@@ -626,7 +626,7 @@ impl Ingester<'_> {
                     whole.update(chunk, Some(chunks.len() as u32 + 1))?;
                 }
             }
-            if self.claim(&id) {
+            if self.claim(&id, ObjectKind::Chunk) {
                 let e = self
                     .codec
                     .encode_with(ObjectKind::Chunk, id, chunk, src.hint, || {

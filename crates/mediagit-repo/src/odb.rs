@@ -166,6 +166,30 @@ impl State {
     }
 }
 
+/// The run of entries read together from `locs[i]` on (sorted by pack
+/// and offset): those of the same pack that follow with gaps of at most
+/// 64 KiB, within [`READ_BATCH`] bytes of the first. Returns the index
+/// past the run and the offset just past its last entry.
+fn run_end(locs: &[(ObjectId, ObjectId, Location)], i: usize, sealed: bool) -> (usize, u64) {
+    const GAP: u64 = 64 << 10;
+    let (_, pack, first) = locs[i];
+    let mut end = first.end(sealed);
+    let mut j = i + 1;
+    while j < locs.len() {
+        let (_, p, l) = &locs[j];
+        if *p != pack
+            || l.offset < end
+            || l.offset - end > GAP
+            || l.end(sealed).saturating_sub(first.offset) > READ_BATCH
+        {
+            break;
+        }
+        end = l.end(sealed);
+        j += 1;
+    }
+    (j, end)
+}
+
 /// Where [`Odb::read_stored_many`] hands each verified entry: its id,
 /// location and stored payload.
 pub type StoredSink<'a> = dyn FnMut(&ObjectId, &Location, &[u8]) -> Result<()> + 'a;
@@ -695,10 +719,13 @@ impl Odb {
     /// [`Odb::contains`] for a writer about to reuse the object instead of
     /// storing it: the pack holding it is re-dated if it is old (see
     /// [`FRESHEN_AFTER`]) when the session finishes.
-    pub fn contains_for_reuse(&self, id: &ObjectId) -> bool {
+    pub fn contains_for_reuse(&self, id: &ObjectId, kind: ObjectKind) -> bool {
         match self.locate(id) {
             // Only a damaged copy: store the object again.
             Some((_, l)) if l.damaged => false,
+            // Stored as another kind (plain ids do not name it): not this
+            // object; the writer refuses it (`PackSession::check_kind`).
+            Some((_, l)) if l.kind != kind => false,
             Some((pack, l)) => {
                 self.note_reuse(l.pack, pack);
                 true
@@ -1008,7 +1035,6 @@ impl Odb {
     /// of up to [`READ_BATCH`] bytes. Returns the ones that read and verify;
     /// the caller reads any other one alone, which reports its error.
     pub fn read_many(&self, ids: &[ObjectId], kind: ObjectKind) -> IdMap<Vec<u8>> {
-        const GAP: u64 = 64 << 10;
         let mut locs: Vec<(ObjectId, ObjectId, Location)> = ids
             .iter()
             .filter_map(|id| self.locate(id).map(|(p, l)| (*id, p, l)))
@@ -1035,20 +1061,7 @@ impl Odb {
         let sealed = self.sealed();
         while i < locs.len() {
             let (_, pack, first) = locs[i];
-            let mut end = first.end(sealed);
-            let mut j = i + 1;
-            while j < locs.len() {
-                let (_, p, l) = &locs[j];
-                if *p != pack
-                    || l.offset < end
-                    || l.offset - end > GAP
-                    || l.end(sealed).saturating_sub(first.offset) > READ_BATCH
-                {
-                    break;
-                }
-                end = l.end(sealed);
-                j += 1;
-            }
+            let (j, end) = run_end(&locs, i, sealed);
             let key = pack_key(&pack);
             let Ok(pk) = self.pack_key_of(&pack) else {
                 i = j;
@@ -1089,7 +1102,6 @@ impl Odb {
         want: &mut [(ObjectId, ObjectId, Location)],
         sink: &mut StoredSink<'_>,
     ) -> Result<usize> {
-        const GAP: u64 = 64 << 10;
         want.sort_by_key(|(_, pack, l)| (*pack, l.offset));
         let sealed = self.sealed();
         let mut reads = 0;
@@ -1098,20 +1110,7 @@ impl Odb {
         while i < want.len() {
             let (id0, pack, first) = want[i];
             self.check_bounds(&id0, first.kind, &pack_key(&pack), &first)?;
-            let mut end = first.end(sealed);
-            let mut j = i + 1;
-            while j < want.len() {
-                let (_, p, l) = &want[j];
-                if *p != pack
-                    || l.offset < end
-                    || l.offset - end > GAP
-                    || l.end(sealed).saturating_sub(first.offset) > READ_BATCH
-                {
-                    break;
-                }
-                end = l.end(sealed);
-                j += 1;
-            }
+            let (j, end) = run_end(want, i, sealed);
             let key = pack_key(&pack);
             let pk = self.pack_key_of(&pack)?;
             buf.resize(end.saturating_sub(first.offset) as usize, 0);
@@ -1286,11 +1285,30 @@ impl PackSession<'_> {
         self
     }
 
+    /// Refuses to take an object stored under the same id as another
+    /// kind for this one: in a plain repository ids do not name the kind,
+    /// so a chunk, a manifest and a tree of the same bytes share one id,
+    /// and the object table holds one of them. Taking the other as
+    /// present would leave a file or a commit that cannot be read.
+    fn check_kind(&self, id: &ObjectId, kind: ObjectKind) -> Result<()> {
+        match self.odb.locate(id) {
+            Some((_, l)) if l.kind != kind && !l.damaged && !self.pending.contains(id) => {
+                Err(RepoError::Invalid(format!(
+                    "object {id} is stored in this repository as a {}, and is needed as a {}: the same bytes were stored as another kind (planted?); nothing was written for it (`mediagit fsck` checks the repository)",
+                    l.kind.name(),
+                    kind.name()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Stores an encoded object (manifest, tree, commit, tag), compressing it
     /// if that pays. Returns its id. Objects already present are not written again.
     pub fn put_object(&mut self, kind: ObjectKind, bytes: &[u8]) -> Result<ObjectId> {
         let codec = &self.odb.codec;
         let id = codec.id(kind, bytes);
+        self.check_kind(&id, kind)?;
         if self.has(&id) {
             return Ok(id);
         }
@@ -1324,6 +1342,7 @@ impl PackSession<'_> {
         raw_len: usize,
         payload: &[u8],
     ) -> Result<()> {
+        self.check_kind(&id, kind)?;
         if self.has(&id) {
             return Ok(());
         }

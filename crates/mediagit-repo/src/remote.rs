@@ -166,6 +166,9 @@ pub struct PushOutcome {
 pub struct RemoteRefs {
     pub head: Option<String>,
     pub refs: Vec<(String, ObjectId)>,
+    /// Refs whose value does not read: (name or storage key, why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<(String, String)>,
 }
 
 /// Opens the repository at a directory remote, which must be the
@@ -251,23 +254,27 @@ impl Repository {
         })
     }
 
-    /// The remote's branches and tags.
+    /// The remote's branches and tags; a ref whose value cannot be read
+    /// is listed in `unreadable` with why, not an error.
     pub fn remote_refs(&self, remote: &Remote) -> Result<RemoteRefs> {
         let r = &remote.repo;
-        let mut refs: Vec<(String, ObjectId)> = r
-            .list_refs("refs/heads/")?
-            .into_iter()
-            .map(|(n, id)| (crate::refs::branch_ref(&n), id))
-            .collect();
-        refs.extend(
-            r.list_refs("refs/tags/")?
-                .into_iter()
-                .map(|(n, id)| (crate::refs::tag_ref(&n), id)),
-        );
-        Ok(RemoteRefs {
+        let mut out = RemoteRefs {
             head: r.store().head_branch().ok().flatten(),
-            refs,
-        })
+            ..Default::default()
+        };
+        let mut entries = r.ref_entries("refs/heads/")?;
+        entries.extend(r.ref_entries("refs/tags/")?);
+        for (name, v) in entries {
+            match v {
+                Ok(id) => out.refs.push((name, id)),
+                Err(e) => {
+                    if !out.unreadable.iter().any(|(n, _)| *n == name) {
+                        out.unreadable.push((name, e.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Fetches the remote's branches (into `refs/remotes/NAME/`) and new
@@ -357,11 +364,15 @@ impl Repository {
                 .filter(|u| !u.rejected())
                 .filter_map(|u| u.new),
         );
+        let label = remote.label();
         out.transfer = crate::transfer::copy_missing(
             remote.repo.store(),
             self.store(),
             &tips,
-            &remote.label(),
+            crate::transfer::Labels {
+                src: &label,
+                dst: crate::transfer::THIS,
+            },
             progress,
         )?;
         // A reflog record is best effort: the ref has moved either way (a
@@ -385,7 +396,11 @@ impl Repository {
             // must be gone before `a` can be written.
             if opts.prune {
                 for (branch, id) in self.list_refs(&prefix)? {
-                    if heads.iter().any(|(n, _)| *n == branch) {
+                    // A branch the remote still has, but whose value did
+                    // not read, is not pruned.
+                    if heads.iter().any(|(n, _)| *n == branch)
+                        || unreadable.contains(&crate::refs::branch_ref(&branch))
+                    {
                         continue;
                     }
                     let local = format!("{prefix}{branch}");
@@ -522,11 +537,15 @@ impl Repository {
         let transfer = if tips.is_empty() {
             TransferStats::default()
         } else {
+            let label = remote.label();
             crate::transfer::copy_missing(
                 self.store(),
                 r.store(),
                 &tips,
-                &remote.label(),
+                crate::transfer::Labels {
+                    src: crate::transfer::THIS,
+                    dst: &label,
+                },
                 progress,
             )?
         };
@@ -590,11 +609,15 @@ impl Repository {
         if let Some(Head::Detached(id)) = self.workspace_opt().and_then(|ws| ws.head().ok()) {
             tips.push(id);
         }
+        let label = remote.label();
         crate::transfer::copy_for_repair(
             remote.repo.store(),
             self.store(),
             &tips,
-            &remote.label(),
+            crate::transfer::Labels {
+                src: &label,
+                dst: crate::transfer::THIS,
+            },
             progress,
         )
     }
@@ -641,7 +664,9 @@ impl Repository {
         } else if dst.is_some() {
             (self.resolve(src)?, src.to_string(), String::new())
         } else {
-            return Err(RepoError::BranchNotFound(src.to_string()));
+            return Err(RepoError::Invalid(format!(
+                "{src} is not a local branch or tag; to push another revision, name the remote branch: `mediagit push REMOTE {src}:BRANCH`"
+            )));
         };
         let (name, is_tag) = match dst {
             Some(d) => remote_ref_name(d)?,

@@ -47,6 +47,9 @@ pub struct TransferStats {
     pub reads: usize,
 }
 
+/// How a transfer names the local repository.
+pub const THIS: &str = "this repository";
+
 /// A fixed byte string both sides name: equal ids mean the two
 /// repositories name objects the same way (same chunk id function, and in
 /// an encrypted repository the same key).
@@ -70,6 +73,22 @@ pub fn check_same_naming(src: &Store, dst: &Store, remote: &str) -> Result<()> {
     )))
 }
 
+/// Refuses an object the destination stores under `id` as another kind
+/// than `kind` (plain ids do not name the kind: the same bytes planted as
+/// a chunk take a tree's or a manifest's id, and the destination's table
+/// holds one object an id). Taking it as present would leave a ref that
+/// names something unreadable.
+fn check_kind_at(o: &Odb, id: &ObjectId, kind: ObjectKind, side: &str) -> Result<()> {
+    match o.locate(id) {
+        Some((_, l)) if l.kind != kind && !l.damaged => Err(RepoError::Invalid(format!(
+            "{side} stores {id} as a {}, but the history being copied needs it as a {}: the same bytes were stored as another kind (planted?); nothing was copied",
+            l.kind.name(),
+            kind.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Which side an object is read from while walking: the destination's
 /// copy when it has one and lives on local disk, else the source's.
 struct Sides<'a> {
@@ -91,16 +110,25 @@ impl Sides<'_> {
 
 /// Copies into `dst` every object reachable from `tips` (commits or tag
 /// objects) in `src` that `dst` does not hold, as the module docs say.
-/// `remote` names the other side in errors. Nothing refers to the new
+/// `labels` name the two sides in errors. Nothing refers to the new
 /// objects yet: the caller moves refs after this returns.
 pub fn copy_missing(
     src: &Store,
     dst: &Store,
     tips: &[ObjectId],
-    remote: &str,
+    labels: Labels<'_>,
     progress: &dyn Progress,
 ) -> Result<TransferStats> {
-    copy(src, dst, tips, remote, progress, None)
+    copy(src, dst, tips, labels, progress, None)
+}
+
+/// How errors name the two sides of a transfer: for a fetch
+/// `src: "remote 'origin'"`, `dst: "this repository"`; for a push the
+/// other way round.
+#[derive(Clone, Copy, Debug)]
+pub struct Labels<'a> {
+    pub src: &'a str,
+    pub dst: &'a str,
 }
 
 /// For `fsck --repair` from a remote: copies into `dst` every object
@@ -112,11 +140,11 @@ pub fn copy_for_repair(
     src: &Store,
     dst: &Store,
     tips: &[ObjectId],
-    remote: &str,
+    labels: Labels<'_>,
     progress: &dyn Progress,
 ) -> Result<(TransferStats, Vec<ObjectId>)> {
     let mut unavailable = Vec::new();
-    let stats = copy(src, dst, tips, remote, progress, Some(&mut unavailable))?;
+    let stats = copy(src, dst, tips, labels, progress, Some(&mut unavailable))?;
     unavailable.sort_unstable();
     unavailable.dedup();
     Ok((stats, unavailable))
@@ -128,10 +156,11 @@ fn copy(
     src: &Store,
     dst: &Store,
     tips: &[ObjectId],
-    remote: &str,
+    labels: Labels<'_>,
     progress: &dyn Progress,
     mut unavailable: Option<&mut Vec<ObjectId>>,
 ) -> Result<TransferStats> {
+    let (remote, dst_label) = (labels.src, labels.dst);
     let full = unavailable.is_some();
     // An object neither side reads: an error, or noted when repairing.
     let mut lost = |id: ObjectId, e: RepoError| -> Result<()> {
@@ -143,7 +172,12 @@ fn copy(
             None => Err(e),
         }
     };
-    check_same_naming(src, dst, remote)?;
+    let other = if labels.src == THIS {
+        labels.dst
+    } else {
+        labels.src
+    };
+    check_same_naming(src, dst, other)?;
     dst.require_unlocked()?;
     let (s, d) = (src.odb()?, dst.odb()?);
     let sides = Sides {
@@ -183,6 +217,7 @@ fn copy(
                 continue;
             }
         };
+        check_kind_at(d, &id, kind, dst_label)?;
         let present = session.has(&id);
         match kind {
             ObjectKind::Tag => {
@@ -239,6 +274,7 @@ fn copy(
                 mediagit_format::limits::MAX_TREE_DEPTH
             )));
         }
+        check_kind_at(d, &id, ObjectKind::Tree, dst_label)?;
         let t = match sides.read(&id, |o, id| o.read_tree(id)) {
             Ok(t) => t,
             Err(e) => {
@@ -256,6 +292,7 @@ fn copy(
                     if !seen.insert(manifest) {
                         continue;
                     }
+                    check_kind_at(d, &manifest, ObjectKind::Manifest, dst_label)?;
                     let m = match sides.read(&manifest, |o, id| o.read_manifest(id)) {
                         Ok(m) => m,
                         Err(e) => {
@@ -330,7 +367,7 @@ fn copy(
                 // readers refuse).
                 Some((_, loc)) if loc.raw_len as u64 > d.max_object_len(loc.kind) => {
                     return Err(RepoError::Invalid(format!(
-                        "{} {id} in {remote} is {} bytes; this repository's {}s are at most {} bytes (the two copies were made with different [chunking] settings): nothing was copied",
+                        "{} {id} in {remote} is {} bytes; {dst_label}'s {}s are at most {} bytes (the two copies were made with different [chunking] settings): nothing was copied",
                         loc.kind.name(),
                         loc.raw_len,
                         loc.kind.name(),
