@@ -671,6 +671,13 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
     let mut edges: HashMap<ObjectId, Vec<(ObjectId, u64)>> = HashMap::new();
     let mut done_order: Vec<ObjectId> = Vec::new();
     let mut stack: Vec<(ObjectId, Option<Summary>, usize)> = vec![(*root, None, 1)];
+    // A tree's subtrees are read together when it is first visited (one
+    // request for a directory's subdirectories on an object store, not
+    // one each), verified by `read_many`, and decoded when their turn
+    // comes; at most PREFETCH_BYTES of them wait at once.
+    const PREFETCH_BYTES: usize = 32 << 20;
+    let mut prefetched: HashMap<ObjectId, Vec<u8>> = HashMap::new();
+    let mut prefetched_bytes = 0usize;
     let deep = || {
         too(format!(
             "directories nested more than {} levels deep",
@@ -689,7 +696,13 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
             if depth > limits::MAX_TREE_DEPTH {
                 return Err(deep());
             }
-            let t = odb.read_tree(&id)?;
+            let t = match prefetched.remove(&id) {
+                Some(b) => {
+                    prefetched_bytes = prefetched_bytes.saturating_sub(b.len());
+                    Tree::decode(&b).map_err(|e| RepoError::format(format!("tree {id}"), e))?
+                }
+                None => odb.read_tree(&id)?,
+            };
             let sum = Summary::of(&t);
             let cost = tree_cost(&t);
             if kept_bytes.saturating_add(cost) <= keep {
@@ -702,6 +715,19 @@ fn read_bounded(odb: &Odb, root: &ObjectId, keep: usize) -> Result<Bounded> {
                 .filter(|(c, ..)| !trees.get(c).is_some_and(|t| t.done))
                 .map(|(c, ..)| *c)
                 .collect();
+            if children.len() > 1 && prefetched_bytes < PREFETCH_BYTES {
+                let want: Vec<ObjectId> = children
+                    .iter()
+                    .filter(|c| !prefetched.contains_key(c))
+                    .copied()
+                    .collect();
+                // What does not come back here is read alone later, which
+                // reports its error.
+                for (c, b) in odb.read_many(&want, ObjectKind::Tree) {
+                    prefetched_bytes += b.len();
+                    prefetched.insert(c, b);
+                }
+            }
             stack.push((id, Some(sum), depth));
             stack.extend(children.into_iter().map(|c| (c, None, depth + 1)));
             trees.insert(id, Counted::default());
