@@ -883,3 +883,36 @@ fn fsck_repair_rebuilds_an_unreadable_index_only_once_head_can_be_read() {
     let st = env.ok(&["status", "--porcelain"]);
     assert_eq!(st, "", "{stdout}");
 }
+
+#[test]
+fn a_remote_removed_while_a_fetch_opens_it_gets_no_tracking_branches_back() {
+    if test_store().is_some() {
+        return; // pauses the fetch on a FIFO in the remote's directory
+    }
+    let env = populated();
+    env.ok_in(env.root(), &["clone", "repo", "fr"]);
+    let fr = env.root().join("fr");
+    env.ok(&["remote", "add", "origin", fr.to_str().unwrap()]);
+    // The remote's HEAD becomes a FIFO: opening the remote waits on it.
+    let head = fr.join(".mediagit/HEAD");
+    let saved = std::fs::read(&head).unwrap();
+    std::fs::remove_file(&head).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&head)
+        .status()
+        .unwrap()
+        .success());
+    let fetch = spawn(&env, &env.repo(), &["fetch", "origin"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    env.ok(&["remote", "remove", "origin"]);
+    // Let the fetch go on.
+    std::fs::write(&head, &saved).unwrap();
+    let out = fetch.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("was removed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(env.ok(&["branch", "-r"]), "");
+}

@@ -254,6 +254,25 @@ impl Repository {
         })
     }
 
+    /// Under the repository lock: the remote is still configured (a
+    /// `remote remove` that ran while this command was opening it must
+    /// not see its remote-tracking branches come back).
+    fn check_still_configured(&self, remote: &Remote) -> Result<()> {
+        let (Some(name), Some(ws)) = (&remote.name, self.workspace_opt()) else {
+            return Ok(());
+        };
+        let path = ws.dir().join("config.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| RepoError::io("read", &path, e))?;
+        let cfg = mediagit_format::config::RepoConfig::from_toml(&text)
+            .map_err(|e| RepoError::format(path.display().to_string(), e))?;
+        if !cfg.remotes.contains_key(name) {
+            return Err(RepoError::Invalid(format!(
+                "remote '{name}' was removed while this command was starting; nothing was fetched"
+            )));
+        }
+        Ok(())
+    }
+
     /// The remote's branches and tags; a ref whose value cannot be read
     /// is listed in `unreadable` with why, not an error.
     pub fn remote_refs(&self, remote: &Remote) -> Result<RemoteRefs> {
@@ -293,6 +312,7 @@ impl Repository {
             Some(ws) => Some(ws.lock()?),
             None => None,
         };
+        self.check_still_configured(remote)?;
         let mut out = FetchOutcome {
             remote: remote.label(),
             ..Default::default()
