@@ -975,8 +975,8 @@ struct Upstream {
 
 fn upstream(repo: &Repository, head: &Head, commit: Option<ObjectId>) -> Option<Upstream> {
     let Head::Branch(b) = head else { return None };
-    let u = repo.config().branches.get(b)?;
-    let name = format!("{}/{}", u.remote, u.merge);
+    let (remote, merge) = repo.config().upstream(b)?;
+    let name = format!("{remote}/{merge}");
     let theirs = repo
         .read_ref(&format!("refs/remotes/{name}"))
         .ok()

@@ -50,7 +50,54 @@ const KEYS: &[(&str, Scope, &str)] = &[
         Scope::LocalOnly,
         "zstd level (1..=22) for content that compresses; new packs only",
     ),
+    (
+        "remotes.NAME.url",
+        Scope::LocalOnly,
+        "where remote NAME is: a repository directory or a store URL (`mediagit remote` manages them)",
+    ),
+    (
+        "remotes.NAME.token_env",
+        Scope::LocalOnly,
+        "the environment variable holding the token for remote NAME's server",
+    ),
+    (
+        "branches.NAME.remote",
+        Scope::LocalOnly,
+        "the remote branch NAME follows (`push -u` sets it)",
+    ),
+    (
+        "branches.NAME.merge",
+        Scope::LocalOnly,
+        "the name of branch NAME's upstream on that remote",
+    ),
 ];
+
+/// A key as tables and a leaf: `author.name` is `(["author"], "name")`;
+/// `remotes.NAME.url` is `(["remotes", NAME], "url")`, NAME whatever lies
+/// between (remote and branch names may hold dots).
+fn split_key(key: &str) -> (Vec<&str>, &str) {
+    for table in ["remotes.", "branches."] {
+        if let Some(rest) = key.strip_prefix(table) {
+            if let Some((name, leaf)) = rest.rsplit_once('.') {
+                if !name.is_empty() {
+                    return (vec![&table[..table.len() - 1], name], leaf);
+                }
+            }
+        }
+    }
+    match key.split_once('.') {
+        Some((t, leaf)) => (vec![t], leaf),
+        None => (vec![], key),
+    }
+}
+
+/// The entry of [`KEYS`] a key is, `NAME` standing for any name.
+fn pattern(key: &str) -> String {
+    match split_key(key) {
+        (t, leaf) if t.len() == 2 => format!("{}.NAME.{leaf}", t[0]),
+        _ => key.to_string(),
+    }
+}
 
 /// Keys whose values are whole numbers (written as TOML integers).
 fn is_number(key: &str) -> bool {
@@ -134,12 +181,13 @@ fn nearest(key: &str) -> Option<&'static str> {
 }
 
 fn known(key: &str) -> Result<Scope, CommandError> {
-    match KEYS.iter().find(|(k, ..)| *k == key) {
+    let pat = pattern(key);
+    match KEYS.iter().find(|(k, ..)| *k == pat) {
         Some((_, scope, _)) => Ok(*scope),
         None => {
             let list: Vec<&str> = KEYS.iter().map(|(k, ..)| *k).collect();
             let e = CommandError::user("unknown-config-key", format!("unknown setting {key:?}"));
-            Err(match nearest(key) {
+            Err(match nearest(&pat) {
                 Some(k) => {
                     e.with_hint(format!("did you mean {k:?}? Settings: {}", list.join(", ")))
                 }
@@ -284,7 +332,8 @@ pub(crate) fn write(scope: &str, path: &Path, text: &str) -> CmdResult {
 /// The value at a dotted key, as text (strings unquoted).
 fn get(doc: &toml_edit::DocumentMut, key: &str) -> Option<String> {
     let mut item: &toml_edit::Item = doc.as_item();
-    for part in key.split('.') {
+    let (tables, leaf) = split_key(key);
+    for part in tables.into_iter().chain([leaf]) {
         item = item.get(part)?;
     }
     match item.as_value()? {
@@ -343,11 +392,14 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
         let _lock = lock(scope, &path)?;
         let text = read(&path)?;
         let mut doc = parse(&path, &text)?;
-        let (table, leaf) = key.split_once('.').unwrap_or(("", key));
-        let removed = doc
-            .get_mut(table)
-            .and_then(|t| t.as_table_like_mut())
-            .and_then(|t| t.remove(leaf));
+        let (tables, leaf) = split_key(key);
+        let mut t: Option<&mut dyn toml_edit::TableLike> = Some(doc.as_table_mut());
+        for part in &tables {
+            t = t
+                .and_then(|t| t.get_mut(part))
+                .and_then(|i| i.as_table_like_mut());
+        }
+        let removed = t.and_then(|t| t.remove(leaf));
         if removed.is_none() {
             return Err(CommandError::user(
                 "config-not-set",
@@ -395,19 +447,30 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
             let _lock = lock(scope, &path)?;
             let text = read(&path)?;
             let mut doc = parse(&path, &text)?;
-            let (table, leaf) = key.split_once('.').unwrap_or(("", &key));
-            // A `[table]` of its own (not `table = { ... }` inline), after
-            // the file's other tables.
-            if doc.get(table).is_none() {
-                doc.insert(table, toml_edit::Item::Table(toml_edit::Table::new()));
+            let (tables, leaf) = split_key(&key);
+            // Each a `[table]` of its own (not `table = { ... }` inline),
+            // after the file's other tables; `[remotes.NAME]` under an
+            // implicit `[remotes]`.
+            let mut t: &mut dyn toml_edit::TableLike = doc.as_table_mut();
+            for (depth, part) in tables.iter().enumerate() {
+                if t.get(part).is_none() {
+                    let mut new = toml_edit::Table::new();
+                    new.set_implicit(depth + 1 < tables.len());
+                    t.insert(part, toml_edit::Item::Table(new));
+                }
+                let Some(next) = t.get_mut(part).and_then(|i| i.as_table_like_mut()) else {
+                    return Err(CommandError::user(
+                        "config-invalid",
+                        format!(
+                            "{} in {} is not a table of settings",
+                            tables[..=depth].join("."),
+                            path.display()
+                        ),
+                    )
+                    .with_hint("fix the file with `mediagit config --edit`"));
+                };
+                t = next;
             }
-            let Some(t) = doc.get_mut(table).and_then(|t| t.as_table_like_mut()) else {
-                return Err(CommandError::user(
-                    "config-invalid",
-                    format!("{table} in {} is not a table of settings", path.display()),
-                )
-                .with_hint("fix the file with `mediagit config --edit`"));
-            };
             match value.parse::<i64>() {
                 Ok(n) if is_number(&key) => t.insert(leaf, toml_edit::value(n)),
                 _ => t.insert(leaf, toml_edit::value(value)),

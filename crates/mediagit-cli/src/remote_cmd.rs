@@ -236,8 +236,8 @@ pub fn remote(repo: &Repository, cwd: &Path, action: RemoteAction, verbose: bool
 pub fn default_remote(repo: &Repository) -> Result<String, CommandError> {
     let cfg = repo.config();
     if let Ok(mediagit_repo::refs::Head::Branch(b)) = repo.head() {
-        if let Some(u) = cfg.branches.get(&b) {
-            return Ok(u.remote.clone());
+        if let Some((remote, _)) = cfg.upstream(&b) {
+            return Ok(remote);
         }
     }
     if cfg.remotes.contains_key("origin") {
@@ -598,15 +598,15 @@ pub fn pull(
             "HEAD is detached: switch to a branch to pull into it",
         ));
     };
-    let upstream = repo.config().branches.get(&cur).cloned();
+    let upstream = repo.config().upstream(&cur);
     let rname = match (&remote, &upstream) {
         (Some(r), _) => r.clone(),
-        (None, Some(u)) => u.remote.clone(),
+        (None, Some((r, _))) => r.clone(),
         (None, None) => default_remote(repo)?,
     };
     let merge = match (&branch, &upstream) {
         (Some(b), _) => b.clone(),
-        (None, Some(u)) if u.remote == rname => u.merge.clone(),
+        (None, Some((r, m))) if *r == rname => m.clone(),
         _ => cur.clone(),
     };
     if !repo.config().remotes.contains_key(&rname) {

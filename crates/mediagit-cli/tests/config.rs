@@ -282,3 +282,45 @@ fn checkpoint_settings_are_the_repositorys_numbers() {
         .unwrap()
         .contains("checkpoint_bytes"));
 }
+
+#[test]
+fn remotes_and_upstreams_are_settings_by_dotted_key() {
+    let env = Env::new();
+    env.ok_in(env.root(), &["init", "--bare", "copy.git"]);
+    let copy = env.root().join("copy.git");
+    // A remote whose name holds a dot, set by key, seen by `remote -v`.
+    env.ok(&["config", "remotes.nas.v2.url", copy.to_str().unwrap()]);
+    assert_eq!(
+        env.ok(&["remote", "-v"]),
+        format!("nas.v2\t{}\n", copy.display())
+    );
+    assert_eq!(
+        env.ok(&["config", "remotes.nas.v2.url"]).trim(),
+        copy.to_str().unwrap()
+    );
+    env.ok(&["config", "remotes.nas.v2.token_env", "NAS_TOKEN"]);
+    env.ok(&["config", "branches.main.remote", "nas.v2"]);
+    env.ok(&["config", "branches.main.merge", "main"]);
+    let cfg = std::fs::read_to_string(env.repo().join(".mediagit/config.toml")).unwrap();
+    assert!(
+        cfg.contains("[remotes.\"nas.v2\"]") || cfg.contains("[remotes.nas.v2]"),
+        "{cfg}"
+    );
+    assert!(cfg.contains("[branches.main]"), "{cfg}");
+    // Checked by the file's reader: a token_env that names no variable,
+    // a remote name that cannot be one.
+    let err = env.fail(&["config", "remotes.nas.v2.token_env", "not a var"]);
+    assert!(err.contains("token_env"), "{err}");
+    let err = env.fail(&["config", "remotes.a/b.url", "/x"]);
+    assert!(err.contains("not a remote name"), "{err}");
+    // Unknown leaves get the nearest key.
+    let err = env.fail(&["config", "remotes.nas.v2.uri", "/x"]);
+    assert!(err.contains("remotes.NAME.url"), "{err}");
+    // They are the repository's, never the user's.
+    let err = env.fail(&["config", "--global", "remotes.x.url", "/x"]);
+    assert!(err.contains("setting of the repository"), "{err}");
+    env.ok(&["config", "--unset", "remotes.nas.v2.token_env"]);
+    assert!(env
+        .fail(&["config", "remotes.nas.v2.token_env"])
+        .contains("not set"));
+}

@@ -73,12 +73,28 @@ pub struct RemoteConfig {
     pub token_env: Option<String>,
 }
 
-/// `[branches.NAME]`: the remote branch a local branch follows.
+/// `[branches.NAME]`: the remote branch a local branch follows. Both
+/// fields may be set one at a time (`mediagit config`): without `remote`
+/// the branch has no upstream; without `merge` it follows its namesake.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BranchConfig {
+    #[serde(default)]
     pub remote: String,
     /// The branch's name on the remote.
+    #[serde(default)]
     pub merge: String,
+}
+
+impl RepoConfig {
+    /// The upstream of local branch `branch`: (remote, its branch there).
+    pub fn upstream(&self, branch: &str) -> Option<(String, String)> {
+        let b = self.branches.get(branch)?;
+        if b.remote.is_empty() {
+            return None;
+        }
+        let merge = if b.merge.is_empty() { branch } else { &b.merge };
+        Some((b.remote.clone(), merge.to_string()))
+    }
 }
 
 /// Why `name` cannot name a remote, if it cannot: remote names become
@@ -576,7 +592,9 @@ impl RepoConfig {
             }
         }
         for (name, b) in &cfg.branches {
-            if invalid_remote_name(&b.remote).is_some() || b.merge.is_empty() {
+            if (!b.remote.is_empty() && invalid_remote_name(&b.remote).is_some())
+                || b.merge.chars().any(char::is_control)
+            {
                 return Err(FormatError::Config(format!(
                     "[branches.{name:?}]: remote {:?} / merge {:?} is not a remote and branch",
                     b.remote, b.merge
