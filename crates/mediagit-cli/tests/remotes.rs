@@ -117,6 +117,12 @@ fn push_then_clone_and_pull_into_an_empty_repository_restore_the_same_bytes() {
         err.contains("branch 'main' set up to track 'origin/main'"),
         "{err}"
     );
+    // Nothing moved, but the tracking branch now says where the remote is.
+    let st = env.ok(&["status"]);
+    assert!(
+        st.contains("Your branch is up to date with 'origin/main'."),
+        "{st}"
+    );
     // A second commit goes over.
     write_random(&env.repo().join("assets/second.bin"), 1 << 20, 8);
     env.ok(&["add", "-A"]);

@@ -570,10 +570,17 @@ impl Repository {
             )?
         };
         for u in &mut planned {
-            if !moving(u) && u.status != RefStatus::Deleted {
+            if u.rejected() {
                 continue;
             }
-            match r.cas_ref(&u.name, u.old, u.new) {
+            // Up to date: nothing to move there, but the tracking ref
+            // below still learns where the remote branch is.
+            let cas = if u.status == RefStatus::UpToDate {
+                Ok(())
+            } else {
+                r.cas_ref(&u.name, u.old, u.new)
+            };
+            match cas {
                 Ok(()) => {}
                 Err(RepoError::RefRace { .. }) => {
                     u.status = RefStatus::Rejected(
