@@ -147,7 +147,8 @@ fn repair_from_remotes(
     let mut repaired = first.repaired.clone();
     let mut notes = first.notes.clone();
     let mut copied_any = false;
-    for name in &names {
+    for (k, name) in names.iter().enumerate() {
+        let last = k + 1 == names.len();
         let remote = match crate::remote_cmd::open(repo, name) {
             Ok(r) => r,
             Err(e) => {
@@ -164,8 +165,12 @@ fn repair_from_remotes(
                     crate::output::human_size(t.bytes),
                     remote.label()
                 ));
-                // Checked again below; stop at the first remote that
-                // filled every gap.
+                // Stop at the first remote that filled every gap (the
+                // last one needs no check of its own: the final check
+                // below is it).
+                if last {
+                    break;
+                }
                 let check = repo.fsck(
                     &FsckOptions {
                         repair: false,

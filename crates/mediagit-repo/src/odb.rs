@@ -797,6 +797,16 @@ impl Odb {
             .is_some_and(|(_, l)| !l.damaged && l.kind == ObjectKind::Chunk && l.raw_len == c.len)
     }
 
+    /// The kind of the sound copy stored under `id`, if it is not `kind`:
+    /// plain ids do not name the kind, so the same bytes stored as a chunk
+    /// occupy a manifest's or a tree's id, and this table holds one object
+    /// an id. Writers and transfers refuse such an object.
+    pub fn stored_as_other_kind(&self, id: &ObjectId, kind: ObjectKind) -> Option<ObjectKind> {
+        self.locate(id)
+            .filter(|(_, l)| l.kind != kind && !l.damaged)
+            .map(|(_, l)| l.kind)
+    }
+
     pub fn contains(&self, id: &ObjectId) -> bool {
         self.state
             .read()
@@ -1291,14 +1301,12 @@ impl PackSession<'_> {
     /// and the object table holds one of them. Taking the other as
     /// present would leave a file or a commit that cannot be read.
     fn check_kind(&self, id: &ObjectId, kind: ObjectKind) -> Result<()> {
-        match self.odb.locate(id) {
-            Some((_, l)) if l.kind != kind && !l.damaged && !self.pending.contains(id) => {
-                Err(RepoError::Invalid(format!(
-                    "object {id} is stored in this repository as a {}, and is needed as a {}: the same bytes were stored as another kind (planted?); nothing was written for it (`mediagit fsck` checks the repository)",
-                    l.kind.name(),
-                    kind.name()
-                )))
-            }
+        match self.odb.stored_as_other_kind(id, kind) {
+            Some(other) if !self.pending.contains(id) => Err(RepoError::Invalid(format!(
+                "object {id} is stored in this repository as a {}, and is needed as a {}: the same bytes were stored as another kind (planted?); nothing was written for it (`mediagit fsck` checks the repository)",
+                other.name(),
+                kind.name()
+            ))),
             _ => Ok(()),
         }
     }

@@ -79,13 +79,13 @@ pub fn check_same_naming(src: &Store, dst: &Store, remote: &str) -> Result<()> {
 /// holds one object an id). Taking it as present would leave a ref that
 /// names something unreadable.
 fn check_kind_at(o: &Odb, id: &ObjectId, kind: ObjectKind, side: &str) -> Result<()> {
-    match o.locate(id) {
-        Some((_, l)) if l.kind != kind && !l.damaged => Err(RepoError::Invalid(format!(
+    match o.stored_as_other_kind(id, kind) {
+        Some(other) => Err(RepoError::Invalid(format!(
             "{side} stores {id} as a {}, but the history being copied needs it as a {}: the same bytes were stored as another kind (planted?); nothing was copied",
-            l.kind.name(),
+            other.name(),
             kind.name()
         ))),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
