@@ -527,6 +527,89 @@ pub(crate) fn decode_pack_index(
     Ok((idx, salt))
 }
 
+/// Checks a pack and its index that a client uploaded (a server does this
+/// before the index is stored, so that the pack becomes visible; FORMAT.md
+/// §9: a pack without its index is invisible to readers). `index` is the
+/// uploaded index's bytes, `pack_id` the name it is to be stored under.
+/// Returns why they are refused, or `None`: the index decodes and names
+/// the pack, every entry of the pack reads back, decodes and hashes to its
+/// id, the pack's name is its checksum, and the index lists exactly the
+/// pack's entries. An encrypted repository's packs are ciphertext the
+/// server cannot open: nothing is checked (its clients check every entry
+/// they read).
+pub fn verify_uploaded_pack(
+    storage: &dyn Storage,
+    config: &RepoConfig,
+    pack_id: ObjectId,
+    index: &[u8],
+) -> Result<Option<String>> {
+    if config.format.is_encrypted() {
+        return Ok(None);
+    }
+    let codec = ObjectCodec::new(config);
+    let key = format!("packs/{pack_id}.idx");
+    let Some(size) = storage.size(&pack_key(&pack_id))? else {
+        return Ok(Some(format!(
+            "pack {pack_id} is not stored: upload the pack before its index"
+        )));
+    };
+    if index.len() as u64 > max_index_len(size) {
+        return Ok(Some(format!(
+            "the index is {} bytes, more than a pack of {size} bytes can need",
+            index.len()
+        )));
+    }
+    let idx = match decode_pack_index(&codec, index, &key, pack_id) {
+        Ok((idx, _)) => idx,
+        Err(e) => return Ok(Some(e.to_string())),
+    };
+    let scan = scan_pack(storage, &pack_id, config.chunking.max_size, &codec, None)?;
+    if let Some(f) = scan.fatal {
+        return Ok(Some(format!("pack {pack_id}: {f}")));
+    }
+    if !scan.checksum_ok {
+        return Ok(Some(format!(
+            "pack {pack_id}: its headers do not hash to its name"
+        )));
+    }
+    if let Some(bad) = scan.entries.iter().find(|e| e.damage.is_some()) {
+        return Ok(Some(format!(
+            "pack {pack_id}: object {} at offset {}: {}",
+            bad.header.id,
+            bad.offset,
+            bad.damage.as_deref().unwrap_or_default()
+        )));
+    }
+    let mut scanned: Vec<(ObjectId, u64, ObjectKind, u32, u32)> = scan
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.header.id,
+                e.offset,
+                e.header.kind,
+                e.header.raw_len,
+                e.header.stored_len,
+            )
+        })
+        .collect();
+    let mut indexed: Vec<(ObjectId, u64, ObjectKind, u32, u32)> = idx
+        .entries
+        .iter()
+        .map(|e| (e.id, e.offset, e.kind, e.raw_len, e.stored_len))
+        .collect();
+    scanned.sort_by_key(|e| e.1);
+    indexed.sort_by_key(|e| e.1);
+    if scanned != indexed {
+        return Ok(Some(format!(
+            "pack {pack_id}: the index lists {} entries that do not match the pack's {}",
+            indexed.len(),
+            scanned.len()
+        )));
+    }
+    Ok(None)
+}
+
 /// The packs that have an index in the store (`packs/<id>.idx`), as listed
 /// now: only those hold objects a reader can see.
 pub fn indexed_packs(storage: &dyn Storage) -> Result<Vec<ObjectId>> {

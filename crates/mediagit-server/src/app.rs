@@ -1,0 +1,1146 @@
+//! The HTTP API (docs/PROTOCOL.md): `fn app(state) -> Router`.
+//!
+//! Every storage call runs on the blocking pool (the storage trait is
+//! synchronous). Object bodies stream both ways in pieces of at most
+//! [`PIECE`] bytes: an upload is spooled to a temporary file and stored
+//! whole when its last byte has arrived (a store never holds half an
+//! object), a download is read piece by piece. Memory per transfer is a
+//! few pieces, whatever the object's size.
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use futures::StreamExt;
+use mediagit_protocol::wire::{self, CasAnswer, CasRequest, ErrorBody, ListEntry, RepoInfo, Right};
+use mediagit_storage::{CasOutcome, Storage, StorageError};
+use serde::Deserialize;
+
+use crate::auth::{Auth, Identity};
+use crate::hosting::{HostingError, Repos};
+use crate::metrics::Metrics;
+use crate::policy::{self, KeyClass};
+
+/// Bytes per piece of a streamed download.
+pub const PIECE: usize = 1 << 20;
+/// Pieces in flight per download.
+const PIECES_IN_FLIGHT: usize = 2;
+
+/// Limits a server applies.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest object (pack) a PUT may store.
+    pub max_object: u64,
+    /// A transfer whose client sends or takes nothing for this long is
+    /// abandoned.
+    pub idle: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_object: 16 << 30,
+            idle: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything a request handler needs; shared by every connection.
+pub struct ServerState {
+    pub repos: Repos,
+    pub auth: Auth,
+    /// Whether a writer may create a repository by pushing to it.
+    pub create_on_push: bool,
+    pub metrics: Metrics,
+    pub limits: Limits,
+    /// Repositories known to exist, and since when (saves one stat of
+    /// `config.toml` per request; re-checked after [`EXISTS_TTL`]).
+    exists: Mutex<HashMap<String, Instant>>,
+}
+
+const EXISTS_TTL: Duration = Duration::from_secs(30);
+
+impl ServerState {
+    pub fn new(repos: Repos, auth: Auth, create_on_push: bool, limits: Limits) -> ServerState {
+        ServerState {
+            repos,
+            auth,
+            create_on_push,
+            metrics: Metrics::default(),
+            limits,
+            exists: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+pub type AppState = Arc<ServerState>;
+
+/// The router: `/healthz`, `/metrics` and the version-1 API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/info", get(info))
+        .route(
+            "/v1/object",
+            get(get_object)
+                .head(head_object)
+                .put(put_object)
+                .delete(delete_object),
+        )
+        .route("/v1/list", get(list))
+        .route("/v1/cas", post(cas))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "no such endpoint (this server speaks protocol version 1: /v1/...)",
+            )
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// An error answer: status, stable code, message (docs/PROTOCOL.md).
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+                needs: None,
+            },
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad-request", message)
+    }
+
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.body.code.clone();
+        let mut r = (self.status, axum::Json(self.body)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&code) {
+            r.headers_mut().insert("x-mediagit-error", v);
+        }
+        r
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> ApiError {
+        match &e {
+            StorageError::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not-found", e.to_string())
+            }
+            StorageError::BadKey { .. } => ApiError::bad(e.to_string()),
+            _ => {
+                tracing::error!(error = %e, "storage error");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!("the server's store failed: {e}"),
+                )
+            }
+        }
+    }
+}
+
+impl From<HostingError> for ApiError {
+    fn from(e: HostingError) -> ApiError {
+        match e {
+            HostingError::BadName { .. } => ApiError::bad(e.to_string()),
+            HostingError::Storage(s) => s.into(),
+            HostingError::Repo(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs a storage call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+}
+
+#[derive(Deserialize)]
+struct RepoQuery {
+    repo: String,
+}
+
+#[derive(Deserialize)]
+struct KeyQuery {
+    repo: String,
+    key: String,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    repo: String,
+    #[serde(default)]
+    prefix: String,
+}
+
+/// Who sent the request and what they may do to the repository.
+struct Access {
+    who: Identity,
+    right: Right,
+}
+
+fn bearer(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v.to_str().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "malformed Authorization header",
+        )
+    })?;
+    match v.strip_prefix("Bearer ") {
+        Some(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_string())),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the Authorization header must be `Bearer TOKEN`",
+        )),
+    }
+}
+
+fn access(state: &ServerState, headers: &HeaderMap, repo: &str) -> ApiResult<Access> {
+    wire::check_repo_name(repo)
+        .map_err(|why| ApiError::bad(format!("repository name {repo:?}: {why}")))?;
+    let token = bearer(headers)?;
+    let who = state.auth.identify(token.as_deref());
+    if who == Identity::BadToken {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the token was not accepted",
+        ));
+    }
+    let right = state.auth.right(&who, repo);
+    Ok(Access { who, right })
+}
+
+/// Refuses unless `a` includes `needs`: 401 for someone without a token
+/// (a token might help), 403 for a known user.
+fn require(a: &Access, repo: &str, needs: Right, what: &str) -> ApiResult<()> {
+    if a.right >= needs {
+        return Ok(());
+    }
+    let (status, code) = match a.who {
+        Identity::User(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        _ => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+    };
+    let has = match a.right {
+        Right::None => "no right".to_string(),
+        r => format!("only the {} right", r.name()),
+    };
+    let mut e = ApiError::new(
+        status,
+        code,
+        format!(
+            "{what} in repository {repo} needs the {} right; {} has {has}",
+            needs.name(),
+            match &a.who {
+                Identity::User(n) => format!("user {n}"),
+                _ => "a request without a token".into(),
+            }
+        ),
+    );
+    e.body.needs = Some(needs);
+    Err(e)
+}
+
+fn no_repository(repo: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no-repository",
+        format!("no repository {repo} on this server (an admin creates it with `mediagit init --bare`, or the server runs with --create-on-push)"),
+    )
+}
+
+/// Whether the repository exists (cached for a while once it does).
+async fn exists(state: &AppState, repo: &str, storage: &Arc<dyn Storage>) -> ApiResult<bool> {
+    if let Ok(m) = state.exists.lock() {
+        if m.get(repo).is_some_and(|t| t.elapsed() < EXISTS_TTL) {
+            return Ok(true);
+        }
+    }
+    let s = storage.clone();
+    let yes = blocking(move || Ok(s.size("config.toml")?.is_some())).await?;
+    if yes {
+        if let Ok(mut m) = state.exists.lock() {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.insert(repo.to_string(), Instant::now());
+        }
+    }
+    Ok(yes)
+}
+
+async fn open(state: &AppState, repo: &str) -> ApiResult<Arc<dyn Storage>> {
+    let st = state.clone();
+    let name = repo.to_string();
+    blocking(move || Ok(st.repos.storage(&name)?)).await
+}
+
+/// A key the API may touch, with its class.
+fn served_key(key: &str) -> ApiResult<KeyClass> {
+    mediagit_storage::validate_key(key).map_err(|e| ApiError::bad(e.to_string()))?;
+    policy::classify(key).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("key {key:?} is not served"),
+        )
+    })
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(state.repos.open_count());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Counts and logs every request.
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".into());
+    let method = req.method().clone();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .insert(wire::PROTOCOL_VERSION, HeaderValue::from(wire::VERSION));
+    let status = resp.status().as_u16();
+    state
+        .metrics
+        .request(&route, method.as_str(), status, start.elapsed(), false);
+    if let Some(code) = resp
+        .headers()
+        .get("x-mediagit-error")
+        .and_then(|v| v.to_str().ok())
+    {
+        state.metrics.error(code);
+    }
+    tracing::info!(
+        method = %method,
+        route = %route,
+        query = %query,
+        status,
+        ms = start.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+async fn info(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RepoQuery>,
+) -> ApiResult<Response> {
+    let a = access(&state, &headers, &q.repo)?;
+    let may_create = a.right >= Right::Admin || (state.create_on_push && a.right >= Right::Write);
+    if a.right < Right::Read && !may_create {
+        require(&a, &q.repo, Right::Read, "reading")?;
+    }
+    let storage = open(&state, &q.repo).await?;
+    let exists = exists(&state, &q.repo, &storage).await?;
+    Ok(axum::Json(RepoInfo {
+        repo: q.repo,
+        exists,
+        user: a.who.name().to_string(),
+        right: a.right,
+        may_create,
+    })
+    .into_response())
+}
+
+/// Checks read access to a served key of an existing repository.
+async fn readable(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: &KeyQuery,
+) -> ApiResult<(Arc<dyn Storage>, KeyClass)> {
+    let a = access(state, headers, &q.repo)?;
+    require(&a, &q.repo, Right::Read, "reading")?;
+    let class = served_key(&q.key)?;
+    let storage = open(state, &q.repo).await?;
+    Ok((storage, class))
+}
+
+/// The answer to a read of an absent key: `no-repository` when the
+/// repository itself is missing.
+async fn absent(state: &AppState, repo: &str, storage: &Arc<dyn Storage>, key: &str) -> ApiError {
+    match exists(state, repo, storage).await {
+        Ok(false) => no_repository(repo),
+        _ => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no key {key:?} in repository {repo}"),
+        ),
+    }
+}
+
+fn object_headers(size: u64, modified: std::time::SystemTime) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        wire::MODIFIED_MS,
+        HeaderValue::from(mediagit_protocol::http_backend::unix_millis(modified)),
+    );
+    h
+}
+
+async fn stat(
+    storage: &Arc<dyn Storage>,
+    key: &str,
+) -> ApiResult<Option<(u64, std::time::SystemTime)>> {
+    let s = storage.clone();
+    let k = key.to_string();
+    blocking(move || {
+        let Some(size) = s.size(&k)? else {
+            return Ok(None);
+        };
+        let modified = s.modified(&k)?.unwrap_or(std::time::UNIX_EPOCH);
+        Ok(Some((size, modified)))
+    })
+    .await
+}
+
+async fn head_object(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<KeyQuery>,
+) -> ApiResult<Response> {
+    let (storage, _) = readable(&state, &headers, &q).await?;
+    match stat(&storage, &q.key).await? {
+        Some((size, modified)) => {
+            Ok((StatusCode::OK, object_headers(size, modified)).into_response())
+        }
+        None => Err(absent(&state, &q.repo, &storage, &q.key).await),
+    }
+}
+
+/// `bytes=A-B` or `bytes=A-` of an object of `size` bytes: the inclusive
+/// range, `Ok(None)` without a Range header, `Err` if not satisfiable.
+fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(v) = headers.get(header::RANGE) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::bad("malformed Range header (one range, bytes=A-B or bytes=A-)");
+    let v = v.to_str().map_err(|_| bad())?;
+    let spec = v.strip_prefix("bytes=").ok_or_else(bad)?;
+    if spec.contains(',') {
+        return Err(bad());
+    }
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let start: u64 = a.trim().parse().map_err(|_| bad())?;
+    let end: u64 = match b.trim() {
+        "" => size.saturating_sub(1),
+        b => b.parse().map_err(|_| bad())?,
+    };
+    if start >= size {
+        return Err(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "not-found",
+            format!("range starts at {start}; the object has {size} bytes"),
+        ));
+    }
+    if end < start {
+        return Err(bad());
+    }
+    Ok(Some((start, end.min(size - 1))))
+}
+
+async fn get_object(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<KeyQuery>,
+) -> ApiResult<Response> {
+    let (storage, _) = readable(&state, &headers, &q).await?;
+    let Some((size, modified)) = stat(&storage, &q.key).await? else {
+        return Err(absent(&state, &q.repo, &storage, &q.key).await);
+    };
+    let range = match parse_range(&headers, size) {
+        Err(e) if e.status == StatusCode::RANGE_NOT_SATISFIABLE => {
+            let mut r = e.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+        r => r?,
+    };
+    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
+    let len = if size == 0 { 0 } else { end - start + 1 };
+    let mut h = object_headers(len, modified);
+    let status = match range {
+        Some(_) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            StatusCode::PARTIAL_CONTENT
+        }
+        None => StatusCode::OK,
+    };
+    if len == 0 {
+        return Ok((status, h).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(PIECES_IN_FLIGHT);
+    let rt = tokio::runtime::Handle::current();
+    let st = state.clone();
+    let key = q.key.clone();
+    let idle = state.limits.idle;
+    tokio::task::spawn_blocking(move || {
+        let _t = st.metrics.transfer();
+        let began = Instant::now();
+        let mut off = start;
+        let stop = start + len;
+        while off < stop {
+            let n = ((stop - off) as usize).min(PIECE);
+            let mut buf = vec![0u8; n];
+            let piece = storage
+                .read_at(&key, off, &mut buf)
+                .map(|_| Bytes::from(buf))
+                .map_err(|e| {
+                    tracing::error!(key = %key, error = %e, "read failed midway");
+                    std::io::Error::other(e.to_string())
+                });
+            let failed = piece.is_err();
+            // A client that takes nothing for `idle` is given up on.
+            match rt.block_on(tokio::time::timeout(idle, tx.send(piece))) {
+                Ok(Ok(())) if !failed => {}
+                _ => return,
+            }
+            st.metrics.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            off += n as u64;
+        }
+        st.metrics
+            .request("/v1/object", "GET-transfer", 200, began.elapsed(), true);
+    });
+    let stream = tokio_stream_from(rx);
+    Ok((status, h, Body::from_stream(stream)).into_response())
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Receives a request body into a temporary file in `dir`, at most `max`
+/// bytes, giving up when nothing arrives for `idle`.
+async fn spool(
+    state: &AppState,
+    body: Body,
+    max: u64,
+    key: &str,
+) -> ApiResult<(tempfile::TempPath, u64)> {
+    let dir = state.repos.tmp_dir().to_path_buf();
+    let (file, path) = blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            ApiError::internal(format!("temporary directory {}: {e}", dir.display()))
+        })?;
+        let f = tempfile::Builder::new()
+            .prefix("upload-")
+            .tempfile_in(&dir)
+            .map_err(|e| ApiError::internal(format!("temporary file in {}: {e}", dir.display())))?;
+        Ok(f.into_parts())
+    })
+    .await?;
+    let mut out = std::io::BufWriter::with_capacity(PIECE, file);
+    let mut stream = body.into_data_stream();
+    let mut n: u64 = 0;
+    loop {
+        let next = tokio::time::timeout(state.limits.idle, stream.next())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    format!(
+                        "upload of {key}: nothing arrived for {} s",
+                        state.limits.idle.as_secs()
+                    ),
+                )
+            })?;
+        let Some(piece) = next else { break };
+        let piece = piece.map_err(|e| ApiError::bad(format!("upload of {key} broke off: {e}")))?;
+        n += piece.len() as u64;
+        if n > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                format!("{key}: more than {max} bytes (this server's limit for it)"),
+            ));
+        }
+        state
+            .metrics
+            .bytes_in
+            .fetch_add(piece.len() as u64, Ordering::Relaxed);
+        // Small writes into a buffer; the buffer's flushes block briefly.
+        tokio::task::block_in_place(|| out.write_all(&piece))
+            .map_err(|e| ApiError::internal(format!("spooling {key}: {e}")))?;
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| ApiError::internal(format!("spooling {key}: {e}")))?;
+    let path = blocking(move || {
+        file.sync_all()
+            .map_err(|e| ApiError::internal(format!("spooling: {e}")))?;
+        Ok(path)
+    })
+    .await?;
+    Ok((path, n))
+}
+
+async fn put_object(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<KeyQuery>,
+    body: Body,
+) -> ApiResult<Response> {
+    let began = Instant::now();
+    let a = access(&state, &headers, &q.repo)?;
+    let class = served_key(&q.key)?;
+    let storage = open(&state, &q.repo).await?;
+    let existed = exists(&state, &q.repo, &storage).await?;
+    if !existed {
+        // Creating a repository: its key files, HEAD and config.toml
+        // (last: its presence makes the repository), by an admin or, with
+        // --create-on-push, by a writer.
+        let may_create =
+            a.right >= Right::Admin || (state.create_on_push && a.right >= Right::Write);
+        let creating_key =
+            matches!(q.key.as_str(), "config.toml" | "HEAD") || q.key.starts_with("keys/");
+        if !may_create || (!creating_key && a.right < Right::Admin) {
+            if a.right >= Right::Read {
+                return Err(no_repository(&q.repo));
+            }
+            require(&a, &q.repo, Right::Write, "pushing")?;
+        }
+        let st = state.clone();
+        let name = q.repo.clone();
+        blocking(move || Ok(st.repos.check_creatable(&name)?)).await?;
+    } else {
+        require(
+            &a,
+            &q.repo,
+            policy::put_right(class),
+            &format!("writing {}", q.key),
+        )?;
+    }
+    let _t = state.metrics.transfer();
+    // Immutable keys are stored once: a second upload is a no-op (a pack
+    // counts as stored once its index is; before that it is invisible and
+    // may be replaced).
+    let skip_if = match class {
+        KeyClass::Pack => Some(q.key.replace(".pack", ".idx")),
+        KeyClass::Index | KeyClass::Marker => Some(q.key.clone()),
+        _ => None,
+    };
+    if let Some(k) = skip_if {
+        if stat(&storage, &k).await?.is_some() {
+            return Ok(StatusCode::OK.into_response());
+        }
+    }
+    let max = match class {
+        KeyClass::Pack => state.limits.max_object,
+        KeyClass::Index => policy::MAX_INDEX,
+        // An admin may put back anything (a restore); others write only
+        // small values there.
+        _ if a.right >= Right::Admin => state.limits.max_object,
+        _ => policy::MAX_SMALL_OBJECT,
+    };
+    let (path, n) = spool(&state, body, max, &q.key).await?;
+    if class == KeyClass::Marker && n != 0 {
+        return Err(ApiError::bad(format!("{}: a marker is empty", q.key)));
+    }
+    let key = q.key.clone();
+    let repo = q.repo.clone();
+    let st = state.clone();
+    blocking(move || {
+        if class == KeyClass::Index {
+            verify_index(&st, &storage, &repo, &key, &path)?;
+        }
+        let p: PathBuf = path.to_path_buf();
+        storage.put_file(&key, &p)?;
+        drop(path);
+        Ok(())
+    })
+    .await?;
+    if class == KeyClass::Pack {
+        state
+            .metrics
+            .request("/v1/object", "PUT-transfer", 200, began.elapsed(), true);
+    }
+    tracing::info!(repo = %q.repo, key = %q.key, bytes = n, user = %a.who.name(), "stored");
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// Before an uploaded index makes its pack visible: the pack is checked
+/// against it (plaintext repositories); a pack that fails is deleted.
+fn verify_index(
+    st: &ServerState,
+    storage: &Arc<dyn Storage>,
+    repo: &str,
+    key: &str,
+    path: &tempfile::TempPath,
+) -> ApiResult<()> {
+    let config = mediagit_repo::repo::read_store_config(storage.as_ref()).map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "refused",
+            format!("repository {repo}: {e}"),
+        )
+    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| ApiError::internal(format!("reading the spooled index: {e}")))?;
+    let id_hex = key
+        .strip_prefix("packs/")
+        .and_then(|k| k.strip_suffix(".idx"))
+        .unwrap_or_default();
+    let id: mediagit_format::ObjectId = id_hex
+        .parse()
+        .map_err(|_| ApiError::bad(format!("{key}: not a pack index key")))?;
+    let why = mediagit_repo::odb::verify_uploaded_pack(storage.as_ref(), &config, id, &bytes)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("verifying pack {id_hex}: {e}"),
+            )
+        })?;
+    if let Some(why) = why {
+        st.metrics.verify_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(repo, pack = id_hex, reason = %why, "uploaded pack refused");
+        let _ = storage.delete(&format!("packs/{id_hex}.pack"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "verify-failed",
+            format!("pack {id_hex} refused by the server's check, and removed: {why}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn delete_object(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<KeyQuery>,
+) -> ApiResult<Response> {
+    let a = access(&state, &headers, &q.repo)?;
+    require(&a, &q.repo, Right::Admin, &format!("deleting {}", q.key))?;
+    served_key(&q.key)?;
+    let storage = open(&state, &q.repo).await?;
+    let key = q.key.clone();
+    blocking(move || Ok(storage.delete(&key)?)).await?;
+    tracing::info!(repo = %q.repo, key = %q.key, user = %a.who.name(), "deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let a = access(&state, &headers, &q.repo)?;
+    require(&a, &q.repo, Right::Read, "reading")?;
+    if q.prefix.len() > 1024 || q.prefix.contains(['\\', '\0']) || q.prefix.starts_with('/') {
+        return Err(ApiError::bad(format!(
+            "prefix {:?} is not a key prefix",
+            q.prefix
+        )));
+    }
+    let storage = open(&state, &q.repo).await?;
+    if !exists(&state, &q.repo, &storage).await? {
+        return Err(no_repository(&q.repo));
+    }
+    if !policy::servable_prefix(&q.prefix) {
+        return Ok(axum::Json(Vec::<ListEntry>::new()).into_response());
+    }
+    let prefix = q.prefix.clone();
+    let entries = blocking(move || {
+        Ok(storage
+            .list_meta(&prefix)?
+            .into_iter()
+            .filter(|k| policy::classify(&k.key).is_some())
+            .map(|k| ListEntry {
+                key: k.key,
+                size: k.size,
+                modified_ms: mediagit_protocol::http_backend::unix_millis(k.modified),
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(axum::Json(entries).into_response())
+}
+
+async fn cas(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<KeyQuery>,
+    body: Body,
+) -> ApiResult<Response> {
+    let a = access(&state, &headers, &q.repo)?;
+    let class = served_key(&q.key)?;
+    require(
+        &a,
+        &q.repo,
+        policy::cas_right(class),
+        &format!("moving {}", q.key),
+    )?;
+    let body = axum::body::to_bytes(body, wire::MAX_JSON_BODY)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                format!(
+                    "a compare-and-swap request is at most {} bytes",
+                    wire::MAX_JSON_BODY
+                ),
+            )
+        })?;
+    let req: CasRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("malformed compare-and-swap request: {e}")))?;
+    let decode = |v: Option<String>| -> ApiResult<Option<Vec<u8>>> {
+        match v {
+            None => Ok(None),
+            Some(h) => {
+                let b =
+                    hex::decode(h).map_err(|e| ApiError::bad(format!("value is not hex: {e}")))?;
+                if b.len() > wire::MAX_CAS_VALUE {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too-large",
+                        format!("a value is at most {} bytes", wire::MAX_CAS_VALUE),
+                    ));
+                }
+                Ok(Some(b))
+            }
+        }
+    };
+    let expected = decode(req.expected)?;
+    let new = decode(req.new)?;
+    let storage = open(&state, &q.repo).await?;
+    if !exists(&state, &q.repo, &storage).await? {
+        return Err(no_repository(&q.repo));
+    }
+    let key = q.key.clone();
+    let outcome = blocking(move || {
+        Ok(storage.compare_and_swap(&key, expected.as_deref(), new.as_deref())?)
+    })
+    .await?;
+    let answer = match outcome {
+        CasOutcome::Swapped => {
+            tracing::info!(repo = %q.repo, key = %q.key, user = %a.who.name(), "ref moved");
+            CasAnswer {
+                swapped: true,
+                actual: None,
+            }
+        }
+        CasOutcome::Conflict { actual } => CasAnswer {
+            swapped: false,
+            actual: actual.map(hex::encode),
+        },
+    };
+    if class == KeyClass::Lock {
+        state.metrics.lock_op("cas");
+    }
+    Ok(axum::Json(answer).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    fn state(root: &std::path::Path, auth: Auth) -> AppState {
+        let repos = Repos::new(
+            crate::hosting::Hosting::Root(root.to_path_buf()),
+            root.join(".mediagit-serve-tmp"),
+        );
+        Arc::new(ServerState::new(repos, auth, false, Limits::default()))
+    }
+
+    async fn send(
+        app: &Router,
+        req: axum::http::Request<Body>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let r = app.clone().oneshot(req).await.unwrap();
+        let status = r.status();
+        let h = r.headers().clone();
+        let b = axum::body::to_bytes(r.into_body(), 1 << 30)
+            .await
+            .unwrap()
+            .to_vec();
+        (status, h, b)
+    }
+
+    fn req(method: &str, uri: &str, body: Vec<u8>) -> axum::http::Request<Body> {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn objects_ranges_and_hidden_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("team/film");
+        std::fs::create_dir_all(repo.join("logs")).unwrap();
+        std::fs::write(repo.join("config.toml"), "[format]\nversion = 2\n").unwrap();
+        std::fs::write(repo.join("logs/HEAD"), "secret reflog").unwrap();
+        std::fs::write(repo.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let app = app(state(dir.path(), Auth::open()));
+        let (s, h, b) = send(
+            &app,
+            req("GET", "/v1/object?repo=team/film&key=HEAD", vec![]),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(b, b"ref: refs/heads/main\n");
+        assert_eq!(h.get(wire::PROTOCOL_VERSION).unwrap(), "1");
+        let r = axum::http::Request::builder()
+            .uri("/v1/object?repo=team/film&key=HEAD")
+            .header("range", "bytes=5-8")
+            .body(Body::empty())
+            .unwrap();
+        let (s, h, b) = send(&app, r).await;
+        assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(b, b"refs");
+        assert_eq!(h.get("content-range").unwrap(), "bytes 5-8/21");
+        let r = axum::http::Request::builder()
+            .uri("/v1/object?repo=team/film&key=HEAD")
+            .header("range", "bytes=21-")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&app, r).await.0, StatusCode::RANGE_NOT_SATISFIABLE);
+        // Local files of a bare repository are not served, nor listed.
+        let (s, _, b) = send(
+            &app,
+            req("GET", "/v1/object?repo=team/film&key=logs/HEAD", vec![]),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{}", String::from_utf8_lossy(&b));
+        let (_, _, b) = send(&app, req("GET", "/v1/list?repo=team/film&prefix=", vec![])).await;
+        let l: Vec<ListEntry> = serde_json::from_slice(&b).unwrap();
+        let keys: Vec<_> = l.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["HEAD", "config.toml"]);
+        // Names that would escape the root.
+        for bad in ["..", "../x", "team/../..", "%2e%2e/x", "/etc", "team//film"] {
+            let (s, _, b) = send(
+                &app,
+                req("GET", &format!("/v1/object?repo={bad}&key=HEAD"), vec![]),
+            )
+            .await;
+            assert_eq!(
+                s,
+                StatusCode::BAD_REQUEST,
+                "{bad}: {}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+        // A missing repository is told apart from a missing key.
+        let (s, h, _) = send(&app, req("GET", "/v1/object?repo=other&key=HEAD", vec![])).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(h.get("x-mediagit-error").unwrap(), "no-repository");
+        let (s, h, _) = send(
+            &app,
+            req("GET", "/v1/object?repo=team/film&key=refs/heads/x", vec![]),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(h.get("x-mediagit-error").unwrap(), "not-found");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_symlinked_repository_is_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(
+            outside.path().join("config.toml"),
+            "[format]\nversion = 2\n",
+        )
+        .unwrap();
+        std::fs::write(outside.path().join("HEAD"), "outside").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        let app = app(state(dir.path(), Auth::open()));
+        let (s, _, b) = send(&app, req("GET", "/v1/object?repo=link&key=HEAD", vec![])).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(String::from_utf8_lossy(&b).contains("symlink"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn rights_are_enforced_per_operation() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("film");
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::write(repo.join("config.toml"), "[format]\nversion = 2\n").unwrap();
+        let auth = Auth::parse(&format!(
+            "[[users]]\nname='reader'\ntoken_sha256='{}'\nrepos={{'*'='read'}}\n[[users]]\nname='writer'\ntoken_sha256='{}'\nrepos={{'*'='write'}}\n",
+            crate::auth::hash_token("rtok"),
+            crate::auth::hash_token("wtok")
+        ))
+        .unwrap();
+        let app = app(state(dir.path(), auth));
+        let with = |m: &str, uri: &str, tok: Option<&str>, body: &[u8]| {
+            let mut b = axum::http::Request::builder().method(m).uri(uri);
+            if let Some(t) = tok {
+                b = b.header("authorization", format!("Bearer {t}"));
+            }
+            b.body(Body::from(body.to_vec())).unwrap()
+        };
+        let (s, _, _) = send(
+            &app,
+            with("GET", "/v1/object?repo=film&key=config.toml", None, b""),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _, _) = send(
+            &app,
+            with(
+                "GET",
+                "/v1/object?repo=film&key=config.toml",
+                Some("nope"),
+                b"",
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, _, _) = send(
+            &app,
+            with(
+                "GET",
+                "/v1/object?repo=film&key=config.toml",
+                Some("rtok"),
+                b"",
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let cas = serde_json::to_vec(&CasRequest {
+            expected: None,
+            new: Some(hex::encode(b"x")),
+        })
+        .unwrap();
+        let (s, _, b) = send(
+            &app,
+            with(
+                "POST",
+                "/v1/cas?repo=film&key=refs/heads/main",
+                Some("rtok"),
+                &cas,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let e: ErrorBody = serde_json::from_slice(&b).unwrap();
+        assert_eq!(e.needs, Some(Right::Write));
+        assert!(
+            e.message.contains("user reader has only the read right"),
+            "{}",
+            e.message
+        );
+        let (s, _, b) = send(
+            &app,
+            with(
+                "POST",
+                "/v1/cas?repo=film&key=refs/heads/main",
+                Some("wtok"),
+                &cas,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+        // A writer cannot rewrite settings, delete, or write refs without
+        // compare-and-swap.
+        for (m, uri) in [
+            ("PUT", "/v1/object?repo=film&key=config.toml"),
+            ("PUT", "/v1/object?repo=film&key=refs/heads/main"),
+            ("DELETE", "/v1/object?repo=film&key=refs/heads/main"),
+            ("PUT", "/v1/object?repo=film&key=keys/k"),
+        ] {
+            let (s, _, _) = send(&app, with(m, uri, Some("wtok"), b"x")).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{m} {uri}");
+        }
+        assert_eq!(std::fs::read(repo.join("refs/heads/main")).unwrap(), b"x");
+        // Markers are empty.
+        let (s, _, _) = send(
+            &app,
+            with(
+                "PUT",
+                "/v1/object?repo=film&key=freshen/p-1-2",
+                Some("wtok"),
+                b"junk",
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        // No repository is created without --create-on-push.
+        let (s, h, _) = send(
+            &app,
+            with(
+                "PUT",
+                "/v1/object?repo=new&key=config.toml",
+                Some("wtok"),
+                b"x",
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(h.get("x-mediagit-error").unwrap(), "no-repository");
+        assert!(!dir.path().join("new").exists());
+        let (_, _, b) = send(&app, req("GET", "/metrics", vec![])).await;
+        let m = String::from_utf8(b).unwrap();
+        assert!(
+            m.contains(
+                "mediagit_requests_total{route=\"/v1/cas\",method=\"POST\",status=\"403\"} 1"
+            ),
+            "{m}"
+        );
+        assert!(
+            m.contains("mediagit_errors_total{code=\"forbidden\"}"),
+            "{m}"
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! Counters for `GET /metrics` (Prometheus text format 0.0.4).
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the transfer duration histogram.
+const BUCKETS: [f64; 10] = [0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (route, method, status) -> requests.
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// route -> durations of requests that moved object bytes.
+    durations: Mutex<BTreeMap<String, Histogram>>,
+    /// error code -> answers with that code.
+    errors: Mutex<BTreeMap<String, u64>>,
+    /// lock operation -> count.
+    lock_ops: Mutex<BTreeMap<String, u64>>,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub active_transfers: AtomicI64,
+    pub verify_failures: AtomicU64,
+}
+
+fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
+    if let Ok(mut m) = m.lock() {
+        *m.entry(k).or_default() += 1;
+    }
+}
+
+/// Escapes a label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Counts an object transfer while it runs.
+pub struct Transfer<'a>(&'a Metrics);
+
+impl Drop for Transfer<'_> {
+    fn drop(&mut self) {
+        self.0.active_transfers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    pub fn request(&self, route: &str, method: &str, status: u16, took: Duration, transfer: bool) {
+        bump(
+            &self.requests,
+            (route.to_string(), method.to_string(), status),
+        );
+        if transfer {
+            if let Ok(mut m) = self.durations.lock() {
+                let h = m.entry(route.to_string()).or_default();
+                let s = took.as_secs_f64();
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    if s <= *b {
+                        h.counts[i] += 1;
+                    }
+                }
+                h.count += 1;
+                h.sum += s;
+            }
+        }
+    }
+
+    pub fn error(&self, code: &str) {
+        bump(&self.errors, code.to_string());
+    }
+
+    pub fn lock_op(&self, op: &str) {
+        bump(&self.lock_ops, op.to_string());
+    }
+
+    pub fn transfer(&self) -> Transfer<'_> {
+        self.active_transfers.fetch_add(1, Ordering::Relaxed);
+        Transfer(self)
+    }
+
+    /// The text `GET /metrics` answers; `repositories`: how many
+    /// repositories this server has opened since it started.
+    pub fn render(&self, repositories: usize) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "# HELP mediagit_requests_total Requests answered, by route, method and status."
+        );
+        let _ = writeln!(o, "# TYPE mediagit_requests_total counter");
+        if let Ok(m) = self.requests.lock() {
+            for ((r, meth, s), n) in m.iter() {
+                let _ = writeln!(
+                    o,
+                    "mediagit_requests_total{{route=\"{}\",method=\"{}\",status=\"{s}\"}} {n}",
+                    label(r),
+                    label(meth)
+                );
+            }
+        }
+        let _ = writeln!(o, "# HELP mediagit_transfer_duration_seconds Time to answer requests that move object bytes.");
+        let _ = writeln!(o, "# TYPE mediagit_transfer_duration_seconds histogram");
+        if let Ok(m) = self.durations.lock() {
+            for (r, h) in m.iter() {
+                let r = label(r);
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        o,
+                        "mediagit_transfer_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(
+                    o,
+                    "mediagit_transfer_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    o,
+                    "mediagit_transfer_duration_seconds_sum{{route=\"{r}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    o,
+                    "mediagit_transfer_duration_seconds_count{{route=\"{r}\"}} {}",
+                    h.count
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP mediagit_errors_total Error answers, by error code."
+        );
+        let _ = writeln!(o, "# TYPE mediagit_errors_total counter");
+        if let Ok(m) = self.errors.lock() {
+            for (c, n) in m.iter() {
+                let _ = writeln!(o, "mediagit_errors_total{{code=\"{}\"}} {n}", label(c));
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP mediagit_lock_operations_total File lock operations, by operation."
+        );
+        let _ = writeln!(o, "# TYPE mediagit_lock_operations_total counter");
+        if let Ok(m) = self.lock_ops.lock() {
+            for (c, n) in m.iter() {
+                let _ = writeln!(
+                    o,
+                    "mediagit_lock_operations_total{{op=\"{}\"}} {n}",
+                    label(c)
+                );
+            }
+        }
+        for (name, help, kind, v) in [
+            (
+                "mediagit_bytes_received_total",
+                "Object bytes received in request bodies.",
+                "counter",
+                self.bytes_in.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "mediagit_bytes_sent_total",
+                "Object bytes sent in answers.",
+                "counter",
+                self.bytes_out.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "mediagit_active_transfers",
+                "Object uploads and downloads running now.",
+                "gauge",
+                self.active_transfers.load(Ordering::Relaxed),
+            ),
+            (
+                "mediagit_pack_verify_failures_total",
+                "Uploaded packs refused by verification.",
+                "counter",
+                self.verify_failures.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "mediagit_repositories",
+                "Repositories this server has opened since it started.",
+                "gauge",
+                repositories as i64,
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        }
+        o
+    }
+}
