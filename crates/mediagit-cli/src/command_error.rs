@@ -177,6 +177,11 @@ impl From<RepoError> for CommandError {
             RepoError::StoreNotEmpty { .. } => {
                 Some("pick an empty prefix (s3://BUCKET/NEW-PREFIX) for the repository".into())
             }
+            RepoError::Storage(StorageError::Remote { kind, backend, .. })
+                if backend.starts_with("MediaGit server") =>
+            {
+                server_hint(*kind).map(str::to_string)
+            }
             RepoError::Storage(StorageError::Remote { kind, .. }) => Some(remote_hint(*kind).into()),
             RepoError::NeedsPassphrase { .. } => Some(
                 "set MEDIAGIT_PASSPHRASE (or MEDIAGIT_PASSPHRASE_FILE with a file that holds it), or run the command on a terminal to be asked; `mediagit key unlock` keeps the key for the commands that follow".into(),
@@ -240,6 +245,23 @@ impl From<std::io::Error> for CommandError {
             return CommandError::broken_pipe();
         }
         CommandError::user("output-failed", format!("cannot write output: {e}"))
+    }
+}
+
+/// What to do about a failed request to a MediaGit server.
+fn server_hint(kind: mediagit_storage::RemoteErrorKind) -> Option<&'static str> {
+    use mediagit_storage::RemoteErrorKind as K;
+    match kind {
+        K::PermissionDenied | K::NoCredentials => Some(
+            "the server gives rights per user and repository (its --auth-file); the token is sent from MEDIAGIT_TOKEN, or from the variable the remote's token_env names (`mediagit config remotes.NAME.token_env VAR`)",
+        ),
+        K::Unavailable | K::Throttled => Some(
+            "is `mediagit serve` running at that address, and reachable from here? Nothing was changed on this side",
+        ),
+        K::Config => Some(
+            "check the URL (http(s)://HOST[:PORT]/REPOSITORY); a server whose certificate comes from a private CA needs MEDIAGIT_CA_FILE=ca.pem",
+        ),
+        _ => None,
     }
 }
 

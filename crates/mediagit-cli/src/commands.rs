@@ -134,7 +134,7 @@ fn freshen_after(v: &str) -> Result<Option<std::time::Duration>, CommandError> {
     ))
 }
 
-fn env_var(name: &str) -> Option<String> {
+pub(crate) fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
@@ -172,6 +172,20 @@ fn storage_arg(
         ));
     }
     Ok(sc)
+}
+
+/// `clone SRC` without a destination: the last part of SRC, as Git
+/// does (`http://host/team/film` -> `film`, `/disks/film.mg/` -> `film.mg`).
+fn default_clone_dir(src: &str) -> Result<PathBuf, CommandError> {
+    let trimmed = src.trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix("/.mediagit").unwrap_or(trimmed);
+    let last = trimmed.rsplit(['/', ':']).next().unwrap_or("");
+    if last.is_empty() || last == "." || last == ".." {
+        return Err(CommandError::usage(format!(
+            "cannot tell a directory name from {src:?}: give the destination"
+        )));
+    }
+    Ok(PathBuf::from(last))
 }
 
 fn is_store_url(s: &str) -> bool {
@@ -292,9 +306,11 @@ pub fn run(cli: Cli) -> CmdResult {
             },
             args,
         ),
+        Command::Serve(args) => crate::serve_cmd::run(&ctx.cwd, args),
         Command::Clone {
             src,
             dest,
+            branch,
             storage,
             bare,
             endpoint,
@@ -307,13 +323,71 @@ pub fn run(cli: Cli) -> CmdResult {
             // `key unlock` for the source's store is tried first when no
             // passphrase file is given.
             let file = passphrase_file.as_deref();
-            let dest = abs(dest);
+            let dest = abs(match dest {
+                Some(d) => d,
+                None => default_clone_dir(&src)?,
+            });
             let who = now_signature(
                 env_var("MEDIAGIT_AUTHOR_NAME").unwrap_or_else(|| "unknown".into()),
                 env_var("MEDIAGIT_AUTHOR_EMAIL").unwrap_or_else(|| "unknown".into()),
             );
             let progress = ctx.progress();
+            if src.starts_with("http://") || src.starts_with("https://") {
+                if storage.is_some() || endpoint.is_some() || region.is_some() {
+                    return Err(CommandError::usage(
+                        "--storage, --endpoint and --region apply to cloning from a path or a store",
+                    ));
+                }
+                let access = crate::remote_cmd::remote_access(std::iter::empty(), false)?;
+                let opts = CloneOptions {
+                    storage: None,
+                    env: cloud_env(),
+                    safe: Default::default(),
+                    credential: None,
+                    bare,
+                    branch: branch.clone(),
+                };
+                let run = |c: Option<&mediagit_repo::keys::Credential>| {
+                    let opts = CloneOptions {
+                        credential: c.cloned(),
+                        ..opts.clone()
+                    };
+                    Repository::clone_server(&src, &dest, &opts, &access, &who, &progress)
+                };
+                let source = Repository::open_server(&src, &access)?;
+                let (repo, out) = match source.is_encrypted() {
+                    true => open_with_credential(
+                        &source.storage().describe(),
+                        &src,
+                        file,
+                        true,
+                        true,
+                        |c| Ok(run(Some(c))?),
+                    )?,
+                    false => run(None)?,
+                };
+                let at = match repo.workspace()? {
+                    ws if ws.is_bare() => ws.dir().to_path_buf(),
+                    ws => ws.worktree()?.to_path_buf(),
+                };
+                let tail = match repo.is_bare() {
+                    true => format!("{} refs (bare: nothing checked out)", out.refs),
+                    false => clone_tail(&out),
+                };
+                eprintln!(
+                    "Cloned {src} into {}: {} pack{}, {tail}",
+                    at.display(),
+                    out.packs,
+                    if out.packs == 1 { "" } else { "s" },
+                );
+                return Ok(());
+            }
             if is_store_url(&src) {
+                if branch.is_some() {
+                    return Err(CommandError::usage(
+                        "-b applies to copying clones; a clone of a store URL shares that store (switch branches after it)",
+                    ));
+                }
                 if storage.is_some() || bare {
                     return Err(CommandError::usage(
                         "--storage and --bare apply to cloning from a path; a clone of a store URL shares that store",
@@ -359,6 +433,7 @@ pub fn run(cli: Cli) -> CmdResult {
                 safe: crate::user_config::safe_directories()?,
                 credential: None,
                 bare,
+                branch,
             };
             let src = abs(PathBuf::from(src));
             let run = |c: Option<&mediagit_repo::keys::Credential>| {

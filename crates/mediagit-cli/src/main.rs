@@ -38,6 +38,7 @@ mod pager;
 mod passphrase;
 mod progress;
 mod remote_cmd;
+mod serve_cmd;
 mod user_config;
 
 use std::path::PathBuf;
@@ -175,14 +176,21 @@ pub enum Command {
         #[command(flatten)]
         key: NewKeyArgs,
     },
-    /// Copy a repository from a local path, or join one in a store
-    /// (s3://, az://, gs://, b2://, file://), and check out its current branch.
+    /// Copy a repository from a local path or a MediaGit server
+    /// (http(s)://HOST[:PORT]/NAME), or join one in a store (s3://, az://,
+    /// gs://, b2://, file://), and check out its current branch.
     Clone {
-        /// Path of a repository (copied), or the URL of a store (shared: the
-        /// new working tree uses the store's objects and refs directly).
+        /// Path of a repository or URL of a server (copied), or the URL of
+        /// a store (shared: the new working tree uses the store's objects
+        /// and refs directly).
         src: String,
-        /// New directory to create (must not exist, or be empty).
-        dest: PathBuf,
+        /// New directory to create (must not exist, or be empty; default:
+        /// the last part of SRC).
+        dest: Option<PathBuf>,
+        /// Check out this branch instead of the source's current one
+        /// (copying clones).
+        #[arg(short, long, value_name = "BRANCH")]
+        branch: Option<String>,
         /// Copy into this store instead of the new .mediagit directory
         /// (cloning from a path only).
         #[arg(long, value_name = "URL")]
@@ -202,6 +210,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
     },
+    /// Host repositories for push, fetch and clone over HTTP(S): every
+    /// repository under a directory, or under an object-store prefix.
+    Serve(serve_cmd::ServeArgs),
     /// List, add, remove, rename remotes or change their URLs.
     Remote {
         /// (`mediagit remote -v` lists them with their URLs: for this
@@ -792,6 +803,8 @@ fn main() -> ExitCode {
     // `remote -v` lists URLs, as in Git: no logging for it.
     init_logging(match cli.command {
         Command::Remote { .. } => 0,
+        // Sets up its own logs (--log-format).
+        Command::Serve(_) => 0,
         _ => cli.verbose,
     });
     let chdir = match &cli.chdir {

@@ -97,6 +97,11 @@ fn normalize_url(cwd: &Path, url: &str) -> Result<String, CommandError> {
                 )
             })
         }
+        RemoteUrl::Http(u) => {
+            mediagit_protocol::wire::ServerUrl::parse(&u)
+                .map_err(|why| CommandError::user("invalid-remote-url", format!("{u}: {why}")))?;
+            Ok(u)
+        }
         _ => Ok(url.to_string()),
     }
 }
@@ -258,11 +263,52 @@ pub fn default_remote(repo: &Repository) -> Result<String, CommandError> {
 }
 
 pub(crate) fn open(repo: &Repository, name: &str) -> Result<Remote, CommandError> {
-    let access = RemoteAccess {
+    open_for(repo, name, false)
+}
+
+/// `create`: a server repository that does not exist yet is created
+/// (a push), if the server allows it.
+pub(crate) fn open_for(
+    repo: &Repository,
+    name: &str,
+    create: bool,
+) -> Result<Remote, CommandError> {
+    let vars = repo
+        .config()
+        .remotes
+        .values()
+        .filter_map(|r| r.token_env.clone());
+    let access = remote_access(vars, create)?;
+    let configured = repo.config().remotes.contains_key(name);
+    repo.open_remote(name, &access).map_err(|e| {
+        let mut c = CommandError::from(e);
+        if configured {
+            c.message = format!("remote '{name}': {}", c.message);
+        }
+        c
+    })
+}
+
+/// What opening a remote needs from the environment: cloud credentials,
+/// trusted directories, the server tokens in `MEDIAGIT_TOKEN` and in
+/// each variable `token_vars` names, and `MEDIAGIT_CA_FILE`.
+pub(crate) fn remote_access(
+    token_vars: impl Iterator<Item = String>,
+    create: bool,
+) -> Result<RemoteAccess, CommandError> {
+    let mut tokens = std::collections::BTreeMap::new();
+    for var in std::iter::once(mediagit_repo::remote::TOKEN_VAR.to_string()).chain(token_vars) {
+        if let Some(v) = crate::commands::env_var(&var) {
+            tokens.insert(var, v);
+        }
+    }
+    Ok(RemoteAccess {
         env: crate::commands::cloud_env(),
         safe: crate::user_config::safe_directories()?,
-    };
-    Ok(repo.open_remote(name, &access)?)
+        tokens,
+        ca_file: crate::commands::env_var("MEDIAGIT_CA_FILE").map(std::path::PathBuf::from),
+        create,
+    })
 }
 
 fn short(id: Option<mediagit_format::ObjectId>) -> String {
@@ -452,7 +498,7 @@ pub fn push(
         Some(r) => r.clone(),
         None => default_remote(repo)?,
     };
-    let remote = open(repo, &name)?;
+    let remote = open_for(repo, &name, true)?;
     if args.set_upstream && remote.name.is_none() {
         return Err(CommandError::user(
             "no-remote",

@@ -342,20 +342,8 @@ impl HttpBackend {
                 .head(self.endpoint("object", Some(("key", key)))))
         })?;
         if resp.status() == StatusCode::NOT_FOUND {
-            // A HEAD answer has no body: a missing repository is told apart
-            // by its header.
-            if resp
-                .headers()
-                .get("x-mediagit-error")
-                .is_some_and(|v| v == "no-repository")
-            {
-                return Err(self.remote(
-                    "stat",
-                    key,
-                    RemoteErrorKind::NoSuchBucket,
-                    format!("no repository {} on the server", self.url.repo),
-                ));
-            }
+            // Absent, also when the whole repository is (`info` tells
+            // that apart; a store without config.toml holds no repository).
             return Ok(None);
         }
         let resp = self.check("stat", key, resp)?;

@@ -152,7 +152,7 @@ pub struct RepoInfo {
     pub user: String,
     pub right: Right,
     /// Whether a push may create the repository (the server runs with
-    /// `--create-on-push` and the user may write it, or is an admin).
+    /// `--create-on-push` and the user may write it).
     pub may_create: bool,
 }
 

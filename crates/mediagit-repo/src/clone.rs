@@ -51,6 +51,9 @@ pub struct CloneOptions {
     /// A bare repository (no working tree, nothing checked out, no
     /// `origin`): a copy to push to, as `git clone --bare` makes.
     pub bare: bool,
+    /// The branch to check out (and to name in HEAD) instead of the
+    /// source's current one; it must exist there.
+    pub branch: Option<String>,
 }
 
 /// Opens `store` with `credential` if it is encrypted.
@@ -296,7 +299,97 @@ impl Repository {
             Repository::discover_trusting(src, &opts.env, &opts.safe)?,
             opts.credential.as_ref(),
         )?;
-        let head = source.head()?;
+        // The source becomes the remote `origin`: its branches are also
+        // remote-tracking branches `origin/BRANCH`, and the branch checked
+        // out follows its namesake there. (Its own remote-tracking refs
+        // are its business, not copied.)
+        let origin = match source.workspace_opt() {
+            Some(ws) if !ws.is_bare() => ws.worktree()?.to_path_buf(),
+            Some(ws) => ws.dir().to_path_buf(),
+            None => src.to_path_buf(),
+        };
+        let label = origin.display().to_string();
+        // (A source path that is not UTF-8 cannot be written in the
+        // settings: that clone has no `origin`.)
+        let origin = origin.to_str().map(str::to_string);
+        Repository::clone_source(
+            source,
+            origin,
+            &label,
+            dest,
+            opts,
+            who,
+            progress,
+            created_store,
+        )
+    }
+
+    /// Clones the repository on a MediaGit server at `url` (opened through
+    /// `access`) into a new working tree at `dest`; `origin` is `url`.
+    /// On failure nothing is left behind.
+    pub fn clone_server(
+        url: &str,
+        dest: &Path,
+        opts: &CloneOptions,
+        access: &crate::remote::RemoteAccess,
+        who: &Signature,
+        progress: &dyn Progress,
+    ) -> Result<(Repository, CloneOutcome)> {
+        let (existed, was_empty) = dest_state(dest)?;
+        let source = Repository::open_server(url, access)?;
+        let source = unlock_source(source, opts.credential.as_ref())?;
+        let mut store = None;
+        let r = Repository::clone_source(
+            source,
+            Some(url.to_string()),
+            url,
+            dest,
+            opts,
+            who,
+            progress,
+            &mut store,
+        );
+        if let (Err(_), Some(store)) = (&r, store) {
+            crate::repo::wipe_store(store.as_ref());
+        }
+        clean_failed_clone(dest, r, existed, was_empty)
+    }
+
+    /// The repository on a MediaGit server at `url` (not unlocked), for
+    /// a clone: its settings say whether it is encrypted.
+    pub fn open_server(url: &str, access: &crate::remote::RemoteAccess) -> Result<Repository> {
+        let backend = crate::remote::http_backend(url, None, access)?;
+        let info = backend.info()?;
+        if !info.exists {
+            return Err(RepoError::Invalid(format!(
+                "{url}: no repository {} on that server",
+                info.repo
+            )));
+        }
+        let store = crate::store::Store::open(std::sync::Arc::new(backend), std::env::temp_dir())?;
+        Ok(Repository::on_store(store))
+    }
+
+    /// Copies `source` into a new repository at `dest`.
+    #[allow(clippy::too_many_arguments)]
+    fn clone_source(
+        source: Repository,
+        origin: Option<String>,
+        label: &str,
+        dest: &Path,
+        opts: &CloneOptions,
+        who: &Signature,
+        progress: &dyn Progress,
+        created_store: &mut Option<std::sync::Arc<dyn Storage>>,
+    ) -> Result<(Repository, CloneOutcome)> {
+        let mut head = source.head()?;
+        if let Some(b) = &opts.branch {
+            let r = crate::refs::branch_ref(b);
+            if source.read_ref(&r)?.is_none() {
+                return Err(RepoError::Invalid(format!("{label} has no branch {b}")));
+            }
+            head = Head::Branch(b.clone());
+        }
         let branch = match &head {
             Head::Branch(b) => b.clone(),
             Head::Detached(_) => "main".into(),
@@ -346,16 +439,7 @@ impl Repository {
         // or in an encrypted one a value that does not open) is not
         // copied; the other refs are, by name (sealed again in the clone).
         out.skipped_refs.extend(source.invalid_ref_keys()?);
-        // The source becomes the remote `origin`: its branches are also
-        // remote-tracking branches `origin/BRANCH`, and the branch checked
-        // out follows its namesake there. (Its own remote-tracking refs
-        // are its business, not copied.)
-        let origin = match source.workspace_opt() {
-            Some(ws) if !ws.is_bare() => ws.worktree()?.to_path_buf(),
-            Some(ws) => ws.dir().to_path_buf(),
-            None => src.to_path_buf(),
-        };
-        let origin = origin.to_str().map(str::to_string).filter(|_| !opts.bare);
+        let origin = origin.filter(|_| !opts.bare);
         let mut keys = source.ref_keys("refs/heads/")?;
         keys.extend(source.ref_keys("refs/tags/")?);
         for key in keys {
@@ -372,14 +456,12 @@ impl Repository {
                             old: ObjectId::ZERO,
                             new: id,
                             who: who.clone(),
-                            message: format!("clone: from {}", source.workspace()?.dir().display()),
+                            message: format!("clone: from {label}"),
                         },
                     )?;
                 }
             }
         }
-        // (A source path that is not UTF-8 cannot be written in the
-        // settings: that clone has no `origin`.)
         if let Some(url) = origin {
             let path = repo.workspace()?.dir().join("config.toml");
             let text =

@@ -59,12 +59,54 @@ impl RemoteUrl {
 }
 
 /// What opening a remote needs from the caller.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RemoteAccess {
     pub env: CloudEnv,
     /// Repositories of other users the caller trusts (a directory remote
     /// is opened with the same ownership checks as any repository).
     pub safe: SafeDirectories,
+    /// Tokens for servers by the name of the environment variable that
+    /// holds them (`MEDIAGIT_TOKEN`, or a remote's `token_env`), collected
+    /// by the caller: the library reads no environment.
+    pub tokens: std::collections::BTreeMap<String, String>,
+    /// A PEM file of CA certificates to trust besides the system's
+    /// (`MEDIAGIT_CA_FILE`).
+    pub ca_file: Option<PathBuf>,
+    /// A server repository that does not exist yet is created (a push),
+    /// when the server allows it.
+    pub create: bool,
+}
+
+impl std::fmt::Debug for RemoteAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the tokens.
+        f.debug_struct("RemoteAccess")
+            .field("safe", &self.safe)
+            .field("token_vars", &self.tokens.keys().collect::<Vec<_>>())
+            .field("ca_file", &self.ca_file)
+            .field("create", &self.create)
+            .finish()
+    }
+}
+
+/// The default variable a server token is read from.
+pub const TOKEN_VAR: &str = "MEDIAGIT_TOKEN";
+
+/// The client of a server repository: the token from `token_env` (else
+/// `MEDIAGIT_TOKEN`) in `access.tokens`.
+pub fn http_backend(
+    url: &str,
+    token_env: Option<&str>,
+    access: &RemoteAccess,
+) -> Result<mediagit_protocol::HttpBackend> {
+    let var = token_env.unwrap_or(TOKEN_VAR);
+    let opts = mediagit_protocol::HttpOptions {
+        token: access.tokens.get(var).cloned(),
+        token_source: Some(var.to_string()),
+        ca_file: access.ca_file.clone(),
+        attempts: None,
+    };
+    Ok(mediagit_protocol::HttpBackend::new(url, &opts)?)
 }
 
 /// An opened remote.
@@ -222,16 +264,34 @@ impl Repository {
     /// that name, the URL `name`. An encrypted remote is opened with this
     /// repository's key (it must be a copy of this repository).
     pub fn open_remote(&self, name: &str, access: &RemoteAccess) -> Result<Remote> {
-        let (rname, url) = match self.config().remotes.get(name) {
-            Some(r) => (Some(name.to_string()), r.url.clone()),
-            None if name.contains(['/', ':', '.']) => (None, name.to_string()),
+        let (rname, url, token_env) = match self.config().remotes.get(name) {
+            Some(r) => (Some(name.to_string()), r.url.clone(), r.token_env.clone()),
+            None if name.contains(['/', ':', '.']) => (None, name.to_string(), None),
             None => return Err(RepoError::Invalid(format!("no remote named '{name}'"))),
         };
         let (repo, checked_out) = match RemoteUrl::parse(&url)? {
             RemoteUrl::Http(u) => {
-                return Err(RepoError::Invalid(format!(
-                    "{u}: this build has no client for MediaGit servers yet; use a directory or a store URL (s3://, az://, gs://)"
-                )))
+                let backend = http_backend(&u, token_env.as_deref(), access)?;
+                let info = backend.info()?;
+                let storage: std::sync::Arc<dyn mediagit_storage::Storage> =
+                    std::sync::Arc::new(backend);
+                if !info.exists {
+                    if !access.create {
+                        return Err(RepoError::Invalid(format!(
+                            "{u}: no repository {} on that server",
+                            info.repo
+                        )));
+                    }
+                    if !info.may_create {
+                        return Err(RepoError::Invalid(format!(
+                            "{u}: no repository {} on that server, and {} may not create one (the server needs --create-on-push and the write right, or the admin right)",
+                            info.repo, info.user
+                        )));
+                    }
+                    self.store().init_remote_store(storage.as_ref())?;
+                }
+                let store = Store::open(storage, self.store().tmp_dir().to_path_buf())?;
+                (Repository::on_store(store), None)
             }
             RemoteUrl::Dir(p) => open_dir_remote(&p, access)?,
             RemoteUrl::Store(sc) => {

@@ -167,6 +167,42 @@ fn store_config(cfg: &RepoConfig) -> RepoConfig {
     c
 }
 
+impl Store {
+    /// Makes `storage` (empty: a server repository that does not exist
+    /// yet) a copy of this repository that holds nothing: the same format,
+    /// chunking and compression settings, and, encrypted, the same key
+    /// files (so this repository's packs can be pushed there as they are).
+    /// Written in the order of `init`: key files, HEAD, config.toml last
+    /// (its presence makes the repository).
+    pub fn init_remote_store(&self, storage: &dyn Storage) -> Result<()> {
+        if storage.size("config.toml")?.is_some() {
+            return Err(RepoError::StoreHasRepository {
+                store: storage.describe(),
+            });
+        }
+        let branch = self
+            .head_branch()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "main".into());
+        let head = format!("ref: refs/heads/{branch}\n");
+        if let Some(keys) = &self.keys {
+            for key in self.storage().list("keys/")? {
+                let bytes = self.storage().get(&key)?;
+                storage.put(&key, &bytes)?;
+            }
+            storage.put("HEAD", &crate::store::seal_store_head(keys, &head)?)?;
+        } else {
+            storage.put("HEAD", head.as_bytes())?;
+        }
+        storage.put(
+            "config.toml",
+            store_config(self.config()).to_toml().as_bytes(),
+        )?;
+        Ok(())
+    }
+}
+
 /// Opens the store a `[storage]` section names (the local `.mediagit/` when
 /// there is none).
 pub fn open_storage(

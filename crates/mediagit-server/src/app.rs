@@ -347,9 +347,7 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     resp.headers_mut()
         .insert(wire::PROTOCOL_VERSION, HeaderValue::from(wire::VERSION));
     let status = resp.status().as_u16();
-    state
-        .metrics
-        .request(&route, method.as_str(), status, start.elapsed(), false);
+    state.metrics.request(&route, method.as_str(), status);
     if let Some(code) = resp
         .headers()
         .get("x-mediagit-error")
@@ -374,7 +372,9 @@ async fn info(
     Query(q): Query<RepoQuery>,
 ) -> ApiResult<Response> {
     let a = access(&state, &headers, &q.repo)?;
-    let may_create = a.right >= Right::Admin || (state.create_on_push && a.right >= Right::Write);
+    // A push creates a repository only on a server run with
+    // --create-on-push (an admin may also write its keys by hand).
+    let may_create = state.create_on_push && a.right >= Right::Write;
     if a.right < Right::Read && !may_create {
         require(&a, &q.repo, Right::Read, "reading")?;
     }
@@ -551,8 +551,7 @@ async fn get_object(
             st.metrics.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
             off += n as u64;
         }
-        st.metrics
-            .request("/v1/object", "GET-transfer", 200, began.elapsed(), true);
+        st.metrics.transfer_done("download", began.elapsed());
     });
     let stream = tokio_stream_from(rx);
     Ok((status, h, Body::from_stream(stream)).into_response())
@@ -705,11 +704,7 @@ async fn put_object(
         Ok(())
     })
     .await?;
-    if class == KeyClass::Pack {
-        state
-            .metrics
-            .request("/v1/object", "PUT-transfer", 200, began.elapsed(), true);
-    }
+    state.metrics.transfer_done("upload", began.elapsed());
     tracing::info!(repo = %q.repo, key = %q.key, bytes = n, user = %a.who.name(), "stored");
     Ok(StatusCode::CREATED.into_response())
 }

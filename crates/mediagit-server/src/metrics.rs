@@ -19,7 +19,7 @@ struct Histogram {
 pub struct Metrics {
     /// (route, method, status) -> requests.
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    /// route -> durations of requests that moved object bytes.
+    /// direction -> durations of whole object transfers.
     durations: Mutex<BTreeMap<String, Histogram>>,
     /// error code -> answers with that code.
     errors: Mutex<BTreeMap<String, u64>>,
@@ -54,23 +54,25 @@ impl Drop for Transfer<'_> {
 }
 
 impl Metrics {
-    pub fn request(&self, route: &str, method: &str, status: u16, took: Duration, transfer: bool) {
+    pub fn request(&self, route: &str, method: &str, status: u16) {
         bump(
             &self.requests,
             (route.to_string(), method.to_string(), status),
         );
-        if transfer {
-            if let Ok(mut m) = self.durations.lock() {
-                let h = m.entry(route.to_string()).or_default();
-                let s = took.as_secs_f64();
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    if s <= *b {
-                        h.counts[i] += 1;
-                    }
+    }
+
+    /// A whole object transfer (`upload` or `download`) ended after `took`.
+    pub fn transfer_done(&self, direction: &str, took: Duration) {
+        if let Ok(mut m) = self.durations.lock() {
+            let h = m.entry(direction.to_string()).or_default();
+            let s = took.as_secs_f64();
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if s <= *b {
+                    h.counts[i] += 1;
                 }
-                h.count += 1;
-                h.sum += s;
             }
+            h.count += 1;
+            h.sum += s;
         }
     }
 
@@ -106,7 +108,7 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(o, "# HELP mediagit_transfer_duration_seconds Time to answer requests that move object bytes.");
+        let _ = writeln!(o, "# HELP mediagit_transfer_duration_seconds Durations of object uploads and downloads, first byte to last.");
         let _ = writeln!(o, "# TYPE mediagit_transfer_duration_seconds histogram");
         if let Ok(m) = self.durations.lock() {
             for (r, h) in m.iter() {
@@ -114,23 +116,23 @@ impl Metrics {
                 for (i, b) in BUCKETS.iter().enumerate() {
                     let _ = writeln!(
                         o,
-                        "mediagit_transfer_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}",
+                        "mediagit_transfer_duration_seconds_bucket{{direction=\"{r}\",le=\"{b}\"}} {}",
                         h.counts[i]
                     );
                 }
                 let _ = writeln!(
                     o,
-                    "mediagit_transfer_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                    "mediagit_transfer_duration_seconds_bucket{{direction=\"{r}\",le=\"+Inf\"}} {}",
                     h.count
                 );
                 let _ = writeln!(
                     o,
-                    "mediagit_transfer_duration_seconds_sum{{route=\"{r}\"}} {}",
+                    "mediagit_transfer_duration_seconds_sum{{direction=\"{r}\"}} {}",
                     h.sum
                 );
                 let _ = writeln!(
                     o,
-                    "mediagit_transfer_duration_seconds_count{{route=\"{r}\"}} {}",
+                    "mediagit_transfer_duration_seconds_count{{direction=\"{r}\"}} {}",
                     h.count
                 );
             }

@@ -99,7 +99,13 @@ impl Env {
     }
 
     pub fn cmd_in(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("mediagit").expect("binary");
+        Command::from_std(self.std_cmd_in(dir, args))
+    }
+
+    /// [`Env::cmd_in`] as a `std::process::Command`, to spawn (a server,
+    /// commands running at once).
+    pub fn std_cmd_in(&self, dir: &Path, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("mediagit"));
         c.current_dir(dir)
             .env("MEDIAGIT_AUTHOR_NAME", "Test User")
             .env("MEDIAGIT_AUTHOR_EMAIL", "test@example.com")
@@ -115,6 +121,8 @@ impl Env {
             .env("MEDIAGIT_PASSPHRASE", TEST_PASSPHRASE)
             .env_remove("MEDIAGIT_PASSPHRASE_FILE")
             .env_remove("MEDIAGIT_NEW_PASSPHRASE")
+            .env_remove("MEDIAGIT_TOKEN")
+            .env_remove("MEDIAGIT_CA_FILE")
             .args(args);
         // Cloud credentials only when scripts/test.sh started the local
         // servers (with fake ones); never a developer's real ones.

@@ -1,0 +1,218 @@
+//! `mediagit serve`: the CLI around `mediagit-server` (arguments, logs,
+//! the runtime, signals). docs/SERVER.md is the admin's guide.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mediagit_server::{Auth, Hosting, Limits, Repos, ServerState};
+
+use crate::command_error::CommandError;
+use crate::CmdResult;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Host every repository under this directory (each a bare
+    /// repository at DIR/NAME).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "storage",
+        conflicts_with = "storage"
+    )]
+    root: Option<PathBuf>,
+    /// Host every repository under this object-store prefix (each at
+    /// PREFIX/NAME): s3://BUCKET/PREFIX, az://..., gs://...; nothing is
+    /// kept on the server's disk.
+    #[arg(long, value_name = "URL")]
+    storage: Option<String>,
+    /// Object store endpoint (MinIO, Ceph, Azurite, ...), for --storage.
+    #[arg(long, value_name = "URL", requires = "storage")]
+    endpoint: Option<String>,
+    /// Object store region (S3), for --storage.
+    #[arg(long, value_name = "REGION", requires = "storage")]
+    region: Option<String>,
+    /// Address and port to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8420")]
+    bind: String,
+    /// Users, their token hashes and their rights per repository
+    /// (docs/SERVER.md). Without it everyone who can connect may do
+    /// everything, so the server listens on loopback only.
+    #[arg(long, value_name = "FILE")]
+    auth_file: Option<PathBuf>,
+    /// Listen on an address other than loopback without an auth file.
+    #[arg(long)]
+    insecure: bool,
+    /// TLS certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// A push to a repository that does not exist creates it (for users
+    /// with the write right on its name).
+    #[arg(long)]
+    create_on_push: bool,
+    /// Log lines as text or as JSON objects (stderr).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Largest object (pack) one upload may store, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16u64 << 30)]
+    max_object_size: u64,
+    /// On SIGTERM or SIGINT: seconds running transfers get to finish
+    /// before they are aborted.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    shutdown_timeout: u64,
+    /// A transfer whose client sends or takes nothing for this many
+    /// seconds is abandoned.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    idle_timeout: u64,
+}
+
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("MEDIAGIT_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => {
+            EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("mediagit_server=info"))
+        }
+        _ => EnvFilter::new("mediagit_server=info,mediagit=info"),
+    };
+    let b = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.with_ansi(crate::output::color::stderr_on()).try_init(),
+    };
+}
+
+pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
+    let addr: SocketAddr = a.bind.parse().map_err(|e| {
+        CommandError::usage(format!("--bind {}: not an ADDRESS:PORT ({e})", a.bind))
+    })?;
+    let auth = match &a.auth_file {
+        Some(f) => Auth::load(f).map_err(|e| CommandError::user("bad-auth-file", e.to_string()))?,
+        None => Auth::open(),
+    };
+    if auth.is_open() && !addr.ip().is_loopback() && !a.insecure {
+        return Err(CommandError::user(
+            "insecure-bind",
+            format!("without --auth-file every client may read, push and delete: refusing to listen on {addr}, which is not loopback"),
+        )
+        .with_hint("give --auth-file FILE (docs/SERVER.md), or --insecure if the network is yours alone"));
+    }
+    let (hosting, tmp) = match (&a.root, &a.storage) {
+        (Some(root), _) => {
+            let root = if root.is_absolute() {
+                root.clone()
+            } else {
+                cwd.join(root)
+            };
+            let root = root.canonicalize().map_err(|e| {
+                CommandError::user("no-root", format!("--root {}: {e}", root.display()))
+            })?;
+            if !root.is_dir() {
+                return Err(CommandError::user(
+                    "no-root",
+                    format!("--root {}: not a directory", root.display()),
+                ));
+            }
+            // Uploads are spooled inside the root (same filesystem: stored
+            // by a rename; no repository name starts with '.'), in a
+            // directory of this process's own (removed when it stops).
+            let tmp = root
+                .join(".mediagit-serve-tmp")
+                .join(std::process::id().to_string());
+            (Hosting::Root(root), tmp)
+        }
+        (None, Some(url)) => {
+            let mut sc = mediagit_format::config::StorageConfig::from_url(url)
+                .map_err(|e| CommandError::user("bad-store-url", e.to_string()))?;
+            if !sc.is_object_store() {
+                return Err(CommandError::usage("--storage takes an object store URL (s3://, az://, gs://); for a directory use --root"));
+            }
+            sc.endpoint = a.endpoint.clone();
+            sc.region = a.region.clone();
+            let env = crate::commands::cloud_env();
+            // Refs and locks move by conditional writes; several servers
+            // on one bucket rely on them.
+            let probe =
+                mediagit_repo::repo::open_storage(std::path::Path::new("."), Some(&sc), &env)?;
+            if let Some(p) = probe.conditional_writes_probe() {
+                if !p.map_err(mediagit_repo::RepoError::from)? {
+                    return Err(CommandError::user(
+                        "no-conditional-writes",
+                        format!("{url}: this store does not enforce conditional writes, so two pushes could lose a ref update; not served"),
+                    ));
+                }
+            }
+            let tmp = std::env::temp_dir().join(format!("mediagit-serve-{}", std::process::id()));
+            (Hosting::Store { config: sc, env }, tmp)
+        }
+        (None, None) => return Err(CommandError::usage("give --root DIR or --storage URL")),
+    };
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some(
+            mediagit_server::tls_config(c, k)
+                .map_err(|e| CommandError::user("bad-tls", e.to_string()))?,
+        ),
+        _ => None,
+    };
+    init_logs(a.log_format);
+    let limits = Limits {
+        max_object: a.max_object_size,
+        idle: Duration::from_secs(a.idle_timeout.max(1)),
+    };
+    let state = Arc::new(ServerState::new(
+        Repos::new(hosting, tmp.clone()),
+        auth,
+        a.create_on_push,
+        limits,
+    ));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mediagit-serve")
+        .build()
+        .map_err(|e| CommandError::user("io", format!("cannot start the server's runtime: {e}")))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let grace = Duration::from_secs(a.shutdown_timeout);
+    let r = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            CommandError::user("bind-failed", format!("cannot listen on {addr}: {e}"))
+        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| CommandError::user("io", e.to_string()))?;
+        // The one line on stdout: where to connect (the port, when
+        // --bind asked for port 0).
+        println!("mediagit serve: listening on {scheme}://{local}");
+        tracing::info!(address = %local, scheme, "listening");
+        let shutdown = async {
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = term => tracing::info!("SIGTERM"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+            }
+        };
+        mediagit_server::serve(listener, mediagit_server::app(state), tls, shutdown, grace)
+            .await
+            .map_err(|e| CommandError::user("io", e.to_string()))
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&tmp);
+    r
+}
