@@ -174,6 +174,22 @@ fn storage_arg(
     Ok(sc)
 }
 
+/// Where a copying clone went and what it checked out, for its report.
+fn clone_report(
+    repo: &Repository,
+    out: &mediagit_repo::clone::CloneOutcome,
+) -> Result<(PathBuf, String), CommandError> {
+    let at = match repo.workspace()? {
+        ws if ws.is_bare() => ws.dir().to_path_buf(),
+        ws => ws.worktree()?.to_path_buf(),
+    };
+    let tail = match repo.is_bare() {
+        true => format!("{} refs (bare: nothing checked out)", out.refs),
+        false => clone_tail(out),
+    };
+    Ok((at, tail))
+}
+
 /// `clone SRC` without a destination: the last part of SRC, as Git
 /// does (`http://host/team/film` -> `film`, `/disks/film.mg/` -> `film.mg`).
 fn default_clone_dir(src: &str) -> Result<PathBuf, CommandError> {
@@ -366,14 +382,7 @@ pub fn run(cli: Cli) -> CmdResult {
                     )?,
                     false => run(None)?,
                 };
-                let at = match repo.workspace()? {
-                    ws if ws.is_bare() => ws.dir().to_path_buf(),
-                    ws => ws.worktree()?.to_path_buf(),
-                };
-                let tail = match repo.is_bare() {
-                    true => format!("{} refs (bare: nothing checked out)", out.refs),
-                    false => clone_tail(&out),
-                };
+                let (at, tail) = clone_report(&repo, &out)?;
                 eprintln!(
                     "Cloned {src} into {}: {} pack{}, {tail}",
                     at.display(),
@@ -461,14 +470,7 @@ pub fn run(cli: Cli) -> CmdResult {
                     crate::output::safe(&format!("ref {key:?} not copied: {why}"))
                 );
             }
-            let at = match repo.workspace()? {
-                ws if ws.is_bare() => ws.dir().to_path_buf(),
-                ws => ws.worktree()?.to_path_buf(),
-            };
-            let tail = match repo.is_bare() {
-                true => format!("{} refs (bare: nothing checked out)", out.refs),
-                false => clone_tail(&out),
-            };
+            let (at, tail) = clone_report(&repo, &out)?;
             eprintln!(
                 "Cloned into {}: {} pack{} ({} hard-linked), {tail}",
                 at.display(),
