@@ -572,6 +572,30 @@ pub fn run(cli: Cli) -> CmdResult {
             remotes,
             all,
         } => branch(&ctx, action, json, remotes, all),
+        Command::Lock { paths, remote } => {
+            let repo = ctx.repo()?;
+            let paths = crate::lock_cmd::repo_paths(&repo, &ctx.cwd, &paths)?;
+            // The name a server without users records as the owner.
+            let owner = identity(&repo).ok().map(|s| s.name);
+            crate::lock_cmd::lock(&repo, paths, remote, owner)
+        }
+        Command::Unlock {
+            paths,
+            remote,
+            force,
+        } => {
+            let repo = ctx.repo()?;
+            let paths = crate::lock_cmd::repo_paths(&repo, &ctx.cwd, &paths)?;
+            crate::lock_cmd::unlock(&repo, paths, remote, force)
+        }
+        Command::Locks { path, remote, json } => {
+            let repo = ctx.repo()?;
+            let path = match path {
+                Some(p) => crate::lock_cmd::repo_paths(&repo, &ctx.cwd, &[p])?.pop(),
+                None => None,
+            };
+            crate::lock_cmd::locks(&repo, path, remote, json)
+        }
         Command::Remote { action } => crate::remote_cmd::remote(
             &ctx.repo()?,
             &ctx.cwd,

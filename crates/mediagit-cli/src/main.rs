@@ -32,6 +32,7 @@ mod completion_refs;
 mod config_cmd;
 mod help_topics;
 mod key_cache;
+mod lock_cmd;
 mod maintenance;
 mod output;
 mod pager;
@@ -268,6 +269,38 @@ pub enum Command {
         #[arg(short = 'u', long)]
         set_upstream: bool,
         /// One JSON document on stdout (fields in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lock files on the remote's server so that nobody else changes
+    /// them until you unlock them (binary files cannot be merged).
+    Lock {
+        /// Files (relative to the current directory, inside the working tree).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The server's remote (default: the branch's upstream, else origin).
+        #[arg(long, value_name = "REMOTE")]
+        remote: Option<String>,
+    },
+    /// Release your locks (another user's only with --force and the admin
+    /// right on the server).
+    Unlock {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_name = "REMOTE")]
+        remote: Option<String>,
+        /// Break another user's lock (needs the admin right).
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List the file locks on the remote's server: PATH, owner, since when.
+    Locks {
+        /// Only the lock of this file.
+        #[arg(long, value_name = "PATH")]
+        path: Option<PathBuf>,
+        #[arg(long, value_name = "REMOTE")]
+        remote: Option<String>,
+        /// One JSON array on stdout: [{"path", "owner", "created"}].
         #[arg(long)]
         json: bool,
     },

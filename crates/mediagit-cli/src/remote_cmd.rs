@@ -98,8 +98,12 @@ fn normalize_url(cwd: &Path, url: &str) -> Result<String, CommandError> {
             })
         }
         RemoteUrl::Http(u) => {
-            mediagit_protocol::wire::ServerUrl::parse(&u)
-                .map_err(|why| CommandError::user("invalid-remote-url", format!("{u}: {why}")))?;
+            mediagit_protocol::wire::ServerUrl::parse(&u).map_err(|why| {
+                CommandError::user(
+                    "invalid-remote-url",
+                    format!("{}: {why}", mediagit_protocol::wire::redact_url(&u)),
+                )
+            })?;
             Ok(u)
         }
         _ => Ok(url.to_string()),
@@ -505,6 +509,7 @@ pub fn push(
             "-u needs a configured remote (`mediagit remote add NAME URL`), not a URL; nothing was pushed",
         ));
     }
+    crate::lock_cmd::check_push_locks(repo, &remote, &args.refspecs)?;
     let o = repo.push(
         &remote,
         &PushOptions {

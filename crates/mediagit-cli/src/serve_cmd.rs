@@ -73,6 +73,13 @@ pub struct ServeArgs {
     /// seconds is abandoned.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     idle_timeout: u64,
+    /// Pack uploads and large downloads at once (more are answered
+    /// "busy", and clients retry).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_transfers: usize,
+    /// ... from one client address.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    max_transfers_per_client: usize,
 }
 
 fn init_logs(format: LogFormat) {
@@ -169,6 +176,8 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
     let limits = Limits {
         max_object: a.max_object_size,
         idle: Duration::from_secs(a.idle_timeout.max(1)),
+        max_transfers: a.max_transfers.max(1),
+        max_transfers_per_client: a.max_transfers_per_client.max(1),
     };
     let state = Arc::new(ServerState::new(
         Repos::new(hosting, tmp.clone()),

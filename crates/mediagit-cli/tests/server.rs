@@ -573,3 +573,252 @@ fn two_servers_on_one_store_serve_the_same_repositories() {
     );
     assert_eq!(la, lb);
 }
+
+#[test]
+fn file_locks_name_their_owner_and_only_the_owner_or_an_admin_unlocks() {
+    let env = Env::new();
+    let hash = |t: &str| {
+        text(
+            &std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {t} | sha256sum")])
+                .output()
+                .unwrap()
+                .stdout,
+        )[..64]
+            .to_string()
+    };
+    let auth = env.root().join("auth.toml");
+    std::fs::write(
+        &auth,
+        format!(
+            "[[users]]\nname = \"ann\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"film\" = \"write\" }}\n\n[[users]]\nname = \"bob\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"film\" = \"write\" }}\n\n[[users]]\nname = \"boss\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"*\" = \"admin\" }}\n\n[[users]]\nname = \"rob\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"*\" = \"read\" }}\n",
+            hash("ann-token-0123456789"),
+            hash("bob-token-0123456789"),
+            hash("boss-token-0123456789"),
+            hash("rob-token-0123456789")
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &env,
+        &env.root().join("hosted"),
+        None,
+        &["--auth-file", auth.to_str().unwrap(), "--create-on-push"],
+    );
+    std::fs::create_dir_all(env.repo().join("shots")).unwrap();
+    commit_files(
+        &env,
+        &[("shots/hero.psd", 50_000, 1), ("edit.prproj", 20_000, 2)],
+        "one",
+    );
+    env.ok(&["remote", "add", "origin", &server.repo_url("film")]);
+    let run = |dir: &Path, token: &str, args: &[&str]| {
+        let out = env
+            .cmd_in(dir, args)
+            .env("MEDIAGIT_TOKEN", token)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (c, _, e) = run(
+        &env.repo(),
+        "ann-token-0123456789",
+        &["push", "-u", "origin", "main"],
+    );
+    assert_eq!(c, Some(0), "{e}");
+    // ann locks a file, by a path relative to where she is.
+    let shots = env.repo().join("shots");
+    let (c, _, e) = run(&shots, "ann-token-0123456789", &["lock", "hero.psd"]);
+    assert_eq!(c, Some(0), "{e}");
+    assert!(
+        e.contains("Locked shots/hero.psd") && e.contains("owner ann"),
+        "{e}"
+    );
+    // bob cannot take it, nor unlock it; the message names the owner.
+    let (c, _, e) = run(
+        &env.repo(),
+        "bob-token-0123456789",
+        &["lock", "shots/hero.psd", "edit.prproj"],
+    );
+    assert_eq!(c, Some(1), "{e}");
+    assert!(e.contains("shots/hero.psd is locked by ann"), "{e}");
+    assert!(
+        e.contains("Locked edit.prproj"),
+        "the other path is still locked: {e}"
+    );
+    let (c, _, e) = run(
+        &env.repo(),
+        "bob-token-0123456789",
+        &["unlock", "shots/hero.psd"],
+    );
+    assert_eq!(c, Some(1));
+    assert!(e.contains("locked by ann"), "{e}");
+    let (c, _, e) = run(
+        &env.repo(),
+        "bob-token-0123456789",
+        &["unlock", "--force", "shots/hero.psd"],
+    );
+    assert_eq!(c, Some(1));
+    assert!(e.contains("admin right"), "{e}");
+    // A reader sees the locks but cannot lock.
+    let (c, out, e) = run(&env.repo(), "rob-token-0123456789", &["locks"]);
+    assert_eq!(c, Some(0), "{e}");
+    let lines: Vec<_> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("edit.prproj\tbob\t") && lines[1].starts_with("shots/hero.psd\tann\t"),
+        "{out}"
+    );
+    let (_, out, _) = run(
+        &env.repo(),
+        "rob-token-0123456789",
+        &["locks", "--json", "--path", "shots/hero.psd"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["owner"], "ann");
+    let (c, _, e) = run(
+        &env.repo(),
+        "rob-token-0123456789",
+        &["lock", "edit.prproj"],
+    );
+    assert_eq!(c, Some(1));
+    assert!(e.contains("needs the write right"), "{e}");
+    // The owner unlocks; an admin breaks bob's lock.
+    let (c, _, e) = run(&shots, "ann-token-0123456789", &["unlock", "hero.psd"]);
+    assert_eq!(c, Some(0), "{e}");
+    assert!(e.contains("was locked by ann"), "{e}");
+    let (c, _, e) = run(
+        &env.repo(),
+        "boss-token-0123456789",
+        &["unlock", "--force", "edit.prproj"],
+    );
+    assert_eq!(c, Some(0), "{e}");
+    let (_, out, _) = run(&env.repo(), "rob-token-0123456789", &["locks"]);
+    assert_eq!(out, "");
+    let (c, _, e) = run(
+        &env.repo(),
+        "ann-token-0123456789",
+        &["unlock", "edit.prproj"],
+    );
+    assert_eq!(c, Some(1));
+    assert!(e.contains("not locked"), "{e}");
+    // Paths outside the working tree are refused before anything is sent.
+    let (c, _, e) = run(&env.repo(), "ann-token-0123456789", &["lock", "../outside"]);
+    assert_eq!(c, Some(1), "{e}");
+    // A remote that is not a server has no locks.
+    env.ok(&[
+        "remote",
+        "add",
+        "disk",
+        env.root().join("hosted").to_str().unwrap(),
+    ]);
+    let (c, _, e) = run(&env.repo(), "x", &["locks", "--remote", "disk"]);
+    assert_eq!(c, Some(1));
+    assert!(e.contains("file locks live on a MediaGit server"), "{e}");
+}
+
+#[test]
+fn a_push_that_changes_a_file_someone_else_locked_is_refused() {
+    let env = Env::new();
+    let hash = |t: &str| {
+        text(
+            &std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {t} | sha256sum")])
+                .output()
+                .unwrap()
+                .stdout,
+        )[..64]
+            .to_string()
+    };
+    let auth = env.root().join("auth.toml");
+    std::fs::write(
+        &auth,
+        format!(
+            "[[users]]\nname = \"ann\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"film\" = \"write\" }}\n\n[[users]]\nname = \"bob\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"film\" = \"write\" }}\n",
+            hash("ann-token-0123456789"),
+            hash("bob-token-0123456789"),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &env,
+        &env.root().join("hosted"),
+        None,
+        &["--auth-file", auth.to_str().unwrap(), "--create-on-push"],
+    );
+    commit_files(
+        &env,
+        &[("hero.psd", 50_000, 1), ("notes.txt", 1_000, 2)],
+        "one",
+    );
+    let url = server.repo_url("film");
+    env.ok(&["remote", "add", "origin", &url]);
+    let run = |dir: &Path, token: &str, args: &[&str]| {
+        let out = env
+            .cmd_in(dir, args)
+            .env("MEDIAGIT_TOKEN", token)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stderr))
+    };
+    let (c, e) = run(
+        &env.repo(),
+        "ann-token-0123456789",
+        &["push", "-u", "origin", "main"],
+    );
+    assert_eq!(c, Some(0), "{e}");
+    let bob = env.root().join("bob");
+    let (c, e) = run(
+        env.root(),
+        "bob-token-0123456789",
+        &["clone", &url, bob.to_str().unwrap()],
+    );
+    assert_eq!(c, Some(0), "{e}");
+    // ann locks hero.psd; bob changes it and pushes: refused, nothing moves.
+    let (c, e) = run(&env.repo(), "ann-token-0123456789", &["lock", "hero.psd"]);
+    assert_eq!(c, Some(0), "{e}");
+    let before = text(
+        &env.cmd_in(&bob, &["ls-remote"])
+            .env("MEDIAGIT_TOKEN", "bob-token-0123456789")
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    write_random(&bob.join("hero.psd"), 50_000, 9);
+    env.ok_in(&bob, &["add", "."]);
+    env.ok_in(&bob, &["commit", "-m", "bob's hero"]);
+    let (c, e) = run(&bob, "bob-token-0123456789", &["push"]);
+    assert_eq!(c, Some(1), "{e}");
+    assert!(
+        e.contains("hero.psd (locked by ann") && e.contains("nothing was pushed"),
+        "{e}"
+    );
+    let after = text(
+        &env.cmd_in(&bob, &["ls-remote"])
+            .env("MEDIAGIT_TOKEN", "bob-token-0123456789")
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert_eq!(before, after);
+    // A change to another file goes through; so do ann's own changes.
+    let bob2 = env.root().join("bob2");
+    let (c, e) = run(
+        env.root(),
+        "bob-token-0123456789",
+        &["clone", &url, bob2.to_str().unwrap()],
+    );
+    assert_eq!(c, Some(0), "{e}");
+    std::fs::write(bob2.join("notes.txt"), b"bob's notes").unwrap();
+    env.ok_in(&bob2, &["add", "."]);
+    env.ok_in(&bob2, &["commit", "-m", "notes"]);
+    let (c, e) = run(&bob2, "bob-token-0123456789", &["push"]);
+    assert_eq!(c, Some(0), "{e}");
+    let (c, e) = run(&env.repo(), "ann-token-0123456789", &["pull"]);
+    assert_eq!(c, Some(0), "{e}");
+    write_random(&env.repo().join("hero.psd"), 50_000, 10);
+    env.ok(&["add", "."]);
+    env.ok(&["commit", "-m", "ann's hero"]);
+    let (c, e) = run(&env.repo(), "ann-token-0123456789", &["push"]);
+    assert_eq!(c, Some(0), "{e}");
+}

@@ -16,7 +16,9 @@ use mediagit_storage::{
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
 
-use crate::wire::{self, CasAnswer, CasRequest, ErrorBody, ListEntry, RepoInfo, ServerUrl};
+use crate::wire::{
+    self, CasAnswer, CasRequest, ErrorBody, ListEntry, LockRecord, RepoInfo, ServerUrl,
+};
 
 /// How to reach a server.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +70,7 @@ impl HttpBackend {
     /// Nothing is sent yet.
     pub fn new(url: &str, opts: &HttpOptions) -> Result<HttpBackend, StorageError> {
         let config = |message: String| StorageError::Remote {
-            backend: format!("MediaGit server {url}"),
+            backend: format!("MediaGit server {}", wire::redact_url(url)),
             op: "connect",
             key: String::new(),
             kind: RemoteErrorKind::Config,
@@ -267,6 +269,69 @@ impl HttpBackend {
         })?;
         let resp = self.check("info", "", resp)?;
         self.json("info", "", resp, MAX_ERROR_BODY)
+    }
+
+    /// `GET /v1/locks`: the repository's file locks (or the lock of
+    /// `path`), sorted by path.
+    pub fn locks(&self, path: Option<&str>) -> Result<Vec<LockRecord>, StorageError> {
+        let mut url = self.endpoint("locks", None);
+        if let Some(p) = path {
+            url.push_str(&format!("&path={}", wire::encode_query(p)));
+        }
+        let resp = self.send("list locks", "", true, &|| Ok(self.client.get(url.clone())))?;
+        let resp = self.check("list locks", "", resp)?;
+        self.json("list locks", "", resp, MAX_LIST_BODY)
+    }
+
+    /// `POST /v1/locks`: locks `path` for the token's user (`owner`: the
+    /// name a server without users records). Locked by someone else: an
+    /// error that names them.
+    pub fn lock(&self, path: &str, owner: Option<&str>) -> Result<LockRecord, StorageError> {
+        let body = serde_json::to_vec(&wire::LockRequest {
+            path: path.to_string(),
+            owner: owner.map(str::to_string),
+        })
+        .map_err(|e| self.remote("lock", path, RemoteErrorKind::Other, e.to_string()))?;
+        // Not idempotent (a second try would find its own lock): sent
+        // again only when it never reached the server.
+        let resp = self.send("lock", path, false, &|| {
+            Ok(self
+                .client
+                .post(self.endpoint("locks", None))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone()))
+        })?;
+        let resp = self.check("lock", path, resp)?;
+        self.json("lock", path, resp, MAX_ERROR_BODY)
+    }
+
+    /// `DELETE /v1/locks`: removes the lock of `path` (another user's only
+    /// with `force` and the admin right). Returns the removed lock.
+    pub fn unlock(&self, path: &str, force: bool) -> Result<LockRecord, StorageError> {
+        let mut url = format!(
+            "{}&path={}",
+            self.endpoint("locks", None),
+            wire::encode_query(path)
+        );
+        if force {
+            url.push_str("&force=true");
+        }
+        let resp = self.send("unlock", path, false, &|| {
+            Ok(self.client.delete(url.clone()))
+        })?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(match self.error_of("unlock", path, resp) {
+                StorageError::NotFound { .. } => self.remote(
+                    "unlock",
+                    path,
+                    RemoteErrorKind::Other,
+                    format!("{path} is not locked"),
+                ),
+                e => e,
+            });
+        }
+        let resp = self.check("unlock", path, resp)?;
+        self.json("unlock", path, resp, MAX_ERROR_BODY)
     }
 
     fn json<T: serde::de::DeserializeOwned>(

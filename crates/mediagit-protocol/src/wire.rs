@@ -24,6 +24,51 @@ pub const MAX_REPO_DEPTH: usize = 8;
 /// Most keys one listing answer may hold (a client refuses more).
 pub const MAX_LIST_KEYS: usize = 10_000_000;
 
+/// Names a repository uses for its own keys and files: no part of a
+/// repository name may be one of them, so that no repository's keys can
+/// be another repository's.
+pub const RESERVED_PARTS: &[&str] = &[
+    "refs",
+    "packs",
+    "keys",
+    "locks",
+    "freshen",
+    "damaged-objects",
+    "damaged",
+    "HEAD",
+    "config.toml",
+    "check",
+    "logs",
+    "tmp",
+    "cache",
+    "index",
+    "lock",
+    "cas.lock",
+    "last-key",
+    "BASE",
+    "add-journal",
+];
+
+/// `url` without a user name or password (for messages).
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest
+                .split_once('/')
+                .map(|(h, p)| (h, format!("/{p}")))
+                .unwrap_or((rest, String::new()));
+            let host = host.rsplit('@').next().unwrap_or(host);
+            let cut = if rest.split_once('/').map_or(rest, |x| x.0).contains('@') {
+                "***@"
+            } else {
+                ""
+            };
+            format!("{scheme}://{cut}{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// What a repository name may be: 1 to 8 `/`-separated parts of ASCII
 /// letters, digits, `.`, `_` and `-`, none starting with `.` or `-`
 /// (so no `..`, no hidden directories, no options), at most 200 bytes in
@@ -40,6 +85,13 @@ pub fn check_repo_name(name: &str) -> Result<(), &'static str> {
         return Err("more than 8 parts");
     }
     for p in parts {
+        if RESERVED_PARTS.contains(&p) {
+            // A repository at `film/refs` would lie among the keys of a
+            // repository at `film` (and the other way round).
+            return Err(
+                "a part is a name a repository uses inside itself (refs, packs, keys, locks, ...)",
+            );
+        }
         if p.is_empty() {
             return Err("an empty part (a leading, trailing or doubled '/')");
         }
@@ -201,6 +253,47 @@ pub struct LockRecord {
     pub created: i64,
 }
 
+/// `POST /v1/locks?repo=R`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockRequest {
+    /// The file, relative to the working tree's root, `/`-separated.
+    pub path: String,
+    /// Used as the owner's name only by a server without users (no auth
+    /// file); otherwise the owner is the token's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// Where lock records are stored in a repository.
+pub const LOCKS_PREFIX: &str = "locks/files/";
+
+/// Longest path a lock may name.
+pub const MAX_LOCK_PATH: usize = 4096;
+
+/// The storage key of the lock of `path` (`locks/files/<hex SHA-256 of
+/// the path>`: any path, one flat key), after checking that `path` is a
+/// working-tree path: relative, `/`-separated, no empty, `.` or `..` part,
+/// no NUL or other control character, at most 4096 bytes.
+pub fn lock_key(path: &str) -> Result<String, String> {
+    if path.is_empty() || path.len() > MAX_LOCK_PATH {
+        return Err(format!("a locked path is 1 to {MAX_LOCK_PATH} bytes"));
+    }
+    if path.starts_with('/') || path.chars().any(char::is_control) || path.contains('\\') {
+        return Err(format!("{path:?} is not a path inside the working tree"));
+    }
+    if path
+        .split('/')
+        .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return Err(format!("{path:?}: empty, '.' or '..' part"));
+    }
+    use sha2::Digest;
+    Ok(format!(
+        "{LOCKS_PREFIX}{}",
+        hex::encode(sha2::Sha256::digest(path.as_bytes()))
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +318,9 @@ mod tests {
             "ü",
             "a/b/c/d/e/f/g/h/i",
             "%2e%2e",
+            "film/refs",
+            "film/locks",
+            "a/packs/b",
         ] {
             assert!(check_repo_name(bad).is_err(), "{bad:?}");
         }
@@ -242,6 +338,8 @@ mod tests {
         assert!(ServerUrl::parse("http://h/").is_err());
         assert!(ServerUrl::parse("http://h/x?t=1").is_err());
         assert!(ServerUrl::parse("ftp://h/x").is_err());
+        assert_eq!(redact_url("https://ann:tok@h:1/x"), "https://***@h:1/x");
+        assert_eq!(redact_url("http://h/x"), "http://h/x");
     }
 
     #[test]

@@ -53,6 +53,28 @@ pub enum DiffSide {
 }
 
 impl Store {
+    /// The paths that differ between the snapshots of commits `from` and
+    /// `to` (both paths of a rename), sorted; `from = None`: every path of
+    /// `to`. What a push checks against file locks.
+    pub fn paths_changed(&self, from: Option<ObjectId>, to: ObjectId) -> Result<Vec<String>> {
+        let odb = self.odb()?;
+        let b = flatten(odb, &odb.read_commit(&to)?.tree)?;
+        let a = match from {
+            Some(f) => flatten(odb, &odb.read_commit(&f)?.tree)?,
+            None => FlatTree::new(),
+        };
+        let mut out: Vec<String> = Vec::new();
+        for d in diff_trees(&a, &b) {
+            if let DiffKind::Renamed { from } = &d.kind {
+                out.push(from.clone());
+            }
+            out.push(d.path);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// Commits reachable from `start`, newest first (by committer time).
     pub fn log(&self, start: ObjectId, opts: &LogOptions) -> Result<Vec<(ObjectId, Commit)>> {
         let odb = self.odb()?;

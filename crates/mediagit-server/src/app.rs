@@ -21,7 +21,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures::StreamExt;
-use mediagit_protocol::wire::{self, CasAnswer, CasRequest, ErrorBody, ListEntry, RepoInfo, Right};
+use mediagit_protocol::wire::{
+    self, CasAnswer, CasRequest, ErrorBody, ListEntry, LockRecord, LockRequest, RepoInfo, Right,
+};
 use mediagit_storage::{CasOutcome, Storage, StorageError};
 use serde::Deserialize;
 
@@ -30,10 +32,16 @@ use crate::hosting::{HostingError, Repos};
 use crate::metrics::Metrics;
 use crate::policy::{self, KeyClass};
 
+/// Longest key served (a ref name is far shorter; the file system's own
+/// limits are not the client's business).
+const MAX_KEY: usize = 1024;
+/// Most `/`-separated parts of a key.
+const MAX_KEY_PARTS: usize = 32;
+
 /// Bytes per piece of a streamed download.
 pub const PIECE: usize = 1 << 20;
 /// Pieces in flight per download.
-const PIECES_IN_FLIGHT: usize = 2;
+const PIECES_IN_FLIGHT: usize = 1;
 
 /// Limits a server applies.
 #[derive(Debug, Clone)]
@@ -43,6 +51,10 @@ pub struct Limits {
     /// A transfer whose client sends or takes nothing for this long is
     /// abandoned.
     pub idle: Duration,
+    /// Object uploads and downloads at once, in all (more get 503 `busy`).
+    pub max_transfers: usize,
+    /// ... and from one client address.
+    pub max_transfers_per_client: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +62,8 @@ impl Default for Limits {
         Limits {
             max_object: 16 << 30,
             idle: Duration::from_secs(120),
+            max_transfers: 64,
+            max_transfers_per_client: 16,
         }
     }
 }
@@ -65,6 +79,71 @@ pub struct ServerState {
     /// Repositories known to exist, and since when (saves one stat of
     /// `config.toml` per request; re-checked after [`EXISTS_TTL`]).
     exists: Mutex<HashMap<String, Instant>>,
+    /// Transfer slots (see [`Limits::max_transfers`]).
+    transfers: Arc<tokio::sync::Semaphore>,
+    per_client: Mutex<HashMap<std::net::IpAddr, usize>>,
+    /// Serialize storing a pack and checking and storing its index (by
+    /// repository and pack name, striped), so that a pack upload still
+    /// running when its index is verified cannot replace the verified pack.
+    pack_stripes: Vec<Mutex<()>>,
+}
+
+/// The client's address, set per connection by [`crate::serve`].
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::IpAddr);
+
+/// A transfer slot; given back when dropped.
+pub struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    client: Option<(std::net::IpAddr, Arc<ServerState>)>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some((ip, st)) = &self.client {
+            if let Ok(mut m) = st.per_client.lock() {
+                if let Some(n) = m.get_mut(ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(ip);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn busy(message: &str) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+}
+
+/// Takes a transfer slot, or answers 503 `busy` (clients retry with
+/// backoff).
+fn transfer_slot(state: &AppState, peer: Option<Peer>) -> ApiResult<Slot> {
+    let permit = state.transfers.clone().try_acquire_owned().map_err(|_| {
+        busy("the server is moving as many objects as it allows at once; try again")
+    })?;
+    let client = match peer {
+        Some(Peer(ip)) => {
+            let mut m = state
+                .per_client
+                .lock()
+                .map_err(|_| ApiError::internal("lock poisoned"))?;
+            let n = m.entry(ip).or_default();
+            if *n >= state.limits.max_transfers_per_client {
+                return Err(busy(
+                    "too many transfers from this address at once; try again",
+                ));
+            }
+            *n += 1;
+            Some((ip, state.clone()))
+        }
+        None => None,
+    };
+    Ok(Slot {
+        _permit: permit,
+        client,
+    })
 }
 
 const EXISTS_TTL: Duration = Duration::from_secs(30);
@@ -76,8 +155,11 @@ impl ServerState {
             auth,
             create_on_push,
             metrics: Metrics::default(),
-            limits,
             exists: Mutex::new(HashMap::new()),
+            transfers: Arc::new(tokio::sync::Semaphore::new(limits.max_transfers.max(1))),
+            per_client: Mutex::new(HashMap::new()),
+            pack_stripes: (0..64).map(|_| Mutex::new(())).collect(),
+            limits,
         }
     }
 }
@@ -99,6 +181,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/list", get(list))
         .route("/v1/cas", post(cas))
+        .route("/v1/locks", get(list_locks).post(lock).delete(unlock))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -152,16 +235,26 @@ impl IntoResponse for ApiError {
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> ApiError {
         match &e {
-            StorageError::NotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "not-found", e.to_string())
-            }
+            StorageError::NotFound { key, .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("no key {key:?}"),
+            ),
             StorageError::BadKey { .. } => ApiError::bad(e.to_string()),
+            // A key that runs into a file (`refs/heads/main/x`): absent.
+            StorageError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such key")
+            }
             _ => {
+                // The details (paths on the server, the store's answer)
+                // go to the log, not to the client.
                 tracing::error!(error = %e, "storage error");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
-                    format!("the server's store failed: {e}"),
+                    "the server's store failed (the server's log says why); try again later",
                 )
             }
         }
@@ -226,7 +319,12 @@ fn bearer(headers: &HeaderMap) -> ApiResult<Option<String>> {
             "malformed Authorization header",
         )
     })?;
-    match v.strip_prefix("Bearer ") {
+    // The scheme is case-insensitive (RFC 7235).
+    let token = v
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t);
+    match token {
         Some(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_string())),
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -318,6 +416,11 @@ async fn open(state: &AppState, repo: &str) -> ApiResult<Arc<dyn Storage>> {
 
 /// A key the API may touch, with its class.
 fn served_key(key: &str) -> ApiResult<KeyClass> {
+    if key.len() > MAX_KEY || key.split('/').count() > MAX_KEY_PARTS {
+        return Err(ApiError::bad(format!(
+            "a key is at most {MAX_KEY} bytes in {MAX_KEY_PARTS} parts"
+        )));
+    }
     mediagit_storage::validate_key(key).map_err(|e| ApiError::bad(e.to_string()))?;
     policy::classify(key).ok_or_else(|| {
         ApiError::new(
@@ -341,13 +444,35 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "other".into());
-    let method = req.method().clone();
-    let query = req.uri().query().unwrap_or("").to_string();
+    // Only the methods the API has are named (a client can send any
+    // token as a method: it must not become a label or fill the log).
+    let method = match req.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "PUT" => "PUT",
+        "POST" => "POST",
+        "DELETE" => "DELETE",
+        _ => "other",
+    };
+    // Only the parameters the API has (repository, key, prefix, path),
+    // never anything else a client put in the query.
+    let query: String = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| {
+            let k = kv.split('=').next().unwrap_or("");
+            matches!(k, "repo" | "key" | "prefix" | "path" | "force")
+        })
+        .map(|kv| kv.chars().take(300).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("&");
     let mut resp = next.run(req).await;
     resp.headers_mut()
         .insert(wire::PROTOCOL_VERSION, HeaderValue::from(wire::VERSION));
     let status = resp.status().as_u16();
-    state.metrics.request(&route, method.as_str(), status);
+    state.metrics.request(&route, method, status);
     if let Some(code) = resp
         .headers()
         .get("x-mediagit-error")
@@ -490,6 +615,7 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, Api
 
 async fn get_object(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
     headers: HeaderMap,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Response> {
@@ -522,29 +648,42 @@ async fn get_object(
     if len == 0 {
         return Ok((status, h).into_response());
     }
+    // Large objects take a transfer slot; a download waits for its
+    // client on the runtime, holding a blocking thread only while it
+    // reads a piece from the store.
+    let slot = match len > PIECE as u64 {
+        true => Some(transfer_slot(&state, peer.map(|p| p.0))?),
+        false => None,
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(PIECES_IN_FLIGHT);
-    let rt = tokio::runtime::Handle::current();
     let st = state.clone();
     let key = q.key.clone();
     let idle = state.limits.idle;
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
+        let _slot = slot;
         let _t = st.metrics.transfer();
         let began = Instant::now();
         let mut off = start;
         let stop = start + len;
         while off < stop {
             let n = ((stop - off) as usize).min(PIECE);
-            let mut buf = vec![0u8; n];
-            let piece = storage
-                .read_at(&key, off, &mut buf)
-                .map(|_| Bytes::from(buf))
-                .map_err(|e| {
+            let (s2, k) = (storage.clone(), key.clone());
+            let piece = match tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; n];
+                s2.read_at(&k, off, &mut buf).map(|_| Bytes::from(buf))
+            })
+            .await
+            {
+                Ok(Ok(b)) => Ok(b),
+                Ok(Err(e)) => {
                     tracing::error!(key = %key, error = %e, "read failed midway");
-                    std::io::Error::other(e.to_string())
-                });
+                    Err(std::io::Error::other("the server's store failed"))
+                }
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
             let failed = piece.is_err();
             // A client that takes nothing for `idle` is given up on.
-            match rt.block_on(tokio::time::timeout(idle, tx.send(piece))) {
+            match tokio::time::timeout(idle, tx.send(piece)).await {
                 Ok(Ok(())) if !failed => {}
                 _ => return,
             }
@@ -631,6 +770,7 @@ async fn spool(
 
 async fn put_object(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
     headers: HeaderMap,
     Query(q): Query<KeyQuery>,
     body: Body,
@@ -665,6 +805,10 @@ async fn put_object(
             &format!("writing {}", q.key),
         )?;
     }
+    let _slot = match class {
+        KeyClass::Pack | KeyClass::Index => Some(transfer_slot(&state, peer.map(|p| p.0))?),
+        _ => None,
+    };
     let _t = state.metrics.transfer();
     // Immutable keys are stored once: a second upload is a no-op (a pack
     // counts as stored once its index is; before that it is invisible and
@@ -694,16 +838,50 @@ async fn put_object(
     let key = q.key.clone();
     let repo = q.repo.clone();
     let st = state.clone();
-    blocking(move || {
+    let stored = blocking(move || {
+        // A pack and its index are stored under one stripe lock: a pack
+        // whose index appeared while it was being received is not stored
+        // (the verified pack stays), and an index is checked against the
+        // pack as it is while no upload of that pack can replace it.
+        // (Servers sharing a bucket do not share this lock: there a pack
+        // upload racing its own index's check within one request's time
+        // remains possible; readers verify every entry they read.)
+        let stripe = match class {
+            KeyClass::Pack | KeyClass::Index => {
+                let id = key
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .split('.')
+                    .next()
+                    .unwrap_or("");
+                let mut h: usize = 0;
+                for b in repo.bytes().chain(id.bytes()) {
+                    h = h.wrapping_mul(31).wrapping_add(b as usize);
+                }
+                Some(&st.pack_stripes[h % st.pack_stripes.len()])
+            }
+            _ => None,
+        };
+        let _guard = match stripe {
+            Some(m) => Some(m.lock().map_err(|_| ApiError::internal("lock poisoned"))?),
+            None => None,
+        };
+        if class == KeyClass::Pack && storage.size(&key.replace(".pack", ".idx"))?.is_some() {
+            return Ok(false);
+        }
         if class == KeyClass::Index {
             verify_index(&st, &storage, &repo, &key, &path)?;
         }
         let p: PathBuf = path.to_path_buf();
         storage.put_file(&key, &p)?;
         drop(path);
-        Ok(())
+        Ok(true)
     })
     .await?;
+    if !stored {
+        return Ok(StatusCode::OK.into_response());
+    }
     state.metrics.transfer_done("upload", began.elapsed());
     tracing::info!(repo = %q.repo, key = %q.key, bytes = n, user = %a.who.name(), "stored");
     Ok(StatusCode::CREATED.into_response())
@@ -777,7 +955,7 @@ async fn list(
 ) -> ApiResult<Response> {
     let a = access(&state, &headers, &q.repo)?;
     require(&a, &q.repo, Right::Read, "reading")?;
-    if q.prefix.len() > 1024 || q.prefix.contains(['\\', '\0']) || q.prefix.starts_with('/') {
+    if q.prefix.len() > MAX_KEY || mediagit_storage::validate_prefix(&q.prefix).is_err() {
         return Err(ApiError::bad(format!(
             "prefix {:?} is not a key prefix",
             q.prefix
@@ -833,7 +1011,16 @@ async fn cas(
                 ),
             )
         })?;
-    let req: CasRequest = serde_json::from_slice(&body)
+    // Both fields must be there (a client that dropped `new` must not
+    // delete the key by accident).
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("malformed compare-and-swap request: {e}")))?;
+    if v.get("expected").is_none() || v.get("new").is_none() {
+        return Err(ApiError::bad(
+            "a compare-and-swap request names both \"expected\" and \"new\" (null: absent)",
+        ));
+    }
+    let req: CasRequest = serde_json::from_value(v)
         .map_err(|e| ApiError::bad(format!("malformed compare-and-swap request: {e}")))?;
     let decode = |v: Option<String>| -> ApiResult<Option<Vec<u8>>> {
         match v {
@@ -858,6 +1045,10 @@ async fn cas(
     if !exists(&state, &q.repo, &storage).await? {
         return Err(no_repository(&q.repo));
     }
+    // (An admin may put back anything: a restore.)
+    if class == KeyClass::Ref && a.right < Right::Admin {
+        check_ref_write(&storage, &q.key, new.as_deref()).await?;
+    }
     let key = q.key.clone();
     let outcome = blocking(move || {
         Ok(storage.compare_and_swap(&key, expected.as_deref(), new.as_deref())?)
@@ -880,6 +1071,264 @@ async fn cas(
         state.metrics.lock_op("cas");
     }
     Ok(axum::Json(answer).into_response())
+}
+
+#[derive(Deserialize)]
+struct LockQuery {
+    repo: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+/// A ref moved by a writer must be what a client can read back: in a
+/// plaintext repository `refs/heads|tags|remotes/NAME` holding `<64 hex>\n`,
+/// in an encrypted one `refs/<64 hex>` (its value is sealed: opaque here).
+async fn check_ref_write(
+    storage: &Arc<dyn Storage>,
+    key: &str,
+    new: Option<&[u8]>,
+) -> ApiResult<()> {
+    let s = storage.clone();
+    let config = blocking(move || {
+        mediagit_repo::repo::read_store_config(s.as_ref()).map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the repository's settings do not read",
+            )
+        })
+    })
+    .await?;
+    let hex64 =
+        |b: &[u8]| b.len() == 64 && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    if config.format.is_encrypted() {
+        let name = key.strip_prefix("refs/").unwrap_or_default();
+        if !hex64(name.as_bytes()) {
+            return Err(ApiError::bad(format!(
+                "{key}: refs of an encrypted repository are refs/<64 hex>"
+            )));
+        }
+        return Ok(());
+    }
+    let ok_name = ["refs/heads/", "refs/tags/", "refs/remotes/"]
+        .iter()
+        .any(|p| key.strip_prefix(p).is_some_and(|n| !n.is_empty()));
+    if !ok_name {
+        return Err(ApiError::bad(format!(
+            "{key}: a ref is refs/heads/, refs/tags/ or refs/remotes/ NAME"
+        )));
+    }
+    if let Some(v) = new {
+        if !(v.len() == 65 && v[64] == b'\n' && hex64(&v[..64])) {
+            return Err(ApiError::bad(format!(
+                "{key}: a ref's value is an object id (64 hex digits and a newline)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Most locks one repository's listing answers.
+const MAX_LOCKS: usize = 100_000;
+
+fn lock_conflict(r: &LockRecord) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "locked",
+        format!("{} is locked by {} (since {})", r.path, r.owner, r.created),
+    )
+}
+
+/// The lock record stored at `key`, if any (bounded; a record that does
+/// not parse is an error naming the key).
+fn read_lock(storage: &dyn Storage, key: &str) -> ApiResult<Option<(Vec<u8>, LockRecord)>> {
+    match storage.size(key)? {
+        None => return Ok(None),
+        Some(n) if n as usize > wire::MAX_CAS_VALUE => {
+            return Err(ApiError::internal(format!(
+                "lock record {key} is {n} bytes"
+            )))
+        }
+        _ => {}
+    }
+    let bytes = match storage.get(key) {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let r: LockRecord = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::internal(format!("lock record {key} does not parse: {e}")))?;
+    Ok(Some((bytes, r)))
+}
+
+async fn list_locks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LockQuery>,
+) -> ApiResult<Response> {
+    let a = access(&state, &headers, &q.repo)?;
+    require(&a, &q.repo, Right::Read, "listing locks")?;
+    let storage = open(&state, &q.repo).await?;
+    if !exists(&state, &q.repo, &storage).await? {
+        return Err(no_repository(&q.repo));
+    }
+    state.metrics.lock_op("list");
+    let only = q.path.clone();
+    let records = blocking(move || {
+        if let Some(p) = only {
+            let key = wire::lock_key(&p).map_err(ApiError::bad)?;
+            return Ok(read_lock(storage.as_ref(), &key)?
+                .map(|(_, r)| r)
+                .into_iter()
+                .collect());
+        }
+        let keys = storage.list(wire::LOCKS_PREFIX)?;
+        if keys.len() > MAX_LOCKS {
+            return Err(ApiError::internal(format!("more than {MAX_LOCKS} locks")));
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some((_, r)) = read_lock(storage.as_ref(), &k)? {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a: &LockRecord, b| a.path.cmp(&b.path));
+        Ok(out)
+    })
+    .await?;
+    Ok(axum::Json(records).into_response())
+}
+
+async fn lock(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LockQuery>,
+    body: Body,
+) -> ApiResult<Response> {
+    let a = access(&state, &headers, &q.repo)?;
+    require(&a, &q.repo, Right::Write, "locking files")?;
+    let body = axum::body::to_bytes(body, wire::MAX_JSON_BODY)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "lock request too large",
+            )
+        })?;
+    let req: LockRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("malformed lock request: {e}")))?;
+    let key = wire::lock_key(&req.path).map_err(ApiError::bad)?;
+    // The owner is who the token says; a server without users (loopback,
+    // one person's machine) takes the name the client gives.
+    let owner = match (&a.who, state.auth.is_open(), &req.owner) {
+        (Identity::User(n), _, _) => n.clone(),
+        (_, true, Some(o))
+            if !o.is_empty() && o.len() <= 200 && !o.chars().any(char::is_control) =>
+        {
+            o.clone()
+        }
+        _ => a.who.name().to_string(),
+    };
+    let storage = open(&state, &q.repo).await?;
+    if !exists(&state, &q.repo, &storage).await? {
+        return Err(no_repository(&q.repo));
+    }
+    state.metrics.lock_op("lock");
+    let record = LockRecord {
+        path: req.path.clone(),
+        owner,
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    };
+    let value = serde_json::to_vec(&record).map_err(|e| ApiError::internal(e.to_string()))?;
+    let r = record.clone();
+    blocking(
+        move || match storage.compare_and_swap(&key, None, Some(&value))? {
+            CasOutcome::Swapped => Ok(()),
+            CasOutcome::Conflict { actual } => {
+                let held = actual
+                    .and_then(|b| serde_json::from_slice::<LockRecord>(&b).ok())
+                    .unwrap_or(LockRecord {
+                        path: r.path.clone(),
+                        owner: "someone".into(),
+                        created: 0,
+                    });
+                Err(lock_conflict(&held))
+            }
+        },
+    )
+    .await?;
+    tracing::info!(repo = %q.repo, path = %record.path, owner = %record.owner, "locked");
+    Ok((StatusCode::CREATED, axum::Json(record)).into_response())
+}
+
+async fn unlock(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LockQuery>,
+) -> ApiResult<Response> {
+    let a = access(&state, &headers, &q.repo)?;
+    require(&a, &q.repo, Right::Write, "unlocking files")?;
+    let path = q
+        .path
+        .clone()
+        .ok_or_else(|| ApiError::bad("which path? (path=...)"))?;
+    let key = wire::lock_key(&path).map_err(ApiError::bad)?;
+    let storage = open(&state, &q.repo).await?;
+    state.metrics.lock_op("unlock");
+    let who = a.who.clone();
+    let right = a.right;
+    let open_server = state.auth.is_open();
+    let force = q.force;
+    let repo = q.repo.clone();
+    let removed = blocking(move || {
+        let Some((bytes, r)) = read_lock(storage.as_ref(), &key)? else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("{path} is not locked"),
+            ));
+        };
+        let mine = match &who {
+            Identity::User(n) => *n == r.owner,
+            _ => open_server,
+        };
+        let may_break = force && right >= Right::Admin;
+        if !(mine || may_break) {
+            let mut e = ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "{} is locked by {}; {}",
+                    r.path,
+                    r.owner,
+                    if force {
+                        format!("breaking another user's lock needs the admin right on {repo}")
+                    } else {
+                        "only its owner unlocks it (an admin may with --force)".to_string()
+                    }
+                ),
+            );
+            e.body.needs = Some(Right::Admin);
+            return Err(e);
+        }
+        match storage.compare_and_swap(&key, Some(&bytes), None)? {
+            CasOutcome::Swapped => Ok(r),
+            CasOutcome::Conflict { .. } => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "locked",
+                format!("the lock of {} changed meanwhile; try again", r.path),
+            )),
+        }
+    })
+    .await?;
+    tracing::info!(repo = %q.repo, path = %removed.path, owner = %removed.owner, by = %a.who.name(), "unlocked");
+    Ok(axum::Json(removed).into_response())
 }
 
 #[cfg(test)]
@@ -1053,9 +1502,10 @@ mod tests {
         )
         .await;
         assert_eq!(s, StatusCode::OK);
+        let id = format!("{}\n", "ab".repeat(32));
         let cas = serde_json::to_vec(&CasRequest {
             expected: None,
-            new: Some(hex::encode(b"x")),
+            new: Some(hex::encode(&id)),
         })
         .unwrap();
         let (s, _, b) = send(
@@ -1098,7 +1548,76 @@ mod tests {
             let (s, _, _) = send(&app, with(m, uri, Some("wtok"), b"x")).await;
             assert_eq!(s, StatusCode::FORBIDDEN, "{m} {uri}");
         }
-        assert_eq!(std::fs::read(repo.join("refs/heads/main")).unwrap(), b"x");
+        assert_eq!(
+            std::fs::read(repo.join("refs/heads/main")).unwrap(),
+            id.as_bytes()
+        );
+        // Only object ids go into refs, only under refs/heads|tags|remotes,
+        // and a request must say what it wants ("new" absent is no delete).
+        for (key, body) in [
+            (
+                "refs/heads/x",
+                r#"{"expected":null,"new":"00"}"#.to_string(),
+            ),
+            (
+                "refs/odd",
+                format!(r#"{{"expected":null,"new":"{}"}}"#, hex::encode(&id)),
+            ),
+            (
+                "refs/heads/main",
+                format!(r#"{{"expected":"{}"}}"#, hex::encode(&id)),
+            ),
+        ] {
+            let (s, _, b) = send(
+                &app,
+                with(
+                    "POST",
+                    &format!("/v1/cas?repo=film&key={key}"),
+                    Some("wtok"),
+                    body.as_bytes(),
+                ),
+            )
+            .await;
+            assert_eq!(
+                s,
+                StatusCode::BAD_REQUEST,
+                "{key} {body}: {}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+        assert_eq!(
+            std::fs::read(repo.join("refs/heads/main")).unwrap(),
+            id.as_bytes()
+        );
+        // A listing never climbs out of the repository.
+        for prefix in ["refs/../../", "../", "refs//x", "/etc", "refs/.."] {
+            let (s, _, b) = send(
+                &app,
+                with(
+                    "GET",
+                    &format!("/v1/list?repo=film&prefix={prefix}"),
+                    Some("rtok"),
+                    b"",
+                ),
+            )
+            .await;
+            assert_eq!(
+                s,
+                StatusCode::BAD_REQUEST,
+                "{prefix}: {}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+        // No repository inside another one's keys.
+        let (s, _, _) = send(
+            &app,
+            with("GET", "/v1/info?repo=film/refs", Some("wtok"), b""),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        // Any method name: counted as "other".
+        let (s, _, _) = send(&app, with("FOOBARBAZ", "/v1/info?repo=film", None, b"")).await;
+        assert_ne!(s, StatusCode::OK);
         // Markers are empty.
         let (s, _, _) = send(
             &app,
@@ -1135,6 +1654,10 @@ mod tests {
         );
         assert!(
             m.contains("mediagit_errors_total{code=\"forbidden\"}"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("FOOBARBAZ") && m.contains("method=\"other\""),
             "{m}"
         );
     }

@@ -135,6 +135,12 @@ impl Repos {
             })?;
             // Created by another request meanwhile as a symlink?
             check_no_symlink(root, name)?;
+            // The layout of a bare repository, so that server-side
+            // commands (fsck, gc) find one even if the push that creates
+            // it stops before its first ref.
+            for sub in ["refs/heads", "refs/tags", "packs"] {
+                let _ = std::fs::create_dir_all(dir.join(sub));
+            }
         }
         Ok(())
     }

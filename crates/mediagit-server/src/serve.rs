@@ -92,7 +92,12 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The client's address, for the per-client transfer limit.
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(crate::app::Peer(peer.ip()))),
+        );
         let builder = {
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(TokioTimer::new())

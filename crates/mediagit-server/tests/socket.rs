@@ -28,11 +28,20 @@ impl Drop for Server {
 }
 
 fn start(root: &Path, auth: Auth, tls: Option<(std::path::PathBuf, std::path::PathBuf)>) -> Server {
+    start_with(root, auth, tls, Limits::default())
+}
+
+fn start_with(
+    root: &Path,
+    auth: Auth,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    limits: Limits,
+) -> Server {
     let repos = Repos::new(
         Hosting::Root(root.to_path_buf()),
         root.join(".mediagit-serve-tmp"),
     );
-    let state = Arc::new(ServerState::new(repos, auth, true, Limits::default()));
+    let state = Arc::new(ServerState::new(repos, auth, true, limits));
     let tls = tls.map(|(c, k)| mediagit_server::tls_config(&c, &k).unwrap());
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -229,4 +238,56 @@ fn tls_with_a_private_ca_and_tokens() {
     );
     assert!(!format!("{alice:?}").contains("tok-alice"));
     assert!(!e.contains("tok-alice"));
+}
+
+#[test]
+fn stalled_downloads_are_bounded_per_client_and_others_still_get_answers() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    make_repo(dir.path(), "film");
+    std::fs::create_dir_all(dir.path().join("film/refs/heads")).unwrap();
+    let big: Vec<u8> = (0..(8u32 << 20)).map(|i| (i * 13) as u8).collect();
+    std::fs::write(dir.path().join("film/refs/heads/big"), &big).unwrap();
+    let limits = Limits {
+        max_transfers_per_client: 2,
+        idle: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let server = start_with(dir.path(), Auth::open(), None, limits);
+    let get = |s: &mut std::net::TcpStream| {
+        write!(
+            s,
+            "GET /v1/object?repo=film&key=refs/heads/big HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+    };
+    // Two downloads that are never read hold this client's two slots ...
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        get(&mut s);
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // ... so a third is told the server is busy (clients retry) ...
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    get(&mut s);
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 503", "{}", String::from_utf8_lossy(&head));
+    // ... while requests that move no object bytes are answered.
+    let url = format!("http://{}/film", server.addr);
+    let c = HttpBackend::new(
+        &url,
+        &HttpOptions {
+            attempts: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(c.info().unwrap().exists);
+    // When the stalled clients go, the slots come back.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.get("refs/heads/big").unwrap().len(), big.len());
 }

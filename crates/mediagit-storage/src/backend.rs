@@ -172,3 +172,30 @@ pub fn validate_key(key: &str) -> Result<(), StorageError> {
     }
     Ok(())
 }
+
+/// A listing prefix is `""` or the start of a key: relative, no `\\` or
+/// NUL, and no empty, `.` or `..` part (the part after the last `/` may be
+/// empty or partial, but not `.` or `..`). A prefix that could climb out
+/// of a store's root is refused before anything is listed.
+pub fn validate_prefix(prefix: &str) -> Result<(), StorageError> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    let bad = |reason| {
+        Err(StorageError::BadKey {
+            key: prefix.chars().take(200).collect(),
+            reason,
+        })
+    };
+    if prefix.starts_with('/') || prefix.contains('\\') || prefix.contains('\0') {
+        return bad("a listing prefix must be a relative /-separated name");
+    }
+    let parts: Vec<&str> = prefix.split('/').collect();
+    let last = parts.len() - 1;
+    for (i, p) in parts.iter().enumerate() {
+        if *p == "." || *p == ".." || (p.is_empty() && i != last) {
+            return bad("empty, '.' or '..' component in a listing prefix");
+        }
+    }
+    Ok(())
+}

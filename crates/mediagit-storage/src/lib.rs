@@ -19,7 +19,9 @@ pub mod memory_backend;
 pub mod object_store_backend;
 pub mod redact;
 
-pub use backend::{validate_key, CasOutcome, ListedKey, RemoteErrorKind, Storage, StorageError};
+pub use backend::{
+    validate_key, validate_prefix, CasOutcome, ListedKey, RemoteErrorKind, Storage, StorageError,
+};
 pub use cache_backend::CacheBackend;
 pub use local_backend::LocalBackend;
 pub use memory_backend::MemoryBackend;

@@ -193,6 +193,8 @@ impl Storage for LocalBackend {
 
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         match fs::metadata(self.path(key)?) {
+            // A directory is no key (`refs/heads` beside `refs/heads/main`).
+            Ok(m) if m.is_dir() => Ok(None),
             Ok(m) => Ok(Some(m.len())),
             Err(e) if absent(&e) => Ok(None),
             Err(e) => Err(self.io("stat", key, e)),
@@ -201,6 +203,7 @@ impl Storage for LocalBackend {
 
     fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError> {
         match fs::metadata(self.path(key)?) {
+            Ok(m) if m.is_dir() => Ok(None),
             Ok(m) => Ok(Some(m.modified().map_err(|e| self.io("stat", key, e))?)),
             Err(e) if absent(&e) => Ok(None),
             Err(e) => Err(self.io("stat", key, e)),
@@ -208,6 +211,7 @@ impl Storage for LocalBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        crate::backend::validate_prefix(prefix)?;
         let dir_part = match prefix.rfind('/') {
             Some(i) => &prefix[..i],
             None => "",
