@@ -153,6 +153,9 @@ impl From<RepoError> for CommandError {
             {
                 Some("the disk is full; free some space and run the command again (nothing was changed)".into())
             }
+            RepoError::PushLocked { .. } => Some(
+                "ask the owners to unlock them (`mediagit locks` shows who holds what), or an admin to break a lock with `mediagit unlock --force PATH`".into(),
+            ),
             RepoError::RefRace { name, .. } if name.starts_with("refs/heads/") => Some(format!(
                 "another working tree (or machine sharing the store) moved {name}; run `mediagit switch {}` to bring this working tree up to it (your changes are kept where they do not collide), then commit again",
                 name.trim_start_matches("refs/heads/")

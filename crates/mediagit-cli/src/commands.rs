@@ -220,6 +220,12 @@ fn identity(repo: &Repository) -> Result<Signature, CommandError> {
     Ok(now_signature(name, email))
 }
 
+/// The author name, if one is set (the owner a server without users
+/// records for this client's locks).
+pub(crate) fn author_name(repo: &Repository) -> Option<String> {
+    identity(repo).ok().map(|s| s.name)
+}
+
 /// Who is recorded in the reflog: the identity if there is one.
 fn reflog_who(repo: &Repository) -> Signature {
     identity(repo).unwrap_or_else(|_| now_signature("unknown".into(), "unknown".into()))
@@ -576,7 +582,7 @@ pub fn run(cli: Cli) -> CmdResult {
             let repo = ctx.repo()?;
             let paths = crate::lock_cmd::repo_paths(&repo, &ctx.cwd, &paths)?;
             // The name a server without users records as the owner.
-            let owner = identity(&repo).ok().map(|s| s.name);
+            let owner = author_name(&repo);
             crate::lock_cmd::lock(&repo, paths, remote, owner)
         }
         Command::Unlock {

@@ -61,6 +61,18 @@ pub fn lock(
     let (name, server) = server(repo, remote)?;
     let mut failed = Vec::new();
     for p in &paths {
+        // A lock guards one exact path: say so when it names no file of
+        // the current commit (a directory, another case, a typo; a file
+        // not committed yet is a fine thing to lock).
+        match in_head(repo, p) {
+            Some(Some(mediagit_repo::tree::Lookup::Dir(_))) => eprintln!(
+                "warning: {p} is a directory; a lock guards only a file at this exact path, not what is inside"
+            ),
+            Some(None) => eprintln!(
+                "warning: {p} is not a file of the current commit; the lock guards only this exact path"
+            ),
+            _ => {}
+        }
         match server.lock(p, owner.as_deref()) {
             Ok(r) => eprintln!("Locked {} on remote '{name}' (owner {})", r.path, r.owner),
             Err(e) => {
@@ -78,6 +90,14 @@ pub fn lock(
         )
         .with_hint("`mediagit locks` shows who holds what; the owner unlocks (`mediagit unlock PATH`), an admin may break a lock with `unlock --force`"))
     }
+}
+
+/// What `path` is in the commit checked out (`None`: no commit to ask).
+fn in_head(repo: &Repository, path: &str) -> Option<Option<mediagit_repo::tree::Lookup>> {
+    let head = repo.resolve("HEAD").ok()?;
+    let odb = repo.odb().ok()?;
+    let commit = odb.read_commit(&head).ok()?;
+    mediagit_repo::tree::lookup(odb, &commit.tree, path).ok()
 }
 
 pub fn unlock(
@@ -156,20 +176,18 @@ pub fn repo_paths(
         .collect()
 }
 
-/// Before a push to a server: refuses (nothing is pushed) when a branch
-/// being pushed changes a file that someone else has locked there, as Git
-/// LFS's pre-push lock check does. Changes are what differs between the
-/// remote branch (or, for a new branch, the remote's current branch) and
-/// the commit pushed; a remote value this repository does not have is a
-/// push that would be refused as not a fast-forward anyway, and is not
-/// checked.
-pub fn check_push_locks(
+/// Before a push to a server: the files someone else has locked there,
+/// (path, owner), for the push to refuse changing (checked by the library
+/// against exactly the commits the push sends, as Git LFS's pre-push lock
+/// check). `me`: the author name this client records as the owner on a
+/// server without users (which knows every client as `anonymous`).
+pub fn locked_by_others(
     repo: &Repository,
     remote: &mediagit_repo::remote::Remote,
-    refspecs: &[String],
-) -> CmdResult {
+    me: Option<&str>,
+) -> Result<Vec<(String, String)>, CommandError> {
     if !matches!(RemoteUrl::parse(&remote.url)?, RemoteUrl::Http(_)) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let token_env = remote
         .name
@@ -180,75 +198,13 @@ pub fn check_push_locks(
     let server = mediagit_repo::remote::http_backend(&remote.url, token_env.as_deref(), &access)?;
     let locks = server.locks(None).map_err(storage_err)?;
     if locks.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let me = server.info().map_err(storage_err)?.user;
-    let others: Vec<&LockRecord> = locks.iter().filter(|l| l.owner != me).collect();
-    if others.is_empty() {
-        return Ok(());
-    }
-    let specs: Vec<(String, String)> = if refspecs.is_empty() {
-        match repo.workspace()?.head()? {
-            mediagit_repo::refs::Head::Branch(b) => vec![(b.clone(), b)],
-            mediagit_repo::refs::Head::Detached(_) => vec![],
-        }
-    } else {
-        refspecs
-            .iter()
-            .map(|s| match s.split_once(':') {
-                Some((a, b)) => (a.to_string(), b.to_string()),
-                None => (s.clone(), s.clone()),
-            })
-            .collect()
-    };
-    let theirs = repo.remote_refs(remote)?;
-    let head_value = theirs.head.as_ref().and_then(|h| {
-        let r = format!("refs/heads/{h}");
-        theirs.refs.iter().find(|(n, _)| *n == r).map(|(_, id)| *id)
-    });
-    let mut blocked = Vec::new();
-    for (src, dst) in specs {
-        if src.starts_with("refs/tags/") || dst.starts_with("refs/tags/") || src.is_empty() {
-            continue;
-        }
-        let Ok(to) = repo.resolve(&src) else {
-            // The push itself says what is wrong with SRC.
-            continue;
-        };
-        let dst_ref = format!(
-            "refs/heads/{}",
-            dst.strip_prefix("refs/heads/").unwrap_or(&dst)
-        );
-        let from = theirs
-            .refs
-            .iter()
-            .find(|(n, _)| *n == dst_ref)
-            .map(|(_, id)| *id)
-            .or(head_value);
-        let Some(from) = from.filter(|id| repo.odb().is_ok_and(|o| o.read_commit(id).is_ok()))
-        else {
-            continue;
-        };
-        let changed = repo.paths_changed(Some(from), to)?;
-        for l in &others {
-            if changed.binary_search(&l.path).is_ok() {
-                blocked.push(format!(
-                    "{} (locked by {}, changed on {dst})",
-                    l.path, l.owner
-                ));
-            }
-        }
-    }
-    if blocked.is_empty() {
-        return Ok(());
-    }
-    Err(CommandError::user(
-        "push-locked",
-        format!(
-            "files locked by others would change on remote '{}'; nothing was pushed:\n  {}",
-            remote.name.as_deref().unwrap_or(&remote.url),
-            blocked.join("\n  ")
-        ),
-    )
-    .with_hint("ask the owner to unlock them (`mediagit locks` shows who holds what), or an admin to break the lock with `mediagit unlock --force PATH`"))
+    let user = server.info().map_err(storage_err)?.user;
+    let mine = |owner: &str| owner == user || (user == "anonymous" && Some(owner) == me);
+    Ok(locks
+        .into_iter()
+        .filter(|l| !mine(&l.owner))
+        .map(|l| (l.path, l.owner))
+        .collect())
 }

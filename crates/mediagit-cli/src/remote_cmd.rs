@@ -509,7 +509,8 @@ pub fn push(
             "-u needs a configured remote (`mediagit remote add NAME URL`), not a URL; nothing was pushed",
         ));
     }
-    crate::lock_cmd::check_push_locks(repo, &remote, &args.refspecs)?;
+    let me = crate::commands::author_name(repo);
+    let locked = crate::lock_cmd::locked_by_others(repo, &remote, me.as_deref())?;
     let o = repo.push(
         &remote,
         &PushOptions {
@@ -518,6 +519,7 @@ pub fn push(
             delete: args.delete.clone(),
             force: args.force,
             force_with_lease: args.force_with_lease,
+            locked,
         },
         progress,
     )?;

@@ -384,6 +384,36 @@ fn tls_needs_the_ca_and_works_with_it() {
         sha256_file(&dest.join("a.bin")),
         sha256_file(&env.repo().join("a.bin"))
     );
+    // An expired certificate is refused even when its CA is trusted, and
+    // the error says so (not "set MEDIAGIT_CA_FILE").
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let kp = rcgen::KeyPair::generate().unwrap();
+    let old = params.self_signed(&kp).unwrap();
+    std::fs::write(certs.join("old.pem"), old.pem()).unwrap();
+    std::fs::write(certs.join("old-key.pem"), kp.serialize_pem()).unwrap();
+    let expired = Server::start(
+        &env,
+        &env.root().join("hosted2"),
+        None,
+        &[
+            "--create-on-push",
+            "--tls-cert",
+            certs.join("old.pem").to_str().unwrap(),
+            "--tls-key",
+            certs.join("old-key.pem").to_str().unwrap(),
+        ],
+    );
+    let port = expired.url.rsplit(':').next().unwrap();
+    let out = env
+        .cmd(&["push", &format!("https://localhost:{port}/film"), "main"])
+        .env("MEDIAGIT_CA_FILE", certs.join("old.pem"))
+        .output()
+        .unwrap();
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("expired"), "{e}");
 }
 
 #[test]
@@ -702,6 +732,19 @@ fn file_locks_name_their_owner_and_only_the_owner_or_an_admin_unlocks() {
     );
     assert_eq!(c, Some(1));
     assert!(e.contains("not locked"), "{e}");
+    // A lock of a directory or of no file of the commit is taken, with a
+    // warning that it guards only that exact path.
+    let (c, _, e) = run(
+        &env.repo(),
+        "ann-token-0123456789",
+        &["lock", "shots", "Shots/HERO.psd"],
+    );
+    assert_eq!(c, Some(0), "{e}");
+    assert!(e.contains("warning: shots is a directory"), "{e}");
+    assert!(
+        e.contains("warning: Shots/HERO.psd is not a file of the current commit"),
+        "{e}"
+    );
     // Paths outside the working tree are refused before anything is sent.
     let (c, _, e) = run(&env.repo(), "ann-token-0123456789", &["lock", "../outside"]);
     assert_eq!(c, Some(1), "{e}");
@@ -793,6 +836,19 @@ fn a_push_that_changes_a_file_someone_else_locked_is_refused() {
         e.contains("hero.psd (locked by ann") && e.contains("nothing was pushed"),
         "{e}"
     );
+    // Nor by another spelling of the branch, a tag pushed to the branch,
+    // --force, or a new branch: the commits sent are what is checked.
+    env.ok_in(&bob, &["tag", "t4"]);
+    for args in [
+        &["push", "origin", "refs/heads/refs/heads/main"][..],
+        &["push", "origin", "refs/tags/t4:main"],
+        &["push", "--force"],
+        &["push", "origin", "main:fresh"],
+    ] {
+        let (c, e) = run(&bob, "bob-token-0123456789", args);
+        assert_eq!(c, Some(1), "{args:?}: {e}");
+        assert!(e.contains("hero.psd (locked by ann)"), "{args:?}: {e}");
+    }
     let after = text(
         &env.cmd_in(&bob, &["ls-remote"])
             .env("MEDIAGIT_TOKEN", "bob-token-0123456789")
@@ -821,4 +877,44 @@ fn a_push_that_changes_a_file_someone_else_locked_is_refused() {
     env.ok(&["commit", "-m", "ann's hero"]);
     let (c, e) = run(&env.repo(), "ann-token-0123456789", &["push"]);
     assert_eq!(c, Some(0), "{e}");
+}
+
+#[test]
+fn on_a_server_without_users_your_own_lock_does_not_stop_your_push() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        &env.root().join("hosted"),
+        None,
+        &["--create-on-push"],
+    );
+    commit_files(&env, &[("h.psd", 20_000, 1)], "one");
+    env.ok(&["remote", "add", "origin", &server.repo_url("film")]);
+    ok_in(&env, &env.repo(), &["push", "-u", "origin", "main"]);
+    ok_in(&env, &env.repo(), &["lock", "h.psd"]);
+    write_random(&env.repo().join("h.psd"), 20_000, 2);
+    env.ok(&["add", "."]);
+    env.ok(&["commit", "-m", "two"]);
+    ok_in(&env, &env.repo(), &["push"]);
+    // Someone else (another author name) is stopped.
+    let other = env.root().join("other");
+    ok_in(
+        &env,
+        env.root(),
+        &["clone", &server.repo_url("film"), other.to_str().unwrap()],
+    );
+    write_random(&other.join("h.psd"), 20_000, 3);
+    env.ok_in(&other, &["add", "."]);
+    env.ok_in(&other, &["commit", "-m", "theirs"]);
+    let out = env
+        .cmd_in(&other, &["push"])
+        .env("MEDIAGIT_AUTHOR_NAME", "Somebody Else")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("h.psd (locked by Test User)"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -200,7 +200,14 @@ impl HttpBackend {
             RemoteErrorKind::Unavailable
         };
         if kind == RemoteErrorKind::Config {
-            msg.push_str(" (the server's TLS certificate is not trusted: set MEDIAGIT_CA_FILE to the CA that signed it)");
+            let lower = msg.to_ascii_lowercase();
+            if lower.contains("expired") || lower.contains("notvalidyet") {
+                msg.push_str(" (the server's TLS certificate is expired or not yet valid: its admin must renew it; check this machine's clock too)");
+            } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+                msg.push_str(" (the server's TLS certificate is for another name: use the host name it was issued for)");
+            } else {
+                msg.push_str(" (the server's TLS certificate is not trusted: set MEDIAGIT_CA_FILE to the CA that signed it)");
+            }
         }
         self.remote(op, key, kind, msg)
     }

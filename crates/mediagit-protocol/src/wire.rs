@@ -85,7 +85,9 @@ pub fn check_repo_name(name: &str) -> Result<(), &'static str> {
         return Err("more than 8 parts");
     }
     for p in parts {
-        if RESERVED_PARTS.contains(&p) {
+        // Without regard to case: a server's directory may be on a
+        // case-insensitive file system.
+        if RESERVED_PARTS.iter().any(|r| r.eq_ignore_ascii_case(p)) {
             // A repository at `film/refs` would lie among the keys of a
             // repository at `film` (and the other way round).
             return Err(
@@ -319,6 +321,8 @@ mod tests {
             "a/b/c/d/e/f/g/h/i",
             "%2e%2e",
             "film/refs",
+            "film/REFS",
+            "film/Config.toml",
             "film/locks",
             "a/packs/b",
         ] {

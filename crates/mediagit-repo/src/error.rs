@@ -114,6 +114,12 @@ pub enum RepoError {
     TagNotFound(String),
     #[error("your current branch {0:?} does not have any commits yet")]
     UnbornBranch(String),
+    #[error("files locked by others would change on {remote}; nothing was pushed:\n  {}", files.iter().map(|(p, o)| format!("{p} (locked by {o})")).collect::<Vec<_>>().join("\n  "))]
+    PushLocked {
+        remote: String,
+        /// (path, owner of its lock)
+        files: Vec<(String, String)>,
+    },
     #[error("ref {name} was changed by another process (expected {expected}, found {found}); nothing was updated, try again")]
     RefRace {
         name: String,
@@ -272,6 +278,7 @@ impl RepoError {
             RepoError::TagNotFound(_) => "tag-not-found",
             RepoError::UnbornBranch(_) => "unborn-branch",
             RepoError::RefRace { .. } => "ref-moved",
+            RepoError::PushLocked { .. } => "push-locked",
             RepoError::WouldOverwriteChanges { .. } => "would-overwrite-changes",
             RepoError::WouldOverwriteUntracked { .. } => "would-overwrite-untracked",
             RepoError::NoSpace { .. } => "disk-full",

@@ -53,25 +53,42 @@ pub enum DiffSide {
 }
 
 impl Store {
-    /// The paths that differ between the snapshots of commits `from` and
-    /// `to` (both paths of a rename), sorted; `from = None`: every path of
-    /// `to`. What a push checks against file locks.
-    pub fn paths_changed(&self, from: Option<ObjectId>, to: ObjectId) -> Result<Vec<String>> {
+    /// Every path that a commit reachable from `tips` and absent from
+    /// `other` changes against its parents (a root commit: every path it
+    /// has), both paths of a rename. What a push checks against file
+    /// locks: exactly the commits it sends, whatever the remote's refs say
+    /// (a forced push, a branch deleted and pushed again, a stale clone).
+    pub fn paths_changed_by_missing_commits(
+        &self,
+        other: &Store,
+        tips: &[ObjectId],
+    ) -> Result<HashSet<String>> {
         let odb = self.odb()?;
-        let b = flatten(odb, &odb.read_commit(&to)?.tree)?;
-        let a = match from {
-            Some(f) => flatten(odb, &odb.read_commit(&f)?.tree)?,
-            None => FlatTree::new(),
-        };
-        let mut out: Vec<String> = Vec::new();
-        for d in diff_trees(&a, &b) {
-            if let DiffKind::Renamed { from } = &d.kind {
-                out.push(from.clone());
+        let theirs = other.odb()?;
+        let mut out = HashSet::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<ObjectId> = tips.to_vec();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) || theirs.contains(&id) {
+                continue;
             }
-            out.push(d.path);
+            let c = odb.read_commit(&id)?;
+            let tree = flatten(odb, &c.tree)?;
+            let mut parents = c.parents.clone();
+            if parents.is_empty() {
+                out.extend(tree.keys().cloned());
+            }
+            for p in parents.drain(..) {
+                let pt = flatten(odb, &odb.read_commit(&p)?.tree)?;
+                for d in diff_trees(&pt, &tree) {
+                    if let DiffKind::Renamed { from } = &d.kind {
+                        out.insert(from.clone());
+                    }
+                    out.insert(d.path);
+                }
+                stack.push(p);
+            }
         }
-        out.sort();
-        out.dedup();
         Ok(out)
     }
 

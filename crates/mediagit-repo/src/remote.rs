@@ -193,6 +193,10 @@ pub struct PushOptions {
     /// ... but only if the remote ref is where this repository's
     /// remote-tracking ref says (nobody pushed since the last fetch).
     pub force_with_lease: bool,
+    /// Files locked on the remote by someone else: (path, owner). A push
+    /// whose commits (those the remote lacks) change one is refused before
+    /// anything is sent.
+    pub locked: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -614,6 +618,21 @@ impl Repository {
             .filter(|u| moving(u))
             .filter_map(|u| u.new)
             .collect();
+        if !opts.locked.is_empty() && !tips.is_empty() {
+            let changed = self.paths_changed_by_missing_commits(r.store(), &tips)?;
+            let files: Vec<(String, String)> = opts
+                .locked
+                .iter()
+                .filter(|(p, _)| changed.contains(p))
+                .cloned()
+                .collect();
+            if !files.is_empty() {
+                return Err(RepoError::PushLocked {
+                    remote: remote.label(),
+                    files,
+                });
+            }
+        }
         let transfer = if tips.is_empty() {
             TransferStats::default()
         } else {
