@@ -134,6 +134,27 @@ fn fail_in(env: &Env, dir: &Path, args: &[&str]) -> String {
     text(&out.stderr)
 }
 
+/// An auth file of users (name, repository pattern, right), each with
+/// the token `NAME-token-0123456789`, hashed with the system's `sha256sum`
+/// as SERVER.md tells admins to.
+fn auth_file(env: &Env, users: &[(&str, &str, &str)]) -> PathBuf {
+    let mut toml = String::new();
+    for (name, pattern, right) in users {
+        let token = format!("{name}-token-0123456789");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf %s {token} | sha256sum")])
+            .output()
+            .unwrap();
+        let hash = &text(&out.stdout)[..64];
+        toml.push_str(&format!(
+            "[[users]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nrepos = {{ \"{pattern}\" = \"{right}\" }}\n\n"
+        ));
+    }
+    let path = env.root().join("auth.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
 fn commit_files(env: &Env, files: &[(&str, u64, u64)], msg: &str) {
     for (name, size, seed) in files {
         write_random(&env.repo().join(name), *size, *seed);
@@ -238,26 +259,7 @@ fn a_missing_repository_is_not_created_without_create_on_push() {
 #[test]
 fn rights_come_from_the_auth_file_and_tokens_from_the_environment() {
     let env = Env::new();
-    let hash = |t: &str| {
-        text(
-            &std::process::Command::new("sh")
-                .args(["-c", &format!("printf %s {t} | sha256sum")])
-                .output()
-                .unwrap()
-                .stdout,
-        )[..64]
-            .to_string()
-    };
-    let auth = env.root().join("auth.toml");
-    std::fs::write(
-        &auth,
-        format!(
-            "[[users]]\nname = \"ann\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"film\" = \"write\" }}\n\n[[users]]\nname = \"rob\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"*\" = \"read\" }}\n",
-            hash("ann-token-0123456789"),
-            hash("rob-token-0123456789")
-        ),
-    )
-    .unwrap();
+    let auth = auth_file(&env, &[("ann", "film", "write"), ("rob", "*", "read")]);
     let server = Server::start(
         &env,
         &env.root().join("hosted"),
@@ -607,28 +609,15 @@ fn two_servers_on_one_store_serve_the_same_repositories() {
 #[test]
 fn file_locks_name_their_owner_and_only_the_owner_or_an_admin_unlocks() {
     let env = Env::new();
-    let hash = |t: &str| {
-        text(
-            &std::process::Command::new("sh")
-                .args(["-c", &format!("printf %s {t} | sha256sum")])
-                .output()
-                .unwrap()
-                .stdout,
-        )[..64]
-            .to_string()
-    };
-    let auth = env.root().join("auth.toml");
-    std::fs::write(
-        &auth,
-        format!(
-            "[[users]]\nname = \"ann\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"film\" = \"write\" }}\n\n[[users]]\nname = \"bob\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"film\" = \"write\" }}\n\n[[users]]\nname = \"boss\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"*\" = \"admin\" }}\n\n[[users]]\nname = \"rob\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"*\" = \"read\" }}\n",
-            hash("ann-token-0123456789"),
-            hash("bob-token-0123456789"),
-            hash("boss-token-0123456789"),
-            hash("rob-token-0123456789")
-        ),
-    )
-    .unwrap();
+    let auth = auth_file(
+        &env,
+        &[
+            ("ann", "film", "write"),
+            ("bob", "film", "write"),
+            ("boss", "*", "admin"),
+            ("rob", "*", "read"),
+        ],
+    );
     let server = Server::start(
         &env,
         &env.root().join("hosted"),
@@ -763,26 +752,7 @@ fn file_locks_name_their_owner_and_only_the_owner_or_an_admin_unlocks() {
 #[test]
 fn a_push_that_changes_a_file_someone_else_locked_is_refused() {
     let env = Env::new();
-    let hash = |t: &str| {
-        text(
-            &std::process::Command::new("sh")
-                .args(["-c", &format!("printf %s {t} | sha256sum")])
-                .output()
-                .unwrap()
-                .stdout,
-        )[..64]
-            .to_string()
-    };
-    let auth = env.root().join("auth.toml");
-    std::fs::write(
-        &auth,
-        format!(
-            "[[users]]\nname = \"ann\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"film\" = \"write\" }}\n\n[[users]]\nname = \"bob\"\ntoken_sha256 = \"{}\"\nrepos = {{ \"film\" = \"write\" }}\n",
-            hash("ann-token-0123456789"),
-            hash("bob-token-0123456789"),
-        ),
-    )
-    .unwrap();
+    let auth = auth_file(&env, &[("ann", "film", "write"), ("bob", "film", "write")]);
     let server = Server::start(
         &env,
         &env.root().join("hosted"),
