@@ -580,7 +580,7 @@ pub fn run(cli: Cli) -> CmdResult {
         } => branch(&ctx, action, json, remotes, all),
         Command::Lock { paths, remote } => {
             let repo = ctx.repo()?;
-            let paths = crate::lock_cmd::repo_paths(&repo, &ctx.cwd, &paths)?;
+            let paths = ctx.repo_paths(&repo, &paths)?;
             // The name a server without users records as the owner.
             let owner = author_name(&repo);
             crate::lock_cmd::lock(&repo, paths, remote, owner)
@@ -591,13 +591,13 @@ pub fn run(cli: Cli) -> CmdResult {
             force,
         } => {
             let repo = ctx.repo()?;
-            let paths = crate::lock_cmd::repo_paths(&repo, &ctx.cwd, &paths)?;
+            let paths = ctx.repo_paths(&repo, &paths)?;
             crate::lock_cmd::unlock(&repo, paths, remote, force)
         }
         Command::Locks { path, remote, json } => {
             let repo = ctx.repo()?;
             let path = match path {
-                Some(p) => crate::lock_cmd::repo_paths(&repo, &ctx.cwd, &[p])?.pop(),
+                Some(p) => ctx.repo_paths(&repo, &[p])?.pop(),
                 None => None,
             };
             crate::lock_cmd::locks(&repo, path, remote, json)

@@ -4,7 +4,6 @@
 //! store, so every server of one bucket sees them); a remote that is a
 //! directory or a bucket has no one to enforce them.
 use std::io::Write;
-use std::path::PathBuf;
 
 use mediagit_protocol::wire::LockRecord;
 use mediagit_protocol::HttpBackend;
@@ -157,23 +156,6 @@ pub fn locks(
         writeln!(out, "{}\t{}\t{}", r.path, r.owner, when(r.created))?;
     }
     Ok(())
-}
-
-/// Working-tree paths from the command line (relative to the current
-/// directory, as every path argument).
-pub fn repo_paths(
-    repo: &Repository,
-    cwd: &std::path::Path,
-    paths: &[PathBuf],
-) -> Result<Vec<String>, CommandError> {
-    paths
-        .iter()
-        .map(|p| {
-            repo.workspace()?
-                .repo_path(cwd, p)
-                .map_err(CommandError::from)
-        })
-        .collect()
 }
 
 /// Before a push to a server: the files someone else has locked there,

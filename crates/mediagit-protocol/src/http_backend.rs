@@ -625,10 +625,6 @@ impl Storage for HttpBackend {
         true
     }
 
-    fn first_key(&self, prefix: &str) -> Result<Option<String>, StorageError> {
-        Ok(self.list(prefix)?.into_iter().next())
-    }
-
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         validate_key(key)?;
         let resp = self.send("delete", key, true, &|| {
