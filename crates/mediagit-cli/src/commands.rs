@@ -220,6 +220,34 @@ fn identity(repo: &Repository) -> Result<Signature, CommandError> {
     Ok(now_signature(name, email))
 }
 
+/// After `[locks] patterns` changed: tracked files matching them become
+/// read-only (except those locked here). The setting is saved already, so
+/// a failure is a warning.
+fn apply_lockable(ctx: &Ctx, previous: &[String]) {
+    let r = ctx.repo().and_then(|repo| {
+        if repo.is_bare() {
+            return Ok(());
+        }
+        let c = repo.apply_lockable(previous).map_err(CommandError::from)?;
+        if !c.read_only.is_empty() {
+            eprintln!(
+                "{} lockable file(s) made read-only (`mediagit lock PATH` makes one writable)",
+                c.read_only.len()
+            );
+        }
+        if !c.writable.is_empty() {
+            eprintln!("{} file(s) made writable", c.writable.len());
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        eprintln!(
+            "warning: the files already checked out keep their permissions: {}",
+            e.message
+        );
+    }
+}
+
 /// The author name, if one is set (the owner a server without users
 /// records for this client's locks).
 pub(crate) fn author_name(repo: &Repository) -> Option<String> {
@@ -320,14 +348,31 @@ pub fn run(cli: Cli) -> CmdResult {
         }
         Command::Man { out_dir } => man_pages(out_dir.map(|d| ctx.cwd.join(d))),
         Command::Help { what } => help(&what),
-        Command::Config(args) => crate::config_cmd::config(
-            // Found, not opened: a repository whose settings do not parse
-            // (or whose store is away) can still be read and repaired.
-            &|| -> Result<PathBuf, CommandError> {
-                Ok(Repository::find_dir(&ctx.cwd)?.join("config.toml"))
-            },
-            args,
-        ),
+        Command::Config(args) => {
+            // Lockable files change permissions as the patterns change.
+            let patterns = |k: &Option<String>| k.as_deref() == Some("locks.patterns");
+            let lockable = !args.global
+                && ((patterns(&args.key) && args.value.is_some()) || patterns(&args.unset));
+            let previous = match lockable {
+                true => ctx
+                    .repo()
+                    .map(|r| r.config().locks.patterns.clone())
+                    .unwrap_or_default(),
+                false => Vec::new(),
+            };
+            crate::config_cmd::config(
+                // Found, not opened: a repository whose settings do not parse
+                // (or whose store is away) can still be read and repaired.
+                &|| -> Result<PathBuf, CommandError> {
+                    Ok(Repository::find_dir(&ctx.cwd)?.join("config.toml"))
+                },
+                args,
+            )?;
+            if lockable {
+                apply_lockable(&ctx, &previous);
+            }
+            Ok(())
+        }
         Command::Serve(args) => crate::serve_cmd::run(&ctx.cwd, args),
         Command::Clone {
             src,

@@ -70,6 +70,11 @@ const KEYS: &[(&str, Scope, &str)] = &[
         Scope::LocalOnly,
         "the name of branch NAME's upstream on that remote",
     ),
+    (
+        "locks.patterns",
+        Scope::LocalOnly,
+        "files read-only until locked (`mediagit lock`), as patterns separated by commas: \"*.psd, art/*.blend\"",
+    ),
 ];
 
 /// A key as tables and a leaf: `author.name` is `(["author"], "name")`;
@@ -97,6 +102,22 @@ fn pattern(key: &str) -> String {
         (t, leaf) if t.len() == 2 => format!("{}.NAME.{leaf}", t[0]),
         _ => key.to_string(),
     }
+}
+
+/// Keys whose values are lists (given separated by commas, written as
+/// TOML arrays of strings).
+fn is_list(key: &str) -> bool {
+    key == "locks.patterns"
+}
+
+/// The items of a list value: separated by commas, trimmed, none empty.
+fn list_items(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Keys whose values are whole numbers (written as TOML integers).
@@ -232,6 +253,19 @@ fn check_value(key: &str, value: &str) -> CmdResult {
             .is_ok_and(|n| n > 0 && n <= i64::MAX as u64)
     {
         return bad("must be a whole number above 0");
+    }
+    if is_list(key) {
+        let items = list_items(value);
+        if items.is_empty() {
+            return bad("needs at least one pattern (`mediagit config --unset locks.patterns` removes them all)");
+        }
+        if items.iter().any(|p| p.chars().any(|c| c.is_control())) {
+            return bad("cannot hold control characters");
+        }
+        let root = Path::new("/");
+        if let Err(e) = mediagit_repo::lockable::Lockable::new(root, &items, Default::default()) {
+            return Err(CommandError::user("invalid-config-value", e.to_string()));
+        }
     }
     if key.starts_with("author.") {
         if value.trim().is_empty() {
@@ -473,6 +507,10 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
             }
             match value.parse::<i64>() {
                 Ok(n) if is_number(&key) => t.insert(leaf, toml_edit::value(n)),
+                _ if is_list(&key) => t.insert(
+                    leaf,
+                    toml_edit::value(toml_edit::Array::from_iter(list_items(&value))),
+                ),
                 _ => t.insert(leaf, toml_edit::value(value)),
             };
             write(scope, &path, &doc.to_string())

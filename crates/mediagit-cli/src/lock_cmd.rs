@@ -59,6 +59,7 @@ pub fn lock(
 ) -> CmdResult {
     let (name, server) = server(repo, remote)?;
     let mut failed = Vec::new();
+    let mut locked = Vec::new();
     for p in &paths {
         // A lock guards one exact path: say so when it names no file of
         // the current commit (a directory, another case, a typo; a file
@@ -73,13 +74,18 @@ pub fn lock(
             _ => {}
         }
         match server.lock(p, owner.as_deref()) {
-            Ok(r) => eprintln!("Locked {} on remote '{name}' (owner {})", r.path, r.owner),
+            Ok(r) => {
+                eprintln!("Locked {} on remote '{name}' (owner {})", r.path, r.owner);
+                locked.push(p.clone());
+            }
             Err(e) => {
                 eprintln!("error: {}", storage_err(e).message);
                 failed.push(p.clone());
             }
         }
     }
+    // Held here now: a lockable file becomes writable.
+    permissions(repo, &locked, true);
     if failed.is_empty() {
         Ok(())
     } else {
@@ -88,6 +94,29 @@ pub fn lock(
             format!("{} of {} path(s) not locked: {}", failed.len(), paths.len(), failed.join(", ")),
         )
         .with_hint("`mediagit locks` shows who holds what; the owner unlocks (`mediagit unlock PATH`), an admin may break a lock with `unlock --force`"))
+    }
+}
+
+/// Records the locks this working tree now holds (or no longer holds) and
+/// sets the files' permissions (`[locks] patterns`). The locks themselves
+/// are taken or released already: a failure here is a warning.
+fn permissions(repo: &Repository, paths: &[String], held: bool) {
+    if paths.is_empty() || repo.is_bare() {
+        return;
+    }
+    match repo.set_locks_held(paths, held) {
+        Ok(c) => {
+            for p in &c.writable {
+                eprintln!("{p} is writable (locked here)");
+            }
+            for p in &c.read_only {
+                eprintln!("{p} is read-only again (lockable: [locks] patterns)");
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: cannot record the lock in this working tree: {}",
+            CommandError::from(e).message
+        ),
     }
 }
 
@@ -107,18 +136,43 @@ pub fn unlock(
 ) -> CmdResult {
     let (name, server) = server(repo, remote)?;
     let mut failed = Vec::new();
+    let mut unlocked = Vec::new();
+    // Unlocking a file with changes not committed would let someone else
+    // start on the old version (Git LFS refuses it too): --force to insist.
+    let changed: std::collections::BTreeSet<String> = if force || repo.is_bare() {
+        Default::default()
+    } else {
+        let st = repo.status()?;
+        st.staged
+            .iter()
+            .chain(&st.unstaged)
+            .flat_map(|c| std::iter::once(c.path.clone()).chain(c.from.clone()))
+            .collect()
+    };
     for p in &paths {
+        if changed.contains(p) {
+            eprintln!(
+                "error: {p} has changes that are not committed; commit (and push) them first, or `mediagit unlock --force` to release the lock anyway"
+            );
+            failed.push(p.clone());
+            continue;
+        }
         match server.unlock(p, force) {
-            Ok(r) => eprintln!(
-                "Unlocked {} on remote '{name}' (was locked by {})",
-                r.path, r.owner
-            ),
+            Ok(r) => {
+                eprintln!(
+                    "Unlocked {} on remote '{name}' (was locked by {})",
+                    r.path, r.owner
+                );
+                unlocked.push(p.clone());
+            }
             Err(e) => {
                 eprintln!("error: {}", storage_err(e).message);
                 failed.push(p.clone());
             }
         }
     }
+    // No longer held here: a lockable file becomes read-only again.
+    permissions(repo, &unlocked, false);
     if failed.is_empty() {
         Ok(())
     } else {

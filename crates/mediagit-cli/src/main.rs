@@ -289,7 +289,8 @@ pub enum Command {
         paths: Vec<PathBuf>,
         #[arg(long, value_name = "REMOTE")]
         remote: Option<String>,
-        /// Break another user's lock (needs the admin right).
+        /// Release it even though the file has changes not committed, or
+        /// break another user's lock (that needs the admin right).
         #[arg(short, long)]
         force: bool,
     },

@@ -888,3 +888,132 @@ fn on_a_server_without_users_your_own_lock_does_not_stop_your_push() {
         text(&out.stderr)
     );
 }
+
+/// The permission bits of a working-tree file (tests run as root, who
+/// writes read-only files anyway: the bits are what a user meets).
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn lockable_files_are_read_only_until_locked_here() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        &env.root().join("hosted"),
+        None,
+        &["--create-on-push"],
+    );
+    std::fs::create_dir_all(env.repo().join("art")).unwrap();
+    commit_files(
+        &env,
+        &[
+            ("art/cover.psd", 5_000, 1),
+            ("scene.blend", 5_000, 2),
+            ("notes.txt", 100, 3),
+        ],
+        "one",
+    );
+    std::fs::set_permissions(
+        env.repo().join("scene.blend"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    env.ok(&["add", "."]);
+    env.ok(&["commit", "-m", "executable"]);
+    env.ok(&["remote", "add", "origin", &server.repo_url("film")]);
+    ok_in(&env, &env.repo(), &["push", "-u", "origin", "main"]);
+    let r = env.repo();
+
+    // Setting the patterns makes tracked matches read-only at once.
+    let err = fail_in(&env, &r, &["config", "locks.patterns", "*.psd, [z-a]"]);
+    assert!(
+        err.contains("\"[z-a]\"") && err.contains("invalid range"),
+        "{err}"
+    );
+    assert!(
+        env.cmd(&["config", "locks.patterns"])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            == Some(1)
+    );
+    let err = ok_in(&env, &r, &["config", "locks.patterns", "*.psd, *.blend"]);
+    assert!(err.contains("2 lockable file(s) made read-only"), "{err}");
+    assert_eq!(mode(&r.join("art/cover.psd")), 0o444);
+    assert_eq!(mode(&r.join("scene.blend")), 0o555, "exec bit kept");
+    assert_eq!(mode(&r.join("notes.txt")), 0o644);
+    assert_eq!(
+        env.ok(&["config", "locks.patterns"]).trim(),
+        r#"["*.psd", "*.blend"]"#
+    );
+    // A permission change is not a change of the file.
+    assert_eq!(env.ok(&["status", "--porcelain"]).trim(), "");
+
+    // Locking makes it writable here; unlocking read-only again.
+    let err = ok_in(&env, &r, &["lock", "art/cover.psd"]);
+    assert!(err.contains("art/cover.psd is writable"), "{err}");
+    assert_eq!(mode(&r.join("art/cover.psd")), 0o644);
+    // Checking out again (another branch, the same file) keeps it writable:
+    // the lock is held here.
+    env.ok(&["switch", "-c", "other"]);
+    write_random(&r.join("art/cover.psd"), 5_000, 9);
+    // Changes not committed: unlock refuses (they would be lost to
+    // whoever locks next), and the lock and the mode stay.
+    let err = fail_in(&env, &r, &["unlock", "art/cover.psd"]);
+    assert!(
+        err.contains("art/cover.psd has changes that are not committed"),
+        "{err}"
+    );
+    assert_eq!(mode(&r.join("art/cover.psd")), 0o644);
+    assert!(ok_in(&env, &r, &["locks"]).is_empty());
+    assert!(env.ok(&["locks"]).contains("art/cover.psd"));
+    env.ok(&["add", "."]);
+    env.ok(&["commit", "-m", "new cover"]);
+    let err = ok_in(&env, &r, &["unlock", "art/cover.psd"]);
+    assert!(err.contains("art/cover.psd is read-only again"), "{err}");
+    assert_eq!(mode(&r.join("art/cover.psd")), 0o444);
+    assert!(!env.ok(&["locks"]).contains("art/cover.psd"));
+
+    // Files a checkout writes come out read-only unless held here.
+    env.ok(&["switch", "main"]);
+    assert_eq!(mode(&r.join("art/cover.psd")), 0o444);
+    ok_in(&env, &r, &["lock", "art/cover.psd"]);
+    env.ok(&["switch", "other"]);
+    assert_eq!(mode(&r.join("art/cover.psd")), 0o644, "held here: writable");
+    ok_in(&env, &r, &["unlock", "art/cover.psd"]);
+
+    // A fresh clone with the patterns set: read-only from the start.
+    let other = env.root().join("other");
+    ok_in(
+        &env,
+        env.root(),
+        &["clone", &server.repo_url("film"), other.to_str().unwrap()],
+    );
+    let err = ok_in(&env, &other, &["config", "locks.patterns", "art/"]);
+    assert!(err.contains("1 lockable file(s) made read-only"), "{err}");
+    assert_eq!(
+        mode(&other.join("art/cover.psd")),
+        0o444,
+        "a directory pattern"
+    );
+    assert_eq!(mode(&other.join("scene.blend")), 0o755);
+
+    // Removing the patterns gives the files back their write bit.
+    let err = ok_in(&env, &r, &["config", "--unset", "locks.patterns"]);
+    assert!(err.contains("2 file(s) made writable"), "{err}");
+    assert_eq!(mode(&r.join("art/cover.psd")), 0o644);
+    assert_eq!(mode(&r.join("scene.blend")), 0o755);
+    assert_eq!(env.ok(&["status", "--porcelain"]).trim(), "");
+
+    // A symlink matching a pattern is never followed to its target.
+    let outside = env.root().join("outside.psd");
+    std::fs::write(&outside, b"not yours").unwrap();
+    std::os::unix::fs::symlink(&outside, r.join("link.psd")).unwrap();
+    env.ok(&["add", "link.psd"]);
+    env.ok(&["commit", "-m", "link"]);
+    ok_in(&env, &r, &["config", "locks.patterns", "*.psd"]);
+    assert_eq!(mode(&outside), 0o644, "the link's target is untouched");
+}

@@ -59,6 +59,26 @@ pub struct RepoConfig {
     /// set by `push -u` and `clone`: what `pull` and `status` compare with.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub branches: BTreeMap<String, BranchConfig>,
+    /// `[locks] patterns`: files that are read-only in this working tree
+    /// until locked on a server (as Git LFS's lockable files).
+    #[serde(default, skip_serializing_if = "LocksConfig::is_empty")]
+    pub locks: LocksConfig,
+}
+
+/// `[locks]`: lockable files.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocksConfig {
+    /// Patterns in `.mediagitignore` syntax (`*.psd` at any depth,
+    /// `art/*.blend` from the top, `!keep.psd` excepts): matching files are
+    /// written read-only unless this working tree holds their lock.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patterns: Vec<String>,
+}
+
+impl LocksConfig {
+    fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
 }
 
 /// `[remotes.NAME]`: another copy of the repository.
@@ -464,6 +484,7 @@ impl RepoConfig {
             storage: None,
             remotes: BTreeMap::new(),
             branches: BTreeMap::new(),
+            locks: LocksConfig::default(),
         }
     }
 

@@ -445,6 +445,8 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<CheckoutOutcome> {
         let mut out = CheckoutOutcome::default();
+        // Read before anything changes (a bad pattern refuses the checkout).
+        let lockable = self.lockable()?;
         // Paths beyond a symlinked directory are refused before anything
         // changes (writing or removing through it would leave the tree).
         // Removals that stand in the way of a file to write come first, so
@@ -645,7 +647,8 @@ impl Repository {
                 let pre = odb.read_many(&ids, ObjectKind::Chunk);
                 done.extend(parallel_map_n(&small[at..end], workers, |(p, e)| {
                     let m = manifests.get(&e.manifest);
-                    let r = write_entry(odb, root, p, e, force, progress, m, Some(&pre));
+                    let ro = lockable.read_only(p);
+                    let r = write_entry(odb, root, p, e, force, ro, progress, m, Some(&pre));
                     progress.file_done();
                     r
                 })?);
@@ -655,7 +658,8 @@ impl Repository {
             large.sort_by(|a, b| b.1.size.cmp(&a.1.size).then_with(|| a.0.cmp(&b.0)));
             done.extend(parallel_map_n(&large, workers, |(p, e)| {
                 let m = manifests.get(&e.manifest);
-                let r = write_entry(odb, root, p, e, force, progress, m, None);
+                let ro = lockable.read_only(p);
+                let r = write_entry(odb, root, p, e, force, ro, progress, m, None);
                 progress.file_done();
                 r
             })?);
@@ -834,6 +838,7 @@ fn write_entry(
     path: &str,
     e: &FlatEntry,
     force: bool,
+    read_only: bool,
     progress: &dyn Progress,
     manifest: Option<&Manifest>,
     prefetched: Option<&IdMap<Vec<u8>>>,
@@ -904,6 +909,8 @@ fn write_entry(
             } else {
                 0o644
             };
+            // A lockable file not locked here: read-only (`[locks]`).
+            let mode = if read_only { mode & !0o222 } else { mode };
             f.set_permissions(fs::Permissions::from_mode(mode))
                 .map_err(|err| RepoError::io("set permissions of", &abs, err))?;
             // Decoders refuse nanos >= 10^9; an extreme time is not set

@@ -34,6 +34,7 @@ pub mod gc;
 pub mod history;
 pub mod ingest;
 pub mod keys;
+pub mod lockable;
 pub mod odb;
 pub mod progress;
 pub mod reach;

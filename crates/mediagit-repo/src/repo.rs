@@ -164,6 +164,7 @@ fn store_config(cfg: &RepoConfig) -> RepoConfig {
     c.storage = None;
     c.remotes.clear();
     c.branches.clear();
+    c.locks = Default::default();
     c
 }
 
