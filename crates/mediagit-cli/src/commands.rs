@@ -1009,6 +1009,41 @@ fn init(
     storage: Option<StorageConfig>,
     encryption: Option<mediagit_repo::repo::InitEncryption>,
 ) -> CmdResult {
+    // A server URL: the repository is made on that server.
+    if let Some(url) = dir
+        .as_deref()
+        .and_then(|d| d.to_str())
+        .filter(|d| d.starts_with("http://") || d.starts_with("https://"))
+    {
+        if !bare {
+            return Err(CommandError::usage(format!(
+                "a repository on a server has no working tree: `mediagit init --bare {url}`"
+            )));
+        }
+        if storage.is_some() {
+            return Err(CommandError::usage(
+                "--storage and a server URL: the server decides where its repositories live",
+            ));
+        }
+        let access = crate::remote_cmd::remote_access(std::iter::empty(), false)?;
+        let encrypted = encryption.is_some();
+        let (name, user) = mediagit_repo::remote::init_server(
+            url,
+            &InitOptions {
+                bare: true,
+                initial_branch,
+                storage: None,
+                template: None,
+                env: cloud_env(),
+                encryption,
+            },
+            &access,
+        )?;
+        let url = mediagit_protocol::wire::redact_url(url);
+        let kind = if encrypted { "encrypted " } else { "" };
+        println!("Initialized empty {kind}MediaGit repository {name} on {url} (as {user})");
+        return Ok(());
+    }
     let target = match dir {
         Some(d) if d.is_absolute() => d,
         Some(d) => ctx.cwd.join(d),

@@ -149,7 +149,9 @@ pub enum KeyAction {
 pub enum Command {
     /// Create an empty repository.
     Init {
-        /// Where to create it (default: the current directory).
+        /// Where to create it (default: the current directory); with
+        /// --bare, a server URL (http(s)://HOST[:PORT]/NAME) creates it on
+        /// that MediaGit server.
         dir: Option<PathBuf>,
         /// A repository without a working tree.
         #[arg(long)]

@@ -1017,3 +1017,135 @@ fn lockable_files_are_read_only_until_locked_here() {
     ok_in(&env, &r, &["config", "locks.patterns", "*.psd"]);
     assert_eq!(mode(&outside), 0o644, "the link's target is untouched");
 }
+
+#[test]
+fn init_bare_with_a_server_url_creates_the_repository_there() {
+    let env = Env::empty();
+    let auth = auth_file(&env, &[("ann", "**", "write"), ("boss", "**", "admin")]);
+    let server = Server::start(
+        &env,
+        &env.root().join("hosted"),
+        None,
+        &["--auth-file", auth.to_str().unwrap()],
+    );
+    let url = server.repo_url("team/film");
+    let as_user = |user: &str, dir: &Path, args: &[&str]| {
+        env.cmd_in(dir, args)
+            .env("MEDIAGIT_TOKEN", format!("{user}-token-0123456789"))
+            .output()
+            .unwrap()
+    };
+    // Without --bare: a usage error (a server repository has no working tree).
+    let out = as_user("boss", env.root(), &["init", &url]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("init --bare"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A writer may not create repositories (the server has no
+    // --create-on-push); nothing is made.
+    let out = as_user("ann", env.root(), &["init", "--bare", &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ann may not create repository team/film"),
+        "{}",
+        text(&out.stderr)
+    );
+    if let Some(root) = &server.root {
+        assert!(!root.join("team/film").exists());
+    }
+    // A name that would leave the server's root is refused by the client.
+    let bad = format!("{}/../etc", server.url);
+    let out = as_user("boss", env.root(), &["init", "--bare", &bad]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("repository name"),
+        "{}",
+        text(&out.stderr)
+    );
+    // An admin creates it, with the first branch's name; twice is refused.
+    let out = as_user("boss", env.root(), &["init", "--bare", "-b", "trunk", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Initialized empty MediaGit repository team/film on"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = as_user("boss", env.root(), &["init", "--bare", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("already holds a MediaGit repository"));
+    // A writer now pushes to it (no --create-on-push needed) and another
+    // clone gets the bytes back, on the branch the admin chose.
+    let a = env.root().join("a");
+    let out = as_user("ann", env.root(), &["clone", &url, a.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    write_random(&a.join("shot.mov"), 300_000, 7);
+    env.ok_in(&a, &["add", "."]);
+    env.ok_in(&a, &["commit", "-m", "first"]);
+    let out = as_user("ann", &a, &["push"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("trunk -> trunk"),
+        "{}",
+        text(&out.stderr)
+    );
+    let b = env.root().join("b");
+    let out = as_user("ann", env.root(), &["clone", &url, b.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        sha256_file(&b.join("shot.mov")),
+        sha256_file(&a.join("shot.mov"))
+    );
+
+    // Encrypted: the key files are made by the client; the server gets
+    // ciphertext and never the branch name.
+    let vault = server.repo_url("vault");
+    let out = as_user(
+        "boss",
+        env.root(),
+        &[
+            "init",
+            "--bare",
+            "--encrypt",
+            "--kdf-memory",
+            "19",
+            "--kdf-passes",
+            "2",
+            "-b",
+            "project-falcon",
+            &vault,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("empty encrypted MediaGit repository vault"));
+    let c = env.root().join("c");
+    let out = as_user("ann", env.root(), &["clone", &vault, c.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(c.join("nda.txt"), b"NDA-CLIENT-FOOTAGE".repeat(100)).unwrap();
+    env.ok_in(&c, &["add", "."]);
+    env.ok_in(&c, &["commit", "-m", "secret"]);
+    let out = as_user("ann", &c, &["push"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    if let Some(root) = &server.root {
+        assert!(root.join("vault/keys").is_dir());
+        for f in all_files(&root.join("vault")) {
+            let bytes = std::fs::read(&f).unwrap();
+            for needle in [&b"NDA-CLIENT-FOOTAGE"[..], b"project-falcon", b"nda.txt"] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} holds {:?}",
+                    f.display(),
+                    String::from_utf8_lossy(needle)
+                );
+            }
+        }
+    }
+    let d = env.root().join("d");
+    let out = as_user("ann", env.root(), &["clone", &vault, d.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read(d.join("nda.txt")).unwrap(),
+        b"NDA-CLIENT-FOOTAGE".repeat(100)
+    );
+}

@@ -71,7 +71,7 @@ impl HttpBackend {
     pub fn new(url: &str, opts: &HttpOptions) -> Result<HttpBackend, StorageError> {
         let config = |message: String| StorageError::Remote {
             backend: format!("MediaGit server {}", wire::redact_url(url)),
-            op: "connect",
+            op: "open",
             key: String::new(),
             kind: RemoteErrorKind::Config,
             message,

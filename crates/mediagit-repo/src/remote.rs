@@ -109,6 +109,37 @@ pub fn http_backend(
     Ok(mediagit_protocol::HttpBackend::new(url, &opts)?)
 }
 
+/// Creates an empty repository on the MediaGit server at `url`
+/// (`init --bare URL`): needs the admin right there, or the write right on
+/// a server that creates repositories on push. `opts` as for
+/// [`Repository::init`] (branch, encryption); the server never sees an
+/// encrypted repository's key. Returns the server's name for the
+/// repository and for the user.
+pub fn init_server(
+    url: &str,
+    opts: &crate::repo::InitOptions,
+    access: &RemoteAccess,
+) -> Result<(String, String)> {
+    let RemoteUrl::Http(u) = RemoteUrl::parse(url)? else {
+        return Err(RepoError::Invalid(format!(
+            "{url} is not a MediaGit server URL (http(s)://HOST[:PORT]/NAME)"
+        )));
+    };
+    let backend = http_backend(&u, None, access)?;
+    let info = backend.info()?;
+    if info.exists {
+        return Err(RepoError::StoreHasRepository { store: u });
+    }
+    if !(info.may_create || info.right >= mediagit_protocol::wire::Right::Admin) {
+        return Err(RepoError::Invalid(format!(
+            "{u}: {} may not create repository {} on that server (it needs the admin right, or the write right on a server run with --create-on-push)",
+            info.user, info.repo
+        )));
+    }
+    crate::repo::init_store_only(&backend, opts)?;
+    Ok((info.repo, info.user))
+}
+
 /// An opened remote.
 pub struct Remote {
     /// The configured name; `None` for a URL given on the command line

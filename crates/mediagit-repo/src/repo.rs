@@ -304,52 +304,105 @@ fn names_a_store(path: &Path) -> bool {
     read.is_ok() && RepoConfig::from_toml(&text).is_ok_and(|c| c.core.bare && c.storage.is_some())
 }
 
+/// The HEAD, settings and keys of a new repository (`init`).
+fn initial_settings(opts: &InitOptions) -> Result<(String, RepoConfig, Option<Encryption>)> {
+    let branch = opts.initial_branch.clone().unwrap_or_else(|| "main".into());
+    crate::refs::validate_new_ref_name("branch", &branch)?;
+    let mut config = match &opts.template {
+        Some(t) => {
+            let mut c = t.clone();
+            c.core.bare = opts.bare;
+            c.storage = None;
+            // Identity belongs to the user, never to the repository a
+            // clone came from (nor to whoever can write its store).
+            c.author = Default::default();
+            // Remotes and upstreams are this working tree's own.
+            c.remotes.clear();
+            c.branches.clear();
+            c.locks = Default::default();
+            c
+        }
+        None => RepoConfig::new(opts.bare),
+    };
+    let enc = match &opts.encryption {
+        Some(e) => {
+            let enc = prepare_encryption(e)?;
+            let f = &mut config.format;
+            if f.version < 2 {
+                return Err(RepoError::Invalid(
+                    "encryption needs repository format version 2; run `mediagit upgrade` on the source first".into(),
+                ));
+            }
+            if !f.is_encrypted() {
+                f.required_features
+                    .push(mediagit_format::config::ENCRYPTION_FEATURE.into());
+            }
+            f.chunk_id = mediagit_format::config::ChunkIdFunction::HmacSha256;
+            Some(enc)
+        }
+        None if config.format.is_encrypted() => {
+            return Err(RepoError::Invalid(
+                "a repository made from an encrypted one's settings needs its keys".into(),
+            ))
+        }
+        None => None,
+    };
+    let head = format!("ref: refs/heads/{branch}\n");
+    Ok((head, config, enc))
+}
+
+/// Creates an empty repository in `storage` with nothing but its store
+/// keys (a server repository: `init --bare URL`): key files, HEAD, then
+/// config.toml (its presence makes the repository). Always bare;
+/// `opts.storage` is not used. What was written is taken back when a
+/// write fails.
+pub fn init_store_only(storage: &dyn Storage, opts: &InitOptions) -> Result<()> {
+    let (head, mut config, enc) = initial_settings(opts)?;
+    config.core.bare = true;
+    if storage.size("config.toml")?.is_some() {
+        return Err(RepoError::StoreHasRepository {
+            store: storage.describe(),
+        });
+    }
+    let mut written = Vec::new();
+    let r = (|| {
+        let mut put = |key: String, bytes: &[u8]| -> Result<()> {
+            storage.put(&key, bytes)?;
+            written.push(key);
+            Ok(())
+        };
+        let sealed_head = match &enc {
+            Some(e) => {
+                for (id, bytes) in &e.key_files {
+                    put(crate::keys::key_key(id), bytes)?;
+                }
+                Some(crate::store::seal_store_head(&e.keys, &head)?)
+            }
+            None => None,
+        };
+        put(
+            "HEAD".into(),
+            sealed_head.as_deref().unwrap_or(head.as_bytes()),
+        )?;
+        put(
+            "config.toml".into(),
+            store_config(&config).to_toml().as_bytes(),
+        )
+    })();
+    if r.is_err() {
+        for k in written.iter().rev() {
+            let _ = storage.delete(k);
+        }
+    }
+    r
+}
+
 impl Repository {
     /// Creates a repository at `path` (`path/.mediagit`, or `path` itself if bare).
     /// With `opts.storage`, objects and refs go to that store, which must be
     /// empty; it is checked before anything is written.
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Repository> {
-        let branch = opts.initial_branch.clone().unwrap_or_else(|| "main".into());
-        crate::refs::validate_new_ref_name("branch", &branch)?;
-        let mut config = match &opts.template {
-            Some(t) => {
-                let mut c = t.clone();
-                c.core.bare = opts.bare;
-                c.storage = None;
-                // Identity belongs to the user, never to the repository a
-                // clone came from (nor to whoever can write its store).
-                c.author = Default::default();
-                // Remotes and upstreams are this working tree's own.
-                c.remotes.clear();
-                c.branches.clear();
-                c
-            }
-            None => RepoConfig::new(opts.bare),
-        };
-        let enc = match &opts.encryption {
-            Some(e) => {
-                let enc = prepare_encryption(e)?;
-                let f = &mut config.format;
-                if f.version < 2 {
-                    return Err(RepoError::Invalid(
-                        "encryption needs repository format version 2; run `mediagit upgrade` on the source first".into(),
-                    ));
-                }
-                if !f.is_encrypted() {
-                    f.required_features
-                        .push(mediagit_format::config::ENCRYPTION_FEATURE.into());
-                }
-                f.chunk_id = mediagit_format::config::ChunkIdFunction::HmacSha256;
-                Some(enc)
-            }
-            None if config.format.is_encrypted() => {
-                return Err(RepoError::Invalid(
-                    "a repository made from an encrypted one's settings needs its keys".into(),
-                ))
-            }
-            None => None,
-        };
-        let head = format!("ref: refs/heads/{branch}\n");
+        let (head, mut config, enc) = initial_settings(opts)?;
         // The store is checked first: a refused store leaves nothing behind.
         let mut created_fs_dir = None;
         let store = match &opts.storage {
