@@ -20,13 +20,27 @@ struct Server {
     url: String,
     /// What it hosts (`--root`), if a directory.
     root: Option<PathBuf>,
+    /// What it hosts (`--storage`), if a store.
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+    store: Option<String>,
 }
 
 impl Server {
     /// Serves `root` (or, when the suite runs against an object store,
     /// the store prefix `shared`, or a fresh one) with `extra` arguments.
     fn start(env: &Env, root: &Path, shared: Option<&str>, extra: &[&str]) -> Server {
-        let mut args: Vec<String> = vec!["serve".into(), "--bind".into(), "127.0.0.1:0".into()];
+        Server::start_at(env, root, shared, "127.0.0.1:0", extra)
+    }
+
+    /// [`Server::start`] on the address `bind`.
+    fn start_at(
+        env: &Env,
+        root: &Path,
+        shared: Option<&str>,
+        bind: &str,
+        extra: &[&str],
+    ) -> Server {
+        let mut args: Vec<String> = vec!["serve".into(), "--bind".into(), bind.into()];
         let store = shared.map(str::to_string).or_else(fresh_store_url);
         let hosted = match &store {
             Some(url) => {
@@ -66,6 +80,7 @@ impl Server {
             url: url.to_string(),
             child,
             root: hosted,
+            store,
         }
     }
 
@@ -1148,4 +1163,167 @@ fn init_bare_with_a_server_url_creates_the_repository_there() {
         std::fs::read(d.join("nda.txt")).unwrap(),
         b"NDA-CLIENT-FOOTAGE".repeat(100)
     );
+}
+
+/// Whether process `pid` is stopped (SIGSTOP).
+#[cfg(feature = "failpoints")]
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+        .unwrap_or(false)
+}
+
+/// The stored bytes of chunks a `push --json` reports it sent.
+#[cfg(feature = "failpoints")]
+fn pushed_bytes(out: &std::process::Output) -> u64 {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("push --json: {e}: {}", text(&out.stdout)));
+    v["transfer"]["bytes"].as_u64().unwrap()
+}
+
+/// A push killed midway, then one cut off by the server going down, each
+/// resumed by the next push without sending again what had arrived; the
+/// server's branch moves only when everything is there.
+#[cfg(feature = "failpoints")]
+#[test]
+fn an_interrupted_push_through_a_server_resumes_without_resending() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = Env::new();
+    let root = env.root().join("hosted");
+    let mut server = Server::start(&env, &root, None, &["--create-on-push"]);
+    // Checkpoints every MiB (the server's repository takes this setting
+    // when the push creates it), so a 12 MiB push stores ~12 packs.
+    env.ok(&["config", "core.checkpoint_bytes", "1048576"]);
+    let files = [
+        ("a.mov", 4u64 << 20, 1u64),
+        ("b.mov", 4 << 20, 2),
+        ("c.mov", 4 << 20, 3),
+    ];
+    commit_files(&env, &files, "footage");
+    let url = server.repo_url("film");
+    env.ok(&["remote", "add", "origin", &url]);
+    let remote_main = |env: &Env| env.ok(&["ls-remote", "origin"]).contains("refs/heads/main");
+    // A full push's chunk bytes, measured on a second repository.
+    let total = {
+        let probe = env.root().join("probe");
+        ok_in(
+            &env,
+            env.root(),
+            &[
+                "clone",
+                env.repo().to_str().unwrap(),
+                probe.to_str().unwrap(),
+            ],
+        );
+        let out = env
+            .cmd_in(
+                &probe,
+                &["push", "--json", &server.repo_url("probe"), "main"],
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        pushed_bytes(&out)
+    };
+    assert!(total > 12 << 20, "{total}");
+
+    // 1. SIGKILLed after its third pack reached the server.
+    let out = env
+        .cmd(&["push", "-u", "origin", "main"])
+        .env("MEDIAGIT_FAILPOINTS", "write:idx-stored@3")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !remote_main(&env),
+        "the branch moved before its objects were all there"
+    );
+
+    // 2. Stopped after two more packs; the server goes down meanwhile.
+    let child = env
+        .std_cmd_in(&env.repo(), &["push", "--json", "origin", "main"])
+        .env("MEDIAGIT_FAILPOINTS", "write:idx-stored@2=stop")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !is_stopped(child.id()) {
+        assert!(
+            t0.elapsed().as_secs() < 60,
+            "the push never reached its second pack"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let bind = server.url.trim_start_matches("http://").to_string();
+    unsafe {
+        // SAFETY: kill(2) on our own child's pid; no memory involved.
+        libc::kill(server.child.id() as i32, libc::SIGKILL);
+    }
+    server.child.wait().unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-CONT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the push hung after its server went down")
+        .unwrap();
+    waiter.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains(&bind), "the error names the server: {err}");
+
+    // 3. The server is back (same address, same repositories): the push
+    // completes, sending only what had not arrived.
+    let server = Server::start_at(
+        &env,
+        &root,
+        server.store.as_deref(),
+        &bind,
+        &["--create-on-push"],
+    );
+    let out = env
+        .cmd(&["push", "--json", "origin", "main"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rest = pushed_bytes(&out);
+    assert!(
+        rest + (5 << 20) <= total,
+        "the last push sent {rest} of {total} bytes: what the two interrupted pushes stored (at least 5 packs of 1 MiB) was sent again"
+    );
+    assert!(remote_main(&env));
+    let out = env
+        .cmd(&["push", "--json", "origin", "main"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(pushed_bytes(&out), 0);
+    // The server's copy is whole.
+    let dest = env.root().join("dest");
+    ok_in(
+        &env,
+        env.root(),
+        &["clone", &server.repo_url("film"), dest.to_str().unwrap()],
+    );
+    for (name, ..) in files {
+        assert_eq!(
+            sha256_file(&dest.join(name)),
+            sha256_file(&env.repo().join(name)),
+            "{name}"
+        );
+    }
+    ok_in(&env, &dest, &["fsck"]);
 }
