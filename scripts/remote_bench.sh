@@ -14,6 +14,9 @@
 #              "Total bytes sent" for the edited corpus to the daemon.
 #   usage: scripts/remote_bench.sh path/to/mediagit [CORPUS]
 #   CORPUS default /tmp/encbench/corpus (../shared/bench/gen_corpus.sh DIR)
+#   REMOTE=server: the remote is a repository on `mediagit serve --root` on
+#   loopback (http://), and "clone" is `mediagit clone URL DIR` (objects
+#   fetched through the server, verified, stored, then checked out).
 set -euo pipefail
 BIN=$(realpath "${1:?usage: $0 path/to/mediagit [CORPUS]}")
 CORPUS=$(realpath "${2:-/tmp/encbench/corpus}")
@@ -55,11 +58,24 @@ cp -a "$CORPUS" "$W/a"
 mg init "$W/a"
 mg -C "$W/a" add -A
 mg -C "$W/a" commit -m v1
-mg init --bare "$W/remote.git"
-mg -C "$W/a" remote add origin "$W/remote.git"
+if [ "${REMOTE:-}" = server ]; then
+  sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$W/srv"
+  "$BIN" serve --root "$W/srv" --bind "127.0.0.1:$sport" --create-on-push >"$W/serve.log" 2>&1 &
+  server=$!
+  trap 'kill $daemon $server 2>/dev/null || true' EXIT
+  sleep 1
+  URL="http://127.0.0.1:$sport/bench"
+  REMOTE_DIR="$W/srv/bench"
+else
+  mg init --bare "$W/remote.git"
+  URL="$W/remote.git"
+  REMOTE_DIR="$W/remote.git"
+fi
+mg -C "$W/a" remote add origin "$URL"
 corpus_bytes=$(du -sb "$CORPUS" | cut -f1)
 
-echo "corpus: $corpus_bytes bytes ($CORPUS)"
+echo "corpus: $corpus_bytes bytes ($CORPUS); remote: $URL"
 echo
 echo "| step | MediaGit (s) | MiB/s | max RSS (KiB) | rsync (s) | MediaGit / rsync |"
 echo "|---|---|---|---|---|---|"
@@ -71,12 +87,18 @@ read -r push_s push_rss < <(timed "$W/push1.json" "$BIN" -q -C "$W/a" push --jso
 read -r rs_push_s _ < <(timed /dev/null rsync -a "$CORPUS/" "$R/v/")
 row "push v1 (empty remote)" "$push_s" "$push_rss" "$rs_push_s" "$corpus_bytes"
 
-mkdir -p "$W/b"
-mg init "$W/b"
-mg -C "$W/b" remote add origin "$W/remote.git"
-read -r pull_s pull_rss < <(timed /dev/null "$BIN" -q -C "$W/b" pull origin main)
+if [ "${REMOTE:-}" = server ]; then
+  read -r pull_s pull_rss < <(timed /dev/null "$BIN" -q clone "$URL" "$W/b")
+  step="clone URL (through the server)"
+else
+  mkdir -p "$W/b"
+  mg init "$W/b"
+  mg -C "$W/b" remote add origin "$URL"
+  read -r pull_s pull_rss < <(timed /dev/null "$BIN" -q -C "$W/b" pull origin main)
+  step="clone (init + pull)"
+fi
 read -r rs_pull_s _ < <(timed /dev/null rsync -a "$R/v/" "$W/rsync-copy/")
-row "clone (init + pull)" "$pull_s" "$pull_rss" "$rs_pull_s" "$corpus_bytes"
+row "$step" "$pull_s" "$pull_rss" "$rs_pull_s" "$corpus_bytes"
 diff -r --exclude=.mediagit "$CORPUS" "$W/b" >/dev/null || { echo "pulled tree differs" >&2; exit 1; }
 
 # v2: the edited corpus.
@@ -96,6 +118,6 @@ echo "|---|---|"
 echo "| new in the local store (v2's packs) | $new |"
 echo "| MediaGit push sent (stored bytes) | $sent ($(echo "scale=3; $sent / $new" | bc -l)× the new bytes, ${push2_s} s) |"
 echo "| rsync -a sent (delta transfer) | $rs_sent ($(echo "scale=3; $rs_sent / $new" | bc -l)× the new bytes) |"
-"$BIN" -q -C "$W/remote.git" fsck >/dev/null
+"$BIN" -q -C "$REMOTE_DIR" fsck >/dev/null
 echo
 echo "remote fsck clean"
