@@ -1197,30 +1197,65 @@ impl Odb {
     ) -> Result<usize> {
         want.sort_by_key(|(_, pack, l)| (*pack, l.offset));
         let sealed = self.sealed();
-        let mut reads = 0;
+        // The runs to read, each checked before anything is read.
+        let mut runs = Vec::new();
         let mut i = 0;
-        let mut buf = Vec::new();
         while i < want.len() {
             let (id0, pack, first) = want[i];
             self.check_bounds(&id0, first.kind, &pack_key(&pack), &first)?;
             let (j, end) = run_end(want, i, sealed);
-            let key = pack_key(&pack);
-            let pk = self.pack_key_of(&pack)?;
-            buf.resize(end.saturating_sub(first.offset) as usize, 0);
-            self.storage
-                .read_at(&key, first.offset, &mut buf)
-                .map_err(|e| self.corrupt(&id0, first.kind, &key, &first, read_failure(&e)))?;
-            reads += 1;
-            for (id, _, l) in &want[i..j] {
-                let at = (l.offset - first.offset) as usize;
-                let entry = &mut buf[at..at + l.entry_len(sealed) as usize];
-                self.verify_entry(id, l.kind, &key, pk.as_deref(), l, entry)?;
-                let start = pack::payload_start(sealed);
-                sink(id, l, &entry[start..start + l.stored_len as usize])?;
-            }
+            runs.push((i, j, end));
             i = j;
         }
-        Ok(reads)
+        let want: &[(ObjectId, ObjectId, Location)] = want;
+        // One thread reads the next run (a ranged GET from a server or a
+        // bucket) while this one verifies and hands on the last: the
+        // network and the CPU work at once. At most three runs' buffers
+        // exist (one read, one waiting, one verified), recycled.
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(1);
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let runs_r = &runs;
+            scope.spawn(move || {
+                for &(i, _, end) in runs_r {
+                    let (id0, pack, first) = want[i];
+                    let key = pack_key(&pack);
+                    let mut buf = back_rx.try_recv().unwrap_or_default();
+                    buf.resize(end.saturating_sub(first.offset) as usize, 0);
+                    let r = self
+                        .storage
+                        .read_at(&key, first.offset, &mut buf)
+                        .map(|()| buf)
+                        .map_err(|e| {
+                            self.corrupt(&id0, first.kind, &key, &first, read_failure(&e))
+                        });
+                    let failed = r.is_err();
+                    // The receiver is gone when the copy stopped.
+                    if tx.send(r).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            let mut reads = 0;
+            for &(i, j, _) in &runs {
+                let mut buf = rx.recv().map_err(|_| {
+                    RepoError::Invalid("the reading thread of a copy stopped".into())
+                })??;
+                reads += 1;
+                let (_, pack, first) = want[i];
+                let key = pack_key(&pack);
+                let pk = self.pack_key_of(&pack)?;
+                for (id, _, l) in &want[i..j] {
+                    let at = (l.offset - first.offset) as usize;
+                    let entry = &mut buf[at..at + l.entry_len(sealed) as usize];
+                    self.verify_entry(id, l.kind, &key, pk.as_deref(), l, entry)?;
+                    let start = pack::payload_start(sealed);
+                    sink(id, l, &entry[start..start + l.stored_len as usize])?;
+                }
+                let _ = back_tx.send(buf);
+            }
+            Ok(reads)
+        })
     }
 
     /// Streams the chunks of manifest `m` (named `manifest`) into `out`.

@@ -106,6 +106,16 @@ impl LocalBackend {
     }
 
     fn open_cached(&self, key: &str) -> Result<Arc<File>, StorageError> {
+        // Only packs and their indexes are kept open: they are named by
+        // their content and never change. Any other key (a ref, HEAD,
+        // config.toml) may be replaced by another process at any time (a
+        // server's repository by a command run on the server), and a kept
+        // handle would go on reading the replaced file.
+        if !key.starts_with("packs/") {
+            return File::open(self.path(key)?)
+                .map(Arc::new)
+                .map_err(|e| self.io("open", key, e));
+        }
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = open.get(key) {
             return Ok(f.clone());
@@ -316,6 +326,27 @@ mod tests {
     fn conformance() {
         let dir = tempfile::tempdir().unwrap();
         crate::conformance::run_all(&super::LocalBackend::new(dir.path().join("store")));
+    }
+
+    /// A key replaced by another process (a command run on a server's
+    /// repository) reads as its new value: only immutable pack keys are
+    /// kept open.
+    #[test]
+    fn a_key_replaced_by_another_writer_reads_fresh() {
+        use crate::backend::Storage;
+        let dir = tempfile::tempdir().unwrap();
+        let b = super::LocalBackend::new(dir.path().join("store"));
+        b.put("refs/heads/main", b"old value, longer than the new\n")
+            .unwrap();
+        let mut buf = [0u8; 3];
+        b.read_at("refs/heads/main", 0, &mut buf).unwrap();
+        assert_eq!(&buf, b"old");
+        // Replaced by rename, as every writer does, behind b's back.
+        let other = super::LocalBackend::new(dir.path().join("store"));
+        other.put("refs/heads/main", b"new\n").unwrap();
+        b.read_at("refs/heads/main", 0, &mut buf).unwrap();
+        assert_eq!(&buf, b"new");
+        assert_eq!(b.get("refs/heads/main").unwrap(), b"new\n");
     }
 
     #[test]
