@@ -1163,6 +1163,26 @@ fn init_bare_with_a_server_url_creates_the_repository_there() {
         std::fs::read(d.join("nda.txt")).unwrap(),
         b"NDA-CLIENT-FOOTAGE".repeat(100)
     );
+    // On the server's disk it is a bare repository like any other, though
+    // its HEAD arrived sealed: server-side commands work on it.
+    if let Some(root) = &server.root {
+        let v = root.join("vault");
+        assert!(env.ok_in(&v, &["fsck"]).contains("0 problems"));
+        assert!(env.ok_in(&v, &["log"]).contains("secret"));
+        assert!(env.ok_in(&v, &["branch"]).contains("* project-falcon"));
+        env.ok_in(&v, &["gc"]);
+        let copy = env.root().join("vault-copy");
+        env.ok_in(
+            env.root(),
+            &[
+                "clone",
+                "--bare",
+                v.to_str().unwrap(),
+                copy.to_str().unwrap(),
+            ],
+        );
+        assert!(env.ok_in(&copy, &["log"]).contains("secret"));
+    }
 }
 
 /// Whether process `pid` is stopped (SIGSTOP).

@@ -158,6 +158,10 @@ pub enum RepoError {
     },
     #[error("this operation needs a working tree, but the repository is bare")]
     Bare,
+    /// A bare local repository whose HEAD is a sealed store HEAD (made
+    /// through a server): read through the store, with the key.
+    #[error("{path}: HEAD is sealed (an encrypted repository's store HEAD); it is read with the repository's key")]
+    SealedHead { path: PathBuf },
     /// A ref whose stored value cannot be read (unsealed: does not parse;
     /// sealed: does not open).
     #[error("damaged ref {key} in {store}: {reason}")]
@@ -289,6 +293,7 @@ impl RepoError {
             RepoError::StagedObjectsGone { .. } => "staged-objects-gone",
             RepoError::UnsafeRepository { .. } => "unsafe-repository",
             RepoError::Bare => "bare-repository",
+            RepoError::SealedHead { .. } => "sealed-head",
             RepoError::NeedsPassphrase { .. } => "needs-passphrase",
             RepoError::WrongPassphrase => "wrong-passphrase",
             RepoError::KeyNotFound { .. } => "key-not-found",

@@ -207,10 +207,7 @@ impl Repository {
                 Err(e) => bad.push((key, e.to_string())),
             }
         }
-        let head = match self.workspace_opt() {
-            Some(ws) => ws.head().map(Some),
-            None => self.store().head(),
-        };
+        let head = self.head_opt();
         match head {
             Ok(Some(Head::Detached(id))) => roots.push(Root {
                 id,

@@ -312,7 +312,10 @@ impl Repository {
     /// [`Repository::head`], `None` for a store alone that has no HEAD.
     pub fn head_opt(&self) -> Result<Option<Head>> {
         match self.workspace_opt() {
-            Some(ws) => ws.head().map(Some),
+            Some(ws) => match ws.head() {
+                Err(RepoError::SealedHead { .. }) if ws.is_bare() => self.store().head(),
+                r => r.map(Some),
+            },
             None => self.store().head(),
         }
     }

@@ -71,9 +71,22 @@ impl Workspace {
         self.dir.join("tmp")
     }
 
+    /// HEAD. In a bare repository made through a server, HEAD may be the
+    /// sealed store HEAD of an encrypted repository ([`RepoError::SealedHead`]:
+    /// [`crate::Repository::head`] reads it through the store, with the key).
     pub fn head(&self) -> Result<Head> {
         let path = self.dir().join("HEAD");
-        let s = fs::read_to_string(&path).map_err(|e| RepoError::io("read", &path, e))?;
+        let b = fs::read(&path).map_err(|e| RepoError::io("read", &path, e))?;
+        if crate::store::is_sealed_head(&b) {
+            return Err(RepoError::SealedHead { path });
+        }
+        let s = String::from_utf8(b).map_err(|e| {
+            RepoError::io(
+                "read",
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })?;
         Head::parse(&s).map_err(|e| RepoError::format(path.display().to_string(), e))
     }
 
