@@ -637,7 +637,8 @@ pub fn run(cli: Cli) -> CmdResult {
         } => {
             let repo = ctx.repo()?;
             let paths = ctx.repo_paths(&repo, &paths)?;
-            crate::lock_cmd::unlock(&repo, paths, remote, force)
+            let owner = author_name(&repo);
+            crate::lock_cmd::unlock(&repo, paths, remote, force, owner)
         }
         Command::Locks { path, remote, json } => {
             let repo = ctx.repo()?;

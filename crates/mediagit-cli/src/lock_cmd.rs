@@ -58,6 +58,7 @@ pub fn lock(
     owner: Option<String>,
 ) -> CmdResult {
     let (name, server) = server(repo, remote)?;
+    let mine = owned_by_me(&server, owner.as_deref())?;
     let mut failed = Vec::new();
     let mut locked = Vec::new();
     for p in &paths {
@@ -78,6 +79,12 @@ pub fn lock(
                 eprintln!("Locked {} on remote '{name}' (owner {})", r.path, r.owner);
                 locked.push(p.clone());
             }
+            // Already yours (taken before, by this or another working
+            // tree): held, and recorded here.
+            Err(_) if holder(&server, p)?.is_some_and(|o| mine(&o)) => {
+                eprintln!("{p} is already locked by you on remote '{name}'");
+                locked.push(p.clone());
+            }
             Err(e) => {
                 eprintln!("error: {}", storage_err(e).message);
                 failed.push(p.clone());
@@ -85,7 +92,7 @@ pub fn lock(
         }
     }
     // Held here now: a lockable file becomes writable.
-    permissions(repo, &locked, true);
+    permissions(repo, &locked, true)?;
     if failed.is_empty() {
         Ok(())
     } else {
@@ -98,13 +105,23 @@ pub fn lock(
 }
 
 /// Records the locks this working tree now holds (or no longer holds) and
-/// sets the files' permissions (`[locks] patterns`). The locks themselves
-/// are taken or released already: a failure here is a warning.
-fn permissions(repo: &Repository, paths: &[String], held: bool) {
+/// sets the files' permissions (`[locks] patterns`), waiting up to 10 s
+/// for another command of this working tree to finish. The locks are
+/// taken or released on the server already: a failure says how to finish.
+fn permissions(repo: &Repository, paths: &[String], held: bool) -> CmdResult {
     if paths.is_empty() || repo.is_bare() {
-        return;
+        return Ok(());
     }
-    match repo.set_locks_held(paths, held) {
+    let t0 = std::time::Instant::now();
+    let c = loop {
+        match repo.set_locks_held(paths, held) {
+            Err(mediagit_repo::RepoError::Locked { .. }) if t0.elapsed().as_secs() < 10 => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            r => break r,
+        }
+    };
+    match c {
         Ok(c) => {
             for p in &c.writable {
                 eprintln!("{p} is writable (locked here)");
@@ -112,12 +129,47 @@ fn permissions(repo: &Repository, paths: &[String], held: bool) {
             for p in &c.read_only {
                 eprintln!("{p} is read-only again (lockable: [locks] patterns)");
             }
+            Ok(())
         }
-        Err(e) => eprintln!(
-            "warning: cannot record the lock in this working tree: {}",
-            CommandError::from(e).message
-        ),
+        Err(e) => {
+            let e = CommandError::from(e);
+            let (what, again) = if held {
+                ("locked on the server", "mediagit lock")
+            } else {
+                ("released on the server", "mediagit unlock")
+            };
+            Err(CommandError::user(
+                e.kind,
+                format!(
+                    "{} {what}, but this working tree could not record it: {}",
+                    paths.join(", "),
+                    e.message
+                ),
+            )
+            .with_hint(format!("run `{again} {}` again", paths.join(" "))))
+        }
     }
+}
+
+/// Who holds the lock of `path` on `server` (`None`: nobody).
+fn holder(server: &HttpBackend, path: &str) -> Result<Option<String>, CommandError> {
+    Ok(server
+        .locks(Some(path))
+        .map_err(storage_err)?
+        .into_iter()
+        .find(|l| l.path == path)
+        .map(|l| l.owner))
+}
+
+/// Whether a lock owner is this client: the server's name for its user,
+/// or on a server without users the name it locks as (`me`).
+fn owned_by_me(
+    server: &HttpBackend,
+    me: Option<&str>,
+) -> Result<impl Fn(&str) -> bool, CommandError> {
+    let user = server.info().map_err(storage_err)?.user;
+    let me = me.map(str::to_string);
+    Ok(move |owner: &str| owner == user || (user == "anonymous" && Some(owner) == me.as_deref()))
 }
 
 /// What `path` is in the commit checked out (`None`: no commit to ask).
@@ -133,8 +185,13 @@ pub fn unlock(
     paths: Vec<String>,
     remote: Option<String>,
     force: bool,
+    owner: Option<String>,
 ) -> CmdResult {
     let (name, server) = server(repo, remote)?;
+    let mine = owned_by_me(&server, owner.as_deref())?;
+    // Paths this working tree records as held whose lock is gone or
+    // someone else's: no longer held here.
+    let mut stale = Vec::new();
     let mut failed = Vec::new();
     let mut unlocked = Vec::new();
     // Unlocking a file with changes not committed would let someone else
@@ -157,7 +214,7 @@ pub fn unlock(
             failed.push(p.clone());
             continue;
         }
-        match server.unlock(p, force) {
+        match server.unlock(p, force, owner.as_deref()) {
             Ok(r) => {
                 eprintln!(
                     "Unlocked {} on remote '{name}' (was locked by {})",
@@ -168,11 +225,15 @@ pub fn unlock(
             Err(e) => {
                 eprintln!("error: {}", storage_err(e).message);
                 failed.push(p.clone());
+                if !holder(&server, p)?.is_some_and(|o| mine(&o)) {
+                    stale.push(p.clone());
+                }
             }
         }
     }
     // No longer held here: a lockable file becomes read-only again.
-    permissions(repo, &unlocked, false);
+    unlocked.extend(stale);
+    permissions(repo, &unlocked, false)?;
     if failed.is_empty() {
         Ok(())
     } else {

@@ -1016,6 +1016,39 @@ fn lockable_files_are_read_only_until_locked_here() {
     );
     assert_eq!(mode(&other.join("scene.blend")), 0o755);
 
+    // Locking what you hold already is no error (and records it here).
+    ok_in(&env, &r, &["lock", "art/cover.psd"]);
+    let err = ok_in(&env, &r, &["lock", "art/cover.psd"]);
+    assert!(err.contains("already locked by you"), "{err}");
+    // On a server without users, another name cannot release it...
+    let out = env
+        .cmd_in(&other, &["unlock", "art/cover.psd"])
+        .env("MEDIAGIT_AUTHOR_NAME", "Somebody Else")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("only its owner unlocks it"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(mode(&r.join("art/cover.psd")), 0o644);
+    // ...but may break it with --force; the working tree that held it
+    // then finds it gone on its next unlock, and the file is read-only
+    // again (not writable for good).
+    let out = env
+        .cmd_in(&other, &["unlock", "--force", "art/cover.psd"])
+        .env("MEDIAGIT_AUTHOR_NAME", "Somebody Else")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = fail_in(&env, &r, &["unlock", "art/cover.psd"]);
+    assert!(err.contains("is not locked"), "{err}");
+    assert_eq!(mode(&r.join("art/cover.psd")), 0o444);
+    assert!(!std::fs::read_to_string(r.join(".mediagit/locks-held"))
+        .unwrap()
+        .contains("cover.psd"));
+
     // Removing the patterns gives the files back their write bit.
     let err = ok_in(&env, &r, &["config", "--unset", "locks.patterns"]);
     assert!(err.contains("2 file(s) made writable"), "{err}");

@@ -314,7 +314,15 @@ impl HttpBackend {
 
     /// `DELETE /v1/locks`: removes the lock of `path` (another user's only
     /// with `force` and the admin right). Returns the removed lock.
-    pub fn unlock(&self, path: &str, force: bool) -> Result<LockRecord, StorageError> {
+    /// Releases the lock of `path`. `owner`: the name this client locks as
+    /// on a server without users (where it is the only way to tell owners
+    /// apart); `force`: another user's lock (the admin right).
+    pub fn unlock(
+        &self,
+        path: &str,
+        force: bool,
+        owner: Option<&str>,
+    ) -> Result<LockRecord, StorageError> {
         let mut url = format!(
             "{}&path={}",
             self.endpoint("locks", None),
@@ -322,6 +330,9 @@ impl HttpBackend {
         );
         if force {
             url.push_str("&force=true");
+        }
+        if let Some(o) = owner {
+            url.push_str(&format!("&owner={}", wire::encode_query(o)));
         }
         let resp = self.send("unlock", path, false, &|| {
             Ok(self.client.delete(url.clone()))

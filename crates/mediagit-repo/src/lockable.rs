@@ -22,7 +22,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::error::{RepoError, Result};
 use crate::repo::write_atomic;
-use crate::worktree::{refuse_symlinked_parent, stat_info};
+use crate::worktree::{open_beneath, stat_info};
 use crate::Repository;
 
 /// Most patterns `[locks]` may hold.
@@ -200,13 +200,14 @@ impl Repository {
             if !ro && !lockable.held.contains(p) && !was {
                 continue;
             }
-            if refuse_symlinked_parent(root, p).is_err() {
-                continue;
-            }
+            // Opened beneath the root without following a link at any
+            // level (a folder swapped for a link to outside the tree since
+            // the last look is refused), then changed through the handle.
             let abs = root.join(p);
-            let Ok(m) = fs::symlink_metadata(&abs) else {
+            let Ok(f) = open_beneath(root, p) else {
                 continue;
             };
+            let m = f.metadata().map_err(|e| RepoError::io("stat", &abs, e))?;
             if !m.is_file() {
                 continue;
             }
@@ -215,9 +216,6 @@ impl Repository {
             if new == mode {
                 continue;
             }
-            // Opened without following a link (a file replaced by a link
-            // since the lstat is refused), then changed through the handle.
-            let f = open_nofollow(&abs)?;
             f.set_permissions(fs::Permissions::from_mode(new))
                 .map_err(|e| RepoError::io("set permissions of", &abs, e))?;
             if ro {
@@ -242,13 +240,4 @@ impl Repository {
         }
         Ok(out)
     }
-}
-
-fn open_nofollow(abs: &Path) -> Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(abs)
-        .map_err(|e| RepoError::io("open", abs, e))
 }

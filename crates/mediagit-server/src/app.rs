@@ -463,7 +463,7 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .split('&')
         .filter(|kv| {
             let k = kv.split('=').next().unwrap_or("");
-            matches!(k, "repo" | "key" | "prefix" | "path" | "force")
+            matches!(k, "repo" | "key" | "prefix" | "path" | "force" | "owner")
         })
         .map(|kv| kv.chars().take(300).collect::<String>())
         .collect::<Vec<_>>()
@@ -1080,6 +1080,10 @@ struct LockQuery {
     path: Option<String>,
     #[serde(default)]
     force: bool,
+    /// Unlocking on a server without users: who asks (the owner a lock
+    /// records there is the name its client sent).
+    #[serde(default)]
+    owner: Option<String>,
 }
 
 /// A ref moved by a writer must be what a client can read back: in a
@@ -1312,6 +1316,7 @@ async fn unlock(
     let right = a.right;
     let open_server = state.auth.is_open();
     let force = q.force;
+    let asker = q.owner.clone();
     let repo = q.repo.clone();
     let removed = blocking(move || {
         let Some((bytes, r)) = read_lock(storage.as_ref(), &key)? else {
@@ -1321,9 +1326,11 @@ async fn unlock(
                 format!("{path} is not locked"),
             ));
         };
+        // Without users, owners are the names clients send: the one
+        // asking must name the lock's owner (or break it with force).
         let mine = match &who {
             Identity::User(n) => *n == r.owner,
-            _ => open_server,
+            _ => open_server && asker.as_deref() == Some(r.owner.as_str()),
         };
         let may_break = force && right >= Right::Admin;
         if !(mine || may_break) {
