@@ -1064,6 +1064,36 @@ fn lockable_files_are_read_only_until_locked_here() {
     env.ok(&["commit", "-m", "link"]);
     ok_in(&env, &r, &["config", "locks.patterns", "*.psd"]);
     assert_eq!(mode(&outside), 0o644, "the link's target is untouched");
+
+    // A damaged list of held locks names itself and the way out, and a
+    // FIFO in its place hangs nothing; the checkout changes nothing.
+    let held = r.join(".mediagit/locks-held");
+    std::fs::write(&held, b"{not json").unwrap();
+    let err = fail_in(&env, &r, &["switch", "main"]);
+    assert!(
+        err.contains("locks-held") && err.contains("delete it"),
+        "{err}"
+    );
+    assert!(env.ok(&["status", "-s"]).contains("## other"));
+    std::fs::remove_file(&held).unwrap();
+    let fifo = std::ffi::CString::new(held.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path we own; no memory is kept.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let mut child = env.std_cmd_in(&r, &["switch", "main"]).spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed().as_secs() > 30 {
+            let _ = child.kill();
+            panic!("switch hung on a FIFO at .mediagit/locks-held");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+    std::fs::remove_file(&held).unwrap();
+    env.ok(&["switch", "main"]);
 }
 
 #[test]
@@ -1379,4 +1409,55 @@ fn an_interrupted_push_through_a_server_resumes_without_resending() {
         );
     }
     ok_in(&env, &dest, &["fsck"]);
+}
+
+/// Two clients creating one repository name at once (`init --bare URL`,
+/// one encrypted, one not): exactly one succeeds, the other is told, and
+/// what is there is a whole repository of the winner.
+#[test]
+fn of_two_inits_of_one_name_at_once_exactly_one_wins() {
+    let env = Env::empty();
+    let server = Server::start(&env, &env.root().join("hosted"), None, &[]);
+    for i in 0..6 {
+        let url = server.repo_url(&format!("race{i}"));
+        let enc = [
+            "init",
+            "--bare",
+            "--encrypt",
+            "--kdf-memory",
+            "19",
+            "--kdf-passes",
+            "2",
+            &url,
+        ];
+        let plain = ["init", "--bare", &url];
+        let spawn = |args: &[&str]| {
+            env.std_cmd_in(env.root(), args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        // Both running before either is waited for (the encrypted one
+        // first: it spends a moment on its key before writing anything).
+        let (a, b) = (spawn(&enc), spawn(&plain));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let won = [&a, &b].iter().filter(|o| o.status.success()).count();
+        assert_eq!(won, 1, "{}\n{}", text(&a.stderr), text(&b.stderr));
+        let lost = if a.status.success() { &b } else { &a };
+        let e = text(&lost.stderr);
+        assert!(
+            e.contains("being created by another client") || e.contains("already holds"),
+            "{e}"
+        );
+        let dest = env.root().join(format!("race{i}-clone"));
+        ok_in(&env, env.root(), &["clone", &url, dest.to_str().unwrap()]);
+        std::fs::write(dest.join("f.txt"), b"x").unwrap();
+        env.ok_in(&dest, &["add", "."]);
+        env.ok_in(&dest, &["commit", "-m", "one"]);
+        ok_in(&env, &dest, &["push"]);
+        if let Some(root) = &server.root {
+            env.ok_in(&root.join(format!("race{i}")), &["fsck"]);
+        }
+    }
 }

@@ -108,16 +108,27 @@ pub struct PermissionChanges {
 impl Repository {
     /// The paths `locks-held` lists (none when there is no such file).
     fn read_held(&self) -> Result<BTreeSet<String>> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.workspace()?.dir().join(HELD_FILE);
-        let f = match fs::File::open(&path) {
+        let fix = "it lists the file locks this working tree holds: delete it, then `mediagit lock PATH` again for those you hold";
+        // Non-blocking: a FIFO put there cannot hang the command.
+        let f = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
             Err(e) => return Err(RepoError::io("read", &path, e)),
         };
-        let len = f
-            .metadata()
-            .map_err(|e| RepoError::io("stat", &path, e))?
-            .len();
+        let m = f.metadata().map_err(|e| RepoError::io("stat", &path, e))?;
+        if !m.is_file() {
+            return Err(RepoError::Invalid(format!(
+                "{} is not a regular file ({fix})",
+                path.display()
+            )));
+        }
+        let len = m.len();
         if len > MAX_HELD_BYTES {
             return Err(RepoError::Invalid(format!(
                 "{}: {len} bytes; at most {MAX_HELD_BYTES}",
@@ -125,7 +136,7 @@ impl Repository {
             )));
         }
         let list: Vec<String> = serde_json::from_reader(std::io::BufReader::new(f))
-            .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
+            .map_err(|e| RepoError::Invalid(format!("{}: {e} ({fix})", path.display())))?;
         Ok(list.into_iter().collect())
     }
 

@@ -390,7 +390,10 @@ pub fn init_store_only(storage: &dyn Storage, opts: &InitOptions) -> Result<()> 
         )
     })();
     if r.is_err() {
-        for k in written.iter().rev() {
+        // (Not a HEAD that a repository made meanwhile by someone else
+        // now holds: its config.toml says so.)
+        let taken = matches!(storage.size("config.toml"), Ok(Some(_)));
+        for k in written.iter().rev().filter(|k| !(taken && *k == "HEAD")) {
             let _ = storage.delete(k);
         }
     }

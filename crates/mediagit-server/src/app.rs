@@ -873,6 +873,10 @@ async fn put_object(
         if class == KeyClass::Index {
             verify_index(&st, &storage, &repo, &key, &path)?;
         }
+        if !existed && matches!(key.as_str(), "HEAD" | "config.toml") {
+            create_only(storage.as_ref(), &repo, &key, &path)?;
+            return Ok(true);
+        }
         let p: PathBuf = path.to_path_buf();
         storage.put_file(&key, &p)?;
         drop(path);
@@ -885,6 +889,50 @@ async fn put_object(
     state.metrics.transfer_done("upload", began.elapsed());
     tracing::info!(repo = %q.repo, key = %q.key, bytes = n, user = %a.who.name(), "stored");
     Ok(StatusCode::CREATED.into_response())
+}
+
+/// How long a HEAD without a config.toml is taken for a creation under
+/// way (after that: one that was interrupted, replaced by the next).
+const CREATING: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Writes `HEAD` or `config.toml` of a repository being created by
+/// conditional writes, so that of two clients creating one name at once
+/// exactly one does: the second finds the HEAD of the first (409), or its
+/// config.toml (409). A HEAD left by a creation interrupted more than
+/// [`CREATING`] ago is replaced.
+fn create_only(
+    storage: &dyn Storage,
+    repo: &str,
+    key: &str,
+    path: &tempfile::TempPath,
+) -> ApiResult<()> {
+    let bytes = std::fs::read(path).map_err(|e| ApiError::internal(e.to_string()))?;
+    let busy = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("repository {repo} is being created by another client right now, or exists"),
+        )
+    };
+    let expected = match (key, storage.get(key)) {
+        (_, Err(e)) if e.is_not_found() => None,
+        ("HEAD", Ok(old)) => {
+            let age = storage
+                .modified(key)?
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            if age < CREATING {
+                return Err(busy());
+            }
+            Some(old)
+        }
+        (_, Ok(_)) => return Err(busy()),
+        (_, Err(e)) => return Err(e.into()),
+    };
+    match storage.compare_and_swap(key, expected.as_deref(), Some(&bytes))? {
+        CasOutcome::Swapped => Ok(()),
+        CasOutcome::Conflict { .. } => Err(busy()),
+    }
 }
 
 /// Before an uploaded index makes its pack visible: the pack is checked
@@ -1398,6 +1446,47 @@ mod tests {
             .uri(uri)
             .body(Body::from(body))
             .unwrap()
+    }
+
+    /// Of two clients creating one name, the second's HEAD is refused
+    /// while the first is under way; a HEAD left by a creation interrupted
+    /// long ago is replaced; a config.toml is never overwritten.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn creating_a_repository_is_create_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(state(dir.path(), Auth::open()));
+        let put = |key: &str, body: &[u8]| {
+            req(
+                "PUT",
+                &format!("/v1/object?repo=film&key={key}"),
+                body.to_vec(),
+            )
+        };
+        let (s, _, _) = send(&app, put("HEAD", b"ref: refs/heads/a\n")).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, _, b) = send(&app, put("HEAD", b"ref: refs/heads/b\n")).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{}", String::from_utf8_lossy(&b));
+        assert!(String::from_utf8_lossy(&b).contains("being created by another client"));
+        let head = dir.path().join("film/HEAD");
+        assert_eq!(std::fs::read(&head).unwrap(), b"ref: refs/heads/a\n");
+        // Interrupted two minutes ago: the next creation replaces it.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(&head)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let (s, _, _) = send(&app, put("HEAD", b"ref: refs/heads/c\n")).await;
+        assert_eq!(s, StatusCode::CREATED);
+        assert_eq!(std::fs::read(&head).unwrap(), b"ref: refs/heads/c\n");
+        let cfg = "[format]\nversion = 2\n";
+        let (s, _, _) = send(&app, put("config.toml", cfg.as_bytes())).await;
+        assert_eq!(s, StatusCode::CREATED);
+        // Created: now the writes of an existing repository (an admin's
+        // put of HEAD replaces it, as a restore may).
+        let (s, _, _) = send(&app, put("HEAD", b"ref: refs/heads/d\n")).await;
+        assert_eq!(s, StatusCode::CREATED);
     }
 
     #[tokio::test(flavor = "multi_thread")]
