@@ -115,6 +115,7 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
         )
         .with_hint("give --auth-file FILE (docs/SERVER.md), or --insecure if the network is yours alone"));
     }
+    init_logs(a.log_format);
     let (hosting, tmp) = match (&a.root, &a.storage) {
         (Some(root), _) => {
             let root = if root.is_absolute() {
@@ -134,9 +135,9 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
             // Uploads are spooled inside the root (same filesystem: stored
             // by a rename; no repository name starts with '.'), in a
             // directory of this process's own (removed when it stops).
-            let tmp = root
-                .join(".mediagit-serve-tmp")
-                .join(std::process::id().to_string());
+            let spools = root.join(".mediagit-serve-tmp");
+            remove_dead_spools(&spools, |name| name.parse().ok());
+            let tmp = spools.join(std::process::id().to_string());
             (Hosting::Root(root), tmp)
         }
         (None, Some(url)) => {
@@ -160,6 +161,9 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
                     ));
                 }
             }
+            remove_dead_spools(&std::env::temp_dir(), |name| {
+                name.strip_prefix("mediagit-serve-")?.parse().ok()
+            });
             let tmp = std::env::temp_dir().join(format!("mediagit-serve-{}", std::process::id()));
             (Hosting::Store { config: sc, env }, tmp)
         }
@@ -172,7 +176,6 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
         ),
         _ => None,
     };
-    init_logs(a.log_format);
     let limits = Limits {
         max_object: a.max_object_size,
         idle: Duration::from_secs(a.idle_timeout.max(1)),
@@ -224,4 +227,47 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
     rt.shutdown_timeout(Duration::from_secs(5));
     let _ = std::fs::remove_dir_all(&tmp);
     r
+}
+
+/// Removes the upload spools of servers that died without cleaning up (a
+/// SIGKILL, a crash): directories in `dir` whose name gives a process id
+/// (`pid_of`) that no process of this machine has, and in which nothing
+/// changed for an hour (a server of another machine sharing the root
+/// keeps its own, busy, spool).
+fn remove_dead_spools(dir: &std::path::Path, pid_of: impl Fn(&str) -> Option<i32>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let hour = Duration::from_secs(3600);
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(&pid_of) else {
+            continue;
+        };
+        // SAFETY: kill(2) with signal 0 only asks whether `pid` exists; it
+        // touches no memory.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        let Ok(m) = e.metadata() else { continue };
+        if !gone || !m.is_dir() || m.file_type().is_symlink() {
+            continue;
+        }
+        let newest = std::fs::read_dir(e.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|f| f.metadata().ok()?.modified().ok())
+            .chain(m.modified().ok())
+            .max();
+        if newest.is_some_and(|t| t.elapsed().is_ok_and(|age| age > hour)) {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => {
+                    tracing::info!(dir = %e.path().display(), "removed the upload spool of a server that is gone")
+                }
+                Err(err) => {
+                    tracing::warn!(dir = %e.path().display(), %err, "cannot remove the upload spool of a server that is gone")
+                }
+            }
+        }
+    }
 }

@@ -1461,3 +1461,36 @@ fn of_two_inits_of_one_name_at_once_exactly_one_wins() {
         }
     }
 }
+
+/// The upload spool of a server that was killed is removed by the next
+/// server on that root, once an hour old; a live process's is kept.
+#[test]
+fn a_killed_servers_upload_spool_is_removed_at_the_next_start() {
+    if fresh_store_url().is_some() {
+        return; // (--root only: a store's spools are in the temporary directory)
+    }
+    let env = Env::new();
+    let root = env.root().join("hosted");
+    let spools = root.join(".mediagit-serve-tmp");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let make = |name: &str, aged: bool| {
+        let d = spools.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("upload-x");
+        std::fs::write(&f, vec![7u8; 1 << 20]).unwrap();
+        if aged {
+            for p in [&f, &d] {
+                std::fs::File::open(p).unwrap().set_modified(old).unwrap();
+            }
+        }
+        d
+    };
+    // (pid_max on Linux is at most 2^22: this one never runs.)
+    let dead = make("4194305", true);
+    let fresh = make("4194306", false);
+    let alive = make(&std::process::id().to_string(), true);
+    let _server = Server::start(&env, &root, None, &[]);
+    assert!(!dead.exists(), "a dead server's old spool stays");
+    assert!(fresh.exists(), "a spool changed within the hour is kept");
+    assert!(alive.exists(), "a live process's spool is kept");
+}
