@@ -59,6 +59,11 @@ pub fn lock(
 ) -> CmdResult {
     let (name, server) = server(repo, remote)?;
     let mine = owned_by_me(&server, owner.as_deref())?;
+    if repo.is_encrypted() {
+        eprintln!(
+            "warning: file locks are not encrypted: the server sees the path of each file you lock and your name (FORMAT.md §13.7)"
+        );
+    }
     let mut failed = Vec::new();
     let mut locked = Vec::new();
     for p in &paths {

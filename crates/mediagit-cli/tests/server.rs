@@ -1494,3 +1494,37 @@ fn a_killed_servers_upload_spool_is_removed_at_the_next_start() {
     assert!(fresh.exists(), "a spool changed within the hour is kept");
     assert!(alive.exists(), "a live process's spool is kept");
 }
+
+/// Whoever can write a store cannot make files read-only (or choose
+/// remotes) in the working trees that join it: `[locks]`, `[remotes]` and
+/// `[branches]` of a store's config.toml are ignored.
+#[test]
+fn a_stores_config_never_sets_a_working_trees_locks() {
+    let env = Env::empty();
+    let store = env.root().join("store");
+    let w = env.root().join("w");
+    let url = format!("file://{}", store.display());
+    env.ok_in(
+        env.root(),
+        &["init", w.to_str().unwrap(), "--storage", &url],
+    );
+    std::fs::write(w.join("a.psd"), b"pixels").unwrap();
+    env.ok_in(&w, &["add", "."]);
+    env.ok_in(&w, &["commit", "-m", "one"]);
+    let cfg = store.join("config.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "\n[locks]\npatterns = [\"*.psd\"]\n\n[remotes.evil]\nurl = \"/tmp/elsewhere\"\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let joined = env.root().join("joined");
+    env.ok_in(env.root(), &["clone", &url, joined.to_str().unwrap()]);
+    assert_eq!(mode(&joined.join("a.psd")), 0o644);
+    let local = std::fs::read_to_string(joined.join(".mediagit/config.toml")).unwrap();
+    assert!(
+        !local.contains("locks") && !local.contains("evil"),
+        "{local}"
+    );
+    env.ok_in(&joined, &["switch", "-c", "b"]);
+    assert!(env.ok_in(&joined, &["remote", "-v"]).trim().is_empty());
+}

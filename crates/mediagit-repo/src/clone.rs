@@ -248,6 +248,7 @@ impl Repository {
         // Nor where it pushes: a store's config.toml never names remotes.
         cfg.remotes.clear();
         cfg.branches.clear();
+        cfg.locks = Default::default();
         cfg.storage = Some(sc.clone());
         write_atomic(
             &dir.join("HEAD"),

@@ -268,8 +268,17 @@ pub fn read_store_config(storage: &dyn Storage) -> Result<RepoConfig> {
     match storage.get("config.toml") {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            RepoConfig::from_toml(&text)
-                .map_err(|e| RepoError::format(format!("{}: config.toml", storage.describe()), e))
+            let mut c = RepoConfig::from_toml(&text).map_err(|e| {
+                RepoError::format(format!("{}: config.toml", storage.describe()), e)
+            })?;
+            // A working tree's own settings are never taken from a store
+            // (whoever can write it must not choose where a working tree
+            // pushes, or which of its files are read-only): FORMAT.md §3.
+            c.remotes.clear();
+            c.branches.clear();
+            c.locks = Default::default();
+            c.author = Default::default();
+            Ok(c)
         }
         Err(e) if e.is_not_found() => Err(RepoError::NotAStore {
             store: storage.describe(),
