@@ -25,6 +25,11 @@ EDIT=$(dirname "$(realpath "$0")")/../../shared/bench/edit_corpus.sh
 export MEDIAGIT_AUTHOR_NAME=bench MEDIAGIT_AUTHOR_EMAIL=bench@example.com
 command -v rsync >/dev/null || { echo "needs rsync (apt-get install rsync)" >&2; exit 1; }
 rm -rf "$W"
+# A page cache filled by earlier runs makes every write reclaim first (the
+# same clone measured 9.8 s with 21 GB cached, 5.1-5.9 s after a drop):
+# start from an empty one where allowed (root).
+sync
+echo 3 2>/dev/null >/proc/sys/vm/drop_caches || true
 mkdir -p "$W/daemon"
 mg() { "$BIN" -q "$@" >/dev/null; }
 timed() { # timed OUT CMD...: runs CMD after a sync, prints wall seconds
@@ -77,15 +82,20 @@ corpus_bytes=$(du -sb "$CORPUS" | cut -f1)
 
 echo "corpus: $corpus_bytes bytes ($CORPUS); remote: $URL"
 echo
-echo "| step | MediaGit (s) | MiB/s | max RSS (KiB) | rsync (s) | MediaGit / rsync |"
-echo "|---|---|---|---|---|---|"
-row() { # row STEP MG_TIME MG_RSS RSYNC_TIME BYTES
-  printf "| %s | %s | %.0f | %s | %s | %.2f |\n" "$1" "$2" \
-    "$(echo "$5 / 1048576 / $2" | bc -l)" "$3" "$4" "$(echo "$2 / $4" | bc -l)"
+echo "| step | MediaGit (s) | MiB/s | max RSS (KiB) | rsync (s) | MediaGit / rsync | rsync + sync (s) | MediaGit / (rsync + sync) |"
+echo "|---|---|---|---|---|---|---|---|"
+row() { # row STEP MG_TIME MG_RSS RSYNC_TIME BYTES RSYNC_SYNC_TIME
+  printf "| %s | %s | %.0f | %s | %s | %.2f | %s | %.2f |\n" "$1" "$2" \
+    "$(echo "$5 / 1048576 / $2" | bc -l)" "$3" "$4" "$(echo "$2 / $4" | bc -l)" \
+    "$6" "$(echo "$2 / $6" | bc -l)"
 }
+# MediaGit's data is on disk when it exits (fsync, syncfs); rsync's is
+# in the page cache: "rsync + sync" is the like-for-like (DESIGN.md
+# judges add against `cp -r` + `sync`), plain rsync the one a user feels.
 read -r push_s push_rss < <(timed "$W/push1.json" "$BIN" -q -C "$W/a" push --json origin main)
 read -r rs_push_s _ < <(timed /dev/null rsync -a "$CORPUS/" "$R/v/")
-row "push v1 (empty remote)" "$push_s" "$push_rss" "$rs_push_s" "$corpus_bytes"
+read -r rs_push_sync_s _ < <(timed /dev/null bash -c "rsync -a '$CORPUS/' '$R/v2/' && sync")
+row "push v1 (empty remote)" "$push_s" "$push_rss" "$rs_push_s" "$corpus_bytes" "$rs_push_sync_s"
 
 if [ "${REMOTE:-}" = server ]; then
   read -r pull_s pull_rss < <(timed /dev/null "$BIN" -q clone "$URL" "$W/b")
@@ -98,7 +108,8 @@ else
   step="clone (init + pull)"
 fi
 read -r rs_pull_s _ < <(timed /dev/null rsync -a "$R/v/" "$W/rsync-copy/")
-row "$step" "$pull_s" "$pull_rss" "$rs_pull_s" "$corpus_bytes"
+read -r rs_pull_sync_s _ < <(timed /dev/null bash -c "rsync -a '$R/v/' '$W/rsync-copy2/' && sync")
+row "$step" "$pull_s" "$pull_rss" "$rs_pull_s" "$corpus_bytes" "$rs_pull_sync_s"
 diff -r --exclude=.mediagit "$CORPUS" "$W/b" >/dev/null || { echo "pulled tree differs" >&2; exit 1; }
 
 # v2: the edited corpus.
