@@ -251,7 +251,15 @@ fn apply_lockable(ctx: &Ctx, previous: &[String]) {
 /// The author name, if one is set (the owner a server without users
 /// records for this client's locks).
 pub(crate) fn author_name(repo: &Repository) -> Option<String> {
-    identity(repo).ok().map(|s| s.name)
+    // The whole identity when there is one; else a name alone will do (a
+    // lock needs no email), in the identity's order of precedence.
+    identity(repo).ok().map(|s| s.name).or_else(|| {
+        env_var("MEDIAGIT_AUTHOR_NAME")
+            .or_else(|| repo.config().author.name.clone())
+            .or_else(|| crate::user_config::author().ok()?.0)
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty() && !n.chars().any(char::is_control))
+    })
 }
 
 /// Who is recorded in the reflog: the identity if there is one.

@@ -57,8 +57,23 @@ pub fn lock(
     remote: Option<String>,
     owner: Option<String>,
 ) -> CmdResult {
+    if paths.iter().any(String::is_empty) {
+        return Err(CommandError::user(
+            "lock-failed",
+            "the top of the working tree is not a file: name the files to lock",
+        ));
+    }
     let (name, server) = server(repo, remote)?;
     let mine = owned_by_me(&server, owner.as_deref())?;
+    if owner.is_none() && server.info().map_err(storage_err)?.user == "anonymous" {
+        return Err(CommandError::user(
+            "lock-failed",
+            format!(
+                "remote '{name}' has no users: a lock there records your name, and none is set"
+            ),
+        )
+        .with_hint("mediagit config --global author.name \"Your Name\" (and author.email)"));
+    }
     if repo.is_encrypted() {
         eprintln!(
             "warning: file locks are not encrypted: the server sees the path of each file you lock and your name (FORMAT.md §13.7)"
@@ -174,7 +189,13 @@ fn owned_by_me(
 ) -> Result<impl Fn(&str) -> bool, CommandError> {
     let user = server.info().map_err(storage_err)?.user;
     let me = me.map(str::to_string);
-    Ok(move |owner: &str| owner == user || (user == "anonymous" && Some(owner) == me.as_deref()))
+    // Without users every client is "anonymous": owners are the names
+    // clients lock as, and a lock recorded as "anonymous" (by an older
+    // server) is no one's.
+    Ok(move |owner: &str| match user.as_str() {
+        "anonymous" => owner != "anonymous" && Some(owner) == me.as_deref(),
+        u => owner == u,
+    })
 }
 
 /// What `path` is in the commit checked out (`None`: no commit to ask).
@@ -302,8 +323,7 @@ pub fn locked_by_others(
     if locks.is_empty() {
         return Ok(Vec::new());
     }
-    let user = server.info().map_err(storage_err)?.user;
-    let mine = |owner: &str| owner == user || (user == "anonymous" && Some(owner) == me);
+    let mine = owned_by_me(&server, me)?;
     Ok(locks
         .into_iter()
         .filter(|l| !mine(&l.owner))

@@ -252,14 +252,9 @@ fn remove_dead_spools(dir: &std::path::Path, pid_of: impl Fn(&str) -> Option<i32
         if !gone || !m.is_dir() || m.file_type().is_symlink() {
             continue;
         }
-        let newest = std::fs::read_dir(e.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|f| f.metadata().ok()?.modified().ok())
-            .chain(m.modified().ok())
-            .max();
-        if newest.is_some_and(|t| t.elapsed().is_ok_and(|age| age > hour)) {
+        let mut budget = 100_000;
+        let newest = newest_below(&e.path(), 8, &mut budget).max(m.modified().ok());
+        if budget > 0 && newest.is_some_and(|t| t.elapsed().is_ok_and(|age| age > hour)) {
             match std::fs::remove_dir_all(e.path()) {
                 Ok(()) => {
                     tracing::info!(dir = %e.path().display(), "removed the upload spool of a server that is gone")
@@ -270,4 +265,31 @@ fn remove_dead_spools(dir: &std::path::Path, pid_of: impl Fn(&str) -> Option<i32
             }
         }
     }
+}
+
+/// The newest modification time of anything below `dir` (not following
+/// links), looking at most `depth` levels down and `budget` entries (0
+/// left: not all were seen).
+fn newest_below(
+    dir: &std::path::Path,
+    depth: usize,
+    budget: &mut usize,
+) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if *budget == 0 {
+            return newest;
+        }
+        *budget -= 1;
+        let Ok(m) = e.metadata() else { continue };
+        newest = newest.max(m.modified().ok());
+        if m.is_dir() {
+            if depth == 0 {
+                *budget = 0;
+                return newest;
+            }
+            newest = newest.max(newest_below(&e.path(), depth - 1, budget));
+        }
+    }
+    newest
 }

@@ -876,6 +876,21 @@ fn on_a_server_without_users_your_own_lock_does_not_stop_your_push() {
     commit_files(&env, &[("h.psd", 20_000, 1)], "one");
     env.ok(&["remote", "add", "origin", &server.repo_url("film")]);
     ok_in(&env, &env.repo(), &["push", "-u", "origin", "main"]);
+    // Without users a lock records the locker's name: none, no lock (a
+    // nameless lock would be everyone's).
+    let out = env
+        .cmd(&["lock", "h.psd"])
+        .env_remove("MEDIAGIT_AUTHOR_NAME")
+        .env_remove("MEDIAGIT_AUTHOR_EMAIL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("none is set"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(env.ok(&["locks"]).trim().is_empty());
     ok_in(&env, &env.repo(), &["lock", "h.psd"]);
     write_random(&env.repo().join("h.psd"), 20_000, 2);
     env.ok(&["add", "."]);
@@ -1447,7 +1462,8 @@ fn of_two_inits_of_one_name_at_once_exactly_one_wins() {
         let lost = if a.status.success() { &b } else { &a };
         let e = text(&lost.stderr);
         assert!(
-            e.contains("being created by another client") || e.contains("already holds"),
+            e.contains("another client is creating a repository there")
+                || e.contains("already holds"),
             "{e}"
         );
         let dest = env.root().join(format!("race{i}-clone"));
@@ -1488,10 +1504,25 @@ fn a_killed_servers_upload_spool_is_removed_at_the_next_start() {
     // (pid_max on Linux is at most 2^22: this one never runs.)
     let dead = make("4194305", true);
     let fresh = make("4194306", false);
+    // Old at the top, a file changed recently two levels down: kept.
+    let nested = make("4194307", true);
+    std::fs::create_dir_all(nested.join("sub/deeper")).unwrap();
+    std::fs::write(nested.join("sub/deeper/recent"), b"z").unwrap();
+    for p in [
+        nested.join("sub/deeper"),
+        nested.join("sub"),
+        nested.clone(),
+    ] {
+        std::fs::File::open(&p).unwrap().set_modified(old).unwrap();
+    }
     let alive = make(&std::process::id().to_string(), true);
     let _server = Server::start(&env, &root, None, &[]);
     assert!(!dead.exists(), "a dead server's old spool stays");
     assert!(fresh.exists(), "a spool changed within the hour is kept");
+    assert!(
+        nested.exists(),
+        "a spool with a recent file deep inside is kept"
+    );
     assert!(alive.exists(), "a live process's spool is kept");
 }
 

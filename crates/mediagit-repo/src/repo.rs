@@ -173,8 +173,10 @@ impl Store {
     /// yet) a copy of this repository that holds nothing: the same format,
     /// chunking and compression settings, and, encrypted, the same key
     /// files (so this repository's packs can be pushed there as they are).
-    /// Written in the order of `init`: key files, HEAD, config.toml last
-    /// (its presence makes the repository).
+    /// Written HEAD first (on a server, creating it claims the name: of
+    /// two clients creating one repository, the second stops before it
+    /// wrote anything), then the key files, config.toml last (its presence
+    /// makes the repository).
     pub fn init_remote_store(&self, storage: &dyn Storage) -> Result<()> {
         if storage.size("config.toml")?.is_some() {
             return Err(RepoError::StoreHasRepository {
@@ -188,19 +190,41 @@ impl Store {
             .unwrap_or_else(|| "main".into());
         let head = format!("ref: refs/heads/{branch}\n");
         if let Some(keys) = &self.keys {
+            create_key(
+                storage,
+                "HEAD",
+                &crate::store::seal_store_head(keys, &head)?,
+            )?;
             for key in self.storage().list("keys/")? {
                 let bytes = self.storage().get(&key)?;
                 storage.put(&key, &bytes)?;
             }
-            storage.put("HEAD", &crate::store::seal_store_head(keys, &head)?)?;
         } else {
-            storage.put("HEAD", head.as_bytes())?;
+            create_key(storage, "HEAD", head.as_bytes())?;
         }
-        storage.put(
+        create_key(
+            storage,
             "config.toml",
             store_config(self.config()).to_toml().as_bytes(),
-        )?;
-        Ok(())
+        )
+    }
+}
+
+/// Writes `HEAD` or `config.toml` of a repository being created, expecting
+/// it absent (a compare-and-swap: on a server, of two clients creating one
+/// name only one gets it, and the other stops before it wrote anything).
+fn create_key(storage: &dyn Storage, key: &str, bytes: &[u8]) -> Result<()> {
+    match storage.compare_and_swap(key, None, Some(bytes))? {
+        mediagit_storage::CasOutcome::Swapped => Ok(()),
+        mediagit_storage::CasOutcome::Conflict { .. } if key == "config.toml" => {
+            Err(RepoError::StoreHasRepository {
+                store: storage.describe(),
+            })
+        }
+        mediagit_storage::CasOutcome::Conflict { .. } => Err(RepoError::Invalid(format!(
+            "{}: another client is creating a repository there right now, or one exists; nothing was written",
+            storage.describe()
+        ))),
     }
 }
 
@@ -361,8 +385,9 @@ fn initial_settings(opts: &InitOptions) -> Result<(String, RepoConfig, Option<En
 }
 
 /// Creates an empty repository in `storage` with nothing but its store
-/// keys (a server repository: `init --bare URL`): key files, HEAD, then
-/// config.toml (its presence makes the repository). Always bare;
+/// keys (a server repository: `init --bare URL`): HEAD (which claims the
+/// name on a server), key files, then config.toml (its presence makes the
+/// repository). Always bare;
 /// `opts.storage` is not used. What was written is taken back when a
 /// write fails.
 pub fn init_store_only(storage: &dyn Storage, opts: &InitOptions) -> Result<()> {
@@ -376,37 +401,59 @@ pub fn init_store_only(storage: &dyn Storage, opts: &InitOptions) -> Result<()> 
     let mut written = Vec::new();
     let r = (|| {
         let mut put = |key: String, bytes: &[u8]| -> Result<()> {
-            storage.put(&key, bytes)?;
+            if key == "HEAD" || key == "config.toml" {
+                create_key(storage, &key, bytes)?;
+            } else {
+                storage.put(&key, bytes)?;
+            }
             written.push(key);
             Ok(())
         };
+        // HEAD first: on a server, creating it claims the name (the
+        // second of two clients creating one stops here, having written
+        // nothing); then the key files; config.toml last.
         let sealed_head = match &enc {
-            Some(e) => {
-                for (id, bytes) in &e.key_files {
-                    put(crate::keys::key_key(id), bytes)?;
-                }
-                Some(crate::store::seal_store_head(&e.keys, &head)?)
-            }
+            Some(e) => Some(crate::store::seal_store_head(&e.keys, &head)?),
             None => None,
         };
         put(
             "HEAD".into(),
             sealed_head.as_deref().unwrap_or(head.as_bytes()),
         )?;
+        if let Some(e) = &enc {
+            for (id, bytes) in &e.key_files {
+                put(crate::keys::key_key(id), bytes)?;
+            }
+        }
         put(
             "config.toml".into(),
             store_config(&config).to_toml().as_bytes(),
         )
     })();
-    if r.is_err() {
+    if let Err(e) = r {
         // (Not a HEAD that a repository made meanwhile by someone else
         // now holds: its config.toml says so.)
         let taken = matches!(storage.size("config.toml"), Ok(Some(_)));
-        for k in written.iter().rev().filter(|k| !(taken && *k == "HEAD")) {
-            let _ = storage.delete(k);
+        let left: Vec<&String> = written
+            .iter()
+            .rev()
+            .filter(|k| !(taken && *k == "HEAD"))
+            .filter(|k| storage.delete(k).is_err())
+            .collect();
+        if !left.is_empty() {
+            // (A writer may create a repository but not delete from one.)
+            return Err(RepoError::Invalid(format!(
+                "{e}; left behind in {}: {} (an admin removes them; they make no repository)",
+                storage.describe(),
+                left.iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
+        return Err(e);
     }
-    r
+    Ok(())
 }
 
 impl Repository {

@@ -874,7 +874,8 @@ async fn put_object(
             verify_index(&st, &storage, &repo, &key, &path)?;
         }
         if !existed && matches!(key.as_str(), "HEAD" | "config.toml") {
-            create_only(storage.as_ref(), &repo, &key, &path)?;
+            let bytes = std::fs::read(&path).map_err(|e| ApiError::internal(e.to_string()))?;
+            create_only(storage.as_ref(), &repo, &key, &bytes)?;
             return Ok(true);
         }
         let p: PathBuf = path.to_path_buf();
@@ -897,16 +898,11 @@ const CREATING: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Writes `HEAD` or `config.toml` of a repository being created by
 /// conditional writes, so that of two clients creating one name at once
-/// exactly one does: the second finds the HEAD of the first (409), or its
-/// config.toml (409). A HEAD left by a creation interrupted more than
-/// [`CREATING`] ago is replaced.
-fn create_only(
-    storage: &dyn Storage,
-    repo: &str,
-    key: &str,
-    path: &tempfile::TempPath,
-) -> ApiResult<()> {
-    let bytes = std::fs::read(path).map_err(|e| ApiError::internal(e.to_string()))?;
+/// exactly one does: the second finds the HEAD of the first (409; clients
+/// write HEAD first, so it has written nothing), or its config.toml (409).
+/// A HEAD left by a creation interrupted more than [`CREATING`] ago is
+/// replaced, and that creation's key files deleted.
+fn create_only(storage: &dyn Storage, repo: &str, key: &str, bytes: &[u8]) -> ApiResult<()> {
     let busy = || {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -924,14 +920,71 @@ fn create_only(
             if age < CREATING {
                 return Err(busy());
             }
+            // An interrupted creation: its key files go with its HEAD (a
+            // repository made now must not hold another one's keys).
+            for k in storage.list("keys/")? {
+                storage.delete(&k)?;
+            }
             Some(old)
         }
         (_, Ok(_)) => return Err(busy()),
         (_, Err(e)) => return Err(e.into()),
     };
-    match storage.compare_and_swap(key, expected.as_deref(), Some(&bytes))? {
+    match storage.compare_and_swap(key, expected.as_deref(), Some(bytes))? {
         CasOutcome::Swapped => Ok(()),
         CasOutcome::Conflict { .. } => Err(busy()),
+    }
+}
+
+/// A compare-and-swap of `HEAD` or `config.toml` expecting it absent: a
+/// client creating a repository claims the name ([`create_only`]). Where
+/// a repository exists, or another client is creating one, the answer is
+/// "not swapped".
+async fn create_by_cas(
+    state: &AppState,
+    a: &Access,
+    q: &KeyQuery,
+    storage: Arc<dyn Storage>,
+    existed: bool,
+    new: Option<Vec<u8>>,
+) -> ApiResult<Response> {
+    let may_create = a.right >= Right::Admin || (state.create_on_push && a.right >= Right::Write);
+    if !may_create {
+        if a.right >= Right::Read && !existed {
+            return Err(no_repository(&q.repo));
+        }
+        require(a, &q.repo, Right::Admin, &format!("creating {}", q.key))?;
+    }
+    let Some(new) = new else {
+        return Err(ApiError::bad(
+            "creating a repository writes a value (\"new\")",
+        ));
+    };
+    let not_swapped = || {
+        axum::Json(CasAnswer {
+            swapped: false,
+            actual: None,
+        })
+        .into_response()
+    };
+    if existed {
+        return Ok(not_swapped());
+    }
+    let st = state.clone();
+    let name = q.repo.clone();
+    blocking(move || Ok(st.repos.check_creatable(&name)?)).await?;
+    let (repo, key) = (q.repo.clone(), q.key.clone());
+    match blocking(move || create_only(storage.as_ref(), &repo, &key, &new)).await {
+        Ok(()) => {
+            tracing::info!(repo = %q.repo, key = %q.key, user = %a.who.name(), "creating");
+            Ok(axum::Json(CasAnswer {
+                swapped: true,
+                actual: None,
+            })
+            .into_response())
+        }
+        Err(e) if e.status == StatusCode::CONFLICT => Ok(not_swapped()),
+        Err(e) => Err(e),
     }
 }
 
@@ -1041,12 +1094,17 @@ async fn cas(
 ) -> ApiResult<Response> {
     let a = access(&state, &headers, &q.repo)?;
     let class = served_key(&q.key)?;
-    require(
-        &a,
-        &q.repo,
-        policy::cas_right(class),
-        &format!("moving {}", q.key),
-    )?;
+    // `HEAD` or `config.toml` expected absent: creating a repository
+    // (rights checked below, once the request is read).
+    let creation_key = matches!(q.key.as_str(), "HEAD" | "config.toml");
+    if !creation_key {
+        require(
+            &a,
+            &q.repo,
+            policy::cas_right(class),
+            &format!("moving {}", q.key),
+        )?;
+    }
     let body = axum::body::to_bytes(body, wire::MAX_JSON_BODY)
         .await
         .map_err(|_| {
@@ -1090,7 +1148,19 @@ async fn cas(
     let expected = decode(req.expected)?;
     let new = decode(req.new)?;
     let storage = open(&state, &q.repo).await?;
-    if !exists(&state, &q.repo, &storage).await? {
+    let existed = exists(&state, &q.repo, &storage).await?;
+    if creation_key && expected.is_none() {
+        return create_by_cas(&state, &a, &q, storage, existed, new).await;
+    }
+    if creation_key {
+        require(
+            &a,
+            &q.repo,
+            policy::cas_right(class),
+            &format!("moving {}", q.key),
+        )?;
+    }
+    if !existed {
         return Err(no_repository(&q.repo));
     }
     // (An admin may put back anything: a restore.)
@@ -1190,7 +1260,14 @@ fn lock_conflict(r: &LockRecord) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "locked",
-        format!("{} is locked by {} (since {})", r.path, r.owner, r.created),
+        format!(
+            "{} is locked by {} (since {})",
+            r.path,
+            r.owner,
+            chrono::DateTime::from_timestamp(r.created, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| r.created.to_string())
+        ),
     )
 }
 
@@ -1290,12 +1367,21 @@ async fn lock(
     let key = wire::lock_key(&req.path).map_err(ApiError::bad)?;
     // The owner is who the token says; a server without users (loopback,
     // one person's machine) takes the name the client gives.
+    // A nameless lock there would be everyone's and no one's: refused.
     let owner = match (&a.who, state.auth.is_open(), &req.owner) {
         (Identity::User(n), _, _) => n.clone(),
         (_, true, Some(o))
-            if !o.is_empty() && o.len() <= 200 && !o.chars().any(char::is_control) =>
+            if !o.trim().is_empty()
+                && o.len() <= 200
+                && !o.chars().any(char::is_control)
+                && o != a.who.name() =>
         {
             o.clone()
+        }
+        (_, true, _) => {
+            return Err(ApiError::bad(
+                "a lock on a server without users names its owner (\"owner\": the locker's name, not empty, at most 200 bytes, no control character, not \"anonymous\")",
+            ))
         }
         _ => a.who.name().to_string(),
     };
@@ -1469,7 +1555,10 @@ mod tests {
         assert!(String::from_utf8_lossy(&b).contains("being created by another client"));
         let head = dir.path().join("film/HEAD");
         assert_eq!(std::fs::read(&head).unwrap(), b"ref: refs/heads/a\n");
-        // Interrupted two minutes ago: the next creation replaces it.
+        // Interrupted two minutes ago (with a key file of its own): the
+        // next creation replaces it, and its key file goes with it.
+        let (s, _, _) = send(&app, put("keys/0123abcd", b"a key file")).await;
+        assert_eq!(s, StatusCode::CREATED);
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
         std::fs::File::options()
             .write(true)
@@ -1480,6 +1569,7 @@ mod tests {
         let (s, _, _) = send(&app, put("HEAD", b"ref: refs/heads/c\n")).await;
         assert_eq!(s, StatusCode::CREATED);
         assert_eq!(std::fs::read(&head).unwrap(), b"ref: refs/heads/c\n");
+        assert!(!dir.path().join("film/keys/0123abcd").exists());
         let cfg = "[format]\nversion = 2\n";
         let (s, _, _) = send(&app, put("config.toml", cfg.as_bytes())).await;
         assert_eq!(s, StatusCode::CREATED);

@@ -116,11 +116,24 @@ impl LocalBackend {
                 .map(Arc::new)
                 .map_err(|e| self.io("open", key, e));
         }
+        let path = self.path(key)?;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = open.get(key) {
-            return Ok(f.clone());
+            // Still the file at that name? `fsck --repair` may have put a
+            // rebuilt pack or index in its place, `gc` deleted it: a
+            // handle to the old one would serve stale bytes (and keep a
+            // deleted file's space). One stat per read.
+            use std::os::unix::fs::MetadataExt;
+            let same = match (fs::metadata(&path), f.metadata()) {
+                (Ok(now), Ok(held)) => now.dev() == held.dev() && now.ino() == held.ino(),
+                _ => false,
+            };
+            if same {
+                return Ok(f.clone());
+            }
+            open.remove(key);
         }
-        let f = Arc::new(File::open(self.path(key)?).map_err(|e| self.io("open", key, e))?);
+        let f = Arc::new(File::open(&path).map_err(|e| self.io("open", key, e))?);
         if open.len() >= MAX_OPEN {
             open.clear();
         }
@@ -347,6 +360,17 @@ mod tests {
         b.read_at("refs/heads/main", 0, &mut buf).unwrap();
         assert_eq!(&buf, b"new");
         assert_eq!(b.get("refs/heads/main").unwrap(), b"new\n");
+        // A pack replaced under the same name (a repaired copy) reads as
+        // the new file too; a deleted one is gone.
+        b.put("packs/p.pack", b"damaged").unwrap();
+        b.read_at("packs/p.pack", 0, &mut buf).unwrap();
+        assert_eq!(&buf, b"dam");
+        other.delete("packs/p.pack").unwrap();
+        other.put("packs/p.pack", b"repaired").unwrap();
+        b.read_at("packs/p.pack", 0, &mut buf).unwrap();
+        assert_eq!(&buf, b"rep");
+        other.delete("packs/p.pack").unwrap();
+        assert!(b.read_at("packs/p.pack", 0, &mut buf).is_err());
     }
 
     #[test]
