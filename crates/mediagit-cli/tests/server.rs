@@ -891,6 +891,29 @@ fn on_a_server_without_users_your_own_lock_does_not_stop_your_push() {
         text(&out.stderr)
     );
     assert!(env.ok(&["locks"]).trim().is_empty());
+    // A lock an older server recorded as "anonymous" is no one's: not
+    // released by a client calling itself that (only --force breaks it).
+    if let Some(root) = &server.root {
+        let dir = root.join("film/locks/files");
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = std::process::Command::new("sh")
+            .args(["-c", "printf %s legacy.psd | sha256sum"])
+            .output()
+            .unwrap();
+        std::fs::write(
+            dir.join(&text(&key.stdout)[..64]),
+            br#"{"path":"legacy.psd","owner":"anonymous","created":1700000000}"#,
+        )
+        .unwrap();
+        let out = env
+            .cmd(&["unlock", "legacy.psd"])
+            .env("MEDIAGIT_AUTHOR_NAME", "anonymous")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(env.ok(&["locks"]).contains("legacy.psd"));
+        env.ok(&["unlock", "--force", "legacy.psd"]);
+    }
     ok_in(&env, &env.repo(), &["lock", "h.psd"]);
     write_random(&env.repo().join("h.psd"), 20_000, 2);
     env.ok(&["add", "."]);

@@ -838,6 +838,7 @@ async fn put_object(
     let key = q.key.clone();
     let repo = q.repo.clone();
     let st = state.clone();
+    let who = a.who.name().to_string();
     let stored = blocking(move || {
         // A pack and its index are stored under one stripe lock: a pack
         // whose index appeared while it was being received is not stored
@@ -875,8 +876,11 @@ async fn put_object(
         }
         if !existed && matches!(key.as_str(), "HEAD" | "config.toml") {
             let bytes = std::fs::read(&path).map_err(|e| ApiError::internal(e.to_string()))?;
-            create_only(storage.as_ref(), &repo, &key, &bytes)?;
+            create_only(storage.as_ref(), &repo, &key, &bytes, &who)?;
             return Ok(true);
+        }
+        if !existed && key.starts_with("keys/") {
+            check_claim(storage.as_ref(), &repo, &who)?;
         }
         let p: PathBuf = path.to_path_buf();
         storage.put_file(&key, &p)?;
@@ -902,7 +906,13 @@ const CREATING: std::time::Duration = std::time::Duration::from_secs(60);
 /// write HEAD first, so it has written nothing), or its config.toml (409).
 /// A HEAD left by a creation interrupted more than [`CREATING`] ago is
 /// replaced, and that creation's key files deleted.
-fn create_only(storage: &dyn Storage, repo: &str, key: &str, bytes: &[u8]) -> ApiResult<()> {
+fn create_only(
+    storage: &dyn Storage,
+    repo: &str,
+    key: &str,
+    bytes: &[u8],
+    who: &str,
+) -> ApiResult<()> {
     let busy = || {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -910,9 +920,25 @@ fn create_only(storage: &dyn Storage, repo: &str, key: &str, bytes: &[u8]) -> Ap
             format!("repository {repo} is being created by another client right now, or exists"),
         )
     };
-    let expected = match (key, storage.get(key)) {
-        (_, Err(e)) if e.is_not_found() => None,
-        ("HEAD", Ok(old)) => {
+    if key == "config.toml" {
+        // Only by the client that claimed the name, and only settings
+        // that read (a name must not end up "existing" but unusable).
+        check_claim(storage, repo, who)?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| ApiError::bad(format!("repository {repo}: config.toml is not UTF-8")))?;
+        mediagit_format::config::RepoConfig::from_toml(text)
+            .map_err(|e| ApiError::bad(format!("repository {repo}: config.toml: {e}")))?;
+        return match storage.compare_and_swap(key, None, Some(bytes))? {
+            CasOutcome::Swapped => {
+                let _ = storage.delete(CLAIM);
+                Ok(())
+            }
+            CasOutcome::Conflict { .. } => Err(busy()),
+        };
+    }
+    match storage.get(key) {
+        Err(e) if e.is_not_found() => {}
+        Ok(old) => {
             let age = storage
                 .modified(key)?
                 .and_then(|t| t.elapsed().ok())
@@ -920,19 +946,60 @@ fn create_only(storage: &dyn Storage, repo: &str, key: &str, bytes: &[u8]) -> Ap
             if age < CREATING {
                 return Err(busy());
             }
-            // An interrupted creation: its key files go with its HEAD (a
-            // repository made now must not hold another one's keys).
+            // An interrupted creation. Taken over by one client only: the
+            // stale HEAD is removed by a compare-and-swap first (a second
+            // client taking over at once finds it gone), then its key
+            // files go (a repository made now must not hold another
+            // one's keys).
+            if let CasOutcome::Conflict { .. } = storage.compare_and_swap(key, Some(&old), None)? {
+                return Err(busy());
+            }
             for k in storage.list("keys/")? {
                 storage.delete(&k)?;
             }
-            Some(old)
         }
-        (_, Ok(_)) => return Err(busy()),
-        (_, Err(e)) => return Err(e.into()),
-    };
-    match storage.compare_and_swap(key, expected.as_deref(), Some(bytes))? {
-        CasOutcome::Swapped => Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    match storage.compare_and_swap(key, None, Some(bytes))? {
+        CasOutcome::Swapped => {
+            // Who claimed the name: only they write its key files and
+            // config.toml (on a server without users every client is the
+            // same anonymous admin).
+            storage.put(CLAIM, who.as_bytes())?;
+            Ok(())
+        }
         CasOutcome::Conflict { .. } => Err(busy()),
+    }
+}
+
+/// Where the server notes who claimed a repository being created (its
+/// `HEAD` written, no `config.toml` yet); removed once it exists.
+const CLAIM: &str = "locks/creating";
+
+/// Writes to a repository being created come from the client that
+/// claimed it: its HEAD is there, fresh, and the claim is this user's.
+fn check_claim(storage: &dyn Storage, repo: &str, who: &str) -> ApiResult<()> {
+    let fresh = storage
+        .modified("HEAD")?
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < CREATING);
+    if !fresh {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("repository {repo} is not being created: a creation writes HEAD first (compare-and-swap expecting it absent)"),
+        ));
+    }
+    match storage.get(CLAIM) {
+        Ok(c) if c != who.as_bytes() => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("repository {repo} is being created by another client right now"),
+        )),
+        Ok(_) => Ok(()),
+        // (A HEAD written by a server before claims were noted.)
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -968,13 +1035,20 @@ async fn create_by_cas(
         .into_response()
     };
     if existed {
-        return Ok(not_swapped());
+        let (s2, key) = (storage.clone(), q.key.clone());
+        let actual = blocking(move || Ok(s2.get(&key).ok())).await?;
+        return Ok(axum::Json(CasAnswer {
+            swapped: false,
+            actual: actual.map(hex::encode),
+        })
+        .into_response());
     }
     let st = state.clone();
     let name = q.repo.clone();
     blocking(move || Ok(st.repos.check_creatable(&name)?)).await?;
     let (repo, key) = (q.repo.clone(), q.key.clone());
-    match blocking(move || create_only(storage.as_ref(), &repo, &key, &new)).await {
+    let who = a.who.name().to_string();
+    match blocking(move || create_only(storage.as_ref(), &repo, &key, &new, &who)).await {
         Ok(()) => {
             tracing::info!(repo = %q.repo, key = %q.key, user = %a.who.name(), "creating");
             Ok(axum::Json(CasAnswer {
@@ -1374,7 +1448,7 @@ async fn lock(
             if !o.trim().is_empty()
                 && o.len() <= 200
                 && !o.chars().any(char::is_control)
-                && o != a.who.name() =>
+                && !o.trim().eq_ignore_ascii_case(a.who.name()) =>
         {
             o.clone()
         }
@@ -1464,7 +1538,12 @@ async fn unlock(
         // asking must name the lock's owner (or break it with force).
         let mine = match &who {
             Identity::User(n) => *n == r.owner,
-            _ => open_server && asker.as_deref() == Some(r.owner.as_str()),
+            _ => {
+                open_server
+                    && asker.as_deref().is_some_and(|o| {
+                        o == r.owner && !o.trim().eq_ignore_ascii_case("anonymous")
+                    })
+            }
         };
         let may_break = force && right >= Right::Admin;
         if !(mine || may_break) {
@@ -1570,9 +1649,46 @@ mod tests {
         assert_eq!(s, StatusCode::CREATED);
         assert_eq!(std::fs::read(&head).unwrap(), b"ref: refs/heads/c\n");
         assert!(!dir.path().join("film/keys/0123abcd").exists());
-        let cfg = "[format]\nversion = 2\n";
-        let (s, _, _) = send(&app, put("config.toml", cfg.as_bytes())).await;
+        // Settings that do not read never make a repository.
+        let (s, _, _) = send(&app, put("config.toml", b"junk = [")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(!dir.path().join("film/config.toml").exists());
+        let cfg = mediagit_format::config::RepoConfig::new(true).to_toml();
+        let (s, _, b) = send(&app, put("config.toml", cfg.as_bytes())).await;
+        assert_eq!(s, StatusCode::CREATED, "{}", String::from_utf8_lossy(&b));
+        assert!(!dir.path().join("film/locks/creating").exists());
+        // Key files and settings of a name nobody claimed (no HEAD): refused.
+        let put2 = |key: &str, body: &[u8]| {
+            req(
+                "PUT",
+                &format!("/v1/object?repo=other&key={key}"),
+                body.to_vec(),
+            )
+        };
+        for key in ["keys/0123abcd", "config.toml"] {
+            let (s, _, b) = send(&app, put2(key, cfg.as_bytes())).await;
+            assert_eq!(
+                s,
+                StatusCode::CONFLICT,
+                "{key}: {}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+        assert!(!dir.path().join("other/keys").exists());
+        // Two take-overs of one interrupted creation with the same bytes:
+        // one wins.
+        let (s, _, _) = send(&app, put2("HEAD", b"ref: refs/heads/main\n")).await;
         assert_eq!(s, StatusCode::CREATED);
+        let head2 = dir.path().join("other/HEAD");
+        std::fs::File::options()
+            .write(true)
+            .open(&head2)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let (s1, _, _) = send(&app, put2("HEAD", b"ref: refs/heads/main\n")).await;
+        let (s2, _, _) = send(&app, put2("HEAD", b"ref: refs/heads/main\n")).await;
+        assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CONFLICT));
         // Created: now the writes of an existing repository (an admin's
         // put of HEAD replaces it, as a restore may).
         let (s, _, _) = send(&app, put("HEAD", b"ref: refs/heads/d\n")).await;

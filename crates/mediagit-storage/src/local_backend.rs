@@ -134,6 +134,13 @@ impl LocalBackend {
             open.remove(key);
         }
         let f = Arc::new(File::open(&path).map_err(|e| self.io("open", key, e))?);
+        // Handles of files deleted since (packs `gc` removed, replaced
+        // ones) are let go, so their space is freed: checked whenever a
+        // file is opened (an fstat each, of at most MAX_OPEN).
+        {
+            use std::os::unix::fs::MetadataExt;
+            open.retain(|_, f| f.metadata().is_ok_and(|m| m.nlink() > 0));
+        }
         if open.len() >= MAX_OPEN {
             open.clear();
         }
