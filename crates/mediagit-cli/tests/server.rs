@@ -170,6 +170,22 @@ fn auth_file(env: &Env, users: &[(&str, &str, &str)]) -> PathBuf {
     path
 }
 
+/// No file below `dir` holds any of `needles` (what an encrypted
+/// repository must never show its server).
+fn assert_none_of(dir: &Path, needles: &[&[u8]]) {
+    for f in all_files(dir) {
+        let b = std::fs::read(&f).unwrap();
+        for needle in needles {
+            assert!(
+                !b.windows(needle.len()).any(|w| w == *needle),
+                "{} holds {:?}",
+                f.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}
+
 fn commit_files(env: &Env, files: &[(&str, u64, u64)], msg: &str) {
     for (name, size, seed) in files {
         write_random(&env.repo().join(name), *size, *seed);
@@ -531,17 +547,10 @@ fn an_encrypted_repository_reaches_the_server_as_ciphertext() {
     let url = server.repo_url("vault");
     ok_in(&env, &repo, &["push", &url, "main", "project-falcon"]);
     if let Some(root) = &server.root {
-        for f in all_files(&root.join("vault")) {
-            let b = std::fs::read(&f).unwrap();
-            for needle in [&b"NDA-CLIENT-FOOTAGE"[..], b"project-falcon", b"clip.txt"] {
-                assert!(
-                    !b.windows(needle.len()).any(|w| w == needle),
-                    "{} holds {:?}",
-                    f.display(),
-                    String::from_utf8_lossy(needle)
-                );
-            }
-        }
+        assert_none_of(
+            &root.join("vault"),
+            &[b"NDA-CLIENT-FOOTAGE", b"project-falcon", b"clip.txt"],
+        );
     }
     let dest = env.root().join("dest");
     ok_in(&env, env.root(), &["clone", &url, dest.to_str().unwrap()]);
@@ -1245,17 +1254,10 @@ fn init_bare_with_a_server_url_creates_the_repository_there() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     if let Some(root) = &server.root {
         assert!(root.join("vault/keys").is_dir());
-        for f in all_files(&root.join("vault")) {
-            let bytes = std::fs::read(&f).unwrap();
-            for needle in [&b"NDA-CLIENT-FOOTAGE"[..], b"project-falcon", b"nda.txt"] {
-                assert!(
-                    !bytes.windows(needle.len()).any(|w| w == needle),
-                    "{} holds {:?}",
-                    f.display(),
-                    String::from_utf8_lossy(needle)
-                );
-            }
-        }
+        assert_none_of(
+            &root.join("vault"),
+            &[b"NDA-CLIENT-FOOTAGE", b"project-falcon", b"nda.txt"],
+        );
     }
     let d = env.root().join("d");
     let out = as_user("ann", env.root(), &["clone", &vault, d.to_str().unwrap()]);
