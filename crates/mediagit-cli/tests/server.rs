@@ -1200,6 +1200,23 @@ fn init_bare_with_a_server_url_creates_the_repository_there() {
     let out = as_user("boss", env.root(), &["init", "--bare", &url]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("already holds a MediaGit repository"));
+    // Nor around one, nor inside one.
+    for (name, why) in [
+        ("team", "repository team/film is inside it"),
+        ("team/film/x", "inside repository team/film"),
+    ] {
+        let out = as_user(
+            "boss",
+            env.root(),
+            &["init", "--bare", &server.repo_url(name)],
+        );
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert!(
+            text(&out.stderr).contains(why),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+    }
     // A writer now pushes to it (no --create-on-push needed) and another
     // clone gets the bytes back, on the branch the admin chose.
     let a = env.root().join("a");

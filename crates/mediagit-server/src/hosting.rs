@@ -124,6 +124,18 @@ impl Repos {
                 });
             }
         }
+        // Nor may it hold one (`outer` around an existing `outer/inner`).
+        let here = self.storage(name)?;
+        if let Some(inner) = here
+            .list("")?
+            .into_iter()
+            .find_map(|k| k.strip_suffix("/config.toml").map(str::to_string))
+        {
+            return Err(HostingError::BadName {
+                name: name.to_string(),
+                why: format!("repository {name}/{inner} is inside it"),
+            });
+        }
         if let Hosting::Root(root) = &self.hosting {
             check_no_symlink(root, name)?;
             let dir = root.join(name);
