@@ -123,7 +123,12 @@ impl From<RepoError> for CommandError {
             RepoError::BranchNotMerged { .. } => Some("use -D (--force) to delete it anyway; its commits stay recoverable from `mediagit reflog`".into()),
             RepoError::NothingToCommit => Some("stage changes with `mediagit add`, or pass --allow-empty".into()),
             RepoError::IndexDisagrees { .. } => Some("run `mediagit add` on those paths to record them again from the working tree".into()),
-            RepoError::UnresolvedConflicts { .. } => Some("put the version to keep at each path and `mediagit add` it (or `mediagit rm` it); `mediagit status` lists them; `switch --force` abandons the merge".into()),
+            RepoError::UnresolvedConflicts { .. } => Some("settle each path with `mediagit resolve PATH --ours|--theirs|--both`, or put the version to keep there and `mediagit add` it (or `mediagit rm` it); `mediagit status` lists them with both sides".into()),
+            RepoError::StagedChanges { .. } => Some("commit them first, or unstage them with `mediagit reset` (their files stay as they are)".into()),
+            RepoError::OperationInProgress { op } => Some(format!("finish it with `mediagit {op} --continue`, or give it up with `mediagit {op} --abort`")),
+            RepoError::NoOperation { .. } => Some("`mediagit status` shows what this working tree is doing".into()),
+            RepoError::NotFastForward { .. } => Some("run `mediagit merge` without --ff-only to make a merge commit".into()),
+            RepoError::NotConflicted { .. } => Some("`mediagit status` lists the conflicted paths".into()),
             RepoError::MissingIdentity => Some(
                 "tell MediaGit who you are, once for all your repositories:\n  mediagit config --global author.name \"Your Name\"\n  mediagit config --global author.email you@example.com\n(or --local for this repository only; MEDIAGIT_AUTHOR_NAME and MEDIAGIT_AUTHOR_EMAIL, or --author \"Name <email>\", for one command)".into(),
             ),
@@ -230,7 +235,9 @@ impl From<RepoError> for CommandError {
             }
         }
         let code = match &e {
-            RepoError::UnresolvedConflicts { .. } | RepoError::RefRace { .. } => exit::CONFLICT,
+            RepoError::UnresolvedConflicts { .. }
+            | RepoError::RefRace { .. }
+            | RepoError::NotFastForward { .. } => exit::CONFLICT,
             _ => 1,
         };
         CommandError {

@@ -82,15 +82,24 @@ impl Ctx {
         repo: &Repository,
         paths: &[PathBuf],
     ) -> Result<Vec<String>, CommandError> {
-        paths
-            .iter()
-            .map(|p| {
-                repo.workspace()?
-                    .repo_path(&self.cwd, p)
-                    .map_err(CommandError::from)
-            })
-            .collect()
+        repo_paths(repo, &self.cwd, paths)
     }
+}
+
+/// Repository paths of what the user named (relative to `cwd`).
+pub(crate) fn repo_paths(
+    repo: &Repository,
+    cwd: &Path,
+    paths: &[PathBuf],
+) -> Result<Vec<String>, CommandError> {
+    paths
+        .iter()
+        .map(|p| {
+            repo.workspace()?
+                .repo_path(cwd, p)
+                .map_err(CommandError::from)
+        })
+        .collect()
 }
 
 /// Runs `run` (an unlock, a clone) with the key `key unlock` kept for
@@ -263,6 +272,23 @@ pub(crate) fn author_name(repo: &Repository) -> Option<String> {
 }
 
 /// Who is recorded in the reflog: the identity if there is one.
+/// Opens the repository and runs a history command (merge, rebase,
+/// reset...) with the identity it commits and logs with.
+fn with_history_env(
+    ctx: &Ctx,
+    run: impl FnOnce(&Repository, &crate::history_cmd::Env) -> CmdResult,
+) -> CmdResult {
+    let repo = ctx.repo()?;
+    let progress = ctx.progress();
+    let env = crate::history_cmd::Env {
+        cwd: &ctx.cwd,
+        quiet: ctx.quiet,
+        who: identity(&repo)?,
+        progress: &progress,
+    };
+    run(&repo, &env)
+}
+
 fn reflog_who(repo: &Repository) -> Signature {
     identity(repo).unwrap_or_else(|_| now_signature("unknown".into(), "unknown".into()))
 }
@@ -735,6 +761,27 @@ pub fn run(cli: Cli) -> CmdResult {
             paths,
             force,
         } => checkout(&ctx, target, paths, force),
+        Command::Merge(a) => {
+            with_history_env(&ctx, |repo, env| crate::history_cmd::merge(repo, a, env))
+        }
+        Command::Resolve(a) => {
+            with_history_env(&ctx, |repo, env| crate::history_cmd::resolve(repo, a, env))
+        }
+        Command::CherryPick(a) => with_history_env(&ctx, |repo, env| {
+            crate::history_cmd::pick(repo, mediagit_repo::sequencer::OpKind::CherryPick, a, env)
+        }),
+        Command::Revert(a) => with_history_env(&ctx, |repo, env| {
+            crate::history_cmd::pick(repo, mediagit_repo::sequencer::OpKind::Revert, a, env)
+        }),
+        Command::Rebase(a) => {
+            with_history_env(&ctx, |repo, env| crate::history_cmd::rebase(repo, a, env))
+        }
+        Command::Reset(a) => {
+            with_history_env(&ctx, |repo, env| crate::history_cmd::reset(repo, a, env))
+        }
+        Command::Restore(a) => {
+            with_history_env(&ctx, |repo, env| crate::history_cmd::restore(repo, a, env))
+        }
         Command::Tag(args) => tag(&ctx, args),
         Command::Reflog(ReflogArgs {
             action: Some(ReflogAction::Expire { expire, reference }),
@@ -1202,13 +1249,35 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
             commit: Option<ObjectId>,
         }
         #[derive(serde::Serialize)]
+        struct Operation {
+            op: &'static str,
+            other: ObjectId,
+            other_name: String,
+            /// Every step's changes applied; `--continue` may run.
+            applied: bool,
+            remaining: usize,
+        }
+        #[derive(serde::Serialize)]
         struct StatusJson<'a> {
             #[serde(flatten)]
             status: &'a mediagit_repo::status::Status,
             clean: bool,
             store_branch_moved: Option<StoreBranch>,
             upstream: Option<Upstream>,
+            operation: Option<Operation>,
+            conflicts: Vec<mediagit_repo::sequencer::ConflictInfo>,
         }
+        let operation = repo.operation()?.map(|o| Operation {
+            op: o.op.command(),
+            other: o.other,
+            other_name: o.other_name,
+            applied: o.applied,
+            remaining: o.remaining.len(),
+        });
+        let conflicts = match st.conflicted.is_empty() {
+            true => Vec::new(),
+            false => repo.conflict_details()?,
+        };
         let moved = match (&st.head, repo.branch_moved()?) {
             (Head::Branch(b), Some((_, tip))) => Some(StoreBranch {
                 branch: b.clone(),
@@ -1223,6 +1292,8 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
                 clean: st.is_clean(),
                 store_branch_moved: moved,
                 upstream: up,
+                operation,
+                conflicts,
             },
         )?;
         return Ok(out.flush()?);
@@ -1321,6 +1392,33 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
     if st.head_commit.is_none() {
         writeln!(out, "\nNo commits yet")?;
     }
+    if let Some(op) = repo.operation()? {
+        let cmd = op.op.command();
+        let what = match op.op {
+            mediagit_repo::sequencer::OpKind::Merge => format!("merging {}", op.other_name),
+            mediagit_repo::sequencer::OpKind::Squash => format!("squash-merging {}", op.other_name),
+            mediagit_repo::sequencer::OpKind::CherryPick => {
+                format!("cherry-picking {}", op.other.short(12))
+            }
+            mediagit_repo::sequencer::OpKind::Revert => format!("reverting {}", op.other.short(12)),
+            mediagit_repo::sequencer::OpKind::Rebase => format!(
+                "rebasing onto {} (stopped at {})",
+                op.other_name,
+                op.other.short(12)
+            ),
+        };
+        let left = match op.remaining.len() {
+            0 => String::new(),
+            n => format!("; {n} more commit(s) to go"),
+        };
+        if !op.applied {
+            writeln!(out, "\nYou are {what}, interrupted before the working tree was updated{left}.\n  (use \"mediagit {cmd} --abort\" to go back to where it began)")?;
+        } else if st.conflicted.is_empty() {
+            writeln!(out, "\nYou are {what}{left}; all conflicts are resolved.\n  (use \"mediagit {cmd} --continue\" to finish, \"mediagit {cmd} --abort\" to go back)")?;
+        } else {
+            writeln!(out, "\nYou are {what}{left}.\n  (resolve the paths below, then \"mediagit {cmd} --continue\"; \"mediagit {cmd} --abort\" goes back)")?;
+        }
+    }
     let label = |c: &ChangeKind| match c {
         ChangeKind::Added => "new file:",
         ChangeKind::Modified => "modified:",
@@ -1353,13 +1451,25 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
     if !st.conflicted.is_empty() {
         writeln!(
             out,
-            "\nUnmerged paths:\n  (put the version to keep at each path, then \"mediagit add\" it)"
+            "\nUnmerged paths:\n  (use \"mediagit resolve PATH --ours|--theirs|--both\", or put the version to keep at the path and \"mediagit add\" it)"
         )?;
-        for p in &st.conflicted {
-            let line = format!("both changed:   {p}");
+        let side = |s: &Option<mediagit_repo::sequencer::SideInfo>| match s {
+            None => "deleted".to_string(),
+            Some(s) => {
+                let mut t = format!("{}, modified {}", human_size(s.size), mtime_str(&s.mtime));
+                if let (Some(a), Some(c)) = (&s.last_author, &s.last_commit) {
+                    t.push_str(&format!(", last changed by {a} in {}", c.short(12)));
+                }
+                t
+            }
+        };
+        for c in repo.conflict_details()? {
+            let line = format!("{:<16}{}", format!("{}:", short_kind(c.kind)), c.path);
             write!(out, "\t")?;
             out.raw(&paint(Style::Red, &line))?;
             writeln!(out)?;
+            writeln!(out, "\t    ours:   {}", side(&c.ours))?;
+            writeln!(out, "\t    theirs: {}", side(&c.theirs))?;
         }
     }
     if !st.untracked.is_empty() {
@@ -1386,6 +1496,14 @@ fn commit(
     author: Option<String>,
 ) -> CmdResult {
     let repo = ctx.repo()?;
+    // A merge under way has its message ready.
+    let message = message.or_else(|| {
+        repo.operation()
+            .ok()
+            .flatten()
+            .filter(|o| o.applied && !o.message.is_empty())
+            .map(|o| o.message)
+    });
     let message = message.ok_or_else(|| {
         CommandError::user("no-commit-message", "no commit message")
             .with_hint("pass one with -m MESSAGE")
@@ -1420,6 +1538,18 @@ fn commit(
     let summary = message.lines().next().unwrap_or("");
     println!("[{branch} {}] {summary}", id.short(12));
     Ok(())
+}
+
+/// The label `status` gives a conflicted path.
+fn short_kind(k: mediagit_repo::merge::ConflictKind) -> &'static str {
+    use mediagit_repo::merge::ConflictKind as K;
+    match k {
+        K::Content => "both changed",
+        K::AddAdd => "both added",
+        K::DeleteModify => "deleted/changed",
+        K::RenameDelete => "renamed/deleted",
+        K::FileDirectory => "file/directory",
+    }
 }
 
 /// `log`'s and `show`'s decoration of a commit: `HEAD -> main, tag: v1`.

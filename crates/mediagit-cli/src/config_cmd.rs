@@ -75,6 +75,16 @@ const KEYS: &[(&str, Scope, &str)] = &[
         Scope::LocalOnly,
         "files read-only until locked (`mediagit lock`), as patterns separated by commas: \"*.psd, art/*.blend\"",
     ),
+    (
+        "merge.ours",
+        Scope::LocalOnly,
+        "files a merge keeps our version of when both sides changed them, as patterns separated by commas: \"*.lock, cache/\"",
+    ),
+    (
+        "merge.theirs",
+        Scope::LocalOnly,
+        "files a merge takes their version of when both sides changed them, as patterns separated by commas",
+    ),
 ];
 
 /// A key as tables and a leaf: `author.name` is `(["author"], "name")`;
@@ -107,7 +117,7 @@ fn pattern(key: &str) -> String {
 /// Keys whose values are lists (given separated by commas, written as
 /// TOML arrays of strings).
 fn is_list(key: &str) -> bool {
-    key == "locks.patterns"
+    matches!(key, "locks.patterns" | "merge.ours" | "merge.theirs")
 }
 
 /// The items of a list value: separated by commas, trimmed, none empty.
@@ -257,7 +267,9 @@ fn check_value(key: &str, value: &str) -> CmdResult {
     if is_list(key) {
         let items = list_items(value);
         if items.is_empty() {
-            return bad("needs at least one pattern (`mediagit config --unset locks.patterns` removes them all)");
+            return bad(&format!(
+                "needs at least one pattern (`mediagit config --unset {key}` removes them all)"
+            ));
         }
         if items.iter().any(|p| p.chars().any(|c| c.is_control())) {
             return bad("cannot hold control characters");

@@ -31,6 +31,7 @@ mod commands;
 mod completion_refs;
 mod config_cmd;
 mod help_topics;
+mod history_cmd;
 mod key_cache;
 mod lock_cmd;
 mod maintenance;
@@ -427,6 +428,20 @@ pub enum Command {
         #[arg(short, long)]
         force: bool,
     },
+    /// Join another branch's (or revision's) history into the current branch.
+    Merge(history_cmd::MergeArgs),
+    /// Settle conflicted paths of a merge, cherry-pick, revert or rebase with one side, the other, or both.
+    Resolve(history_cmd::ResolveArgs),
+    /// Apply the changes of existing commits on top of HEAD.
+    CherryPick(history_cmd::PickArgs),
+    /// Make commits that undo earlier commits.
+    Revert(history_cmd::PickArgs),
+    /// Replay the current branch's own commits on top of another base.
+    Rebase(history_cmd::RebaseArgs),
+    /// Move HEAD (and the index, and with --hard the working tree) to a revision; or unstage paths.
+    Reset(history_cmd::ResetArgs),
+    /// Put files of the working tree or the index back from the index or a revision.
+    Restore(history_cmd::RestoreArgs),
     /// Create, list or delete tags.
     Tag(TagArgs),
     /// Show where HEAD or a branch has been (or `reflog expire`).

@@ -63,6 +63,28 @@ pub struct RepoConfig {
     /// until locked on a server (as Git LFS's lockable files).
     #[serde(default, skip_serializing_if = "LocksConfig::is_empty")]
     pub locks: LocksConfig,
+    /// `[merge] ours`, `theirs`: files a merge takes from one side when
+    /// both changed them. Local settings only, as `[locks]`.
+    #[serde(default, skip_serializing_if = "MergeConfig::is_empty")]
+    pub merge: MergeConfig,
+}
+
+/// `[merge]`: per-file merge strategies by pattern.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeConfig {
+    /// Patterns (`.mediagitignore` syntax) of files that keep our version
+    /// when both sides changed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ours: Vec<String>,
+    /// Patterns of files that take their version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub theirs: Vec<String>,
+}
+
+impl MergeConfig {
+    fn is_empty(&self) -> bool {
+        self.ours.is_empty() && self.theirs.is_empty()
+    }
 }
 
 /// `[locks]`: lockable files.
@@ -485,6 +507,7 @@ impl RepoConfig {
             remotes: BTreeMap::new(),
             branches: BTreeMap::new(),
             locks: LocksConfig::default(),
+            merge: MergeConfig::default(),
         }
     }
 

@@ -212,7 +212,16 @@ impl Repository {
             Some(c) => Some(Some(odb.read_commit(&c)?.tree)),
             None => Some(None),
         };
-        // As Git: resolve a merge (or --force it away) before leaving it.
+        // As Git: finish or abort a merge (or --force it away) before
+        // leaving it.
+        if let Some(op) = self.operation()? {
+            if !force {
+                return Err(RepoError::OperationInProgress {
+                    op: op.op.command(),
+                });
+            }
+            self.drop_operation()?;
+        }
         if !idx.conflicts.is_empty() {
             if !force {
                 return Err(RepoError::UnresolvedConflicts {
@@ -434,7 +443,7 @@ impl Repository {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn apply(
+    pub(crate) fn apply(
         &self,
         odb: &Odb,
         root: &Path,
@@ -990,12 +999,12 @@ fn sync_filesystem(dir: &Path) -> Result<()> {
 
 /// The files a checkout writes, in path order, listed once per pass (the
 /// checks, then the writing) instead of held in one list.
-trait Writes {
+pub(crate) trait Writes {
     fn for_each(&mut self, f: &mut dyn FnMut(&str, &FlatEntry) -> Result<()>) -> Result<()>;
 }
 
 /// Files held in a list (`checkout REV -- PATH`: only the paths named).
-struct Listed<'a>(&'a [(&'a str, &'a FlatEntry)]);
+pub(crate) struct Listed<'a>(pub(crate) &'a [(&'a str, &'a FlatEntry)]);
 
 impl Writes for Listed<'_> {
     fn for_each(&mut self, f: &mut dyn FnMut(&str, &FlatEntry) -> Result<()>) -> Result<()> {
@@ -1227,7 +1236,7 @@ fn available_space(path: &Path) -> Option<u64> {
 /// tracks each: every file below it when a directory is there (`is_dir`),
 /// and every leading path that exists but is not a directory. The callers
 /// decide what to do with each (refuse, or remove what is tracked).
-fn obstacles(
+pub(crate) fn obstacles(
     root: &Path,
     p: &str,
     is_dir: bool,

@@ -249,6 +249,7 @@ impl Repository {
         cfg.remotes.clear();
         cfg.branches.clear();
         cfg.locks = Default::default();
+        cfg.merge = Default::default();
         cfg.storage = Some(sc.clone());
         write_atomic(
             &dir.join("HEAD"),

@@ -80,6 +80,21 @@ impl Repository {
             return Err(RepoError::UnresolvedConflicts { paths: conflicted });
         }
         let parent = self.head_commit()?;
+        // A merge under way: its commit gets the merged commit as second
+        // parent (a squash: one parent), and may change nothing.
+        let operation = self.commit_operation()?;
+        if let (Some(op), Some(p)) = (&operation, parent) {
+            if op.tip != p {
+                return Err(RepoError::Invalid(format!(
+                    "HEAD moved to {} while the merge was under way (expected {}); run `mediagit merge --abort`",
+                    p.short(12),
+                    op.tip.short(12)
+                )));
+            }
+        }
+        let merging = operation
+            .as_ref()
+            .filter(|o| o.op == crate::sequencer::OpKind::Merge);
         let odb = self.odb()?;
         let mut session = odb.session();
         let mut trees = Vec::new();
@@ -93,12 +108,12 @@ impl Repository {
             Some(t) => t == tree,
             None => idx.entries.is_empty(),
         };
-        if unchanged && !opts.allow_empty {
+        if unchanged && !opts.allow_empty && merging.is_none() {
             return Err(RepoError::NothingToCommit);
         }
         let commit = Commit {
             tree,
-            parents: parent.into_iter().collect(),
+            parents: parent.into_iter().chain(merging.map(|o| o.other)).collect(),
             author: opts.author.clone(),
             committer: opts.committer.clone(),
             message: normalize_message(&opts.message),
@@ -112,6 +127,8 @@ impl Repository {
             .in_scope(|| self.confirm_stored(odb, &mut idx, parent_tree, &trees))?;
         let what = if parent.is_none() {
             "commit (initial)"
+        } else if merging.is_some() {
+            "commit (merge)"
         } else {
             "commit"
         };
@@ -121,6 +138,9 @@ impl Repository {
             &opts.committer,
             &format!("{what}: {}", commit.summary()),
         )?;
+        if operation.is_some() {
+            self.end_operation()?;
+        }
         // Refresh the index timestamp so entries stop being racily clean,
         // and remember the new commit's tree for `status`.
         idx.commit_memo = self.odb().ok().and_then(|odb| odb.commit_memo(id, tree));

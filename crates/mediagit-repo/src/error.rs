@@ -130,6 +130,19 @@ pub enum RepoError {
     WouldOverwriteChanges { paths: Vec<String> },
     #[error("untracked files would be overwritten: {}; nothing was changed", paths.join(", "))]
     WouldOverwriteUntracked { paths: Vec<String> },
+    #[error(
+        "staged changes would be lost or committed by mistake: {}; nothing was changed",
+        some_paths(paths)
+    )]
+    StagedChanges { paths: Vec<String> },
+    #[error("a {op} is in progress in this working tree")]
+    OperationInProgress { op: &'static str },
+    #[error("no {op} is in progress")]
+    NoOperation { op: String },
+    #[error("not possible to fast-forward {what}")]
+    NotFastForward { what: String },
+    #[error("{path:?} is not a conflicted path")]
+    NotConflicted { path: String },
     #[error("not enough space on the disk holding {}: the files to write need {need} bytes, {available} are free; nothing was changed", path.display())]
     NoSpace {
         path: PathBuf,
@@ -285,6 +298,11 @@ impl RepoError {
             RepoError::PushLocked { .. } => "push-locked",
             RepoError::WouldOverwriteChanges { .. } => "would-overwrite-changes",
             RepoError::WouldOverwriteUntracked { .. } => "would-overwrite-untracked",
+            RepoError::StagedChanges { .. } => "staged-changes",
+            RepoError::OperationInProgress { .. } => "operation-in-progress",
+            RepoError::NoOperation { .. } => "no-operation",
+            RepoError::NotFastForward { .. } => "not-fast-forward",
+            RepoError::NotConflicted { .. } => "not-conflicted",
             RepoError::NoSpace { .. } => "disk-full",
             RepoError::RmLocalChanges { .. } => "rm-local-changes",
             RepoError::RmNeedsRecursive(_) => "rm-needs-recursive",

@@ -165,6 +165,7 @@ fn store_config(cfg: &RepoConfig) -> RepoConfig {
     c.remotes.clear();
     c.branches.clear();
     c.locks = Default::default();
+    c.merge = Default::default();
     c
 }
 
@@ -301,6 +302,7 @@ pub fn read_store_config(storage: &dyn Storage) -> Result<RepoConfig> {
             c.remotes.clear();
             c.branches.clear();
             c.locks = Default::default();
+            c.merge = Default::default();
             c.author = Default::default();
             Ok(c)
         }
@@ -353,6 +355,7 @@ fn initial_settings(opts: &InitOptions) -> Result<(String, RepoConfig, Option<En
             c.remotes.clear();
             c.branches.clear();
             c.locks = Default::default();
+            c.merge = Default::default();
             c
         }
         None => RepoConfig::new(opts.bare),

@@ -1,0 +1,661 @@
+//! History operations on real media files: merge (fast-forward, clean,
+//! conflicts resolved each way and by hand, criss-cross, renames,
+//! delete/modify, --ff-only, --no-ff, --squash, -X, [merge] patterns),
+//! --abort after each kind of stop, rebase, cherry-pick, revert, reset,
+//! restore, and kills at every write point of a merge.
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+
+type Tree = BTreeMap<String, String>;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The full ids of HEAD's parents, from `log --json`.
+fn parents(env: &Env, rev: &str) -> Vec<String> {
+    let out = env.ok(&["log", "--json", "-n", "1", rev]);
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    v["parents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The newest `n` commits from `rev`, as `log --json` gives them.
+fn commits(env: &Env, rev: &str, n: usize) -> Vec<serde_json::Value> {
+    env.ok(&["log", "--json", "-n", &n.to_string(), rev])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn summary(env: &Env, rev: &str) -> String {
+    let c = &commits(env, rev, 1)[0];
+    c["message"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn full(env: &Env, rev: &str) -> String {
+    let out = env.ok(&["log", "--json", "-n", "1", rev]);
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn commit_all(env: &Env, msg: &str) -> String {
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", msg]);
+    full(env, "HEAD")
+}
+
+fn media(name: &str) -> Vec<u8> {
+    std::fs::read(media_dir().join(name)).unwrap()
+}
+
+/// A repository with the media fixtures committed on `main`, and a
+/// branch `feat` from there.
+fn base_repo() -> Env {
+    let env = Env::new();
+    copy_media(&env.repo().join("media"));
+    std::fs::create_dir_all(env.repo().join("footage")).unwrap();
+    write_random(&env.repo().join("footage/a.bin"), 3_000_000, 1);
+    commit_all(&env, "base");
+    env.ok(&["branch", "create", "feat"]);
+    env
+}
+
+fn hashes(env: &Env) -> Tree {
+    tree_hashes(&env.repo())
+}
+
+fn sha(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+#[test]
+fn fast_forward_and_already_up_to_date() {
+    let env = base_repo();
+    env.ok(&["switch", "feat"]);
+    env.write("media/photo.jpg", &media("image.png"));
+    let tip = commit_all(&env, "feat: photo");
+    let want = hashes(&env);
+    env.ok(&["switch", "main"]);
+    let out = env.ok(&["merge", "feat"]);
+    assert!(out.starts_with("Fast-forward to "), "{out}");
+    assert_eq!(full(&env, "HEAD"), tip);
+    assert_eq!(hashes(&env), want);
+    assert_eq!(env.ok(&["merge", "feat"]), "Already up to date.\n");
+    let reflog = env.ok(&["reflog", "main"]);
+    assert!(reflog.contains("merge feat: Fast-forward"), "{reflog}");
+}
+
+#[test]
+fn clean_merge_of_different_files_makes_a_merge_commit() {
+    let env = base_repo();
+    env.ok(&["switch", "feat"]);
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    env.write("new/clip2.mp4", &media("clip.mp4"));
+    let feat = commit_all(&env, "feat: photo and clip");
+    env.ok(&["switch", "main"]);
+    env.write("media/tone.wav", &media("tone.flac"));
+    std::fs::remove_file(env.repo().join("media/image.png")).unwrap();
+    let main = commit_all(&env, "main: tone, no png");
+    let out = env.ok(&["merge", "feat", "-m", "Join feat"]);
+    assert!(out.contains("] Join feat"), "{out}");
+    assert_eq!(parents(&env, "HEAD"), vec![main, feat]);
+    let h = hashes(&env);
+    assert_eq!(h["media/photo.jpg"], sha(&media("scan.tiff")));
+    assert_eq!(h["new/clip2.mp4"], sha(&media("clip.mp4")));
+    assert_eq!(h["media/tone.wav"], sha(&media("tone.flac")));
+    assert!(!h.contains_key("media/image.png"));
+    assert!(env.ok(&["status", "--porcelain"]).is_empty());
+    env.ok(&["fsck"]);
+    // --no-ff on a fast-forward still makes a merge commit.
+    env.ok(&["switch", "-c", "later", "HEAD"]);
+    env.write("later.txt", b"later\n");
+    let later = commit_all(&env, "later");
+    env.ok(&["switch", "main"]);
+    let before = full(&env, "HEAD");
+    env.ok(&["merge", "--no-ff", "later"]);
+    assert_eq!(parents(&env, "HEAD"), vec![before, later]);
+}
+
+/// main and feat change the same photo differently.
+fn conflicted() -> (Env, String, String) {
+    let env = base_repo();
+    env.ok(&["switch", "feat"]);
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    env.write("feat-only.txt", b"from feat\n");
+    let feat = commit_all(&env, "feat edits photo");
+    env.ok(&["switch", "main"]);
+    env.write("media/photo.jpg", &media("image.png"));
+    let main = commit_all(&env, "main edits photo");
+    (env, main, feat)
+}
+
+#[test]
+fn a_conflict_stops_the_merge_and_status_shows_both_sides() {
+    let (env, main, _) = conflicted();
+    let out = env.cmd(&["merge", "feat"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("CONFLICT (both changed): media/photo.jpg"));
+    assert!(text(&out.stderr).contains("mediagit resolve PATH"));
+    // Ours stays in the working tree; the clean part is applied.
+    assert_eq!(env.read("media/photo.jpg"), media("image.png"));
+    assert_eq!(env.read("feat-only.txt"), b"from feat\n");
+    let st = env.ok(&["status"]);
+    assert!(st.contains("You are merging feat."), "{st}");
+    assert!(st.contains("both changed:   media/photo.jpg"), "{st}");
+    let png = human_size(media("image.png").len() as u64);
+    let tiff = human_size(media("scan.tiff").len() as u64);
+    assert!(st.contains(&format!("ours:   {png}")), "{st}");
+    assert!(st.contains(&format!("theirs: {tiff}")), "{st}");
+    assert!(
+        st.contains("last changed by Test User <test@example.com>"),
+        "{st}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--json"])).unwrap();
+    assert_eq!(j["operation"]["op"], "merge");
+    assert_eq!(j["conflicts"][0]["path"], "media/photo.jpg");
+    assert_eq!(
+        j["conflicts"][0]["theirs"]["size"],
+        media("scan.tiff").len() as u64
+    );
+    // Nothing can be committed or switched to until it is settled.
+    env.fail_with(3, &["commit", "-m", "x"]);
+    let e = env.fail(&["switch", "feat"]);
+    assert!(e.contains("a merge is in progress"), "{e}");
+    let e = env.fail(&["merge", "feat"]);
+    assert!(e.contains("merge --continue"), "{e}");
+    assert_eq!(full(&env, "HEAD"), main);
+}
+
+#[test]
+fn conflicts_resolved_ours_theirs_both_and_by_hand() {
+    for how in ["--ours", "--theirs", "--both", "hand"] {
+        let (env, main, feat) = conflicted();
+        env.fail_with(3, &["merge", "feat"]);
+        match how {
+            "hand" => {
+                env.write("media/photo.jpg", &media("tone.wav"));
+                env.ok(&["add", "media/photo.jpg"]);
+            }
+            _ => {
+                env.ok(&["resolve", "media/photo.jpg", how]);
+            }
+        }
+        let out = env.ok(&["merge", "--continue"]);
+        assert!(out.contains("Merge feat"), "{how}: {out}");
+        assert_eq!(
+            parents(&env, "HEAD"),
+            vec![main.clone(), feat.clone()],
+            "{how}"
+        );
+        let h = hashes(&env);
+        match how {
+            "--ours" => assert_eq!(h["media/photo.jpg"], sha(&media("image.png"))),
+            "--theirs" => assert_eq!(h["media/photo.jpg"], sha(&media("scan.tiff"))),
+            "--both" => {
+                assert!(!h.contains_key("media/photo.jpg"), "{how}");
+                assert_eq!(h["media/photo~ours.jpg"], sha(&media("image.png")));
+                assert_eq!(h["media/photo~theirs.jpg"], sha(&media("scan.tiff")));
+            }
+            _ => assert_eq!(h["media/photo.jpg"], sha(&media("tone.wav"))),
+        }
+        assert!(env.ok(&["status", "--porcelain"]).is_empty(), "{how}");
+        // What was committed restores byte for byte.
+        let want = hashes(&env);
+        for f in std::fs::read_dir(env.repo().join("media")).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        env.ok(&["checkout", "--force", "HEAD"]);
+        assert_eq!(hashes(&env), want, "{how}");
+    }
+}
+
+#[test]
+fn commit_ends_a_merge_with_its_message_and_both_parents() {
+    let (env, main, feat) = conflicted();
+    env.fail_with(3, &["merge", "feat"]);
+    env.ok(&["resolve", "media", "--theirs"]);
+    env.ok(&["commit"]);
+    assert_eq!(parents(&env, "HEAD"), vec![main, feat]);
+    assert_eq!(summary(&env, "HEAD"), "Merge feat");
+    assert!(env.ok(&["status"]).contains("nothing to commit"));
+}
+
+#[test]
+fn merge_abort_restores_everything_byte_for_byte() {
+    let (env, main, _) = conflicted();
+    // Local work the merge does not touch: a changed file and an untracked one.
+    env.write("media/tone.wav", &media("tone.flac"));
+    env.write("scratch/untracked.bin", b"mine\n");
+    let before = hashes(&env);
+    let status_before = env.ok(&["status", "--porcelain"]);
+    env.fail_with(3, &["merge", "feat"]);
+    // The user starts resolving, then gives up.
+    env.write("media/photo.jpg", b"half-done edit");
+    let out = env.ok(&["merge", "--abort"]);
+    assert!(out.starts_with("Merge aborted"), "{out}");
+    assert_eq!(hashes(&env), before);
+    assert_eq!(env.ok(&["status", "--porcelain"]), status_before);
+    assert_eq!(full(&env, "HEAD"), main);
+    assert!(!env.repo().join(".mediagit/operation").exists());
+    let e = env.fail(&["merge", "--abort"]);
+    assert!(e.contains("no merge is in progress"), "{e}");
+}
+
+#[test]
+fn merge_refuses_to_overwrite_local_changes_and_changes_nothing() {
+    let (env, _, _) = conflicted();
+    env.write("feat-only.txt", b"untracked in the way\n");
+    let state = env.repo_state();
+    let before = hashes(&env);
+    let e = env.fail(&["merge", "feat"]);
+    assert!(e.contains("feat-only.txt"), "{e}");
+    assert_eq!(env.repo_state(), state);
+    assert_eq!(hashes(&env), before);
+    std::fs::remove_file(env.repo().join("feat-only.txt")).unwrap();
+    // A changed tracked file the merge would write.
+    env.write("media/photo.jpg", b"edited, not committed");
+    let e = env.fail(&["merge", "feat"]);
+    assert!(e.contains("media/photo.jpg"), "{e}");
+    // Staged changes anywhere.
+    env.ok(&["checkout", "--force", "HEAD"]);
+    env.write("media/tone.wav", b"staged");
+    env.ok(&["add", "media/tone.wav"]);
+    let e = env.fail(&["merge", "feat"]);
+    assert!(e.contains("staged changes"), "{e}");
+}
+
+#[test]
+fn delete_modify_and_add_add_conflict() {
+    let env = base_repo();
+    env.ok(&["switch", "feat"]);
+    env.write("media/clip.mp4", &media("tone.wav"));
+    env.write("both.bin", b"feat's");
+    commit_all(&env, "feat changes clip, adds both.bin");
+    env.ok(&["switch", "main"]);
+    std::fs::remove_file(env.repo().join("media/clip.mp4")).unwrap();
+    env.write("both.bin", b"main's");
+    commit_all(&env, "main deletes clip, adds both.bin");
+    let out = env.cmd(&["merge", "feat"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("CONFLICT (deleted on one side, changed on the other): media/clip.mp4"),
+        "{s}"
+    );
+    assert!(s.contains("CONFLICT (both added): both.bin"), "{s}");
+    // Their changed clip is there to look at.
+    assert_eq!(env.read("media/clip.mp4"), media("tone.wav"));
+    env.ok(&["resolve", "media/clip.mp4", "--ours"]);
+    assert!(
+        !env.repo().join("media/clip.mp4").exists(),
+        "ours deleted it"
+    );
+    env.ok(&["resolve", "both.bin", "--theirs"]);
+    env.ok(&["merge", "--continue"]);
+    assert_eq!(env.read("both.bin"), b"feat's");
+    assert!(env.ok(&["status", "--porcelain"]).is_empty());
+}
+
+#[test]
+fn a_rename_on_one_side_keeps_the_edit_of_the_other() {
+    let env = base_repo();
+    env.ok(&["switch", "feat"]);
+    std::fs::create_dir_all(env.repo().join("final")).unwrap();
+    env.ok(&["mv", "media/clip.mp4", "final/clip.mp4"]);
+    commit_all(&env, "feat renames the clip");
+    env.ok(&["switch", "main"]);
+    let mut edited = media("clip.mp4");
+    edited.extend_from_slice(b"appended by main");
+    env.write("media/clip.mp4", &edited);
+    commit_all(&env, "main edits the clip");
+    let out = env.ok(&["merge", "feat"]);
+    assert!(
+        out.contains("Followed a rename (they renamed media/clip.mp4 -> final/clip.mp4)"),
+        "{out}"
+    );
+    assert!(!env.repo().join("media/clip.mp4").exists());
+    assert_eq!(env.read("final/clip.mp4"), edited);
+}
+
+#[test]
+fn criss_cross_merges_use_a_virtual_base() {
+    // main and feat each merge the other once (two lowest common
+    // ancestors); both already agreed on photo.jpg, so the final merge
+    // must not conflict on it, while a later change on one side wins.
+    let env = base_repo();
+    env.ok(&["switch", "feat"]);
+    env.write("f.txt", b"f1");
+    let f1 = commit_all(&env, "f1");
+    env.ok(&["switch", "main"]);
+    env.write("m.txt", b"m1");
+    let m1 = commit_all(&env, "m1");
+    env.ok(&["merge", "feat", "-m", "main merges f1"]);
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    commit_all(&env, "main: photo");
+    env.ok(&["switch", "feat"]);
+    env.ok(&["merge", &m1, "-m", "feat merges m1"]);
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    env.write("f.txt", b"f2");
+    commit_all(&env, "feat: same photo, f2");
+    let _ = f1;
+    env.ok(&["switch", "main"]);
+    let out = env.ok(&["merge", "feat"]);
+    assert!(!out.contains("CONFLICT"), "{out}");
+    assert_eq!(env.read("f.txt"), b"f2");
+    assert_eq!(env.read("m.txt"), b"m1");
+    assert_eq!(env.read("media/photo.jpg"), media("scan.tiff"));
+    assert_eq!(parents(&env, "HEAD").len(), 2);
+}
+
+#[test]
+fn ff_only_squash_and_strategy_options() {
+    let (env, main, _) = conflicted();
+    let e = env.fail_with(3, &["merge", "--ff-only", "feat"]);
+    assert!(e.contains("not possible to fast-forward"), "{e}");
+    // -X theirs settles the photo with feat's.
+    env.ok(&["merge", "-X", "theirs", "feat"]);
+    assert_eq!(env.read("media/photo.jpg"), media("scan.tiff"));
+    env.ok(&["reset", "--hard", &main]);
+    assert_eq!(env.read("media/photo.jpg"), media("image.png"));
+    assert!(!env.repo().join("feat-only.txt").exists());
+    // --squash stages the result; the next commit has one parent.
+    env.ok(&["merge", "--squash", "-X", "ours", "feat"]);
+    let st = env.ok(&["status", "--porcelain"]);
+    assert!(st.contains("A  feat-only.txt"), "{st}");
+    env.ok(&["commit", "-m", "squashed"]);
+    assert_eq!(parents(&env, "HEAD"), vec![main]);
+    assert_eq!(env.read("media/photo.jpg"), media("image.png"));
+}
+
+#[test]
+fn merge_patterns_in_config_decide_per_file() {
+    let (env, _, _) = conflicted();
+    env.ok(&["config", "merge.theirs", "*.jpg"]);
+    let out = env.ok(&["merge", "feat"]);
+    assert!(!out.contains("CONFLICT"), "{out}");
+    assert_eq!(env.read("media/photo.jpg"), media("scan.tiff"));
+}
+
+/// A 5-commit branch whose third commit conflicts with main.
+fn rebase_setup() -> (Env, Vec<String>) {
+    let env = base_repo();
+    env.ok(&["switch", "feat"]);
+    let mut picks = Vec::new();
+    for i in 1..=5 {
+        if i == 3 {
+            env.write("media/photo.jpg", &media("scan.tiff"));
+        } else {
+            env.write(&format!("feat/{i}.bin"), format!("feat {i}").as_bytes());
+        }
+        picks.push(commit_all(&env, &format!("feat {i}")));
+    }
+    env.ok(&["switch", "main"]);
+    env.write("media/photo.jpg", &media("image.png"));
+    env.write("main.txt", b"main");
+    commit_all(&env, "main edits photo");
+    env.ok(&["switch", "feat"]);
+    (env, picks)
+}
+
+#[test]
+fn rebase_with_a_conflict_in_the_middle() {
+    let (env, _) = rebase_setup();
+    let main = full(&env, "main");
+    let out = env.cmd(&["rebase", "main"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let st = env.ok(&["status"]);
+    assert!(st.contains("You are rebasing onto main"), "{st}");
+    assert!(st.contains("2 more commit(s) to go"), "{st}");
+    env.ok(&["resolve", "media/photo.jpg", "--theirs"]);
+    env.ok(&["rebase", "--continue"]);
+    assert!(env.ok(&["status"]).starts_with("On branch feat\n"));
+    // Linear: five new commits on main's tip.
+    let commits = commits(&env, "feat", 6);
+    assert_eq!(
+        commits[5]["id"],
+        main.as_str(),
+        "five commits on main's tip"
+    );
+    let commits = &commits[..5];
+    assert!(commits
+        .iter()
+        .all(|c| c["parents"].as_array().unwrap().len() == 1));
+    assert_eq!(commits[4]["parents"][0], main.as_str());
+    assert_eq!(commits[0]["message"], "feat 5\n");
+    assert_eq!(env.read("media/photo.jpg"), media("scan.tiff"));
+    assert_eq!(env.read("main.txt"), b"main");
+    assert_eq!(env.read("feat/5.bin"), b"feat 5");
+    assert!(env.ok(&["status", "--porcelain"]).is_empty());
+    env.ok(&["fsck"]);
+}
+
+#[test]
+fn rebase_abort_and_skip() {
+    let (env, picks) = rebase_setup();
+    let before = hashes(&env);
+    env.fail_with(3, &["rebase", "main"]);
+    env.ok(&["rebase", "--abort"]);
+    assert_eq!(hashes(&env), before);
+    assert_eq!(full(&env, "HEAD"), picks[4]);
+    assert!(env.ok(&["status"]).starts_with("On branch feat"));
+    // --skip drops the conflicting commit.
+    env.fail_with(3, &["rebase", "main"]);
+    env.ok(&["rebase", "--skip"]);
+    let main = full(&env, "main");
+    let c = commits(&env, "feat", 5);
+    assert_eq!(c[4]["id"], main.as_str(), "four commits on main's tip");
+    assert_eq!(env.read("media/photo.jpg"), media("image.png"));
+}
+
+#[test]
+fn cherry_pick_of_a_range_and_abort() {
+    let env = base_repo();
+    env.ok(&["switch", "feat"]);
+    let start = full(&env, "HEAD");
+    for i in 1..=3 {
+        env.write(&format!("pick/{i}.bin"), format!("p{i}").as_bytes());
+        commit_all(&env, &format!("pick {i}"));
+    }
+    let feat = full(&env, "HEAD");
+    env.ok(&["switch", "main"]);
+    env.write("main.txt", b"main");
+    let main = commit_all(&env, "main");
+    let out = env.ok(&["cherry-pick", &format!("{start}..{feat}")]);
+    assert_eq!(
+        out.lines().filter(|l| l.contains("] pick ")).count(),
+        3,
+        "{out}"
+    );
+    let commits = commits(&env, "HEAD", 4);
+    assert_eq!(commits[3]["id"], main.as_str());
+    assert_eq!(commits[0]["message"], "pick 3\n");
+    assert_eq!(commits[2]["parents"][0], main.as_str());
+    for i in 1..=3 {
+        assert_eq!(
+            env.read(&format!("pick/{i}.bin")),
+            format!("p{i}").as_bytes()
+        );
+    }
+    // A pick that conflicts, then --abort.
+    env.ok(&["reset", "--hard", &main]);
+    let (env2, main2, feat2) = conflicted();
+    let before = hashes(&env2);
+    env2.fail_with(3, &["cherry-pick", &feat2]);
+    assert!(env2.ok(&["status"]).contains("You are cherry-picking"));
+    env2.ok(&["cherry-pick", "--abort"]);
+    assert_eq!(hashes(&env2), before);
+    assert_eq!(full(&env2, "HEAD"), main2);
+    // And resolved: the pick keeps its author and message.
+    env2.fail_with(3, &["cherry-pick", &feat2]);
+    env2.ok(&["resolve", "media/photo.jpg", "--theirs"]);
+    env2.ok(&["cherry-pick", "--continue"]);
+    assert_eq!(parents(&env2, "HEAD"), vec![main2]);
+    assert_eq!(summary(&env2, "HEAD"), "feat edits photo");
+}
+
+#[test]
+fn revert_of_a_commit_and_of_a_merge_parent() {
+    let env = base_repo();
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    let edit = commit_all(&env, "edit photo");
+    env.ok(&["revert", &edit]);
+    assert_eq!(env.read("media/photo.jpg"), media("photo.jpg"));
+    assert_eq!(summary(&env, "HEAD"), "Revert \"edit photo\"");
+    // A merge reverted to its first parent's side.
+    env.ok(&["switch", "feat"]);
+    env.write("feat.bin", b"feat");
+    commit_all(&env, "feat");
+    env.ok(&["switch", "main"]);
+    env.ok(&["merge", "--no-ff", "feat", "-m", "merge feat"]);
+    let merge = full(&env, "HEAD");
+    assert!(env.repo().join("feat.bin").exists());
+    let e = env.fail(&["revert", &merge]);
+    assert!(e.contains("--mainline"), "{e}");
+    env.ok(&["revert", "-m", "1", &merge]);
+    assert!(!env.repo().join("feat.bin").exists());
+    // --no-commit stages it only.
+    env.ok(&["revert", "--no-commit", "HEAD"]);
+    assert!(env.repo().join("feat.bin").exists());
+    assert!(env.ok(&["status", "--porcelain"]).contains("A  feat.bin"));
+}
+
+#[test]
+fn reset_soft_mixed_hard_and_paths() {
+    let env = base_repo();
+    let base = full(&env, "HEAD");
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    env.write("new.bin", b"new");
+    let second = commit_all(&env, "second");
+    env.ok(&["reset", "--soft", &base]);
+    assert_eq!(full(&env, "HEAD"), base);
+    let st = env.ok(&["status", "--porcelain"]);
+    assert!(
+        st.contains("M  media/photo.jpg") && st.contains("A  new.bin"),
+        "{st}"
+    );
+    env.ok(&["reset", &second]);
+    assert!(env.ok(&["status", "--porcelain"]).is_empty());
+    env.ok(&["reset", &base]);
+    let st = env.ok(&["status", "--porcelain"]);
+    assert!(
+        st.contains(" M media/photo.jpg") && st.contains("?? new.bin"),
+        "{st}"
+    );
+    env.ok(&["add", "-A"]);
+    env.ok(&["reset", "HEAD", "--", "media"]);
+    let st = env.ok(&["status", "--porcelain"]);
+    assert!(
+        st.contains(" M media/photo.jpg") && st.contains("A  new.bin"),
+        "{st}"
+    );
+    env.ok(&["reset", "--hard", &second]);
+    assert!(env.ok(&["status", "--porcelain"]).is_empty());
+    env.ok(&["reset", "--hard", &base]);
+    assert_eq!(env.read("media/photo.jpg"), media("photo.jpg"));
+    assert!(!env.repo().join("new.bin").exists());
+    let reflog = env.ok(&["reflog"]);
+    assert!(reflog.contains("reset: moving to"), "{reflog}");
+}
+
+#[test]
+fn restore_worktree_staged_and_from_a_source() {
+    let env = base_repo();
+    let base = full(&env, "HEAD");
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    commit_all(&env, "second");
+    env.write("media/photo.jpg", b"scribbled");
+    env.ok(&["restore", "media/photo.jpg"]);
+    assert_eq!(env.read("media/photo.jpg"), media("scan.tiff"));
+    env.write("media/photo.jpg", b"scribbled");
+    env.ok(&["add", "media/photo.jpg"]);
+    env.ok(&["restore", "--staged", "media/photo.jpg"]);
+    assert_eq!(env.read("media/photo.jpg"), b"scribbled");
+    assert!(env
+        .ok(&["status", "--porcelain"])
+        .contains(" M media/photo.jpg"));
+    env.ok(&[
+        "restore",
+        "--source",
+        &base,
+        "--staged",
+        "--worktree",
+        "media",
+    ]);
+    assert_eq!(env.read("media/photo.jpg"), media("photo.jpg"));
+    assert!(env
+        .ok(&["status", "--porcelain"])
+        .contains("M  media/photo.jpg"));
+    let e = env.fail(&["restore", "nothing/here"]);
+    assert!(e.contains("nothing/here"), "{e}");
+}
+
+/// Kills `merge` at every write point; after each kill `merge --abort`
+/// (when a merge is under way) brings back exactly the state before, or
+/// the merge completed.
+#[test]
+fn a_merge_killed_at_every_write_point_can_be_aborted() {
+    for conflicting in [true, false] {
+        let (env, main, _) = conflicted();
+        if !conflicting {
+            env.ok(&["config", "merge.theirs", "*.jpg"]);
+        }
+        env.write("media/tone.wav", b"local, uncommitted");
+        let before = hashes(&env);
+        let scratch = tempfile::tempdir().unwrap();
+        let mut completed = false;
+        for n in 1..200 {
+            let dir = scratch.path().join(format!("k{n}"));
+            let st = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(env.repo())
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let out = env
+                .std_cmd_in(&dir, &["merge", "feat"])
+                .env("MEDIAGIT_FAILPOINTS", format!("write@{n}"))
+                .output()
+                .unwrap();
+            if out.status.signal() != Some(9) {
+                completed = true;
+                break;
+            }
+            let what = format!("conflicting={conflicting}, killed at write@{n}");
+            if dir.join(".mediagit/operation").exists() {
+                env.ok_in(&dir, &["merge", "--abort"]);
+            }
+            assert_eq!(tree_hashes(&dir), before, "{what}");
+            let head = env.ok_in(&dir, &["log", "--json", "-n", "1"]);
+            assert!(head.contains(&main), "{what}: {head}");
+            env.ok_in(&dir, &["fsck"]);
+            // And the merge runs again from there.
+            let again = env.std_cmd_in(&dir, &["merge", "feat"]).output().unwrap();
+            assert_eq!(
+                again.status.code(),
+                Some(if conflicting { 3 } else { 0 }),
+                "{what}: {}",
+                text(&again.stderr)
+            );
+            std::fs::remove_dir_all(&dir).ok();
+        }
+        assert!(completed);
+        let _ = Path::new("");
+    }
+}
