@@ -295,13 +295,13 @@ fn reflog_who(repo: &Repository) -> Signature {
 
 /// Standard output for text: control characters in names are escaped
 /// (see [`crate::output::SafeText`]).
-fn stdout() -> SafeOut {
+pub(crate) fn stdout() -> SafeOut {
     crate::output::SafeText::new(BufWriter::new(io::stdout().lock()))
 }
 
 /// What [`stdout`] returns: escaping in front of the buffer, so that
 /// colour codes can go around it ([`crate::output::SafeText::raw`]).
-type SafeOut = crate::output::SafeText<BufWriter<io::StdoutLock<'static>>>;
+pub(crate) type SafeOut = crate::output::SafeText<BufWriter<io::StdoutLock<'static>>>;
 
 /// Standard output for file content (`cat`): bytes as they are.
 fn raw_stdout() -> BufWriter<io::StdoutLock<'static>> {
@@ -781,6 +781,9 @@ pub fn run(cli: Cli) -> CmdResult {
         }
         Command::Restore(a) => {
             with_history_env(&ctx, |repo, env| crate::history_cmd::restore(repo, a, env))
+        }
+        Command::Stash(a) => {
+            with_history_env(&ctx, |repo, env| crate::history_cmd::stash(repo, a, env))
         }
         Command::Tag(args) => tag(&ctx, args),
         Command::Reflog(ReflogArgs {
@@ -1653,7 +1656,7 @@ fn size_of(e: &Option<FlatEntry>) -> u64 {
     e.as_ref().map(|e| e.size).unwrap_or(0)
 }
 
-fn write_diff(out: &mut SafeOut, diffs: &[FileDiff]) -> io::Result<()> {
+pub(crate) fn write_diff(out: &mut SafeOut, diffs: &[FileDiff]) -> io::Result<()> {
     for d in diffs {
         match &d.kind {
             DiffKind::Added => {

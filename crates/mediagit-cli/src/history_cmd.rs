@@ -484,3 +484,105 @@ pub fn restore(repo: &Repository, a: RestoreArgs, env: &Env) -> CmdResult {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct StashArgs {
+    #[command(subcommand)]
+    pub action: Option<StashAction>,
+    /// The entry's message (`stash` alone is `stash push`).
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Only these paths (after `--`).
+    #[arg(last = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum StashAction {
+    /// Store the changes to tracked files (under PATHs: every change there) and put the files back to HEAD's.
+    Push {
+        #[arg(short, long)]
+        message: Option<String>,
+        paths: Vec<PathBuf>,
+    },
+    /// The entries, newest first: `stash@{N}: MESSAGE`.
+    List {
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The files entry N (default 0) changes.
+    Show { n: Option<usize> },
+    /// Bring entry N (default 0) back as local changes, keeping the entry.
+    Apply { n: Option<usize> },
+    /// Bring entry N (default 0) back and drop it.
+    Pop { n: Option<usize> },
+    /// Delete entry N (default 0).
+    Drop { n: Option<usize> },
+}
+
+pub fn stash(repo: &Repository, a: StashArgs, env: &Env) -> CmdResult {
+    let action = a.action.unwrap_or(StashAction::Push {
+        message: a.message,
+        paths: a.paths,
+    });
+    match action {
+        StashAction::Push { message, paths } => {
+            let paths = repo_paths(repo, env.cwd, &paths)?;
+            match repo.stash_push(message.as_deref(), &paths, &env.who, env.progress)? {
+                None => println!("No local changes to save"),
+                Some(_) => {
+                    let top = repo.stash_list()?.into_iter().next();
+                    println!(
+                        "Saved working directory and index state {}",
+                        top.map(|e| e.message).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        StashAction::List { json } => {
+            let list = repo.stash_list()?;
+            if json {
+                let mut o = std::io::stdout().lock();
+                crate::output::write_json(&mut o, &list)?;
+            } else {
+                for e in list {
+                    println!("stash@{{{}}}: {}", e.index, e.message);
+                }
+            }
+        }
+        StashAction::Show { n } => {
+            let (e, diffs) = repo.stash_show(n.unwrap_or(0))?;
+            let mut out = crate::commands::stdout();
+            use std::io::Write;
+            writeln!(out, "stash@{{{}}}: {}", e.index, e.message)?;
+            crate::commands::write_diff(&mut out, &diffs)?;
+            out.flush()?;
+        }
+        StashAction::Apply { n } => {
+            let done = repo.stash_apply(n.unwrap_or(0), false, env.progress)?;
+            println!(
+                "Applied stash@{{{}}} ({} file(s) written, {} removed)",
+                n.unwrap_or(0),
+                done.written,
+                done.removed
+            );
+        }
+        StashAction::Pop { n } => {
+            let done = repo.stash_apply(n.unwrap_or(0), true, env.progress)?;
+            println!(
+                "Applied and dropped stash@{{{}}} ({}; {} file(s) written, {} removed)",
+                n.unwrap_or(0),
+                done.dropped.map(|c| c.short(12)).unwrap_or_default(),
+                done.written,
+                done.removed
+            );
+        }
+        StashAction::Drop { n } => {
+            let c = repo.stash_drop(n.unwrap_or(0))?;
+            println!("Dropped stash@{{{}}} ({})", n.unwrap_or(0), c.short(12));
+        }
+    }
+    Ok(())
+}

@@ -442,6 +442,8 @@ pub enum Command {
     Reset(history_cmd::ResetArgs),
     /// Put files of the working tree or the index back from the index or a revision.
     Restore(history_cmd::RestoreArgs),
+    /// Set local changes aside (`stash` / `stash push`), list them, bring them back.
+    Stash(history_cmd::StashArgs),
     /// Create, list or delete tags.
     Tag(TagArgs),
     /// Show where HEAD or a branch has been (or `reflog expire`).

@@ -659,3 +659,73 @@ fn a_merge_killed_at_every_write_point_can_be_aborted() {
         let _ = Path::new("");
     }
 }
+
+#[test]
+fn stash_of_a_dirty_tree_with_large_files_survives_gc_and_comes_back() {
+    let env = base_repo();
+    let head = full(&env, "HEAD");
+    let clean = hashes(&env);
+    // Large edits, a staged new file, a deleted file.
+    write_random(&env.repo().join("footage/a.bin"), 12_000_000, 9);
+    write_random(&env.repo().join("footage/b.bin"), 8_000_000, 10);
+    env.ok(&["add", "footage/b.bin"]);
+    std::fs::remove_file(env.repo().join("media/tone.wav")).unwrap();
+    let dirty = hashes(&env);
+    let out = env.ok(&["stash", "push", "-m", "grading pass"]);
+    assert!(out.contains("On main: grading pass"), "{out}");
+    assert_eq!(hashes(&env), clean, "the working tree is back to HEAD");
+    assert!(env.ok(&["status", "--porcelain"]).is_empty());
+    assert_eq!(
+        env.ok(&["stash", "list"]),
+        "stash@{0}: On main: grading pass\n"
+    );
+    let show = env.ok(&["stash", "show"]);
+    assert!(show.contains("modified: footage/a.bin"), "{show}");
+    assert!(show.contains("added:    footage/b.bin"), "{show}");
+    assert!(show.contains("deleted:  media/tone.wav"), "{show}");
+    // Stash entries are gc roots.
+    env.ok(&["gc", "--prune=now"]);
+    env.ok(&["fsck"]);
+    // HEAD moves on meanwhile (another file): the stash still applies.
+    env.write("other.txt", b"other");
+    commit_all(&env, "other");
+    env.ok(&["stash", "pop"]);
+    let mut want = dirty.clone();
+    want.insert("other.txt".into(), sha(b"other"));
+    assert_eq!(hashes(&env), want);
+    let st = env.ok(&["status", "--porcelain"]);
+    assert!(
+        st.contains(" M footage/a.bin") && st.contains("A  footage/b.bin"),
+        "{st}"
+    );
+    assert!(env.ok(&["stash", "list"]).is_empty());
+    let _ = head;
+    let e = env.fail(&["stash", "pop"]);
+    assert!(e.contains("no stash entry"), "{e}");
+}
+
+#[test]
+fn stash_apply_refuses_conflicts_and_paths_stash_only_those() {
+    let env = base_repo();
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    env.write("media/clip.mp4", b"edited clip");
+    env.ok(&["stash", "push", "-m", "photo only", "media/photo.jpg"]);
+    assert_eq!(env.read("media/photo.jpg"), media("photo.jpg"));
+    assert_eq!(
+        env.read("media/clip.mp4"),
+        b"edited clip",
+        "outside the paths: kept"
+    );
+    env.ok(&["checkout", "--force", "HEAD"]);
+    // HEAD changes the photo differently: applying would conflict.
+    env.write("media/photo.jpg", &media("image.png"));
+    commit_all(&env, "photo differently");
+    let before = hashes(&env);
+    let e = env.fail(&["stash", "apply"]);
+    assert!(e.contains("conflicts with HEAD at media/photo.jpg"), "{e}");
+    assert_eq!(hashes(&env), before);
+    assert_eq!(env.ok(&["stash", "list"]).lines().count(), 1);
+    env.ok(&["stash", "drop"]);
+    assert!(env.ok(&["stash", "list"]).is_empty());
+    assert_eq!(env.ok(&["stash"]), "No local changes to save\n");
+}

@@ -1279,6 +1279,41 @@ fn files_below(root: &Path, dir: &str) -> Vec<String> {
     out
 }
 
+/// Removes what a killed [`write_entry`] left beside `paths`: the
+/// temporary files named `.NAME.mediagit-tmp-*` (never through a
+/// symlinked directory, never a directory).
+pub(crate) fn remove_stale_temps(root: &Path, paths: &[String]) {
+    let mut guard = ParentGuard::new(root);
+    let mut seen_dirs = std::collections::HashSet::new();
+    for p in paths {
+        if guard.beyond_symlink(p).is_some() {
+            continue;
+        }
+        let (dir, name) = match p.rfind('/') {
+            Some(i) => (&p[..i], &p[i + 1..]),
+            None => ("", p.as_str()),
+        };
+        let prefix = format!(".{name}.mediagit-tmp-");
+        let abs_dir = root.join(dir);
+        if !seen_dirs.insert((dir.to_string(), prefix.clone())) {
+            continue;
+        }
+        let Ok(rd) = fs::read_dir(&abs_dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let is_temp = e
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix));
+            let not_dir = e.file_type().is_ok_and(|t| !t.is_dir());
+            if is_temp && not_dir {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// Whether `p` is one of `paths` or below one of them.
 pub fn matches_any(p: &str, paths: &[String]) -> bool {
     paths.iter().any(|q| path_is_under(p, q))

@@ -45,6 +45,7 @@ pub mod repo;
 pub mod reset;
 pub mod revision;
 pub mod sequencer;
+pub mod stash;
 pub mod stats;
 pub mod status;
 pub mod store;

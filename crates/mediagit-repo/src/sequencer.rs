@@ -346,14 +346,41 @@ impl Repository {
         to: &FlatTree,
         conflicts: &[PathConflict],
     ) -> Result<Vec<String>> {
-        let staged = Self::staged_changes(idx, from);
-        if !staged.is_empty() {
-            return Err(RepoError::StagedChanges { paths: staged });
-        }
+        self.check_transition_with(idx, from, to, conflicts, false)
+    }
+
+    /// [`Self::check_transition`] for `stash apply`: staged changes at
+    /// paths it does not write are allowed (they stay staged).
+    pub(crate) fn check_paths_free(
+        &self,
+        idx: &WorktreeIndex,
+        from: &FlatTree,
+        to: &FlatTree,
+    ) -> Result<Vec<String>> {
+        self.check_transition_with(idx, from, to, &[], true)
+    }
+
+    fn check_transition_with(
+        &self,
+        idx: &WorktreeIndex,
+        from: &FlatTree,
+        to: &FlatTree,
+        conflicts: &[PathConflict],
+        staged_elsewhere: bool,
+    ) -> Result<Vec<String>> {
+        let mut staged = Self::staged_changes(idx, from);
         let mut touched = differing(from, to);
         touched.extend(conflicts.iter().map(|c| c.path.clone()));
         touched.sort();
         touched.dedup();
+        if staged_elsewhere {
+            staged.retain(|p| touched.binary_search(p).is_ok());
+            if !staged.is_empty() {
+                return Err(RepoError::WouldOverwriteChanges { paths: staged });
+            }
+        } else if !staged.is_empty() {
+            return Err(RepoError::StagedChanges { paths: staged });
+        }
         if touched.is_empty() {
             return Ok(touched);
         }
@@ -397,7 +424,7 @@ impl Repository {
     /// Writes `paths` from `to` into the working tree and index (removing
     /// those `to` lacks). Files of `paths` that stand in the way of a
     /// directory `to` needs are tracked and go first.
-    fn write_paths(
+    pub(crate) fn write_paths(
         &self,
         idx: &mut WorktreeIndex,
         to: &FlatTree,
@@ -1305,6 +1332,8 @@ impl Repository {
         };
         idx.conflicts.clear();
         let out = self.write_paths(&mut idx, &orig_files, &state.touched, progress)?;
+        // A kill while a file was being written left its temporary file.
+        crate::checkout::remove_stale_temps(self.worktree()?, &state.touched);
         crate::failpoint::hit("write:abort-worktree");
         self.workspace()?.save_index(&mut idx, &self.codec())?;
         // HEAD back where it was.
