@@ -717,6 +717,7 @@ pub fn run(cli: Cli) -> CmdResult {
                 remote,
                 branch,
                 &reflog_who(&repo),
+                identity(&repo).ok().as_ref(),
                 ctx.quiet,
                 &ctx.progress(),
             )
@@ -1270,7 +1271,7 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
             operation: Option<Operation>,
             conflicts: Vec<mediagit_repo::sequencer::ConflictInfo>,
         }
-        let operation = repo.operation()?.map(|o| Operation {
+        let operation = repo.operation().ok().flatten().map(|o| Operation {
             op: o.op.command(),
             other: o.other,
             other_name: o.other_name,
@@ -1395,7 +1396,14 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
     if st.head_commit.is_none() {
         writeln!(out, "\nNo commits yet")?;
     }
-    if let Some(op) = repo.operation()? {
+    let operation = match repo.operation() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("warning: {e}");
+            None
+        }
+    };
+    if let Some(op) = operation {
         let cmd = op.op.command();
         let what = match op.op {
             mediagit_repo::sequencer::OpKind::Merge => format!("merging {}", op.other_name),

@@ -165,7 +165,7 @@ pub struct Env<'a> {
 }
 
 /// Prints what an operation did; stopped at conflicts, an error with exit 3.
-fn report(repo: &Repository, op: OpKind, out: &OpOutcome, quiet: bool) -> CmdResult {
+pub(crate) fn report(repo: &Repository, op: OpKind, out: &OpOutcome, quiet: bool) -> CmdResult {
     let cmd = op.command();
     for (side, old, new) in &out.renames {
         let who = match side {

@@ -642,6 +642,7 @@ pub fn pull(
     remote: Option<String>,
     branch: Option<String>,
     who: &mediagit_format::Signature,
+    identity: Option<&mediagit_format::Signature>,
     quiet: bool,
     progress: &dyn mediagit_repo::progress::Progress,
 ) -> CmdResult {
@@ -652,6 +653,13 @@ pub fn pull(
         ));
     };
     let upstream = repo.config().upstream(&cur);
+    // A working tree of a shared store without remotes: the store's branch
+    // moved (another machine committed); local work is merged onto it.
+    if remote.is_none() && upstream.is_none() && repo.config().remotes.is_empty() {
+        if let Some((base, tip)) = repo.branch_moved()? {
+            return pull_shared(repo, &cur, base, tip, identity, quiet, progress);
+        }
+    }
     let rname = match (&remote, &upstream) {
         (Some(r), _) => r.clone(),
         (None, Some((r, _))) => r.clone(),
@@ -753,16 +761,77 @@ pub fn pull(
                 );
             }
         }
-        Some(o) => {
-            let (ahead, behind) = repo.ahead_behind(o, theirs)?;
-            return Err(CommandError::user(
-                "diverged",
-                format!(
-                    "'{cur}' and '{rname}/{merge}' have diverged ({ahead} and {behind} different commits): not a fast-forward"
-                ),
-            )
-            .with_hint("merging comes with the history commands; until then, keep your commits on another branch and `mediagit switch` to the remote's")
-            .exit_code(exit::CONFLICT));
+        Some(_) => {
+            // Diverged: merge the fetched branch (a merge commit, or a
+            // stop at conflicts with exit 3).
+            let who = identity.ok_or(mediagit_repo::RepoError::MissingIdentity)?;
+            let name = format!("{rname}/{merge}");
+            let out = repo.merge(
+                &mediagit_repo::sequencer::MergeOptions {
+                    theirs,
+                    theirs_name: name,
+                    message: None,
+                    ff: mediagit_repo::sequencer::FastForward::Allow,
+                    squash: false,
+                    favor: None,
+                    who: who.clone(),
+                },
+                progress,
+            )?;
+            crate::history_cmd::report(repo, mediagit_repo::sequencer::OpKind::Merge, &out, quiet)?;
+        }
+    }
+    Ok(())
+}
+
+/// `pull` in a working tree of a shared store whose branch another
+/// machine moved: the local changes are set aside (a stash entry), the
+/// working tree brought up to the store's tip, and the changes merged back;
+/// where they conflict with the tip they stay in the stash entry.
+fn pull_shared(
+    repo: &Repository,
+    cur: &str,
+    base: Option<mediagit_format::ObjectId>,
+    tip: Option<mediagit_format::ObjectId>,
+    identity: Option<&mediagit_format::Signature>,
+    quiet: bool,
+    progress: &dyn mediagit_repo::progress::Progress,
+) -> CmdResult {
+    let Some(tip) = tip else {
+        return Err(CommandError::user(
+            "no-such-branch",
+            format!("the store's branch '{cur}' was deleted"),
+        ));
+    };
+    let who = identity.ok_or(mediagit_repo::RepoError::MissingIdentity)?;
+    let stashed = match base {
+        Some(_) => repo.stash_push(Some("pull: local changes"), &[], who, progress)?,
+        None => None,
+    };
+    let out = repo.fast_forward(cur, base, tip, "pull: the store's tip", who, progress)?;
+    if !quiet {
+        eprintln!(
+            "Updated to the store's {cur} at {}: {} file(s) written, {} removed",
+            tip.short(12),
+            out.written,
+            out.removed
+        );
+    }
+    if stashed.is_some() {
+        match repo.stash_apply(0, true, progress) {
+            Ok(_) => {
+                if !quiet {
+                    eprintln!("Your local changes are merged back");
+                }
+            }
+            Err(e) => {
+                return Err(CommandError::user(
+                    "merge-conflicts",
+                    format!("your local changes could not be merged back: {e}"),
+                )
+                .with_hint("they are kept as stash@{0} (`mediagit stash show`); resolve by hand, `mediagit stash apply` once HEAD allows it, or `mediagit stash drop`")
+                .exit_code(exit::CONFLICT))
+            }
         }
     }
     Ok(())

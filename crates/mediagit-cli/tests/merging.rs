@@ -729,3 +729,255 @@ fn stash_apply_refuses_conflicts_and_paths_stash_only_those() {
     assert!(env.ok(&["stash", "list"]).is_empty());
     assert_eq!(env.ok(&["stash"]), "No local changes to save\n");
 }
+
+/// Runs `args` in `dir` killed at write point `n`; whether it was killed.
+fn killed_at(env: &Env, dir: &Path, args: &[&str], n: usize) -> bool {
+    let out = env
+        .std_cmd_in(dir, args)
+        .env("MEDIAGIT_FAILPOINTS", format!("write@{n}"))
+        .output()
+        .unwrap();
+    out.status.signal() == Some(9)
+}
+
+fn copy_repo(env: &Env, to: &Path) {
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(env.repo())
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn a_killed_merge_continue_is_finished_by_continue_and_a_killed_abort_only_aborts() {
+    let (env, main, feat) = conflicted();
+    env.write("media/tone.wav", b"local, uncommitted");
+    env.fail_with(3, &["merge", "feat"]);
+    env.ok(&["resolve", "media/photo.jpg", "--theirs"]);
+    let stopped = hashes(&env);
+    let scratch = tempfile::tempdir().unwrap();
+    for n in 1..100 {
+        let dir = scratch.path().join(format!("c{n}"));
+        copy_repo(&env, &dir);
+        if !killed_at(&env, &dir, &["merge", "--continue"], n) {
+            break;
+        }
+        // Whatever point it died at, --continue finishes the merge.
+        if dir.join(".mediagit/operation").exists() {
+            env.ok_in(&dir, &["merge", "--continue"]);
+        }
+        let head = env.ok_in(&dir, &["log", "--json", "-n", "1"]);
+        assert!(
+            head.contains(&main) && head.contains(&feat),
+            "n={n}: {head}"
+        );
+        assert_eq!(tree_hashes(&dir), stopped, "n={n}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    // A killed --abort: --continue is refused, --abort finishes going back.
+    let (env, main, _) = conflicted();
+    env.write("media/tone.wav", b"local, uncommitted");
+    let before = hashes(&env);
+    env.fail_with(3, &["merge", "feat"]);
+    env.ok(&["resolve", "media/photo.jpg", "--theirs"]);
+    let resolved = hashes(&env);
+    let mut points = 0;
+    for n in 1..100 {
+        let dir = scratch.path().join(format!("a{n}"));
+        copy_repo(&env, &dir);
+        if !killed_at(&env, &dir, &["merge", "--abort"], n) {
+            break;
+        }
+        points += 1;
+        if dir.join(".mediagit/operation").exists() {
+            // Killed before the abort changed anything, --continue may
+            // still commit the resolution as it stands; killed later, it
+            // is refused and only --abort goes on.
+            let out = env
+                .std_cmd_in(&dir, &["merge", "--continue"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                assert_eq!(tree_hashes(&dir), resolved, "n={n}: continued intact");
+                std::fs::remove_dir_all(&dir).ok();
+                continue;
+            }
+            assert_eq!(out.status.code(), Some(1), "n={n}");
+            env.ok_in(&dir, &["merge", "--abort"]);
+        }
+        assert_eq!(tree_hashes(&dir), before, "n={n}");
+        let head = env.ok_in(&dir, &["log", "--json", "-n", "1"]);
+        assert!(
+            head.contains(&format!("\"id\":\"{main}\"")),
+            "n={n}: {head}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    assert!(points >= 2, "the abort has write points");
+}
+
+#[test]
+fn a_file_against_a_directory_moves_the_file_aside_as_a_conflict() {
+    let env = base_repo();
+    env.ok(&["switch", "feat"]);
+    env.write("x/inside.bin", b"theirs, in a directory");
+    commit_all(&env, "feat: directory x");
+    env.ok(&["switch", "main"]);
+    env.write("x", &media("tone.wav"));
+    commit_all(&env, "main: file x");
+    let out = env.cmd(&["merge", "feat"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("CONFLICT (a file on one side, a directory on the other): x~ours"),
+        "{s}"
+    );
+    assert_eq!(env.read("x~ours"), media("tone.wav"));
+    assert_eq!(env.read("x/inside.bin"), b"theirs, in a directory");
+    let st = env.ok(&["status"]);
+    assert!(st.contains("file/directory: x~ours"), "{st}");
+    env.ok(&["resolve", "x~ours", "--ours"]);
+    env.ok(&["merge", "--continue"]);
+    assert_eq!(
+        env.read("x~ours"),
+        media("tone.wav"),
+        "our file is kept, renamed"
+    );
+    assert!(env.ok(&["status", "--porcelain"]).is_empty());
+}
+
+#[test]
+fn resolve_never_throws_away_a_hand_edit_and_abort_survives_a_lost_index_copy() {
+    let (env, _, _) = conflicted();
+    let before = hashes(&env);
+    env.fail_with(3, &["merge", "feat"]);
+    env.write("media/photo.jpg", b"MY HAND MERGE");
+    let e = env.fail(&["resolve", "media/photo.jpg", "--both"]);
+    assert!(e.contains("changes of your own"), "{e}");
+    assert_eq!(env.read("media/photo.jpg"), b"MY HAND MERGE");
+    // The copy of the index gone: --abort rebuilds it from HEAD's files.
+    std::fs::remove_file(env.repo().join(".mediagit/operation-index")).unwrap();
+    env.ok(&["merge", "--abort"]);
+    assert_eq!(hashes(&env), before);
+    assert!(env.ok(&["status", "--porcelain"]).is_empty());
+}
+
+#[test]
+fn a_damaged_operation_file_is_cleared_by_reset_or_a_forced_switch() {
+    for way in [["reset", "--hard"], ["switch", "--force"]] {
+        let (env, _, _) = conflicted();
+        env.fail_with(3, &["merge", "feat"]);
+        std::fs::write(env.repo().join(".mediagit/operation"), b"garbage").unwrap();
+        let e = env.fail(&["merge", "--continue"]);
+        assert!(e.contains("is damaged"), "{e}");
+        let mut args = way.to_vec();
+        if way[0] == "switch" {
+            args.push("main");
+        }
+        env.ok(&args);
+        assert!(!env.repo().join(".mediagit/operation").exists(), "{way:?}");
+        assert!(env.ok(&["status", "--porcelain"]).is_empty(), "{way:?}");
+    }
+}
+
+#[test]
+fn a_rebase_that_loses_the_branch_to_another_working_tree_can_be_aborted() {
+    let env = Env::empty();
+    let store = format!("file://{}", env.root().join("store").display());
+    let a = env.root().join("a");
+    env.ok_in(env.root(), &["init", "a", "--storage", &store]);
+    std::fs::write(a.join("c.txt"), b"base").unwrap();
+    std::fs::write(a.join("k.txt"), b"k").unwrap();
+    env.ok_in(&a, &["add", "-A"]);
+    env.ok_in(&a, &["commit", "-m", "base"]);
+    env.ok_in(&a, &["switch", "-c", "feat"]);
+    std::fs::write(a.join("c.txt"), b"theirs").unwrap();
+    env.ok_in(&a, &["commit", "-a", "-m", "f1"]);
+    std::fs::write(a.join("f2.txt"), b"f2").unwrap();
+    env.ok_in(&a, &["add", "-A"]);
+    env.ok_in(&a, &["commit", "-m", "f2"]);
+    env.ok_in(&a, &["switch", "main"]);
+    std::fs::write(a.join("c.txt"), b"ours").unwrap();
+    env.ok_in(&a, &["commit", "-a", "-m", "m"]);
+    env.ok_in(env.root(), &["clone", &store, "b"]);
+    let b = env.root().join("b");
+    env.ok_in(&a, &["switch", "feat"]);
+    let feat = env.ok_in(&a, &["log", "--json", "-n", "1"]);
+    std::fs::write(a.join("k.txt"), b"LOCAL").unwrap();
+    let out = env.std_cmd_in(&a, &["rebase", "main"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    // Meanwhile the other working tree commits to feat.
+    env.ok_in(&b, &["switch", "feat"]);
+    std::fs::write(b.join("b.txt"), b"b").unwrap();
+    env.ok_in(&b, &["add", "-A"]);
+    env.ok_in(&b, &["commit", "-m", "from b"]);
+    env.ok_in(&a, &["resolve", "c.txt", "--theirs"]);
+    let out = env
+        .std_cmd_in(&a, &["rebase", "--continue"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("rebase --abort") && !e.contains("nothing was updated"),
+        "{e}"
+    );
+    env.ok_in(&a, &["rebase", "--abort"]);
+    assert_eq!(
+        std::fs::read(a.join("k.txt")).unwrap(),
+        b"LOCAL",
+        "local work kept"
+    );
+    assert_eq!(std::fs::read(a.join("c.txt")).unwrap(), b"theirs");
+    assert!(!a.join("f2.txt").exists() || std::fs::read(a.join("f2.txt")).unwrap() == b"f2");
+    let st = env.ok_in(&a, &["status"]);
+    assert!(st.starts_with("On branch feat"), "{st}");
+    let _ = feat;
+}
+
+#[test]
+fn pull_in_a_shared_store_merges_the_stores_tip_into_local_work() {
+    let env = Env::empty();
+    let store = format!("file://{}", env.root().join("store").display());
+    let a = env.root().join("a");
+    env.ok_in(env.root(), &["init", "a", "--storage", &store]);
+    copy_media(&a.join("media"));
+    env.ok_in(&a, &["add", "-A"]);
+    env.ok_in(&a, &["commit", "-m", "base"]);
+    env.ok_in(env.root(), &["clone", &store, "b"]);
+    let b = env.root().join("b");
+    // b commits; a has uncommitted work on another file.
+    std::fs::write(b.join("media/photo.jpg"), media("scan.tiff")).unwrap();
+    env.ok_in(&b, &["commit", "-a", "-m", "b edits photo"]);
+    std::fs::write(a.join("media/tone.wav"), b"a's local edit").unwrap();
+    env.ok_in(&a, &["pull"]);
+    assert_eq!(
+        std::fs::read(a.join("media/photo.jpg")).unwrap(),
+        media("scan.tiff")
+    );
+    assert_eq!(
+        std::fs::read(a.join("media/tone.wav")).unwrap(),
+        b"a's local edit"
+    );
+    assert!(env
+        .ok_in(&a, &["status", "--porcelain"])
+        .contains(" M media/tone.wav"));
+    env.ok_in(&a, &["commit", "-a", "-m", "a's tone"]);
+    // Local work that collides with the tip: kept in a stash entry, exit 3.
+    std::fs::write(b.join("media/clip.mp4"), b"b's clip").unwrap();
+    env.ok_in(&b, &["pull"]);
+    std::fs::write(b.join("media/clip.mp4"), b"b's clip").unwrap();
+    env.ok_in(&b, &["commit", "-a", "-m", "b's clip"]);
+    std::fs::write(a.join("media/clip.mp4"), b"a's clip").unwrap();
+    let out = env.std_cmd_in(&a, &["pull"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("stash@{0}"));
+    assert_eq!(
+        std::fs::read(a.join("media/clip.mp4")).unwrap(),
+        b"b's clip"
+    );
+    let show = env.ok_in(&a, &["stash", "show"]);
+    assert!(show.contains("media/clip.mp4"), "{show}");
+}

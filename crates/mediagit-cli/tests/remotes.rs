@@ -238,16 +238,10 @@ fn a_push_that_would_lose_commits_is_refused_and_force_with_lease_checks_what_wa
     let err = env.fail_with(3, &["push", "--force-with-lease"]);
     assert!(err.contains("stale info"), "{err}");
     assert_eq!(id_in(&env, &remote, "main"), theirs);
-    // pull cannot fast-forward a branch with its own commits.
-    let err = env.fail_with(3, &["pull"]);
-    assert!(
-        err.contains("have diverged (1 and 1 different commits)"),
-        "{err}"
-    );
+    // After a fetch, status says so, and the lease holds: ours replaces theirs.
+    env.ok(&["fetch"]);
     let st = env.ok(&["status"]);
     assert!(st.contains("have diverged"), "{st}");
-    // After a fetch the lease holds: ours replaces theirs.
-    env.ok(&["fetch"]);
     let err = ok_err_in(&env, &env.repo(), &["push", "--force-with-lease"]);
     assert!(err.contains("(forced update)"), "{err}");
     assert_eq!(
@@ -921,4 +915,47 @@ fn a_remote_removed_while_a_fetch_opens_it_gets_no_tracking_branches_back() {
         text(&out.stderr)
     );
     assert_eq!(env.ok(&["branch", "-r"]), "");
+}
+
+#[test]
+fn pull_of_a_diverged_branch_merges_it() {
+    let env = populated();
+    let (_remote, url) = make_remote(&env, "remote.git");
+    env.ok(&["remote", "add", "origin", &url]);
+    env.ok(&["push", "-u"]);
+    env.ok_in(env.root(), &["clone", "remote.git", "other"]);
+    let other = env.root().join("other");
+    std::fs::write(other.join("theirs.txt"), b"theirs\n").unwrap();
+    env.ok_in(&other, &["add", "theirs.txt"]);
+    env.ok_in(&other, &["commit", "-m", "theirs"]);
+    env.ok_in(&other, &["push"]);
+    let theirs = id_in(&env, &other, "HEAD");
+    env.write("ours.txt", b"ours\n");
+    env.ok(&["add", "ours.txt"]);
+    env.ok(&["commit", "-m", "ours"]);
+    let ours = id_in(&env, &env.repo(), "HEAD");
+    let out = env.ok(&["pull"]);
+    assert!(out.contains("] Merge origin/main"), "{out}");
+    assert_eq!(env.read("theirs.txt"), b"theirs\n");
+    assert_eq!(env.read("ours.txt"), b"ours\n");
+    let log = env.ok(&["log", "--json", "-n", "1"]);
+    assert!(
+        log.contains(&ours) && log.contains(&theirs),
+        "both parents: {log}"
+    );
+    // And it pushes as a fast-forward.
+    env.ok(&["push"]);
+    // Both change the same file: the pull stops at the conflict (exit 3).
+    env.ok_in(&other, &["pull"]);
+    std::fs::write(other.join("ours.txt"), b"other's edit\n").unwrap();
+    env.ok_in(&other, &["commit", "-a", "-m", "other edits"]);
+    env.ok_in(&other, &["push"]);
+    env.write("ours.txt", b"our edit\n");
+    env.ok(&["commit", "-a", "-m", "we edit"]);
+    let out = env.cmd(&["pull"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CONFLICT (both changed): ours.txt"));
+    env.ok(&["resolve", "ours.txt", "--ours"]);
+    env.ok(&["merge", "--continue"]);
+    assert_eq!(env.read("ours.txt"), b"our edit\n");
 }

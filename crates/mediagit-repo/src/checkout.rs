@@ -214,13 +214,16 @@ impl Repository {
         };
         // As Git: finish or abort a merge (or --force it away) before
         // leaving it.
-        if let Some(op) = self.operation()? {
-            if !force {
+        match self.operation() {
+            Ok(None) => {}
+            _ if force => self.drop_operation()?,
+            Ok(Some(op)) => {
                 return Err(RepoError::OperationInProgress {
                     op: op.op.command(),
-                });
+                })
             }
-            self.drop_operation()?;
+            // A damaged state file: `--force` (above) clears it.
+            Err(e) => return Err(e),
         }
         if !idx.conflicts.is_empty() {
             if !force {

@@ -236,9 +236,6 @@ impl TreeMerge {
     pub fn provisional(&self) -> FlatTree {
         let mut t = self.merged.clone();
         for c in &self.conflicts {
-            if c.kind == ConflictKind::FileDirectory {
-                continue;
-            }
             if let Some(e) = c.ours.as_ref().or(c.theirs.as_ref()) {
                 t.insert(c.path.clone(), e.clone());
             }
@@ -281,6 +278,20 @@ fn renames(base: &FlatTree, side: &FlatTree) -> BTreeMap<String, String> {
         }
     }
     out
+}
+
+/// The name a side's version gets beside the path: `a/clip.mov` ->
+/// `a/clip~ours.mov` (`resolve --both`, and a file that gives way to the
+/// other side's directory).
+pub fn side_name(path: &str, side: &str) -> String {
+    let (dir, name) = match path.rfind('/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => ("", path),
+    };
+    match name.rfind('.') {
+        Some(d) if d > 0 => format!("{dir}{}~{side}{}", &name[..d], &name[d..]),
+        _ => format!("{dir}{name}~{side}"),
+    }
 }
 
 /// Moves the entry at `old` to `new`; whether there was one.
@@ -391,15 +402,25 @@ pub fn merge_trees(
         })
         .cloned()
         .collect();
+    // The directory stays; the file moves aside to `NAME~ours` (or
+    // `~theirs`, the side that has it), conflicted: kept only if the user
+    // resolves it so (an index cannot hold a conflict at a path with files
+    // below it).
     for p in clashing {
-        let e = out.merged.remove(&p);
-        let (oe, te) = (o.get(&p).cloned(), t.get(&p).cloned());
+        let Some(e) = out.merged.remove(&p) else {
+            continue;
+        };
+        let ours_has = o.get(&p).is_some_and(|x| x.same_content(&e));
+        let (tag, ours, theirs) = match ours_has {
+            true => ("ours", Some(e), None),
+            false => ("theirs", None, Some(e)),
+        };
         out.conflicts.push(PathConflict {
-            path: p.clone(),
+            path: side_name(&p, tag),
             kind: ConflictKind::FileDirectory,
-            base: b.get(&p).cloned(),
-            ours: oe.or(e.clone()),
-            theirs: te.or(e),
+            base: None,
+            ours,
+            theirs,
         });
     }
     out.conflicts.sort_by(|a, b| a.path.cmp(&b.path));
@@ -612,8 +633,11 @@ mod tests {
         );
         assert_eq!(m.conflicts.len(), 1);
         assert_eq!(m.conflicts[0].kind, ConflictKind::FileDirectory);
-        assert_eq!(m.conflicts[0].path, "x");
+        assert_eq!(m.conflicts[0].path, "x~ours", "our file moves aside");
+        assert!(m.conflicts[0].ours.is_some() && m.conflicts[0].theirs.is_none());
         assert!(m.merged.contains_key("x/y"));
+        assert!(!m.merged.contains_key("x"));
+        assert_eq!(m.provisional().len(), 2);
         // Same addition on both sides: clean.
         let m = merge_trees(
             &base,

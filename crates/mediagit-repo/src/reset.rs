@@ -63,7 +63,15 @@ impl Repository {
         let odb = self.odb()?;
         let files = commit_files(odb, &target)?;
         let mut idx = self.workspace()?.load_index()?;
-        let operation = self.operation()?;
+        // A damaged state file is dropped by --mixed and --hard too.
+        let operation = match self.operation() {
+            Ok(o) => o,
+            Err(_) if mode != ResetMode::Soft => {
+                self.drop_operation()?;
+                None
+            }
+            Err(e) => return Err(e),
+        };
         if mode == ResetMode::Soft && (operation.is_some() || !idx.conflicts.is_empty()) {
             return Err(RepoError::Invalid(
                 "cannot do a soft reset in the middle of a merge, cherry-pick, revert or rebase; use --mixed or --hard, or finish it first".into(),

@@ -101,6 +101,11 @@ pub struct OpState {
     pub no_commit: bool,
     /// Conflicts are taken from this side (`-X`).
     pub favor: Option<Side>,
+    /// Every commit this operation made and moved (or is about to move)
+    /// HEAD to, oldest first: wherever a kill left HEAD among them,
+    /// `--abort` knows it as the operation's own.
+    #[serde(default)]
+    pub made: Vec<ObjectId>,
 }
 
 /// `merge`'s fast-forward choice.
@@ -195,17 +200,7 @@ pub(crate) fn entry_of(path: &str, e: &FlatEntry) -> IndexEntry {
     }
 }
 
-/// The name `--both` gives one side: `a/clip.mov` -> `a/clip~ours.mov`.
-pub fn side_name(path: &str, side: &str) -> String {
-    let (dir, name) = match path.rfind('/') {
-        Some(i) => (&path[..=i], &path[i + 1..]),
-        None => ("", path),
-    };
-    match name.rfind('.') {
-        Some(d) if d > 0 => format!("{dir}{}~{side}{}", &name[..d], &name[d..]),
-        _ => format!("{dir}{name}~{side}"),
-    }
-}
+pub use crate::merge::side_name;
 
 /// Paths where two trees differ, sorted.
 fn differing(a: &FlatTree, b: &FlatTree) -> Vec<String> {
@@ -276,6 +271,10 @@ impl Repository {
                 "version {}; this build reads version {STATE_VERSION}",
                 state.version
             )));
+        }
+        if let Some(b) = &state.branch {
+            crate::refs::validate_ref_name("branch", b)
+                .map_err(|_| bad(format!("branch {b:?}")))?;
         }
         for p in &state.touched {
             mediagit_format::object::validate_path(p).map_err(|_| bad(format!("path {p:?}")))?;
@@ -586,6 +585,7 @@ impl Repository {
                 mainline: None,
                 no_commit: false,
                 favor: None,
+                made: Vec::new(),
             };
             self.begin(&state)?;
             let out = self.write_paths(&mut idx, &theirs_files, &touched, progress)?;
@@ -595,7 +595,8 @@ impl Repository {
                 theirs,
                 &opts.who,
                 &format!("merge {}: Fast-forward", opts.theirs_name),
-            )?;
+            )
+            .map_err(|e| race(e, &state))?;
             self.clear_state()?;
             return Ok(OpOutcome {
                 fast_forward: true,
@@ -651,6 +652,7 @@ impl Repository {
             mainline: None,
             no_commit: false,
             favor: opts.favor,
+            made: Vec::new(),
         };
         // The merge commit is made before the working tree changes, so
         // that a kill after HEAD moved finds it named in the state.
@@ -666,6 +668,7 @@ impl Repository {
             )?;
             session.finish()?;
             state.tip = c;
+            state.made.push(c);
             Some(c)
         } else {
             None
@@ -689,7 +692,8 @@ impl Repository {
                     c,
                     &opts.who,
                     &format!("merge {}: Merge made", opts.theirs_name),
-                )?;
+                )
+                .map_err(|e| race(e, &state))?;
                 self.clear_state()?;
                 outcome.commits.push(c);
             }
@@ -836,8 +840,12 @@ impl Repository {
         mainline: Option<u32>,
     ) -> Result<Option<ObjectId>> {
         match (c.parents.len(), mainline) {
-            (0, _) => Ok(None),
-            (1, _) => Ok(c.parents.first().copied()),
+            (0 | 1, Some(_)) => Err(RepoError::Invalid(format!(
+                "commit {} is not a merge: --mainline applies to merge commits only",
+                id.short(12)
+            ))),
+            (0, None) => Ok(None),
+            (1, None) => Ok(c.parents.first().copied()),
             (n, Some(m)) if m >= 1 && (m as usize) <= n => Ok(Some(c.parents[m as usize - 1])),
             (n, _) => Err(RepoError::Invalid(format!(
                 "commit {} is a merge of {n} parents: say which parent's side to keep with --mainline N (1..={n})",
@@ -909,6 +917,7 @@ impl Repository {
             mainline,
             no_commit,
             favor,
+            made: Vec::new(),
         };
         self.sequence(
             base_state,
@@ -966,6 +975,7 @@ impl Repository {
         state.touched.dedup();
         state.tip = new_tip;
         state.applied = false;
+        state.made.extend(outcome.commits.iter().copied());
         if let Steps::Stopped {
             at,
             merge,
@@ -998,7 +1008,8 @@ impl Repository {
         let verb = state.op.command();
         match (&result, state.op) {
             (Steps::Done { .. }, OpKind::Rebase) => {
-                self.finish_rebase(&state, new_tip, who)?;
+                self.finish_rebase(&state, new_tip, who)
+                    .map_err(|e| race(e, &state))?;
                 self.clear_state()?;
             }
             (Steps::Done { .. }, _) => {
@@ -1007,7 +1018,8 @@ impl Repository {
                     new_tip,
                     who,
                     &format!("{verb}: {} commit(s)", outcome.commits.len()),
-                )?;
+                )
+                .map_err(|e| race(e, &state))?;
                 self.clear_state()?;
                 outcome.staged_only = state.no_commit;
             }
@@ -1037,7 +1049,8 @@ impl Repository {
                         "{verb}: {} commit(s) before a conflict",
                         outcome.commits.len()
                     ),
-                )?;
+                )
+                .map_err(|e| race(e, &state))?;
                 state.applied = true;
                 self.save_state(&state)?;
             }
@@ -1138,6 +1151,7 @@ impl Repository {
             mainline: None,
             no_commit: false,
             favor: None,
+            made: Vec::new(),
         };
         self.sequence(
             state, idx, onto, onto_files, orig_files, &steps, who, progress,
@@ -1145,6 +1159,32 @@ impl Repository {
     }
 
     // ----- continue, abort, skip -----
+
+    /// Where HEAD is for an operation under way: at a commit it knows (its
+    /// start, its tip or one it made), or at a merge commit that finished
+    /// it (a `commit` or `--continue` killed before the state went).
+    fn head_for(&self, state: &OpState) -> Result<HeadAt> {
+        let Some(h) = self.head_commit()? else {
+            return Ok(HeadAt::Elsewhere(None));
+        };
+        if h == state.tip {
+            return Ok(HeadAt::Tip);
+        }
+        if h == state.orig_head || state.made.contains(&h) {
+            return Ok(HeadAt::Known(h));
+        }
+        if matches!(state.op, OpKind::Merge | OpKind::Squash) {
+            let parents = self.odb()?.read_commit(&h)?.parents;
+            let finished = match state.op {
+                OpKind::Merge => parents == [state.tip, state.other],
+                _ => parents == [state.tip],
+            };
+            if finished {
+                return Ok(HeadAt::Finished(h));
+            }
+        }
+        Ok(HeadAt::Elsewhere(Some(h)))
+    }
 
     /// `--continue`: commits the resolved step (a merge with its two
     /// parents) and goes on with the steps left.
@@ -1156,30 +1196,41 @@ impl Repository {
     ) -> Result<OpOutcome> {
         let _lock = self.workspace()?.lock()?;
         let state = self.expect_operation(op)?;
-        let head_now = self.head_commit()?;
-        if state.op == OpKind::Merge && state.tip != state.orig_head {
-            // A merge that needed no resolution, interrupted: its commit
-            // is made; HEAD either reached it (nothing left to do) or not.
-            if head_now == Some(state.tip) {
+        let interrupted = || {
+            RepoError::Invalid(format!(
+                "the {} was interrupted while it changed the working tree or HEAD; run `mediagit {} --abort` (it puts everything back) and start it again",
+                state.op.command(),
+                state.op.command()
+            ))
+        };
+        match self.head_for(&state)? {
+            // The merge commit is made and HEAD is on it: nothing is left.
+            HeadAt::Finished(c) => {
+                self.clear_state()?;
+                return Ok(OpOutcome {
+                    commits: vec![c],
+                    ..Default::default()
+                });
+            }
+            // A merge that needed no resolution (or a fast-forward) whose
+            // HEAD reached its end before the state went.
+            HeadAt::Tip if state.op == OpKind::Merge && state.tip != state.orig_head => {
                 self.clear_state()?;
                 return Ok(OpOutcome {
                     commits: vec![state.tip],
                     ..Default::default()
                 });
             }
-            return Err(RepoError::Invalid(
-                "the merge was interrupted while it updated the working tree; run `mediagit merge --abort` and merge again".into(),
-            ));
-        }
-        if head_now != Some(state.tip) {
-            return Err(self.head_moved(&state, head_now));
-        }
-        if !state.applied {
-            return Err(RepoError::Invalid(format!(
-                "the {} was interrupted while it updated the working tree; run `mediagit {} --abort` and start it again",
-                state.op.command(),
-                state.op.command()
-            )));
+            HeadAt::Known(c) if state.op == OpKind::Merge && state.made.last() == Some(&c) => {
+                self.clear_state()?;
+                return Ok(OpOutcome {
+                    commits: vec![c],
+                    ..Default::default()
+                });
+            }
+            HeadAt::Tip if state.applied => {}
+            HeadAt::Tip | HeadAt::Known(_) => return Err(interrupted()),
+            HeadAt::Elsewhere(now) => return Err(self.head_moved(&state, now)),
         }
         let mut idx = self.workspace()?.load_index()?;
         if !idx.conflicts.is_empty() {
@@ -1192,6 +1243,7 @@ impl Repository {
         let staged = index_files(&idx);
         let mut outcome = OpOutcome::default();
         let tip_files = commit_files(odb, &state.tip)?;
+        let mut next = state.clone();
         let new_tip = match state.op {
             OpKind::Merge | OpKind::Squash => {
                 let parents = match state.op {
@@ -1208,12 +1260,16 @@ impl Repository {
                     &state.message,
                 )?;
                 session.finish()?;
+                // Recorded before HEAD moves: a kill after it is known.
+                next.made.push(c);
+                self.save_state(&next)?;
                 self.move_head(
                     state.tip,
                     c,
                     who,
                     &format!("commit (merge): {}", first_line(&state.message)),
-                )?;
+                )
+                .map_err(|e| race(e, &state))?;
                 self.clear_state()?;
                 let _ = self.workspace()?.save_index(&mut idx, &self.codec());
                 outcome.commits.push(c);
@@ -1243,8 +1299,6 @@ impl Repository {
                 c
             }
         };
-        let mut next = state.clone();
-        next.tip = state.tip;
         let remaining = state.remaining.clone();
         // The working tree holds `staged` (resolved), HEAD is still at the
         // stop: the sequence goes on from the new commit.
@@ -1253,8 +1307,12 @@ impl Repository {
         } else {
             commit_files(odb, &new_tip)?
         };
-        // Move HEAD to the step's commit first (its files are the index's).
+        // HEAD to the step's commit first (its files are the index's),
+        // recorded in the state before it moves.
         if new_tip != state.tip {
+            next.made.push(new_tip);
+            next.tip = new_tip;
+            self.save_state(&next)?;
             if state.op == OpKind::Rebase {
                 self.workspace()?.set_head(&Head::Detached(new_tip))?;
             } else {
@@ -1263,11 +1321,10 @@ impl Repository {
                     new_tip,
                     who,
                     &format!("{}: {}", state.op.command(), first_line(&state.message)),
-                )?;
+                )
+                .map_err(|e| race(e, &state))?;
             }
-            next.tip = new_tip;
         }
-        self.save_state(&next)?;
         let rest = self.sequence(
             next,
             idx,
@@ -1297,12 +1354,11 @@ impl Repository {
     }
 
     fn head_moved(&self, state: &OpState, now: Option<ObjectId>) -> RepoError {
+        let cmd = state.op.command();
         RepoError::Invalid(format!(
-            "HEAD moved to {} while the {} was under way (expected {}); `mediagit {} --abort` cannot put it back safely: use `mediagit reset --hard {}` to go back to where it began",
+            "HEAD moved to {} while the {cmd} was under way (another command or working tree moved it; the {cmd} expected {}), so it cannot go on or put HEAD back by itself; nothing was changed. `mediagit reset --mixed HEAD` ends the {cmd} where you are, keeping every file of the working tree as it is; to go back to where it began, `mediagit reset --hard {}` (it rewrites tracked files: copy away local changes you want first)",
             now.map(|c| c.short(12)).unwrap_or_else(|| "nothing".into()),
-            state.op.command(),
             state.tip.short(12),
-            state.op.command(),
             state.orig_head.short(12)
         ))
     }
@@ -1316,18 +1372,33 @@ impl Repository {
     ) -> Result<CheckoutOutcome> {
         let _lock = self.workspace()?.lock()?;
         let state = self.expect_operation(op)?;
-        let head_now = self.head_commit()?;
+        let head_now = match self.head_for(&state)? {
+            HeadAt::Elsewhere(now) => return Err(self.head_moved(&state, now)),
+            HeadAt::Tip => state.tip,
+            HeadAt::Known(h) | HeadAt::Finished(h) => h,
+        };
         let odb = self.odb()?;
-        if head_now != Some(state.tip) && head_now != Some(state.orig_head) {
-            return Err(self.head_moved(&state, head_now));
-        }
         let orig_files = commit_files(odb, &state.orig_head)?;
+        // From here on only `--abort` may go on: a kill half way must not
+        // leave a state `--continue` would commit.
+        if state.applied {
+            let mut aborting = state.clone();
+            aborting.applied = false;
+            self.save_state(&aborting)?;
+        }
         // The index as it was, with the touched paths rewritten from the
         // original commit (they had no local changes when it began).
+        // Without the copy, the original commit's files stand in.
         let backup = self.workspace()?.dir().join(INDEX_BACKUP);
         let mut idx = match std::fs::read(&backup) {
             Ok(b) => self.workspace()?.index_from_bytes(&b)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => WorktreeIndex::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let entries = orig_files.iter().map(|(p, e)| entry_of(p, e)).collect();
+                WorktreeIndex {
+                    entries: crate::worktree::IndexEntries::from_sorted(entries),
+                    ..Default::default()
+                }
+            }
             Err(e) => return Err(RepoError::io("read", &backup, e)),
         };
         idx.conflicts.clear();
@@ -1337,28 +1408,35 @@ impl Repository {
         crate::failpoint::hit("write:abort-worktree");
         self.workspace()?.save_index(&mut idx, &self.codec())?;
         // HEAD back where it was.
+        let msg = format!("{}: aborted", state.op.command());
         match (&state.branch, state.op) {
             (Some(b), OpKind::Rebase) => {
                 // Killed while finishing: the branch may have moved already.
                 let name = crate::refs::branch_ref(b);
-                if self.read_ref(&name)? == Some(state.tip) && state.tip != state.orig_head {
-                    self.cas_ref(&name, Some(state.tip), Some(state.orig_head))?;
+                if let Some(at) = self.read_ref(&name)? {
+                    if at != state.orig_head && (at == state.tip || state.made.contains(&at)) {
+                        self.cas_ref(&name, Some(at), Some(state.orig_head))?;
+                    }
                 }
                 let ws = self.workspace()?;
                 ws.set_head(&Head::Branch(b.clone()))?;
                 ws.write_base(Some(state.orig_head))?;
+                ws.append_reflog(
+                    "HEAD",
+                    &ReflogEntry {
+                        old: head_now,
+                        new: state.orig_head,
+                        who: who.clone(),
+                        message: msg,
+                    },
+                )?;
             }
             (None, OpKind::Rebase) => self
                 .workspace()?
                 .set_head(&Head::Detached(state.orig_head))?,
             _ => {
-                if head_now == Some(state.tip) && state.tip != state.orig_head {
-                    self.update_head_target(
-                        Some(state.tip),
-                        state.orig_head,
-                        who,
-                        &format!("{}: aborted", state.op.command()),
-                    )?;
+                if head_now != state.orig_head {
+                    self.update_head_target(Some(head_now), state.orig_head, who, &msg)?;
                 }
             }
         }
@@ -1381,8 +1459,16 @@ impl Repository {
                 "a merge has no step to skip; use --abort".into(),
             ));
         }
-        if self.head_commit()? != Some(state.tip) {
-            return Err(self.head_moved(&state, self.head_commit()?));
+        match self.head_for(&state)? {
+            HeadAt::Tip if state.applied => {}
+            HeadAt::Elsewhere(now) => return Err(self.head_moved(&state, now)),
+            _ => {
+                return Err(RepoError::Invalid(format!(
+                    "the {} was interrupted; run `mediagit {} --abort`",
+                    state.op.command(),
+                    state.op.command()
+                )))
+            }
         }
         let odb = self.odb()?;
         let tip_files = commit_files(odb, &state.tip)?;
@@ -1422,12 +1508,26 @@ impl Repository {
         match self.operation()? {
             None => Ok(None),
             Some(s) if matches!(s.op, OpKind::Merge | OpKind::Squash) => {
-                if !s.applied {
-                    return Err(RepoError::Invalid(
-                        "the merge was interrupted while it updated the working tree; run `mediagit merge --abort`".into(),
-                    ));
+                match self.head_for(&s)? {
+                    // Already committed (a kill before the state went).
+                    HeadAt::Finished(_) => {
+                        self.clear_state()?;
+                        Ok(None)
+                    }
+                    HeadAt::Known(c) if s.made.last() == Some(&c) && c != s.orig_head => {
+                        self.clear_state()?;
+                        Ok(None)
+                    }
+                    HeadAt::Tip if s.op == OpKind::Merge && s.tip != s.orig_head => {
+                        self.clear_state()?;
+                        Ok(None)
+                    }
+                    HeadAt::Tip if s.applied => Ok(Some(s)),
+                    HeadAt::Elsewhere(now) => Err(self.head_moved(&s, now)),
+                    _ => Err(RepoError::Invalid(
+                        "the merge was interrupted while it changed the working tree or HEAD; run `mediagit merge --abort`".into(),
+                    )),
                 }
-                Ok(Some(s))
             }
             Some(s) => Err(RepoError::OperationInProgress { op: s.op.command() }),
         }
@@ -1469,6 +1569,27 @@ impl Repository {
                 .find(|c| c.entry.path == p && c.stage == stage)
                 .map(|c| FlatEntry::from_index(&c.entry))
         };
+        // A file the user edited at a conflicted path (neither side's
+        // version) is theirs to keep: `add` it, or move it away first.
+        let root = self.worktree()?.to_path_buf();
+        let mut own = Vec::new();
+        for p in &targets {
+            let sides: Vec<ObjectId> = [Stage::Ours, Stage::Theirs]
+                .into_iter()
+                .filter_map(|st| side(p, st).map(|e| e.content))
+                .collect();
+            if let Some(h) = worktree_file_hash(&root, p)? {
+                if !sides.contains(&h) {
+                    own.push(p.clone());
+                }
+            }
+        }
+        if !own.is_empty() {
+            return Err(RepoError::Invalid(format!(
+                "{} hold(s) changes of your own (neither side's version); nothing was resolved: `mediagit add` the file to keep your version, or move it away and resolve again",
+                own.join(", ")
+            )));
+        }
         let mut files: FlatTree = BTreeMap::new();
         let mut write: Vec<String> = Vec::new();
         let mut written_names = Vec::new();
@@ -1487,7 +1608,6 @@ impl Repository {
                     written_names.push(p.clone());
                 }
                 Resolution::Both => {
-                    let root = self.worktree()?.to_path_buf();
                     for (stage, tag) in [(Stage::Ours, "ours"), (Stage::Theirs, "theirs")] {
                         let Some(e) = side(p, stage) else { continue };
                         let name = side_name(p, tag);
@@ -1520,7 +1640,8 @@ impl Repository {
     /// (and author) that last changed it on that side.
     pub fn conflict_details(&self) -> Result<Vec<ConflictInfo>> {
         let idx = self.workspace()?.load_index()?;
-        let state = self.operation()?;
+        // A damaged state file costs the history of each side, not the list.
+        let state = self.operation().ok().flatten();
         let odb = self.odb()?;
         let mut out = Vec::new();
         for p in idx.conflicted_paths() {
@@ -1532,6 +1653,8 @@ impl Repository {
             };
             let (b, o, t) = (get(Stage::Base), get(Stage::Ours), get(Stage::Theirs));
             let kind = match (&b, &o, &t) {
+                // One side's file moved aside for the other's directory.
+                (None, None, _) | (None, _, None) => crate::merge::ConflictKind::FileDirectory,
                 (_, None, _) | (_, _, None) => crate::merge::ConflictKind::DeleteModify,
                 (None, _, _) => crate::merge::ConflictKind::AddAdd,
                 _ => crate::merge::ConflictKind::Content,
@@ -1563,6 +1686,60 @@ impl Repository {
             });
         }
         Ok(out)
+    }
+}
+
+/// SHA-256 of the regular file at `path` (opened beneath `root`, never
+/// through a symlink), `None` when there is none (missing, a directory,
+/// a symlink).
+fn worktree_file_hash(root: &std::path::Path, path: &str) -> Result<Option<ObjectId>> {
+    use std::io::Read;
+    let abs = root.join(path);
+    match std::fs::symlink_metadata(&abs) {
+        Ok(m) if m.is_file() => {}
+        _ => return Ok(None),
+    }
+    let mut f = match crate::worktree::open_beneath(root, path) {
+        Ok(f) => f,
+        Err(_) => return Ok(None),
+    };
+    let mut h = mediagit_format::id::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| RepoError::io("read", &abs, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(Some(h.finish()))
+}
+
+/// Where HEAD is for an operation under way ([`Repository::head_for`]).
+enum HeadAt {
+    Tip,
+    /// Where it began, or a commit it made.
+    Known(ObjectId),
+    /// A merge commit that finished it.
+    Finished(ObjectId),
+    Elsewhere(Option<ObjectId>),
+}
+
+/// A lost compare-and-swap of the branch while an operation moved it: the
+/// working tree already holds the result, so "nothing was updated" would
+/// be wrong; the operation's state stays for `--abort`.
+fn race(e: RepoError, state: &OpState) -> RepoError {
+    match e {
+        RepoError::RefRace { name, .. } => {
+            let cmd = state.op.command();
+            let branch = name.trim_start_matches("refs/heads/").to_string();
+            RepoError::Invalid(format!(
+                "{branch} moved in the store while the {cmd} ran (another working tree or machine committed to it); the working tree and index hold the {cmd}'s result, the branch does not: `mediagit {cmd} --abort` puts everything back, then `mediagit switch {branch}` brings this working tree up to the store's {branch}, and the {cmd} can run again"
+            ))
+        }
+        e => e,
     }
 }
 
