@@ -981,3 +981,72 @@ fn pull_in_a_shared_store_merges_the_stores_tip_into_local_work() {
     let show = env.ok_in(&a, &["stash", "show"]);
     assert!(show.contains("media/clip.mp4"), "{show}");
 }
+
+/// Kills `args` at every write point; after each kill, `OP --abort` (when
+/// the operation is under way) puts back HEAD and every file, local
+/// changes included, and the command then runs again to the same stop.
+fn kill_loop_aborts(env: &Env, op: &str, args: &[&str], expect_code: i32) {
+    env.write("scratch-local.txt", b"untracked, mine");
+    let before = hashes(env);
+    let head = full(env, "HEAD");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut points = 0;
+    for n in 1..300 {
+        let dir = scratch.path().join(format!("k{n}"));
+        copy_repo(env, &dir);
+        if !killed_at(env, &dir, args, n) {
+            break;
+        }
+        points += 1;
+        let what = format!("{args:?} killed at write@{n}");
+        if dir.join(".mediagit/operation").exists() {
+            env.ok_in(&dir, &[op, "--abort"]);
+        }
+        assert_eq!(tree_hashes(&dir), before, "{what}");
+        let now = env.ok_in(&dir, &["log", "--json", "-n", "1"]);
+        assert!(now.contains(&format!("\"id\":\"{head}\"")), "{what}: {now}");
+        assert!(
+            env.ok_in(&dir, &["status"]).starts_with("On branch"),
+            "{what}"
+        );
+        env.ok_in(&dir, &["fsck"]);
+        let again = env.std_cmd_in(&dir, args).output().unwrap();
+        assert_eq!(
+            again.status.code(),
+            Some(expect_code),
+            "{what}: {}",
+            text(&again.stderr)
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    assert!(points >= 3, "{args:?}: only {points} write points");
+}
+
+#[test]
+fn a_rebase_or_cherry_pick_killed_at_every_write_point_can_be_aborted() {
+    let (env, _) = rebase_setup();
+    kill_loop_aborts(&env, "rebase", &["rebase", "main"], 3);
+    let (env, _, feat) = conflicted();
+    env.ok(&["config", "merge.theirs", "*.jpg"]);
+    kill_loop_aborts(&env, "cherry-pick", &["cherry-pick", &feat], 0);
+}
+
+#[test]
+fn revert_stops_at_a_conflict_and_aborts() {
+    let env = base_repo();
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    let edit = commit_all(&env, "edit photo");
+    env.write("media/photo.jpg", &media("image.png"));
+    let later = commit_all(&env, "edit photo again");
+    let before = hashes(&env);
+    env.fail_with(3, &["revert", &edit]);
+    assert!(env.ok(&["status"]).contains("You are reverting"));
+    env.ok(&["revert", "--abort"]);
+    assert_eq!(hashes(&env), before);
+    assert_eq!(full(&env, "HEAD"), later);
+    env.fail_with(3, &["revert", &edit]);
+    env.ok(&["resolve", "media/photo.jpg", "--theirs"]);
+    env.ok(&["revert", "--continue"]);
+    assert_eq!(env.read("media/photo.jpg"), media("photo.jpg"));
+    assert_eq!(summary(&env, "HEAD"), "Revert \"edit photo\"");
+}

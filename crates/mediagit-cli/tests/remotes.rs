@@ -205,8 +205,9 @@ fn a_second_push_or_fetch_of_the_same_data_moves_nothing() {
     assert!(small["transfer"]["reads"].as_u64().unwrap() <= 3, "{small}");
 }
 
-#[test]
-fn a_push_that_would_lose_commits_is_refused_and_force_with_lease_checks_what_was_fetched() {
+/// A pushed repository and a clone `other` of its remote that each made a
+/// commit; other pushed first. (env, remote dir, other, other's commit)
+fn diverged() -> (Env, PathBuf, PathBuf, String) {
     let env = populated();
     let (remote, url) = make_remote(&env, "remote.git");
     env.ok(&["remote", "add", "origin", &url]);
@@ -222,6 +223,12 @@ fn a_push_that_would_lose_commits_is_refused_and_force_with_lease_checks_what_wa
     env.write("ours.txt", b"ours\n");
     env.ok(&["add", "ours.txt"]);
     env.ok(&["commit", "-m", "ours"]);
+    (env, remote, other, theirs)
+}
+
+#[test]
+fn a_push_that_would_lose_commits_is_refused_and_force_with_lease_checks_what_was_fetched() {
+    let (env, remote, other, theirs) = diverged();
     let err = env.fail_with(3, &["push"]);
     assert!(err.contains("[rejected]"), "{err}");
     assert!(err.contains("non-fast-forward"), "{err}");
@@ -919,20 +926,7 @@ fn a_remote_removed_while_a_fetch_opens_it_gets_no_tracking_branches_back() {
 
 #[test]
 fn pull_of_a_diverged_branch_merges_it() {
-    let env = populated();
-    let (_remote, url) = make_remote(&env, "remote.git");
-    env.ok(&["remote", "add", "origin", &url]);
-    env.ok(&["push", "-u"]);
-    env.ok_in(env.root(), &["clone", "remote.git", "other"]);
-    let other = env.root().join("other");
-    std::fs::write(other.join("theirs.txt"), b"theirs\n").unwrap();
-    env.ok_in(&other, &["add", "theirs.txt"]);
-    env.ok_in(&other, &["commit", "-m", "theirs"]);
-    env.ok_in(&other, &["push"]);
-    let theirs = id_in(&env, &other, "HEAD");
-    env.write("ours.txt", b"ours\n");
-    env.ok(&["add", "ours.txt"]);
-    env.ok(&["commit", "-m", "ours"]);
+    let (env, _remote, other, theirs) = diverged();
     let ours = id_in(&env, &env.repo(), "HEAD");
     let out = env.ok(&["pull"]);
     assert!(out.contains("] Merge origin/main"), "{out}");
