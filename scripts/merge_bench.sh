@@ -56,13 +56,15 @@ EOF
 run_case() { # run_case NAME: repo in $W/$NAME, main checked out at $MAIN
   local name=$1 repo=$W/$1 times=() t
   cd "$repo"
-  local incoming
-  incoming=$("$BIN" diff --json "$MAIN" feat | python3 -c '
+  # What feat changed since the merge base: the files a merge must write.
+  "$BIN" diff --json "$BASE" feat | python3 -c '
 import json,sys
 d=json.load(sys.stdin)
-files=d["files"] if isinstance(d,dict) else d
-n=sum((f.get("new") or {}).get("size",0) for f in files if f["change"] in ("added","modified"))
-print(n, len(files))')
+files=[f for f in d["files"] if f["change"] in ("added","modified","renamed","mode_changed")]
+open(sys.argv[1],"w").write("".join(f["path"]+"\n" for f in files))
+print(sum(f["new"]["size"] for f in files), len(files))' "$W/incoming-$name.txt" > "$W/incoming-$name.sum"
+  local incoming
+  incoming=$(cat "$W/incoming-$name.sum")
   for _ in $(seq "$ROUNDS"); do
     mg reset --hard "$MAIN"
     sync
@@ -78,7 +80,14 @@ print(n, len(files))')
   local reads
   reads=$(count_reads "$W/strace-$name.txt" "$repo")
   "$BIN" fsck >/dev/null
-  echo "$name: merge wall seconds: ${times[*]}; bytes read: $reads; their changed files: ${incoming% *} bytes in ${incoming#* } changed path(s)"
+  # Reference: copying those files (now merged in) and making them durable.
+  rm -rf "$W/ref"
+  mkdir -p "$W/ref"
+  sync
+  sleep 1
+  local ref
+  ref=$( { /usr/bin/time -f "%e" sh -c "xargs -d '\n' cp --parents -t '$W/ref' < '$W/incoming-$name.txt' && sync"; } 2>&1 )
+  echo "$name: merge wall seconds: ${times[*]}; bytes read: $reads; feat's changed files: ${incoming% *} bytes in ${incoming#* } path(s); reference cp+sync of them: $ref s"
 }
 
 rm -rf "$W"
@@ -90,6 +99,7 @@ for name in few edit; do
   mg init .
   mg add -A
   mg commit -m base
+  BASE=$(rev HEAD)
   mg branch create feat
   mg switch feat
   if [ "$name" = few ]; then
@@ -102,7 +112,7 @@ for name in few edit; do
   mg add -A
   mg commit -m "feat edits"
   mg switch main
-  for f in $(ls photos/event_06/*.jpg | sort | head -3); do
+  for f in $(ls photos/event_05/*.jpg | sort | tail -3); do
     exiftool -q -q -overwrite_original -Artist="Main" "$f" >/dev/null
   done
   mg add -A
