@@ -543,6 +543,12 @@ pub fn stash(repo: &Repository, a: StashArgs, env: &Env) -> CmdResult {
         }
         StashAction::List { json } => {
             let list = repo.stash_list()?;
+            let bad = repo.stash_unreadable()?;
+            if bad > 0 {
+                eprintln!(
+                    "warning: {bad} line(s) of .mediagit/logs/refs%2Fstash do not read and are not listed (kept as they are; `mediagit fsck` reports them)"
+                );
+            }
             if json {
                 let mut o = std::io::stdout().lock();
                 crate::output::write_json(&mut o, &list)?;

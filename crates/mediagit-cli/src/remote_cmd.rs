@@ -659,6 +659,13 @@ pub fn pull(
         if let Some((base, tip)) = repo.branch_moved()? {
             return pull_shared(repo, &cur, base, tip, identity, quiet, progress);
         }
+        if repo.workspace()?.tracks_base() {
+            if !quiet {
+                eprintln!("Already up to date (with the store's {cur}).");
+            }
+            warn_left_stash(repo);
+            return Ok(());
+        }
     }
     let rname = match (&remote, &upstream) {
         (Some(r), _) => r.clone(),
@@ -784,6 +791,22 @@ pub fn pull(
     Ok(())
 }
 
+/// The message of the stash entry `pull` sets local changes aside in.
+const PULL_STASH: &str = "pull: local changes";
+
+/// An earlier `pull` that did not finish (killed) may have left the local
+/// changes in a stash entry: say so, so they are not forgotten there.
+fn warn_left_stash(repo: &Repository) {
+    if let Ok(list) = repo.stash_list() {
+        if let Some(e) = list.iter().find(|e| e.message.ends_with(PULL_STASH)) {
+            eprintln!(
+                "warning: stash@{{{}}} holds local changes an earlier pull set aside (`mediagit stash show {}`, `mediagit stash pop {}`)",
+                e.index, e.index, e.index
+            );
+        }
+    }
+}
+
 /// `pull` in a working tree of a shared store whose branch another
 /// machine moved: the local changes are set aside (a stash entry), the
 /// working tree brought up to the store's tip, and the changes merged back;
@@ -804,11 +827,28 @@ fn pull_shared(
         ));
     };
     let who = identity.ok_or(mediagit_repo::RepoError::MissingIdentity)?;
+    warn_left_stash(repo);
     let stashed = match base {
-        Some(_) => repo.stash_push(Some("pull: local changes"), &[], who, progress)?,
+        Some(_) => repo.stash_push(Some(PULL_STASH), &[], who, progress)?,
         None => None,
     };
-    let out = repo.fast_forward(cur, base, tip, "pull: the store's tip", who, progress)?;
+    let out = match repo.fast_forward(cur, base, tip, "pull: the store's tip", who, progress) {
+        Ok(out) => out,
+        Err(e) => {
+            // Refused (untracked files in the way...): the local changes
+            // come back before the refusal is reported.
+            if stashed.is_some() {
+                if let Err(pe) = repo.stash_apply(0, true, progress) {
+                    return Err(CommandError::from(e).with_hint(format!(
+                        "your local changes are kept as stash@{{0}} (they could not be put back: {pe}); `mediagit stash pop` once the way is clear"
+                    )));
+                }
+            }
+            return Err(CommandError::from(e).with_hint(
+                "move those files away (or commit your changes), then pull again; your local changes are as they were",
+            ));
+        }
+    };
     if !quiet {
         eprintln!(
             "Updated to the store's {cur} at {}: {} file(s) written, {} removed",

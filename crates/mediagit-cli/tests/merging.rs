@@ -1050,3 +1050,169 @@ fn revert_stops_at_a_conflict_and_aborts() {
     assert_eq!(env.read("media/photo.jpg"), media("photo.jpg"));
     assert_eq!(summary(&env, "HEAD"), "Revert \"edit photo\"");
 }
+
+#[test]
+fn a_stash_push_killed_at_every_write_point_loses_nothing() {
+    let env = base_repo();
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    env.ok(&["add", "media/photo.jpg"]);
+    env.write("media/photo.jpg", &media("image.png")); // staged one version, another in the tree
+    env.write("media/tone.wav", b"unstaged edit");
+    let before = hashes(&env);
+    let status_before = env.ok(&["status", "--porcelain"]);
+    let scratch = tempfile::tempdir().unwrap();
+    let mut points = 0;
+    for n in 1..300 {
+        let dir = scratch.path().join(format!("s{n}"));
+        copy_repo(&env, &dir);
+        if !killed_at(&env, &dir, &["stash", "push"], n) {
+            break;
+        }
+        points += 1;
+        let list = env.ok_in(&dir, &["stash", "list"]);
+        if list.is_empty() {
+            // No entry yet: the index and the files are as they were.
+            assert_eq!(tree_hashes(&dir), before, "n={n}");
+            assert_eq!(
+                env.ok_in(&dir, &["status", "--porcelain"]),
+                status_before,
+                "n={n}"
+            );
+        } else {
+            // The entry holds the working tree's files.
+            env.ok_in(&dir, &["reset", "--hard"]);
+            env.ok_in(&dir, &["stash", "pop"]);
+            assert_eq!(tree_hashes(&dir), before, "n={n}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    assert!(points >= 3, "{points}");
+}
+
+#[test]
+fn a_killed_rebase_continue_can_always_be_aborted() {
+    let (env, _) = rebase_setup();
+    env.write("scratch-local.txt", b"mine");
+    let before = hashes(&env);
+    let head = full(&env, "HEAD");
+    env.fail_with(3, &["rebase", "main"]);
+    env.ok(&["resolve", "media/photo.jpg", "--theirs"]);
+    let scratch = tempfile::tempdir().unwrap();
+    for n in 1..300 {
+        let dir = scratch.path().join(format!("r{n}"));
+        copy_repo(&env, &dir);
+        if !killed_at(&env, &dir, &["rebase", "--continue"], n) {
+            break;
+        }
+        if dir.join(".mediagit/operation").exists() {
+            env.ok_in(&dir, &["rebase", "--abort"]);
+            assert_eq!(tree_hashes(&dir), before, "n={n}");
+            let now = env.ok_in(&dir, &["log", "--json", "-n", "1"]);
+            assert!(now.contains(&format!("\"id\":\"{head}\"")), "n={n}");
+        }
+        assert!(
+            env.ok_in(&dir, &["status"]).starts_with("On branch feat"),
+            "n={n}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+#[test]
+fn stash_drop_keeps_a_damaged_line_and_pull_refused_puts_local_work_back() {
+    let env = base_repo();
+    for i in 0..3 {
+        env.write("media/tone.wav", format!("edit {i}").as_bytes());
+        env.ok(&["stash"]);
+    }
+    let log = env.repo().join(".mediagit/logs/refs%2Fstash");
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    let damaged: Vec<String> = log_text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 1 {
+                l.replacen("0000", "zzzz", 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&log, damaged.join("\n") + "\n").unwrap();
+    let out = env.cmd(&["stash", "list"]).output().unwrap();
+    assert!(
+        text(&out.stderr).contains("do not read"),
+        "{}",
+        text(&out.stderr)
+    );
+    env.ok(&["stash", "drop"]);
+    let after = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        after.contains(&damaged[1]),
+        "the damaged line stays: {after}"
+    );
+    assert_eq!(after.lines().count(), 2);
+
+    // A shared store's pull refused by an untracked file changes nothing.
+    let env = Env::empty();
+    let store = format!("file://{}", env.root().join("store").display());
+    let a = env.root().join("a");
+    env.ok_in(env.root(), &["init", "a", "--storage", &store]);
+    std::fs::write(a.join("b.txt"), b"b").unwrap();
+    env.ok_in(&a, &["add", "-A"]);
+    env.ok_in(&a, &["commit", "-m", "base"]);
+    env.ok_in(env.root(), &["clone", &store, "b"]);
+    let b = env.root().join("b");
+    let out = env.std_cmd_in(&b, &["pull"]).output().unwrap();
+    assert!(out.status.success() && text(&out.stderr).contains("Already up to date"));
+    std::fs::write(a.join("c2.txt"), b"theirs").unwrap();
+    env.ok_in(&a, &["add", "-A"]);
+    env.ok_in(&a, &["commit", "-m", "c2"]);
+    std::fs::write(b.join("b.txt"), b"local edit").unwrap();
+    std::fs::write(b.join("c2.txt"), b"MINE").unwrap();
+    let out = env.std_cmd_in(&b, &["pull"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("c2.txt"));
+    assert_eq!(std::fs::read(b.join("b.txt")).unwrap(), b"local edit");
+    assert_eq!(std::fs::read(b.join("c2.txt")).unwrap(), b"MINE");
+    assert!(env.ok_in(&b, &["stash", "list"]).is_empty());
+}
+
+#[test]
+fn a_tracked_symlink_against_a_directory_never_looks_behind_the_link() {
+    let env = base_repo();
+    let outside = env.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("f"), b"outside, not ours").unwrap();
+    env.ok(&["switch", "feat"]);
+    env.write("x/f", b"theirs");
+    commit_all(&env, "feat: directory x");
+    env.ok(&["switch", "main"]);
+    std::os::unix::fs::symlink(&outside, env.repo().join("x")).unwrap();
+    commit_all(&env, "main: x is a link");
+    let out = env.cmd(&["merge", "feat"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("x~ours"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read(outside.join("f")).unwrap(),
+        b"outside, not ours"
+    );
+    assert_eq!(env.read("x/f"), b"theirs");
+    assert!(std::fs::symlink_metadata(env.repo().join("x~ours"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    env.ok(&["merge", "--abort"]);
+    assert!(std::fs::symlink_metadata(env.repo().join("x"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read(outside.join("f")).unwrap(),
+        b"outside, not ours"
+    );
+}

@@ -67,12 +67,24 @@ impl Repository {
         self.add_locked(opts, progress)
     }
 
-    #[tracing::instrument(name = "add", level = "info", skip_all)]
     pub(crate) fn add_locked(
         &self,
         opts: &AddOptions,
         progress: &dyn Progress,
     ) -> Result<AddOutcome> {
+        self.add_inner(opts, progress, true).map(|(out, _)| out)
+    }
+
+    /// `add` that, with `save` false, stores the files' objects but leaves
+    /// the index file as it was and returns the index it would have saved
+    /// (`stash push`: the index changes only once the stash entry exists).
+    #[tracing::instrument(name = "add", level = "info", skip_all)]
+    pub(crate) fn add_inner(
+        &self,
+        opts: &AddOptions,
+        progress: &dyn Progress,
+        save: bool,
+    ) -> Result<(AddOutcome, crate::worktree::WorktreeIndex)> {
         let root = self.worktree()?.to_path_buf();
         let mut idx = self.workspace()?.load_index()?;
         let scopes: Vec<String> = if opts.all || opts.tracked_only {
@@ -228,7 +240,7 @@ impl Repository {
                 }
             }
             out.changes.sort();
-            return Ok(out);
+            return Ok((out, idx));
         }
         // Largest files first: the workers then finish together instead of
         // one of them reading the last big video alone. (Sorted smallest
@@ -369,6 +381,10 @@ impl Repository {
         idx.entries.insert_many(staged);
         out.resumed_files = resumed_files.into_inner();
         out.resumed_bytes = resumed_bytes.into_inner();
+        if !save {
+            // (The add journal stays: a later add finds these files stored.)
+            return Ok((out, idx));
+        }
         self.workspace()?.save_index(&mut idx, &self.codec())?;
         crate::failpoint::hit("write:add-index-saved");
         // The journal served this add: what it recorded for paths this add
@@ -379,7 +395,7 @@ impl Repository {
         } else {
             journal.finish_add(|p| scopes.iter().any(|s| path_is_under(p, s)));
         }
-        Ok(out)
+        Ok((out, idx))
     }
 
     /// `rm`: unstage paths and (unless `cached`) delete them from the working tree.

@@ -397,8 +397,16 @@ impl Repository {
         let root = self.worktree()?.to_path_buf();
         let tracked = |p: &str| idx.entries.contains_key(p);
         let mut in_the_way = Vec::new();
+        // Never look behind a symlinked directory: a tracked link the
+        // change removes goes before anything is written where it stood
+        // (what lies behind it is not in the way), and `apply` refuses
+        // any other path beyond a link, naming it.
+        let mut guard = crate::worktree::ParentGuard::new(&root);
         for p in &touched {
             if to.get(p).is_none() || tracked(p) {
+                continue;
+            }
+            if guard.beyond_symlink(p).is_some() {
                 continue;
             }
             let m = std::fs::symlink_metadata(root.join(p)).ok();
@@ -1310,6 +1318,12 @@ impl Repository {
         // HEAD to the step's commit first (its files are the index's),
         // recorded in the state before it moves.
         if new_tip != state.tip {
+            // Both the stop HEAD is at and the commit it moves to are known
+            // positions: a kill between saving and moving leaves HEAD at the
+            // first.
+            if !next.made.contains(&state.tip) {
+                next.made.push(state.tip);
+            }
             next.made.push(new_tip);
             next.tip = new_tip;
             self.save_state(&next)?;

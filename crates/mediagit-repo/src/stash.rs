@@ -111,8 +111,10 @@ impl Repository {
         let odb = self.odb()?;
         let head_files = commit_files(odb, &head)?;
         let in_scope = |p: &str| paths.is_empty() || paths.iter().any(|q| path_is_under(p, q));
-        // The working tree's changes are stored like an `add` would.
-        self.add_locked(
+        // The working tree's changes are stored like an `add` would, but
+        // the index file is not touched until the stash entry exists (a
+        // kill before must not lose what was staged).
+        let (_, after) = self.add_inner(
             &AddOptions {
                 paths: paths.to_vec(),
                 all: paths.is_empty(),
@@ -120,8 +122,8 @@ impl Repository {
                 ..Default::default()
             },
             progress,
+            false,
         )?;
-        let after = self.workspace()?.load_index()?;
         // I: HEAD with the index's entries in scope; W: with the working tree's.
         let overlay = |files: &FlatTree| -> FlatTree {
             let mut t: FlatTree = head_files
@@ -274,7 +276,19 @@ impl Repository {
                 paths: idx.conflicted_paths(),
             });
         }
-        let touched = self.check_paths_free(&idx, &head_files, &m.merged)?;
+        let touched = self
+            .check_paths_free(&idx, &head_files, &m.merged)
+            .map_err(|e| match e {
+                RepoError::WouldOverwriteChanges { paths } => RepoError::Invalid(format!(
+                    "stash@{{{n}}} would overwrite local changes to {}; nothing was changed (commit them, or set them aside with `mediagit stash` first)",
+                    paths.join(", ")
+                )),
+                RepoError::WouldOverwriteUntracked { paths } => RepoError::Invalid(format!(
+                    "untracked files stand where stash@{{{n}}} puts files: {}; nothing was changed (move them away first)",
+                    paths.join(", ")
+                )),
+                e => e,
+            })?;
         let out = self.write_paths(&mut idx, &m.merged, &touched, progress)?;
         // Changes come back unstaged (the index keeps HEAD's entry), new
         // files staged, as Git's `stash apply` does.
@@ -311,15 +325,40 @@ impl Repository {
         Ok(e.commit)
     }
 
+    /// Removes entry `n` (counted from the newest, among the records that
+    /// read) from the log; every other line stays as it is, a damaged one
+    /// too (it may still name a stash commit; `fsck` reports it).
     fn drop_stash_entry(&self, n: usize) -> Result<()> {
         let ws = self.workspace()?;
-        let mut entries = ws.reflog(STASH_LOG)?;
-        if n >= entries.len() {
+        let path = ws.reflog_path(STASH_LOG);
+        let text = std::fs::read_to_string(&path).map_err(|e| RepoError::io("read", &path, e))?;
+        let lines: Vec<&str> = text.lines().collect();
+        let readable: Vec<usize> = (0..lines.len())
+            .filter(|&i| ReflogEntry::parse(lines[i]).is_some())
+            .collect();
+        let Some(&drop) = readable.iter().rev().nth(n) else {
             return Err(RepoError::Invalid(format!("stash@{{{n}}} does not exist")));
+        };
+        let kept: String = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != drop)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        write_atomic(&path, kept.as_bytes())
+    }
+
+    /// Lines of the stash log that do not read (damaged): `stash list`
+    /// warns about them.
+    pub fn stash_unreadable(&self) -> Result<usize> {
+        let path = self.workspace()?.reflog_path(STASH_LOG);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(t
+                .lines()
+                .filter(|l| ReflogEntry::parse(l).is_none())
+                .count()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(RepoError::io("read", &path, e)),
         }
-        entries.remove(n);
-        entries.reverse();
-        let text: String = entries.iter().map(|e| e.to_line()).collect();
-        write_atomic(&ws.reflog_path(STASH_LOG), text.as_bytes())
     }
 }
