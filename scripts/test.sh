@@ -28,17 +28,20 @@ echo "== fuzzing"
 MEDIAGIT_FUZZ_REPO="${MEDIAGIT_FUZZ_REPO:-0}" ./scripts/fuzz.sh "${MEDIAGIT_FUZZ_SECONDS:-10}"
 # The repository's CLI tests again, with every repository's objects and refs
 # in the S3 server (integrity.rs and crash.rs damage or kill local files and
-# stay local-only; backends.rs covers fsck, verify and gc on every store).
+# stay local-only, as do merging.rs's kill loops, whose copies would share
+# one store; backends.rs covers fsck, verify and gc on every store).
 echo "== CLI tests with objects and refs in S3 (moto)"
 # (--workspace and the same features as above: the same build, nothing
 # compiled again.)
 AWS_ENDPOINT_URL="$MEDIAGIT_TEST_S3" MEDIAGIT_TEST_STORAGE=s3://mediagit-test \
   cargo test --workspace --features mediagit-cli/failpoints --test core_workflow --test staging \
-  --test history --test branching --test bad_input --test safety --test remotes --test server 2>&1
+  --test history --test branching --test bad_input --test safety --test remotes --test server \
+  --test merging 2>&1
 # And once more with every repository encrypted (init --encrypt, the
 # cheapest key file; FORMAT.md §13): the same commands on sealed packs,
 # keyed ids, sealed refs and HEAD in the bucket.
 echo "== CLI tests with encrypted repositories in S3 (moto)"
 AWS_ENDPOINT_URL="$MEDIAGIT_TEST_S3" MEDIAGIT_TEST_STORAGE=s3://mediagit-test MEDIAGIT_TEST_ENCRYPT=1 \
   cargo test --workspace --features mediagit-cli/failpoints --test core_workflow --test staging \
-  --test history --test branching --test bad_input --test safety --test remotes --test server 2>&1
+  --test history --test branching --test bad_input --test safety --test remotes --test server \
+  --test merging 2>&1
