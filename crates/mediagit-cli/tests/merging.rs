@@ -1236,3 +1236,38 @@ fn a_tracked_symlink_against_a_directory_never_looks_behind_the_link() {
         b"outside, not ours"
     );
 }
+
+#[test]
+fn log_never_prints_a_parent_before_its_children_of_the_same_second() {
+    let env = base_repo();
+    let base = full(&env, "HEAD");
+    env.ok(&["switch", "feat"]);
+    env.write("f.txt", b"f");
+    let f = commit_all(&env, "f");
+    env.ok(&["switch", "main"]);
+    env.write("m.txt", b"m");
+    let m = commit_all(&env, "m");
+    env.ok(&["merge", "feat"]);
+    let ids: Vec<String> = commits(&env, "HEAD", 10)
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let pos = |x: &str| ids.iter().position(|i| i == x).unwrap();
+    assert!(pos(&base) > pos(&f) && pos(&base) > pos(&m), "{ids:?}");
+}
+
+#[test]
+fn gc_keeps_what_a_stopped_merge_needs() {
+    let (env, _, feat) = conflicted();
+    // feat is reachable from nothing but the merge under way.
+    env.ok(&["branch", "delete", "-D", "feat"]);
+    env.ok(&["reflog", "expire", "--expire=2099-01-01"]);
+    env.fail_with(3, &["merge", &feat]);
+    // (Every pack with garbage rewritten.)
+    env.ok(&["gc", "--prune=now", "--max-unused", "0"]);
+    env.ok(&["resolve", "media/photo.jpg", "--theirs"]);
+    env.ok(&["merge", "--continue"]);
+    env.ok(&["fsck"]);
+    assert_eq!(parents(&env, "HEAD")[1], feat);
+    assert_eq!(env.read("feat-only.txt"), b"from feat\n");
+}

@@ -95,14 +95,19 @@ impl Store {
     /// Commits reachable from `start`, newest first (by committer time).
     pub fn log(&self, start: ObjectId, opts: &LogOptions) -> Result<Vec<(ObjectId, Commit)>> {
         let odb = self.odb()?;
+        // Newest first; commits of the same second in the order they were
+        // reached (as Git's walk does), so that a parent found through
+        // one child does not print before that commit's other children
+        // (a merge made in the same second as its parents).
         let mut heap = BinaryHeap::new();
         let mut seen = HashSet::new();
+        let mut reached = 0u64;
         let first = odb.read_commit(&start)?;
-        heap.push((first.committer.time, start));
+        heap.push((first.committer.time, std::cmp::Reverse(reached), start));
         seen.insert(start);
         let mut cache: HashMap<ObjectId, Commit> = HashMap::from([(start, first)]);
         let mut out = Vec::new();
-        while let Some((_, id)) = heap.pop() {
+        while let Some((_, _, id)) = heap.pop() {
             if opts.max.is_some_and(|m| out.len() >= m) {
                 break;
             }
@@ -113,7 +118,8 @@ impl Store {
             for p in &c.parents {
                 if seen.insert(*p) {
                     let pc = odb.read_commit(p)?;
-                    heap.push((pc.committer.time, *p));
+                    reached += 1;
+                    heap.push((pc.committer.time, std::cmp::Reverse(reached), *p));
                     cache.insert(*p, pc);
                 }
             }

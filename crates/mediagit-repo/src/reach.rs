@@ -221,6 +221,23 @@ impl Repository {
             return Ok((roots, bad));
         };
         collect_reflog_ids(&ws.dir().join("logs"), "", &mut roots, &mut bad);
+        // An operation under way (FORMAT.md §7.2) needs every commit it
+        // names until it is continued or aborted.
+        match self.operation() {
+            Ok(Some(op)) => {
+                let ids = [op.orig_head, op.tip, op.other]
+                    .into_iter()
+                    .chain(op.made.iter().copied())
+                    .chain(op.remaining.iter().copied());
+                roots.extend(ids.map(|id| Root {
+                    id,
+                    kind: ObjectKind::Commit,
+                    why: "the operation under way (.mediagit/operation)".into(),
+                }));
+            }
+            Ok(None) => {}
+            Err(e) => bad.push(("operation".into(), e.to_string())),
+        }
         if !ws.is_bare() {
             match ws.index_manifests() {
                 Ok(ids) => {
