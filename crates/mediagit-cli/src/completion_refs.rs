@@ -10,7 +10,8 @@
 //! literal words.
 
 /// Commands whose first argument is a revision.
-const REV_COMMANDS: &str = "switch checkout log show diff verify ls-tree";
+const REV_COMMANDS: &str =
+    "switch checkout log show diff verify ls-tree merge rebase cherry-pick revert reset";
 
 /// clap_complete's `script` for `shell`, with the names added where the
 /// shell allows.
