@@ -577,6 +577,14 @@ pub fn stash(repo: &Repository, a: StashArgs, env: &Env) -> CmdResult {
         }
         StashAction::Pop { n } => {
             let done = repo.stash_apply(n.unwrap_or(0), true, env.progress)?;
+            if !done.staged_kept.is_empty() {
+                println!(
+                    "Applied stash@{{{}}}, and kept it: it also holds staged versions of {} that differ from the files brought back (`mediagit stash show`; `mediagit stash drop` once you no longer need them)",
+                    n.unwrap_or(0),
+                    done.staged_kept.join(", ")
+                );
+                return Ok(());
+            }
             println!(
                 "Applied and dropped stash@{{{}}} ({}; {} file(s) written, {} removed)",
                 n.unwrap_or(0),

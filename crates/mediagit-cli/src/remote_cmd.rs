@@ -828,6 +828,26 @@ fn pull_shared(
     };
     let who = identity.ok_or(mediagit_repo::RepoError::MissingIdentity)?;
     warn_left_stash(repo);
+    // Local changes come back as working-tree changes: a staged version
+    // that differs from the file would not. Refused before anything moves.
+    let st = repo.status()?;
+    let both: Vec<&str> = st
+        .staged
+        .iter()
+        .filter(|c| st.unstaged.iter().any(|u| u.path == c.path))
+        .map(|c| c.path.as_str())
+        .collect();
+    if !both.is_empty() {
+        return Err(CommandError::user(
+            "staged-changes",
+            format!(
+                "the store's {cur} moved; pull brings your local changes back as they are in the working tree, and {} file(s) have a staged version that differs from the file ({}): it would be lost; nothing was changed",
+                both.len(),
+                both.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .with_hint("commit them, or unstage them with `mediagit reset` (the files keep their content), then pull again"));
+    }
     let stashed = match base {
         Some(_) => repo.stash_push(Some(PULL_STASH), &[], who, progress)?,
         None => None,

@@ -1271,3 +1271,53 @@ fn gc_keeps_what_a_stopped_merge_needs() {
     assert_eq!(parents(&env, "HEAD")[1], feat);
     assert_eq!(env.read("feat-only.txt"), b"from feat\n");
 }
+
+#[test]
+fn a_staged_version_is_never_dropped_by_stash_pop_or_pull() {
+    let env = base_repo();
+    env.write("media/photo.jpg", &media("scan.tiff"));
+    env.ok(&["add", "media/photo.jpg"]);
+    env.write("media/photo.jpg", &media("photo.jpg")); // staged differs from the file
+    env.ok(&["stash"]);
+    let out = env.ok(&["stash", "pop"]);
+    assert!(out.contains("and kept it"), "{out}");
+    assert_eq!(
+        env.ok(&["stash", "list"]).lines().count(),
+        1,
+        "the entry stays"
+    );
+    let show = env.ok(&["stash", "show"]);
+    assert!(
+        show.contains("media/photo.jpg") || show.is_empty() || show.contains("stash@{0}"),
+        "{show}"
+    );
+
+    // A shared store's pull refuses, changing nothing, where a staged
+    // version differs from the working tree's file.
+    let env = Env::empty();
+    let store = format!("file://{}", env.root().join("store").display());
+    let a = env.root().join("a");
+    env.ok_in(env.root(), &["init", "a", "--storage", &store]);
+    std::fs::write(a.join("f"), b"f1").unwrap();
+    env.ok_in(&a, &["add", "-A"]);
+    env.ok_in(&a, &["commit", "-m", "one"]);
+    env.ok_in(env.root(), &["clone", &store, "b"]);
+    let b = env.root().join("b");
+    std::fs::write(a.join("u"), b"theirs").unwrap();
+    env.ok_in(&a, &["add", "-A"]);
+    env.ok_in(&a, &["commit", "-m", "u"]);
+    std::fs::write(b.join("f"), b"STAGED").unwrap();
+    env.ok_in(&b, &["add", "f"]);
+    std::fs::write(b.join("f"), b"WORKTREE").unwrap();
+    let before = env.ok_in(&b, &["status", "--porcelain"]);
+    let out = env.std_cmd_in(&b, &["pull"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("staged version"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(env.ok_in(&b, &["status", "--porcelain"]), before);
+    assert!(env.ok_in(&b, &["stash", "list"]).is_empty());
+    assert!(!b.join("u").exists());
+}

@@ -42,6 +42,10 @@ pub struct StashApplied {
     pub written: usize,
     pub removed: usize,
     pub dropped: Option<ObjectId>,
+    /// Paths whose staged version (in the entry's index commit) is
+    /// neither the working tree's nor HEAD's: `apply` brings back the
+    /// working tree's only, so `pop` keeps the entry instead of dropping it.
+    pub staged_kept: Vec<String>,
 }
 
 fn index_files(idx: &crate::worktree::WorktreeIndex) -> FlatTree {
@@ -191,8 +195,18 @@ impl Repository {
         }
         changed.sort();
         changed.dedup();
-        self.write_paths(&mut idx, &head_files, &changed, progress)?;
-        self.workspace()?.save_index(&mut idx, &self.codec())?;
+        // The entry exists now: a failure from here on must say so.
+        let saved = |e: RepoError| {
+            RepoError::Invalid(format!(
+                "the changes were saved as stash@{{0}} ({}), but putting the files back to HEAD's failed: {e}; the working tree may still hold some of them (`mediagit stash show`; `mediagit stash drop` if you keep working on them as they are)",
+                w.short(12)
+            ))
+        };
+        self.write_paths(&mut idx, &head_files, &changed, progress)
+            .map_err(saved)?;
+        self.workspace()?
+            .save_index(&mut idx, &self.codec())
+            .map_err(saved)?;
         Ok(Some(w))
     }
 
@@ -309,8 +323,28 @@ impl Repository {
             written: out.written,
             removed: out.removed,
             dropped: None,
+            staged_kept: Vec::new(),
         };
-        if pop {
+        // Staged versions that apply does not bring back (the index commit
+        // holds content neither the working tree's nor the base's): the
+        // entry stays, so they are not lost.
+        if let Some(i) = c.parents.get(1) {
+            let i_files = commit_files(odb, i)?;
+            let same = |a: Option<&FlatEntry>, b: Option<&FlatEntry>| match (a, b) {
+                (Some(a), Some(b)) => a.same_content(b),
+                (None, None) => true,
+                _ => false,
+            };
+            for p in i_files.keys().chain(base.keys()) {
+                let iv = i_files.get(p);
+                if !same(iv, stashed.get(p)) && !same(iv, base.get(p)) {
+                    done.staged_kept.push(p.clone());
+                }
+            }
+            done.staged_kept.sort();
+            done.staged_kept.dedup();
+        }
+        if pop && done.staged_kept.is_empty() {
             self.drop_stash_entry(n)?;
             done.dropped = Some(e.commit);
         }
