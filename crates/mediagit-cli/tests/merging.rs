@@ -1321,3 +1321,21 @@ fn a_staged_version_is_never_dropped_by_stash_pop_or_pull() {
     assert!(env.ok_in(&b, &["stash", "list"]).is_empty());
     assert!(!b.join("u").exists());
 }
+
+#[test]
+fn a_later_write_removes_the_temporary_files_a_killed_one_left() {
+    let env = base_repo();
+    let before = hashes(&env);
+    // As a command killed while writing photo.jpg and tone.wav leaves them.
+    env.write("media/.photo.jpg.mediagit-tmp-AbC123", b"half a photo");
+    env.write(".top.bin.mediagit-tmp-Zz9", b"half");
+    env.write("media/.notes", b"the user's own");
+    env.write("media/photo.jpg", b"edited");
+    env.ok(&["reset", "--hard"]);
+    let mut after = hashes(&env);
+    assert_eq!(after.remove("media/.notes"), Some(sha(b"the user's own")));
+    // The top directory held no file the reset wrote: its leftover stays
+    // until a command writes there.
+    assert!(after.remove(".top.bin.mediagit-tmp-Zz9").is_some());
+    assert_eq!(after, before);
+}

@@ -1,6 +1,6 @@
 //! `checkout` / `switch`: make the working tree and index match a commit,
 //! and `checkout REV -- PATH`: restore some paths.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::BufWriter;
 use std::os::unix::fs::PermissionsExt;
@@ -683,7 +683,15 @@ impl Repository {
             group.clear();
             Ok(())
         };
+        let mut dirs = dirs_of(to_remove.iter().map(String::as_str));
         to_write.for_each(&mut |p, e| {
+            if let Some(i) = p.rfind('/') {
+                if !dirs.contains(&p[..i]) {
+                    dirs.insert(p[..i].to_string());
+                }
+            } else if !dirs.contains("") {
+                dirs.insert(String::new());
+            }
             if !late_folded.is_empty() {
                 if let Some(&k) = late_folded.get(&p.to_lowercase()) {
                     written_over.insert(k, p.to_string());
@@ -729,6 +737,9 @@ impl Repository {
                 }
             }
         }
+        // A command killed while writing a file left its temporary file
+        // beside it: gone once a later one writes or removes there.
+        tracing::info_span!("sweep").in_scope(|| sweep_temps(root, &dirs));
         if out.written > 0 {
             // The index about to be saved vouches for these files by their
             // stat: their bytes must be on disk first, or a power cut could
@@ -1283,32 +1294,48 @@ fn files_below(root: &Path, dir: &str) -> Vec<String> {
 }
 
 /// Removes what a killed [`write_entry`] left beside `paths`: the
-/// temporary files named `.NAME.mediagit-tmp-*` (never through a
-/// symlinked directory, never a directory).
+/// temporary files named `.NAME.mediagit-tmp-*` in their directories
+/// (never through a symlinked directory, never a directory).
 pub(crate) fn remove_stale_temps(root: &Path, paths: &[String]) {
+    sweep_temps(root, &dirs_of(paths.iter().map(String::as_str)));
+}
+
+/// The directories holding `paths` (`""` for the top).
+fn dirs_of<'p>(paths: impl IntoIterator<Item = &'p str>) -> BTreeSet<String> {
+    paths
+        .into_iter()
+        .map(|p| p.rfind('/').map_or("", |i| &p[..i]).to_string())
+        .collect()
+}
+
+/// Whether `name` is a temporary file [`write_entry`] makes:
+/// `.NAME.mediagit-tmp-XXXXXX`.
+fn is_temp_name(name: &str) -> bool {
+    name.len() > 1
+        && name.starts_with('.')
+        && name[1..].find(".mediagit-tmp-").is_some_and(|i| i > 0)
+}
+
+/// Removes the temporary files of killed writes from `dirs`, one
+/// directory read each. Only one MediaGit command writes a working tree
+/// at a time (the workspace lock), and its own writes are finished when
+/// this runs: every such file is a leftover.
+fn sweep_temps(root: &Path, dirs: &BTreeSet<String>) {
     let mut guard = ParentGuard::new(root);
-    let mut seen_dirs = std::collections::HashSet::new();
-    for p in paths {
-        if guard.beyond_symlink(p).is_some() {
+    for dir in dirs {
+        if !dir.is_empty() && guard.beyond_symlink(&format!("{dir}/.")).is_some() {
             continue;
         }
-        let (dir, name) = match p.rfind('/') {
-            Some(i) => (&p[..i], &p[i + 1..]),
-            None => ("", p.as_str()),
-        };
-        let prefix = format!(".{name}.mediagit-tmp-");
         let abs_dir = root.join(dir);
-        if !seen_dirs.insert((dir.to_string(), prefix.clone())) {
-            continue;
+        match fs::symlink_metadata(&abs_dir) {
+            Ok(m) if m.is_dir() => {}
+            _ => continue,
         }
         let Ok(rd) = fs::read_dir(&abs_dir) else {
             continue;
         };
         for e in rd.flatten() {
-            let is_temp = e
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(&prefix));
+            let is_temp = e.file_name().to_str().is_some_and(is_temp_name);
             let not_dir = e.file_type().is_ok_and(|t| !t.is_dir());
             if is_temp && not_dir {
                 let _ = fs::remove_file(e.path());
@@ -1320,4 +1347,51 @@ pub(crate) fn remove_stale_temps(root: &Path, paths: &[String]) {
 /// Whether `p` is one of `paths` or below one of them.
 pub fn matches_any(p: &str, paths: &[String]) -> bool {
     paths.iter().any(|q| path_is_under(p, q))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_recognised_and_nothing_else() {
+        assert!(is_temp_name(".photo.jpg.mediagit-tmp-xKH7XF"));
+        assert!(is_temp_name(".a.mediagit-tmp-"));
+        for name in [
+            "photo.jpg",
+            ".mediagit-tmp-x",
+            "..mediagit-tmp-x",
+            "a.mediagit-tmp-x",
+            ".photo.jpg",
+            ".",
+        ] {
+            assert!(!is_temp_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn sweeping_removes_leftovers_only_and_never_beyond_a_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let r = root.path();
+        fs::create_dir_all(r.join("media/sub")).unwrap();
+        fs::write(r.join("media/.clip.mp4.mediagit-tmp-AbC123"), b"x").unwrap();
+        fs::write(r.join("media/clip.mp4"), b"keep").unwrap();
+        fs::write(r.join("media/.notes"), b"keep").unwrap();
+        fs::create_dir(r.join("media/.d.mediagit-tmp-dir")).unwrap();
+        fs::write(r.join("media/sub/.a.mediagit-tmp-1"), b"x").unwrap();
+        fs::write(outside.path().join(".b.mediagit-tmp-1"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), r.join("link")).unwrap();
+        remove_stale_temps(
+            r,
+            &["media/clip.mp4".into(), "link/b".into(), "gone/x".into()],
+        );
+        assert!(!r.join("media/.clip.mp4.mediagit-tmp-AbC123").exists());
+        assert!(r.join("media/clip.mp4").exists());
+        assert!(r.join("media/.notes").exists());
+        assert!(r.join("media/.d.mediagit-tmp-dir").is_dir());
+        // Only the directories named: a subdirectory is not walked.
+        assert!(r.join("media/sub/.a.mediagit-tmp-1").exists());
+        assert!(outside.path().join(".b.mediagit-tmp-1").exists());
+    }
 }
