@@ -228,7 +228,7 @@ impl Ingester<'_> {
     }
 
     /// Stores an encoded object (a manifest), compressing it if that pays.
-    fn put_object(&self, kind: ObjectKind, bytes: Vec<u8>) -> Result<ObjectId> {
+    pub(crate) fn put_object(&self, kind: ObjectKind, bytes: Vec<u8>) -> Result<ObjectId> {
         let id = self.codec.id(kind, &bytes);
         if self.claim(&id, kind) {
             let e = self.codec.encode(kind, id, &bytes, CompressionHint::Try)?;
@@ -388,18 +388,17 @@ impl Ingester<'_> {
         let reader = (&head[..head_len]).chain(&mut file);
         let buf = CHUNK_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
         let mut chunker = Chunker::with_buffer(reader, self.chunking, buf);
-        // A JPEG's metadata (EXIF, XMP: what re-tagging rewrites) gets
-        // chunks of its own, so the image data's chunks survive such edits.
-        if start.is_none()
-            && head[..n].starts_with(&[0xFF, 0xD8, 0xFF])
-            && before.len() >= 2 * u64::from(self.chunking.min_size)
-        {
-            let mut probe = vec![0u8; (before.len() as usize).min(media::JPEG_HEADER_PROBE)];
-            std::os::unix::fs::FileExt::read_exact_at(&pread, &mut probe, 0)
-                .map_err(|e| RepoError::io("read", abs, e))?;
-            if let Some(h) = media::jpeg_header_len(&probe) {
-                chunker.cut_at(h as u64);
-            }
+        // A media file's metadata (EXIF/XMP, an MP4's moov, tags, PSD
+        // layer records: what re-tagging or renaming rewrites) gets chunks
+        // of its own, so the payload's chunks survive such edits. Headers
+        // only are read (FORMAT.md §10).
+        if before.len() >= u64::from(self.chunking.min_size) {
+            use std::os::unix::fs::FileExt;
+            let skip = start.as_ref().map_or(0, |s| s.boundary);
+            let cuts = media::cut_points(&head[..n], before.len(), &mut |at, buf| {
+                pread.read_exact_at(buf, at)
+            });
+            chunker.cut_at_all(cuts.into_iter().filter_map(|c| c.checked_sub(skip)));
         }
         let resumed_bytes = start.as_ref().map_or(0, |s| s.boundary);
         let src = Source {
@@ -627,9 +626,16 @@ impl Ingester<'_> {
                 }
             }
             if self.claim(&id, ObjectKind::Chunk) {
+                // A chunk shorter than the minimum was cut at a format
+                // boundary: a compressed file's metadata (EXIF, XMP, moov)
+                // is not itself compressed, so it is tried.
+                let hint = match chunk.len() < self.chunking.min_size as usize {
+                    true => CompressionHint::Try,
+                    false => src.hint,
+                };
                 let e = self
                     .codec
-                    .encode_with(ObjectKind::Chunk, id, chunk, src.hint, || {
+                    .encode_with(ObjectKind::Chunk, id, chunk, hint, || {
                         self.pool
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
