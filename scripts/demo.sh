@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A two-minute tour: makes a few real media files, commits them, edits them,
-# commits again, and shows log, status and what changed. Uses the installed
+# commits again, and shows log, status and what changed (with the media
+# fields: duration, EXIF camera and GPS, dimensions). Uses the installed
 # `mediagit` (cargo install --path crates/mediagit-cli).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -26,11 +27,17 @@ echo "== edit: longer ambience, a new still, a renamed clip"
 sox -n -r 48000 -c 2 -b 24 audio/ambience.wav synth 8 pinknoise vol 0.3
 /usr/bin/convert -size 1200x800 "plasma:fractal" -seed 9 stills/frame4.jpg
 mkdir -p footage/day1 && mv footage/scene1.mp4 footage/day1/scene1.mp4
+exiftool -q -overwrite_original -Make=Canon -Model="EOS R5" -GPSLatitude=48.8584 -GPSLatitudeRef=N stills/frame1.jpg
 $MG status
+echo "== what changed, media-aware: duration, EXIF, dimensions"
+$MG diff
 $MG add -A
 $MG commit -m "Second cut"
 $MG log --stat
-$MG ls-files -l
+$MG log --media
+$MG media audio/ambience.wav
+$MG find --where 'kind=image and camera~Canon'
+$MG ls-files -l --media
 $MG checkout HEAD~1
 $MG status
 $MG switch main

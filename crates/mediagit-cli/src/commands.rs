@@ -643,7 +643,16 @@ pub fn run(cli: Cli) -> CmdResult {
             author,
         } => commit(&ctx, message, all, allow_empty, author),
         Command::Log(args) => log(&ctx, args),
-        Command::Show { rev, json } => show(&ctx, rev, json),
+        Command::Show { rev, json, paths } if !paths.is_empty() => crate::media_cmd::show_paths(
+            &ctx.repo()?,
+            &ctx.cwd,
+            rev.as_deref().unwrap_or("HEAD"),
+            &paths,
+            json,
+        ),
+        Command::Show { rev, json, .. } => show(&ctx, rev, json),
+        Command::Media(a) => crate::media_cmd::media(&ctx.repo()?, &ctx.cwd, ctx.quiet, a),
+        Command::Find(a) => crate::media_cmd::find(&ctx.repo()?, ctx.quiet, a),
         Command::Diff {
             cached,
             stat,
@@ -840,7 +849,7 @@ pub fn run(cli: Cli) -> CmdResult {
             &ctx.progress(),
         ),
         Command::Stats { json, top } => crate::maintenance::stats(&ctx.repo()?, json, top),
-        Command::LsFiles { long, json } => ls_files(&ctx, long, json),
+        Command::LsFiles { long, json, media } => ls_files(&ctx, long, json, media),
         Command::LsTree {
             rev,
             recursive,
@@ -1193,6 +1202,12 @@ fn add(ctx: &Ctx, paths: Vec<PathBuf>, all: bool, dry_run: bool) -> CmdResult {
             crate::output::safe(&format!("{}: {}", p.path.display(), p.message))
         );
     }
+    if let Some(w) = &outcome.media_warning {
+        eprintln!(
+            "warning: the files were added, but their media records were not stored: {} (`mediagit media --scan` stores them later)",
+            crate::output::safe(w)
+        );
+    }
     let mut out = stdout();
     if dry_run {
         for (p, c) in &outcome.changes {
@@ -1471,6 +1486,9 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
                 if let (Some(a), Some(c)) = (&s.last_author, &s.last_commit) {
                     t.push_str(&format!(", last changed by {a} in {}", c.short(12)));
                 }
+                if let Some(m) = &s.media {
+                    t.push_str(&format!("\n\t            {m}"));
+                }
                 t
             }
         };
@@ -1615,7 +1633,7 @@ fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
             rev: args.rev.clone(),
             max: args.max,
             paths,
-            with_files: args.stat,
+            with_files: args.stat || args.media,
         },
     )?;
     let head = repo.head()?;
@@ -1633,9 +1651,23 @@ fn log(ctx: &Ctx, args: LogArgs) -> CmdResult {
         } else {
             write_commit_header(&mut out, c, &d)?;
         }
-        if let Some(files) = &c.files {
-            write_stat(&mut out, files)?;
-            writeln!(out)?;
+        match &c.files {
+            Some(files) if args.stat => {
+                write_stat(&mut out, files)?;
+                writeln!(out)?;
+            }
+            Some(files) => {
+                // --media alone: only the media files and what changed.
+                let mut any = false;
+                for d in files.iter().filter(|d| !d.media.is_empty()) {
+                    writeln!(out, " {}: {}", d.path, d.media.join("; "))?;
+                    any = true;
+                }
+                if any {
+                    writeln!(out)?;
+                }
+            }
+            None => {}
         }
     }
     Ok(out.flush()?)
@@ -1698,6 +1730,10 @@ pub(crate) fn write_diff(out: &mut SafeOut, diffs: &[FileDiff]) -> io::Result<()
                 d.new.as_ref().map(|e| mode_str(e.kind)).unwrap_or("-")
             )?,
         }
+        // What changed in the media fields (or an added file's summary).
+        for l in &d.media {
+            writeln!(out, "          {l}")?;
+        }
     }
     Ok(())
 }
@@ -1740,6 +1776,9 @@ fn write_stat(out: &mut impl Write, diffs: &[FileDiff]) -> io::Result<()> {
             }
         };
         writeln!(out, " {name:<width$} | {sizes}")?;
+        for l in &d.media {
+            writeln!(out, " {:<width$}   {l}", "")?;
+        }
     }
     writeln!(
         out,
@@ -2154,9 +2193,15 @@ fn reflog(ctx: &Ctx, reference: Option<String>, json: bool) -> CmdResult {
 }
 
 fn write_long(out: &mut impl Write, path: &str, e: &FlatEntry) -> io::Result<()> {
-    writeln!(
+    write_long_prefix(out, e)?;
+    writeln!(out, "{path}")
+}
+
+/// The columns of `-l` before the path.
+fn write_long_prefix(out: &mut impl Write, e: &FlatEntry) -> io::Result<()> {
+    write!(
         out,
-        "{}\t{}\t{}\t{}\t{path}",
+        "{}\t{}\t{}\t{}\t",
         mode_str(e.kind),
         e.size,
         mtime_str(&e.mtime),
@@ -2170,22 +2215,66 @@ struct FileJson<'a> {
     path: &'a str,
     #[serde(flatten)]
     entry: &'a FlatEntry,
+    /// With `ls-files --media`: the stored media record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media: Option<&'a mediagit_media::Metadata>,
 }
 
-fn ls_files(ctx: &Ctx, long: bool, json: bool) -> CmdResult {
+fn ls_files(ctx: &Ctx, long: bool, json: bool, media: bool) -> CmdResult {
     let repo = ctx.repo()?;
     let tree = repo.index_tree()?;
     let mut out = stdout();
+    // Stored records only: listing reads no content.
+    let records = match media {
+        true => {
+            let notes = mediagit_repo::media::MediaNotes::load(&repo)?;
+            let all = notes.all()?;
+            for u in notes.unreadable() {
+                eprintln!("warning: {}", crate::output::safe(&u));
+            }
+            all
+        }
+        false => Default::default(),
+    };
+    let mut unrecorded = 0usize;
     for (p, e) in &tree {
         if json {
-            crate::output::write_json_line(&mut out, &FileJson { path: p, entry: e })?;
+            let line = FileJson {
+                path: p,
+                entry: e,
+                media: records.get(&e.content),
+            };
+            crate::output::write_json_line(&mut out, &line)?;
+            continue;
+        }
+        if media {
+            let summary = match records.get(&e.content) {
+                Some(m) => mediagit_media::summary(m),
+                None if e.kind == mediagit_format::index::IndexKind::Symlink || e.size == 0 => {
+                    "-".to_string()
+                }
+                None => {
+                    unrecorded += 1;
+                    "?".to_string()
+                }
+            };
+            if long {
+                write_long_prefix(&mut out, e)?;
+            }
+            writeln!(out, "{summary}\t{p}")?;
         } else if long {
             write_long(&mut out, p, e)?;
         } else {
             writeln!(out, "{p}")?;
         }
     }
-    Ok(out.flush()?)
+    out.flush()?;
+    if unrecorded > 0 && !ctx.quiet {
+        eprintln!(
+            "note: {unrecorded} file(s) marked ? have no media record yet (`mediagit media --scan` stores them)"
+        );
+    }
+    Ok(())
 }
 
 fn ls_tree(ctx: &Ctx, rev: &str, recursive: bool, long: bool, json: bool) -> CmdResult {
@@ -2219,7 +2308,14 @@ fn ls_tree(ctx: &Ctx, rev: &str, recursive: bool, long: bool, json: bool) -> Cmd
             }
         }
         if json {
-            crate::output::write_json_line(&mut out, &FileJson { path: p, entry: e })?;
+            crate::output::write_json_line(
+                &mut out,
+                &FileJson {
+                    path: p,
+                    entry: e,
+                    media: None,
+                },
+            )?;
         } else if long {
             write_long(&mut out, p, e)?;
         } else {

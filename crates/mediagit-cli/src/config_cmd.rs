@@ -76,6 +76,11 @@ const KEYS: &[(&str, Scope, &str)] = &[
         "files read-only until locked (`mediagit lock`), as patterns separated by commas: \"*.psd, art/*.blend\"",
     ),
     (
+        "media.records",
+        Scope::LocalOnly,
+        "true (default) or false: whether add records each new file's media metadata (dimensions, codecs, EXIF camera, date and GPS) in the repository",
+    ),
+    (
         "merge.ours",
         Scope::LocalOnly,
         "files a merge keeps our version of when both sides changed them, as patterns separated by commas: \"*.lock, cache/\"",
@@ -131,6 +136,11 @@ fn list_items(value: &str) -> Vec<String> {
 }
 
 /// Keys whose values are whole numbers (written as TOML integers).
+/// Keys whose values are true or false.
+fn is_bool(key: &str) -> bool {
+    key == "media.records"
+}
+
 fn is_number(key: &str) -> bool {
     key.starts_with("core.checkpoint_") || key == "compression.level"
 }
@@ -519,6 +529,18 @@ pub fn config(cwd: LocalFile<'_>, args: ConfigArgs) -> CmdResult {
             }
             match value.parse::<i64>() {
                 Ok(n) if is_number(&key) => t.insert(leaf, toml_edit::value(n)),
+                _ if is_bool(&key) => {
+                    let b = match value.as_str() {
+                        "true" | "yes" | "on" | "1" => true,
+                        "false" | "no" | "off" | "0" => false,
+                        _ => {
+                            return Err(CommandError::usage(format!(
+                                "{key} is true or false, not {value:?}"
+                            )))
+                        }
+                    };
+                    t.insert(leaf, toml_edit::value(b))
+                }
                 _ if is_list(&key) => t.insert(
                     leaf,
                     toml_edit::value(toml_edit::Array::from_iter(list_items(&value))),

@@ -198,6 +198,7 @@ pub(crate) fn report(repo: &Repository, op: OpKind, out: &OpOutcome, quiet: bool
         }
         return Ok(());
     }
+    let notes = mediagit_repo::media::MediaNotes::load(repo).ok();
     for c in &out.conflicts {
         let size = |e: &Option<mediagit_repo::tree::FlatEntry>| {
             e.as_ref()
@@ -211,6 +212,16 @@ pub(crate) fn report(repo: &Repository, op: OpKind, out: &OpOutcome, quiet: bool
             size(&c.ours),
             size(&c.theirs)
         );
+        // For media, what each side holds, so a user can pick one.
+        let media = |e: &Option<mediagit_repo::tree::FlatEntry>| {
+            let e = e.as_ref()?;
+            let r = repo.media_record(notes.as_ref()?, &c.path, e).ok()?.0;
+            mediagit_repo::media::is_media(&r).then(|| mediagit_media::summary(&r))
+        };
+        if let (Some(o), Some(t)) = (media(&c.ours), media(&c.theirs)) {
+            println!("    ours:   {}", crate::output::safe(&o));
+            println!("    theirs: {}", crate::output::safe(&t));
+        }
     }
     Err(CommandError::user(
         "merge-conflicts",

@@ -35,6 +35,7 @@ mod history_cmd;
 mod key_cache;
 mod lock_cmd;
 mod maintenance;
+mod media_cmd;
 mod output;
 mod pager;
 mod passphrase;
@@ -373,7 +374,15 @@ pub enum Command {
         /// One JSON document on stdout (fields in docs/CLI.md).
         #[arg(long)]
         json: bool,
+        /// Print the media record of these files at REV instead (after `--`).
+        #[arg(last = true)]
+        paths: Vec<PathBuf>,
     },
+    /// Show a file's media record: kind, dimensions, codecs, duration, EXIF, layers...
+    #[command(visible_alias = "info")]
+    Media(media_cmd::MediaArgs),
+    /// List the files whose media record matches a condition.
+    Find(media_cmd::FindArgs),
     /// Show which files differ, with sizes.
     Diff {
         /// Compare HEAD with the index instead of the index with the working tree.
@@ -513,6 +522,10 @@ pub enum Command {
     LsFiles {
         #[arg(short, long)]
         long: bool,
+        /// Add each file's media summary (kind, dimensions, codec, duration) as a
+        /// column before the path (with --json: its whole record as "media").
+        #[arg(long)]
+        media: bool,
         /// JSON Lines: one object per file (fields in docs/CLI.md).
         #[arg(long, conflicts_with = "long")]
         json: bool,
@@ -613,6 +626,9 @@ pub struct LogArgs {
     /// Files changed by each commit, with sizes.
     #[arg(long)]
     pub stat: bool,
+    /// The media fields each commit changed ("1920x1080 -> 3840x2160"), per file.
+    #[arg(long)]
+    pub media: bool,
     /// Revision to start from (default HEAD).
     pub rev: Option<String>,
     /// Only commits that change these paths (after `--`).

@@ -432,6 +432,12 @@ pub fn fetch(
             }
             Err(e) => return Err(e),
         };
+        if let Some(w) = &o.media_warning {
+            eprintln!(
+                "warning: the remote's media records were not brought in: {}",
+                crate::output::safe(w)
+            );
+        }
         if !args.json {
             let mut err = crate::output::SafeText::new(std::io::stderr().lock());
             let moved: Vec<&RefUpdate> = o
@@ -523,6 +529,12 @@ pub fn push(
         },
         progress,
     )?;
+    if let Some(w) = &o.media_warning {
+        eprintln!(
+            "warning: the pushed files' media records were not sent: {}",
+            crate::output::safe(w)
+        );
+    }
     if args.set_upstream {
         let Some(rname) = &remote.name else {
             return Err(CommandError::user(

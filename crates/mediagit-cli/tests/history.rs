@@ -477,10 +477,10 @@ fn show_head_revision_and_annotated_tag() {
     assert!(
         show1.ends_with(&format!(
             "    import media\n\n\
-             added:    media/clip.mp4 ({})\n\
-             added:    media/photo.jpg ({})\n\
-             added:    media/tone.flac ({})\n\
-             added:    media/tone.wav ({})\n",
+             added:    media/clip.mp4 ({})\n          video 320x240 H.264 2.0 s\n\
+             added:    media/photo.jpg ({})\n          image 640x480 TestCam\n\
+             added:    media/tone.flac ({})\n          audio 44.1 kHz 2 ch 2.0 s\n\
+             added:    media/tone.wav ({})\n          audio 44.1 kHz 2 ch 2.0 s\n",
             human_size(clip1),
             human_size(jpg),
             human_size(flac),
@@ -708,7 +708,7 @@ fn rename_detected_by_content_id() {
         "renamed:  raw/tone.flac -> audio.flac ({})\n\
          added:    edit/empty.dat (0 B)\n\
          renamed:  raw/clip.mp4 -> edit/final/clip.mp4 ({})\n\
-         added:    edit/image.png ({})\n\
+         added:    edit/image.png ({})\n          image 200x150\n\
          deleted:  raw/empty.dat (0 B)\n\
          deleted:  raw/image.png ({})\n",
         human_size(flac),

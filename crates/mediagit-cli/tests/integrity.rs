@@ -7,6 +7,15 @@
 mod common;
 use common::*;
 
+/// A repository without media records: these tests find objects by their
+/// place in packs and count what gc and fsck see, so records (tested with
+/// fsck and gc in media_info.rs) would only move them around.
+fn plain_env() -> Env {
+    let env = Env::new();
+    env.ok(&["config", "media.records", "false"]);
+    env
+}
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -236,7 +245,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let env = Env::new();
+    let env = plain_env();
     copy_media(&env.repo().join("media"));
     commit_all(&env, "media");
     let before: BTreeSet<PathBuf> = packs(&env).into_iter().collect();
@@ -316,7 +325,7 @@ fn assert_summary_counts_problems(out: &str) {
 
 #[test]
 fn fsck_healthy_repository_with_media() {
-    let env = Env::new();
+    let env = plain_env();
     copy_media(&env.repo().join("media"));
     env.write("notes/readme.txt", b"shot list\n");
     commit_all(&env, "media");
@@ -534,7 +543,7 @@ fn corrupt_chunk_without_a_working_copy_stays_reported_after_repair() {
 fn damaged_chunk_names_every_file_that_needs_it() {
     // The same content under two names: damage to it breaks both files, and
     // fsck must say so for each of them.
-    let env = Env::new();
+    let env = plain_env();
     copy_media(&env.repo().join("media"));
     commit_all(&env, "media");
     let before: BTreeSet<PathBuf> = packs(&env).into_iter().collect();
@@ -894,7 +903,7 @@ fn damaged_worktree_index_is_rebuilt() {
 
 #[test]
 fn dangling_and_lost_found() {
-    let env = Env::new();
+    let env = plain_env();
     copy_media(&env.repo().join("media"));
     let flac = fs::read(env.repo().join("media/tone.flac")).unwrap();
     fs::remove_file(env.repo().join("media/tone.flac")).unwrap();
@@ -1009,7 +1018,7 @@ fn tree_size(env: &Env) -> u64 {
 
 #[test]
 fn verify_revisions_and_paths() {
-    let env = Env::new();
+    let env = plain_env();
     copy_media(&env.repo().join("media"));
     commit_all(&env, "media");
     let before: BTreeSet<PathBuf> = packs(&env).into_iter().collect();
@@ -1100,7 +1109,7 @@ fn verify_revisions_and_paths() {
 
 #[test]
 fn gc_prunes_only_what_nothing_reaches() {
-    let env = Env::new();
+    let env = plain_env();
     let mut versions: Vec<(String, BTreeMap<String, String>)> = Vec::new();
     copy_media(&env.repo().join("media"));
     commit_all(&env, "media");
@@ -1243,7 +1252,7 @@ fn gc_prunes_only_what_nothing_reaches() {
 
 #[test]
 fn gc_keeps_what_reflogs_tags_and_the_index_reach() {
-    let env = Env::new();
+    let env = plain_env();
     copy_media(&env.repo().join("media"));
     commit_all(&env, "media");
 
@@ -1330,7 +1339,7 @@ fn json_u64(v: &serde_json::Value, key: &str) -> u64 {
 
 #[test]
 fn stats_human_and_json() {
-    let env = Env::new();
+    let env = plain_env();
     copy_media(&env.repo().join("media"));
     commit_all(&env, "media");
     write_random(&env.repo().join("a.bin"), BIG, 81);
@@ -1468,7 +1477,7 @@ fn stats_human_and_json() {
 /// is rewritten to itself on every gc past the grace period).
 #[test]
 fn gc_rewriting_a_pack_to_the_same_entries_keeps_it() {
-    let env = Env::new();
+    let env = plain_env();
     if env.remote() {
         return; // pack times are set on local files
     }
@@ -1509,7 +1518,7 @@ fn checkout_flushes_the_files_before_saving_the_index() {
         );
         return;
     }
-    let env = Env::new();
+    let env = plain_env();
     write_random(&env.repo().join("clip.mov"), 2_000_000, 4);
     env.write("notes.txt", b"notes\n");
     env.ok(&["add", "-A"]);
@@ -1628,7 +1637,7 @@ fn checkout_with_a_missing_pack_file_names_the_file_and_the_pack() {
 #[test]
 fn gc_keeps_every_side_of_a_conflicted_path() {
     use mediagit_format::index::{ConflictEntry, IndexFile, Stage};
-    let env = Env::new();
+    let env = plain_env();
     write_random(&env.repo().join("base.bin"), 300_000, 1);
     commit_all(&env, "base");
     // "theirs": a version only the conflict stage will name.
@@ -1687,7 +1696,7 @@ fn pack_stamps(env: &Env) -> BTreeMap<PathBuf, std::time::SystemTime> {
 /// gc with nothing to free reads and writes nothing.
 #[test]
 fn gc_deletes_dead_packs_unread_and_leaves_live_ones_alone() {
-    let env = Env::new();
+    let env = plain_env();
     if env.remote() {
         return; // counts local pack files
     }
@@ -1744,7 +1753,7 @@ fn gc_deletes_dead_packs_unread_and_leaves_live_ones_alone() {
 /// garbage goes; bad values are refused naming the option.
 #[test]
 fn gc_repacks_a_pack_only_past_its_unused_share() {
-    let env = Env::new();
+    let env = plain_env();
     if env.remote() {
         return;
     }
@@ -1803,7 +1812,7 @@ fn gc_repacks_a_pack_only_past_its_unused_share() {
 /// every gc.
 #[test]
 fn gc_merges_small_packs_only_past_the_bound() {
-    let env = Env::new();
+    let env = plain_env();
     if env.remote() {
         return;
     }
@@ -1860,7 +1869,7 @@ fn gc_merges_small_packs_only_past_the_bound() {
 /// held is refused, not recorded over missing data.
 #[test]
 fn commit_refuses_staged_files_whose_pack_file_is_gone() {
-    let env = Env::new();
+    let env = plain_env();
     if env.remote() {
         return; // removes a local pack file
     }
@@ -1891,7 +1900,7 @@ fn commit_refuses_staged_files_whose_pack_file_is_gone() {
 /// used to be only a note, exit 0), and `fsck --repair` indexes it again.
 #[test]
 fn gc_and_fsck_judge_packs_missing_a_half() {
-    let env = Env::new();
+    let env = plain_env();
     if env.remote() {
         return;
     }
@@ -1946,7 +1955,7 @@ fn gc_and_fsck_judge_packs_missing_a_half() {
 /// writes anything, and the error names the file that needs it.
 #[test]
 fn a_damaged_manifest_is_named_by_its_file_in_checkout() {
-    let env = Env::new();
+    let env = plain_env();
     env.write("photo.bin", &[7u8; 5000]);
     env.ok(&["add", "-A"]);
     env.ok(&["commit", "-m", "one"]);
@@ -1973,7 +1982,7 @@ fn a_damaged_manifest_is_named_by_its_file_in_checkout() {
 /// target drops are still there, and HEAD and the index are as they were.
 #[test]
 fn a_switch_failing_while_writing_has_removed_nothing_yet() {
-    let env = Env::new();
+    let env = plain_env();
     for i in 0..50 {
         env.write(&format!("old/f{i:02}.txt"), format!("old {i}").as_bytes());
     }
@@ -2025,7 +2034,7 @@ fn a_switch_failing_while_writing_has_removed_nothing_yet() {
 /// untracked (as Git does).
 #[test]
 fn a_file_that_cannot_be_removed_after_writing_is_a_warning_not_a_half_switch() {
-    let env = Env::new();
+    let env = plain_env();
     env.write("keep/x.txt", b"x");
     env.write("y.txt", b"y one");
     env.ok(&["add", "-A"]);
@@ -2092,7 +2101,7 @@ fn a_file_that_cannot_be_removed_after_writing_is_a_warning_not_a_half_switch() 
 /// from deleting the new file compares inodes, not names).
 #[test]
 fn a_name_changing_case_is_removed_and_written_as_two_files() {
-    let env = Env::new();
+    let env = plain_env();
     env.write("Photo.JPG", b"upper");
     env.ok(&["add", "-A"]);
     env.ok(&["commit", "-m", "one"]);
@@ -2115,7 +2124,7 @@ fn a_name_changing_case_is_removed_and_written_as_two_files() {
 /// named, and reported by fsck.
 #[test]
 fn an_oversized_pack_index_is_refused_before_it_is_read() {
-    let env = Env::new();
+    let env = plain_env();
     env.write("a.txt", b"alpha");
     mg(&env, &["add", "a.txt"]);
     mg(&env, &["commit", "-m", "one"]);

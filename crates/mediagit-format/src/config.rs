@@ -67,6 +67,35 @@ pub struct RepoConfig {
     /// both changed them. Local settings only, as `[locks]`.
     #[serde(default, skip_serializing_if = "MergeConfig::is_empty")]
     pub merge: MergeConfig,
+    /// `[media] records`: whether `add` records media metadata (FORMAT.md
+    /// §14). Local setting, as `[merge]`.
+    #[serde(default, skip_serializing_if = "MediaConfig::is_default")]
+    pub media: MediaConfig,
+}
+
+/// `[media]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaConfig {
+    /// `false`: `add` stores no media records (a repository whose files'
+    /// metadata, such as GPS positions, must not be copied into it).
+    #[serde(default = "records_default")]
+    pub records: bool,
+}
+
+fn records_default() -> bool {
+    true
+}
+
+impl Default for MediaConfig {
+    fn default() -> MediaConfig {
+        MediaConfig { records: true }
+    }
+}
+
+impl MediaConfig {
+    pub fn is_default(&self) -> bool {
+        *self == MediaConfig::default()
+    }
 }
 
 /// `[merge]`: per-file merge strategies by pattern.
@@ -508,6 +537,7 @@ impl RepoConfig {
             branches: BTreeMap::new(),
             locks: LocksConfig::default(),
             merge: MergeConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 

@@ -42,6 +42,11 @@ pub struct AddOutcome {
     pub resumed_files: u64,
     /// Bytes not read again because an interrupted add had stored them.
     pub resumed_bytes: u64,
+    /// Media records stored for new content (FORMAT.md §14).
+    pub media_records: usize,
+    /// Why media records could not be stored (the files were added; a
+    /// later `mediagit media scan` stores them).
+    pub media_warning: Option<String>,
 }
 
 struct Job {
@@ -355,9 +360,27 @@ impl Repository {
                 }
             }
             progress.finish();
-            Ok((staged, resume, bytes_read))
+            // Media records for new content, in this add's packs: headers
+            // only, never failing the add (a file a parser cannot read gets
+            // a record saying so; a record that cannot be stored is a
+            // warning).
+            let media = match save && self.config().media.records {
+                true => Some(self.staged_media_records(&root, &staged, &mut |k, b| {
+                    ing.put_object(k, b.to_vec())
+                })),
+                false => None,
+            };
+            Ok((staged, resume, bytes_read, media))
         })?;
-        let (staged, resume, bytes_read) = results;
+        let (staged, resume, bytes_read, media) = results;
+        match media {
+            Some(Ok(Some(records))) => match self.publish_media_records(&records) {
+                Ok(n) => out.media_records = n,
+                Err(e) => out.media_warning = Some(e.to_string()),
+            },
+            Some(Err(e)) => out.media_warning = Some(e.to_string()),
+            _ => {}
+        }
         out.bytes_read = bytes_read;
         for d in deletions {
             idx.entries.remove(&d);

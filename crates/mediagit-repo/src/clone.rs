@@ -250,6 +250,7 @@ impl Repository {
         cfg.branches.clear();
         cfg.locks = Default::default();
         cfg.merge = Default::default();
+        cfg.media = Default::default();
         cfg.storage = Some(sc.clone());
         write_atomic(
             &dir.join("HEAD"),
@@ -462,6 +463,15 @@ impl Repository {
                         },
                     )?;
                 }
+            }
+        }
+        // The media records (their objects came with the packs). Derived
+        // data: a value that does not read is left behind, not an error.
+        if let Ok(Some(id)) = source.read_ref(crate::media::NOTES_REF) {
+            if repo.odb()?.contains(&id) {
+                let _ = repo
+                    .store()
+                    .cas_ref(crate::media::NOTES_REF, None, Some(id));
             }
         }
         if let Some(url) = origin {

@@ -93,7 +93,9 @@ pub fn log(repo: &Repository, q: &LogQuery) -> Result<Vec<CommitInfo>> {
         .into_iter()
         .map(|(id, c)| {
             let files = if q.with_files {
-                Some(commit_changes(repo, &id, &c)?)
+                let mut f = commit_changes(repo, &id, &c)?;
+                repo.describe_media(&mut f, false);
+                Some(f)
             } else {
                 None
             };
@@ -114,7 +116,8 @@ pub fn show(repo: &Repository, rev: &str) -> Result<ShowResult> {
     let tag = repo.tags()?.into_iter().find(|t| t.name == rev);
     let id = repo.resolve(rev)?;
     let c = repo.odb()?.read_commit(&id)?;
-    let files = commit_changes(repo, &id, &c)?;
+    let mut files = commit_changes(repo, &id, &c)?;
+    repo.describe_media(&mut files, false);
     let refs = repo.refs_by_commit()?;
     Ok(ShowResult {
         tag,
@@ -194,7 +197,8 @@ pub fn diff(repo: &Repository, q: &DiffQuery) -> Result<DiffResult> {
         Err(RepoError::UnbornBranch(_)) => FlatTree::new(),
         other => other?,
     };
-    let files = diff_trees(&filter(from), &filter(repo.side_tree(&q.to)?));
+    let mut files = diff_trees(&filter(from), &filter(repo.side_tree(&q.to)?));
+    repo.describe_media(&mut files, matches!(q.to, DiffSide::Worktree));
     let mut totals = DiffTotals {
         files: files.len(),
         ..DiffTotals::default()

@@ -120,6 +120,8 @@ pub enum RepoError {
         /// (path, owner of its lock)
         files: Vec<(String, String)>,
     },
+    #[error("media records {bucket} are version {version} (this build reads version 1): written by a later mediagit; upgrade mediagit")]
+    NewerRecords { bucket: String, version: u32 },
     #[error("ref {name} was changed by another process (expected {expected}, found {found}); nothing was updated, try again")]
     RefRace {
         name: String,
@@ -295,6 +297,7 @@ impl RepoError {
             RepoError::TagNotFound(_) => "tag-not-found",
             RepoError::UnbornBranch(_) => "unborn-branch",
             RepoError::RefRace { .. } => "ref-moved",
+            RepoError::NewerRecords { .. } => "bad-format",
             RepoError::PushLocked { .. } => "push-locked",
             RepoError::WouldOverwriteChanges { .. } => "would-overwrite-changes",
             RepoError::WouldOverwriteUntracked { .. } => "would-overwrite-untracked",

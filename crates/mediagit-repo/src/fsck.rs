@@ -453,6 +453,25 @@ impl Repository {
                     }
                 }
             }
+            // Media records a later add superseded (FORMAT.md §14) are
+            // garbage by design, removed by gc: not listed.
+            let superseded: Vec<Root> = kinds
+                .iter()
+                .filter(|(_, k)| **k == ObjectKind::Commit)
+                .filter(|(id, _)| {
+                    odb.read_commit(id)
+                        .is_ok_and(|c| crate::media::is_records_commit(&c))
+                })
+                .map(|(id, _)| Root {
+                    id: *id,
+                    kind: ObjectKind::Commit,
+                    why: String::new(),
+                })
+                .collect();
+            if !superseded.is_empty() {
+                let under = walk(&odb, &superseded, &|_| true).objects;
+                kinds.retain(|id, _| !under.contains(id));
+            }
             for (id, kind) in kinds {
                 let mut d = Dangling {
                     id,

@@ -40,6 +40,11 @@ pub struct FileDiff {
     pub kind: DiffKind,
     pub old: Option<FlatEntry>,
     pub new: Option<FlatEntry>,
+    /// For media files: what changed in the media fields ("1920x1080 ->
+    /// 3840x2160"), or for an added file its summary; filled by
+    /// [`Repository::describe_media`](crate::repo::Repository).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<String>,
 }
 
 /// What to compare in `diff`.
@@ -268,12 +273,14 @@ pub fn diff_trees(a: &FlatTree, b: &FlatTree) -> Vec<FileDiff> {
                 kind: DiffKind::ModeChanged,
                 old: Some(ea.clone()),
                 new: Some(eb.clone()),
+                media: Vec::new(),
             }),
             Some(eb) if ea.content != eb.content || ea.kind != eb.kind => out.push(FileDiff {
                 path: p.clone(),
                 kind: DiffKind::Modified,
                 old: Some(ea.clone()),
                 new: Some(eb.clone()),
+                media: Vec::new(),
             }),
             _ => {}
         }
@@ -310,6 +317,7 @@ pub fn diff_trees(a: &FlatTree, b: &FlatTree) -> Vec<FileDiff> {
                     kind: DiffKind::Renamed { from: from.clone() },
                     old: Some(old.clone()),
                     new: Some((*e).clone()),
+                    media: Vec::new(),
                 });
             }
             None => out.push(FileDiff {
@@ -317,6 +325,7 @@ pub fn diff_trees(a: &FlatTree, b: &FlatTree) -> Vec<FileDiff> {
                 kind: DiffKind::Added,
                 old: None,
                 new: Some((*e).clone()),
+                media: Vec::new(),
             }),
         }
     }
@@ -327,6 +336,7 @@ pub fn diff_trees(a: &FlatTree, b: &FlatTree) -> Vec<FileDiff> {
                 kind: DiffKind::Deleted,
                 old: Some(e.clone()),
                 new: None,
+                media: Vec::new(),
             });
         }
     }

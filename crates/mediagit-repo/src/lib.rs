@@ -35,6 +35,8 @@ pub mod history;
 pub mod ingest;
 pub mod keys;
 pub mod lockable;
+pub mod media;
+pub mod media_merge;
 pub mod merge;
 pub mod odb;
 pub mod progress;

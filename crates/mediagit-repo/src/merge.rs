@@ -107,21 +107,21 @@ impl MergeStrategy for SideStrategy {
 /// `[merge] ours = [...]`, `theirs = [...]`: paths matching a pattern
 /// (`.mediagitignore` syntax) take that side; the others go to `rest`.
 /// A path matching both lists is a conflict.
-pub struct PatternStrategy {
+pub struct PatternStrategy<'r> {
     ours: Option<Gitignore>,
     theirs: Option<Gitignore>,
-    rest: Box<dyn MergeStrategy>,
+    rest: Box<dyn MergeStrategy + 'r>,
 }
 
 /// Most patterns each `[merge]` list may hold.
 pub const MAX_MERGE_PATTERNS: usize = 1_000;
 
-impl PatternStrategy {
+impl<'r> PatternStrategy<'r> {
     pub fn new(
         ours: &[String],
         theirs: &[String],
-        rest: Box<dyn MergeStrategy>,
-    ) -> Result<PatternStrategy> {
+        rest: Box<dyn MergeStrategy + 'r>,
+    ) -> Result<PatternStrategy<'r>> {
         let build = |key: &str, patterns: &[String]| -> Result<Option<Gitignore>> {
             if patterns.is_empty() {
                 return Ok(None);
@@ -157,7 +157,7 @@ impl PatternStrategy {
     }
 }
 
-impl MergeStrategy for PatternStrategy {
+impl MergeStrategy for PatternStrategy<'_> {
     fn name(&self) -> &str {
         "patterns"
     }

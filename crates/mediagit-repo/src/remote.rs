@@ -208,6 +208,9 @@ pub struct FetchOutcome {
     pub remote: String,
     pub transfer: TransferStats,
     pub updates: Vec<RefUpdate>,
+    /// Why the remote's media records could not be brought in (the refs
+    /// were fetched; the records are derived data, `media --scan` redoes them).
+    pub media_warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -235,6 +238,8 @@ pub struct PushOutcome {
     pub remote: String,
     pub transfer: TransferStats,
     pub updates: Vec<RefUpdate>,
+    /// Why the media records of the pushed files could not be sent.
+    pub media_warning: Option<String>,
 }
 
 /// The refs a remote has: (full name, value), branches then tags, and the
@@ -568,6 +573,9 @@ impl Repository {
             }
             out.updates.push(u);
         }
+        if let Err(e) = self.fetch_media_records(&remote.repo, &label) {
+            out.media_warning = Some(e.to_string());
+        }
         Ok(out)
     }
 
@@ -718,10 +726,20 @@ impl Repository {
                 }
             }
         }
+        let pushed: Vec<ObjectId> = planned
+            .iter()
+            .filter(|u| !u.rejected())
+            .filter_map(|u| u.new)
+            .collect();
+        let media_warning = self
+            .push_media_records(r, &pushed, &remote.label())
+            .err()
+            .map(|e| e.to_string());
         Ok(PushOutcome {
             remote: remote.label(),
             transfer,
             updates: planned,
+            media_warning,
         })
     }
 

@@ -166,6 +166,7 @@ fn store_config(cfg: &RepoConfig) -> RepoConfig {
     c.branches.clear();
     c.locks = Default::default();
     c.merge = Default::default();
+    c.media = Default::default();
     c
 }
 
@@ -303,6 +304,7 @@ pub fn read_store_config(storage: &dyn Storage) -> Result<RepoConfig> {
             c.branches.clear();
             c.locks = Default::default();
             c.merge = Default::default();
+            c.media = Default::default();
             c.author = Default::default();
             Ok(c)
         }
@@ -356,6 +358,7 @@ fn initial_settings(opts: &InitOptions) -> Result<(String, RepoConfig, Option<En
             c.branches.clear();
             c.locks = Default::default();
             c.merge = Default::default();
+            c.media = Default::default();
             c
         }
         None => RepoConfig::new(opts.bare),

@@ -171,6 +171,13 @@ pub struct SideInfo {
     pub last_commit: Option<ObjectId>,
     pub last_author: Option<String>,
     pub last_time: Option<i64>,
+    /// The media summary of this side's file ("image 6000x4000 Canon EOS
+    /// R5"), so a user can pick a side; `None` for files that are not media.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
+    /// The whole media record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_record: Option<mediagit_media::Metadata>,
 }
 
 /// How `resolve` settles a path.
@@ -316,17 +323,20 @@ impl Repository {
     }
 
     /// The strategy for files both sides changed: `[merge]` patterns,
+    /// then the media-aware merge (a photo's metadata from one side and
+    /// its image data from the other; XMP sidecars property by property),
     /// then `favor` (`-X`), then a conflict.
-    pub fn merge_strategy(&self, favor: Option<Side>) -> Result<Box<dyn MergeStrategy>> {
+    pub fn merge_strategy(&self, favor: Option<Side>) -> Result<Box<dyn MergeStrategy + '_>> {
         let rest: Box<dyn MergeStrategy> = match favor {
             Some(s) => Box::new(SideStrategy(s)),
             None => Box::new(ConflictStrategy),
         };
+        let media = Box::new(crate::media_merge::MediaStrategy::new(self, rest));
         let m = &self.config().merge;
         if m.ours.is_empty() && m.theirs.is_empty() {
-            return Ok(rest);
+            return Ok(media);
         }
-        Ok(Box::new(PatternStrategy::new(&m.ours, &m.theirs, rest)?))
+        Ok(Box::new(PatternStrategy::new(&m.ours, &m.theirs, media)?))
     }
 
     /// Staged changes (index against `head`), sorted.
@@ -1657,6 +1667,7 @@ impl Repository {
         // A damaged state file costs the history of each side, not the list.
         let state = self.operation().ok().flatten();
         let odb = self.odb()?;
+        let notes = crate::media::MediaNotes::load(self).ok();
         let mut out = Vec::new();
         for p in idx.conflicted_paths() {
             let get = |stage| {
@@ -1677,7 +1688,14 @@ impl Repository {
                 let e = e?;
                 let last = start.and_then(|s| last_change(odb, s, &p, &e).ok().flatten());
                 let commit = last.and_then(|c| odb.read_commit(&c).ok());
+                let record = notes
+                    .as_ref()
+                    .and_then(|n| self.media_record(n, &p, &e).ok())
+                    .map(|(m, _)| m)
+                    .filter(crate::media::is_media);
                 Some(SideInfo {
+                    media: record.as_ref().map(mediagit_media::summary),
+                    media_record: record,
                     size: e.size,
                     mtime: e.mtime,
                     content: e.content,

@@ -139,6 +139,15 @@ impl Store {
         }
     }
 
+    /// This store with an object database loaded afresh when first used:
+    /// it sees the packs other processes stored since this one loaded
+    /// its own (after losing a compare-and-swap to one of them).
+    pub fn with_fresh_odb(&self) -> Store {
+        let mut s = self.clone();
+        s.odb = Arc::new(OnceLock::new());
+        s
+    }
+
     /// This store with the keys of an encrypted repository: every object
     /// written through it is named with the keyed id and every pack and
     /// pack index sealed (FORMAT.md §13). Before the object database is

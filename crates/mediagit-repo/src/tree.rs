@@ -64,14 +64,14 @@ pub fn tree_id_of<'a>(
     build_tree(entries, &mut |bytes| Ok(codec.id(ObjectKind::Tree, bytes)))
 }
 
-type TreeSink<'s> = dyn FnMut(&[u8]) -> Result<ObjectId> + 's;
+pub(crate) type TreeSink<'s> = dyn FnMut(&[u8]) -> Result<ObjectId> + 's;
 
 /// Builds the trees bottom-up in one pass over `entries`, which come
 /// sorted by path (as the index keeps them): the files of a directory are
 /// contiguous, so only the directories on the path of the current entry
 /// are open at a time, and memory follows the depth and the widest
 /// directory, not the number of files.
-fn build_tree<'a>(
+pub(crate) fn build_tree<'a>(
     entries: impl Iterator<Item = &'a IndexEntry>,
     sink: &mut TreeSink<'_>,
 ) -> Result<ObjectId> {

@@ -1279,7 +1279,7 @@ struct LockQuery {
 }
 
 /// A ref moved by a writer must be what a client can read back: in a
-/// plaintext repository `refs/heads|tags|remotes/NAME` holding `<64 hex>\n`,
+/// plaintext repository `refs/heads|tags|remotes|notes/NAME` holding `<64 hex>\n`,
 /// in an encrypted one `refs/<64 hex>` (its value is sealed: opaque here).
 async fn check_ref_write(
     storage: &Arc<dyn Storage>,
@@ -1308,12 +1308,13 @@ async fn check_ref_write(
         }
         return Ok(());
     }
-    let ok_name = ["refs/heads/", "refs/tags/", "refs/remotes/"]
+    // (refs/notes/media: the media records, FORMAT.md §14.)
+    let ok_name = ["refs/heads/", "refs/tags/", "refs/remotes/", "refs/notes/"]
         .iter()
         .any(|p| key.strip_prefix(p).is_some_and(|n| !n.is_empty()));
     if !ok_name {
         return Err(ApiError::bad(format!(
-            "{key}: a ref is refs/heads/, refs/tags/ or refs/remotes/ NAME"
+            "{key}: a ref is refs/heads/, refs/tags/, refs/remotes/ or refs/notes/ NAME"
         )));
     }
     if let Some(v) = new {
