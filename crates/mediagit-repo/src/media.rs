@@ -377,6 +377,16 @@ impl<'r> MediaNotes<'r> {
         Ok(self.bucket(&bucket_of(id))?.get(id).cloned())
     }
 
+    /// Whether a writer should leave content `id` alone: it has a record,
+    /// or its bucket was written by a later build (never overwritten).
+    fn settled(&self, id: &ObjectId) -> Result<bool> {
+        match self.bucket(&bucket_of(id)) {
+            Ok(b) => Ok(b.contains_key(id)),
+            Err(RepoError::NewerRecords { .. }) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every stored record (all buckets read).
     pub fn all(&self) -> Result<HashMap<ObjectId, Metadata>> {
         let mut out = HashMap::new();
@@ -613,7 +623,13 @@ pub(crate) fn write_notes_with(
     let mut changed = false;
     let mut buf = Vec::new();
     for (name, items) in by_bucket {
-        let current = base.bucket(&name)?;
+        let current = match base.bucket(&name) {
+            Ok(c) => c,
+            // A bucket a later build wrote is left as it is; its files'
+            // records are read from their content when asked.
+            Err(RepoError::NewerRecords { .. }) => continue,
+            Err(e) => return Err(e),
+        };
         let fresh: Vec<_> = items
             .into_iter()
             .filter(|(id, _)| !current.contains_key(id))
@@ -697,7 +713,7 @@ impl Repository {
             let notes = MediaNotes::load(repo)?;
             let mut fresh = BTreeMap::new();
             for (id, m) in items {
-                if notes.get(id)?.is_none() {
+                if !notes.settled(id)? {
                     fresh.insert(*id, m.clone());
                 }
             }
@@ -741,7 +757,7 @@ impl Repository {
             if e.kind == IndexKind::Symlink || e.stat.size == 0 || !seen.insert(e.content) {
                 continue;
             }
-            if notes.get(&e.content)?.is_none() {
+            if !notes.settled(&e.content)? {
                 todo.push(e);
             }
         }
@@ -797,7 +813,8 @@ impl Repository {
         path: &str,
         e: &FlatEntry,
     ) -> Result<(Metadata, bool)> {
-        if let Some(m) = notes.get(&e.content)? {
+        // (A bucket that does not read costs the stored record only.)
+        if let Ok(Some(m)) = notes.get(&e.content) {
             return Ok((m, true));
         }
         if e.kind == IndexKind::Symlink {
@@ -818,7 +835,7 @@ impl Repository {
             if e.kind == IndexKind::Symlink || e.size == 0 || !seen.insert(e.content) {
                 continue;
             }
-            if notes.get(&e.content)?.is_none() {
+            if !notes.settled(&e.content)? {
                 todo.push((p.clone(), e.clone()));
             }
         }

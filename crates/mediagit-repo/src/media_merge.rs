@@ -403,6 +403,15 @@ fn leading_ws(s: &str) -> &str {
 /// fails the merge (`None`), as does a change to the document's other
 /// lines on both sides. The result is `ours` with `theirs`' changes.
 pub(crate) fn merge_xmp_text(base: &str, ours: &str, theirs: &str) -> Option<String> {
+    // One description per document: with several, one property can sit in
+    // either (as an attribute of one, an element of the other), which a
+    // merge by name would not see.
+    if [base, ours, theirs]
+        .iter()
+        .any(|t| t.matches("<rdf:Description").count() > 1)
+    {
+        return None;
+    }
     let (bp, op, tp) = (pieces(base)?, pieces(ours)?, pieces(theirs)?);
     let fields = |ps: &[Piece]| -> Option<BTreeMap<String, String>> {
         let mut m = BTreeMap::new();
@@ -651,6 +660,14 @@ mod tests {
         let ours = BASE.replace(r#"xmp:Rating="3""#, r#"xmp:Rating="5""#);
         let theirs = BASE.replace(r#"xmp:Rating="3""#, r#"xmp:Rating="1""#);
         assert!(merge_xmp_text(BASE, &ours, &theirs).is_none());
+        // Two descriptions: one property may live in either; not merged.
+        let two = BASE.replace(
+            "  </rdf:Description>\n",
+            "  </rdf:Description>\n  <rdf:Description rdf:about=\"\">\n  </rdf:Description>\n",
+        );
+        let ours2 = two.replace(r#"xmp:Rating="3""#, r#"xmp:Rating="4""#);
+        let theirs2 = two.replace(r#"xmp:Label="Red""#, r#"xmp:Label="Blue""#);
+        assert!(merge_xmp_text(&two, &ours2, &theirs2).is_none());
         // The same change on both sides is no conflict.
         assert!(merge_xmp_text(BASE, &ours, &ours).is_some());
         // Garbage never panics.
