@@ -89,12 +89,19 @@ pub fn log(repo: &Repository, q: &LogQuery) -> Result<Vec<CommitInfo>> {
         },
     )?;
     let refs = repo.refs_by_commit()?;
+    // Media records read once for every commit (buckets stay loaded).
+    let notes = match q.with_files {
+        true => crate::media::MediaNotes::load(repo).ok(),
+        false => None,
+    };
     commits
         .into_iter()
         .map(|(id, c)| {
             let files = if q.with_files {
                 let mut f = commit_changes(repo, &id, &c)?;
-                repo.describe_media(&mut f, false);
+                if let Some(n) = &notes {
+                    repo.describe_media_with(n, &mut f, false);
+                }
                 Some(f)
             } else {
                 None

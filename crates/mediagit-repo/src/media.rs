@@ -551,11 +551,12 @@ fn clean_text(s: &str) -> String {
 /// ingester (so an add writes no pack of its own for its records).
 pub(crate) type Put<'a> = dyn FnMut(ObjectKind, &[u8]) -> Result<ObjectId> + 'a;
 
-/// Stores `bytes` as a file: chunks (cut as any file's), then a manifest.
+/// Stores `bytes` as a file: chunks (cut as any file's, at the format's
+/// boundaries too), then a manifest.
 /// `buf` is the chunker's buffer, reused from one file to the next (it is
 /// four maximum chunk sizes: allocating it per bucket cost more than the
 /// rest of the write).
-fn put_file(
+pub(crate) fn put_file(
     put: &mut Put<'_>,
     chunking: mediagit_format::config::ChunkingConfig,
     bytes: &[u8],
@@ -566,6 +567,17 @@ fn put_file(
         chunking,
         std::mem::take(buf),
     );
+    let cuts = mediagit_pipeline::media::cut_points(bytes, bytes.len() as u64, &mut |at, out| {
+        let at = usize::try_from(at).ok();
+        match at.and_then(|a| bytes.get(a..a.checked_add(out.len())?)) {
+            Some(s) => {
+                out.copy_from_slice(s);
+                Ok(())
+            }
+            None => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        }
+    });
+    chunker.cut_at_all(cuts);
     let mut chunks = Vec::new();
     while let Some(c) = chunker
         .next_chunk()
@@ -949,10 +961,20 @@ impl Repository {
     /// when `new_in_worktree` (the new side of `diff` without `--cached`).
     /// Best effort: a record that cannot be had leaves the lines out.
     pub fn describe_media(&self, files: &mut [crate::history::FileDiff], new_in_worktree: bool) {
+        if let Ok(notes) = MediaNotes::load(self) {
+            self.describe_media_with(&notes, files, new_in_worktree);
+        }
+    }
+
+    /// [`describe_media`](Repository::describe_media) with the records
+    /// already loaded (`log` describes many commits with one load).
+    pub fn describe_media_with(
+        &self,
+        notes: &MediaNotes<'_>,
+        files: &mut [crate::history::FileDiff],
+        new_in_worktree: bool,
+    ) {
         use crate::history::DiffKind;
-        let Ok(notes) = MediaNotes::load(self) else {
-            return;
-        };
         let Ok(odb) = self.odb() else { return };
         let root = if new_in_worktree {
             self.worktree().ok()

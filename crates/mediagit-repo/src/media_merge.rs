@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use mediagit_format::index::IndexKind;
-use mediagit_format::{Manifest, ManifestChunk, ObjectKind};
 
 use crate::error::{RepoError, Result};
 use crate::merge::{Decision, MergeStrategy};
@@ -67,56 +66,27 @@ impl<'r> MediaStrategy<'r> {
 
     /// Stores `bytes` as a new file version like `like` (mode).
     fn store(&self, bytes: &[u8], like: &FlatEntry, path: &str) -> Result<FlatEntry> {
-        let odb = self.repo.odb()?;
-        let chunking = self.repo.config().chunking;
-        let mut session = odb.session();
-        let mut chunker = mediagit_pipeline::Chunker::new(std::io::Cursor::new(bytes), chunking);
-        let cuts =
-            mediagit_pipeline::media::cut_points(bytes, bytes.len() as u64, &mut |at, buf| {
-                let s = usize::try_from(at)
-                    .ok()
-                    .and_then(|a| bytes.get(a..a.checked_add(buf.len())?));
-                match s {
-                    Some(s) => {
-                        buf.copy_from_slice(s);
-                        Ok(())
-                    }
-                    None => Err(std::io::ErrorKind::UnexpectedEof.into()),
-                }
-            });
-        chunker.cut_at_all(cuts);
-        let mut chunks = Vec::new();
-        while let Some(c) = chunker
-            .next_chunk()
-            .map_err(|e| RepoError::io("chunk", path, e))?
-        {
-            let len = c.len() as u32;
-            let id = session.put_object(ObjectKind::Chunk, c)?;
-            chunks.push(ManifestChunk { id, len });
-        }
-        let m = Manifest {
-            content: crate::codec::content_id(bytes),
-            size: bytes.len() as u64,
-            chunks,
-        };
-        let manifest = session.put_object(ObjectKind::Manifest, &m.encode())?;
+        let mut session = self.repo.odb()?.session();
+        let e = crate::media::put_file(
+            &mut |k, b| session.put_object(k, b),
+            self.repo.config().chunking,
+            bytes,
+            &mut Vec::new(),
+        )?;
         session.finish()?;
         // Its media record, as `add` would store it (best effort).
-        let record = mediagit_media::extract(
+        let record = crate::media::sanitized(mediagit_media::extract(
             &mut std::io::Cursor::new(bytes),
             bytes.len() as u64,
             Some(path),
-        );
+        ));
         let _ = self
             .repo
-            .store_media_records(&BTreeMap::from([(m.content, record)]));
+            .store_media_records(&BTreeMap::from([(e.content, record)]));
         Ok(FlatEntry {
             kind: like.kind,
-            size: m.size,
             mtime: like.mtime,
-            content: m.content,
-            manifest,
-            target: None,
+            ..e
         })
     }
 
