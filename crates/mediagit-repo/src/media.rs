@@ -439,14 +439,31 @@ fn read_bucket(odb: &Odb, name: &str, e: &FlatEntry) -> Result<BTreeMap<ObjectId
     }
     let mut bytes = Vec::new();
     odb.write_chunks_to(&e.manifest, &m, &mut bytes, &|_| {})?;
-    let doc: RawBucket =
-        serde_json::from_slice(&bytes).map_err(|err| bad(format!("not a bucket: {err}")))?;
-    drop(bytes);
-    if doc.version != NOTES_VERSION {
-        return Err(RepoError::NewerRecords {
+    parse_bucket(name, &bytes).map_err(|err| match err {
+        BucketError::Newer(version) => RepoError::NewerRecords {
             bucket: name.to_string(),
-            version: doc.version,
-        });
+            version,
+        },
+        BucketError::Bad(reason) => bad(reason),
+    })
+}
+
+/// Why a bucket file did not read.
+enum BucketError {
+    /// Written by a later build (its `version`).
+    Newer(u32),
+    Bad(String),
+}
+
+/// The records of bucket file `name` (FORMAT.md §14), from its bytes.
+fn parse_bucket(
+    name: &str,
+    bytes: &[u8],
+) -> std::result::Result<BTreeMap<ObjectId, Metadata>, BucketError> {
+    let doc: RawBucket = serde_json::from_slice(bytes)
+        .map_err(|err| BucketError::Bad(format!("not a bucket: {err}")))?;
+    if doc.version != NOTES_VERSION {
+        return Err(BucketError::Newer(doc.version));
     }
     let mut out = BTreeMap::new();
     for (k, v) in doc.records {
@@ -1198,6 +1215,39 @@ impl Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bucket files written by the first build that wrote records
+    /// (2026-12-04, records of the media corpus): every later build must
+    /// read them as they were.
+    #[test]
+    fn buckets_of_version_1_still_read() {
+        let read = |name: &str, bytes: &[u8]| match parse_bucket(name, bytes) {
+            Ok(b) => b.into_values().next().unwrap(),
+            Err(_) => panic!("bucket {name} does not read"),
+        };
+        let photo = read("6a", include_bytes!("testdata/media-bucket-v1-6a.json"));
+        assert_eq!(photo.kind, mediagit_media::Kind::Image);
+        assert_eq!((photo.width, photo.height), (Some(2048), Some(1364)));
+        assert_eq!(photo.camera_model.as_deref(), Some("EOS R6"));
+        assert_eq!(photo.taken.as_deref(), Some("2024-06-01T10:00:00"));
+        assert_eq!(photo.iso, Some(800));
+        assert!(photo.gps.is_some_and(|g| (g.lat - 45.2002).abs() < 1e-3));
+        let clip = read("81", include_bytes!("testdata/media-bucket-v1-81.json"));
+        assert_eq!(clip.kind, mediagit_media::Kind::Video);
+        assert_eq!(clip.video_codec.as_deref(), Some("H.264"));
+        assert_eq!(clip.audio.len(), 1);
+        let psd = read("17", include_bytes!("testdata/media-bucket-v1-17.json"));
+        assert_eq!(psd.layers.len(), 2);
+        let flac = read("e3", include_bytes!("testdata/media-bucket-v1-e3.json"));
+        assert_eq!(flac.audio[0].sample_rate, Some(48_000));
+        // Another version is refused, never misread.
+        let v2 = String::from_utf8_lossy(include_bytes!("testdata/media-bucket-v1-6a.json"))
+            .replace("\"version\":1", "\"version\":2");
+        assert!(matches!(
+            parse_bucket("6a", v2.as_bytes()),
+            Err(BucketError::Newer(2))
+        ));
+    }
 
     #[test]
     fn records_from_a_store_are_cut_and_made_printable() {
