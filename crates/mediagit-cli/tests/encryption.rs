@@ -232,6 +232,9 @@ fn keys_can_be_added_listed_changed_and_removed_but_never_the_last() {
 fn tampered_key_files_refs_and_settings_are_refused() {
     let env = Env::empty();
     let store = encrypted_in_store(&env);
+    // One ref only (the branch): with media records the sealed names of
+    // two refs sort at random, and the test below damages "the" ref.
+    env.ok(&["config", "media.records", "false"]);
     env.write("a.txt", b"one");
     env.ok(&["add", "-A"]);
     env.ok(&["commit", "-m", "one"]);
