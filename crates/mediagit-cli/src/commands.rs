@@ -129,7 +129,7 @@ fn open_with_credential<T>(
 
 /// `MEDIAGIT_FRESHEN_AFTER`: "1 day" (the default), "12 hours", "0
 /// seconds", or "never".
-fn freshen_after(v: &str) -> Result<Option<std::time::Duration>, CommandError> {
+pub(crate) fn freshen_after(v: &str) -> Result<Option<std::time::Duration>, CommandError> {
     if v.trim().eq_ignore_ascii_case("never") {
         return Ok(None);
     }
@@ -653,6 +653,16 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Show { rev, json, .. } => show(&ctx, rev, json),
         Command::Media(a) => crate::media_cmd::media(&ctx.repo()?, &ctx.cwd, ctx.quiet, a),
         Command::Find(a) => crate::media_cmd::find(&ctx.repo()?, ctx.quiet, a),
+        Command::Backup { action } => crate::backup_cmd::backup(
+            &crate::backup_cmd::BackupCtx {
+                cwd: &ctx.cwd,
+                quiet: ctx.quiet,
+                prompt: ctx.prompt,
+                repo: &|| ctx.repo(),
+                progress: &|| ctx.progress(),
+            },
+            action,
+        ),
         Command::Diff {
             cached,
             stat,

@@ -26,6 +26,7 @@ macro_rules! eprintln {
     }};
 }
 
+mod backup_cmd;
 mod command_error;
 mod commands;
 mod completion_refs;
@@ -377,6 +378,12 @@ pub enum Command {
         /// Print the media record of these files at REV instead (after `--`).
         #[arg(last = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Back up to a write-once target, restore any moment, verify,
+    /// forget and prune (docs/BACKUP.md).
+    Backup {
+        #[command(subcommand)]
+        action: backup_cmd::BackupAction,
     },
     /// Show a file's media record: kind, dimensions, codecs, duration, EXIF, layers...
     #[command(visible_alias = "info")]

@@ -39,7 +39,7 @@ fn config_path(repo: &Repository) -> Result<PathBuf, CommandError> {
 }
 
 /// Reads, edits and writes the repository's settings file under its lock.
-fn edit_config(
+pub(crate) fn edit_config(
     repo: &Repository,
     f: impl FnOnce(&mut toml_edit::DocumentMut) -> CmdResult,
 ) -> CmdResult {
@@ -53,7 +53,7 @@ fn edit_config(
 
 /// The `[NAME]` table of the document, made if absent (a table of its
 /// own, with its entries as `[NAME.KEY]` sections).
-fn table<'a>(
+pub(crate) fn table<'a>(
     doc: &'a mut toml_edit::DocumentMut,
     name: &str,
 ) -> Result<&'a mut toml_edit::Table, CommandError> {

@@ -353,3 +353,100 @@ fn encrypted_repository_written_by_the_first_encrypting_build_reads_and_restores
     let fsck = run(&["fsck"]);
     assert!(fsck.contains(": 0 problems"), "{fsck}");
 }
+
+/// The first backup target (`tests/fixtures/backup-v1/`, FORMAT.md §15,
+/// made by make.sh there): every later build lists its records, verifies
+/// it reading all data, and restores every snapshot of both repositories
+/// (one encrypted) byte-exactly.
+#[test]
+fn backup_target_written_by_the_first_backup_build_lists_verifies_and_restores() {
+    if test_store().is_some() {
+        return;
+    }
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/backup-v1");
+    let env = Env::empty();
+    let target = env.root().join("target");
+    let st = std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(fixture.join("target"))
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = target.to_str().unwrap();
+    let pass = "golden fixture passphrase";
+    let run = |args: &[&str]| {
+        let out = env
+            .cmd_in(env.root(), args)
+            .env("MEDIAGIT_PASSPHRASE", pass)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // (repository, record id, [(sha256, path)])
+    type Snapshot = (String, String, Vec<(String, String)>);
+    let mut snaps: Vec<Snapshot> = Vec::new();
+    for line in fs::read_to_string(fixture.join("EXPECTED.txt"))
+        .unwrap()
+        .lines()
+    {
+        if let Some(rest) = line.strip_prefix("snapshot ") {
+            let (repo, id) = rest.split_once(' ').unwrap();
+            snaps.push((repo.into(), id.into(), Vec::new()));
+        } else if let Some((h, p)) = line.trim().split_once(' ') {
+            snaps.last_mut().unwrap().2.push((h.into(), p.into()));
+        }
+    }
+    assert_eq!(snaps.len(), 4);
+    let list = run(&["backup", "list", t]);
+    for (_, id, _) in &snaps {
+        assert!(list.contains(id.as_str()), "{list}");
+    }
+    let verify = run(&["backup", "verify", t, "--read-data"]);
+    assert!(
+        verify.contains("2 repositories, 4 records") && verify.contains("no problems"),
+        "{verify}"
+    );
+    for (i, (repo, id, files)) in snaps.iter().enumerate() {
+        let dest = env.root().join(format!("r{i}"));
+        run(&[
+            "backup",
+            "restore",
+            "--snapshot",
+            id,
+            "--target",
+            t,
+            "--repository",
+            repo,
+            dest.to_str().unwrap(),
+        ]);
+        let mut got = tree_hashes(&dest);
+        got.retain(|k, _| !k.starts_with(".mediagit"));
+        let want: std::collections::BTreeMap<String, String> =
+            files.iter().map(|(h, p)| (p.clone(), h.clone())).collect();
+        assert_eq!(got, want, "{repo} {id}");
+        let branches = String::from_utf8_lossy(
+            &env.cmd_in(&dest, &["branch"])
+                .env("MEDIAGIT_PASSPHRASE", pass)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned();
+        // The branch `idea` was made after the first snapshot of each.
+        assert!(branches.contains("main"), "{branches}");
+        assert_eq!(branches.contains("idea"), i % 2 == 1, "{branches}");
+    }
+    // The encrypted repository's backup refuses a wrong passphrase.
+    let out = env
+        .cmd_in(env.root(), &["backup", "list", t, "--repository", "sealed"])
+        .env("MEDIAGIT_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

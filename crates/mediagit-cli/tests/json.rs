@@ -389,6 +389,7 @@ fn every_error_code_is_documented() {
     let cli = [
         include_str!("../src/command_error.rs"),
         include_str!("../src/commands.rs"),
+        include_str!("../src/backup_cmd.rs"),
         include_str!("../src/config_cmd.rs"),
         include_str!("../src/maintenance.rs"),
         include_str!("../src/pager.rs"),

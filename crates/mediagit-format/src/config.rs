@@ -59,6 +59,11 @@ pub struct RepoConfig {
     /// set by `push -u` and `clone`: what `pull` and `status` compare with.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub branches: BTreeMap<String, BranchConfig>,
+    /// Backup targets of this repository (`[backups.NAME] url,
+    /// repository`, written by `mediagit backup init`). Local settings
+    /// only, as `[remotes]`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backups: BTreeMap<String, BackupTargetConfig>,
     /// `[locks] patterns`: files that are read-only in this working tree
     /// until locked on a server (as Git LFS's lockable files).
     #[serde(default, skip_serializing_if = "LocksConfig::is_empty")]
@@ -142,6 +147,15 @@ pub struct RemoteConfig {
     /// server (the default is `MEDIAGIT_TOKEN`). Never the token itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
+}
+
+/// `[backups.NAME]`: a backup target (FORMAT.md §15).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupTargetConfig {
+    /// A directory or a store URL (`s3://BUCKET/PREFIX`, `az://`, `gs://`, `b2://`).
+    pub url: String,
+    /// This repository's id in the target.
+    pub repository: String,
 }
 
 /// `[branches.NAME]`: the remote branch a local branch follows. Both
@@ -534,6 +548,7 @@ impl RepoConfig {
             author: AuthorConfig::default(),
             storage: None,
             remotes: BTreeMap::new(),
+            backups: BTreeMap::new(),
             branches: BTreeMap::new(),
             locks: LocksConfig::default(),
             merge: MergeConfig::default(),

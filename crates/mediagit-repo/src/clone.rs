@@ -74,7 +74,12 @@ fn unlock_source(
 
 /// Removes what a failed clone created: the directory if it made it, or the
 /// contents of a directory that was empty.
-fn clean_failed_clone<T>(dest: &Path, r: Result<T>, existed: bool, was_empty: bool) -> Result<T> {
+pub(crate) fn clean_failed_clone<T>(
+    dest: &Path,
+    r: Result<T>,
+    existed: bool,
+    was_empty: bool,
+) -> Result<T> {
     if r.is_err() {
         if !existed {
             let _ = std::fs::remove_dir_all(dest);
@@ -94,8 +99,9 @@ fn clean_failed_clone<T>(dest: &Path, r: Result<T>, existed: bool, was_empty: bo
     r
 }
 
-fn dest_state(dest: &Path) -> Result<(bool, bool)> {
-    let existed = dest.exists();
+pub(crate) fn dest_state(dest: &Path) -> Result<(bool, bool)> {
+    // A dangling symlink exists too: it is never removed after a failure.
+    let existed = dest.symlink_metadata().is_ok();
     let was_empty = existed
         && std::fs::read_dir(dest)
             .map(|mut d| d.next().is_none())
@@ -247,6 +253,7 @@ impl Repository {
         cfg.author = Default::default();
         // Nor where it pushes: a store's config.toml never names remotes.
         cfg.remotes.clear();
+        cfg.backups.clear();
         cfg.branches.clear();
         cfg.locks = Default::default();
         cfg.merge = Default::default();

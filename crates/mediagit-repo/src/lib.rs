@@ -21,6 +21,7 @@
 
 pub mod add;
 pub mod add_journal;
+pub mod backup;
 pub mod branch;
 pub mod checkout;
 pub mod clone;

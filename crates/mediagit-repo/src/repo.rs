@@ -163,6 +163,7 @@ fn store_config(cfg: &RepoConfig) -> RepoConfig {
     c.author = Default::default();
     c.storage = None;
     c.remotes.clear();
+    c.backups.clear();
     c.branches.clear();
     c.locks = Default::default();
     c.merge = Default::default();
@@ -301,6 +302,7 @@ pub fn read_store_config(storage: &dyn Storage) -> Result<RepoConfig> {
             // (whoever can write it must not choose where a working tree
             // pushes, or which of its files are read-only): FORMAT.md §3.
             c.remotes.clear();
+            c.backups.clear();
             c.branches.clear();
             c.locks = Default::default();
             c.merge = Default::default();
@@ -355,6 +357,7 @@ fn initial_settings(opts: &InitOptions) -> Result<(String, RepoConfig, Option<En
             c.author = Default::default();
             // Remotes and upstreams are this working tree's own.
             c.remotes.clear();
+            c.backups.clear();
             c.branches.clear();
             c.locks = Default::default();
             c.merge = Default::default();
@@ -998,5 +1001,17 @@ impl RepoLock {
             }
         }
         Ok(RepoLock { _file: file })
+    }
+}
+
+impl Repository {
+    /// This repository with its object database loaded afresh when first
+    /// used (it sees packs written since), for a long-running reader such
+    /// as `backup create --watch`.
+    pub fn with_fresh_odb(&self) -> Repository {
+        Repository {
+            store: self.store.with_fresh_odb(),
+            ws: self.ws.clone(),
+        }
     }
 }
