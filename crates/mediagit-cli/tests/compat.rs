@@ -368,7 +368,7 @@ fn backup_target_written_by_the_first_backup_build_lists_verifies_and_restores()
     let target = env.root().join("target");
     let st = std::process::Command::new("cp")
         .args(["-a"])
-        .arg(fixture.join("target"))
+        .arg(fixture.join("backups"))
         .arg(&target)
         .status()
         .unwrap();
