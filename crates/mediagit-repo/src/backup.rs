@@ -1134,7 +1134,85 @@ pub struct RestoreOutcome {
     pub branch: Option<String>,
     pub files: usize,
     pub bytes: u64,
+    /// Packs of the target taken whole (hard-linked on one filesystem,
+    /// else copied as files): every object in them is one the record needs.
+    pub whole_packs: usize,
+    pub whole_pack_bytes: u64,
+    /// The other objects, copied one by one (verified).
     pub transfer: TransferStats,
+}
+
+/// Before the object-by-object copy of a restore: the pool's packs that
+/// hold nothing but objects `record` needs are taken whole (a hard link
+/// when target and destination share a filesystem, else a file copy):
+/// no decoding, no second pack written. Only when no other repository
+/// shares the pool (a pack of a shared pool may hold another repository's
+/// objects) and no copy in the pack is known damaged. Returns (packs,
+/// bytes).
+fn take_whole_packs(
+    target: &Target,
+    pool: &Store,
+    record: &Record,
+    dest: &Repository,
+) -> Result<(usize, u64)> {
+    let pool_name = target.require_entry(&record.repository)?.pool;
+    let mut sharing = 0;
+    for id in target.repositories()? {
+        if target.entry(&id)?.is_some_and(|e| e.pool == pool_name) {
+            sharing += 1;
+        }
+    }
+    if sharing != 1 {
+        return Ok((0, 0));
+    }
+    let odb = pool.odb()?;
+    let roots: Vec<Root> = record
+        .tips()
+        .into_iter()
+        .map(|id| Root {
+            id,
+            kind: match odb.locate(&id).map(|(_, l)| l.kind) {
+                Some(ObjectKind::Tag) => ObjectKind::Tag,
+                _ => ObjectKind::Commit,
+            },
+            why: format!("record {}", record.id),
+        })
+        .collect();
+    let reach = crate::reach::walk(odb, &roots, &|id| odb.has_sound(id));
+    if !reach.unreadable.is_empty() {
+        // The copy below names what is missing.
+        return Ok((0, 0));
+    }
+    // pack -> (objects, objects needed, bytes, any damaged)
+    let mut packs: BTreeMap<ObjectId, (usize, usize, u64, bool)> = BTreeMap::new();
+    odb.for_each_object(|id, pack, loc| {
+        let e = packs.entry(*pack).or_default();
+        e.0 += 1;
+        if reach.objects.contains(id) {
+            e.1 += 1;
+        }
+        e.2 += loc.entry_len(odb.sealed());
+        e.3 |= loc.damaged;
+    });
+    let tmp = dest.store().tmp_dir().to_path_buf();
+    let (mut n, mut bytes) = (0, 0);
+    for (pack, (all, needed, b, damaged)) in packs {
+        if all == 0 || needed < all || damaged {
+            continue;
+        }
+        // Pack, then index (FORMAT.md §9).
+        for key in [crate::odb::pack_key(&pack), crate::odb::idx_key(&pack)] {
+            crate::clone::copy_object(
+                pool.storage().as_ref(),
+                dest.storage().as_ref(),
+                &key,
+                &tmp,
+            )?;
+        }
+        n += 1;
+        bytes += b;
+    }
+    Ok((n, bytes))
 }
 
 /// Restores the repository `entry` names as `record` has it into a new
@@ -1185,17 +1263,34 @@ fn restore_into(
         Some(ws) => Some(ws.lock()?),
         None => None,
     };
+    let (whole_packs, whole_pack_bytes) = take_whole_packs(target, pool, record, &repo)?;
+    // (An object database loaded now sees the packs just taken.)
+    let repo = repo.with_fresh_odb();
     let label = format!("backup {}", target.url());
-    let transfer = copy_missing(
-        pool,
-        repo.store(),
-        &record.tips(),
-        Labels {
-            src: &label,
-            dst: crate::transfer::THIS,
-        },
-        progress,
-    )?;
+    let labels = Labels {
+        src: &label,
+        dst: crate::transfer::THIS,
+    };
+    let transfer = if whole_packs == 0 {
+        copy_missing(pool, repo.store(), &record.tips(), labels, progress)?
+    } else {
+        // A commit in a pack taken whole may have its parent elsewhere:
+        // the whole history is walked (what the packs brought is skipped).
+        let (stats, lost) =
+            crate::transfer::copy_for_repair(pool, repo.store(), &record.tips(), labels, progress)?;
+        if let Some(id) = lost.first() {
+            return Err(RepoError::MissingObject {
+                id: *id,
+                kind: "object",
+                context: Some(format!(
+                    "{} object(s) record {} needs, in {label}",
+                    lost.len(),
+                    record.id
+                )),
+            });
+        }
+        stats
+    };
     for (name, id) in &record.refs {
         repo.cas_ref(name, None, Some(*id))?;
         if let (true, Some(ws)) = (name.starts_with("refs/heads/"), repo.workspace_opt()) {
@@ -1223,6 +1318,8 @@ fn restore_into(
         branch: None,
         files: 0,
         bytes: 0,
+        whole_packs,
+        whole_pack_bytes,
         transfer,
     };
     drop(_lock);

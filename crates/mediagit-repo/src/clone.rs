@@ -116,7 +116,12 @@ pub(crate) fn dest_state(dest: &Path) -> Result<(bool, bool)> {
 }
 
 /// Copies one immutable object between stores: a hard link or a streamed copy.
-fn copy_object(src: &dyn Storage, dst: &dyn Storage, key: &str, tmp_dir: &Path) -> Result<bool> {
+pub(crate) fn copy_object(
+    src: &dyn Storage,
+    dst: &dyn Storage,
+    key: &str,
+    tmp_dir: &Path,
+) -> Result<bool> {
     if let (Some(from), Some(to)) = (src.local_path(key), dst.local_path(key)) {
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent)

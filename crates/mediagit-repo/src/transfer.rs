@@ -387,27 +387,32 @@ fn copy(
         }
         wants.push(want);
     }
-    for (k, mut want) in wants.into_iter().enumerate() {
+    for (k, want) in wants.into_iter().enumerate() {
         if want.is_empty() {
             continue;
         }
-        stats.reads += s.read_stored_many(&mut want, &mut |id, l: &Location, payload| {
-            session.put_encoded(l.kind, *id, l.codec, l.raw_len as usize, payload)?;
-            stats.objects += 1;
-            stats.bytes += payload.len() as u64;
-            if l.kind == ObjectKind::Chunk {
-                stats.chunks += 1;
-                progress.bytes(payload.len() as u64);
-                // What arrived stays stored if the transfer is
-                // interrupted: the next run does not move it again.
-                since_checkpoint += payload.len() as u64;
-                if since_checkpoint >= checkpoint_bytes {
-                    session.checkpoint()?;
-                    since_checkpoint = 0;
+        stats.reads += read_in_parallel(
+            s,
+            want,
+            src.read_workers(),
+            &mut |id, l: &Location, payload| {
+                session.put_encoded(l.kind, *id, l.codec, l.raw_len as usize, payload)?;
+                stats.objects += 1;
+                stats.bytes += payload.len() as u64;
+                if l.kind == ObjectKind::Chunk {
+                    stats.chunks += 1;
+                    progress.bytes(payload.len() as u64);
+                    // What arrived stays stored if the transfer is
+                    // interrupted: the next run does not move it again.
+                    since_checkpoint += payload.len() as u64;
+                    if since_checkpoint >= checkpoint_bytes {
+                        session.checkpoint()?;
+                        since_checkpoint = 0;
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         if k == CHUNKS {
             // Stored before any manifest naming them is.
             session.checkpoint()?;
@@ -416,4 +421,85 @@ fn copy(
     session.finish()?;
     progress.finish();
     Ok(stats)
+}
+
+/// Below this many bytes a copy reads on one thread.
+const PARALLEL_MIN_BYTES: u64 = 64 << 20;
+
+/// [`Odb::read_stored_many`] of `want` on up to `workers` threads, each
+/// reading and verifying (decoding, hashing) a contiguous share of the
+/// packs' runs, while the calling thread hands each verified entry to
+/// `sink` (the one pack session: writing stays on one thread). At most 16
+/// entries wait between them, so memory stays bounded. The first error,
+/// of a reader or of `sink`, stops every thread and is returned. Returns
+/// the number of reads.
+fn read_in_parallel(
+    s: &Odb,
+    mut want: Vec<(ObjectId, ObjectId, Location)>,
+    workers: usize,
+    sink: &mut crate::odb::StoredSink<'_>,
+) -> Result<usize> {
+    let total: u64 = want.iter().map(|(_, _, l)| u64::from(l.stored_len)).sum();
+    let workers = workers.clamp(1, 8);
+    if workers == 1 || total < PARALLEL_MIN_BYTES {
+        return s.read_stored_many(&mut want, sink);
+    }
+    // Contiguous shares of about equal bytes, in pack and offset order, so
+    // each thread's runs stay as long as one thread's would be.
+    want.sort_by_key(|(_, pack, l)| (*pack, l.offset));
+    let share = total.div_ceil(workers as u64);
+    let mut parts: Vec<Vec<(ObjectId, ObjectId, Location)>> = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0u64;
+    for w in want {
+        bytes += u64::from(w.2.stored_len);
+        cur.push(w);
+        if bytes >= share {
+            parts.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+    }
+    if !cur.is_empty() {
+        parts.push(cur);
+    }
+    type Item = Result<(ObjectId, Location, Vec<u8>)>;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(16);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|mut part| {
+                let tx = tx.clone();
+                scope.spawn(move || -> usize {
+                    let r = s.read_stored_many(&mut part, &mut |id, l, payload| {
+                        tx.send(Ok((*id, *l, payload.to_vec())))
+                            .map_err(|_| RepoError::Invalid("the copy stopped".into()))
+                    });
+                    match r {
+                        Ok(n) => n,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            0
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut first_err: Option<RepoError> = None;
+        for item in rx.iter() {
+            let r = item.and_then(|(id, l, payload)| sink(&id, &l, &payload));
+            if let Err(e) = r {
+                first_err = Some(e);
+                // Dropping the receiver (below) makes every reader's next
+                // send fail, so they stop.
+                break;
+            }
+        }
+        drop(rx);
+        let reads: usize = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(reads),
+        }
+    })
 }

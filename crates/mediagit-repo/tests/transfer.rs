@@ -117,3 +117,84 @@ fn a_manifest_planted_as_a_chunk_is_refused_by_transfers_add_and_seen_by_fsck() 
     .to_string();
     assert!(err.contains("as a chunk"), "{err}");
 }
+
+/// A copy larger than the parallel threshold (64 MiB) is read and verified
+/// on several threads: every object arrives, and a damaged object in the
+/// middle stops the copy with its error and no ref names anything.
+#[test]
+fn a_large_copy_read_on_several_threads_is_whole_and_stops_at_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Repository::init(&tmp.path().join("a"), &InitOptions::default()).unwrap();
+    let mut want = Vec::new();
+    for i in 0..5u64 {
+        // 14 MiB of incompressible bytes each (xorshift).
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ i;
+        let data: Vec<u8> = (0..14 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(a.worktree().unwrap().join(format!("f{i}.bin")), &data).unwrap();
+        want.push((format!("f{i}.bin"), data));
+    }
+    let c = commit_file(&a, "small.txt", b"small");
+    let a = Repository::discover(&tmp.path().join("a")).unwrap();
+    let b = Repository::init(&tmp.path().join("b"), &InitOptions::default()).unwrap();
+    let stats = copy_missing(
+        a.store(),
+        b.store(),
+        &[c],
+        Labels {
+            src: "remote 'a'",
+            dst: THIS,
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(stats.bytes > 70 << 20, "{stats:?}");
+    b.cas_ref("refs/heads/main", None, Some(c)).unwrap();
+    let b = Repository::discover(&tmp.path().join("b")).unwrap();
+    b.checkout(
+        &mediagit_repo::checkout::CheckoutTarget::Branch("main".into()),
+        true,
+        &sig(),
+        &NoProgress,
+    )
+    .unwrap();
+    for (name, data) in &want {
+        let got = std::fs::read(tmp.path().join("b").join(name)).unwrap();
+        assert!(got == *data, "{name} differs");
+    }
+
+    // One byte of the largest pack flipped in its middle.
+    let packs = tmp.path().join("a/.mediagit/packs");
+    let big = std::fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&big).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x20;
+    std::fs::write(&big, &bytes).unwrap();
+    let a = Repository::discover(&tmp.path().join("a")).unwrap();
+    let c2 = Repository::init(&tmp.path().join("c"), &InitOptions::default()).unwrap();
+    let err = copy_missing(
+        a.store(),
+        c2.store(),
+        &[c],
+        Labels {
+            src: "remote 'a'",
+            dst: THIS,
+        },
+        &NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("corrupt") || err.contains("damaged"), "{err}");
+    assert!(c2.read_ref("refs/heads/main").unwrap().is_none());
+}
