@@ -467,7 +467,7 @@ fn parse_at(s: &str) -> Result<i64, CommandError> {
 /// Longest duration accepted: 1,000 years.
 const MAX_DURATION_SECS: u64 = 1000 * 365 * 86_400;
 
-fn parse_duration(s: &str, option: &str) -> Result<Duration, CommandError> {
+pub(crate) fn parse_duration(s: &str, option: &str) -> Result<Duration, CommandError> {
     let t = s.trim().to_ascii_lowercase();
     let bad = || {
         CommandError::user(

@@ -80,6 +80,19 @@ pub struct ServeArgs {
     /// ... from one client address.
     #[arg(long, value_name = "N", default_value_t = 16)]
     max_transfers_per_client: usize,
+    /// Back up every hosted repository that changed since its last backup
+    /// to this target (a directory or s3://, az://, gs://; docs/BACKUP.md),
+    /// one repository after another, every --backup-every.
+    #[arg(long, value_name = "URL")]
+    backup: Option<String>,
+    /// How often to back up: "1h" (default), "30 minutes", "1 day".
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "backup",
+        default_value = "1h"
+    )]
+    backup_every: String,
 }
 
 fn init_logs(format: LogFormat) {
@@ -182,12 +195,43 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
         max_transfers: a.max_transfers.max(1),
         max_transfers_per_client: a.max_transfers_per_client.max(1),
     };
+    let backup = match &a.backup {
+        Some(url) => {
+            let every = crate::backup_cmd::parse_duration(&a.backup_every, "--backup-every")?;
+            if every.is_zero() {
+                return Err(CommandError::usage(
+                    "--backup-every: give a duration above zero",
+                ));
+            }
+            let url = if url.contains("://") || std::path::Path::new(url).is_absolute() {
+                url.clone()
+            } else {
+                cwd.join(url).to_string_lossy().into_owned()
+            };
+            // Checked (and made a target if empty) before serving.
+            std::fs::create_dir_all(&tmp)
+                .map_err(|e| CommandError::user("io", format!("{}: {e}", tmp.display())))?;
+            mediagit_repo::backup::Target::open(&url, &crate::commands::cloud_env(), &tmp, true)?;
+            Some((url, every))
+        }
+        None => None,
+    };
     let state = Arc::new(ServerState::new(
         Repos::new(hosting, tmp.clone()),
         auth,
         a.create_on_push,
         limits,
     ));
+    if let Some((url, every)) = backup {
+        let st = state.clone();
+        let tmp = tmp.clone();
+        std::thread::Builder::new()
+            .name("mediagit-backup".into())
+            .spawn(move || backup_loop(&st, &url, every, &tmp))
+            .map_err(|e| {
+                CommandError::user("io", format!("cannot start the backup thread: {e}"))
+            })?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("mediagit-serve")
@@ -227,6 +271,125 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
     rt.shutdown_timeout(Duration::from_secs(5));
     let _ = std::fs::remove_dir_all(&tmp);
     r
+}
+
+/// `serve --backup`: every `every`, each hosted repository in turn is
+/// backed up (`backup create`; nothing is written for one whose refs have
+/// not changed since its last record), straight from its store to the
+/// target; the outcome goes to the log and to `/metrics`. Ends with the
+/// process (a run cut short leaves the target valid: it is write-once).
+fn backup_loop(state: &ServerState, url: &str, every: Duration, tmp: &std::path::Path) {
+    loop {
+        let names = match hosted_repositories(state) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "backup: cannot list the hosted repositories");
+                Vec::new()
+            }
+        };
+        for name in names {
+            let t0 = std::time::Instant::now();
+            let r = backup_one(state, &name, url, tmp);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            match r {
+                Ok((record, bytes)) => {
+                    tracing::info!(repository = %name, record = record.as_deref().unwrap_or("-"), bytes, "backup done");
+                    state
+                        .metrics
+                        .backup_done(&name, true, t0.elapsed(), bytes, now);
+                }
+                Err(e) => {
+                    tracing::warn!(repository = %name, error = %e, "backup failed");
+                    state
+                        .metrics
+                        .backup_done(&name, false, t0.elapsed(), 0, now);
+                }
+            }
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// The names of the hosted repositories: bare repositories under the root
+/// (one or two levels down), or the stores under the prefix (each has a
+/// `NAME/config.toml`).
+fn hosted_repositories(state: &ServerState) -> Result<Vec<String>, String> {
+    match state.repos.hosting() {
+        Hosting::Root(root) => Ok(mediagit_repo::backup::repositories_under(root)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter_map(|(_, p)| {
+                let rel = p.strip_prefix(root).ok()?.to_str()?.to_string();
+                Some(rel)
+            })
+            .filter(|n| !n.starts_with('.'))
+            .collect()),
+        Hosting::Store { config, env } => {
+            let s = mediagit_repo::repo::open_storage(std::path::Path::new("."), Some(config), env)
+                .map_err(|e| e.to_string())?;
+            let mut names: Vec<String> = s
+                .list("")
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter_map(|k| k.strip_suffix("/config.toml").map(str::to_string))
+                .filter(|n| mediagit_protocol::wire::check_repo_name(n).is_ok())
+                .collect();
+            names.sort();
+            names.dedup();
+            Ok(names)
+        }
+    }
+}
+
+/// One repository's backup: (the record written, if any; bytes copied).
+fn backup_one(
+    state: &ServerState,
+    name: &str,
+    url: &str,
+    tmp: &std::path::Path,
+) -> Result<(Option<String>, u64), String> {
+    use mediagit_repo::backup::{self, RecordKind, Target};
+    let storage = state.repos.storage(name).map_err(|e| e.to_string())?;
+    let store =
+        mediagit_repo::store::Store::open(storage, tmp.to_path_buf()).map_err(|e| e.to_string())?;
+    if store.is_encrypted() {
+        return Err("encrypted: the server never holds the key; back up this repository from a client that has it (`mediagit backup create`)".into());
+    }
+    let repo = mediagit_repo::Repository::on_store(store);
+    let target =
+        Target::open(url, &crate::commands::cloud_env(), tmp, true).map_err(|e| e.to_string())?;
+    let id = name.replace('/', "_");
+    let last = match target.entry(&id).map_err(|e| e.to_string())? {
+        Some(entry) => {
+            let pool = target
+                .pool_like(&entry, repo.store())
+                .map_err(|e| e.to_string())?;
+            target
+                .records(&id, &pool)
+                .map_err(|e| e.to_string())?
+                .0
+                .pop()
+        }
+        None => None,
+    };
+    let out = backup::create(
+        &repo,
+        &target,
+        &backup::CreateOptions {
+            repository: &id,
+            kind: RecordKind::Snapshot,
+            host: "mediagit serve".into(),
+            unless_same_as: last.as_ref(),
+            retain_days: None,
+            repair: false,
+        },
+        &mediagit_repo::progress::NoProgress,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((out.record, out.transfer.bytes))
 }
 
 /// Removes the upload spools of servers that died without cleaning up (a

@@ -1196,3 +1196,130 @@ fn a_failed_restore_all_leaves_nothing_and_a_dangling_link_is_kept() {
     ]);
     assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
 }
+
+/// `GET path` on a plain-HTTP server; returns the body.
+fn get(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_server_backs_up_its_changed_repositories_and_reports_it_in_metrics() {
+    let env = Env::empty();
+    let root = env.root().join("srv");
+    std::fs::create_dir_all(&root).unwrap();
+    let wt = env.root().join("wt");
+    env.ok_in(env.root(), &["init", wt.to_str().unwrap()]);
+    std::fs::write(wt.join("a.txt"), b"one").unwrap();
+    env.ok_in(&wt, &["add", "-A"]);
+    env.ok_in(&wt, &["commit", "-m", "one"]);
+    env.ok_in(
+        env.root(),
+        &["clone", "--bare", wt.to_str().unwrap(), "srv/film"],
+    );
+    let (url, _) = target(&env);
+    let mut server = env
+        .std_cmd_in(
+            env.root(),
+            &[
+                "serve",
+                "--root",
+                "srv",
+                "--bind",
+                "127.0.0.1:0",
+                "--backup",
+                &url,
+                "--backup-every",
+                "1s",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+    let list = || -> Vec<serde_json::Value> {
+        let out = env
+            .cmd_in(env.root(), &["backup", "list", &url, "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    };
+    let wait_for = |n: usize| {
+        for _ in 0..300 {
+            if list().len() >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no {n}th backup: {:?}", list());
+    };
+    wait_for(1);
+    // Unchanged: no new record, however many rounds pass.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(list().len(), 1);
+    // A push: the next round backs it up.
+    env.ok_in(
+        &wt,
+        &["remote", "add", "srv", root.join("film").to_str().unwrap()],
+    );
+    std::fs::write(wt.join("b.txt"), b"two").unwrap();
+    env.ok_in(&wt, &["add", "-A"]);
+    env.ok_in(&wt, &["commit", "-m", "two"]);
+    env.ok_in(&wt, &["push", "srv", "main"]);
+    wait_for(2);
+    let recs = list();
+    assert!(recs.iter().all(|r| r["repository"] == "film"), "{recs:?}");
+    let metrics = get(&base, "/metrics");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        metrics.contains("mediagit_backup_last_success_timestamp_seconds{repository=\"film\"}"),
+        "{metrics}"
+    );
+    let bytes_line = metrics
+        .lines()
+        .find(|l| l.starts_with("mediagit_backup_bytes_total{repository=\"film\"}"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let bytes: u64 = bytes_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(bytes > 0, "{bytes_line}");
+    assert!(
+        metrics.contains("mediagit_backup_failures_total{repository=\"film\"} 0"),
+        "{metrics}"
+    );
+    // What the server backed up restores.
+    let dest = env.root().join("r");
+    env.ok_in(
+        env.root(),
+        &[
+            "backup",
+            "restore",
+            "--at",
+            "now",
+            "--target",
+            &url,
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read(dest.join("b.txt")).unwrap(), b"two");
+}

@@ -15,8 +15,21 @@ struct Histogram {
     sum: f64,
 }
 
+/// The backups of one repository (`serve --backup`).
+#[derive(Default, Clone)]
+struct BackupStat {
+    /// Unix seconds of the last run that ended well (nothing to do counts).
+    last_success: Option<f64>,
+    /// Seconds the last run took.
+    last_duration: f64,
+    bytes: u64,
+    failures: u64,
+}
+
 #[derive(Default)]
 pub struct Metrics {
+    /// repository -> its backups.
+    backups: Mutex<BTreeMap<String, BackupStat>>,
     /// (route, method, status) -> requests.
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     /// direction -> durations of whole object transfers.
@@ -78,6 +91,21 @@ impl Metrics {
 
     pub fn error(&self, code: &str) {
         bump(&self.errors, code.to_string());
+    }
+
+    /// A backup run of `repository` ended (`ok`), after `took`, having
+    /// copied `bytes`, at `now` (Unix seconds).
+    pub fn backup_done(&self, repository: &str, ok: bool, took: Duration, bytes: u64, now: f64) {
+        if let Ok(mut m) = self.backups.lock() {
+            let e = m.entry(repository.to_string()).or_default();
+            e.last_duration = took.as_secs_f64();
+            if ok {
+                e.last_success = Some(now);
+                e.bytes += bytes;
+            } else {
+                e.failures += 1;
+            }
+        }
     }
 
     pub fn lock_op(&self, op: &str) {
@@ -159,6 +187,45 @@ impl Metrics {
                     "mediagit_lock_operations_total{{op=\"{}\"}} {n}",
                     label(c)
                 );
+            }
+        }
+        if let Ok(m) = self.backups.lock() {
+            if !m.is_empty() {
+                type Get = fn(&BackupStat) -> Option<String>;
+                let series: [(&str, &str, &str, Get); 4] = [
+                    (
+                        "mediagit_backup_last_success_timestamp_seconds",
+                        "When the last backup of each repository ended well (Unix time); alert when it is too old.",
+                        "gauge",
+                        |b| b.last_success.map(|t| format!("{t:.3}")),
+                    ),
+                    (
+                        "mediagit_backup_duration_seconds",
+                        "How long the last backup run of each repository took.",
+                        "gauge",
+                        |b| Some(format!("{:.3}", b.last_duration)),
+                    ),
+                    (
+                        "mediagit_backup_bytes_total",
+                        "Bytes copied to the backup target, by repository.",
+                        "counter",
+                        |b| Some(b.bytes.to_string()),
+                    ),
+                    (
+                        "mediagit_backup_failures_total",
+                        "Backup runs that failed, by repository.",
+                        "counter",
+                        |b| Some(b.failures.to_string()),
+                    ),
+                ];
+                for (name, help, kind, get) in series {
+                    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                    for (r, b) in m.iter() {
+                        if let Some(v) = get(b) {
+                            let _ = writeln!(o, "{name}{{repository=\"{}\"}} {v}", label(r));
+                        }
+                    }
+                }
             }
         }
         for (name, help, kind, v) in [
