@@ -583,6 +583,7 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
                 unless_same_as: None,
                 retain_days: None,
                 repair,
+                check_same: false,
             };
             let out = backup::create(&repo, &t, &opts, &progress)?;
             report_create(ctx, &url, &out, json)?;
@@ -593,7 +594,7 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
             // killed; every record is whole or absent.
             let entry = t.require_entry(&id)?;
             let pool = t.pool_like(&entry, repo.store())?;
-            let mut last: Option<Record> = t.records(&id, &pool)?.0.pop();
+            let mut last: Option<Record> = t.latest_record(&id, &pool)?;
             loop {
                 std::thread::sleep(Duration::from_secs(interval.max(1)));
                 // Each round sees the packs and refs written since.
@@ -605,11 +606,12 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
                     unless_same_as: last.as_ref(),
                     retain_days: None,
                     repair: false,
+                    check_same: false,
                 };
                 let out = backup::create(&cur, &t, &jopts, &progress)?;
                 if out.record.is_some() {
                     report_create(ctx, &url, &out, json)?;
-                    last = t.records(&id, &pool)?.0.pop();
+                    last = t.latest_record(&id, &pool)?;
                 }
             }
         }
@@ -1257,6 +1259,7 @@ fn create_all(ctx: &BackupCtx<'_>, target: Option<String>, root: PathBuf, json: 
                     unless_same_as: None,
                     retain_days: None,
                     repair: false,
+                    check_same: true,
                 },
                 &progress,
             )?;

@@ -385,6 +385,7 @@ fn backup_one(
             unless_same_as: last.as_ref(),
             retain_days: None,
             repair: false,
+            check_same: true,
         },
         &mediagit_repo::progress::NoProgress,
     )

@@ -1323,3 +1323,99 @@ fn a_server_backs_up_its_changed_repositories_and_reports_it_in_metrics() {
     );
     assert_eq!(std::fs::read(dest.join("b.txt")).unwrap(), b"two");
 }
+
+/// Found by the second review: packs a restore takes whole were not read
+/// (history-only chunks in them were never checked), and `create --all`
+/// took an unrelated repository into an existing id; a `cas.lock` symlink
+/// in a directory target made a file appear where it pointed.
+#[test]
+fn packs_taken_whole_are_verified_foreign_repositories_and_lock_links_refused() {
+    let env = Env::new();
+    let (url, dir) = target(&env);
+    let Some(dir) = dir else { return };
+    env.ok(&["config", "media.records", "false"]);
+    write_random(&env.repo().join("f1.bin"), 200_000, 1);
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    env.ok(&["backup", "init", &url]);
+    create(&env);
+    // f1.bin replaced: its first version is history only.
+    write_random(&env.repo().join("f1.bin"), 200_000, 2);
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "two"]);
+    create(&env);
+    // Damage the pack of the first version's data.
+    let mut packs: Vec<PathBuf> = all_files(&dir.join("pools"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .collect();
+    packs.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let first_chunks = packs
+        .iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 150_000)
+        .unwrap()
+        .clone();
+    let mut b = std::fs::read(&first_chunks).unwrap();
+    let n = b.len();
+    b[n / 2] ^= 4;
+    std::fs::write(&first_chunks, &b).unwrap();
+    let dest = env.root().join("r");
+    let e = env.fail(&["backup", "restore", "--at", "now", dest.to_str().unwrap()]);
+    assert!(e.contains("corrupt") && e.contains("backup verify"), "{e}");
+    assert!(!dest.exists());
+    std::fs::write(&first_chunks, {
+        b[n / 2] ^= 4;
+        &b
+    })
+    .unwrap();
+    env.ok(&["backup", "restore", "--at", "now", dest.to_str().unwrap()]);
+    fsck_clean(&env, &dest);
+
+    // `create --all`: a different repository under the same path name.
+    let root = env.root().join("srv");
+    std::fs::create_dir_all(&root).unwrap();
+    let other = env.root().join("other");
+    env.ok_in(env.root(), &["init", other.to_str().unwrap()]);
+    std::fs::write(other.join("u.txt"), b"unrelated").unwrap();
+    env.ok_in(&other, &["add", "-A"]);
+    env.ok_in(&other, &["commit", "-m", "u"]);
+    env.ok_in(
+        env.root(),
+        &["clone", "--bare", other.to_str().unwrap(), "srv/repo"],
+    );
+    let out = env
+        .cmd_in(
+            env.root(),
+            &[
+                "backup",
+                "create",
+                "--all",
+                "--root",
+                root.to_str().unwrap(),
+                &url,
+            ],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    // (Under MEDIAGIT_TEST_ENCRYPT the first repository is encrypted and
+    // the other is not: refused as naming objects differently.)
+    assert!(
+        e.contains("shares no commit") || e.contains("names objects differently"),
+        "{e}"
+    );
+    assert_eq!(
+        records(&env).len(),
+        2,
+        "nothing written for the foreign one"
+    );
+
+    // A cas.lock link.
+    let outside = env.root().join("outside-file");
+    std::fs::remove_file(dir.join("cas.lock")).ok();
+    std::os::unix::fs::symlink(&outside, dir.join("cas.lock")).unwrap();
+    let e = env.fail(&["backup", "create"]);
+    assert!(e.contains("lock"), "{e}");
+    assert!(!outside.exists());
+}

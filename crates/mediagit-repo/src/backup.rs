@@ -161,6 +161,12 @@ pub struct Target {
     freshen_after: Duration,
 }
 
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Target({})", self.url)
@@ -371,7 +377,11 @@ impl Target {
             sc,
             env: env.clone(),
             storage,
-            tmp: tmp.to_path_buf(),
+            // A folder of this target's own: the caller's temporary folder
+            // may be a repository's `.mediagit/tmp`, whose files any
+            // command taking that repository's lock removes (a backup
+            // takes no lock).
+            tmp: tmp.join(format!("backup-{}-{}", std::process::id(), random_hex(4)?)),
             freshen_after: POOL_FRESHEN_AFTER,
         };
         t.check_marker(create)?;
@@ -647,6 +657,8 @@ impl Target {
                 Err(e) => return Err(e),
             }
         }
+        std::fs::create_dir_all(&self.tmp)
+            .map_err(|e| RepoError::io("create directory", &self.tmp, e))?;
         let mut s = Store::open(storage, self.tmp.clone())?;
         // Reusing an old pack's objects re-dates it with a freshen marker
         // (a new key: the pool stays write-once), which `prune` respects.
@@ -694,9 +706,8 @@ impl Target {
         Ok(self.require_entry(id)?.encrypted)
     }
 
-    /// The records of repository `id`, oldest first, read with `pool`'s
-    /// key; records that do not read are returned apart, with why.
-    pub fn records(&self, id: &str, pool: &Store) -> Result<(Vec<Record>, BadRecords)> {
+    /// The keys of repository `id`'s records with their times, oldest first.
+    fn record_keys(&self, id: &str) -> Result<Vec<(i64, String)>> {
         validate_repo_id(id)?;
         self.check_no_links(&format!("repos/{id}/records"))?;
         let mut keys: Vec<(i64, String)> = self
@@ -706,6 +717,13 @@ impl Target {
             .filter_map(|k| parse_record_key(id, &k).map(|(ms, _, _)| (ms, k)))
             .collect();
         keys.sort();
+        Ok(keys)
+    }
+
+    /// The records of repository `id`, oldest first, read with `pool`'s
+    /// key; records that do not read are returned apart, with why.
+    pub fn records(&self, id: &str, pool: &Store) -> Result<(Vec<Record>, BadRecords)> {
+        let keys = self.record_keys(id)?;
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for (_, key) in keys {
@@ -717,6 +735,20 @@ impl Target {
             }
         }
         Ok((good, bad))
+    }
+
+    /// The newest record of repository `id` that reads (one listing, then
+    /// reads from the newest back).
+    pub fn latest_record(&self, id: &str, pool: &Store) -> Result<Option<Record>> {
+        let keys = self.record_keys(id)?;
+        for (_, key) in keys.into_iter().rev() {
+            if let Ok(r) = get_bounded(self.storage.as_ref(), &key)
+                .and_then(|b| decode_record(pool.keys.as_deref(), id, &key, &b))
+            {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
     }
 
     fn write_record(&self, pool: &Store, r: &mut Record) -> Result<()> {
@@ -869,6 +901,10 @@ pub struct CreateOptions<'a> {
     /// lacks or holds damaged (after `verify` found damage), not only
     /// what is new since the history the target has.
     pub repair: bool,
+    /// The id was not chosen by the user (`create --all`, a server): refuse
+    /// when this repository holds none of the commits the id's newest
+    /// record names (another repository that got the same id).
+    pub check_same: bool,
 }
 
 /// Backs `repo` up into `target`: copies what the pool lacks, then writes
@@ -883,6 +919,19 @@ pub fn create(
     let started_ms = now_ms();
     let entry = target.init_repository(opts.repository, repo.store(), opts.retain_days)?;
     let pool = target.pool_like(&entry, repo.store())?;
+    if opts.check_same {
+        if let Some(last) = target.latest_record(opts.repository, &pool)? {
+            let odb = repo.store().odb()?;
+            let tips = last.tips();
+            if !tips.is_empty() && !tips.iter().any(|id| odb.contains(id)) {
+                return Err(RepoError::Invalid(format!(
+                    "{} holds backups of a repository {:?} that shares no commit with this one: another repository got the same id; nothing was written (give it another id)",
+                    target.url(),
+                    opts.repository
+                )));
+            }
+        }
+    }
     let mut stale_keys = Vec::new();
     if pool.is_encrypted() {
         // Key files added to the repository since (`key add`, `key
@@ -968,7 +1017,15 @@ pub fn create(
     }
     crate::failpoint::hit("backup:before-protect");
     if !tips.is_empty() {
-        protect_from_prune(target, repo, &pool, &tips, started_ms, progress)?;
+        protect_from_prune(
+            target,
+            repo,
+            &pool,
+            &tips,
+            started_ms,
+            &mut out.transfer,
+            progress,
+        )?;
     }
     rec.copied_objects = out.transfer.objects;
     rec.copied_bytes = out.transfer.bytes;
@@ -1039,6 +1096,7 @@ fn protect_from_prune(
     pool: &Store,
     tips: &[ObjectId],
     started_ms: i64,
+    recopied: &mut TransferStats,
     progress: &dyn Progress,
 ) -> Result<()> {
     let pool_name = pool_id(repo.store());
@@ -1101,7 +1159,7 @@ fn protect_from_prune(
         }
         // A prune removed some of them first: store again what is missing.
         let label = format!("backup {}", target.url());
-        let (_, lost) = crate::transfer::copy_for_repair(
+        let (again, lost) = crate::transfer::copy_for_repair(
             &repo.store().with_fresh_odb(),
             &pool.with_fresh_odb(),
             tips,
@@ -1117,6 +1175,10 @@ fn protect_from_prune(
                 lost.len()
             )));
         }
+        recopied.objects += again.objects;
+        recopied.chunks += again.chunks;
+        recopied.bytes += again.bytes;
+        recopied.reads += again.reads;
     }
     Err(RepoError::Invalid(
         "a prune kept removing what this backup relies on; no record was written (run the backup again after the prune)"
@@ -1154,7 +1216,7 @@ fn take_whole_packs(
     pool: &Store,
     record: &Record,
     dest: &Repository,
-) -> Result<(usize, u64)> {
+) -> Result<(Vec<ObjectId>, u64)> {
     let pool_name = target.require_entry(&record.repository)?.pool;
     let mut sharing = 0;
     for id in target.repositories()? {
@@ -1163,7 +1225,7 @@ fn take_whole_packs(
         }
     }
     if sharing != 1 {
-        return Ok((0, 0));
+        return Ok((Vec::new(), 0));
     }
     let odb = pool.odb()?;
     let roots: Vec<Root> = record
@@ -1181,7 +1243,7 @@ fn take_whole_packs(
     let reach = crate::reach::walk(odb, &roots, &|id| odb.has_sound(id));
     if !reach.unreadable.is_empty() {
         // The copy below names what is missing.
-        return Ok((0, 0));
+        return Ok((Vec::new(), 0));
     }
     // pack -> (objects, objects needed, bytes, any damaged)
     let mut packs: BTreeMap<ObjectId, (usize, usize, u64, bool)> = BTreeMap::new();
@@ -1195,9 +1257,20 @@ fn take_whole_packs(
         e.3 |= loc.damaged;
     });
     let tmp = dest.store().tmp_dir().to_path_buf();
-    let (mut n, mut bytes) = (0, 0);
+    let (mut taken, mut bytes) = (Vec::new(), 0);
     for (pack, (all, needed, b, damaged)) in packs {
         if all == 0 || needed < all || damaged {
+            continue;
+        }
+        // Only regular files are taken (a link planted in the target is
+        // left to the verified copy, which reads objects, not files).
+        let regular = |key: &str| {
+            pool.storage()
+                .local_path(key)
+                .map(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_file()))
+                .unwrap_or(true)
+        };
+        if !regular(&crate::odb::pack_key(&pack)) || !regular(&crate::odb::idx_key(&pack)) {
             continue;
         }
         // Pack, then index (FORMAT.md §9).
@@ -1209,10 +1282,43 @@ fn take_whole_packs(
                 &tmp,
             )?;
         }
-        n += 1;
+        taken.push(pack);
         bytes += b;
     }
-    Ok((n, bytes))
+    Ok((taken, bytes))
+}
+
+/// Verifies the chunks of the packs a restore took whole that its
+/// checkout will not read (history only; the checkout verifies every
+/// chunk it writes): a damaged or planted pack fails the restore instead
+/// of passing into the new repository unread. Metadata in them was read,
+/// and so verified, by the whole-history copy.
+fn verify_taken_packs(
+    repo: &Repository,
+    taken: &[ObjectId],
+    checked_out: Option<ObjectId>,
+) -> Result<()> {
+    let odb = repo.odb()?;
+    let mut by_checkout: std::collections::HashSet<ObjectId> = Default::default();
+    if let Some(c) = checked_out {
+        let tree = odb.read_commit(&c)?.tree;
+        for (_, e) in crate::tree::flatten(odb, &tree)? {
+            if e.kind != mediagit_format::index::IndexKind::Symlink {
+                for ch in odb.read_manifest(&e.manifest)?.chunks {
+                    by_checkout.insert(ch.id);
+                }
+            }
+        }
+    }
+    let taken: std::collections::BTreeSet<ObjectId> = taken.iter().copied().collect();
+    let mut want = Vec::new();
+    odb.for_each_object(|id, pack, loc| {
+        if taken.contains(pack) && loc.kind == ObjectKind::Chunk && !by_checkout.contains(id) {
+            want.push((*id, *pack, *loc));
+        }
+    });
+    crate::transfer::read_in_parallel(odb, want, repo.read_workers(), &mut |_, _, _| Ok(()))?;
+    Ok(())
 }
 
 /// Restores the repository `entry` names as `record` has it into a new
@@ -1263,7 +1369,8 @@ fn restore_into(
         Some(ws) => Some(ws.lock()?),
         None => None,
     };
-    let (whole_packs, whole_pack_bytes) = take_whole_packs(target, pool, record, &repo)?;
+    let (taken, whole_pack_bytes) = take_whole_packs(target, pool, record, &repo)?;
+    let whole_packs = taken.len();
     // (An object database loaded now sees the packs just taken.)
     let repo = repo.with_fresh_odb();
     let label = format!("backup {}", target.url());
@@ -1309,6 +1416,10 @@ fn restore_into(
                 },
             )?;
         }
+    }
+    if !taken.is_empty() {
+        let checked_out = if bare { None } else { record.head_commit() };
+        verify_taken_packs(&repo, &taken, checked_out)?;
     }
     let mut out = RestoreOutcome {
         repository: record.repository.clone(),

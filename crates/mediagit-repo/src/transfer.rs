@@ -433,7 +433,7 @@ const PARALLEL_MIN_BYTES: u64 = 64 << 20;
 /// entries wait between them, so memory stays bounded. The first error,
 /// of a reader or of `sink`, stops every thread and is returned. Returns
 /// the number of reads.
-fn read_in_parallel(
+pub(crate) fn read_in_parallel(
     s: &Odb,
     mut want: Vec<(ObjectId, ObjectId, Location)>,
     workers: usize,
@@ -496,9 +496,21 @@ fn read_in_parallel(
             }
         }
         drop(rx);
-        let reads: usize = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+        let mut reads = 0;
+        let mut panicked = false;
+        for h in handles {
+            match h.join() {
+                Ok(n) => reads += n,
+                // A reader that panicked delivered only part of its share:
+                // the copy is incomplete, never reported as done.
+                Err(_) => panicked = true,
+            }
+        }
         match first_err {
             Some(e) => Err(e),
+            None if panicked => Err(RepoError::Invalid(
+                "a reader thread of the copy failed; nothing was completed (run it again)".into(),
+            )),
             None => Ok(reads),
         }
     })

@@ -321,12 +321,18 @@ impl Storage for LocalBackend {
         // One lock file serializes every compare-and-swap of this store, across
         // threads and processes (flock; released if the process dies).
         fs::create_dir_all(&self.root).map_err(|e| self.io("create", key, e))?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.root.join("cas.lock"))
-            .map_err(|e| self.io("open lock for", key, e))?;
+        // Never through a symlink: a link planted as `cas.lock` would make
+        // this create a file wherever it points.
+        let lock = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(self.root.join("cas.lock"))
+        }
+        .map_err(|e| self.io("open lock for", key, e))?;
         lock.lock().map_err(|e| self.io("lock for", key, e))?;
         let actual = self.read_opt(key)?;
         if actual.as_deref() != expected {
