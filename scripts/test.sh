@@ -36,7 +36,7 @@ echo "== CLI tests with objects and refs in S3 (moto)"
 AWS_ENDPOINT_URL="$MEDIAGIT_TEST_S3" MEDIAGIT_TEST_STORAGE=s3://mediagit-test \
   cargo test --workspace --features mediagit-cli/failpoints --test core_workflow --test staging \
   --test history --test branching --test bad_input --test safety --test remotes --test server \
-  --test merging --test media_info --test backup 2>  --test merging --test media_info 2>&11
+  --test merging --test media_info --test backup 2>&1
 # And once more with every repository encrypted (init --encrypt, the
 # cheapest key file; FORMAT.md §13): the same commands on sealed packs,
 # keyed ids, sealed refs and HEAD in the bucket.
@@ -44,4 +44,4 @@ echo "== CLI tests with encrypted repositories in S3 (moto)"
 AWS_ENDPOINT_URL="$MEDIAGIT_TEST_S3" MEDIAGIT_TEST_STORAGE=s3://mediagit-test MEDIAGIT_TEST_ENCRYPT=1 \
   cargo test --workspace --features mediagit-cli/failpoints --test core_workflow --test staging \
   --test history --test branching --test bad_input --test safety --test remotes --test server \
-  --test merging --test media_info --test backup 2>  --test merging --test media_info 2>&11
+  --test merging --test media_info --test backup 2>&1
