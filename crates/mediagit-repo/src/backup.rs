@@ -696,14 +696,8 @@ impl Target {
                 store: pool.storage().describe(),
             });
         };
-        let mut p = pool.unlock_with(c, None)?;
-        p.set_freshen_after(Some(self.freshen_after));
-        Ok(p)
-    }
-
-    /// Whether repository `id`'s backups are encrypted.
-    pub fn is_encrypted(&self, id: &str) -> Result<bool> {
-        Ok(self.require_entry(id)?.encrypted)
+        // (The freshen window set by `pool` stays.)
+        pool.unlock_with(c, None)
     }
 
     /// The keys of repository `id`'s records with their times, oldest first.
@@ -1065,8 +1059,18 @@ const PRUNE_LOG_MARGIN: Duration = Duration::from_secs(3600);
 /// deleting it.
 const PRUNE_RACE_WAIT: Duration = Duration::from_secs(2);
 
-/// The packs a prune has marked (FORMAT.md §15.5) that are still in the
-/// pool, with when they were first marked.
+/// A record's ref value as a root of a reachability walk: a tag object
+/// where the pool stores one under that id, else a commit.
+fn tip_root(odb: &crate::odb::Odb, id: ObjectId, why: String) -> Root {
+    let kind = match odb.locate(&id).map(|(_, l)| l.kind) {
+        Some(ObjectKind::Tag) => ObjectKind::Tag,
+        _ => ObjectKind::Commit,
+    };
+    Root { id, kind, why }
+}
+
+/// The packs the pool's prune marks name (FORMAT.md §15.5; removed packs
+/// included), each with the time of its earliest mark.
 fn marked_packs(target: &Target, pool: &str) -> Result<BTreeMap<ObjectId, i64>> {
     let mut out: BTreeMap<ObjectId, i64> = BTreeMap::new();
     for key in target.storage.list(&format!("prune/{pool}/"))? {
@@ -1118,14 +1122,7 @@ fn protect_from_prune(
         let odb = fresh.odb()?;
         let roots: Vec<Root> = tips
             .iter()
-            .map(|id| Root {
-                id: *id,
-                kind: match odb.locate(id).map(|(_, l)| l.kind) {
-                    Some(ObjectKind::Tag) => ObjectKind::Tag,
-                    _ => ObjectKind::Commit,
-                },
-                why: "the record being written".into(),
-            })
+            .map(|id| tip_root(odb, *id, "the record being written".into()))
             .collect();
         let reach = crate::reach::walk(odb, &roots, &|id| odb.contains(id));
         let mut relied: std::collections::BTreeSet<ObjectId> = Default::default();
@@ -1231,14 +1228,7 @@ fn take_whole_packs(
     let roots: Vec<Root> = record
         .tips()
         .into_iter()
-        .map(|id| Root {
-            id,
-            kind: match odb.locate(&id).map(|(_, l)| l.kind) {
-                Some(ObjectKind::Tag) => ObjectKind::Tag,
-                _ => ObjectKind::Commit,
-            },
-            why: format!("record {}", record.id),
-        })
+        .map(|id| tip_root(odb, id, format!("record {}", record.id)))
         .collect();
     let reach = crate::reach::walk(odb, &roots, &|id| odb.has_sound(id));
     if !reach.unreadable.is_empty() {
@@ -1500,15 +1490,8 @@ pub fn verify(
     let mut roots = Vec::new();
     for r in &records {
         for (name, id) in &r.refs {
-            let kind = match odb.locate(id).map(|(_, l)| l.kind) {
-                Some(ObjectKind::Tag) => ObjectKind::Tag,
-                _ => ObjectKind::Commit,
-            };
-            roots.push(Root {
-                id: *id,
-                kind,
-                why: format!("record {} ({}) {name}", r.id, fmt_ms(r.time_ms)),
-            });
+            let why = format!("record {} ({}) {name}", r.id, fmt_ms(r.time_ms));
+            roots.push(tip_root(odb, *id, why));
         }
         if let Some(id) = r.detached {
             roots.push(Root {
@@ -1855,15 +1838,7 @@ pub fn prune(
         }
         for r in records {
             for id in r.tips() {
-                let kind = match odb.locate(&id).map(|(_, l)| l.kind) {
-                    Some(ObjectKind::Tag) => ObjectKind::Tag,
-                    _ => ObjectKind::Commit,
-                };
-                roots.push(Root {
-                    id,
-                    kind,
-                    why: format!("record {}", r.id),
-                });
+                roots.push(tip_root(odb, id, format!("record {}", r.id)));
             }
         }
     }
@@ -1925,22 +1900,10 @@ pub fn prune(
     }
     // Due: marked at least `grace` ago and not freshened since.
     let mark_prefix = format!("prune/{pool_name}/");
-    let mut marked_at: BTreeMap<ObjectId, i64> = BTreeMap::new();
+    let mut marked_at = BTreeMap::new();
     if !grace.is_zero() {
-        for key in target.storage.list(&mark_prefix)? {
-            let Ok(b) = get_bounded(target.storage.as_ref(), &key) else {
-                continue;
-            };
-            let Ok(m) = serde_json::from_slice::<PruneMark>(&b) else {
-                continue;
-            };
-            if now - m.time_ms >= grace.as_millis() as i64 {
-                for p in m.packs {
-                    let e = marked_at.entry(p).or_insert(m.time_ms);
-                    *e = (*e).min(m.time_ms);
-                }
-            }
-        }
+        marked_at = marked_packs(target, &pool_name)?;
+        marked_at.retain(|_, at| now - *at >= grace.as_millis() as i64);
     }
     let (_, freshened) = crate::odb::list_freshen(pool.storage().as_ref(), true)?;
     let mut due = Vec::new();
