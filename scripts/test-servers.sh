@@ -73,9 +73,18 @@ import os, time, boto3, requests
 from azure.storage.blob import BlobServiceClient
 for _ in range(50):
     try:
-        boto3.client("s3", endpoint_url=os.environ["S3"], aws_access_key_id="test",
-                     aws_secret_access_key="test", region_name="us-east-1"
-                     ).create_bucket(Bucket="mediagit-test")
+        s3 = boto3.client("s3", endpoint_url=os.environ["S3"], aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1")
+        s3.create_bucket(Bucket="mediagit-test")
+        # For backups under S3 Object Lock (versioned, no default
+        # retention yet: `backup init --lock` sets it).
+        s3.create_bucket(Bucket="mediagit-lock", ObjectLockEnabledForBucket=True)
+        # Locked from the start (governance, 1 day): backups copied into
+        # it from another bucket.
+        s3.create_bucket(Bucket="mediagit-locked", ObjectLockEnabledForBucket=True)
+        s3.put_object_lock_configuration(Bucket="mediagit-locked", ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
         break
     except Exception:
         time.sleep(0.2)
@@ -90,6 +99,8 @@ EOF
   log "S3 (moto) :$s3, Azure (azurite) :$az, GCS (emulator) :$gcs"
   cat <<EOF
 export MEDIAGIT_TEST_S3=http://127.0.0.1:$s3
+export MEDIAGIT_TEST_S3_LOCK_BUCKET=mediagit-lock
+export MEDIAGIT_TEST_S3_LOCKED_BUCKET=mediagit-locked
 export MEDIAGIT_TEST_AZURE=http://127.0.0.1:$az/$AZ_ACCOUNT
 export MEDIAGIT_TEST_GCS=http://127.0.0.1:$gcs
 export AWS_ACCESS_KEY_ID=test

@@ -59,6 +59,18 @@ pub enum RemoteErrorKind {
     Other,
 }
 
+/// Where an object store keeps its keys ([`Storage::location`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreLocation {
+    /// "s3".
+    pub service: &'static str,
+    /// The endpoint requests go to.
+    pub endpoint: String,
+    pub bucket: String,
+    /// The store's key prefix inside the bucket (no leading or trailing `/`).
+    pub prefix: String,
+}
+
 /// One key of [`Storage::list_meta`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedKey {
@@ -137,6 +149,56 @@ pub trait Storage: Send + Sync {
     /// stores): tests whether they are. `None`: always atomic (local, memory).
     fn conditional_writes_probe(&self) -> Option<Result<bool, StorageError>> {
         None
+    }
+    /// Where an object store keeps its keys, for server-side copies
+    /// between two stores of one bucket ([`Storage::copy_in`]).
+    fn location(&self) -> Option<StoreLocation> {
+        None
+    }
+    /// Copies `src_key` of the store at `from` to `key` of this store
+    /// inside the storage service, only if the source still has the
+    /// content tag `if_match` ([`Storage::etag`]): no byte passes through
+    /// this machine. `Ok(false)`: not done (another service or endpoint,
+    /// the source changed, or the service refused or failed): copy the
+    /// bytes instead.
+    fn copy_in(
+        &self,
+        _from: &StoreLocation,
+        _src_key: &str,
+        _key: &str,
+        _if_match: &str,
+    ) -> Result<bool, StorageError> {
+        Ok(false)
+    }
+    /// The service's content tag of `key` (an S3 ETag), where it has one.
+    fn etag(&self, _key: &str) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
+    /// Every stored version of every key under `prefix`, delete markers
+    /// included, on a store that keeps versions (an S3 bucket with
+    /// versioning); `None` where the store keeps none or cannot say.
+    fn list_versions(
+        &self,
+        _prefix: &str,
+    ) -> Result<Option<Vec<(String, crate::KeyVersion)>>, StorageError> {
+        Ok(None)
+    }
+    /// The bucket's S3 Object Lock configuration; `None` when the store
+    /// has none or is not an S3 bucket.
+    fn object_lock(&self) -> Result<Option<crate::ObjectLock>, StorageError> {
+        Ok(None)
+    }
+    /// Turns on the bucket's default retention (S3 Object Lock, which the
+    /// bucket must have had on since it was made): every object put into
+    /// it from now on is locked for `days`.
+    fn set_object_lock(&self, _mode: crate::LockMode, _days: u32) -> Result<(), StorageError> {
+        Err(StorageError::Remote {
+            backend: self.describe(),
+            op: "set object lock",
+            key: String::new(),
+            kind: RemoteErrorKind::Unsupported,
+            message: "S3 Object Lock needs an s3:// store".into(),
+        })
     }
     /// Deletes `key`; deleting an absent key is not an error.
     fn delete(&self, key: &str) -> Result<(), StorageError>;

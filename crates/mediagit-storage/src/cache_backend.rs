@@ -160,6 +160,40 @@ impl Storage for CacheBackend {
         self.inner.conditional_writes_probe()
     }
 
+    fn location(&self) -> Option<crate::StoreLocation> {
+        self.inner.location()
+    }
+
+    fn copy_in(
+        &self,
+        from: &crate::StoreLocation,
+        src_key: &str,
+        key: &str,
+        if_match: &str,
+    ) -> Result<bool, StorageError> {
+        self.forget(key);
+        self.inner.copy_in(from, src_key, key, if_match)
+    }
+
+    fn etag(&self, key: &str) -> Result<Option<String>, StorageError> {
+        self.inner.etag(key)
+    }
+
+    fn list_versions(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<Vec<(String, crate::KeyVersion)>>, StorageError> {
+        self.inner.list_versions(prefix)
+    }
+
+    fn object_lock(&self) -> Result<Option<crate::ObjectLock>, StorageError> {
+        self.inner.object_lock()
+    }
+
+    fn set_object_lock(&self, mode: crate::LockMode, days: u32) -> Result<(), StorageError> {
+        self.inner.set_object_lock(mode, days)
+    }
+
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.forget(key);
         self.inner.delete(key)

@@ -16,16 +16,20 @@ pub mod cache_backend;
 pub mod conformance;
 pub mod local_backend;
 pub mod memory_backend;
+pub mod object_lock;
 pub mod object_store_backend;
 pub mod redact;
 
 pub use backend::{
     validate_key, validate_prefix, CasOutcome, ListedKey, RemoteErrorKind, Storage, StorageError,
+    StoreLocation,
 };
 pub use cache_backend::CacheBackend;
 pub use local_backend::LocalBackend;
 pub use memory_backend::MemoryBackend;
+pub use object_lock::{LockMode, ObjectLock};
 pub use object_store_backend::{
-    Cloud, CloudEnv, ConnectOptions, ObjectStoreBackend, ObjectStoreSpec,
+    data_versions, first_of_rewritten, Cloud, CloudEnv, ConnectOptions, KeyVersion,
+    ObjectStoreBackend, ObjectStoreSpec,
 };
 pub use redact::{redact, Secrets};

@@ -93,6 +93,62 @@ const PART_SIZE: usize = 8 << 20;
 /// Parts in flight at once per upload.
 const PART_CONCURRENCY: usize = 4;
 
+/// One stored version of a key ([`ObjectStoreBackend::versions`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyVersion {
+    pub version: String,
+    /// A delete marker (S3), not data.
+    pub deleted: bool,
+    /// The version a plain read returns.
+    pub current: bool,
+    pub size: u64,
+    /// The service's content tag: equal tags, equal bytes.
+    pub etag: Option<String>,
+    pub modified: Option<SystemTime>,
+}
+
+impl KeyVersion {
+    fn of(m: &opendal::Metadata) -> Option<KeyVersion> {
+        Some(KeyVersion {
+            version: m.version()?.to_string(),
+            deleted: m.is_deleted(),
+            current: m.is_current().unwrap_or(false),
+            size: m.content_length(),
+            etag: m.etag().map(|t| t.trim_matches('"').to_string()),
+            modified: m.last_modified().map(SystemTime::from),
+        })
+    }
+}
+
+/// A key's data versions (delete markers left out), oldest first.
+/// Listings give versions newest first, and times may tie (to the
+/// second): of equal times, the later listed is the older.
+pub fn data_versions(versions: &[KeyVersion]) -> Vec<&KeyVersion> {
+    let mut data: Vec<&KeyVersion> = versions.iter().rev().filter(|v| !v.deleted).collect();
+    data.sort_by_key(|v| v.modified);
+    data
+}
+
+/// Of a key's versions: the oldest data version, when the key holds more
+/// than one content and its newest version is not a delete marker (a key
+/// written once, then written over by someone else).
+pub fn first_of_rewritten(versions: &[KeyVersion]) -> Option<&KeyVersion> {
+    let newest = versions
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, v)| (v.current, v.modified, std::cmp::Reverse(*i)))?
+        .1;
+    if newest.deleted {
+        return None;
+    }
+    let oldest = *data_versions(versions).first()?;
+    let differs = versions
+        .iter()
+        .filter(|v| !v.deleted)
+        .any(|v| v.etag.is_none() || v.etag != oldest.etag);
+    differs.then_some(oldest)
+}
+
 /// How [`ObjectStoreBackend::connect_with`] sets up the client; the
 /// defaults are what [`ObjectStoreBackend::connect`] uses.
 #[derive(Clone, Debug)]
@@ -117,6 +173,14 @@ pub struct ConnectOptions {
     /// characters, so a test sees everything redaction had to clean.
     #[doc(hidden)]
     pub whole_messages: bool,
+    /// Send `Content-MD5` with every upload, each in one request: what an
+    /// S3 bucket with Object Lock requires (see [`crate::object_lock`]).
+    /// Memory then holds one whole object per upload in flight.
+    pub content_md5: bool,
+    /// Read the first version of a key that was written over (a bucket
+    /// with versioning whose keys are written once: a backup target under
+    /// S3 Object Lock). Costs one version listing per key read.
+    pub first_versions: bool,
 }
 
 impl Default for ConnectOptions {
@@ -128,6 +192,8 @@ impl Default for ConnectOptions {
             check_reachable: true,
             redirect_to: None,
             whole_messages: false,
+            content_md5: false,
+            first_versions: false,
         }
     }
 }
@@ -184,6 +250,14 @@ pub struct ObjectStoreBackend {
     /// Set once the server answered a multipart upload with "not
     /// implemented" (some emulators): later uploads go up in one request.
     no_multipart: std::sync::atomic::AtomicBool,
+    /// An S3 bucket's address and static credentials, for the bucket
+    /// requests of [`crate::object_lock`].
+    s3: Option<crate::object_lock::S3Bucket>,
+    /// With [`ConnectOptions::first_versions`]: the version each key read
+    /// so far is read at (`None`: as it is).
+    pins: Option<std::sync::Mutex<std::collections::HashMap<String, Option<String>>>>,
+    /// [`ConnectOptions::content_md5`].
+    md5: bool,
 }
 
 impl Drop for ObjectStoreBackend {
@@ -218,19 +292,21 @@ impl ObjectStoreBackend {
             |message: String| reporter.remote("configure", "", RemoteErrorKind::Config, &message);
         let root = format!("/{}", spec.prefix);
         let var = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(String::as_str);
+        // One operator per root: the store's prefix, and the bucket's root
+        // for server-side copies between prefixes (S3).
+        let s3_region = spec
+            .region
+            .as_deref()
+            .or(var("AWS_REGION"))
+            .or(var("AWS_DEFAULT_REGION"))
+            .unwrap_or("us-east-1");
         let op = match spec.cloud {
             Cloud::S3 => {
                 let mut b = opendal::services::S3::default()
                     .bucket(&spec.bucket)
                     .root(&root)
                     .disable_ec2_metadata();
-                let region = spec
-                    .region
-                    .as_deref()
-                    .or(var("AWS_REGION"))
-                    .or(var("AWS_DEFAULT_REGION"))
-                    .unwrap_or("us-east-1");
-                b = b.region(region);
+                b = b.region(s3_region);
                 if let Some(e) = spec.endpoint.as_deref().or(var("AWS_ENDPOINT_URL")) {
                     b = b.endpoint(e.trim_end_matches('/'));
                 }
@@ -243,6 +319,9 @@ impl ObjectStoreBackend {
                 }
                 if let Some(p) = var("AWS_PROFILE") {
                     b = b.profile(p);
+                }
+                if options.content_md5 {
+                    b = b.checksum_algorithm("md5");
                 }
                 Operator::new(b)
             }
@@ -344,6 +423,27 @@ impl ObjectStoreBackend {
                     .with_max_delay(Duration::from_secs(2))
                     .with_jitter(),
             );
+        let s3 = if let Cloud::S3 = spec.cloud {
+            let region = s3_region;
+            Some(crate::object_lock::S3Bucket {
+                endpoint: match spec.endpoint.as_deref().or(var("AWS_ENDPOINT_URL")) {
+                    Some(e) => e.trim_end_matches('/').to_string(),
+                    None => format!("https://s3.{region}.amazonaws.com"),
+                },
+                region: region.to_string(),
+                bucket: spec.bucket.clone(),
+                keys: match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+                    (Some(k), Some(s)) => Some((
+                        k.to_string(),
+                        s.to_string(),
+                        var("AWS_SESSION_TOKEN").map(str::to_string),
+                    )),
+                    _ => None,
+                },
+            })
+        } else {
+            None
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mediagit-io")
@@ -361,12 +461,124 @@ impl ObjectStoreBackend {
             spec: spec.clone(),
             reporter,
             conditional: true,
-            no_multipart: Default::default(),
+            // Object Lock buckets: OpenDAL sends no MD5 with multipart.
+            no_multipart: std::sync::atomic::AtomicBool::new(options.content_md5),
+            s3,
+            pins: options.first_versions.then(Default::default),
+            md5: options.content_md5,
         };
         if options.check_reachable {
             backend.check_reachable()?;
         }
         Ok(backend)
+    }
+
+    /// A signed `?object-lock` request to the bucket (S3 only).
+    fn lock_request(
+        &self,
+        op: &'static str,
+        method: http::Method,
+        body: Option<String>,
+    ) -> Result<crate::object_lock::Answer, StorageError> {
+        let Some(b) = &self.s3 else {
+            return Err(self.reporter.remote(
+                op,
+                "",
+                RemoteErrorKind::Unsupported,
+                "S3 Object Lock needs an s3:// store",
+            ));
+        };
+        let transport = self.op.context().http_transport().clone();
+        let kind = |m: &str| {
+            if m.contains("AWS_ACCESS_KEY_ID") {
+                // (Not NoCredentials, whose hint offers profiles.)
+                RemoteErrorKind::Config
+            } else {
+                RemoteErrorKind::Unavailable
+            }
+        };
+        self.run(b.object_lock_request(&transport, method, body))
+            .map_err(|m| self.reporter.remote(op, "", kind(&m), &m))
+    }
+
+    /// An S3 error answer as an error of `op`.
+    fn answer_err(&self, op: &'static str, a: &crate::object_lock::Answer) -> StorageError {
+        let code = crate::object_lock::error_code(&a.body).unwrap_or("");
+        let kind = match a.status {
+            401 | 403 => RemoteErrorKind::PermissionDenied,
+            404 if code == "NoSuchBucket" => RemoteErrorKind::NoSuchBucket,
+            429 | 503 if code == "SlowDown" => RemoteErrorKind::Throttled,
+            501 => RemoteErrorKind::Unsupported,
+            500..=599 => RemoteErrorKind::Unavailable,
+            _ => RemoteErrorKind::Other,
+        };
+        // Code and Message only: S3 error documents may echo the request's
+        // signature (SignatureDoesNotMatch: SignatureProvided, StringToSign).
+        let text = crate::object_lock::error_message(&a.body).unwrap_or("");
+        let message = match crate::object_lock::error_code(&a.body) {
+            Some(c) => format!("HTTP {} {c}: {text}", a.status),
+            None => format!("HTTP {} (no S3 error document)", a.status),
+        };
+        self.reporter.remote(op, "", kind, &message)
+    }
+
+    /// Every stored version of `key` (S3, Azure and GCS buckets with
+    /// versioning), newest first as the store lists them, with delete
+    /// markers. An attacker who can write can add versions but, under S3
+    /// Object Lock, not remove locked ones: a key MediaGit wrote once and
+    /// that has several versions was written over.
+    pub fn versions(&self, key: &str) -> Result<Vec<KeyVersion>, StorageError> {
+        validate_key(key)?;
+        let entries = self
+            .run(self.op.list_with(key).versions(true).deleted(true))
+            .map_err(|e| self.err("list versions of", key, e))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.path() == key)
+            .filter_map(|e| KeyVersion::of(e.metadata()))
+            .collect())
+    }
+
+    /// The version of `key` reads use: with [`ConnectOptions::first_versions`]
+    /// and a key written over, its first version ([`first_of_rewritten`]).
+    fn pinned(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let Some(pins) = &self.pins else {
+            return Ok(None);
+        };
+        if let Some(p) = pins.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return Ok(p.clone());
+        }
+        let versions = self.versions(key)?;
+        let pin = first_of_rewritten(&versions).map(|v| v.version.clone());
+        pins.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), pin.clone());
+        Ok(pin)
+    }
+
+    /// A stat of the version reads use.
+    fn stat_pinned(&self, key: &str) -> opendal::Result<opendal::Metadata> {
+        match self.pinned(key) {
+            Ok(Some(v)) => self.run(self.op.stat_with(key).version(&v)),
+            Ok(None) => self.run(self.op.stat(key)),
+            Err(e) => Err(opendal::Error::new(ErrorKind::Unexpected, e.to_string())),
+        }
+    }
+
+    /// Deletes one version of `key` for good (S3: refused, as permission
+    /// denied, while Object Lock retains it).
+    pub fn delete_version(&self, key: &str, version: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        self.run(self.op.delete_with(key).version(version))
+            .map_err(|e| self.err("delete a version of", key, e))
+    }
+
+    /// Reads one version of `key`.
+    pub fn get_version(&self, key: &str, version: &str) -> Result<Vec<u8>, StorageError> {
+        validate_key(key)?;
+        self.run(self.op.read_with(key).version(version))
+            .map(|b| b.to_vec())
+            .map_err(|e| self.err("read a version of", key, e))
     }
 
     /// Tells the backend whether the store enforces conditional writes (the
@@ -767,6 +979,122 @@ impl opendal::HttpTransport for Redirect {
 }
 
 impl Storage for ObjectStoreBackend {
+    fn location(&self) -> Option<crate::StoreLocation> {
+        let b = self.s3.as_ref()?;
+        Some(crate::StoreLocation {
+            service: "s3",
+            endpoint: b.endpoint.clone(),
+            bucket: b.bucket.clone(),
+            prefix: self.spec.prefix.trim_matches('/').to_string(),
+        })
+    }
+
+    fn copy_in(
+        &self,
+        from: &crate::StoreLocation,
+        src_key: &str,
+        key: &str,
+        if_match: &str,
+    ) -> Result<bool, StorageError> {
+        validate_key(src_key)?;
+        validate_key(key)?;
+        let Some(here) = self.location() else {
+            return Ok(false);
+        };
+        if here.service != from.service || here.endpoint != from.endpoint {
+            return Ok(false);
+        }
+        // Signed here (OpenDAL's copy takes no source condition): without
+        // static credentials the bytes are copied instead.
+        let Some(b) = self.s3.as_ref().filter(|b| b.keys.is_some()) else {
+            return Ok(false);
+        };
+        let join = |prefix: &str, k: &str| match prefix {
+            "" => k.to_string(),
+            p => format!("{p}/{k}"),
+        };
+        let (src, dst) = (join(&from.prefix, src_key), join(&here.prefix, key));
+        let transport = self.op.context().http_transport().clone();
+        let Ok(a) = self.run(b.copy_object(
+            &transport,
+            &from.bucket,
+            &src,
+            &dst,
+            if_match.trim_matches('"'),
+            self.md5,
+        )) else {
+            return Ok(false);
+        };
+        // 200 without an error document (CopyObject may answer 200 and
+        // fail in the body); anything else (the source changed: 412; no
+        // right: 403; no CopyObject: 501; a failure) leaves it to the
+        // byte copy, which reports what is really wrong.
+        Ok(a.status == 200 && crate::object_lock::error_code(&a.body).is_none())
+    }
+
+    fn etag(&self, key: &str) -> Result<Option<String>, StorageError> {
+        validate_key(key)?;
+        match self.stat_pinned(key) {
+            Ok(m) => Ok(m.etag().map(|t| t.trim_matches('"').to_string())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err("stat", key, e)),
+        }
+    }
+
+    fn list_versions(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<Vec<(String, KeyVersion)>>, StorageError> {
+        if self.s3.is_none() {
+            return Ok(None);
+        }
+        let entries = self
+            .run(
+                self.op
+                    .list_with(prefix)
+                    .versions(true)
+                    .deleted(true)
+                    .recursive(true),
+            )
+            .map_err(|e| self.err("list versions of", prefix, e))?;
+        Ok(Some(
+            entries
+                .into_iter()
+                .filter(|e| !e.path().ends_with('/'))
+                .filter_map(|e| Some((e.path().to_string(), KeyVersion::of(e.metadata())?)))
+                .collect(),
+        ))
+    }
+
+    fn object_lock(&self) -> Result<Option<crate::ObjectLock>, StorageError> {
+        if self.s3.is_none() {
+            return Ok(None);
+        }
+        let op = "read the object lock configuration of";
+        let a = self.lock_request(op, http::Method::GET, None)?;
+        match a.status {
+            200 => crate::object_lock::parse_configuration(&a.body)
+                .map(Some)
+                .map_err(|m| self.reporter.remote(op, "", RemoteErrorKind::Other, &m)),
+            404 if crate::object_lock::error_code(&a.body)
+                == Some("ObjectLockConfigurationNotFoundError") =>
+            {
+                Ok(None)
+            }
+            _ => Err(self.answer_err(op, &a)),
+        }
+    }
+
+    fn set_object_lock(&self, mode: crate::LockMode, days: u32) -> Result<(), StorageError> {
+        let op = "set the default retention of";
+        let body = crate::object_lock::configuration_xml(mode, days);
+        let a = self.lock_request(op, http::Method::PUT, Some(body))?;
+        match a.status {
+            200 | 204 => Ok(()),
+            _ => Err(self.answer_err(op, &a)),
+        }
+    }
+
     fn describe(&self) -> String {
         self.reporter.backend.clone()
     }
@@ -856,9 +1184,11 @@ impl Storage for ObjectStoreBackend {
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         validate_key(key)?;
-        self.run(self.op.read(key))
-            .map(|b| b.to_vec())
-            .map_err(|e| self.err("read", key, e))
+        let r = match self.pinned(key)? {
+            Some(v) => self.run(self.op.read_with(key).version(&v)),
+            None => self.run(self.op.read(key)),
+        };
+        r.map(|b| b.to_vec()).map_err(|e| self.err("read", key, e))
     }
 
     fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
@@ -882,7 +1212,12 @@ impl Storage for ObjectStoreBackend {
             len: buf.len(),
             size,
         };
-        match self.run(self.op.read_with(key).range(offset..end)) {
+        let pin = self.pinned(key)?;
+        let read = match &pin {
+            Some(v) => self.run(self.op.read_with(key).range(offset..end).version(v)),
+            None => self.run(self.op.read_with(key).range(offset..end)),
+        };
+        match read {
             Ok(data) if data.len() == buf.len() => {
                 let mut at = 0;
                 for part in data {
@@ -911,7 +1246,7 @@ impl Storage for ObjectStoreBackend {
 
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         validate_key(key)?;
-        match self.run(self.op.stat(key)) {
+        match self.stat_pinned(key) {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.err("stat", key, e)),
@@ -920,7 +1255,7 @@ impl Storage for ObjectStoreBackend {
 
     fn modified(&self, key: &str) -> Result<Option<SystemTime>, StorageError> {
         validate_key(key)?;
-        match self.run(self.op.stat(key)) {
+        match self.stat_pinned(key) {
             Ok(m) => Ok(Some(
                 m.last_modified()
                     .map(SystemTime::from)

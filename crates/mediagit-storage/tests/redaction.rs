@@ -131,6 +131,8 @@ fn options(redirect_to: Option<&str>, check_reachable: bool) -> ConnectOptions {
         redirect_to: redirect_to.map(str::to_string),
         // Uncut, so every byte the server echoed must pass redaction.
         whole_messages: true,
+        content_md5: false,
+        first_versions: false,
     }
 }
 
@@ -237,6 +239,20 @@ fn run(cloud: Cloud, env: &CloudEnv, secrets: &[&str], redirect: bool, endpoint_
             b.list("packs/").unwrap_err(),
             "packs/".into(),
         ));
+        if matches!(cloud, Cloud::S3) {
+            // The Object Lock bucket requests, signed outside OpenDAL.
+            errors.push((
+                label("object lock"),
+                b.object_lock().unwrap_err(),
+                String::new(),
+            ));
+            errors.push((
+                label("set object lock"),
+                b.set_object_lock(mediagit_storage::LockMode::Governance, 1)
+                    .unwrap_err(),
+                String::new(),
+            ));
+        }
         if echo {
             let seen = server.seen.lock().unwrap().clone();
             assert!(!seen.is_empty(), "the server saw no request");
