@@ -9,6 +9,7 @@ use clap::Subcommand;
 use mediagit_repo::backup::{self, fmt_ms, KeepPolicy, Record, RecordKind, RepoEntry, Target};
 use mediagit_repo::store::Store;
 use mediagit_repo::Repository;
+use mediagit_storage::LockMode;
 
 use crate::command_error::CommandError;
 use crate::commands::stdout;
@@ -32,8 +33,15 @@ pub enum BackupAction {
         /// Never remove a record or pack younger than DAYS (`forget` and
         /// `prune` keep them). Fixed when the repository is first backed
         /// up to the target.
-        #[arg(long, value_name = "DAYS")]
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36500))]
         retain: Option<u32>,
+        /// On an s3:// target: have S3 Object Lock keep every object for
+        /// at least --retain days in this mode ("governance": users with
+        /// s3:BypassGovernanceRetention may lift it; "compliance":
+        /// nobody), as the bucket's default retention. The bucket must
+        /// have been made with Object Lock.
+        #[arg(long, value_name = "MODE", requires = "retain", value_parser = ["governance", "compliance"])]
+        lock: Option<String>,
     },
     /// Back up: copy the objects the target lacks, then write a snapshot
     /// record of every branch and tag. Runs while others commit.
@@ -107,10 +115,15 @@ pub enum BackupAction {
     /// Restore a repository as it was at a moment (every branch and tag),
     /// into a new directory, checked out.
     #[command(group(clap::ArgGroup::new("when").required(true).args(["at", "snapshot"])))]
+    #[command(group(clap::ArgGroup::new("where").required(true).args(["dest", "root"])))]
     Restore {
         /// The new repository's directory (with --all: the directory
         /// that receives one repository per id).
-        dest: PathBuf,
+        dest: Option<PathBuf>,
+        /// With --all: the directory that receives one repository per id
+        /// (the same as DEST).
+        #[arg(long, value_name = "DIR", requires = "all", conflicts_with = "dest")]
+        root: Option<PathBuf>,
         /// The moment: "2026-12-04 17:30:05" (local time), an RFC 3339
         /// time, "3 hours ago", "@UNIXSECONDS".
         #[arg(long, value_name = "TIME")]
@@ -133,6 +146,11 @@ pub enum BackupAction {
         /// Read the passphrase of an encrypted backup from FILE.
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// On a versioned bucket (S3 Object Lock): read each key that was
+        /// written over at its first version (after `backup verify`
+        /// reported keys "written over").
+        #[arg(long)]
+        first_versions: bool,
         #[arg(long)]
         json: bool,
     },
@@ -227,7 +245,13 @@ fn open_target(
     tmp: &Path,
     create: bool,
 ) -> Result<Target, CommandError> {
-    let mut t = Target::open(url, env, tmp, create)?;
+    with_freshen(Target::open(url, env, tmp, create))
+}
+
+/// A target just opened, with the freshen window `MEDIAGIT_FRESHEN_AFTER`
+/// sets.
+fn with_freshen(t: mediagit_repo::error::Result<Target>) -> Result<Target, CommandError> {
+    let mut t = t?;
     if let Some(v) = crate::commands::env_var("MEDIAGIT_FRESHEN_AFTER") {
         if let Some(d) = crate::commands::freshen_after(&v)? {
             t.set_freshen_after(d);
@@ -381,6 +405,13 @@ fn repo_ids(
         }
     }
     let all = target.repositories()?;
+    if all.is_empty() {
+        return Err(CommandError::user(
+            "backup-repository",
+            format!("{} holds no repository yet", target.url()),
+        )
+        .with_hint("`mediagit backup create` in a repository backs it up there"));
+    }
     if all_ok || all.len() == 1 {
         return Ok(all);
     }
@@ -504,6 +535,7 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
             name,
             repository,
             retain,
+            lock,
         } => {
             let repo = (ctx.repo)()?;
             let ws = repo.workspace()?;
@@ -523,12 +555,26 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
                 None => default_id(&repo)?,
             };
             backup::validate_repo_id(&id)?;
-            let target = open_target(
-                &url,
-                &crate::commands::cloud_env(),
-                &ws.dir().join("tmp"),
-                true,
-            )?;
+            if retain == Some(0) && lock.is_some() {
+                return Err(CommandError::usage(
+                    "--lock needs --retain of at least 1 day",
+                ));
+            }
+            let target = match (lock.as_deref().and_then(LockMode::parse), retain) {
+                (Some(mode), Some(days)) => with_freshen(Target::open_locked(
+                    &url,
+                    &crate::commands::cloud_env(),
+                    &ws.dir().join("tmp"),
+                    mode,
+                    days,
+                ))?,
+                _ => open_target(
+                    &url,
+                    &crate::commands::cloud_env(),
+                    &ws.dir().join("tmp"),
+                    true,
+                )?,
+            };
             refuse_taken_id(&target, &id, explicit)?;
             let entry = target.init_repository(&id, repo.store(), retain)?;
             crate::remote_cmd::edit_config(&repo, |doc| {
@@ -548,6 +594,11 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
                         String::new()
                     }
                 );
+                if let Some((mode, days)) = target.object_lock().and_then(|l| l.default_retention) {
+                    eprintln!(
+                        "The bucket's S3 Object Lock keeps every object {days} days after it is written ({mode} mode)."
+                    );
+                }
                 eprintln!("Run `mediagit backup create` to back up.");
             }
             Ok(())
@@ -806,6 +857,7 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
         }
         BackupAction::Restore {
             dest,
+            root,
             at,
             snapshot,
             target,
@@ -813,11 +865,25 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
             all,
             bare,
             passphrase_file,
+            first_versions,
             json,
         } => {
             let repo = (ctx.repo)().ok();
             let (url, configured) = target_url(ctx, repo.as_ref(), target.as_deref())?;
-            let t = open_target(&url, &crate::commands::cloud_env(), &tmp_dir(), false)?;
+            let t = if first_versions {
+                with_freshen(Target::open_first_versions(
+                    &url,
+                    &crate::commands::cloud_env(),
+                    &tmp_dir(),
+                ))?
+            } else {
+                open_target(&url, &crate::commands::cloud_env(), &tmp_dir(), false)?
+            };
+            let Some(dest) = dest.or(root) else {
+                return Err(CommandError::usage(
+                    "name the destination: DEST, or --root DIR with --all",
+                ));
+            };
             let dest = if dest.is_absolute() {
                 dest
             } else {
@@ -930,12 +996,31 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
             let repo = (ctx.repo)().ok();
             let (url, configured) = target_url(ctx, repo.as_ref(), target.as_deref())?;
             let t = open_target(&url, &crate::commands::cloud_env(), &tmp_dir(), false)?;
-            let ids = repo_ids(&t, repository, configured, repo.as_ref(), true)?;
             let mut out = backup::VerifyOutcome::default();
-            for id in &ids {
-                let entry = t.require_entry(id)?;
-                let pool = pool_for(ctx, &t, &entry, repo.as_ref(), passphrase_file.as_deref())?;
-                backup::verify(&t, id, &pool, read_data, &mut out)?;
+            // Keys written over first: shown even when what they hold
+            // stops the checks below.
+            backup::verify_versions(&t, &mut out)?;
+            let checked = (|| -> Result<(), CommandError> {
+                let ids = repo_ids(&t, repository, configured, repo.as_ref(), true)?;
+                for id in &ids {
+                    let entry = t.require_entry(id)?;
+                    let pool =
+                        pool_for(ctx, &t, &entry, repo.as_ref(), passphrase_file.as_deref())?;
+                    backup::verify(&t, id, &pool, read_data, &mut out)?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = checked {
+                for p in &out.problems {
+                    eprintln!(
+                        "{}: {} {}: {}",
+                        p.repository,
+                        p.kind,
+                        p.object.as_deref().unwrap_or(""),
+                        p.detail
+                    );
+                }
+                return Err(e);
             }
             if json {
                 json_out(&out)?;
@@ -985,6 +1070,15 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
             }
             if out.problems.is_empty() {
                 Ok(())
+            } else if out.problems.iter().all(|p| p.kind == "written over") {
+                Err(CommandError::user(
+                    "backup-damaged",
+                    format!(
+                        "{} key(s) of the backup in {url} were written over after MediaGit wrote them",
+                        out.problems.len()
+                    ),
+                )
+                .with_hint("`mediagit backup restore --first-versions` reads what MediaGit wrote; put each key's first version back on top to clear this (docs/BACKUP.md)"))
             } else {
                 Err(CommandError::user(
                     "backup-damaged",
@@ -993,7 +1087,7 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
                         out.problems.len()
                     ),
                 )
-                .with_hint("run `mediagit backup create --repair` from a sound copy of the repository to store them again"))
+                .with_hint("run `mediagit backup create --repair` from a sound copy of the repository to store them again (keys \"written over\": `backup restore --first-versions`, docs/BACKUP.md)"))
             }
         }
         BackupAction::Forget {
@@ -1136,6 +1230,100 @@ fn refuse_taken_id(target: &Target, id: &str, chosen: bool) -> CmdResult {
     )))
 }
 
+/// Whether `src` (a directory or a store URL) is a backup target: what
+/// `mediagit clone` checks before treating it as a repository.
+pub fn is_backup_target(cwd: &Path, src: &str) -> Result<bool, CommandError> {
+    if src.starts_with("http://") || src.starts_with("https://") {
+        return Ok(false);
+    }
+    let url = normalize(cwd, src.strip_prefix("file://").unwrap_or(src));
+    Ok(Target::exists_at(&url, &crate::commands::cloud_env())?)
+}
+
+/// `mediagit clone TARGET [DEST]` of a backup target: a restore of the
+/// newest record (or the one `--at` names) of the target's repository
+/// (`--repository` when it holds several), checked out on the branch
+/// `-b` names or the one HEAD named then.
+#[allow(clippy::too_many_arguments)]
+pub fn clone_from_backup(
+    ctx: &BackupCtx<'_>,
+    src: &str,
+    dest: Option<PathBuf>,
+    repository: Option<String>,
+    at: Option<&str>,
+    branch: Option<&str>,
+    bare: bool,
+    passphrase_file: Option<&Path>,
+) -> CmdResult {
+    let url = normalize(ctx.cwd, src.strip_prefix("file://").unwrap_or(src));
+    let t = open_target(&url, &crate::commands::cloud_env(), &tmp_dir(), false)?;
+    let id = repo_ids(&t, repository, None, None, false)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            CommandError::user("backup-repository", format!("{url} holds no repository"))
+        })?;
+    let entry = t.require_entry(&id)?;
+    let pool = pool_for(ctx, &t, &entry, None, passphrase_file)?;
+    let (records, bad) = t.records(&id, &pool)?;
+    for (_, why) in bad {
+        eprintln!("warning: {why}");
+    }
+    let at_ms = match at {
+        Some(a) => parse_at(a)?,
+        None => i64::MAX,
+    };
+    let mut rec = backup::record_at(&records, at_ms, &id)?.clone();
+    if let Some(b) = branch {
+        if !rec.refs.contains_key(&format!("refs/heads/{b}")) {
+            return Err(CommandError::user(
+                "branch-not-found",
+                format!(
+                    "the backup of {id} of {} has no branch {b:?}",
+                    fmt_ms(rec.time_ms)
+                ),
+            )
+            .with_hint("`mediagit backup list --json` shows the refs of every record"));
+        }
+        rec.head = Some(b.to_string());
+        rec.detached = None;
+    }
+    let dest = match dest {
+        Some(d) if d.is_absolute() => d,
+        Some(d) => ctx.cwd.join(d),
+        None => ctx.cwd.join(&id),
+    };
+    let who = crate::output::now_signature(
+        crate::commands::env_var("MEDIAGIT_AUTHOR_NAME").unwrap_or_else(|| "unknown".into()),
+        crate::commands::env_var("MEDIAGIT_AUTHOR_EMAIL").unwrap_or_else(|| "unknown".into()),
+    );
+    let progress = (ctx.progress)();
+    let (_, out) = backup::restore(
+        &t,
+        &pool,
+        &rec,
+        &dest,
+        bare,
+        &crate::commands::cloud_env(),
+        &who,
+        &progress,
+    )
+    .map_err(|e| backup_hint(e.into()))?;
+    if !ctx.quiet {
+        eprintln!(
+            "Cloned {} from the backup in {url} as of {} (record {}) into {}: {} refs, {} files ({})",
+            out.repository,
+            fmt_ms(out.time_ms),
+            out.record,
+            dest.display(),
+            out.refs,
+            out.files,
+            human_size(out.bytes)
+        );
+    }
+    Ok(())
+}
+
 /// Restore errors about objects point at the backup, not the repository.
 fn backup_hint(e: CommandError) -> CommandError {
     if matches!(e.kind, "corrupt-object" | "missing-object") {
@@ -1222,6 +1410,18 @@ fn report_create(
             human_size(out.transfer.bytes),
             out.transfer.reads,
         );
+        if out.transfer.server_side_packs > 0 {
+            eprintln!(
+                "  of which {} pack{} ({}) verified, then copied inside the storage service",
+                out.transfer.server_side_packs,
+                if out.transfer.server_side_packs == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                human_size(out.transfer.server_side_bytes)
+            );
+        }
         let _ = url;
     }
     Ok(())

@@ -417,7 +417,42 @@ pub fn run(cli: Cli) -> CmdResult {
             endpoint,
             region,
             passphrase_file,
+            repository,
+            at,
         } => {
+            // (A backup target takes no --endpoint or --region: the
+            // environment reaches its store. With them, SRC is a store.)
+            if endpoint.is_none()
+                && region.is_none()
+                && crate::backup_cmd::is_backup_target(&ctx.cwd, &src)?
+            {
+                if storage.is_some() {
+                    return Err(CommandError::usage(
+                        "--storage does not apply to cloning from a backup target",
+                    ));
+                }
+                return crate::backup_cmd::clone_from_backup(
+                    &crate::backup_cmd::BackupCtx {
+                        cwd: &ctx.cwd,
+                        quiet: ctx.quiet,
+                        prompt: ctx.prompt,
+                        repo: &|| ctx.repo(),
+                        progress: &|| ctx.progress(),
+                    },
+                    &src,
+                    dest,
+                    repository,
+                    at.as_deref(),
+                    branch.as_deref(),
+                    bare,
+                    passphrase_file.as_deref(),
+                );
+            }
+            if repository.is_some() || at.is_some() {
+                return Err(CommandError::usage(format!(
+                    "--repository and --at apply to cloning from a backup target, and {src} is not one"
+                )));
+            }
             let abs = |p: PathBuf| if p.is_absolute() { p } else { ctx.cwd.join(p) };
             // Asked only for an encrypted source (read before anything is
             // written, so a wrong one leaves nothing behind). A key kept by

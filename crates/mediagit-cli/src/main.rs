@@ -184,7 +184,9 @@ pub enum Command {
     },
     /// Copy a repository from a local path or a MediaGit server
     /// (http(s)://HOST[:PORT]/NAME), or join one in a store (s3://, az://,
-    /// gs://, b2://, file://), and check out its current branch.
+    /// gs://, b2://, file://), and check out its current branch. From a
+    /// backup target (a directory or store URL made by `backup init`), the
+    /// repository as its newest backup (or --at) has it.
     Clone {
         /// Path of a repository or URL of a server (copied), or the URL of
         /// a store (shared: the new working tree uses the store's objects
@@ -215,6 +217,14 @@ pub enum Command {
         /// MEDIAGIT_PASSPHRASE_FILE, MEDIAGIT_PASSPHRASE, or the terminal).
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// Cloning from a backup target that holds several repositories:
+        /// the id of the one to clone.
+        #[arg(long, value_name = "ID")]
+        repository: Option<String>,
+        /// Cloning from a backup target: the repository as it was at TIME
+        /// (default: its newest record), as `backup restore --at`.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
     /// Host repositories for push, fetch and clone over HTTP(S): every
     /// repository under a directory, or under an object-store prefix.

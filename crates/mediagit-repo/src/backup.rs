@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use mediagit_format::config::StorageConfig;
 use mediagit_format::{ObjectId, ObjectKind};
-use mediagit_storage::{CasOutcome, CloudEnv, LocalBackend, Storage};
+use mediagit_storage::{
+    CasOutcome, CloudEnv, ConnectOptions, LocalBackend, LockMode, ObjectLock, Storage,
+};
 
 use crate::error::{RepoError, Result};
 use crate::progress::Progress;
@@ -159,6 +161,12 @@ pub struct Target {
     storage: Arc<dyn Storage>,
     tmp: PathBuf,
     freshen_after: Duration,
+    /// The bucket's S3 Object Lock, when it has it on.
+    lock: Option<ObjectLock>,
+    /// Uploads carry Content-MD5 (an Object Lock bucket requires it).
+    md5: bool,
+    /// Keys written over are read at their first version.
+    first_versions: bool,
 }
 
 impl Drop for Target {
@@ -205,12 +213,27 @@ fn random_hex(n: usize) -> Result<String> {
 }
 
 fn get_bounded(storage: &dyn Storage, key: &str) -> Result<Vec<u8>> {
+    // In a directory target only a regular file is read: a device or a
+    // FIFO planted there reports no size and never ends.
+    if let Some(p) = storage.local_path(key) {
+        if p.symlink_metadata().is_ok_and(|m| !m.is_file()) {
+            return Err(RepoError::Invalid(format!(
+                "{}: {key} is not a regular file (planted?); not read",
+                storage.describe()
+            )));
+        }
+    }
     match storage.size(key)? {
         Some(n) if n > MAX_RECORD_BYTES => Err(RepoError::Invalid(format!(
             "{}: {key} is {n} bytes, more than a backup record may be ({MAX_RECORD_BYTES}); not read",
             storage.describe()
         ))),
-        Some(_) => Ok(storage.get(key)?),
+        // Exactly the size read, whatever the key holds by now.
+        Some(n) => {
+            let mut buf = vec![0u8; n as usize];
+            storage.read_at(key, 0, &mut buf)?;
+            Ok(buf)
+        }
         None => Err(mediagit_storage::StorageError::NotFound {
             backend: storage.describe(),
             key: key.into(),
@@ -345,21 +368,136 @@ pub fn pool_id(store: &Store) -> String {
 }
 
 impl Target {
+    /// Whether `url` holds a backup target (its marker), read without
+    /// writing anything (opening a target probes conditional writes).
+    pub fn exists_at(url: &str, env: &CloudEnv) -> Result<bool> {
+        let sc = StorageConfig::from_url(url)
+            .map_err(|e| RepoError::Invalid(format!("backup target {url:?}: {e}")))?;
+        if !sc.is_object_store() {
+            // A working tree or bare repository that happens to hold a
+            // file of that name is not a target: a target's marker is a
+            // regular file naming the format, beside no repository.
+            let dir = PathBuf::from(sc.path.clone().unwrap_or_default());
+            let marker = dir.join(TARGET_MARKER);
+            if !marker
+                .symlink_metadata()
+                .is_ok_and(|m| m.is_file() && m.len() <= 4096)
+                || dir.join(".mediagit").symlink_metadata().is_ok()
+                || dir.join("config.toml").symlink_metadata().is_ok()
+            {
+                return Ok(false);
+            }
+            let bytes = std::fs::read(&marker).map_err(|e| RepoError::io("read", &marker, e))?;
+            return Ok(serde_json::from_slice::<Marker>(&bytes)
+                .is_ok_and(|m| m.format == "mediagit-backup"));
+        }
+        let s = crate::repo::open_storage(Path::new("."), Some(&sc), env)?;
+        Ok(s.size(TARGET_MARKER)?.is_some())
+    }
+
     /// Opens the target at `url` (a directory, `s3://`, `az://`, `gs://`,
     /// `b2://`). `create`: make it a target if it is empty (a directory is
     /// created); else it must already be one.
     pub fn open(url: &str, env: &CloudEnv, tmp: &Path, create: bool) -> Result<Target> {
+        Self::open_inner(url, env, tmp, create, None, false)
+    }
+
+    /// [`Self::open`] of an existing target on a versioned bucket, reading
+    /// every key that was written over at its first version (FORMAT.md
+    /// §15.7): the recovery after `verify` found keys written over since
+    /// the backups were made.
+    pub fn open_first_versions(url: &str, env: &CloudEnv, tmp: &Path) -> Result<Target> {
+        Self::open_inner(url, env, tmp, false, None, true)
+    }
+
+    /// [`Self::open`] with `create`, on an S3 bucket whose Object Lock
+    /// must give every object at least `days` of retention in `mode`: the
+    /// bucket's default retention is set when it has none, and a bucket
+    /// without Object Lock, or with another mode or fewer days, is refused
+    /// before anything is written (FORMAT.md §15.7).
+    pub fn open_locked(
+        url: &str,
+        env: &CloudEnv,
+        tmp: &Path,
+        mode: LockMode,
+        days: u32,
+    ) -> Result<Target> {
+        Self::open_inner(url, env, tmp, true, Some((mode, days)), false)
+    }
+
+    fn open_inner(
+        url: &str,
+        env: &CloudEnv,
+        tmp: &Path,
+        create: bool,
+        want_lock: Option<(LockMode, u32)>,
+        first_versions: bool,
+    ) -> Result<Target> {
         let sc = StorageConfig::from_url(url)
             .map_err(|e| RepoError::Invalid(format!("backup target {url:?}: {e}")))?;
+        let mut lock = None;
+        let mut md5 = false;
         let (storage, sc): (Arc<dyn Storage>, Option<StorageConfig>) = if sc.is_object_store() {
             let mut sc = sc;
-            let s = crate::repo::open_storage(Path::new("."), Some(&sc), env)?;
+            let plain = crate::repo::open_storage(Path::new("."), Some(&sc), env)?;
+            // An Object Lock bucket refuses uploads without Content-MD5;
+            // a bucket that does not say (no permission to read the
+            // setting, a service without it) gets them too.
+            match plain.object_lock() {
+                Ok(l) => {
+                    md5 = l.as_ref().is_some_and(|l| l.enabled);
+                    lock = l.filter(|l| l.enabled);
+                }
+                Err(e) if want_lock.is_some() => return Err(e.into()),
+                Err(_) => md5 = sc.backend == mediagit_format::config::StorageKind::S3,
+            }
+            if let Some((mode, days)) = want_lock {
+                let bucket = sc.bucket.clone().unwrap_or_default();
+                match &lock {
+                    None => {
+                        return Err(RepoError::Invalid(format!(
+                            "bucket {bucket:?} has no S3 Object Lock, and it can only be turned on when a bucket is made: make a bucket for backups with it (aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket) and use that; nothing was written"
+                        )))
+                    }
+                    Some(l) => match l.default_retention {
+                        None => {
+                            plain.set_object_lock(mode, days)?;
+                            lock = Some(ObjectLock {
+                                enabled: true,
+                                default_retention: Some((mode, days)),
+                            });
+                        }
+                        Some((m, d)) if m != mode => {
+                            return Err(RepoError::Invalid(format!(
+                                "bucket {bucket:?} already locks objects in {m} mode ({d} days), not {mode}; MediaGit does not change a bucket's retention: use --lock {m}, or another bucket; nothing was written"
+                            )))
+                        }
+                        Some((_, d)) if d < days => {
+                            return Err(RepoError::Invalid(format!(
+                                "bucket {bucket:?} locks objects for {d} days, fewer than --retain {days}; MediaGit does not change a bucket's retention: lengthen it, or use --retain {d} or less; nothing was written"
+                            )))
+                        }
+                        Some(_) => {}
+                    },
+                }
+            }
+            let opts = ConnectOptions {
+                content_md5: md5,
+                first_versions,
+                ..Default::default()
+            };
+            let s = crate::repo::open_storage_with(Path::new("."), Some(&sc), env, &opts)?;
             if let Some(p) = s.conditional_writes_probe() {
                 sc.conditional_writes = p?;
             }
-            let s = crate::repo::open_storage(Path::new("."), Some(&sc), env)?;
+            let s = crate::repo::open_storage_with(Path::new("."), Some(&sc), env, &opts)?;
             (s, Some(sc))
         } else {
+            if want_lock.is_some() {
+                return Err(RepoError::Invalid(format!(
+                    "{url}: S3 Object Lock needs an s3:// target (a directory is protected by its file system's own means, e.g. a read-only snapshot or a WORM volume)"
+                )));
+            }
             let dir = PathBuf::from(sc.path.clone().unwrap_or_default());
             if create {
                 std::fs::create_dir_all(&dir)
@@ -383,9 +521,17 @@ impl Target {
             // takes no lock).
             tmp: tmp.join(format!("backup-{}-{}", std::process::id(), random_hex(4)?)),
             freshen_after: POOL_FRESHEN_AFTER,
+            lock,
+            md5,
+            first_versions,
         };
         t.check_marker(create)?;
         Ok(t)
+    }
+
+    /// The bucket's S3 Object Lock, when it has it on.
+    pub fn object_lock(&self) -> Option<&ObjectLock> {
+        self.lock.as_ref()
     }
 
     pub fn url(&self) -> &str {
@@ -504,7 +650,12 @@ impl Target {
                 } else {
                     format!("{p}/pools/{pool}")
                 };
-                crate::repo::open_storage(Path::new("."), Some(&sc), &self.env)
+                let opts = ConnectOptions {
+                    content_md5: self.md5,
+                    first_versions: self.first_versions,
+                    ..Default::default()
+                };
+                crate::repo::open_storage_with(Path::new("."), Some(&sc), &self.env, &opts)
             }
             None => {
                 for sub in [
@@ -758,6 +909,9 @@ impl Target {
         // Create-only: a record is never overwritten.
         match self.storage.compare_and_swap(&key, None, Some(&bytes))? {
             CasOutcome::Swapped => {}
+            // The same bytes: our own write, whose answer was lost and
+            // which the client retried (the key has a random part).
+            CasOutcome::Conflict { actual: Some(a) } if a == bytes => {}
             CasOutcome::Conflict { .. } => {
                 return Err(RepoError::Invalid(format!(
                     "{}: record {key} exists already; nothing was overwritten",
@@ -912,7 +1066,7 @@ pub fn create(
     repo.store().require_unlocked()?;
     let started_ms = now_ms();
     let entry = target.init_repository(opts.repository, repo.store(), opts.retain_days)?;
-    let pool = target.pool_like(&entry, repo.store())?;
+    let mut pool = target.pool_like(&entry, repo.store())?;
     if opts.check_same {
         if let Some(last) = target.latest_record(opts.repository, &pool)? {
             let odb = repo.store().odb()?;
@@ -990,7 +1144,9 @@ pub fn create(
         };
         let copy = |src: &Store, dst: &Store| -> Result<TransferStats> {
             if !opts.repair {
-                return copy_missing(src, dst, &tips, labels, progress);
+                return crate::transfer::copy_missing_server_side(
+                    src, dst, &tips, labels, progress,
+                );
             }
             let (stats, lost) =
                 crate::transfer::copy_for_repair(src, dst, &tips, labels, progress)?;
@@ -1008,6 +1164,10 @@ pub fn create(
             // to new packs: read them where they are now, once.
             Err(_) => copy(&repo.store().with_fresh_odb(), &pool.with_fresh_odb())?,
         };
+        if out.transfer.server_side_packs > 0 {
+            // (The object database loaded now sees the packs copied whole.)
+            pool = pool.with_fresh_odb();
+        }
     }
     crate::failpoint::hit("backup:before-protect");
     if !tips.is_empty() {
@@ -1246,10 +1406,18 @@ fn take_whole_packs(
         e.2 += loc.entry_len(odb.sealed());
         e.3 |= loc.damaged;
     });
+    // Packs holding a copy verify found damaged, wherever the object
+    // table reads that object (the markers stay in the pool: a pack taken
+    // whole would bring the damaged copy without them).
+    let marked: std::collections::HashSet<ObjectId> =
+        crate::odb::list_damaged(pool.storage().as_ref())?
+            .into_iter()
+            .map(|(_, _, pack)| pack)
+            .collect();
     let tmp = dest.store().tmp_dir().to_path_buf();
     let (mut taken, mut bytes) = (Vec::new(), 0);
     for (pack, (all, needed, b, damaged)) in packs {
-        if all == 0 || needed < all || damaged {
+        if all == 0 || needed < all || damaged || marked.contains(&pack) {
             continue;
         }
         // Only regular files are taken (a link planted in the target is
@@ -1463,6 +1631,54 @@ pub struct VerifyOutcome {
     pub objects_read: usize,
     pub bytes_read: u64,
     pub problems: Vec<VerifyProblem>,
+}
+
+/// On a target under S3 Object Lock (FORMAT.md §15.7): every key of the
+/// layout is written once, so a key with several stored versions was
+/// written over by someone else. Each is a problem naming the key; its
+/// oldest version is the one MediaGit wrote, still stored and locked.
+pub fn verify_versions(target: &Target, out: &mut VerifyOutcome) -> Result<()> {
+    // Lock on, or not known (the setting could not be read).
+    if !target.md5 {
+        return Ok(());
+    }
+    let Some(versions) = target.storage.list_versions("")? else {
+        return Ok(());
+    };
+    let mut per_key: BTreeMap<String, Vec<mediagit_storage::KeyVersion>> = BTreeMap::new();
+    for (key, v) in versions {
+        // (The conditional-write probe of every open writes its
+        // `locks/probe-*` key twice, by design.)
+        if !key.starts_with("locks/") {
+            per_key.entry(key).or_default().push(v);
+        }
+    }
+    for (key, vs) in per_key {
+        let data = mediagit_storage::data_versions(&vs);
+        let (Some(first), Some(newest)) = (data.first(), data.last()) else {
+            continue;
+        };
+        // One content (a retried or concurrent write of the same bytes),
+        // or the first content put back on top: nothing to report.
+        if data.len() < 2 || (newest.etag.is_some() && newest.etag == first.etag) {
+            continue;
+        }
+        let repository = match key.strip_prefix("repos/").and_then(|k| k.split('/').next()) {
+            Some(r) => r.to_string(),
+            None => "(target)".to_string(),
+        };
+        let n = data.len();
+        out.problems.push(VerifyProblem {
+            repository,
+            kind: "written over".into(),
+            object: Some(key),
+            detail: format!(
+                "{n} versions with different content are stored of a key written once: someone wrote over it (or planted it before the backup wrote it); MediaGit reads the newest, and `backup restore --first-versions` reads the first, {} (FORMAT.md §15.7)",
+                first.version
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Checks that every object every record of `repo` needs is in `pool`

@@ -238,6 +238,17 @@ pub fn open_storage(
     storage: Option<&StorageConfig>,
     env: &CloudEnv,
 ) -> Result<Arc<dyn Storage>> {
+    open_storage_with(dir, storage, env, &Default::default())
+}
+
+/// [`open_storage`] with the object store client set up by `options`
+/// (a backup target on an S3 Object Lock bucket sends Content-MD5).
+pub fn open_storage_with(
+    dir: &Path,
+    storage: Option<&StorageConfig>,
+    env: &CloudEnv,
+    options: &mediagit_storage::ConnectOptions,
+) -> Result<Arc<dyn Storage>> {
     let Some(sc) = storage else {
         return Ok(Arc::new(LocalBackend::new(dir)));
     };
@@ -266,7 +277,8 @@ pub fn open_storage(
         account: sc.account.clone(),
         bucket_id: sc.bucket_id.clone(),
     };
-    let b = ObjectStoreBackend::connect(&spec, env)?.with_conditional_writes(sc.conditional_writes);
+    let b = ObjectStoreBackend::connect_with(&spec, env, options)?
+        .with_conditional_writes(sc.conditional_writes);
     Ok(Arc::new(b))
 }
 

@@ -45,6 +45,10 @@ pub struct TransferStats {
     pub bytes: u64,
     /// Reads of object data from the source (ranged GETs on an object store).
     pub reads: usize,
+    /// Of `objects` and `bytes`: packs copied whole inside the storage
+    /// service ([`copy_missing_server_side`]), and their bytes.
+    pub server_side_packs: usize,
+    pub server_side_bytes: u64,
 }
 
 /// How a transfer names the local repository.
@@ -119,7 +123,157 @@ pub fn copy_missing(
     labels: Labels<'_>,
     progress: &dyn Progress,
 ) -> Result<TransferStats> {
-    copy(src, dst, tips, labels, progress, None)
+    copy(src, dst, tips, labels, progress, None, false)
+}
+
+/// [`copy_missing`], where the two stores are in one storage service
+/// (`Storage::copy_in`: S3, one endpoint): each source pack that holds only chunks, all of
+/// them needed and missing in `dst`, none marked damaged, is first read
+/// and verified in the source, then copied whole by the storage service
+/// (pack, then index: FORMAT.md §9), so no byte goes up from this
+/// machine. Only chunks: they name nothing, so a pack of them visible
+/// before the rest of the copy lets no later walk skip history (a
+/// commit or manifest would). A pack that does not verify, or that `dst`
+/// already has a key for, is left to the object-by-object copy.
+pub fn copy_missing_server_side(
+    src: &Store,
+    dst: &Store,
+    tips: &[ObjectId],
+    labels: Labels<'_>,
+    progress: &dyn Progress,
+) -> Result<TransferStats> {
+    copy(src, dst, tips, labels, progress, None, true)
+}
+
+/// The packs [`copy_missing_server_side`] takes whole: (packs taken, the
+/// objects in them), with the copied objects and bytes added to `stats`.
+fn take_chunk_packs(
+    src: &Store,
+    dst: &Store,
+    chunks: &[(ObjectId, ObjectId, Location)],
+    stats: &mut TransferStats,
+    progress: &dyn Progress,
+) -> Result<IdSet> {
+    let mut taken_objects = IdSet::default();
+    let (Some(from), Some(to)) = (src.storage().location(), dst.storage().location()) else {
+        return Ok(taken_objects);
+    };
+    if (from.service, &from.endpoint) != (to.service, &to.endpoint) {
+        return Ok(taken_objects);
+    }
+    let s = src.odb()?;
+    // Copies fsck found damaged, in any pack (a damaged copy whose object
+    // reads sound elsewhere is not in the object table's view of a pack).
+    let damaged: std::collections::HashSet<(ObjectId, ObjectId)> =
+        crate::odb::list_damaged(src.storage().as_ref())?
+            .into_iter()
+            .map(|(_, id, pack)| (id, pack))
+            .collect();
+    let wanted_ids: std::collections::HashSet<ObjectId> =
+        chunks.iter().map(|(id, _, _)| *id).collect();
+    // A pack is judged by its own index: every entry (not only the ones
+    // the object table locates there) must be a chunk this copy needs.
+    let mut candidates: std::collections::BTreeMap<ObjectId, u32> = Default::default();
+    for (_, pack, l) in chunks {
+        candidates.insert(*pack, l.pack);
+    }
+    // What is in the bucket now, never a local cache of it: the copy
+    // takes the bucket's bytes.
+    let raw = src.uncached_storage().as_ref();
+    for (pack, slot) in candidates {
+        let (pk, ik) = (crate::odb::pack_key(&pack), crate::odb::idx_key(&pack));
+        // The content tags, read before anything is checked: each copy is
+        // tied to the tag its bytes had then.
+        let (Some(tag), Some(itag)) = (raw.etag(&pk)?, raw.etag(&ik)?) else {
+            continue;
+        };
+        let Ok(max) = crate::odb::index_bound(raw, &pack) else {
+            continue;
+        };
+        let Ok((idx, salt)) = crate::odb::read_pack_index(raw, &src.codec(), &ik, pack, max, None)
+        else {
+            continue;
+        };
+        let whole = !idx.entries.is_empty()
+            && idx.entries.iter().all(|e| {
+                e.kind == ObjectKind::Chunk
+                    && wanted_ids.contains(&e.id)
+                    && !taken_objects.contains(&e.id)
+                    && !damaged.contains(&(e.id, pack))
+            });
+        if !whole {
+            continue;
+        }
+        if dst.storage().size(&pk)?.is_some() || dst.storage().size(&ik)?.is_some() {
+            continue;
+        }
+        // Every byte of the pack is checked, not only the entries: its
+        // header must be the one this store writes, and the entries must
+        // follow it back to back up to the end.
+        let header = match salt {
+            Some(salt) => mediagit_format::pack::PackHeader::Sealed { salt },
+            None => mediagit_format::pack::PackHeader::Plain,
+        };
+        let Some(size) = raw.size(&pk)? else {
+            continue;
+        };
+        let mut at = header.len() as u64;
+        let mut by_offset: Vec<&mediagit_format::pack::IdxEntry> = idx.entries.iter().collect();
+        by_offset.sort_by_key(|e| e.offset);
+        let mut contiguous = true;
+        for e in &by_offset {
+            contiguous &= e.offset == at;
+            at = at.saturating_add(mediagit_format::pack::entry_len(s.sealed(), e.stored_len));
+        }
+        if !contiguous || at != size {
+            continue;
+        }
+        let mut head = vec![0u8; header.len()];
+        if raw.read_at(&pk, 0, &mut head).is_err() || head != header.encode() {
+            continue;
+        }
+        // Every entry read and verified where it is: a damaged pack never
+        // goes across (its objects are then copied from wherever they
+        // read sound).
+        let objs: Vec<(ObjectId, ObjectId, Location)> = idx
+            .entries
+            .iter()
+            .map(|e| {
+                let loc = Location {
+                    pack: slot,
+                    offset: e.offset,
+                    kind: e.kind,
+                    codec: e.codec,
+                    raw_len: e.raw_len,
+                    stored_len: e.stored_len,
+                    damaged: false,
+                };
+                (e.id, pack, loc)
+            })
+            .collect();
+        let bytes: u64 = objs.iter().map(|(_, _, l)| u64::from(l.stored_len)).sum();
+        if read_in_parallel(s, objs.clone(), src.read_workers(), &mut |_, _, _| Ok(())).is_err() {
+            continue;
+        }
+        crate::failpoint::hit("backup:copy-in-pack");
+        if !dst.storage().copy_in(&from, &pk, &pk, &tag)? {
+            continue;
+        }
+        crate::failpoint::hit("backup:copy-in-index");
+        if !dst.storage().copy_in(&from, &ik, &ik, &itag)? {
+            continue;
+        }
+        progress.bytes(bytes);
+        stats.server_side_packs += 1;
+        stats.server_side_bytes += bytes;
+        stats.objects += objs.len();
+        stats.chunks += objs.len();
+        stats.bytes += bytes;
+        for (id, _, _) in &objs {
+            taken_objects.insert(*id);
+        }
+    }
+    Ok(taken_objects)
 }
 
 /// How errors name the two sides of a transfer: for a fetch
@@ -144,7 +298,15 @@ pub fn copy_for_repair(
     progress: &dyn Progress,
 ) -> Result<(TransferStats, Vec<ObjectId>)> {
     let mut unavailable = Vec::new();
-    let stats = copy(src, dst, tips, labels, progress, Some(&mut unavailable))?;
+    let stats = copy(
+        src,
+        dst,
+        tips,
+        labels,
+        progress,
+        Some(&mut unavailable),
+        false,
+    )?;
     unavailable.sort_unstable();
     unavailable.dedup();
     Ok((stats, unavailable))
@@ -159,6 +321,7 @@ fn copy(
     labels: Labels<'_>,
     progress: &dyn Progress,
     mut unavailable: Option<&mut Vec<ObjectId>>,
+    server_side: bool,
 ) -> Result<TransferStats> {
     let (remote, dst_label) = (labels.src, labels.dst);
     let full = unavailable.is_some();
@@ -386,6 +549,12 @@ fn copy(
             }
         }
         wants.push(want);
+    }
+    if server_side {
+        let taken = take_chunk_packs(src, dst, &wants[0], &mut stats, progress)?;
+        if !taken.is_empty() {
+            wants[0].retain(|(id, _, _)| !taken.contains(id));
+        }
     }
     for (k, want) in wants.into_iter().enumerate() {
         if want.is_empty() {
