@@ -39,7 +39,7 @@ pub enum BackupAction {
         /// at least --retain days in this mode ("governance": users with
         /// s3:BypassGovernanceRetention may lift it; "compliance":
         /// nobody), as the bucket's default retention. The bucket must
-        /// have been made with Object Lock.
+        /// have Object Lock on.
         #[arg(long, value_name = "MODE", requires = "retain", value_parser = ["governance", "compliance"])]
         lock: Option<String>,
     },
@@ -48,7 +48,11 @@ pub enum BackupAction {
     Create {
         /// A target name from `backup init` or a URL (default: the only
         /// one, or the one named "backup").
+        #[arg(conflicts_with = "target_opt")]
         target: Option<String>,
+        /// The same as TARGET (as `restore`, `ls` and `diff` take it).
+        #[arg(long = "target", value_name = "TARGET")]
+        target_opt: Option<String>,
         /// This repository's id in the target (with --all: ignored).
         #[arg(long, value_name = "ID")]
         repository: Option<String>,
@@ -76,7 +80,11 @@ pub enum BackupAction {
     },
     /// List the snapshots and journal records in the target.
     List {
+        #[arg(conflicts_with = "target_opt")]
         target: Option<String>,
+        /// The same as TARGET (as `restore`, `ls` and `diff` take it).
+        #[arg(long = "target", value_name = "TARGET")]
+        target_opt: Option<String>,
         /// Only this repository (default: this one inside a repository,
         /// else every repository of the target).
         #[arg(long, value_name = "ID")]
@@ -157,7 +165,11 @@ pub enum BackupAction {
     /// Check that every object every record needs is in the target;
     /// --read-data also reads them back and checks their hashes.
     Verify {
+        #[arg(conflicts_with = "target_opt")]
         target: Option<String>,
+        /// The same as TARGET (as `restore`, `ls` and `diff` take it).
+        #[arg(long = "target", value_name = "TARGET")]
+        target_opt: Option<String>,
         #[arg(long, value_name = "ID")]
         repository: Option<String>,
         /// Read back this percentage of the packs (default 100).
@@ -171,7 +183,11 @@ pub enum BackupAction {
     /// Remove the records the rules do not keep (a record is kept if any
     /// rule keeps it); their data goes with `backup prune`.
     Forget {
+        #[arg(conflicts_with = "target_opt")]
         target: Option<String>,
+        /// The same as TARGET (as `restore`, `ls` and `diff` take it).
+        #[arg(long = "target", value_name = "TARGET")]
+        target_opt: Option<String>,
         #[arg(long, value_name = "ID")]
         repository: Option<String>,
         #[arg(long, value_name = "N", default_value_t = 0)]
@@ -206,7 +222,11 @@ pub enum BackupAction {
     /// removed by a later one at least --grace after (so a backup running
     /// meanwhile loses nothing).
     Prune {
+        #[arg(conflicts_with = "target_opt")]
         target: Option<String>,
+        /// The same as TARGET (as `restore`, `ls` and `diff` take it).
+        #[arg(long = "target", value_name = "TARGET")]
+        target_opt: Option<String>,
         /// This repository and every other sharing its objects in the target.
         #[arg(long, value_name = "ID")]
         repository: Option<String>,
@@ -605,6 +625,7 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
         }
         BackupAction::Create {
             target,
+            target_opt,
             repository,
             watch,
             interval,
@@ -613,6 +634,7 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
             repair,
             json,
         } => {
+            let target = target.or(target_opt);
             if all {
                 return create_all(ctx, target, root.unwrap_or_default(), json);
             }
@@ -668,10 +690,12 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
         }
         BackupAction::List {
             target,
+            target_opt,
             repository,
             journal,
             json,
         } => {
+            let target = target.or(target_opt);
             let repo = (ctx.repo)().ok();
             let (url, configured) = target_url(ctx, repo.as_ref(), target.as_deref())?;
             let t = open_target(&url, &crate::commands::cloud_env(), &tmp_dir(), false)?;
@@ -983,11 +1007,13 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
         }
         BackupAction::Verify {
             target,
+            target_opt,
             repository,
             read_data,
             passphrase_file,
             json,
         } => {
+            let target = target.or(target_opt);
             if read_data.is_some_and(|p| p == 0 || p > 100) {
                 return Err(CommandError::usage(
                     "--read-data: a percentage from 1 to 100",
@@ -1092,6 +1118,7 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
         }
         BackupAction::Forget {
             target,
+            target_opt,
             repository,
             keep_last,
             keep_hourly,
@@ -1105,6 +1132,7 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
             passphrase_file,
             json,
         } => {
+            let target = target.or(target_opt);
             let policy = KeepPolicy {
                 last: keep_last,
                 hourly: keep_hourly,
@@ -1164,12 +1192,14 @@ pub fn backup(ctx: &BackupCtx<'_>, action: BackupAction) -> CmdResult {
         }
         BackupAction::Prune {
             target,
+            target_opt,
             repository,
             grace,
             dry_run,
             passphrase_file,
             json,
         } => {
+            let target = target.or(target_opt);
             let grace = parse_duration(&grace, "--grace")?;
             let repo = (ctx.repo)().ok();
             let (url, configured) = target_url(ctx, repo.as_ref(), target.as_deref())?;

@@ -449,6 +449,65 @@ fn tls_needs_the_ca_and_works_with_it() {
     assert!(e.contains("expired"), "{e}");
 }
 
+/// A clone copies the server's packs whole; the checkout checks what it
+/// writes, but an object only history needs (an older version of a
+/// file) went into the clone unread, damaged or not. Now every entry the
+/// checkout does not read is read and checked first, and a damaged pack
+/// fails the clone, which leaves nothing behind.
+#[test]
+fn a_clone_from_a_server_whose_history_is_damaged_fails_and_leaves_nothing() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        &env.root().join("hosted"),
+        None,
+        &["--create-on-push"],
+    );
+    let Some(root) = server.root.clone() else {
+        return; // damages pack files on disk
+    };
+    env.ok(&["config", "media.records", "false"]);
+    let url = server.repo_url("film");
+    commit_files(&env, &[("a.bin", 400_000, 1)], "one");
+    ok_in(&env, &env.repo(), &["push", &url, "main"]);
+    let packs = |d: &Path| -> Vec<PathBuf> {
+        all_files(d)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+            .collect()
+    };
+    // The first version's chunks: the largest pack of the first push.
+    let first = packs(&root.join("film"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    commit_files(&env, &[("a.bin", 400_000, 2)], "two");
+    ok_in(&env, &env.repo(), &["push", &url, "main"]);
+    // Sound: the clone works and is fsck clean.
+    let good = env.root().join("good");
+    ok_in(&env, env.root(), &["clone", &url, good.to_str().unwrap()]);
+    let fsck = env.ok_in(&good, &["fsck"]);
+    assert!(fsck.contains(" 0 problems"), "{fsck}");
+    let mut b = std::fs::read(&first).unwrap();
+    let n = b.len();
+    b[n / 2] ^= 0x10;
+    std::fs::write(&first, &b).unwrap();
+    let dest = env.root().join("copy");
+    let e = fail_in(&env, env.root(), &["clone", &url, dest.to_str().unwrap()]);
+    assert!(e.contains("corrupt"), "{e}");
+    assert!(!dest.exists(), "a failed clone leaves nothing");
+    // The file as checked out was never the problem: a bare clone (which
+    // checks out nothing) fails too.
+    let bare = env.root().join("bare");
+    let e = fail_in(
+        &env,
+        env.root(),
+        &["clone", "--bare", &url, bare.to_str().unwrap()],
+    );
+    assert!(e.contains("corrupt"), "{e}");
+    assert!(!bare.exists());
+}
+
 #[test]
 fn an_uploaded_pack_that_does_not_verify_is_refused_and_removed() {
     if test_encrypt() {

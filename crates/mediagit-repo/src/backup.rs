@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use mediagit_format::config::StorageConfig;
+use mediagit_format::id::IdSet;
 use mediagit_format::{ObjectId, ObjectKind};
 use mediagit_storage::{
     CasOutcome, CloudEnv, ConnectOptions, LocalBackend, LockMode, ObjectLock, Storage,
@@ -456,7 +457,7 @@ impl Target {
                 match &lock {
                     None => {
                         return Err(RepoError::Invalid(format!(
-                            "bucket {bucket:?} has no S3 Object Lock, and it can only be turned on when a bucket is made: make a bucket for backups with it (aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket) and use that; nothing was written"
+                            "bucket {bucket:?} has no S3 Object Lock: make a bucket for backups with it (aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket), or turn it on for this bucket where the service allows it (on AWS, once versioning is on: aws s3api put-object-lock-configuration --bucket {bucket} --object-lock-configuration ObjectLockEnabled=Enabled; it can never be turned off); nothing was written"
                         )))
                     }
                     Some(l) => match l.default_retention {
@@ -1366,14 +1367,19 @@ pub struct RestoreOutcome {
 /// when target and destination share a filesystem, else a file copy):
 /// no decoding, no second pack written. Only when no other repository
 /// shares the pool (a pack of a shared pool may hold another repository's
-/// objects) and no copy in the pack is known damaged. Returns (packs,
-/// bytes).
+/// objects) and no copy in the pack is known damaged. A pack is judged by
+/// its own index (an object the object table reads from another pack is
+/// still in this one), judged again by the index copied, and the copy must
+/// pass [`crate::odb::check_pack_frame`] (header, layout, name: what
+/// reading entries never checks), or it is removed again and its objects
+/// are copied one by one. Returns each pack taken with its index entries,
+/// and the bytes.
 fn take_whole_packs(
     target: &Target,
     pool: &Store,
     record: &Record,
     dest: &Repository,
-) -> Result<(Vec<ObjectId>, u64)> {
+) -> Result<(Vec<crate::clone::CopiedPack>, u64)> {
     let pool_name = target.require_entry(&record.repository)?.pool;
     let mut sharing = 0;
     for id in target.repositories()? {
@@ -1395,16 +1401,16 @@ fn take_whole_packs(
         // The copy below names what is missing.
         return Ok((Vec::new(), 0));
     }
-    // pack -> (objects, objects needed, bytes, any damaged)
-    let mut packs: BTreeMap<ObjectId, (usize, usize, u64, bool)> = BTreeMap::new();
+    // A first sieve on the object table's view: pack -> (objects, objects
+    // needed, any damaged).
+    let mut packs: BTreeMap<ObjectId, (usize, usize, bool)> = BTreeMap::new();
     odb.for_each_object(|id, pack, loc| {
         let e = packs.entry(*pack).or_default();
         e.0 += 1;
         if reach.objects.contains(id) {
             e.1 += 1;
         }
-        e.2 += loc.entry_len(odb.sealed());
-        e.3 |= loc.damaged;
+        e.2 |= loc.damaged;
     });
     // Packs holding a copy verify found damaged, wherever the object
     // table reads that object (the markers stay in the pool: a pack taken
@@ -1416,7 +1422,8 @@ fn take_whole_packs(
             .collect();
     let tmp = dest.store().tmp_dir().to_path_buf();
     let (mut taken, mut bytes) = (Vec::new(), 0);
-    for (pack, (all, needed, b, damaged)) in packs {
+    let mut brought = IdSet::default();
+    for (pack, (all, needed, damaged)) in packs {
         if all == 0 || needed < all || damaged || marked.contains(&pack) {
             continue;
         }
@@ -1428,55 +1435,63 @@ fn take_whole_packs(
                 .map(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_file()))
                 .unwrap_or(true)
         };
-        if !regular(&crate::odb::pack_key(&pack)) || !regular(&crate::odb::idx_key(&pack)) {
+        let (pk, ik) = (crate::odb::pack_key(&pack), crate::odb::idx_key(&pack));
+        if !regular(&pk) || !regular(&ik) {
+            continue;
+        }
+        // Its own index: every entry needed, none brought by a pack
+        // already taken (one copy of each object).
+        let raw = pool.storage().as_ref();
+        let Ok(max) = crate::odb::index_bound(raw, &pack) else {
+            continue;
+        };
+        let Ok((idx, _)) = crate::odb::read_pack_index(raw, &pool.codec(), &ik, pack, max, None)
+        else {
+            continue;
+        };
+        if idx
+            .entries
+            .iter()
+            .any(|e| !reach.objects.contains(&e.id) || brought.contains(&e.id))
+        {
             continue;
         }
         // Pack, then index (FORMAT.md §9).
-        for key in [crate::odb::pack_key(&pack), crate::odb::idx_key(&pack)] {
-            crate::clone::copy_object(
-                pool.storage().as_ref(),
-                dest.storage().as_ref(),
-                &key,
-                &tmp,
-            )?;
+        for key in [&pk, &ik] {
+            crate::clone::copy_object(pool.storage().as_ref(), dest.storage().as_ref(), key, &tmp)?;
         }
-        taken.push(pack);
-        bytes += b;
+        // What arrived is judged again where it now is (local disk:
+        // cheap), by the index the new repository will read.
+        let d = dest.storage().as_ref();
+        let copied = crate::odb::index_bound(d, &pack).and_then(|max| {
+            crate::odb::read_pack_index(d, &dest.store().codec(), &ik, pack, max, None)
+        });
+        let judged = match copied {
+            Ok((idx, salt)) => {
+                let ok = idx
+                    .entries
+                    .iter()
+                    .all(|e| reach.objects.contains(&e.id) && !brought.contains(&e.id))
+                    && crate::odb::check_pack_frame(d, &pack, &idx, salt, true)?.is_none();
+                ok.then_some((idx, salt))
+            }
+            Err(_) => None,
+        };
+        let Some((idx, salt)) = judged else {
+            // The index first: a pack without an index is invisible.
+            d.delete(&ik)?;
+            d.delete(&pk)?;
+            continue;
+        };
+        bytes += idx
+            .entries
+            .iter()
+            .map(|e| mediagit_format::pack::entry_len(salt.is_some(), e.stored_len))
+            .sum::<u64>();
+        brought.extend(idx.entries.iter().map(|e| e.id));
+        taken.push((pack, idx.entries));
     }
     Ok((taken, bytes))
-}
-
-/// Verifies the chunks of the packs a restore took whole that its
-/// checkout will not read (history only; the checkout verifies every
-/// chunk it writes): a damaged or planted pack fails the restore instead
-/// of passing into the new repository unread. Metadata in them was read,
-/// and so verified, by the whole-history copy.
-fn verify_taken_packs(
-    repo: &Repository,
-    taken: &[ObjectId],
-    checked_out: Option<ObjectId>,
-) -> Result<()> {
-    let odb = repo.odb()?;
-    let mut by_checkout: std::collections::HashSet<ObjectId> = Default::default();
-    if let Some(c) = checked_out {
-        let tree = odb.read_commit(&c)?.tree;
-        for (_, e) in crate::tree::flatten(odb, &tree)? {
-            if e.kind != mediagit_format::index::IndexKind::Symlink {
-                for ch in odb.read_manifest(&e.manifest)?.chunks {
-                    by_checkout.insert(ch.id);
-                }
-            }
-        }
-    }
-    let taken: std::collections::BTreeSet<ObjectId> = taken.iter().copied().collect();
-    let mut want = Vec::new();
-    odb.for_each_object(|id, pack, loc| {
-        if taken.contains(pack) && loc.kind == ObjectKind::Chunk && !by_checkout.contains(id) {
-            want.push((*id, *pack, *loc));
-        }
-    });
-    crate::transfer::read_in_parallel(odb, want, repo.read_workers(), &mut |_, _, _| Ok(()))?;
-    Ok(())
 }
 
 /// Restores the repository `entry` names as `record` has it into a new
@@ -1577,7 +1592,7 @@ fn restore_into(
     }
     if !taken.is_empty() {
         let checked_out = if bare { None } else { record.head_commit() };
-        verify_taken_packs(&repo, &taken, checked_out)?;
+        crate::clone::verify_copied_packs(&repo, &taken, checked_out)?;
     }
     let mut out = RestoreOutcome {
         repository: record.repository.clone(),
@@ -1764,7 +1779,7 @@ pub fn verify(
     if !gone.is_empty() {
         for id in reach.objects.iter() {
             if let Some((pack, _)) = odb.locate(id).filter(|(p, _)| gone.contains(p)) {
-                let _ = pool.storage().put(&crate::odb::damaged_key(id, &pack), b"");
+                mark_damaged(pool, id, &pack);
             }
         }
     }
@@ -1807,7 +1822,7 @@ pub fn verify(
                         // A damage marker (a new key: the target stays
                         // write-once) makes the next `create --repair`
                         // store a sound copy instead of trusting this one.
-                        let _ = pool.storage().put(&crate::odb::damaged_key(id, &pack), b"");
+                        mark_damaged(pool, id, &pack);
                         out.problems.push(VerifyProblem {
                             repository: repo.into(),
                             kind: "damaged".into(),
@@ -1820,6 +1835,17 @@ pub fn verify(
         }
     }
     Ok(())
+}
+
+/// Writes the damage marker of `id`'s copy in `pack` unless it is there
+/// already (on a versioned bucket a second write would be a second
+/// version, which `verify` reports as written over). Best effort: a
+/// marker that cannot be written is found again by the next verify.
+fn mark_damaged(pool: &Store, id: &ObjectId, pack: &ObjectId) {
+    let key = crate::odb::damaged_key(id, pack);
+    if matches!(pool.storage().size(&key), Ok(None)) {
+        let _ = pool.storage().put(&key, b"");
+    }
 }
 
 /// Which records `forget` keeps.

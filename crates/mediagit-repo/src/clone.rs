@@ -3,7 +3,9 @@
 //! From a path: packs and pack indexes are immutable, so they are hard-linked
 //! when source and destination share a filesystem (as `git clone` does
 //! locally) and streamed otherwise (uploaded, when the new repository's
-//! objects live in an object store); branches and tags are copied by
+//! objects live in an object store). A streamed pack (from a server too)
+//! is read and checked before anything refers to it, except the chunks
+//! the checkout will read and check anyway; branches and tags are copied by
 //! compare-and-swap (every branch as a local branch, as earlier builds
 //! did, and as `origin/BRANCH`); the source becomes the remote `origin`,
 //! the upstream of HEAD's branch, which is then checked out.
@@ -153,6 +155,54 @@ pub(crate) fn copy_object(
     dst.put_file(key, &path)?;
     let _ = path.keep();
     Ok(false)
+}
+
+/// A pack copied whole, with the entries of its own index.
+pub(crate) type CopiedPack = (ObjectId, Vec<mediagit_format::pack::IdxEntry>);
+
+/// Reads every entry of `packs` (each with its own index's entries, in
+/// `repo`'s store) and checks it against its id, except the chunks of the
+/// files a checkout of `checked_out` will write (a checkout checks every
+/// chunk it writes): packs copied whole from elsewhere (a clone from a
+/// server, a restore from a backup) never enter a repository unread.
+pub(crate) fn verify_copied_packs(
+    repo: &Repository,
+    packs: &[CopiedPack],
+    checked_out: Option<ObjectId>,
+) -> Result<()> {
+    if packs.is_empty() {
+        return Ok(());
+    }
+    let odb = repo.odb()?;
+    let mut by_checkout: std::collections::HashSet<ObjectId> = Default::default();
+    if let Some(c) = checked_out {
+        let tree = odb.read_commit(&c)?.tree;
+        for (_, e) in crate::tree::flatten(odb, &tree)? {
+            if e.kind != mediagit_format::index::IndexKind::Symlink {
+                for ch in odb.read_manifest(&e.manifest)?.chunks {
+                    by_checkout.insert(ch.id);
+                }
+            }
+        }
+    }
+    let slots = odb.packs();
+    let mut want = Vec::new();
+    for (pack, entries) in packs {
+        let Some(slot) = slots.iter().position(|p| p == pack) else {
+            return Err(RepoError::Invalid(format!(
+                "pack {pack} was copied but is not in the new repository"
+            )));
+        };
+        for e in entries {
+            if e.kind == mediagit_format::ObjectKind::Chunk && by_checkout.contains(&e.id) {
+                continue;
+            }
+            let loc = crate::odb::Location::of_entry(e, slot as u32, false);
+            want.push((e.id, *pack, loc));
+        }
+    }
+    crate::transfer::read_in_parallel(odb, want, repo.read_workers(), &mut |_, _, _| Ok(()))?;
+    Ok(())
 }
 
 impl Repository {
@@ -433,23 +483,67 @@ impl Repository {
         let (s, d) = (source.storage().clone(), repo.storage().clone());
         let keys = s.list("packs/")?;
         // Packs first, then their indexes (the write order of FORMAT.md §9).
+        let mut streamed = Vec::new();
         for key in keys
             .iter()
             .filter(|k| k.ends_with(".pack"))
             .chain(keys.iter().filter(|k| k.ends_with(".idx")))
         {
-            if copy_object(
+            let linked = copy_object(
                 s.as_ref(),
                 d.as_ref(),
                 key,
                 &repo.workspace()?.dir().join("tmp"),
-            )? {
+            )?;
+            if linked {
                 out.linked += 1;
             }
-            if key.ends_with(".pack") {
+            if let Some(id) = key
+                .strip_prefix("packs/")
+                .and_then(|k| k.strip_suffix(".pack"))
+            {
                 out.packs += 1;
+                // (A key that names no pack is never read.)
+                if let (false, Ok(id)) = (linked, id.parse::<ObjectId>()) {
+                    streamed.push(id);
+                }
             }
         }
+        // Packs that came as bytes (from a server, a store or another
+        // filesystem; a hard link is the source's own file, as in a local
+        // `git clone`) are checked before anything refers to them: every
+        // entry the checkout below will not read (it checks what it
+        // reads), and the parts of each pack no entry read looks at.
+        let checked_out = match &head {
+            _ if opts.bare => None,
+            Head::Detached(id) => Some(*id),
+            Head::Branch(b) => source.read_ref(&crate::refs::branch_ref(b))?,
+        };
+        let mut copied = Vec::new();
+        for pack in streamed {
+            let ik = crate::odb::idx_key(&pack);
+            let raw = d.as_ref();
+            // A pack listed without its index is invisible: not checked.
+            if raw.size(&ik)?.is_none() {
+                continue;
+            }
+            let max = crate::odb::index_bound(raw, &pack)?;
+            let (idx, salt) =
+                crate::odb::read_pack_index(raw, &repo.codec(), &ik, pack, max, None)?;
+            // (Every entry header on local disk; in a bucket, the
+            // header and layout: one request, not one per entry.)
+            let local = raw.local_path(&ik).is_some();
+            if let Some(why) = crate::odb::check_pack_frame(raw, &pack, &idx, salt, local)? {
+                return Err(RepoError::CorruptObject {
+                    id: pack,
+                    kind: "pack",
+                    location: format!("{} from {label}", crate::odb::pack_key(&pack)),
+                    reason: why,
+                });
+            }
+            copied.push((pack, idx.entries));
+        }
+        verify_copied_packs(&repo, &copied, checked_out)?;
         // A key that is no valid ref name (planted in the source's store,
         // or in an encrypted one a value that does not open) is not
         // copied; the other refs are, by name (sealed again in the clone).

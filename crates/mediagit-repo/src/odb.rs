@@ -95,6 +95,20 @@ impl Location {
     pub fn entry_len(&self, sealed: bool) -> u64 {
         pack::entry_len(sealed, self.stored_len)
     }
+
+    /// Where index entry `e` of the pack in slot `pack` (of
+    /// [`Odb::packs`]) is.
+    pub fn of_entry(e: &IdxEntry, pack: u32, damaged: bool) -> Location {
+        Location {
+            pack,
+            offset: e.offset,
+            kind: e.kind,
+            codec: e.codec,
+            raw_len: e.raw_len,
+            stored_len: e.stored_len,
+            damaged,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -122,18 +136,8 @@ impl State {
             self.packs.push(idx.pack);
             let pack = idx.pack;
             new.extend(idx.entries.into_iter().map(|e| {
-                (
-                    e.id,
-                    Location {
-                        pack: n,
-                        offset: e.offset,
-                        kind: e.kind,
-                        codec: e.codec,
-                        raw_len: e.raw_len,
-                        stored_len: e.stored_len,
-                        damaged: !damaged.is_empty() && damaged.contains(&(e.id, pack)),
-                    },
-                )
+                let bad = !damaged.is_empty() && damaged.contains(&(e.id, pack));
+                (e.id, Location::of_entry(&e, n, bad))
             }));
         }
         // Of equal ids the first is kept: a sound copy before a damaged
@@ -1891,6 +1895,103 @@ pub fn scan_pack(
         scan.checksum_ok = whole_pack_hash(storage, &key, size)? == *pack_id;
     }
     Ok(scan)
+}
+
+/// Checks the parts of a pack that readers of its entries never look at,
+/// without reading a payload: its header is the one its index's salt says
+/// (plain when `salt` is `None`), the entries of `idx` follow it back to
+/// back up to the end of the pack, each plain entry header is the one its
+/// index entry describes, and the pack's name is the SHA-256 of its header
+/// and entry headers (FORMAT.md §5; a plain pack of the older naming,
+/// hashed whole, is hashed whole). `Some(reason)` when any of it is not so.
+/// Readers look only at the entries they read, never at the pack header,
+/// at gaps or bytes after the last entry, or at the name, so without this
+/// fsck's scan would be the first to see such damage.
+/// With `entry_headers`, one small read per entry (meant for packs on
+/// local disk, as a pack taken whole by a restore); without, only the
+/// header is read and the layout checked against the index (one request
+/// on an object store).
+pub(crate) fn check_pack_frame(
+    storage: &dyn Storage,
+    pack_id: &ObjectId,
+    idx: &PackIndex,
+    salt: Option<[u8; 32]>,
+    entry_headers: bool,
+) -> Result<Option<String>> {
+    let key = pack_key(pack_id);
+    let Some(size) = storage.size(&key)? else {
+        return Ok(Some("the pack is missing".into()));
+    };
+    let header = match salt {
+        Some(salt) => PackHeader::Sealed { salt },
+        None => PackHeader::Plain,
+    };
+    let sealed = salt.is_some();
+    let expected = header.encode();
+    if size < expected.len() as u64 {
+        return Ok(Some(format!(
+            "pack is {size} bytes, shorter than its header"
+        )));
+    }
+    let mut head = vec![0u8; expected.len()];
+    storage.read_at(&key, 0, &mut head)?;
+    if head != expected {
+        return Ok(Some("its header is not the one its index describes".into()));
+    }
+    let mut hasher = Hasher::new();
+    hasher.update(&head);
+    let mut entries: Vec<&IdxEntry> = idx.entries.iter().collect();
+    entries.sort_by_key(|e| e.offset);
+    let mut at = head.len() as u64;
+    let mut stored = vec![0u8; pack::payload_start(sealed)];
+    for e in entries {
+        if e.offset != at {
+            return Ok(Some(format!(
+                "entry {} is at offset {}, where {at} was expected",
+                e.id, e.offset
+            )));
+        }
+        let end = at.saturating_add(pack::entry_len(sealed, e.stored_len));
+        if end > size {
+            return Ok(Some(format!(
+                "entry {} at offset {at} runs past the end of the pack",
+                e.id
+            )));
+        }
+        if !entry_headers {
+            at = end;
+            continue;
+        }
+        storage.read_at(&key, at, &mut stored)?;
+        if !sealed {
+            let described = EntryHeader {
+                kind: e.kind,
+                codec: e.codec,
+                raw_len: e.raw_len,
+                stored_len: e.stored_len,
+                id: e.id,
+            }
+            .encode();
+            if stored[..] != described[..] {
+                return Ok(Some(format!(
+                    "the header of entry {} at offset {at} is not the one its index describes",
+                    e.id
+                )));
+            }
+        }
+        hasher.update(&stored);
+        at = end;
+    }
+    if at != size {
+        return Ok(Some(format!("{} byte(s) after its last entry", size - at)));
+    }
+    if !entry_headers
+        || hasher.finish() == *pack_id
+        || (!sealed && whole_pack_hash(storage, &key, size)? == *pack_id)
+    {
+        return Ok(None);
+    }
+    Ok(Some("its bytes do not hash to its name".into()))
 }
 
 /// SHA-256 of every byte of a pack, read in bounded blocks.

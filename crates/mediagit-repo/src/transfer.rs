@@ -238,18 +238,7 @@ fn take_chunk_packs(
         let objs: Vec<(ObjectId, ObjectId, Location)> = idx
             .entries
             .iter()
-            .map(|e| {
-                let loc = Location {
-                    pack: slot,
-                    offset: e.offset,
-                    kind: e.kind,
-                    codec: e.codec,
-                    raw_len: e.raw_len,
-                    stored_len: e.stored_len,
-                    damaged: false,
-                };
-                (e.id, pack, loc)
-            })
+            .map(|e| (e.id, pack, Location::of_entry(e, slot, false)))
             .collect();
         let bytes: u64 = objs.iter().map(|(_, _, l)| u64::from(l.stored_len)).sum();
         if read_in_parallel(s, objs.clone(), src.read_workers(), &mut |_, _, _| Ok(())).is_err() {
