@@ -508,6 +508,138 @@ fn a_clone_from_a_server_whose_history_is_damaged_fails_and_leaves_nothing() {
     assert!(!bare.exists());
 }
 
+/// Found by a hostile probe: a symbolic link planted inside a hosted
+/// repository (the server refused only a linked repository directory)
+/// was followed, and the server sent the file it pointed at.
+#[test]
+fn a_symbolic_link_planted_in_a_hosted_repository_is_never_followed() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        &env.root().join("hosted"),
+        None,
+        &["--create-on-push"],
+    );
+    let Some(root) = server.root.clone() else {
+        return; // plants links on disk
+    };
+    let url = server.repo_url("film");
+    commit_files(&env, &[("a.bin", 50_000, 1)], "one");
+    ok_in(&env, &env.repo(), &["push", &url, "main"]);
+    let secret = env.root().join("secret.txt");
+    std::fs::write(&secret, b"server-side secret").unwrap();
+    let planted = format!("packs/{}.idx", "cd".repeat(32));
+    std::os::unix::fs::symlink(&secret, root.join("film").join(&planted)).unwrap();
+    let (status, body) = http_get(&server.url, &format!("/v1/object?repo=film&key={planted}"));
+    assert!(!status.contains(" 200"), "{status}");
+    assert!(!body.contains("server-side secret"), "{body}");
+    // A clone leaves the index without its pack behind and is whole.
+    let dest = env.root().join("copy");
+    ok_in(&env, env.root(), &["clone", &url, dest.to_str().unwrap()]);
+    let fsck = env.ok_in(&dest, &["fsck"]);
+    assert!(fsck.contains(" 0 problems"), "{fsck}");
+    assert_eq!(tree_hashes(&dest), tree_hashes(&env.repo()));
+}
+
+/// Found by a hostile probe of clone: a pack without its index (junk)
+/// and an index without its pack were copied; a repository whose branch
+/// needs objects the server lacks was cloned "successfully"; an index of
+/// any size was downloaded before its bound was checked; a local pack
+/// that is a symbolic link was linked as a link.
+#[test]
+fn a_clone_takes_whole_pairs_bounds_indexes_and_needs_every_object_of_every_ref() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        &env.root().join("hosted"),
+        None,
+        &["--create-on-push"],
+    );
+    let Some(root) = server.root.clone() else {
+        return; // changes pack files on disk
+    };
+    env.ok(&["config", "media.records", "false"]);
+    let url = server.repo_url("film");
+    let repo_dir = root.join("film");
+    let pack_files = |d: &Path| -> std::collections::BTreeSet<PathBuf> {
+        all_files(d)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+            .collect()
+    };
+    commit_files(&env, &[("a.bin", 200_000, 1)], "one");
+    ok_in(&env, &env.repo(), &["push", &url, "main"]);
+    let before = pack_files(&repo_dir);
+    env.ok(&["switch", "-c", "other"]);
+    commit_files(&env, &[("b.bin", 300_000, 2)], "two");
+    ok_in(&env, &env.repo(), &["push", &url, "other"]);
+    env.ok(&["switch", "main"]);
+    let other_pack = pack_files(&repo_dir)
+        .difference(&before)
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap()
+        .clone();
+    let other_idx = other_pack.with_extension("idx");
+    let idx_bytes = std::fs::read(&other_idx).unwrap();
+    let clone = |name: &str| -> (Option<i32>, String, PathBuf) {
+        let dest = env.root().join(name);
+        let out = env
+            .cmd_in(env.root(), &["clone", &url, dest.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stderr), dest)
+    };
+    // Junk named as a pack, with no index: not copied.
+    let junk = repo_dir.join(format!("packs/{}.pack", "ab".repeat(32)));
+    std::fs::write(&junk, vec![7u8; 5000]).unwrap();
+    let (code, err, dest) = clone("c1");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!dest
+        .join(format!(".mediagit/packs/{}.pack", "ab".repeat(32)))
+        .exists());
+    let fsck = env.ok_in(&dest, &["fsck"]);
+    assert!(fsck.contains(" 0 problems"), "{fsck}");
+    std::fs::remove_file(&junk).unwrap();
+    // The index of branch other's pack gone: its objects are missing, so
+    // the clone fails (it used to succeed with a broken branch).
+    std::fs::remove_file(&other_idx).unwrap();
+    let (code, err, dest) = clone("c2");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("missing") && err.contains(&url), "{err}");
+    assert!(!dest.exists());
+    // An index far larger than its pack can need: refused before a byte
+    // of it is copied.
+    let f = std::fs::File::create(&other_idx).unwrap();
+    f.set_len(64 << 20).unwrap();
+    let (code, err, dest) = clone("c3");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("more than its pack can need"), "{err}");
+    assert!(!dest.exists());
+    std::fs::write(&other_idx, &idx_bytes).unwrap();
+    let (code, err, _) = clone("c4");
+    assert_eq!(code, Some(0), "{err}");
+    // A local repository whose pack is a symbolic link: refused, named.
+    let local_pack = pack_files(&env.repo().join(".mediagit/packs"))
+        .into_iter()
+        .next()
+        .unwrap();
+    let moved = env.root().join("moved.pack");
+    std::fs::rename(&local_pack, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &local_pack).unwrap();
+    let dest = env.root().join("c5");
+    let e = fail_in(
+        &env,
+        env.root(),
+        &[
+            "clone",
+            env.repo().to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert!(e.contains("not a regular file"), "{e}");
+    assert!(!dest.exists());
+}
+
 #[test]
 fn an_uploaded_pack_that_does_not_verify_is_refused_and_removed() {
     if test_encrypt() {

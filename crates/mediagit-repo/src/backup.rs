@@ -1222,7 +1222,7 @@ const PRUNE_RACE_WAIT: Duration = Duration::from_secs(2);
 
 /// A record's ref value as a root of a reachability walk: a tag object
 /// where the pool stores one under that id, else a commit.
-fn tip_root(odb: &crate::odb::Odb, id: ObjectId, why: String) -> Root {
+pub(crate) fn tip_root(odb: &crate::odb::Odb, id: ObjectId, why: String) -> Root {
     let kind = match odb.locate(&id).map(|(_, l)| l.kind) {
         Some(ObjectKind::Tag) => ObjectKind::Tag,
         _ => ObjectKind::Commit,

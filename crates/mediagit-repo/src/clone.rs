@@ -481,32 +481,86 @@ impl Repository {
         let _lock = repo.workspace()?.lock()?;
         let mut out = CloneOutcome::default();
         let (s, d) = (source.storage().clone(), repo.storage().clone());
-        let keys = s.list("packs/")?;
-        // Packs first, then their indexes (the write order of FORMAT.md §9).
-        let mut streamed = Vec::new();
-        for key in keys
-            .iter()
-            .filter(|k| k.ends_with(".pack"))
-            .chain(keys.iter().filter(|k| k.ends_with(".idx")))
-        {
-            let linked = copy_object(
-                s.as_ref(),
-                d.as_ref(),
-                key,
-                &repo.workspace()?.dir().join("tmp"),
-            )?;
-            if linked {
-                out.linked += 1;
+        // The refs first, once: the packs listed after them hold every
+        // object they name (objects are stored before a ref moves), and
+        // what is checked, written and checked out is this one snapshot.
+        // A key that is no valid ref name (planted in the source's store,
+        // or in an encrypted one a value that does not open) is not
+        // copied; the other refs are, by name (sealed again in the clone).
+        out.skipped_refs.extend(source.invalid_ref_keys()?);
+        let mut snapshot: Vec<(String, ObjectId)> = Vec::new();
+        let mut names = source.ref_keys("refs/heads/")?;
+        names.extend(source.ref_keys("refs/tags/")?);
+        for key in names {
+            if let Some(id) = source.read_ref(&key)? {
+                snapshot.push((key, id));
             }
-            if let Some(id) = key
+        }
+        let notes = source.read_ref(crate::media::NOTES_REF).ok().flatten();
+        let tip = |name: &str| snapshot.iter().find(|(k, _)| k == name).map(|(_, id)| *id);
+        let checked_out = match &head {
+            _ if opts.bare => None,
+            Head::Detached(id) => Some(*id),
+            Head::Branch(b) => tip(&crate::refs::branch_ref(b)),
+        };
+        // Whole pairs only: a pack without its index is invisible, and an
+        // index without its pack is damage; neither is copied.
+        let keys = s.list("packs/")?;
+        let listed: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let mut pairs = Vec::new();
+        for key in &keys {
+            let Some(id) = key
                 .strip_prefix("packs/")
                 .and_then(|k| k.strip_suffix(".pack"))
-            {
-                out.packs += 1;
-                // (A key that names no pack is never read.)
-                if let (false, Ok(id)) = (linked, id.parse::<ObjectId>()) {
-                    streamed.push(id);
+                .and_then(|h| h.parse::<ObjectId>().ok())
+            else {
+                continue;
+            };
+            let ik = crate::odb::idx_key(&id);
+            if !listed.contains(ik.as_str()) {
+                continue;
+            }
+            for k in [key.as_str(), ik.as_str()] {
+                // In a local source, only regular files (a symbolic link
+                // would be linked or read as it points).
+                if let Some(p) = s.local_path(k) {
+                    if !p.symlink_metadata().is_ok_and(|m| m.file_type().is_file()) {
+                        return Err(RepoError::Invalid(format!(
+                            "{label}: {k} is not a regular file (a symbolic link?); nothing was cloned"
+                        )));
+                    }
                 }
+            }
+            // An index is bounded by its pack's size before a byte of it
+            // is copied (a server could send gigabytes).
+            let max = crate::odb::index_bound(s.as_ref(), &id)?;
+            if let Some(n) = s.size(&ik)?.filter(|&n| n > max) {
+                return Err(RepoError::CorruptObject {
+                    id,
+                    kind: "pack index",
+                    location: format!("{ik} in {label}"),
+                    reason: format!(
+                        "it is {n} bytes, more than its pack can need (at most {max}); not copied"
+                    ),
+                });
+            }
+            pairs.push(id);
+        }
+        // Packs first, then their indexes (the write order of FORMAT.md §9).
+        let mut streamed = Vec::new();
+        let tmp = repo.workspace()?.dir().join("tmp");
+        for id in &pairs {
+            let linked = copy_object(s.as_ref(), d.as_ref(), &crate::odb::pack_key(id), &tmp)?;
+            out.packs += 1;
+            if linked {
+                out.linked += 1;
+            } else {
+                streamed.push(*id);
+            }
+        }
+        for id in &pairs {
+            if copy_object(s.as_ref(), d.as_ref(), &crate::odb::idx_key(id), &tmp)? {
+                out.linked += 1;
             }
         }
         // Packs that came as bytes (from a server, a store or another
@@ -514,22 +568,34 @@ impl Repository {
         // `git clone`) are checked before anything refers to them: every
         // entry the checkout below will not read (it checks what it
         // reads), and the parts of each pack no entry read looks at.
-        let checked_out = match &head {
-            _ if opts.bare => None,
-            Head::Detached(id) => Some(*id),
-            Head::Branch(b) => source.read_ref(&crate::refs::branch_ref(b))?,
+        // Read where reading is local: the copy, or (a clone uploaded to a
+        // bucket from a local repository) the same bytes at the source,
+        // rather than downloading what was just uploaded.
+        let at: &Repository = match (d.local_path("config.toml"), s.local_path("config.toml")) {
+            (None, Some(_)) => &source,
+            _ => &repo,
+        };
+        let copied_from = |e: RepoError| match e {
+            RepoError::CorruptObject {
+                id,
+                kind,
+                location,
+                reason,
+            } => RepoError::CorruptObject {
+                id,
+                kind,
+                location: format!("{location}; copied from {label}"),
+                reason,
+            },
+            e => e,
         };
         let mut copied = Vec::new();
         for pack in streamed {
             let ik = crate::odb::idx_key(&pack);
-            let raw = d.as_ref();
-            // A pack listed without its index is invisible: not checked.
-            if raw.size(&ik)?.is_none() {
-                continue;
-            }
+            let raw = at.storage().as_ref();
             let max = crate::odb::index_bound(raw, &pack)?;
-            let (idx, salt) =
-                crate::odb::read_pack_index(raw, &repo.codec(), &ik, pack, max, None)?;
+            let (idx, salt) = crate::odb::read_pack_index(raw, &at.codec(), &ik, pack, max, None)
+                .map_err(copied_from)?;
             // (Every entry header on local disk; in a bucket, the
             // header and layout: one request, not one per entry.)
             let local = raw.local_path(&ik).is_some();
@@ -543,37 +609,58 @@ impl Repository {
             }
             copied.push((pack, idx.entries));
         }
-        verify_copied_packs(&repo, &copied, checked_out)?;
-        // A key that is no valid ref name (planted in the source's store,
-        // or in an encrypted one a value that does not open) is not
-        // copied; the other refs are, by name (sealed again in the clone).
-        out.skipped_refs.extend(source.invalid_ref_keys()?);
+        verify_copied_packs(at, &copied, checked_out).map_err(copied_from)?;
+        // Every object the refs need is there (the chunks by the object
+        // table: those the checkout does not read were read above). Only
+        // absence fails the clone: an object that is there but refused
+        // (a tree nested past the limits, planted in one branch) is the
+        // source's as it is, and every command refuses it there too.
+        let odb = repo.odb()?;
+        let roots: Vec<crate::reach::Root> = snapshot
+            .iter()
+            .map(|(k, id)| crate::backup::tip_root(odb, *id, k.clone()))
+            .collect();
+        let reach = crate::reach::walk(odb, &roots, &|id| odb.contains(id));
+        let missing: Vec<_> = reach
+            .unreadable
+            .iter()
+            .filter(|u| !odb.contains(&u.id))
+            .collect();
+        if let Some(u) = missing.first() {
+            return Err(RepoError::MissingObject {
+                id: u.id,
+                kind: u.kind.name(),
+                context: Some(format!(
+                    "{}; {} lacks it ({} object(s) in all)",
+                    u.needed_by,
+                    label,
+                    missing.len()
+                )),
+            });
+        }
         let origin = origin.filter(|_| !opts.bare);
-        let mut keys = source.ref_keys("refs/heads/")?;
-        keys.extend(source.ref_keys("refs/tags/")?);
-        for key in keys {
-            if let Some(id) = source.read_ref(&key)? {
-                repo.cas_ref(&key, None, Some(id))?;
-                out.refs += 1;
-                if let (Some(b), Some(_)) = (key.strip_prefix("refs/heads/"), &origin) {
-                    repo.cas_ref(&format!("refs/remotes/origin/{b}"), None, Some(id))?;
-                }
-                if key.starts_with("refs/heads/") {
-                    repo.workspace()?.append_reflog(
-                        &key,
-                        &ReflogEntry {
-                            old: ObjectId::ZERO,
-                            new: id,
-                            who: who.clone(),
-                            message: format!("clone: from {label}"),
-                        },
-                    )?;
-                }
+        for (key, id) in &snapshot {
+            let id = *id;
+            repo.cas_ref(key, None, Some(id))?;
+            out.refs += 1;
+            if let (Some(b), Some(_)) = (key.strip_prefix("refs/heads/"), &origin) {
+                repo.cas_ref(&format!("refs/remotes/origin/{b}"), None, Some(id))?;
+            }
+            if key.starts_with("refs/heads/") {
+                repo.workspace()?.append_reflog(
+                    key,
+                    &ReflogEntry {
+                        old: ObjectId::ZERO,
+                        new: id,
+                        who: who.clone(),
+                        message: format!("clone: from {label}"),
+                    },
+                )?;
             }
         }
         // The media records (their objects came with the packs). Derived
         // data: a value that does not read is left behind, not an error.
-        if let Ok(Some(id)) = source.read_ref(crate::media::NOTES_REF) {
+        if let Some(id) = notes {
             if repo.odb()?.contains(&id) {
                 let _ = repo
                     .store()

@@ -83,7 +83,7 @@ impl Repos {
             Hosting::Root(root) => {
                 let dir = root.join(name);
                 check_no_symlink(root, name)?;
-                Arc::new(LocalBackend::new(&dir))
+                Arc::new(LocalBackend::new(&dir).refusing_links())
             }
             Hosting::Store { config, env } => {
                 let mut sc = config.clone();

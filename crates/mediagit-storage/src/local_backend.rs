@@ -17,6 +17,9 @@ const MAX_OPEN: usize = 128;
 pub struct LocalBackend {
     root: PathBuf,
     open: Mutex<HashMap<String, Arc<File>>>,
+    /// Refuse every key whose path below the root passes through a
+    /// symbolic link ([`LocalBackend::refusing_links`]).
+    no_links: bool,
 }
 
 /// Whether an error means "no such key": the file is missing, or a
@@ -34,7 +37,18 @@ impl LocalBackend {
         LocalBackend {
             root: root.into(),
             open: Mutex::new(HashMap::new()),
+            no_links: false,
         }
+    }
+
+    /// A backend that never follows a symbolic link below its root: a key
+    /// whose file, or any directory on the way to it, is a link is refused
+    /// (a server must not serve `/etc/...` through a link planted in a
+    /// repository it hosts). A repository of one's own may keep its packs
+    /// on another disk through a link; a server's may not.
+    pub fn refusing_links(mut self) -> LocalBackend {
+        self.no_links = true;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -43,7 +57,32 @@ impl LocalBackend {
 
     fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
         validate_key(key)?;
-        Ok(self.root.join(key))
+        let path = self.root.join(key);
+        if self.no_links {
+            let mut at = self.root.clone();
+            for part in key.split('/') {
+                at.push(part);
+                match fs::symlink_metadata(&at) {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        return Err(self.io(
+                            "refuse",
+                            key,
+                            io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                format!(
+                                    "{} is a symbolic link (not followed)",
+                                    at.strip_prefix(&self.root).unwrap_or(&at).display()
+                                ),
+                            ),
+                        ));
+                    }
+                    Ok(_) => {}
+                    // What does not exist yet is no link.
+                    Err(_) => break,
+                }
+            }
+        }
+        Ok(path)
     }
 
     fn io(&self, op: &'static str, key: &str, source: io::Error) -> StorageError {
@@ -268,6 +307,10 @@ impl Storage for LocalBackend {
                     continue;
                 }
                 let ft = ent.file_type().map_err(|e| self.io("list", prefix, e))?;
+                if self.no_links && ft.is_symlink() {
+                    // Never read: not listed either.
+                    continue;
+                }
                 if ft.is_dir() {
                     if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
                         stack.push((ent.path(), key));
@@ -384,6 +427,42 @@ mod tests {
         assert_eq!(&buf, b"rep");
         other.delete("packs/p.pack").unwrap();
         assert!(b.read_at("packs/p.pack", 0, &mut buf).is_err());
+    }
+
+    /// Found by a hostile probe: a server read a key through a symbolic
+    /// link planted in a repository it hosts, and served `/etc/hostname`.
+    #[test]
+    fn a_backend_refusing_links_never_reads_through_one() {
+        use crate::backend::Storage;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        crate::conformance::run_all(&super::LocalBackend::new(&store).refusing_links());
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"outside").unwrap();
+        std::fs::create_dir_all(store.join("packs")).unwrap();
+        std::os::unix::fs::symlink(&secret, store.join("packs/a.idx")).unwrap();
+        let outside = dir.path().join("elsewhere");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("b.idx"), b"outside too").unwrap();
+        std::os::unix::fs::symlink(&outside, store.join("refs-link")).unwrap();
+        let strict = super::LocalBackend::new(&store).refusing_links();
+        let mut buf = [0u8; 3];
+        for key in ["packs/a.idx", "refs-link/b.idx"] {
+            let e = strict.get(key).unwrap_err().to_string();
+            assert!(e.contains("symbolic link"), "{e}");
+            assert!(strict.read_at(key, 0, &mut buf).is_err());
+            assert!(strict.size(key).is_err());
+            assert!(strict.put(key, b"x").is_err());
+        }
+        assert_eq!(std::fs::read(&secret).unwrap(), b"outside");
+        assert!(strict
+            .list("")
+            .unwrap()
+            .iter()
+            .all(|k| !k.contains("a.idx") && !k.contains("link")));
+        // A repository of one's own still follows its links.
+        let own = super::LocalBackend::new(&store);
+        assert_eq!(own.get("packs/a.idx").unwrap(), b"outside");
     }
 
     #[test]
