@@ -184,6 +184,18 @@ fn storage_arg(
 }
 
 /// Where a copying clone went and what it checked out, for its report.
+/// A clone's errors about objects are the source's: the hint points
+/// there (the clone itself is gone).
+fn clone_hint(e: CommandError, src: &str) -> CommandError {
+    if matches!(e.kind, "corrupt-object" | "missing-object") {
+        e.with_hint(format!(
+            "nothing was cloned: the source is damaged or incomplete; `mediagit fsck` run on {src} (on a server: on its copy there) names what, and a fetch from a sound copy heals it"
+        ))
+    } else {
+        e
+    }
+}
+
 fn clone_report(
     repo: &Repository,
     out: &mediagit_repo::clone::CloneOutcome,
@@ -489,6 +501,7 @@ pub fn run(cli: Cli) -> CmdResult {
                         ..opts.clone()
                     };
                     Repository::clone_server(&src, &dest, &opts, &access, &who, &progress)
+                        .map_err(|e| clone_hint(e.into(), &src))
                 };
                 let source = Repository::open_server(&src, &access)?;
                 let (repo, out) = match source.is_encrypted() {
@@ -498,7 +511,7 @@ pub fn run(cli: Cli) -> CmdResult {
                         file,
                         true,
                         true,
-                        |c| Ok(run(Some(c))?),
+                        |c| run(Some(c)),
                     )?,
                     false => run(None)?,
                 };
@@ -571,6 +584,7 @@ pub fn run(cli: Cli) -> CmdResult {
                     ..opts.clone()
                 };
                 Repository::clone_local(&src, &dest, &opts, &who, &progress)
+                    .map_err(|e| clone_hint(e.into(), &src.display().to_string()))
             };
             let (repo, out) = match Repository::discover_trusting(&src, &opts.env, &opts.safe) {
                 Ok(r) if r.is_encrypted() => open_with_credential(
@@ -579,7 +593,7 @@ pub fn run(cli: Cli) -> CmdResult {
                     file,
                     true,
                     true,
-                    |c| Ok(run(Some(c))?),
+                    |c| run(Some(c)),
                 )?,
                 _ => run(None)?,
             };

@@ -947,3 +947,72 @@ fn a_store_clone_does_not_take_the_stores_author_and_messages_are_escaped() {
         "{text:?}"
     );
 }
+
+// ---- tags naming tags ----
+
+/// Found by a hostile probe: the reachability walk (fsck, clone's check
+/// that every object of every ref is there) read the target of a tag as
+/// a commit, so behind a tag naming a tag nothing was checked: a clone
+/// of a repository missing that history succeeded. And peeling a tag
+/// recursed once per tag, without a bound.
+#[test]
+fn tags_naming_tags_are_walked_and_peeled_to_a_bound() {
+    use mediagit_format::Tag;
+    let env = Env::new();
+    base_commit(&env);
+    let r = Repository::discover(&env.repo()).unwrap();
+    let odb = r.odb().unwrap();
+    let mut s = odb.session();
+    // A commit whose only file's chunk is stored nowhere.
+    let data = b"never stored\n";
+    let m = Manifest {
+        content: ObjectId::hash(data),
+        size: data.len() as u64,
+        chunks: vec![ManifestChunk {
+            id: ObjectId::hash(b"a chunk nobody stored"),
+            len: data.len() as u32,
+        }],
+    };
+    let mid = s.put_object(ObjectKind::Manifest, &m.encode()).unwrap();
+    let tree = put_tree(&mut s, vec![file("f", data.len() as u64, m.content, mid)]);
+    let commit = Commit {
+        tree,
+        parents: vec![],
+        author: sig(),
+        committer: sig(),
+        message: "behind two tags\n".into(),
+    };
+    let mut target = s.put_object(ObjectKind::Commit, &commit.encode()).unwrap();
+    let mut tag = |target: ObjectId, name: &str| {
+        let t = Tag {
+            target,
+            name: name.into(),
+            tagger: sig(),
+            message: "t\n".into(),
+        };
+        s.put_object(ObjectKind::Tag, &t.encode()).unwrap()
+    };
+    let inner = tag(target, "inner");
+    let outer = tag(inner, "outer");
+    // And a chain of 150 tags to a sound commit.
+    target = r.resolve("HEAD").unwrap();
+    for i in 0..150 {
+        target = tag(target, &format!("chain{i}"));
+    }
+    s.finish().unwrap();
+    r.cas_ref("refs/tags/outer", None, Some(outer)).unwrap();
+    r.cas_ref("refs/tags/long", None, Some(target)).unwrap();
+    // fsck names the missing chunk behind the two tags.
+    let (code, out, err) = run(&env, &env.repo(), &["fsck"]);
+    assert_ne!(code, Some(0), "{out}{err}");
+    assert!(out.contains("missing"), "{out}");
+    // A clone of it fails and says what is missing.
+    let (code, _, err) = run(&env, env.root(), &["clone", "repo", "copy"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("missing chunk"), "{err}");
+    assert!(!env.root().join("copy").exists());
+    // The long chain is refused by name, not a stack overflow.
+    let (code, _, err) = run(&env, &env.repo(), &["log", "long"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("more than 100 tags"), "{err}");
+}

@@ -606,6 +606,7 @@ fn a_clone_takes_whole_pairs_bounds_indexes_and_needs_every_object_of_every_ref(
     let (code, err, dest) = clone("c2");
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("missing") && err.contains(&url), "{err}");
+    assert!(err.contains("nothing was cloned"), "{err}");
     assert!(!dest.exists());
     // An index far larger than its pack can need: refused before a byte
     // of it is copied.

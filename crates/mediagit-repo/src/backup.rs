@@ -1458,7 +1458,13 @@ fn take_whole_packs(
         }
         // Pack, then index (FORMAT.md §9).
         for key in [&pk, &ik] {
-            crate::clone::copy_object(pool.storage().as_ref(), dest.storage().as_ref(), key, &tmp)?;
+            crate::clone::copy_object(
+                pool.storage().as_ref(),
+                dest.storage().as_ref(),
+                key,
+                &tmp,
+                if key == &ik { max } else { u64::MAX },
+            )?;
         }
         // What arrived is judged again where it now is (local disk:
         // cheap), by the index the new repository will read.

@@ -117,12 +117,15 @@ pub(crate) fn dest_state(dest: &Path) -> Result<(bool, bool)> {
     Ok((existed, was_empty))
 }
 
-/// Copies one immutable object between stores: a hard link or a streamed copy.
+/// Copies one immutable object between stores: a hard link or a streamed
+/// copy of at most `max` bytes (the size is asked once, and nothing past
+/// it is read: a source whose answers change cannot make it copy more).
 pub(crate) fn copy_object(
     src: &dyn Storage,
     dst: &dyn Storage,
     key: &str,
     tmp_dir: &Path,
+    max: u64,
 ) -> Result<bool> {
     if let (Some(from), Some(to)) = (src.local_path(key), dst.local_path(key)) {
         if let Some(parent) = to.parent() {
@@ -139,6 +142,12 @@ pub(crate) fn copy_object(
             backend: src.describe(),
             key: key.into(),
         })?;
+    if size > max {
+        return Err(RepoError::Invalid(format!(
+            "{}: {key} is {size} bytes, more than it can be (at most {max}); not copied",
+            src.describe()
+        )));
+    }
     std::fs::create_dir_all(tmp_dir).map_err(|e| RepoError::io("create directory", tmp_dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)
         .map_err(|e| RepoError::io("create temp file in", tmp_dir, e))?;
@@ -544,13 +553,14 @@ impl Repository {
                     ),
                 });
             }
-            pairs.push(id);
+            pairs.push((id, max));
         }
         // Packs first, then their indexes (the write order of FORMAT.md §9).
         let mut streamed = Vec::new();
         let tmp = repo.workspace()?.dir().join("tmp");
-        for id in &pairs {
-            let linked = copy_object(s.as_ref(), d.as_ref(), &crate::odb::pack_key(id), &tmp)?;
+        for (id, _) in &pairs {
+            let pk = crate::odb::pack_key(id);
+            let linked = copy_object(s.as_ref(), d.as_ref(), &pk, &tmp, u64::MAX)?;
             out.packs += 1;
             if linked {
                 out.linked += 1;
@@ -558,8 +568,8 @@ impl Repository {
                 streamed.push(*id);
             }
         }
-        for id in &pairs {
-            if copy_object(s.as_ref(), d.as_ref(), &crate::odb::idx_key(id), &tmp)? {
+        for (id, max) in &pairs {
+            if copy_object(s.as_ref(), d.as_ref(), &crate::odb::idx_key(id), &tmp, *max)? {
                 out.linked += 1;
             }
         }

@@ -295,7 +295,13 @@ pub fn walk(odb: &Odb, roots: &[Root], chunk_ok: &dyn Fn(&ObjectId) -> bool) -> 
         match kind {
             ObjectKind::Tag => match odb.read_tag(&id) {
                 Ok(t) => {
-                    queue.push_back((t.target, ObjectKind::Commit, format!("tag {}", t.name), 1))
+                    // A tag may name a tag (peeled in turn); anything else
+                    // it names must be a commit.
+                    let next = match odb.locate(&t.target).map(|(_, l)| l.kind) {
+                        Some(ObjectKind::Tag) => ObjectKind::Tag,
+                        _ => ObjectKind::Commit,
+                    };
+                    queue.push_back((t.target, next, format!("tag {}", t.name), 1))
                 }
                 Err(e) => w.fail(id, kind, &ctx, e),
             },

@@ -7,6 +7,9 @@ use crate::error::{RepoError, Result};
 use crate::refs::{branch_ref, tag_ref, Head};
 use crate::repo::Repository;
 
+/// How many annotated tags may name each other before a commit.
+pub const MAX_TAG_CHAIN: usize = 100;
+
 impl Repository {
     /// Resolves `rev` to a commit id.
     pub fn resolve(&self, rev: &str) -> Result<ObjectId> {
@@ -104,24 +107,33 @@ impl Repository {
         Err(unknown())
     }
 
-    /// Follows annotated tags to the commit they name.
+    /// Follows annotated tags to the commit they name (a loop, not
+    /// recursion: a crafted chain of tags is as long as its author likes).
     pub fn peel(&self, id: ObjectId) -> Result<ObjectId> {
-        match self.odb()?.locate(&id) {
-            Some((_, loc)) if loc.kind == ObjectKind::Tag => {
-                let t = self.odb()?.read_tag(&id)?;
-                self.peel(t.target)
+        let odb = self.odb()?;
+        let mut id = id;
+        for _ in 0..=MAX_TAG_CHAIN {
+            match odb.locate(&id) {
+                Some((_, loc)) if loc.kind == ObjectKind::Tag => id = odb.read_tag(&id)?.target,
+                Some((_, loc)) if loc.kind == ObjectKind::Commit => return Ok(id),
+                Some((_, loc)) => {
+                    return Err(RepoError::WrongKind {
+                        id,
+                        expected: "commit",
+                        actual: loc.kind.name(),
+                    })
+                }
+                None => {
+                    return Err(RepoError::MissingObject {
+                        id,
+                        kind: "commit",
+                        context: None,
+                    })
+                }
             }
-            Some((_, loc)) if loc.kind == ObjectKind::Commit => Ok(id),
-            Some((_, loc)) => Err(RepoError::WrongKind {
-                id,
-                expected: "commit",
-                actual: loc.kind.name(),
-            }),
-            None => Err(RepoError::MissingObject {
-                id,
-                kind: "commit",
-                context: None,
-            }),
         }
+        Err(RepoError::Invalid(format!(
+            "tag {id}: more than {MAX_TAG_CHAIN} tags name each other before a commit"
+        )))
     }
 }

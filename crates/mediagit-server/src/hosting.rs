@@ -74,6 +74,12 @@ impl Repos {
             name: name.to_string(),
             why: why.to_string(),
         })?;
+        // Checked on every request, not only the first: a repository
+        // replaced by a link since would otherwise still be served (its
+        // backend also refuses files opened outside where it was).
+        if let Hosting::Root(root) = &self.hosting {
+            check_no_symlink(root, name)?;
+        }
         if let Ok(m) = self.open.lock() {
             if let Some(s) = m.get(name) {
                 return Ok(s.clone());

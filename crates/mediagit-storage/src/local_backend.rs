@@ -18,8 +18,9 @@ pub struct LocalBackend {
     root: PathBuf,
     open: Mutex<HashMap<String, Arc<File>>>,
     /// Refuse every key whose path below the root passes through a
-    /// symbolic link ([`LocalBackend::refusing_links`]).
-    no_links: bool,
+    /// symbolic link ([`LocalBackend::refusing_links`]): the root as it
+    /// resolved then, which every file opened must still be below.
+    no_links: Option<PathBuf>,
 }
 
 /// Whether an error means "no such key": the file is missing, or a
@@ -32,12 +33,34 @@ fn absent(e: &io::Error) -> bool {
     )
 }
 
+/// `path` with its deepest existing ancestor resolved and the rest
+/// appended (the root of a repository a server is about to create).
+fn canonical_prefix(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path.to_path_buf();
+    loop {
+        if let Ok(mut c) = fs::canonicalize(&at) {
+            for part in rest.iter().rev() {
+                c.push(part);
+            }
+            return c;
+        }
+        match (at.file_name().map(|n| n.to_os_string()), at.parent()) {
+            (Some(n), Some(p)) => {
+                rest.push(n);
+                at = p.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
         LocalBackend {
             root: root.into(),
             open: Mutex::new(HashMap::new()),
-            no_links: false,
+            no_links: None,
         }
     }
 
@@ -45,10 +68,93 @@ impl LocalBackend {
     /// whose file, or any directory on the way to it, is a link is refused
     /// (a server must not serve `/etc/...` through a link planted in a
     /// repository it hosts). A repository of one's own may keep its packs
-    /// on another disk through a link; a server's may not.
+    /// on another disk through a link; a server's may not. Besides the
+    /// check of each part of a key's path, every file opened is checked
+    /// (through `/proc/self/fd`) to be below the root as it resolved here,
+    /// so a directory swapped for a link between the check and the open
+    /// is refused too; a link is no key (reads find nothing, listings
+    /// leave it out, writes through one fail).
     pub fn refusing_links(mut self) -> LocalBackend {
-        self.no_links = true;
+        self.no_links = Some(canonical_prefix(&self.root));
         self
+    }
+
+    /// Whether the open file `f` is below the root (always, for a
+    /// backend that follows links, or where `/proc` cannot say).
+    fn inside(&self, f: &File) -> bool {
+        use std::os::fd::AsRawFd;
+        let Some(root) = &self.no_links else {
+            return true;
+        };
+        match fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())) {
+            Ok(p) => p.starts_with(root),
+            Err(_) => true,
+        }
+    }
+
+    /// Opens `key` for reading; for a backend refusing links, never
+    /// through one (a key behind a link is not found).
+    fn open_read(&self, key: &str) -> Result<File, StorageError> {
+        let not_found = || StorageError::NotFound {
+            backend: self.describe(),
+            key: key.into(),
+        };
+        let path = self.read_path(key)?;
+        let mut o = OpenOptions::new();
+        o.read(true);
+        if self.no_links.is_some() {
+            // (O_NONBLOCK: a FIFO planted as a key must not hang the
+            // open; it changes nothing for a regular file.)
+            use std::os::unix::fs::OpenOptionsExt;
+            o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        let f = o.open(&path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) if self.no_links.is_some() => not_found(),
+            _ => self.io("open", key, e),
+        })?;
+        if self.no_links.is_some() {
+            // Only files and directories are below the root as keys.
+            let kind = f
+                .metadata()
+                .map_err(|e| self.io("stat", key, e))?
+                .file_type();
+            if !(kind.is_file() || kind.is_dir()) || !self.inside(&f) {
+                return Err(not_found());
+            }
+        }
+        Ok(f)
+    }
+
+    /// [`Self::path`] for reading: a key behind a link is not found.
+    fn read_path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        match self.path(key) {
+            Err(StorageError::Io { op: "refuse", .. }) => Err(StorageError::NotFound {
+                backend: self.describe(),
+                key: key.into(),
+            }),
+            r => r,
+        }
+    }
+
+    /// The metadata of `key` (`None`: absent, a directory, or behind a
+    /// link for a backend refusing links).
+    fn key_metadata(&self, key: &str) -> Result<Option<fs::Metadata>, StorageError> {
+        let m = if self.no_links.is_some() {
+            match self.open_read(key) {
+                Ok(f) => f.metadata(),
+                Err(StorageError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        } else {
+            fs::metadata(self.path(key)?)
+        };
+        match m {
+            // A directory is no key (`refs/heads` beside `refs/heads/main`).
+            Ok(m) if m.is_dir() => Ok(None),
+            Ok(m) => Ok(Some(m)),
+            Err(e) if absent(&e) => Ok(None),
+            Err(e) => Err(self.io("stat", key, e)),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -58,7 +164,7 @@ impl LocalBackend {
     fn path(&self, key: &str) -> Result<PathBuf, StorageError> {
         validate_key(key)?;
         let path = self.root.join(key);
-        if self.no_links {
+        if self.no_links.is_some() {
             let mut at = self.root.clone();
             for part in key.split('/') {
                 at.push(part);
@@ -102,8 +208,23 @@ impl LocalBackend {
 
     fn tmp_file(&self) -> io::Result<tempfile::NamedTempFile> {
         let dir = self.root.join("tmp");
+        let link = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "tmp is a symbolic link (not followed)",
+            )
+        };
+        if self.no_links.is_some()
+            && fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(link());
+        }
         fs::create_dir_all(&dir)?;
-        tempfile::Builder::new().prefix("put-").tempfile_in(dir)
+        let f = tempfile::Builder::new().prefix("put-").tempfile_in(dir)?;
+        if !self.inside(f.as_file()) {
+            return Err(link());
+        }
+        Ok(f)
     }
 
     fn install(&self, key: &str, tmp: &Path) -> Result<(), StorageError> {
@@ -151,11 +272,9 @@ impl LocalBackend {
         // server's repository by a command run on the server), and a kept
         // handle would go on reading the replaced file.
         if !key.starts_with("packs/") {
-            return File::open(self.path(key)?)
-                .map(Arc::new)
-                .map_err(|e| self.io("open", key, e));
+            return self.open_read(key).map(Arc::new);
         }
-        let path = self.path(key)?;
+        let path = self.read_path(key)?;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = open.get(key) {
             // Still the file at that name? `fsck --repair` may have put a
@@ -172,7 +291,7 @@ impl LocalBackend {
             }
             open.remove(key);
         }
-        let f = Arc::new(File::open(&path).map_err(|e| self.io("open", key, e))?);
+        let f = Arc::new(self.open_read(key)?);
         // Handles of files deleted since (packs `gc` removed, replaced
         // ones) are let go, so their space is freed: checked whenever a
         // file is opened (an fstat each, of at most MAX_OPEN).
@@ -242,7 +361,13 @@ impl Storage for LocalBackend {
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        fs::read(self.path(key)?).map_err(|e| self.io("read", key, e))
+        if self.no_links.is_none() {
+            return fs::read(self.path(key)?).map_err(|e| self.io("read", key, e));
+        }
+        let mut f = self.open_read(key)?;
+        let mut out = Vec::new();
+        io::Read::read_to_end(&mut f, &mut out).map_err(|e| self.io("read", key, e))?;
+        Ok(out)
     }
 
     fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
@@ -261,21 +386,13 @@ impl Storage for LocalBackend {
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
-        match fs::metadata(self.path(key)?) {
-            // A directory is no key (`refs/heads` beside `refs/heads/main`).
-            Ok(m) if m.is_dir() => Ok(None),
-            Ok(m) => Ok(Some(m.len())),
-            Err(e) if absent(&e) => Ok(None),
-            Err(e) => Err(self.io("stat", key, e)),
-        }
+        Ok(self.key_metadata(key)?.map(|m| m.len()))
     }
 
     fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError> {
-        match fs::metadata(self.path(key)?) {
-            Ok(m) if m.is_dir() => Ok(None),
-            Ok(m) => Ok(Some(m.modified().map_err(|e| self.io("stat", key, e))?)),
-            Err(e) if absent(&e) => Ok(None),
-            Err(e) => Err(self.io("stat", key, e)),
+        match self.key_metadata(key)? {
+            Some(m) => Ok(Some(m.modified().map_err(|e| self.io("stat", key, e))?)),
+            None => Ok(None),
         }
     }
 
@@ -286,6 +403,16 @@ impl Storage for LocalBackend {
             None => "",
         };
         let mut out = Vec::new();
+        if self.no_links.is_some() && !dir_part.is_empty() {
+            // Where the walk starts is below the root through no link.
+            let mut at = self.root.clone();
+            for part in dir_part.split('/') {
+                at.push(part);
+                if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Ok(out);
+                }
+            }
+        }
         let mut stack = vec![(self.root.join(dir_part), dir_part.to_string())];
         while let Some((dir, rel)) = stack.pop() {
             let rd = match fs::read_dir(&dir) {
@@ -307,7 +434,7 @@ impl Storage for LocalBackend {
                     continue;
                 }
                 let ft = ent.file_type().map_err(|e| self.io("list", prefix, e))?;
-                if self.no_links && ft.is_symlink() {
+                if self.no_links.is_some() && ft.is_symlink() {
                     // Never read: not listed either.
                     continue;
                 }
@@ -448,12 +575,27 @@ mod tests {
         let strict = super::LocalBackend::new(&store).refusing_links();
         let mut buf = [0u8; 3];
         for key in ["packs/a.idx", "refs-link/b.idx"] {
-            let e = strict.get(key).unwrap_err().to_string();
-            assert!(e.contains("symbolic link"), "{e}");
+            // Behind a link is nowhere: not found, no size, not written.
+            let e = strict.get(key).unwrap_err();
+            assert!(matches!(e, crate::StorageError::NotFound { .. }), "{e}");
             assert!(strict.read_at(key, 0, &mut buf).is_err());
-            assert!(strict.size(key).is_err());
-            assert!(strict.put(key, b"x").is_err());
+            assert_eq!(strict.size(key).unwrap(), None);
+            assert_eq!(strict.modified(key).unwrap(), None);
+            let e = strict.put(key, b"x").unwrap_err().to_string();
+            assert!(e.contains("symbolic link"), "{e}");
         }
+        assert!(strict.list("refs-link/").unwrap().is_empty());
+        // A FIFO planted as a key neither hangs a read nor is one.
+        std::fs::create_dir_all(store.join("refs/heads")).unwrap();
+        let fifo = store.join("refs/heads/fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        assert!(strict.get("refs/heads/fifo").is_err());
+        assert_eq!(strict.size("refs/heads/fifo").unwrap(), None);
+        std::fs::remove_file(&fifo).unwrap();
         assert_eq!(std::fs::read(&secret).unwrap(), b"outside");
         assert!(strict
             .list("")
@@ -463,6 +605,19 @@ mod tests {
         // A repository of one's own still follows its links.
         let own = super::LocalBackend::new(&store);
         assert_eq!(own.get("packs/a.idx").unwrap(), b"outside");
+        // The root itself swapped for a link once the backend exists (a
+        // hosted repository replaced behind a server's back): what is
+        // opened is checked to be below the root as it was.
+        strict.put("refs/heads/main", b"inside\n").unwrap();
+        assert_eq!(strict.get("refs/heads/main").unwrap(), b"inside\n");
+        let evil = dir.path().join("evil");
+        std::fs::create_dir_all(evil.join("refs/heads")).unwrap();
+        std::fs::write(evil.join("refs/heads/main"), b"LEAKED\n").unwrap();
+        std::fs::rename(&store, dir.path().join("store-was")).unwrap();
+        std::os::unix::fs::symlink(&evil, &store).unwrap();
+        assert!(strict.get("refs/heads/main").is_err());
+        assert_eq!(strict.size("refs/heads/main").unwrap(), None);
+        assert!(strict.read_at("refs/heads/main", 0, &mut buf).is_err());
     }
 
     #[test]
