@@ -60,10 +60,13 @@ impl Repository {
                 .or_default()
                 .push(crate::refs::branch_ref(&b.name));
         }
-        for t in self.tags()? {
-            m.entry(t.commit)
-                .or_default()
-                .push(format!("refs/tags/{}", t.name));
+        // A tag that does not peel to a commit (fetched from someone
+        // else: a chain too long, a missing target) decorates nothing,
+        // rather than failing every `log`; `tag` and `fsck` name it.
+        for (name, id) in self.list_refs("refs/tags/")? {
+            if let Ok(c) = self.peel(id) {
+                m.entry(c).or_default().push(format!("refs/tags/{name}"));
+            }
         }
         Ok(m)
     }

@@ -8,7 +8,7 @@ use crate::refs::{branch_ref, tag_ref, Head};
 use crate::repo::Repository;
 
 /// How many annotated tags may name each other before a commit.
-pub const MAX_TAG_CHAIN: usize = 100;
+pub const MAX_TAG_CHAIN: usize = 10_000;
 
 impl Repository {
     /// Resolves `rev` to a commit id.
@@ -133,7 +133,7 @@ impl Repository {
             }
         }
         Err(RepoError::Invalid(format!(
-            "tag {id}: more than {MAX_TAG_CHAIN} tags name each other before a commit"
+            "a chain of more than {MAX_TAG_CHAIN} tags, each naming the next, before a commit (stopped at {id})"
         )))
     }
 }

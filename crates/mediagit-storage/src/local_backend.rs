@@ -14,6 +14,10 @@ use crate::backend::{validate_key, CasOutcome, Storage, StorageError};
 
 const MAX_OPEN: usize = 128;
 
+/// The largest value a backend refusing links reads for compare-and-swap
+/// (refs, HEAD, lock records and settings are far smaller).
+const CAS_VALUE_MAX: u64 = 16 << 20;
+
 pub struct LocalBackend {
     root: PathBuf,
     open: Mutex<HashMap<String, Arc<File>>>,
@@ -109,7 +113,12 @@ impl LocalBackend {
             o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
         }
         let f = o.open(&path).map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) if self.no_links.is_some() => not_found(),
+            // A link, a socket, a device without a driver: no key.
+            Some(libc::ELOOP | libc::ENXIO | libc::ENODEV | libc::EOPNOTSUPP)
+                if self.no_links.is_some() =>
+            {
+                not_found()
+            }
             _ => self.io("open", key, e),
         })?;
         if self.no_links.is_some() {
@@ -307,6 +316,30 @@ impl LocalBackend {
     }
 
     fn read_opt(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if self.no_links.is_some() {
+            // The value compare-and-swap compares: read as every read is
+            // (never through a link, only a file), and bounded (a device
+            // node planted as a key reads forever).
+            let f = match self.open_read(key) {
+                Ok(f) => f,
+                Err(StorageError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if !f.metadata().is_ok_and(|m| m.is_file()) {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            io::Read::read_to_end(&mut io::Read::take(f, CAS_VALUE_MAX + 1), &mut out)
+                .map_err(|e| self.io("read", key, e))?;
+            if out.len() as u64 > CAS_VALUE_MAX {
+                return Err(self.io(
+                    "read",
+                    key,
+                    io::Error::new(io::ErrorKind::InvalidData, "larger than any value compared"),
+                ));
+            }
+            return Ok(Some(out));
+        }
         match fs::read(self.path(key)?) {
             Ok(v) => Ok(Some(v)),
             Err(e) if absent(&e) => Ok(None),
@@ -595,6 +628,12 @@ mod tests {
             .success());
         assert!(strict.get("refs/heads/fifo").is_err());
         assert_eq!(strict.size("refs/heads/fifo").unwrap(), None);
+        // Nor does compare-and-swap, which reads the value it compares
+        // (it found no value, and wrote one in the FIFO's place).
+        strict
+            .compare_and_swap("refs/heads/fifo", None, Some(b"x\n"))
+            .unwrap();
+        assert_eq!(strict.get("refs/heads/fifo").unwrap(), b"x\n");
         std::fs::remove_file(&fifo).unwrap();
         assert_eq!(std::fs::read(&secret).unwrap(), b"outside");
         assert!(strict
