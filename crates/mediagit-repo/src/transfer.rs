@@ -210,26 +210,12 @@ fn take_chunk_packs(
         // Every byte of the pack is checked, not only the entries: its
         // header must be the one this store writes, and the entries must
         // follow it back to back up to the end.
-        let header = match salt {
-            Some(salt) => mediagit_format::pack::PackHeader::Sealed { salt },
-            None => mediagit_format::pack::PackHeader::Plain,
-        };
-        let Some(size) = raw.size(&pk)? else {
-            continue;
-        };
-        let mut at = header.len() as u64;
-        let mut by_offset: Vec<&mediagit_format::pack::IdxEntry> = idx.entries.iter().collect();
-        by_offset.sort_by_key(|e| e.offset);
-        let mut contiguous = true;
-        for e in &by_offset {
-            contiguous &= e.offset == at;
-            at = at.saturating_add(mediagit_format::pack::entry_len(s.sealed(), e.stored_len));
-        }
-        if !contiguous || at != size {
-            continue;
-        }
-        let mut head = vec![0u8; header.len()];
-        if raw.read_at(&pk, 0, &mut head).is_err() || head != header.encode() {
+        // (Anything else, a failed read too, leaves the pack to the
+        // object-by-object copy.)
+        if !matches!(
+            crate::odb::check_pack_frame(raw, &pack, &idx, salt, false),
+            Ok(None)
+        ) {
             continue;
         }
         // Every entry read and verified where it is: a damaged pack never
