@@ -300,6 +300,22 @@ fn normalize(cwd: &Path, url: &str) -> String {
     }
 }
 
+/// Whether two normalized target URLs name the same target: equal but
+/// for trailing slashes, or directories that resolve to one.
+fn same_target(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+    if a == b {
+        return true;
+    }
+    if a.contains("://") || b.contains("://") {
+        return false;
+    }
+    matches!(
+        (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+        (Ok(x), Ok(y)) if x == y
+    )
+}
+
 /// (URL, the configured repository id) of the target `name` names.
 fn resolve(
     cwd: &Path,
@@ -310,7 +326,16 @@ fn resolve(
     match name {
         Some(n) => match configured.get(n) {
             Some(b) => Ok((b.url.clone(), Some(b.repository.clone()))),
-            None if n.contains(['/', ':', '.']) => Ok((normalize(cwd, n), None)),
+            // A URL: the repository's id there is the one `backup init`
+            // registered for the same URL, if it registered it.
+            None if n.contains(['/', ':', '.']) => {
+                let url = normalize(cwd, n);
+                let id = configured
+                    .values()
+                    .find(|b| same_target(&b.url, &url))
+                    .map(|b| b.repository.clone());
+                Ok((url, id))
+            }
             None => Err(CommandError::user(
                 "no-backup-target",
                 format!("no backup target named '{n}'"),

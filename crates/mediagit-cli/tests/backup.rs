@@ -1544,6 +1544,39 @@ fn every_backup_command_takes_the_target_as_an_option() {
 }
 
 #[test]
+fn a_target_given_by_its_url_uses_the_id_backup_init_registered_there() {
+    let env = Env::new();
+    let (url, _) = target(&env);
+    env.write("f.txt", b"f\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    env.ok(&["backup", "init", &url, "--repository", "studio"]);
+    // The URL instead of the registered name (and with a trailing slash):
+    // the same target, so the same id, not "another repository".
+    env.ok(&["backup", "create", &url]);
+    env.ok(&["backup", "create", "--target", &format!("{url}/")]);
+    let l = json(&env.ok(&["backup", "list", &url, "--json"]));
+    assert_eq!(l.as_array().unwrap().len(), 2, "{l}");
+    assert!(
+        l.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["repository"] == "studio"),
+        "{l}"
+    );
+    // With two targets registered, each URL finds its own entry.
+    let other = match fresh_store_url() {
+        Some(u) => u,
+        None => env.root().join("other").to_str().unwrap().to_string(),
+    };
+    env.ok(&["backup", "init", &other, "--name", "other"]);
+    env.ok(&["backup", "create", &other]);
+    let l = json(&env.ok(&["backup", "list", &other, "--json"]));
+    assert_eq!(l.as_array().unwrap().len(), 1, "{l}");
+    assert_eq!(l[0]["repository"], "repo", "{l}");
+}
+
+#[test]
 fn clone_from_a_backup_target_gives_its_newest_state_or_the_one_at_a_time() {
     let env = populated();
     let (url, _) = target(&env);

@@ -170,6 +170,63 @@ pub struct Target {
     first_versions: bool,
 }
 
+/// Removes the spool folders (`backup-PID-RANDOM`) that killed backups
+/// left in `tmp`: those whose process is gone. A spool holds a pack being
+/// written, up to its full size, and nothing else ever removes it from a
+/// system temporary folder. Only where a process can be asked after by its
+/// id (`/proc`); failures are ignored (another user's folder, a race with
+/// another sweep).
+fn sweep_dead_spools(tmp: &Path) {
+    if !Path::new("/proc/self").is_dir() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("backup-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Never through a link: only a real folder of a dead process.
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+            && idle_for(&e.path(), SPOOL_IDLE)
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// How long a dead process's spool must have gone unwritten before it is
+/// removed: a process of another PID namespace sharing the folder looks
+/// dead from here, but is still writing.
+const SPOOL_IDLE: Duration = Duration::from_secs(600);
+
+/// Whether neither `dir` nor any file directly in it was modified within
+/// `d`.
+fn idle_for(dir: &Path, d: Duration) -> bool {
+    let recent = |m: std::io::Result<std::fs::Metadata>| {
+        m.and_then(|m| m.modified())
+            .map(|t| t.elapsed().map(|e| e < d).unwrap_or(true))
+            .unwrap_or(true)
+    };
+    if recent(std::fs::symlink_metadata(dir)) {
+        return false;
+    }
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.flatten().all(|e| !recent(e.metadata())),
+        Err(_) => false,
+    }
+}
+
 impl Drop for Target {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.tmp);
@@ -520,7 +577,10 @@ impl Target {
             // may be a repository's `.mediagit/tmp`, whose files any
             // command taking that repository's lock removes (a backup
             // takes no lock).
-            tmp: tmp.join(format!("backup-{}-{}", std::process::id(), random_hex(4)?)),
+            tmp: {
+                sweep_dead_spools(tmp);
+                tmp.join(format!("backup-{}-{}", std::process::id(), random_hex(4)?))
+            },
             freshen_after: POOL_FRESHEN_AFTER,
             lock,
             md5,
@@ -2330,6 +2390,39 @@ pub fn repositories_under(root: &Path) -> Result<Vec<(String, PathBuf)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spools_of_dead_processes_are_swept_once_idle_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        let age = |p: &Path| {
+            std::fs::File::open(p).unwrap().set_modified(old).unwrap();
+        };
+        // pid 999999999 is above any Linux pid_max, so never alive.
+        let dead_idle = d.path().join("backup-999999999-aaaa");
+        let dead_busy = d.path().join("backup-999999999-bbbb");
+        let mine = d.path().join(format!("backup-{}-cccc", std::process::id()));
+        let other = d.path().join("backup-notapid-dddd");
+        let outside = d.path().join("outside");
+        for p in [&dead_idle, &dead_busy, &mine, &other, &outside] {
+            std::fs::create_dir(p).unwrap();
+            std::fs::write(p.join("pack-x"), b"spooled").unwrap();
+        }
+        for p in [&dead_idle, &mine, &other, &outside] {
+            age(&p.join("pack-x"));
+            age(p);
+        }
+        age(&dead_busy); // the folder is old, its pack still being written
+        let link = d.path().join("backup-999999998-eeee");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        sweep_dead_spools(d.path());
+        let present = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+        if Path::new("/proc/self").is_dir() {
+            assert!(!present(&dead_idle));
+        }
+        assert!(present(&dead_busy) && present(&mine) && present(&other));
+        assert!(present(&link) && present(&outside.join("pack-x")));
+    }
 
     fn rec(ms: i64) -> Record {
         Record {
