@@ -10,7 +10,28 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
+use rustix::io::Errno;
+
 use crate::backend::{validate_key, CasOutcome, Storage, StorageError};
+
+/// How a backend refusing links opens a directory below its root: never
+/// a link (`O_NOFOLLOW` on the last part; every part is opened this way
+/// from its parent's handle), never blocking on a planted FIFO.
+const DIR_FLAGS: OFlags = OFlags::DIRECTORY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::RDONLY)
+    .union(OFlags::NONBLOCK);
+
+fn link_error(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{what} is a symbolic link (not followed)"),
+    )
+}
 
 const MAX_OPEN: usize = 128;
 
@@ -77,7 +98,13 @@ impl LocalBackend {
     /// (through `/proc/self/fd`) to be below the root as it resolved here,
     /// so a directory swapped for a link between the check and the open
     /// is refused too; a link is no key (reads find nothing, listings
-    /// leave it out, writes through one fail).
+    /// leave it out). Writes, deletes, listings and the compare-and-swap
+    /// lock go by directory handles opened one inside the other from the
+    /// root (`openat` with `O_NOFOLLOW`, then `renameat`/`unlinkat`), so
+    /// no swap at any moment makes them act outside the root: a write
+    /// through a linked directory fails, and a key that is itself a link
+    /// is replaced or removed as a link, never what it points to. Such a
+    /// backend gives no [`Storage::local_path`].
     pub fn refusing_links(mut self) -> LocalBackend {
         self.no_links = Some(canonical_prefix(&self.root));
         self
@@ -85,8 +112,7 @@ impl LocalBackend {
 
     /// Whether the open file `f` is below the root (always, for a
     /// backend that follows links, or where `/proc` cannot say).
-    fn inside(&self, f: &File) -> bool {
-        use std::os::fd::AsRawFd;
+    fn inside(&self, f: &impl AsRawFd) -> bool {
         let Some(root) = &self.no_links else {
             return true;
         };
@@ -94,6 +120,214 @@ impl LocalBackend {
             Ok(p) => p.starts_with(root),
             Err(_) => true,
         }
+    }
+
+    /// The root, opened, for a backend refusing links: still the
+    /// directory it resolved to when the backend was made (a repository
+    /// directory swapped for a link since is refused). `create` makes it
+    /// first if it is missing.
+    fn root_fd(&self, create: bool) -> io::Result<OwnedFd> {
+        if create {
+            fs::create_dir_all(&self.root)?;
+        }
+        let fd = rustix::fs::openat(CWD, &self.root, DIR_FLAGS - OFlags::NOFOLLOW, Mode::empty())?;
+        let same = match (
+            &self.no_links,
+            fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+        ) {
+            (Some(root), Ok(p)) => &p == root,
+            _ => true,
+        };
+        if !same {
+            return Err(link_error("the root"));
+        }
+        Ok(fd)
+    }
+
+    /// Opens the directories of `rel` (`a/b`) one inside the other from
+    /// the root, each by a handle to the one above and never through a
+    /// link, so no swap of a directory for a link at any moment sends a
+    /// write or delete outside the root. `create` makes missing ones.
+    /// Returns the handles, the root's first.
+    fn walk_dirs(&self, rel: &str, create: bool) -> io::Result<Vec<OwnedFd>> {
+        let mut fds = vec![self.root_fd(create)?];
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            let at = fds.last().expect("the root is there");
+            if create {
+                match rustix::fs::mkdirat(at, part, Mode::from_raw_mode(0o777)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let fd =
+                rustix::fs::openat(at, part, DIR_FLAGS, Mode::empty()).map_err(|e| match e {
+                    // (O_DIRECTORY | O_NOFOLLOW on a link fails with either.)
+                    Errno::LOOP => link_error(part),
+                    Errno::NOTDIR
+                        if rustix::fs::statat(at, part, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(
+                            |st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink,
+                        ) =>
+                    {
+                        link_error(part)
+                    }
+                    e => e.into(),
+                })?;
+            fds.push(fd);
+        }
+        Ok(fds)
+    }
+
+    /// [`Self::write_new`] for a backend refusing links: the temporary
+    /// file is made in `tmp/` by a handle to it, and renamed from that
+    /// handle to one of the key's directory.
+    fn write_new_beneath(
+        &self,
+        key: &str,
+        write: impl FnOnce(&mut File) -> io::Result<()>,
+    ) -> Result<(), StorageError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let err = |e| self.io("create temp file for", key, e);
+        let tmp = self.walk_dirs("tmp", true).map_err(err)?;
+        let tmp = tmp.last().expect("tmp is there");
+        let (name, mut file) = loop {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let name = format!(
+                "put-{}-{}-{nanos:x}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            match rustix::fs::openat(
+                tmp,
+                name.as_str(),
+                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            ) {
+                Ok(fd) => break (name, File::from(fd)),
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(err(e.into())),
+            }
+        };
+        let r = write(&mut file)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| self.io("write", key, e))
+            .and_then(|_| self.install_beneath(key, tmp.as_fd(), Path::new(&name)));
+        if r.is_err() {
+            let _ = rustix::fs::unlinkat(tmp, name.as_str(), AtFlags::empty());
+        }
+        r
+    }
+
+    /// Renames `name` in the directory `from` to `key`, by handles to
+    /// both directories (for a backend refusing links); the rename is
+    /// durable when this returns.
+    fn install_beneath(
+        &self,
+        key: &str,
+        from: BorrowedFd<'_>,
+        name: &Path,
+    ) -> Result<(), StorageError> {
+        let (parent, base) = key.rsplit_once('/').unwrap_or(("", key));
+        let dirs = self
+            .walk_dirs(parent, true)
+            .map_err(|e| self.io("create directory for", key, e))?;
+        let dir = dirs.last().expect("the root is there");
+        rustix::fs::renameat(from, name, dir, base)
+            .map_err(|e| self.io("rename into place", key, e.into()))?;
+        rustix::fs::fsync(dir).map_err(|e| self.io("fsync directory of", key, e.into()))?;
+        self.forget(key);
+        Ok(())
+    }
+
+    /// [`Storage::delete`] for a backend refusing links: by handles to
+    /// the key's directories, so a link swapped in anywhere on the way
+    /// makes it delete nothing outside the root.
+    fn delete_beneath(&self, key: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        let (parent, base) = key.rsplit_once('/').unwrap_or(("", key));
+        let dirs = match self.walk_dirs(parent, false) {
+            Ok(d) => d,
+            Err(e) if absent(&e) => return Ok(()),
+            Err(e) => return Err(self.io("delete", key, e)),
+        };
+        let dir = dirs.last().expect("the root is there");
+        match rustix::fs::unlinkat(dir, base, AtFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(self.io("delete", key, e.into())),
+        }
+        rustix::fs::fsync(dir).map_err(|e| self.io("fsync", key, e.into()))?;
+        // Directories the removal left empty go too, each by its
+        // parent's handle.
+        let parts: Vec<&str> = parent.split('/').filter(|p| !p.is_empty()).collect();
+        for i in (0..parts.len()).rev() {
+            if rustix::fs::unlinkat(&dirs[i], parts[i], AtFlags::REMOVEDIR).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Storage::list`] for a backend refusing links: every directory
+    /// read by a handle opened from its parent's without following a
+    /// link, so no swap lists names from outside the root.
+    fn list_beneath(&self, prefix: &str, dir_part: &str) -> Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        let start = match self.walk_dirs(dir_part, false) {
+            Ok(mut d) => d.pop().expect("the root is there"),
+            Err(e) if absent(&e) || e.kind() == io::ErrorKind::InvalidInput => return Ok(out),
+            Err(e) => return Err(self.io("list", prefix, e)),
+        };
+        let mut stack = vec![(start, dir_part.to_string())];
+        while let Some((fd, rel)) = stack.pop() {
+            let dir = rustix::fs::Dir::new(fd).map_err(|e| self.io("list", prefix, e.into()))?;
+            let at = dir.fd().map_err(|e| self.io("list", prefix, e.into()))?;
+            let at = at
+                .try_clone_to_owned()
+                .map_err(|e| self.io("list", prefix, e))?;
+            for ent in dir {
+                let ent = ent.map_err(|e| self.io("list", prefix, e.into()))?;
+                let Ok(name) = ent.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                if name == "." || name == ".." || (rel.is_empty() && name == "tmp") {
+                    continue;
+                }
+                let key = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let mut kind = ent.file_type();
+                if kind == FileType::Unknown {
+                    kind = match rustix::fs::statat(&at, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => FileType::from_raw_mode(st.st_mode),
+                        Err(_) => continue,
+                    };
+                }
+                match kind {
+                    // A directory swapped for a link since it was read
+                    // is not opened (ELOOP): left out.
+                    FileType::Directory
+                        if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) =>
+                    {
+                        if let Ok(sub) =
+                            rustix::fs::openat(&at, name.as_str(), DIR_FLAGS, Mode::empty())
+                        {
+                            stack.push((sub, key));
+                        }
+                    }
+                    FileType::RegularFile if key.starts_with(prefix) => out.push(key),
+                    // Links are never read, so not listed; nor are
+                    // sockets, FIFOs or devices.
+                    _ => {}
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Opens `key` for reading; for a backend refusing links, never
@@ -251,12 +485,15 @@ impl LocalBackend {
     fn write_new(
         &self,
         key: &str,
-        write: impl FnOnce(&mut tempfile::NamedTempFile) -> io::Result<()>,
+        write: impl FnOnce(&mut File) -> io::Result<()>,
     ) -> Result<(), StorageError> {
+        if self.no_links.is_some() {
+            return self.write_new_beneath(key, write);
+        }
         let mut tmp = self
             .tmp_file()
             .map_err(|e| self.io("create temp file for", key, e))?;
-        write(&mut tmp)
+        write(tmp.as_file_mut())
             .and_then(|_| tmp.as_file().sync_all())
             .map_err(|e| self.io("write", key, e))?;
         let (_, path) = tmp
@@ -378,7 +615,12 @@ impl Storage for LocalBackend {
                 f.sync_all()
             })
             .map_err(|e| self.io("fsync", key, e))?;
-        match self.install(key, file) {
+        let installed = if self.no_links.is_some() {
+            self.install_beneath(key, CWD, file)
+        } else {
+            self.install(key, file)
+        };
+        match installed {
             Ok(()) => Ok(()),
             Err(StorageError::Io { source, .. }) if source.raw_os_error() == Some(18) => {
                 // EXDEV: the file is on another filesystem; copy it (streamed:
@@ -435,17 +677,10 @@ impl Storage for LocalBackend {
             Some(i) => &prefix[..i],
             None => "",
         };
-        let mut out = Vec::new();
-        if self.no_links.is_some() && !dir_part.is_empty() {
-            // Where the walk starts is below the root through no link.
-            let mut at = self.root.clone();
-            for part in dir_part.split('/') {
-                at.push(part);
-                if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
-                    return Ok(out);
-                }
-            }
+        if self.no_links.is_some() {
+            return self.list_beneath(prefix, dir_part);
         }
+        let mut out = Vec::new();
         let mut stack = vec![(self.root.join(dir_part), dir_part.to_string())];
         while let Some((dir, rel)) = stack.pop() {
             let rd = match fs::read_dir(&dir) {
@@ -467,10 +702,6 @@ impl Storage for LocalBackend {
                     continue;
                 }
                 let ft = ent.file_type().map_err(|e| self.io("list", prefix, e))?;
-                if self.no_links.is_some() && ft.is_symlink() {
-                    // Never read: not listed either.
-                    continue;
-                }
                 if ft.is_dir() {
                     if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
                         stack.push((ent.path(), key));
@@ -485,11 +716,19 @@ impl Storage for LocalBackend {
     }
 
     fn local_path(&self, key: &str) -> Option<PathBuf> {
+        // A backend refusing links hands out no path: whoever used it
+        // (a hard link, a copy) would follow the links it refuses.
+        if self.no_links.is_some() {
+            return None;
+        }
         self.path(key).ok()
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.forget(key);
+        if self.no_links.is_some() {
+            return self.delete_beneath(key);
+        }
         let path = self.path(key)?;
         match fs::remove_file(&path) {
             Ok(()) => {
@@ -526,7 +765,20 @@ impl Storage for LocalBackend {
         fs::create_dir_all(&self.root).map_err(|e| self.io("create", key, e))?;
         // Never through a symlink: a link planted as `cas.lock` would make
         // this create a file wherever it points.
-        let lock = {
+        let lock = if self.no_links.is_some() {
+            // By a handle to the root as it resolved: a repository
+            // directory swapped for a link takes no lock elsewhere.
+            self.root_fd(false).and_then(|root| {
+                rustix::fs::openat(
+                    &root,
+                    "cas.lock",
+                    OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o644),
+                )
+                .map(File::from)
+                .map_err(io::Error::from)
+            })
+        } else {
             use std::os::unix::fs::OpenOptionsExt;
             OpenOptions::new()
                 .create(true)
@@ -614,9 +866,14 @@ mod tests {
             assert!(strict.read_at(key, 0, &mut buf).is_err());
             assert_eq!(strict.size(key).unwrap(), None);
             assert_eq!(strict.modified(key).unwrap(), None);
-            let e = strict.put(key, b"x").unwrap_err().to_string();
-            assert!(e.contains("symbolic link"), "{e}");
         }
+        // Nothing is written through a link to a directory.
+        let e = strict.put("refs-link/b.idx", b"x").unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert_eq!(
+            std::fs::read(outside.join("b.idx")).unwrap(),
+            b"outside too"
+        );
         assert!(strict.list("refs-link/").unwrap().is_empty());
         // A FIFO planted as a key neither hangs a read nor is one.
         std::fs::create_dir_all(store.join("refs/heads")).unwrap();
@@ -644,6 +901,17 @@ mod tests {
         // A repository of one's own still follows its links.
         let own = super::LocalBackend::new(&store);
         assert_eq!(own.get("packs/a.idx").unwrap(), b"outside");
+        // A key that is a link is replaced, the link itself (renamed over),
+        // never what it points to.
+        strict.put("packs/a.idx", b"x").unwrap();
+        assert_eq!(strict.get("packs/a.idx").unwrap(), b"x");
+        assert_eq!(std::fs::read(&secret).unwrap(), b"outside");
+        strict.delete("packs/a.idx").unwrap();
+        std::fs::create_dir_all(store.join("packs")).unwrap();
+        std::os::unix::fs::symlink(&secret, store.join("packs/a.idx")).unwrap();
+        strict.delete("packs/a.idx").unwrap();
+        assert!(std::fs::symlink_metadata(store.join("packs/a.idx")).is_err());
+        assert_eq!(std::fs::read(&secret).unwrap(), b"outside");
         // The root itself swapped for a link once the backend exists (a
         // hosted repository replaced behind a server's back): what is
         // opened is checked to be below the root as it was.
@@ -657,6 +925,75 @@ mod tests {
         assert!(strict.get("refs/heads/main").is_err());
         assert_eq!(strict.size("refs/heads/main").unwrap(), None);
         assert!(strict.read_at("refs/heads/main", 0, &mut buf).is_err());
+    }
+
+    #[test]
+    fn a_backend_refusing_links_never_writes_or_deletes_through_a_swapped_one() {
+        use crate::backend::Storage;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("x"), b"keep").unwrap();
+        let strict = super::LocalBackend::new(&store).refusing_links();
+        strict.put("refs/heads/x", b"1").unwrap();
+        // Another local user swaps `refs/heads` between the directory and
+        // a link to `outside`, as fast as it can.
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (stop, refs) = (stop.clone(), store.join("refs"));
+            let outside = outside.clone();
+            std::thread::spawn(move || {
+                let (heads, real) = (refs.join("heads"), refs.join("real"));
+                let mut swaps = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::rename(&heads, &real);
+                    if std::os::unix::fs::symlink(&outside, &heads).is_ok() {
+                        swaps += 1;
+                    }
+                    std::thread::yield_now();
+                    if std::fs::symlink_metadata(&heads).is_ok_and(|m| m.is_symlink()) {
+                        let _ = std::fs::remove_file(&heads);
+                    }
+                    let _ = std::fs::rename(&real, &heads);
+                }
+                swaps
+            })
+        };
+        for i in 0..400 {
+            let _ = strict.put("refs/heads/x", format!("{i}").as_bytes());
+            let _ = strict.delete("refs/heads/x");
+            let _ = strict.compare_and_swap("refs/heads/y", None, Some(b"v"));
+            let _ = strict.delete("refs/heads/y");
+            let _ = strict.list("refs/heads/");
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(swapper.join().unwrap() > 0);
+        let mut names: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["x"], "written or deleted outside the root");
+        assert_eq!(std::fs::read(outside.join("x")).unwrap(), b"keep");
+
+        // The root itself swapped for a link: nothing is written, locked
+        // or deleted in the directory it now points to.
+        strict.put("refs/heads/z", b"inside\n").unwrap();
+        std::fs::rename(&store, dir.path().join("store-was")).unwrap();
+        std::os::unix::fs::symlink(&outside, &store).unwrap();
+        assert!(strict.put("x", b"over").is_err());
+        assert!(strict.put("new", b"planted").is_err());
+        assert!(strict.compare_and_swap("y", None, Some(b"v")).is_err());
+        let _ = strict.delete("x");
+        let mut names: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["x"]);
+        assert_eq!(std::fs::read(outside.join("x")).unwrap(), b"keep");
     }
 
     #[test]
