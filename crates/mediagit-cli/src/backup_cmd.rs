@@ -303,7 +303,14 @@ fn normalize(cwd: &Path, url: &str) -> String {
 /// Whether two normalized target URLs name the same target: equal but
 /// for trailing slashes, or directories that resolve to one.
 fn same_target(a: &str, b: &str) -> bool {
-    let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+    let local = |u: &str| {
+        u.strip_prefix("file://")
+            .unwrap_or(u)
+            .trim_end_matches('/')
+            .to_string()
+    };
+    let (a, b) = (local(a), local(b));
+    let (a, b) = (a.as_str(), b.as_str());
     if a == b {
         return true;
     }

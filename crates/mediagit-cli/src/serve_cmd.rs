@@ -129,7 +129,7 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
         .with_hint("give --auth-file FILE (docs/SERVER.md), or --insecure if the network is yours alone"));
     }
     init_logs(a.log_format);
-    let (hosting, tmp) = match (&a.root, &a.storage) {
+    let (hosting, spool) = match (&a.root, &a.storage) {
         (Some(root), _) => {
             let root = if root.is_absolute() {
                 root.clone()
@@ -148,10 +148,9 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
             // Uploads are spooled inside the root (same filesystem: stored
             // by a rename; no repository name starts with '.'), in a
             // directory of this process's own (removed when it stops).
-            let spools = root.join(".mediagit-serve-tmp");
-            remove_dead_spools(&spools, |name| name.parse().ok());
-            let tmp = spools.join(std::process::id().to_string());
-            (Hosting::Root(root), tmp)
+            let spool = Spool::in_root(&root)?;
+            remove_dead_spools(&spool.parent_path(), |name| name.parse().ok());
+            (Hosting::Root(root), spool)
         }
         (None, Some(url)) => {
             let mut sc = mediagit_format::config::StorageConfig::from_url(url)
@@ -175,10 +174,13 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
                 }
             }
             remove_dead_spools(&std::env::temp_dir(), |name| {
-                name.strip_prefix("mediagit-serve-")?.parse().ok()
+                name.strip_prefix("mediagit-serve-")?
+                    .split('-')
+                    .next()?
+                    .parse()
+                    .ok()
             });
-            let tmp = std::env::temp_dir().join(format!("mediagit-serve-{}", std::process::id()));
-            (Hosting::Store { config: sc, env }, tmp)
+            (Hosting::Store { config: sc, env }, Spool::in_temp()?)
         }
         (None, None) => return Err(CommandError::usage("give --root DIR or --storage URL")),
     };
@@ -209,13 +211,17 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
                 cwd.join(url).to_string_lossy().into_owned()
             };
             // Checked (and made a target if empty) before serving.
-            std::fs::create_dir_all(&tmp)
-                .map_err(|e| CommandError::user("io", format!("{}: {e}", tmp.display())))?;
-            mediagit_repo::backup::Target::open(&url, &crate::commands::cloud_env(), &tmp, true)?;
+            mediagit_repo::backup::Target::open(
+                &url,
+                &crate::commands::cloud_env(),
+                &spool.path(),
+                true,
+            )?;
             Some((url, every))
         }
         None => None,
     };
+    let tmp = spool.path();
     let state = Arc::new(ServerState::new(
         Repos::new(hosting, tmp.clone()),
         auth,
@@ -269,8 +275,142 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
             .map_err(|e| CommandError::user("io", e.to_string()))
     });
     rt.shutdown_timeout(Duration::from_secs(5));
-    let _ = std::fs::remove_dir_all(&tmp);
+    spool.remove();
     r
+}
+
+/// The directory a server spools uploads in: its own, mode 0700, and
+/// held open for the server's whole life, so that it is always reached
+/// through that handle (`/proc/self/fd/N`), never by a path someone who
+/// can write the root (a shared, group-writable `--root`) could point
+/// elsewhere by renaming or swapping a folder for a link.
+struct Spool {
+    parent: std::os::fd::OwnedFd,
+    dir: std::os::fd::OwnedFd,
+    name: String,
+}
+
+impl Spool {
+    /// `ROOT/.mediagit-serve-tmp/PID` (same filesystem as the
+    /// repositories: uploads are stored by a rename).
+    /// `.mediagit-serve-tmp` must be a directory of this user's, not a
+    /// link; it is made private if it is not.
+    fn in_root(root: &std::path::Path) -> Result<Spool, CommandError> {
+        use rustix::fs::{Mode, OFlags, CWD};
+        let err = |what: String| CommandError::user("bad-spool", what);
+        let parent_path = root.join(".mediagit-serve-tmp");
+        let root_fd = rustix::fs::openat(
+            CWD,
+            root,
+            OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| err(format!("--root {}: {e}", root.display())))?;
+        let parent = private_dir(&root_fd, ".mediagit-serve-tmp")
+            .map_err(|why| err(format!("{}: {why}", parent_path.display())))?;
+        let name = std::process::id().to_string();
+        let dir = private_dir(&parent, &name)
+            .map_err(|why| err(format!("{}/{name}: {why}", parent_path.display())))?;
+        Ok(Spool { parent, dir, name })
+    }
+
+    /// `$TMPDIR/mediagit-serve-PID-RANDOM`, made new (never one that is
+    /// there already: anyone can make folders in /tmp).
+    fn in_temp() -> Result<Spool, CommandError> {
+        use rustix::fs::{Mode, OFlags, CWD};
+        let tmp = std::env::temp_dir();
+        let err = |what: String| CommandError::user("bad-spool", what);
+        let parent = rustix::fs::openat(
+            CWD,
+            &tmp,
+            OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+        for _ in 0..100 {
+            let mut r = [0u8; 4];
+            mediagit_crypto::random(&mut r).map_err(|e| err(e.to_string()))?;
+            let name = format!(
+                "mediagit-serve-{}-{}",
+                std::process::id(),
+                r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            );
+            match rustix::fs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o700)) {
+                Ok(()) => {
+                    let dir = private_dir(&parent, &name)
+                        .map_err(|why| err(format!("{}/{name}: {why}", tmp.display())))?;
+                    return Ok(Spool { parent, dir, name });
+                }
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(err(format!("{}/{name}: {e}", tmp.display()))),
+            }
+        }
+        Err(err(format!("{}: no new folder name found", tmp.display())))
+    }
+
+    /// The spool's path, through the held handle.
+    fn path(&self) -> std::path::PathBuf {
+        use std::os::fd::AsRawFd;
+        format!("/proc/self/fd/{}", self.dir.as_raw_fd()).into()
+    }
+
+    /// The folder holding the spools, through the held handle.
+    fn parent_path(&self) -> std::path::PathBuf {
+        use std::os::fd::AsRawFd;
+        format!("/proc/self/fd/{}", self.parent.as_raw_fd()).into()
+    }
+
+    /// Removes the spool: its files, then itself, by the handles.
+    fn remove(self) {
+        if let Ok(d) = rustix::fs::Dir::read_from(&self.dir) {
+            for e in d.flatten() {
+                let n = e.file_name().to_owned();
+                if n.as_bytes() != b"." && n.as_bytes() != b".." {
+                    let _ =
+                        rustix::fs::unlinkat(&self.dir, n.as_c_str(), rustix::fs::AtFlags::empty());
+                }
+            }
+        }
+        let _ = rustix::fs::unlinkat(
+            &self.parent,
+            self.name.as_str(),
+            rustix::fs::AtFlags::REMOVEDIR,
+        );
+    }
+}
+
+/// Opens (making it if missing) the directory `name` in `at`, never
+/// through a link, and makes sure only this user can write in it: it must
+/// be this user's, and loses any group or other rights.
+fn private_dir(at: &impl std::os::fd::AsFd, name: &str) -> Result<std::os::fd::OwnedFd, String> {
+    use rustix::fs::{Mode, OFlags};
+    match rustix::fs::mkdirat(at, name, Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let fd = rustix::fs::openat(
+        at,
+        name,
+        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+            "not a directory, or a symbolic link (remove it; the server makes its own)".to_string()
+        }
+        e => e.to_string(),
+    })?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| e.to_string())?;
+    if st.st_uid != rustix::process::geteuid().as_raw() {
+        return Err(format!(
+            "belongs to another user (uid {}); remove it, the server makes its own",
+            st.st_uid
+        ));
+    }
+    if st.st_mode & 0o077 != 0 {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700)).map_err(|e| e.to_string())?;
+    }
+    Ok(fd)
 }
 
 /// `serve --backup`: every `every`, each hosted repository in turn is
@@ -413,7 +553,13 @@ fn remove_dead_spools(dir: &std::path::Path, pid_of: impl Fn(&str) -> Option<i32
         let gone = unsafe { libc::kill(pid, 0) } != 0
             && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
         let Ok(m) = e.metadata() else { continue };
-        if !gone || !m.is_dir() || m.file_type().is_symlink() {
+        // Only a real folder (never a link), and only this user's.
+        use std::os::unix::fs::MetadataExt;
+        if !gone
+            || !m.is_dir()
+            || m.file_type().is_symlink()
+            || m.uid() != rustix::process::geteuid().as_raw()
+        {
             continue;
         }
         let mut budget = 100_000;

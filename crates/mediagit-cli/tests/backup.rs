@@ -1555,8 +1555,13 @@ fn a_target_given_by_its_url_uses_the_id_backup_init_registered_there() {
     // the same target, so the same id, not "another repository".
     env.ok(&["backup", "create", &url]);
     env.ok(&["backup", "create", "--target", &format!("{url}/")]);
+    let mut n = 2;
+    if !url.contains("://") {
+        env.ok(&["backup", "create", &format!("file://{url}")]);
+        n += 1;
+    }
     let l = json(&env.ok(&["backup", "list", &url, "--json"]));
-    assert_eq!(l.as_array().unwrap().len(), 2, "{l}");
+    assert_eq!(l.as_array().unwrap().len(), n, "{l}");
     assert!(
         l.as_array()
             .unwrap()

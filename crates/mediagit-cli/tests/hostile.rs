@@ -1026,3 +1026,66 @@ fn tags_naming_tags_are_walked_and_peeled_to_a_bound() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("more than 10000 tags"), "{err}");
 }
+
+/// Found by a hostile probe of a server's repositories, run on by the
+/// admin: a ref planted as a link to `/dev/zero` made `gc` read until
+/// memory ran out, a FIFO made it hang, and a link to another file put
+/// that file's text into the error message.
+#[test]
+fn refs_planted_as_devices_fifos_or_links_to_large_files_are_refused_quickly() {
+    let env = Env::new();
+    if fresh_store_url().is_some() {
+        return; // plants files on disk
+    }
+    base_commit(&env);
+    let heads = env.repo().join(".mediagit/refs/heads");
+    symlink("/dev/zero", heads.join("zero")).unwrap();
+    let secret = env.root().join("secret.txt");
+    fs::write(&secret, format!("password=hunter2 {}", "x".repeat(500))).unwrap();
+    symlink(&secret, heads.join("secret")).unwrap();
+    let big = env.root().join("big.bin");
+    fs::File::create(&big).unwrap().set_len(8 << 30).unwrap();
+    symlink(&big, heads.join("big")).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(heads.join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    for args in [
+        &["gc"][..],
+        &["fsck"],
+        &["branch"],
+        &["log", "--oneline", "zero"],
+        &["log", "--oneline", "fifo"],
+        &["log", "--oneline", "big"],
+        &["log", "--oneline", "secret"],
+    ] {
+        // (Each would have run out of memory or hung: a timeout in the
+        // harness would show as a test that never ends.)
+        let (code, _, err) = run(&env, &env.repo(), args);
+        assert_ne!(code, None, "{args:?}");
+        assert!(
+            err.len() < 20_000,
+            "{args:?}: {} bytes of errors",
+            err.len()
+        );
+        assert!(!err.contains(&"x".repeat(100)), "{args:?}: {err}");
+    }
+    let (_, _, err) = run(&env, &env.repo(), &["log", "--oneline", "zero"]);
+    assert!(
+        err.contains("zero") && err.contains("not a regular file"),
+        "{err}"
+    );
+    let (_, _, err) = run(&env, &env.repo(), &["log", "--oneline", "big"]);
+    assert!(err.contains("larger than any value it may hold"), "{err}");
+    // fsck names each of them.
+    let (code, out, err) = run(&env, &env.repo(), &["fsck"]);
+    assert!(matches!(code, Some(c) if c != 0), "{out}{err}");
+    for name in ["zero", "fifo", "big", "secret"] {
+        assert!(
+            out.contains(&format!("refs/heads/{name}"))
+                || err.contains(&format!("refs/heads/{name}")),
+            "{name}: {out}{err}"
+        );
+    }
+}

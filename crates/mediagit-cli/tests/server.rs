@@ -1793,3 +1793,212 @@ fn a_stores_config_never_sets_a_working_trees_locks() {
     env.ok_in(&joined, &["switch", "-c", "b"]);
     assert!(env.ok_in(&joined, &["remote", "-v"]).trim().is_empty());
 }
+
+/// Every entry of a directory, sorted (what must not change outside the
+/// hosted repositories).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir_names(dir, dir);
+    v.sort();
+    v
+}
+
+fn walkdir_names(top: &Path, dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        out.push(p.strip_prefix(top).unwrap().display().to_string());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walkdir_names(top, &p));
+        }
+    }
+    out
+}
+
+/// Found by a hostile probe: the upload spool `ROOT/.mediagit-serve-tmp/PID`
+/// was reached by its path, so someone able to write the root (a shared,
+/// group-writable one) could swap it for a link: the server then read an
+/// outside file into a pack, or made files where the link pointed; and at
+/// start the server swept "dead spools" (numbered folders) wherever a
+/// linked `.mediagit-serve-tmp` pointed, deleting them.
+#[test]
+fn the_upload_spool_is_private_and_never_reached_through_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let root = env.root().join("hosted");
+    std::fs::create_dir_all(&root).unwrap();
+    let outside = env.root().join("outside");
+    std::fs::create_dir_all(outside.join("2019/album")).unwrap();
+    std::fs::write(outside.join("2019/album/photo.jpg"), b"keep").unwrap();
+    let hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for p in [
+        outside.join("2019/album/photo.jpg"),
+        outside.join("2019/album"),
+        outside.join("2019"),
+    ] {
+        std::fs::File::open(&p)
+            .unwrap()
+            .set_modified(hours_ago)
+            .unwrap();
+    }
+    let before = listing(&outside);
+    let spools = root.join(".mediagit-serve-tmp");
+    std::os::unix::fs::symlink(&outside, &spools).unwrap();
+    let root_s = root.to_str().unwrap();
+    let out = env
+        .cmd_in(
+            env.root(),
+            &["serve", "--root", root_s, "--bind", "127.0.0.1:0"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(
+        e.contains(".mediagit-serve-tmp") && e.contains("symbolic link"),
+        "{e}"
+    );
+    assert_eq!(listing(&outside), before, "the sweep went through the link");
+
+    // Another user's folder is not used either.
+    std::fs::remove_file(&spools).unwrap();
+    std::fs::create_dir(&spools).unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        // SAFETY: geteuid(2) reads the process's id; chown(2) of a path
+        // we made; no memory involved beyond the C string.
+        let c = std::ffi::CString::new(spools.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+        let out = env
+            .cmd_in(
+                env.root(),
+                &["serve", "--root", root_s, "--bind", "127.0.0.1:0"],
+            )
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let e = text(&out.stderr);
+        assert!(e.contains("another user"), "{e}");
+        std::fs::remove_dir(&spools).unwrap();
+        std::fs::create_dir(&spools).unwrap();
+    }
+    // A folder others may write in is made private.
+    std::fs::set_permissions(&spools, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut args = vec![
+        "serve",
+        "--root",
+        root_s,
+        "--bind",
+        "127.0.0.1:0",
+        "--create-on-push",
+    ];
+    let mut cmd = env.std_cmd_in(env.root(), &args);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("mediagit serve: listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let server = Server {
+        child,
+        url: base,
+        root: Some(root.clone()),
+        store: None,
+    };
+    args.clear();
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&spools), 0o700);
+    let mine = spools.join(server.child.id().to_string());
+    assert_eq!(mode(&mine), 0o700);
+    let url = server.repo_url("film");
+    commit_files(&env, &[("a.bin", 3_000_000, 1)], "one");
+    ok_in(&env, &env.repo(), &["push", &url, "main"]);
+    // The spool swapped for a link while the server runs: uploads still
+    // go to the server's own folder, never where the link points.
+    std::fs::rename(&spools, root.join(".moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, &spools).unwrap();
+    commit_files(&env, &[("b.bin", 5_000_000, 2)], "two");
+    ok_in(&env, &env.repo(), &["push", &url, "main"]);
+    assert_eq!(listing(&outside), before);
+    let dest = env.root().join("copy");
+    ok_in(&env, env.root(), &["clone", &url, dest.to_str().unwrap()]);
+    assert_eq!(tree_hashes(&dest), tree_hashes(&env.repo()));
+    drop(server);
+    // Stopped: its own folder is gone (from where it really is).
+    assert!(!root.join(".moved").join(mine.file_name().unwrap()).exists());
+}
+
+/// Found by a hostile probe: creating a repository made its layout
+/// (`refs/heads`, `refs/tags`, `packs`) by path, so links planted in the
+/// new repository's directory made the server create folders outside.
+#[test]
+fn creating_a_repository_never_follows_a_link_planted_in_its_directory() {
+    let env = Env::new();
+    let server = Server::start(
+        &env,
+        &env.root().join("hosted"),
+        None,
+        &["--create-on-push"],
+    );
+    let Some(root) = server.root.clone() else {
+        return; // plants links on disk
+    };
+    let outside = env.root().join("outside");
+    std::fs::create_dir_all(outside.join("sub")).unwrap();
+    let before = listing(&outside);
+    std::fs::create_dir_all(root.join("newrepo")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("newrepo/refs")).unwrap();
+    std::os::unix::fs::symlink(outside.join("sub"), root.join("newrepo/packs")).unwrap();
+    commit_files(&env, &[("a.bin", 50_000, 1)], "one");
+    let e = fail_in(
+        &env,
+        &env.repo(),
+        &["push", &server.repo_url("newrepo"), "main"],
+    );
+    assert!(e.contains("newrepo"), "{e}");
+    assert_eq!(listing(&outside), before);
+}
+
+/// Found by a hostile probe: any command taking a bare repository's lock
+/// (`gc`, `fsck` run by the admin) emptied its `tmp/`, where a server
+/// hosting it writes (`put-*`, renamed into place a moment later); and
+/// nothing ever removed the `put-*` files of a killed server.
+#[test]
+fn a_locking_command_leaves_the_stores_fresh_writes_and_removes_old_ones() {
+    let env = Env::new();
+    if fresh_store_url().is_some() {
+        return; // files in a directory repository's tmp/
+    }
+    let bare = env.root().join("hosted/film");
+    ok_in(
+        &env,
+        env.root(),
+        &["init", "--bare", bare.to_str().unwrap()],
+    );
+    let tmp = bare.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for n in ["put-live", "put-dead", "left-by-a-crash"] {
+        std::fs::write(tmp.join(n), b"x").unwrap();
+    }
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(tmp.join("put-dead"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    ok_in(&env, &bare, &["gc"]);
+    let mut left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["put-live"]);
+}

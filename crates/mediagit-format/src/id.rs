@@ -91,15 +91,28 @@ impl fmt::Debug for ObjectId {
     }
 }
 
+/// What an error shows of text that is no id: its start, escaped (the
+/// text may be anything a file held: a ref planted as a link to another
+/// file, a device, binary bytes).
+fn shown(s: &str) -> String {
+    const MAX: usize = 72;
+    let head: String = s.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if s.chars().nth(MAX).is_some() {
+        format!("{head}... ({} bytes)", s.len())
+    } else {
+        head
+    }
+}
+
 impl FromStr for ObjectId {
     type Err = FormatError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if s.len() != 64 {
-            return Err(FormatError::BadId(s.to_string()));
+            return Err(FormatError::BadId(shown(s)));
         }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| FormatError::BadId(s.to_string()))?;
+        hex::decode_to_slice(s, &mut out).map_err(|_| FormatError::BadId(shown(s)))?;
         Ok(ObjectId(out))
     }
 }

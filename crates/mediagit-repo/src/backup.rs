@@ -193,8 +193,13 @@ fn sweep_dead_spools(tmp: &Path) {
         else {
             continue;
         };
-        // Never through a link: only a real folder of a dead process.
-        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        // Never through a link: only a real folder of a dead process of
+        // this user's.
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions, cannot fail and touches
+        // no memory.
+        let me = unsafe { libc::geteuid() };
+        let is_dir = e.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
         if is_dir
             && pid != std::process::id()
             && !Path::new(&format!("/proc/{pid}")).exists()
@@ -210,21 +215,47 @@ fn sweep_dead_spools(tmp: &Path) {
 /// dead from here, but is still writing.
 const SPOOL_IDLE: Duration = Duration::from_secs(600);
 
-/// Whether neither `dir` nor any file directly in it was modified within
-/// `d`.
+/// Whether nothing in `dir` (it, and everything below it, links not
+/// followed; at most 100,000 entries and 16 levels looked at, more counts
+/// as busy) was modified within `d`.
 fn idle_for(dir: &Path, d: Duration) -> bool {
-    let recent = |m: std::io::Result<std::fs::Metadata>| {
-        m.and_then(|m| m.modified())
-            .map(|t| t.elapsed().map(|e| e < d).unwrap_or(true))
-            .unwrap_or(true)
-    };
-    if recent(std::fs::symlink_metadata(dir)) {
+    fn walk(dir: &Path, d: Duration, depth: usize, budget: &mut usize) -> bool {
+        let recent = |m: &std::fs::Metadata| {
+            m.modified()
+                .map(|t| t.elapsed().map(|e| e < d).unwrap_or(true))
+                .unwrap_or(true)
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        for e in entries {
+            let Ok(e) = e else { return false };
+            if *budget == 0 || depth == 0 {
+                return false;
+            }
+            *budget -= 1;
+            // (DirEntry::metadata does not follow a link.)
+            let Ok(m) = e.metadata() else { return false };
+            if recent(&m) || (m.is_dir() && !walk(&e.path(), d, depth - 1, budget)) {
+                return false;
+            }
+        }
+        true
+    }
+    let own = std::fs::symlink_metadata(dir);
+    if own
+        .as_ref()
+        .map(|m| {
+            m.modified()
+                .map(|t| t.elapsed().map(|e| e < d).unwrap_or(true))
+                .unwrap_or(true)
+        })
+        .unwrap_or(true)
+    {
         return false;
     }
-    match std::fs::read_dir(dir) {
-        Ok(entries) => entries.flatten().all(|e| !recent(e.metadata())),
-        Err(_) => false,
-    }
+    let mut budget = 100_000;
+    walk(dir, d, 16, &mut budget)
 }
 
 impl Drop for Target {
@@ -2413,6 +2444,17 @@ mod tests {
             age(p);
         }
         age(&dead_busy); // the folder is old, its pack still being written
+                         // Old at the top, a file written deep below it just now.
+        let dead_deep = d.path().join("backup-999999999-ffff");
+        std::fs::create_dir_all(dead_deep.join("sub/deep")).unwrap();
+        std::fs::write(dead_deep.join("sub/deep/fresh"), b"x").unwrap();
+        for p in [
+            dead_deep.join("sub/deep"),
+            dead_deep.join("sub"),
+            dead_deep.clone(),
+        ] {
+            age(&p);
+        }
         let link = d.path().join("backup-999999998-eeee");
         std::os::unix::fs::symlink(&outside, &link).unwrap();
         sweep_dead_spools(d.path());
@@ -2421,6 +2463,7 @@ mod tests {
             assert!(!present(&dead_idle));
         }
         assert!(present(&dead_busy) && present(&mine) && present(&other));
+        assert!(present(&dead_deep.join("sub/deep/fresh")));
         assert!(present(&link) && present(&outside.join("pack-x")));
     }
 

@@ -1005,10 +1005,25 @@ impl RepoLock {
         }
         let _ = file.set_len(0);
         let _ = file.write_all(format!("pid {}", std::process::id()).as_bytes());
-        // Whatever a crashed process left in tmp/ is garbage now: nobody else
-        // can be writing while we hold the lock.
+        // Whatever a crashed command left in tmp/ is garbage now: no
+        // other command of this working tree can be writing while we hold
+        // the lock. Except the store's own writes (`put-*`, a local
+        // store's temporary files before their rename): in a bare
+        // repository tmp/ is the store's, and a server hosting it (or a
+        // working tree sharing it) writes there without this lock; those
+        // go once they are an hour old.
         if let Ok(rd) = fs::read_dir(dir.join("tmp")) {
+            let hour = std::time::Duration::from_secs(3600);
             for e in rd.flatten() {
+                let store_write = e.file_name().to_string_lossy().starts_with("put-");
+                let fresh = || {
+                    e.metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().map(|a| a < hour).unwrap_or(true))
+                };
+                if store_write && fresh() {
+                    continue;
+                }
                 let _ = fs::remove_file(e.path());
             }
         }

@@ -48,6 +48,10 @@ pub const SEALED_HEAD_MAGIC: &[u8; 8] = b"MGHEAD\0\x01";
 /// plain.
 pub const KEY_CHECK: &str = "check";
 
+/// The largest ref value read (a plain value is 65 bytes, a sealed one a
+/// few hundred: FORMAT.md §6, §13.6).
+pub const MAX_REF_BYTES: u64 = 64 << 10;
+
 /// Whether a store `HEAD` is sealed (FORMAT.md §13.6).
 pub(crate) fn is_sealed_head(b: &[u8]) -> bool {
     b.starts_with(SEALED_HEAD_MAGIC)
@@ -315,7 +319,10 @@ impl Store {
     fn read_ref_raw(&self, name: &str) -> Result<Option<(Vec<u8>, ObjectId)>> {
         self.require_unlocked()?;
         let key = self.ref_storage_key(name);
-        match self.storage.get(&key) {
+        // A ref value is a line (sealed: a little more); a key of any
+        // other size is not read whole (a file planted as a ref, or a link
+        // to a large one).
+        match self.storage.get_small(&key, MAX_REF_BYTES) {
             Ok(b) => {
                 let (found, id) = self.decode_ref(&key, &b)?;
                 if found != name {

@@ -86,11 +86,9 @@ impl Repos {
             }
         }
         let s: Arc<dyn Storage> = match &self.hosting {
-            Hosting::Root(root) => {
-                let dir = root.join(name);
-                check_no_symlink(root, name)?;
-                Arc::new(LocalBackend::new(&dir).refusing_links())
-            }
+            // Where NAME is below the root by name: a directory swapped
+            // for a link before this first request is refused too.
+            Hosting::Root(root) => Arc::new(LocalBackend::refusing_links_below(root, name)),
             Hosting::Store { config, env } => {
                 let mut sc = config.clone();
                 sc.prefix = match sc.prefix.trim_end_matches('/') {
@@ -144,20 +142,16 @@ impl Repos {
         }
         if let Hosting::Root(root) = &self.hosting {
             check_no_symlink(root, name)?;
-            let dir = root.join(name);
-            std::fs::create_dir_all(&dir).map_err(|e| StorageError::Io {
-                backend: format!("repository {name}"),
-                op: "create directory",
-                key: String::new(),
-                source: e,
-            })?;
-            // Created by another request meanwhile as a symlink?
-            check_no_symlink(root, name)?;
+            // Made by handles opened one inside the other, never through
+            // a link (one planted in the new directory, or swapped in for
+            // a part of NAME meanwhile, fails the creation).
+            let dir = LocalBackend::refusing_links_below(root, name);
+            dir.make_dirs("")?;
             // The layout of a bare repository, so that server-side
             // commands (fsck, gc) find one even if the push that creates
             // it stops before its first ref.
             for sub in ["refs/heads", "refs/tags", "packs"] {
-                let _ = std::fs::create_dir_all(dir.join(sub));
+                dir.make_dirs(sub)?;
             }
         }
         Ok(())

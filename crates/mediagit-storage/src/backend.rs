@@ -33,6 +33,12 @@ pub enum StorageError {
     },
     #[error("invalid storage key {key:?}: {reason}")]
     BadKey { key: String, reason: &'static str },
+    #[error("{backend}: {key:?} is larger than any value it may hold ({max} bytes); not read")]
+    TooLarge {
+        backend: String,
+        key: String,
+        max: u64,
+    },
 }
 
 impl StorageError {
@@ -100,6 +106,22 @@ pub trait Storage: Send + Sync {
     /// (a local backend may rename it into place).
     fn put_file(&self, key: &str, file: &Path) -> Result<(), StorageError>;
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError>;
+    /// [`Storage::get`] of a key that must be at most `max` bytes (a ref,
+    /// HEAD): a larger one is an error ([`StorageError::TooLarge`]).
+    /// Backends that can stop reading at `max + 1` bytes do (a local file
+    /// planted as a ref may be gigabytes); the default reads it whole
+    /// first, so a store that is not local costs no extra request.
+    fn get_small(&self, key: &str, max: u64) -> Result<Vec<u8>, StorageError> {
+        let v = self.get(key)?;
+        if v.len() as u64 > max {
+            return Err(StorageError::TooLarge {
+                backend: self.describe(),
+                key: key.to_string(),
+                max,
+            });
+        }
+        Ok(v)
+    }
     /// Reads exactly `buf.len()` bytes at `offset`.
     fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError>;
     /// Size of the object, or `None` if absent.

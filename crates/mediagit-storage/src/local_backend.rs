@@ -46,6 +46,10 @@ pub struct LocalBackend {
     /// symbolic link ([`LocalBackend::refusing_links`]): the root as it
     /// resolved then, which every file opened must still be below.
     no_links: Option<PathBuf>,
+    /// For [`LocalBackend::refusing_links_below`]: the trusted directory
+    /// (resolved) and the path below it, walked without following links
+    /// whenever the root is opened.
+    below: Option<(PathBuf, String)>,
 }
 
 /// Whether an error means "no such key": the file is missing, or a
@@ -86,7 +90,37 @@ impl LocalBackend {
             root: root.into(),
             open: Mutex::new(HashMap::new()),
             no_links: None,
+            below: None,
         }
+    }
+
+    /// A backend refusing links ([`LocalBackend::refusing_links`]) whose
+    /// root is `rel` (`team/film`) below the trusted directory `base` (a
+    /// server's `--root`): the root is where `rel` is below `base` *by
+    /// name*, never where a link put there sends it, from the first
+    /// request on (a repository directory swapped for a link before the
+    /// backend is made is refused too); the root and the directories on
+    /// the way to it are opened, and made, without following a link.
+    pub fn refusing_links_below(base: &Path, rel: &str) -> LocalBackend {
+        let canon = fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+        let rel = rel.trim_matches('/').to_string();
+        LocalBackend {
+            root: base.join(&rel),
+            open: Mutex::new(HashMap::new()),
+            no_links: Some(canon.join(&rel)),
+            below: Some((canon, rel)),
+        }
+    }
+
+    /// Makes the directory `rel` below the root (and the root); for a
+    /// backend refusing links, never through one.
+    pub fn make_dirs(&self, rel: &str) -> Result<(), StorageError> {
+        let r = if self.no_links.is_some() {
+            self.walk_dirs(rel, true).map(|_| ())
+        } else {
+            fs::create_dir_all(self.root.join(rel))
+        };
+        r.map_err(|e| self.io("create directory", rel, e))
     }
 
     /// A backend that never follows a symbolic link below its root: a key
@@ -127,10 +161,22 @@ impl LocalBackend {
     /// directory swapped for a link since is refused). `create` makes it
     /// first if it is missing.
     fn root_fd(&self, create: bool) -> io::Result<OwnedFd> {
-        if create {
-            fs::create_dir_all(&self.root)?;
-        }
-        let fd = rustix::fs::openat(CWD, &self.root, DIR_FLAGS - OFlags::NOFOLLOW, Mode::empty())?;
+        let fd = match &self.below {
+            Some((base, rel)) => {
+                let mut fd =
+                    rustix::fs::openat(CWD, base, DIR_FLAGS - OFlags::NOFOLLOW, Mode::empty())?;
+                for part in rel.split('/').filter(|p| !p.is_empty()) {
+                    fd = Self::open_sub(&fd, part, create)?;
+                }
+                fd
+            }
+            None => {
+                if create {
+                    fs::create_dir_all(&self.root)?;
+                }
+                rustix::fs::openat(CWD, &self.root, DIR_FLAGS - OFlags::NOFOLLOW, Mode::empty())?
+            }
+        };
         let same = match (
             &self.no_links,
             fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())),
@@ -153,28 +199,32 @@ impl LocalBackend {
         let mut fds = vec![self.root_fd(create)?];
         for part in rel.split('/').filter(|p| !p.is_empty()) {
             let at = fds.last().expect("the root is there");
-            if create {
-                match rustix::fs::mkdirat(at, part, Mode::from_raw_mode(0o777)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            let fd =
-                rustix::fs::openat(at, part, DIR_FLAGS, Mode::empty()).map_err(|e| match e {
-                    // (O_DIRECTORY | O_NOFOLLOW on a link fails with either.)
-                    Errno::LOOP => link_error(part),
-                    Errno::NOTDIR
-                        if rustix::fs::statat(at, part, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(
-                            |st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink,
-                        ) =>
-                    {
-                        link_error(part)
-                    }
-                    e => e.into(),
-                })?;
+            let fd = Self::open_sub(at, part, create)?;
             fds.push(fd);
         }
         Ok(fds)
+    }
+
+    /// Opens the directory `part` in `at` (making it first if `create`),
+    /// never through a link.
+    fn open_sub(at: &OwnedFd, part: &str, create: bool) -> io::Result<OwnedFd> {
+        if create {
+            match rustix::fs::mkdirat(at, part, Mode::from_raw_mode(0o777)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        rustix::fs::openat(at, part, DIR_FLAGS, Mode::empty()).map_err(|e| match e {
+            // (O_DIRECTORY | O_NOFOLLOW on a link fails with either.)
+            Errno::LOOP => link_error(part),
+            Errno::NOTDIR
+                if rustix::fs::statat(at, part, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink) =>
+            {
+                link_error(part)
+            }
+            e => e.into(),
+        })
     }
 
     /// [`Self::write_new`] for a backend refusing links: the temporary
@@ -583,6 +633,46 @@ impl LocalBackend {
             Err(e) => Err(self.io("read", key, e)),
         }
     }
+
+    /// Reads `key` whole, at most `max` bytes (more is
+    /// [`StorageError::TooLarge`], read no further than `max + 1`).
+    fn get_bounded(&self, key: &str, max: u64) -> Result<Vec<u8>, StorageError> {
+        if self.no_links.is_none() {
+            // Only a file (a link to one included): a device or FIFO
+            // planted as a key (`refs/heads/x -> /dev/zero`) would read
+            // forever or hang.
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(self.path(key)?)
+                .map_err(|e| self.io("read", key, e))?;
+            if !f.metadata().is_ok_and(|m| m.is_file()) {
+                return Err(self.io(
+                    "read",
+                    key,
+                    io::Error::new(io::ErrorKind::InvalidData, "not a regular file"),
+                ));
+            }
+            return self.read_bounded(key, f, max);
+        }
+        let f = self.open_read(key)?;
+        self.read_bounded(key, f, max)
+    }
+
+    fn read_bounded(&self, key: &str, f: File, max: u64) -> Result<Vec<u8>, StorageError> {
+        let mut out = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(f, max.saturating_add(1)), &mut out)
+            .map_err(|e| self.io("read", key, e))?;
+        if out.len() as u64 > max {
+            return Err(StorageError::TooLarge {
+                backend: self.describe(),
+                key: key.to_string(),
+                max,
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// fsync a directory so a rename or create in it is durable.
@@ -636,13 +726,11 @@ impl Storage for LocalBackend {
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        if self.no_links.is_none() {
-            return fs::read(self.path(key)?).map_err(|e| self.io("read", key, e));
-        }
-        let mut f = self.open_read(key)?;
-        let mut out = Vec::new();
-        io::Read::read_to_end(&mut f, &mut out).map_err(|e| self.io("read", key, e))?;
-        Ok(out)
+        self.get_bounded(key, u64::MAX)
+    }
+
+    fn get_small(&self, key: &str, max: u64) -> Result<Vec<u8>, StorageError> {
+        self.get_bounded(key, max)
     }
 
     fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
@@ -762,17 +850,23 @@ impl Storage for LocalBackend {
         validate_key(key)?;
         // One lock file serializes every compare-and-swap of this store, across
         // threads and processes (flock; released if the process dies).
-        fs::create_dir_all(&self.root).map_err(|e| self.io("create", key, e))?;
+        if self.no_links.is_none() {
+            fs::create_dir_all(&self.root).map_err(|e| self.io("create", key, e))?;
+        }
         // Never through a symlink: a link planted as `cas.lock` would make
         // this create a file wherever it points.
         let lock = if self.no_links.is_some() {
             // By a handle to the root as it resolved: a repository
             // directory swapped for a link takes no lock elsewhere.
-            self.root_fd(false).and_then(|root| {
+            self.root_fd(true).and_then(|root| {
                 rustix::fs::openat(
                     &root,
                     "cas.lock",
-                    OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::CREATE
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC
+                        | OFlags::NONBLOCK,
                     Mode::from_raw_mode(0o644),
                 )
                 .map(File::from)
@@ -784,10 +878,19 @@ impl Storage for LocalBackend {
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                 .open(self.root.join("cas.lock"))
         }
         .map_err(|e| self.io("open lock for", key, e))?;
+        // Only a file is a lock (a FIFO planted as `cas.lock` would hang
+        // every writer; opened without blocking, it is refused here).
+        if !lock.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(self.io(
+                "open lock for",
+                key,
+                io::Error::new(io::ErrorKind::InvalidData, "cas.lock is not a regular file"),
+            ));
+        }
         lock.lock().map_err(|e| self.io("lock for", key, e))?;
         let actual = self.read_opt(key)?;
         if actual.as_deref() != expected {
@@ -994,6 +1097,89 @@ mod tests {
         names.sort();
         assert_eq!(names, ["x"]);
         assert_eq!(std::fs::read(outside.join("x")).unwrap(), b"keep");
+    }
+
+    /// Found by a hostile probe: a server's backend for a repository
+    /// resolved the repository's directory when it was made, so a
+    /// directory swapped for a link just before the first request made
+    /// the outside directory "the repository".
+    #[test]
+    fn a_backend_below_a_trusted_directory_is_where_its_name_says() {
+        use crate::backend::Storage;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(outside.join("refs/heads")).unwrap();
+        std::fs::write(outside.join("config.toml"), b"outside").unwrap();
+        std::fs::create_dir_all(base.join("team")).unwrap();
+        std::os::unix::fs::symlink(&outside, base.join("proj")).unwrap();
+        std::os::unix::fs::symlink(&outside, base.join("team/film")).unwrap();
+        std::os::unix::fs::symlink(&outside, base.join("linked-team")).unwrap();
+        for name in ["proj", "team/film", "linked-team/refs"] {
+            let b = super::LocalBackend::refusing_links_below(&base, name);
+            assert_eq!(b.size("config.toml").unwrap(), None, "{name}");
+            assert!(b.get("config.toml").is_err(), "{name}");
+            assert!(b.put("config.toml", b"x").is_err(), "{name}");
+            assert!(b.put("refs/heads/main", b"x").is_err(), "{name}");
+            assert!(
+                b.compare_and_swap("HEAD", None, Some(b"x")).is_err(),
+                "{name}"
+            );
+            assert!(b.make_dirs("packs").is_err(), "{name}");
+            let _ = b.delete("config.toml");
+            assert!(b.list("").unwrap().is_empty(), "{name}");
+        }
+        let mut names: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["config.toml", "refs"]);
+        assert_eq!(
+            std::fs::read(outside.join("config.toml")).unwrap(),
+            b"outside"
+        );
+        assert!(std::fs::read_dir(outside.join("refs/heads"))
+            .unwrap()
+            .next()
+            .is_none());
+        // A real directory works, made on the first write.
+        let b = super::LocalBackend::refusing_links_below(&base, "team/new");
+        b.make_dirs("refs/heads").unwrap();
+        b.compare_and_swap("refs/heads/main", None, Some(b"v\n"))
+            .unwrap();
+        assert_eq!(b.get("refs/heads/main").unwrap(), b"v\n");
+        assert!(base.join("team/new/refs/heads/main").is_file());
+    }
+
+    /// Found by a hostile probe: a FIFO planted as `cas.lock` made every
+    /// compare-and-swap of the repository hang, one server thread each.
+    #[test]
+    fn a_fifo_planted_as_the_lock_is_refused_not_waited_on() {
+        use crate::backend::Storage;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        std::fs::create_dir_all(&store).unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(store.join("cas.lock"))
+            .status()
+            .unwrap()
+            .success());
+        for b in [
+            super::LocalBackend::new(&store),
+            super::LocalBackend::new(&store).refusing_links(),
+        ] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let r = b.compare_and_swap("refs/heads/main", None, Some(b"x"));
+                let _ = tx.send(r.map(|_| ()).map_err(|e| e.to_string()));
+            });
+            let r = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .expect("compare-and-swap hung on a FIFO");
+            let e = r.unwrap_err();
+            assert!(e.contains("lock"), "{e}");
+        }
     }
 
     #[test]
