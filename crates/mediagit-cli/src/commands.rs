@@ -1325,6 +1325,11 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
         struct StoreBranch {
             branch: String,
             commit: Option<ObjectId>,
+            /// What this working tree last saw there.
+            last_seen: Option<ObjectId>,
+            /// `commit` is an ancestor of `last_seen`: commits were taken
+            /// off the branch (a rollback).
+            moved_back: bool,
         }
         #[derive(serde::Serialize)]
         struct Operation {
@@ -1357,9 +1362,11 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
             false => repo.conflict_details()?,
         };
         let moved = match (&st.head, repo.branch_moved()?) {
-            (Head::Branch(b), Some((_, tip))) => Some(StoreBranch {
+            (Head::Branch(b), Some((base, tip))) => Some(StoreBranch {
                 branch: b.clone(),
                 commit: tip,
+                moved_back: matches!((base, tip), (Some(x), Some(y)) if repo.branch_moved_back(x, y)),
+                last_seen: base,
             }),
             _ => None,
         };
@@ -1435,12 +1442,18 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
     match &st.head {
         Head::Branch(b) => {
             writeln!(out, "On branch {b}")?;
-            if let Some((_, tip)) = repo.branch_moved()? {
-                writeln!(
+            match repo.branch_moved()? {
+                Some((Some(base), Some(tip))) if repo.branch_moved_back(base, tip) => writeln!(
+                    out,
+                    "{}",
+                    moved_back_message(b, base, tip)
+                )?,
+                Some((_, tip)) => writeln!(
                     out,
                     "The store's {b} is now at {} (committed from another working tree);\n  use \"mediagit switch {b}\" to bring this working tree up to it",
                     tip.map(|t| t.short(12)).unwrap_or_else(|| "nothing (deleted)".into())
-                )?;
+                )?,
+                None => {}
             }
             if let Some(u) = &up {
                 let n = &u.name;
@@ -1576,6 +1589,45 @@ fn status(ctx: &Ctx, porcelain: bool, short: bool, json: bool) -> CmdResult {
     Ok(out.flush()?)
 }
 
+/// What `status` says of a branch the store moved back (a rollback).
+pub(crate) fn moved_back_message(b: &str, base: ObjectId, tip: ObjectId) -> String {
+    format!(
+        "The store's {b} went BACK to {}, an ancestor of {}, which this working tree last saw there:\n  commits were taken off the branch (a reset forced from another working tree, the store\n  restored from an older copy, or someone who can write to the store rolling it back).\n  Nothing here follows it by itself. To put {} back: \"mediagit switch {b}\", then\n  \"mediagit reset --hard {}\"; to follow it: \"mediagit switch {b}\".",
+        tip.short(12),
+        base.short(12),
+        base.short(12),
+        base.short(12),
+    )
+}
+
+/// A commit refused because the store's branch moved: when it moved
+/// back (a rollback), the error says so instead of "moved by another
+/// working tree".
+fn moved_back_error(repo: &Repository, e: RepoError) -> CommandError {
+    if let RepoError::RefRace { name, .. } = &e {
+        if let (Some(b), Ok(Some((Some(base), Some(tip))))) =
+            (name.strip_prefix("refs/heads/"), repo.branch_moved())
+        {
+            if repo.branch_moved_back(base, tip) {
+                return CommandError::user(
+                    "branch-moved-back",
+                    format!(
+                        "the store's {b} went back to {}, an ancestor of {}, which this working tree last saw there; nothing was committed",
+                        tip.short(12),
+                        base.short(12)
+                    ),
+                )
+                .with_hint(format!(
+                    "commits were taken off the branch (a forced reset elsewhere, an older copy of the store, or a rollback by someone who can write to it); `mediagit status` explains; to put {} back: `mediagit switch {b}` then `mediagit reset --hard {}`",
+                    base.short(12),
+                    base.short(12)
+                ));
+            }
+        }
+    }
+    e.into()
+}
+
 fn commit(
     ctx: &Ctx,
     message: Option<String>,
@@ -1609,16 +1661,18 @@ fn commit(
     };
     let committer = committer.unwrap_or_else(|_| author.clone());
     let progress = ctx.progress();
-    let id = repo.commit(
-        &CommitOptions {
-            message: message.clone(),
-            all,
-            allow_empty,
-            author,
-            committer,
-        },
-        &progress,
-    )?;
+    let id = repo
+        .commit(
+            &CommitOptions {
+                message: message.clone(),
+                all,
+                allow_empty,
+                author,
+                committer,
+            },
+            &progress,
+        )
+        .map_err(|e| moved_back_error(&repo, e))?;
     let branch = match repo.head()? {
         Head::Branch(b) => b,
         Head::Detached(_) => "detached HEAD".into(),

@@ -838,6 +838,24 @@ fn pull_shared(
             format!("the store's branch '{cur}' was deleted"),
         ));
     };
+    // A branch that went back is not followed silently: that is how a
+    // rollback of the store (or a forced reset elsewhere) would undo
+    // this working tree's commits without a word.
+    if let Some(base) = base.filter(|b| repo.branch_moved_back(*b, tip)) {
+        return Err(CommandError::user(
+            "branch-moved-back",
+            format!(
+                "the store's {cur} went back to {}, an ancestor of {}, which this working tree last saw there; pull does not follow a branch backwards; nothing was changed",
+                tip.short(12),
+                base.short(12)
+            ),
+        )
+        .with_hint(format!(
+            "`mediagit status` explains; to follow it anyway: `mediagit switch {cur}`; to put {} back: `mediagit switch {cur}` then `mediagit reset --hard {}`",
+            base.short(12),
+            base.short(12)
+        )));
+    }
     let who = identity.ok_or(mediagit_repo::RepoError::MissingIdentity)?;
     warn_left_stash(repo);
     // Local changes come back as working-tree changes: a staged version

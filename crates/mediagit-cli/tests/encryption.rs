@@ -4,7 +4,7 @@
 //! tampered keys are refused with nothing changed.
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -921,4 +921,78 @@ fn key_lock_never_deletes_what_is_not_a_kept_key() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("XDG_RUNTIME_DIR is not set"));
+}
+
+/// The threat model's rollback (FORMAT.md §13.7): someone who can write
+/// the store puts an older value of the branch back. The working tree
+/// says the branch went back (not "moved by another working tree"),
+/// `pull` refuses to follow it, `commit` refuses with the reason, and the
+/// documented way puts the newer commit back.
+#[test]
+fn a_branch_rolled_back_in_the_store_is_named_and_not_followed() {
+    let env = Env::empty();
+    let store = encrypted_in_store(&env);
+    let b = "client-nda-branch";
+    env.write("f.txt", b"one\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "one"]);
+    let old_refs = env.root().join("refs-then");
+    copy_dir(&store.join("refs"), &old_refs);
+    env.write("f.txt", b"two\n");
+    env.ok(&["add", "-A"]);
+    env.ok(&["commit", "-m", "two"]);
+    let st = json(&env.ok(&["status", "--json"]));
+    let two = st["head_commit"].as_str().unwrap().to_string();
+    // The rollback: the store's refs as they were after "one".
+    std::fs::remove_dir_all(store.join("refs")).unwrap();
+    copy_dir(&old_refs, &store.join("refs"));
+
+    let st = env.ok(&["status"]);
+    assert!(
+        st.contains(&format!("The store's {b} went BACK to")),
+        "{st}"
+    );
+    assert!(st.contains(&two[..12]), "{st}");
+    let st = json(&env.ok(&["status", "--json"]));
+    assert_eq!(st["store_branch_moved"]["moved_back"], true, "{st}");
+    assert_eq!(st["store_branch_moved"]["last_seen"], two.as_str(), "{st}");
+
+    let e = env.fail_with(1, &["pull"]);
+    assert!(e.contains("does not follow a branch backwards"), "{e}");
+    assert_eq!(std::fs::read(env.repo().join("f.txt")).unwrap(), b"two\n");
+    env.write("f.txt", b"three\n");
+    let e = env.fail_with(1, &["commit", "-a", "-m", "three"]);
+    assert!(
+        e.contains("went back") && e.contains("nothing was committed"),
+        "{e}"
+    );
+    // The failed `commit -a` left the index as it was: nothing staged.
+    let st = json(&env.ok(&["status", "--json"]));
+    assert_eq!(st["staged"].as_array().unwrap().len(), 0, "{st}");
+    env.write("f.txt", b"two\n");
+
+    // Put "two" back as the hint says.
+    env.ok(&["switch", b]);
+    assert_eq!(std::fs::read(env.repo().join("f.txt")).unwrap(), b"one\n");
+    env.ok(&["reset", "--hard", &two]);
+    assert_eq!(std::fs::read(env.repo().join("f.txt")).unwrap(), b"two\n");
+    let st = json(&env.ok(&["status", "--json"]));
+    assert!(st["store_branch_moved"].is_null(), "{st}");
+    assert_eq!(st["head_commit"], two.as_str(), "{st}");
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }

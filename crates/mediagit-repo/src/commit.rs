@@ -65,15 +65,46 @@ impl Repository {
                 "empty commit message; pass one with -m".into(),
             ));
         }
-        if opts.all {
-            self.add_locked(
+        if !opts.all {
+            return self.commit_locked(opts);
+        }
+        // `-a` stages first; a commit that then fails (the branch moved,
+        // nothing to commit, a conflict) leaves the index as it was, as
+        // git does. The index is only ever replaced by a rename, so a
+        // hard link keeps the old one.
+        let ws = self.workspace()?;
+        let index = ws.dir().join("index");
+        let kept = ws.dir().join("index.before-commit");
+        let _ = std::fs::remove_file(&kept);
+        let had = match std::fs::hard_link(&index, &kept) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(RepoError::io("keep", &index, e)),
+        };
+        let r = self
+            .add_locked(
                 &AddOptions {
                     tracked_only: true,
                     ..Default::default()
                 },
                 progress,
-            )?;
+            )
+            .and_then(|_| self.commit_locked(opts));
+        if r.is_err() {
+            let _ = if had {
+                std::fs::rename(&kept, &index)
+            } else {
+                std::fs::remove_file(&index)
+            };
         }
+        // (Also after a failure where the index was never replaced: a
+        // rename onto another link of the same file does nothing.)
+        let _ = std::fs::remove_file(&kept);
+        r
+    }
+
+    /// [`Repository::commit`] of what is staged, the lock held.
+    fn commit_locked(&self, opts: &CommitOptions) -> Result<ObjectId> {
         let mut idx = self.workspace()?.load_index()?;
         let conflicted = idx.conflicted_paths();
         if !conflicted.is_empty() {

@@ -362,6 +362,19 @@ impl Repository {
         Ok((base != tip).then_some((base, tip)))
     }
 
+    /// Whether the store's branch went *back*: `tip` is an ancestor of
+    /// `base`, the commit this working tree last saw there, so commits
+    /// were taken off the branch (a reset forced from another working
+    /// tree, the store restored from an older copy, or someone able to
+    /// write to the store rolling the branch back; FORMAT.md §13.7). A
+    /// move forward or to a diverged history is not; nor is anything
+    /// that cannot be read to decide.
+    pub fn branch_moved_back(&self, base: ObjectId, tip: ObjectId) -> bool {
+        base != tip
+            && !self.is_ancestor(base, tip).unwrap_or(true)
+            && self.is_ancestor(tip, base).unwrap_or(false)
+    }
+
     /// Moves a branch (or detached HEAD) and records it in the reflogs.
     /// `branch = None` means detached HEAD.
     pub fn update_head_target(
