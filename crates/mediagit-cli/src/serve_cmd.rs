@@ -145,6 +145,30 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
                     format!("--root {}: not a directory", root.display()),
                 ));
             }
+            // Repository names are folder names in DIR, and rights follow
+            // names: whoever may rename folders in DIR could move a
+            // repository under a name they have rights on (past the auth
+            // file), or make one the server's spool. In a folder others
+            // can write, only the sticky bit stops them renaming the
+            // server's folders.
+            {
+                use std::os::unix::fs::MetadataExt;
+                let mode = std::fs::metadata(&root).map(|m| m.mode()).unwrap_or(0);
+                if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+                    return Err(CommandError::user(
+                        "bad-root",
+                        format!(
+                            "--root {}: other users can write it (mode {:o}) and it has no sticky bit, so they could rename the repositories it holds past the auth file; not served",
+                            root.display(),
+                            mode & 0o7777
+                        ),
+                    )
+                    .with_hint(format!(
+                        "`chmod +t {0}` (others may still add folders, never rename the server's), or `chmod go-w {0}`",
+                        root.display()
+                    )));
+                }
+            }
             // Uploads are spooled inside the root (same filesystem: stored
             // by a rename; no repository name starts with '.'), in a
             // directory of this process's own (removed when it stops).

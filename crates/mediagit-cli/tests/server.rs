@@ -2002,3 +2002,53 @@ fn a_locking_command_leaves_the_stores_fresh_writes_and_removes_old_ones() {
     left.sort();
     assert_eq!(left, ["put-live"]);
 }
+
+/// Found by a hostile probe: with a `--root` others can write and no
+/// sticky bit, anyone could rename a repository under a name their token
+/// has rights on (past the auth file), or make a folder the server's spool.
+#[test]
+fn a_root_others_can_write_without_the_sticky_bit_is_not_served() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let root = env.root().join("shared-root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let root_s = root.to_str().unwrap();
+    let out = env
+        .cmd_in(
+            env.root(),
+            &["serve", "--root", root_s, "--bind", "127.0.0.1:0"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(e.contains("sticky bit") && e.contains("chmod +t"), "{e}");
+    assert!(!root.join(".mediagit-serve-tmp").exists());
+    // With the sticky bit it is served.
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o3775)).unwrap();
+    let mut child = env
+        .std_cmd_in(
+            env.root(),
+            &["serve", "--root", root_s, "--bind", "127.0.0.1:0"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server {
+        child,
+        url: line
+            .trim()
+            .trim_start_matches("mediagit serve: listening on ")
+            .to_string(),
+        root: Some(root.clone()),
+        store: None,
+    };
+    assert!(line.contains("listening"), "{line}");
+    drop(server);
+}

@@ -979,13 +979,28 @@ pub struct RepoLock {
 impl RepoLock {
     pub(crate) fn acquire(dir: &Path) -> Result<RepoLock> {
         let path = dir.join("lock");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| RepoError::io("open lock file", &path, e))?;
+        // Never through a link, and only a file: a link planted as `lock`
+        // in a repository others can write would have this truncate and
+        // write whatever it points to (as whoever runs the command); a
+        // FIFO would hang it.
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)
+        }
+        .map_err(|e| RepoError::io("open lock file", &path, e))?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(RepoError::io(
+                "open lock file",
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"),
+            ));
+        }
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -1012,19 +1027,37 @@ impl RepoLock {
         // repository tmp/ is the store's, and a server hosting it (or a
         // working tree sharing it) writes there without this lock; those
         // go once they are an hour old.
-        if let Ok(rd) = fs::read_dir(dir.join("tmp")) {
+        // Only a real folder, emptied through a handle to it (a `tmp`
+        // swapped for a link must not empty where it points).
+        use rustix::fs::{AtFlags, Mode, OFlags};
+        if let Ok(tmp) = rustix::fs::openat(
+            rustix::fs::CWD,
+            dir.join("tmp").as_path(),
+            OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        ) {
             let hour = std::time::Duration::from_secs(3600);
-            for e in rd.flatten() {
-                let store_write = e.file_name().to_string_lossy().starts_with("put-");
-                let fresh = || {
-                    e.metadata()
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| t.elapsed().map(|a| a < hour).unwrap_or(true))
+            let names: Vec<std::ffi::CString> = rustix::fs::Dir::read_from(&tmp)
+                .map(|d| d.flatten().map(|e| e.file_name().to_owned()).collect())
+                .unwrap_or_default();
+            for name in names {
+                let Ok(st) = rustix::fs::statat(&tmp, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+                else {
+                    continue;
                 };
-                if store_write && fresh() {
+                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::Directory
+                {
                     continue;
                 }
-                let _ = fs::remove_file(e.path());
+                let store_write = name.as_bytes().starts_with(b"put-");
+                let modified = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(st.st_mtime.max(0) as u64);
+                let fresh = modified.elapsed().map(|a| a < hour).unwrap_or(true);
+                if store_write && fresh {
+                    continue;
+                }
+                let _ = rustix::fs::unlinkat(&tmp, name.as_c_str(), AtFlags::empty());
             }
         }
         Ok(RepoLock { _file: file })

@@ -277,11 +277,15 @@ impl Store {
         };
         match self.sealed_refs() {
             None => {
+                // (The value is not shown: a ref planted as a link to
+                // another file would print that file.)
                 let s = String::from_utf8_lossy(bytes);
-                let id = s
-                    .trim()
-                    .parse::<ObjectId>()
-                    .map_err(|e| RepoError::format(format!("ref {key}"), e))?;
+                let id = s.trim().parse::<ObjectId>().map_err(|_| {
+                    bad(format!(
+                        "not a commit id ({} bytes where 64 hex digits and a newline belong)",
+                        bytes.len()
+                    ))
+                })?;
                 Ok((key.to_string(), id))
             }
             Some(k) => {

@@ -209,7 +209,10 @@ impl LocalBackend {
     /// never through a link.
     fn open_sub(at: &OwnedFd, part: &str, create: bool) -> io::Result<OwnedFd> {
         if create {
-            match rustix::fs::mkdirat(at, part, Mode::from_raw_mode(0o777)) {
+            // 0755: a server's repositories are its own to write, whatever
+            // its umask (a folder others can write lets them plant links
+            // for the commands an admin runs there).
+            match rustix::fs::mkdirat(at, part, Mode::from_raw_mode(0o755)) {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(e.into()),
             }
