@@ -170,6 +170,12 @@ impl From<RepoError> for CommandError {
                 crate::user_config::describe_path(),
                 path.display().to_string()
             )),
+            RepoError::UnsafeRepositoryMode { path, folder, .. } => Some(format!(
+                "run `chmod o-w {}` (after checking what others put there), or if you trust everyone who can write it, add the repository to your own settings ({}):\n  [safe]\n  directories = [{:?}]",
+                folder.display(),
+                crate::user_config::describe_path(),
+                path.display().to_string()
+            )),
             RepoError::StagedObjectsGone { .. } => Some(
                 "run `mediagit add` on those files again (their content is stored again from the working tree), then commit".into(),
             ),

@@ -1,7 +1,7 @@
 //! `mediagit serve`: the CLI around `mediagit-server` (arguments, logs,
 //! the runtime, signals). docs/SERVER.md is the admin's guide.
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,6 +169,7 @@ pub fn run(cwd: &std::path::Path, a: ServeArgs) -> CmdResult {
                     )));
                 }
             }
+            check_root_owners(&root)?;
             // Uploads are spooled inside the root (same filesystem: stored
             // by a rename; no repository name starts with '.'), in a
             // directory of this process's own (removed when it stops).
@@ -626,4 +627,58 @@ fn newest_below(
         }
     }
     newest
+}
+
+/// `--root` and every folder above it must be this user's or root's, and
+/// none of the folders above writable by others without the sticky bit:
+/// whoever owns the root (or may rename an entry on the way to it) can
+/// move the repositories it holds, or the whole root, past the auth file.
+fn check_root_owners(root: &Path) -> Result<(), CommandError> {
+    use std::os::unix::fs::MetadataExt;
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    let refuse = |p: &Path, why: String| {
+        CommandError::user(
+            "bad-root",
+            format!(
+                "--root {}: {} {why}, so another user could swap the repositories it serves; not served",
+                root.display(),
+                if p == root {
+                    "it".to_string()
+                } else {
+                    p.display().to_string()
+                }
+            ),
+        )
+        .with_hint("serve a folder that you (the server's user) own, below folders only you or root can change")
+    };
+    let mut cur = Some(root);
+    while let Some(p) = cur {
+        let m = std::fs::metadata(p).map_err(|e| {
+            CommandError::user(
+                "no-root",
+                format!("--root {}: {}: {e}", root.display(), p.display()),
+            )
+        })?;
+        if m.uid() != uid && m.uid() != 0 {
+            return Err(refuse(
+                p,
+                format!("belongs to another user (uid {})", m.uid()),
+            ));
+        }
+        let others_write = m.mode() & 0o002 != 0 || (m.mode() & 0o020 != 0 && m.gid() != gid);
+        if p != root && others_write && m.mode() & 0o1000 == 0 {
+            return Err(refuse(
+                p,
+                format!(
+                    "can be written by other users (mode {:04o}) and has no sticky bit",
+                    m.mode() & 0o7777
+                ),
+            ));
+        }
+        cur = p.parent();
+    }
+    Ok(())
 }

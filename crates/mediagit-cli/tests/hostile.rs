@@ -1122,3 +1122,99 @@ fn a_planted_lock_or_tmp_link_is_never_written_through() {
         b"also precious\n"
     );
 }
+
+#[test]
+fn a_planted_reflog_link_or_fifo_is_never_followed_nor_shown() {
+    let env = Env::new();
+    if fresh_store_url().is_some() {
+        return; // plants files on disk
+    }
+    base_commit(&env);
+    let outside = env.root().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("secret.txt"), b"root:SECRET-HASH:1:2\n").unwrap();
+    let logs = env.repo().join(".mediagit/logs");
+    fs::remove_file(logs.join("HEAD")).unwrap();
+    symlink(outside.join("secret.txt"), logs.join("HEAD")).unwrap();
+    // Read: refused, naming the file, never its target's bytes.
+    for args in [&["reflog"][..], &["gc"][..]] {
+        let (code, out, err) = run(&env, &env.repo(), args);
+        assert_ne!(code, Some(0), "{args:?}: {out}{err}");
+        assert!(
+            err.contains("logs/HEAD") || err.contains("reflog"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("SECRET") && !out.contains("SECRET"),
+            "{args:?}: {out}{err}"
+        );
+    }
+    // Written: never appended through the link.
+    fs::write(env.repo().join("new.txt"), b"new\n").unwrap();
+    let _ = run(&env, &env.repo(), &["add", "new.txt"]);
+    let _ = run(&env, &env.repo(), &["commit", "-m", "two"]);
+    let _ = run(&env, &env.repo(), &["switch", "-c", "other"]);
+    assert_eq!(
+        fs::read(outside.join("secret.txt")).unwrap(),
+        b"root:SECRET-HASH:1:2\n"
+    );
+    // A FIFO (or a device) as a reflog: an error, not a hang.
+    fs::remove_file(logs.join("HEAD")).unwrap();
+    let fifo = std::ffi::CString::new(logs.join("HEAD").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path we own; no memory kept.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (code, _, err) = run(&env, &env.repo(), &["reflog"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not a regular file"), "{err}");
+    fs::remove_file(logs.join("HEAD")).unwrap();
+    // A damaged record is named by its line, not echoed.
+    fs::write(logs.join("HEAD"), b"garbage SECRET-LINE\n").unwrap();
+    let (code, out, err) = run(&env, &env.repo(), &["gc"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("line 1"), "{out}{err}");
+    assert!(
+        !err.contains("SECRET") && !out.contains("SECRET"),
+        "{out}{err}"
+    );
+}
+
+#[test]
+fn a_repository_folder_every_user_can_write_is_refused_unless_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    base_commit(&env);
+    let logs = env.repo().join(".mediagit/logs");
+    fs::set_permissions(&logs, fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = run(&env, &env.repo(), &["status"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("writable by every user") && err.contains("chmod o-w"),
+        "{err}"
+    );
+    // Listed in the user's own [safe] directories: trusted.
+    let cfg = env.root().join("xdg/mediagit");
+    fs::create_dir_all(&cfg).unwrap();
+    fs::write(
+        cfg.join("config.toml"),
+        format!(
+            "[safe]\ndirectories = [{:?}]\n",
+            env.repo().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = env
+        .cmd_in(&env.repo(), &["status"])
+        .env("XDG_CONFIG_HOME", env.root().join("xdg"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Group-writable (a umask of 002) is not refused.
+    fs::set_permissions(&logs, fs::Permissions::from_mode(0o775)).unwrap();
+    let (code, _, err) = run(&env, &env.repo(), &["status"]);
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -2052,3 +2052,86 @@ fn a_root_others_can_write_without_the_sticky_bit_is_not_served() {
     assert!(line.contains("listening"), "{line}");
     drop(server);
 }
+
+#[test]
+fn folders_of_another_user_below_the_root_and_a_root_of_another_user_are_not_served() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    if fresh_store_url().is_some() {
+        return; // folders on the server's disk
+    }
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // needs chown to another user
+    }
+    let root = env.root().join("hosted");
+    // Someone else made `team` before anyone pushed below it: whatever
+    // the server made there, they could swap.
+    std::fs::create_dir_all(root.join("team")).unwrap();
+    std::os::unix::fs::chown(root.join("team"), Some(65534), Some(65534)).unwrap();
+    // And `open` anyone can write.
+    std::fs::create_dir_all(root.join("open")).unwrap();
+    std::fs::set_permissions(root.join("open"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let server = Server::start(&env, &root, None, &["--create-on-push"]);
+    commit_files(&env, &[("a.bin", 10_000, 1)], "one");
+    for (name, why) in [
+        ("team/film", "belongs to another user (uid 65534)"),
+        ("open/film", "every user can write a folder of it"),
+    ] {
+        let e = fail_in(&env, &env.repo(), &["push", &server.repo_url(name), "main"]);
+        assert!(e.contains(why), "{name}: {e}");
+        assert!(!root.join(name).exists(), "{name}");
+    }
+    // A folder the server made itself is served.
+    ok_in(
+        &env,
+        &env.repo(),
+        &["push", &server.repo_url("mine/film"), "main"],
+    );
+    assert!(root.join("mine/film").is_dir());
+    drop(server);
+
+    // A root another user owns (even with the sticky bit): its owner can
+    // rename what it holds.
+    let theirs = env.root().join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = env
+        .cmd_in(
+            env.root(),
+            &[
+                "serve",
+                "--root",
+                theirs.to_str().unwrap(),
+                "--bind",
+                "127.0.0.1:0",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(e.contains("belongs to another user (uid 65534)"), "{e}");
+    assert!(!theirs.join(".mediagit-serve-tmp").exists());
+    // Nor a root of ours below a folder others may rename entries of.
+    let parent = env.root().join("shared");
+    std::fs::create_dir_all(parent.join("srv")).unwrap();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = env
+        .cmd_in(
+            env.root(),
+            &[
+                "serve",
+                "--root",
+                parent.join("srv").to_str().unwrap(),
+                "--bind",
+                "127.0.0.1:0",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(e.contains("no sticky bit") && e.contains("shared"), "{e}");
+}

@@ -171,6 +171,12 @@ pub enum RepoError {
         owner: String,
         uid: u32,
     },
+    #[error("refusing to use the repository at {}: {} is writable by every user (mode {mode:04o}), so anyone could plant files there that MediaGit would read or write as you", path.display(), folder.display())]
+    UnsafeRepositoryMode {
+        path: PathBuf,
+        folder: PathBuf,
+        mode: u32,
+    },
     #[error("this operation needs a working tree, but the repository is bare")]
     Bare,
     /// A bare local repository whose HEAD is a sealed store HEAD (made
@@ -312,7 +318,9 @@ impl RepoError {
             RepoError::BadMove { .. } => "bad-move",
             RepoError::BeyondSymlink { .. } => "beyond-symlink",
             RepoError::StagedObjectsGone { .. } => "staged-objects-gone",
-            RepoError::UnsafeRepository { .. } => "unsafe-repository",
+            RepoError::UnsafeRepository { .. } | RepoError::UnsafeRepositoryMode { .. } => {
+                "unsafe-repository"
+            }
             RepoError::Bare => "bare-repository",
             RepoError::SealedHead { .. } => "sealed-head",
             RepoError::NeedsPassphrase { .. } => "needs-passphrase",

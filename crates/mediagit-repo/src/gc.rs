@@ -447,7 +447,8 @@ impl Repository {
                         continue;
                     };
                     for e in rd.flatten() {
-                        if e.path().is_dir() {
+                        // Not through a link (a `logs/x -> /`).
+                        if e.file_type().is_ok_and(|t| t.is_dir()) {
                             stack.push(e.path());
                         } else {
                             files.push(e.path());
@@ -458,10 +459,9 @@ impl Repository {
         }
         let mut dropped = 0;
         for f in files {
-            let text = match std::fs::read_to_string(&f) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(RepoError::io("read reflog", &f, e)),
+            let text = match crate::repo::read_private(&f, crate::repo::MAX_REFLOG_BYTES)? {
+                Some(b) => String::from_utf8_lossy(&b).into_owned(),
+                None => continue,
             };
             let mut kept = String::new();
             for line in text.lines() {

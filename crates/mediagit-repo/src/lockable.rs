@@ -111,10 +111,11 @@ impl Repository {
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.workspace()?.dir().join(HELD_FILE);
         let fix = "it lists the file locks this working tree holds: delete it, then `mediagit lock PATH` again for those you hold";
-        // Non-blocking: a FIFO put there cannot hang the command.
+        // Non-blocking: a FIFO put there cannot hang the command; not
+        // through a link.
         let f = match fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
             .open(&path)
         {
             Ok(f) => f,

@@ -108,24 +108,27 @@ fn collect_reflog_ids(dir: &Path, rel: &str, out: &mut Vec<Root>, bad: &mut Vec<
             format!("{rel}/{name}")
         };
         let p = e.path();
-        if p.is_dir() {
+        // Not through a link: a `logs/x -> /` would walk the whole disk.
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
             collect_reflog_ids(&p, &rel, out, bad);
             continue;
         }
         // A reflog that cannot be read keeps gc from running rather than
         // letting it delete what the reflog protects.
-        let text = match std::fs::read_to_string(&p) {
-            Ok(t) => t,
+        let text = match crate::repo::read_private(&p, crate::repo::MAX_REFLOG_BYTES) {
+            Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Ok(None) => continue,
             Err(e) => {
                 bad.push((format!("reflog {rel}"), e.to_string()));
                 continue;
             }
         };
-        for line in text.lines() {
+        for (n, line) in text.lines().enumerate() {
             let Some(entry) = crate::refs::ReflogEntry::parse(line) else {
+                // Named by line, not echoed: its bytes may be anything.
                 bad.push((
                     format!("reflog {rel}"),
-                    format!("unreadable record {line:?}"),
+                    format!("unreadable record on line {} ({} bytes)", n + 1, line.len()),
                 ));
                 continue;
             };

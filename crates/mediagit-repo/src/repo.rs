@@ -346,13 +346,10 @@ pub fn read_store_head(storage: &dyn Storage) -> Result<Option<String>> {
 /// objects and refs live in a store (so it has no `refs/` of its own).
 /// Read bounded; a file that does not parse is no repository here.
 fn names_a_store(path: &Path) -> bool {
-    use std::io::Read;
-    let mut text = String::new();
-    let read = fs::File::open(path).and_then(|f| {
-        f.take(mediagit_format::config::MAX_CONFIG_BYTES as u64 + 1)
-            .read_to_string(&mut text)
-    });
-    read.is_ok() && RepoConfig::from_toml(&text).is_ok_and(|c| c.core.bare && c.storage.is_some())
+    let Ok(Some(text)) = read_private_text(path, MAX_CONFIG_BYTES) else {
+        return false;
+    };
+    RepoConfig::from_toml(&text).is_ok_and(|c| c.core.bare && c.storage.is_some())
 }
 
 /// The HEAD, settings and keys of a new repository (`init`).
@@ -678,7 +675,7 @@ impl Repository {
         let hint_file = self.ws.as_ref().map(|w| w.dir().join("last-key"));
         let hint = hint_file
             .as_ref()
-            .and_then(|f| fs::read_to_string(f).ok())
+            .and_then(|f| read_private_text(f, 4 << 10).ok().flatten())
             .map(|t| t.trim().to_string());
         self.store = self.store.unlock_with(c, hint.as_deref())?;
         if let (Some(f), Some(id)) = (hint_file, self.store.unlocked_key_id()) {
@@ -750,8 +747,13 @@ impl Repository {
 
     fn open_dir(dir: &Path, worktree: Option<PathBuf>, env: &CloudEnv) -> Result<Repository> {
         let cfg_path = dir.join("config.toml");
-        let text =
-            fs::read_to_string(&cfg_path).map_err(|e| RepoError::io("read", &cfg_path, e))?;
+        let text = read_private_text(&cfg_path, MAX_CONFIG_BYTES)?.ok_or_else(|| {
+            RepoError::io(
+                "read",
+                &cfg_path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        })?;
         let mut config = RepoConfig::from_toml(&text)
             .map_err(|e| RepoError::format(cfg_path.display().to_string(), e))?;
         let worktree = if config.core.bare { None } else { worktree };
@@ -890,22 +892,70 @@ impl SafeDirectories {
                 Err(e) => return Err(RepoError::io("stat", &p, e)),
             }
         }
-        let Some(uid) = foreign else {
-            return Ok(());
+        let listed = || {
+            self.directories.iter().any(|d| {
+                d.as_os_str() == "*"
+                    || (d.is_absolute() && (d == top || d.canonicalize().is_ok_and(|c| c == top)))
+            })
         };
-        let listed = self.directories.iter().any(|d| {
-            d.as_os_str() == "*"
-                || (d.is_absolute() && (d == top || d.canonicalize().is_ok_and(|c| c == top)))
-        });
-        if listed {
-            return Ok(());
+        if let Some(uid) = foreign {
+            if listed() {
+                return Ok(());
+            }
+            return Err(RepoError::UnsafeRepository {
+                path: top.to_path_buf(),
+                owner: user_name(uid),
+                uid,
+            });
         }
-        Err(RepoError::UnsafeRepository {
-            path: top.to_path_buf(),
-            owner: user_name(uid),
-            uid,
-        })
+        // Owned by this user, but a folder of it anyone can write into
+        // lets anyone plant files there (a link as a reflog, a lock, an
+        // index) that this command would read or write.
+        if let Some((folder, mode)) = writable_by_anyone(dir)? {
+            if listed() {
+                return Ok(());
+            }
+            return Err(RepoError::UnsafeRepositoryMode {
+                path: top.to_path_buf(),
+                folder,
+                mode,
+            });
+        }
+        Ok(())
     }
+}
+
+/// The first of `dir` and the folders directly in it (not through links)
+/// that every user may write into, with its mode.
+fn writable_by_anyone(dir: &Path) -> Result<Option<(PathBuf, u32)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let open = |p: &Path| -> Result<Option<u32>> {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => Ok(Some(m.permissions().mode() & 0o7777)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RepoError::io("stat", p, e)),
+        }
+    };
+    if let Some(mode) = open(dir)? {
+        if mode & 0o002 != 0 {
+            return Ok(Some((dir.to_path_buf(), mode)));
+        }
+    }
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => return Err(RepoError::io("list", dir, e)),
+    };
+    for e in rd {
+        let e = e.map_err(|e| RepoError::io("list", dir, e))?;
+        let p = e.path();
+        if let Some(mode) = open(&p)? {
+            if mode & 0o002 != 0 {
+                return Ok(Some((p, mode)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The login name of `uid` from `/etc/passwd`, or the number.
@@ -937,6 +987,78 @@ pub(crate) fn normalize(p: &Path) -> PathBuf {
     }
     out
 }
+
+/// Reads a file of this working tree's own state (`.mediagit/HEAD`,
+/// `BASE`, the index, a reflog, `config.toml`): `Ok(None)` when it does
+/// not exist. Never through a link (a `logs/HEAD -> /etc/shadow` planted
+/// by someone who could write there would have its target read and
+/// shown), only a regular file (a FIFO would hang the command, a device
+/// such as `/dev/zero` would fill memory), and at most `max` bytes (more
+/// is an error naming the file; read no further than `max + 1`).
+pub fn read_private(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(RepoError::io(
+                "read",
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "it is a symbolic link; MediaGit never follows links inside .mediagit",
+                ),
+            ))
+        }
+        Err(e) => return Err(RepoError::io("read", path, e)),
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(RepoError::io(
+            "read",
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"),
+        ));
+    }
+    let mut out = Vec::new();
+    f.take(max.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| RepoError::io("read", path, e))?;
+    if out.len() as u64 > max {
+        return Err(RepoError::io(
+            "read",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("larger than {max} bytes"),
+            ),
+        ));
+    }
+    Ok(Some(out))
+}
+
+/// [`read_private`] of a text file.
+pub fn read_private_text(path: &Path, max: u64) -> Result<Option<String>> {
+    match read_private(path, max)? {
+        None => Ok(None),
+        Some(b) => String::from_utf8(b).map(Some).map_err(|e| {
+            RepoError::io(
+                "read",
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+            )
+        }),
+    }
+}
+
+/// Largest `config.toml` of a working tree read: one byte more than the
+/// format allows, so that the parser's own error names the limit.
+pub const MAX_CONFIG_BYTES: u64 = mediagit_format::config::MAX_CONFIG_BYTES as u64 + 1;
+/// Largest reflog read (about two million records).
+pub const MAX_REFLOG_BYTES: u64 = 512 << 20;
 
 /// Writes a small local file atomically: temp file, fsync, rename, fsync dir.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {

@@ -256,7 +256,15 @@ impl Repository {
     /// The operation under way in this working tree, if any.
     pub fn operation(&self) -> Result<Option<OpState>> {
         let path = self.state_path()?;
-        let f = match std::fs::File::open(&path) {
+        // Not through a link, never waiting on a FIFO.
+        let opened = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)
+        };
+        let f = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(RepoError::io("read", &path, e)),
@@ -1414,16 +1422,15 @@ impl Repository {
         // original commit (they had no local changes when it began).
         // Without the copy, the original commit's files stand in.
         let backup = self.workspace()?.dir().join(INDEX_BACKUP);
-        let mut idx = match std::fs::read(&backup) {
-            Ok(b) => self.workspace()?.index_from_bytes(&b)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let mut idx = match crate::repo::read_private(&backup, u64::MAX - 1)? {
+            Some(b) => self.workspace()?.index_from_bytes(&b)?,
+            None => {
                 let entries = orig_files.iter().map(|(p, e)| entry_of(p, e)).collect();
                 WorktreeIndex {
                     entries: crate::worktree::IndexEntries::from_sorted(entries),
                     ..Default::default()
                 }
             }
-            Err(e) => return Err(RepoError::io("read", &backup, e)),
         };
         idx.conflicts.clear();
         let out = self.write_paths(&mut idx, &orig_files, &state.touched, progress)?;

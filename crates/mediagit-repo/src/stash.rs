@@ -365,7 +365,13 @@ impl Repository {
     fn drop_stash_entry(&self, n: usize) -> Result<()> {
         let ws = self.workspace()?;
         let path = ws.reflog_path(STASH_LOG);
-        let text = std::fs::read_to_string(&path).map_err(|e| RepoError::io("read", &path, e))?;
+        let text = ws.reflog_text(STASH_LOG)?.ok_or_else(|| {
+            RepoError::io(
+                "read",
+                &path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        })?;
         let lines: Vec<&str> = text.lines().collect();
         let readable: Vec<usize> = (0..lines.len())
             .filter(|&i| ReflogEntry::parse(lines[i]).is_some())
@@ -385,14 +391,12 @@ impl Repository {
     /// Lines of the stash log that do not read (damaged): `stash list`
     /// warns about them.
     pub fn stash_unreadable(&self) -> Result<usize> {
-        let path = self.workspace()?.reflog_path(STASH_LOG);
-        match std::fs::read_to_string(&path) {
-            Ok(t) => Ok(t
+        match self.workspace()?.reflog_text(STASH_LOG)? {
+            Some(t) => Ok(t
                 .lines()
                 .filter(|l| ReflogEntry::parse(l).is_none())
                 .count()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(RepoError::io("read", &path, e)),
+            None => Ok(0),
         }
     }
 }

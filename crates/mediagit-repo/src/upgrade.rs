@@ -8,7 +8,6 @@
 //! atomically. Killed at any point, the repository is either still version
 //! 1 (both builds open it) or version 2 (the new build opens it; an old one
 //! refuses with "upgrade mediagit"), and running `upgrade` again finishes.
-use std::fs;
 
 use mediagit_format::config::{RepoConfig, FORMAT_VERSION, WRITTEN_OPTIONAL_FEATURES};
 use serde::Serialize;
@@ -58,8 +57,14 @@ impl Repository {
         let local = match self.workspace_opt() {
             Some(ws) => {
                 let path = ws.dir().join("config.toml");
-                let text =
-                    fs::read_to_string(&path).map_err(|e| RepoError::io("read", &path, e))?;
+                let text = crate::repo::read_private_text(&path, crate::repo::MAX_CONFIG_BYTES)?
+                    .ok_or_else(|| {
+                        RepoError::io(
+                            "read",
+                            &path,
+                            std::io::Error::from(std::io::ErrorKind::NotFound),
+                        )
+                    })?;
                 let cfg = RepoConfig::from_toml(&text)
                     .map_err(|e| RepoError::format(path.display().to_string(), e))?;
                 Some((path, cfg))

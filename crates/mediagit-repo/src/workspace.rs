@@ -76,7 +76,13 @@ impl Workspace {
     /// [`crate::Repository::head`] reads it through the store, with the key).
     pub fn head(&self) -> Result<Head> {
         let path = self.dir().join("HEAD");
-        let b = fs::read(&path).map_err(|e| RepoError::io("read", &path, e))?;
+        let b = crate::repo::read_private(&path, 64 << 10)?.ok_or_else(|| {
+            RepoError::io(
+                "read",
+                &path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        })?;
         if crate::store::is_sealed_head(&b) {
             return Err(RepoError::SealedHead { path });
         }
@@ -100,14 +106,13 @@ impl Workspace {
     /// zero id); `Some(Some(id))`: based on commit `id`.
     pub(crate) fn read_base(&self) -> Result<Option<Option<ObjectId>>> {
         let path = self.dir().join("BASE");
-        match fs::read_to_string(&path) {
-            Ok(s) => s
+        match crate::repo::read_private_text(&path, 4 << 10)? {
+            Some(s) => s
                 .trim()
                 .parse::<ObjectId>()
                 .map(|id| Some((id != ObjectId::ZERO).then_some(id)))
                 .map_err(|e| RepoError::format(path.display().to_string(), e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RepoError::io("read", &path, e)),
+            None => Ok(None),
         }
     }
 
@@ -153,12 +158,25 @@ impl Workspace {
         if let Some(p) = path.parent() {
             fs::create_dir_all(p).map_err(|e| RepoError::io("create directory", p, e))?;
         }
-        let created = !path.exists();
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| RepoError::io("open reflog", &path, e))?;
+        let created = fs::symlink_metadata(&path).is_err();
+        // Never through a link, only to a file (see `read_private`): a
+        // link planted as a reflog would have this append to its target.
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(&path)
+        }
+        .map_err(|e| RepoError::io("open reflog", &path, e))?;
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(RepoError::io(
+                "open reflog",
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"),
+            ));
+        }
         f.write_all(entry.to_line().as_bytes())
             .and_then(|_| f.sync_data())
             .map_err(|e| RepoError::io("append to reflog", &path, e))?;
@@ -175,15 +193,20 @@ impl Workspace {
 
     /// Reflog of `name` (`HEAD` or a full ref name), newest first.
     pub fn reflog(&self, name: &str) -> Result<Vec<ReflogEntry>> {
-        let path = self.reflog_path(name);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(RepoError::io("read reflog", &path, e)),
-        };
+        let text = self.reflog_text(name)?.unwrap_or_default();
         let mut v: Vec<ReflogEntry> = text.lines().filter_map(ReflogEntry::parse).collect();
         v.reverse();
         Ok(v)
+    }
+
+    /// The text of `name`'s reflog, `None` when it has none (read as
+    /// [`crate::repo::read_private`] reads; a damaged record stays text).
+    pub(crate) fn reflog_text(&self, name: &str) -> Result<Option<String>> {
+        let path = self.reflog_path(name);
+        Ok(
+            crate::repo::read_private(&path, crate::repo::MAX_REFLOG_BYTES)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        )
     }
 
     fn index_path(&self) -> PathBuf {
@@ -206,11 +229,8 @@ impl Workspace {
     /// [`IndexView`]: mediagit_format::index::IndexView
     pub fn read_index_bytes(&self) -> Result<Option<Vec<u8>>> {
         let path = self.index_path();
-        match fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RepoError::io("read", &path, e)),
-        }
+        // A regular file, not through a link, of any size it has.
+        crate::repo::read_private(&path, u64::MAX - 1)
     }
 
     /// Decodes the index file's bytes (every version, checksum checked).
@@ -237,10 +257,8 @@ impl Workspace {
     /// entries need not be built to be counted as gc roots.
     pub fn index_manifests(&self) -> Result<Vec<ObjectId>> {
         let path = self.index_path();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(RepoError::io("read", &path, e)),
+        let Some(bytes) = crate::repo::read_private(&path, u64::MAX - 1)? else {
+            return Ok(Vec::new());
         };
         let mut ids: Vec<ObjectId> = match mediagit_format::index::IndexView::parse(&bytes) {
             Ok(v) => v.iter().map(|e| e.manifest).collect(),

@@ -160,6 +160,39 @@ impl Repos {
 
 /// No part of `root/name` that exists is a symlink (a repository is
 /// never served from outside the root, whatever is put inside it).
+/// Why a folder on the way to a repository is not the server's to serve:
+/// one another user owns (or others can write) could have its repository
+/// swapped, under the same name and rights, for whatever that user likes
+/// (a folder made before the first push to a name below it is theirs).
+/// Owned by the server's user or by root, written by them and, at most,
+/// the server's own group.
+pub(crate) fn not_the_servers(m: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    if m.uid() != uid && m.uid() != 0 {
+        return Some(format!(
+            "a folder of it belongs to another user (uid {})",
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o002 != 0 {
+        return Some(format!(
+            "every user can write a folder of it (mode {:04o})",
+            m.mode() & 0o7777
+        ));
+    }
+    if m.mode() & 0o020 != 0 && m.gid() != gid {
+        return Some(format!(
+            "a group other than the server's (gid {}) can write a folder of it",
+            m.gid()
+        ));
+    }
+    None
+}
+
 fn check_no_symlink(root: &Path, name: &str) -> Result<(), HostingError> {
     let mut p = root.to_path_buf();
     for part in name.split('/') {
@@ -177,7 +210,14 @@ fn check_no_symlink(root: &Path, name: &str) -> Result<(), HostingError> {
                     why: "a part of it is a file on the server".into(),
                 })
             }
-            Ok(_) => {}
+            Ok(m) => {
+                if let Some(why) = not_the_servers(&m) {
+                    return Err(HostingError::BadName {
+                        name: name.to_string(),
+                        why: format!("{why} (not served)"),
+                    });
+                }
+            }
             Err(_) => break,
         }
     }
