@@ -1506,7 +1506,11 @@ fn create_all(ctx: &BackupCtx<'_>, target: Option<String>, root: PathBuf, json: 
     let mut failed = Vec::new();
     for (id, path) in backup::repositories_under(&root)? {
         let r = (|| -> CmdResult {
-            let mut repo = Repository::discover(&path)?;
+            let mut repo = Repository::discover_trusting(
+                &path,
+                &crate::commands::cloud_env(),
+                &crate::user_config::safe_directories()?,
+            )?;
             if repo.is_encrypted() {
                 let p = crate::passphrase::existing(None, &id, ctx.prompt)?;
                 repo = repo.unlock_with(&p.into())?;

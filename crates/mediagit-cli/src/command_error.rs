@@ -171,7 +171,7 @@ impl From<RepoError> for CommandError {
                 path.display().to_string()
             )),
             RepoError::UnsafeRepositoryMode { path, folder, .. } => Some(format!(
-                "run `chmod o-w {}` (after checking what others put there), or if you trust everyone who can write it, add the repository to your own settings ({}):\n  [safe]\n  directories = [{:?}]",
+                "run `chmod o-w {0}` (and `setfacl -b {0}` if an ACL names other users) after checking what others put there, or if you trust everyone who can write it, add the repository to your own settings ({1}):\n  [safe]\n  directories = [{2:?}]",
                 folder.display(),
                 crate::user_config::describe_path(),
                 path.display().to_string()

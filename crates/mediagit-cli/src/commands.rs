@@ -410,7 +410,8 @@ pub fn run(cli: Cli) -> CmdResult {
                 // Found, not opened: a repository whose settings do not parse
                 // (or whose store is away) can still be read and repaired.
                 &|| -> Result<PathBuf, CommandError> {
-                    Ok(Repository::find_dir(&ctx.cwd)?.join("config.toml"))
+                    let safe = crate::user_config::safe_directories()?;
+                    Ok(Repository::find_dir_trusting(&ctx.cwd, &safe)?.join("config.toml"))
                 },
                 args,
             )?;

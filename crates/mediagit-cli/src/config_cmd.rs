@@ -238,14 +238,13 @@ fn known(key: &str) -> Result<Scope, CommandError> {
     }
 }
 
+/// A settings file's text (empty when there is none): never through a
+/// link, never a FIFO or device, at most one byte more than a settings
+/// file may hold (the parser then names the limit).
 pub(crate) fn read(path: &Path) -> Result<String, CommandError> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(CommandError::user(
-            "config-unreadable",
-            format!("cannot read {}: {e}", path.display()),
-        )),
+    match mediagit_repo::repo::read_private_text(path, mediagit_repo::repo::MAX_CONFIG_BYTES) {
+        Ok(t) => Ok(t.unwrap_or_default()),
+        Err(e) => Err(CommandError::user("config-unreadable", e.to_string())),
     }
 }
 
@@ -321,14 +320,24 @@ pub(crate) fn lock(scope: &str, path: &Path) -> Result<std::fs::File, CommandErr
         ".config.toml.lock"
     };
     let lock_path = dir.join(name);
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| {
-            CommandError::user("io", format!("cannot open {}: {e}", lock_path.display()))
-        })?;
+    // Never through a link (one planted as `lock` would have this create
+    // whatever it names), never a FIFO (a hang).
+    let f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&lock_path)
+    }
+    .map_err(|e| CommandError::user("io", format!("cannot open {}: {e}", lock_path.display())))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(CommandError::user(
+            "io",
+            format!("cannot open {}: not a regular file", lock_path.display()),
+        ));
+    }
     // SAFETY: `flock` on a descriptor this function owns (kept open in the
     // returned File, which releases the lock when dropped); no memory is
     // shared with the kernel.

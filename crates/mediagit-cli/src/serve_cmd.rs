@@ -634,11 +634,9 @@ fn newest_below(
 /// whoever owns the root (or may rename an entry on the way to it) can
 /// move the repositories it holds, or the whole root, past the auth file.
 fn check_root_owners(root: &Path) -> Result<(), CommandError> {
+    use mediagit_storage::permissions::{others_can_write, Writers};
     use std::os::unix::fs::MetadataExt;
-    let (uid, gid) = (
-        rustix::process::geteuid().as_raw(),
-        rustix::process::getegid().as_raw(),
-    );
+    let w = Writers::me_and_my_group();
     let refuse = |p: &Path, why: String| {
         CommandError::user(
             "bad-root",
@@ -662,21 +660,21 @@ fn check_root_owners(root: &Path) -> Result<(), CommandError> {
                 format!("--root {}: {}: {e}", root.display(), p.display()),
             )
         })?;
-        if m.uid() != uid && m.uid() != 0 {
+        if m.uid() != w.uid && m.uid() != 0 {
             return Err(refuse(
                 p,
                 format!("belongs to another user (uid {})", m.uid()),
             ));
         }
-        let others_write = m.mode() & 0o002 != 0 || (m.mode() & 0o020 != 0 && m.gid() != gid);
-        if p != root && others_write && m.mode() & 0o1000 == 0 {
-            return Err(refuse(
-                p,
-                format!(
-                    "can be written by other users (mode {:04o}) and has no sticky bit",
-                    m.mode() & 0o7777
-                ),
-            ));
+        // (The root was resolved: no link on the way.) Mode bits and ACL.
+        let others = others_can_write(p, &m, true, w).map_err(|e| {
+            CommandError::user(
+                "no-root",
+                format!("--root {}: {}: {e}", root.display(), p.display()),
+            )
+        })?;
+        if let Some(why) = others.filter(|_| m.mode() & 0o1000 == 0) {
+            return Err(refuse(p, format!("has no sticky bit and {why}")));
         }
         cur = p.parent();
     }

@@ -1072,10 +1072,18 @@ fn refs_planted_as_devices_fifos_or_links_to_large_files_are_refused_quickly() {
         assert!(!err.contains("hunter2"), "{args:?}: {err}");
     }
     let (_, _, err) = run(&env, &env.repo(), &["log", "--oneline", "zero"]);
+    // Links are not followed (a ref never is one).
     assert!(
-        err.contains("zero") && err.contains("not a regular file"),
+        err.contains("zero") && err.contains("symbolic link"),
         "{err}"
     );
+    let (_, _, err) = run(&env, &env.repo(), &["log", "--oneline", "big"]);
+    assert!(err.contains("symbolic link"), "{err}");
+    let (_, _, err) = run(&env, &env.repo(), &["log", "--oneline", "fifo"]);
+    assert!(err.contains("not a regular file"), "{err}");
+    // A plain file that is too big is still named as such.
+    fs::remove_file(heads.join("big")).unwrap();
+    fs::rename(&big, heads.join("big")).unwrap();
     let (_, _, err) = run(&env, &env.repo(), &["log", "--oneline", "big"]);
     assert!(err.contains("larger than any value it may hold"), "{err}");
     // fsck names each of them.
@@ -1188,7 +1196,7 @@ fn a_repository_folder_every_user_can_write_is_refused_unless_trusted() {
     let (code, _, err) = run(&env, &env.repo(), &["status"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("writable by every user") && err.contains("chmod o-w"),
+        err.contains("every user can write it") && err.contains("chmod o-w"),
         "{err}"
     );
     // Listed in the user's own [safe] directories: trusted.
@@ -1217,4 +1225,82 @@ fn a_repository_folder_every_user_can_write_is_refused_unless_trusted() {
     fs::set_permissions(&logs, fs::Permissions::from_mode(0o775)).unwrap();
     let (code, _, err) = run(&env, &env.repo(), &["status"]);
     assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn links_and_fifos_planted_around_the_repository_state_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    if fresh_store_url().is_some() {
+        return; // plants files on disk
+    }
+    base_commit(&env);
+    let m = env.repo().join(".mediagit");
+    let outside = env.root().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+
+    // `config` checks the repository as every command does, and never
+    // creates what a planted `lock` link names.
+    fs::set_permissions(&m, fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = run(&env, &env.repo(), &["config", "author.name", "Ann"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not yours alone"), "{err}");
+    fs::set_permissions(&m, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_file(m.join("lock")).ok();
+    symlink(outside.join("PWNED"), m.join("lock")).unwrap();
+    let (code, _, err) = run(&env, &env.repo(), &["config", "author.name", "Ann"]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(!outside.join("PWNED").exists());
+    fs::remove_file(m.join("lock")).unwrap();
+
+    // A `.mediagit` that is a link to a folder every user can write.
+    let elsewhere = env.root().join("state");
+    fs::rename(&m, &elsewhere).unwrap();
+    symlink(&elsewhere, &m).unwrap();
+    fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = run(&env, &env.repo(), &["status"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("every user can write it"), "{err}");
+    fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_file(&m).unwrap();
+    fs::rename(&elsewhere, &m).unwrap();
+
+    // A branch folder below refs/ every user can write (rename the branch
+    // folder, plant an old id: a silent rollback).
+    fs::set_permissions(m.join("refs/heads"), fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = run(&env, &env.repo(), &["log"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("refs/heads"), "{err}");
+    fs::set_permissions(m.join("refs/heads"), fs::Permissions::from_mode(0o755)).unwrap();
+
+    // `logs` as a link to a folder of the user's own: reflogs are not
+    // appended there.
+    let victim = env.root().join("victim");
+    fs::create_dir_all(&victim).unwrap();
+    fs::write(victim.join("HEAD"), b"mine\n").unwrap();
+    let logs_saved = env.root().join("logs-saved");
+    fs::rename(m.join("logs"), &logs_saved).unwrap();
+    symlink(&victim, m.join("logs")).unwrap();
+    env.write("two.txt", b"two\n");
+    let _ = run(&env, &env.repo(), &["add", "two.txt"]);
+    let _ = run(&env, &env.repo(), &["commit", "-m", "two"]);
+    assert_eq!(fs::read(victim.join("HEAD")).unwrap(), b"mine\n");
+    assert_eq!(fs::read_dir(&victim).unwrap().count(), 1);
+    let (code, _, err) = run(&env, &env.repo(), &["reflog"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("never follows links"), "{err}");
+    fs::remove_file(m.join("logs")).unwrap();
+    fs::rename(&logs_saved, m.join("logs")).unwrap();
+
+    // A FIFO as the add journal: not waited on (it was: a hang holding
+    // the repository lock); it is no journal, and add goes on.
+    fs::remove_file(m.join("add-journal")).ok();
+    let fifo = std::ffi::CString::new(m.join("add-journal").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path we own; no memory kept.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    env.write("three.txt", b"three\n");
+    let (code, _, err) = run(&env, &env.repo(), &["add", "three.txt"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = run(&env, &env.repo(), &["status", "--short"]);
+    assert!(out.contains("three.txt"), "{out}");
 }

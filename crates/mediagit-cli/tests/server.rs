@@ -2076,7 +2076,7 @@ fn folders_of_another_user_below_the_root_and_a_root_of_another_user_are_not_ser
     commit_files(&env, &[("a.bin", 10_000, 1)], "one");
     for (name, why) in [
         ("team/film", "belongs to another user (uid 65534)"),
-        ("open/film", "every user can write a folder of it"),
+        ("open/film", "every user can write it (mode 0777)"),
     ] {
         let e = fail_in(&env, &env.repo(), &["push", &server.repo_url(name), "main"]);
         assert!(e.contains(why), "{name}: {e}");

@@ -386,7 +386,10 @@ impl AddJournal {
 fn open_nofollow(path: &Path, write: bool) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut o = OpenOptions::new();
-    o.read(true).custom_flags(libc::O_NOFOLLOW);
+    // Non-blocking too: a FIFO planted there must not hang `add` (which
+    // holds the repository lock meanwhile).
+    o.read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     if write {
         o.write(true).create(true).truncate(false).mode(0o600);
     }

@@ -171,11 +171,11 @@ pub enum RepoError {
         owner: String,
         uid: u32,
     },
-    #[error("refusing to use the repository at {}: {} is writable by every user (mode {mode:04o}), so anyone could plant files there that MediaGit would read or write as you", path.display(), folder.display())]
+    #[error("refusing to use the repository at {}: {} is not yours alone ({why}), so someone else could plant files there that MediaGit would read or write as you", path.display(), folder.display())]
     UnsafeRepositoryMode {
         path: PathBuf,
         folder: PathBuf,
-        mode: u32,
+        why: String,
     },
     #[error("this operation needs a working tree, but the repository is bare")]
     Bare,

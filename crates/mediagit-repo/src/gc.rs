@@ -436,6 +436,7 @@ impl Repository {
     /// records were dropped.
     pub fn reflog_expire(&self, name: Option<&str>, before: i64) -> Result<usize> {
         let _lock = self.workspace()?.lock()?;
+        self.workspace()?.check_logs_dir()?;
         let logs = self.workspace()?.dir().join("logs");
         let mut files = Vec::new();
         match name {

@@ -223,7 +223,10 @@ impl Repository {
         let Some(ws) = self.workspace_opt() else {
             return Ok((roots, bad));
         };
-        collect_reflog_ids(&ws.dir().join("logs"), "", &mut roots, &mut bad);
+        match ws.check_logs_dir() {
+            Ok(()) => collect_reflog_ids(&ws.dir().join("logs"), "", &mut roots, &mut bad),
+            Err(e) => bad.push(("reflogs".into(), e.to_string())),
+        }
         // An operation under way (FORMAT.md §7.2) needs every commit it
         // names until it is continued or aborted.
         match self.operation() {

@@ -722,6 +722,15 @@ impl Repository {
         Ok(Repository::find(start)?.0)
     }
 
+    /// [`Repository::find_dir`] with the checks of
+    /// [`Repository::discover_trusting`] (owner, folders others can write):
+    /// for `config`, which edits settings it does not open.
+    pub fn find_dir_trusting(start: &Path, safe: &SafeDirectories) -> Result<PathBuf> {
+        let (dir, worktree) = Repository::find(start)?;
+        safe.check(&dir, worktree.as_deref().unwrap_or(&dir))?;
+        Ok(dir)
+    }
+
     /// The repository directory containing `start` (or a parent of it), and
     /// its working tree (`None` when bare).
     fn find(start: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
@@ -881,7 +890,15 @@ impl SafeDirectories {
         // SAFETY: geteuid has no preconditions, cannot fail and touches no memory.
         let me = unsafe { libc::geteuid() };
         let mut foreign = None;
-        for p in [dir.to_path_buf(), dir.join("config.toml"), dir.join("HEAD")] {
+        // The directory both as named and where a link there leads (a
+        // `.mediagit` link of this user's to a folder of someone else's).
+        let resolved = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        for p in [
+            dir.to_path_buf(),
+            resolved,
+            dir.join("config.toml"),
+            dir.join("HEAD"),
+        ] {
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.uid() == me => {}
                 Ok(m) => {
@@ -911,47 +928,93 @@ impl SafeDirectories {
         // Owned by this user, but a folder of it anyone can write into
         // lets anyone plant files there (a link as a reflog, a lock, an
         // index) that this command would read or write.
-        if let Some((folder, mode)) = writable_by_anyone(dir)? {
+        if let Some((folder, why)) = others_can_write_into(dir)? {
             if listed() {
                 return Ok(());
             }
             return Err(RepoError::UnsafeRepositoryMode {
                 path: top.to_path_buf(),
                 folder,
-                mode,
+                why,
             });
         }
         Ok(())
     }
 }
 
-/// The first of `dir` and the folders directly in it (not through links)
-/// that every user may write into, with its mode.
-fn writable_by_anyone(dir: &Path) -> Result<Option<(PathBuf, u32)>> {
+/// Most entries of `refs/` looked at by [`others_can_write_into`] (a
+/// store with more branch folders than this is checked up to there).
+const MAX_REFS_CHECKED: usize = 100_000;
+
+/// The first folder (or ref file) of the repository at `dir` that users
+/// other than its owner may write (mode bits, or a POSIX ACL naming
+/// another user), with why: `dir` and the folders directly in it, through
+/// a link (the folder a `.mediagit -> elsewhere` link names is the one
+/// written), and everything below `refs/` (a ref others can rewrite, or
+/// a branch folder they can rename, moves a branch back silently).
+/// Group-writable is fine (a umask of 002, a team's folder).
+fn others_can_write_into(dir: &Path) -> Result<Option<(PathBuf, String)>> {
+    use mediagit_storage::permissions::{others_can_write, Writers};
     use std::os::unix::fs::PermissionsExt;
-    let open = |p: &Path| -> Result<Option<u32>> {
-        match fs::symlink_metadata(p) {
-            Ok(m) if m.is_dir() => Ok(Some(m.permissions().mode() & 0o7777)),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RepoError::io("stat", p, e)),
+    let w = Writers::me(None);
+    let judge = |p: &Path, follow: bool| -> Result<Option<(PathBuf, String)>> {
+        let m = match if follow {
+            fs::metadata(p)
+        } else {
+            fs::symlink_metadata(p)
+        } {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(RepoError::io("stat", p, e)),
+        };
+        if m.is_dir() {
+            let why =
+                others_can_write(p, &m, follow, w).map_err(|e| RepoError::io("stat", p, e))?;
+            return Ok(why.map(|why| (p.to_path_buf(), why)));
         }
+        let mode = m.permissions().mode() & 0o7777;
+        if m.is_file() && mode & 0o002 != 0 {
+            return Ok(Some((
+                p.to_path_buf(),
+                format!("every user can write it (mode {mode:04o})"),
+            )));
+        }
+        Ok(None)
     };
-    if let Some(mode) = open(dir)? {
-        if mode & 0o002 != 0 {
-            return Ok(Some((dir.to_path_buf(), mode)));
-        }
+    if let Some(found) = judge(dir, true)? {
+        return Ok(Some(found));
     }
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) => return Err(RepoError::io("list", dir, e)),
-    };
+    let rd = fs::read_dir(dir).map_err(|e| RepoError::io("list", dir, e))?;
     for e in rd {
         let e = e.map_err(|e| RepoError::io("list", dir, e))?;
         let p = e.path();
-        if let Some(mode) = open(&p)? {
-            if mode & 0o002 != 0 {
-                return Ok(Some((p, mode)));
+        // Folders only (files directly in `.mediagit` are the owner
+        // check's and `read_private`'s), through a link.
+        if !fs::metadata(&p).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        if let Some(found) = judge(&p, true)? {
+            return Ok(Some(found));
+        }
+    }
+    // Everything below refs/, not through links, bounded.
+    let mut stack = vec![dir.join("refs")];
+    let mut seen = 0usize;
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            seen += 1;
+            if seen > MAX_REFS_CHECKED {
+                return Ok(None);
+            }
+            let p = e.path();
+            if let Some(found) = judge(&p, false)? {
+                return Ok(Some(found));
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
             }
         }
     }

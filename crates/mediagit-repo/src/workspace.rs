@@ -153,7 +153,28 @@ impl Workspace {
             .join(name.replace('%', "%25").replace('/', "%2F"))
     }
 
+    /// Refuses a `logs` that is a link (or not a folder): reflogs are
+    /// read and appended by name below it, and `O_NOFOLLOW` guards only
+    /// the last part of a path.
+    pub(crate) fn check_logs_dir(&self) -> Result<()> {
+        let logs = self.dir().join("logs");
+        match fs::symlink_metadata(&logs) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(RepoError::io(
+                "use",
+                &logs,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not a folder (a symbolic link?); MediaGit never follows links inside .mediagit",
+                ),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RepoError::io("stat", &logs, e)),
+        }
+    }
+
     pub fn append_reflog(&self, name: &str, entry: &ReflogEntry) -> Result<()> {
+        self.check_logs_dir()?;
         let path = self.reflog_path(name);
         if let Some(p) = path.parent() {
             fs::create_dir_all(p).map_err(|e| RepoError::io("create directory", p, e))?;
@@ -202,6 +223,7 @@ impl Workspace {
     /// The text of `name`'s reflog, `None` when it has none (read as
     /// [`crate::repo::read_private`] reads; a damaged record stays text).
     pub(crate) fn reflog_text(&self, name: &str) -> Result<Option<String>> {
+        self.check_logs_dir()?;
         let path = self.reflog_path(name);
         Ok(
             crate::repo::read_private(&path, crate::repo::MAX_REFLOG_BYTES)?

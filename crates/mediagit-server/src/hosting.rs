@@ -153,6 +153,10 @@ impl Repos {
             for sub in ["refs/heads", "refs/tags", "packs"] {
                 dir.make_dirs(sub)?;
             }
+            // Again, now that the folders are there: one someone else
+            // made between the first check and the creation is refused
+            // before anything is stored in it.
+            check_no_symlink(root, name)?;
         }
         Ok(())
     }
@@ -165,32 +169,22 @@ impl Repos {
 /// swapped, under the same name and rights, for whatever that user likes
 /// (a folder made before the first push to a name below it is theirs).
 /// Owned by the server's user or by root, written by them and, at most,
-/// the server's own group.
-pub(crate) fn not_the_servers(m: &std::fs::Metadata) -> Option<String> {
+/// the server's own group (mode bits and POSIX ACL entries alike).
+pub fn not_the_servers(path: &Path, m: &std::fs::Metadata) -> Option<String> {
+    use mediagit_storage::permissions::{others_can_write, Writers};
     use std::os::unix::fs::MetadataExt;
-    let (uid, gid) = (
-        rustix::process::geteuid().as_raw(),
-        rustix::process::getegid().as_raw(),
-    );
-    if m.uid() != uid && m.uid() != 0 {
+    let w = Writers::me_and_my_group();
+    if m.uid() != w.uid && m.uid() != 0 {
         return Some(format!(
             "a folder of it belongs to another user (uid {})",
             m.uid()
         ));
     }
-    if m.mode() & 0o002 != 0 {
-        return Some(format!(
-            "every user can write a folder of it (mode {:04o})",
-            m.mode() & 0o7777
-        ));
+    match others_can_write(path, m, false, w) {
+        Ok(None) => None,
+        Ok(Some(why)) => Some(format!("a folder of it is not the server's alone: {why}")),
+        Err(e) => Some(format!("the rights of a folder of it do not read: {e}")),
     }
-    if m.mode() & 0o020 != 0 && m.gid() != gid {
-        return Some(format!(
-            "a group other than the server's (gid {}) can write a folder of it",
-            m.gid()
-        ));
-    }
-    None
 }
 
 fn check_no_symlink(root: &Path, name: &str) -> Result<(), HostingError> {
@@ -211,7 +205,7 @@ fn check_no_symlink(root: &Path, name: &str) -> Result<(), HostingError> {
                 })
             }
             Ok(m) => {
-                if let Some(why) = not_the_servers(&m) {
+                if let Some(why) = not_the_servers(&p, &m) {
                     return Err(HostingError::BadName {
                         name: name.to_string(),
                         why: format!("{why} (not served)"),

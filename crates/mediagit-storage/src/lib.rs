@@ -18,6 +18,7 @@ pub mod local_backend;
 pub mod memory_backend;
 pub mod object_lock;
 pub mod object_store_backend;
+pub mod permissions;
 pub mod redact;
 
 pub use backend::{

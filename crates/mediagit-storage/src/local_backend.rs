@@ -641,15 +641,30 @@ impl LocalBackend {
     /// [`StorageError::TooLarge`], read no further than `max + 1`).
     fn get_bounded(&self, key: &str, max: u64) -> Result<Vec<u8>, StorageError> {
         if self.no_links.is_none() {
-            // Only a file (a link to one included): a device or FIFO
-            // planted as a key (`refs/heads/x -> /dev/zero`) would read
+            // Only a file, and not through a link (small keys are refs: a
+            // ref is never a link, and one planted as `refs/heads/x ->
+            // ~/secret` would have its target read, its size shown): a
+            // device or FIFO planted as a key (`/dev/zero`) would read
             // forever or hang.
             use std::os::unix::fs::OpenOptionsExt;
             let f = OpenOptions::new()
                 .read(true)
-                .custom_flags(libc::O_NONBLOCK)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
                 .open(self.path(key)?)
-                .map_err(|e| self.io("read", key, e))?;
+                .map_err(|e| {
+                    if e.raw_os_error() == Some(libc::ELOOP) {
+                        self.io(
+                            "read",
+                            key,
+                            io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "a symbolic link (a ref never is one; not followed)",
+                            ),
+                        )
+                    } else {
+                        self.io("read", key, e)
+                    }
+                })?;
             if !f.metadata().is_ok_and(|m| m.is_file()) {
                 return Err(self.io(
                     "read",
