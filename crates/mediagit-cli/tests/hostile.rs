@@ -1272,6 +1272,47 @@ fn links_and_fifos_planted_around_the_repository_state_are_refused() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("refs/heads"), "{err}");
     fs::set_permissions(m.join("refs/heads"), fs::Permissions::from_mode(0o755)).unwrap();
+    // ... nor through a link to such a folder.
+    let heads = env.root().join("heads");
+    fs::rename(m.join("refs/heads"), &heads).unwrap();
+    symlink(&heads, m.join("refs/heads")).unwrap();
+    fs::set_permissions(&heads, fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, _, err) = run(&env, &env.repo(), &["log"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("every user can write it"), "{err}");
+    fs::set_permissions(&heads, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_file(m.join("refs/heads")).unwrap();
+    fs::rename(&heads, m.join("refs/heads")).unwrap();
+    // Files directly in .mediagit: a config.toml others can rewrite
+    // decides where this user's token is sent.
+    fs::set_permissions(m.join("config.toml"), fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, _, err) = run(&env, &env.repo(), &["status"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("config.toml"), "{err}");
+    fs::set_permissions(m.join("config.toml"), fs::Permissions::from_mode(0o644)).unwrap();
+    // A folder of it that is a link to another user's folder.
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        let theirs = env.root().join("their-packs");
+        fs::rename(m.join("packs"), &theirs).unwrap();
+        symlink(&theirs, m.join("packs")).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let (code, _, err) = run(&env, &env.repo(), &["status"]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("uid 65534"), "{err}");
+        std::os::unix::fs::chown(&theirs, Some(0), Some(0)).unwrap();
+        fs::remove_file(m.join("packs")).unwrap();
+        fs::rename(&theirs, m.join("packs")).unwrap();
+    }
+    // The lock file is the owner's alone (whoever can open it can flock
+    // it and lock the owner out).
+    fs::remove_file(m.join("lock")).ok();
+    env.write("lock.txt", b"lock\n");
+    env.ok(&["add", "lock.txt"]);
+    assert_eq!(
+        fs::metadata(m.join("lock")).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     // `logs` as a link to a folder of the user's own: reflogs are not
     // appended there.

@@ -946,16 +946,19 @@ impl SafeDirectories {
 /// store with more branch folders than this is checked up to there).
 const MAX_REFS_CHECKED: usize = 100_000;
 
-/// The first folder (or ref file) of the repository at `dir` that users
-/// other than its owner may write (mode bits, or a POSIX ACL naming
-/// another user), with why: `dir` and the folders directly in it, through
-/// a link (the folder a `.mediagit -> elsewhere` link names is the one
-/// written), and everything below `refs/` (a ref others can rewrite, or
-/// a branch folder they can rename, moves a branch back silently).
-/// Group-writable is fine (a umask of 002, a team's folder).
+/// The first folder or file of the repository at `dir` that users other
+/// than its owner may write (mode bits for every user, or a POSIX ACL
+/// naming another user), or that is not this user's (or root's), with
+/// why: `dir` and what is directly in it (a folder in it through a link:
+/// the folder a `.mediagit -> elsewhere` or `packs -> /mnt/disk` link
+/// names is the one read and written), the reflogs in `logs/`, and
+/// everything below `refs/`, folders through links (a ref others can
+/// rewrite, or a branch folder they can rename, moves a branch back
+/// silently). Group-writable is fine (a umask of 002, a team's
+/// folder).
 fn others_can_write_into(dir: &Path) -> Result<Option<(PathBuf, String)>> {
     use mediagit_storage::permissions::{others_can_write, Writers};
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::MetadataExt;
     let w = Writers::me(None);
     let judge = |p: &Path, follow: bool| -> Result<Option<(PathBuf, String)>> {
         let m = match if follow {
@@ -967,19 +970,18 @@ fn others_can_write_into(dir: &Path) -> Result<Option<(PathBuf, String)>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(RepoError::io("stat", p, e)),
         };
-        if m.is_dir() {
-            let why =
-                others_can_write(p, &m, follow, w).map_err(|e| RepoError::io("stat", p, e))?;
-            return Ok(why.map(|why| (p.to_path_buf(), why)));
+        if !m.is_dir() && !m.is_file() {
+            // Links not followed, FIFOs, devices: `read_private` refuses them.
+            return Ok(None);
         }
-        let mode = m.permissions().mode() & 0o7777;
-        if m.is_file() && mode & 0o002 != 0 {
+        if m.uid() != w.uid && m.uid() != 0 {
             return Ok(Some((
                 p.to_path_buf(),
-                format!("every user can write it (mode {mode:04o})"),
+                format!("it belongs to {} (uid {})", user_name(m.uid()), m.uid()),
             )));
         }
-        Ok(None)
+        let why = others_can_write(p, &m, follow, w).map_err(|e| RepoError::io("stat", p, e))?;
+        Ok(why.map(|why| (p.to_path_buf(), why)))
     };
     if let Some(found) = judge(dir, true)? {
         return Ok(Some(found));
@@ -988,18 +990,27 @@ fn others_can_write_into(dir: &Path) -> Result<Option<(PathBuf, String)>> {
     for e in rd {
         let e = e.map_err(|e| RepoError::io("list", dir, e))?;
         let p = e.path();
-        // Folders only (files directly in `.mediagit` are the owner
-        // check's and `read_private`'s), through a link.
-        if !fs::metadata(&p).is_ok_and(|m| m.is_dir()) {
-            continue;
-        }
-        if let Some(found) = judge(&p, true)? {
+        // Folders through a link; files as they are (a file that is a
+        // link is refused when it is opened).
+        let is_dir = fs::metadata(&p).is_ok_and(|m| m.is_dir());
+        if let Some(found) = judge(&p, is_dir)? {
             return Ok(Some(found));
         }
     }
-    // Everything below refs/, not through links, bounded.
-    let mut stack = vec![dir.join("refs")];
+    // The reflogs (a flat folder) and everything below refs/, bounded.
     let mut seen = 0usize;
+    if let Ok(rd) = fs::read_dir(dir.join("logs")) {
+        for e in rd.flatten() {
+            seen += 1;
+            if seen > MAX_REFS_CHECKED {
+                return Ok(None);
+            }
+            if let Some(found) = judge(&e.path(), false)? {
+                return Ok(Some(found));
+            }
+        }
+    }
+    let mut stack = vec![dir.join("refs")];
     while let Some(d) = stack.pop() {
         let Ok(rd) = fs::read_dir(&d) else {
             continue;
@@ -1010,10 +1021,17 @@ fn others_can_write_into(dir: &Path) -> Result<Option<(PathBuf, String)>> {
                 return Ok(None);
             }
             let p = e.path();
-            if let Some(found) = judge(&p, false)? {
+            let Ok(t) = e.file_type() else {
+                continue;
+            };
+            // A link to a folder is judged, and walked, where it leads
+            // (ref listings go through it); a link to a file is no ref
+            // (the store never reads one).
+            let link_to_dir = t.is_symlink() && fs::metadata(&p).is_ok_and(|m| m.is_dir());
+            if let Some(found) = judge(&p, link_to_dir)? {
                 return Ok(Some(found));
             }
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
+            if t.is_dir() || link_to_dir {
                 stack.push(p);
             }
         }
@@ -1176,6 +1194,9 @@ impl RepoLock {
                 .read(true)
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                // Private: anyone who can open it can flock it and lock
+                // the owner out of the repository.
+                .mode(0o600)
                 .open(&path)
         }
         .map_err(|e| RepoError::io("open lock file", &path, e))?;
