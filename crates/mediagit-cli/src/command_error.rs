@@ -170,6 +170,12 @@ impl From<RepoError> for CommandError {
                 crate::user_config::describe_path(),
                 path.display().to_string()
             )),
+            RepoError::UnsafeRepositoryMode { path, folder, why } if why.starts_with("it belongs to") => Some(format!(
+                "check what is in {0}, then `chown` it to yourself (or move it out of the repository), or if you trust its owner, add the repository to your own settings ({1}):\n  [safe]\n  directories = [{2:?}]",
+                folder.display(),
+                crate::user_config::describe_path(),
+                path.display().to_string()
+            )),
             RepoError::UnsafeRepositoryMode { path, folder, .. } => Some(format!(
                 "run `chmod o-w {0}` (and `setfacl -b {0}` if an ACL names other users) after checking what others put there, or if you trust everyone who can write it, add the repository to your own settings ({1}):\n  [safe]\n  directories = [{2:?}]",
                 folder.display(),

@@ -2,6 +2,8 @@
 //! (default `~/.config/mediagit/config.toml`). Unlike a repository's
 //! `.mediagit/config.toml`, nobody else can write it, so it is where trust
 //! decisions live: which repositories owned by other users may be opened.
+//! (Checked: a file, or a folder it is in, that another user owns or can
+//! write is ignored with a warning.)
 //!
 //! ```toml
 //! [safe]
@@ -99,13 +101,86 @@ pub fn pager() -> Result<Option<String>, CommandError> {
     Ok(load()?.core.pager)
 }
 
+/// Why the settings file at `p` (metadata `m`, of where a link leads) is
+/// not this user's alone: another user (but root) owns it, or others can
+/// write it or the folder it is in (mode bits or an ACL naming another
+/// user; a folder with the sticky bit keeps others from replacing it).
+fn not_yours(p: &std::path::Path, m: &std::fs::Metadata) -> Option<String> {
+    use mediagit_storage::permissions::{others_can_write, GroupRule, Writers};
+    use std::os::unix::fs::MetadataExt;
+    let w = Writers::me(GroupRule::Mine);
+    if m.uid() != w.uid && m.uid() != 0 {
+        return Some(format!("it belongs to uid {}", m.uid()));
+    }
+    if let Ok(Some(why)) = others_can_write(p, m, true, w) {
+        return Some(why);
+    }
+    let dir = std::fs::canonicalize(p).ok()?.parent()?.to_path_buf();
+    let dm = std::fs::metadata(&dir).ok()?;
+    if dm.uid() != w.uid && dm.uid() != 0 {
+        return Some(format!(
+            "its folder {} belongs to uid {}",
+            dir.display(),
+            dm.uid()
+        ));
+    }
+    match others_can_write(&dir, &dm, true, w) {
+        Ok(Some(why)) if dm.mode() & 0o1000 == 0 => {
+            Some(format!("its folder {}: {why}", dir.display()))
+        }
+        _ => None,
+    }
+}
+
 /// The user's settings (defaults when there is no file).
 fn load() -> Result<UserConfig, CommandError> {
     let Some(p) = path() else {
         return Ok(UserConfig::default());
     };
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
+    // Through a link (dotfiles kept elsewhere), never a FIFO.
+    let opened = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&p)
+    };
+    let text = match opened.and_then(|f| {
+        let m = f.metadata()?;
+        if !m.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a regular file",
+            ));
+        }
+        Ok((f, m))
+    }) {
+        Ok((f, m)) => {
+            // It decides which repositories are trusted and what runs as
+            // the pager: one another user owns or can write is theirs.
+            if let Some(why) = not_yours(&p, &m) {
+                static WARNED: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!(
+                        "warning: your settings {} are not yours alone ({why}); ignoring them",
+                        p.display()
+                    );
+                }
+                return Ok(UserConfig::default());
+            }
+            let mut text = String::new();
+            use std::io::Read;
+            f.take(mediagit_repo::repo::MAX_CONFIG_BYTES)
+                .read_to_string(&mut text)
+                .map_err(|e| {
+                    CommandError::user(
+                        "config-unreadable",
+                        format!("cannot read your settings {}: {e}", p.display()),
+                    )
+                })?;
+            text
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserConfig::default()),
         // Run as another user with this HOME (sudo, setpriv): as if there
         // were no settings, which trusts nothing more (as Git does).

@@ -1221,6 +1221,21 @@ fn a_repository_folder_every_user_can_write_is_refused_unless_trusted() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A settings file others can write is not the user's: ignored, with a
+    // warning (its [safe] would let anyone trust anything).
+    fs::set_permissions(cfg.join("config.toml"), fs::Permissions::from_mode(0o666)).unwrap();
+    let out = env
+        .cmd_in(&env.repo(), &["status"])
+        .env("XDG_CONFIG_HOME", env.root().join("xdg"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not yours alone") && err.contains("ignoring them"),
+        "{err}"
+    );
+    assert_eq!(err.matches("ignoring them").count(), 1, "{err}");
     // Group-writable (a umask of 002) is not refused.
     fs::set_permissions(&logs, fs::Permissions::from_mode(0o775)).unwrap();
     let (code, _, err) = run(&env, &env.repo(), &["status"]);
@@ -1303,16 +1318,33 @@ fn links_and_fifos_planted_around_the_repository_state_are_refused() {
         std::os::unix::fs::chown(&theirs, Some(0), Some(0)).unwrap();
         fs::remove_file(m.join("packs")).unwrap();
         fs::rename(&theirs, m.join("packs")).unwrap();
+        // config.toml writable by a group this user is not in.
+        std::os::unix::fs::chown(m.join("config.toml"), None, Some(65534)).unwrap();
+        fs::set_permissions(m.join("config.toml"), fs::Permissions::from_mode(0o664)).unwrap();
+        let (code, _, err) = run(&env, &env.repo(), &["status"]);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("group 65534 (not yours)"), "{err}");
+        std::os::unix::fs::chown(m.join("config.toml"), None, Some(0)).unwrap();
+        fs::set_permissions(m.join("config.toml"), fs::Permissions::from_mode(0o644)).unwrap();
     }
-    // The lock file is the owner's alone (whoever can open it can flock
-    // it and lock the owner out).
+    // Lock files are not for others (whoever can open one can flock it
+    // and lock the owner out): made without, and ones an older build made
+    // 0644 lose, every right of others.
     fs::remove_file(m.join("lock")).ok();
     env.write("lock.txt", b"lock\n");
     env.ok(&["add", "lock.txt"]);
-    assert_eq!(
-        fs::metadata(m.join("lock")).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    env.ok(&["commit", "-m", "lock"]);
+    for name in ["lock", "cas.lock"] {
+        let mode = fs::metadata(m.join(name)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o007, 0, "{name}: {mode:o}");
+        fs::set_permissions(m.join(name), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    env.write("lock.txt", b"lock 2\n");
+    env.ok(&["commit", "-a", "-m", "lock 2"]);
+    for name in ["lock", "cas.lock"] {
+        let mode = fs::metadata(m.join(name)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o007, 0, "{name}: {mode:o}");
+    }
 
     // `logs` as a link to a folder of the user's own: reflogs are not
     // appended there.

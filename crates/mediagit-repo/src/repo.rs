@@ -954,12 +954,12 @@ const MAX_REFS_CHECKED: usize = 100_000;
 /// names is the one read and written), the reflogs in `logs/`, and
 /// everything below `refs/`, folders through links (a ref others can
 /// rewrite, or a branch folder they can rename, moves a branch back
-/// silently). Group-writable is fine (a umask of 002, a team's
+/// silently). Group-writable by a group the user is in is fine (a umask of 002, a team's
 /// folder).
 fn others_can_write_into(dir: &Path) -> Result<Option<(PathBuf, String)>> {
-    use mediagit_storage::permissions::{others_can_write, Writers};
+    use mediagit_storage::permissions::{others_can_write, GroupRule, Writers};
     use std::os::unix::fs::MetadataExt;
-    let w = Writers::me(None);
+    let w = Writers::me(GroupRule::Mine);
     let judge = |p: &Path, follow: bool| -> Result<Option<(PathBuf, String)>> {
         let m = match if follow {
             fs::metadata(p)
@@ -1194,9 +1194,9 @@ impl RepoLock {
                 .read(true)
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                // Private: anyone who can open it can flock it and lock
-                // the owner out of the repository.
-                .mode(0o600)
+                // Not for others: anyone who can open it can flock it and
+                // lock the owner out (the group shares a bare repository).
+                .mode(0o660)
                 .open(&path)
         }
         .map_err(|e| RepoError::io("open lock file", &path, e))?;
@@ -1207,6 +1207,7 @@ impl RepoLock {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"),
             ));
         }
+        mediagit_storage::permissions::keep_from_others(&file);
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {

@@ -639,7 +639,9 @@ impl LocalBackend {
 
     /// Reads `key` whole, at most `max` bytes (more is
     /// [`StorageError::TooLarge`], read no further than `max + 1`).
-    fn get_bounded(&self, key: &str, max: u64) -> Result<Vec<u8>, StorageError> {
+    /// `follow`: through a link at the key itself (a pack kept on another
+    /// disk); never for refs.
+    fn get_bounded(&self, key: &str, max: u64, follow: bool) -> Result<Vec<u8>, StorageError> {
         if self.no_links.is_none() {
             // Only a file, and not through a link (small keys are refs: a
             // ref is never a link, and one planted as `refs/heads/x ->
@@ -649,7 +651,11 @@ impl LocalBackend {
             use std::os::unix::fs::OpenOptionsExt;
             let f = OpenOptions::new()
                 .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+                .custom_flags(if follow {
+                    libc::O_NONBLOCK
+                } else {
+                    libc::O_NONBLOCK | libc::O_NOFOLLOW
+                })
                 .open(self.path(key)?)
                 .map_err(|e| {
                     if e.raw_os_error() == Some(libc::ELOOP) {
@@ -744,11 +750,11 @@ impl Storage for LocalBackend {
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        self.get_bounded(key, u64::MAX)
+        self.get_bounded(key, u64::MAX, true)
     }
 
     fn get_small(&self, key: &str, max: u64) -> Result<Vec<u8>, StorageError> {
-        self.get_bounded(key, max)
+        self.get_bounded(key, max, false)
     }
 
     fn read_at(&self, key: &str, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
@@ -885,7 +891,9 @@ impl Storage for LocalBackend {
                         | OFlags::NOFOLLOW
                         | OFlags::CLOEXEC
                         | OFlags::NONBLOCK,
-                    Mode::from_raw_mode(0o644),
+                    // Not for others to open (and flock: every writer
+                    // would wait on them); the group shares a store.
+                    Mode::from_raw_mode(0o660),
                 )
                 .map(File::from)
                 .map_err(io::Error::from)
@@ -897,6 +905,7 @@ impl Storage for LocalBackend {
                 .truncate(false)
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .mode(0o660)
                 .open(self.root.join("cas.lock"))
         }
         .map_err(|e| self.io("open lock for", key, e))?;
@@ -909,7 +918,33 @@ impl Storage for LocalBackend {
                 io::Error::new(io::ErrorKind::InvalidData, "cas.lock is not a regular file"),
             ));
         }
-        lock.lock().map_err(|e| self.io("lock for", key, e))?;
+        // One made 0644 by an older build: others could flock it.
+        crate::permissions::keep_from_others(&lock);
+        // Held for milliseconds by a writer; one held for minutes is not a
+        // writer (a process of someone who could open it): an error, not a
+        // wait without end.
+        let started = std::time::Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock)
+                    if started.elapsed() < std::time::Duration::from_secs(120) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(self.io(
+                        "lock for",
+                        key,
+                        io::Error::new(
+                            io::ErrorKind::WouldBlock,
+                            "cas.lock has been held by another process for 2 minutes",
+                        ),
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(self.io("lock for", key, e)),
+            }
+        }
         let actual = self.read_opt(key)?;
         if actual.as_deref() != expected {
             return Ok(CasOutcome::Conflict { actual });

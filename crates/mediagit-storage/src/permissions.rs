@@ -15,14 +15,26 @@ use std::path::Path;
 pub struct Writers {
     /// The user this process runs as (named in an ACL: fine).
     pub uid: u32,
-    /// `Some(g)`: only group `g` may also write; `None`: any group may (a
-    /// working tree under a umask of 002, a team's shared folder).
-    pub group: Option<u32>,
+    /// Which groups may also write.
+    pub group: GroupRule,
+}
+
+/// Which groups may write besides the owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupRule {
+    /// Any group.
+    Any,
+    /// Only this one (a server's own group).
+    Only(u32),
+    /// The groups this process is in (its effective group and its
+    /// supplementary groups: a umask of 002, a team's shared folder),
+    /// never a group of strangers.
+    Mine,
 }
 
 impl Writers {
-    /// This process's user; group as given.
-    pub fn me(group: Option<u32>) -> Writers {
+    /// This process's user; groups as given.
+    pub fn me(group: GroupRule) -> Writers {
         Writers {
             uid: rustix::process::geteuid().as_raw(),
             group,
@@ -31,7 +43,43 @@ impl Writers {
 
     /// This process's user and only its own (effective) group.
     pub fn me_and_my_group() -> Writers {
-        Writers::me(Some(rustix::process::getegid().as_raw()))
+        Writers::me(GroupRule::Only(rustix::process::getegid().as_raw()))
+    }
+
+    fn allows_group(&self, gid: u32) -> bool {
+        match self.group {
+            GroupRule::Any => true,
+            GroupRule::Only(g) => g == gid,
+            GroupRule::Mine => my_groups().contains(&gid),
+        }
+    }
+}
+
+/// The effective and supplementary groups of this process.
+fn my_groups() -> &'static [u32] {
+    static GROUPS: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    GROUPS.get_or_init(|| {
+        let mut g: Vec<u32> = rustix::process::getgroups()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect();
+        g.push(rustix::process::getegid().as_raw());
+        g
+    })
+}
+
+/// Takes away every right of "others" on the open file `f` if this user
+/// owns it (a lock file made 0644 by an older build, which any user could
+/// open and flock). Best effort: a file of someone else's stays as it is.
+pub fn keep_from_others(f: &std::fs::File) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(m) = f.metadata() else {
+        return;
+    };
+    let mode = m.permissions().mode() & 0o7777;
+    if m.uid() == rustix::process::geteuid().as_raw() && mode & 0o007 != 0 {
+        let _ = rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(mode & !0o007));
     }
 }
 
@@ -48,13 +96,11 @@ fn judge(m: &std::fs::Metadata, acl: Option<&[u8]>, w: Writers) -> Option<String
     if mode & 0o002 != 0 {
         return Some(format!("every user can write it (mode {mode:04o})"));
     }
-    if let Some(g) = w.group {
-        if mode & 0o020 != 0 && m.gid() != g && acl.is_none() {
-            return Some(format!(
-                "group {} (not yours) can write it (mode {mode:04o})",
-                m.gid()
-            ));
-        }
+    if mode & 0o020 != 0 && !w.allows_group(m.gid()) && acl.is_none() {
+        return Some(format!(
+            "group {} (not yours) can write it (mode {mode:04o})",
+            m.gid()
+        ));
     }
     let acl = acl?;
     // Linux xattr form: a 4-byte version, then 8-byte entries of tag,
@@ -82,18 +128,16 @@ fn judge(m: &std::fs::Metadata, acl: Option<&[u8]>, w: Writers) -> Option<String
         if tag == ACL_USER && id != w.uid {
             return Some(format!("user {id} can write it (by its ACL)"));
         }
-        if tag == ACL_GROUP && w.group.is_some_and(|g| g != id) {
+        if tag == ACL_GROUP && !w.allows_group(id) {
             return Some(format!("group {id} can write it (by its ACL)"));
         }
     }
     // The owning group's own right, which the mask shows as the group bits.
-    if let Some(g) = w.group {
-        let group_obj_writes = entries
-            .iter()
-            .any(|e| e.0 == 0x04 && e.1 & mask & ACL_WRITE != 0);
-        if group_obj_writes && m.gid() != g {
-            return Some(format!("group {} (not yours) can write it", m.gid()));
-        }
+    let group_obj_writes = entries
+        .iter()
+        .any(|e| e.0 == 0x04 && e.1 & mask & ACL_WRITE != 0);
+    if group_obj_writes && !w.allows_group(m.gid()) {
+        return Some(format!("group {} (not yours) can write it", m.gid()));
     }
     None
 }
@@ -149,7 +193,7 @@ mod tests {
     fn modes_and_acls_are_judged() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path();
-        let me = Writers::me(None);
+        let me = Writers::me(GroupRule::Any);
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
         let m = std::fs::metadata(p).unwrap();
         assert_eq!(others_can_write(p, &m, false, me).unwrap(), None);
@@ -164,8 +208,14 @@ mod tests {
         assert_eq!(others_can_write(p, &m, false, me).unwrap(), None);
         let foreign = Writers {
             uid: me.uid,
-            group: Some(m.gid().wrapping_add(1)),
+            group: GroupRule::Only(m.gid().wrapping_add(1)),
         };
+        // The groups this process is in include the folder's here (made by
+        // this process).
+        assert_eq!(
+            others_can_write(p, &m, false, Writers::me(GroupRule::Mine)).unwrap(),
+            None
+        );
         assert!(others_can_write(p, &m, false, foreign)
             .unwrap()
             .unwrap()
