@@ -115,21 +115,60 @@ fn not_yours(p: &std::path::Path, m: &std::fs::Metadata) -> Option<String> {
     if let Ok(Some(why)) = others_can_write(p, m, true, w) {
         return Some(why);
     }
-    let dir = std::fs::canonicalize(p).ok()?.parent()?.to_path_buf();
-    let dm = std::fs::metadata(&dir).ok()?;
-    if dm.uid() != w.uid && dm.uid() != 0 {
-        return Some(format!(
-            "its folder {} belongs to uid {}",
-            dir.display(),
-            dm.uid()
-        ));
-    }
-    match others_can_write(&dir, &dm, true, w) {
-        Ok(Some(why)) if dm.mode() & 0o1000 == 0 => {
-            Some(format!("its folder {}: {why}", dir.display()))
+    // Every folder on the way to it, as named and where links lead, and
+    // every link on the way: whoever may replace an entry of one (a
+    // folder others can write, without the sticky bit) or owns a link
+    // decides what is read.
+    let named = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(p)
+    };
+    let mut seen = Vec::new();
+    for a in named.ancestors().skip(1) {
+        seen.push(a.to_path_buf());
+        if let Ok(c) = std::fs::canonicalize(a) {
+            for r in c.ancestors() {
+                seen.push(r.to_path_buf());
+            }
         }
-        _ => None,
     }
+    if let Ok(c) = std::fs::canonicalize(p) {
+        for r in c.ancestors().skip(1) {
+            seen.push(r.to_path_buf());
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    for part in named.ancestors() {
+        if let Ok(lm) = std::fs::symlink_metadata(part) {
+            if lm.file_type().is_symlink() && lm.uid() != w.uid && lm.uid() != 0 {
+                return Some(format!(
+                    "the link {} belongs to uid {}",
+                    part.display(),
+                    lm.uid()
+                ));
+            }
+        }
+    }
+    for dir in &seen {
+        let Ok(dm) = std::fs::metadata(dir) else {
+            continue;
+        };
+        if dm.uid() != w.uid && dm.uid() != 0 {
+            return Some(format!(
+                "the folder {} belongs to uid {}",
+                dir.display(),
+                dm.uid()
+            ));
+        }
+        if let Ok(Some(why)) = others_can_write(dir, &dm, true, w) {
+            if dm.mode() & 0o1000 == 0 {
+                return Some(format!("the folder {}: {why}", dir.display()));
+            }
+        }
+    }
+    None
 }
 
 /// The user's settings (defaults when there is no file).

@@ -1236,6 +1236,36 @@ fn a_repository_folder_every_user_can_write_is_refused_unless_trusted() {
         "{err}"
     );
     assert_eq!(err.matches("ignoring them").count(), 1, "{err}");
+    // Nor a link there, to a file of the user's own, in a folder others
+    // can write (they put the link there, and chose the file).
+    fs::set_permissions(cfg.join("config.toml"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::rename(cfg.join("config.toml"), env.root().join("chosen.toml")).unwrap();
+    symlink(env.root().join("chosen.toml"), cfg.join("config.toml")).unwrap();
+    fs::set_permissions(&cfg, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = env
+        .cmd_in(&env.repo(), &["status"])
+        .env("XDG_CONFIG_HOME", env.root().join("xdg"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not yours alone") && err.contains("every user can write it"),
+        "{err}"
+    );
+    // The same link in a folder of the user's alone is read (dotfiles).
+    fs::set_permissions(&cfg, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = env
+        .cmd_in(&env.repo(), &["status"])
+        .env("XDG_CONFIG_HOME", env.root().join("xdg"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Group-writable (a umask of 002) is not refused.
     fs::set_permissions(&logs, fs::Permissions::from_mode(0o775)).unwrap();
     let (code, _, err) = run(&env, &env.repo(), &["status"]);

@@ -640,7 +640,7 @@ impl LocalBackend {
     /// Reads `key` whole, at most `max` bytes (more is
     /// [`StorageError::TooLarge`], read no further than `max + 1`).
     /// `follow`: through a link at the key itself (a pack kept on another
-    /// disk); never for refs.
+    /// disk); never for anything else.
     fn get_bounded(&self, key: &str, max: u64, follow: bool) -> Result<Vec<u8>, StorageError> {
         if self.no_links.is_none() {
             // Only a file, and not through a link (small keys are refs: a
@@ -750,7 +750,9 @@ impl Storage for LocalBackend {
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        self.get_bounded(key, u64::MAX, true)
+        // Only a pack file may be a link (kept on another disk); refs,
+        // sealed refs, HEAD, settings and key files never are.
+        self.get_bounded(key, u64::MAX, key.starts_with("packs/"))
     }
 
     fn get_small(&self, key: &str, max: u64) -> Result<Vec<u8>, StorageError> {
@@ -1054,9 +1056,14 @@ mod tests {
             .unwrap()
             .iter()
             .all(|k| !k.contains("a.idx") && !k.contains("link")));
-        // A repository of one's own still follows its links.
+        // A repository of one's own still follows links to packs (kept on
+        // another disk), never at any other key (a sealed ref, HEAD).
         let own = super::LocalBackend::new(&store);
         assert_eq!(own.get("packs/a.idx").unwrap(), b"outside");
+        std::os::unix::fs::symlink(&secret, store.join("refs/heads/linked")).unwrap();
+        assert!(own.get("refs/heads/linked").is_err());
+        assert!(own.get_small("refs/heads/linked", 100).is_err());
+        std::fs::remove_file(store.join("refs/heads/linked")).unwrap();
         // A key that is a link is replaced, the link itself (renamed over),
         // never what it points to.
         strict.put("packs/a.idx", b"x").unwrap();
