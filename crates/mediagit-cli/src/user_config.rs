@@ -115,56 +115,68 @@ fn not_yours(p: &std::path::Path, m: &std::fs::Metadata) -> Option<String> {
     if let Ok(Some(why)) = others_can_write(p, m, true, w) {
         return Some(why);
     }
-    // Every folder on the way to it, as named and where links lead, and
-    // every link on the way: whoever may replace an entry of one (a
-    // folder others can write, without the sticky bit) or owns a link
-    // decides what is read.
+    // Resolved by hand, one name at a time, links included (at most 40):
+    // every folder a name is looked up in and every link met on the way
+    // must be the user's or root's, and no such folder writable by others
+    // without the sticky bit (whoever may replace one of its entries, or
+    // owns a link, decides what is read).
     let named = if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir().ok()?.join(p)
     };
-    let mut seen = Vec::new();
-    for a in named.ancestors().skip(1) {
-        seen.push(a.to_path_buf());
-        if let Ok(c) = std::fs::canonicalize(a) {
-            for r in c.ancestors() {
-                seen.push(r.to_path_buf());
-            }
-        }
-    }
-    if let Ok(c) = std::fs::canonicalize(p) {
-        for r in c.ancestors().skip(1) {
-            seen.push(r.to_path_buf());
-        }
-    }
-    seen.sort();
-    seen.dedup();
-    for part in named.ancestors() {
-        if let Ok(lm) = std::fs::symlink_metadata(part) {
-            if lm.file_type().is_symlink() && lm.uid() != w.uid && lm.uid() != 0 {
-                return Some(format!(
-                    "the link {} belongs to uid {}",
-                    part.display(),
-                    lm.uid()
-                ));
-            }
-        }
-    }
-    for dir in &seen {
-        let Ok(dm) = std::fs::metadata(dir) else {
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> = named
+        .components()
+        .skip(1)
+        .map(|c| c.as_os_str().to_os_string())
+        .collect();
+    let mut cur = std::path::PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == "." {
             continue;
-        };
+        }
+        if name == ".." {
+            cur.pop();
+            continue;
+        }
+        let dm = std::fs::metadata(&cur).ok()?;
         if dm.uid() != w.uid && dm.uid() != 0 {
             return Some(format!(
                 "the folder {} belongs to uid {}",
-                dir.display(),
+                cur.display(),
                 dm.uid()
             ));
         }
-        if let Ok(Some(why)) = others_can_write(dir, &dm, true, w) {
+        if let Ok(Some(why)) = others_can_write(&cur, &dm, true, w) {
             if dm.mode() & 0o1000 == 0 {
-                return Some(format!("the folder {}: {why}", dir.display()));
+                return Some(format!("the folder {}: {why}", cur.display()));
+            }
+        }
+        let next = cur.join(&name);
+        let lm = std::fs::symlink_metadata(&next).ok()?;
+        if !lm.file_type().is_symlink() {
+            cur = next;
+            continue;
+        }
+        if lm.uid() != w.uid && lm.uid() != 0 {
+            return Some(format!(
+                "the link {} belongs to uid {}",
+                next.display(),
+                lm.uid()
+            ));
+        }
+        links += 1;
+        if links > 40 {
+            return Some("too many links on the way to it".into());
+        }
+        let target = std::fs::read_link(&next).ok()?;
+        if target.is_absolute() {
+            cur = std::path::PathBuf::from("/");
+        }
+        for c in target.components().rev() {
+            if !matches!(c, std::path::Component::RootDir) {
+                todo.push_front(c.as_os_str().to_os_string());
             }
         }
     }

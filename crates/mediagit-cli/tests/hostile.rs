@@ -1266,6 +1266,26 @@ fn a_repository_folder_every_user_can_write_is_refused_unless_trusted() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A link of someone else's met on the way (the user's link names an
+    // entry of a sticky folder others can write, where they put a link).
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        let sticky = env.root().join("sticky");
+        fs::create_dir_all(&sticky).unwrap();
+        fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+        symlink(env.root().join("chosen.toml"), sticky.join("mg.toml")).unwrap();
+        std::os::unix::fs::lchown(sticky.join("mg.toml"), Some(65534), Some(65534)).unwrap();
+        fs::remove_file(cfg.join("config.toml")).unwrap();
+        symlink(sticky.join("mg.toml"), cfg.join("config.toml")).unwrap();
+        let out = env
+            .cmd_in(&env.repo(), &["status"])
+            .env("XDG_CONFIG_HOME", env.root().join("xdg"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("belongs to uid 65534"), "{err}");
+    }
     // Group-writable (a umask of 002) is not refused.
     fs::set_permissions(&logs, fs::Permissions::from_mode(0o775)).unwrap();
     let (code, _, err) = run(&env, &env.repo(), &["status"]);
