@@ -1892,7 +1892,13 @@ impl SmallDisk {
     fn mount(dir: &Path, mib: u32) -> Option<SmallDisk> {
         std::fs::create_dir_all(dir).unwrap();
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir)
             .stderr(std::process::Stdio::null())
             .status()

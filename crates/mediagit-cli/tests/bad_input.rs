@@ -199,6 +199,18 @@ fn unreadable_file_fails_add_and_stages_nothing() {
             .status()
             .unwrap();
         assert!(st.success());
+        // But the settings trusting everything stay root's alone (settings
+        // others could rewrite are ignored), on a path others cannot
+        // change: the sticky bit on the folder they can write.
+        fs::set_permissions(env.root(), fs::Permissions::from_mode(0o1777)).unwrap();
+        for d in [xdg.clone(), xdg.join("mediagit")] {
+            fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::set_permissions(
+            xdg.join("mediagit/config.toml"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
     }
     let secret = env.repo().join("media/secret.bin");
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
@@ -226,6 +238,13 @@ fn unreadable_file_fails_add_and_stages_nothing() {
     // Sanity: the unprivileged user really cannot read it, but can use the repo.
     let out = as_user(&["status", "--porcelain"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // (Listed by that user too: the repository is theirs to write, so
+    // not root's to trust.)
+    let staged = || -> Vec<String> {
+        let out = as_user(&["ls-files"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).lines().map(String::from).collect()
+    };
     let before = env.repo_state();
     for args in [
         &["add", "-A"][..],
@@ -237,13 +256,13 @@ fn unreadable_file_fails_add_and_stages_nothing() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains("media/secret.bin"), "{args:?}: {err}");
         assert!(err.contains("ermission denied"), "{args:?}: {err}");
-        assert!(ls_files(&env).is_empty(), "{args:?}: nothing got staged");
+        assert!(staged().is_empty(), "{args:?}: nothing got staged");
         assert_eq!(env.repo_state(), before, "{args:?}");
     }
     // The readable file alone is fine.
     let out = as_user(&["add", "ok.txt"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(ls_files(&env), ["ok.txt"]);
+    assert_eq!(staged(), ["ok.txt"]);
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
 }
 
@@ -466,7 +485,7 @@ fn full_disk_fails_cleanly() {
     let dot = env.root().join("repo/.mediagit");
     fs::create_dir_all(&dot).unwrap();
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs"])
         .arg(&dot)
         .output()
         .expect("run mount");
@@ -539,7 +558,7 @@ fn checkout_that_cannot_fit_is_refused_before_touching_anything() {
     let repo = env.root().join("repo");
     fs::create_dir_all(&repo).unwrap();
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs"])
         .arg(&repo)
         .output()
         .expect("run mount");
@@ -595,7 +614,7 @@ fn a_clone_that_fails_leaves_nothing_behind() {
     let small = env.root().join("small");
     fs::create_dir_all(&small).unwrap();
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs"])
         .arg(&small)
         .output()
         .expect("run mount");
