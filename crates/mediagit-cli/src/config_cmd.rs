@@ -238,14 +238,43 @@ fn known(key: &str) -> Result<Scope, CommandError> {
     }
 }
 
-/// A settings file's text (empty when there is none): never through a
-/// link, never a FIFO or device, at most one byte more than a settings
-/// file may hold (the parser then names the limit).
+/// A settings file's text (empty when there is none): never a FIFO or
+/// device, at most one byte more than a settings file may hold (the
+/// parser then names the limit); a repository's never through a link, the
+/// user's own through one (a dotfile manager's).
 pub(crate) fn read(path: &Path) -> Result<String, CommandError> {
-    match mediagit_repo::repo::read_private_text(path, mediagit_repo::repo::MAX_CONFIG_BYTES) {
-        Ok(t) => Ok(t.unwrap_or_default()),
-        Err(e) => Err(CommandError::user("config-unreadable", e.to_string())),
+    let unreadable = |e: String| CommandError::user("config-unreadable", e);
+    if crate::user_config::path().as_deref() != Some(path) {
+        return match mediagit_repo::repo::read_private_text(
+            path,
+            mediagit_repo::repo::MAX_CONFIG_BYTES,
+        ) {
+            Ok(t) => Ok(t.unwrap_or_default()),
+            Err(e) => Err(unreadable(e.to_string())),
+        };
     }
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(unreadable(format!("cannot read {}: {e}", path.display()))),
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(unreadable(format!(
+            "cannot read {}: not a regular file",
+            path.display()
+        )));
+    }
+    let mut text = String::new();
+    f.take(mediagit_repo::repo::MAX_CONFIG_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| unreadable(format!("cannot read {}: {e}", path.display())))?;
+    Ok(text)
 }
 
 pub(crate) fn parse(path: &Path, text: &str) -> Result<toml_edit::DocumentMut, CommandError> {

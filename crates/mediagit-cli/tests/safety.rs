@@ -220,6 +220,13 @@ fn unreadable_directory_is_not_committed_as_deleted() {
         .arg(env.repo().join("footage"))
         .status()
         .unwrap();
+    // Closed again for root's own look (a repository every user can
+    // write is not root's to trust).
+    std::process::Command::new("chmod")
+        .args(["-R", "o-w"])
+        .arg(env.repo().join(".mediagit"))
+        .status()
+        .unwrap();
     assert_eq!(
         out.status.code(),
         Some(1),

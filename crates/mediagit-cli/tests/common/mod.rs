@@ -206,6 +206,21 @@ impl Env {
             "[safe]\ndirectories = [\"*\"]\n",
         )
         .unwrap();
+        // Settings others could rewrite are ignored: these stay root's
+        // alone (0755/0644), and a test root others may write (opened up
+        // for the other user) gets the sticky bit, so nobody can replace
+        // them.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode(&xdg, 0o755);
+        mode(&xdg.join("mediagit"), 0o755);
+        mode(&xdg.join("mediagit/config.toml"), 0o644);
+        let root_mode = std::fs::metadata(self.root()).unwrap().permissions().mode();
+        if root_mode & 0o002 != 0 {
+            mode(self.root(), (root_mode & 0o7777) | 0o1000);
+        }
         xdg
     }
 
