@@ -679,14 +679,7 @@ impl Repository {
         }
         if let Some(url) = origin {
             let path = repo.workspace()?.dir().join("config.toml");
-            let text = crate::repo::read_private_text(&path, crate::repo::MAX_CONFIG_BYTES)?
-                .ok_or_else(|| {
-                    RepoError::io(
-                        "read",
-                        &path,
-                        std::io::Error::from(std::io::ErrorKind::NotFound),
-                    )
-                })?;
+            let text = crate::repo::read_config_text(&path)?;
             let mut cfg = mediagit_format::config::RepoConfig::from_toml(&text)
                 .map_err(|e| RepoError::format(path.display().to_string(), e))?;
             cfg.remotes.insert(

@@ -362,14 +362,7 @@ impl Repository {
             return Ok(());
         };
         let path = ws.dir().join("config.toml");
-        let text = crate::repo::read_private_text(&path, crate::repo::MAX_CONFIG_BYTES)?
-            .ok_or_else(|| {
-                RepoError::io(
-                    "read",
-                    &path,
-                    std::io::Error::from(std::io::ErrorKind::NotFound),
-                )
-            })?;
+        let text = crate::repo::read_config_text(&path)?;
         let cfg = mediagit_format::config::RepoConfig::from_toml(&text)
             .map_err(|e| RepoError::format(path.display().to_string(), e))?;
         if !cfg.remotes.contains_key(name) {

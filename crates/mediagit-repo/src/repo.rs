@@ -756,13 +756,7 @@ impl Repository {
 
     fn open_dir(dir: &Path, worktree: Option<PathBuf>, env: &CloudEnv) -> Result<Repository> {
         let cfg_path = dir.join("config.toml");
-        let text = read_private_text(&cfg_path, MAX_CONFIG_BYTES)?.ok_or_else(|| {
-            RepoError::io(
-                "read",
-                &cfg_path,
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            )
-        })?;
+        let text = read_config_text(&cfg_path)?;
         let mut config = RepoConfig::from_toml(&text)
             .map_err(|e| RepoError::format(cfg_path.display().to_string(), e))?;
         let worktree = if config.core.bare { None } else { worktree };
@@ -1133,6 +1127,18 @@ pub fn read_private_text(path: &Path, max: u64) -> Result<Option<String>> {
             )
         }),
     }
+}
+
+/// A working tree's `config.toml` (or any settings file there) as
+/// [`read_private_text`] reads it; missing is an error naming it.
+pub fn read_config_text(path: &Path) -> Result<String> {
+    read_private_text(path, MAX_CONFIG_BYTES)?.ok_or_else(|| {
+        RepoError::io(
+            "read",
+            path,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+    })
 }
 
 /// Largest `config.toml` of a working tree read: one byte more than the

@@ -57,14 +57,7 @@ impl Repository {
         let local = match self.workspace_opt() {
             Some(ws) => {
                 let path = ws.dir().join("config.toml");
-                let text = crate::repo::read_private_text(&path, crate::repo::MAX_CONFIG_BYTES)?
-                    .ok_or_else(|| {
-                        RepoError::io(
-                            "read",
-                            &path,
-                            std::io::Error::from(std::io::ErrorKind::NotFound),
-                        )
-                    })?;
+                let text = crate::repo::read_config_text(&path)?;
                 let cfg = RepoConfig::from_toml(&text)
                     .map_err(|e| RepoError::format(path.display().to_string(), e))?;
                 Some((path, cfg))

@@ -142,6 +142,21 @@ fn judge(m: &std::fs::Metadata, acl: Option<&[u8]>, w: Writers) -> Option<String
     None
 }
 
+/// The ACL bytes `get` reads into a buffer (`None`: none): first into a
+/// small one on the stack (this runs for every entry below `refs/` on
+/// every command), into the largest an xattr can be only if it is bigger.
+fn read_acl(get: impl Fn(&mut [u8]) -> rustix::io::Result<usize>) -> io::Result<Option<Vec<u8>>> {
+    let mut small = [0u8; 1024];
+    match get(&mut small) {
+        Err(rustix::io::Errno::RANGE) => {
+            let mut big = vec![0u8; 65536];
+            let r = get(&mut big).map_err(io::Error::from);
+            acl_of(r, &big)
+        }
+        r => acl_of(r.map_err(io::Error::from), &small),
+    }
+}
+
 fn acl_of(r: io::Result<usize>, buf: &[u8]) -> io::Result<Option<Vec<u8>>> {
     match r {
         Ok(n) => Ok(Some(buf[..n.min(buf.len())].to_vec())),
@@ -164,13 +179,13 @@ pub fn others_can_write(
     follow: bool,
     w: Writers,
 ) -> io::Result<Option<String>> {
-    let mut buf = vec![0u8; 65536];
-    let r = if follow {
-        rustix::fs::getxattr(path, ACL_NAME, &mut buf[..])
-    } else {
-        rustix::fs::lgetxattr(path, ACL_NAME, &mut buf[..])
-    };
-    let acl = acl_of(r.map_err(io::Error::from), &buf)?;
+    let acl = read_acl(|buf| {
+        if follow {
+            rustix::fs::getxattr(path, ACL_NAME, buf)
+        } else {
+            rustix::fs::lgetxattr(path, ACL_NAME, buf)
+        }
+    })?;
     Ok(judge(m, acl.as_deref(), w))
 }
 
@@ -178,9 +193,7 @@ pub fn others_can_write(
 pub fn others_can_write_fd(fd: impl AsFd, w: Writers) -> io::Result<Option<String>> {
     let file = std::fs::File::from(fd.as_fd().try_clone_to_owned()?);
     let m = file.metadata()?;
-    let mut buf = vec![0u8; 65536];
-    let r = rustix::fs::fgetxattr(&file, ACL_NAME, &mut buf[..]);
-    let acl = acl_of(r.map_err(io::Error::from), &buf)?;
+    let acl = read_acl(|buf| rustix::fs::fgetxattr(&file, ACL_NAME, buf))?;
     Ok(judge(&m, acl.as_deref(), w))
 }
 
